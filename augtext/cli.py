@@ -1,0 +1,91 @@
+"""`augtext` command line: a thin layer over the library (each command parses options and calls one function)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from augtext.errors import run_app
+
+app = typer.Typer(
+    help="Write FACS-grounded descriptions of facial Action Units with an LLM and embed them into a text-prior cache.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def generate(
+    au: str = typer.Option(..., "--au", help="AUs: a range '1-26', a list '1,2,4', or a preset bp4d|disfa|gft."),
+    backend: str = typer.Option("hf", help="openai (any OpenAI-compatible server) or hf (local transformers model)."),
+    model: Optional[str] = typer.Option(None, help="Model name/id/path. Default: bundled SmolLM2-135M-Instruct (hf)."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, llama.cpp, Ollama)."),
+    n: int = typer.Option(8, "--n", help="Descriptions to keep per AU per style."),
+    styles: Optional[str] = typer.Option(None, help="Comma-separated description styles (see `augtext templates`)."),
+    cache: Path = typer.Option(Path("cache"), help="Cache directory."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once (openai backend)."),
+    seed: int = typer.Option(0, help="Base seed; each request gets its own seed derived from it."),
+    timeout: float = typer.Option(60.0, help="Per-request timeout in seconds (openai backend)."),
+    max_retries: int = typer.Option(5, help="Retries per request on 429/5xx/timeouts."),
+    max_rounds: int = typer.Option(4, help="How many times to re-ask for an AU/style that still lacks valid texts."),
+    temperature: float = typer.Option(0.9, help="Sampling temperature."),
+    max_tokens: int = typer.Option(400, help="Completion token limit per request."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key (never stored)."),
+    prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
+) -> None:
+    """Prompt an LLM for many diverse, validated descriptions of each AU (cached and resumable)."""
+    from augtext.generate import run_generate
+
+    run_generate(
+        au_spec=au, backend=backend, model=model, base_url=base_url, n=n, styles=styles, cache=cache,
+        concurrency=concurrency, seed=seed, timeout=timeout, max_retries=max_retries, max_rounds=max_rounds,
+        temperature=temperature, max_tokens=max_tokens, api_key_env=api_key_env, prompts=prompts,
+    )
+
+
+@app.command()
+def embed(
+    cache: Path = typer.Option(Path("cache"), help="Cache directory holding descriptions.parquet."),
+    model: Optional[str] = typer.Option(None, help="sentence-transformers model id or path. Default: all-MiniLM-L6-v2."),
+    batch_size: int = typer.Option(64, help="Encoding batch size."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... Default: auto."),
+) -> None:
+    """Embed every description into cache/embeddings/<model>.parquet (incremental, atomic)."""
+    from augtext.embed import run_embed
+
+    run_embed(cache=cache, model=model, batch_size=batch_size, device=device)
+
+
+@app.command()
+def stats(
+    cache: Path = typer.Option(Path("cache"), help="Cache directory."),
+    samples: int = typer.Option(2, help="Sample texts to show per AU."),
+) -> None:
+    """Per-AU counts, rejections by reason, diversity and sample texts."""
+    from augtext.stats import run_stats
+
+    run_stats(cache=cache, samples=samples)
+
+
+@app.command()
+def templates(
+    show: Optional[str] = typer.Argument(None, help="A style to render."),
+    au: int = typer.Option(12, "--au", help="AU code to render the style for."),
+    prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
+) -> None:
+    """List the description styles, or render one for an AU."""
+    from augtext.templates import run_templates
+
+    run_templates(show=show, au=au, prompts=prompts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_app(app, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

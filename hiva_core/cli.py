@@ -1,0 +1,150 @@
+"""`hiva_core` command line: a thin layer over the library (each command parses options and calls one function)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from augtext.errors import UserError, run_app
+
+app = typer.Typer(
+    help="Train, evaluate and run the HiVA facial Action Unit detector.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+synth_app = typer.Typer(help="Render SynthAU: labelled synthetic faces from the ICT-FaceKit model.")
+app.add_typer(synth_app, name="synth")
+
+
+@synth_app.callback(invoke_without_command=True)
+def synth(
+    ctx: typer.Context,
+    out: Optional[Path] = typer.Option(None, help="Output folder (images + manifest.csv)."),
+    n: int = typer.Option(1000, "--n", help="Number of faces to render."),
+    size: int = typer.Option(128, help="Image size in pixels."),
+    seed: int = typer.Option(0, help="Seed: the same seed renders the same faces."),
+    face_model: Optional[Path] = typer.Option(None, help="ICT-FaceKit npz (default: $HIVA_FACE_MODEL or ../shared)."),
+    workers: int = typer.Option(1, help="Render processes."),
+    shifted: bool = typer.Option(False, help="Render the shifted split (stronger pose, harsher light, new identities)."),
+) -> None:
+    """Render N labelled faces (resumable), or run a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise UserError("hiva_core synth needs --out DIR (or a subcommand such as import-ict)")
+    from hiva_core.synth import run_synth
+
+    run_synth(out=out, n=n, size=size, seed=seed, face_model=face_model, workers=workers, shifted=shifted)
+
+
+@synth_app.command("import-ict")
+def synth_import_ict(
+    src: Path = typer.Argument(..., help="The upstream ICT-FaceKit FaceXModel folder (OBJ files)."),
+    out: Path = typer.Option(Path("ict_facekit_light.npz"), help="Output npz."),
+) -> None:
+    """Convert the upstream ICT-FaceKit OBJ folder into the npz face model."""
+    from hiva_core.synth.import_ict import import_ict
+
+    import_ict(src, out)
+
+
+@app.command()
+def train(
+    text_cache: Optional[Path] = typer.Option(None, help="augtext cache directory (the text prior)."),
+    data: Optional[str] = typer.Option(None, help="Manifest .csv/.parquet, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
+    out: Optional[Path] = typer.Option(None, help="Run folder, e.g. runs/NAME."),
+    lists: Optional[Path] = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
+    model: Optional[str] = typer.Option(None, help="Registered model name (hiva, hiva_no_text, linear, ...)."),
+    backbone: Optional[str] = typer.Option(None, help="Backbone (resnet50, convnext_tiny, mobilenetv2, tiny, ...)."),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="timm hub weights."),
+    backbone_weights: Optional[Path] = typer.Option(None, help="Local backbone weights (.pth/.safetensors)."),
+    fold: Optional[int] = typer.Option(None, help="Fold to hold out (train on the others)."),
+    folds: Optional[str] = typer.Option(None, help="'all' to train and evaluate every fold."),
+    epochs: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    image_size: Optional[int] = typer.Option(None),
+    config: Optional[Path] = typer.Option(None, help="YAML config; command-line options override it."),
+    resume: bool = typer.Option(False, help="Continue from runs/NAME/last checkpoint."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config key: --set section.key=value"),
+) -> None:
+    """Train a HiVA model on labelled faces with the text prior."""
+    from hiva_core.train import run_train
+
+    run_train(
+        text_cache=text_cache, data=data, out=out, lists=lists, model=model, backbone=backbone, pretrained=pretrained,
+        backbone_weights=backbone_weights, fold=fold, folds=folds, epochs=epochs, batch_size=batch_size, lr=lr,
+        image_size=image_size, config=config, resume=resume, overrides=set_ or [],
+    )
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
+    data: str = typer.Option(..., help="Manifest, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
+    lists: Optional[Path] = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
+    fold: Optional[int] = typer.Option(None, help="Fold to evaluate (default: the run's fold)."),
+    folds: Optional[str] = typer.Option(None, help="'all': evaluate runs/NAME/fold*/ and report the mean."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    batch_size: int = typer.Option(64),
+) -> None:
+    """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor."""
+    from hiva_core.evaluate import run_eval
+
+    run_eval(run=run, data=data, lists=lists, fold=fold, folds=folds, json_out=json_out, batch_size=batch_size)
+
+
+@app.command()
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Images, folders of images, or videos."),
+    run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
+    out: Optional[Path] = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
+    heatmaps: Optional[Path] = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
+    batch_size: int = typer.Option(16),
+    threshold: float = typer.Option(0.5),
+    no_detect: bool = typer.Option(False, help="Inputs are already aligned face crops: skip detection."),
+) -> None:
+    """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps."""
+    from hiva_core.predict import run_predict
+
+    run_predict(
+        inputs=inputs, run=run, out=out, heatmaps=heatmaps, batch_size=batch_size, threshold=threshold,
+        detect=not no_detect,
+    )
+
+
+@app.command()
+def prepare(
+    dataset: str = typer.Argument(..., help="bp4d, disfa or gft."),
+    root: Path = typer.Option(..., help="The raw dataset tree."),
+    out: Path = typer.Option(..., help="Output folder: aligned crops + list files."),
+    workers: int = typer.Option(1),
+) -> None:
+    """Raw BP4D/DISFA/GFT trees -> aligned 256x256 faces + list files + folds (resumable)."""
+    from hiva_core.prepare import run_prepare
+
+    run_prepare(dataset=dataset, root=root, out=out, workers=workers)
+
+
+@app.command()
+def export(
+    run: Path = typer.Option(..., help="Run folder."),
+    onnx: Path = typer.Option(..., help="Output .onnx file."),
+) -> None:
+    """Export a trained model (text prior folded in) to ONNX."""
+    from hiva_core.export import export_onnx
+
+    export_onnx(run=run, onnx=onnx)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_app(app, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
