@@ -76,11 +76,12 @@ def templates(
     show: Optional[str] = typer.Argument(None, help="A style to render."),
     au: int = typer.Option(12, "--au", help="AU code to render the style for."),
     prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
+    n: int = typer.Option(8, "--n", help="Descriptions the rendered prompt asks for."),
 ) -> None:
     """List the description styles, or render one for an AU."""
     from augtext.templates import run_templates
 
-    run_templates(show=show, au=au, prompts=prompts)
+    run_templates(show=show, au=au, prompts=prompts, n=n)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

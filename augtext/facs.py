@@ -1,0 +1,411 @@
+"""FACS knowledge: the action unit (AU) vocabulary, one source of truth for every module.
+
+Each `ActionUnit` holds facts about one FACS action: its name, muscular basis, the visible changes it makes, the face
+region it lives in, words a description of it is expected to use, the AUs it typically appears with, and the AUs it
+is most easily confused with. The wording is the project's own, summarising the Facial Action Coding System
+(Ekman, Friesen & Hager, 2002) and the AU-detection literature.
+
+Which codes are here (the choice, and why):
+- Every numbered action from 1 to 46 that FACS 2002 describes with a muscular or anatomical basis and a visible
+  change of the face, neck, tongue or jaw: 1, 2, 4-39 and 41-46.
+- 8 (lips toward each other), 19 (tongue show) and 21 (neck tightener) are included: FACS 2002 numbers and scores
+  them (8 is scored with 25/26 when the lips close toward each other over a lowered jaw; 19 and 21 among its
+  miscellaneous actions), exactly like 29-39, which are also outside the classic 1-28 set. Leaving them out would
+  make `--au 1-26` silently skip codes that coders use. Remove them here (one place) if a dataset needs otherwise.
+- 3 was never assigned. 40 (sniff) is left out: FACS lists it among gross behaviours, scored from breathing rather
+  than from a change of the face's appearance, and nothing in face datasets labels it. 47 and up are not AUs
+  (head/eye position, visibility and gross-behaviour codes).
+- 41 (lid droop), 42 (slit) and 44 (squint) are kept although FACS 2002 folds 41/42 into intensities of 43 and
+  treats 44 as a strong lid tightening: the codes remain in the literature and in older-coded data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from augtext.errors import UserError
+
+
+@dataclass(frozen=True)
+class ActionUnit:
+    """Facts about one FACS action unit."""
+
+    code: int
+    name: str
+    muscles: str
+    appearance: tuple[str, ...]
+    region: str
+    region_keywords: tuple[str, ...]
+    cooccurs: tuple[int, ...]
+    lookalikes: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return au_label(self.code)
+
+
+# Keyword groups shared by several AUs (lower-case; a description must mention at least one of its AU's keywords).
+_BROW = ("brow", "eyebrow", "forehead", "glabella", "frown line", "wrinkle")
+_EYE = ("eye", "eyelid", "lid", "eyelash", "lash", "orbit", "socket", "palpebral", "orbicularis oculi")
+_CHEEK = ("cheek", "cheekbone", "malar", "zygomatic", "zygomaticus")
+_NOSE = ("nose", "nostril", "nasal", "nasalis", "ala", "alae", "bridge")
+_MOUTH = ("mouth", "lip", "lips", "corner", "oral", "orbicularis oris", "philtrum", "teeth", "smile")
+_JAW = ("jaw", "mandible", "chin", "teeth", "mouth")
+_TONGUE = ("tongue", "mouth", "lip", "teeth")
+# Words in the `muscles` strings that say nothing about where on the face a description is.
+_GENERIC = frozenset({"muscles", "relaxed", "relaxation", "pressure", "intrinsic", "extrinsic", "superioris",
+                      "inferioris", "lateral", "medial", "transverse", "orbital", "internal", "against",
+                      "pressing", "pushing", "forward", "acting", "closing"})
+
+
+def _au(
+    code: int,
+    name: str,
+    muscles: str,
+    appearance: tuple[str, ...],
+    region: str,
+    keywords: tuple[str, ...],
+    cooccurs: tuple[int, ...],
+    lookalikes: tuple[int, ...],
+) -> ActionUnit:
+    # The muscle names are always acceptable topic words too ("zygomaticus major", "frontalis", ...).
+    muscle_words = tuple(w for w in re.findall(r"[a-z]+", muscles.lower()) if len(w) >= 6 and w not in _GENERIC)
+    kws = tuple(dict.fromkeys((*keywords, *muscle_words)))
+    return ActionUnit(code, name, muscles, appearance, region, kws, cooccurs, lookalikes)
+
+
+_UNITS = (
+    # --- upper face: brows -------------------------------------------------------------------------------------
+    _au(1, "Inner Brow Raiser", "frontalis, medial part",
+        ("the inner ends of the eyebrows move upward",
+         "the brows take an oblique, slanted shape, higher toward the middle",
+         "short horizontal wrinkles may appear across the centre of the forehead"),
+        "brows", _BROW, (2, 4, 5, 15), (2, 4)),
+    _au(2, "Outer Brow Raiser", "frontalis, lateral part",
+        ("the outer ends of the eyebrows are lifted",
+         "the brows arch, raised most at their outer ends",
+         "wrinkles may form above the outer brows on the sides of the forehead"),
+        "brows", _BROW, (1, 5, 26), (1, 5)),
+    _au(4, "Brow Lowerer", "corrugator supercilii, depressor supercilii and procerus",
+        ("the eyebrows are pulled down and drawn together",
+         "vertical furrows appear between the brows",
+         "the skin above the eyes bulges and the eye opening narrows from above"),
+        "brows", (*_BROW, "furrow", "between the eyes"), (1, 7, 9, 15, 17, 23), (1, 9, 44)),
+    # --- upper face: eyes ---------------------------------------------------------------------------------------
+    _au(5, "Upper Lid Raiser", "levator palpebrae superioris",
+        ("the upper eyelid is lifted so more of the eyeball shows",
+         "white of the eye may show above the iris",
+         "the eyes look wide and staring"),
+        "eyes", _EYE, (1, 2, 26, 20), (1, 2)),
+    _au(6, "Cheek Raiser", "orbicularis oculi, orbital part",
+        ("the cheeks are lifted and the skin around the eye socket is drawn in toward the eye",
+         "crow's-feet wrinkles fan out from the outer eye corners",
+         "bags form under the lower eyelid and the eye opening narrows from below"),
+        "cheeks and eyes", (*_CHEEK, *_EYE, "crow's feet", "crow's-feet", "crow"), (12, 25, 7), (7, 12, 44)),
+    _au(7, "Lid Tightener", "orbicularis oculi, palpebral part",
+        ("the eyelids tighten and the eye opening narrows",
+         "the lower lid is raised and straightened and may bulge",
+         "the eyes look strained or focused without the cheeks lifting"),
+        "eyes", _EYE, (4, 6, 23, 9), (6, 44, 42)),
+    # --- lower face: lips and mouth -----------------------------------------------------------------------------
+    _au(8, "Lips Toward Each Other", "orbicularis oris",
+        ("the lips move toward each other while the jaw stays lowered",
+         "the lips may meet even though the teeth are apart",
+         "the lips tense and the mouth opening becomes smaller"),
+        "mouth", _MOUTH, (25, 26), (23, 24, 28)),
+    _au(9, "Nose Wrinkler", "levator labii superioris alaeque nasi",
+        ("wrinkles form along the sides and bridge of the nose",
+         "the nostril wings and the upper lip are pulled upward",
+         "the inner brows may be drawn down and the lower eyelids pushed up"),
+        "nose", (*_NOSE, "wrinkle", "upper lip"), (4, 10, 15, 16, 17), (10, 4)),
+    _au(10, "Upper Lip Raiser", "levator labii superioris",
+        ("the centre of the upper lip is drawn straight up",
+         "the upper lip takes an arched or angular shape and upper teeth may show",
+         "the furrow from the nostril to the lip corner deepens"),
+        "mouth", (*_MOUTH, "upper lip", "nasolabial", "nostril"), (9, 15, 17, 25), (9, 11, 13)),
+    _au(11, "Nasolabial Deepener", "zygomaticus minor",
+        ("the skin beside the upper lip is pulled up and outward",
+         "the furrow running from the nose to the lip corner deepens, mainly in its upper part",
+         "the upper lip may rise slightly near its sides"),
+        "mouth and cheeks", (*_MOUTH, *_CHEEK, "nasolabial", "furrow", "nose"), (1, 12, 15), (10, 12, 13)),
+    _au(12, "Lip Corner Puller", "zygomaticus major",
+        ("the lip corners are pulled back and up at an angle toward the cheekbones",
+         "the nasolabial furrow deepens and the cheeks are pushed up",
+         "the mouth takes the shape of a smile"),
+        "mouth", (*_MOUTH, *_CHEEK, "nasolabial", "grin"), (6, 25, 26), (13, 14, 20)),
+    _au(13, "Sharp Lip Puller", "levator anguli oris (caninus)",
+        ("the lip corners are pulled up sharply into a narrow point",
+         "the cheeks puff out just above the lip corners",
+         "the upper lip near the corners tightens while its centre stays in place"),
+        "mouth", (*_MOUTH, *_CHEEK, "nasolabial"), (6, 12, 25), (12, 11, 14)),
+    _au(14, "Dimpler", "buccinator",
+        ("the lip corners are tightened and drawn inward",
+         "a dimple or wrinkle forms just beyond the lip corners",
+         "the lip corners may bulge slightly; often shown on one side in contempt"),
+        "mouth", (*_MOUTH, *_CHEEK, "dimple"), (12, 17, 23, 24), (12, 20, 24)),
+    _au(15, "Lip Corner Depressor", "depressor anguli oris (triangularis)",
+        ("the lip corners are pulled downward",
+         "the lips take a downturned, inverted-U shape",
+         "the skin below the lip corners may bulge or wrinkle"),
+        "mouth", (*_MOUTH, "chin", "frown"), (1, 4, 17), (17, 20, 16)),
+    _au(16, "Lower Lip Depressor", "depressor labii inferioris",
+        ("the lower lip is pulled down and slightly outward",
+         "the lower teeth and gums may show",
+         "the chin skin is stretched and flattened below the lip"),
+        "mouth", (*_MOUTH, "lower lip", "chin"), (25, 26, 10, 9), (15, 25, 26)),
+    _au(17, "Chin Raiser", "mentalis",
+        ("the chin boss is pushed up and the lower lip is pushed upward",
+         "the skin of the chin wrinkles and may dimple like an orange peel",
+         "the mouth can take a curved, pouting shape"),
+        "chin", (*_JAW, "lower lip", "lip", "pout"), (15, 24, 23, 4, 1), (15, 24, 28)),
+    _au(18, "Lip Pucker", "incisivii labii superioris and inferioris (orbicularis oris)",
+        ("the lips are pushed forward and gathered toward the centre",
+         "the lip corners move toward the middle so the mouth looks small and round",
+         "short wrinkles may appear around the lips"),
+        "mouth", (*_MOUTH, "pucker", "kiss"), (22, 24, 17), (22, 23)),
+    _au(19, "Tongue Show", "intrinsic and extrinsic tongue muscles",
+        ("the tongue is pushed forward so that it shows between the lips",
+         "the tip of the tongue may rest on or past the lower lip",
+         "the lips are parted around the tongue"),
+        "mouth", _TONGUE, (25, 26), (36, 37)),
+    _au(20, "Lip Stretcher", "risorius, with platysma",
+        ("the lip corners are pulled sideways, toward the ears",
+         "the lips are stretched and flattened horizontally",
+         "the skin beyond the lip corners is stretched and the lower face widens"),
+        "mouth", (*_MOUTH, "platysma", "neck"), (1, 2, 4, 5, 25, 26), (12, 14, 15)),
+    _au(21, "Neck Tightener", "platysma",
+        ("the skin of the neck tightens and vertical cords or bands stand out",
+         "the skin under the jaw and at the lower lip corners is pulled down",
+         "the neck looks strained"),
+        "neck", ("neck", "throat", "platysma", "jaw", "chin", "cord", "band"), (20, 25, 31), (20, 17)),
+    _au(22, "Lip Funneler", "orbicularis oris",
+        ("the lips are pushed out and turned outward into a funnel",
+         "the lips part so that teeth or gums may show",
+         "the mouth looks as if saying the sound 'oo'"),
+        "mouth", (*_MOUTH, "funnel"), (18, 25), (18, 25)),
+    _au(23, "Lip Tightener", "orbicularis oris",
+        ("the lips are tightened and their red parts narrow",
+         "the lip edges roll in slightly and look thin and firm",
+         "small bulges may appear above or below the lips"),
+        "mouth", (*_MOUTH, "thin", "tight"), (4, 7, 17, 24), (24, 28, 8)),
+    _au(24, "Lip Pressor", "orbicularis oris",
+        ("the lips are pressed firmly together",
+         "the red parts of the lips narrow and may bulge at the edges",
+         "the skin above and below the lips bunches"),
+        "mouth", (*_MOUTH, "press"), (4, 17, 23), (23, 28, 17)),
+    _au(25, "Lips Part", "depressor labii inferioris, or relaxation of mentalis or orbicularis oris",
+        ("the lips separate so that the mouth opens a little",
+         "the teeth or the inside of the mouth may show",
+         "the jaw may stay closed while the lips part"),
+        "mouth", (*_MOUTH, "open", "part"), (26, 12, 10, 16), (26, 27, 16)),
+    _au(26, "Jaw Drop", "relaxation of masseter, temporalis and internal pterygoid",
+        ("the jaw is lowered by relaxing the muscles that hold it closed",
+         "the mouth hangs open with a visible gap between the teeth",
+         "the face lengthens without the lips being stretched"),
+        "jaw", (*_JAW, "open", "lips"), (25, 1, 2, 5), (25, 27)),
+    _au(27, "Mouth Stretch", "pterygoids and digastric",
+        ("the jaw is pulled far down so the mouth opens wide",
+         "the lips and the skin around the mouth are stretched",
+         "the cheeks flatten and the face lengthens, as in a yawn or a scream"),
+        "jaw", (*_JAW, "open", "lips", "yawn", "stretch"), (25, 1, 2, 5), (26, 25)),
+    _au(28, "Lip Suck", "orbicularis oris",
+        ("one or both lips are drawn into the mouth over the teeth",
+         "the red part of the sucked lip disappears from view",
+         "the skin above or below the mouth is pulled inward"),
+        "mouth", (*_MOUTH, "suck"), (17, 26), (23, 24, 32)),
+    _au(29, "Jaw Thrust", "lateral pterygoids, pushing the jaw forward",
+        ("the lower jaw is pushed forward",
+         "the lower teeth move in front of the upper teeth",
+         "the chin juts out"),
+        "jaw", _JAW, (17, 25), (17, 30)),
+    _au(30, "Jaw Sideways", "pterygoids, acting on one side",
+        ("the lower jaw is moved to one side",
+         "the chin is off the midline of the face",
+         "the mouth and lips look skewed"),
+        "jaw", (*_JAW, "side"), (25, 26), (29, 14)),
+    _au(31, "Jaw Clencher", "masseter",
+        ("the jaw muscles tighten as the teeth are clenched",
+         "the masseter bulges at the angle of the jaw, below the ear",
+         "the lower face looks set and hard"),
+        "jaw", (*_JAW, "clench", "masseter", "ear"), (4, 23, 24), (24, 23)),
+    _au(32, "Lip Bite", "jaw muscles pressing the teeth onto a lip",
+        ("the teeth press on the lower or the upper lip",
+         "part of the bitten lip is hidden behind the teeth",
+         "the skin near the bitten lip may bulge"),
+        "mouth", (*_MOUTH, "bite"), (25, 4), (28, 24)),
+    _au(33, "Cheek Blow", "air pressure against a relaxed buccinator, orbicularis oris closing the lips",
+        ("air is blown into the mouth so the cheeks expand",
+         "the cheeks bulge outward and may extend above the lips",
+         "the lips are closed or nearly closed against the air"),
+        "cheeks", (*_CHEEK, "mouth", "lip", "air", "blow"), (24, 22), (34, 36)),
+    _au(34, "Cheek Puff", "air pressure against a relaxed buccinator",
+        ("the cheeks are puffed out by air held in the mouth",
+         "the bulge lies lower on the cheeks than in a cheek blow",
+         "the lips stay closed"),
+        "cheeks", (*_CHEEK, "mouth", "lip", "air", "puff"), (24, 18), (33, 36)),
+    _au(35, "Cheek Suck", "buccinator",
+        ("the cheeks are sucked in between the teeth",
+         "hollows appear in the cheeks",
+         "the lips may be pushed forward and the mouth looks narrow"),
+        "cheeks", (*_CHEEK, "mouth", "lip", "suck", "hollow"), (18, 22), (14, 28)),
+    _au(36, "Tongue Bulge", "tongue muscles",
+        ("the tongue pushes against the inside of a lip or cheek",
+         "a bulge appears under the lip or on the cheek",
+         "the skin over the bulge is stretched"),
+        "mouth", (*_TONGUE, "cheek", "bulge"), (24, 17), (34, 33)),
+    _au(37, "Lip Wipe", "tongue muscles",
+        ("the tongue moves across the lips, wetting them",
+         "the tip of the tongue shows between the lips as it passes",
+         "the lips may look shiny afterwards"),
+        "mouth", (*_TONGUE, "wipe", "lick"), (19, 25), (19, 28)),
+    _au(38, "Nostril Dilator", "nasalis, alar part",
+        ("the nostrils widen",
+         "the nostril wings flare outward",
+         "the nostril openings become larger and rounder"),
+        "nose", (*_NOSE, "flare"), (4, 5, 9), (9, 39)),
+    _au(39, "Nostril Compressor", "nasalis, transverse part, and depressor septi",
+        ("the nostrils narrow",
+         "the nostril wings are pulled in toward the nose",
+         "the nostril openings look slit-like"),
+        "nose", (*_NOSE, "narrow"), (4, 9), (38, 9)),
+    # --- eye closure family -------------------------------------------------------------------------------------
+    _au(41, "Lid Droop", "relaxation of levator palpebrae superioris",
+        ("the upper eyelids sag and cover more of the eye",
+         "the eyes look heavy, sleepy or half open",
+         "the fold of the upper lid is less visible"),
+        "eyes", (*_EYE, "droop", "sleepy"), (1, 15), (42, 43, 7)),
+    _au(42, "Slit", "orbicularis oculi",
+        ("the eyelids are lowered until the eye is a narrow slit",
+         "the eyes are almost, but not fully, closed",
+         "the iris is only partly visible between the lids"),
+        "eyes", (*_EYE, "slit", "narrow"), (6, 7), (41, 43, 44)),
+    _au(43, "Eyes Closed", "relaxation of levator palpebrae superioris; orbicularis oculi, palpebral part",
+        ("the eyelids close completely",
+         "the eyes stay shut for a moment, longer than a blink",
+         "the upper and lower lashes meet"),
+        "eyes", (*_EYE, "closed", "shut"), (6, 12), (45, 41, 42, 46)),
+    _au(44, "Squint", "orbicularis oculi, palpebral part",
+        ("the eyelids are pulled together strongly and the eyes narrow",
+         "the lower lid rises and bulges more than in lid tightening",
+         "the skin around the eye bunches"),
+        "eyes", (*_EYE, "squint", "narrow"), (4, 6, 7), (7, 42, 6)),
+    _au(45, "Blink", "relaxation of levator palpebrae superioris; orbicularis oculi, palpebral part",
+        ("both eyes close and reopen quickly",
+         "the eyelids meet for only a brief moment",
+         "the closure is short and involuntary-looking"),
+        "eyes", (*_EYE, "blink", "closed"), (25,), (43, 46, 41)),
+    _au(46, "Wink", "orbicularis oculi",
+        ("one eye closes and reopens while the other stays open",
+         "the closure is deliberate and brief",
+         "the cheek on the winking side may lift"),
+        "eyes", (*_EYE, "wink", "one eye"), (6, 12, 13), (45, 43)),
+)
+
+FACS: dict[int, ActionUnit] = {au.code: au for au in _UNITS}
+"""Every AU this project knows, by integer FACS code."""
+
+DATASET_AUS: dict[str, list[int]] = {
+    "bp4d": [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
+    "disfa": [1, 2, 4, 6, 9, 12, 25, 26],
+    "gft": [1, 2, 4, 6, 10, 12, 14, 15, 23, 24],
+}
+"""AUs labelled by each public benchmark (the presets of `parse_au_spec`)."""
+
+EXPRESSIONS: dict[str, tuple[int, ...]] = {
+    "happiness": (6, 12),
+    "sadness": (1, 4, 15),
+    "surprise": (1, 2, 5, 26),
+    "fear": (1, 2, 4, 5, 7, 20, 26),
+    "anger": (4, 5, 7, 23),
+    "disgust": (9, 15, 16),
+    "contempt": (12, 14),
+}
+"""Prototypical AU combinations of the basic emotional expressions (as commonly summarised from EMFACS)."""
+
+_LABEL_RE = re.compile(r"^\s*au\s*(\d+)\s*$", re.IGNORECASE)
+
+
+def au_label(code: int) -> str:
+    """`12 -> "AU12"`."""
+    return f"AU{int(code)}"
+
+
+def get_au(code: int) -> ActionUnit:
+    """The facts for `code`; UserError listing the valid codes if FACS has no such AU."""
+    if code not in FACS:
+        raise UserError(f"{au_label(code)} is not a FACS action unit. {_valid_codes_hint()}")
+    return FACS[code]
+
+
+def parse_au_label(label: str) -> int:
+    """`"AU12"`, `"au12"` or `"12"` -> 12 (a code FACS defines; UserError otherwise)."""
+    text = str(label).strip()
+    m = _LABEL_RE.match(text)
+    digits = m.group(1) if m else text
+    if not digits.isdigit():
+        raise UserError(f"not an AU label: {label!r} (expected e.g. AU12). {_valid_codes_hint()}")
+    return get_au(int(digits)).code
+
+
+def _valid_codes_hint() -> str:
+    return f"Valid codes: {_compact(sorted(FACS))}; presets: {'|'.join(DATASET_AUS)}."
+
+
+def _compact(codes: list[int]) -> str:
+    """[1, 2, 4, 5, 6] -> "1-2, 4-6"."""
+    runs: list[list[int]] = []
+    for c in codes:
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def parse_au_spec(spec: str) -> list[int]:
+    """Expand an AU spec into sorted, unique FACS codes.
+
+    Accepts comma-separated parts, each a code (`12`, `AU12`), a range (`1-26`, `AU1-AU7`: the codes FACS defines
+    in it) or a dataset preset (`bp4d`, `disfa`, `gft`; case-insensitive). Anything else is a UserError that quotes
+    the bad part and lists the valid codes.
+    """
+    if spec is None or not str(spec).strip():
+        raise UserError(f"empty AU spec. {_valid_codes_hint()}")
+    codes: set[int] = set()
+    for raw in str(spec).split(","):
+        part = raw.strip()
+        codes.update(_parse_part(part, spec))
+    return sorted(codes)
+
+
+def _parse_part(part: str, spec: str) -> list[int]:
+    where = f"in AU spec {spec!r}"
+    if not part:
+        raise UserError(f"empty item {where}. {_valid_codes_hint()}")
+    low = part.lower()
+    if low in DATASET_AUS:
+        return list(DATASET_AUS[low])
+    if "-" in part:
+        lo_s, _, hi_s = part.partition("-")
+        lo, hi = _number(lo_s), _number(hi_s)
+        if lo is None or hi is None:
+            raise UserError(f"malformed range {part!r} {where} (expected e.g. 1-26). {_valid_codes_hint()}")
+        if lo > hi:
+            raise UserError(f"empty range {part!r} {where}: {lo} > {hi}. {_valid_codes_hint()}")
+        found = [c for c in FACS if lo <= c <= hi]
+        if not found:
+            raise UserError(f"range {part!r} {where} holds no FACS action unit. {_valid_codes_hint()}")
+        return found
+    code = _number(part)
+    if code is None:
+        raise UserError(f"malformed AU {part!r} {where} (expected a code like 12 or AU12, a range, "
+                        f"or a preset). {_valid_codes_hint()}")
+    if code not in FACS:
+        raise UserError(f"AU{code} {where} is not a FACS action unit. {_valid_codes_hint()}")
+    return [code]
+
+
+def _number(text: str) -> int | None:
+    m = _LABEL_RE.match(text) or re.match(r"^\s*(\d+)\s*$", text)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,202 @@
+"""Prompt templates: one Jinja2 file per description style, rendered into OpenAI-style chat messages.
+
+Where templates live: `<style>.j2` in the package's `prompts/` folder, plus an optional user folder whose files
+override the package's by file name (and may add new styles). Files whose name starts with `_` are partials
+(layouts to `{% extends %}` or `{% include %}`), not styles. The first `{# ... #}` comment of a style file is its
+one-line description (`augtext templates` lists it).
+
+How one template yields two messages: the rendered text is split on marker lines. A line that is exactly `[system]`
+starts the system message and a line that is exactly `[user]` starts the user message; each message is the text up
+to the next marker, stripped. Both markers are required (a layout such as `_base.j2` usually writes them, so a style
+that extends it only fills in blocks).
+
+What a template sees (all plain dicts, lists, strings and ints):
+- `au`: the AU's facts: `code`, `label` ("AU12"), `name`, `muscles`, `appearance` (list of str), `region`,
+  `region_keywords`, `cooccurs` and `lookalikes` (lists of int codes), `expressions` (names of the basic
+  expressions whose prototype includes this AU, e.g. ["happiness", "contempt"] for AU12; may be empty).
+- `cooccurring` / `lookalikes`: the same facts (without their own cross-references) for each AU that typically
+  co-occurs with it / that it is most often confused with, in the order of `au.cooccurs` / `au.lookalikes`.
+- `n`: how many descriptions to ask for.
+
+Templates run in Jinja2's `SandboxedEnvironment` with `StrictUndefined`: an undefined variable or an unsafe
+attribute (`''.__class__`) is a UserError naming the template. The template hash (`render_messages`'s second value)
+is the sha256 of the style file's source followed by the sources of every template it references (layouts,
+includes), so that editing a shared layout changes the request keys of every style that uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+import augtext
+from augtext.errors import UserError
+from augtext.facs import EXPRESSIONS, FACS, ActionUnit, au_label, get_au
+
+PACKAGE_PROMPTS = Path(augtext.__file__).parent / "prompts"
+SUFFIX = ".j2"
+_MARKER_RE = re.compile(r"^\[(system|user)\][ \t]*$", re.MULTILINE)
+_DESCRIPTION_RE = re.compile(r"^\s*\{#-?(.*?)-?#\}", re.DOTALL)
+
+
+def _search_path(prompts_dir: str | Path | None) -> list[Path]:
+    if prompts_dir is None:
+        return [PACKAGE_PROMPTS]
+    user = Path(prompts_dir)
+    if not user.is_dir():
+        raise UserError(f"prompts folder {str(user)!r} does not exist or is not a folder")
+    return [user, PACKAGE_PROMPTS]
+
+
+def _environment(prompts_dir: str | Path | None) -> SandboxedEnvironment:
+    loader = jinja2.FileSystemLoader([str(p) for p in _search_path(prompts_dir)])
+    return SandboxedEnvironment(
+        loader=loader, undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+def _style_files(prompts_dir: str | Path | None) -> dict[str, Path]:
+    """style -> the file that defines it (the user folder wins over the package)."""
+    found: dict[str, Path] = {}
+    for folder in reversed(_search_path(prompts_dir)):
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            if not path.name.startswith("_"):
+                found[path.name[: -len(SUFFIX)]] = path
+    return found
+
+
+def available_styles(prompts_dir: str | Path | None = None) -> list[str]:
+    """Names of the description styles (template files `<style>.j2`), sorted."""
+    return sorted(_style_files(prompts_dir))
+
+
+def style_description(style: str, prompts_dir: str | Path | None = None) -> str:
+    """The one-line description from the style template's leading `{# ... #}` comment ("" if it has none)."""
+    source = _style_path(style, prompts_dir).read_text(encoding="utf-8")
+    m = _DESCRIPTION_RE.match(source)
+    return " ".join(m.group(1).split()) if m else ""
+
+
+def _style_path(style: str, prompts_dir: str | Path | None) -> Path:
+    files = _style_files(prompts_dir)
+    if style not in files:
+        raise UserError(f"unknown description style {style!r}; available styles: {', '.join(sorted(files)) or 'none'}")
+    return files[style]
+
+
+def _facts(au: ActionUnit) -> dict:
+    facts = asdict(au)
+    facts["label"] = au.label
+    facts["expressions"] = [name for name, codes in EXPRESSIONS.items() if au.code in codes]
+    for key in ("appearance", "region_keywords", "cooccurs", "lookalikes"):
+        facts[key] = list(facts[key])
+    return facts
+
+
+def template_context(au: int, n: int) -> dict:
+    """The variables every template is rendered with (see the module docstring)."""
+    unit = get_au(au)
+
+    def related(codes: tuple[int, ...]) -> list[dict]:
+        out = []
+        for code in codes:
+            facts = _facts(FACS[code])
+            del facts["cooccurs"], facts["lookalikes"]
+            out.append(facts)
+        return out
+
+    return {"au": _facts(unit), "cooccurring": related(unit.cooccurs), "lookalikes": related(unit.lookalikes),
+            "n": int(n)}
+
+
+def _template_sha256(env: SandboxedEnvironment, name: str) -> str:
+    """sha256 of the template source followed by the sources of every template it references (depth first)."""
+    digest = hashlib.sha256()
+    seen: set[str] = set()
+
+    def visit(tname: str) -> None:
+        if tname in seen:
+            return
+        seen.add(tname)
+        source, _, _ = env.loader.get_source(env, tname)
+        digest.update(source.encode("utf-8"))
+        for ref in meta.find_referenced_templates(env.parse(source)):
+            if ref is not None:  # None: a dynamic name we cannot follow
+                visit(ref)
+
+    visit(name)
+    return digest.hexdigest()
+
+
+def render_messages(
+    style: str, au: int, n: int, prompts_dir: str | Path | None = None
+) -> tuple[list[dict], str]:
+    """Render style `style` for AU `au` asking for `n` descriptions.
+
+    Returns `([{"role": "system", "content": ...}, {"role": "user", "content": ...}], template_sha256)`.
+    """
+    path = _style_path(style, prompts_dir)
+    context = template_context(au, n)
+    env = _environment(prompts_dir)
+    name = path.name
+    try:
+        template = env.get_template(name)
+        text = template.render(context)
+        sha = _template_sha256(env, name)
+    except jinja2.exceptions.SecurityError as exc:
+        raise UserError(f"template {str(path)!r} tried something unsafe: {exc}") from exc
+    except jinja2.exceptions.UndefinedError as exc:
+        raise UserError(f"template {str(path)!r} uses an undefined variable: {exc}") from exc
+    except jinja2.exceptions.TemplateSyntaxError as exc:
+        raise UserError(f"template {exc.filename or str(path)!r} line {exc.lineno}: {exc.message}") from exc
+    except (jinja2.exceptions.TemplateError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+        raise UserError(f"template {str(path)!r} failed to render for {au_label(au)}: {exc}") from exc
+    return _split_messages(text, path), sha
+
+
+def _split_messages(text: str, path: Path) -> list[dict]:
+    parts = _MARKER_RE.split(text)
+    # parts = [before, role, body, role, body, ...]
+    if parts[0].strip():
+        raise UserError(f"template {str(path)!r}: text before the first [system]/[user] marker line")
+    bodies: dict[str, str] = {}
+    for role, body in zip(parts[1::2], parts[2::2], strict=True):
+        if role in bodies:
+            raise UserError(f"template {str(path)!r}: marker line [{role}] appears twice")
+        bodies[role] = body.strip()
+    missing = [r for r in ("system", "user") if not bodies.get(r)]
+    if missing:
+        raise UserError(f"template {str(path)!r}: no {' / '.join(missing)} message (write a [{missing[0]}] "
+                        f"line followed by its text)")
+    return [{"role": "system", "content": bodies["system"]}, {"role": "user", "content": bodies["user"]}]
+
+
+def run_templates(show: str | None, au: int, prompts: str | Path | None, n: int = 8) -> None:
+    """CLI: list the styles with their descriptions, or print one style's messages rendered for an AU."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    if show is None:
+        files = _style_files(prompts)
+        table = Table(title="description styles")
+        table.add_column("style", no_wrap=True)
+        table.add_column("description")
+        table.add_column("from")
+        for style in sorted(files):
+            source = "package" if files[style].parent == PACKAGE_PROMPTS else str(files[style].parent)
+            table.add_row(style, style_description(style, prompts), source)
+        console.print(table)
+        return
+    messages, sha = render_messages(show, au, n, prompts)
+    console.print(f"# style {show}, {au_label(au)}, n={n}, template sha256 {sha}", markup=False)
+    for message in messages:
+        console.print(f"\n--- {message['role']} ---", markup=False)
+        console.print(message["content"], markup=False)

@@ -1,0 +1,268 @@
+"""Turn an LLM answer into candidate descriptions and decide which ones to keep.
+
+- `parse_response(raw)` extracts the list of strings from a chat answer (JSON, fenced JSON, JSON inside prose,
+  or, when there is no JSON at all, numbered/bulleted lines). It raises `ParseError` with a short reason code.
+- `clean_text(text)` normalises one candidate (whitespace, list markers, wrapping quotes).
+- `validate_description(text, au)` returns None for a usable description or a short reason code.
+- `NearDuplicateFilter` rejects exact and near repeats within one AU.
+
+Every reason code a row can be dropped for is in `REJECTION_REASONS` (parse failures, per-text reasons, duplicates),
+so that stats can count rejections by a fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import unicodedata
+
+from augtext.facs import FACS, ActionUnit
+
+PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
+"""Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
+nor list lines; JSON without any string in a list."""
+
+TEXT_REASONS = ("refusal", "garbage", "not_english", "too_short", "too_long", "wrong_au", "off_topic")
+"""Why one description is dropped, in the order `validate_description` checks them."""
+
+DUPLICATE = "duplicate"
+REJECTION_REASONS = (*PARSE_REASONS, *TEXT_REASONS, DUPLICATE)
+
+MIN_WORDS = 6
+MAX_WORDS = 60
+NEAR_DUPLICATE_THRESHOLD = 0.7
+"""Jaccard similarity of character 5-gram shingles (after normalisation) at or above which two texts are near
+duplicates. 0.7 catches copies that differ by a word or two, or by punctuation/word order at the edges, while
+sentences that share the AU's stock phrase but say something else stay well below it (typically 0.3-0.5)."""
+SHINGLE = 5
+
+_TEXT_KEYS = ("text", "description", "sentence", "desc", "content")
+_LIST_KEYS = ("descriptions", "sentences", "items", "texts", "results", "data", "answer", "output")
+_FENCE_RE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+_LIST_LINE_RE = re.compile(r"^\s*(?:[-*\u2022\u2013]|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+(\S.*)$")
+_MARKER_RE = re.compile(r"^\s*(?:[-*\u2022\u2013]|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+")
+_QUOTES = "\"'\u201c\u201d\u2018\u2019`"
+_AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
+_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
+_REFUSAL_RE = re.compile(
+    r"\b(?:i'?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can'?t|i can not|"
+    r"i'?m (?:not able|unable)|i am (?:not able|unable)|i (?:won'?t|will not) (?:be able|provide|write)|"
+    r"unable to (?:provide|help|comply)|i apologi[sz]e)\b",
+    re.IGNORECASE,
+)
+_NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})
+
+
+class ParseError(ValueError):
+    """A response that yields no descriptions; `str(exc)` is one of PARSE_REASONS."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------------- parsing ---
+
+def parse_response(raw: str) -> list[str]:
+    """Extract the descriptions from one LLM answer (cleaned with `clean_text`, empty ones dropped)."""
+    if raw is None or not raw.strip():
+        raise ParseError("empty_response")
+    fenced = [m.group(1) for m in _FENCE_RE.finditer(raw)]
+    failure = "no_json"
+    for chunk in (*fenced, raw):
+        texts, status = _json_texts(chunk)
+        if texts:
+            return texts
+        if status == "no_list" or (status == "malformed_json" and failure == "no_json"):
+            failure = status
+    lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _LIST_LINE_RE.match(line))]
+    lines = [t for t in lines if t]
+    if lines:
+        return lines
+    raise ParseError(failure)
+
+
+def _json_texts(text: str) -> tuple[list[str], str]:
+    """The cleaned strings of the first JSON (or Python-literal) value in `text` that holds any, else ([], status):
+    "no_list" if JSON was decoded but held no text, "malformed_json" if a '[' or '{' never decoded, "no_json"."""
+    status = "no_json"
+    candidates: list[object] = []
+    try:
+        candidates.append(json.loads(text))
+    except ValueError:
+        pass
+    if not (candidates and isinstance(candidates[0], str)):
+        decoder = json.JSONDecoder()
+        for m in re.finditer(r"[\[{]", text):
+            try:
+                candidates.append(decoder.raw_decode(text, m.start())[0])
+            except ValueError:
+                candidates.append(_literal(text, m.start()))
+    for value in candidates:
+        if value is None:
+            status = "malformed_json" if status == "no_json" else status
+            continue
+        texts = [t for t in (clean_text(s) for s in _strings(value)) if t]
+        if texts:
+            return texts, "ok"
+        status = "no_list"
+    return [], status
+
+
+def _literal(text: str, start: int) -> object:
+    """Python-literal fallback for single-quoted lists (['a', 'b']) that small models write; None if it fails."""
+    close = "]" if text[start] == "[" else "}"
+    if text.count(close, start) > 50:  # pathological input: not worth quadratic retries
+        return None
+    end = text.rfind(close)
+    while end > start:
+        try:
+            return ast.literal_eval(text[start : end + 1])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            end = text.rfind(close, start, end)
+    return None
+
+
+def _strings(value: object) -> list[str]:
+    """The description strings held by a decoded JSON value (see parse_response for the accepted shapes)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        out: list[str] = []
+        for item in value:
+            if isinstance(item, str):
+                out.append(item)
+            elif isinstance(item, dict):
+                out.extend(_dict_text(item))
+        return out
+    if isinstance(value, dict):
+        for key in (*_LIST_KEYS, *value.keys()):
+            if isinstance(value.get(key), list) and (found := _strings(value[key])):
+                return found
+        return _dict_text(value)
+    return []
+
+
+def _dict_text(item: dict) -> list[str]:
+    for key in _TEXT_KEYS:
+        if isinstance(item.get(key), str):
+            return [item[key]]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------- validation ---
+
+def clean_text(text: str) -> str:
+    """One line, single spaces, no list marker ("1.", "-", "*") and no wrapping quotes or trailing comma."""
+    text = unicodedata.normalize("NFKC", str(text))
+    text = " ".join(text.split())
+    previous = None
+    while text != previous:
+        previous = text
+        text = _MARKER_RE.sub("", text).strip().rstrip(",").strip()
+        if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+            text = text[1:-1].strip()
+    return text
+
+
+def word_count(text: str) -> int:
+    return len(_WORD_RE.findall(text))
+
+
+def _mentions(text_low: str, phrase: str) -> bool:
+    # word-prefix match: "brow" matches "brows", "lid" matches "eyelids" only via its own keyword, not "valid"
+    return re.search(r"\b" + re.escape(phrase), text_low) is not None
+
+
+def topic_words(au: ActionUnit) -> tuple[str, ...]:
+    """Words/phrases one of which a description of `au` must mention: its region keywords and name words."""
+    name_words = [w for w in re.findall(r"[a-z]+", au.name.lower()) if len(w) >= 3 and w not in _NAME_STOPWORDS]
+    return tuple(dict.fromkeys((*au.region_keywords, *name_words)))
+
+
+def validate_description(text: str, au: ActionUnit) -> str | None:
+    """None if `text` is a usable description of `au`, else a reason code from TEXT_REASONS."""
+    text = clean_text(text)
+    if _REFUSAL_RE.search(text):
+        return "refusal"
+    visible = [c for c in text if not c.isspace()]
+    letters = [c for c in visible if c.isalpha()]
+    if not visible or len(letters) < 0.6 * len(visible):
+        return "garbage"
+    if sum(c.isascii() for c in letters) < 0.9 * len(letters):
+        return "not_english"
+    words = word_count(text)
+    if words < MIN_WORDS:
+        return "too_short"
+    if words > MAX_WORDS:
+        return "too_long"
+    codes = {int(c) for c in _AU_CODE_RE.findall(text)}
+    if codes and au.code not in codes:
+        return "wrong_au"
+    low = text.lower()
+    if not any(_mentions(low, w) for w in topic_words(au)):
+        return "off_topic"
+    return None
+
+
+# --------------------------------------------------------------------------------------------- duplicates ---
+
+def normalize_for_dedup(text: str) -> str:
+    """Lower case, letters/digits only, single spaces: the form two texts are compared in."""
+    return " ".join(re.findall(r"[a-z0-9]+", clean_text(text).lower()))
+
+
+def _shingles(norm: str) -> frozenset[str]:
+    if len(norm) <= SHINGLE:
+        return frozenset({norm})
+    return frozenset(norm[i : i + SHINGLE] for i in range(len(norm) - SHINGLE + 1))
+
+
+class NearDuplicateFilter:
+    """Remembers the texts kept for one AU and flags exact or near repeats of them.
+
+    Exact: equal after `normalize_for_dedup`. Near: Jaccard similarity of character 5-gram shingles
+    >= `threshold` (default NEAR_DUPLICATE_THRESHOLD).
+    """
+
+    def __init__(self, texts: list[str] | tuple[str, ...] = (), threshold: float = NEAR_DUPLICATE_THRESHOLD) -> None:
+        self.threshold = threshold
+        self._exact: set[str] = set()
+        self._shingles: list[frozenset[str]] = []
+        for text in texts:
+            self.add(text)
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def similarity(self, text: str) -> float:
+        """The highest Jaccard similarity of `text` to a remembered text (0.0 when there is none)."""
+        grams = _shingles(normalize_for_dedup(text))
+        best = 0.0
+        for other in self._shingles:
+            union = len(grams | other)
+            if union:
+                best = max(best, len(grams & other) / union)
+        return best
+
+    def is_duplicate(self, text: str) -> bool:
+        norm = normalize_for_dedup(text)
+        return norm in self._exact or self.similarity(text) >= self.threshold
+
+    def add(self, text: str) -> None:
+        norm = normalize_for_dedup(text)
+        if norm not in self._exact:
+            self._exact.add(norm)
+            self._shingles.append(_shingles(norm))
+
+
+def check(text: str, au: int | ActionUnit, seen: NearDuplicateFilter | None = None) -> str | None:
+    """`validate_description`, then (if valid and `seen` is given) the duplicate check; adds kept texts to `seen`."""
+    unit = au if isinstance(au, ActionUnit) else FACS[au]
+    reason = validate_description(text, unit)
+    if reason is None and seen is not None:
+        if seen.is_duplicate(text):
+            return DUPLICATE
+        seen.add(text)
+    return reason
