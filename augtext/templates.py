@@ -156,8 +156,11 @@ def render_messages(
         raise UserError(f"template {str(path)!r} uses an undefined variable: {exc}") from exc
     except jinja2.exceptions.TemplateSyntaxError as exc:
         raise UserError(f"template {exc.filename or str(path)!r} line {exc.lineno}: {exc.message}") from exc
-    except (jinja2.exceptions.TemplateError, TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
-        raise UserError(f"template {str(path)!r} failed to render for {au_label(au)}: {exc}") from exc
+    except jinja2.exceptions.TemplateNotFound as exc:
+        raise UserError(f"template {str(path)!r} refers to a template that does not exist: {exc}") from exc
+    except Exception as exc:  # anything else a user's template can raise (range too big, index, type, recursion)
+        raise UserError(f"template {str(path)!r} failed to render for {au_label(au)}: "
+                        f"{type(exc).__name__}: {exc}") from exc
     return _split_messages(text, path), sha
 
 

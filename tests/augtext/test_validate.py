@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import pytest
+
+from augtext.facs import FACS
+from augtext.validate import (
+    NEAR_DUPLICATE_THRESHOLD,
+    PARSE_REASONS,
+    REJECTION_REASONS,
+    TEXT_REASONS,
+    NearDuplicateFilter,
+    ParseError,
+    check,
+    clean_text,
+    parse_response,
+    validate_description,
+)
+
+A = "The inner ends of the eyebrows are pulled upward by the frontalis."
+B = "Short horizontal wrinkles appear across the middle of the forehead."
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f'["{A}", "{B}"]',
+        f'```json\n["{A}", "{B}"]\n```',
+        f'```\n["{A}",\n "{B}"]\n```\nThese describe AU1.',
+        f'Here are 2 descriptions of AU1:\n["{A}", "{B}"]\nI hope this helps!',
+        f'Sure! [AU1] is the inner brow raiser.\n["{A}", "{B}"]',
+        f'{{"descriptions": ["{A}", "{B}"]}}',
+        f'{{"au": "AU1", "sentences": ["{A}", "{B}"]}}',
+        f'[{{"text": "{A}"}}, {{"description": "{B}"}}]',
+        f'{{"descriptions": [{{"id": 1, "text": "{A}"}}, {{"id": 2, "text": "{B}"}}]}}',
+        f"['{A}', '{B}']",
+        f'["{A}", "{B}",]',
+        f"1. {A}\n2. {B}",
+        f"Here you go:\n- {A}\n- {B}\n",
+        f'* "{A}"\n* "{B}"',
+        f"1) {A}\n2) {B}",
+        f'  [\n    "{A}",\n    "{B}"\n  ]  ',
+    ],
+)
+def test_parse_real_looking_outputs(raw):
+    assert parse_response(raw) == [A, B]
+
+
+def test_parse_single_json_string_and_object():
+    assert parse_response(f'"{A}"') == [A]
+    assert parse_response(f'{{"description": "{A}"}}') == [A]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty_response"),
+        ("   \n ", "empty_response"),
+        (f'["{A}", "The forehead wrin', "malformed_json"),
+        (f'```json\n["{A}", "{B}"\n', "malformed_json"),
+        (f'{{"descriptions": ["{A}"', "malformed_json"),
+        ("The inner brows go up. The forehead wrinkles.", "no_json"),
+        ('{"error": "rate limited"}', "no_list"),
+        ("[]", "no_list"),
+        ("[1, 2, 3]", "no_list"),
+        ('["", "  "]', "no_list"),
+    ],
+)
+def test_parse_errors(raw, reason):
+    with pytest.raises(ParseError) as info:
+        parse_response(raw)
+    assert str(info.value) == reason and info.value.reason == reason
+    assert isinstance(info.value, ValueError) and reason in PARSE_REASONS
+
+
+def test_parse_prefers_list_lines_over_a_stray_bracket():
+    assert parse_response(f"1. {A} [AU1]\n2. {B}") == [f"{A} [AU1]", B]
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("  1.  The   brow\n rises. ", "The brow rises."),
+        ('- "The brow rises."', "The brow rises."),
+        ("\u201cThe brow rises.\u201d,", "The brow rises."),
+        ("* 'The brow rises.'", "The brow rises."),
+        ("3) The brow rises.", "The brow rises."),
+        ("The brow rises.", "The brow rises."),
+    ],
+)
+def test_clean_text(raw, clean):
+    assert clean_text(raw) == clean
+
+
+AU1, AU12 = FACS[1], FACS[12]
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        (A, AU1, None),
+        ("In AU1 the inner brows lift, unlike AU2 where the outer brows rise.", AU1, None),
+        ("The zygomaticus major draws the lip corners up and back into a smile.", AU12, None),
+        ("A smile forms as the corners of the mouth are pulled toward the cheekbones.", AU12, None),
+        ("I'm sorry, but I cannot describe facial muscles of the brow.", AU1, "refusal"),
+        ("As an AI language model I do not see faces, but the brow rises.", AU1, "refusal"),
+        ("I cannot help with describing the inner brow raiser today.", AU1, "refusal"),
+        ("12345 67890 !!! ??? ### $$$ %%% 1 2 3 4 5 6 7 8", AU1, "garbage"),
+        ("眉毛的内侧向上抬起，额头中部出现横向皱纹。眉毛的内侧向上抬起。", AU1, "not_english"),
+        ("Brows rise.", AU1, "too_short"),
+        ("The inner brow rises", AU1, "too_short"),
+        (" ".join(["The inner brow rises slowly and"] * 13), AU1, "too_long"),
+        ("AU4 pulls the eyebrows down and together, making vertical furrows.", AU1, "wrong_au"),
+        ("In action unit 12 the eyebrows are lifted at their inner ends.", AU1, "wrong_au"),
+        ("This is a pleasant and happy feeling that people often enjoy very much.", AU1, "off_topic"),
+        ("The lip corners are pulled back and up toward the cheekbones.", AU1, "off_topic"),
+    ],
+)
+def test_validate_description(text, au, reason):
+    assert validate_description(text, au) == reason
+    assert reason is None or reason in TEXT_REASONS
+
+
+def test_name_words_count_as_on_topic():
+    # AU46 "Wink": the name word alone is enough.
+    assert validate_description("A quick wink is made while the other side stays still.", FACS[46]) is None
+    # Word-prefix matching: "lid" must not match inside "valid".
+    assert validate_description("This is a valid and solid sentence about nothing much.", FACS[7]) == "off_topic"
+
+
+def test_reason_vocabulary():
+    assert set(PARSE_REASONS) | set(TEXT_REASONS) | {"duplicate"} == set(REJECTION_REASONS)
+    assert len(set(REJECTION_REASONS)) == len(REJECTION_REASONS)
+
+
+SMILE = "The lip corners are pulled back and up toward the cheekbones, forming a smile."
+
+
+@pytest.mark.parametrize(
+    ("other", "duplicate"),
+    [
+        (SMILE, True),
+        ("the lip corners are pulled back and up toward the cheekbones forming a smile", True),
+        ("  - 'The lip corners are pulled back and up toward the cheekbones, forming a smile!' ", True),
+        ("The lip corners are pulled back and up toward the cheekbones, making a smile.", True),
+        ("The lip corners are pulled up and back toward the cheekbones, forming a smile.", True),
+        ("The lip corners are pulled back and up, which deepens the nasolabial furrow.", False),
+        ("In AU12 the zygomaticus major contracts and the cheeks are pushed up.", False),
+        ("When smiling, the lip corners rise and the cheeks bunch up under the eyes.", False),
+    ],
+)
+def test_near_duplicates(other, duplicate):
+    seen = NearDuplicateFilter()
+    assert not seen.is_duplicate(SMILE) and len(seen) == 0
+    seen.add(SMILE)
+    assert len(seen) == 1
+    assert seen.is_duplicate(other) is duplicate
+    assert (seen.similarity(other) >= NEAR_DUPLICATE_THRESHOLD) is duplicate
+
+
+def test_filter_threshold_and_seed():
+    strict = NearDuplicateFilter([SMILE], threshold=0.95)
+    assert not strict.is_duplicate("The lip corners are pulled back and up toward the cheekbones, making a smile.")
+    assert strict.is_duplicate(SMILE.upper())
+
+
+def test_check_combines_validation_and_dedup():
+    seen = NearDuplicateFilter()
+    assert check(SMILE, 12, seen) is None
+    assert check(SMILE, 12, seen) == "duplicate"
+    assert check("Brows up.", 12, seen) == "too_short"
+    assert len(seen) == 1
+    assert check(SMILE, FACS[12]) is None
