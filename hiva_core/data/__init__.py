@@ -1,0 +1,65 @@
+"""Labelled face data: BP4D/DISFA/GFT list files, CSV/Parquet manifests and SynthAU folders -> AUDataset."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+from augtext.errors import UserError
+from hiva_core.data.dataset import AUDataset, check_images
+from hiva_core.data.lists import LIST_FORMATS, load_list_dataset
+from hiva_core.data.manifest import load_manifest_dataset
+from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, denormalize
+
+__all__ = [
+    "AUDataset",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "build_dataset",
+    "build_transforms",
+    "check_images",
+    "denormalize",
+]
+
+SPLITS = ("train", "test")
+_LIST_SPEC = re.compile(r"^([A-Za-z0-9]+):(.*)$")
+
+
+def build_dataset(
+    spec: str | os.PathLike,
+    *,
+    split: str,
+    fold: int | None = None,
+    lists: str | os.PathLike | None = None,
+    image_size: int = 224,
+    augment: bool = False,
+    aus: Sequence[int] | None = None,
+) -> AUDataset:
+    """The dataset named by a `--data` spec, for one split.
+
+    spec: `bp4d:IMAGE_ROOT` / `disfa:IMAGE_ROOT` / `gft:IMAGE_ROOT` (with `lists`: the folder of list files, or its
+    parent holding BP4D/ DISFA/ GFT/; default fold 1, GFT has no folds), a `.csv`/`.parquet` manifest, or a folder
+    holding manifest.parquet / manifest.csv (SynthAU). aus: pick and order the label columns (default: the data's).
+    Images are not opened here; `check_images` checks they exist, a bad one fails when its item is read.
+    """
+    if split not in SPLITS:
+        raise UserError(f"split must be 'train' or 'test', got {split!r}")
+    transform = build_transforms(image_size, augment)
+    text = os.fspath(spec)
+    match = _LIST_SPEC.match(text)
+    if match and len(match.group(1)) > 1:  # a Windows drive letter (C:\...) is a path, not a dataset name
+        name, root = match.group(1).lower(), match.group(2)
+        if name not in LIST_FORMATS:
+            raise UserError(
+                f"unknown dataset {match.group(1)!r} in {text!r}; use {', '.join(LIST_FORMATS)}:IMAGE_ROOT "
+                "or a manifest .csv/.parquet"
+            )
+        if not root:
+            raise UserError(f"{text!r} names no image root; use {name}:IMAGE_ROOT")
+        if not os.path.isdir(root):
+            raise UserError(f"image root not found: {root}")
+        if lists is None:
+            raise UserError(f"{name} data needs the list files: give --lists DIR (the folder holding them)")
+        return load_list_dataset(name, root, lists, split=split, fold=fold, aus=aus, transform=transform)
+    return load_manifest_dataset(text, split=split, fold=fold, aus=aus, transform=transform)

@@ -1,0 +1,158 @@
+"""The one dataset type every source (list files, manifests, SynthAU) turns into, and checks shared by the readers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from augtext.errors import UserError
+from augtext.facs import au_label
+
+# (subject, sequence, frame) of row i; "" where the source does not say.
+MetaFn = Callable[[int], tuple[str, str, str]]
+
+
+class AUDataset(Dataset):
+    """Face images with per-AU labels.
+
+    `aus` are the FACS codes of the label columns; `labels` is float32 (N, A): 1 present, 0 absent, NaN unknown.
+    Item i is `{"image": (3,H,W) float, "labels": (A,) float (unknown -> 0), "mask": (A,) bool (False = unknown),
+    "meta": {"path", "subject", "sequence", "frame"}}` (meta values are strings, so the default collate keeps them).
+    Images are opened only when an item is read: a missing or unreadable one is a UserError naming its path.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str],
+        labels: np.ndarray,
+        aus: Sequence[int],
+        *,
+        root: str | os.PathLike = "",
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        meta: MetaFn | None = None,
+        source: str = "",
+    ) -> None:
+        labels = np.asarray(labels, dtype=np.float32)
+        if labels.ndim != 2 or labels.shape != (len(files), len(aus)):
+            raise ValueError(f"labels must be (N={len(files)}, A={len(aus)}), got {labels.shape}")
+        self.files = list(files)  # as the source wrote them: relative to `root`, or absolute
+        self.root = str(root)
+        self.labels = labels
+        self.aus = [int(a) for a in aus]
+        self.transform = transform
+        self.source = source
+        self._meta = meta
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def path(self, index: int) -> str:
+        return os.path.join(self.root, self.files[index])
+
+    @cached_property
+    def paths(self) -> list[Path]:
+        """Full image paths (built on first use: list files hold 100k+ frames)."""
+        return [Path(self.root, f) for f in self.files]
+
+    def meta(self, index: int) -> dict[str, str]:
+        subject, sequence, frame = self._meta(index) if self._meta else ("", "", "")
+        return {"path": self.path(index), "subject": subject, "sequence": sequence, "frame": frame}
+
+    def load_image(self, index: int) -> Image.Image:
+        path = self.path(index)
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except FileNotFoundError:
+            raise UserError(f"image not found: {path} (frame {index} of {self.source}); check the image root") from None
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise UserError(f"cannot read image {path} ({exc}); replace or remove it from {self.source}") from None
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.load_image(index)
+        tensor = self.transform(image) if self.transform is not None else torch.from_numpy(np.asarray(image).copy())
+        row = self.labels[index]
+        mask = ~np.isnan(row)
+        return {
+            "image": tensor,
+            "labels": torch.from_numpy(np.where(mask, row, 0.0).astype(np.float32)),
+            "mask": torch.from_numpy(mask),
+            "meta": self.meta(index),
+        }
+
+    def __repr__(self) -> str:
+        aus = " ".join(au_label(a) for a in self.aus)
+        return f"AUDataset({len(self)} frames, {aus}, from {self.source or self.root})"
+
+
+def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] | None, source: str):
+    """Pick and order label columns: `aus=None` keeps the data's own; an AU the data lacks is a UserError."""
+    data_aus = [int(a) for a in data_aus]
+    if aus is None:
+        return labels, data_aus
+    wanted = [int(a) for a in aus]
+    if len(set(wanted)) != len(wanted):
+        raise UserError(f"AU list has duplicates: {', '.join(au_label(a) for a in wanted)}")
+    missing = [a for a in wanted if a not in data_aus]
+    if missing:
+        have = ", ".join(au_label(a) for a in data_aus)
+        raise UserError(f"{', '.join(au_label(a) for a in missing)} not labelled in {source}; its AUs are: {have}")
+    index = [data_aus.index(a) for a in wanted]
+    return labels[:, index], wanted
+
+
+def check_images(
+    dataset: AUDataset,
+    limit: int | None = None,
+    *,
+    progress: bool | None = None,
+    raise_missing: bool = True,
+    show: int = 5,
+) -> list[str]:
+    """Check that the dataset's image files exist (existence only: fast enough for BP4D's 146k frames).
+
+    limit: check only that many paths, spread evenly over the dataset (None: all). Returns the missing paths; with
+    raise_missing (default) a UserError names how many are missing and the first `show` of them.
+    progress: a progress bar on stderr (default: when stderr is a terminal).
+    """
+    n = len(dataset)
+    indices = range(n) if limit is None or limit >= n else np.linspace(0, n - 1, num=max(limit, 0), dtype=int)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    missing: list[str] = []
+    exists, root, files = os.path.exists, dataset.root, dataset.files
+    join = os.path.join
+
+    def scan(chunk) -> None:
+        missing.extend(p for p in (join(root, files[i]) for i in chunk) if not exists(p))
+
+    step = 2000
+    chunks = [indices[i : i + step] for i in range(0, len(indices), step)]
+    if progress:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("checking images", total=len(indices))
+            for chunk in chunks:
+                scan(chunk)
+                bar.advance(task, len(chunk))
+    else:
+        for chunk in chunks:
+            scan(chunk)
+    if missing and raise_missing:
+        first = ", ".join(missing[:show])
+        more = f" and {len(missing) - show} more" if len(missing) > show else ""
+        raise UserError(
+            f"{len(missing)} of {len(indices)} checked images are missing ({dataset.source}): {first}{more}; "
+            f"check the image root {dataset.root or '(paths as listed)'}"
+        )
+    return missing

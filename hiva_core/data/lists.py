@@ -1,0 +1,208 @@
+"""BP4D / DISFA / GFT list files, the format ME-GraphAU and MDHR users already have on disk.
+
+One relative image path a line in `*_path*` files and one row of space-separated labels (0 absent, 1 present,
+9 unknown) a line in the matching `*_label*` file, under an image root given separately.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from augtext.errors import UserError
+from augtext.facs import DATASET_AUS, au_label
+from hiva_core.data.dataset import AUDataset, select_aus
+
+_ALLOWED_HINT = "labels must be 0 (absent), 1 (present) or 9 (unknown)"
+
+
+@dataclass(frozen=True)
+class ListFormat:
+    name: str  # "bp4d"
+    folder: str  # "BP4D": the sub-folder when `lists` is the parent of all datasets
+    paths: str  # file name pattern, {split} and {fold}
+    labels: str
+    folds: bool
+    folder_depth: int  # folders before the file name: BP4D subject/sequence, DISFA subject
+
+    @property
+    def aus(self) -> list[int]:
+        return list(DATASET_AUS[self.name])
+
+    def file_names(self, split: str, fold: int | None) -> tuple[str, str]:
+        return self.paths.format(split=split, fold=fold), self.labels.format(split=split, fold=fold)
+
+
+LIST_FORMATS: dict[str, ListFormat] = {
+    "bp4d": ListFormat(
+        "bp4d",
+        "BP4D",
+        "BP4D_{split}_img_path_fold{fold}.txt",
+        "BP4D_{split}_label_fold{fold}.txt",
+        folds=True,
+        folder_depth=2,
+    ),
+    "disfa": ListFormat(
+        "disfa",
+        "DISFA",
+        "DISFA_{split}_path_fold{fold}.txt",
+        "DISFA_{split}_label_fold{fold}.txt",
+        folds=True,
+        folder_depth=1,
+    ),
+    "gft": ListFormat("gft", "GFT", "GFT_{split}_img_path.txt", "GFT_{split}_label.txt", folds=False, folder_depth=1),
+}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"list file not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read list file {path}: {exc}") from None
+    try:
+        return data.decode("utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not a UTF-8 text file ({exc})") from None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines of a list file; the last line may lack its newline, blank lines at the very end are dropped."""
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def read_path_list(path: str | os.PathLike) -> list[str]:
+    """One image path a line (relative to the image root, or absolute). A blank line inside is a UserError."""
+    path = Path(path)
+    lines = _lines(_read_text(path))
+    if "" in lines:
+        raise UserError(f"{path}: line {lines.index('') + 1} is empty; every line must name one image")
+    return lines
+
+
+def read_label_list(path: str | os.PathLike, aus: Sequence[int]) -> np.ndarray:
+    """Space-separated labels, one row per frame, one column per AU -> float32 (N, A), NaN where 9 (unknown).
+
+    Only 0, 1 and 9 are allowed; another value or a wrong number of columns is a UserError naming file and line.
+    The common layout (one digit per value, single spaces) is parsed in one vectorised pass.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    labels = _parse_fixed_width(text, len(aus))
+    return labels if labels is not None else _parse_general(text, aus, path)
+
+
+def _parse_fixed_width(text: str, columns: int) -> np.ndarray | None:
+    """`"0 1 9\\n"` rows as a (N, 2A) byte matrix; None when the text is laid out otherwise (then the slow path)."""
+    data = text.encode("ascii", errors="replace")
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    raw = np.frombuffer(data, dtype=np.uint8)
+    width = 2 * columns
+    if columns < 1 or raw.size % width:
+        return None
+    rows = raw.reshape(-1, width)
+    values = rows[:, 0::2]
+    if not ((rows[:, 1:-1:2] == ord(" ")).all() and (rows[:, -1] == ord("\n")).all()):
+        return None
+    present, absent, unknown = values == ord("1"), values == ord("0"), values == ord("9")
+    if not (present | absent | unknown).all():
+        return None
+    labels = present.astype(np.float32)
+    labels[unknown] = np.nan
+    return labels
+
+
+def _parse_general(text: str, aus: Sequence[int], path: Path) -> np.ndarray:
+    lines = _lines(text)
+    labels = np.empty((len(lines), len(aus)), dtype=np.float32)
+    value = {"0": 0.0, "1": 1.0, "9": np.nan}
+    for i, line in enumerate(lines):
+        tokens = line.split()
+        if len(tokens) != len(aus):
+            names = " ".join(au_label(a) for a in aus)
+            raise UserError(f"{path}: line {i + 1} has {len(tokens)} values, expected {len(aus)} ({names})")
+        for j, token in enumerate(tokens):
+            if token not in value:
+                raise UserError(
+                    f"{path}: line {i + 1}: label {token!r} for {au_label(aus[j])} is not allowed; {_ALLOWED_HINT}"
+                )
+            labels[i, j] = value[token]
+    return labels
+
+
+def find_list_files(fmt: ListFormat, lists: str | os.PathLike, split: str, fold: int | None) -> tuple[Path, Path]:
+    """The (paths, labels) files of one split: in `lists` itself or in `lists/<BP4D|DISFA|GFT>/`."""
+    lists = Path(lists)
+    if not lists.is_dir():
+        raise UserError(f"list folder not found: {lists} (give the folder holding the {fmt.folder} list files)")
+    if fmt.folds:
+        fold = 1 if fold is None else fold
+        if isinstance(fold, bool) or not isinstance(fold, int) or fold < 1:
+            raise UserError(f"fold must be a positive integer (1, 2, 3), got {fold!r}")
+    elif fold is not None:
+        raise UserError(f"{fmt.folder} has one official train/test split and no folds; leave the fold out")
+    path_name, label_name = fmt.file_names(split, fold)
+    for folder in (lists, lists / fmt.folder, lists / fmt.name):
+        if (folder / path_name).is_file() or (folder / label_name).is_file():
+            return folder / path_name, folder / label_name
+    hint = ""
+    if fmt.folds:
+        pattern = fmt.labels.format(split=split, fold="*")
+        found = sorted({p.name for folder in (lists, lists / fmt.folder) for p in folder.glob(pattern)})
+        hint = f" (label files there: {', '.join(found)})" if found else ""
+    raise UserError(f"no {path_name} / {label_name} in {lists} or {lists / fmt.folder}{hint}")
+
+
+def frame_meta(rel: str, folder_depth: int) -> tuple[str, str, str]:
+    """`F007/T1/643.jpg` (depth 2) -> (F007, T1, 643); `SN003/SN003_0.png` (depth 1) -> (SN003, "", 0)."""
+    parts = rel.replace("\\", "/").split("/")
+    folders = parts[:-1][-folder_depth:] if folder_depth else []
+    subject = folders[0] if folders else ""
+    sequence = "/".join(folders[1:])
+    frame = os.path.splitext(parts[-1])[0]
+    if subject and frame.startswith(subject + "_"):
+        frame = frame[len(subject) + 1 :]
+    return subject, sequence, frame
+
+
+def _meta_of_row(files: list[str], folder_depth: int, index: int) -> tuple[str, str, str]:
+    return frame_meta(files[index], folder_depth)
+
+
+def load_list_dataset(
+    name: str,
+    root: str | os.PathLike,
+    lists: str | os.PathLike,
+    *,
+    split: str,
+    fold: int | None = None,
+    aus: Sequence[int] | None = None,
+    transform=None,
+) -> AUDataset:
+    """`bp4d` / `disfa` / `gft` list files of one split (and fold) -> AUDataset with images under `root`."""
+    fmt = LIST_FORMATS[name]
+    path_file, label_file = find_list_files(fmt, lists, split, fold)
+    files = read_path_list(path_file)
+    labels = read_label_list(label_file, fmt.aus)
+    if len(files) != len(labels):
+        raise UserError(
+            f"{path_file} has {len(files)} image lines but {label_file} has {len(labels)} label lines; "
+            "the two files must match line for line"
+        )
+    if not files:
+        raise UserError(f"{path_file} lists no images")
+    source = f"{path_file.name} + {label_file.name}"
+    labels, aus = select_aus(labels, fmt.aus, aus, source)
+    # partial of a module-level function, not a lambda: DataLoader workers may pickle the dataset (spawn)
+    meta = partial(_meta_of_row, files, fmt.folder_depth)
+    return AUDataset(files, labels, aus, root=root, transform=transform, meta=meta, source=source)

@@ -1,0 +1,168 @@
+"""CSV / Parquet manifests for the user's own faces (and SynthAU): `path, AU1, AU2, ...` one row per image.
+
+Paths are relative to the manifest's folder (absolute paths are kept). Label cells are 0, 1, or unknown (empty, NaN
+or 9). Optional columns: `fold` (int; test = fold k, train = the others), `split` (train/test), `subject` (or
+SynthAU's `identity`), `sequence`, `frame`. Other columns (AU12_int, yaw, ...) are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from augtext.errors import UserError
+from augtext.facs import au_label, parse_au_label
+from hiva_core.data.dataset import AUDataset, select_aus
+
+MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
+AU_COLUMN = re.compile(r"^AU(\d+)$")
+_TEXT_COLUMNS = ("path", "subject", "identity", "sequence", "frame", "split")
+
+
+def find_manifest(spec: str | os.PathLike) -> Path:
+    """A `.csv` / `.parquet` file, or a folder holding manifest.parquet (preferred) or manifest.csv."""
+    path = Path(spec)
+    if path.is_dir():
+        for name in MANIFEST_NAMES:
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"no {' or '.join(MANIFEST_NAMES)} in folder {path}")
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise UserError(f"manifest must be a .csv or .parquet file (or a folder holding one), got {path}")
+    if not path.is_file():
+        raise UserError(f"manifest not found: {path}")
+    return path
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"cannot read manifest {path}: {exc}") from None
+
+
+def _cell(column: pd.Series, row: int) -> object:
+    """A cell as a plain Python value (2, not np.int64(2)), for messages."""
+    value = column.iloc[row]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _row_name(path: Path, row: int) -> str:
+    """CSV: the line in the file (line 1 is the header); Parquet: the 1-based row."""
+    return f"{path}: line {row + 2}" if path.suffix.lower() == ".csv" else f"{path}: row {row + 1}"
+
+
+def au_columns(df: pd.DataFrame, path: Path) -> dict[int, str]:
+    """`AU<code>` columns (exactly that name) -> {code: column}, sorted by code; AU3 etc. are UserErrors."""
+    found: dict[int, str] = {}
+    for column in df.columns:
+        if not AU_COLUMN.match(str(column)):
+            continue
+        try:
+            code = parse_au_label(str(column))
+        except UserError as exc:
+            raise UserError(f"{path}: column {column}: {exc}") from None
+        if code in found:
+            raise UserError(f"{path}: columns {found[code]} and {column} are both {au_label(code)}")
+        found[code] = str(column)
+    if not found:
+        have = ", ".join(map(str, df.columns))
+        raise UserError(f"{path} has no AU label columns (AU1, AU2, ...); its columns: {have}")
+    return dict(sorted(found.items()))
+
+
+def _labels(df: pd.DataFrame, columns: dict[int, str], path: Path) -> np.ndarray:
+    labels = np.empty((len(df), len(columns)), dtype=np.float32)
+    for j, column in enumerate(columns.values()):
+        raw = df[column]
+        values = pd.to_numeric(raw.astype(float) if raw.dtype == bool else raw, errors="coerce")
+        blank = raw.isna() | raw.astype(str).str.strip().eq("")
+        bad = (values.isna() & ~blank) | ~(values.isna() | values.isin([0, 1, 9]))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(
+                f"{_row_name(path, row)}: {column} = {_cell(raw, row)!r} is not allowed; labels must be 0 (absent), "
+                "1 (present), or 9 / empty (unknown)"
+            )
+        labels[:, j] = values.where(values != 9).to_numpy(dtype=np.float32, na_value=np.nan)
+    return labels
+
+
+def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> np.ndarray:
+    """Boolean row mask for the split, by the fold rules of docs/INTERFACES.md."""
+    if fold is None and "split" in df.columns:
+        values = df["split"].astype(str).str.strip().str.lower()
+        keep = (values == split).to_numpy()
+        if not keep.any():
+            raise UserError(f"{path} has no rows with split={split}; its split values: {sorted(set(values))}")
+        return keep
+    if fold is not None or "fold" in df.columns:
+        if "fold" not in df.columns:
+            raise UserError(f"{path} has no fold column, so no fold can be chosen; leave the fold out")
+        folds = pd.to_numeric(df["fold"], errors="coerce")
+        bad = folds.isna() | (folds != folds.round())
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{_row_name(path, row)}: fold = {_cell(df['fold'], row)!r} is not an integer")
+        fold = 1 if fold is None else fold
+        folds = folds.to_numpy(dtype=np.int64)
+        if fold not in set(folds.tolist()):
+            raise UserError(f"{path} has no rows with fold={fold}; its folds: {sorted(set(folds.tolist()))}")
+        return folds == fold if split == "test" else folds != fold
+    warnings.warn(
+        f"{path} has no fold or split column: all {len(df)} rows serve as both train and test data",
+        UserWarning,
+        stacklevel=3,
+    )
+    return np.ones(len(df), dtype=bool)
+
+
+def _manifest_meta(files, subjects, sequences, frames, index: int) -> tuple[str, str, str]:
+    path = files[index]
+    subject = subjects[index] if subjects is not None else os.path.basename(os.path.dirname(path))
+    sequence = sequences[index] if sequences is not None else ""
+    frame = frames[index] if frames is not None else os.path.splitext(os.path.basename(path))[0]
+    return subject, sequence, frame
+
+
+def _text(df: pd.DataFrame, *names: str) -> list[str] | None:
+    for name in names:
+        if name in df.columns:
+            return df[name].fillna("").astype(str).tolist()
+    return None
+
+
+def load_manifest_dataset(
+    spec: str | os.PathLike,
+    *,
+    split: str,
+    fold: int | None = None,
+    aus: Sequence[int] | None = None,
+    transform=None,
+) -> AUDataset:
+    """A manifest file or folder -> AUDataset of the rows of one split."""
+    path = find_manifest(spec)
+    df = read_manifest(path)
+    if "path" not in df.columns:
+        raise UserError(f"{path} has no 'path' column; its columns: {', '.join(map(str, df.columns))}")
+    columns = au_columns(df, path)
+    labels = _labels(df, columns, path)
+    empty = df["path"].isna() | df["path"].astype(str).str.strip().eq("")
+    if empty.any():
+        raise UserError(f"{_row_name(path, int(np.flatnonzero(empty.to_numpy())[0]))}: empty path")
+    keep = _select_rows(df, path, split, fold)
+    df, labels = df[keep], labels[keep]
+    labels, aus = select_aus(labels, list(columns), aus, str(path))
+    files = df["path"].astype(str).tolist()
+    meta = partial(_manifest_meta, files, _text(df, "subject", "identity"), _text(df, "sequence"), _text(df, "frame"))
+    return AUDataset(files, labels, aus, root=path.parent, transform=transform, meta=meta, source=str(path))
