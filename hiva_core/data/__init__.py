@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from augtext.errors import UserError
-from hiva_core.data.dataset import AUDataset, check_images
+from hiva_core.data.dataset import AUDataset, check_images, unwrap_worker_error
 from hiva_core.data.lists import LIST_FORMATS, load_list_dataset
 from hiva_core.data.manifest import load_manifest_dataset
 from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, denormalize
@@ -20,6 +20,7 @@ __all__ = [
     "build_transforms",
     "check_images",
     "denormalize",
+    "unwrap_worker_error",
 ]
 
 SPLITS = ("train", "test")

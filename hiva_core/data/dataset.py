@@ -73,7 +73,7 @@ class AUDataset(Dataset):
                 return image.convert("RGB")
         except FileNotFoundError:
             raise UserError(f"image not found: {path} (frame {index} of {self.source}); check the image root") from None
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
             raise UserError(f"cannot read image {path} ({exc}); replace or remove it from {self.source}") from None
 
     def __getitem__(self, index: int) -> dict:
@@ -91,6 +91,16 @@ class AUDataset(Dataset):
     def __repr__(self) -> str:
         aus = " ".join(au_label(a) for a in self.aus)
         return f"AUDataset({len(self)} frames, {aus}, from {self.source or self.root})"
+
+
+def unwrap_worker_error(exc: UserError) -> UserError:
+    """The dataset's own one-line UserError, from the copy a DataLoader worker re-raises (whose message carries the
+    worker's traceback): `except UserError as exc: raise unwrap_worker_error(exc) from None`."""
+    text = str(exc)
+    marker = f"{UserError.__module__}.{UserError.__name__}: "
+    if text.startswith("Caught UserError") and marker in text:
+        return UserError(text.rsplit(marker, 1)[1].strip())
+    return exc
 
 
 def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] | None, source: str):

@@ -46,7 +46,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS})
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"cannot read manifest {path}: {exc}") from None
 
@@ -122,7 +122,7 @@ def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> 
     warnings.warn(
         f"{path} has no fold or split column: all {len(df)} rows serve as both train and test data",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of build_dataset
     )
     return np.ones(len(df), dtype=bool)
 

@@ -19,9 +19,18 @@ from hiva_core.data import (
     build_transforms,
     check_images,
     denormalize,
+    unwrap_worker_error,
 )
 from hiva_core.data.lists import frame_meta, read_label_list
-from tests.hiva_core.imagefix import sub_lists, write_image, write_images, write_list_pair, write_manifest
+from tests.hiva_core.imagefix import (
+    sub_lists,
+    write_image,
+    write_images,
+    write_list_pair,
+    write_manifest,
+    write_protocol_sample,
+    write_toy_manifest,
+)
 
 # /work/shared/data/README.md: frames per test fold, and the total (train + test) of every fold.
 TEST_FRAMES = {"bp4d": [46_034, 50_182, 50_631], "disfa": [43_605, 43_605, 43_604]}
@@ -102,18 +111,13 @@ def test_real_lists_meta(real_folds):
 
 @pytest.fixture
 def bp4d_small(protocols: Path, tmp_path: Path):
-    """20 real BP4D rows (first and last 10 of test fold 1) as a small list pair, with JPEG images under a root."""
-    src = protocols / "BP4D"
-    n = TEST_FRAMES["bp4d"][0]
-    rows = [*range(10), *range(n - 10, n)]
-    paths, labels = sub_lists(src / "BP4D_test_img_path_fold1.txt", src / "BP4D_test_label_fold1.txt", rows)
-    lists = tmp_path / "lists"
-    write_list_pair(
-        lists / "BP4D" / "BP4D_test_img_path_fold1.txt", lists / "BP4D" / "BP4D_test_label_fold1.txt", paths, labels
-    )
-    root = tmp_path / "images"
-    write_images(root, paths, size=(40, 48))
-    return root, lists, paths, np.array([line.split() for line in labels], dtype=np.float32)
+    """20 real BP4D rows (first and last 10 of each split of fold 1) as small list pairs, with JPEG images."""
+    root, lists = write_protocol_sample(protocols, tmp_path, "bp4d", n=20, size=(40, 48))
+    paths = (lists / "BP4D" / "BP4D_test_img_path_fold1.txt").read_text().splitlines()
+    labels = np.loadtxt(lists / "BP4D" / "BP4D_test_label_fold1.txt", dtype=np.float32)
+    real = (protocols / "BP4D" / "BP4D_test_img_path_fold1.txt").read_text().splitlines()
+    assert paths == real[:10] + real[-10:]
+    return root, lists, paths, labels
 
 
 @pytest.mark.parametrize("augment", [False, True])
@@ -155,6 +159,21 @@ def test_missing_and_broken_images(bp4d_small):
         ds[2]
     with pytest.raises(UserError, match=rf"cannot read image .*{paths[5]}"):
         ds[5]
+
+
+def test_worker_errors_unwrap(bp4d_small):
+    root, lists, paths, _ = bp4d_small
+    ds = build_dataset(f"bp4d:{root}", split="test", fold=1, lists=lists, image_size=SIZE)
+    (root / paths[0]).unlink()
+    with pytest.raises(UserError) as info:
+        next(iter(DataLoader(ds, batch_size=2, num_workers=1)))
+    assert "Traceback" in str(info.value)
+    assert (
+        str(unwrap_worker_error(info.value)) == f"image not found: {root / paths[0]} (frame 0 of {ds.source}); "
+        "check the image root"
+    )
+    plain = UserError("x")
+    assert unwrap_worker_error(plain) is plain
 
 
 def test_disfa_no_trailing_newline_png(protocols, tmp_path):
@@ -331,6 +350,15 @@ def test_bad_manifests(tmp_path, change, message):
         build_dataset(tmp_path / "bad.csv", split="train")
 
 
+def test_manifest_unknown_spellings(tmp_path):
+    (tmp_path / "m.csv").write_text(
+        "path,AU1,AU2,split\na.png,NaN,1,train\nb.png,nan,0.0,train\nc.png,NA,1.0,train\nd.png,,9,train\n"
+    )
+    ds = build_dataset(tmp_path / "m.csv", split="train")
+    assert np.isnan(ds.labels[:, 0]).all()
+    np.testing.assert_array_equal(ds.labels[:, 1], [1, 0, 1, np.nan])
+
+
 def test_manifest_spec_errors(tmp_path):
     write_manifest(tmp_path / "nolabels.csv", [{"path": "a.png", "AU12_int": 0.3}])
     with pytest.raises(UserError, match="no AU label columns"):
@@ -373,3 +401,15 @@ def test_list_reading_is_fast(protocols, tmp_path):
     start = time.perf_counter()
     ds = build_dataset(f"bp4d:{tmp_path}", split="train", fold=1, lists=protocols)
     assert len(ds) == 100_813 and time.perf_counter() - start < 1.0
+
+
+def test_toy_manifest_fixture(tmp_path):
+    """The toy set other tests train on: labels drawn in the image, folds by identity, split = fold 1 held out."""
+    manifest = write_toy_manifest(tmp_path / "toy", n=12, aus=(1, 2, 4, 6), folds=3, suffix=".parquet")
+    train = build_dataset(manifest.parent, split="train", fold=1, image_size=SIZE)
+    test = build_dataset(manifest.parent, split="test", image_size=SIZE)  # split column
+    assert (len(train), len(test)) == (8, 4) and train.aus == [1, 2, 4, 6]
+    assert {test.meta(i)["subject"] for i in range(len(test))} == {"id0"}
+    image = np.asarray(Image.open(test.paths[0]))
+    cells = [image[y * 24 + 12, x * 24 + 12, 0] > 128 for y in range(2) for x in range(2)]
+    assert cells == test.labels[0].astype(bool).tolist()
