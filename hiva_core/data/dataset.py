@@ -26,7 +26,8 @@ class AUDataset(Dataset):
     `aus` are the FACS codes of the label columns; `labels` is float32 (N, A): 1 present, 0 absent, NaN unknown.
     Item i is `{"image": (3,H,W) float, "labels": (A,) float (unknown -> 0), "mask": (A,) bool (False = unknown),
     "meta": {"path", "subject", "sequence", "frame"}}` (meta values are strings, so the default collate keeps them).
-    Images are opened only when an item is read: a missing or unreadable one is a UserError naming its path.
+    Without a transform the image is uint8 (3,H,W) as loaded. Images are opened only when an item is read: a missing
+    or unreadable one is a UserError naming its path.
     """
 
     def __init__(
@@ -78,7 +79,10 @@ class AUDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image = self.load_image(index)
-        tensor = self.transform(image) if self.transform is not None else torch.from_numpy(np.asarray(image).copy())
+        if self.transform is not None:
+            tensor = self.transform(image)
+        else:  # uint8 (3, H, W), as loaded
+            tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
         row = self.labels[index]
         mask = ~np.isnan(row)
         return {
