@@ -104,37 +104,3 @@ def write_protocol_sample(
                 if not (root / rel).exists():
                     write_image(root / rel, size=size, seed=len(rel) + sum(map(ord, rel)))
     return root, lists
-
-
-def write_toy_manifest(
-    folder: str | os.PathLike,
-    n: int = 24,
-    aus: Sequence[int] = (1, 2, 4, 6),
-    *,
-    folds: int = 3,
-    size: int = 48,
-    seed: int = 0,
-    suffix: str = ".csv",
-) -> Path:
-    """A learnable toy dataset: AU j present <=> a bright square in cell j of a grid (on a dark noisy face-sized
-    image). Columns: path (relative), AU<code>..., identity, fold (1..folds, by identity), split (fold 1 = test).
-    Written as `folder/manifest<suffix>` with PNGs in `folder/images/`; returns the manifest path."""
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    grid = int(np.ceil(np.sqrt(len(aus))))
-    cell = size // grid
-    rows = []
-    for i in range(n):
-        labels = rng.random(len(aus)) < 0.4
-        image = rng.normal(40, 10, size=(size, size, 3))
-        for j in np.flatnonzero(labels):
-            y, x = divmod(int(j), grid)
-            image[y * cell + 2 : (y + 1) * cell - 2, x * cell + 2 : (x + 1) * cell - 2] = 220
-        identity = i % max(folds, 1)
-        rel = f"images/id{identity}/{i:05d}.png"
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").save(folder / rel)
-        row = {"path": rel, **{f"AU{a}": int(v) for a, v in zip(aus, labels, strict=True)}}
-        row.update(identity=f"id{identity}", fold=identity + 1, split="test" if identity == 0 else "train")
-        rows.append(row)
-    return write_manifest(folder / f"manifest{suffix}", rows)

@@ -29,7 +29,6 @@ from tests.hiva_core.imagefix import (
     write_list_pair,
     write_manifest,
     write_protocol_sample,
-    write_toy_manifest,
 )
 
 # /work/shared/data/README.md: frames per test fold, and the total (train + test) of every fold.
@@ -401,15 +400,3 @@ def test_list_reading_is_fast(protocols, tmp_path):
     start = time.perf_counter()
     ds = build_dataset(f"bp4d:{tmp_path}", split="train", fold=1, lists=protocols)
     assert len(ds) == 100_813 and time.perf_counter() - start < 1.0
-
-
-def test_toy_manifest_fixture(tmp_path):
-    """The toy set other tests train on: labels drawn in the image, folds by identity, split = fold 1 held out."""
-    manifest = write_toy_manifest(tmp_path / "toy", n=12, aus=(1, 2, 4, 6), folds=3, suffix=".parquet")
-    train = build_dataset(manifest.parent, split="train", fold=1, image_size=SIZE)
-    test = build_dataset(manifest.parent, split="test", image_size=SIZE)  # split column
-    assert (len(train), len(test)) == (8, 4) and train.aus == [1, 2, 4, 6]
-    assert {test.meta(i)["subject"] for i in range(len(test))} == {"id0"}
-    image = np.asarray(Image.open(test.paths[0]))
-    cells = [image[y * 24 + 12, x * 24 + 12, 0] > 128 for y in range(2) for x in range(2)]
-    assert cells == test.labels[0].astype(bool).tolist()
