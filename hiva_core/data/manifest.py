@@ -98,6 +98,24 @@ def _labels(df: pd.DataFrame, columns: dict[int, str], path: Path) -> np.ndarray
     return labels
 
 
+def fold_column(df: pd.DataFrame, path: Path) -> np.ndarray:
+    """The `fold` column as int64; a missing column, an empty or a non-integer cell is a UserError."""
+    if "fold" not in df.columns:
+        raise UserError(f"{path} has no fold column, so no fold can be chosen; leave the fold out")
+    folds = pd.to_numeric(df["fold"], errors="coerce")
+    bad = folds.isna() | (folds != folds.round())
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{_row_name(path, row)}: fold = {_cell(df['fold'], row)!r} is not an integer")
+    return folds.to_numpy(dtype=np.int64)
+
+
+def manifest_folds(spec: str | os.PathLike) -> list[int]:
+    """The folds a manifest (file or folder) defines, sorted: what `--folds all` iterates over."""
+    path = find_manifest(spec)
+    return sorted(set(fold_column(read_manifest(path), path).tolist()))
+
+
 def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> np.ndarray:
     """Boolean row mask for the split, by the fold rules of docs/INTERFACES.md."""
     if fold is None and "split" in df.columns:
@@ -107,15 +125,8 @@ def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> 
             raise UserError(f"{path} has no rows with split={split}; its split values: {sorted(set(values))}")
         return keep
     if fold is not None or "fold" in df.columns:
-        if "fold" not in df.columns:
-            raise UserError(f"{path} has no fold column, so no fold can be chosen; leave the fold out")
-        folds = pd.to_numeric(df["fold"], errors="coerce")
-        bad = folds.isna() | (folds != folds.round())
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(f"{_row_name(path, row)}: fold = {_cell(df['fold'], row)!r} is not an integer")
+        folds = fold_column(df, path)
         fold = 1 if fold is None else fold
-        folds = folds.to_numpy(dtype=np.int64)
         if fold not in set(folds.tolist()):
             raise UserError(f"{path} has no rows with fold={fold}; its folds: {sorted(set(folds.tolist()))}")
         return folds == fold if split == "test" else folds != fold

@@ -22,6 +22,7 @@ from hiva_core.data import (
     unwrap_worker_error,
 )
 from hiva_core.data.lists import frame_meta, read_label_list
+from hiva_core.data.manifest import manifest_folds
 from tests.hiva_core.imagefix import (
     sub_lists,
     write_image,
@@ -309,6 +310,7 @@ def test_manifest_folds_splits_paths(tmp_path, suffix):
     assert by_split.aus == [12, 1] and len(by_split) == 2
     np.testing.assert_array_equal(by_split.labels, [[np.nan, 0], [0, 1]])
     assert check_images(by_split) == []
+    assert manifest_folds(manifest) == [1, 2, 3]
     with pytest.raises(UserError, match=r"no rows with fold=7.*\[1, 2, 3\]"):
         build_dataset(manifest, split="test", fold=7)
     with pytest.raises(UserError, match=r"AU6 not labelled in .*labels.*AU1, AU4, AU12"):
@@ -325,6 +327,8 @@ def test_manifest_folder_and_no_split_columns(tmp_path):
     assert ds[0]["image"].shape == (3, SIZE, SIZE)
     with pytest.raises(UserError, match="no fold column"):
         build_dataset(tmp_path, split="train", fold=1)
+    with pytest.raises(UserError, match="no fold column"):
+        manifest_folds(tmp_path)
     with pytest.raises(UserError, match="no manifest.parquet or manifest.csv"):
         build_dataset(tmp_path / "faces", split="train")
 
