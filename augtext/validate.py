@@ -17,7 +17,7 @@ import json
 import re
 import unicodedata
 
-from augtext.facs import FACS, ActionUnit
+from augtext.facs import ActionUnit
 
 PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
 """Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
@@ -40,8 +40,13 @@ SHINGLE = 5
 _TEXT_KEYS = ("text", "description", "sentence", "desc", "content")
 _LIST_KEYS = ("descriptions", "sentences", "items", "texts", "results", "data", "answer", "output")
 _FENCE_RE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
-_LIST_LINE_RE = re.compile(r"^\s*(?:[-*\u2022\u2013]|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+(\S.*)$")
-_MARKER_RE = re.compile(r"^\s*(?:[-*\u2022\u2013]|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+")
+# List markers: "-", "*", "•", "–", "1.", "1)", "(1)", "1:". Not letters: "(A)" is an intensity level, not a marker.
+_MARKER = r"(?:[-*\u2022\u2013]|\(?\d{1,3}[.):])"
+_LIST_LINE_RE = re.compile(rf"^\s*{_MARKER}\s+(\S.*)$")
+_MARKER_RE = re.compile(rf"^\s*{_MARKER}\s+")
+# A complete JSON string literal used as a value: followed by a comma, a closing bracket/brace or the end.
+_JSON_STRING_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"(?=\s*(?:[,\]}]|$))')
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
 _QUOTES = "\"'\u201c\u201d\u2018\u2019`"
 _AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
@@ -64,8 +69,17 @@ class ParseError(ValueError):
 
 # --------------------------------------------------------------------------------------------------- parsing ---
 
-def parse_response(raw: str) -> list[str]:
-    """Extract the descriptions from one LLM answer (cleaned with `clean_text`, empty ones dropped)."""
+def parse_response(raw: str, lenient: bool = False) -> list[str]:
+    """Extract the descriptions from one LLM answer (cleaned with `clean_text`, empty ones dropped).
+
+    Accepted, in this order: JSON inside a ``` fence, the first JSON value in the text (a list of strings, a list of
+    objects with a "text"/"description" field, an object holding such a list, a lone string; single-quoted Python
+    lists too), then numbered/bulleted lines. Anything else raises ParseError.
+
+    `lenient=True` salvages more from answers that ignore the format, as tiny models often do: the complete strings
+    of a truncated JSON list, or else the sentences of a plain-prose answer. Every salvaged text still has to pass
+    `validate_description`, so this trades precision of the parse for yield.
+    """
     if raw is None or not raw.strip():
         raise ParseError("empty_response")
     fenced = [m.group(1) for m in _FENCE_RE.finditer(raw)]
@@ -80,7 +94,37 @@ def parse_response(raw: str) -> list[str]:
     lines = [t for t in lines if t]
     if lines:
         return lines
+    if lenient:
+        salvaged = _complete_strings(raw) if failure == "malformed_json" else []
+        salvaged = salvaged or _sentences(raw)
+        if salvaged:
+            return salvaged
     raise ParseError(failure)
+
+
+def _complete_strings(raw: str) -> list[str]:
+    """The finished string values of a JSON list cut short ('["a", "b", "c' -> a, b)."""
+    start = min((i for i in (raw.find("["), raw.find("{")) if i >= 0), default=-1)
+    out = []
+    for m in _JSON_STRING_RE.finditer(raw, start if start >= 0 else 0):
+        try:
+            text = clean_text(json.loads(f'"{m.group(1)}"'))
+        except ValueError:
+            continue
+        if text:
+            out.append(text)
+    return out
+
+
+def _sentences(raw: str) -> list[str]:
+    """The sentences of a prose answer, one per line or split at sentence ends."""
+    out = []
+    for line in raw.splitlines():
+        for sentence in _SENTENCE_END_RE.split(line.strip()):
+            text = clean_text(sentence)
+            if text and any(c.isalpha() for c in text):
+                out.append(text)
+    return out
 
 
 def _json_texts(text: str) -> tuple[list[str], str]:
@@ -94,11 +138,15 @@ def _json_texts(text: str) -> tuple[list[str], str]:
         pass
     if not (candidates and isinstance(candidates[0], str)):
         decoder = json.JSONDecoder()
+        end = len(text.rstrip())
         for m in re.finditer(r"[\[{]", text):
             try:
                 candidates.append(decoder.raw_decode(text, m.start())[0])
-            except ValueError:
+            except json.JSONDecodeError as exc:
                 candidates.append(_literal(text, m.start()))
+                cut_short = exc.pos >= end or exc.msg.startswith("Unterminated string")
+                if cut_short and candidates[-1] is None:
+                    break  # cut short: everything after this bracket is inside the broken value, not a value of its own
     for value in candidates:
         if value is None:
             status = "malformed_json" if status == "no_json" else status
@@ -161,9 +209,15 @@ def clean_text(text: str) -> str:
     while text != previous:
         previous = text
         text = _MARKER_RE.sub("", text).strip().rstrip(",").strip()
-        if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text
+
+
+def _has_quote(inner: str, opening: str) -> bool:
+    """Whether `inner` holds a quote of the kind `opening` starts (then the outer pair is not a wrapping pair)."""
+    kinds = "\u201c\u201d" if opening in "\u201c\u201d" else "\u2018\u2019" if opening in "\u2018\u2019" else opening
+    return any(c in inner for c in kinds)
 
 
 def word_count(text: str) -> int:
@@ -256,13 +310,3 @@ class NearDuplicateFilter:
             self._exact.add(norm)
             self._shingles.append(_shingles(norm))
 
-
-def check(text: str, au: int | ActionUnit, seen: NearDuplicateFilter | None = None) -> str | None:
-    """`validate_description`, then (if valid and `seen` is given) the duplicate check; adds kept texts to `seen`."""
-    unit = au if isinstance(au, ActionUnit) else FACS[au]
-    reason = validate_description(text, unit)
-    if reason is None and seen is not None:
-        if seen.is_duplicate(text):
-            return DUPLICATE
-        seen.add(text)
-    return reason

@@ -10,7 +10,6 @@ from augtext.validate import (
     TEXT_REASONS,
     NearDuplicateFilter,
     ParseError,
-    check,
     clean_text,
     parse_response,
     validate_description,
@@ -58,6 +57,8 @@ def test_parse_single_json_string_and_object():
         (f'["{A}", "The forehead wrin', "malformed_json"),
         (f'```json\n["{A}", "{B}"\n', "malformed_json"),
         (f'{{"descriptions": ["{A}"', "malformed_json"),
+        (f'[{{"text": "{A}"}}, {{"text": "{B}"}}, {{"text": "The', "malformed_json"),
+        (f'Here:\n[\n  {{"description": "{A}"}},\n  {{"description": "The', "malformed_json"),
         ("The inner brows go up. The forehead wrinkles.", "no_json"),
         ('{"error": "rate limited"}', "no_list"),
         ("[]", "no_list"),
@@ -70,6 +71,35 @@ def test_parse_errors(raw, reason):
         parse_response(raw)
     assert str(info.value) == reason and info.value.reason == reason
     assert isinstance(info.value, ValueError) and reason in PARSE_REASONS
+
+
+PROSE = (
+    "AU1 lifts the inner ends of the eyebrows. The forehead wrinkles in the middle!\n\n"
+    "In short: the brows slant upward toward the centre"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "strict_reason", "salvaged"),
+    [
+        (PROSE, "no_json", ["AU1 lifts the inner ends of the eyebrows.", "The forehead wrinkles in the middle!",
+                            "In short: the brows slant upward toward the centre"]),
+        (f'["{A}", "{B}", "The fore', "malformed_json", [A, B]),
+        (f'[{{"text": "{A}"}}, {{"text": "{B}"}}, {{"text": "The', "malformed_json", [A, B]),
+        (f'["{A}", "with \\"quotes\\" inside", "x', "malformed_json", [A, 'with "quotes" inside']),
+    ],
+)
+def test_lenient_parse_salvages_what_strict_rejects(raw, strict_reason, salvaged):
+    with pytest.raises(ParseError, match=strict_reason):
+        parse_response(raw)
+    assert parse_response(raw, lenient=True) == salvaged
+
+
+def test_lenient_parse_still_rejects_nothing():
+    for raw in ("", "  ", "...", "[ ]", "[", '["'):
+        with pytest.raises(ParseError):
+            parse_response(raw, lenient=True)
+    assert parse_response(f'["{A}"]', lenient=True) == [A]
 
 
 def test_parse_prefers_list_lines_over_a_stray_bracket():
@@ -85,6 +115,9 @@ def test_parse_prefers_list_lines_over_a_stray_bracket():
         ("* 'The brow rises.'", "The brow rises."),
         ("3) The brow rises.", "The brow rises."),
         ("The brow rises.", "The brow rises."),
+        ("(A) At trace level the brow barely rises.", "(A) At trace level the brow barely rises."),
+        ('"Raised" brows and a "surprised" look.', '"Raised" brows and a "surprised" look.'),
+        ("2 eyebrows rise.", "2 eyebrows rise."),
     ],
 )
 def test_clean_text(raw, clean):
@@ -162,11 +195,3 @@ def test_filter_threshold_and_seed():
     assert not strict.is_duplicate("The lip corners are pulled back and up toward the cheekbones, making a smile.")
     assert strict.is_duplicate(SMILE.upper())
 
-
-def test_check_combines_validation_and_dedup():
-    seen = NearDuplicateFilter()
-    assert check(SMILE, 12, seen) is None
-    assert check(SMILE, 12, seen) == "duplicate"
-    assert check("Brows up.", 12, seen) == "too_short"
-    assert len(seen) == 1
-    assert check(SMILE, FACS[12]) is None
