@@ -1,0 +1,125 @@
+"""`hiva_core eval`: score a trained run on a test split (per-AU F1 pooled at 0.5, AUC, the all-positive floor).
+
+`predict_loader` is the one prediction loop: the trainer's per-epoch evaluation uses it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from augtext.errors import UserError
+from hiva_core.distributed import DistInfo, gather_rows
+from hiva_core.metrics import aggregate_folds, au_metrics, format_folds_table, format_table
+
+
+def predict_loader(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    loader: DataLoader,
+    device: torch.device,
+    num_aus: int,
+    info: DistInfo | None = None,
+    indices: np.ndarray | None = None,
+) -> dict[str, np.ndarray] | None:
+    """Run `predict(images) -> probs (B,A)` over a loader; returns `{"probs", "labels", "mask"}` (N,A) arrays.
+
+    Under DDP each rank sees its shard (`indices`: the shard's dataset positions, in loader order); the rows are
+    gathered to rank 0 in dataset order and the other ranks get None.
+    """
+    info = info or DistInfo()
+    probs, labels, masks = [], [], []
+    for batch in loader:
+        images = batch["image"].to(device, non_blocking=True)
+        probs.append(predict(images).float().cpu().numpy())
+        labels.append(batch["labels"].numpy().astype(np.float32))
+        masks.append(batch["mask"].numpy().astype(bool))
+    empty = np.zeros((0, num_aus), dtype=np.float32)
+    arrays = {
+        "probs": np.concatenate(probs) if probs else empty,
+        "labels": np.concatenate(labels) if labels else empty,
+        "mask": np.concatenate(masks) if masks else empty.astype(bool),
+    }
+    if indices is None:
+        indices = np.arange(len(arrays["probs"]))
+    return gather_rows(arrays, np.asarray(indices), info)
+
+
+def evaluate_run(
+    run: str | Path,
+    data: str,
+    lists: str | Path | None = None,
+    fold: int | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+) -> dict:
+    """Metrics of one run folder on the test split of `data` (the run's own fold unless `fold` is given)."""
+    from hiva_core.checkpoint import load_run
+    from hiva_core.data import build_dataset, check_images
+
+    loaded = load_run(run, device=device)
+    data_cfg = loaded.config["config"].get("data", {})
+    fold = fold if fold is not None else data_cfg.get("fold")
+    lists = lists if lists is not None else data_cfg.get("lists")
+    dataset = build_dataset(data, split="test", fold=fold, lists=lists, image_size=loaded.image_size, augment=False,
+                            aus=loaded.aus)
+    if list(dataset.aus) != loaded.aus:
+        raise UserError(f"{data} gives AUs {dataset.aus} but the run {run} predicts {loaded.aus}")
+    if len(dataset) == 0:
+        raise UserError(f"{data} has no test frames for fold {fold}")
+    check_images(dataset)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        num_workers=int(data_cfg.get("num_workers") or 0),
+                        pin_memory=loaded.device.type == "cuda")
+    out = predict_loader(lambda x: loaded.predict(x)["probs"], loader, loaded.device, len(loaded.aus))
+    metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus)
+    metrics["run"] = str(run)
+    metrics["fold"] = fold
+    return metrics
+
+
+def fold_runs(run: Path) -> list[Path]:
+    """runs/NAME/fold*/ folders holding a config.json, in fold order."""
+    found = [p for p in Path(run).glob("fold*") if p.is_dir() and (p / "config.json").is_file()]
+
+    def key(p: Path):
+        tail = p.name[len("fold"):]
+        return (0, int(tail)) if tail.isdigit() else (1, tail)
+
+    return sorted(found, key=key)
+
+
+def run_eval(
+    run: Path,
+    data: str,
+    lists: Path | None = None,
+    fold: int | None = None,
+    folds: str | None = None,
+    json_out: Path | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """Evaluate a run (or, with folds="all", every runs/NAME/fold*/ on its own fold); print a markdown table."""
+    from hiva_core.checkpoint import write_json
+
+    run = Path(run)
+    if folds is not None and folds != "all":
+        raise UserError(f"--folds takes 'all' (got {folds!r}); use --fold K for one fold")
+    if folds == "all":
+        if fold is not None:
+            raise UserError("give either --fold K or --folds all, not both")
+        dirs = fold_runs(run)
+        if not dirs:
+            raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
+        per_fold = {d.name: evaluate_run(d, data, lists, None, batch_size) for d in dirs}
+        result = aggregate_folds(per_fold)
+        print(format_folds_table(result))
+    else:
+        result = evaluate_run(run, data, lists, fold, batch_size)
+        print(f"{run} on {data} (fold {result['fold']}, {result['n']} frames)\n")
+        print(format_table(result))
+    if json_out is not None:
+        write_json(json_out, result)
+    return result

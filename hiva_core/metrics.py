@@ -1,0 +1,207 @@
+"""AU detection metrics as the field reports them: per-AU F1 pooled over a fold, AUC-ROC, the all-positive floor.
+
+Conventions (DESIGN.md "Metrics"):
+- F1 per AU = 2·TP / (2·TP + FP + FN) with TP/FP/FN pooled over every frame of the split whose label is known
+  (mask); a prediction is positive when its probability is >= the threshold (0.5).
+- Zero division: when 2·TP + FP + FN = 0 (no positive label and no positive prediction) F1 is 0.0, as
+  scikit-learn's `f1_score(..., zero_division=0)` and the AU literature's evaluation scripts do. The average F1 is
+  the plain mean over AUs, so such an AU pulls the average down; the table says so by its positive rate of 0.
+- AUC-ROC per AU (Mann-Whitney statistic, ties count one half); undefined (NaN, printed "–") when the split has
+  only one class for that AU. The average AUC is the mean over the AUs where it is defined (NaN if none).
+- The all-positive floor is the F1 of predicting every frame positive: 2P / (N + P) for P positives among N known
+  labels; it is what a model gets without looking at the face, and it flatters frequent AUs.
+All values are fractions in [0, 1]; `format_table` prints them x100 with one decimal, as papers do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+NAN_TEXT = "–"  # what a table shows for an undefined value (AUC with one class)
+
+
+def _label(code: int) -> str:
+    return f"AU{int(code)}"
+
+
+def f1_from_counts(tp: float, fp: float, fn: float) -> float:
+    """F1 = 2TP / (2TP + FP + FN), 0.0 when the denominator is 0 (see the module docstring)."""
+    denom = 2.0 * tp + fp + fn
+    return float(2.0 * tp / denom) if denom > 0 else 0.0
+
+
+def auc_roc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve for one AU (1-D scores, 0/1 labels); NaN when only one class is present.
+
+    Uses the rank-sum (Mann-Whitney U) identity with average ranks for ties, which equals the trapezoidal ROC area.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel().astype(bool)
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(scores.size, dtype=np.float64)
+    # Average rank (1-based) for each run of equal scores.
+    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [scores.size]])
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + 1 + end) / 2.0
+    rank_sum = ranks[labels].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(sum(finite) / len(finite)) if finite else float("nan")
+
+
+def au_metrics(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    mask: np.ndarray | None,
+    aus: Sequence[int],
+    threshold: float = 0.5,
+) -> dict:
+    """Per-AU and average F1 / AUC / positive rate / all-positive floor for one split.
+
+    probs (N, A) in [0, 1]; labels (N, A) 0/1 (NaN = unknown); mask (N, A) bool, True where the label is known
+    (None: known wherever the label is not NaN). Returns a JSON-ready dict:
+    `{"aus": [...], "threshold", "n", "per_au": {"AU1": {"f1", "auc", "precision", "recall", "pos_rate",
+    "floor_f1", "tp", "fp", "fn", "tn", "n"}, ...}, "avg": {"f1", "auc", "pos_rate", "floor_f1"}}`.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape != labels.shape:
+        raise ValueError(f"probs {probs.shape} and labels {labels.shape} must both be (N, A)")
+    if len(aus) != probs.shape[1]:
+        raise ValueError(f"{len(aus)} AU codes for {probs.shape[1]} columns")
+    known = ~np.isnan(labels)
+    if mask is not None:
+        known &= np.asarray(mask, dtype=bool)
+    per_au: dict[str, dict] = {}
+    for j, code in enumerate(aus):
+        keep = known[:, j]
+        y = labels[keep, j] > 0.5
+        p = probs[keep, j]
+        pred = p >= threshold
+        tp = int(np.sum(pred & y))
+        fp = int(np.sum(pred & ~y))
+        fn = int(np.sum(~pred & y))
+        tn = int(np.sum(~pred & ~y))
+        n = int(y.size)
+        pos = int(y.sum())
+        per_au[_label(code)] = {
+            "f1": f1_from_counts(tp, fp, fn),
+            "auc": auc_roc(p, y),
+            "precision": float(tp / (tp + fp)) if tp + fp else 0.0,
+            "recall": float(tp / (tp + fn)) if tp + fn else 0.0,
+            "pos_rate": float(pos / n) if n else float("nan"),
+            # Predicting every frame positive: TP = P, FP = N - P, FN = 0.
+            "floor_f1": f1_from_counts(pos, n - pos, 0),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
+            "n": n,
+        }
+    rows = list(per_au.values())
+    avg = {
+        "f1": float(np.mean([r["f1"] for r in rows])) if rows else float("nan"),
+        "auc": _nanmean([r["auc"] for r in rows]),
+        "pos_rate": _nanmean([r["pos_rate"] for r in rows]),
+        "floor_f1": float(np.mean([r["floor_f1"] for r in rows])) if rows else float("nan"),
+    }
+    return {
+        "aus": [int(a) for a in aus],
+        "threshold": float(threshold),
+        "n": int(probs.shape[0]),
+        "per_au": per_au,
+        "avg": avg,
+    }
+
+
+def _pct(value: float) -> str:
+    return NAN_TEXT if value is None or math.isnan(value) else f"{100.0 * value:.1f}"
+
+
+def format_table(metrics: Mapping) -> str:
+    """A markdown table to paste into a paper: one row per AU, then Avg; values x100, undefined AUC as "–"."""
+    lines = [
+        "| AU | F1 | AUC | Pos. rate | Floor F1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in metrics["per_au"].items():
+        lines.append(
+            f"| {name} | {_pct(row['f1'])} | {_pct(row['auc'])} | {_pct(row['pos_rate'])} | {_pct(row['floor_f1'])} |"
+        )
+    avg = metrics["avg"]
+    lines.append(
+        f"| **Avg** | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | {_pct(avg['pos_rate'])} | {_pct(avg['floor_f1'])} |"
+    )
+    return "\n".join(lines)
+
+
+def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
+    """Mean over folds (the paper's figure): per AU and for the averages, of F1, AUC, positive rate and floor F1.
+
+    `fold_metrics` maps a fold name ("fold1") to that fold's `au_metrics` dict; every fold must have the same AUs.
+    Returns `{"folds": {name: metrics}, "mean": {"aus", "per_au": {AU: {...}}, "avg": {...}}}`; AUC means skip
+    folds where it is undefined.
+    """
+    if not fold_metrics:
+        raise ValueError("no folds to aggregate")
+    names = list(fold_metrics)
+    first = fold_metrics[names[0]]
+    au_names = list(first["per_au"])
+    for name in names[1:]:
+        if list(fold_metrics[name]["per_au"]) != au_names:
+            raise ValueError(f"{name} has AUs {list(fold_metrics[name]['per_au'])}, {names[0]} has {au_names}")
+    keys = ("f1", "auc", "pos_rate", "floor_f1")
+    per_au = {
+        au: {k: _nanmean([fold_metrics[n]["per_au"][au][k] for n in names]) for k in keys} for au in au_names
+    }
+    # The average F1 over folds equals the mean of the per-fold averages (all folds have the same AUs).
+    avg = {k: _nanmean([fold_metrics[n]["avg"][k] for n in names]) for k in keys}
+    return {
+        "folds": {n: dict(fold_metrics[n]) for n in names},
+        "mean": {"aus": list(first["aus"]), "per_au": per_au, "avg": avg},
+    }
+
+
+def format_folds_table(summary: Mapping) -> str:
+    """Markdown table of F1 per AU and fold, the mean over folds, the mean AUC and the mean all-positive floor."""
+    folds = summary["folds"]
+    mean = summary["mean"]
+    names = list(folds)
+    header = "| AU | " + " | ".join(f"F1 {n}" for n in names) + " | F1 mean | AUC mean | Floor F1 |"
+    align = "|---|" + "---:|" * (len(names) + 3)
+    lines = [header, align]
+    for au, row in mean["per_au"].items():
+        cells = [_pct(folds[n]["per_au"][au]["f1"]) for n in names]
+        lines.append(f"| {au} | " + " | ".join(cells) + f" | {_pct(row['f1'])} | {_pct(row['auc'])} | "
+                     f"{_pct(row['floor_f1'])} |")
+    cells = [_pct(folds[n]["avg"]["f1"]) for n in names]
+    avg = mean["avg"]
+    lines.append("| **Avg** | " + " | ".join(cells) + f" | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | "
+                 f"{_pct(avg['floor_f1'])} |")
+    return "\n".join(lines)
+
+
+def to_jsonable(obj):
+    """NaN/inf -> None recursively, so that json.dump writes strict JSON (null for an undefined AUC)."""
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else obj
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    return obj

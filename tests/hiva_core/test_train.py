@@ -1,0 +1,202 @@
+"""End to end through the command line: train, eval, resume, --folds all, and bad input (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from augtext.errors import UserError
+from hiva_core.cli import main
+from hiva_core.config import TrainConfig, resolve_config, valid_keys
+from tests.hiva_core.conftest import train_argv
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+RUN_FILES = ("config.json", "model.safetensors", "last.pt", "text_prior.safetensors", "metrics.json", "log.csv")
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------------------- config
+def test_config_precedence(tmp_path):
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("train:\n  epochs: 7\n  batch_size: 8\noptim:\n  lr: 0.01\n")
+    cfg = resolve_config(yaml_file, {"train.batch_size": 4, "optim.lr": None}, ["train.epochs=9", "optim.lr=1e-3"])
+    assert cfg.train.epochs == 9  # --set beats YAML
+    assert cfg.train.batch_size == 4  # CLI beats YAML
+    assert cfg.optim.lr == pytest.approx(1e-3)  # a CLI None means "not given"; --set parses 1e-3 as a float
+    assert cfg.train.seed == TrainConfig().train.seed  # defaults stay
+    cfg = resolve_config(None, {}, ["data.aus=1,2,4", "model.use_graph=false", "data.fold=none"])
+    assert cfg.data.aus == (1, 2, 4) and cfg.model.use_graph is False and cfg.data.fold is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.epochs = 3
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ("train.epoch=3", "unknown config key 'train.epoch'"),
+    ("trian.epochs=3", "unknown config key 'trian.epochs'"),
+    ("train.epochs=three", "needs an integer"),
+    ("model.use_text=maybe", "needs true or false"),
+    ("train.epochs", "section.key=value"),
+    ("train.precision=fp8", "bf16, fp16 or fp32"),
+])
+def test_config_errors(bad, needle):
+    with pytest.raises(UserError, match=needle) as info:
+        resolve_config(None, {}, [bad])
+    if "unknown" in needle:
+        assert "train.epochs" in str(info.value) and "train.batch_size" in str(info.value)  # lists valid keys
+
+
+def test_valid_keys_cover_sections():
+    keys = valid_keys()
+    assert {"text.cache", "data.spec", "model.backbone", "optim.lr", "train.epochs"} <= set(keys)
+
+
+# -------------------------------------------------------------------------------------------- train and eval
+def test_train_writes_a_good_run(trained_run):
+    run, _ = trained_run
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    info = json.loads((run / "config.json").read_text())
+    assert info["aus"] == [1, 2, 4] and info["image_size"] == 32 and info["model_name"] == "hiva"
+    assert info["text_prior"]["dim"] == 384 and len(info["text_prior"]["fingerprint"]) == 64
+    assert info["config"]["model"]["backbone"] == "tiny" and info["config"]["data"]["fold"] == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best"]["avg"]["f1"] >= 0.9, metrics["best"]["avg"]
+    log = pd.read_csv(run / "log.csv")
+    assert list(log["epoch"]) == list(range(1, 7))
+    assert {"step", "loss", "asl", "align", "lr", "val_f1", "time_s"} <= set(log.columns)
+    assert log["loss"].iloc[-1] < log["loss"].iloc[0]
+    assert not list(run.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_eval_prints_table_and_json(trained_run, tiny_faces, tmp_path, capsys):
+    run, _ = trained_run
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "| AU | F1 | AUC | Pos. rate | Floor F1 |" in printed and "| AU4 |" in printed and "**Avg**" in printed
+    result = json.loads(out_json.read_text())
+    best = json.loads((run / "metrics.json").read_text())["best"]
+    # The reloaded model scores the held-out fold exactly as the trainer did when it saved it.
+    assert result["per_au"] == best["per_au"]
+    assert result["avg"]["f1"] >= 0.9 and result["fold"] == 1
+
+
+def test_load_run_matches_trained_model(trained_run, tiny_faces):
+    from hiva_core.checkpoint import load_run
+    from hiva_core.data import build_dataset
+
+    run, best_model = trained_run
+    loaded = load_run(run, device="cpu")
+    assert loaded.aus == [1, 2, 4] and loaded.image_size == 32 and not loaded.model.training
+    ds = build_dataset(tiny_faces, split="test", fold=1, image_size=32, aus=loaded.aus)
+    images = torch.stack([ds[i]["image"] for i in range(8)])
+    out = loaded.predict(images)
+    with torch.no_grad():
+        ref = best_model(images, loaded.text_emb, loaded.text_mask)
+    assert out["probs"].shape == (8, 3)
+    assert torch.equal(out["probs"], torch.sigmoid(ref["logits"]))
+    assert out["maps"] is not None and out["maps"].shape[:2] == (8, 3)
+
+
+def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces):
+    full, parts = tmp_path / "full", tmp_path / "parts"
+    assert main(train_argv(text_cache, tiny_faces, full, epochs=3)) == 0
+    assert main(train_argv(text_cache, tiny_faces, parts, "--set", "train.stop_after=2", epochs=3)) == 0
+    assert len(pd.read_csv(parts / "log.csv")) == 2
+    assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 0
+    assert len(pd.read_csv(parts / "log.csv")) == 3
+    a, b = torch.load(full / "last.pt", weights_only=True), torch.load(parts / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
+    for key, value in a["task"].items():
+        assert torch.equal(value, b["task"][key]), key
+    best_a, best_b = load_file(full / "model.safetensors"), load_file(parts / "model.safetensors")
+    assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
+    # A finished run resumed again trains nothing and changes nothing.
+    before = digest(parts)
+    assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 0
+    after = digest(parts)
+    assert before["model.safetensors"] == after["model.safetensors"] and before["last.pt"] == after["last.pt"]
+
+
+def test_folds_all(tmp_path, text_cache, tiny_faces, capsys):
+    out = tmp_path / "cv"
+    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 0
+    for k in (1, 2, 3):
+        assert (out / f"fold{k}" / "model.safetensors").is_file()
+        assert json.loads((out / f"fold{k}" / "config.json").read_text())["config"]["data"]["fold"] == k
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["folds"]) == ["fold1", "fold2", "fold3"]
+    mean = sum(summary["folds"][f]["avg"]["f1"] for f in summary["folds"]) / 3
+    assert summary["mean"]["avg"]["f1"] == pytest.approx(mean)
+    assert "F1 fold1 | F1 fold2 | F1 fold3 | F1 mean" in capsys.readouterr().out
+    out_json = tmp_path / "cv.json"
+    assert main(["eval", "--run", str(out), "--data", str(tiny_faces), "--folds", "all", "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["mean"]["avg"]["f1"] == pytest.approx(summary["mean"]["avg"]["f1"])
+    # Training again into the same folder is refused before any fold is touched.
+    before = digest(out / "fold2")
+    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 2
+    assert digest(out / "fold2") == before
+
+
+# ------------------------------------------------------------------------------------------------- bad input
+def _copy_manifest(tiny_faces: Path, tmp_path: Path, edit) -> Path:
+    frame = pd.read_csv(tiny_faces)
+    frame["path"] = [str(tiny_faces.parent / p) for p in frame["path"]]
+    path = tmp_path / "manifest.csv"
+    edit(frame).to_csv(path, index=False)
+    return path
+
+
+def _corrupt_cache(text_cache: Path, tmp_path: Path) -> Path:
+    cache = tmp_path / "cache"
+    shutil.copytree(text_cache, cache)
+    table = next((cache / "embeddings").glob("*.parquet"))
+    table.write_bytes(b"not a parquet file")
+    return cache
+
+
+@pytest.mark.parametrize("case", ["missing_au", "dim_mismatch", "corrupt_table", "missing_image", "yaml_key",
+                                  "set_key", "existing_run", "resume_nothing"])
+def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, capsys):
+    good, _ = trained_run
+    out = tmp_path / "new_run"
+    cache, data, extra = text_cache, tiny_faces, []
+    if case == "missing_au":  # the data labels AU12, the cache describes AU1, 2, 4, 6
+        data = _copy_manifest(tiny_faces, tmp_path, lambda f: f.rename(columns={"AU4": "AU12"}))
+        needle = "AU12"
+    elif case == "dim_mismatch":
+        extra, needle = ["--set", "model.text_dim=512"], "384"
+    elif case == "corrupt_table":
+        cache, needle = _corrupt_cache(text_cache, tmp_path), "parquet"
+    elif case == "missing_image":
+        data = _copy_manifest(tiny_faces, tmp_path, lambda f: pd.concat(
+            [f, f.iloc[:1].assign(path=str(tmp_path / "gone.png"))], ignore_index=True))
+        needle = "gone.png"
+    elif case == "yaml_key":
+        (tmp_path / "c.yaml").write_text("train:\n  epochz: 3\n")
+        extra, needle = ["--config", str(tmp_path / "c.yaml")], "epochz"
+    elif case == "set_key":
+        extra, needle = ["--set", "optim.learning_rate=0.1"], "optim.learning_rate"
+    elif case == "existing_run":
+        out, needle = good, "--resume"
+    else:
+        extra, needle = ["--resume"], "nothing to resume"
+    before = digest(good)
+    assert main(train_argv(cache, data, out, *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err, err
+    assert digest(good) == before  # the good run is untouched
+    if out != good:
+        assert not out.exists() or not any(out.iterdir())  # and nothing was written for the failed one
