@@ -26,6 +26,7 @@ includes), so that editing a shared layout changes the request keys of every sty
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import asdict
@@ -55,7 +56,13 @@ def _search_path(prompts_dir: str | Path | None) -> list[Path]:
 
 
 def _environment(prompts_dir: str | Path | None) -> SandboxedEnvironment:
-    loader = jinja2.FileSystemLoader([str(p) for p in _search_path(prompts_dir)])
+    return _cached_environment(tuple(str(p) for p in _search_path(prompts_dir)))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_environment(search_path: tuple[str, ...]) -> SandboxedEnvironment:
+    # One environment per search path: Jinja caches compiled templates in it and reloads a file that changed.
+    loader = jinja2.FileSystemLoader(list(search_path))
     return SandboxedEnvironment(
         loader=loader, undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=False,
@@ -127,12 +134,17 @@ def _template_sha256(env: SandboxedEnvironment, name: str) -> str:
         seen.add(tname)
         source, _, _ = env.loader.get_source(env, tname)
         digest.update(source.encode("utf-8"))
-        for ref in meta.find_referenced_templates(env.parse(source)):
-            if ref is not None:  # None: a dynamic name we cannot follow
-                visit(ref)
+        for ref in _references(env, source):
+            visit(ref)
 
     visit(name)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _references(env: SandboxedEnvironment, source: str) -> tuple[str, ...]:
+    """Names of the templates `source` extends/includes/imports (dynamic names, which cannot be followed, skipped)."""
+    return tuple(ref for ref in meta.find_referenced_templates(env.parse(source)) if ref is not None)
 
 
 def render_messages(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 
 import pytest
@@ -82,6 +83,15 @@ def test_sha_is_stable_and_tracks_the_source(tmp_path):
     base = (PACKAGE_PROMPTS / "_base.j2").read_text()
     expected = hashlib.sha256((source + base).encode()).hexdigest()
     assert sha1 == expected
+
+
+def test_edited_template_is_reloaded(tmp_path):
+    user = _write(tmp_path, "s.j2", "[system]\none\n[user]\n{{ au.label }}\n")
+    first, sha1 = render_messages("s", 12, 3, user)
+    path = _write(tmp_path, "s.j2", "[system]\ntwo\n[user]\n{{ au.name }}\n") / "s.j2"
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))
+    second, sha2 = render_messages("s", 12, 3, user)
+    assert first[0]["content"] == "one" and second[0]["content"] == "two" and sha1 != sha2
 
 
 def test_context_variables():
