@@ -8,15 +8,15 @@ is most easily confused with. The wording is the project's own, summarising the 
 Which codes are here (the choice, and why):
 - Every numbered action from 1 to 46 that FACS 2002 describes with a muscular or anatomical basis and a visible
   change of the face, neck, tongue or jaw: 1, 2, 4-39 and 41-46.
-- 8 (lips toward each other), 19 (tongue show) and 21 (neck tightener) are included: FACS 2002 numbers and scores
-  them (8 is scored with 25/26 when the lips close toward each other over a lowered jaw; 19 and 21 among its
-  miscellaneous actions), exactly like 29-39, which are also outside the classic 1-28 set. Leaving them out would
-  make `--au 1-26` silently skip codes that coders use. Remove them here (one place) if a dataset needs otherwise.
-- 3 was never assigned. 40 (sniff) is left out: FACS lists it among gross behaviours, scored from breathing rather
-  than from a change of the face's appearance, and nothing in face datasets labels it. 47 and up are not AUs
-  (head/eye position, visibility and gross-behaviour codes).
-- 41 (lid droop), 42 (slit) and 44 (squint) are kept although FACS 2002 folds 41/42 into intensities of 43 and
-  treats 44 as a strong lid tightening: the codes remain in the literature and in older-coded data.
+- 8 (lips toward each other), 19 (tongue show) and 21 (neck tightener) are included: they are numbered FACS
+  actions with a stated anatomical basis (orbicularis oris, the tongue, platysma; 8 is typically seen with 25 or
+  26), exactly like 29-39, which also lie outside the classic 1-28 set. Leaving them out would make `--au 1-26`
+  silently skip codes that coders use. Remove them here (one place) if a dataset needs otherwise.
+- 3 was never assigned. 40 (sniff) is left out: FACS lists it among gross behaviours, seen in breathing rather
+  than as a change of the face's appearance, and no face dataset labels it. 47 and up are not AUs (head and eye
+  position, visibility and gross-behaviour codes).
+- 41 (lid droop), 42 (slit) and 44 (squint) are kept although FACS 2002 reorganised eye closure (much of what 41
+  and 42 described is scored there as intensities of 43): the codes remain in the literature and in older data.
 """
 
 from __future__ import annotations
