@@ -1,0 +1,215 @@
+"""`run_synth`: render N samples into a SynthAU folder, resumably, with one or more render processes.
+
+Folder layout:
+    out/images/000000.jpg ...   the faces (JPEG at the sample's quality)
+    out/manifest.csv            one row per image (see MANIFEST COLUMNS below), read by hiva_core.data
+    out/synth.json              how the set was made (seed, size, split, face model, AU table, calibration source)
+
+Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 for every SYNTH_AUS code,
+`AU<code>_int` intensity in [0, 1], `subject` (one synthetic identity), `identity`, then `fold` (1..3, identity-
+exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `index`, `yaw`, `pitch`,
+`roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels) and `landmarks` (a JSON list of 136 numbers,
+x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+from PIL import Image
+
+from augtext.errors import UserError
+from augtext.io import atomic_write
+from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS, au_label
+from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, bp4d_combinations, sample_params
+
+MANIFEST = "manifest.csv"
+META = "synth.json"
+FORMAT_VERSION = 1
+FLUSH_EVERY_S = 30.0
+
+
+def manifest_columns(shifted: bool) -> list[str]:
+    aus = [au_label(a) for a in SYNTH_AUS]
+    return (["path", *aus, *[f"{a}_int" for a in aus], "subject", "identity", "split" if shifted else "fold", "index",
+             "yaw", "pitch", "roll", "box_x0", "box_y0", "box_x1", "box_y1", "landmarks"])
+
+
+def image_name(index: int) -> str:
+    return f"images/{index:06d}.jpg"
+
+
+def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
+    row: dict = {"path": image_name(params.index)}
+    row.update({au_label(a): int(params.au[a] >= OCCURRENCE_THRESHOLD) for a in SYNTH_AUS})
+    row.update({f"{au_label(a)}_int": round(params.au[a], 4) for a in SYNTH_AUS})
+    ident = params.identity.identity
+    row.update(subject=f"{'X' if shifted else 'S'}{ident:05d}", identity=ident)
+    if shifted:
+        row["split"] = "test"
+    else:
+        row["fold"] = params.fold
+    row.update(index=params.index, yaw=round(params.yaw, 3), pitch=round(params.pitch, 3), roll=round(params.roll, 3))
+    row.update({k: round(float(v), 2) for k, v in zip(("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)})
+    row["landmarks"] = json.dumps([round(float(x), 2) for x in landmarks.reshape(-1)])
+    return row
+
+
+class _Worker:
+    """A renderer bound to one set; lives in the main process (workers=1) or once per render process."""
+
+    def __init__(self, out: Path, size: int, seed: int, face_model: Path, shifted: bool, msaa: int):
+        from hiva_core.synth.facemodel import load_face_model
+        from hiva_core.synth.render import Renderer
+
+        self.out, self.seed, self.shifted = out, seed, shifted
+        self.renderer = Renderer(load_face_model(face_model), size, samples=msaa)
+
+    def __call__(self, index: int) -> dict:
+        params = sample_params(self.seed, index, self.shifted)
+        result = self.renderer.render(params)
+        buf = io.BytesIO()
+        Image.fromarray(result.image).save(buf, format="JPEG", quality=params.jpeg_quality)
+        with atomic_write(self.out / image_name(index), "wb", fsync=False) as fh:
+            fh.write(buf.getvalue())
+        return make_row(params, result.landmarks, result.box, self.shifted)
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(*args) -> None:
+    global _WORKER
+    _WORKER = _Worker(*args)
+
+
+def _work(index: int) -> dict:
+    assert _WORKER is not None
+    return _WORKER(index)
+
+
+def _valid_image(path: Path, size: int) -> bool:
+    try:
+        with Image.open(path) as im:
+            if im.size != (size, size):
+                return False
+            im.verify()
+        return True
+    except Exception:  # noqa: BLE001 - any unreadable file is simply rendered again
+        return False
+
+
+def _read_rows(manifest: Path) -> dict[int, dict]:
+    if not manifest.is_file():
+        return {}
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(manifest, keep_default_na=False)
+    except Exception:  # noqa: BLE001 - a damaged manifest is rebuilt from the images' parameters
+        return {}
+    return {int(r["index"]): r for r in df.to_dict("records")}
+
+
+def _write_manifest(path: Path, rows: dict[int, dict], columns: list[str]) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame([rows[i] for i in sorted(rows)], columns=columns)
+    with atomic_write(path, "w") as fh:
+        df.to_csv(fh, index=False)
+
+
+def _check_meta(out: Path, meta: dict) -> None:
+    path = out / META
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        return
+    for key in ("seed", "size", "shifted", "format_version"):
+        if old.get(key) != meta[key]:
+            raise UserError(f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
+                            "use another --out, or the same settings to resume")
+
+
+def run_synth(
+    out: str | os.PathLike,
+    n: int,
+    size: int = 128,
+    seed: int = 0,
+    face_model: str | os.PathLike | None = None,
+    workers: int = 1,
+    shifted: bool = False,
+    msaa: int = 4,
+    progress: bool = True,
+) -> Path:
+    """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it."""
+    from hiva_core.synth.facemodel import find_face_model
+
+    if n < 1:
+        raise UserError(f"--n must be at least 1 (got {n})")
+    if not 16 <= size <= 2048:
+        raise UserError(f"--size must be between 16 and 2048 pixels (got {size})")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    out = Path(out)
+    model_path = find_face_model(face_model)
+    meta = {
+        "format_version": FORMAT_VERSION, "seed": seed, "size": size, "shifted": shifted,
+        "split": "shifted test" if shifted else "3 identity-exclusive folds", "face_model": str(model_path),
+        "aus": SYNTH_AUS, "occurrence_threshold": OCCURRENCE_THRESHOLD,
+        "au_blendshapes": {au_label(k): v for k, v in AU_BLENDSHAPES.items()},
+        "samples_per_identity": SAMPLES_PER_IDENTITY, "bp4d_calibration": bp4d_combinations()[3], "msaa": msaa,
+    }
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    _check_meta(out, meta)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    meta["created_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with atomic_write(out / META, "w") as fh:
+        json.dump(meta, fh, indent=1)
+
+    columns = manifest_columns(shifted)
+    manifest = out / MANIFEST
+    old = _read_rows(manifest)
+    rows = {i: r for i, r in old.items() if i < n and _valid_image(out / image_name(i), size)}
+    todo = [i for i in range(n) if i not in rows]
+    args = (out, size, seed, model_path, shifted, msaa)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   disable=not progress)
+    last_flush = time.monotonic()
+    try:
+        with bar:
+            task = bar.add_task("render", total=n, completed=n - len(todo))
+            if workers == 1 or len(todo) <= 1:
+                results = map(_Worker(*args), todo) if todo else iter(())
+                pool = None
+            else:
+                import multiprocessing as mp
+
+                pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
+                                           initializer=_init_worker, initargs=args)
+                results = pool.map(_work, todo, chunksize=max(1, min(16, len(todo) // (4 * workers))))
+            try:
+                for row in results:
+                    rows[int(row["index"])] = row
+                    bar.advance(task)
+                    if time.monotonic() - last_flush > FLUSH_EVERY_S:
+                        _write_manifest(manifest, rows, columns)
+                        last_flush = time.monotonic()
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+    finally:
+        _write_manifest(manifest, rows, columns)
+    return manifest

@@ -1,0 +1,272 @@
+"""SynthAU: face-model import, AU table, sampling, rendering and the resumable writer (tiny sizes, on CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from augtext.errors import UserError
+from hiva_core.synth import aumap, sampling
+from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS, blendshape_weights
+from hiva_core.synth.writer import manifest_columns, run_synth
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def face_model_path(shared_data):
+    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
+    if not path.is_file():
+        pytest.skip(f"no face model at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def renderer(face_model_path):
+    from hiva_core.synth.facemodel import load_face_model
+    from hiva_core.synth.render import Renderer
+
+    try:
+        r = Renderer(load_face_model(face_model_path), 96)
+    except UserError as exc:
+        pytest.skip(f"no offscreen OpenGL here: {exc}")
+    yield r
+    r.release()
+
+
+@pytest.fixture(scope="module")
+def synth_set(face_model_path, renderer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    run_synth(out, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False)
+    return out
+
+
+def _plain(params, **au):
+    """A frontal, evenly lit, undegraded sample with the given AU intensities (others 0)."""
+    return dataclasses.replace(
+        params, au={a: float(au.get(f"AU{a}", 0.0)) for a in SYNTH_AUS}, extra={}, yaw=0.0, pitch=0.0, roll=0.0,
+        align_jitter=(1.0, 0.0, 0.0, 0.0), key_dir=np.array([0.0, 0.3, 1.0]) / np.hypot(0.3, 1.0),
+        key_color=np.ones(3), fill_dir=np.array([0.0, 0.0, 1.0]), fill_color=np.full(3, 0.2), ambient=np.full(3, 0.2),
+        background={"kind": "flat", "c1": [0.1, 0.3, 0.8], "c2": [0.1, 0.3, 0.8], "angle": 0.0, "cells": 3},
+        blur=0.0, noise=0.0,
+    )
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def _patch(img: np.ndarray, center, r: int) -> np.ndarray:
+    x, y = (int(round(c)) for c in center)
+    return img[max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1]
+
+
+# --- import ---------------------------------------------------------------------------------------------------------
+
+
+def test_import_ict_partial_matches_npz(shared_data, tmp_path):
+    from hiva_core.synth.import_ict import import_ict
+
+    src = shared_data / "ict-facekit"
+    ref = np.load(src / "ict_facekit_light.npz")
+    got = np.load(import_ict(src, tmp_path / "ict.npz", partial=True))
+    np.testing.assert_allclose(got["neutral_vertices"], ref["neutral_vertices"], atol=1e-5)
+    np.testing.assert_array_equal(got["triangles"], ref["triangles"])
+    np.testing.assert_array_equal(got["uv_triangles"], ref["uv_triangles"])
+    np.testing.assert_allclose(got["uv"], ref["uv"], atol=1e-6)
+    np.testing.assert_array_equal(got["landmarks68"], ref["landmarks68"])
+    np.testing.assert_allclose(got["identity_deltas"][0], ref["identity_deltas"][0], atol=1e-5)
+    assert list(got["expression_names"]) == ["mouthSmile_L"]
+    smile = list(ref["expression_names"]).index("mouthSmile_L")
+    np.testing.assert_allclose(got["expression_deltas"][0], ref["expression_deltas"][smile], atol=1e-5)
+
+
+def test_import_ict_full_mode_names_missing_files(shared_data, tmp_path):
+    from hiva_core.synth.import_ict import import_ict
+
+    with pytest.raises(UserError, match="identity001.obj"):
+        import_ict(shared_data / "ict-facekit", tmp_path / "ict.npz")
+    with pytest.raises(UserError, match="generic_neutral_mesh.obj"):
+        import_ict(tmp_path, tmp_path / "ict.npz")
+    assert not (tmp_path / "ict.npz").exists()
+
+
+def test_missing_face_model_is_a_clear_error(tmp_path, monkeypatch):
+    from hiva_core.synth.facemodel import find_face_model
+
+    monkeypatch.setenv("HIVA_FACE_MODEL", str(tmp_path / "nope.npz"))
+    with pytest.raises(UserError, match="HIVA_FACE_MODEL"):
+        find_face_model()
+    with pytest.raises(UserError, match="import-ict"):
+        find_face_model(tmp_path / "nope.npz")
+
+
+# --- AU table and sampling ------------------------------------------------------------------------------------------
+
+
+def test_au_table_uses_real_shapes_and_sums_left_right(face_model_path):
+    names = [str(n) for n in np.load(face_model_path)["expression_names"]]
+    aumap.check_names(names)
+    w = blendshape_weights({12: 0.5, 6: 1.0}, names)
+    assert w[names.index("mouthSmile_L")] == w[names.index("mouthSmile_R")] == pytest.approx(0.5)
+    assert w[names.index("cheekRaiser_L")] == pytest.approx(1.0)
+    assert w[names.index("browDown_L")] == 0.0
+    # Shared shapes add up and clip at 1 (AU26 + AU27 both open the jaw).
+    assert blendshape_weights({26: 1.0, 27: 1.0}, names)[names.index("jawOpen")] == 1.0
+    assert set(SYNTH_AUS) >= set(sampling.BP4D_AUS) and OCCURRENCE_THRESHOLD == 0.3
+
+
+def test_sampling_is_deterministic_and_identity_exclusive():
+    a, b = sampling.sample_params(5, 17), sampling.sample_params(5, 17)
+    assert a.au == b.au and a.yaw == b.yaw and np.array_equal(a.identity.weights, b.identity.weights)
+    assert sampling.sample_params(6, 17).au != a.au
+    shifted = sampling.sample_params(5, 17, shifted=True)
+    assert not np.allclose(shifted.identity.weights, a.identity.weights)
+    folds = {}
+    for i in range(40):
+        p = sampling.sample_params(0, i)
+        assert folds.setdefault(p.identity.identity, p.fold) == p.fold
+        assert all(0.0 <= v <= 1.0 for v in p.au.values())
+        assert all(v < 0.3 or v >= OCCURRENCE_THRESHOLD for v in p.au.values())
+    assert set(folds.values()) == {1, 2, 3}
+
+
+def test_bp4d_calibration_reproduces_label_rates():
+    real = np.array([0.211, 0.171, 0.203, 0.461, 0.549, 0.594, 0.562, 0.466, 0.169, 0.343, 0.165, 0.151])
+    sampling.bp4d_combinations.cache_clear()
+    for lists in ("auto", None):  # the real lists when present, else (and always for None) the built-in fallback
+        masks, probs, residual, _ = sampling.bp4d_combinations(lists)
+        bits = (masks[:, None] >> np.arange(12)) & 1
+        rates = probs @ bits + residual * np.array(sampling.BP4D_FALLBACK_RESIDUAL_RATES)
+        np.testing.assert_allclose(rates, real, atol=0.004)
+    rng = np.random.default_rng(0)
+    draws = [sampling.sample_aus(rng) for _ in range(3000)]
+    au12 = np.mean([d[12] >= OCCURRENCE_THRESHOLD for d in draws])
+    assert abs(au12 - 0.562) < 0.04
+    assert not any(d[26] >= 0.3 and d[27] >= 0.3 for d in draws)
+    traces = np.mean([0 < d[1] < OCCURRENCE_THRESHOLD for d in draws])
+    assert 0.1 < traces < 0.4  # inactive AUs sometimes show a sub-threshold trace
+
+
+# --- rendering ------------------------------------------------------------------------------------------------------
+
+
+def test_render_is_deterministic(renderer):
+    p = sampling.sample_params(1, 4)
+    a, b = renderer.render(p), renderer.render(sampling.sample_params(1, 4))
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+    np.testing.assert_allclose(a.landmarks, b.landmarks)
+    assert a.image.shape == (96, 96, 3) and a.image.dtype == np.uint8
+
+
+def test_rendered_shapes_follow_the_au_table(renderer):
+    names = renderer.model.expression_names
+    for i in range(3):
+        p = sampling.sample_params(2, i)
+        got = renderer.render(p).blendshapes
+        expected = np.zeros(len(names))
+        for au, value in p.au.items():
+            for shape, coef in AU_BLENDSHAPES[au].items():
+                expected[names.index(shape)] += value * coef
+        for shape, value in p.extra.items():
+            expected[names.index(shape)] += value
+        np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-6)
+        assert p.labels == {au: int(v >= 0.3) for au, v in p.au.items()}
+
+
+def test_looks_like_a_face(renderer, tmp_path):
+    base = sampling.sample_params(0, 0)
+    neutral, smile = renderer.render(_plain(base)), renderer.render(_plain(base, AU12=1.0))
+    brows = renderer.render(_plain(base, AU1=1.0, AU2=1.0))
+    samples = [renderer.render(sampling.sample_params(0, i)).image for i in range(1, 6)]
+    sheet = np.concatenate([neutral.image, smile.image, brows.image, *samples], axis=1)
+    Image.fromarray(sheet).save(tmp_path / "contact_sheet.png")
+
+    img, lm = neutral.image, neutral.landmarks
+    assert ((lm >= 0) & (lm < 96)).all()
+    bg = np.array([0.1, 0.3, 0.8]) * 255
+    assert np.abs(img[int(lm[30, 1]), int(lm[30, 0])] - bg).mean() > 40  # the nose is not background
+    assert np.abs(img[2, 2] - bg).max() < 3  # the corner is
+    luma = _luma(img)
+    cheeks = np.mean([_patch(luma, (lm[31] + lm[2]) / 2, 2).mean(), _patch(luma, (lm[35] + lm[14]) / 2, 2).mean()])
+    eyes = np.mean([_patch(luma, lm[36:42].mean(0), 1).mean(), _patch(luma, lm[42:48].mean(0), 1).mean()])
+    assert cheeks > eyes + 10
+    # Eyes sit at a consistent height (aligned-crop framing) and the face is left/right symmetric at zero yaw.
+    assert 0.35 < lm[36:48, 1].mean() / 96 < 0.5
+    assert np.abs(luma - luma[:, ::-1]).mean() < 12
+    # AU12 moves the mouth corners, not the brows; AU1+2 the reverse.
+    diff = np.abs(_luma(smile.image) - luma)
+    corners = np.mean([_patch(diff, lm[i], 4).mean() for i in (48, 54)])
+    brow_area = np.mean([_patch(diff, lm[i], 4).mean() for i in (19, 24)])
+    assert corners > 3 * brow_area + 1
+    diff = np.abs(_luma(brows.image) - luma)
+    assert np.mean([_patch(diff, lm[i], 4).mean() for i in (19, 24)]) > np.mean([_patch(diff, lm[i], 4).mean()
+                                                                                  for i in (48, 54)])
+
+
+# --- writer ---------------------------------------------------------------------------------------------------------
+
+
+def test_manifest_has_documented_columns(synth_set):
+    df = pd.read_csv(synth_set / "manifest.csv")
+    assert list(df.columns) == manifest_columns(shifted=False)
+    assert len(df) == 12 and df["path"].tolist() == [f"images/{i:06d}.jpg" for i in range(12)]
+    for au in SYNTH_AUS:
+        assert set(df[f"AU{au}"]) <= {0, 1}
+        np.testing.assert_array_equal(df[f"AU{au}"], (df[f"AU{au}_int"] >= OCCURRENCE_THRESHOLD).astype(int))
+    assert df.groupby("identity")["fold"].nunique().max() == 1 and set(df["fold"]) <= {1, 2, 3}
+    for _, row in df.iterrows():
+        lm = np.array(json.loads(row["landmarks"])).reshape(68, 2)
+        assert ((lm >= 0) & (lm < SIZE)).all()
+        assert row["box_x0"] == pytest.approx(lm[:, 0].min(), abs=0.01)
+        assert Image.open(synth_set / row["path"]).size == (SIZE, SIZE)
+    meta = json.loads((synth_set / "synth.json").read_text())
+    assert meta["seed"] == 3 and meta["size"] == SIZE
+
+
+def test_manifest_loads_through_build_dataset(synth_set):
+    data = pytest.importorskip("hiva_core.data")
+    if not hasattr(data, "build_dataset"):
+        pytest.skip("hiva_core.data.build_dataset not there yet")
+    ds = data.build_dataset(str(synth_set), split="test", fold=1, image_size=32, aus=[1, 12, 25])
+    df = pd.read_csv(synth_set / "manifest.csv")
+    assert len(ds) == int((df["fold"] == 1).sum())
+    item = ds[0]
+    assert tuple(item["image"].shape) == (3, 32, 32)
+    row = df[df["fold"] == 1].iloc[0]
+    np.testing.assert_array_equal(item["labels"].numpy(), [row["AU1"], row["AU12"], row["AU25"]])
+
+
+def test_resume_rerenders_only_missing_images(synth_set, face_model_path):
+    before = {p.name: p.read_bytes() for p in (synth_set / "images").iterdir()}
+    manifest = (synth_set / "manifest.csv").read_text()
+    for name in ("000002.jpg", "000007.jpg"):
+        (synth_set / "images" / name).unlink()
+    (synth_set / "images" / "000009.jpg").write_bytes(b"truncated")
+    run_synth(synth_set, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False)
+    after = {p.name: p.read_bytes() for p in (synth_set / "images").iterdir()}
+    assert after == before  # the three re-rendered images are byte-identical JPEGs
+    assert (synth_set / "manifest.csv").read_text() == manifest
+    with pytest.raises(UserError, match="seed"):
+        run_synth(synth_set, n=12, size=SIZE, seed=4, face_model=face_model_path, progress=False)
+
+
+def test_workers_and_shifted_split(face_model_path, synth_set, tmp_path):
+    run_synth(tmp_path / "w", n=4, size=SIZE, seed=3, face_model=face_model_path, workers=2, progress=False)
+    for i in range(4):
+        a = np.asarray(Image.open(tmp_path / "w" / "images" / f"{i:06d}.jpg")).astype(int)
+        b = np.asarray(Image.open(synth_set / "images" / f"{i:06d}.jpg")).astype(int)
+        assert np.abs(a - b).mean() < 1.0
+    from hiva_core.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "x"), "--n", "3", "--size", str(SIZE), "--shifted",
+                 "--face-model", str(face_model_path)]) == 0
+    df = pd.read_csv(tmp_path / "x" / "manifest.csv")
+    assert list(df.columns) == manifest_columns(shifted=True)
+    assert set(df["split"]) == {"test"} and df["subject"].str.startswith("X").all()
+    assert main(["synth", "--out", str(tmp_path / "y"), "--n", "0", "--face-model", str(face_model_path)]) == 2
