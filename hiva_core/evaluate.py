@@ -60,6 +60,10 @@ def evaluate_run(
     from hiva_core.checkpoint import load_run
     from hiva_core.data import build_dataset, check_images
 
+    run = Path(run)
+    if not (run / "config.json").exists() and fold_runs(run):
+        raise UserError(f"{run} holds one run per fold ({', '.join(d.name for d in fold_runs(run))}); "
+                        f"evaluate them with --folds all, or give --run {run}/foldK")
     loaded = load_run(run, device=device)
     data_cfg = loaded.config["config"].get("data", {})
     fold = fold if fold is not None else data_cfg.get("fold")

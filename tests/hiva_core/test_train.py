@@ -132,7 +132,8 @@ def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces):
 
 def test_folds_all(tmp_path, text_cache, tiny_faces, capsys):
     out = tmp_path / "cv"
-    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 0
+    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", "--set", "train.progress=true",
+                           epochs=2)) == 0
     for k in (1, 2, 3):
         assert (out / f"fold{k}" / "model.safetensors").is_file()
         assert json.loads((out / f"fold{k}" / "config.json").read_text())["config"]["data"]["fold"] == k
