@@ -31,11 +31,12 @@ def generate(
     seed: int = typer.Option(0, help="Base seed; each request gets its own seed derived from it."),
     timeout: float = typer.Option(60.0, help="Per-request timeout in seconds (openai backend)."),
     max_retries: int = typer.Option(5, help="Retries per request on 429/5xx/timeouts."),
-    max_rounds: int = typer.Option(4, help="How many times to re-ask for an AU/style that still lacks valid texts."),
+    max_rounds: int = typer.Option(4, help="Rounds of requests per AU/style at most (the first one included)."),
     temperature: float = typer.Option(0.9, help="Sampling temperature."),
     max_tokens: int = typer.Option(400, help="Completion token limit per request."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key (never stored)."),
     prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
+    per_request: int = typer.Option(5, help="Descriptions asked for in one prompt (at most --n)."),
 ) -> None:
     """Prompt an LLM for many diverse, validated descriptions of each AU (cached and resumable)."""
     from augtext.generate import run_generate
@@ -44,6 +45,7 @@ def generate(
         au_spec=au, backend=backend, model=model, base_url=base_url, n=n, styles=styles, cache=cache,
         concurrency=concurrency, seed=seed, timeout=timeout, max_retries=max_retries, max_rounds=max_rounds,
         temperature=temperature, max_tokens=max_tokens, api_key_env=api_key_env, prompts=prompts,
+        per_request=per_request,
     )
 
 

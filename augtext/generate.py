@@ -1,0 +1,464 @@
+"""`augtext generate`: ask an LLM for many valid, diverse descriptions of each AU, cached request by request.
+
+How a run works, per (AU, style) pair, all pairs at once under one concurrency limit:
+1. The style's template is rendered for the AU (asking for `per_request` descriptions per answer).
+2. Rounds: the answers for sample indices [0, cursor) are parsed, validated and de-duplicated in sample order; if
+   fewer than `n` are kept, the next round asks for enough new sample indices to close the gap (estimated from the
+   pair's yield so far), up to `max_rounds` rounds. Answers already in the log are reused, never re-sent, whatever
+   their text; a failed request (retries exhausted) is not logged, so a rerun asks it again.
+3. Every answer is appended to `cache/requests.jsonl` at once (flush + fsync), keyed by a hash of everything that
+   determines it: template source, rendered messages, backend, model, sampling parameters, sample index and seed.
+   Parsing is not in the key: `descriptions.parquet` is rebuilt from the whole log every run.
+
+Because the plan of each round depends only on the answers to earlier rounds (never on timing), a run killed at any
+point and rerun ends with exactly the rows of an uninterrupted run (given a backend that answers deterministically).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from augtext.backends import Backend, RequestFailed, make_backend
+from augtext.errors import UserError
+from augtext.facs import FACS, au_label, parse_au_spec
+from augtext.io import atomic_path, atomic_write
+from augtext.templates import available_styles, render_messages
+from augtext.validate import DUPLICATE, NearDuplicateFilter, ParseError, parse_response, validate_description
+
+LOG_NAME = "requests.jsonl"
+DESCRIPTIONS_NAME = "descriptions.parquet"
+REJECTIONS_NAME = "rejections.json"
+DEFAULT_PER_REQUEST = 5
+
+Group = tuple[int, str]  # (au, style)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    aus: tuple[int, ...]
+    styles: tuple[str, ...]
+    cache: Path
+    n: int = 8
+    per_request: int = DEFAULT_PER_REQUEST  # descriptions asked for in one prompt (at most n)
+    concurrency: int = 8
+    seed: int = 0
+    max_rounds: int = 4
+    temperature: float = 0.9
+    max_tokens: int = 400
+    prompts: Path | None = None
+    progress: bool | None = None  # None: a progress bar when stderr is a terminal
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The sampling parameters that go into the request key and the rows' `params` column."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+
+
+@dataclass
+class GenerateReport:
+    requests: int = 0  # requests the plan needed
+    cached: int = 0  # of those, answered by the log
+    sent: int = 0  # sent to the backend and answered
+    failed: int = 0  # gave up after retries
+    retries: int = 0
+    kept: dict[Group, int] = field(default_factory=dict)
+    rejections: Counter = field(default_factory=Counter)
+    shortfalls: list[tuple[int, str, int]] = field(default_factory=list)  # (au, style, kept) below n
+    failures: list[str] = field(default_factory=list)  # one message per failed request (first few are shown)
+    rows: int = 0  # rows in descriptions.parquet (whole log)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.shortfalls
+
+
+# -- keys and seeds -------------------------------------------------------------------------------------------------
+
+def _sha256_json(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sample_seed(base_seed: int, au: int, style: str, sample_idx: int) -> int:
+    """The per-request seed derived from the run's base seed (31 bits, accepted by every server)."""
+    digest = hashlib.sha256(f"{base_seed}:{au}:{style}:{sample_idx}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def request_key(template_sha256: str, messages: list[dict[str, str]], backend: str, model: str,
+                params: dict[str, Any], sample_idx: int, seed: int) -> str:
+    """sha256 of everything that determines an answer (never the API key, the server URL or the parsing)."""
+    return _sha256_json({"template_sha256": template_sha256, "messages": messages, "backend": backend,
+                         "model": model, "params": params, "sample_idx": sample_idx, "seed": seed})
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- the request log ------------------------------------------------------------------------------------------------
+
+class RequestLog:
+    """Append-only JSONL of answered requests. Loading ignores (and cuts off) a last line truncated by a kill."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.skipped = 0  # corrupt lines other than a truncated tail
+        self._fh = None
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        end = len(data)
+        if data and not data.endswith(b"\n"):
+            end = data.rfind(b"\n") + 1  # a line cut short by a kill: drop it (its request is asked again)
+            with open(self.path, "r+b") as fh:
+                fh.truncate(end)
+                os.fsync(fh.fileno())
+        for line in data[:end].splitlines():
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                key = entry["key"]
+            except (ValueError, KeyError, TypeError):
+                self.skipped += 1
+                continue
+            self.entries.setdefault(key, entry)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def append(self, entry: dict[str, Any]) -> int:
+        """Write one line and flush it to the OS (a kill -9 after this loses nothing); returns the fd to fsync."""
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")
+        self._fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True).encode() + b"\n")
+        self._fh.flush()
+        self.entries.setdefault(entry["key"], entry)
+        return self._fh.fileno()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+
+# -- parsing the log into descriptions --------------------------------------------------------------------------------
+
+@dataclass
+class GroupResult:
+    kept: list[tuple[dict[str, Any], int, str]] = field(default_factory=list)  # (entry, position, text)
+    rejections: Counter = field(default_factory=Counter)
+    answered: int = 0
+    surplus: int = 0  # valid texts beyond the cap
+    keys: frozenset[str] = frozenset()  # the answers it was computed from
+    cap: int | None = None
+
+
+def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None) -> GroupResult:
+    """Parse, validate and de-duplicate one (AU, style) pair's answers in a fixed order: sample index, key, position.
+
+    The same answers always give the same kept texts, so planning and the final table agree.
+    """
+    result = GroupResult(keys=frozenset(e["key"] for e in entries), cap=cap)
+    seen = NearDuplicateFilter()
+    unit = FACS[au]
+    for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
+        result.answered += 1
+        try:
+            texts = parse_response(entry["text"])
+        except ParseError as exc:  # a whole answer without descriptions; a plain refusal is counted as such
+            refused = validate_description(entry["text"] or "", unit) == "refusal"
+            result.rejections["refusal" if refused else exc.reason] += 1
+            continue
+        for pos, text in enumerate(texts):
+            reason = validate_description(text, unit)
+            if reason is None and seen.is_duplicate(text):
+                reason = DUPLICATE
+            if reason is not None:
+                result.rejections[reason] += 1
+            elif cap is not None and len(result.kept) >= cap:
+                result.surplus += 1
+            else:
+                seen.add(text)
+                result.kept.append((entry, pos, text))
+    return result
+
+
+def _group_entries(log: RequestLog) -> dict[Group, list[dict[str, Any]]]:
+    groups: dict[Group, list[dict[str, Any]]] = defaultdict(list)
+    for entry in log.entries.values():
+        groups[(int(entry["au"]), str(entry["style"]))].append(entry)
+    return groups
+
+
+def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int],
+            known: dict[Group, GroupResult] | None = None) -> tuple[int, dict[Group, GroupResult]]:
+    """Rewrite descriptions.parquet and rejections.json from the whole log; returns (rows, results per pair).
+
+    `known` holds pairs already walked by this run: reused when computed from the same answers with the same cap.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    known = known or {}
+    results = {}
+    for g, es in sorted(_group_entries(log).items()):
+        if g[0] not in FACS:
+            continue
+        res = known.get(g)
+        if res is None or res.cap != caps.get(g) or res.keys != frozenset(e["key"] for e in es):
+            res = walk_group(es, g[0], caps.get(g))
+        results[g] = res
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for (au, style), res in results.items():
+        for entry, _pos, text in res.kept:
+            rows["au"].append(au)
+            rows["text"].append(text)
+            rows["text_sha256"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+            rows["style"].append(style)
+            rows["template_sha256"].append(entry["template_sha256"])
+            rows["backend"].append(entry["backend"])
+            rows["model"].append(entry["model"])
+            rows["params"].append(json.dumps(entry["params"], sort_keys=True))
+            rows["seed"].append(int(entry["seed"]))
+            rows["sample_idx"].append(int(entry["sample_idx"]))
+            rows["request_key"].append(entry["key"])
+            rows["created_utc"].append(entry["created_utc"])
+            rows["prompt_tokens"].append(int(entry.get("prompt_tokens") or 0))
+            rows["completion_tokens"].append(int(entry.get("completion_tokens") or 0))
+            rows["latency_s"].append(float(entry.get("latency_s") or 0.0))
+    schema = pa.schema([("au", pa.int16()), ("text", pa.string()), ("text_sha256", pa.string()),
+                        ("style", pa.string()), ("template_sha256", pa.string()), ("backend", pa.string()),
+                        ("model", pa.string()), ("params", pa.string()), ("seed", pa.int64()),
+                        ("sample_idx", pa.int32()), ("request_key", pa.string()), ("created_utc", pa.string()),
+                        ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()),
+                        ("latency_s", pa.float32())])
+    table = pa.table({f.name: pa.array(rows.get(f.name, []), type=f.type) for f in schema}, schema=schema)
+    with atomic_path(cache / DESCRIPTIONS_NAME) as tmp:
+        pq.write_table(table, tmp)
+    report = {"version": 1, "pairs": [
+        {"au": au, "style": style, "answered": res.answered, "kept": len(res.kept), "surplus": res.surplus,
+         "rejected": dict(sorted(res.rejections.items()))} for (au, style), res in results.items()]}
+    totals: Counter = Counter()
+    for res in results.values():
+        totals.update(res.rejections)
+    report["rejected_total"] = dict(sorted(totals.items()))
+    with atomic_write(cache / REJECTIONS_NAME, "w") as fh:
+        json.dump(report, fh, indent=1)
+    return table.num_rows, results
+
+
+# -- the engine ------------------------------------------------------------------------------------------------------
+
+class _Progress:
+    """Rich progress on stderr (requests done/total, kept, retries, failures, ETA), or nothing when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("kept {task.fields[kept]} · retries {task.fields[retries]} · "
+                                           "failed {task.fields[failed]}"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=False)
+            self.task = self.bar.add_task("requests", total=0, kept=0, retries=0, failed=0)
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, report: GenerateReport, kept: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=report.requests, completed=report.cached + report.sent + report.failed,
+                            kept=kept, retries=report.retries, failed=report.failed)
+
+
+async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report: GenerateReport,
+               progress: _Progress) -> dict[Group, GroupResult]:
+    sem = asyncio.Semaphore(config.concurrency)
+    per_request = max(1, min(config.per_request, config.n))
+    kept_now: dict[Group, int] = {}
+    finals: dict[Group, GroupResult] = {}
+
+    async def ask(au: int, style: str, messages: list[dict[str, str]], tsha: str, idxs: list[int],
+                  keys: list[str], seeds: list[int]) -> bool:
+        """One backend call for the given sample indices; logs each answer. False if it failed."""
+        async with sem:
+            try:
+                completions = await backend.complete(messages, n_samples=len(idxs), seed=seeds[0],
+                                                     temperature=config.temperature, max_tokens=config.max_tokens)
+            except RequestFailed as exc:
+                report.failed += len(idxs)
+                report.failures.append(f"{au_label(au)}/{style} sample {idxs[0]}: {exc}")
+                report.retries = backend.retries
+                progress.update(report, sum(kept_now.values()))
+                return False
+        fd = None
+        for j, (idx, key, seed, comp) in enumerate(zip(idxs, keys, seeds, completions, strict=False)):
+            entry = {"key": key, "au": au, "style": style, "text": comp.text, "prompt_tokens": comp.prompt_tokens,
+                     "completion_tokens": comp.completion_tokens, "latency_s": round(comp.latency_s, 6),
+                     "created_utc": _utc_now(), "backend": backend.name, "model": backend.model,
+                     "params": config.params, "seed": seed, "sample_idx": idx, "template_sha256": tsha}
+            if len(idxs) > 1:  # several samples from one seeded call: record how to reproduce them
+                entry["call"] = {"seed": seeds[0], "n_samples": len(idxs), "position": j}
+            fd = log.append(entry)
+        if fd is not None:
+            await asyncio.to_thread(os.fsync, fd)
+        report.sent += len(idxs)
+        report.retries = backend.retries
+        progress.update(report, sum(kept_now.values()))
+        return True
+
+    async def run_pair(au: int, style: str) -> None:
+        messages, tsha = render_messages(style, au, per_request, config.prompts)
+
+        def key_of(idx: int) -> tuple[str, int]:
+            seed = sample_seed(config.seed, au, style, idx)
+            return request_key(tsha, messages, backend.name, backend.model, config.params, idx, seed), seed
+
+        cursor = 0
+        result = GroupResult()
+        for _round in range(config.max_rounds):
+            deficit = config.n - len(result.kept)
+            if deficit <= 0:
+                break
+            # expected kept texts per answer, from this pair's answers so far (optimistic before the first)
+            rate = len(result.kept) / result.answered if result.answered else per_request
+            count = min(math.ceil(deficit / max(rate, 0.5)), 4 * math.ceil(config.n / per_request) + 4)
+            idxs = list(range(cursor, cursor + count))
+            cursor += count
+            report.requests += count
+            todo = []
+            for idx in idxs:
+                key, seed = key_of(idx)
+                if key in log:
+                    report.cached += 1
+                else:
+                    todo.append((idx, key, seed))
+            progress.update(report, sum(kept_now.values()))
+            step = max(1, backend.max_samples_per_call)
+            calls = [todo[i: i + step] for i in range(0, len(todo), step)]
+            oks = await asyncio.gather(*(ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c],
+                                             [t[2] for t in c]) for c in calls))
+            entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
+            result = walk_group(entries, au, config.n)
+            kept_now[(au, style)] = len(result.kept)
+            progress.update(report, sum(kept_now.values()))
+            if calls and not any(oks):
+                break  # every request of the round failed: the server is down or refuses us; stop asking
+        finals[(au, style)] = result
+
+    await asyncio.gather(*(run_pair(au, style) for au in config.aus for style in config.styles))
+    return finals
+
+
+def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
+    """Run the generation for `config` with `backend`; write the log, descriptions.parquet and rejections.json."""
+    t0 = time.perf_counter()
+    config.cache.mkdir(parents=True, exist_ok=True)
+    log = RequestLog(config.cache / LOG_NAME)
+    if log.skipped:
+        print(f"warning: skipped {log.skipped} unreadable line(s) in {log.path}", file=sys.stderr)
+    report = GenerateReport()
+    enabled = sys.stderr.isatty() if config.progress is None else config.progress
+
+    async def main() -> dict[Group, GroupResult]:
+        try:
+            with _Progress(enabled) as progress:
+                return await _run(config, backend, log, report, progress)
+        finally:
+            await backend.aclose()
+
+    try:
+        finals = asyncio.run(main())
+    finally:
+        log.close()
+    caps = {(au, style): config.n for au in config.aus for style in config.styles}
+    report.rows, _ = rebuild(config.cache, log, caps, finals)
+    for (au, style), res in sorted(finals.items()):
+        report.kept[(au, style)] = len(res.kept)
+        report.rejections.update(res.rejections)
+        if len(res.kept) < config.n:
+            report.shortfalls.append((au, style, len(res.kept)))
+    report.elapsed_s = time.perf_counter() - t0
+    return report
+
+
+def resolve_styles(styles: str | None, prompts: Path | None) -> tuple[str, ...]:
+    known = available_styles(prompts)
+    if not styles:
+        return tuple(known)
+    wanted = tuple(dict.fromkeys(s.strip() for s in styles.split(",") if s.strip()))
+    unknown = [s for s in wanted if s not in known]
+    if unknown or not wanted:
+        raise UserError(f"unknown description style(s) {', '.join(unknown) or repr(styles)}; "
+                        f"available: {', '.join(known)} (see `augtext templates`)")
+    return wanted
+
+
+def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
+    kept = sum(report.kept.values())
+    lines = [f"requests: {report.requests} planned, {report.cached} from cache, {report.sent} sent, "
+             f"{report.failed} failed, {report.retries} retries ({report.elapsed_s:.1f} s)",
+             f"kept {kept} descriptions for {len(report.kept)} AU/style pairs (target {config.n} each); "
+             f"{report.rows} rows in {config.cache / DESCRIPTIONS_NAME}"]
+    if report.rejections:
+        lines.append("rejected: " + ", ".join(f"{r} {c}" for r, c in report.rejections.most_common()))
+    return "\n".join(lines)
+
+
+def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | None, n: int, styles: str | None,
+                 cache: Path, concurrency: int, seed: int, timeout: float, max_retries: int, max_rounds: int,
+                 temperature: float, max_tokens: int, api_key_env: str, prompts: Path | None,
+                 per_request: int = DEFAULT_PER_REQUEST) -> GenerateReport:
+    """CLI entry: validate options, build the backend, generate, print a summary; exit 1 if a pair falls short."""
+    import click
+
+    aus = tuple(parse_au_spec(au_spec))
+    for name, value, low in (("--n", n, 1), ("--concurrency", concurrency, 1), ("--max-rounds", max_rounds, 1),
+                             ("--max-tokens", max_tokens, 1), ("--max-retries", max_retries, 0),
+                             ("--per-request", per_request, 1)):
+        if value < low:
+            raise UserError(f"{name} must be at least {low} (got {value})")
+    if timeout <= 0:
+        raise UserError(f"--timeout must be positive (got {timeout})")
+    if backend not in ("openai", "hf"):
+        raise UserError(f"unknown backend {backend!r}: use openai or hf")
+    config = GenerateConfig(aus=aus, styles=resolve_styles(styles, prompts), cache=Path(cache), n=n,
+                            per_request=per_request, concurrency=concurrency, seed=seed, max_rounds=max_rounds,
+                            temperature=temperature, max_tokens=max_tokens, prompts=prompts)
+    report = generate(config, make_backend(backend, model, base_url=base_url, api_key_env=api_key_env,
+                                           timeout=timeout, max_retries=max_retries))
+    print(format_summary(report, config), file=sys.stderr)
+    if not report.ok:
+        short = ", ".join(f"{au_label(au)}/{style} ({k}/{n})" for au, style, k in report.shortfalls)
+        why = f"; {report.failed} request(s) failed, e.g. {report.failures[0]}" if report.failures else ""
+        print(f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
+              "reused), or raise --max-rounds.", file=sys.stderr)
+        raise click.exceptions.Exit(1)
+    return report

@@ -1,0 +1,188 @@
+"""`augtext stats`: what the cache holds per AU (and per style), what was rejected and why, and how diverse it is.
+
+Diversity per AU, two numbers:
+- distinct-2: distinct word 2-grams / all word 2-grams over the AU's texts (1.0 = no pair of words ever repeats);
+- mean pairwise cosine similarity of the texts (lower = more varied): of their sentence embeddings when an
+  embeddings table exists in `cache/embeddings/`, else of TF-IDF vectors (scikit-learn).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augtext.errors import UserError
+
+_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def distinct_bigram_ratio(texts: list[str]) -> float:
+    """Distinct word 2-grams over all word 2-grams (lower-cased words); 0.0 when there is no 2-gram."""
+    grams: list[tuple[str, str]] = []
+    for text in texts:
+        words = _WORD_RE.findall(text.lower())
+        grams.extend(zip(words, words[1:], strict=False))
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def mean_pairwise_cosine(vectors: np.ndarray) -> float | None:
+    """Mean cosine similarity over all distinct pairs of rows; None with fewer than two rows."""
+    n = len(vectors)
+    if n < 2:
+        return None
+    v = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    v = v / np.where(norms == 0, 1.0, norms)
+    sims = v @ v.T
+    return float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
+
+
+def tfidf_vectors(texts: list[str]) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    try:
+        return TfidfVectorizer().fit_transform(texts).toarray()
+    except ValueError:  # only stop words / empty vocabulary
+        return np.zeros((len(texts), 1))
+
+
+@dataclass
+class AUStats:
+    au: int
+    kept: int = 0
+    by_style: dict[str, int] = field(default_factory=dict)
+    rejected: Counter = field(default_factory=Counter)
+    distinct_2: float = 0.0
+    mean_cosine: float | None = None
+    samples: list[str] = field(default_factory=list)
+
+
+def _read_table(path: Path, what: str) -> Any:
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `augtext generate` first (or pass --cache DIR)")
+    try:
+        return pq.read_table(path).to_pandas()
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable {what} table ({exc}); delete it and rerun `augtext "
+                        f"generate` (it is rebuilt from requests.jsonl)") from None
+
+
+def _read_rejections(cache: Path) -> dict[str, Any] | None:
+    path = cache / "rejections.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        pairs = data["pairs"]
+        for p in pairs:
+            p["au"], p["rejected"] = int(p["au"]), {str(k): int(v) for k, v in dict(p["rejected"]).items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is corrupt ({exc}); rerun `augtext generate` to rewrite it") from None
+    return data
+
+
+def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | None:
+    """(table file name, {(au, text_sha256): vector}) from the first embeddings table, if any."""
+    tables = sorted((cache / "embeddings").glob("*.parquet")) if (cache / "embeddings").is_dir() else []
+    if not tables:
+        return None
+    df = _read_table(tables[0], "embeddings")
+    if not {"au", "text_sha256", "embedding"} <= set(df.columns):
+        raise UserError(f"{tables[0]} lacks the columns au, text_sha256, embedding; rerun `augtext embed`")
+    return tables[0].name, {(int(a), s): np.asarray(e, dtype=np.float32)
+                            for a, s, e in zip(df["au"], df["text_sha256"], df["embedding"], strict=True)}
+
+
+def compute_stats(cache: Path, samples: int = 2) -> tuple[list[AUStats], str]:
+    """Per-AU statistics of the cache, and the name of what the cosine was computed on."""
+    cache = Path(cache)
+    df = _read_table(cache / "descriptions.parquet", "descriptions")
+    missing = {"au", "text", "text_sha256", "style"} - set(df.columns)
+    if missing:
+        raise UserError(f"{cache / 'descriptions.parquet'} lacks the column(s) {', '.join(sorted(missing))}; "
+                        "rerun `augtext generate`")
+    rejections = _read_rejections(cache)
+    emb = _embeddings(cache)
+    source = f"embeddings ({emb[0]})" if emb else "TF-IDF"
+    stats: dict[int, AUStats] = {}
+    for au, group in df.groupby("au", sort=True):
+        s = stats.setdefault(int(au), AUStats(au=int(au)))
+        texts = group["text"].tolist()
+        s.kept = len(texts)
+        s.by_style = {str(k): int(v) for k, v in group["style"].value_counts().sort_index().items()}
+        s.distinct_2 = distinct_bigram_ratio(texts)
+        vectors = None
+        if emb is not None:
+            vecs = [emb[1].get((int(au), sha)) for sha in group["text_sha256"]]
+            if all(v is not None for v in vecs) and vecs:
+                vectors = np.stack(vecs)
+        if vectors is None:
+            vectors = tfidf_vectors(texts)
+        s.mean_cosine = mean_pairwise_cosine(vectors)
+        s.samples = texts[:: max(1, len(texts) // max(samples, 1))][:samples] if samples > 0 else []
+    for pair in (rejections or {}).get("pairs", []):
+        s = stats.setdefault(int(pair["au"]), AUStats(au=int(pair["au"])))
+        s.rejected.update({str(k): int(v) for k, v in pair["rejected"].items()})
+    return [stats[k] for k in sorted(stats)], source
+
+
+def run_stats(cache: Path, samples: int = 2) -> list[AUStats]:
+    """CLI: print per-AU counts, per-style counts, rejections by reason, diversity and sample texts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from augtext.facs import au_label
+
+    rows, source = compute_stats(cache, samples)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze the tables into 80 columns
+        console = Console(highlight=False, width=max(console.width, 160))
+    styles = sorted({st for r in rows for st in r.by_style})
+    reasons = sorted({reason for r in rows for reason in r.rejected})
+
+    table = Table(title=f"{cache}: descriptions per AU",
+                  caption=f"distinct-2: distinct word 2-grams / all 2-grams; cos: mean pairwise cosine of {source}")
+    table.add_column("AU", no_wrap=True)
+    table.add_column("kept", justify="right")
+    for st in styles:
+        table.add_column(st, justify="right")
+    table.add_column("rejected", justify="right")
+    table.add_column("distinct-2", justify="right")
+    table.add_column("cos", justify="right")
+    for r in rows:
+        cos = "-" if r.mean_cosine is None else f"{r.mean_cosine:.3f}"
+        table.add_row(au_label(r.au), str(r.kept), *(str(r.by_style.get(st, 0)) for st in styles),
+                      str(sum(r.rejected.values())), f"{r.distinct_2:.3f}", cos)
+    total_kept = sum(r.kept for r in rows)
+    table.add_section()
+    table.add_row("all", str(total_kept), *(str(sum(r.by_style.get(st, 0) for r in rows)) for st in styles),
+                  str(sum(sum(r.rejected.values()) for r in rows)), "", "")
+    console.print(table)
+
+    if reasons:
+        rej = Table(title="rejected by reason")
+        rej.add_column("AU", no_wrap=True)
+        for reason in reasons:
+            rej.add_column(reason, justify="right")
+        for r in rows:
+            if r.rejected:
+                rej.add_row(au_label(r.au), *(str(r.rejected.get(reason, 0)) for reason in reasons))
+        console.print(rej)
+
+    if samples > 0:
+        smp = Table(title="sample texts", show_lines=False)
+        smp.add_column("AU", no_wrap=True)
+        smp.add_column("text")
+        for r in rows:
+            for text in r.samples:
+                smp.add_row(au_label(r.au), text)
+        console.print(smp)
+    return rows

@@ -1,0 +1,263 @@
+"""`augtext generate` end to end: the real openai SDK against the loopback server, and an injected backend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from augtext.backends import Completion, RequestFailed
+from augtext.cli import main
+from augtext.facs import FACS
+from augtext.generate import GenerateConfig, RequestLog, generate
+from augtext.validate import validate_description
+from tests.llm_server import synth_descriptions
+
+REPO = Path(__file__).resolve().parents[2]
+VOLATILE = ["created_utc", "latency_s"]  # the only columns allowed to differ between two runs
+
+
+def cli_args(server, cache: Path, au: str = "1,2", *extra: str) -> list[str]:
+    return ["generate", "--backend", "openai", "--base-url", server.url, "--model", "loopback", "--au", au,
+            "--cache", str(cache), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY", "--max-retries", "5", *extra]
+
+
+def read(cache: Path):
+    return pq.read_table(cache / "descriptions.parquet").to_pandas()
+
+
+def stable(df):
+    return df.drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def test_every_au_gets_n_despite_failures(llm_server, tmp_path, capsys):
+    llm_server.script(["429", "500", "stall", "malformed", "refusal", "offtopic", "garbage", "429", "500",
+                       "refusal", "offtopic"])
+    rc = main(cli_args(llm_server, tmp_path, "1,2,4", "--styles", "appearance,contrast", "--n", "6",
+                       "--timeout", "1", "--concurrency", "4"))
+    assert rc == 0, capsys.readouterr().err
+    df = read(tmp_path)
+    counts = df.groupby(["au", "style"]).size()
+    assert len(counts) == 6 and (counts == 6).all()
+    for au, text in zip(df["au"], df["text"], strict=True):
+        assert validate_description(text, FACS[int(au)]) is None
+    assert df["text_sha256"].is_unique
+    rejected = json.loads((tmp_path / "rejections.json").read_text())["rejected_total"]
+    assert rejected.get("refusal", 0) >= 1 and rejected.get("off_topic", 0) >= 1
+    err = capsys.readouterr().err
+    assert "retries" in err and "kept 36" in err
+
+
+def test_schema_and_provenance(llm_server, tmp_path):
+    assert main(cli_args(llm_server, tmp_path, "12", "--styles", "appearance", "--n", "3", "--seed", "5")) == 0
+    table = pq.read_table(tmp_path / "descriptions.parquet")
+    assert [(f.name, str(f.type)) for f in table.schema] == [
+        ("au", "int16"), ("text", "string"), ("text_sha256", "string"), ("style", "string"),
+        ("template_sha256", "string"), ("backend", "string"), ("model", "string"), ("params", "string"),
+        ("seed", "int64"), ("sample_idx", "int32"), ("request_key", "string"), ("created_utc", "string"),
+        ("prompt_tokens", "int32"), ("completion_tokens", "int32"), ("latency_s", "float")]
+    row = table.to_pylist()[0]
+    assert row["backend"] == "openai" and row["model"] == "loopback" and row["created_utc"].endswith("Z")
+    assert json.loads(row["params"]) == {"temperature": 0.9, "max_tokens": 400}
+    assert llm_server.log[0]["body"]["seed"] == row["seed"]
+    entry = json.loads((tmp_path / "requests.jsonl").read_text().splitlines()[0])
+    assert entry["key"] == row["request_key"] and row["text"] in entry["text"]
+    assert {"au", "style", "text", "prompt_tokens", "completion_tokens", "latency_s", "created_utc", "backend",
+            "model", "params", "seed", "sample_idx", "template_sha256"} <= set(entry)
+
+
+def test_rerun_sends_zero_requests(llm_server, tmp_path):
+    args = cli_args(llm_server, tmp_path, "1,2", "--styles", "appearance,anatomical", "--n", "4")
+    assert main(args) == 0
+    first = read(tmp_path)
+    sent = llm_server.requests
+    assert sent >= 4
+    llm_server.reset()
+    assert main(args) == 0
+    assert llm_server.requests == 0
+    assert read(tmp_path).equals(first)
+
+
+def test_api_key_is_never_written(llm_server, tmp_path, monkeypatch):
+    secret = "sk-test-SECRET-9f8e7d6c5b4a"
+    monkeypatch.setenv("AUGTEXT_TEST_KEY", secret)
+    args = cli_args(llm_server, tmp_path, "6", "--styles", "appearance", "--n", "3")
+    args[args.index("AUGTEXT_TEST_NO_SUCH_KEY")] = "AUGTEXT_TEST_KEY"
+    assert main(args) == 0
+    assert llm_server.log[0]["headers"]["authorization"] == f"Bearer {secret}"  # it was used ...
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) >= 3
+    for path in files:  # ... and stored nowhere
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_bad_spec_exits_2(llm_server, tmp_path, capsys):
+    assert main(cli_args(llm_server, tmp_path, "3")) == 2
+    assert "AU3" in capsys.readouterr().err
+    assert main(cli_args(llm_server, tmp_path, "1", "--styles", "haiku")) == 2
+    assert "haiku" in capsys.readouterr().err
+    assert main(cli_args(llm_server, tmp_path, "1", "--n", "0")) == 2
+    assert llm_server.requests == 0
+
+
+def test_garbage_only_backend_fails_naming_the_aus(llm_server, tmp_path, capsys):
+    llm_server.default = "garbage"
+    rc = main(cli_args(llm_server, tmp_path, "1,2", "--styles", "appearance", "--n", "3", "--max-rounds", "2"))
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "AU1/appearance (0/3)" in err and "AU2/appearance (0/3)" in err
+    assert len(read(tmp_path)) == 0
+    assert llm_server.requests >= 4  # it did re-ask before giving up
+    # the answers are logged: a rerun re-parses them but does not ask again for the same sample indices
+    sent = llm_server.requests
+    llm_server.reset()
+    assert main(cli_args(llm_server, tmp_path, "1,2", "--styles", "appearance", "--n", "3",
+                         "--max-rounds", "2")) == 1
+    assert llm_server.requests == 0 and sent > 0
+
+
+def test_server_down_fails_cleanly(tmp_path, capsys):
+    rc = main(["generate", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+               "--au", "1", "--styles", "appearance", "--n", "2", "--cache", str(tmp_path), "--max-retries", "1",
+               "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "AU1/appearance" in err and "connection" in err
+    assert not (tmp_path / "requests.jsonl").exists() or not (tmp_path / "requests.jsonl").read_text()
+
+
+def _refuse_some(body: dict) -> str | None:
+    """Deterministic by content: every third seed gets a refusal, so some pairs need a second round."""
+    return "refusal" if body.get("seed", 0) % 3 == 0 else None
+
+
+def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
+    llm_server.policy = _refuse_some
+    common = ["--styles", "appearance,contrast", "--n", "5", "--concurrency", "2"]
+    aus = "1,2,4,6,12"
+    # reference: one uninterrupted run
+    ref = tmp_path / "ref"
+    assert main(cli_args(llm_server, ref, aus, *common)) == 0
+    ref_lines = (ref / "requests.jsonl").read_text().splitlines()
+    # a run in another process, killed with SIGKILL once a few answers are logged
+    llm_server.reset()
+    llm_server.latency_s = 0.2
+    cache = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "augtext.cli", *cli_args(llm_server, cache, aus, *common)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = cache / "requests.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 4):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = log.read_bytes().count(b"\n")
+    assert 4 <= done < len(ref_lines), "the run was not killed mid-way"
+    with open(log, "ab") as fh:  # as if killed in the middle of writing a line
+        fh.write(b'{"key": "0123abc", "au": 1, "te')
+    llm_server.latency_s = 0.0
+    llm_server.reset()
+    assert main(cli_args(llm_server, cache, aus, *common)) == 0
+    assert llm_server.requests == len(ref_lines) - done  # only the missing requests were sent
+    lines = log.read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert len(keys) == len(set(keys)) == len(ref_lines)
+    resumed, reference = read(cache), read(ref)
+    assert not resumed.duplicated(["au", "style", "text"]).any()
+    assert stable(resumed).equals(stable(reference))
+
+
+# -- an injected backend: no HTTP at all ------------------------------------------------------------------------------
+
+class FakeBackend:
+    """Answers from a script: a list of 'ok' / 'garbage' / 'fail' consumed per call, then 'ok'."""
+
+    name = "fake"
+    model = "fake-1"
+    max_samples_per_call = 1
+
+    def __init__(self, script=()):
+        self.script = list(script)
+        self.calls: list[int] = []  # seeds asked for
+        self.retries = 0
+
+    async def complete(self, messages, *, n_samples, seed, temperature, max_tokens):
+        self.calls.append(seed)
+        await asyncio.sleep(0)
+        what = self.script.pop(0) if self.script else "ok"
+        if what == "fail":
+            raise RequestFailed("HTTP 503: scripted")
+        if what == "garbage":
+            return [Completion(text="%%% not json %%%")]
+        code = 12
+        return [Completion(text=json.dumps(synth_descriptions(code, 3, random.Random(seed))), prompt_tokens=10,
+                           completion_tokens=20, latency_s=0.01)]
+
+    async def aclose(self):
+        pass
+
+
+def _config(cache: Path, **kw) -> GenerateConfig:
+    kw = {"aus": (12,), "styles": ("appearance",), "cache": cache, "n": 6, "per_request": 3, "progress": False,
+          **kw}
+    return GenerateConfig(**kw)
+
+
+def test_garbage_is_not_asked_again_and_new_rounds_use_new_samples(tmp_path):
+    backend = FakeBackend(["garbage", "garbage"])
+    report = generate(_config(tmp_path), backend)
+    assert report.ok and report.kept[(12, "appearance")] == 6
+    assert report.rejections["no_json"] == 2
+    entries = RequestLog(tmp_path / "requests.jsonl").entries.values()
+    assert sorted(e["sample_idx"] for e in entries) == list(range(len(backend.calls)))
+    assert len(set(backend.calls)) == len(backend.calls)  # every request its own seed
+    rerun = FakeBackend()
+    report = generate(_config(tmp_path), rerun)
+    assert rerun.calls == [] and report.cached == len(backend.calls) and report.sent == 0
+
+
+def test_failed_requests_are_not_cached_and_are_asked_again(tmp_path):
+    report = generate(_config(tmp_path, max_rounds=1), FakeBackend(["fail"]))
+    assert report.failed == 1 and not report.ok and "HTTP 503" in report.failures[0]
+    assert report.shortfalls == [(12, "appearance", 3)]
+    again = FakeBackend()
+    report = generate(_config(tmp_path, max_rounds=1), again)
+    assert len(again.calls) == 1 and report.ok
+
+
+def test_truncated_and_corrupt_log_lines_are_not_fatal(tmp_path, capsys):
+    generate(_config(tmp_path), FakeBackend())
+    log = tmp_path / "requests.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]) + b"not json at all\n" + lines[-1][:25])  # corrupt + cut-off last line
+    again = FakeBackend()
+    report = generate(_config(tmp_path), again)
+    assert report.ok and len(again.calls) == 1  # only the lost answer is asked again
+    assert "skipped 1 unreadable line" in capsys.readouterr().err
+    assert log.read_bytes().endswith(b"\n")
+
+
+def test_more_per_pair_reuses_the_cache(tmp_path):
+    first = FakeBackend()
+    generate(_config(tmp_path, n=3), first)
+    more = FakeBackend()
+    report = generate(_config(tmp_path, n=9), more)
+    assert report.ok and report.kept[(12, "appearance")] == 9
+    assert report.cached == len(first.calls) and len(more.calls) == 2
+    assert len(read(tmp_path)) == 9
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_seed_changes_the_requests(tmp_path, seed):
+    a = FakeBackend()
+    generate(_config(tmp_path / "a", seed=seed), a)
+    b = FakeBackend()
+    generate(_config(tmp_path / "b", seed=seed + 10), b)
+    assert set(a.calls).isdisjoint(b.calls)

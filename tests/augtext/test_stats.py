@@ -1,0 +1,95 @@
+"""`augtext stats` on a cache written by `augtext generate` against the loopback server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from augtext.cli import main
+from augtext.errors import UserError
+from augtext.stats import compute_stats, distinct_bigram_ratio, mean_pairwise_cosine
+from tests.llm_server import LLMServer
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """One generated cache for the module (each test gets its own copy)."""
+    out = tmp_path_factory.mktemp("generated")
+    with LLMServer() as server:
+        server.script(["refusal", "offtopic"])
+        rc = main(["generate", "--backend", "openai", "--base-url", server.url, "--model", "loopback", "--au", "1,12",
+                   "--styles", "appearance,contrast", "--n", "4", "--cache", str(out), "--concurrency", "1",
+                   "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture
+def cache(generated, tmp_path):
+    return Path(shutil.copytree(generated, tmp_path / "cache"))
+
+
+def test_distinct_bigrams():
+    assert distinct_bigram_ratio(["a b c", "a b c"]) == 0.5
+    assert distinct_bigram_ratio(["a b c", "d e f"]) == 1.0
+    assert distinct_bigram_ratio(["single"]) == 0.0
+
+
+def test_mean_pairwise_cosine():
+    assert mean_pairwise_cosine(np.eye(3)) == pytest.approx(0.0)
+    assert mean_pairwise_cosine(np.ones((4, 2))) == pytest.approx(1.0)
+    assert mean_pairwise_cosine(np.ones((1, 2))) is None
+
+
+def test_stats_counts_rejections_and_diversity(cache):
+    rows, source = compute_stats(cache, samples=2)
+    assert source == "TF-IDF"
+    assert [r.au for r in rows] == [1, 12]
+    assert all(r.kept == 8 and r.by_style == {"appearance": 4, "contrast": 4} for r in rows)
+    rejected = sum((r.rejected for r in rows), start=Counter())
+    assert rejected["refusal"] == 1 and rejected["off_topic"] >= 1
+    assert all(0 < r.distinct_2 <= 1 and 0 < r.mean_cosine < 1 for r in rows)
+    assert all(len(r.samples) == 2 for r in rows)
+
+
+def test_stats_uses_embeddings_when_present(cache):
+    df = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    dim = 4
+    emb = np.zeros((len(df), dim), dtype=np.float32)
+    emb[:, 0] = 1.0  # identical vectors: cosine 1.0, unlike TF-IDF
+    table = pa.table({"au": pa.array(df["au"], pa.int16()), "text_sha256": df["text_sha256"], "style": df["style"],
+                      "text": df["text"], "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), dim)})
+    (cache / "embeddings").mkdir()
+    pq.write_table(table, cache / "embeddings" / "tiny.parquet")
+    rows, source = compute_stats(cache)
+    assert source == "embeddings (tiny.parquet)"
+    assert all(r.mean_cosine == pytest.approx(1.0) for r in rows)
+
+
+def test_stats_cli_prints_tables(cache, capsys):
+    assert main(["stats", "--cache", str(cache), "--samples", "1"]) == 0
+    out = capsys.readouterr().out
+    for word in ("AU1", "AU12", "appearance", "contrast", "refusal", "distinct-2", "sample texts"):
+        assert word in out
+
+
+def test_missing_or_corrupt_cache_is_a_user_error(cache, tmp_path_factory, capsys):
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(UserError, match="descriptions.parquet"):
+        compute_stats(empty)
+    assert main(["stats", "--cache", str(empty)]) == 2
+    assert "descriptions.parquet" in capsys.readouterr().err
+    (cache / "rejections.json").write_text("{not json")
+    with pytest.raises(UserError, match="rejections.json"):
+        compute_stats(cache)
+    (cache / "rejections.json").write_text(json.dumps({"version": 1, "pairs": []}))
+    (cache / "descriptions.parquet").write_bytes(b"PAR1 garbage")
+    with pytest.raises(UserError, match="descriptions.parquet"):
+        compute_stats(cache)
