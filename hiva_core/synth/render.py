@@ -323,10 +323,14 @@ class Renderer:
         if params.noise > 0:
             out = out + np.random.default_rng(params.noise_seed).normal(0, params.noise, out.shape)
         image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-        lm_ndc = _project(mvp, verts[model.landmarks68])
-        landmarks = np.stack([(lm_ndc[:, 0] + 1) / 2 * size, (1 - lm_ndc[:, 1]) / 2 * size], axis=1)
-        box = np.array([*landmarks.min(0), *landmarks.max(0)])
+        landmarks, box = self.landmarks(verts, mvp)
         return Rendered(image=image, landmarks=landmarks, box=box, blendshapes=weights)
+
+    def landmarks(self, verts: np.ndarray, mvp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The 68 landmarks in pixels (x right, y down) and their box (x0, y0, x1, y1)."""
+        ndc = _project(mvp, verts[self.model.landmarks68])
+        pts = np.stack([(ndc[:, 0] + 1) / 2 * self.size, (1 - ndc[:, 1]) / 2 * self.size], axis=1)
+        return pts, np.array([*pts.min(0), *pts.max(0)])
 
 
 def _project(m: np.ndarray, pts: np.ndarray) -> np.ndarray:

@@ -5,6 +5,10 @@ Folder layout:
     out/manifest.csv            one row per image (see MANIFEST COLUMNS below), read by hiva_core.data
     out/synth.json              how the set was made (seed, size, split, face model, AU table, calibration source)
 
+Resuming: rows of the old manifest whose image is valid are kept; an image without a row (a run killed between
+manifest writes, every FLUSH_EVERY_S seconds) keeps its file and gets its row recomputed from (seed, index) without
+rendering; missing or unreadable images are rendered again (deterministic: the same bytes).
+
 Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 for every SYNTH_AUS code,
 `AU<code>_int` intensity in [0, 1], `subject` (one synthetic identity), `identity`, then `fold` (1..3, identity-
 exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `index`, `yaw`, `pitch`,
@@ -73,10 +77,14 @@ class _Worker:
 
     def __call__(self, index: int) -> dict:
         params = sample_params(self.seed, index, self.shifted)
+        path = self.out / image_name(index)
+        if _valid_image(path, self.renderer.size):  # rendered before the manifest was last written: labels only
+            verts, _, mvp, _ = self.renderer.geometry(params)
+            return make_row(params, *self.renderer.landmarks(verts, mvp), self.shifted)
         result = self.renderer.render(params)
         buf = io.BytesIO()
         Image.fromarray(result.image).save(buf, format="JPEG", quality=params.jpeg_quality)
-        with atomic_write(self.out / image_name(index), "wb", fsync=False) as fh:
+        with atomic_write(path, "wb", fsync=False) as fh:
             fh.write(buf.getvalue())
         return make_row(params, result.landmarks, result.box, self.shifted)
 
@@ -172,6 +180,8 @@ def run_synth(
         raise UserError(f"--out {out} exists and is not a folder")
     _check_meta(out, meta)
     (out / "images").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "images").glob(".*.tmp"):  # a killed run's half-written image
+        stale.unlink(missing_ok=True)
     meta["created_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with atomic_write(out / META, "w") as fh:
         json.dump(meta, fh, indent=1)

@@ -252,6 +252,12 @@ def test_resume_rerenders_only_missing_images(synth_set, face_model_path):
     after = {p.name: p.read_bytes() for p in (synth_set / "images").iterdir()}
     assert after == before  # the three re-rendered images are byte-identical JPEGs
     assert (synth_set / "manifest.csv").read_text() == manifest
+    # Killed before the manifest was written: valid images are kept, their rows rebuilt without rendering.
+    (synth_set / "manifest.csv").unlink()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (synth_set / "images").iterdir()}
+    run_synth(synth_set, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False)
+    assert (synth_set / "manifest.csv").read_text() == manifest
+    assert {p.name: p.stat().st_mtime_ns for p in (synth_set / "images").iterdir()} == mtimes
     with pytest.raises(UserError, match="seed"):
         run_synth(synth_set, n=12, size=SIZE, seed=4, face_model=face_model_path, progress=False)
 
