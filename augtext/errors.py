@@ -17,6 +17,16 @@ class UserError(Exception):
     """
 
 
+def unwrap_worker_error(exc: UserError) -> UserError:
+    """The original one-line UserError from the copy that a torch DataLoader worker re-raises (torch rebuilds the
+    exception with the worker's whole traceback as its message)."""
+    text = str(exc)
+    marker = f"{UserError.__module__}.{UserError.__name__}: "
+    if text.startswith("Caught UserError") and marker in text:
+        return UserError(text.rsplit(marker, 1)[1].strip())
+    return exc
+
+
 def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program: 0 on success, 2 on bad input, 1 on anything unexpected.
 
@@ -26,7 +36,7 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     try:
         command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {unwrap_worker_error(exc)}", file=sys.stderr)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code

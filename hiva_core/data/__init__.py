@@ -6,8 +6,8 @@ import os
 import re
 from collections.abc import Sequence
 
-from augtext.errors import UserError
-from hiva_core.data.dataset import AUDataset, check_images, unwrap_worker_error
+from augtext.errors import UserError, unwrap_worker_error
+from hiva_core.data.dataset import AUDataset, check_images
 from hiva_core.data.lists import LIST_FORMATS, load_list_dataset
 from hiva_core.data.manifest import load_manifest_dataset
 from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, denormalize

@@ -97,16 +97,6 @@ class AUDataset(Dataset):
         return f"AUDataset({len(self)} frames, {aus}, from {self.source or self.root})"
 
 
-def unwrap_worker_error(exc: UserError) -> UserError:
-    """The dataset's own one-line UserError, from the copy a DataLoader worker re-raises (whose message carries the
-    worker's traceback): `except UserError as exc: raise unwrap_worker_error(exc) from None`."""
-    text = str(exc)
-    marker = f"{UserError.__module__}.{UserError.__name__}: "
-    if text.startswith("Caught UserError") and marker in text:
-        return UserError(text.rsplit(marker, 1)[1].strip())
-    return exc
-
-
 def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] | None, source: str):
     """Pick and order label columns: `aus=None` keeps the data's own; an AU the data lacks is a UserError."""
     data_aus = [int(a) for a in data_aus]
