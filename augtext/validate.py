@@ -57,6 +57,18 @@ _REFUSAL_RE = re.compile(
     re.IGNORECASE,
 )
 _NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})
+# Function words: an English description has more English ones than French/Spanish/German/Italian/Portuguese
+# ones (which are kept to words that are rare in English, and never single letters).
+_ENGLISH_WORDS = frozenset(
+    "the an of and or but is are was were be been it its this that these those their they them there to in on at "
+    "by for from with into over under up down out off as than then so while when where which who what how not no "
+    "can may will would has have had does more very both each one two his her he she we you your upward toward "
+    "towards between across around above below".split()
+)
+_FOREIGN_WORDS = frozenset(
+    "le la les des du et est sont une dans sur avec pour vers el los las es una del con por para hacia der das "
+    "und ist sind nach mit werden wird ein eine dem zum zur il di della che sono nel gli em os uma".split()
+)
 
 
 class ParseError(ValueError):
@@ -247,6 +259,11 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
     if sum(c.isascii() for c in letters) < 0.9 * len(letters):
         return "not_english"
     words = word_count(text)
+    low = text.lower()
+    tokens = re.findall(r"[a-z]+", low)
+    foreign = sum(t in _FOREIGN_WORDS for t in tokens)
+    if foreign >= 2 and foreign > sum(t in _ENGLISH_WORDS for t in tokens):
+        return "not_english"
     if words < MIN_WORDS:
         return "too_short"
     if words > MAX_WORDS:
@@ -254,7 +271,6 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
     codes = {int(c) for c in _AU_CODE_RE.findall(text)}
     if codes and au.code not in codes:
         return "wrong_au"
-    low = text.lower()
     if not any(_mentions(low, w) for w in topic_words(au)):
         return "off_topic"
     return None
