@@ -13,6 +13,7 @@ so that stats can count rejections by a fixed vocabulary.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import unicodedata
@@ -236,15 +237,16 @@ def word_count(text: str) -> int:
     return len(_WORD_RE.findall(text))
 
 
-def _mentions(text_low: str, phrase: str) -> bool:
-    # word-prefix match: "brow" matches "brows", "lid" matches "eyelids" only via its own keyword, not "valid"
-    return re.search(r"\b" + re.escape(phrase), text_low) is not None
-
-
 def topic_words(au: ActionUnit) -> tuple[str, ...]:
     """Words/phrases one of which a description of `au` must mention: its region keywords and name words."""
     name_words = [w for w in re.findall(r"[a-z]+", au.name.lower()) if len(w) >= 3 and w not in _NAME_STOPWORDS]
     return tuple(dict.fromkeys((*au.region_keywords, *name_words)))
+
+
+@functools.cache
+def _topic_re(au: ActionUnit) -> re.Pattern[str]:
+    # Word-prefix match: "brow" matches "brows", but "lid" does not match inside "valid".
+    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in topic_words(au)) + ")", re.IGNORECASE)
 
 
 def validate_description(text: str, au: ActionUnit) -> str | None:
@@ -271,7 +273,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
     codes = {int(c) for c in _AU_CODE_RE.findall(text)}
     if codes and au.code not in codes:
         return "wrong_au"
-    if not any(_mentions(low, w) for w in topic_words(au)):
+    if not _topic_re(au).search(text):
         return "off_topic"
     return None
 
