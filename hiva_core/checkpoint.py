@@ -12,6 +12,8 @@ Every file is written atomically (temp file + rename), so a crash leaves the pre
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from dataclasses import asdict, dataclass, field
@@ -101,6 +103,39 @@ def load_last(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for a truncated/corrupt file
         raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
                         "start the run again without --resume in a new folder") from None
+
+
+LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "lr", "val_f1", "val_auc", "time_s"]
+
+
+def has_model(out: Path) -> bool:
+    return (out / MODEL).exists() or (out / LAST).exists()
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """Never write over a trained run unless asked to continue it."""
+    if resume:
+        if not (out / LAST).is_file():
+            raise UserError(f"--resume: {out / LAST} not found; nothing to resume (train without --resume)")
+    elif has_model(out):
+        raise UserError(f"{out} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
+                        "or pass --resume to continue it")
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(path, "w") as fh:
+        fh.write(buffer.getvalue())
+
+
+def read_log(path: Path, upto_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
 
 
 # ---------------------------------------------------------------------------------------------------------- reading

@@ -9,8 +9,6 @@ optimizer and scheduler state.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import random
 import sys
@@ -31,8 +29,6 @@ from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed, sync_buffers
 from hiva_core.evaluate import predict_loader
 from hiva_core.metrics import aggregate_folds, au_metrics, format_folds_table, format_table
-
-LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "lr", "val_f1", "val_auc", "time_s"]
 
 
 # ------------------------------------------------------------------------------------------------ building blocks
@@ -80,36 +76,6 @@ def discover_folds(spec: str, lists: str | None) -> list[int]:
             raise UserError(f"{head} has one official train/test split, no folds; drop --folds all")
         return [1, 2, 3]
     return manifest_folds(spec)
-
-
-def has_model(out: Path) -> bool:
-    return (out / ckpt.MODEL).exists() or (out / ckpt.LAST).exists()
-
-
-def check_out(out: Path, resume: bool) -> None:
-    """Never write over a trained run unless asked to continue it."""
-    if resume:
-        if not (out / ckpt.LAST).is_file():
-            raise UserError(f"--resume: {out / ckpt.LAST} not found; nothing to resume (train without --resume)")
-    elif has_model(out):
-        raise UserError(f"{out} already holds a trained run ({ckpt.MODEL}/{ckpt.LAST}); choose another --out, "
-                        "or pass --resume to continue it")
-
-
-def write_log(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with ckpt.atomic_write(path, "w", fsync=False) as fh:
-        fh.write(buffer.getvalue())
-
-
-def read_log(path: Path, upto_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
 
 
 def tensorboard_writer(out: Path, enabled: bool):
@@ -242,7 +208,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     from hiva_core.task import AUTask
 
     out = Path(out)
-    check_out(out, resume)  # before anything else: a good run is never touched by a failed start
+    ckpt.check_out(out, resume)  # before anything else: a good run is never touched by a failed start
     info, device = init_distributed(pick_device(cfg.train.device))
     seed_everything(cfg.train.seed)
 
@@ -334,7 +300,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         ckpt.set_rng_state(state["rng"])
         start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
         best_f1, best_epoch = float(state["best_f1"]), int(state["best_epoch"])
-        rows = read_log(out / ckpt.LOG, start_epoch - 1) if info.is_main else []
+        rows = ckpt.read_log(out / ckpt.LOG, start_epoch - 1) if info.is_main else []
         if (out / ckpt.METRICS).is_file():
             best_metrics = ckpt.read_json(out / ckpt.METRICS, "metrics file").get("best")
         log(info, f"resuming {out} at epoch {start_epoch} (best avg F1 {100 * best_f1:.1f} at epoch {best_epoch})")
@@ -370,7 +336,8 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
             metrics = None
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
-                metrics = evaluate(model, test_loader, text, device, aus, info, cfg.train.precision)
+                # fp32, like load_run's predict: `hiva_core eval` then reproduces these numbers exactly.
+                metrics = evaluate(model, test_loader, text, device, aus, info)
             # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
             if info.is_main:
                 if metrics is not None:
@@ -388,7 +355,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                 rows.append({"epoch": epoch, "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
                              "lr": f"{optimizer.param_groups[0]['lr']:.3e}", "val_f1": f"{val_f1:.6f}",
                              "val_auc": f"{val_auc:.6f}", "time_s": f"{time.time() - t0:.2f}"})
-                write_log(out / ckpt.LOG, rows)
+                ckpt.write_log(out / ckpt.LOG, rows)
                 if tb is not None and metrics is not None:
                     tb.add_scalar("val/avg_f1", val_f1, step)
                 log(info, f"epoch {epoch}/{cfg.train.epochs}  loss {losses['loss']:.4f}  "
@@ -444,7 +411,7 @@ def run_train(
     # Check every fold folder first, so that a refusal happens before any fold trains.
     if not resume:
         for k in fold_ids:
-            check_out(out / f"fold{k}", resume=False)
+            ckpt.check_out(out / f"fold{k}", resume=False)
     results = {}
     try:
         for k in fold_ids:
