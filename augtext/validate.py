@@ -2,6 +2,7 @@
 
 - `parse_response(raw)` extracts the list of strings from a chat answer (JSON, fenced JSON, JSON inside prose,
   or, when there is no JSON at all, numbered/bulleted lines). It raises `ParseError` with a short reason code.
+  `parse_response(raw, lenient=True)` also salvages truncated lists and plain-prose answers (tiny models).
 - `clean_text(text)` normalises one candidate (whitespace, list markers, wrapping quotes).
 - `validate_description(text, au)` returns None for a usable description or a short reason code.
 - `NearDuplicateFilter` rejects exact and near repeats within one AU.
@@ -52,9 +53,9 @@ _QUOTES = "\"'\u201c\u201d\u2018\u2019`"
 _AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
 _REFUSAL_RE = re.compile(
-    r"\b(?:i'?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can'?t|i can not|"
-    r"i'?m (?:not able|unable)|i am (?:not able|unable)|i (?:won'?t|will not) (?:be able|provide|write)|"
-    r"unable to (?:provide|help|comply)|i apologi[sz]e)\b",
+    r"\b(?:i['\u2019]?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can['\u2019]?t|"
+    r"i can not|i['\u2019]?m (?:not able|unable)|i am (?:not able|unable)|"
+    r"i (?:won['\u2019]?t|will not) (?:be able|provide|write)|unable to (?:provide|help|comply)|i apologi[sz]e)\b",
     re.IGNORECASE,
 )
 _NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})

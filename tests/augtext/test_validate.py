@@ -137,6 +137,7 @@ AU1, AU12 = FACS[1], FACS[12]
         ("I'm sorry, but I cannot describe facial muscles of the brow.", AU1, "refusal"),
         ("As an AI language model I do not see faces, but the brow rises.", AU1, "refusal"),
         ("I cannot help with describing the inner brow raiser today.", AU1, "refusal"),
+        ("I\u2019m sorry, describing the inner brow raiser is beyond me.", AU1, "refusal"),
         ("12345 67890 !!! ??? ### $$$ %%% 1 2 3 4 5 6 7 8", AU1, "garbage"),
         ("眉毛的内侧向上抬起，额头中部出现横向皱纹。眉毛的内侧向上抬起。", AU1, "not_english"),
         ("Les sourcils internes se lèvent vers le haut du front.", AU1, "not_english"),
