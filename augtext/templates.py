@@ -110,6 +110,8 @@ def _facts(au: ActionUnit) -> dict:
 def template_context(au: int, n: int) -> dict:
     """The variables every template is rendered with (see the module docstring)."""
     unit = get_au(au)
+    if int(n) < 1:
+        raise UserError(f"cannot ask for {n} descriptions: n must be at least 1")
 
     def related(codes: tuple[int, ...]) -> list[dict]:
         out = []

@@ -124,6 +124,8 @@ def test_unknown_au_and_missing_folder(tmp_path):
         render_messages("appearance", 3, 3)
     with pytest.raises(UserError, match="does not exist"):
         render_messages("appearance", 12, 3, tmp_path / "nope")
+    with pytest.raises(UserError, match="at least 1"):
+        render_messages("appearance", 12, 0)
 
 
 @pytest.mark.parametrize(
