@@ -46,13 +46,12 @@ def auc_roc(scores: np.ndarray, labels: np.ndarray) -> float:
         return float("nan")
     order = np.argsort(scores, kind="mergesort")
     sorted_scores = scores[order]
+    # Average rank (1-based) for each run of equal scores: run j spans sorted positions [starts[j], ends[j]).
+    new_run = np.concatenate([[True], np.diff(sorted_scores) != 0])
+    starts = np.flatnonzero(new_run)
+    ends = np.concatenate([starts[1:], [scores.size]])
     ranks = np.empty(scores.size, dtype=np.float64)
-    # Average rank (1-based) for each run of equal scores.
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [scores.size]])
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + 1 + end) / 2.0
+    ranks[order] = ((starts + 1 + ends) / 2.0)[np.cumsum(new_run) - 1]
     rank_sum = ranks[labels].sum()
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
