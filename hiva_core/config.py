@@ -38,7 +38,7 @@ class DataSection:
     fold: int | None = None  # held-out fold (None: the data's default)
     image_size: int = 224
     num_workers: int = 4  # DataLoader worker processes (0 = load in the training process)
-    aus: tuple[int, ...] | None = None  # restrict to these AU codes; None = every AU of the data
+    aus: tuple[int, ...] | None = None  # train on these AUs (an AU spec: 1,2,4 / 1-7 / bp4d); None = the data's
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,10 @@ def apply_updates(cfg: TrainConfig, updates: Mapping[str, Any], where: str = "")
         cls = _SECTION_TYPES.get(section)
         if cls is None or key not in {f.name for f in fields(cls)}:
             raise _unknown(dotted, where)
+        if dotted == "data.aus" and isinstance(value, str) and value.strip().lower() not in ("none", "null", "~"):
+            from augtext.facs import parse_au_spec
+
+            value = parse_au_spec(value)  # "1,2,4", "1-7", "bp4d": the same AU specs as augtext
         coerced = _coerce(value, _hints(cls)[key], dotted)
         sections[section] = replace(sections[section], **{key: coerced})
     out = TrainConfig(**sections)
@@ -264,6 +268,10 @@ def validate(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    if cfg.data.aus is not None:
+        from augtext.facs import parse_au_spec
+
+        parse_au_spec(",".join(str(a) for a in cfg.data.aus))  # a code FACS lacks is a UserError listing valid ones
 
 
 def resolve_config(

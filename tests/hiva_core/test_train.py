@@ -38,6 +38,8 @@ def test_config_precedence(tmp_path):
     assert cfg.train.seed == TrainConfig().train.seed  # defaults stay
     cfg = resolve_config(None, {}, ["data.aus=1,2,4", "model.use_graph=false", "data.fold=none"])
     assert cfg.data.aus == (1, 2, 4) and cfg.model.use_graph is False and cfg.data.fold is None
+    assert resolve_config(None, {}, ["data.aus=disfa"]).data.aus == (1, 2, 4, 6, 9, 12, 25, 26)
+    assert resolve_config(None, {}, ["data.aus=[12, 1]"]).data.aus == (12, 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.epochs = 3
 
@@ -49,6 +51,7 @@ def test_config_precedence(tmp_path):
     ("model.use_text=maybe", "needs true or false"),
     ("train.epochs", "section.key=value"),
     ("train.precision=fp8", "bf16, fp16 or fp32"),
+    ("data.aus=3", "AU"),
 ])
 def test_config_errors(bad, needle):
     with pytest.raises(UserError, match=needle) as info:
