@@ -146,6 +146,29 @@ def load_face_model(path: str | os.PathLike | None = None, identity_modes: int =
     return model
 
 
+def smoothing_operator(triangles: np.ndarray, num_vertices: int):
+    """Sparse (V, V) row-normalised vertex adjacency: one step of neighbour averaging."""
+    from scipy import sparse
+
+    e = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    e = np.concatenate([e, e[:, ::-1]])
+    adj = sparse.csr_matrix((np.ones(len(e), dtype=np.float32), (e[:, 0], e[:, 1])), shape=(num_vertices,) * 2)
+    adj.data[:] = 1.0  # an edge shared by two triangles counts once
+    deg = np.maximum(np.asarray(adj.sum(axis=1)).ravel(), 1.0)
+    return sparse.diags((1.0 / deg).astype(np.float32)) @ adj
+
+
+def ambient_occlusion(vertices: np.ndarray, normals: np.ndarray, smoother, steps: int = 8, strength: float = 1.5,
+                      floor: float = 0.45) -> np.ndarray:
+    """A cheap per-vertex occlusion term in (floor, 1]: how far the smoothed surface lies in front of a vertex (a
+    crease, a nostril, the nasolabial fold of a smile), recomputed after the blendshapes."""
+    smooth = vertices.astype(np.float32)
+    for _ in range(steps):
+        smooth = smoother @ smooth
+    depth = np.einsum("ij,ij->i", smooth - vertices, normals)
+    return np.clip(1.0 - strength * np.maximum(depth, 0.0), floor, 1.0).astype(np.float32)
+
+
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Area-weighted per-vertex normals (unit length), recomputed after blendshapes move the mesh."""
     v0, v1, v2 = (vertices[triangles[:, i]] for i in range(3))

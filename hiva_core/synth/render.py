@@ -16,7 +16,13 @@ from PIL import Image, ImageFilter
 
 from augtext.errors import UserError
 from hiva_core.synth.aumap import blendshape_weights
-from hiva_core.synth.facemodel import RENDERED_PARTS, FaceModel, vertex_normals
+from hiva_core.synth.facemodel import (
+    RENDERED_PARTS,
+    FaceModel,
+    ambient_occlusion,
+    smoothing_operator,
+    vertex_normals,
+)
 from hiva_core.synth.sampling import SampleParams
 
 # Five-point alignment template in [0, 1] image coordinates (x right, y down): the ArcFace template shrunk by 0.85
@@ -229,6 +235,7 @@ class Renderer:
     def __init__(self, model: FaceModel, size: int, samples: int = 4):
         self.model, self.size = model, size
         self.materials = material_weights(model)
+        self.smoother = smoothing_operator(model.triangles, model.num_vertices)
         self.eye_ids = [model.landmarks68[list(range(36, 42))], model.landmarks68[list(range(42, 48))]]
         self.five = [model.landmarks68[i] for i in (30, 48, 54)]
         self.ctx = create_context()
@@ -295,7 +302,7 @@ class Renderer:
         verts, weights, mvp, cam = self.geometry(params)
         normals = vertex_normals(verts, model.triangles)
         albedo, spec = palette(params)
-        colors = self.materials @ albedo
+        colors = (self.materials @ albedo) * ambient_occlusion(verts, normals, self.smoother)[:, None]
         vspec = self.materials @ spec
         data = np.concatenate([verts.astype(np.float32), normals, colors, vspec], axis=1)
         self.vbo.write(np.ascontiguousarray(data, dtype=np.float32).tobytes())
