@@ -37,6 +37,9 @@ def generate(
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key (never stored)."),
     prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
     per_request: int = typer.Option(5, help="Descriptions asked for in one prompt (at most --n)."),
+    lenient: Optional[bool] = typer.Option(
+        None, "--lenient/--strict",
+        help="Salvage sentences from answers that are not a JSON list. Default: lenient for hf answers only."),
 ) -> None:
     """Prompt an LLM for many diverse, validated descriptions of each AU (cached and resumable)."""
     from augtext.generate import run_generate
@@ -45,7 +48,7 @@ def generate(
         au_spec=au, backend=backend, model=model, base_url=base_url, n=n, styles=styles, cache=cache,
         concurrency=concurrency, seed=seed, timeout=timeout, max_retries=max_retries, max_rounds=max_rounds,
         temperature=temperature, max_tokens=max_tokens, api_key_env=api_key_env, prompts=prompts,
-        per_request=per_request,
+        per_request=per_request, lenient=lenient,
     )
 
 

@@ -58,6 +58,7 @@ class GenerateConfig:
     max_tokens: int = 400
     prompts: Path | None = None
     progress: bool | None = None  # None: a progress bar when stderr is a terminal
+    lenient: bool | None = None  # salvage texts from non-JSON answers; None: for hf answers only (small models)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -172,10 +173,12 @@ class GroupResult:
     cap: int | None = None
 
 
-def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None) -> GroupResult:
+def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None,
+               lenient: bool | None = None) -> GroupResult:
     """Parse, validate and de-duplicate one (AU, style) pair's answers in a fixed order: sample index, key, position.
 
-    The same answers always give the same kept texts, so planning and the final table agree.
+    The same answers always give the same kept texts, so planning and the final table agree. `lenient` is passed
+    to `parse_response`; None means lenient for answers of the hf backend (small local models) only.
     """
     result = GroupResult(keys=frozenset(e["key"] for e in entries), cap=cap)
     seen = NearDuplicateFilter()
@@ -183,7 +186,7 @@ def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None) -
     for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
         result.answered += 1
         try:
-            texts = parse_response(entry["text"])
+            texts = parse_response(entry["text"], lenient=entry["backend"] == "hf" if lenient is None else lenient)
         except ParseError as exc:  # a whole answer without descriptions; a plain refusal is counted as such
             refused = validate_description(entry["text"] or "", unit) == "refusal"
             result.rejections["refusal" if refused else exc.reason] += 1
@@ -209,8 +212,8 @@ def _group_entries(log: RequestLog) -> dict[Group, list[dict[str, Any]]]:
     return groups
 
 
-def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int],
-            known: dict[Group, GroupResult] | None = None) -> tuple[int, dict[Group, GroupResult]]:
+def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int], known: dict[Group, GroupResult] | None = None,
+            lenient: bool | None = None) -> tuple[int, dict[Group, GroupResult]]:
     """Rewrite descriptions.parquet and rejections.json from the whole log; returns (rows, results per pair).
 
     `known` holds pairs already walked by this run: reused when computed from the same answers with the same cap.
@@ -225,7 +228,7 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int],
             continue
         res = known.get(g)
         if res is None or res.cap != caps.get(g) or res.keys != frozenset(e["key"] for e in es):
-            res = walk_group(es, g[0], caps.get(g))
+            res = walk_group(es, g[0], caps.get(g), lenient)
         results[g] = res
     rows: dict[str, list[Any]] = defaultdict(list)
     for (au, style), res in results.items():
@@ -298,10 +301,14 @@ class _Progress:
                             kept=kept, retries=report.retries, failed=report.failed)
 
 
+def _per_request(config: GenerateConfig) -> int:
+    return max(1, min(config.per_request, config.n))
+
+
 async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report: GenerateReport,
-               progress: _Progress) -> dict[Group, GroupResult]:
+               progress: _Progress, prompts: dict[Group, tuple[list[dict[str, str]], str]]) -> dict[Group, GroupResult]:
     sem = asyncio.Semaphore(config.concurrency)
-    per_request = max(1, min(config.per_request, config.n))
+    per_request = _per_request(config)
     kept_now: dict[Group, int] = {}
     finals: dict[Group, GroupResult] = {}
 
@@ -335,7 +342,7 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
         return True
 
     async def run_pair(au: int, style: str) -> None:
-        messages, tsha = render_messages(style, au, per_request, config.prompts)
+        messages, tsha = prompts[(au, style)]
 
         def key_of(idx: int) -> tuple[str, int]:
             seed = sample_seed(config.seed, au, style, idx)
@@ -366,7 +373,7 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
             oks = await asyncio.gather(*(ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c],
                                              [t[2] for t in c]) for c in calls))
             entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
-            result = walk_group(entries, au, config.n)
+            result = walk_group(entries, au, config.n, config.lenient)
             kept_now[(au, style)] = len(result.kept)
             progress.update(report, sum(kept_now.values()))
             if calls and not any(oks):
@@ -387,10 +394,14 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     report = GenerateReport()
     enabled = sys.stderr.isatty() if config.progress is None else config.progress
 
+    # every prompt first: a broken template stops the run before anything is sent
+    prompts = {(au, style): render_messages(style, au, _per_request(config), config.prompts)
+               for au in config.aus for style in config.styles}
+
     async def main() -> dict[Group, GroupResult]:
         try:
             with _Progress(enabled) as progress:
-                return await _run(config, backend, log, report, progress)
+                return await _run(config, backend, log, report, progress, prompts)
         finally:
             await backend.aclose()
 
@@ -399,7 +410,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     finally:
         log.close()
     caps = {(au, style): config.n for au in config.aus for style in config.styles}
-    report.rows, _ = rebuild(config.cache, log, caps, finals)
+    report.rows, _ = rebuild(config.cache, log, caps, finals, config.lenient)
     for (au, style), res in sorted(finals.items()):
         report.kept[(au, style)] = len(res.kept)
         report.rejections.update(res.rejections)
@@ -435,7 +446,7 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
 def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | None, n: int, styles: str | None,
                  cache: Path, concurrency: int, seed: int, timeout: float, max_retries: int, max_rounds: int,
                  temperature: float, max_tokens: int, api_key_env: str, prompts: Path | None,
-                 per_request: int = DEFAULT_PER_REQUEST) -> GenerateReport:
+                 per_request: int = DEFAULT_PER_REQUEST, lenient: bool | None = None) -> GenerateReport:
     """CLI entry: validate options, build the backend, generate, print a summary; exit 1 if a pair falls short."""
     import click
 
@@ -451,7 +462,7 @@ def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | 
         raise UserError(f"unknown backend {backend!r}: use openai or hf")
     config = GenerateConfig(aus=aus, styles=resolve_styles(styles, prompts), cache=Path(cache), n=n,
                             per_request=per_request, concurrency=concurrency, seed=seed, max_rounds=max_rounds,
-                            temperature=temperature, max_tokens=max_tokens, prompts=prompts)
+                            temperature=temperature, max_tokens=max_tokens, prompts=prompts, lenient=lenient)
     report = generate(config, make_backend(backend, model, base_url=base_url, api_key_env=api_key_env,
                                            timeout=timeout, max_retries=max_retries))
     print(format_summary(report, config), file=sys.stderr)

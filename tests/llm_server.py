@@ -148,6 +148,7 @@ class LLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body in two writes cost a 40 ms delayed ACK each
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass

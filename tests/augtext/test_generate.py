@@ -176,6 +176,10 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
 
 # -- an injected backend: no HTTP at all ------------------------------------------------------------------------------
 
+PROSE = ("Sure! AU12 pulls the corners of the lips up and back toward the cheekbones. The cheeks lift a little and "
+         "the mouth widens as the lip corners rise into a smile. The nasolabial fold deepens beside the mouth.")
+
+
 class FakeBackend:
     """Answers from a script: a list of 'ok' / 'garbage' / 'fail' consumed per call, then 'ok'."""
 
@@ -196,6 +200,8 @@ class FakeBackend:
             raise RequestFailed("HTTP 503: scripted")
         if what == "garbage":
             return [Completion(text="%%% not json %%%")]
+        if what == "prose":
+            return [Completion(text=PROSE)]
         code = 12
         return [Completion(text=json.dumps(synth_descriptions(code, 3, random.Random(seed))), prompt_tokens=10,
                            completion_tokens=20, latency_s=0.01)]
@@ -261,3 +267,12 @@ def test_seed_changes_the_requests(tmp_path, seed):
     b = FakeBackend()
     generate(_config(tmp_path / "b", seed=seed + 10), b)
     assert set(a.calls).isdisjoint(b.calls)
+
+
+def test_parsing_is_not_in_the_key_lenient_reparses_without_asking(tmp_path):
+    strict = generate(_config(tmp_path, n=3, max_rounds=1, lenient=False), FakeBackend(["prose"]))
+    assert strict.kept[(12, "appearance")] == 0 and strict.rejections["no_json"] == 1
+    again = FakeBackend(["garbage"])
+    lenient = generate(_config(tmp_path, n=3, max_rounds=1, lenient=True), again)
+    assert again.calls == [] and lenient.ok  # the same logged answer, parsed again
+    assert len(read(tmp_path)) == 3
