@@ -181,11 +181,16 @@ def load_weights(model: nn.Module, path: Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} does not match the model in {path.parent / CONFIG} ({first})") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in
+                 (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes)) if v]
+        raise UserError(f"{path} does not match the model in {path.parent / CONFIG}: tensors {'; '.join(parts)}; "
+                        "was it written by another hiva_core version or edited by hand?")
+    model.load_state_dict(state, strict=True)
 
 
 def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
