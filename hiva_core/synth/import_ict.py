@@ -79,7 +79,7 @@ def import_ict(src_dir: str | os.PathLike, out_npz: str | os.PathLike, partial: 
     missing = [f for f in identities + expressions if not (src / f).is_file()]
     if missing and not partial:
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-        raise UserError(f"{src} lacks {shown}: use the complete FaceXModel folder (or partial mode)")
+        raise UserError(f"{src} lacks {shown}: use the complete FaceXModel folder (or --partial)")
 
     neutral = read_obj(src / NEUTRAL, faces=True)
     base = neutral["vertices"].astype(np.float32)  # deltas are float32 differences, as in the reference npz
