@@ -88,7 +88,7 @@ class OptimSection:
 @dataclass(frozen=True)
 class TrainSection:
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = 32  # per process: under torchrun the global batch is batch_size x world size
     eval_batch_size: int | None = None  # None = 2 x batch_size
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
