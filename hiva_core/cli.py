@@ -107,16 +107,21 @@ def predict(
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
     out: Optional[Path] = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
     heatmaps: Optional[Path] = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
-    batch_size: int = typer.Option(16),
-    threshold: float = typer.Option(0.5),
+    batch_size: int = typer.Option(16, help="Faces per model batch (and frames per detection batch)."),
+    threshold: float = typer.Option(0.5, help="Probability at or above which an AU is labelled 1."),
     no_detect: bool = typer.Option(False, help="Inputs are already aligned face crops: skip detection."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
+    min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels (larger is faster)."),
 ) -> None:
-    """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps."""
+    """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.
+
+    Frames without a face and unreadable files are reported (rows with status no_face / unreadable and a summary on
+    stderr), not fatal; the exit status is 2 only when no input at all could be read."""
     from hiva_core.predict import run_predict
 
     run_predict(
         inputs=inputs, run=run, out=out, heatmaps=heatmaps, batch_size=batch_size, threshold=threshold,
-        detect=not no_detect,
+        detect=not no_detect, device=device, min_face=min_face,
     )
 
 
@@ -125,23 +130,31 @@ def prepare(
     dataset: str = typer.Argument(..., help="bp4d, disfa or gft."),
     root: Path = typer.Option(..., help="The raw dataset tree."),
     out: Path = typer.Option(..., help="Output folder: aligned crops + list files."),
-    workers: int = typer.Option(1),
+    workers: int = typer.Option(1, help="Processes (one sequence each at a time)."),
+    device: Optional[str] = typer.Option(None, help="Face detector device: auto (default), cpu, cuda, cuda:N."),
 ) -> None:
-    """Raw BP4D/DISFA/GFT trees -> aligned 256x256 faces + list files + folds (resumable)."""
+    """Raw BP4D/DISFA/GFT trees -> aligned 256x256 faces + list files + folds (resumable).
+
+    Writes OUT/images/, OUT/lists/ and OUT/prepare_report.csv (frames left out: no face, missing, unreadable)."""
     from hiva_core.prepare import run_prepare
 
-    run_prepare(dataset=dataset, root=root, out=out, workers=workers)
+    run_prepare(dataset=dataset, root=root, out=out, workers=workers, device=device)
 
 
 @app.command()
 def export(
     run: Path = typer.Option(..., help="Run folder."),
     onnx: Path = typer.Option(..., help="Output .onnx file."),
+    opset: int = typer.Option(18, help="ONNX opset (17 or later)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the file against PyTorch (onnxruntime)."),
 ) -> None:
-    """Export a trained model (text prior folded in) to ONNX."""
+    """Export a trained model (text prior folded in) to ONNX: input images, outputs probs and maps."""
     from hiva_core.export import export_onnx
 
-    export_onnx(run=run, onnx=onnx)
+    report = export_onnx(run=run, onnx=onnx, opset=opset, verify=verify)
+    diff = report["max_abs_diff"]
+    typer.echo(f"wrote {onnx} (outputs {', '.join(report['outputs'])}; "
+               + (f"onnxruntime matches PyTorch to {diff:.1e})" if diff is not None else "not checked)"), err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

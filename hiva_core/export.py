@@ -1,0 +1,135 @@
+"""`hiva_core export`: a trained run → one self-contained ONNX file.
+
+The text prior is folded in: its (A, K, D) embeddings and (A, K) mask become constants of the graph (and ONNX
+constant folding evaluates the text branch on them once), so the ONNX model takes only images:
+
+    input   images  float32 (batch, 3, S, S), ImageNet-normalised aligned face crops (S = the run's image_size)
+    output  probs   float32 (batch, A)        AU probabilities (sigmoid of the logits), AUs in the run's order
+    output  maps    float32 (batch, A, h, w)  DDCA text→vision attention maps (absent for models without DDCA)
+
+The AU order, image size and normalisation are written into the ONNX metadata (`hiva.aus`, `hiva.image_size`,
+`hiva.mean`, `hiva.std`). Needs `pip install onnx onnxscript` (torch's exporter) and, to check the file against
+PyTorch, `onnxruntime`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from augtext.errors import UserError
+
+OPSET = 18
+INSTALL_HINT = "pip install onnx onnxscript onnxruntime"
+
+
+class PriorFolded(nn.Module):
+    """The model with its text prior as buffers: `forward(images) -> (probs, maps)` (or `(probs,)` without maps)."""
+
+    def __init__(self, model: nn.Module, text_emb: torch.Tensor, text_mask: torch.Tensor, with_maps: bool):
+        super().__init__()
+        self.model = model
+        self.register_buffer("text_emb", text_emb.detach().clone())
+        self.register_buffer("text_mask", text_mask.detach().clone())
+        self.with_maps = with_maps
+
+    def forward(self, images: torch.Tensor):
+        out = self.model(images, self.text_emb, self.text_mask)
+        probs = torch.sigmoid(out["logits"].float())
+        return (probs, out["maps"].float()) if self.with_maps else (probs,)
+
+
+def export_onnx(run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: bool = True,
+                atol: float = 1e-4) -> dict[str, Any]:
+    """Export run folder `run` (or a LoadedRun) to `onnx` (written atomically); returns a small report.
+
+    verify=True (and onnxruntime installed) runs the file on a random batch and compares with PyTorch: a difference
+    above `atol` is an error. The report holds the path, outputs, AUs, image size and the largest difference seen.
+    """
+    try:
+        import onnx as onnx_lib  # noqa: F401 - torch.onnx needs it; fail early with the install line
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError(f"ONNX export needs the onnx and onnxscript packages: {INSTALL_HINT}") from None
+    from augtext.io import atomic_path
+    from hiva_core.checkpoint import LoadedRun, load_run
+    from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    onnx = Path(onnx)
+    if onnx.suffix.lower() != ".onnx":
+        raise UserError(f"--onnx {onnx}: the output file must end in .onnx")
+    loaded = run if isinstance(run, LoadedRun) else load_run(run, device="cpu")
+    model = loaded.model.to("cpu").eval()
+    size = loaded.image_size
+    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        probe = model(example, loaded.text_emb.cpu(), loaded.text_mask.cpu())
+    with_maps = probe.get("maps") is not None
+    wrapper = PriorFolded(model, loaded.text_emb.cpu(), loaded.text_mask.cpu(), with_maps).eval()
+    outputs = ["probs", "maps"] if with_maps else ["probs"]
+    with atomic_path(onnx) as tmp:
+        _export(wrapper, example, tmp, outputs, opset)
+        _add_metadata(tmp, {"hiva.aus": json.dumps(loaded.aus), "hiva.image_size": str(size),
+                            "hiva.mean": json.dumps(list(IMAGENET_MEAN)), "hiva.std": json.dumps(list(IMAGENET_STD)),
+                            "hiva.run": str(loaded.run_dir), "hiva.outputs": json.dumps(outputs)})
+    report: dict[str, Any] = {"onnx": str(onnx), "outputs": outputs, "aus": loaded.aus, "image_size": size,
+                              "opset": opset, "max_abs_diff": None}
+    if verify:
+        report["max_abs_diff"] = check_parity(wrapper, onnx, example, atol=atol)
+    return report
+
+
+def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, outputs: list[str], opset: int) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        program = torch.onnx.export(
+            wrapper, (example,), input_names=["images"], output_names=outputs, opset_version=opset,
+            dynamo=True, dynamic_shapes={"images": {0: batch}}, optimize=True, verbose=False,
+        )
+        program.save(str(path))
+    except Exception as exc:  # noqa: BLE001 - exporter errors are many types; say which model failed and why
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UserError(f"ONNX export failed for this model ({type(exc).__name__}: {first})") from exc
+
+
+def _add_metadata(path: Path, items: dict[str, str]) -> None:
+    import onnx as onnx_lib
+
+    proto = onnx_lib.load(str(path))
+    for key, value in items.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx_lib.checker.check_model(proto)
+    onnx_lib.save(proto, str(path))
+
+
+def run_onnx(path: str | os.PathLike, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Run an exported file with onnxruntime (CPU) on normalised images (B, 3, S, S) -> {"probs", "maps"?}."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError(f"running ONNX files needs onnxruntime: {INSTALL_HINT}") from None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"images": images.astype(np.float32)}), strict=True))
+
+
+def check_parity(wrapper: nn.Module, path: str | os.PathLike, images: torch.Tensor, atol: float = 1e-4) -> float | None:
+    """Largest |PyTorch - onnxruntime| over all outputs; UserError above `atol`; None without onnxruntime."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    with torch.no_grad():
+        expected = [t.numpy() for t in wrapper(images)]
+    got = run_onnx(path, images.numpy())
+    diff = max(float(np.abs(got[name] - ref).max()) for name, ref in zip(got, expected, strict=True))
+    if diff > atol:
+        raise UserError(f"{path}: onnxruntime differs from PyTorch by {diff:.2e} (> {atol:.0e}); the export is wrong")
+    return diff

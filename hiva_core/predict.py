@@ -1,0 +1,396 @@
+"""`hiva_core predict`: faces in, AUs out.
+
+Inputs are image files, folders of images (and videos; not recursive) or video files. Every image / video frame is
+searched for faces (MTCNN, `hiva_core.faces.detect`), each face is aligned to the 256-px template
+(`hiva_core.faces.align`, the same crop `hiva_core prepare` makes for training), transformed as at evaluation (resize +
+centre crop, ImageNet normalisation) and run through the model in batches.
+
+One row per face: source, kind (image/video), frame index and time (video; 0 and empty for images), face index
+(left to right), status, box, detector score, per AU the probability (`AU12_prob`) and the 0/1 label at the threshold
+(`AU12`). A frame without a face gives one row with status `no_face`; a file that cannot be read gives one row with
+status `unreadable` and the reason in `error`. Neither is fatal: the summary counts them, and the command fails
+(exit status 2) only when not a single input could be read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from augtext.errors import UserError
+from augtext.facs import au_label
+from hiva_core.faces.align import DEFAULT_SIZE, align
+from hiva_core.faces.media import is_image, is_video, iter_video, read_image, video_frame_count
+
+OUT_SUFFIXES = (".csv", ".parquet", ".json")
+STAGES = ("read", "detect", "align", "model", "heatmaps", "write")
+
+
+@dataclass
+class Frame:
+    """One decoded image or video frame (or the reason it could not be decoded)."""
+
+    source: Path
+    kind: str  # "image" | "video"
+    index: int
+    time: float | None
+    image: np.ndarray | None = None
+    error: str | None = None
+
+
+@dataclass
+class PredictResult:
+    """What run_predict returns: the rows (also written to --out), a summary and seconds spent per stage."""
+
+    rows: pd.DataFrame
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------------------ inputs
+def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
+    """(path, "image" | "video") for every input: files as given, folders expanded to their images and videos (sorted,
+    not recursive, hidden files skipped). A path that does not exist, or a folder with nothing to read, is a
+    UserError; a file that exists but is not an image is reported later, when it fails to decode."""
+    if not inputs:
+        raise UserError("predict needs at least one image, folder or video")
+    sources: list[tuple[Path, str]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                           and (is_image(p) or is_video(p)))
+            if not found:
+                raise UserError(f"folder {path} holds no images or videos (looked for .jpg, .png, .mp4, .avi, ...)")
+            sources.extend((p, "video" if is_video(p) else "image") for p in found)
+        elif path.is_file():
+            sources.append((path, "video" if is_video(path) else "image"))
+        else:
+            raise UserError(f"input not found: {path}")
+    return sources
+
+
+def iter_frames(sources: Iterable[tuple[Path, str]]) -> Iterator[Frame]:
+    """Decode every source into frames; a failure becomes a Frame with `error` (and ends that video)."""
+    for path, kind in sources:
+        if kind == "image":
+            try:
+                yield Frame(path, kind, 0, None, image=read_image(path))
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types for a bad file; all mean "unreadable"
+                yield Frame(path, kind, 0, None, error=_reason(exc))
+            continue
+        index = -1
+        try:
+            for index, t, image in iter_video(path):
+                yield Frame(path, kind, index, t, image=image)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - same for the decoder
+            yield Frame(path, kind, index + 1, None, error=_reason(exc))
+        else:
+            if index < 0:
+                yield Frame(path, kind, 0, None, error="no decodable video frame")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------------------------------------------- the engine
+class _Batcher:
+    """Collects face crops, runs the model `batch_size` at a time and fills the rows' AU columns."""
+
+    def __init__(self, loaded, transform, batch_size: int, threshold: float, heatmaps: Path | None,
+                 timings: dict[str, float]):
+        self.loaded, self.transform, self.batch_size, self.threshold = loaded, transform, batch_size, threshold
+        self.heatmaps, self.timings = heatmaps, timings
+        self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
+        self.names: dict[str, Path] = {}
+
+    def add(self, row: dict[str, Any], crop: Image.Image) -> None:
+        t0 = time.perf_counter()
+        self.pending.append((row, self.transform(crop)))
+        self.timings["align"] += time.perf_counter() - t0
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        rows, tensors = zip(*self.pending, strict=True)
+        self.pending = []
+        images = torch.stack(tensors)
+        t0 = time.perf_counter()
+        out = self.loaded.predict(images)
+        self.timings["model"] += time.perf_counter() - t0
+        probs = out["probs"].float().numpy()
+        for row, p in zip(rows, probs, strict=True):
+            for au, value in zip(self.loaded.aus, p, strict=True):
+                row[f"{au_label(au)}_prob"] = float(value)
+                row[au_label(au)] = int(value >= self.threshold)
+        if self.heatmaps is not None and out.get("maps") is not None:
+            t0 = time.perf_counter()
+            self._draw(rows, images, out["maps"], probs)
+            self.timings["heatmaps"] += time.perf_counter() - t0
+
+    def _draw(self, rows, images: torch.Tensor, maps: torch.Tensor, probs: np.ndarray) -> None:
+        from hiva_core.data.transforms import denormalize
+        from hiva_core.heatmaps import save_heatmap_grid
+
+        crops = (denormalize(images).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for row, crop, m, p in zip(rows, crops, maps, probs, strict=True):
+            path = self.heatmaps / self._name(row)
+            save_heatmap_grid(path, crop, m, self.loaded.aus, p)
+            row["heatmap"] = str(path)
+
+    def _name(self, row: dict[str, Any]) -> str:
+        """`<stem>[_f<frame>]_face<k>.png`; a second source with the same stem gets `<stem>_2`, ..."""
+        source = Path(row["source"])
+        stem = source.stem
+        n = 1
+        while self.names.setdefault(stem if n == 1 else f"{source.stem}_{n}", source) != source:
+            n += 1
+        stem = stem if n == 1 else f"{source.stem}_{n}"
+        frame = f"_f{row['frame']:06d}" if row["kind"] == "video" else ""
+        return f"{stem}{frame}_face{row['face']}.png"
+
+
+def _base_row(frame: Frame) -> dict[str, Any]:
+    return {"source": str(frame.source), "kind": frame.kind, "frame": frame.index,
+            "time_s": frame.time if frame.time is not None else np.nan}
+
+
+def run_predict(
+    inputs: Sequence[str | os.PathLike],
+    run,
+    out: str | os.PathLike | None = None,
+    heatmaps: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    threshold: float = 0.5,
+    detect: bool = True,
+    *,
+    device: str | torch.device | None = None,
+    min_face: float = 20.0,
+    progress: bool | None = None,
+    quiet: bool = False,
+) -> PredictResult:
+    """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
+
+    `out`: .csv / .parquet / .json (a list of row objects) written atomically; None prints a table. `heatmaps`: a
+    folder for one PNG grid of per-AU attention overlays per face. `detect=False`: every input is already an aligned
+    face crop. `min_face`: smallest face searched for, in pixels. Returns the rows, a summary and stage timings.
+    """
+    t_start = time.perf_counter()
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if not 0.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
+    out = Path(out) if out is not None else None
+    if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
+        raise UserError(f"--out {out}: unknown format {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
+    sources = collect_inputs(inputs)
+
+    from hiva_core.checkpoint import LoadedRun, load_run
+    from hiva_core.data.transforms import build_transforms
+
+    loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
+    transform = build_transforms(loaded.image_size, augment=False)
+    heat_dir = Path(heatmaps) if heatmaps is not None else None
+    if heat_dir is not None:
+        probe = loaded.predict(torch.zeros(1, 3, loaded.image_size, loaded.image_size))
+        if probe.get("maps") is None:
+            raise UserError(f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "
+                            "attention maps to draw; drop --heatmaps or use a run of a model with DDCA")
+        heat_dir.mkdir(parents=True, exist_ok=True)
+    if detect:
+        from hiva_core.faces.detect import detect_faces_batch, get_detector
+
+        get_detector(loaded.device)  # a missing detector package fails here, before any work
+
+    timings = dict.fromkeys(STAGES, 0.0)
+    batcher = _Batcher(loaded, transform, batch_size, threshold, heat_dir, timings)
+    rows: list[dict[str, Any]] = []
+    total = sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
+    with progress_bar("predict", total, progress) as advance:
+        frames = iter_frames(sources)
+        while True:
+            t0 = time.perf_counter()
+            chunk = list(islice(frames, batch_size))
+            timings["read"] += time.perf_counter() - t0
+            if not chunk:
+                break
+            ok = [f for f in chunk if f.image is not None]
+            faces_of = {}
+            if detect and ok:
+                t0 = time.perf_counter()
+                found = detect_faces_batch([f.image for f in ok], min_size=min_face, device=loaded.device)
+                timings["detect"] += time.perf_counter() - t0
+                faces_of = {id(f): faces for f, faces in zip(ok, found, strict=True)}
+            for frame in chunk:
+                _handle(frame, faces_of.get(id(frame)), detect, rows, batcher, timings)
+            advance(len(chunk))
+        batcher.flush()
+
+    table = _frame(rows, loaded.aus)
+    summary = _summary(table, sources, loaded)
+    if summary["frames_read"] == 0:
+        failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
+        raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")
+    t0 = time.perf_counter()
+    if out is not None:
+        write_rows(table, out)
+    timings["write"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    if not quiet:
+        if out is None:
+            print_table(table, loaded.aus, threshold)
+        print_summary(summary, out)
+    return PredictResult(rows=table, summary=summary, timings=timings)
+
+
+def _handle(frame: Frame, faces, detect: bool, rows: list, batcher: _Batcher, timings: dict[str, float]) -> None:
+    base = _base_row(frame)
+    if frame.image is None:
+        rows.append({**base, "face": None, "status": "unreadable", "error": frame.error})
+        return
+    if not detect:
+        h, w = frame.image.shape[:2]
+        row = {**base, "face": 0, "status": "ok", "x1": 0.0, "y1": 0.0, "x2": float(w), "y2": float(h)}
+        rows.append(row)
+        batcher.add(row, Image.fromarray(frame.image))
+        return
+    if not faces:
+        rows.append({**base, "face": None, "status": "no_face"})
+        return
+    for k, face in enumerate(faces):
+        t0 = time.perf_counter()
+        crop, _ = align(frame.image, face.landmarks, size=DEFAULT_SIZE)
+        timings["align"] += time.perf_counter() - t0
+        x1, y1, x2, y2 = face.box
+        row = {**base, "face": k, "status": "ok", "score": face.score, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+        rows.append(row)
+        batcher.add(row, Image.fromarray(crop))
+
+
+# ----------------------------------------------------------------------------------------------------------- output
+def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
+    """Rows -> DataFrame with a fixed column order and nullable integer columns (empty where not applicable)."""
+    labels = [au_label(a) for a in aus]
+    columns = ["source", "kind", "frame", "time_s", "face", "status", "error", "score", "x1", "y1", "x2", "y2",
+               *[f"{lab}_prob" for lab in labels], *labels, "heatmap"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["frame"] = table["frame"].astype("Int64")
+    table["face"] = table["face"].astype("Int64")
+    for lab in labels:
+        table[lab] = table[lab].astype("Int8")
+    for col in ("time_s", "score", "x1", "y1", "x2", "y2", *[f"{lab}_prob" for lab in labels]):
+        table[col] = table[col].astype("float64")
+    for col in ("error", "heatmap"):
+        table[col] = table[col].fillna("").astype(str)
+    return table
+
+
+def write_rows(table: pd.DataFrame, out: Path) -> None:
+    """CSV / Parquet / JSON (list of objects, null for empty) by suffix, atomically."""
+    from augtext.io import atomic_path, atomic_write
+
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        with atomic_write(out, "w") as fh:
+            table.to_csv(fh, index=False, lineterminator="\n", float_format="%.6g")
+    elif suffix == ".parquet":
+        with atomic_path(out) as tmp:
+            table.to_parquet(tmp, index=False)
+    else:
+        with atomic_write(out, "w") as fh:
+            fh.write(table.to_json(orient="records", indent=1))
+            fh.write("\n")
+
+
+def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> dict[str, Any]:
+    status = table["status"]
+    first = table.drop_duplicates(["source", "frame"])
+    unreadable = table[status == "unreadable"]
+    no_face = table[status == "no_face"]
+    return {
+        "run": str(loaded.run_dir), "aus": [au_label(a) for a in loaded.aus],
+        "images": sum(kind == "image" for _, kind in sources), "videos": sum(kind == "video" for _, kind in sources),
+        "frames_read": int((first["status"] != "unreadable").sum()),
+        "faces": int((status == "ok").sum()),
+        "frames_without_face": int(len(no_face)),
+        "no_face": [{"source": r.source, "frame": int(r.frame)} for r in no_face.itertuples()],
+        "unreadable": [{"source": r.source, "error": r.error} for r in unreadable.itertuples()],
+    }
+
+
+def print_summary(summary: dict[str, Any], out: Path | None) -> None:
+    parts = [f"{summary['images']} image(s)", f"{summary['videos']} video(s)",
+             f"{summary['frames_read']} frame(s) read", f"{summary['faces']} face(s)",
+             f"{summary['frames_without_face']} without a face", f"{len(summary['unreadable'])} unreadable"]
+    lines = ["predict: " + ", ".join(parts) + (f" -> {out}" if out else "")]
+    by_source: dict[str, int] = {}
+    for item in summary["no_face"]:
+        by_source[item["source"]] = by_source.get(item["source"], 0) + 1
+    for source, n in list(by_source.items())[:10]:
+        lines.append(f"  no face: {source}" + (f" ({n} frames)" if n > 1 else ""))
+    for item in summary["unreadable"][:10]:
+        lines.append(f"  unreadable: {item['source']}: {item['error']}")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def print_table(table: pd.DataFrame, aus: Sequence[int], threshold: float) -> None:
+    """The rows as a rich table on stdout: probabilities, bold where at or above the threshold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(show_lines=False)
+    for name in ("source", "frame", "time", "face", "status", *[au_label(a) for a in aus]):
+        view.add_column(name, justify="left" if name in ("source", "status") else "right", overflow="fold")
+    for r in table.itertuples(index=False):
+        cells = [Path(r.source).name, "" if r.kind == "image" else str(r.frame),
+                 "" if pd.isna(r.time_s) else f"{r.time_s:.2f}", "" if pd.isna(r.face) else str(r.face), r.status]
+        for au in aus:
+            p = getattr(r, f"{au_label(au)}_prob")
+            cells.append("" if pd.isna(p) else (f"[bold]{p:.2f}[/bold]" if p >= threshold else f"{p:.2f}"))
+        view.add_row(*cells)
+    Console(soft_wrap=False).print(view)
+
+
+class progress_bar:  # lower case: used like a function, `with progress_bar("predict", n) as advance:`
+    """A rich progress bar on stderr (only on a terminal unless forced); the context value advances it."""
+
+    def __init__(self, label: str, total: int, enabled: bool | None = None):
+        from rich.console import Console
+
+        self.label = label
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal if enabled is None else enabled
+        self.total = total or None
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=self.console, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("frames", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

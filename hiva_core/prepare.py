@@ -1,0 +1,443 @@
+"""`hiva_core prepare`: raw BP4D / DISFA / GFT trees -> aligned 256-px face crops + list files + folds.
+
+Every labelled frame is read, its face detected (the largest, if several) and aligned with `hiva_core.faces.align`
+(the same crop `hiva_core predict` makes), and written under OUT/images/. The list files that `hiva_core.data` reads
+(the ME-GraphAU / MDHR format) go to OUT/lists/, so that training takes `--data bp4d:OUT/images --lists OUT/lists`.
+Frames whose face is not found (or whose image is missing or unreadable) are left out of the lists and written to
+OUT/prepare_report.csv; that is not an error. A second run skips crops already written (resumable); crops are written
+through a temp file + rename, so a killed run leaves no half-written image behind.
+
+Raw layouts read (the folder names are searched for anywhere under --root):
+
+BP4D   AU coding  `F001_T1.csv`, ...: a header row, then one row per coded frame; the first column is the frame
+                  number, the others are headed by AU numbers; 0 absent, 1 present, 9 unknown.
+       frames     `.../F001/T1/<frame>.jpg` (e.g. BP4D's `Sequences/F001/T1/0643.jpg`; leading zeros optional).
+       crops      `F001/T1/643.jpg`; lists `BP4D_{train,test}_img_path_fold{k}.txt`, `..._label_fold{k}.txt` and
+                  `BP4D_train_weight_fold{k}.txt`, 12 AUs (1 2 4 6 7 10 12 14 15 17 23 24), 9 where unknown.
+DISFA  labels     `SN001_au1.txt`, ...: one `frame,intensity` line per frame (frames from 1); intensity >= 2 is
+                  present (the field's convention). The 8 AUs 1 2 4 6 9 12 25 26 are needed.
+       frames     the left camera's video `LeftVideoSN001_comp.avi` (label frame N = the N-th decoded frame), or
+                  frames extracted beforehand into a folder `.../SN001/` named by label frame number (`1.png`, ...,
+                  as `ffmpeg -i LeftVideoSN001_comp.avi SN001/%d.png` writes them).
+       crops      `SN001/SN001_<frame - 1>.png` (from 0, as in the MDHR lists); lists `DISFA_*_path_fold{k}.txt`...
+GFT    AU coding  `AUCoding/<subject>.csv` or `AUCoding/<subject>_<sequence>.csv`, in the BP4D CSV format.
+       frames     `.../<subject>/[<sequence>/]<frame>.jpg`, or a video `<subject>[_<sequence>].mp4|avi|...`
+                  (label frame N = the N-th decoded frame).
+       split      `test_subjects.txt` beside AUCoding/ (one subject a line: the official test subjects). Without
+                  it, a deterministic stand-in (every fifth subject in sorted order is a test subject) is used and
+                  a warning says so. Lists `GFT_{train,test}_img_path.txt`, `GFT_{train,test}_label.txt`, 10 AUs.
+
+Folds (BP4D, DISFA): the subject-exclusive 3-fold partition of ME-GraphAU / MDHR (fold k's test subjects below;
+train = the other two folds). A subject outside it (not part of the public datasets) is assigned to the folds in
+sorted order, round robin, with a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from augtext.errors import UserError
+from augtext.facs import DATASET_AUS, au_label, parse_au_label
+from hiva_core.faces.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_video, read_image, write_image
+
+CROP_SIZE = 256
+UNKNOWN = 9
+# Test subjects of folds 1-3 (the MDHR / ME-GraphAU list files; subject-exclusive).
+BP4D_FOLDS = {
+    1: ("F004", "F006", "F007", "F012", "F014", "F015", "F017", "F019", "F021", "M003", "M006", "M009", "M015"),
+    2: ("F003", "F005", "F011", "F013", "F020", "F022", "M002", "M005", "M010", "M011", "M013", "M016", "M017", "M018"),
+    3: ("F001", "F002", "F008", "F009", "F010", "F016", "F018", "F023", "M001", "M004", "M007", "M008", "M012", "M014"),
+}
+DISFA_FOLDS = {
+    1: ("SN003", "SN004", "SN005", "SN007", "SN008", "SN017", "SN023", "SN025", "SN029"),
+    2: ("SN006", "SN011", "SN012", "SN013", "SN018", "SN021", "SN024", "SN028", "SN031"),
+    3: ("SN001", "SN002", "SN009", "SN010", "SN016", "SN026", "SN027", "SN030", "SN032"),
+}
+_BP4D_CSV = re.compile(r"^([FM]\d{3})_(T\d+)\.csv$", re.IGNORECASE)
+_DISFA_LABEL = re.compile(r"^(SN\d{3})_au(\d+)\.txt$", re.IGNORECASE)
+_DISFA_VIDEO = re.compile(r"^LeftVideo(SN\d{3})_comp$", re.IGNORECASE)
+_NUMBER = re.compile(r"(\d+)$")
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    frame: int  # the label file's frame number
+    out_rel: str  # crop path under OUT/images
+    labels: tuple[int, ...]  # 0 / 1 / 9 per AU, in DATASET_AUS order
+
+
+@dataclass(frozen=True)
+class SequenceJob:
+    subject: str
+    sequence: str
+    frames_dir: Path | None  # images named by frame number ...
+    video: Path | None  # ... or a video whose decoded frame i (from 0) is label frame i + video_offset
+    video_offset: int
+    frames: tuple[FrameJob, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.subject}/{self.sequence}" if self.sequence else self.subject
+
+
+# ---------------------------------------------------------------------------------------------------------- scanning
+class _Tree:
+    """One walk over the raw tree: files by name, folders of images by their last two path parts, videos by stem."""
+
+    def __init__(self, root: Path, skip: Path | None):
+        self.files: list[Path] = []
+        self.image_dirs: dict[tuple[str, ...], Path] = {}
+        self.videos: dict[str, Path] = {}
+        skip = skip.resolve() if skip is not None else None
+        for folder, dirs, files in os.walk(root):
+            here = Path(folder)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
+            if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
+                self.image_dirs.setdefault((here.parent.name.lower(), here.name.lower()), here)
+                self.image_dirs.setdefault((here.name.lower(),), here)
+            for f in sorted(files):
+                path = here / f
+                self.files.append(path)
+                if path.suffix.lower() in VIDEO_SUFFIXES:
+                    self.videos.setdefault(path.stem.lower(), path)
+
+    def frames_dir(self, *parts: str) -> Path | None:
+        return self.image_dirs.get(tuple(p.lower() for p in parts))
+
+
+def read_au_csv(path: Path, aus: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:
+    """A BP4D-style AU coding CSV -> [(frame, labels 0/1/9 in `aus` order)]; frames with every label 9 dropped."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read AU coding file {path}: {exc}") from None
+    if not rows:
+        raise UserError(f"{path} is empty; expected a header row (frame, AU numbers) and one row per frame")
+    columns: dict[int, int] = {}
+    for j, cell in enumerate(rows[0][1:], start=1):
+        code = _au_code(cell)
+        if code is not None:
+            columns.setdefault(code, j)
+    missing = [au_label(a) for a in aus if a not in columns]
+    if missing:
+        raise UserError(f"{path}: header has no column for {', '.join(missing)} (header: {','.join(rows[0][:8])}...)")
+    out = []
+    for i, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            frame = int(float(row[0]))
+            values = [int(float(row[columns[a]])) for a in aus]
+        except (ValueError, IndexError):
+            raise UserError(f"{path}: line {i} is not a frame number followed by 0/1/9 AU codes: "
+                            f"{','.join(row)[:80]}") from None
+        bad = [v for v in values if v not in (0, 1, UNKNOWN)]
+        if bad:
+            raise UserError(f"{path}: line {i}: AU code {bad[0]} is not 0 (absent), 1 (present) or 9 (unknown)")
+        if any(v != UNKNOWN for v in values):
+            out.append((frame, tuple(values)))
+    return out
+
+
+def _au_code(cell: str) -> int | None:
+    cell = cell.strip()
+    if cell.isdigit():
+        return int(cell)
+    try:
+        return parse_au_label(cell)
+    except (UserError, ValueError):
+        return None
+
+
+def read_disfa_labels(files: dict[int, Path], aus: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:
+    """DISFA `frame,intensity` files, one per AU -> [(frame, labels)], intensity >= 2 present; 9 where an AU file
+    lacks the frame."""
+    per_au: list[dict[int, int]] = []
+    for au in aus:
+        values: dict[int, int] = {}
+        path = files[au]
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read DISFA label file {path}: {exc}") from None
+        for i, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                frame, intensity = (int(float(v)) for v in re.split(r"[,\s]+", line.strip())[:2])
+            except ValueError:
+                raise UserError(f"{path}: line {i} is not 'frame,intensity': {line[:60]!r}") from None
+            values[frame] = int(intensity >= 2)
+        per_au.append(values)
+    frames = sorted(set().union(*per_au))
+    return [(f, tuple(v.get(f, UNKNOWN) for v in per_au)) for f in frames]
+
+
+def scan(dataset: str, root: Path, skip: Path | None = None) -> tuple[list[SequenceJob], dict[str, int]]:
+    """The raw tree -> sequence jobs and each subject's test fold (GFT: 1 = test, 0 = train)."""
+    tree = _Tree(root, skip)
+    aus = DATASET_AUS[dataset]
+    jobs: list[SequenceJob] = []
+    if dataset == "bp4d":
+        for path in (p for p in tree.files if _BP4D_CSV.match(p.name)):
+            subject, task = (s.upper() for s in _BP4D_CSV.match(path.name).groups())
+            frames = [FrameJob(f, f"{subject}/{task}/{f}.jpg", lab) for f, lab in read_au_csv(path, aus)]
+            jobs.append(SequenceJob(subject, task, tree.frames_dir(subject, task), None, 0, tuple(frames)))
+        if not jobs:
+            raise UserError(f"no BP4D AU coding files (F001_T1.csv, ...) under {root}")
+        return jobs, _folds(sorted({j.subject for j in jobs}), BP4D_FOLDS, "BP4D")
+    if dataset == "disfa":
+        labels: dict[str, dict[int, Path]] = {}
+        for path in tree.files:
+            m = _DISFA_LABEL.match(path.name)
+            if m:
+                labels.setdefault(m.group(1).upper(), {})[int(m.group(2))] = path
+        if not labels:
+            raise UserError(f"no DISFA label files (SN001_au1.txt, ...) under {root}")
+        videos = {m.group(1).upper(): p for stem, p in tree.videos.items() if (m := _DISFA_VIDEO.match(stem))}
+        for subject, files in sorted(labels.items()):
+            missing = [au_label(a) for a in aus if a not in files]
+            if missing:
+                raise UserError(f"DISFA subject {subject} has no label file for {', '.join(missing)} "
+                                f"(expected {subject}_au<N>.txt beside {next(iter(files.values()))})")
+            frames = [FrameJob(f, f"{subject}/{subject}_{f - 1}.png", lab) for f, lab in read_disfa_labels(files, aus)]
+            jobs.append(SequenceJob(subject, "", tree.frames_dir(subject), videos.get(subject), 1, tuple(frames)))
+        return jobs, _folds(sorted(labels), DISFA_FOLDS, "DISFA")
+    # gft
+    for path in (p for p in tree.files if p.parent.name.lower() == "aucoding" and p.suffix.lower() == ".csv"):
+        subject, _, sequence = path.stem.partition("_")
+        rel = f"{subject}/{sequence}_" if sequence else f"{subject}/"
+        frames = [FrameJob(f, f"{rel}{f}.jpg", lab) for f, lab in read_au_csv(path, aus)]
+        folder = tree.frames_dir(subject, sequence) if sequence else tree.frames_dir(subject)
+        jobs.append(SequenceJob(subject, sequence, folder, tree.videos.get(path.stem.lower()), 1, tuple(frames)))
+    if not jobs:
+        raise UserError(f"no GFT AU coding files (AUCoding/<subject>.csv) under {root}")
+    return jobs, _gft_split(root, sorted({j.subject for j in jobs}))
+
+
+def _folds(subjects: list[str], table: dict[int, tuple[str, ...]], name: str) -> dict[str, int]:
+    known = {s: k for k, members in table.items() for s in members}
+    extra = [s for s in subjects if s not in known]
+    if extra:
+        print(f"warning: {name} subject(s) {', '.join(extra)} are not in the standard 3-fold partition; "
+              "assigned to folds 1, 2, 3 in turn", file=sys.stderr)
+    known.update({s: 1 + i % 3 for i, s in enumerate(extra)})
+    return {s: known[s] for s in subjects}
+
+
+def _gft_split(root: Path, subjects: list[str]) -> dict[str, int]:
+    candidates = sorted(root.rglob("test_subjects.txt"))
+    if candidates:
+        test = {line.strip() for line in candidates[0].read_text(encoding="utf-8").splitlines() if line.strip()}
+        unknown = sorted(test - set(subjects))
+        if unknown:
+            print(f"warning: {candidates[0]} names subject(s) without AU coding: {', '.join(unknown)}", file=sys.stderr)
+        return {s: int(s in test) for s in subjects}
+    print(f"warning: no test_subjects.txt under {root}: GFT's official split is not known here, so every fifth subject "
+          "(sorted) is a test subject; write the official test subjects into test_subjects.txt for comparable numbers",
+          file=sys.stderr)
+    return {s: int(i % 5 == 4) for i, s in enumerate(subjects)}
+
+
+# -------------------------------------------------------------------------------------------------------- processing
+def process_sequence(job: SequenceJob, images: Path, device: str | None = None, chunk: int = 8) -> list[tuple]:
+    """Crop every frame of one sequence not cropped yet -> [(frame, status, detail)] with status
+    ok / no_face / missing_frame / unreadable."""
+    from hiva_core.faces.align import align
+    from hiva_core.faces.detect import detect_faces_batch
+
+    todo = [f for f in job.frames if not (images / f.out_rel).is_file()]
+    results = [(f.frame, "ok", "") for f in job.frames if (images / f.out_rel).is_file()]
+    if not todo:
+        return results
+    pending: list[tuple[FrameJob, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        h, w = pending[0][1].shape[:2]
+        found = detect_faces_batch([im for _, im in pending], min_size=max(20.0, 0.1 * min(h, w)), device=device)
+        for (fj, image), faces in zip(pending, found, strict=True):
+            if not faces:
+                results.append((fj.frame, "no_face", ""))
+                continue
+            face = max(faces, key=lambda f: f.size)
+            crop, _ = align(image, face.landmarks, size=CROP_SIZE)
+            write_image(images / fj.out_rel, crop)
+            results.append((fj.frame, "ok", ""))
+        pending.clear()
+
+    for fj, image, error in _frames(job, todo):
+        if image is None:
+            results.append((fj.frame, *error))
+            continue
+        if pending and pending[0][1].shape != image.shape:
+            flush()
+        pending.append((fj, image))
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    return results
+
+
+def _frames(job: SequenceJob, todo: list[FrameJob]):
+    """(frame job, image or None, (status, detail)) for every frame still to do."""
+    if job.frames_dir is not None:
+        by_number = {int(m.group(1)): p for p in job.frames_dir.iterdir()
+                     if p.suffix.lower() in IMAGE_SUFFIXES and (m := _NUMBER.search(p.stem))}
+        for fj in todo:
+            path = by_number.get(fj.frame)
+            if path is None:
+                yield fj, None, ("missing_frame", f"no image numbered {fj.frame} in {job.frames_dir}")
+                continue
+            try:
+                yield fj, read_image(path), None
+            except Exception as exc:  # noqa: BLE001 - any decoding failure: report the frame, go on
+                yield fj, None, ("unreadable", f"{path}: {type(exc).__name__}: {exc}")
+        return
+    if job.video is None:
+        for fj in todo:
+            yield fj, None, ("missing_frame", f"no frame folder or video found for {job.name}")
+        return
+    wanted = {fj.frame - job.video_offset: fj for fj in todo}
+    last = max(wanted)
+    try:
+        for index, _, image in iter_video(job.video):
+            if index in wanted:
+                yield wanted.pop(index), image, None
+            if index >= last:
+                break
+    except Exception as exc:  # noqa: BLE001 - a broken video: the remaining frames are reported unreadable
+        for fj in wanted.values():
+            yield fj, None, ("unreadable", f"{job.video}: {type(exc).__name__}: {exc}")
+        return
+    for fj in wanted.values():
+        yield fj, None, ("missing_frame", f"{job.video} ends before frame {fj.frame}")
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------------------------- writing
+def write_lists(dataset: str, jobs: list[SequenceJob], folds: dict[str, int], ok: set[str], lists: Path) -> dict:
+    """The list files (paths, labels, per-AU weights) of every split for the frames cropped; returns counts."""
+    from augtext.io import atomic_write
+
+    prefix = dataset.upper()
+    path_word = "path" if dataset == "disfa" else "img_path"
+    rows = [(fj.out_rel, fj.labels, folds[job.subject]) for job in jobs for fj in job.frames if fj.out_rel in ok]
+    if dataset == "gft":
+        splits = {"": {"train": [r for r in rows if r[2] == 0], "test": [r for r in rows if r[2] == 1]}}
+    else:
+        splits = {f"_fold{k}": {"train": [r for r in rows if r[2] != k], "test": [r for r in rows if r[2] == k]}
+                  for k in (1, 2, 3)}
+    counts = {}
+    for suffix, parts in splits.items():
+        for split, items in parts.items():
+            with atomic_write(lists / f"{prefix}_{split}_{path_word}{suffix}.txt", "w") as fh:
+                fh.writelines(f"{rel}\n" for rel, _, _ in items)
+            with atomic_write(lists / f"{prefix}_{split}_label{suffix}.txt", "w") as fh:
+                fh.writelines(" ".join(map(str, lab)) + "\n" for _, lab, _ in items)
+            counts[f"{split}{suffix}"] = len(items)
+        with atomic_write(lists / f"{prefix}_train_weight{suffix}.txt", "w") as fh:
+            fh.write("\t".join(f"{w:.6f}" for w in au_weights([lab for _, lab, _ in parts["train"]])) + "\n")
+    return counts
+
+
+def au_weights(labels: Sequence[Sequence[int]]) -> np.ndarray:
+    """ME-GraphAU's per-AU loss weights: 1 / positive rate, normalised to mean 1 (unknown labels ignored)."""
+    arr = np.asarray(labels, dtype=np.float64)
+    if arr.size == 0:
+        return np.ones(arr.shape[1] if arr.ndim == 2 else 0)
+    arr[arr == UNKNOWN] = np.nan
+    rate = np.nanmean(arr, axis=0)
+    weight = 1.0 / np.clip(np.nan_to_num(rate, nan=1.0), 1e-6, None)
+    return weight / weight.sum() * len(weight)
+
+
+def run_prepare(dataset: str, root: str | os.PathLike, out: str | os.PathLike, workers: int = 1, *,
+                device: str | None = None, progress: bool | None = None) -> dict:
+    """Raw tree -> OUT/images (aligned 256-px crops), OUT/lists (list files), OUT/prepare_report.csv; returns a
+    summary (frames per status, list sizes). `device`: the face detector's (default: auto, CUDA when present)."""
+    dataset = dataset.lower()
+    if dataset not in DATASET_AUS:
+        raise UserError(f"unknown dataset {dataset!r}; use bp4d, disfa or gft")
+    root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise UserError(f"raw dataset folder not found: {root}")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    from hiva_core.device import pick_device
+
+    device = str(pick_device(device))
+    t0 = time.perf_counter()
+    jobs, folds = scan(dataset, root, skip=out)
+    images = out / "images"
+    total = sum(len(j.frames) for j in jobs)
+    results: dict[str, list[tuple]] = {}
+    from hiva_core.predict import progress_bar
+
+    with progress_bar("prepare", total, progress) as advance:
+        if workers == 1:
+            for job in jobs:
+                results[job.name] = process_sequence(job, images, device)
+                advance(len(job.frames))
+        else:
+            _run_pool(jobs, images, device, workers, results, advance)
+    ok = {fj.out_rel for j in jobs for fj, (_, status, _) in _pairs(j, results[j.name]) if status == "ok"}
+    counts = write_lists(dataset, jobs, folds, ok, out / "lists")
+    problems = _write_report(out / "prepare_report.csv", jobs, results)
+    summary = {"dataset": dataset, "frames": total, "cropped": len(ok), "problems": problems, "lists": counts,
+               "images": str(images), "list_dir": str(out / "lists"), "seconds": round(time.perf_counter() - t0, 1)}
+    detail = ", ".join(f"{n} {s}" for s, n in sorted(problems.items()))
+    print(f"prepare {dataset}: {len(ok)}/{total} labelled frames cropped" + (f"; not used: {detail} "
+          f"(see {out / 'prepare_report.csv'})" if problems else "") +
+          f"\ntrain with: --data {dataset}:{images} --lists {out / 'lists'}", file=sys.stderr)
+    return summary
+
+
+def _run_pool(jobs, images, device, workers, results, advance: Callable[[int], None]) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(process_sequence, job, images, device): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            results[job.name] = future.result()
+            advance(len(job.frames))
+
+
+def _pairs(job: SequenceJob, result: list[tuple]):
+    by_frame = {frame: (frame, status, detail) for frame, status, detail in result}
+    return [(fj, by_frame[fj.frame]) for fj in job.frames]
+
+
+def _write_report(path: Path, jobs: list[SequenceJob], results: dict[str, list[tuple]]) -> dict[str, int]:
+    from augtext.io import atomic_write
+
+    problems: dict[str, int] = {}
+    with atomic_write(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["subject", "sequence", "frame", "crop", "status", "detail"])
+        for job in jobs:
+            for fj, (_, status, detail) in _pairs(job, results[job.name]):
+                if status != "ok":
+                    problems[status] = problems.get(status, 0) + 1
+                    writer.writerow([job.subject, job.sequence, fj.frame, fj.out_rel, status, detail])
+    return problems

@@ -1,0 +1,63 @@
+"""hiva_core export: the run (text prior folded in) as ONNX, checked against PyTorch with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from augtext.errors import UserError
+
+pytest.importorskip("onnx", reason="ONNX export needs: pip install onnx onnxscript onnxruntime")
+pytest.importorskip("onnxscript", reason="ONNX export needs: pip install onnx onnxscript onnxruntime")
+ort = pytest.importorskip("onnxruntime", reason="the parity check needs: pip install onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from hiva_core.checkpoint import load_run
+    from hiva_core.export import export_onnx
+    from tests.hiva_core.test_predict import tiny_run
+
+    run_dir = tiny_run(tmp_path_factory)
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    report = export_onnx(run_dir, path)
+    return load_run(run_dir, device="cpu"), path, report
+
+
+def test_onnx_matches_pytorch_for_probs_and_maps(exported):
+    loaded, path, report = exported
+    assert report["outputs"] == ["probs", "maps"] and report["max_abs_diff"] <= 1e-4
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    size = loaded.image_size
+    images = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))  # not the export batch size
+    probs, maps = session.run(["probs", "maps"], {"images": images.numpy()})
+    expected = loaded.predict(images)  # the model with the prior passed in at run time
+    assert probs.shape == (3, len(loaded.aus)) and maps.shape[:2] == (3, len(loaded.aus))
+    np.testing.assert_allclose(probs, expected["probs"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(maps, expected["maps"].numpy(), atol=1e-4)
+
+
+def test_onnx_needs_no_text_prior_and_carries_metadata(exported):
+    import onnx
+
+    loaded, path, _ = exported
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["images"]  # the prior is inside, not an input
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["hiva.aus"]) == loaded.aus and int(meta["hiva.image_size"]) == loaded.image_size
+    assert model.opset_import[0].version >= 17
+
+
+def test_cli_export_and_bad_output_name(exported, tmp_path):
+    from hiva_core.cli import main
+
+    loaded, _, _ = exported
+    assert main(["export", "--run", str(loaded.run_dir), "--onnx", str(tmp_path / "m.txt")]) == 2
+    with pytest.raises(UserError, match="must end in .onnx"):
+        from hiva_core.export import export_onnx
+
+        export_onnx(loaded, tmp_path / "m.txt")

@@ -1,0 +1,206 @@
+"""hiva_core predict: images, folders and videos in; one row per face (or per frame without a face) out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from augtext.errors import UserError
+
+pytest.importorskip("facenet_pytorch", reason="face detection needs: pip install --no-deps facenet-pytorch")
+
+AUS = [1, 2, 4, 6, 12]
+IMAGE_SIZE = 64
+_RUNS: dict[str, Path] = {}
+
+
+def make_tiny_run(folder: Path, aus=AUS, image_size: int = IMAGE_SIZE, model: str = "hiva") -> Path:
+    """A run folder as `hiva_core train` writes it, with an untrained tiny HiVA and a real (MiniLM) text prior."""
+    import torch
+
+    from augtext.prior import load_text_prior
+    from hiva_core import checkpoint as ck
+    from hiva_core.models import create_model
+    from tests.textcache import make_text_cache
+
+    prior = load_text_prior(make_text_cache(folder / "text_cache", aus=aus, per_au=3), aus=aus)
+    torch.manual_seed(0)
+    net = create_model(model, num_aus=len(aus), text_dim=prior.dim, backbone="tiny", dim=64, heads=4)
+    run = folder / "run"
+    ck.save_model(net, run / ck.MODEL)
+    ck.save_prior(prior, run / ck.PRIOR)
+    ck.write_json(run / ck.CONFIG, {
+        "format": ck.RUN_FORMAT, "model_name": model, "model_config": ck.model_config_dict(net), "aus": list(aus),
+        "image_size": image_size, "config": {}, "text_prior_fingerprint": prior.fingerprint,
+    })
+    return run
+
+
+def tiny_run(tmp_path_factory) -> Path:
+    """One tiny run per test session (shared by the predict and export tests)."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _RUNS:
+        _RUNS[key] = make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+    return _RUNS[key]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    import av
+
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = w, h, "yuv420p", 4_000_000
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def loaded(run_dir):
+    from hiva_core.checkpoint import load_run
+
+    return load_run(run_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture()
+def image_folder(tmp_path, astronaut) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(astronaut).save(folder / "astronaut.jpg")
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(folder / "wall.png")  # no face
+    (folder / "broken.jpg").write_bytes(b"this is not a JPEG")  # unreadable
+    (folder / "notes.txt").write_text("not an image, not listed")
+    return folder
+
+
+def test_predict_folder_reports_faces_no_face_and_unreadable(image_folder, loaded, tmp_path):
+    from hiva_core.predict import run_predict
+
+    out = tmp_path / "results.csv"
+    result = run_predict([image_folder], loaded, out=out, threshold=0.5, quiet=True)
+    table = pd.read_csv(out)
+    assert list(table["source"].map(lambda s: Path(s).name)) == ["astronaut.jpg", "broken.jpg", "wall.png"]
+    astro, broken, wall = (table.iloc[i] for i in range(3))
+    assert astro["status"] == "ok" and astro["face"] == 0 and astro["score"] > 0.9
+    assert 160 < astro["x1"] < 200 and 250 < astro["x2"] < 290
+    for au in AUS:
+        p = astro[f"AU{au}_prob"]
+        assert 0.0 <= p <= 1.0 and astro[f"AU{au}"] == int(p >= 0.5)
+    assert broken["status"] == "unreadable" and "UnidentifiedImageError" in broken["error"]
+    assert wall["status"] == "no_face" and np.isnan(wall["AU12_prob"])
+    s = result.summary
+    assert (s["images"], s["frames_read"], s["faces"], s["frames_without_face"]) == (3, 2, 1, 1)
+    assert [Path(u["source"]).name for u in s["unreadable"]] == ["broken.jpg"]
+    assert set(result.timings) >= {"detect", "align", "model", "total"}
+
+
+def test_predict_matches_the_model_on_the_aligned_crop(image_folder, loaded):
+    """The probabilities are the model's on the aligned, centre-cropped face (same pipeline as training)."""
+    from hiva_core.data.transforms import build_transforms
+    from hiva_core.faces import align, detect_faces
+    from hiva_core.faces.media import read_image
+    from hiva_core.predict import run_predict
+
+    table = run_predict([image_folder / "astronaut.jpg"], loaded, quiet=True).rows
+    image = read_image(image_folder / "astronaut.jpg")
+    crop, _ = align(image, detect_faces(image)[0].landmarks)
+    expected = loaded.predict(build_transforms(IMAGE_SIZE)(Image.fromarray(crop))[None])["probs"][0].numpy()
+    np.testing.assert_allclose(table[[f"AU{a}_prob" for a in AUS]].to_numpy()[0], expected, atol=1e-5)
+
+
+def test_predict_video_with_a_no_face_stretch(tmp_path, loaded, astronaut):
+    from hiva_core.predict import run_predict
+
+    face = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    blank = np.full_like(face, 70)
+    frames = [face] * 3 + [blank] * 4 + [face] * 3
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames, fps=10)
+    out = tmp_path / "clip.parquet"
+    result = run_predict([video], loaded, out=out, batch_size=4, quiet=True)
+    table = pd.read_parquet(out)
+    assert list(table["frame"]) == list(range(10))
+    np.testing.assert_allclose(table["time_s"].to_numpy(), np.arange(10) / 10.0, atol=1e-6)
+    assert list(table["status"]) == ["ok"] * 3 + ["no_face"] * 4 + ["ok"] * 3
+    assert (table["kind"] == "video").all()
+    assert table.loc[table["status"] == "ok", "AU1_prob"].notna().all()
+    assert result.summary["frames_without_face"] == 4 and result.summary["faces"] == 6
+
+
+def test_heatmap_grid_per_face(image_folder, loaded, tmp_path):
+    from hiva_core.heatmaps import TILE_SIZE, TITLE_HEIGHT, grid_shape
+    from hiva_core.predict import run_predict
+
+    heat = tmp_path / "heat"
+    table = run_predict([image_folder / "astronaut.jpg", image_folder / "wall.png"], loaded, heatmaps=heat,
+                        quiet=True).rows
+    pngs = sorted(heat.glob("*.png"))
+    assert [p.name for p in pngs] == ["astronaut_face0.png"]
+    assert table.loc[0, "heatmap"] == str(pngs[0]) and table.loc[1, "heatmap"] == ""
+    rows, cols = grid_shape(len(AUS))
+    assert rows * cols >= len(AUS) > (rows - 1) * cols  # exactly enough tiles for the AUs
+    with Image.open(pngs[0]) as im:
+        assert im.size == (cols * TILE_SIZE, rows * (TILE_SIZE + TITLE_HEIGHT))
+        grid = np.asarray(im.convert("RGB"))
+    tiles = [grid[r * (TILE_SIZE + TITLE_HEIGHT) + TITLE_HEIGHT:(r + 1) * (TILE_SIZE + TITLE_HEIGHT),
+                  c * TILE_SIZE:(c + 1) * TILE_SIZE] for r in range(rows) for c in range(cols)]
+    drawn = [t for t in tiles if t.std() > 1.0]  # empty grid cells are plain white
+    assert len(drawn) == len(AUS)
+
+
+def test_cli_predict_json_no_detect_and_exit_status(tmp_path, run_dir, astronaut, capsys):
+    from hiva_core.cli import main
+    from hiva_core.faces import align, detect_faces
+
+    crop, _ = align(astronaut, detect_faces(astronaut)[0].landmarks)
+    Image.fromarray(crop).save(tmp_path / "aligned.png")
+    out = tmp_path / "r.json"
+    code = main(["predict", str(tmp_path / "aligned.png"), "--run", str(run_dir), "--out", str(out), "--no-detect"])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["x2"] == 256.0
+    assert set(rows[0]) >= {"AU1_prob", "AU12", "frame", "time_s", "score"}
+    # Nothing readable at all: exit status 2 with the reason.
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    assert main(["predict", str(tmp_path / "bad.png"), "--run", str(run_dir)]) == 2
+    assert "could be read" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "missing.jpg"), "--run", str(run_dir)]) == 2
+    assert main(["predict", str(tmp_path / "aligned.png"), "--run", str(run_dir), "--out", "x.xlsx"]) == 2
+
+
+def test_predict_prints_a_table_without_out(image_folder, loaded, capsys):
+    from hiva_core.predict import run_predict
+
+    run_predict([image_folder / "astronaut.jpg"], loaded)
+    captured = capsys.readouterr()
+    assert "AU12" in captured.out and "astronaut" in captured.out
+    assert "1 face(s)" in captured.err
+
+
+def test_bad_options_are_user_errors(image_folder, loaded):
+    from hiva_core.predict import run_predict
+
+    with pytest.raises(UserError, match="batch-size"):
+        run_predict([image_folder], loaded, batch_size=0)
+    with pytest.raises(UserError, match="holds no images"):
+        empty = image_folder / "empty"
+        empty.mkdir()
+        run_predict([empty], loaded)
