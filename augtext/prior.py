@@ -1,0 +1,300 @@
+"""The text prior contract (augtext -> hiva_core): read an embedded cache into a `TextPrior`.
+
+A cache holds `descriptions.parquet` (what `augtext generate` kept), one `embeddings/<model-slug>.parquet` per
+embedding model (what `augtext embed` wrote) and `manifest.json` tying them together. `load_text_prior` turns that
+into dense arrays, one row per AU and up to K descriptions each, and refuses anything it cannot trust: a missing or
+corrupt file, an AU without descriptions, a table whose dim disagrees with its metadata, or embeddings made from an
+older set of descriptions (a stale manifest). `save_text_prior` / `read_text_prior` keep a prior inside a checkpoint so
+that prediction needs no cache.
+
+The helpers that read the cache layout (`descriptions_fingerprint`, `read_parquet`, `read_manifest`, `model_slug`)
+live here and are shared with `augtext.embed`, the writer of the same layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from augtext.errors import UserError
+from augtext.io import atomic_path
+
+DESCRIPTIONS = "descriptions.parquet"
+MANIFEST = "manifest.json"
+EMBEDDINGS_DIR = "embeddings"
+MANIFEST_VERSION = 1
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Schema metadata keys every embeddings table carries (docs/INTERFACES.md, "augtext cache layout").
+TABLE_METADATA_KEYS = (
+    "embed_model", "embed_revision", "dim", "normalized", "library_versions", "created_utc",
+    "descriptions_fingerprint",
+)
+
+
+def descriptions_fingerprint(text_sha256: Iterable[str]) -> str:
+    """sha256 over the sorted `text_sha256` values joined with newlines: changes whenever a description is added,
+    removed or edited, and not when rows are merely reordered."""
+    return hashlib.sha256("\n".join(sorted(text_sha256)).encode("utf-8")).hexdigest()
+
+
+def model_slug(model: str) -> str:
+    """A file-name-safe short name for an embedding model: the last part of a hub id or path, [A-Za-z0-9._-] only.
+
+    'sentence-transformers/all-MiniLM-L6-v2' -> 'all-MiniLM-L6-v2'; '/models/bge-small/' -> 'bge-small'.
+    """
+    tail = model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip(".-")
+    return slug or "model-" + hashlib.sha256(model.encode("utf-8")).hexdigest()[:8]
+
+
+def read_parquet(path: Path, columns: Sequence[str] | None = None, *, fix: str) -> pa.Table:
+    """Read a Parquet file or raise a UserError that names it and says what to do (`fix`)."""
+    if not path.is_file():
+        raise UserError(f"{path} not found; {fix}")
+    try:
+        table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable Parquet file ({short_error(exc)}); {fix}") from exc
+    return table
+
+
+def read_manifest(cache_dir: Path) -> dict[str, Any]:
+    """The cache's manifest.json as a dict (UserError when missing, unreadable or of another version)."""
+    path = cache_dir / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{path} not found; run `augtext embed --cache {cache_dir}` first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({short_error(exc)}); run `augtext embed --cache {cache_dir}` "
+                        "to rewrite it") from exc
+    if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
+        raise UserError(f"{path} is not a version-{MANIFEST_VERSION} augtext manifest; "
+                        f"run `augtext embed --cache {cache_dir}` to rewrite it")
+    return manifest
+
+
+def table_metadata(schema: pa.Schema) -> dict[str, str]:
+    """An embeddings table's schema metadata as str -> str."""
+    return {k.decode("utf-8"): v.decode("utf-8") for k, v in (schema.metadata or {}).items()}
+
+
+def table_dim(path: Path, schema: pa.Schema) -> int:
+    """The embedding dimension of an embeddings table, checked against its `dim` metadata."""
+    try:
+        field = schema.field("embedding")
+    except KeyError:
+        field = None
+    if field is None or not pa.types.is_fixed_size_list(field.type):
+        raise UserError(f"{path} has no `embedding` fixed_size_list column; delete it and run `augtext embed`")
+    meta = table_metadata(schema)
+    if "dim" in meta and meta["dim"] != str(field.type.list_size):
+        raise UserError(f"{path}: metadata says dim={meta['dim']} but the embedding column holds "
+                        f"{field.type.list_size} values per row; delete it and run `augtext embed`")
+    return int(field.type.list_size)
+
+
+def embedding_matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """A fixed_size_list<float32>[dim] column as a float32 (N, dim) array (no copy when possible)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32).reshape(-1, dim)
+
+
+@dataclass(frozen=True, eq=False)
+class TextPrior:
+    """Description embeddings per AU, dense and zero-padded.
+
+    `embeddings[i, k]` is the k-th description of AU `aus[i]` where `mask[i, k]`; padding rows are zeros.
+    `fingerprint` identifies the descriptions the embeddings were made from.
+    """
+
+    aus: list[int]
+    embeddings: np.ndarray
+    mask: np.ndarray
+    model: str
+    fingerprint: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aus", [int(a) for a in self.aus])
+        object.__setattr__(self, "embeddings", np.ascontiguousarray(self.embeddings, dtype=np.float32))
+        object.__setattr__(self, "mask", np.ascontiguousarray(self.mask, dtype=bool))
+        a = len(self.aus)
+        if self.embeddings.ndim != 3 or self.embeddings.shape[0] != a or self.mask.shape != self.embeddings.shape[:2]:
+            raise ValueError(f"TextPrior: embeddings {self.embeddings.shape} and mask {self.mask.shape} "
+                             f"do not fit {a} AUs as (A, K, D) and (A, K)")
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[2])
+
+    @property
+    def num_aus(self) -> int:
+        return len(self.aus)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TextPrior):
+            return NotImplemented
+        return (self.aus == other.aus and self.model == other.model and self.fingerprint == other.fingerprint
+                and np.array_equal(self.mask, other.mask) and np.array_equal(self.embeddings, other.embeddings))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _select_model(cache_dir: Path, manifest: dict[str, Any], model: str | None) -> tuple[str, dict[str, Any]]:
+    tables = manifest.get("embeddings") or {}
+    where = cache_dir / MANIFEST
+    if not tables:
+        raise UserError(f"{where} lists no embedding tables; run `augtext embed --cache {cache_dir}`")
+    if model is None:
+        slug = next(iter(tables))
+        if len(tables) > 1:
+            warnings.warn(f"{where} lists several embedding models ({', '.join(tables)}); using {slug!r}. "
+                          "Pass the model explicitly to choose another.", stacklevel=3)
+        return slug, tables[slug]
+    # A slug or a model name as the manifest has it; a local folder also by any path that leads to it.
+    names = {model, str(Path(model).expanduser().resolve())} if Path(model).expanduser().exists() else {model}
+    matches = [s for s, entry in tables.items() if s in names or entry.get("model") in names]
+    if not matches:
+        raise UserError(f"no embeddings for model {model!r} in {where} (it has: {', '.join(tables)}); "
+                        f"run `augtext embed --cache {cache_dir} --model {model}` or pick one of those")
+    if len(matches) > 1:
+        raise UserError(f"model {model!r} is ambiguous in {where}: it matches {', '.join(matches)}; "
+                        "give the full model name from the manifest")
+    return matches[0], tables[matches[0]]
+
+
+def load_text_prior(
+    cache_dir: str | Path,
+    aus: Sequence[int] | None = None,
+    model: str | None = None,
+    styles: Sequence[str] | None = None,
+    max_per_au: int | None = None,
+) -> TextPrior:
+    """Read an embedded augtext cache into a `TextPrior` with one row per AU, in the order of `aus`.
+
+    `aus=None` takes every AU in the table (ascending). `model` is a slug or model name from the manifest (`None`: the
+    only/first table). `styles` keeps only those description styles. Within an AU the descriptions are ordered by
+    (style, text_sha256); `max_per_au` keeps at most that many, taken round-robin over the styles so that a cap keeps
+    the styles balanced. Raises `UserError` naming the file or AU for anything missing, corrupt or stale.
+    """
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        raise UserError(f"text cache {cache_dir} not found; create it with `augtext generate --cache {cache_dir}` "
+                        f"and `augtext embed --cache {cache_dir}`")
+    if max_per_au is not None and max_per_au < 1:
+        raise UserError(f"max_per_au must be at least 1, got {max_per_au}")
+    manifest = read_manifest(cache_dir)
+    slug, entry = _select_model(cache_dir, manifest, model)
+    rerun = f"run `augtext embed --cache {cache_dir} --model {entry.get('model', slug)}`"
+    path = cache_dir / entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
+    table = read_parquet(path, fix=f"delete it and {rerun}")
+    dim = table_dim(path, table.schema)
+    meta = table_metadata(table.schema)
+    missing = {"au", "style", "text_sha256"} - set(table.column_names)
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(sorted(missing))}; delete it and {rerun}")
+    if "dim" in entry and int(entry["dim"]) != dim:
+        raise UserError(f"{cache_dir / MANIFEST} says {slug} has dim {entry['dim']} but {path} holds {dim}-d "
+                        f"embeddings; {rerun}")
+
+    # Stale check: the descriptions must be exactly those the embeddings were made from.
+    desc_path = cache_dir / DESCRIPTIONS
+    shas = read_parquet(desc_path, ["text_sha256"], fix=f"restore it or rerun `augtext generate --cache {cache_dir}`")
+    current = descriptions_fingerprint(shas.column("text_sha256").to_pylist())
+    embedded = meta.get("descriptions_fingerprint")
+    if embedded != current or entry.get("descriptions_fingerprint") != current:
+        raise UserError(f"{path} is stale: {desc_path} changed since it was embedded; {rerun}")
+
+    au_col = table.column("au").to_numpy().astype(np.int64)
+    style_col = np.asarray(table.column("style").to_pylist(), dtype=object)
+    sha_col = np.asarray(table.column("text_sha256").to_pylist(), dtype=object)
+    keep = np.ones(len(au_col), dtype=bool)
+    if styles is not None:
+        styles = list(styles)
+        keep &= np.isin(style_col, styles)
+    present = sorted(set(au_col[keep].tolist()))
+    wanted = present if aus is None else [int(a) for a in aus]
+    if len(set(wanted)) != len(wanted):
+        raise UserError(f"AU list {wanted} repeats an AU")
+    absent = [a for a in wanted if a not in set(present)]
+    if absent or not wanted:
+        labels = ", ".join(f"AU{a}" for a in absent) or "any AU"
+        which = f" in style(s) {', '.join(styles)}" if styles is not None else ""
+        verb = "has" if len(absent) == 1 else "have"
+        spec = ",".join(str(a) for a in absent) or "SPEC"
+        raise UserError(f"{labels} {verb} no descriptions{which} in {cache_dir}; "
+                        f"run `augtext generate --cache {cache_dir} --au {spec}` and then `augtext embed`")
+
+    matrix = embedding_matrix(table.column("embedding"), dim)
+    picks = [_order_rows(np.flatnonzero(keep & (au_col == a)), style_col, sha_col, max_per_au) for a in wanted]
+    k = max(len(p) for p in picks)
+    embeddings = np.zeros((len(wanted), k, dim), dtype=np.float32)
+    mask = np.zeros((len(wanted), k), dtype=bool)
+    for i, rows in enumerate(picks):
+        embeddings[i, : len(rows)] = matrix[rows]
+        mask[i, : len(rows)] = True
+    return TextPrior(aus=wanted, embeddings=embeddings, mask=mask, model=entry.get("model", slug), fingerprint=current)
+
+
+def _order_rows(rows: np.ndarray, style: np.ndarray, sha: np.ndarray, cap: int | None) -> list[int]:
+    """Rows of one AU in (style, sha) order; with a cap, the first `cap` taken round-robin over the styles."""
+    ordered = sorted(rows.tolist(), key=lambda r: (style[r], sha[r]))
+    if cap is None or len(ordered) <= cap:
+        return ordered
+    rank: dict[str, int] = {}
+    ranked = []
+    for r in ordered:
+        rank[style[r]] = rank.get(style[r], -1) + 1
+        ranked.append((rank[style[r]], style[r], r))
+    kept = {r for _, _, r in sorted(ranked)[:cap]}
+    return [r for r in ordered if r in kept]
+
+
+def save_text_prior(prior: TextPrior, path: str | Path) -> None:
+    """Write a prior as safetensors (`embeddings`, `mask`, `aus`; metadata `model`, `fingerprint`), atomically."""
+    from safetensors.numpy import save_file
+
+    tensors = {"embeddings": prior.embeddings, "mask": prior.mask, "aus": np.asarray(prior.aus, dtype=np.int64)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"model": prior.model, "fingerprint": prior.fingerprint})
+
+
+def read_text_prior(path: str | Path) -> TextPrior:
+    """Read a prior written by `save_text_prior` (UserError naming the file when missing or corrupt)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"text prior {path} not found")
+    try:
+        with safe_open(str(path), framework="np") as fh:
+            meta = fh.metadata() or {}
+            tensors = {name: fh.get_tensor(name) for name in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable safetensors file ({short_error(exc)})") from exc
+    missing = [n for n in ("embeddings", "mask", "aus") if n not in tensors]
+    missing += [k for k in ("model", "fingerprint") if k not in meta]
+    if missing:
+        raise UserError(f"{path} is not a text prior: it lacks {', '.join(missing)}")
+    try:
+        return TextPrior(aus=tensors["aus"].tolist(), embeddings=tensors["embeddings"], mask=tensors["mask"],
+                         model=meta["model"], fingerprint=meta["fingerprint"])
+    except ValueError as exc:
+        raise UserError(f"{path} is not a valid text prior: {exc}") from exc
+
+
+def short_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
