@@ -51,10 +51,6 @@ AU_BLENDSHAPES: dict[int, dict[str, float]] = {
 SYNTH_AUS: list[int] = sorted(AU_BLENDSHAPES)
 
 
-def au_label(code: int) -> str:
-    return f"AU{code}"
-
-
 def blendshape_weights(
     intensities: Mapping[int, float], names: list[str], extra: Mapping[str, float] | None = None
 ) -> np.ndarray:

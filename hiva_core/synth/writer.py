@@ -29,8 +29,9 @@ from pathlib import Path
 from PIL import Image
 
 from augtext.errors import UserError
+from augtext.facs import au_label
 from augtext.io import atomic_write
-from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS, au_label
+from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
 from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, bp4d_combinations, sample_params
 
 MANIFEST = "manifest.csv"
