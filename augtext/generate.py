@@ -344,9 +344,13 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
     async def run_pair(au: int, style: str) -> None:
         messages, tsha = prompts[(au, style)]
 
+        keys: dict[int, tuple[str, int]] = {}
+
         def key_of(idx: int) -> tuple[str, int]:
-            seed = sample_seed(config.seed, au, style, idx)
-            return request_key(tsha, messages, backend.name, backend.model, config.params, idx, seed), seed
+            if idx not in keys:
+                seed = sample_seed(config.seed, au, style, idx)
+                keys[idx] = request_key(tsha, messages, backend.name, backend.model, config.params, idx, seed), seed
+            return keys[idx]
 
         cursor = 0
         result = GroupResult()

@@ -93,6 +93,11 @@ def synth_descriptions(code: int, k: int, rng: random.Random) -> list[str]:
     return out
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog (5) drops connections when 32 clients connect at once
+
+
 class LLMServer:
     """Loopback OpenAI-compatible server. Use as a context manager or call start()/stop()."""
 
@@ -195,8 +200,7 @@ class LLMServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
                     pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="llm-server", daemon=True)
         self._thread.start()
         return self
