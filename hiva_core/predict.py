@@ -117,7 +117,7 @@ class _Batcher:
         self.loaded, self.transform, self.batch_size, self.threshold = loaded, transform, batch_size, threshold
         self.heatmaps, self.timings = heatmaps, timings
         self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
-        self.names: dict[str, Path] = {}
+        self.stems: dict[Path, str] = {}  # heatmap file stem of each source
 
     def add(self, row: dict[str, Any], crop: Image.Image) -> None:
         t0 = time.perf_counter()
@@ -158,11 +158,12 @@ class _Batcher:
     def _name(self, row: dict[str, Any]) -> str:
         """`<stem>[_f<frame>]_face<k>.png`; a second source with the same stem gets `<stem>_2`, ..."""
         source = Path(row["source"])
-        stem = source.stem
-        n = 1
-        while self.names.setdefault(stem if n == 1 else f"{source.stem}_{n}", source) != source:
-            n += 1
-        stem = stem if n == 1 else f"{source.stem}_{n}"
+        stem = self.stems.get(source)
+        if stem is None:
+            stem, n = source.stem, 2
+            while stem in self.stems.values():
+                stem, n = f"{source.stem}_{n}", n + 1
+            self.stems[source] = stem
         frame = f"_f{row['frame']:06d}" if row["kind"] == "video" else ""
         return f"{stem}{frame}_face{row['face']}.png"
 

@@ -95,15 +95,15 @@ class _Tree:
 
     def __init__(self, root: Path, skip: Path | None):
         self.files: list[Path] = []
-        self.image_dirs: dict[tuple[str, ...], Path] = {}
+        self.image_dirs: dict[tuple[str, ...], list[Path]] = {}
         self.videos: dict[str, Path] = {}
         skip = skip.resolve() if skip is not None else None
         for folder, dirs, files in os.walk(root):
             here = Path(folder)
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
             if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
-                self.image_dirs.setdefault((here.parent.name.lower(), here.name.lower()), here)
-                self.image_dirs.setdefault((here.name.lower(),), here)
+                self.image_dirs.setdefault((here.parent.name.lower(), here.name.lower()), []).append(here)
+                self.image_dirs.setdefault((here.name.lower(),), []).append(here)
             for f in sorted(files):
                 path = here / f
                 self.files.append(path)
@@ -111,7 +111,15 @@ class _Tree:
                     self.videos.setdefault(path.stem.lower(), path)
 
     def frames_dir(self, *parts: str) -> Path | None:
-        return self.image_dirs.get(tuple(p.lower() for p in parts))
+        """The frame folder for e.g. ("F001", "T1"). Where several folders match (BP4D's 3D textures, DISFA's right
+        camera), one under `Sequences` or with `left` in its path wins over one with `right`."""
+        found = self.image_dirs.get(tuple(p.lower() for p in parts), [])
+
+        def rank(path: Path) -> int:
+            text = str(path).lower()
+            return 2 * ("sequences" in text.split(os.sep)) + ("left" in text) - ("right" in text)
+
+        return max(found, key=rank) if found else None
 
 
 def read_au_csv(path: Path, aus: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:

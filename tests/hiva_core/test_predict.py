@@ -150,11 +150,14 @@ def test_heatmap_grid_per_face(image_folder, loaded, tmp_path):
     from hiva_core.predict import run_predict
 
     heat = tmp_path / "heat"
-    table = run_predict([image_folder / "astronaut.jpg", image_folder / "wall.png"], loaded, heatmaps=heat,
-                        quiet=True).rows
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "astronaut.jpg").write_bytes((image_folder / "astronaut.jpg").read_bytes())  # same name, other folder
+    table = run_predict([image_folder / "astronaut.jpg", image_folder / "wall.png", other / "astronaut.jpg"], loaded,
+                        heatmaps=heat, quiet=True).rows
     pngs = sorted(heat.glob("*.png"))
-    assert [p.name for p in pngs] == ["astronaut_face0.png"]
-    assert table.loc[0, "heatmap"] == str(pngs[0]) and table.loc[1, "heatmap"] == ""
+    assert [p.name for p in pngs] == ["astronaut_2_face0.png", "astronaut_face0.png"]
+    assert list(table["heatmap"]) == [str(pngs[1]), "", str(pngs[0])]
     rows, cols = grid_shape(len(AUS))
     assert rows * cols >= len(AUS) > (rows - 1) * cols  # exactly enough tiles for the AUs
     with Image.open(pngs[0]) as im:

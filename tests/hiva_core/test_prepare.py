@@ -59,6 +59,11 @@ def bp4d_root(tmp_path_factory, face) -> Path:
             Image.fromarray(frame(face, f != 12, f - 10)).save(seq / f"{f:04d}.jpg")
         write_au_csv(root / "AUCoding" / f"{subject}_T1.csv", {f: {a: bp4d_code(a, f) for a in range(1, 28)}
                                                                for f in CODED})
+    # A decoy found first in the walk (like BP4D's 3D textures): the folder under Sequences/ must win.
+    decoy = root / "3D" / "F004" / "T1"
+    decoy.mkdir(parents=True)
+    for f in CODED:
+        Image.fromarray(frame(face, with_face=False)).save(decoy / f"{f:04d}.jpg")
     return root
 
 
