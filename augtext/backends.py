@@ -156,7 +156,7 @@ class OpenAIBackend:
             except openai.APITimeoutError:
                 last = f"timed out after {self.timeout:g} s"
             except openai.APIConnectionError as exc:
-                last = f"connection error: {_short(exc)}"
+                last = f"connection error: {_short(exc).rstrip('.')}"
             except (openai.APIResponseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 last = f"unusable answer: {_short(exc)}"  # truncated or malformed JSON body
             if attempt == self.max_retries:

@@ -444,6 +444,9 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
              f"{report.rows} rows in {config.cache / DESCRIPTIONS_NAME}"]
     if report.rejections:
         lines.append("rejected: " + ", ".join(f"{r} {c}" for r, c in report.rejections.most_common()))
+    if report.failures:  # not logged, so the next run asks them again
+        more = f" (and {len(report.failures) - 3} more)" if len(report.failures) > 3 else ""
+        lines.append("failed requests: " + "; ".join(report.failures[:3]) + more)
     return "\n".join(lines)
 
 
@@ -472,8 +475,8 @@ def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | 
     print(format_summary(report, config), file=sys.stderr)
     if not report.ok:
         short = ", ".join(f"{au_label(au)}/{style} ({k}/{n})" for au, style, k in report.shortfalls)
-        why = f"; {report.failed} request(s) failed, e.g. {report.failures[0]}" if report.failures else ""
+        why = f"; {report.failed} request(s) failed (see above)" if report.failures else ""
         print(f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
-              "reused), or raise --max-rounds.", file=sys.stderr)
+              "reused, failed ones asked again), or raise --max-rounds.", file=sys.stderr)
         raise click.exceptions.Exit(1)
     return report

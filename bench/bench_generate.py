@@ -45,15 +45,16 @@ def run_one(url: str, requests: int, concurrency: int, latency: float) -> dict:
                                 concurrency=concurrency, progress=False)
         backend = OpenAIBackend(model="loopback", base_url=url, api_key_env="AUGTEXT_BENCH_NO_KEY",
                                 timeout=30, max_retries=2)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         report = generate(config, backend)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if report.sent != requests or not report.ok:
         raise SystemExit(f"unexpected run: sent {report.sent} of {requests}, ok={report.ok}")
     ideal = requests * latency / concurrency
     return {"concurrency": concurrency, "requests": requests, "latency_s": latency, "wall_s": round(wall, 3),
             "ideal_s": round(ideal, 3), "ratio": round(ideal / wall, 3),
-            "requests_per_s": round(requests / wall, 1), "retries": report.retries}
+            "requests_per_s": round(requests / wall, 1), "client_cpu_ms_per_request": round(1000 * cpu / requests, 2),
+            "retries": report.retries, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -83,11 +84,12 @@ def main() -> None:
         json.dump(result, fh, indent=1)
     print(f"latency {args.latency:g} s per request; ratio = ideal / measured wall time (1.0 = perfect); "
           f"{os.cpu_count()} CPUs, load average {result['load_avg_1m']}\n")
-    print("| concurrency | requests | ideal s | wall s | ratio | req/s |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| concurrency | requests | ideal s | wall s | ratio | req/s | client CPU ms/req | load avg |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['concurrency']} | {r['requests']} | {r['ideal_s']:.2f} | {r['wall_s']:.2f} | "
-              f"{r['ratio']:.2f} | {r['requests_per_s']:.1f} |")
+              f"{r['ratio']:.2f} | {r['requests_per_s']:.1f} | {r['client_cpu_ms_per_request']:.1f} | "
+              f"{r['load_avg_1m']:.1f} |")
     print(f"\nwrote {args.out}")
 
 
