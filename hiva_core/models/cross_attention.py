@@ -36,18 +36,20 @@ class MultiHeadCrossAttention(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         h, d = self.heads, q.shape[-1]
         qh = self.q(q).unflatten(-1, (h, d // h)).transpose(-2, -3)  # (..., H, Lq, dh)
-        qk = (qh @ self.k.weight.view(h, d // h, d).to(qh.dtype)) * (d // h) ** -0.5  # (..., H, Lq, d)
-        x = kv.unsqueeze(-3).to(qk.dtype)  # (..., 1, Lk, d)
-        scores = qk @ x.transpose(-1, -2)  # (..., H, Lq, Lk)
+        # einsum with the per-head weights batched over H (a broadcasting `@` would copy them per query)
+        qk = torch.einsum("...hqe,hed->...hqd", qh, self.k.weight.view(h, d // h, d).to(qh.dtype)) * (d // h) ** -0.5
+        # Heads and queries share one matmul against the raw keys (no per-head copy of a (B, A, L, d) token map).
+        x = kv.to(qk.dtype)
+        scores = (qk.flatten(-3, -2) @ x.transpose(-1, -2)).unflatten(-2, (h, -1))  # (..., H, Lq, Lk)
         if mask is not None:
             valid = mask[..., None, None, :]  # (..., 1, 1, Lk)
             scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
             weights = scores.softmax(-1) * valid  # rows with no valid key become all zero, not NaN
         else:
             weights = scores.softmax(-1)
-        ctx = weights @ x  # (..., H, Lq, d): attention-weighted raw keys
-        w_v = self.v.weight.view(h, d // h, d).to(ctx.dtype)
-        values = ctx @ w_v.transpose(-1, -2) + self.v.bias.view(h, 1, d // h) * weights.sum(-1, keepdim=True)
+        ctx = (weights.flatten(-3, -2) @ x).unflatten(-2, (h, -1))  # (..., H, Lq, d): weighted raw keys
+        values = torch.einsum("...hqd,hed->...hqe", ctx, self.v.weight.view(h, d // h, d).to(ctx.dtype))
+        values = values + self.v.bias.view(h, 1, d // h) * weights.sum(-1, keepdim=True)
         return self.out(values.transpose(-2, -3).flatten(-2)), weights.mean(-3)
 
 
