@@ -1,7 +1,7 @@
 """`hiva_core export`: a trained run → one self-contained ONNX file.
 
-The text prior is folded in: its (A, K, D) embeddings and (A, K) mask become constants of the graph (and ONNX
-constant folding evaluates the text branch on them once), so the ONNX model takes only images:
+The text prior is folded in: its (A, K, D) embeddings and (A, K) mask become constants of the graph, and constant
+folding evaluates the text branch on them at export time, so the ONNX model takes only images:
 
     input   images  float32 (batch, 3, S, S), ImageNet-normalised aligned face crops (S = the run's image_size)
     output  probs   float32 (batch, A)        AU probabilities (sigmoid of the logits), AUs in the run's order
@@ -15,6 +15,7 @@ PyTorch, `onnxruntime`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from torch import nn
 from augtext.errors import UserError
 
 OPSET = 18
+FOLD_LIMIT = 1 << 26  # elements: constant-fold tensors up to 64 M values (256 MB of float32)
 INSTALL_HINT = "pip install onnx onnxscript onnxruntime"
 
 
@@ -86,12 +88,23 @@ def export_onnx(run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: boo
 
 
 def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, outputs: list[str], opset: int) -> None:
+    import onnxscript.optimizer
+
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
         program = torch.onnx.export(
             wrapper, (example,), input_names=["images"], output_names=outputs, opset_version=opset,
-            dynamo=True, dynamic_shapes={"images": {0: batch}}, optimize=True, verbose=False,
+            dynamo=True, dynamic_shapes={"images": {0: batch}}, optimize=False, verbose=False,
         )
+        # Constant folding with limits large enough for the prior (A x K x D) and the text MLP's weights, so the
+        # text branch is evaluated here, once, instead of in every inference call (the default limits skip it).
+        quiet = logging.getLogger("onnxscript")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            onnxscript.optimizer.optimize(program.model, input_size_limit=FOLD_LIMIT, output_size_limit=FOLD_LIMIT)
+        finally:
+            quiet.setLevel(level)
         program.save(str(path))
     except Exception as exc:  # noqa: BLE001 - exporter errors are many types; say which model failed and why
         first = str(exc).splitlines()[0] if str(exc) else ""

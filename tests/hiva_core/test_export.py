@@ -47,6 +47,9 @@ def test_onnx_needs_no_text_prior_and_carries_metadata(exported):
     loaded, path, _ = exported
     model = onnx.load(str(path))
     assert [i.name for i in model.graph.input] == ["images"]  # the prior is inside, not an input
+    # ... and folded: the raw (A, K, D) embeddings were consumed by constant folding of the text branch.
+    prior_shape = list(loaded.prior.embeddings.shape)
+    assert all(list(init.dims) != prior_shape for init in model.graph.initializer)
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["hiva.aus"]) == loaded.aus and int(meta["hiva.image_size"]) == loaded.image_size
     assert model.opset_import[0].version >= 17
@@ -61,3 +64,19 @@ def test_cli_export_and_bad_output_name(exported, tmp_path):
         from hiva_core.export import export_onnx
 
         export_onnx(loaded, tmp_path / "m.txt")
+
+
+@pytest.mark.slow
+def test_export_of_a_model_without_maps_has_only_probs(tmp_path):
+    from hiva_core.checkpoint import load_run
+    from hiva_core.export import export_onnx
+    from tests.hiva_core.test_predict import make_tiny_run
+
+    run_dir = make_tiny_run(tmp_path, model="linear")
+    report = export_onnx(run_dir, tmp_path / "linear.onnx")
+    assert report["outputs"] == ["probs"] and report["max_abs_diff"] <= 1e-4
+    loaded = load_run(run_dir, device="cpu")
+    images = np.random.default_rng(0).normal(size=(2, 3, loaded.image_size, loaded.image_size)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "linear.onnx"), providers=["CPUExecutionProvider"])
+    (probs,) = session.run(None, {"images": images})
+    np.testing.assert_allclose(probs, loaded.predict(torch.from_numpy(images))["probs"].numpy(), atol=1e-4)

@@ -207,3 +207,13 @@ def test_bad_options_are_user_errors(image_folder, loaded):
         empty = image_folder / "empty"
         empty.mkdir()
         run_predict([empty], loaded)
+
+
+def test_heatmaps_need_a_model_with_ddca_maps(tmp_path, image_folder):
+    from hiva_core.predict import run_predict
+
+    linear = make_tiny_run(tmp_path, model="linear")
+    with pytest.raises(UserError, match="no DDCA attention maps"):
+        run_predict([image_folder / "astronaut.jpg"], linear, heatmaps=tmp_path / "heat", quiet=True)
+    rows = run_predict([image_folder / "astronaut.jpg"], linear, quiet=True).rows  # without heatmaps it runs
+    assert rows.loc[0, "status"] == "ok" and 0.0 <= rows.loc[0, "AU4_prob"] <= 1.0
