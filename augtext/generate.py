@@ -119,6 +119,8 @@ class RequestLog:
         self.entries: dict[str, dict[str, Any]] = {}
         self.skipped = 0  # corrupt lines other than a truncated tail
         self._fh = None
+        self._written = self._synced = 0  # appends handed to sync() / covered by a finished fsync
+        self._inflight: asyncio.Future | None = None
         if path.exists():
             self._load()
 
@@ -153,6 +155,20 @@ class RequestLog:
         self._fh.flush()
         self.entries.setdefault(entry["key"], entry)
         return self._fh.fileno()
+
+    async def sync(self, fd: int) -> None:
+        """Return once an fsync begun after the latest append has finished. Group commit: appends made while an
+        fsync runs in its worker thread share the next one, so 32 answers at once do not queue 32 fsyncs."""
+        self._written += 1
+        target = self._written
+        while self._synced < target:
+            if self._inflight is None or self._inflight.done():
+                self._inflight = asyncio.ensure_future(self._fsync(fd, self._written))
+            await asyncio.shield(self._inflight)
+
+    async def _fsync(self, fd: int, upto: int) -> None:
+        await asyncio.to_thread(os.fsync, fd)
+        self._synced = max(self._synced, upto)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -306,7 +322,7 @@ def _per_request(config: GenerateConfig) -> int:
 
 
 async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report: GenerateReport,
-               progress: _Progress, prompts: dict[Group, tuple[list[dict[str, str]], str]]) -> dict[Group, GroupResult]:
+               progress: _Progress) -> dict[Group, GroupResult]:
     sem = asyncio.Semaphore(config.concurrency)
     per_request = _per_request(config)
     kept_now: dict[Group, int] = {}
@@ -335,14 +351,14 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
                 entry["call"] = {"seed": seeds[0], "n_samples": len(idxs), "position": j}
             fd = log.append(entry)
         if fd is not None:
-            await asyncio.to_thread(os.fsync, fd)
+            await log.sync(fd)
         report.sent += len(idxs)
         report.retries = backend.retries
         progress.update(report, sum(kept_now.values()))
         return True
 
     async def run_pair(au: int, style: str) -> None:
-        messages, tsha = prompts[(au, style)]
+        messages, tsha = render_messages(style, au, per_request, config.prompts)
 
         keys: dict[int, tuple[str, int]] = {}
 
@@ -384,7 +400,15 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
                 break  # every request of the round failed: the server is down or refuses us; stop asking
         finals[(au, style)] = result
 
-    await asyncio.gather(*(run_pair(au, style) for au in config.aus for style in config.styles))
+    # Pairs start as slots free up: started all at once, every pair would render its prompt before the first
+    # request could go out (their request tasks queue behind all of them).
+    pair_slots = asyncio.Semaphore(2 * config.concurrency)
+
+    async def run_pair_in_slot(au: int, style: str) -> None:
+        async with pair_slots:
+            await run_pair(au, style)
+
+    await asyncio.gather(*(run_pair_in_slot(au, style) for au in config.aus for style in config.styles))
     return finals
 
 
@@ -398,14 +422,15 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     report = GenerateReport()
     enabled = sys.stderr.isatty() if config.progress is None else config.progress
 
-    # every prompt first: a broken template stops the run before anything is sent
-    prompts = {(au, style): render_messages(style, au, _per_request(config), config.prompts)
-               for au in config.aus for style in config.styles}
+    # Each style once up front, so that a broken template stops the run before anything is sent; the other prompts
+    # are rendered as their pairs start, overlapping with requests in flight.
+    for style in config.styles:
+        render_messages(style, config.aus[0], _per_request(config), config.prompts)
 
     async def main() -> dict[Group, GroupResult]:
         try:
             with _Progress(enabled) as progress:
-                return await _run(config, backend, log, report, progress, prompts)
+                return await _run(config, backend, log, report, progress)
         finally:
             await backend.aclose()
 

@@ -6,7 +6,7 @@ concurrency levels, and compares the measured wall time with the ideal `requests
 is one (AU, style) pair answered in one go, so the number of requests is exact. Writes bench/results/generate.json
 and prints a markdown table.
 
-    python bench/bench_generate.py [--latency 0.2] [--requests 200] [--serial-requests 40]
+    python bench/bench_generate.py [--latency 0.2] [--requests 160] [--serial-requests 40]
                                    [--concurrency 1,8,32]
 """
 
@@ -60,7 +60,9 @@ def run_one(url: str, requests: int, concurrency: int, latency: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=0.2, help="server latency per request, seconds")
-    ap.add_argument("--requests", type=int, default=200, help="requests per run at concurrency > 1")
+    ap.add_argument("--requests", type=int, default=160,
+                    help="requests per run at concurrency > 1 (a multiple of each concurrency, else the last partial "
+                         "wave alone makes the ideal unreachable)")
     ap.add_argument("--serial-requests", type=int, default=40, help="requests for the concurrency-1 run")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generate.json")

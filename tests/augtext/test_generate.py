@@ -276,3 +276,32 @@ def test_parsing_is_not_in_the_key_lenient_reparses_without_asking(tmp_path):
     lenient = generate(_config(tmp_path, n=3, max_rounds=1, lenient=True), again)
     assert again.calls == [] and lenient.ok  # the same logged answer, parsed again
     assert len(read(tmp_path)) == 3
+
+
+def test_log_sync_is_group_committed(tmp_path, monkeypatch):
+    import augtext.generate as gen
+
+    calls = []
+
+    def slow_fsync(fd):
+        calls.append(fd)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(gen.os, "fsync", slow_fsync)
+    log = RequestLog(tmp_path / "requests.jsonl")
+
+    async def answer(i):
+        await asyncio.sleep(0)
+        fd = log.append({"key": f"k{i}", "i": i})
+        mine = log._written + 1  # sync() numbers this append
+        await log.sync(fd)
+        return mine, log._synced
+
+    async def main():
+        return await asyncio.gather(*(answer(i) for i in range(32)))
+
+    synced = asyncio.run(main())
+    assert all(done >= mine for mine, done in synced) and log._synced == 32  # each waited for a covering fsync
+    assert 1 <= len(calls) < 8  # ... but far fewer fsyncs than answers
+    log.close()
+    assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 32
