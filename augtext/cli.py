@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,10 +21,10 @@ app = typer.Typer(
 def generate(
     au: str = typer.Option(..., "--au", help="AUs: a range '1-26', a list '1,2,4', or a preset bp4d|disfa|gft."),
     backend: str = typer.Option("hf", help="openai (any OpenAI-compatible server) or hf (local transformers model)."),
-    model: Optional[str] = typer.Option(None, help="Model name/id/path. Default: bundled SmolLM2-135M-Instruct (hf)."),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (vLLM, llama.cpp, Ollama)."),
+    model: str | None = typer.Option(None, help="Model name/id/path. Default: bundled SmolLM2-135M-Instruct (hf)."),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible server URL (vLLM, llama.cpp, Ollama)."),
     n: int = typer.Option(8, "--n", help="Descriptions to keep per AU per style."),
-    styles: Optional[str] = typer.Option(None, help="Comma-separated description styles (see `augtext templates`)."),
+    styles: str | None = typer.Option(None, help="Comma-separated description styles (see `augtext templates`)."),
     cache: Path = typer.Option(Path("cache"), help="Cache directory."),
     concurrency: int = typer.Option(8, help="Requests in flight at once (openai backend)."),
     seed: int = typer.Option(0, help="Base seed; each request gets its own seed derived from it."),
@@ -35,9 +34,9 @@ def generate(
     temperature: float = typer.Option(0.9, help="Sampling temperature."),
     max_tokens: int = typer.Option(400, help="Completion token limit per request."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the API key (never stored)."),
-    prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
+    prompts: Path | None = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
     per_request: int = typer.Option(5, help="Descriptions asked for in one prompt (at most --n)."),
-    lenient: Optional[bool] = typer.Option(
+    lenient: bool | None = typer.Option(
         None, "--lenient/--strict",
         help="Salvage sentences from answers that are not a JSON list. Default: lenient for hf answers only."),
 ) -> None:
@@ -55,9 +54,9 @@ def generate(
 @app.command()
 def embed(
     cache: Path = typer.Option(Path("cache"), help="Cache directory holding descriptions.parquet."),
-    model: Optional[str] = typer.Option(None, help="sentence-transformers model id or path. Default: all-MiniLM-L6-v2."),
+    model: str | None = typer.Option(None, help="sentence-transformers model id or path. Default: all-MiniLM-L6-v2."),
     batch_size: int = typer.Option(64, help="Encoding batch size."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... Default: auto."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... Default: auto."),
 ) -> None:
     """Embed every description into cache/embeddings/<model>.parquet (incremental, atomic)."""
     from augtext.embed import run_embed
@@ -78,9 +77,9 @@ def stats(
 
 @app.command()
 def templates(
-    show: Optional[str] = typer.Argument(None, help="A style to render."),
+    show: str | None = typer.Argument(None, help="A style to render."),
     au: int = typer.Option(12, "--au", help="AU code to render the style for."),
-    prompts: Optional[Path] = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
+    prompts: Path | None = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
     n: int = typer.Option(8, "--n", help="Descriptions the rendered prompt asks for."),
 ) -> None:
     """List the description styles, or render one for an AU."""

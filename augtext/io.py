@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+def _umask_mode() -> int:
+    """0666 less the process umask: what open() would give a new file (mkstemp's temp files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~mask
 
 
 @contextlib.contextmanager
@@ -26,6 +34,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) 
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -47,6 +56,7 @@ def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Pa
             yield Path(tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp, _umask_mode())
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

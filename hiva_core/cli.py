@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,11 +23,11 @@ app.add_typer(synth_app, name="synth")
 @synth_app.callback(invoke_without_command=True)
 def synth(
     ctx: typer.Context,
-    out: Optional[Path] = typer.Option(None, help="Output folder (images + manifest.csv)."),
+    out: Path | None = typer.Option(None, help="Output folder (images + manifest.csv)."),
     n: int = typer.Option(1000, "--n", help="Number of faces to render."),
     size: int = typer.Option(128, help="Image size in pixels."),
     seed: int = typer.Option(0, help="Seed: the same seed renders the same faces."),
-    face_model: Optional[Path] = typer.Option(None, help="ICT-FaceKit npz (default: $HIVA_FACE_MODEL or ../shared)."),
+    face_model: Path | None = typer.Option(None, help="ICT-FaceKit npz (default: $HIVA_FACE_MODEL or ../shared)."),
     workers: int = typer.Option(1, help="Render processes."),
     shifted: bool = typer.Option(False, help="Render the shifted test split (harder pose and light, new people)."),
     msaa: int = typer.Option(4, help="Multisample anti-aliasing samples (0 = off, about 2x faster)."),
@@ -57,23 +56,23 @@ def synth_import_ict(
 
 @app.command()
 def train(
-    text_cache: Optional[Path] = typer.Option(None, help="augtext cache directory (the text prior)."),
-    data: Optional[str] = typer.Option(None, help="Manifest .csv/.parquet, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
-    out: Optional[Path] = typer.Option(None, help="Run folder, e.g. runs/NAME."),
-    lists: Optional[Path] = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
-    model: Optional[str] = typer.Option(None, help="Registered model name (hiva, hiva_no_text, linear, ...)."),
-    backbone: Optional[str] = typer.Option(None, help="Backbone (resnet50, convnext_tiny, mobilenetv2, tiny, ...)."),
-    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="timm hub weights."),
-    backbone_weights: Optional[Path] = typer.Option(None, help="Local backbone weights (.pth/.safetensors)."),
-    fold: Optional[int] = typer.Option(None, help="Fold to hold out (train on the others)."),
-    folds: Optional[str] = typer.Option(None, help="'all' to train and evaluate every fold."),
-    epochs: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    lr: Optional[float] = typer.Option(None),
-    image_size: Optional[int] = typer.Option(None),
-    config: Optional[Path] = typer.Option(None, help="YAML config; command-line options override it."),
+    text_cache: Path | None = typer.Option(None, help="augtext cache directory (the text prior)."),
+    data: str | None = typer.Option(None, help="Manifest .csv/.parquet, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
+    out: Path | None = typer.Option(None, help="Run folder, e.g. runs/NAME."),
+    lists: Path | None = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
+    model: str | None = typer.Option(None, help="Registered model name (hiva, hiva_no_text, linear, ...)."),
+    backbone: str | None = typer.Option(None, help="Backbone (resnet50, convnext_tiny, mobilenetv2, tiny, ...)."),
+    pretrained: bool | None = typer.Option(None, "--pretrained/--no-pretrained", help="timm hub weights."),
+    backbone_weights: Path | None = typer.Option(None, help="Local backbone weights (.pth/.safetensors)."),
+    fold: int | None = typer.Option(None, help="Fold to hold out (train on the others)."),
+    folds: str | None = typer.Option(None, help="'all' to train and evaluate every fold."),
+    epochs: int | None = typer.Option(None),
+    batch_size: int | None = typer.Option(None),
+    lr: float | None = typer.Option(None),
+    image_size: int | None = typer.Option(None),
+    config: Path | None = typer.Option(None, help="YAML config; command-line options override it."),
     resume: bool = typer.Option(False, help="Continue from runs/NAME/last checkpoint."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Any config key: --set section.key=value"),
+    set_: list[str] | None = typer.Option(None, "--set", help="Any config key: --set section.key=value"),
 ) -> None:
     """Train a HiVA model on labelled faces with the text prior."""
     from hiva_core.train import run_train
@@ -89,10 +88,10 @@ def train(
 def evaluate(
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
     data: str = typer.Option(..., help="Manifest, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
-    lists: Optional[Path] = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
-    fold: Optional[int] = typer.Option(None, help="Fold to evaluate (default: the run's fold)."),
-    folds: Optional[str] = typer.Option(None, help="'all': evaluate runs/NAME/fold*/ and report the mean."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    lists: Path | None = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
+    fold: int | None = typer.Option(None, help="Fold to evaluate (default: the run's fold)."),
+    folds: str | None = typer.Option(None, help="'all': evaluate runs/NAME/fold*/ and report the mean."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     batch_size: int = typer.Option(64),
 ) -> None:
     """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor."""
@@ -105,12 +104,12 @@ def evaluate(
 def predict(
     inputs: list[Path] = typer.Argument(..., help="Images, folders of images, or videos."),
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
-    out: Optional[Path] = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
-    heatmaps: Optional[Path] = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
+    out: Path | None = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
+    heatmaps: Path | None = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
     batch_size: int = typer.Option(16, help="Faces per model batch (and frames per detection batch)."),
     threshold: float = typer.Option(0.5, help="Probability at or above which an AU is labelled 1."),
     no_detect: bool = typer.Option(False, help="Inputs are already aligned face crops: skip detection."),
-    device: Optional[str] = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
+    device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels (larger is faster)."),
 ) -> None:
     """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.
@@ -131,7 +130,7 @@ def prepare(
     root: Path = typer.Option(..., help="The raw dataset tree."),
     out: Path = typer.Option(..., help="Output folder: aligned crops + list files."),
     workers: int = typer.Option(1, help="Processes (one sequence each at a time)."),
-    device: Optional[str] = typer.Option(None, help="Face detector device: auto (default), cpu, cuda, cuda:N."),
+    device: str | None = typer.Option(None, help="Face detector device: auto (default), cpu, cuda, cuda:N."),
 ) -> None:
     """Raw BP4D/DISFA/GFT trees -> aligned 256x256 faces + list files + folds (resumable).
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job end to end on the embedded offline defaults, on a laptop, no network:
+#   augtext generate (bundled SmolLM2-135M-Instruct) -> augtext embed (bundled all-MiniLM-L6-v2)
+#   -> hiva_core synth (SynthAU faces from the ICT-FaceKit model) -> hiva_core train (small HiVA, offline ImageNet
+#   MobileNetV2) -> hiva_core eval (per-AU F1 table on held-out identities).
+# Everything lands in $QS (default quickstart/); every step is cached/resumable, so a rerun only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${HIVA_VENV:-.venv}
+[ -x "$VENV/bin/hiva_core" ] || bash scripts/install.sh
+export PATH="$PWD/$VENV/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+QS=${QS:-quickstart}
+N_FACES=${N_FACES:-900}
+EPOCHS=${EPOCHS:-8}
+
+augtext generate --au bp4d --n 4 --styles appearance,anatomical --cache "$QS/cache"
+augtext embed --cache "$QS/cache"
+augtext stats --cache "$QS/cache" --samples 1
+hiva_core synth --out "$QS/synthau" --n "$N_FACES" --size 128 --seed 0
+rm -rf "$QS/runs/hiva"  # the quick start always trains afresh (train refuses to overwrite a finished run)
+hiva_core train --text-cache "$QS/cache" --data "$QS/synthau" --out "$QS/runs/hiva" --fold 1 \
+    --model hiva --backbone mobilenetv2 --pretrained --epochs "$EPOCHS" --batch-size 32 --lr 1e-3 --image-size 112 \
+    --set data.aus=bp4d --set data.num_workers=0
+hiva_core eval --run "$QS/runs/hiva" --data "$QS/synthau" --fold 1 --json "$QS/runs/hiva/eval.json"
