@@ -62,7 +62,9 @@ def train(
     lists: Path | None = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
     model: str | None = typer.Option(None, help="Registered model name (hiva, hiva_no_text, linear, ...)."),
     backbone: str | None = typer.Option(None, help="Backbone (resnet50, convnext_tiny, mobilenetv2, tiny, ...)."),
-    pretrained: bool | None = typer.Option(None, "--pretrained/--no-pretrained", help="timm hub weights."),
+    pretrained: bool | None = typer.Option(
+        None, "--pretrained/--no-pretrained",
+        help="ImageNet weights: timm's hub (online), or the offline file for mobilenetv2."),
     backbone_weights: Path | None = typer.Option(None, help="Local backbone weights (.pth/.safetensors)."),
     fold: int | None = typer.Option(None, help="Fold to hold out (train on the others)."),
     folds: str | None = typer.Option(None, help="'all' to train and evaluate every fold."),
@@ -71,7 +73,7 @@ def train(
     lr: float | None = typer.Option(None),
     image_size: int | None = typer.Option(None),
     config: Path | None = typer.Option(None, help="YAML config; command-line options override it."),
-    resume: bool = typer.Option(False, help="Continue from runs/NAME/last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from runs/NAME/last checkpoint."),
     set_: list[str] | None = typer.Option(None, "--set", help="Any config key: --set section.key=value"),
 ) -> None:
     """Train a HiVA model on labelled faces with the text prior."""
@@ -108,7 +110,7 @@ def predict(
     heatmaps: Path | None = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
     batch_size: int = typer.Option(16, help="Faces per model batch (and frames per detection batch)."),
     threshold: float = typer.Option(0.5, help="Probability at or above which an AU is labelled 1."),
-    no_detect: bool = typer.Option(False, help="Inputs are already aligned face crops: skip detection."),
+    no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels (larger is faster)."),
 ) -> None:
