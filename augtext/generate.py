@@ -57,7 +57,7 @@ class GenerateConfig:
     temperature: float = 0.9
     max_tokens: int = 400
     prompts: Path | None = None
-    progress: bool | None = None  # None: a progress bar when stderr is a terminal
+    progress: bool = True  # a live bar when stderr is a terminal, else a plain line every 30 s
     lenient: bool | None = None  # salvage texts from non-JSON answers; None: for hf answers only (small models)
 
     @property
@@ -292,14 +292,20 @@ class _Progress:
 
     def __init__(self, enabled: bool) -> None:
         self.bar = None
+        self.plain = False  # not a terminal (a log file, CI): a plain line every PLAIN_EVERY_S instead of a live bar
+        self.last_line = 0.0
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            console = Console(stderr=True)
+            self.plain = not console.is_terminal
+            if self.plain:
+                return
             self.bar = Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("kept {task.fields[kept]} · retries {task.fields[retries]} · "
                                            "failed {task.fields[failed]}"), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=False)
+                                console=console, transient=False)
             self.task = self.bar.add_task("requests", total=0, kept=0, retries=0, failed=0)
 
     def __enter__(self) -> _Progress:
@@ -311,7 +317,13 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    PLAIN_EVERY_S = 30.0
+
     def update(self, report: GenerateReport, kept: int) -> None:
+        if self.plain and time.monotonic() - self.last_line >= self.PLAIN_EVERY_S:
+            self.last_line = time.monotonic()
+            print(f"generate: {report.cached + report.sent + report.failed}/{report.requests} requests, kept {kept}, "
+                  f"retries {report.retries}, failed {report.failed}", file=sys.stderr, flush=True)
         if self.bar is not None:
             self.bar.update(self.task, total=report.requests, completed=report.cached + report.sent + report.failed,
                             kept=kept, retries=report.retries, failed=report.failed)
@@ -420,7 +432,6 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     if log.skipped:
         print(f"warning: skipped {log.skipped} unreadable line(s) in {log.path}", file=sys.stderr)
     report = GenerateReport()
-    enabled = sys.stderr.isatty() if config.progress is None else config.progress
 
     # Each style once up front, so that a broken template stops the run before anything is sent; the other prompts
     # are rendered as their pairs start, overlapping with requests in flight.
@@ -429,7 +440,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
 
     async def main() -> dict[Group, GroupResult]:
         try:
-            with _Progress(enabled) as progress:
+            with _Progress(config.progress) as progress:
                 return await _run(config, backend, log, report, progress)
         finally:
             await backend.aclose()

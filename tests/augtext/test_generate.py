@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,8 @@ def test_every_au_gets_n_despite_failures(llm_server, tmp_path, capsys):
     assert rejected.get("refusal", 0) >= 1 and rejected.get("off_topic", 0) >= 1
     err = capsys.readouterr().err
     assert "retries" in err and "kept 36" in err
+    # stderr is not a terminal here: progress comes as plain lines (a log file shows the run is alive)
+    assert re.search(r"^generate: \d+/\d+ requests, kept \d+", err, re.M), err
 
 
 def test_schema_and_provenance(llm_server, tmp_path):
