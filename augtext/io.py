@@ -19,48 +19,31 @@ def _umask_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO]:
-    """Write `path` all or nothing: a temp file in the same folder, fsynced, then renamed over the target.
+def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+    """Write `path` all or nothing, for libraries that want a file name (pyarrow, safetensors, torch.save): yields a
+    temp path in the same folder, which is fsynced and renamed over `path` when the block ends without error.
 
     A crash (or an exception inside the block) leaves the old file untouched and no partial file behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as fh:
-            yield fh
-            fh.flush()
-            if fsync:
+        yield Path(tmp)
+        if fsync:
+            with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
-    """Like atomic_write, for libraries that want a file name (pyarrow, safetensors, torch.save): yields a temp path
-    in the same folder that is renamed over `path` when the block ends without error."""
-
-    @contextlib.contextmanager
-    def _ctx() -> Iterator[Path]:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            yield Path(tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, _umask_mode())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    return _ctx()
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO]:
+    """Like atomic_path, yielding the open temp file (`mode` "w" for text in UTF-8, "wb" for bytes)."""
+    with atomic_path(path, fsync=fsync) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        yield fh
