@@ -58,6 +58,11 @@ _REFUSAL_RE = re.compile(
     r"i (?:won['\u2019]?t|will not) (?:be able|provide|write)|unable to (?:provide|help|comply)|i apologi[sz]e)\b",
     re.IGNORECASE,
 )
+# Talk about the answer instead of an answer ("Here's a JSON list of strings that ..."): small models echo the format.
+_META_RE = re.compile(
+    r"\bjson\b|^(?:here(?:['\u2019]s| is| are)|sure\b|certainly\b)|\blist of (?:strings|sentences|descriptions)\b",
+    re.IGNORECASE,
+)
 _NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})
 # Function words: an English description has more English ones than French/Spanish/German/Italian/Portuguese
 # ones (which are kept to words that are rare in English, and never single letters).
@@ -257,7 +262,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "refusal"
     visible = [c for c in text if not c.isspace()]
     letters = [c for c in visible if c.isalpha()]
-    if not visible or len(letters) < 0.6 * len(visible):
+    if not visible or len(letters) < 0.6 * len(visible) or _META_RE.search(text):
         return "garbage"
     if sum(c.isascii() for c in letters) < 0.9 * len(letters):
         return "not_english"
