@@ -13,7 +13,7 @@ QS=${QS:-quickstart}
 N_FACES=${N_FACES:-900}
 EPOCHS=${EPOCHS:-8}
 
-augtext generate --au bp4d --n 4 --styles appearance,anatomical --cache "$QS/cache"
+augtext generate --au bp4d --n 3 --styles appearance,anatomical --max-tokens 160 --cache "$QS/cache"
 augtext embed --cache "$QS/cache"
 augtext stats --cache "$QS/cache" --samples 1
 hiva_core synth --out "$QS/synthau" --n "$N_FACES" --size 128 --seed 0
