@@ -1,10 +1,14 @@
 """The AU-aware dynamic graph: per-AU token maps and nodes (ME-GraphAU's AFG) plus a per-sample GCN.
 
 AFG (AU-specific feature generator): A separate projections of the shared tokens give one token map per AU,
-``(B, A, L, d)``; the mean over the L tokens is that AU's node. The graph is built per sample from the cosine
-similarity of its nodes: each node keeps its ``topk`` most similar nodes (itself included), the adjacency is
-normalised as ``D^-1/2 Â D^-1/2`` and one residual GCN layer updates the nodes. As in ME-GraphAU the top-k choice
-is a hard, non-differentiable selection; gradients flow through the node features.
+``(B, A, L, d)``; the mean over the L tokens is that AU's node. The tokens arrive already projected from the
+backbone's C channels to d by one shared layer (``HiVA.proj``, with norm), so the per-AU layers are d→d: they cost
+``A·L·d²`` per image instead of ``A·L·C·d`` (ResNet-50: C = 2048, d = 512, a quarter).
+
+The graph is built per sample from the cosine similarity of its nodes: each node keeps its ``topk`` most similar
+nodes (itself included), the adjacency is normalised as ``D^-1/2 Â D^-1/2`` and one residual GCN layer updates the
+nodes. As in ME-GraphAU the top-k choice is a hard, non-differentiable selection; gradients flow through the node
+features.
 """
 
 from __future__ import annotations

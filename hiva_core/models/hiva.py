@@ -55,16 +55,29 @@ class TextBranch(nn.Module):
         self.samples = samples
         self.pool_score = nn.Linear(dim, 1) if pool == "attention" else None
 
+    def sample(self, mask: torch.Tensor) -> torch.Tensor | None:
+        """Indices ``(A, samples)`` of this step's random descriptions per AU (valid ones first), or None when
+        every valid description is used (eval, or no more than ``samples`` of them)."""
+        if not self.training or self.samples >= mask.shape[1]:
+            return None
+        scores = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
+        return scores.topk(self.samples, dim=1).indices
+
     def select(self, mask: torch.Tensor) -> torch.Tensor:
         """The descriptions used this step: a random valid subset in training, all valid ones in eval."""
-        if not self.training or self.samples >= mask.shape[1]:
+        idx = self.sample(mask)
+        if idx is None:
             return mask
-        scores = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
-        keep = torch.zeros_like(mask).scatter_(1, scores.topk(self.samples, dim=1).indices, True)
-        return keep & mask
+        return torch.zeros_like(mask).scatter_(1, idx, True) & mask
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        keep = self.select(mask)
+        """Description tokens, their mask and one prototype per AU. In training the tokens are only this step's
+        ``samples`` descriptions per AU, ``(A, samples, d)``: the unused ones never go through the MLP."""
+        idx = self.sample(mask)
+        keep = mask
+        if idx is not None:  # the same subset as `select`, gathered: the MLP runs on A·samples rows, not A·K
+            keep = mask.gather(1, idx)
+            emb = emb.gather(1, idx[..., None].expand(-1, -1, emb.shape[-1]))
         tokens = self.mlp(emb)
         if self.pool_score is None:
             weights = keep.to(tokens.dtype)
@@ -103,7 +116,9 @@ class HiVA(nn.Module):
         return self.forward_head(tokens, text_emb, text_mask, grid=grid)
 
     def encode_text(self, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, device: torch.device):
-        """Description tokens (A, K, d), their mask (A, K) and prototypes (A, d); learned queries without text."""
+        """Description tokens (A, K', d), their mask (A, K') and prototypes (A, d); learned queries without text.
+
+        K' is K in eval and min(K, ``text_samples``) in training (only the sampled descriptions are encoded)."""
         c = self.config
         if not c.use_text:
             return self.au_queries[:, None, :], torch.ones(c.num_aus, 1, dtype=torch.bool, device=device), \

@@ -138,6 +138,25 @@ def test_text_sampling_uses_only_valid_descriptions():
     assert torch.equal(branch.select(mask), mask)
 
 
+@pytest.mark.parametrize("pool", ["mean", "attention"])
+def test_training_encodes_only_the_sampled_descriptions(prior, images, pool):
+    """Gathering the sampled descriptions before the MLP gives what masking all K of them would give."""
+    emb, mask = prior
+    model = make("hiva", text_pool=pool).train()
+    torch.manual_seed(5)
+    keep = model.text_branch.select(mask)
+    torch.manual_seed(5)
+    tokens, token_mask, _ = model.encode_text(emb, mask, emb.device)
+    assert tokens.shape[:2] == token_mask.shape == (A, TINY["text_samples"])
+    torch.manual_seed(5)
+    out = model(images, emb, mask)
+    model.text_branch.samples = K  # every description through the MLP, this step's subset as the mask
+    ref = model(images, emb, keep)
+    assert int(keep.sum()) < int(mask.sum())  # the test compares a real subset
+    for key in ("logits", "maps", "visual", "text"):
+        torch.testing.assert_close(out[key], ref[key])
+
+
 def test_padding_is_ignored_and_eval_is_deterministic(prior, images):
     emb, mask = prior
     model = make("hiva").eval()
