@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from augtext.backends import Backend, RequestFailed, make_backend
 from augtext.errors import UserError
 from augtext.facs import FACS, au_label, parse_au_spec
@@ -39,6 +41,13 @@ from augtext.validate import DUPLICATE, NearDuplicateFilter, ParseError, parse_r
 LOG_NAME = "requests.jsonl"
 DESCRIPTIONS_NAME = "descriptions.parquet"
 REJECTIONS_NAME = "rejections.json"
+# One row per kept description, with its provenance (docs/INTERFACES.md "augtext cache layout").
+DESCRIPTIONS_SCHEMA = pa.schema([
+    ("au", pa.int16()), ("text", pa.string()), ("text_sha256", pa.string()), ("style", pa.string()),
+    ("template_sha256", pa.string()), ("backend", pa.string()), ("model", pa.string()), ("params", pa.string()),
+    ("seed", pa.int64()), ("sample_idx", pa.int32()), ("request_key", pa.string()), ("created_utc", pa.string()),
+    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float32()),
+])
 DEFAULT_PER_REQUEST = 5
 
 Group = tuple[int, str]  # (au, style)
@@ -234,7 +243,6 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int], known: dict[Gr
 
     `known` holds pairs already walked by this run: reused when computed from the same answers with the same cap.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     known = known or {}
@@ -264,12 +272,7 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int], known: dict[Gr
             rows["prompt_tokens"].append(int(entry.get("prompt_tokens") or 0))
             rows["completion_tokens"].append(int(entry.get("completion_tokens") or 0))
             rows["latency_s"].append(float(entry.get("latency_s") or 0.0))
-    schema = pa.schema([("au", pa.int16()), ("text", pa.string()), ("text_sha256", pa.string()),
-                        ("style", pa.string()), ("template_sha256", pa.string()), ("backend", pa.string()),
-                        ("model", pa.string()), ("params", pa.string()), ("seed", pa.int64()),
-                        ("sample_idx", pa.int32()), ("request_key", pa.string()), ("created_utc", pa.string()),
-                        ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()),
-                        ("latency_s", pa.float32())])
+    schema = DESCRIPTIONS_SCHEMA
     table = pa.table({f.name: pa.array(rows.get(f.name, []), type=f.type) for f in schema}, schema=schema)
     with atomic_path(cache / DESCRIPTIONS_NAME) as tmp:
         pq.write_table(table, tmp)

@@ -34,12 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DESCRIPTIONS_SCHEMA = pa.schema([
-    ("au", pa.int16()), ("text", pa.string()), ("text_sha256", pa.string()), ("style", pa.string()),
-    ("template_sha256", pa.string()), ("backend", pa.string()), ("model", pa.string()), ("params", pa.string()),
-    ("seed", pa.int64()), ("sample_idx", pa.int32()), ("request_key", pa.string()), ("created_utc", pa.string()),
-    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float32()),
-])
+from augtext.generate import DESCRIPTIONS_SCHEMA
 
 # Used only for codes augtext.facs lacks (it should have every FACS code, but tests may ask for odd ones).
 _FALLBACK = {1: ("Inner Brow Raiser", "brows", "the inner ends of the eyebrows move upward"),
