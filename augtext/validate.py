@@ -186,7 +186,7 @@ def _literal(text: str, start: int) -> object:
     while end > start:
         try:
             return ast.literal_eval(text[start : end + 1])
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: {{...}} (a set of dicts)
             end = text.rfind(close, start, end)
     return None
 

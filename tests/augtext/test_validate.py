@@ -204,3 +204,14 @@ def test_filter_threshold_and_seed():
     assert not strict.is_duplicate("The lip corners are pulled back and up toward the cheekbones, making a smile.")
     assert strict.is_duplicate(SMILE.upper())
 
+
+
+def test_a_set_of_dicts_never_crashes_the_parser():
+    # `{{...}, {...}}` is a Python set of dicts: literal_eval raises TypeError (unhashable), which once crashed
+    # `augtext generate` after the answer was logged.
+    raw = '{{"text": "The inner brows rise and the forehead wrinkles."}, {"text": "Brows lift."}}'
+    try:
+        texts = parse_response(raw, lenient=True)
+    except ParseError:
+        texts = []
+    assert all(isinstance(t, str) for t in texts)
