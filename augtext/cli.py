@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from augtext.errors import run_app
+from augtext.cliutil import run_app
 
 app = typer.Typer(
     help="Write FACS-grounded descriptions of facial Action Units with an LLM and embed them into a text-prior cache.",

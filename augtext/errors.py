@@ -1,12 +1,10 @@
-"""One error type for bad input, shared by both command lines (exit status 2, one clear line on stderr)."""
+"""One error type for bad input, shared by both command lines (exit status 2, one clear line on stderr).
+
+Standard library only: the models and the text-prior contract raise it without loading a CLI framework. The runner
+that turns it into an exit status is `augtext.cliutil.run_app`.
+"""
 
 from __future__ import annotations
-
-import sys
-from collections.abc import Sequence
-
-import click
-import typer
 
 
 class UserError(Exception):
@@ -27,23 +25,7 @@ def unwrap_worker_error(exc: UserError) -> UserError:
     return exc
 
 
-def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
-    """Run a Typer app as a program: 0 on success, 2 on bad input, 1 on anything unexpected.
-
-    Callable from tests (`main(["generate", ...])`) as well as from the console script.
-    """
-    command = typer.main.get_command(app)
-    try:
-        command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except UserError as exc:
-        print(f"error: {unwrap_worker_error(exc)}", file=sys.stderr)
-        return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
-    return 0
+def short_error(exc: BaseException) -> str:
+    """An exception as one line of at most 160 characters, for a UserError message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

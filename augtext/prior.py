@@ -1,11 +1,12 @@
-"""The text prior contract (augtext -> hiva_core): read an embedded cache into a `TextPrior`.
+"""Reading an embedded augtext cache into a `TextPrior` (the contract itself is `augtext.textprior`).
 
 A cache holds `descriptions.parquet` (what `augtext generate` kept), one `embeddings/<model-slug>.parquet` per
 embedding model (what `augtext embed` wrote) and `manifest.json` tying them together. `load_text_prior` turns that
 into dense arrays, one row per AU and up to K descriptions each, and refuses anything it cannot trust: a missing or
 corrupt file, an AU without descriptions, a table whose dim disagrees with its metadata, or embeddings made from an
-older set of descriptions (a stale manifest). `save_text_prior` / `read_text_prior` keep a prior inside a checkpoint so
-that prediction needs no cache.
+older set of descriptions (a stale manifest). `TextPrior`, `save_text_prior` and `read_text_prior` (a prior inside a
+checkpoint, so that prediction needs no cache) live in `augtext.textprior`, which needs no pyarrow; they are
+importable from here too.
 
 The helpers that read the cache layout (`descriptions_fingerprint`, `read_parquet`, `read_manifest`, `model_slug`)
 live here and are shared with `augtext.embed`, the writer of the same layout.
@@ -18,7 +19,6 @@ import json
 import re
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augtext.errors import UserError
-from augtext.io import atomic_path
+from augtext.errors import short_error as short_error  # re-exported: augtext.embed uses it
+from augtext.textprior import TextPrior
+from augtext.textprior import read_text_prior as read_text_prior  # re-exported: the contract's old home
+from augtext.textprior import save_text_prior as save_text_prior
 
 DESCRIPTIONS = "descriptions.parquet"
 MANIFEST = "manifest.json"
@@ -117,46 +120,6 @@ def embedding_matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray
     else:
         data = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32)
     return data.reshape(-1, dim)
-
-
-@dataclass(frozen=True, eq=False)
-class TextPrior:
-    """Description embeddings per AU, dense and zero-padded.
-
-    `embeddings[i, k]` is the k-th description of AU `aus[i]` where `mask[i, k]`; padding rows are zeros.
-    `fingerprint` identifies the descriptions the embeddings were made from.
-    """
-
-    aus: list[int]
-    embeddings: np.ndarray
-    mask: np.ndarray
-    model: str
-    fingerprint: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "aus", [int(a) for a in self.aus])
-        object.__setattr__(self, "embeddings", np.ascontiguousarray(self.embeddings, dtype=np.float32))
-        object.__setattr__(self, "mask", np.ascontiguousarray(self.mask, dtype=bool))
-        a = len(self.aus)
-        if self.embeddings.ndim != 3 or self.embeddings.shape[0] != a or self.mask.shape != self.embeddings.shape[:2]:
-            raise ValueError(f"TextPrior: embeddings {self.embeddings.shape} and mask {self.mask.shape} "
-                             f"do not fit {a} AUs as (A, K, D) and (A, K)")
-
-    @property
-    def dim(self) -> int:
-        return int(self.embeddings.shape[2])
-
-    @property
-    def num_aus(self) -> int:
-        return len(self.aus)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TextPrior):
-            return NotImplemented
-        return (self.aus == other.aus and self.model == other.model and self.fingerprint == other.fingerprint
-                and np.array_equal(self.mask, other.mask) and np.array_equal(self.embeddings, other.embeddings))
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def _select_model(cache_dir: Path, manifest: dict[str, Any], model: str | None) -> tuple[str, dict[str, Any]]:
@@ -267,41 +230,3 @@ def _order_rows(rows: np.ndarray, style: np.ndarray, sha: np.ndarray, cap: int |
         ranked.append((rank[style[r]], style[r], r))
     kept = {r for _, _, r in sorted(ranked)[:cap]}
     return [r for r in ordered if r in kept]
-
-
-def save_text_prior(prior: TextPrior, path: str | Path) -> None:
-    """Write a prior as safetensors (`embeddings`, `mask`, `aus`; metadata `model`, `fingerprint`), atomically."""
-    from safetensors.numpy import save_file
-
-    tensors = {"embeddings": prior.embeddings, "mask": prior.mask, "aus": np.asarray(prior.aus, dtype=np.int64)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"model": prior.model, "fingerprint": prior.fingerprint})
-
-
-def read_text_prior(path: str | Path) -> TextPrior:
-    """Read a prior written by `save_text_prior` (UserError naming the file when missing or corrupt)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"text prior {path} not found")
-    try:
-        with safe_open(str(path), framework="np") as fh:
-            meta = fh.metadata() or {}
-            tensors = {name: fh.get_tensor(name) for name in fh.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({short_error(exc)})") from exc
-    missing = [n for n in ("embeddings", "mask", "aus") if n not in tensors]
-    missing += [k for k in ("model", "fingerprint") if k not in meta]
-    if missing:
-        raise UserError(f"{path} is not a text prior: it lacks {', '.join(missing)}")
-    try:
-        return TextPrior(aus=tensors["aus"].tolist(), embeddings=tensors["embeddings"], mask=tensors["mask"],
-                         model=meta["model"], fingerprint=meta["fingerprint"])
-    except ValueError as exc:
-        raise UserError(f"{path} is not a valid text prior: {exc}") from exc
-
-
-def short_error(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

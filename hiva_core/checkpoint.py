@@ -26,7 +26,7 @@ from torch import nn
 
 from augtext.errors import UserError
 from augtext.io import atomic_path, atomic_write
-from augtext.prior import TextPrior, read_text_prior, save_text_prior
+from augtext.textprior import TextPrior, read_text_prior, save_text_prior
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"

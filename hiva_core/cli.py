@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from augtext.errors import UserError, run_app
+from augtext.cliutil import run_app
+from augtext.errors import UserError
 
 app = typer.Typer(
     help="Train, evaluate and run the HiVA facial Action Unit detector.",
