@@ -7,7 +7,11 @@ runs/NAME/
   text_prior.safetensors   the text prior the model was trained with (prediction needs no text cache)
   metrics.json             the best epoch's per-AU metrics (and the last epoch's)
   log.csv                  one row per epoch: step, losses, lr, val F1, time
+  tb/                      TensorBoard events (when the tensorboard package is installed)
+`--folds all` writes runs/NAME/fold{k}/ (each a run folder as above) and runs/NAME/summary.json.
 Every file is written atomically (temp file + rename), so a crash leaves the previous version or nothing.
+`RunFolder` owns these names and the config.json schema; everything else (trainer, eval, predict, export, tests)
+goes through it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import csv
 import io
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,12 +33,17 @@ from augtext.errors import UserError
 from augtext.io import atomic_path, atomic_write
 from augtext.textprior import TextPrior, read_text_prior, save_text_prior
 
+if TYPE_CHECKING:
+    from hiva_core.config import TrainConfig
+
 CONFIG = "config.json"
 MODEL = "model.safetensors"
 LAST = "last.pt"
 PRIOR = "text_prior.safetensors"
 METRICS = "metrics.json"
 LOG = "log.csv"
+SUMMARY = "summary.json"
+TENSORBOARD = "tb"
 RUN_FORMAT = "hiva_core.run/1"
 
 
@@ -57,10 +67,6 @@ def save_model(module: nn.Module, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         save_file(state_dict_for_file(module), str(tmp), metadata={"format": "pt"})
-
-
-def save_prior(prior: TextPrior, path: str | Path) -> None:
-    save_text_prior(prior, path)  # atomic itself
 
 
 def rng_state() -> dict[str, Any]:
@@ -87,57 +93,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_last(path: str | Path, **state: Any) -> None:
-    """last.pt: whatever the trainer needs to continue (model/optimizer/scheduler state dicts, epoch, ...)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_last(path: str | Path) -> dict[str, Any]:
-    """Read last.pt with weights_only=True (no arbitrary pickles); UserError naming the file when unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} not found: nothing to resume; train without --resume to start this run")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a truncated/corrupt file
-        raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
-                        "start the run again without --resume in a new folder") from None
-
-
-LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "lr", "val_f1", "val_auc", "time_s"]
-
-
-def has_model(out: Path) -> bool:
-    return (out / MODEL).exists() or (out / LAST).exists()
-
-
-def check_out(out: Path, resume: bool) -> None:
-    """Never write over a trained run unless asked to continue it."""
-    if resume:
-        if not (out / LAST).is_file():
-            raise UserError(f"--resume: {out / LAST} not found; nothing to resume (train without --resume)")
-    elif has_model(out):
-        raise UserError(f"{out} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
-                        "or pass --resume to continue it")
-
-
-def write_log(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_write(path, "w") as fh:
-        fh.write(buffer.getvalue())
-
-
-def read_log(path: Path, upto_epoch: int) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
-
-
 # ---------------------------------------------------------------------------------------------------------- reading
 def read_json(path: Path, what: str = "run file") -> dict[str, Any]:
     if not path.is_file():
@@ -151,16 +106,191 @@ def read_json(path: Path, what: str = "run file") -> dict[str, Any]:
     return data
 
 
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """config.json of a run folder, checked for the keys load_run needs."""
-    path = Path(run_dir) / CONFIG
-    info = read_json(path, "run config")
-    missing = [k for k in ("model_name", "model_config", "aus", "image_size", "config") if k not in info]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: not a config written by `hiva_core train`")
-    return info
+# ------------------------------------------------------------------------------------------------------ the run folder
+LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "lr", "val_f1", "val_auc", "time_s"]
+CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 
+class RunFolder:
+    """One run folder: the names of its files, the config.json schema, and which model it keeps.
+
+    Like timm's CheckpointSaver it decides best and last: `save_checkpoint` writes last.pt after every epoch and
+    model.safetensors only when the epoch's average F1 beats the best so far (a tie keeps the earlier epoch).
+    `best_f1`, `best_epoch`, `best_metrics` and `last_metrics` are that decision's state; `resume` restores it.
+    A `--folds all` run is a parent folder of `fold{k}` runs plus summary.json.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.best_f1 = -1.0
+        self.best_epoch = 0
+        self.best_metrics: dict | None = None
+        self.last_metrics: dict | None = None
+        self.log_rows: list[dict] = []
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- file names
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def last_file(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def prior_file(self) -> Path:
+        return self.path / PRIOR
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD
+
+    def fold(self, k: int) -> RunFolder:
+        """The run of fold k inside a `--folds all` folder."""
+        return RunFolder(self.path / f"fold{k}")
+
+    def fold_runs(self) -> list[RunFolder]:
+        """The fold{k}/ runs (folders holding a config.json), in fold order."""
+        found = [RunFolder(p) for p in self.path.glob("fold*") if p.is_dir() and (p / CONFIG).is_file()]
+
+        def key(run: RunFolder):
+            tail = run.path.name[len("fold"):]
+            return (0, int(tail)) if tail.isdigit() else (1, tail)
+
+        return sorted(found, key=key)
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run's config.json (a `--folds all` parent does not)."""
+        return self.config_file.exists()
+
+    def can_resume(self) -> bool:
+        return self.last_file.is_file()
+
+    def check_new(self, resume: bool) -> None:
+        """Never write over a trained run unless asked to continue it."""
+        if resume:
+            if not self.can_resume():
+                raise UserError(f"--resume: {self.last_file} not found; nothing to resume (train without --resume)")
+        elif self.model_file.exists() or self.last_file.exists():
+            raise UserError(f"{self.path} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
+                            "or pass --resume to continue it")
+
+    # -- config.json and the text prior: the run's identity
+    def write_config(self, cfg: TrainConfig, model: nn.Module, aus: Sequence[int], prior: TextPrior, *,
+                     train_frames: int | None = None, test_frames: int | None = None, world_size: int = 1) -> None:
+        """config.json: the resolved training config, the model's own config, the AUs, the image size, the text prior's
+        identity and the data it was trained on."""
+        from hiva_core.config import to_dict
+
+        write_json(self.config_file, {
+            "format": RUN_FORMAT, "config": to_dict(cfg), "model_name": cfg.model.name,
+            "model_config": model_config_dict(model), "aus": [int(a) for a in aus], "image_size": cfg.data.image_size,
+            "text_prior": {"fingerprint": prior.fingerprint, "model": prior.model, "dim": prior.dim,
+                           "descriptions_per_au": int(prior.mask.shape[1]), "cache": cfg.text.cache},
+            "data": {"spec": cfg.data.spec, "fold": cfg.data.fold, "train_frames": train_frames,
+                     "test_frames": test_frames},
+            "world_size": world_size,
+        })
+
+    def read_config(self) -> dict[str, Any]:
+        """config.json, checked for the keys load_run needs."""
+        info = read_json(self.config_file, "run config")
+        missing = [k for k in CONFIG_KEYS if k not in info]
+        if missing:
+            raise UserError(f"{self.config_file} lacks {', '.join(missing)}: not a config written by `hiva_core train`")
+        return info
+
+    def read_train_config(self) -> TrainConfig:
+        """The training config the run was trained with (the base of a --resume)."""
+        from hiva_core.config import from_dict
+
+        return from_dict(self.read_config()["config"])
+
+    def write_prior(self, prior: TextPrior) -> None:
+        save_text_prior(prior, self.prior_file)  # atomic itself
+
+    def read_prior(self) -> TextPrior:
+        return read_text_prior(self.prior_file)
+
+    # -- checkpoints: best and last
+    def write_model(self, model: nn.Module) -> None:
+        """model.safetensors: the weights `eval`, `predict` and `export` use."""
+        save_model(model, self.model_file)
+
+    def save_checkpoint(self, epoch: int, metrics: dict | None, model: nn.Module, state: dict[str, Any]) -> None:
+        """The end of an epoch (rank 0): model.safetensors when `metrics` beat the best so far, then metrics.json and
+        last.pt (the trainer's `state`, the best so far and every RNG). `metrics` is None after an epoch that was not
+        evaluated."""
+        if metrics is not None:
+            self.last_metrics = metrics
+            if metrics["avg"]["f1"] > self.best_f1:
+                self.best_f1, self.best_epoch, self.best_metrics = metrics["avg"]["f1"], epoch, metrics
+                self.write_model(model)
+        write_json(self.metrics_file, {"best_epoch": self.best_epoch, "best": self.best_metrics, "last_epoch": epoch,
+                                       "last": metrics})
+        with atomic_path(self.last_file) as tmp:
+            torch.save({**state, "best_f1": self.best_f1, "best_epoch": self.best_epoch, "rng": rng_state()}, tmp)
+
+    def resume(self) -> dict[str, Any]:
+        """Read last.pt (weights_only) for --resume: restore every RNG, the best so far and the log rows up to its
+        epoch; return the trainer's state (model, optimizer, scheduler, scaler, epoch, step)."""
+        path = self.last_file
+        if not path.is_file():
+            raise UserError(f"{path} not found: nothing to resume; train without --resume to start this run")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a truncated/corrupt file
+            raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
+                            "start the run again without --resume in a new folder") from None
+        set_rng_state(state["rng"])
+        self.best_f1, self.best_epoch = float(state["best_f1"]), int(state["best_epoch"])
+        self.log_rows = self._read_log(int(state["epoch"]))
+        if self.metrics_file.is_file():
+            self.best_metrics = read_json(self.metrics_file, "metrics file").get("best")
+        return state
+
+    # -- log.csv and summary.json
+    def append_log(self, row: dict[str, Any]) -> None:
+        """Add one epoch's row (LOG_COLUMNS) and rewrite log.csv atomically."""
+        self.log_rows.append(row)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.log_rows)
+        with atomic_write(self.log_file, "w") as fh:
+            fh.write(buffer.getvalue())
+
+    def _read_log(self, upto_epoch: int) -> list[dict]:
+        if not self.log_file.is_file():
+            return []
+        with open(self.log_file, newline="", encoding="utf-8") as fh:
+            return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """summary.json of a `--folds all` folder: every fold's metrics and their mean."""
+        write_json(self.summary_file, summary)
+
+
+# ------------------------------------------------------------------------------------------------- loading a model
 def build_model(name: str, num_aus: int, text_dim: int, options: dict[str, Any]) -> nn.Module:
     """create_model with the run's options; weights come from the run, so no hub download or backbone file."""
     from hiva_core.models import create_model
@@ -232,21 +362,21 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
     """
     from hiva_core.device import pick_device
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} not found")
-    info = read_run_config(run_dir)
-    prior = read_text_prior(run_dir / PRIOR)
+    run = RunFolder(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"run folder {run.path} not found")
+    info = run.read_config()
+    prior = run.read_prior()
     aus = [int(a) for a in info["aus"]]
     if prior.aus != aus:
-        raise UserError(f"{run_dir / PRIOR} holds AUs {prior.aus} but {run_dir / CONFIG} says {aus}")
+        raise UserError(f"{run.prior_file} holds AUs {prior.aus} but {run.config_file} says {aus}")
     dev = device if isinstance(device, torch.device) else pick_device(device)
     model = build_model(info["model_name"], len(aus), prior.dim, dict(info["model_config"]))
-    load_weights(model, run_dir / MODEL)
+    load_weights(model, run.model_file)
     model.to(dev).eval()
     emb, mask = prior_tensors(prior, dev)
     return LoadedRun(model=model, prior=prior, aus=aus, image_size=int(info["image_size"]), config=info, device=dev,
-                     run_dir=run_dir, text_emb=emb, text_mask=mask)
+                     run_dir=run.path, text_emb=emb, text_mask=mask)
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any]:

@@ -57,12 +57,13 @@ def evaluate_run(
     device: str | None = None,
 ) -> dict:
     """Metrics of one run folder on the test split of `data` (the run's own fold unless `fold` is given)."""
-    from hiva_core.checkpoint import load_run
+    from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.data import build_dataset, check_images
 
     run = Path(run)
-    if not (run / "config.json").exists() and fold_runs(run):
-        raise UserError(f"{run} holds one run per fold ({', '.join(d.name for d in fold_runs(run))}); "
+    folder = RunFolder(run)
+    if not folder.is_run() and folder.fold_runs():
+        raise UserError(f"{run} holds one run per fold ({', '.join(r.path.name for r in folder.fold_runs())}); "
                         f"evaluate them with --folds all, or give --run {run}/foldK")
     loaded = load_run(run, device=device)
     data_cfg = loaded.config["config"].get("data", {})
@@ -85,17 +86,6 @@ def evaluate_run(
     return metrics
 
 
-def fold_runs(run: Path) -> list[Path]:
-    """runs/NAME/fold*/ folders holding a config.json, in fold order."""
-    found = [p for p in Path(run).glob("fold*") if p.is_dir() and (p / "config.json").is_file()]
-
-    def key(p: Path):
-        tail = p.name[len("fold"):]
-        return (0, int(tail)) if tail.isdigit() else (1, tail)
-
-    return sorted(found, key=key)
-
-
 def run_eval(
     run: Path,
     data: str,
@@ -106,7 +96,7 @@ def run_eval(
     batch_size: int = 64,
 ) -> dict:
     """Evaluate a run (or, with folds="all", every runs/NAME/fold*/ on its own fold); print a markdown table."""
-    from hiva_core.checkpoint import write_json
+    from hiva_core.checkpoint import RunFolder, write_json
 
     run = Path(run)
     if folds is not None and folds != "all":
@@ -114,10 +104,10 @@ def run_eval(
     if folds == "all":
         if fold is not None:
             raise UserError("give either --fold K or --folds all, not both")
-        dirs = fold_runs(run)
-        if not dirs:
+        runs = RunFolder(run).fold_runs()
+        if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
-        per_fold = {d.name: evaluate_run(d, data, lists, None, batch_size) for d in dirs}
+        per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size) for r in runs}
         result = aggregate_folds(per_fold)
         print(format_folds_table(result))
     else:

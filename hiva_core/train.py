@@ -1,8 +1,8 @@
 """`hiva_core train`: fit a HiVA model on labelled faces with the text prior; read `fit` top to bottom.
 
 One process, or N under `torchrun --nproc_per_node N` (DDP). Each epoch trains, evaluates on the test split and
-writes the run folder (see hiva_core.checkpoint); `--resume` continues from last.pt and ends with the same weights
-as an uninterrupted run, because every epoch re-seeds its RNGs from (seed, epoch, rank) and last.pt holds the
+writes the run folder (see hiva_core.checkpoint.RunFolder); `--resume` continues from last.pt and ends with the same
+weights as an uninterrupted run, because every epoch re-seeds its RNGs from (seed, epoch, rank) and last.pt holds the
 optimizer and scheduler state.
 """
 
@@ -13,9 +13,9 @@ import math
 import random
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,11 +24,16 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from augtext.errors import UserError
 from hiva_core import checkpoint as ckpt
-from hiva_core.config import TrainConfig, from_dict, resolve_config, to_dict
+from hiva_core.checkpoint import RunFolder
+from hiva_core.config import TrainConfig, resolve_config
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed, sync_buffers
 from hiva_core.evaluate import predict_loader
 from hiva_core.metrics import aggregate_folds, au_metrics, format_folds_table, format_table
+
+if TYPE_CHECKING:
+    from augtext.textprior import TextPrior
+    from hiva_core.data import AUDataset
 
 
 # ------------------------------------------------------------------------------------------------ building blocks
@@ -78,14 +83,14 @@ def discover_folds(spec: str, lists: str | None) -> list[int]:
     return manifest_folds(spec)
 
 
-def tensorboard_writer(out: Path, enabled: bool):
+def tensorboard_writer(log_dir: Path, enabled: bool):
     if not enabled:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional
         return None
-    return SummaryWriter(log_dir=str(out / "tb"))
+    return SummaryWriter(log_dir=str(log_dir))
 
 
 class Progress:
@@ -139,22 +144,203 @@ def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.train.channels_last and device.type in ("cuda", "cpu")
 
 
+# -------------------------------------------------------------------------------------------- what training holds
+@dataclass
+class TrainState:
+    """Everything a training step changes and --resume restores: the task (model + loss), the optimizer, the lr
+    schedule, the fp16 loss scaler and the counters. `step_module` is what a step calls: the task or its DDP wrapper.
+    """
+
+    task: nn.Module  # hiva_core.task.AUTask
+    step_module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    epoch: int = 0  # the epoch in progress; between epochs, the last one finished
+    step: int = 0  # optimizer steps so far
+
+    @property
+    def model(self) -> nn.Module:
+        """The plain model (never the DDP wrapper): what is evaluated and saved as model.safetensors."""
+        return self.task.model
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"task": self.task.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
+                "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.task.load_state_dict(state["task"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+
+
+@dataclass
+class Loaders:
+    """The training loader, whose order is drawn from `generator` (re-seeded every epoch; DistributedSampler's
+    set_epoch under DDP), and the evaluation loader, which shards the test split across ranks without padding."""
+
+    train: DataLoader
+    test: DataLoader
+    generator: torch.Generator
+    sampler: DistributedSampler | None
+    batches: int  # training batches per epoch: the loader's length, capped by train.max_steps_per_epoch
+
+    def reseed(self, seed: int, epoch: int) -> None:
+        self.generator.manual_seed(seed)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+
+class Monitor:
+    """What a run reports as it goes, from rank 0 only: progress bars, TensorBoard scalars, a log line per epoch on
+    stderr and the epoch's row of log.csv."""
+
+    def __init__(self, cfg: TrainConfig, run: RunFolder, info: DistInfo):
+        self.info, self.run, self.epochs = info, run, cfg.train.epochs
+        self.tb = tensorboard_writer(run.tensorboard_dir, cfg.train.tensorboard and info.is_main)
+        self.progress = Progress(cfg.train.progress and info.is_main)
+
+    def __enter__(self) -> Monitor:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+        if self.tb is not None:
+            self.tb.close()
+
+    def scalars(self, step: int, values: dict[str, float | torch.Tensor]) -> None:
+        if self.tb is not None:
+            for name, value in values.items():
+                self.tb.add_scalar(name, float(value), step)
+
+    def end_epoch(self, state: TrainState, losses: dict[str, float], metrics: dict | None, started: float) -> None:
+        """After the run folder was saved (rank 0): log.csv's row, TensorBoard's val/avg_f1 and the log line."""
+        val_f1 = metrics["avg"]["f1"] if metrics else float("nan")
+        val_auc = metrics["avg"]["auc"] if metrics else float("nan")
+        self.run.append_log({"epoch": state.epoch, "step": state.step, **{k: f"{v:.6f}" for k, v in losses.items()},
+                             "lr": f"{state.lr:.3e}", "val_f1": f"{val_f1:.6f}", "val_auc": f"{val_auc:.6f}",
+                             "time_s": f"{time.time() - started:.2f}"})
+        if metrics is not None:
+            self.scalars(state.step, {"val/avg_f1": val_f1})
+        log(self.info, f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  val avg F1 {100 * val_f1:.1f}  "
+                       f"best {100 * self.run.best_f1:.1f} (epoch {self.run.best_epoch})  "
+                       f"{time.time() - started:.1f}s")
+
+
+# ------------------------------------------------------------------------------------------------- setting up (fit)
+def build_datasets(cfg: TrainConfig, info: DistInfo) -> tuple[AUDataset, AUDataset]:
+    """The train and test splits. Images are checked up front: a missing file should fail now, not hours into an
+    epoch."""
+    from hiva_core.data import build_dataset, check_images
+
+    data = cfg.data
+    if data.spec is None:
+        raise UserError("hiva_core train needs --data (a manifest, a SynthAU folder, or bp4d:|disfa:|gft:ROOT)")
+    train_ds = build_dataset(data.spec, split="train", fold=data.fold, lists=data.lists, image_size=data.image_size,
+                             augment=True, aus=data.aus)
+    test_ds = build_dataset(data.spec, split="test", fold=data.fold, lists=data.lists, image_size=data.image_size,
+                            augment=False, aus=train_ds.aus)
+    for ds in (train_ds, test_ds):
+        if len(ds) == 0:
+            raise UserError(f"{data.spec}: the {'train' if ds is train_ds else 'test'} split is empty")
+        check_images(ds, progress=info.is_main and sys.stderr.isatty())
+    return train_ds, test_ds
+
+
+def read_prior(cfg: TrainConfig, run: RunFolder, aus: list[int], resume: bool) -> TextPrior:
+    """The text prior: the run's own copy when resuming (the weights were fitted to it), else the cache's."""
+    from augtext.prior import load_text_prior
+
+    if resume:
+        prior = run.read_prior()
+        if prior.aus != aus:
+            raise UserError(f"{run.prior_file} holds AUs {prior.aus}, the data gives {aus}; resume with the same data")
+    else:
+        if cfg.text.cache is None:
+            raise UserError("hiva_core train needs --text-cache DIR (an augtext cache with embeddings)")
+        prior = load_text_prior(cfg.text.cache, aus=aus, model=cfg.text.model, styles=cfg.text.styles,
+                                max_per_au=cfg.text.max_per_au)
+    if cfg.model.text_dim is not None and cfg.model.text_dim != prior.dim:
+        raise UserError(f"model.text_dim is {cfg.model.text_dim} but the text prior ({prior.model}, in "
+                        f"{cfg.text.cache or run.prior_file}) holds {prior.dim}-d embeddings; embed the cache "
+                        "with the matching model or drop model.text_dim")
+    return prior
+
+
+def build_loaders(cfg: TrainConfig, train_ds: AUDataset, test_ds: AUDataset, device: torch.device,
+                  info: DistInfo) -> Loaders:
+    batch = cfg.train.batch_size
+    gen = torch.Generator()
+    common = {"num_workers": cfg.data.num_workers, "pin_memory": device.type == "cuda"}
+    if info.enabled:
+        sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                     seed=cfg.train.seed, drop_last=True)
+        train = DataLoader(train_ds, batch_size=batch, sampler=sampler, generator=gen,
+                           drop_last=len(train_ds) // info.world_size > batch, **common)
+    else:
+        sampler = None
+        train = DataLoader(train_ds, batch_size=batch, shuffle=True, generator=gen, drop_last=len(train_ds) > batch,
+                           **common)
+    test = DataLoader(test_ds, batch_size=cfg.train.eval_batch_size or 2 * batch,
+                      sampler=ShardSampler(len(test_ds), info.rank, info.world_size), **common)
+    cap = cfg.train.max_steps_per_epoch
+    return Loaders(train, test, gen, sampler, len(train) if cap is None else min(len(train), cap))
+
+
+def build_state(cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device,
+                info: DistInfo) -> TrainState:
+    """Model, task (model + loss), optimizer, lr schedule and loss scaler, before the first step.
+
+    AU weights come from the training labels' positive rates (ME-GraphAU). AdamW without decay on norms/biases;
+    linear warmup, then cosine over all optimizer steps. Loss scaling only for fp16 (bf16 needs none)."""
+    from hiva_core.losses import au_weights
+    from hiva_core.models import create_model
+    from hiva_core.task import AUTask
+
+    model = create_model(cfg.model.name, num_aus=len(train_ds.aus), text_dim=text_dim, **cfg.model.overrides())
+    model.to(device)
+    if use_channels_last(cfg, device):
+        model.to(memory_format=torch.channels_last)
+    task = AUTask(model, au_weights(train_ds.labels).to(device), align_weight=cfg.train.align_weight).to(device)
+    step_module: nn.Module = task
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        step_module = DDP(task, device_ids=[device.index] if device.type == "cuda" else None,
+                          find_unused_parameters=cfg.train.find_unused_parameters)
+    optimizer = torch.optim.AdamW(param_groups(task, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
+    steps_per_epoch = math.ceil(batches / cfg.optim.accum_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(
+        cfg.train.epochs * steps_per_epoch, cfg.optim.warmup_ratio, cfg.optim.min_lr_ratio))
+    fp16 = device.type == "cuda" and cfg.train.precision == "fp16"
+    scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+    return TrainState(task, step_module, optimizer, scheduler, scaler, device)
+
+
 # ---------------------------------------------------------------------------------------------- one epoch of each
-def train_one_epoch(
-    task: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, scheduler, scaler, text: tuple,
-    device: torch.device, cfg: TrainConfig, step: int, progress: Progress, epoch: int, tb=None,
-) -> tuple[dict[str, float], int]:
-    """One pass over the training data; returns (mean losses, global optimizer step)."""
+def train_one_epoch(state: TrainState, loaders: Loaders, text: tuple, cfg: TrainConfig,
+                    monitor: Monitor) -> dict[str, float]:
+    """One pass over the training data (`loaders.batches` batches); advances `state.step`, returns the mean losses."""
+    task, optimizer, scaler, device = state.step_module, state.optimizer, state.scaler, state.device
     task.train()
-    accum = cfg.optim.accum_steps
-    n_batches = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader),
-                                                                             cfg.train.max_steps_per_epoch)
+    accum, n_batches = cfg.optim.accum_steps, loaders.batches
     dtype = autocast_dtype(device, cfg.train.precision)
     channels_last = use_channels_last(cfg, device)
     sums = {"loss": 0.0, "asl": 0.0, "align": 0.0}
-    bar = progress.task(f"epoch {epoch}/{cfg.train.epochs}", n_batches)
+    bar = monitor.progress.task(f"epoch {state.epoch}/{cfg.train.epochs}", n_batches)
     optimizer.zero_grad(set_to_none=True)
-    for i, batch in enumerate(loader):
+    for i, batch in enumerate(loaders.train):
         if i >= n_batches:
             break
         images = batch["image"].to(device, non_blocking=True)
@@ -177,16 +363,15 @@ def train_one_epoch(
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
+            state.scheduler.step()
+            state.step += 1
         for k in sums:
             sums[k] += float(out[k].detach())
-        progress.update(bar, f"loss {sums['loss'] / (i + 1):.4f}")
-        if tb is not None and stepping and step % cfg.train.log_every == 0:
-            tb.add_scalar("train/loss", float(out["loss"].detach()), step)
-            tb.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-    progress.done(bar)
-    return {k: v / max(1, n_batches) for k, v in sums.items()}, step
+        monitor.progress.update(bar, f"loss {sums['loss'] / (i + 1):.4f}")
+        if stepping and state.step % cfg.train.log_every == 0:
+            monitor.scalars(state.step, {"train/loss": out["loss"].detach(), "train/lr": state.lr})
+    monitor.progress.done(bar)
+    return {k: v / max(1, n_batches) for k, v in sums.items()}
 
 
 @torch.no_grad()
@@ -212,173 +397,58 @@ def evaluate(
 
 # ------------------------------------------------------------------------------------------------------------ fit
 def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
-    """Train one model into the run folder `out`; returns `{"best_f1", "best_epoch", "metrics", "out"}`."""
-    from augtext.prior import load_text_prior, read_text_prior
-    from hiva_core.data import build_dataset, check_images
-    from hiva_core.losses import au_weights
-    from hiva_core.task import AUTask
+    """Train one model into the run folder `out`; with `resume`, continue it from its last.pt.
 
-    out = Path(out)
-    ckpt.check_out(out, resume)  # before anything else: a good run is never touched by a failed start
+    Returns `{"best_f1", "best_epoch", "metrics", "last", "out", "finished"}`: the best average F1 and its epoch
+    (-1.0 and 0 before any evaluation), that epoch's per-AU metrics and the last evaluated epoch's (None before any
+    evaluation and on ranks other than 0), the run folder, and whether the run reached `train.epochs` (False when
+    `train.stop_after` ended it early).
+    """
+    run = RunFolder(out)
+    run.check_new(resume)  # before anything else: a good run is never touched by a failed start
     info, device = init_distributed(pick_device(cfg.train.device))
     seed_everything(cfg.train.seed)
 
-    # Data. Images are checked up front: a missing file should fail now, not hours into an epoch.
-    data = cfg.data
-    if data.spec is None:
-        raise UserError("hiva_core train needs --data (a manifest, a SynthAU folder, or bp4d:|disfa:|gft:ROOT)")
-    train_ds = build_dataset(data.spec, split="train", fold=data.fold, lists=data.lists, image_size=data.image_size,
-                             augment=True, aus=data.aus)
-    test_ds = build_dataset(data.spec, split="test", fold=data.fold, lists=data.lists, image_size=data.image_size,
-                            augment=False, aus=train_ds.aus)
-    for ds in (train_ds, test_ds):
-        if len(ds) == 0:
-            raise UserError(f"{data.spec}: the {'train' if ds is train_ds else 'test'} split is empty")
-        check_images(ds, progress=info.is_main and sys.stderr.isatty())
+    train_ds, test_ds = build_datasets(cfg, info)
     aus = list(train_ds.aus)
-
-    # The text prior: the run's own copy when resuming (the weights were fitted to it), else the cache.
-    if resume:
-        prior = read_text_prior(out / ckpt.PRIOR)
-        if prior.aus != aus:
-            raise UserError(f"{out / ckpt.PRIOR} holds AUs {prior.aus}, the data gives {aus}; "
-                            "resume with the same data")
-    else:
-        if cfg.text.cache is None:
-            raise UserError("hiva_core train needs --text-cache DIR (an augtext cache with embeddings)")
-        prior = load_text_prior(cfg.text.cache, aus=aus, model=cfg.text.model, styles=cfg.text.styles,
-                                max_per_au=cfg.text.max_per_au)
-    if cfg.model.text_dim is not None and cfg.model.text_dim != prior.dim:
-        raise UserError(f"model.text_dim is {cfg.model.text_dim} but the text prior ({prior.model}, in "
-                        f"{cfg.text.cache or out / ckpt.PRIOR}) holds {prior.dim}-d embeddings; embed the cache "
-                        "with the matching model or drop model.text_dim")
+    prior = read_prior(cfg, run, aus, resume)
     text = ckpt.prior_tensors(prior, device)  # moved to the device once, reused by every step
-
-    # Model + task (model + loss). AU weights come from the training labels' positive rates (ME-GraphAU).
-    from hiva_core.models import create_model
-
-    model = create_model(cfg.model.name, num_aus=len(aus), text_dim=prior.dim, **cfg.model.overrides())
-    model.to(device)
-    if use_channels_last(cfg, device):
-        model.to(memory_format=torch.channels_last)
-    weights = au_weights(train_ds.labels).to(device)
-    task = AUTask(model, weights, align_weight=cfg.train.align_weight).to(device)
-    train_task: nn.Module = task
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        train_task = DDP(task, device_ids=[device.index] if device.type == "cuda" else None,
-                         find_unused_parameters=cfg.train.find_unused_parameters)
-
-    # Loaders. The training order is drawn from a generator re-seeded every epoch (and DistributedSampler's
-    # set_epoch under DDP); evaluation shards the test split across ranks without padding.
-    batch = cfg.train.batch_size
-    gen = torch.Generator()
-    workers = data.num_workers
-    common = {"num_workers": workers, "pin_memory": device.type == "cuda"}
-    if info.enabled:
-        train_sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                           seed=cfg.train.seed, drop_last=True)
-        train_loader = DataLoader(train_ds, batch_size=batch, sampler=train_sampler, generator=gen,
-                                  drop_last=len(train_ds) // info.world_size > batch, **common)
-    else:
-        train_sampler = None
-        train_loader = DataLoader(train_ds, batch_size=batch, shuffle=True, generator=gen,
-                                  drop_last=len(train_ds) > batch, **common)
-    test_loader = DataLoader(test_ds, batch_size=cfg.train.eval_batch_size or 2 * batch,
-                             sampler=ShardSampler(len(test_ds), info.rank, info.world_size), **common)
-
-    # Optimizer and schedule: AdamW without decay on norms/biases; warmup then cosine over all optimizer steps.
-    optimizer = torch.optim.AdamW(param_groups(task, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
-    batches = len(train_loader) if cfg.train.max_steps_per_epoch is None else min(len(train_loader),
-                                                                                  cfg.train.max_steps_per_epoch)
-    steps_per_epoch = math.ceil(batches / cfg.optim.accum_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(
-        cfg.train.epochs * steps_per_epoch, cfg.optim.warmup_ratio, cfg.optim.min_lr_ratio))
-    fp16 = device.type == "cuda" and cfg.train.precision == "fp16"
-    scaler = torch.amp.GradScaler(device.type, enabled=fp16)  # loss scaling only for fp16 (bf16 needs none)
-
-    # Resume: every piece of state that the next epoch depends on.
-    start_epoch, step, best_f1, best_epoch, rows, best_metrics = 1, 0, -1.0, 0, [], None
-    if resume:
-        state = ckpt.load_last(out / ckpt.LAST)
-        task.load_state_dict(state["task"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "scaler" in state and fp16:
-            scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        start_epoch, step = int(state["epoch"]) + 1, int(state["step"])
-        best_f1, best_epoch = float(state["best_f1"]), int(state["best_epoch"])
-        rows = ckpt.read_log(out / ckpt.LOG, start_epoch - 1) if info.is_main else []
-        if (out / ckpt.METRICS).is_file():
-            best_metrics = ckpt.read_json(out / ckpt.METRICS, "metrics file").get("best")
-        log(info, f"resuming {out} at epoch {start_epoch} (best avg F1 {100 * best_f1:.1f} at epoch {best_epoch})")
-
-    # The run's identity, written before the first step so that a crash still leaves a readable folder.
-    if info.is_main:
+    loaders = build_loaders(cfg, train_ds, test_ds, device, info)
+    state = build_state(cfg, train_ds, prior.dim, loaders.batches, device, info)
+    if resume:  # every piece of state that the next epoch depends on
+        state.load_state_dict(run.resume())
+        log(info, f"resuming {run.path} at epoch {state.epoch + 1} "
+                  f"(best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch})")
+    if info.is_main:  # the run's identity, written before the first step: a crash still leaves a readable folder
         if not resume:
-            ckpt.save_prior(prior, out / ckpt.PRIOR)
-        ckpt.write_json(out / ckpt.CONFIG, {
-            "format": ckpt.RUN_FORMAT, "config": to_dict(cfg), "model_name": cfg.model.name,
-            "model_config": ckpt.model_config_dict(model), "aus": aus, "image_size": data.image_size,
-            "text_prior": {"fingerprint": prior.fingerprint, "model": prior.model, "dim": prior.dim,
-                           "descriptions_per_au": int(prior.mask.shape[1]), "cache": cfg.text.cache},
-            "data": {"spec": data.spec, "fold": data.fold, "train_frames": len(train_ds),
-                     "test_frames": len(test_ds)},
-            "world_size": info.world_size,
-        })
-    tb = tensorboard_writer(out, cfg.train.tensorboard and info.is_main)
+            run.write_prior(prior)
+        run.write_config(cfg, state.model, aus, prior, train_frames=len(train_ds), test_frames=len(test_ds),
+                         world_size=info.world_size)
 
-    last_metrics = None
     stop = cfg.train.epochs if cfg.train.stop_after is None else min(cfg.train.epochs,
-                                                                     start_epoch - 1 + cfg.train.stop_after)
-    with Progress(cfg.train.progress and info.is_main) as progress:
-        for epoch in range(start_epoch, stop + 1):
-            t0 = time.time()
+                                                                     state.epoch + cfg.train.stop_after)
+    with Monitor(cfg, run, info) as monitor:
+        for epoch in range(state.epoch + 1, stop + 1):
+            started, state.epoch = time.time(), epoch
             seed = epoch_seed(cfg.train.seed, epoch, info.rank)
             seed_everything(seed)
-            gen.manual_seed(seed)
-            if train_sampler is not None:
-                train_sampler.set_epoch(epoch)
-            losses, step = train_one_epoch(train_task, train_loader, optimizer, scheduler, scaler, text, device, cfg,
-                                           step, progress, epoch, tb)
-
+            loaders.reseed(seed, epoch)
+            losses = train_one_epoch(state, loaders, text, cfg, monitor)
             metrics = None
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
                 # fp32, like load_run's predict: `hiva_core eval` then reproduces these numbers exactly.
-                metrics = evaluate(model, test_loader, text, device, aus, info)
+                metrics = evaluate(state.model, loaders.test, text, device, aus, info)
             # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
             if info.is_main:
-                if metrics is not None:
-                    last_metrics = metrics
-                    if metrics["avg"]["f1"] > best_f1:
-                        best_f1, best_epoch, best_metrics = metrics["avg"]["f1"], epoch, metrics
-                        ckpt.save_model(model, out / ckpt.MODEL)
-                ckpt.write_json(out / ckpt.METRICS, {"best_epoch": best_epoch, "best": best_metrics,
-                                                     "last_epoch": epoch, "last": metrics})
-                ckpt.save_last(out / ckpt.LAST, task=task.state_dict(), optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), epoch=epoch, step=step,
-                               best_f1=best_f1, best_epoch=best_epoch, rng=ckpt.rng_state())
-                val_f1 = metrics["avg"]["f1"] if metrics else float("nan")
-                val_auc = metrics["avg"]["auc"] if metrics else float("nan")
-                rows.append({"epoch": epoch, "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
-                             "lr": f"{optimizer.param_groups[0]['lr']:.3e}", "val_f1": f"{val_f1:.6f}",
-                             "val_auc": f"{val_auc:.6f}", "time_s": f"{time.time() - t0:.2f}"})
-                ckpt.write_log(out / ckpt.LOG, rows)
-                if tb is not None and metrics is not None:
-                    tb.add_scalar("val/avg_f1", val_f1, step)
-                log(info, f"epoch {epoch}/{cfg.train.epochs}  loss {losses['loss']:.4f}  "
-                          f"val avg F1 {100 * val_f1:.1f}  best {100 * best_f1:.1f} (epoch {best_epoch})  "
-                          f"{time.time() - t0:.1f}s")
-    if tb is not None:
-        tb.close()
-    if info.is_main and best_metrics is not None and stop == cfg.train.epochs:
-        print(f"\n{out}: best avg F1 {100 * best_f1:.1f} at epoch {best_epoch}\n")
-        print(format_table(best_metrics))
-    return {"best_f1": best_f1, "best_epoch": best_epoch, "metrics": best_metrics, "last": last_metrics,
-            "out": str(out), "finished": stop == cfg.train.epochs}
+                run.save_checkpoint(epoch, metrics, state.model, state.state_dict())
+                monitor.end_epoch(state, losses, metrics, started)
+
+    finished = stop == cfg.train.epochs
+    if info.is_main and run.best_metrics is not None and finished:
+        print(f"\n{run.path}: best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch}\n")
+        print(format_table(run.best_metrics))
+    return {"best_f1": run.best_f1, "best_epoch": run.best_epoch, "metrics": run.best_metrics,
+            "last": run.last_metrics, "out": str(run.path), "finished": finished}
 
 
 # ----------------------------------------------------------------------------------------------------- the command
@@ -402,12 +472,13 @@ def run_train(
            "data.fold": fold, "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
            "data.image_size": image_size}
     # On --resume the saved config is the base: repeating the original command (or adding --epochs) continues it.
+    run = RunFolder(out)
     base = None
     if resume:
-        saved = out / ckpt.CONFIG if folds != "all" else next(iter(sorted(out.glob("fold*/" + ckpt.CONFIG))), None)
-        if saved is None or not saved.is_file():
+        saved = run if folds != "all" else next(iter(run.fold_runs()), None)
+        if saved is None or not saved.config_file.is_file():
             raise UserError(f"--resume: no {ckpt.CONFIG} under {out}; nothing to resume (train without --resume)")
-        base = from_dict(ckpt.read_json(saved, "run config")["config"])
+        base = saved.read_train_config()
     cfg = resolve_config(config, cli, overrides, base=base)
 
     if folds != "all":
@@ -422,18 +493,18 @@ def run_train(
     # Check every fold folder first, so that a refusal happens before any fold trains.
     if not resume:
         for k in fold_ids:
-            ckpt.check_out(out / f"fold{k}", resume=False)
+            run.fold(k).check_new(resume=False)
     results = {}
     try:
         for k in fold_ids:
-            fold_out = out / f"fold{k}"
-            fold_resume = resume and (fold_out / ckpt.LAST).is_file()
-            results[f"fold{k}"] = fit(replace(cfg, data=replace(cfg.data, fold=k)), fold_out, resume=fold_resume)
+            fold_run = run.fold(k)
+            fold_resume = resume and fold_run.can_resume()
+            results[f"fold{k}"] = fit(replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume)
     finally:
         cleanup()
     if all(r["metrics"] is not None for r in results.values()) and env_world().is_main:
         summary = aggregate_folds({name: r["metrics"] for name, r in results.items()})
-        ckpt.write_json(out / "summary.json", summary)
+        run.write_summary(summary)
         print(f"\n{out}: {len(fold_ids)} folds, mean avg F1 {100 * summary['mean']['avg']['f1']:.1f}\n")
         print(format_folds_table(summary))
         return summary

@@ -115,3 +115,73 @@ def test_pick_device_and_autocast():
             pick_device("cuda")
     with autocast(torch.device("cpu")):  # a no-op on CPU: full precision
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+# ------------------------------------------------------------------------------------------------------ RunFolder
+def _metrics(f1: float) -> dict:
+    return {"avg": {"f1": f1, "auc": 0.5}, "per_au": {}}
+
+
+def test_run_folder_keeps_the_best_and_always_the_last(tmp_path):
+    """As timm's CheckpointSaver: last.pt every epoch, model.safetensors only when the average F1 improves (a tie
+    keeps the earlier epoch); an epoch without evaluation changes no best. `resume` restores that state."""
+    from safetensors.torch import load_file
+
+    run = checkpoint.RunFolder(tmp_path / "run")
+    model = torch.nn.Linear(2, 1)
+    written = []
+    for epoch, f1 in enumerate([0.5, 0.7, 0.7, None, 0.6], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        run.save_checkpoint(epoch, None if f1 is None else _metrics(f1), model, {"epoch": epoch, "step": 10 * epoch})
+        written.append(float(load_file(run.model_file)["weight"][0, 0]))
+        run.append_log({"epoch": epoch, "step": 10 * epoch})
+    assert written == [1, 2, 2, 2, 2]  # epoch 2's weights: the first 0.7
+    assert (run.best_f1, run.best_epoch, run.last_metrics["avg"]["f1"]) == (0.7, 2, 0.6)
+    last = torch.load(run.last_file, weights_only=True)
+    assert list(last) == ["epoch", "step", "best_f1", "best_epoch", "rng"] and last["epoch"] == 5
+    saved = json.loads(run.metrics_file.read_text())
+    assert (saved["best_epoch"], saved["last_epoch"], saved["best"]["avg"]["f1"]) == (2, 5, 0.7)
+
+    again = checkpoint.RunFolder(run.path)
+    assert again.resume()["step"] == 50
+    assert (again.best_f1, again.best_epoch, again.best_metrics["avg"]["f1"]) == (0.7, 2, 0.7)
+    assert [int(r["epoch"]) for r in again.log_rows] == [1, 2, 3, 4, 5]
+
+
+def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):
+    run = checkpoint.RunFolder(tmp_path / "run")
+    run.check_new(resume=False)  # an empty (or absent) folder is fine
+    with pytest.raises(UserError, match="nothing to resume"):
+        run.check_new(resume=True)
+    run.save_checkpoint(1, None, torch.nn.Linear(2, 1), {"epoch": 1, "step": 1})
+    with pytest.raises(UserError, match="already holds a trained run"):
+        run.check_new(resume=False)
+    run.check_new(resume=True)
+
+
+def test_run_folder_config_round_trip(tmp_path):
+    """config.json written through RunFolder is what load_run and --resume read back."""
+    from augtext.textprior import TextPrior
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
+    from hiva_core.models import create_model
+
+    prior = TextPrior(aus=[1, 2], embeddings=np.ones((2, 3, 8), np.float32), mask=np.ones((2, 3), bool), model="m",
+                      fingerprint="f" * 64)
+    cfg = TrainConfig(data=DataSection(image_size=32, fold=2), model=ModelSection(backbone="tiny", dim=32, heads=4))
+    net = create_model(cfg.model.name, num_aus=2, text_dim=8, **cfg.model.overrides())
+    run = checkpoint.RunFolder(tmp_path / "run")
+    run.write_config(cfg, net, prior.aus, prior, train_frames=10, test_frames=5)
+    run.write_prior(prior)
+    run.write_model(net)
+    info = run.read_config()
+    assert info["format"] == checkpoint.RUN_FORMAT and info["aus"] == [1, 2] and info["image_size"] == 32
+    assert info["text_prior"]["descriptions_per_au"] == 3 and info["data"]["train_frames"] == 10
+    assert run.read_train_config() == cfg
+    loaded = load_run(run.path, device="cpu")
+    assert loaded.aus == [1, 2] and loaded.prior == prior and loaded.config == info
+    parent = checkpoint.RunFolder(tmp_path)
+    assert not parent.is_run() and [r.path for r in parent.fold_runs()] == []
+    (tmp_path / "fold2").mkdir()
+    run.config_file.rename(tmp_path / "fold2" / checkpoint.CONFIG)
+    assert [r.path.name for r in parent.fold_runs()] == ["fold2"] and parent.fold(2).is_run()

@@ -24,21 +24,21 @@ def make_tiny_run(folder: Path, aus=AUS, image_size: int = IMAGE_SIZE, model: st
     import torch
 
     from augtext.prior import load_text_prior
-    from hiva_core import checkpoint as ck
+    from hiva_core.checkpoint import RunFolder
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
     from hiva_core.models import create_model
     from tests.textcache import make_text_cache
 
     prior = load_text_prior(make_text_cache(folder / "text_cache", aus=aus, per_au=3), aus=aus)
+    cfg = TrainConfig(data=DataSection(image_size=image_size),
+                      model=ModelSection(name=model, backbone="tiny", dim=64, heads=4))
     torch.manual_seed(0)
-    net = create_model(model, num_aus=len(aus), text_dim=prior.dim, backbone="tiny", dim=64, heads=4)
-    run = folder / "run"
-    ck.save_model(net, run / ck.MODEL)
-    ck.save_prior(prior, run / ck.PRIOR)
-    ck.write_json(run / ck.CONFIG, {
-        "format": ck.RUN_FORMAT, "model_name": model, "model_config": ck.model_config_dict(net), "aus": list(aus),
-        "image_size": image_size, "config": {}, "text_prior_fingerprint": prior.fingerprint,
-    })
-    return run
+    net = create_model(cfg.model.name, num_aus=len(aus), text_dim=prior.dim, **cfg.model.overrides())
+    run = RunFolder(folder / "run")
+    run.write_model(net)
+    run.write_prior(prior)
+    run.write_config(cfg, net, aus, prior)
+    return run.path
 
 
 def tiny_run(tmp_path_factory) -> Path:
