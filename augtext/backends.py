@@ -33,18 +33,28 @@ class Completion:
     latency_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class RequestSpec:
+    """What a request is for. LLM backends answer from the messages alone; the reference backend answers from this."""
+
+    au: int
+    style: str
+    sample_idx: int  # the first sample index of the call
+    per_request: int  # descriptions the prompt asks for
+
+
 class RequestFailed(Exception):
     """A request that gave up: a non-retryable error, or retries exhausted. The message says why."""
 
 
 class Backend(Protocol):
-    name: str  # "openai" | "hf"
+    name: str  # "openai" | "hf" | "reference"
     model: str  # what is recorded as the row's `model`
     max_samples_per_call: int  # how many samples of one prompt a single call may return
     retries: int  # retries made so far (for progress reporting)
 
     async def complete(self, messages: list[dict[str, str]], *, n_samples: int, seed: int, temperature: float,
-                       max_tokens: int) -> list[Completion]: ...
+                       max_tokens: int, request: RequestSpec | None = None) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...
 
@@ -123,7 +133,8 @@ class OpenAIBackend:
         self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
 
     async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
-                       temperature: float = 0.9, max_tokens: int = 400) -> list[Completion]:
+                       temperature: float = 0.9, max_tokens: int = 400,
+                       request: RequestSpec | None = None) -> list[Completion]:
         import openai
 
         kwargs: dict[str, Any] = dict(model=self.model, messages=messages, temperature=temperature,
@@ -269,7 +280,8 @@ class HFBackend:
         return results
 
     async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
-                       temperature: float = 0.9, max_tokens: int = 400) -> list[Completion]:
+                       temperature: float = 0.9, max_tokens: int = 400,
+                       request: RequestSpec | None = None) -> list[Completion]:
         try:
             return await asyncio.to_thread(self._generate, messages, n_samples, seed, temperature, max_tokens)
         except Exception as exc:  # e.g. CUDA OOM: a failed request, not a crash of the whole run
@@ -279,12 +291,56 @@ class HFBackend:
         return None
 
 
+# -- reference (the project's own descriptions) ----------------------------------------------------------------------
+
+class ReferenceBackend:
+    """Answers from the project's reference description set (augtext/reference/), offline and in no time.
+
+    Sample i of (AU, style) is the JSON list of the set's texts [i * per_request, (i + 1) * per_request) in file
+    order, so `--n N` keeps the first N of a style; past the end of the set the answer is an empty list, and an AU or
+    style the set lacks ends short of `--n` like with any backend. The recorded model is the set's content hash
+    (`reference-<sha>`): an edited set gives new request keys, and a rerun writes the new texts.
+    """
+
+    name = "reference"
+    max_samples_per_call = 1
+
+    def __init__(self) -> None:
+        from augtext.reference import reference_version
+
+        self.model = reference_version()
+        self.retries = 0
+
+    async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
+                       temperature: float = 0.9, max_tokens: int = 400,
+                       request: RequestSpec | None = None) -> list[Completion]:
+        import json
+
+        from augtext.reference import reference_texts
+
+        if request is None:
+            raise RequestFailed("the reference backend needs to know the AU and style of a request")
+        texts = reference_texts(request.au, request.style)
+        out = []
+        for i in range(request.sample_idx, request.sample_idx + n_samples):
+            part = texts[i * request.per_request: (i + 1) * request.per_request]
+            out.append(Completion(text=json.dumps(list(part), ensure_ascii=False)))
+        return out
+
+    async def aclose(self) -> None:
+        pass
+
+
 def make_backend(backend: str, model: str | None, *, base_url: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0, max_retries: int = 5) -> Backend:
     """The backend named on the command line."""
+    if backend == "reference":
+        if model is not None:
+            raise UserError("--model does not apply to --backend reference (it answers from augtext/reference/)")
+        return ReferenceBackend()
     if backend == "openai":
         return OpenAIBackend(model=model or "", base_url=base_url, api_key_env=api_key_env, timeout=timeout,
                              max_retries=max_retries)
     if backend == "hf":
         return HFBackend(model=model)
-    raise UserError(f"unknown backend {backend!r}: use openai or hf")
+    raise UserError(f"unknown backend {backend!r}: use reference, openai or hf")

@@ -31,11 +31,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from augtext.backends import Backend, RequestFailed, make_backend
+from augtext.backends import Backend, RequestFailed, RequestSpec, make_backend
 from augtext.errors import UserError
 from augtext.facs import FACS, au_label, parse_au_spec
 from augtext.io import atomic_path, atomic_write
 from augtext.templates import available_styles, render_messages
+from augtext.quality import SemanticGate
+from augtext.reference import few_shot_examples, reference_texts
 from augtext.validate import DUPLICATE, NearDuplicateFilter, ParseError, parse_response, validate_description
 
 LOG_NAME = "requests.jsonl"
@@ -50,7 +52,8 @@ DESCRIPTIONS_SCHEMA = pa.schema([
 ])
 DEFAULT_PER_REQUEST = 5
 
-Group = tuple[int, str]  # (au, style)
+Group = tuple[int, str]  # (au, style): one pair of a run
+Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of one pair from one model in the cache
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class GenerateConfig:
     prompts: Path | None = None
     progress: bool = True  # a live bar when stderr is a terminal, else a plain line every 30 s
     lenient: bool | None = None  # salvage texts from non-JSON answers; None: for hf answers only (small models)
+    few_shot: int = 0  # reference descriptions shown in each prompt as examples
+    gate: bool = True  # the semantic gate (augtext.quality.SemanticGate) after the rule checks
 
     @property
     def params(self) -> dict[str, Any]:
@@ -199,15 +204,17 @@ class GroupResult:
 
 
 def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None,
-               lenient: bool | None = None) -> GroupResult:
+               lenient: bool | None = None, gate: SemanticGate | None = None) -> GroupResult:
     """Parse, validate and de-duplicate one (AU, style) pair's answers in a fixed order: sample index, key, position.
 
     The same answers always give the same kept texts, so planning and the final table agree. `lenient` is passed
-    to `parse_response`; None means lenient for answers of the hf backend (small local models) only.
+    to `parse_response`; None means lenient for answers of the hf backend (small local models) only. `gate` drops
+    texts that passed the rule checks but are not about `au` (far_from_au, other_au). LLM texts that copy one of the
+    project's reference descriptions of the pair (e.g. a few-shot example) count as duplicates.
     """
     result = GroupResult(keys=frozenset(e["key"] for e in entries), cap=cap)
-    seen = NearDuplicateFilter()
     unit = FACS[au]
+    candidates: list[tuple[dict[str, Any], int, str]] = []
     for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
         result.answered += 1
         try:
@@ -218,44 +225,69 @@ def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None,
             continue
         for pos, text in enumerate(texts):
             reason = validate_description(text, unit)
-            if reason is None and seen.is_duplicate(text):
-                reason = DUPLICATE
             if reason is not None:
                 result.rejections[reason] += 1
-            elif cap is not None and len(result.kept) >= cap:
-                result.surplus += 1
             else:
-                seen.add(text)
-                result.kept.append((entry, pos, text))
+                candidates.append((entry, pos, text))
+    decisions = gate.check([c[2] for c in candidates], au) if gate is not None and candidates else []
+    seen: dict[str, NearDuplicateFilter] = {}
+    for i, (entry, pos, text) in enumerate(candidates):
+        if decisions and decisions[i].reason is not None:
+            result.rejections[decisions[i].reason] += 1
+            continue
+        style = str(entry["style"])
+        if style not in seen:
+            seen[style] = NearDuplicateFilter(reference_texts(au, style) if entry["backend"] != "reference" else ())
+        if seen[style].is_duplicate(text):
+            result.rejections[DUPLICATE] += 1
+        elif cap is not None and len(result.kept) >= cap:
+            result.surplus += 1
+        else:
+            seen[style].add(text)
+            result.kept.append((entry, pos, text))
     return result
 
 
-def _group_entries(log: RequestLog) -> dict[Group, list[dict[str, Any]]]:
-    groups: dict[Group, list[dict[str, Any]]] = defaultdict(list)
+def _group_entries(log: RequestLog) -> dict[Source, list[dict[str, Any]]]:
+    groups: dict[Source, list[dict[str, Any]]] = defaultdict(list)
     for entry in log.entries.values():
-        groups[(int(entry["au"]), str(entry["style"]))].append(entry)
+        groups[(int(entry["au"]), str(entry["style"]), str(entry["backend"]), str(entry["model"]))].append(entry)
     return groups
 
 
-def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int], known: dict[Group, GroupResult] | None = None,
-            lenient: bool | None = None) -> tuple[int, dict[Group, GroupResult]]:
-    """Rewrite descriptions.parquet and rejections.json from the whole log; returns (rows, results per pair).
+def _previous_caps(cache: Path) -> dict[Source, int | None]:
+    """The cap each (au, style, backend, model) had when rejections.json was last written ({} if unknown)."""
+    try:
+        report = json.loads((cache / REJECTIONS_NAME).read_text(encoding="utf-8"))
+        return {(int(p["au"]), str(p["style"]), str(p["backend"]), str(p["model"])): p.get("cap")
+                for p in report["pairs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
-    `known` holds pairs already walked by this run: reused when computed from the same answers with the same cap.
+
+def rebuild(cache: Path, log: RequestLog, caps: dict[Source, int], known: dict[Source, GroupResult] | None = None,
+            lenient: bool | None = None, gate: SemanticGate | None = None) -> tuple[int, dict[Source, GroupResult]]:
+    """Rewrite descriptions.parquet and rejections.json from the whole log; returns (rows, results per source).
+
+    The rows of one pair from one model are a function of its answers and its cap: `caps` for this run's pairs,
+    the cap recorded in rejections.json for every other pair (so a run never changes the rows of pairs it was not
+    asked about). `known` holds sources already walked by this run: reused when computed from the same answers
+    with the same cap.
     """
     import pyarrow.parquet as pq
 
     known = known or {}
-    results = {}
+    caps = {**_previous_caps(cache), **caps}
+    results: dict[Source, GroupResult] = {}
     for g, es in sorted(_group_entries(log).items()):
         if g[0] not in FACS:
             continue
         res = known.get(g)
         if res is None or res.cap != caps.get(g) or res.keys != frozenset(e["key"] for e in es):
-            res = walk_group(es, g[0], caps.get(g), lenient)
+            res = walk_group(es, g[0], caps.get(g), lenient, gate)
         results[g] = res
     rows: dict[str, list[Any]] = defaultdict(list)
-    for (au, style), res in results.items():
+    for (au, style, _backend, _model), res in results.items():
         for entry, _pos, text in res.kept:
             rows["au"].append(au)
             rows["text"].append(text)
@@ -277,8 +309,9 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Group, int], known: dict[Gr
     with atomic_path(cache / DESCRIPTIONS_NAME) as tmp:
         pq.write_table(table, tmp)
     report = {"version": 1, "pairs": [
-        {"au": au, "style": style, "answered": res.answered, "kept": len(res.kept), "surplus": res.surplus,
-         "rejected": dict(sorted(res.rejections.items()))} for (au, style), res in results.items()]}
+        {"au": au, "style": style, "backend": backend, "model": model, "cap": res.cap, "answered": res.answered,
+         "kept": len(res.kept), "surplus": res.surplus, "rejected": dict(sorted(res.rejections.items()))}
+        for (au, style, backend, model), res in results.items()]}
     totals: Counter = Counter()
     for res in results.values():
         totals.update(res.rejections)
@@ -337,7 +370,7 @@ def _per_request(config: GenerateConfig) -> int:
 
 
 async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report: GenerateReport,
-               progress: _Progress) -> dict[Group, GroupResult]:
+               progress: _Progress, gate: SemanticGate | None) -> dict[Group, GroupResult]:
     sem = asyncio.Semaphore(config.concurrency)
     per_request = _per_request(config)
     kept_now: dict[Group, int] = {}
@@ -348,8 +381,9 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
         """One backend call for the given sample indices; logs each answer. False if it failed."""
         async with sem:
             try:
-                completions = await backend.complete(messages, n_samples=len(idxs), seed=seeds[0],
-                                                     temperature=config.temperature, max_tokens=config.max_tokens)
+                completions = await backend.complete(
+                    messages, n_samples=len(idxs), seed=seeds[0], temperature=config.temperature,
+                    max_tokens=config.max_tokens, request=RequestSpec(au, style, idxs[0], per_request))
             except RequestFailed as exc:
                 report.failed += len(idxs)
                 report.failures.append(f"{au_label(au)}/{style} sample {idxs[0]}: {exc}")
@@ -373,7 +407,8 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
         return True
 
     async def run_pair(au: int, style: str) -> None:
-        messages, tsha = render_messages(style, au, per_request, config.prompts)
+        messages, tsha = render_messages(style, au, per_request, config.prompts,
+                                         examples=few_shot_examples(au, style, config.few_shot))
 
         keys: dict[int, tuple[str, int]] = {}
 
@@ -408,7 +443,7 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
             oks = await asyncio.gather(*(ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c],
                                              [t[2] for t in c]) for c in calls))
             entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
-            result = walk_group(entries, au, config.n, config.lenient)
+            result = walk_group(entries, au, config.n, config.lenient, gate)
             kept_now[(au, style)] = len(result.kept)
             progress.update(report, sum(kept_now.values()))
             if calls and not any(oks):
@@ -440,11 +475,14 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     # are rendered as their pairs start, overlapping with requests in flight.
     for style in config.styles:
         render_messages(style, config.aus[0], _per_request(config), config.prompts)
+    gate = SemanticGate() if config.gate else None
+    if gate is not None:
+        gate.warm_up()  # the embedding model loads while the first requests are in flight
 
     async def main() -> dict[Group, GroupResult]:
         try:
             with _Progress(config.progress) as progress:
-                return await _run(config, backend, log, report, progress)
+                return await _run(config, backend, log, report, progress, gate)
         finally:
             await backend.aclose()
 
@@ -452,8 +490,10 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
         finals = asyncio.run(main())
     finally:
         log.close()
-    caps = {(au, style): config.n for au in config.aus for style in config.styles}
-    report.rows, _ = rebuild(config.cache, log, caps, finals, config.lenient)
+    source = (backend.name, backend.model)
+    caps = {(au, style, *source): config.n for au in config.aus for style in config.styles}
+    known = {(au, style, *source): res for (au, style), res in finals.items()}
+    report.rows, _ = rebuild(config.cache, log, caps, known, config.lenient, gate)
     for (au, style), res in sorted(finals.items()):
         report.kept[(au, style)] = len(res.kept)
         report.rejections.update(res.rejections)
@@ -492,7 +532,8 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
 def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | None, n: int, styles: str | None,
                  cache: Path, concurrency: int, seed: int, timeout: float, max_retries: int, max_rounds: int,
                  temperature: float, max_tokens: int, api_key_env: str, prompts: Path | None,
-                 per_request: int = DEFAULT_PER_REQUEST, lenient: bool | None = None) -> GenerateReport:
+                 per_request: int = DEFAULT_PER_REQUEST, lenient: bool | None = None, few_shot: int = 0,
+                 gate: bool = True) -> GenerateReport:
     """CLI entry: validate options, build the backend, generate, print a summary; exit 1 if a pair falls short."""
     import click
 
@@ -504,11 +545,14 @@ def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | 
             raise UserError(f"{name} must be at least {low} (got {value})")
     if timeout <= 0:
         raise UserError(f"--timeout must be positive (got {timeout})")
-    if backend not in ("openai", "hf"):
-        raise UserError(f"unknown backend {backend!r}: use openai or hf")
+    if backend not in ("reference", "openai", "hf"):
+        raise UserError(f"unknown backend {backend!r}: use reference, openai or hf")
+    if few_shot < 0:
+        raise UserError(f"--few-shot must be at least 0 (got {few_shot})")
     config = GenerateConfig(aus=aus, styles=resolve_styles(styles, prompts), cache=Path(cache), n=n,
                             per_request=per_request, concurrency=concurrency, seed=seed, max_rounds=max_rounds,
-                            temperature=temperature, max_tokens=max_tokens, prompts=prompts, lenient=lenient)
+                            temperature=temperature, max_tokens=max_tokens, prompts=prompts, lenient=lenient,
+                            few_shot=few_shot, gate=gate)
     report = generate(config, make_backend(backend, model, base_url=base_url, api_key_env=api_key_env,
                                            timeout=timeout, max_retries=max_retries))
     print(format_summary(report, config), file=sys.stderr)

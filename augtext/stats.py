@@ -185,4 +185,8 @@ def run_stats(cache: Path, samples: int = 2) -> list[AUStats]:
             for text in r.samples:
                 smp.add_row(au_label(r.au), text)
         console.print(smp)
+
+    from augtext.quality import score_cache
+
+    print(score_cache(cache).summary(), flush=True)  # what `augtext score` measures, in one line
     return rows

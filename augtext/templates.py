@@ -17,6 +17,8 @@ What a template sees (all plain dicts, lists, strings and ints):
 - `cooccurring` / `lookalikes`: the same facts (without their own cross-references) for each AU that typically
   co-occurs with it / that it is most often confused with, in the order of `au.cooccurs` / `au.lookalikes`.
 - `n`: how many descriptions to ask for.
+- `examples`: reference descriptions of the AU in this style to show as examples (`--few-shot N`; empty list
+  without it). The package's `_base.j2` lists them under the task; a template that ignores them is fine.
 
 Templates run in Jinja2's `SandboxedEnvironment` with `StrictUndefined`: an undefined variable or an unsafe
 attribute (`''.__class__`) is a UserError naming the template. The template hash (`render_messages`'s second value)
@@ -107,7 +109,7 @@ def _facts(au: ActionUnit) -> dict:
     return facts
 
 
-def template_context(au: int, n: int) -> dict:
+def template_context(au: int, n: int, examples: list[str] | tuple[str, ...] = ()) -> dict:
     """The variables every template is rendered with (see the module docstring)."""
     unit = get_au(au)
     if int(n) < 1:
@@ -122,7 +124,7 @@ def template_context(au: int, n: int) -> dict:
         return out
 
     return {"au": _facts(unit), "cooccurring": related(unit.cooccurs), "lookalikes": related(unit.lookalikes),
-            "n": int(n)}
+            "n": int(n), "examples": list(examples)}
 
 
 def _template_sha256(env: SandboxedEnvironment, name: str) -> str:
@@ -150,14 +152,14 @@ def _references(env: SandboxedEnvironment, source: str) -> tuple[str, ...]:
 
 
 def render_messages(
-    style: str, au: int, n: int, prompts_dir: str | Path | None = None
+    style: str, au: int, n: int, prompts_dir: str | Path | None = None, examples: list[str] | tuple[str, ...] = ()
 ) -> tuple[list[dict], str]:
-    """Render style `style` for AU `au` asking for `n` descriptions.
+    """Render style `style` for AU `au` asking for `n` descriptions, showing `examples` (few-shot) if any.
 
     Returns `([{"role": "system", "content": ...}, {"role": "user", "content": ...}], template_sha256)`.
     """
     path = _style_path(style, prompts_dir)
-    context = template_context(au, n)
+    context = template_context(au, n, examples)
     env = _environment(prompts_dir)
     name = path.name
     try:

@@ -25,11 +25,15 @@ PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
 """Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
 nor list lines; JSON without any string in a list."""
 
-TEXT_REASONS = ("refusal", "garbage", "not_english", "too_short", "too_long", "wrong_au", "off_topic")
-"""Why one description is dropped, in the order `validate_description` checks them."""
+TEXT_REASONS = ("refusal", "markup", "garbage", "not_english", "too_short", "too_long", "wrong_au", "off_topic")
+"""Why one description is dropped, in the order `validate_description` checks them. `markup`: code, JSON or markup
+fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs)."""
+GATE_REASONS = ("far_from_au", "other_au")
+"""Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
+too far from its own AU's FACS reference, or nearer to other AUs than to its own."""
 
 DUPLICATE = "duplicate"
-REJECTION_REASONS = (*PARSE_REASONS, *TEXT_REASONS, DUPLICATE)
+REJECTION_REASONS = (*PARSE_REASONS, *TEXT_REASONS, *GATE_REASONS, DUPLICATE)
 
 MIN_WORDS = 6
 MAX_WORDS = 60
@@ -63,6 +67,9 @@ _META_RE = re.compile(
     r"\bjson\b|^(?:here(?:['\u2019]s| is| are)|sure\b|certainly\b)|\blist of (?:strings|sentences|descriptions)\b",
     re.IGNORECASE,
 )
+# Code, JSON and markup: braces, square brackets, angle-bracket tags, backticks, pipes, backslashes, snake_case or
+# dotted identifiers, assignments, URLs and call syntax. A description of a face has none of these.
+_MARKUP_RE = re.compile(r"[{}\[\]<>`|\\]|[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z]\.[a-z]{2,}\(|\s=\s?|://|\b[a-z]+\(\)")
 _NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})
 # Function words: an English description has more English ones than French/Spanish/German/Italian/Portuguese
 # ones (which are kept to words that are rare in English, and never single letters).
@@ -249,10 +256,41 @@ def topic_words(au: ActionUnit) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*au.region_keywords, *name_words)))
 
 
+# Inflections a topic word may take, listed explicitly (plural nouns, verb forms). The match is on whole words, so
+# "chin" matches "chin" and "chins" but not "chinese", and "lid" does not match "valid".
+_IRREGULAR = {"tooth": ("teeth",), "teeth": ("tooth",), "crow's feet": ("crows feet", "crow's-feet"),
+              "ala": ("alae",), "mouth": ("mouths",), "press": ("pressed", "presses", "pressing"),
+              "stretch": ("stretched", "stretches", "stretching"), "open": ("opened", "opens", "opening"),
+              "part": ("parted", "parts", "parting"), "pucker": ("puckered", "puckers", "puckering"),
+              "smile": ("smiles", "smiled", "smiling"), "frown": ("frowns", "frowned", "frowning"),
+              "wrinkle": ("wrinkles", "wrinkled", "wrinkling"), "furrow": ("furrows", "furrowed"),
+              "suck": ("sucked", "sucks", "sucking"), "bite": ("bites", "biting", "bitten"),
+              "puff": ("puffed", "puffs", "puffing"), "blow": ("blows", "blowing", "blown", "blew"),
+              "clench": ("clenched", "clenches", "clenching"), "flare": ("flared", "flares", "flaring"),
+              "lick": ("licked", "licks", "licking"), "wipe": ("wiped", "wipes", "wiping"),
+              "bulge": ("bulges", "bulged", "bulging"), "pout": ("pouts", "pouted", "pouting"),
+              "grin": ("grins", "grinned", "grinning"), "yawn": ("yawns", "yawned", "yawning"),
+              "kiss": ("kisses", "kissing"), "funnel": ("funnels", "funnelled", "funneled"),
+              "dimple": ("dimples", "dimpled", "dimpling"), "hollow": ("hollows", "hollowed"),
+              "tight": ("tighter", "tightly", "tightened", "tightens", "tightening"),
+              "thin": ("thinner", "thinned", "thins"), "side": ("sides",), "cord": ("cords",), "band": ("bands",)}
+
+
+def topic_forms(word: str) -> tuple[str, ...]:
+    """The word and its accepted inflections: a plural (s/es) for every topic noun, plus the listed irregular and
+    verb forms in `_IRREGULAR`. Phrases inflect their last word ("frown line" -> "frown lines")."""
+    head, _, last = word.rpartition(" ")
+    prefix = f"{head} " if head else ""
+    plural = last + ("es" if last.endswith(("s", "x", "ch", "sh")) else "s")
+    forms = (word, prefix + plural, *_IRREGULAR.get(word, ()), *(prefix + f for f in _IRREGULAR.get(last, ())))
+    return tuple(dict.fromkeys(forms))
+
+
 @functools.cache
 def _topic_re(au: ActionUnit) -> re.Pattern[str]:
-    # Word-prefix match: "brow" matches "brows", but "lid" does not match inside "valid".
-    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in topic_words(au)) + ")", re.IGNORECASE)
+    words = sorted({f for w in topic_words(au) for f in topic_forms(w)}, key=len, reverse=True)
+    pattern = "|".join(re.escape(w).replace(r"\ ", r"[\s-]+") for w in words)
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def validate_description(text: str, au: ActionUnit) -> str | None:
@@ -262,6 +300,8 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "refusal"
     visible = [c for c in text if not c.isspace()]
     letters = [c for c in visible if c.isalpha()]
+    if _MARKUP_RE.search(text):
+        return "markup"
     if not visible or len(letters) < 0.6 * len(visible) or _META_RE.search(text):
         return "garbage"
     if sum(c.isascii() for c in letters) < 0.9 * len(letters):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded offline defaults, on a laptop, no network:
-#   augtext generate (bundled SmolLM2-135M-Instruct) -> augtext embed (bundled all-MiniLM-L6-v2)
+#   augtext generate (the reference descriptions; QS_LLM=1 adds SmolLM2-135M-Instruct) -> augtext embed (bundled
+#   all-MiniLM-L6-v2)
 #   -> hiva_core synth (SynthAU faces from the ICT-FaceKit model) -> hiva_core train (small HiVA, offline ImageNet
 #   MobileNetV2) -> hiva_core eval (per-AU F1 table on held-out identities).
 # Everything lands in $QS (default quickstart/); every step is cached/resumable, so a rerun only does what is missing.
@@ -13,9 +14,17 @@ QS=${QS:-quickstart}
 N_FACES=${N_FACES:-900}
 EPOCHS=${EPOCHS:-8}
 
-augtext generate --au bp4d --n 3 --styles appearance,anatomical --max-tokens 160 --cache "$QS/cache"
+# The prior: the project's reference descriptions (offline, seconds). QS_LLM=1 adds descriptions written by the
+# bundled SmolLM2-135M-Instruct (about 10 minutes on 2 cores), validated and gated like any LLM's.
+augtext generate --au bp4d --n 8 --cache "$QS/cache"
+if [ "${QS_LLM:-0}" = 1 ]; then
+    rc=0  # exit 1: some pairs ended short of --n (a tiny model); what passed is kept and used
+    augtext generate --au bp4d --backend hf --n 3 --styles appearance,anatomical --max-tokens 160 --few-shot 2 \
+        --cache "$QS/cache" || rc=$?
+    [ "$rc" -le 1 ] || exit "$rc"
+fi
 augtext embed --cache "$QS/cache"
-augtext stats --cache "$QS/cache" --samples 1
+augtext stats --cache "$QS/cache" --samples 1   # ends with the prior-quality line (augtext score)
 hiva_core synth --out "$QS/synthau" --n "$N_FACES" --size 128 --seed 0
 rm -rf "$QS/runs/hiva"  # the quick start always trains afresh (train refuses to overwrite a finished run)
 hiva_core train --text-cache "$QS/cache" --data "$QS/synthau" --out "$QS/runs/hiva" --fold 1 \

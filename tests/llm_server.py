@@ -4,7 +4,7 @@
 each request is scriptable: `script([...])` queues behaviours consumed one per request (in arrival order); when the
 queue is empty, `policy(body)` (if set) may pick one from the request's content, else `default` applies. Behaviours:
 
-- `"ok"`          a JSON list of descriptions of the AU named in the prompt, each naming the AU's face-region words
+- `"ok"`          a JSON list of descriptions of the AU named in the prompt, each stating one of its visible changes
 - `"400"`          HTTP 400 (a request error: not worth retrying)
 - `"429"`          HTTP 429 with `Retry-After: <retry_after>` (seconds)
 - `"500"`          HTTP 500
@@ -79,16 +79,23 @@ def _au_of(text: str) -> int | None:
     return next(c for c in codes if counts[c] == best)
 
 
+def _facts(code: int) -> tuple[str, ...]:
+    """What the AU does, in a few plain clauses (its FACS visible changes), so that answers pass the semantic gate."""
+    try:
+        from augtext.facs import FACS
+
+        au = FACS[code]
+        return (*au.appearance, f"the {au.muscles} acts on the {au.region}")
+    except Exception:  # the vocabulary is not there yet: fall back to generic words
+        return tuple(f"{v} {o} of the {w}" for v in _VERBS[:3] for o in _OBJECTS[:3] for w in _region_words(code))
+
+
 def synth_descriptions(code: int, k: int, rng: random.Random) -> list[str]:
-    """k distinct, on-topic descriptions of AU `code` that name its face-region words."""
-    words = _region_words(code)
+    """k distinct, on-topic descriptions of AU `code`: one of its visible changes, framed by varied words."""
+    facts = _facts(code)
     out = []
     for _ in range(k):
-        region = rng.choice(words)
-        other = rng.choice(words)
-        text = (f"{rng.choice(_OPENERS)} AU{code} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} of the {region} "
-                f"{rng.choice(_ADVERBS)} and {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} near the {other} "
-                f"{rng.choice(_ADVERBS)}, {rng.choice(_TAILS)}.")
+        text = f"{rng.choice(_OPENERS)} in AU{code} {rng.choice(facts)}, {rng.choice(_ADVERBS)} {rng.choice(_TAILS)}."
         out.append(text)
     return out
 
@@ -111,6 +118,9 @@ class LLMServer:
         self._queue: collections.deque[str] = collections.deque()
         # optional content-based choice, consulted when the queue is empty: body -> behaviour (or None: default)
         self.policy: Callable[[dict[str, Any]], str | None] | None = None
+        # optional scripted answers: (au named in the prompt, descriptions asked for) -> the completion's text, used
+        # in place of the synthetic descriptions of "ok" (scripted LLM answers: exact sentences to validate)
+        self.answer: Callable[[int, int], str] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.requests = 0  # POST /v1/chat/completions received (whatever the answer)
@@ -240,7 +250,9 @@ class LLMServer:
         code = _au_of(prompt) or 1
         m = _COUNT_RE.search(prompt)
         k = max(1, min(int(m.group(1)), 20)) if m else 5
-        if behaviour == "ok":
+        if behaviour == "ok" and self.answer is not None:
+            text = self.answer(code, k)
+        elif behaviour == "ok":
             text = json.dumps(synth_descriptions(code, k, rng))
         elif behaviour == "refusal":
             text = REFUSAL

@@ -5,6 +5,7 @@ import pytest
 from augtext.facs import FACS
 from augtext.validate import (
     NEAR_DUPLICATE_THRESHOLD,
+    GATE_REASONS,
     PARSE_REASONS,
     REJECTION_REASONS,
     TEXT_REASONS,
@@ -170,7 +171,7 @@ def test_name_words_count_as_on_topic():
 
 
 def test_reason_vocabulary():
-    assert set(PARSE_REASONS) | set(TEXT_REASONS) | {"duplicate"} == set(REJECTION_REASONS)
+    assert set(PARSE_REASONS) | set(TEXT_REASONS) | set(GATE_REASONS) | {"duplicate"} == set(REJECTION_REASONS)
     assert len(set(REJECTION_REASONS)) == len(REJECTION_REASONS)
 
 

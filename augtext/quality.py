@@ -1,0 +1,426 @@
+"""How much a set of descriptions means: measured with the embedding model, and used as a gate in validation.
+
+A description is worth keeping when it is about its own AU and no other. Every measure here compares sentence
+embeddings (unit vectors, so a dot product is a cosine):
+
+- FACS reference texts: one text per FACS AU built from augtext/facs.py (name, muscles, visible changes). They are
+  the fixed yardstick that needs no descriptions at all.
+- Identifiability (a): the share of an AU's descriptions whose nearest FACS reference text (over every FACS AU) is
+  their own AU's. (b): the same against leave-one-out centroids of the cache's own descriptions per AU (a text is
+  compared with the mean of the *other* texts of its AU and with the full mean of every other AU in the cache).
+- Specificity: similarity to the own reference minus the best similarity to any other AU's reference (> 0: the own
+  AU is nearest; the larger, the clearer).
+- Diversity: mean pairwise cosine distance (1 - cosine) among one AU's descriptions.
+
+`SemanticGate` keeps a description only if it is close enough to its own AU's reference text and its own AU ranks
+among the top k of all FACS AUs. Its defaults were set by measuring the project's reference description set and
+real SmolLM2 answers (bench/bench_prior_quality.py; README "Prior quality").
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from augtext.facs import FACS, ActionUnit
+
+GATE_MIN_SIMILARITY = 0.55
+"""Similarity to the own AU's prototypes (see SemanticGate) below which a description is not about the AU
+(`far_from_au`). Set by measurement with all-MiniLM-L6-v2: bench/bench_gate.py, bench/results/gate.json."""
+GATE_TOP_K = 3
+"""The own AU must be among the k FACS AUs whose reference texts are nearest (`other_au` otherwise)."""
+GATE_REASONS = ("far_from_au", "other_au")
+
+
+def facs_reference_text(au: ActionUnit) -> str:
+    """The AU's FACS facts as one text: name, visible changes, muscular basis (the yardstick of every measure)."""
+    changes = "; ".join(au.appearance)
+    return f"{au.name}: {changes}. Muscle: {au.muscles}."
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+class TextEmbedder:
+    """An encoder with a memo: each distinct text is encoded once per process (generate re-walks answers often)."""
+
+    def __init__(self, encoder: Any, name: str) -> None:
+        self.encoder = encoder
+        self.name = name
+        self._memo: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if todo:
+            out = self.encoder.encode(todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                      show_progress_bar=False)
+            for text, vec in zip(todo, _normalize(out), strict=True):
+                self._memo[text] = vec
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+    @functools.cached_property
+    def dim(self) -> int:
+        return int(self(["face"]).shape[1])
+
+    @functools.cached_property
+    def references(self) -> tuple[list[int], np.ndarray]:
+        """(codes, (A, D) embeddings) of the FACS reference texts of every FACS AU, ascending codes."""
+        codes = sorted(FACS)
+        return codes, self([facs_reference_text(FACS[c]) for c in codes])
+
+
+@functools.cache
+def default_embedder(model: str | None = None) -> TextEmbedder:
+    """The embedding model `augtext embed` uses by default (all-MiniLM-L6-v2, offline), loaded once per process."""
+    from augtext.embed import load_encoder, resolve_model
+
+    return TextEmbedder(load_encoder(model, device="cpu"), resolve_model(model).name)
+
+
+# -- the gate -------------------------------------------------------------------------------------------------------
+
+def facs_prototypes(au: ActionUnit) -> list[str]:
+    """Texts that stand for the AU in the gate: its reference text, each visible change and its muscular basis."""
+    return [facs_reference_text(au), *(f"{au.name}: {fact}." for fact in au.appearance),
+            f"{au.name}: the {au.muscles} acts on the {au.region}."]
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    reason: str | None  # None: keep; else one of GATE_REASONS
+    similarity: float  # the own AU's prototype similarity (mean of the best GATE_TOP_M)
+    rank: int  # 1 = the own AU is the nearest
+
+
+GATE_TOP_M = 3
+"""An AU's similarity to a text is the mean of its GATE_TOP_M most similar prototypes (robust to one lucky match)."""
+
+
+class SemanticGate:
+    """Keep a description only if it is about its own AU.
+
+    Every FACS AU has prototypes: its FACS facts (`facs_prototypes`) and, where the project's reference set has
+    them, its reference descriptions. A text's similarity to an AU is the mean cosine of the AU's GATE_TOP_M most
+    similar prototypes, never counting a prototype identical to the text itself (so the reference set is judged
+    leave-one-out). Kept: similarity to the own AU at least `min_similarity` (else `far_from_au`: about something
+    else, e.g. a shop that sells lip balm), and the own AU among the `top_k` most similar AUs (else `other_au`:
+    a description of a different action, e.g. pressed lips labelled as a jaw drop).
+    """
+
+    def __init__(self, embedder: TextEmbedder | None = None, min_similarity: float = GATE_MIN_SIMILARITY,
+                 top_k: int = GATE_TOP_K, use_reference_set: bool = True) -> None:
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._prototypes: tuple[list[int], np.ndarray, np.ndarray] | None = None  # the model and prototypes are made once, by whichever thread needs them first
+        self.min_similarity = min_similarity
+        self.top_k = top_k
+        self.use_reference_set = use_reference_set
+
+    @property
+    def embedder(self) -> TextEmbedder:
+        """The embedding model, loaded on first use."""
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = default_embedder()
+            return self._embedder
+
+    def warm_up(self) -> threading.Thread:
+        """Load the model and encode the prototypes in a background thread (generate starts this before its first
+        request, so that loading overlaps with waiting for answers)."""
+        thread = threading.Thread(target=lambda: self.prototypes, name="gate-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def prototypes(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """(codes, prototype AU per row (P,), prototype vectors (P, D))."""
+        embedder = self.embedder
+        with self._lock:
+            if self._prototypes is None:
+                self._prototypes = self._make_prototypes(embedder)
+            return self._prototypes
+
+    def _make_prototypes(self, embedder: TextEmbedder) -> tuple[list[int], np.ndarray, np.ndarray]:
+        from augtext.reference import reference_texts
+
+        codes = sorted(FACS)
+        owners, texts = [], []
+        for code in codes:
+            extra = reference_texts(code) if self.use_reference_set else ()
+            for text in (*facs_prototypes(FACS[code]), *extra):
+                owners.append(code)
+                texts.append(text)
+        return codes, np.asarray(owners, dtype=np.int64), embedder(texts)
+
+    def au_similarities(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, A) similarity of each text to each FACS AU (A = every FACS code, ascending)."""
+        codes, owners, protos = self.prototypes
+        sims = vectors @ protos.T
+        sims[sims > 0.9999] = -1.0  # a text is never its own prototype
+        out = np.empty((len(vectors), len(codes)), dtype=np.float32)
+        for j, code in enumerate(codes):
+            block = sims[:, owners == code]
+            m = min(GATE_TOP_M, block.shape[1])
+            out[:, j] = np.sort(block, axis=1)[:, -m:].mean(axis=1)
+        return out
+
+    def check(self, texts: Sequence[str], au: int) -> list[GateDecision]:
+        if not texts:
+            return []
+        codes = self.prototypes[0]
+        sims = self.au_similarities(self.embedder(texts))
+        own = sims[:, codes.index(au)]
+        ranks = 1 + (sims > own[:, None]).sum(axis=1)
+        out = []
+        for s, r in zip(own.tolist(), ranks.tolist(), strict=True):
+            reason = "far_from_au" if s < self.min_similarity else "other_au" if r > self.top_k else None
+            out.append(GateDecision(reason, float(s), int(r)))
+        return out
+
+
+# -- scores ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class AUScore:
+    au: int
+    n: int
+    identifiability_facs: float  # share whose nearest FACS reference is their own AU
+    identifiability_loo: float | None  # share whose nearest leave-one-out centroid is their own AU (None: n < 2)
+    specificity: float  # mean of own-reference similarity minus best other-reference similarity
+    similarity: float  # mean similarity to the own reference
+    diversity: float | None  # mean pairwise cosine distance (None: n < 2)
+    confused_with: int | None  # the AU most often nearest instead (FACS references), if any
+
+
+def score_embeddings(aus: Sequence[int], vectors: np.ndarray, embedder: TextEmbedder) -> list[AUScore]:
+    """Per-AU scores of descriptions `vectors` (N, D, unit rows) labelled with `aus` (N,)."""
+    aus_arr = np.asarray(aus, dtype=np.int64)
+    vectors = _normalize(vectors)
+    codes, refs = embedder.references
+    col = {c: i for i, c in enumerate(codes)}
+    sims = vectors @ refs.T  # (N, A)
+    own_idx = np.array([col[int(a)] for a in aus_arr], dtype=np.int64)
+    own = sims[np.arange(len(aus_arr)), own_idx]
+    others = sims.copy()
+    others[np.arange(len(aus_arr)), own_idx] = -np.inf
+    best_other = others.max(axis=1) if len(codes) > 1 else np.full(len(aus_arr), -1.0)
+    nearest = np.asarray(codes)[sims.argmax(axis=1)] if len(aus_arr) else np.zeros(0, dtype=np.int64)
+    loo = _loo_nearest(aus_arr, vectors)
+
+    scores = []
+    for au in sorted(set(aus_arr.tolist())):
+        rows = np.flatnonzero(aus_arr == au)
+        wrong = nearest[rows][nearest[rows] != au]
+        confused = int(np.bincount(wrong).argmax()) if len(wrong) else None
+        loo_rows = loo[rows]
+        loo_known = loo_rows[loo_rows >= 0]
+        v = vectors[rows]
+        div = None
+        if len(rows) >= 2:
+            g = v @ v.T
+            div = float(1.0 - (g.sum() - np.trace(g)) / (len(rows) * (len(rows) - 1)))
+        scores.append(AUScore(
+            au=int(au), n=len(rows), identifiability_facs=float(np.mean(nearest[rows] == au)),
+            identifiability_loo=float(np.mean(loo_known == au)) if len(loo_known) else None,
+            specificity=float(np.mean(own[rows] - best_other[rows])), similarity=float(np.mean(own[rows])),
+            diversity=div, confused_with=confused))
+    return scores
+
+
+def _loo_nearest(aus: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """For each row, the AU whose centroid (its own AU's without the row itself) is nearest; -1 where the own AU
+    has no other description (nothing to compare with) or the cache holds a single AU."""
+    labels = sorted(set(aus.tolist()))
+    out = np.full(len(aus), -1, dtype=np.int64)
+    if len(labels) < 2:
+        return out
+    sums = np.stack([vectors[aus == a].sum(axis=0) for a in labels])  # (U, D)
+    counts = np.array([(aus == a).sum() for a in labels], dtype=np.float32)
+    index = {a: i for i, a in enumerate(labels)}
+    centroids = _normalize(sums / counts[:, None])
+    for i, (a, v) in enumerate(zip(aus.tolist(), vectors, strict=True)):
+        j = index[a]
+        if counts[j] < 2:
+            continue
+        sims = centroids @ v
+        own = sums[j] - v
+        sims[j] = float(own @ v / max(np.linalg.norm(own), 1e-12))
+        out[i] = labels[int(sims.argmax())]
+    return out
+
+
+def overall(scores: Sequence[AUScore]) -> dict[str, float | None]:
+    """Description-weighted means over AUs (what one summary line reports)."""
+    n = sum(s.n for s in scores)
+    if not n:
+        return {"n": 0, "identifiability_facs": None, "identifiability_loo": None, "specificity": None,
+                "diversity": None}
+
+    def mean(values: list[tuple[float | None, int]]) -> float | None:
+        known = [(v, w) for v, w in values if v is not None]
+        total = sum(w for _, w in known)
+        return sum(v * w for v, w in known) / total if total else None
+
+    return {
+        "n": n,
+        "identifiability_facs": mean([(s.identifiability_facs, s.n) for s in scores]),
+        "identifiability_loo": mean([(s.identifiability_loo, s.n) for s in scores]),
+        "specificity": mean([(s.specificity, s.n) for s in scores]),
+        "diversity": mean([(s.diversity, s.n) for s in scores]),
+    }
+
+
+# -- a cache's score --------------------------------------------------------------------------------------------------
+
+@dataclass
+class CacheScore:
+    cache: str
+    model: str
+    per_au: list[AUScore]
+    overall: dict[str, float | None]
+    validity: dict[int, dict[str, Any]]  # au -> {"kept", "candidates", "rate", "rejected": {reason: count}}
+    vectors_from: str  # "cache" (the embeddings table) or "encoded"
+
+    @property
+    def validity_rate(self) -> float | None:
+        kept = sum(v["kept"] for v in self.validity.values())
+        total = sum(v["candidates"] for v in self.validity.values())
+        return kept / total if total else None
+
+    def summary(self) -> str:
+        o = self.overall
+
+        def f(value: float | None, fmt: str = ".2f") -> str:
+            return "-" if value is None else format(value, fmt)
+
+        return (f"prior quality: {o['n']} descriptions of {len(self.per_au)} AUs; identifiability "
+                f"{f(o['identifiability_facs'])} (FACS references) / {f(o['identifiability_loo'])} (leave-one-out); "
+                f"specificity {f(o['specificity'], '+.3f')}; diversity {f(o['diversity'], '.3f')}; "
+                f"validity {f(self.validity_rate)} (kept / candidate sentences)")
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"cache": self.cache, "model": self.model, "vectors_from": self.vectors_from,
+                "overall": {**self.overall, "validity": self.validity_rate},
+                "per_au": [{**asdict(s), "validity": self.validity.get(s.au)} for s in self.per_au],
+                "validity_without_rows": {str(a): v for a, v in self.validity.items()
+                                          if a not in {s.au for s in self.per_au}}}
+
+
+def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | None = None) -> CacheScore:
+    """Score the descriptions in `cache` (see the module docstring). The vectors come from the cache's embeddings
+    table when it was made by the same model from the same descriptions, else they are encoded here."""
+    import json
+    from collections import Counter
+    from pathlib import Path
+
+    from augtext.errors import UserError
+    from augtext.prior import (
+        DESCRIPTIONS,
+        EMBEDDINGS_DIR,
+        descriptions_fingerprint,
+        embedding_matrix,
+        model_slug,
+        read_parquet,
+        table_dim,
+        table_metadata,
+    )
+
+    cache = Path(cache)
+    path = cache / DESCRIPTIONS
+    table = read_parquet(path, ["au", "text", "text_sha256"],
+                         fix=f"run `augtext generate --cache {cache} --au SPEC` first")
+    aus = [int(a) for a in table.column("au").to_pylist()]
+    texts = table.column("text").to_pylist()
+    shas = table.column("text_sha256").to_pylist()
+    if not texts:
+        raise UserError(f"{path} has no descriptions to score; run `augtext generate --cache {cache} --au SPEC`")
+    unknown = sorted({a for a in aus if a not in FACS})
+    if unknown:
+        raise UserError(f"{path} holds rows for {', '.join(f'AU{a}' for a in unknown)}, which FACS lacks")
+    embedder = embedder or default_embedder(model)
+
+    vectors, source = None, "encoded"
+    emb_path = cache / EMBEDDINGS_DIR / f"{model_slug(embedder.name)}.parquet"
+    if emb_path.is_file():
+        try:
+            emb = read_parquet(emb_path, fix="")
+            meta = table_metadata(emb.schema)
+            if meta.get("embed_model") == embedder.name and \
+                    meta.get("descriptions_fingerprint") == descriptions_fingerprint(shas):
+                index = {s: i for i, s in enumerate(emb.column("text_sha256").to_pylist())}
+                matrix = embedding_matrix(emb.column("embedding"), table_dim(emb_path, emb.schema))
+                vectors, source = matrix[[index[s] for s in shas]], "cache"
+        except (UserError, KeyError):
+            vectors = None  # unusable table: encode instead (augtext embed reports what is wrong with it)
+    if vectors is None:
+        vectors = embedder(texts)
+    per_au = score_embeddings(aus, vectors, embedder)
+
+    validity: dict[int, dict[str, Any]] = {}
+    rejections_path = cache / "rejections.json"
+    if rejections_path.is_file():
+        try:
+            pairs = json.loads(rejections_path.read_text(encoding="utf-8"))["pairs"]
+            for p in pairs:
+                v = validity.setdefault(int(p["au"]), {"kept": 0, "candidates": 0, "rejected": Counter()})
+                rejected = {str(k): int(c) for k, c in dict(p["rejected"]).items()}
+                v["kept"] += int(p["kept"])
+                v["candidates"] += int(p["kept"]) + int(p.get("surplus", 0)) + sum(rejected.values())
+                v["rejected"].update(rejected)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{rejections_path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` "
+                            "to rewrite it") from None
+    for v in validity.values():
+        v["rate"] = v["kept"] / v["candidates"] if v["candidates"] else None
+        v["rejected"] = dict(sorted(v["rejected"].items()))
+    return CacheScore(cache=str(cache), model=embedder.name, per_au=per_au, overall=overall(per_au),
+                      validity=validity, vectors_from=source)
+
+
+def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> CacheScore:
+    """CLI: a per-AU table and the summary line; the whole score as JSON to `json_path` if given."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from augtext.facs import au_label
+    from augtext.io import atomic_write
+
+    result = score_cache(cache, model)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 140))
+
+    def f(value: float | None, fmt: str = ".2f") -> str:
+        return "-" if value is None else format(value, fmt)
+
+    table = Table(title=f"{cache}: prior quality ({result.model})",
+                  caption="ident.: share whose nearest AU is their own (FACS reference texts / leave-one-out "
+                          "centroids); spec.: own minus best other similarity; div.: mean pairwise cosine distance; "
+                          "valid: kept / candidate sentences")
+    for name in ("AU", "n", "ident. FACS", "ident. LOO", "spec.", "div.", "valid", "most confused with"):
+        table.add_column(name, justify="left" if name in ("AU", "most confused with") else "right", no_wrap=True)
+    for s in result.per_au:
+        v = result.validity.get(s.au, {})
+        table.add_row(au_label(s.au), str(s.n), f(s.identifiability_facs), f(s.identifiability_loo),
+                      f(s.specificity, "+.3f"), f(s.diversity, ".3f"), f(v.get("rate")),
+                      au_label(s.confused_with) if s.confused_with else "")
+    console.print(table)
+    print(result.summary(), flush=True)
+    if json_path is not None:
+        with atomic_write(json_path, "w") as fh:
+            json.dump(result.to_json(), fh, indent=1)
+    return result

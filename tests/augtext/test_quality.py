@@ -1,0 +1,245 @@
+"""Prior quality: the reference set, the semantic gate (through a real loopback LLM server), `augtext score`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from augtext.cli import main
+from augtext.facs import DATASET_AUS, FACS
+from augtext.quality import SemanticGate, default_embedder, facs_reference_text, score_cache, score_embeddings
+from augtext.reference import REFERENCE_AUS, REFERENCE_DIR, few_shot_examples, reference_set, reference_texts, reference_version
+from augtext.templates import available_styles, render_messages
+from augtext.validate import validate_description
+
+GATE_SET = json.loads((Path(__file__).parent / "data" / "gate_set.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return default_embedder()
+
+
+# -- the reference set ------------------------------------------------------------------------------------------------
+
+def test_reference_set_covers_every_dataset_au_and_style():
+    ref = reference_set()
+    styles = available_styles()
+    assert {a for aus in DATASET_AUS.values() for a in aus} <= set(REFERENCE_AUS)
+    for au in REFERENCE_AUS:
+        for style in styles:
+            assert len(ref.get((au, style), ())) >= 8, f"AU{au}/{style}"
+    for (au, style), texts in ref.items():
+        assert au in FACS and style in styles
+        assert len(set(texts)) == len(texts), f"AU{au}/{style} repeats a text"
+
+
+def test_reference_files_have_exactly_the_schema():
+    for path in sorted(REFERENCE_DIR.glob("AU*.jsonl")):
+        code = int(path.stem[2:])
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            assert list(row) == ["au", "style", "text"] and row["au"] == code, path
+
+
+def test_every_reference_description_passes_the_rules():
+    bad = [(au, t, r) for (au, _s), texts in reference_set().items() for t in texts
+           if (r := validate_description(t, FACS[au])) is not None]
+    assert not bad, bad[:5]
+
+
+def test_reference_set_passes_the_gate_and_is_identifiable(embedder):
+    gate = SemanticGate(embedder)
+    aus, texts, kept = [], [], Counter()
+    for (au, style), pair in reference_set().items():
+        decisions = gate.check(list(pair), au)
+        kept[(au, style)] = sum(d.reason is None for d in decisions)
+        aus += [au] * len(pair)
+        texts += list(pair)
+    assert sum(kept.values()) >= 0.95 * len(texts)
+    assert min(kept.values()) >= 8, "every pair must keep --n 8 through the gate (the quick start asks for 8)"
+    scores = score_embeddings(aus, embedder(texts), embedder)
+    n = sum(s.n for s in scores)
+    loo = sum(s.identifiability_loo * s.n for s in scores) / n
+    assert loo >= 0.9
+
+
+def test_reference_changes_change_the_version(tmp_path):
+    assert reference_version().startswith("reference-")
+    (tmp_path / "AU1.jsonl").write_text('{"au": 1, "style": "appearance", "text": "x"}\n{"au": 99}\n')
+    from augtext.errors import UserError
+
+    with pytest.raises(UserError, match=r"AU1.jsonl:2"):
+        reference_set(tmp_path)
+
+
+def test_few_shot_examples_are_fixed_and_from_the_pair():
+    ex = few_shot_examples(12, "appearance", 3)
+    assert ex == few_shot_examples(12, "appearance", 3) and len(ex) == 3
+    assert set(ex) <= set(reference_texts(12, "appearance"))
+    assert few_shot_examples(12, "appearance", 0) == [] and few_shot_examples(27, "appearance", 3) == []
+    messages, _ = render_messages("appearance", 12, 5, examples=ex)
+    assert all(e in messages[1]["content"] for e in ex)
+    plain, _ = render_messages("appearance", 12, 5)
+    assert ex[0] not in plain[1]["content"]
+
+
+# -- the gate, through `augtext generate --backend openai` against a real loopback server ---------------------------
+
+def _kept_share(llm_server, tmp_path, kind: str) -> tuple[float, list[str]]:
+    items = GATE_SET[kind]
+    by_au: dict[int, list[str]] = {}
+    for au, text in items:
+        by_au.setdefault(int(au), []).append(text)
+    llm_server.answer = lambda code, k: json.dumps(by_au.get(code, []))
+    cache = tmp_path / kind
+    args = ["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "scripted", "--au",
+            ",".join(map(str, sorted(by_au))), "--styles", "appearance", "--n", "10", "--max-rounds", "1",
+            "--cache", str(cache), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]
+    assert main(args) in (0, 1)
+    kept = pq.read_table(cache / "descriptions.parquet").column("text").to_pylist()
+    return len(set(kept) & {t for _, t in items}) / len(items), kept
+
+
+def test_gate_keeps_correct_descriptions(llm_server, tmp_path):
+    share, _ = _kept_share(llm_server, tmp_path, "correct")
+    assert share >= 0.9
+
+
+def test_gate_drops_off_domain_sentences_with_face_words(llm_server, tmp_path):
+    share, kept = _kept_share(llm_server, tmp_path, "off_domain")
+    assert share == 0, kept
+    reasons = json.loads((tmp_path / "off_domain" / "rejections.json").read_text())["rejected_total"]
+    assert set(reasons) <= {"far_from_au", "other_au", "off_topic"}
+
+
+def test_gate_drops_most_descriptions_of_another_au(llm_server, tmp_path):
+    share, _ = _kept_share(llm_server, tmp_path, "wrong_au")
+    assert share <= 0.5
+
+
+def test_no_gate_keeps_what_the_rules_keep(llm_server, tmp_path):
+    llm_server.answer = lambda code, k: json.dumps([t for a, t in GATE_SET["off_domain"] if a == code])
+    args = ["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "scripted", "--au", "12",
+            "--styles", "appearance", "--n", "2", "--max-rounds", "1", "--no-gate", "--cache", str(tmp_path),
+            "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]
+    assert main(args) == 0  # both AU12 off-domain sentences name a smile word: the rules alone keep them
+
+
+# -- the reference backend ----------------------------------------------------------------------------------------------
+
+def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
+    cache = tmp_path / "c"
+    assert main(["generate", "--au", "bp4d", "--n", "8", "--cache", str(cache)]) == 0
+    df = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    assert set(df["backend"]) == {"reference"} and set(df["model"]) == {reference_version()}
+    assert sorted(df["au"].unique()) == list(DATASET_AUS["bp4d"])
+    counts = df.groupby(["au", "style"]).size()
+    assert len(counts) == 12 * len(available_styles()) and (counts == 8).all()
+    for au, style, text in zip(df["au"], df["style"], df["text"], strict=True):
+        assert text in reference_texts(int(au), style)
+    lines = (cache / "requests.jsonl").read_text().splitlines()
+    before = (cache / "descriptions.parquet").read_bytes()
+    assert main(["generate", "--au", "bp4d", "--n", "8", "--cache", str(cache)]) == 0  # rerun: all cached
+    assert (cache / "requests.jsonl").read_text().splitlines() == lines
+    assert pq.read_table(cache / "descriptions.parquet").to_pandas().drop(columns=["created_utc"]).equals(
+        df.drop(columns=["created_utc"])) and before
+
+
+def test_reference_backend_is_short_for_an_au_the_set_lacks(tmp_path, capsys):
+    assert main(["generate", "--au", "27", "--n", "2", "--styles", "appearance", "--cache", str(tmp_path)]) == 1
+    assert "AU27/appearance (0/2)" in capsys.readouterr().err
+
+
+def test_reference_backend_refuses_a_model(tmp_path, capsys):
+    assert main(["generate", "--au", "12", "--model", "x", "--cache", str(tmp_path)]) == 2
+    assert "--backend reference" in capsys.readouterr().err
+
+
+def test_llm_rows_beside_reference_rows_do_not_change_them(llm_server, tmp_path):
+    """A run of another backend (or of other AUs) leaves the rows of pairs it was not asked about exactly as they
+    were."""
+    cache = tmp_path / "c"
+    assert main(["generate", "--au", "1,2", "--n", "4", "--styles", "appearance", "--cache", str(cache)]) == 0
+    before = pq.read_table(cache / "descriptions.parquet").to_pandas().drop(columns=["created_utc"])
+    assert main(["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "loopback", "--au",
+                 "2,4", "--n", "3", "--styles", "appearance", "--cache", str(cache),
+                 "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]) == 0
+    after = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    ref_rows = after[after["backend"] == "reference"].drop(columns=["created_utc"]).reset_index(drop=True)
+    assert ref_rows.equals(before.reset_index(drop=True))
+    llm = after[after["backend"] == "openai"]
+    assert sorted(Counter(llm["au"]).items()) == [(2, 3), (4, 3)]
+    assert main(["generate", "--au", "4", "--n", "2", "--styles", "appearance", "--cache", str(cache)]) == 0
+    again = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    assert again[again["au"].isin([1, 2])].drop(columns=["created_utc"]).reset_index(drop=True).equals(
+        after[after["au"].isin([1, 2])].drop(columns=["created_utc"]).reset_index(drop=True))
+
+
+def test_llm_copy_of_a_few_shot_example_is_a_duplicate(llm_server, tmp_path):
+    example = few_shot_examples(12, "appearance", 1)[0]
+    llm_server.answer = lambda code, k: json.dumps([example])
+    assert main(["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "loopback", "--au", "12",
+                 "--n", "1", "--styles", "appearance", "--few-shot", "1", "--max-rounds", "1", "--cache",
+                 str(tmp_path), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]) == 1
+    body = llm_server.log[0]["body"]
+    assert example in body["messages"][1]["content"]
+    assert json.loads((tmp_path / "rejections.json").read_text())["rejected_total"] == {"duplicate": 1}
+
+
+# -- augtext score --------------------------------------------------------------------------------------------------------
+
+def test_score_measures_identifiability_specificity_diversity_validity(tmp_path, capsys, embedder):
+    cache = tmp_path / "c"
+    assert main(["generate", "--au", "1,12,26", "--n", "8", "--cache", str(cache)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "score.json"
+    assert main(["score", "--cache", str(cache), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "prior quality: 120 descriptions of 3 AUs; identifiability" in printed
+    data = json.loads(out.read_text())
+    assert data["vectors_from"] == "encoded" and data["overall"]["n"] == 120
+    per_au = {row["au"]: row for row in data["per_au"]}
+    assert set(per_au) == {1, 12, 26}
+    for row in per_au.values():
+        assert row["identifiability_loo"] >= 0.8 and row["specificity"] > 0 and 0.3 < row["diversity"] < 0.9
+        assert row["validity"]["kept"] == 40 and 0 < row["validity"]["rate"] <= 1
+    assert main(["embed", "--cache", str(cache)]) == 0
+    assert main(["score", "--cache", str(cache), "--json", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["vectors_from"] == "cache"
+    assert again["overall"]["identifiability_facs"] == pytest.approx(data["overall"]["identifiability_facs"])
+
+
+def test_score_tells_meaning_from_noise(embedder):
+    """Shuffled labels score near chance; the right labels score high (the measure can fail)."""
+    items = [(au, t) for au in (1, 4, 12, 17, 26) for t in reference_texts(au)]
+    aus = [a for a, _ in items]
+    vectors = embedder([t for _, t in items])
+    right = score_embeddings(aus, vectors, embedder)
+    shuffled = score_embeddings(list(np.random.default_rng(0).permutation(aus)), vectors, embedder)
+    mean = lambda scores, f: sum(getattr(s, f) * s.n for s in scores) / sum(s.n for s in scores)  # noqa: E731
+    assert mean(right, "identifiability_loo") >= 0.9 > 0.5 > mean(shuffled, "identifiability_loo")
+    assert mean(right, "specificity") > 0 > mean(shuffled, "specificity")
+
+
+def test_score_errors_name_the_file(tmp_path, capsys):
+    assert main(["score", "--cache", str(tmp_path)]) == 2
+    assert "descriptions.parquet" in capsys.readouterr().err
+
+
+def test_facs_reference_text_holds_the_facts():
+    text = facs_reference_text(FACS[12])
+    assert "Lip Corner Puller" in text and "zygomaticus major" in text
+
+
+def test_score_cache_is_deterministic(tmp_path, embedder):
+    cache = tmp_path / "c"
+    assert main(["generate", "--au", "4,15", "--n", "8", "--styles", "appearance,contrast", "--cache", str(cache)]) == 0
+    a, b = score_cache(cache, embedder=embedder), score_cache(cache, embedder=embedder)
+    assert a.to_json() == b.to_json()
