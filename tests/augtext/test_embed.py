@@ -244,3 +244,65 @@ def test_two_models_with_the_same_slug_get_separate_tables(tmp_path, counting):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert sorted(e["model"] for e in manifest["embeddings"].values()) == [
         "other-org/all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"]
+
+
+def test_killed_midway_keeps_the_chunks_already_encoded(tmp_path, counting, monkeypatch):
+    """A run killed after its first chunk: the rerun encodes only the rest, and no prior is read meanwhile."""
+    from augtext.prior import load_text_prior
+
+    monkeypatch.setattr(embed_mod, "EMBED_CHUNK", 4)
+    write_descriptions(tmp_path, texts((1, 4, 12), 4))  # 12 texts: 3 chunks
+
+    class Killed(Exception):
+        pass
+
+    real = counting.encode
+    calls = []
+
+    def encode_then_die(sentences, **kwargs):
+        calls.append(len(sentences))
+        if len(calls) == 2:
+            raise Killed  # as if the process died while encoding the second chunk
+        return real(sentences, **kwargs)
+
+    monkeypatch.setattr(counting, "encode", encode_then_die)
+    with pytest.raises(Killed):
+        embed_cache(tmp_path, encoder=counting, progress=False)
+    partial = pq.read_table(tmp_path / TABLE)
+    assert partial.num_rows == 4
+    assert partial.schema.metadata[b"descriptions_fingerprint"].startswith(b"partial:")
+    with pytest.raises(UserError):
+        load_text_prior(tmp_path)  # no manifest yet, and never a prior from a partial table
+    monkeypatch.setattr(counting, "encode", real)
+    report = embed_cache(tmp_path, encoder=counting, progress=False)
+    assert (report.encoded, report.reused, report.rows) == (8, 4, 12)
+    assert load_text_prior(tmp_path).num_aus == 3
+
+
+def test_stale_temp_files_of_a_killed_write_are_removed(tmp_path, counting):
+    write_descriptions(tmp_path, texts())
+    (tmp_path / "embeddings").mkdir()
+    stale = [tmp_path / "embeddings" / ".all-MiniLM-L6-v2.parquet.x1y2.tmp", tmp_path / ".manifest.json.q9.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    embed_cache(tmp_path, encoder=counting, progress=False)
+    assert not any(p.exists() for p in stale)
+
+
+def test_model_path_that_does_not_exist_says_so(tmp_path, capsys):
+    write_descriptions(tmp_path, texts())
+    assert main(["embed", "--cache", str(tmp_path), "--model", "/nonexistent/model"]) == 2
+    err = capsys.readouterr().err
+    assert "/nonexistent/model does not exist" in err and "repo" not in err.lower()
+
+
+def test_broken_manifest_is_one_warning_line(tmp_path, capsys, counting):
+    write_descriptions(tmp_path, texts())
+    embed_cache(tmp_path, encoder=counting, progress=False)
+    (tmp_path / "manifest.json").write_text("{not json")
+    write_descriptions(tmp_path, {6: description_texts(6, 1)}, append=True)
+    capsys.readouterr()
+    embed_cache(tmp_path, encoder=counting, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning:") and "manifest.json" in err[0]
+    assert json.loads((tmp_path / "manifest.json").read_text())["version"] == 1

@@ -7,6 +7,7 @@ import json
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -127,13 +128,78 @@ def test_garbage_only_backend_fails_naming_the_aus(llm_server, tmp_path, capsys)
     assert llm_server.requests == 0 and sent > 0
 
 
-def test_server_down_fails_cleanly(tmp_path, capsys):
-    rc = main(["generate", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
-               "--au", "1", "--styles", "appearance", "--n", "2", "--cache", str(tmp_path), "--max-retries", "1",
-               "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"])
-    err = capsys.readouterr().err
-    assert rc == 1 and "AU1/appearance" in err and "connection" in err
+def _dead_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_server_down_fails_fast_naming_the_url(tmp_path, capsys):
+    url = f"http://127.0.0.1:{_dead_port()}/v1"
+    t0 = time.monotonic()
+    rc = main(["generate", "--backend", "openai", "--base-url", url, "--model", "m", "--au", "1-26",
+               "--cache", str(tmp_path), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"])
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and url in err[0] and "connection refused" in err[0]
+    assert "--max-rounds" not in err[0]
+    # the one timing assert the suite allows: the failure itself used to be a hang (68-254 s of retries)
+    assert elapsed < 10
     assert not (tmp_path / "requests.jsonl").exists() or not (tmp_path / "requests.jsonl").read_text()
+
+
+def test_cached_rerun_needs_no_server(llm_server, tmp_path, capsys):
+    assert main(cli_args(llm_server, tmp_path, "1", "--styles", "appearance", "--n", "3")) == 0
+    before = read(tmp_path)
+    url = f"http://127.0.0.1:{_dead_port()}/v1"
+    args = cli_args(llm_server, tmp_path, "1", "--styles", "appearance", "--n", "3")
+    args[args.index("--base-url") + 1] = url
+    assert main(args) == 0
+    assert stable(read(tmp_path)).equals(stable(before))
+
+
+@pytest.mark.parametrize("kind", ["file", "unwritable"])
+def test_impossible_cache_is_one_line_before_any_request(llm_server, tmp_path, capsys, kind):
+    if kind == "file":
+        cache = tmp_path / "cache"
+        cache.write_text("not a folder")
+        want = "is a file, not a folder"
+    else:
+        cache = Path("/proc/hiva-no-such-cache")  # not creatable even as root
+        want = "cannot write to the cache folder"
+    assert main(cli_args(llm_server, cache, "1", "--styles", "appearance")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and want in err[0] and str(cache) in err[0]
+    assert llm_server.requests == 0
+
+
+def test_truncated_log_line_is_reported(llm_server, tmp_path, capsys):
+    assert main(cli_args(llm_server, tmp_path, "1", "--styles", "appearance", "--n", "2")) == 0
+    with open(tmp_path / "requests.jsonl", "ab") as fh:
+        fh.write(b'{"key": "abc", "au": 1, "te')
+    capsys.readouterr()
+    assert main(cli_args(llm_server, tmp_path, "1", "--styles", "appearance", "--n", "2")) == 0
+    assert "was cut short" in capsys.readouterr().err
+
+
+def test_stale_temp_files_are_removed(llm_server, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    stale = tmp_path / ".descriptions.parquet.abc123.tmp"
+    stale.write_bytes(b"half a table")
+    assert main(cli_args(llm_server, tmp_path, "1", "--styles", "appearance", "--n", "2")) == 0
+    assert not stale.exists()
+
+
+def test_unexpected_error_is_not_exit_1(monkeypatch, tmp_path, capsys):
+    import augtext.generate
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(augtext.generate, "generate", boom)
+    assert main(["generate", "--au", "1", "--cache", str(tmp_path)]) == 3
+    assert "unexpected internal error" in capsys.readouterr().err
 
 
 def _refuse_some(body: dict) -> str | None:

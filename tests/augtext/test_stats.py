@@ -93,3 +93,18 @@ def test_missing_or_corrupt_cache_is_a_user_error(cache, tmp_path_factory, capsy
     (cache / "descriptions.parquet").write_bytes(b"PAR1 garbage")
     with pytest.raises(UserError, match="descriptions.parquet"):
         compute_stats(cache)
+
+
+def test_damaged_embeddings_table_says_rerun_embed(cache, capsys):
+    assert main(["embed", "--cache", str(cache)]) == 0
+    table = next((cache / "embeddings").glob("*.parquet"))
+    table.write_bytes(b"PAR1 garbage")
+    capsys.readouterr()
+    assert main(["stats", "--cache", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert "augtext embed" in err and "augtext generate" not in err
+
+
+def test_stats_ends_with_the_prior_quality_line(cache, capsys):
+    assert main(["stats", "--cache", str(cache), "--samples", "1"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("prior quality: ")
