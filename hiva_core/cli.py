@@ -78,13 +78,30 @@ def train(
     set_: list[str] | None = typer.Option(None, "--set", help="Any config key: --set section.key=value"),
 ) -> None:
     """Train a HiVA model on labelled faces with the text prior."""
-    from hiva_core.train import run_train
+    from hiva_core.config import resolve_config
+    from hiva_core.metrics import format_folds_table, format_table
+    from hiva_core.train import resume_config, run_train
 
-    run_train(
-        text_cache=text_cache, data=data, out=out, lists=lists, model=model, backbone=backbone, pretrained=pretrained,
-        backbone_weights=backbone_weights, fold=fold, folds=folds, epochs=epochs, batch_size=batch_size, lr=lr,
-        image_size=image_size, config=config, resume=resume, overrides=set_ or [],
-    )
+    if out is None:
+        raise UserError("hiva_core train needs --out runs/NAME")
+    all_folds = _all_folds(fold, folds)
+    options = {"text.cache": text_cache, "data.spec": data, "data.lists": lists, "model.name": model,
+               "model.backbone": backbone, "model.pretrained": pretrained, "model.backbone_weights": backbone_weights,
+               "data.fold": fold, "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
+               "data.image_size": image_size}
+    base = resume_config(out, all_folds) if resume else None
+    cfg = resolve_config(config, options, set_ or (), base=base)
+    result = run_train(cfg, out, resume=resume, all_folds=all_folds)
+
+    runs = result["folds"].values() if all_folds else [result]
+    for r in runs:  # rank 0 of a finished run; other ranks hold no metrics
+        if r["metrics"] is not None and r["finished"]:
+            print(f"\n{r['out']}: best avg F1 {100 * r['best_f1']:.1f} at epoch {r['best_epoch']}\n")
+            print(format_table(r["metrics"]))
+    if all_folds and result["summary"] is not None:
+        summary = result["summary"]
+        print(f"\n{out}: {len(result['folds'])} folds, mean avg F1 {100 * summary['mean']['avg']['f1']:.1f}\n")
+        print(format_folds_table(summary))
 
 
 @app.command("eval")
@@ -99,8 +116,16 @@ def evaluate(
 ) -> None:
     """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor."""
     from hiva_core.evaluate import run_eval
+    from hiva_core.metrics import format_folds_table, format_table
 
-    run_eval(run=run, data=data, lists=lists, fold=fold, folds=folds, json_out=json_out, batch_size=batch_size)
+    all_folds = _all_folds(fold, folds)
+    result = run_eval(run=run, data=data, lists=lists, fold=fold, all_folds=all_folds, json_out=json_out,
+                      batch_size=batch_size)
+    if all_folds:
+        print(format_folds_table(result))
+    else:
+        print(f"{run} on {data} (fold {result['fold']}, {result['n']} frames)\n")
+        print(format_table(result))
 
 
 @app.command()
@@ -157,6 +182,15 @@ def export(
     diff = report["max_abs_diff"]
     typer.echo(f"wrote {onnx} (outputs {', '.join(report['outputs'])}; "
                + (f"onnxruntime matches PyTorch to {diff:.1e})" if diff is not None else "not checked)"), err=True)
+
+
+def _all_folds(fold: int | None, folds: str | None) -> bool:
+    """Whether --folds all was given: 'all' is its only value, and it does not go with --fold K."""
+    if folds is not None and folds != "all":
+        raise UserError(f"--folds takes 'all' (got {folds!r}); use --fold K for one fold")
+    if folds == "all" and fold is not None:
+        raise UserError("give either --fold K or --folds all, not both")
+    return folds == "all"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

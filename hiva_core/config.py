@@ -19,6 +19,14 @@ from typing import Any, Union
 import yaml
 
 from augtext.errors import UserError
+from hiva_core.models.hiva import ModelConfig
+
+
+def _require(*checks: tuple[bool, str]) -> None:
+    """Value checks that types alone do not catch (every section checks its own in __post_init__)."""
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
 
 
 @dataclass(frozen=True)
@@ -40,37 +48,42 @@ class DataSection:
     num_workers: int = 4  # DataLoader worker processes (0 = load in the training process)
     aus: tuple[int, ...] | None = None  # train on these AUs (an AU spec: 1,2,4 / 1-7 / bp4d); None = the data's
 
+    def __post_init__(self) -> None:
+        _require((self.image_size >= 8, "data.image_size must be >= 8"),
+                 (self.num_workers >= 0, "data.num_workers must be >= 0"))
+        if self.aus is not None:
+            from augtext.facs import parse_au_spec
 
-@dataclass(frozen=True)
-class ModelSection:
-    """`name` picks a registered model; every other non-None key is passed to create_model as an override."""
+            parse_au_spec(",".join(str(a) for a in self.aus))  # a code FACS lacks is a UserError listing valid ones
 
-    name: str = "hiva"
-    backbone: str | None = None
-    pretrained: bool | None = None
-    backbone_weights: str | None = None
-    dim: int | None = None
-    heads: int | None = None
-    graph_topk: int | None = None
-    text_samples: int | None = None
-    text_pool: str | None = None  # mean | attention
-    head: str | None = None
-    use_text: bool | None = None
-    use_graph: bool | None = None
-    use_ddca: bool | None = None
-    use_cdca: bool | None = None
-    # The text-embedding dim the model expects; None = the prior's. Set it to catch a cache built with another
-    # embedding model (a mismatch is a UserError naming both dims).
-    text_dim: int | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        """create_model keyword overrides: the keys set to something other than None (name/text_dim excluded)."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name not in ("name", "text_dim") and value is not None:
-                out[f.name] = value
-        return out
+def _model_overrides(self) -> dict[str, Any]:
+    """create_model keyword overrides: the keys set to something other than None (name/text_dim excluded)."""
+    out = {}
+    for f in fields(self):
+        value = getattr(self, f.name)
+        if f.name not in ("name", "text_dim") and value is not None:
+            out[f.name] = value
+    return out
+
+
+def _model_section() -> type:
+    """ModelSection, made from ModelConfig so that a new model option is a config key without a second list:
+    `name` (a registered model), every ModelConfig option as an optional override (None = the model's own default),
+    then `text_dim`: the text-embedding dim the model expects (None = the prior's; set it to catch a cache built with
+    another embedding model, a mismatch is a UserError naming both dims)."""
+    hints = typing.get_type_hints(ModelConfig)
+    options = [(f.name, hints[f.name] | None, field(default=None)) for f in fields(ModelConfig)
+               if f.name not in ("name", "num_aus", "text_dim")]
+    return dataclasses.make_dataclass(
+        "ModelSection", [("name", str, field(default="hiva")), *options, ("text_dim", int | None, field(default=None))],
+        frozen=True,
+        namespace={"overrides": _model_overrides, "__doc__": "`name` picks a registered model; every other non-None "
+                   "key is passed to create_model as an override (see ModelConfig)."})
+
+
+ModelSection = _model_section()
+ModelSection.__module__ = __name__  # for pickle and repr; make_dataclass takes module= only from Python 3.12
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,10 @@ class OptimSection:
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max gradient norm; 0 = no clipping
     accum_steps: int = 1  # gradient accumulation: optimizer step every N batches
+
+    def __post_init__(self) -> None:
+        _require((self.accum_steps >= 1, "optim.accum_steps must be >= 1"), (self.lr > 0, "optim.lr must be > 0"),
+                 (0 <= self.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"))
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,12 @@ class TrainSection:
     tensorboard: bool = True  # when the tensorboard package is installed
     progress: bool = True  # rich progress bars
     find_unused_parameters: bool = True  # DDP: ablations leave some parameters out of the loss
+
+    def __post_init__(self) -> None:
+        _require((self.epochs >= 1, "train.epochs must be >= 1"),
+                 (self.batch_size >= 1, "train.batch_size must be >= 1"),
+                 (self.precision in ("bf16", "fp16", "fp32"), "train.precision must be bf16, fp16 or fp32"),
+                 (self.eval_every >= 1, "train.eval_every must be >= 1"))
 
 
 @dataclass(frozen=True)
@@ -200,9 +223,7 @@ def apply_updates(cfg: TrainConfig, updates: Mapping[str, Any], where: str = "")
             value = parse_au_spec(value)  # "1,2,4", "1-7", "bp4d": the same AU specs as augtext
         coerced = _coerce(value, _hints(cls)[key], dotted)
         sections[section] = replace(sections[section], **{key: coerced})
-    out = TrainConfig(**sections)
-    validate(out)
-    return out
+    return TrainConfig(**sections)
 
 
 def flatten(tree: Mapping[str, Any], where: str = "") -> dict[str, Any]:
@@ -252,28 +273,6 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Value checks that types alone do not catch."""
-    checks = [
-        (cfg.train.epochs >= 1, "train.epochs must be >= 1"),
-        (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
-        (cfg.optim.accum_steps >= 1, "optim.accum_steps must be >= 1"),
-        (cfg.optim.lr > 0, "optim.lr must be > 0"),
-        (0 <= cfg.optim.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"),
-        (cfg.data.image_size >= 8, "data.image_size must be >= 8"),
-        (cfg.data.num_workers >= 0, "data.num_workers must be >= 0"),
-        (cfg.train.precision in ("bf16", "fp16", "fp32"), "train.precision must be bf16, fp16 or fp32"),
-        (cfg.train.eval_every >= 1, "train.eval_every must be >= 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
-    if cfg.data.aus is not None:
-        from augtext.facs import parse_au_spec
-
-        parse_au_spec(",".join(str(a) for a in cfg.data.aus))  # a code FACS lacks is a UserError listing valid ones
-
-
 def resolve_config(
     yaml_path: str | Path | None = None,
     cli: Mapping[str, Any] | None = None,
@@ -286,9 +285,7 @@ def resolve_config(
         cfg = apply_updates(cfg, read_yaml(yaml_path), where=f" in {yaml_path}")
     given = {k: (str(v) if isinstance(v, Path) else v) for k, v in (cli or {}).items() if v is not None}
     cfg = apply_updates(cfg, given)
-    cfg = apply_updates(cfg, parse_set(overrides), where=" in --set")
-    validate(cfg)
-    return cfg
+    return apply_updates(cfg, parse_set(overrides), where=" in --set")
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from augtext.errors import UserError
 from hiva_core.distributed import DistInfo, gather_rows
-from hiva_core.metrics import aggregate_folds, au_metrics, format_folds_table, format_table
+from hiva_core.metrics import aggregate_folds, au_metrics
 
 
 def predict_loader(
@@ -91,29 +91,24 @@ def run_eval(
     data: str,
     lists: Path | None = None,
     fold: int | None = None,
-    folds: str | None = None,
+    all_folds: bool = False,
     json_out: Path | None = None,
     batch_size: int = 64,
 ) -> dict:
-    """Evaluate a run (or, with folds="all", every runs/NAME/fold*/ on its own fold); print a markdown table."""
+    """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
+
+    Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from hiva_core.checkpoint import RunFolder, write_json
 
     run = Path(run)
-    if folds is not None and folds != "all":
-        raise UserError(f"--folds takes 'all' (got {folds!r}); use --fold K for one fold")
-    if folds == "all":
-        if fold is not None:
-            raise UserError("give either --fold K or --folds all, not both")
+    if all_folds:
         runs = RunFolder(run).fold_runs()
         if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
         per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size) for r in runs}
         result = aggregate_folds(per_fold)
-        print(format_folds_table(result))
     else:
         result = evaluate_run(run, data, lists, fold, batch_size)
-        print(f"{run} on {data} (fold {result['fold']}, {result['n']} frames)\n")
-        print(format_table(result))
     if json_out is not None:
         write_json(json_out, result)
     return result

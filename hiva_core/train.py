@@ -25,11 +25,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from augtext.errors import UserError
 from hiva_core import checkpoint as ckpt
 from hiva_core.checkpoint import RunFolder
-from hiva_core.config import TrainConfig, resolve_config
+from hiva_core.config import TrainConfig
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed, sync_buffers
 from hiva_core.evaluate import predict_loader
-from hiva_core.metrics import aggregate_folds, au_metrics, format_folds_table, format_table
+from hiva_core.metrics import aggregate_folds, au_metrics
 
 if TYPE_CHECKING:
     from augtext.textprior import TextPrior
@@ -443,50 +443,34 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                 run.save_checkpoint(epoch, metrics, state.model, state.state_dict())
                 monitor.end_epoch(state, losses, metrics, started)
 
-    finished = stop == cfg.train.epochs
-    if info.is_main and run.best_metrics is not None and finished:
-        print(f"\n{run.path}: best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch}\n")
-        print(format_table(run.best_metrics))
     return {"best_f1": run.best_f1, "best_epoch": run.best_epoch, "metrics": run.best_metrics,
-            "last": run.last_metrics, "out": str(run.path), "finished": finished}
+            "last": run.last_metrics, "out": str(run.path), "finished": stop == cfg.train.epochs}
 
 
 # ----------------------------------------------------------------------------------------------------- the command
-def run_train(
-    text_cache: Path | None = None, data: str | None = None, out: Path | None = None, lists: Path | None = None,
-    model: str | None = None, backbone: str | None = None, pretrained: bool | None = None,
-    backbone_weights: Path | None = None, fold: int | None = None, folds: str | None = None,
-    epochs: int | None = None, batch_size: int | None = None, lr: float | None = None, image_size: int | None = None,
-    config: Path | None = None, resume: bool = False, overrides: list[str] | tuple[str, ...] = (),
-) -> dict:
-    """`hiva_core train`: resolve the config, then `fit` one fold, or every fold with `folds="all"`."""
-    if out is None:
-        raise UserError("hiva_core train needs --out runs/NAME")
-    out = Path(out)
-    if folds is not None and folds != "all":
-        raise UserError(f"--folds takes 'all' (got {folds!r}); use --fold K for one fold")
-    if folds == "all" and fold is not None:
-        raise UserError("give either --fold K or --folds all, not both")
-    cli = {"text.cache": text_cache, "data.spec": data, "data.lists": lists, "model.name": model,
-           "model.backbone": backbone, "model.pretrained": pretrained, "model.backbone_weights": backbone_weights,
-           "data.fold": fold, "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
-           "data.image_size": image_size}
-    # On --resume the saved config is the base: repeating the original command (or adding --epochs) continues it.
+def resume_config(out: str | Path, all_folds: bool = False) -> TrainConfig:
+    """The config a run was trained with: the base of `--resume`, so that repeating the original command (or adding
+    --epochs) continues it. With `all_folds`, the first fold's."""
     run = RunFolder(out)
-    base = None
-    if resume:
-        saved = run if folds != "all" else next(iter(run.fold_runs()), None)
-        if saved is None or not saved.config_file.is_file():
-            raise UserError(f"--resume: no {ckpt.CONFIG} under {out}; nothing to resume (train without --resume)")
-        base = saved.read_train_config()
-    cfg = resolve_config(config, cli, overrides, base=base)
+    saved = next(iter(run.fold_runs()), None) if all_folds else run
+    if saved is None or not saved.config_file.is_file():
+        raise UserError(f"--resume: no {ckpt.CONFIG} under {run.path}; nothing to resume (train without --resume)")
+    return saved.read_train_config()
 
-    if folds != "all":
+
+def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds: bool = False) -> dict:
+    """`hiva_core train`: `fit` one run into `out`, or with `all_folds` every fold into out/fold{k}/.
+
+    One run returns fit's result. All folds return `{"folds": {"fold1": fit's result, ...}, "summary": ...}`; the
+    summary (aggregate_folds, also written to summary.json) is None unless every fold has metrics (on rank 0).
+    """
+    if not all_folds:
         try:
             return fit(cfg, out, resume=resume)
         finally:
             cleanup()
 
+    run = RunFolder(out)
     if cfg.data.spec is None:
         raise UserError("hiva_core train needs --data (a manifest with a fold column, or bp4d:|disfa:ROOT)")
     fold_ids = discover_folds(cfg.data.spec, cfg.data.lists)
@@ -502,10 +486,8 @@ def run_train(
             results[f"fold{k}"] = fit(replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume)
     finally:
         cleanup()
+    summary = None
     if all(r["metrics"] is not None for r in results.values()) and env_world().is_main:
         summary = aggregate_folds({name: r["metrics"] for name, r in results.items()})
         run.write_summary(summary)
-        print(f"\n{out}: {len(fold_ids)} folds, mean avg F1 {100 * summary['mean']['avg']['f1']:.1f}\n")
-        print(format_folds_table(summary))
-        return summary
-    return results
+    return {"folds": results, "summary": summary}

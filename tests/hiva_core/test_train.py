@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from augtext.errors import UserError
 from hiva_core.cli import main
-from hiva_core.config import TrainConfig, resolve_config, valid_keys
+from hiva_core.config import DataSection, OptimSection, TrainConfig, TrainSection, resolve_config, valid_keys
 from tests.hiva_core.conftest import train_argv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,6 +63,29 @@ def test_config_errors(bad, needle):
 def test_valid_keys_cover_sections():
     keys = valid_keys()
     assert {"text.cache", "data.spec", "model.backbone", "optim.lr", "train.epochs"} <= set(keys)
+
+
+def test_model_section_follows_model_config():
+    """Every ModelConfig option is a model.* key (a new option needs no second list), None until set."""
+    from hiva_core.config import ModelSection
+    from hiva_core.models import ModelConfig
+
+    options = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("name", "num_aus", "text_dim")]
+    assert [k.partition(".")[2] for k in valid_keys() if k.startswith("model.")] == ["name", *options, "text_dim"]
+    assert ModelSection().overrides() == {}
+    cfg = resolve_config(None, {"model.use_graph": "false", "model.text_pool": "attention", "model.text_dim": 384})
+    assert cfg.model.overrides() == {"use_graph": False, "text_pool": "attention"} and cfg.model.text_dim == 384
+
+
+@pytest.mark.parametrize("build, needle", [
+    (lambda: TrainSection(epochs=0), "train.epochs must be >= 1"),
+    (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
+    (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
+    (lambda: DataSection(aus=(1, 3)), "AU"),
+])
+def test_sections_check_their_own_values(build, needle):
+    with pytest.raises(UserError, match=needle):
+        build()
 
 
 # -------------------------------------------------------------------------------------------- train and eval
