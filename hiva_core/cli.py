@@ -105,7 +105,7 @@ def train(
 
 
 @app.command("eval")
-def evaluate(
+def eval_(
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
     data: str = typer.Option(..., help="Manifest, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
     lists: Path | None = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),

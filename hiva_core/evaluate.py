@@ -1,6 +1,8 @@
-"""`hiva_core eval`: score a trained run on a test split (per-AU F1 pooled at 0.5, AUC, the all-positive floor).
+"""Evaluation: per-AU metrics (F1 pooled at 0.5, AUC, the all-positive floor) of a model on labelled data.
 
-`predict_loader` is the one prediction loop: the trainer's per-epoch evaluation uses it too.
+`collect_probs` is the one loop over a labelled loader; `evaluate_model` (the trainer's per-epoch evaluation, an
+in-memory model, DDP-aware) and `evaluate_run` (a run folder, `hiva_core eval`) both use it. "predict" is kept for
+unlabelled faces in, AU probabilities out (`LoadedRun.predict`, `hiva_core predict`).
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from augtext.errors import UserError
-from hiva_core.distributed import DistInfo, gather_rows
+from hiva_core.device import autocast, autocast_dtype
+from hiva_core.distributed import DistInfo, ShardSampler, gather_rows, sync_buffers
 from hiva_core.metrics import aggregate_folds, au_metrics
 
 
-def predict_loader(
-    predict: Callable[[torch.Tensor], torch.Tensor],
+def collect_probs(
+    probs_of: Callable[[torch.Tensor], torch.Tensor],
     loader: DataLoader,
     device: torch.device,
     num_aus: int,
     info: DistInfo | None = None,
     indices: np.ndarray | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """Run `predict(images) -> probs (B,A)` over a loader; returns `{"probs", "labels", "mask"}` (N,A) arrays.
+    """Run `probs_of(images) -> probs (B,A)` over a loader; returns `{"probs", "labels", "mask"}` (N,A) arrays.
 
     Under DDP each rank sees its shard (`indices`: the shard's dataset positions, in loader order); the rows are
     gathered to rank 0 in dataset order and the other ranks get None.
@@ -34,7 +37,7 @@ def predict_loader(
     probs, labels, masks = [], [], []
     for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
-        probs.append(predict(images).float().cpu().numpy())
+        probs.append(probs_of(images).float().cpu().numpy())
         labels.append(batch["labels"].numpy().astype(np.float32))
         masks.append(batch["mask"].numpy().astype(bool))
     empty = np.zeros((0, num_aus), dtype=np.float32)
@@ -46,6 +49,28 @@ def predict_loader(
     if indices is None:
         indices = np.arange(len(arrays["probs"]))
     return gather_rows(arrays, np.asarray(indices), info)
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module, loader: DataLoader, text: tuple, device: torch.device, aus: list[int], info: DistInfo,
+    precision: str = "fp32",
+) -> dict | None:
+    """Per-AU metrics of an in-memory model on a loader (rank 0; other ranks return None). The trainer passes the
+    plain model, never the DDP wrapper: ranks may hold different numbers of batches, and evaluation needs no gradient
+    sync."""
+    sync_buffers(model)  # BatchNorm statistics differ per rank after DDP steps: everyone evaluates rank 0's
+    model.eval()
+    dtype = autocast_dtype(device, precision)
+
+    def probs_of(images: torch.Tensor) -> torch.Tensor:
+        with autocast(device, dtype):
+            return torch.sigmoid(model(images, *text)["logits"].float())
+
+    sampler = loader.sampler
+    indices = np.asarray(sampler.indices) if isinstance(sampler, ShardSampler) else None
+    out = collect_probs(probs_of, loader, device, len(aus), info, indices)
+    return au_metrics(out["probs"], out["labels"], out["mask"], aus) if out is not None else None
 
 
 def evaluate_run(
@@ -79,7 +104,7 @@ def evaluate_run(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         num_workers=int(data_cfg.get("num_workers") or 0),
                         pin_memory=loaded.device.type == "cuda")
-    out = predict_loader(lambda x: loaded.predict(x)["probs"], loader, loaded.device, len(loaded.aus))
+    out = collect_probs(lambda x: loaded.predict(x)["probs"], loader, loaded.device, len(loaded.aus))
     metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus)
     metrics["run"] = str(run)
     metrics["fold"] = fold

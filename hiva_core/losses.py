@@ -11,16 +11,19 @@ import torch
 from torch import nn
 
 
-def au_weights(labels: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+def au_weights(labels: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Per-AU loss weights from training label rates, as ME-GraphAU: ``w_a ∝ 1 / rate_a``, scaled to mean 1.
 
-    ``rate_a`` = positives / known labels of AU a. An AU with no positive (or no known label) gets the rate of a
-    single positive among its known labels (``1 / max(n_known, 1)``) instead of an infinite weight.
+    ``rate_a`` = positives / known labels of AU a (NaN labels, and False in ``mask``, are unknown). An AU with no
+    positive (or no known label) gets the rate of a single positive among its known labels (``1 / max(n_known, 1)``)
+    instead of an infinite weight that would drown every other AU. The one owner of these weights: the trainer's loss
+    (float32) and the weight files of ``hiva_core prepare`` (float64).
     """
-    labels = torch.as_tensor(labels, dtype=torch.float32)
+    labels = torch.as_tensor(labels, dtype=dtype)
     mask = torch.isfinite(labels) if mask is None else torch.as_tensor(mask, dtype=torch.bool) & torch.isfinite(labels)
-    known = mask.sum(0).float()
-    positives = torch.where(mask, labels, torch.zeros_like(labels)).gt(0.5).sum(0).float()
+    known = mask.sum(0).to(dtype)
+    positives = torch.where(mask, labels, torch.zeros_like(labels)).gt(0.5).sum(0).to(dtype)
     rate = torch.maximum(positives, torch.ones_like(positives)) / known.clamp(min=1)
     weights = 1.0 / rate
     return weights / weights.sum() * weights.numel()

@@ -341,39 +341,38 @@ def _init_worker(threads: int) -> None:
 
 # ----------------------------------------------------------------------------------------------------------- writing
 def write_lists(dataset: str, jobs: list[SequenceJob], folds: dict[str, int], ok: set[str], lists: Path) -> dict:
-    """The list files (paths, labels, per-AU weights) of every split for the frames cropped; returns counts."""
+    """The list files (paths, labels, per-AU weights) of every split for the frames cropped; returns counts.
+
+    File names come from `hiva_core.data.lists.LIST_FORMATS`, the reader's own table; the weights from
+    `hiva_core.losses.au_weights`, the trainer's."""
+    import torch
+
     from augtext.io import atomic_write
+    from hiva_core.data.lists import LIST_FORMATS
+    from hiva_core.losses import au_weights
 
-    prefix = dataset.upper()
-    path_word = "path" if dataset == "disfa" else "img_path"
+    fmt = LIST_FORMATS[dataset]
     rows = [(fj.out_rel, fj.labels, folds[job.subject]) for job in jobs for fj in job.frames if fj.out_rel in ok]
-    if dataset == "gft":
-        splits = {"": {"train": [r for r in rows if r[2] == 0], "test": [r for r in rows if r[2] == 1]}}
-    else:
-        splits = {f"_fold{k}": {"train": [r for r in rows if r[2] != k], "test": [r for r in rows if r[2] == k]}
+    if fmt.folds:  # fold k: test = its subjects, train = the others
+        splits = {k: {"train": [r for r in rows if r[2] != k], "test": [r for r in rows if r[2] == k]}
                   for k in (1, 2, 3)}
+    else:  # one official split: subjects marked 0 train, 1 test
+        splits = {None: {"train": [r for r in rows if r[2] == 0], "test": [r for r in rows if r[2] == 1]}}
     counts = {}
-    for suffix, parts in splits.items():
+    for fold, parts in splits.items():
         for split, items in parts.items():
-            with atomic_write(lists / f"{prefix}_{split}_{path_word}{suffix}.txt", "w") as fh:
+            paths_name, labels_name = fmt.file_names(split, fold)
+            with atomic_write(lists / paths_name, "w") as fh:
                 fh.writelines(f"{rel}\n" for rel, _, _ in items)
-            with atomic_write(lists / f"{prefix}_{split}_label{suffix}.txt", "w") as fh:
+            with atomic_write(lists / labels_name, "w") as fh:
                 fh.writelines(" ".join(map(str, lab)) + "\n" for _, lab, _ in items)
-            counts[f"{split}{suffix}"] = len(items)
-        with atomic_write(lists / f"{prefix}_train_weight{suffix}.txt", "w") as fh:
-            fh.write("\t".join(f"{w:.6f}" for w in au_weights([lab for _, lab, _ in parts["train"]])) + "\n")
+            counts[split if fold is None else f"{split}_fold{fold}"] = len(items)
+        train = np.asarray([lab for _, lab, _ in parts["train"]], dtype=np.float64)
+        train[train == UNKNOWN] = np.nan
+        weights = au_weights(train, dtype=torch.float64).tolist() if len(train) else []
+        with atomic_write(lists / fmt.weights_name(fold), "w") as fh:
+            fh.write("\t".join(f"{w:.6f}" for w in weights) + "\n")
     return counts
-
-
-def au_weights(labels: Sequence[Sequence[int]]) -> np.ndarray:
-    """ME-GraphAU's per-AU loss weights: 1 / positive rate, normalised to mean 1 (unknown labels ignored)."""
-    arr = np.asarray(labels, dtype=np.float64)
-    if arr.size == 0:
-        return np.ones(arr.shape[1] if arr.ndim == 2 else 0)
-    arr[arr == UNKNOWN] = np.nan
-    rate = np.nanmean(arr, axis=0)
-    weight = 1.0 / np.clip(np.nan_to_num(rate, nan=1.0), 1e-6, None)
-    return weight / weight.sum() * len(weight)
 
 
 def run_prepare(dataset: str, root: str | os.PathLike, out: str | os.PathLike, workers: int = 1, *,

@@ -27,9 +27,9 @@ from hiva_core import checkpoint as ckpt
 from hiva_core.checkpoint import RunFolder
 from hiva_core.config import TrainConfig
 from hiva_core.device import autocast, autocast_dtype, pick_device
-from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed, sync_buffers
-from hiva_core.evaluate import predict_loader
-from hiva_core.metrics import aggregate_folds, au_metrics
+from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed
+from hiva_core.evaluate import evaluate_model
+from hiva_core.metrics import aggregate_folds
 
 if TYPE_CHECKING:
     from augtext.textprior import TextPrior
@@ -374,27 +374,6 @@ def train_one_epoch(state: TrainState, loaders: Loaders, text: tuple, cfg: Train
     return {k: v / max(1, n_batches) for k, v in sums.items()}
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: DataLoader, text: tuple, device: torch.device, aus: list[int], info: DistInfo,
-    precision: str = "fp32",
-) -> dict | None:
-    """Per-AU metrics on a loader (rank 0; other ranks return None). Uses the plain model, never the DDP wrapper:
-    ranks may hold different numbers of batches, and evaluation needs no gradient sync."""
-    sync_buffers(model)  # BatchNorm statistics differ per rank after DDP steps: everyone evaluates rank 0's
-    model.eval()
-    dtype = autocast_dtype(device, precision)
-
-    def predict(images: torch.Tensor) -> torch.Tensor:
-        with autocast(device, dtype):
-            return torch.sigmoid(model(images, *text)["logits"].float())
-
-    sampler = loader.sampler
-    indices = np.asarray(sampler.indices) if isinstance(sampler, ShardSampler) else None
-    out = predict_loader(predict, loader, device, len(aus), info, indices)
-    return au_metrics(out["probs"], out["labels"], out["mask"], aus) if out is not None else None
-
-
 # ------------------------------------------------------------------------------------------------------------ fit
 def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train one model into the run folder `out`; with `resume`, continue it from its last.pt.
@@ -437,7 +416,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
             metrics = None
             if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
                 # fp32, like load_run's predict: `hiva_core eval` then reproduces these numbers exactly.
-                metrics = evaluate(state.model, loaders.test, text, device, aus, info)
+                metrics = evaluate_model(state.model, loaders.test, text, device, aus, info)
             # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
             if info.is_main:
                 run.save_checkpoint(epoch, metrics, state.model, state.state_dict())

@@ -29,6 +29,7 @@ class ListFormat:
     labels: str
     folds: bool
     folder_depth: int  # folders before the file name: BP4D subject/sequence, DISFA subject
+    weights: str  # per-AU training loss weights (ME-GraphAU's file; written by `prepare`, not read here)
 
     @property
     def aus(self) -> list[int]:
@@ -36,6 +37,9 @@ class ListFormat:
 
     def file_names(self, split: str, fold: int | None) -> tuple[str, str]:
         return self.paths.format(split=split, fold=fold), self.labels.format(split=split, fold=fold)
+
+    def weights_name(self, fold: int | None) -> str:
+        return self.weights.format(fold=fold)
 
 
 LIST_FORMATS: dict[str, ListFormat] = {
@@ -46,6 +50,7 @@ LIST_FORMATS: dict[str, ListFormat] = {
         "BP4D_{split}_label_fold{fold}.txt",
         folds=True,
         folder_depth=2,
+        weights="BP4D_train_weight_fold{fold}.txt",
     ),
     "disfa": ListFormat(
         "disfa",
@@ -54,8 +59,10 @@ LIST_FORMATS: dict[str, ListFormat] = {
         "DISFA_{split}_label_fold{fold}.txt",
         folds=True,
         folder_depth=1,
+        weights="DISFA_train_weight_fold{fold}.txt",
     ),
-    "gft": ListFormat("gft", "GFT", "GFT_{split}_img_path.txt", "GFT_{split}_label.txt", folds=False, folder_depth=1),
+    "gft": ListFormat("gft", "GFT", "GFT_{split}_img_path.txt", "GFT_{split}_label.txt", folds=False, folder_depth=1,
+                      weights="GFT_train_weight.txt"),
 }
 
 

@@ -41,7 +41,9 @@ def find_manifest(spec: str | os.PathLike) -> Path:
     return path
 
 
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+def read_label_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """A labelled-image manifest (.csv / .parquet: path, AU1, AU2, ...) as a DataFrame. Not augtext's cache
+    manifest.json, which `augtext.prior.read_manifest` reads."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".parquet":
@@ -113,7 +115,7 @@ def fold_column(df: pd.DataFrame, path: Path) -> np.ndarray:
 def manifest_folds(spec: str | os.PathLike) -> list[int]:
     """The folds a manifest (file or folder) defines, sorted: what `--folds all` iterates over."""
     path = find_manifest(spec)
-    return sorted(set(fold_column(read_manifest(path), path).tolist()))
+    return sorted(set(fold_column(read_label_manifest(path), path).tolist()))
 
 
 def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> np.ndarray:
@@ -163,7 +165,7 @@ def load_manifest_dataset(
 ) -> AUDataset:
     """A manifest file or folder -> AUDataset of the rows of one split."""
     path = find_manifest(spec)
-    df = read_manifest(path)
+    df = read_label_manifest(path)
     if "path" not in df.columns:
         raise UserError(f"{path} has no 'path' column; its columns: {', '.join(map(str, df.columns))}")
     columns = au_columns(df, path)

@@ -127,3 +127,35 @@ def test_task_adds_alignment_only_with_text():
         assert (out["align"] > 0) == has_text
         torch.testing.assert_close(out["loss"], out["asl"] + 0.5 * out["align"])
         out["loss"].backward()
+
+
+@pytest.mark.parametrize("dataset", ["bp4d", "gft"])
+def test_prepare_lists_take_names_from_list_formats_and_weights_from_au_weights(dataset, tmp_path):
+    """`hiva_core prepare` writes the file names the list reader looks for, and weight files that hold the trainer's
+    au_weights of the training labels, also for an AU that never occurs in training (it once got a 1e6 weight that
+    left every other AU near 0)."""
+    from augtext.facs import DATASET_AUS
+    from hiva_core.data.lists import LIST_FORMATS
+    from hiva_core.prepare import UNKNOWN, FrameJob, SequenceJob, write_lists
+
+    fmt, n_aus = LIST_FORMATS[dataset], len(DATASET_AUS[dataset])
+    rng = np.random.default_rng(0)
+    splits = {"S1": 1, "S2": 2, "S3": 3} if fmt.folds else {"S1": 1, "S2": 0, "S3": 0}
+    jobs = []
+    for subject, split in splits.items():
+        labels = rng.integers(0, 2, size=(6, n_aus))
+        labels[:, 0] = int(split == 1)  # AU 0 occurs only in S1: never in the training split that leaves S1 out
+        labels[0, 1] = UNKNOWN
+        frames = tuple(FrameJob(i, f"{subject}/{i}.jpg", tuple(int(v) for v in row)) for i, row in enumerate(labels))
+        jobs.append(SequenceJob(subject, "", None, None, 0, frames))
+    ok = {fj.out_rel for job in jobs for fj in job.frames}
+    write_lists(dataset, jobs, splits, ok, tmp_path)
+    for fold in (1, 2, 3) if fmt.folds else (None,):
+        paths_name, labels_name = fmt.file_names("train", fold)
+        train = np.loadtxt(tmp_path / labels_name)
+        assert len(train) == len((tmp_path / paths_name).read_text().splitlines()) == 12
+        weights = np.loadtxt(tmp_path / fmt.weights_name(fold))
+        expected = au_weights(np.where(train == UNKNOWN, np.nan, train), dtype=torch.float64).numpy()
+        np.testing.assert_allclose(weights, expected, atol=1e-6)
+        assert np.isfinite(weights).all() and weights.min() > 0.1
+        assert (tmp_path / fmt.file_names("test", fold)[1]).is_file()
