@@ -144,12 +144,15 @@ def predict(
 
     Frames without a face and unreadable files are reported (rows with status no_face / unreadable and a summary on
     stderr), not fatal; the exit status is 2 only when no input at all could be read."""
-    from hiva_core.predict import run_predict
+    from hiva_core.predict import print_summary, print_table, run_predict
 
-    run_predict(
+    result = run_predict(
         inputs=inputs, run=run, out=out, heatmaps=heatmaps, batch_size=batch_size, threshold=threshold,
         detect=not no_detect, device=device, min_face=min_face,
     )
+    if out is None:
+        print_table(result.rows, result.aus, threshold)
+    print_summary(result.summary, out)
 
 
 @app.command()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -51,11 +52,13 @@ class Frame:
 
 @dataclass
 class PredictResult:
-    """What run_predict returns: the rows (also written to --out), a summary and seconds spent per stage."""
+    """What run_predict returns: the rows (also written to --out), a summary, seconds spent per stage (StageTimer)
+    and the run's AUs."""
 
     rows: pd.DataFrame
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    aus: list[int] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------------------ inputs
@@ -109,20 +112,99 @@ def _reason(exc: BaseException) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------- the engine
+class StageTimer:
+    """Seconds spent per stage (STAGES), summed over a run: `with timer.stage("detect"): ...`."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t0
+
+    def totals(self) -> dict[str, float]:
+        """Every stage's seconds, and `total`: the whole run so far."""
+        return {**self.seconds, "total": time.perf_counter() - self.started}
+
+
+@dataclass
+class Face:
+    """One result row: a face with its aligned crop, or a frame without a face / an unreadable file (crop None)."""
+
+    row: dict[str, Any]
+    crop: Image.Image | None = None
+
+
+class FaceStream:
+    """Inputs in, faces out, in input order: frames are decoded and searched for faces (MTCNN) `batch_size` at a time,
+    and each face is aligned to the training template. With `detect=False` every frame is taken as an aligned face.
+    `on_frames(n)` hears how many frames each batch held (a progress bar)."""
+
+    def __init__(self, sources: Iterable[tuple[Path, str]], timer: StageTimer, *, detect: bool = True,
+                 batch_size: int = 16, min_face: float = 20.0, device: torch.device | None = None,
+                 on_frames: Callable[[int], None] = lambda n: None):
+        self.sources, self.timer, self.detect = sources, timer, detect
+        self.batch_size, self.min_face, self.device, self.on_frames = batch_size, min_face, device, on_frames
+
+    def __iter__(self) -> Iterator[Face]:
+        frames = iter_frames(self.sources)
+        while True:
+            with self.timer.stage("read"):
+                chunk = list(islice(frames, self.batch_size))
+            if not chunk:
+                return
+            found = self._detect([f for f in chunk if f.image is not None])
+            for frame in chunk:
+                yield from self._faces(frame, found.get(id(frame)))
+            self.on_frames(len(chunk))
+
+    def _detect(self, frames: list[Frame]) -> dict[int, list]:
+        """Faces per readable frame (by id), one detector call for the whole batch."""
+        if not (self.detect and frames):
+            return {}
+        from hiva_core.faces.detect import detect_faces_batch
+
+        with self.timer.stage("detect"):
+            found = detect_faces_batch([f.image for f in frames], min_size=self.min_face, device=self.device)
+        return {id(f): faces for f, faces in zip(frames, found, strict=True)}
+
+    def _faces(self, frame: Frame, faces: list | None) -> Iterator[Face]:
+        base = _base_row(frame)
+        if frame.image is None:
+            yield Face({**base, "face": None, "status": "unreadable", "error": frame.error})
+        elif not self.detect:
+            h, w = frame.image.shape[:2]
+            yield Face({**base, "face": 0, "status": "ok", "x1": 0.0, "y1": 0.0, "x2": float(w), "y2": float(h)},
+                       Image.fromarray(frame.image))
+        elif not faces:
+            yield Face({**base, "face": None, "status": "no_face"})
+        else:
+            for k, face in enumerate(faces):
+                with self.timer.stage("align"):
+                    crop, _ = align(frame.image, face.landmarks, size=DEFAULT_SIZE)
+                x1, y1, x2, y2 = face.box
+                yield Face({**base, "face": k, "status": "ok", "score": face.score, "x1": x1, "y1": y1, "x2": x2,
+                            "y2": y2}, Image.fromarray(crop))
+
+
 class _Batcher:
     """Collects face crops, runs the model `batch_size` at a time and fills the rows' AU columns."""
 
     def __init__(self, loaded, transform, batch_size: int, threshold: float, heatmaps: Path | None,
-                 timings: dict[str, float]):
+                 timer: StageTimer):
         self.loaded, self.transform, self.batch_size, self.threshold = loaded, transform, batch_size, threshold
-        self.heatmaps, self.timings = heatmaps, timings
+        self.heatmaps, self.timer = heatmaps, timer
         self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
         self.stems: dict[Path, str] = {}  # heatmap file stem of each source
 
     def add(self, row: dict[str, Any], crop: Image.Image) -> None:
-        t0 = time.perf_counter()
-        self.pending.append((row, self.transform(crop)))
-        self.timings["align"] += time.perf_counter() - t0
+        with self.timer.stage("align"):
+            self.pending.append((row, self.transform(crop)))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
@@ -132,18 +214,16 @@ class _Batcher:
         rows, tensors = zip(*self.pending, strict=True)
         self.pending = []
         images = torch.stack(tensors)
-        t0 = time.perf_counter()
-        out = self.loaded.predict(images)
-        self.timings["model"] += time.perf_counter() - t0
+        with self.timer.stage("model"):
+            out = self.loaded.predict(images)
         probs = out["probs"].float().numpy()
         for row, p in zip(rows, probs, strict=True):
             for au, value in zip(self.loaded.aus, p, strict=True):
                 row[f"{au_label(au)}_prob"] = float(value)
                 row[au_label(au)] = int(value >= self.threshold)
         if self.heatmaps is not None and out.get("maps") is not None:
-            t0 = time.perf_counter()
-            self._draw(rows, images, out["maps"], probs)
-            self.timings["heatmaps"] += time.perf_counter() - t0
+            with self.timer.stage("heatmaps"):
+                self._draw(rows, images, out["maps"], probs)
 
     def _draw(self, rows, images: torch.Tensor, maps: torch.Tensor, probs: np.ndarray) -> None:
         from hiva_core.data.transforms import denormalize
@@ -185,15 +265,16 @@ def run_predict(
     device: str | torch.device | None = None,
     min_face: float = 20.0,
     progress: bool | None = None,
-    quiet: bool = False,
+    quiet: bool = True,
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
-    `out`: .csv / .parquet / .json (a list of row objects) written atomically; None prints a table. `heatmaps`: a
-    folder for one PNG grid of per-AU attention overlays per face. `detect=False`: every input is already an aligned
-    face crop. `min_face`: smallest face searched for, in pixels. Returns the rows, a summary and stage timings.
+    `out`: .csv / .parquet / .json (a list of row objects) written atomically. `heatmaps`: a folder for one PNG grid
+    of per-AU attention overlays per face. `detect=False`: every input is already an aligned face crop. `min_face`:
+    smallest face searched for, in pixels. Returns the rows, a summary and stage timings; prints nothing (`print_table`
+    and `print_summary` are the command's; `quiet` is accepted for old callers and has no effect).
     """
-    t_start = time.perf_counter()
+    timer = StageTimer()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if not 0.0 <= threshold <= 1.0:
@@ -207,41 +288,22 @@ def run_predict(
     from hiva_core.data.transforms import build_transforms
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
-    transform = build_transforms(loaded.image_size, augment=False)
-    heat_dir = Path(heatmaps) if heatmaps is not None else None
-    if heat_dir is not None:
-        probe = loaded.predict(torch.zeros(1, 3, loaded.image_size, loaded.image_size))
-        if probe.get("maps") is None:
-            raise UserError(f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "
-                            "attention maps to draw; drop --heatmaps or use a run of a model with DDCA")
-        heat_dir.mkdir(parents=True, exist_ok=True)
+    heat_dir = _heatmap_dir(loaded, heatmaps)
     if detect:
-        from hiva_core.faces.detect import detect_faces_batch, get_detector
+        from hiva_core.faces.detect import get_detector
 
         get_detector(loaded.device)  # a missing detector package fails here, before any work
 
-    timings = dict.fromkeys(STAGES, 0.0)
-    batcher = _Batcher(loaded, transform, batch_size, threshold, heat_dir, timings)
+    batcher = _Batcher(loaded, build_transforms(loaded.image_size, augment=False), batch_size, threshold, heat_dir,
+                       timer)
     rows: list[dict[str, Any]] = []
     total = sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
     with progress_bar("predict", total, progress) as advance:
-        frames = iter_frames(sources)
-        while True:
-            t0 = time.perf_counter()
-            chunk = list(islice(frames, batch_size))
-            timings["read"] += time.perf_counter() - t0
-            if not chunk:
-                break
-            ok = [f for f in chunk if f.image is not None]
-            faces_of = {}
-            if detect and ok:
-                t0 = time.perf_counter()
-                found = detect_faces_batch([f.image for f in ok], min_size=min_face, device=loaded.device)
-                timings["detect"] += time.perf_counter() - t0
-                faces_of = {id(f): faces for f, faces in zip(ok, found, strict=True)}
-            for frame in chunk:
-                _handle(frame, faces_of.get(id(frame)), detect, rows, batcher, timings)
-            advance(len(chunk))
+        for face in FaceStream(sources, timer, detect=detect, batch_size=batch_size, min_face=min_face,
+                               device=loaded.device, on_frames=advance):
+            rows.append(face.row)
+            if face.crop is not None:
+                batcher.add(face.row, face.crop)
         batcher.flush()
 
     table = _frame(rows, loaded.aus)
@@ -249,40 +311,22 @@ def run_predict(
     if summary["frames_read"] == 0:
         failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
         raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")
-    t0 = time.perf_counter()
     if out is not None:
-        write_rows(table, out)
-    timings["write"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start
-    if not quiet:
-        if out is None:
-            print_table(table, loaded.aus, threshold)
-        print_summary(summary, out)
-    return PredictResult(rows=table, summary=summary, timings=timings)
+        with timer.stage("write"):
+            write_rows(table, out)
+    return PredictResult(rows=table, summary=summary, timings=timer.totals(), aus=list(loaded.aus))
 
 
-def _handle(frame: Frame, faces, detect: bool, rows: list, batcher: _Batcher, timings: dict[str, float]) -> None:
-    base = _base_row(frame)
-    if frame.image is None:
-        rows.append({**base, "face": None, "status": "unreadable", "error": frame.error})
-        return
-    if not detect:
-        h, w = frame.image.shape[:2]
-        row = {**base, "face": 0, "status": "ok", "x1": 0.0, "y1": 0.0, "x2": float(w), "y2": float(h)}
-        rows.append(row)
-        batcher.add(row, Image.fromarray(frame.image))
-        return
-    if not faces:
-        rows.append({**base, "face": None, "status": "no_face"})
-        return
-    for k, face in enumerate(faces):
-        t0 = time.perf_counter()
-        crop, _ = align(frame.image, face.landmarks, size=DEFAULT_SIZE)
-        timings["align"] += time.perf_counter() - t0
-        x1, y1, x2, y2 = face.box
-        row = {**base, "face": k, "status": "ok", "score": face.score, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
-        rows.append(row)
-        batcher.add(row, Image.fromarray(crop))
+def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
+    """The heatmap folder, created, after checking that the model has DDCA maps to draw."""
+    if heatmaps is None:
+        return None
+    probe = loaded.predict(torch.zeros(1, 3, loaded.image_size, loaded.image_size))
+    if probe.get("maps") is None:
+        raise UserError(f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "
+                        "attention maps to draw; drop --heatmaps or use a run of a model with DDCA")
+    Path(heatmaps).mkdir(parents=True, exist_ok=True)
+    return Path(heatmaps)
 
 
 # ----------------------------------------------------------------------------------------------------------- output

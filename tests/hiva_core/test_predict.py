@@ -189,13 +189,36 @@ def test_cli_predict_json_no_detect_and_exit_status(tmp_path, run_dir, astronaut
     assert main(["predict", str(tmp_path / "aligned.png"), "--run", str(run_dir), "--out", "x.xlsx"]) == 2
 
 
-def test_predict_prints_a_table_without_out(image_folder, loaded, capsys):
+def test_predict_prints_a_table_without_out(image_folder, run_dir, capsys):
+    """The command prints the rows (without --out) and the summary; the library function prints nothing."""
+    from hiva_core.cli import main
     from hiva_core.predict import run_predict
 
-    run_predict([image_folder / "astronaut.jpg"], loaded)
+    assert main(["predict", str(image_folder / "astronaut.jpg"), "--run", str(run_dir), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert "AU12" in captured.out and "astronaut" in captured.out
     assert "1 face(s)" in captured.err
+    run_predict([image_folder / "astronaut.jpg"], run_dir, device="cpu")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_face_stream_and_timer(image_folder):
+    """The face stream yields one row per face, or per frame without a face / unreadable file, in input order, with
+    an aligned crop for faces only; the timer sums each stage."""
+    from hiva_core.faces.align import DEFAULT_SIZE
+    from hiva_core.predict import FaceStream, StageTimer, collect_inputs
+
+    timer, frames_seen = StageTimer(), []
+    faces = list(FaceStream(collect_inputs([image_folder]), timer, batch_size=2, on_frames=frames_seen.append))
+    assert [(Path(f.row["source"]).name, f.row["status"]) for f in faces] == [
+        ("astronaut.jpg", "ok"), ("broken.jpg", "unreadable"), ("wall.png", "no_face")]
+    assert faces[0].crop.size == (DEFAULT_SIZE, DEFAULT_SIZE) and faces[1].crop is None and faces[2].crop is None
+    assert frames_seen == [2, 1]
+    totals = timer.totals()
+    assert totals["detect"] > 0 and totals["align"] > 0 and totals["model"] == 0
+    assert totals["total"] >= totals["read"] + totals["detect"] + totals["align"]
+    plain = list(FaceStream(collect_inputs([image_folder / "wall.png"]), StageTimer(), detect=False))
+    assert plain[0].row["status"] == "ok" and plain[0].crop.size == (160, 120) and plain[0].row["x2"] == 160.0
 
 
 def test_bad_options_are_user_errors(image_folder, loaded):
