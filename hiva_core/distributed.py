@@ -59,29 +59,6 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def broadcast_object(obj, src: int = 0):
-    """Rank src's `obj` on every rank (identity without a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def all_reduce_mean(value: float, device: torch.device) -> float:
-    """Mean of a scalar over ranks (identity without a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item() / dist.get_world_size())
-
-
 def sync_buffers(module: torch.nn.Module, src: int = 0) -> None:
     """Copy rank src's buffers (BatchNorm running statistics) to every rank (no-op without a process group)."""
     if not (dist.is_available() and dist.is_initialized()):

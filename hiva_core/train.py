@@ -136,10 +136,8 @@ def log(info: DistInfo, message: str) -> None:
 def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether training lays images and conv weights out as channels_last (``train.channels_last``, CUDA and CPU).
 
-    CUDA: faster convolutions with bf16 on tensor cores. CPU, measured here (MobileNetV2 128 px, batch 32, fp32
-    training steps, both layouts alternated step by step): per CPU second with 1 thread, 8 rounds, linear heads 61 vs
-    38 images/s and full HiVA 31 vs 24, channels_last ahead in all 16 pairs; with 2 threads on the 2 shared cores
-    (heavy load, 5 rounds) 4.7 vs 2.9 and 2.0 vs 1.7 images/s (median); DESIGN.md: 84 vs 60 images/s.
+    CUDA: faster convolutions with bf16 on tensor cores. CPU: measured faster here too, for linear heads and full HiVA
+    alike; `bench/bench_model.py` measures it (`--no-channels-last` for the NCHW side).
     """
     return cfg.train.channels_last and device.type in ("cuda", "cpu")
 
