@@ -62,6 +62,11 @@ def state_dict_for_file(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
 
 
+def save_prior(prior: TextPrior, path: str | Path) -> None:
+    """The text prior as safetensors (kept for callers outside the package; runs use `RunFolder.write_prior`)."""
+    save_text_prior(prior, path)  # atomic itself
+
+
 def save_model(module: nn.Module, path: str | Path) -> None:
     from safetensors.torch import save_file
 
@@ -111,6 +116,10 @@ LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "lr", "val_f1", "val_auc
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 
+def _file_in_run(name: str) -> property:
+    return property(lambda self: self.path / name, doc=f"`{name}` in the run folder")
+
+
 class RunFolder:
     """One run folder: the names of its files, the config.json schema, and which model it keeps.
 
@@ -132,37 +141,14 @@ class RunFolder:
         return f"RunFolder({str(self.path)!r})"
 
     # -- file names
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG
-
-    @property
-    def model_file(self) -> Path:
-        return self.path / MODEL
-
-    @property
-    def last_file(self) -> Path:
-        return self.path / LAST
-
-    @property
-    def prior_file(self) -> Path:
-        return self.path / PRIOR
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.path / METRICS
-
-    @property
-    def log_file(self) -> Path:
-        return self.path / LOG
-
-    @property
-    def summary_file(self) -> Path:
-        return self.path / SUMMARY
-
-    @property
-    def tensorboard_dir(self) -> Path:
-        return self.path / TENSORBOARD
+    config_file = _file_in_run(CONFIG)
+    model_file = _file_in_run(MODEL)
+    last_file = _file_in_run(LAST)
+    prior_file = _file_in_run(PRIOR)
+    metrics_file = _file_in_run(METRICS)
+    log_file = _file_in_run(LOG)
+    summary_file = _file_in_run(SUMMARY)
+    tensorboard_dir = _file_in_run(TENSORBOARD)
 
     def fold(self, k: int) -> RunFolder:
         """The run of fold k inside a `--folds all` folder."""
@@ -226,7 +212,7 @@ class RunFolder:
         return from_dict(self.read_config()["config"])
 
     def write_prior(self, prior: TextPrior) -> None:
-        save_text_prior(prior, self.prior_file)  # atomic itself
+        save_prior(prior, self.prior_file)
 
     def read_prior(self) -> TextPrior:
         return read_text_prior(self.prior_file)
