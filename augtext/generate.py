@@ -335,6 +335,7 @@ class _Progress:
         # The first plain line comes PLAIN_EVERY_S after the start, once many pairs have planned their requests (at
         # once it would always read "0/2 requests": the first pair's plan only); the summary closes the run.
         self.last_line = time.monotonic()
+        self.last = ""  # the latest plain line, printed at the end
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -357,14 +358,18 @@ class _Progress:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
+        if self.plain and self.last and exc[0] is None:
+            print(self.last, file=sys.stderr, flush=True)  # the final state, whatever the time since the last line
 
     PLAIN_EVERY_S = 30.0
 
     def update(self, report: GenerateReport, kept: int) -> None:
-        if self.plain and time.monotonic() - self.last_line >= self.PLAIN_EVERY_S:
-            self.last_line = time.monotonic()
-            print(f"generate: {report.cached + report.sent + report.failed}/{report.requests} requests, kept {kept}, "
-                  f"retries {report.retries}, failed {report.failed}", file=sys.stderr, flush=True)
+        if self.plain:
+            self.last = (f"generate: {report.cached + report.sent + report.failed}/{report.requests} requests, "
+                         f"kept {kept}, retries {report.retries}, failed {report.failed}")
+            if time.monotonic() - self.last_line >= self.PLAIN_EVERY_S:
+                self.last_line = time.monotonic()
+                print(self.last, file=sys.stderr, flush=True)
         if self.bar is not None:
             self.bar.update(self.task, total=report.requests, completed=report.cached + report.sent + report.failed,
                             kept=kept, retries=report.retries, failed=report.failed)

@@ -32,7 +32,7 @@ from augtext.facs import FACS, ActionUnit
 GATE_MIN_SIMILARITY = 0.55
 """Similarity to the own AU's prototypes (see SemanticGate) below which a description is not about the AU
 (`far_from_au`). Set by measurement with all-MiniLM-L6-v2: bench/bench_gate.py, bench/results/gate.json."""
-GATE_TOP_K = 3
+GATE_TOP_K = 2
 """The own AU must be among the k FACS AUs whose reference texts are nearest (`other_au` otherwise)."""
 GATE_REASONS = ("far_from_au", "other_au")
 

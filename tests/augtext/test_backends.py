@@ -12,6 +12,7 @@ import pytest
 from augtext.backends import (
     OpenAIBackend,
     RequestFailed,
+    ServerUnreachable,
     backoff_delay,
     is_retryable_status,
     make_backend,
@@ -118,10 +119,22 @@ def test_retries_are_bounded(llm_server):
 
 
 def test_connection_refused_fails_cleanly():
+    """Nothing listens there and nothing ever answered: no retries, a UserError naming the URL."""
     backend = OpenAIBackend(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="AUGTEXT_TEST_NO_SUCH_KEY",
-                            timeout=1.0, max_retries=1, backoff_base=0.01)
+                            timeout=1.0, max_retries=3, backoff_base=0.01)
+    with pytest.raises(ServerUnreachable, match=r"127\.0\.0\.1:9/v1.*connection refused"):
+        _complete(backend)
+    assert backend.retries == 0
+
+
+def test_connection_lost_after_answers_is_retried():
+    """A server that has answered before and then refuses (a restart, an overload) is retried, then given up."""
+    backend = OpenAIBackend(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="AUGTEXT_TEST_NO_SUCH_KEY",
+                            timeout=1.0, max_retries=2, backoff_base=0.01)
+    backend.answered = 1  # as after one answer
     with pytest.raises(RequestFailed, match="connection"):
         _complete(backend)
+    assert backend.retries == 2
 
 
 def test_api_key_comes_from_the_environment(llm_server, monkeypatch):
