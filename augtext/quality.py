@@ -29,7 +29,7 @@ import numpy as np
 
 from augtext.facs import FACS, ActionUnit
 
-GATE_MIN_SIMILARITY = 0.55
+GATE_MIN_SIMILARITY = 0.60
 """Similarity to the own AU's prototypes (see SemanticGate) below which a description is not about the AU
 (`far_from_au`). Set by measurement with all-MiniLM-L6-v2: bench/bench_gate.py, bench/results/gate.json."""
 GATE_TOP_K = 2

@@ -64,12 +64,16 @@ _REFUSAL_RE = re.compile(
 )
 # Talk about the answer instead of an answer ("Here's a JSON list of strings that ..."): small models echo the format.
 _META_RE = re.compile(
-    r"\bjson\b|^(?:here(?:['\u2019]s| is| are)|sure\b|certainly\b)|\blist of (?:strings|sentences|descriptions)\b",
+    r"\bjson\b|^(?:here(?:['\u2019]s| is| are)|sure\b|certainly\b)|\blist of (?:strings|sentences|descriptions)\b"
+    r"|^\W*(?:text|sentence|description|answer|output|example|name)\s*\d*\W{0,2}\s*:",  # "Sentence 1: ...", "Text: ..."
     re.IGNORECASE,
 )
 # Code, JSON and markup: braces, square brackets, angle-bracket tags, backticks, pipes, backslashes, snake_case or
 # dotted identifiers, assignments, URLs and call syntax. A description of a face has none of these.
-_MARKUP_RE = re.compile(r"[{}\[\]<>`|\\]|[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z]\.[a-z]{2,}\(|\s=\s?|://|\b[a-z]+\(\)")
+_MARKUP_RE = re.compile(
+    r"[{}\[\]<>`|\\]|[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z]\.[a-z]{2,}\(|\s=\s?|://|\b[a-z]+\(\)"
+    r"|[\"\u201d]\s*:\s*[\"\u201c]"  # a JSON key-value pair: "name": "..."
+)
 _NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})
 # Function words: an English description has more English ones than French/Spanish/German/Italian/Portuguese
 # ones (which are kept to words that are rare in English, and never single letters).
