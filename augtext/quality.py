@@ -288,14 +288,14 @@ class CacheScore:
     model: str
     per_au: list[AUScore]
     overall: dict[str, float | None]
-    validity: dict[int, dict[str, Any]]  # au -> {"kept", "candidates", "rate", "rejected": {reason: count}}
+    validity: dict[int, dict[str, Any]]  # au -> {"kept", "valid", "candidates", "rate", "rejected": {reason: n}}
     vectors_from: str  # "cache" (the embeddings table) or "encoded"
 
     @property
     def validity_rate(self) -> float | None:
-        kept = sum(v["kept"] for v in self.validity.values())
+        valid = sum(v["valid"] for v in self.validity.values())
         total = sum(v["candidates"] for v in self.validity.values())
-        return kept / total if total else None
+        return valid / total if total else None
 
     def summary(self) -> str:
         o = self.overall
@@ -306,7 +306,7 @@ class CacheScore:
         return (f"prior quality: {o['n']} descriptions of {len(self.per_au)} AUs; identifiability "
                 f"{f(o['identifiability_facs'])} (FACS references) / {f(o['identifiability_loo'])} (leave-one-out); "
                 f"specificity {f(o['specificity'], '+.3f')}; diversity {f(o['diversity'], '.3f')}; "
-                f"validity {f(self.validity_rate)} (kept / candidate sentences)")
+                f"validity {f(self.validity_rate)} (valid / candidate sentences)")
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -374,16 +374,17 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
         try:
             pairs = json.loads(rejections_path.read_text(encoding="utf-8"))["pairs"]
             for p in pairs:
-                v = validity.setdefault(int(p["au"]), {"kept": 0, "candidates": 0, "rejected": Counter()})
+                v = validity.setdefault(int(p["au"]), {"kept": 0, "valid": 0, "candidates": 0, "rejected": Counter()})
                 rejected = {str(k): int(c) for k, c in dict(p["rejected"]).items()}
                 v["kept"] += int(p["kept"])
+                v["valid"] += int(p["kept"]) + int(p.get("surplus", 0))  # surplus: valid, beyond --n
                 v["candidates"] += int(p["kept"]) + int(p.get("surplus", 0)) + sum(rejected.values())
                 v["rejected"].update(rejected)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{rejections_path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` "
                             "to rewrite it") from None
     for v in validity.values():
-        v["rate"] = v["kept"] / v["candidates"] if v["candidates"] else None
+        v["rate"] = v["valid"] / v["candidates"] if v["candidates"] else None
         v["rejected"] = dict(sorted(v["rejected"].items()))
     return CacheScore(cache=str(cache), model=embedder.name, per_au=per_au, overall=overall(per_au),
                       validity=validity, vectors_from=source)
@@ -410,7 +411,7 @@ def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> Ca
     table = Table(title=f"{cache}: prior quality ({result.model})",
                   caption="ident.: share whose nearest AU is their own (FACS reference texts / leave-one-out "
                           "centroids); spec.: own minus best other similarity; div.: mean pairwise cosine distance; "
-                          "valid: kept / candidate sentences")
+                          "valid: valid (kept or beyond --n) / candidate sentences")
     for name in ("AU", "n", "ident. FACS", "ident. LOO", "spec.", "div.", "valid", "most confused with"):
         table.add_column(name, justify="left" if name in ("AU", "most confused with") else "right", no_wrap=True)
     for s in result.per_au:
