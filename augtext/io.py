@@ -31,6 +31,38 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
     return removed
 
 
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """`path` as a file a command may write (call it before the work): a UserError naming `option` when it is a
+    folder, when a part of its folder path is a file, or when that folder is not writable."""
+    from augtext.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name (e.g. {path / ('out' + path.suffix)})")
+    _check_writable_folder(path.parent, path, option)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, option: str) -> Path:
+    """`path` as a folder a command may write into (created if missing; call it before the work): a UserError naming
+    `option` when it, or a part of its path, is a file, or when it cannot be written."""
+    path = Path(path)
+    _check_writable_folder(path, path, option)
+    return path
+
+
+def _check_writable_folder(folder: Path, shown: Path, option: str) -> None:
+    """The folder, or the nearest part of its path that exists, must be a writable folder."""
+    from augtext.errors import UserError
+
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        what = "is a file, not a folder" if existing == shown else f"lies under {existing}, a file, not a folder"
+        raise UserError(f"{option} {shown} {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {shown}: cannot write in {existing} (permission denied); choose another path")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     """Write `path` all or nothing, for libraries that want a file name (pyarrow, safetensors, torch.save): yields a

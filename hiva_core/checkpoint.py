@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from augtext.errors import UserError
-from augtext.io import atomic_path, atomic_write
+from augtext.io import atomic_path, atomic_write, check_output_dir
 from augtext.textprior import TextPrior, read_text_prior, save_text_prior
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ class RunFolder:
 
     def check_new(self, resume: bool) -> None:
         """Never write over a trained run unless asked to continue it."""
+        check_output_dir(self.path, "--out")
         if resume:
             if not self.can_resume():
                 raise UserError(f"--resume: {self.last_file} not found; nothing to resume (train without --resume)")
@@ -306,7 +307,20 @@ def load_weights(model: nn.Module, path: Path) -> None:
                  (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes)) if v]
         raise UserError(f"{path} does not match the model in {path.parent / CONFIG}: tensors {'; '.join(parts)}; "
                         "was it written by another hiva_core version or edited by hand?")
+    check_finite(state, path)
     model.load_state_dict(state, strict=True)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """UserError naming `source` and the first bad tensor when any floating-point value is NaN or infinite: such
+    weights load without complaint and then score every face the same (a diverged run, a damaged file)."""
+    bad = [(name, t) for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        name, tensor = bad[0]
+        count = int((~torch.isfinite(tensor)).sum())
+        raise UserError(f"{source} holds non-finite weights (NaN/inf) in {len(bad)} of {len(tensors)} tensors "
+                        f"(e.g. {name}: {count} of {tensor.numel()} values); training diverged or the file is "
+                        "damaged: train again (a lower --lr) or use another run")
 
 
 def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

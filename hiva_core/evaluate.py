@@ -85,6 +85,8 @@ def evaluate_run(
     from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.data import build_dataset, check_images
 
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     run = Path(run)
     folder = RunFolder(run)
     if not folder.is_run() and folder.fold_runs():
@@ -123,9 +125,12 @@ def run_eval(
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
+    from augtext.io import check_output_file
     from hiva_core.checkpoint import RunFolder, write_json
 
     run = Path(run)
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the work, not after it
     if all_folds:
         runs = RunFolder(run).fold_runs()
         if not runs:

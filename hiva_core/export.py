@@ -24,9 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from augtext.errors import UserError
+from augtext.errors import UserError, short_error
 
 OPSET = 18
+# The lowest opset torch's (dynamo) exporter implements: asked for less, it writes 18 anyway after a failed
+# conversion, and onnx's version converter cannot take this model lower either (LayerNormalization is new in 17,
+# ReduceMean changed in 18). The highest is the installed onnx package's newest.
+MIN_OPSET = 18
 FOLD_LIMIT = 1 << 26  # elements: constant-fold tensors up to 64 M values (256 MB of float32)
 INSTALL_HINT = "pip install onnx onnxscript onnxruntime"
 
@@ -55,29 +59,39 @@ def export_onnx(run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: boo
     above `atol` is an error. The report holds the path, outputs, AUs, image size and the largest difference seen.
     """
     try:
-        import onnx as onnx_lib  # noqa: F401 - torch.onnx needs it; fail early with the install line
+        import onnx as onnx_lib  # torch.onnx needs it; fail early with the install line
         import onnxscript  # noqa: F401
     except ImportError:
         raise UserError(f"ONNX export needs the onnx and onnxscript packages: {INSTALL_HINT}") from None
-    from augtext.io import atomic_path
-    from hiva_core.checkpoint import LoadedRun, load_run
+    from augtext.io import atomic_path, check_output_file
+    from hiva_core.checkpoint import LoadedRun, check_finite, load_run
     from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     onnx = Path(onnx)
+    newest = onnx_lib.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise UserError(f"--opset {opset}: the ONNX exporter of torch {torch.__version__.split('+')[0]} writes opsets "
+                        f"{MIN_OPSET} to {newest}; use one of them (the default {OPSET} runs on any recent "
+                        "onnxruntime)")
     if onnx.suffix.lower() != ".onnx":
         raise UserError(f"--onnx {onnx}: the output file must end in .onnx")
+    check_output_file(onnx, "--onnx")
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device="cpu")
     model = loaded.model.to("cpu").eval()
+    check_finite(model.state_dict(), f"the model of {loaded.run_dir}")  # also a LoadedRun changed in memory
     size = loaded.image_size
     example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         probe = model(example, loaded.text_emb.cpu(), loaded.text_mask.cpu())
+    if not bool(torch.isfinite(probe["logits"]).all()):
+        raise UserError(f"the model of {loaded.run_dir} gives non-finite outputs (NaN/inf) on a random batch; "
+                        "nothing to export")
     with_maps = probe.get("maps") is not None
     wrapper = PriorFolded(model, loaded.text_emb.cpu(), loaded.text_mask.cpu(), with_maps).eval()
     outputs = ["probs", "maps"] if with_maps else ["probs"]
     with atomic_path(onnx) as tmp:
         _export(wrapper, example, tmp, outputs, opset)
-        _add_metadata(tmp, {"hiva.aus": json.dumps(loaded.aus), "hiva.image_size": str(size),
+        _add_metadata(tmp, opset, {"hiva.aus": json.dumps(loaded.aus), "hiva.image_size": str(size),
                             "hiva.mean": json.dumps(list(IMAGENET_MEAN)), "hiva.std": json.dumps(list(IMAGENET_STD)),
                             "hiva.run": str(loaded.run_dir), "hiva.outputs": json.dumps(outputs)})
     report: dict[str, Any] = {"onnx": str(onnx), "outputs": outputs, "aus": loaded.aus, "image_size": size,
@@ -111,10 +125,15 @@ def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, outputs: list
         raise UserError(f"ONNX export failed for this model ({type(exc).__name__}: {first})") from exc
 
 
-def _add_metadata(path: Path, items: dict[str, str]) -> None:
+def _add_metadata(path: Path, opset: int, items: dict[str, str]) -> None:
+    """Check that the file holds the opset asked for, add the metadata."""
     import onnx as onnx_lib
 
     proto = onnx_lib.load(str(path))
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:
+        raise UserError(f"--opset {opset}: torch's exporter wrote opset {written} instead; nothing was written "
+                        f"(export with --opset {written})")
     for key, value in items.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -141,8 +160,14 @@ def check_parity(wrapper: nn.Module, path: str | os.PathLike, images: torch.Tens
         return None
     with torch.no_grad():
         expected = [t.numpy() for t in wrapper(images)]
-    got = run_onnx(path, images.numpy())
+    try:
+        got = run_onnx(path, images.numpy())
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (e.g. an opset newer than it knows) are many types
+        raise UserError(f"onnxruntime cannot run {path} ({short_error(exc)}); export with an older --opset, or "
+                        "skip this check with --no-verify") from None
     diff = max(float(np.abs(got[name] - ref).max()) for name, ref in zip(got, expected, strict=True))
-    if diff > atol:
+    if not np.isfinite(diff) or diff > atol:
         raise UserError(f"{path}: onnxruntime differs from PyTorch by {diff:.2e} (> {atol:.0e}); the export is wrong")
     return diff

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from PIL import Image
 
 from augtext.errors import UserError
 from augtext.facs import au_label
+from augtext.io import check_output_dir, check_output_file
 from hiva_core.faces.align import DEFAULT_SIZE, align
 from hiva_core.faces.media import is_image, is_video, iter_video, read_image, video_frame_count
 
@@ -282,6 +283,10 @@ def run_predict(
     out = Path(out) if out is not None else None
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"--out {out}: unknown format {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
+    if out is not None:
+        check_output_file(out, "--out")
+    if heatmaps is not None:
+        check_output_dir(heatmaps, "--heatmaps")
     sources = collect_inputs(inputs)
 
     from hiva_core.checkpoint import LoadedRun, load_run
@@ -354,7 +359,7 @@ def write_rows(table: pd.DataFrame, out: Path) -> None:
     suffix = out.suffix.lower()
     if suffix == ".csv":
         with atomic_write(out, "w") as fh:
-            table.to_csv(fh, index=False, lineterminator="\n", float_format="%.6g")
+            write_csv(table, fh)
     elif suffix == ".parquet":
         with atomic_path(out) as tmp:
             table.to_parquet(tmp, index=False)
@@ -362,6 +367,11 @@ def write_rows(table: pd.DataFrame, out: Path) -> None:
         with atomic_write(out, "w") as fh:
             fh.write(table.to_json(orient="records", indent=1))
             fh.write("\n")
+
+
+def write_csv(table: pd.DataFrame, fh: TextIO) -> None:
+    """The rows as CSV (`--out FILE.csv`, and the command's output when stdout is not a terminal)."""
+    table.to_csv(fh, index=False, lineterminator="\n", float_format="%.6g")
 
 
 def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> dict[str, Any]:
@@ -396,10 +406,14 @@ def print_summary(summary: dict[str, Any], out: Path | None) -> None:
 
 
 def print_table(table: pd.DataFrame, aus: Sequence[int], threshold: float) -> None:
-    """The rows as a rich table on stdout: probabilities, bold where at or above the threshold."""
+    """The rows on stdout: on a terminal a rich table of probabilities (bold where at or above the threshold);
+    otherwise (piped, redirected) CSV, the same as `--out FILE.csv`, which a narrow pipe cannot garble."""
     from rich.console import Console
     from rich.table import Table
 
+    if not sys.stdout.isatty():
+        write_csv(table, sys.stdout)
+        return
     view = Table(show_lines=False)
     for name in ("source", "frame", "time", "face", "status", *[au_label(a) for a in aus]):
         view.add_column(name, justify="left" if name in ("source", "status") else "right", overflow="fold")

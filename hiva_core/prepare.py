@@ -47,6 +47,7 @@ import numpy as np
 
 from augtext.errors import UserError
 from augtext.facs import DATASET_AUS, au_label, parse_au_label
+from augtext.io import check_output_dir
 from hiva_core.faces.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_video, read_image, write_image
 
 CROP_SIZE = 256
@@ -387,6 +388,7 @@ def run_prepare(dataset: str, root: str | os.PathLike, out: str | os.PathLike, w
         raise UserError(f"raw dataset folder not found: {root}")
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    check_output_dir(out, "--out")
     from hiva_core.device import pick_device
 
     device = str(pick_device(device))

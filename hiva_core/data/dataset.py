@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from augtext.errors import UserError
 from augtext.facs import au_label
+from hiva_core.faces.media import open_rgb
 
 # (subject, sequence, frame) of row i; "" where the source does not say.
 MetaFn = Callable[[int], tuple[str, str, str]]
@@ -70,8 +71,7 @@ class AUDataset(Dataset):
     def load_image(self, index: int) -> Image.Image:
         path = self.path(index)
         try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
+            return open_rgb(path)
         except FileNotFoundError:
             raise UserError(f"image not found: {path} (frame {index} of {self.source}); check the image root") from None
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:

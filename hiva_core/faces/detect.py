@@ -77,6 +77,8 @@ class FaceDetector:
             batch = np.stack([_check_image(im) for im in ([images] if isinstance(images, np.ndarray) else images)])
         _check_image(batch[0])
         min_size = max(12.0, float(min_size))
+        if min(batch.shape[1:3]) < min_size:  # no face of min_size fits (and MTCNN's image pyramid would be empty)
+            return [[] for _ in range(len(batch))]
         with self._lock, torch.inference_mode(), _num_threads(self.threads):
             boxes, points = self._detect_face(batch, min_size, self.pnet, self.rnet, self.onet, self.thresholds,
                                               self.factor, self.device)

@@ -29,11 +29,35 @@ def is_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3), EXIF orientation applied. Raises OSError/ValueError when unreadable."""
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB. Pillow's own `convert("RGB")` clips 16-bit greyscale (modes I;16*, and I as
+    16-bit PNGs and TIFFs open) at 255, turning most of a photo white; here 0-65535 is scaled to 0-255. Float images
+    (F) in 0-1 are scaled by 255, other float images clipped to 0-255. Greyscale, palette and alpha modes are
+    converted by Pillow (alpha dropped)."""
+    if image.mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64) / 257.0
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+            values = values * 255.0
+    else:
+        return image if image.mode == "RGB" else image.convert("RGB")
+    grey = np.clip(np.nan_to_num(np.round(values)), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def open_rgb(path: str | os.PathLike) -> Image.Image:
+    """The one image reader (predict, prepare, the datasets): an image file as an 8-bit RGB Pillow image, EXIF
+    orientation applied, any bit depth or colour mode scaled by `to_rgb`. Raises OSError/ValueError when
+    unreadable."""
     with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        return np.asarray(im.convert("RGB"))
+        return to_rgb(ImageOps.exif_transpose(im))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as RGB uint8 (H, W, 3) (`open_rgb`). Raises OSError/ValueError when unreadable."""
+    return np.asarray(open_rgb(path))
 
 
 def _av():

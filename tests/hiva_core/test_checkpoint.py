@@ -185,3 +185,31 @@ def test_run_folder_config_round_trip(tmp_path):
     (tmp_path / "fold2").mkdir()
     run.config_file.rename(tmp_path / "fold2" / checkpoint.CONFIG)
     assert [r.path.name for r in parent.fold_runs()] == ["fold2"] and parent.fold(2).is_run()
+
+
+def _spoil_weights(run, value: float, everywhere: bool = True) -> str:
+    """Write non-finite values into model.safetensors (a valid file); returns the spoiled tensor's name."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(run / "model.safetensors"))
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and (everywhere or key == name):
+            tensor.view(-1)[0 if not everywhere else slice(None)] = value
+    save_file(state, str(run / "model.safetensors"))
+    return name
+
+
+@pytest.mark.parametrize("value, everywhere", [(float("nan"), True), (float("inf"), False)])
+def test_non_finite_weights_are_refused_at_load(run_copy, tiny_faces, tmp_path, capsys, value, everywhere):
+    """All-NaN weights (or a single inf) are a valid safetensors file but no model: eval and predict exit 2 naming
+    the file and a tensor, instead of scoring every frame 'absent'."""
+    name = _spoil_weights(run_copy, value, everywhere)
+    with pytest.raises(UserError, match=r"model\.safetensors holds non-finite weights.*" + name.split(".")[0]):
+        load_run(run_copy, device="cpu")
+    image = next(tiny_faces.parent.glob("img/*.png"))
+    for argv in (["eval", "--run", str(run_copy), "--data", str(tiny_faces)],
+                 ["predict", str(image), "--run", str(run_copy), "--no-detect"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "model.safetensors" in err and "non-finite" in err, err

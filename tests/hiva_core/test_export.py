@@ -80,3 +80,51 @@ def test_export_of_a_model_without_maps_has_only_probs(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "linear.onnx"), providers=["CPUExecutionProvider"])
     (probs,) = session.run(None, {"images": images})
     np.testing.assert_allclose(probs, loaded.predict(torch.from_numpy(images))["probs"].numpy(), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ refusals (issue 11)
+def test_the_requested_opset_is_written_or_refused(exported, tmp_path, capsys):
+    """The file holds exactly the opset asked for; one this torch cannot write (below 18, above onnx's newest) is
+    refused before any work, with one line and exit 2, instead of a traceback, exit 0 and another opset."""
+    import onnx
+
+    from hiva_core.cli import main
+
+    loaded, path, report = exported
+    assert onnx.load(str(path)).opset_import[0].version == report["opset"] == 18
+    for opset in ("16", "17", "99"):
+        target = tmp_path / f"m{opset}.onnx"
+        assert main(["export", "--run", str(loaded.run_dir), "--onnx", str(target), "--opset", opset]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --opset") and "18" in err and len(err.strip().splitlines()) == 1, err
+        assert not target.exists()
+
+
+@pytest.mark.slow
+def test_opset_above_the_default_is_honoured(exported, tmp_path):
+    import onnx
+
+    from hiva_core.export import export_onnx
+
+    loaded, _, _ = exported
+    report = export_onnx(loaded, tmp_path / "m20.onnx", opset=20)
+    assert onnx.load(str(tmp_path / "m20.onnx")).opset_import[0].version == report["opset"] == 20
+
+
+def test_export_refuses_non_finite_weights_and_output_folders(exported, tmp_path, capsys):
+    import copy
+
+    from hiva_core.cli import main
+    from hiva_core.export import export_onnx
+
+    loaded, _, _ = exported
+    (tmp_path / "taken.onnx").mkdir()
+    assert main(["export", "--run", str(loaded.run_dir), "--onnx", str(tmp_path / "taken.onnx")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    spoiled = copy.copy(loaded)
+    spoiled.model = copy.deepcopy(loaded.model)
+    with torch.no_grad():
+        next(spoiled.model.parameters()).fill_(float("nan"))
+    with pytest.raises(UserError, match="non-finite weights"):
+        export_onnx(spoiled, tmp_path / "nan.onnx")
+    assert not (tmp_path / "nan.onnx").exists()

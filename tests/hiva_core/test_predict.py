@@ -240,3 +240,84 @@ def test_heatmaps_need_a_model_with_ddca_maps(tmp_path, image_folder):
         run_predict([image_folder / "astronaut.jpg"], linear, heatmaps=tmp_path / "heat", quiet=True)
     rows = run_predict([image_folder / "astronaut.jpg"], linear, quiet=True).rows  # without heatmaps it runs
     assert rows.loc[0, "status"] == "ok" and 0.0 <= rows.loc[0, "AU4_prob"] <= 1.0
+
+
+# ------------------------------------------------------------------------------------- odd inputs (issue 11)
+def test_images_too_small_for_a_face_are_no_face_rows(tmp_path, loaded, astronaut):
+    """An image whose short side is under the smallest face searched for (a 1x1 PNG, a 15-px strip) cannot hold a
+    face: a `no_face` row beside the valid photo, not a crash of the detector."""
+    from hiva_core.faces import detect_faces
+    from hiva_core.predict import run_predict
+
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.jpg")
+    Image.new("RGB", (1, 1), (200, 150, 120)).save(tmp_path / "dot.png")
+    Image.new("RGB", (15, 300), (90, 90, 90)).save(tmp_path / "strip.png")
+    assert detect_faces(np.zeros((1, 1, 3), np.uint8)) == []
+    table = run_predict([tmp_path / "astronaut.jpg", tmp_path / "dot.png", tmp_path / "strip.png"], loaded).rows
+    assert list(table["status"]) == ["ok", "no_face", "no_face"]
+
+
+def _grey_astronaut(astronaut: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(astronaut).convert("L"))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "L", "LA", "P", "RGBA", "1"])
+def test_read_image_scales_every_mode_to_8_bit_rgb(tmp_path, astronaut, mode):
+    """16-bit greyscale (I;16, I: 0-65535) is scaled to 0-255, not clipped to white; greyscale, palette and alpha
+    modes become RGB. `read_image` is the one reader of predict, prepare and the datasets."""
+    from hiva_core.data.dataset import AUDataset
+    from hiva_core.faces.media import read_image
+
+    grey = _grey_astronaut(astronaut)[::4, ::4]
+    if mode in ("I;16", "I"):
+        image = Image.fromarray(grey.astype(np.uint16) * 257)  # 16-bit: 0..65535
+        image = image if mode == "I;16" else image.convert("I")
+        path = tmp_path / f"g.{'png' if mode == 'I;16' else 'tif'}"
+    else:
+        image, path = Image.fromarray(grey).convert(mode), tmp_path / "g.png"
+    image.save(path)
+    with Image.open(path) as check:
+        assert check.mode == mode
+    got = read_image(path)
+    assert got.dtype == np.uint8 and got.shape == (*grey.shape, 3)
+    if mode in ("P", "1"):  # what the mode itself keeps of the grey values (a palette, black and white)
+        expected = np.asarray(Image.fromarray(grey).convert(mode).convert("RGB"))
+    else:
+        expected = np.repeat(grey[..., None], 3, axis=-1)
+    assert np.array_equal(got, expected)
+    # the dataset reads the same pixels
+    dataset = AUDataset([path.name], np.zeros((1, 1), np.float32), [1], root=tmp_path)
+    assert np.array_equal(np.asarray(dataset.load_image(0)), got)
+
+
+def test_a_16_bit_grey_photo_has_its_face_found(tmp_path, loaded, astronaut):
+    from hiva_core.predict import run_predict
+
+    Image.fromarray(_grey_astronaut(astronaut).astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    Image.fromarray(_grey_astronaut(astronaut)).save(tmp_path / "grey8.png")
+    table = run_predict([tmp_path / "grey16.png", tmp_path / "grey8.png"], loaded).rows
+    assert list(table["status"]) == ["ok", "ok"]
+    np.testing.assert_allclose(table.loc[0, "x1":"y2"].to_numpy(float), table.loc[1, "x1":"y2"].to_numpy(float),
+                               atol=1.0)
+
+
+def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir, tmp_path, capsys):
+    """Piped output is CSV, the same table as --out FILE.csv; a terminal gets the rich table."""
+    import io
+
+    from hiva_core.cli import main
+    from hiva_core.predict import print_table
+
+    assert main(["predict", str(image_folder), "--run", str(run_dir), "--device", "cpu"]) == 0
+    printed = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert main(["predict", str(image_folder), "--run", str(run_dir), "--device", "cpu",
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    written = pd.read_csv(tmp_path / "r.csv")
+    pd.testing.assert_frame_equal(printed, written)
+    assert list(printed["status"]) == ["ok", "unreadable", "no_face"]
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:  # a terminal: the table
+        mp.setattr("sys.stdout.isatty", lambda: True)
+        print_table(written, AUS, 0.5)
+    shown = capsys.readouterr().out
+    assert "┃" in shown and "source," not in shown

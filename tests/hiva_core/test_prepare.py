@@ -203,3 +203,13 @@ def test_prepare_errors_name_the_file(tmp_path):
     (labels / "SN001_au1.txt").write_text("1,0\n")
     with pytest.raises(UserError, match="SN001 has no label file for AU2"):
         run_prepare("disfa", tmp_path / "disfa", tmp_path / "out")
+
+
+def test_prepare_out_that_is_a_file_is_a_user_error(bp4d_root, tmp_path):
+    from hiva_core.prepare import run_prepare
+
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(UserError, match=r"--out .*taken is a file, not a folder"):
+        run_prepare("bp4d", bp4d_root, taken)
+    assert taken.read_text() == "a file"

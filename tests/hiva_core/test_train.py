@@ -227,3 +227,34 @@ def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, 
     assert digest(good) == before  # the good run is untouched
     if out != good:
         assert not out.exists() or not any(out.iterdir())  # and nothing was written for the failed one
+
+
+# ----------------------------------------------------------------------------- bad options and failures (issue 11)
+@pytest.mark.parametrize("case", ["eval_batch_0", "eval_json_dir", "eval_json_under_file", "train_batch_0",
+                                  "train_out_file", "predict_batch_0", "predict_out_dir", "predict_heatmaps_file"])
+def test_bad_options_and_output_paths_exit_2(case, tmp_path, tiny_faces, trained_run, text_cache, capsys):
+    """One `error:` line and exit 2 (not a traceback), before any work: batch sizes below 1, an output file that is
+    a folder or lies under a file, an output folder that is a file."""
+    run, _ = trained_run
+    folder = tmp_path / "taken.json"
+    folder.mkdir()
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a file")
+    image = next(tiny_faces.parent.glob("img/*.png"))
+    eval_args = ["eval", "--run", str(run), "--data", str(tiny_faces)]
+    predict_args = ["predict", str(image), "--run", str(run), "--no-detect"]
+    argv, needle = {
+        "eval_batch_0": ([*eval_args, "--batch-size", "0"], "--batch-size"),
+        "eval_json_dir": ([*eval_args, "--json", str(folder)], str(folder)),
+        "eval_json_under_file": ([*eval_args, "--json", str(plain / "m.json")], str(plain)),
+        "train_batch_0": (train_argv(text_cache, tiny_faces, tmp_path / "r", "--batch-size", "0"), "batch_size"),
+        "train_out_file": (train_argv(text_cache, tiny_faces, plain), str(plain)),
+        "predict_batch_0": ([*predict_args, "--batch-size", "0"], "--batch-size"),
+        "predict_out_dir": ([*predict_args, "--out", str(tmp_path / "rows.csv")], "rows.csv"),
+        "predict_heatmaps_file": ([*predict_args, "--heatmaps", str(plain)], str(plain)),
+    }[case]
+    (tmp_path / "rows.csv").mkdir()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and len(err.strip().splitlines()) == 1, err
+    assert plain.read_text() == "a file" and not any(folder.iterdir())
