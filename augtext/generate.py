@@ -36,14 +36,15 @@ from augtext.backends import Backend, RequestFailed, RequestSpec, make_backend
 from augtext.errors import UserError
 from augtext.facs import FACS, au_label, parse_au_spec
 from augtext.io import atomic_path, atomic_write, remove_stale_temps
-from augtext.templates import available_styles, render_messages
 from augtext.quality import SemanticGate
 from augtext.reference import few_shot_examples, reference_texts
+from augtext.templates import available_styles, render_messages
 from augtext.validate import DUPLICATE, NearDuplicateFilter, ParseError, parse_response, validate_description
 
 LOG_NAME = "requests.jsonl"
 DESCRIPTIONS_NAME = "descriptions.parquet"
 REJECTIONS_NAME = "rejections.json"
+GATE_DIR = "gate"  # the semantic gate's prototype vectors, kept between runs (derived; safe to delete)
 # One row per kept description, with its provenance (docs/INTERFACES.md "augtext cache layout").
 DESCRIPTIONS_SCHEMA = pa.schema([
     ("au", pa.int16()), ("text", pa.string()), ("text_sha256", pa.string()), ("style", pa.string()),
@@ -490,7 +491,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     # are rendered as their pairs start, overlapping with requests in flight.
     for style in config.styles:
         render_messages(style, config.aus[0], _per_request(config), config.prompts)
-    gate = SemanticGate() if config.gate else None
+    gate = SemanticGate(store=config.cache / GATE_DIR) if config.gate else None
     if gate is not None:
         gate.warm_up()  # the embedding model loads while the first requests are in flight
 

@@ -19,10 +19,12 @@ real SmolLM2 answers (bench/bench_prior_quality.py; README "Prior quality").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,22 @@ def facs_reference_text(au: ActionUnit) -> str:
     return f"{au.name}: {changes}. Muscle: {au.muscles}."
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Encode with one intra-op thread. The gate encodes a few texts at a time, often beside other work (an LLM
+    in another thread, other jobs): measured on the 2-core machine under load, 10 texts took 0.13 s with one thread
+    and 0.9-1.5 s with two (spinning threads collapse when cores are shared); on an idle machine one thread costs
+    little on batches this small. The setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _normalize(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
@@ -60,8 +78,9 @@ class TextEmbedder:
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
         if todo:
-            out = self.encoder.encode(todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                      show_progress_bar=False)
+            with _one_torch_thread():
+                out = self.encoder.encode(todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                          show_progress_bar=False)
             for text, vec in zip(todo, _normalize(out), strict=True):
                 self._memo[text] = vec
         if not texts:
@@ -118,10 +137,11 @@ class SemanticGate:
     """
 
     def __init__(self, embedder: TextEmbedder | None = None, min_similarity: float = GATE_MIN_SIMILARITY,
-                 top_k: int = GATE_TOP_K, use_reference_set: bool = True) -> None:
+                 top_k: int = GATE_TOP_K, use_reference_set: bool = True, store: Path | None = None) -> None:
         self._embedder = embedder
-        self._lock = threading.Lock()
-        self._prototypes: tuple[list[int], np.ndarray, np.ndarray] | None = None  # the model and prototypes are made once, by whichever thread needs them first
+        self.store = store  # a folder to keep the prototype vectors in between runs (None: encode every run)
+        self._lock = threading.Lock()  # the model and prototypes are made once, by whichever thread needs them first
+        self._prototypes: tuple[list[int], np.ndarray, np.ndarray] | None = None
         self.min_similarity = min_similarity
         self.top_k = top_k
         self.use_reference_set = use_reference_set
@@ -160,7 +180,29 @@ class SemanticGate:
             for text in (*facs_prototypes(FACS[code]), *extra):
                 owners.append(code)
                 texts.append(text)
-        return codes, np.asarray(owners, dtype=np.int64), embedder(texts)
+        return codes, np.asarray(owners, dtype=np.int64), self._stored_vectors(embedder, texts)
+
+    def _stored_vectors(self, embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
+        """The prototypes' vectors, from `store` when it holds them for this model and these exact texts."""
+        if self.store is None:
+            return embedder(texts)
+        import hashlib
+
+        from augtext.io import atomic_path
+        from augtext.prior import model_slug
+
+        key = hashlib.sha256("\n".join([embedder.name, *texts]).encode("utf-8")).hexdigest()
+        path = Path(self.store) / f"prototypes-{model_slug(embedder.name)}.npz"
+        try:
+            with np.load(path) as data:
+                if str(data["key"]) == key:
+                    return data["vectors"]
+        except (OSError, KeyError, ValueError):
+            pass  # missing, stale or damaged: encode again
+        vectors = embedder(texts)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, key=np.asarray(key), vectors=vectors)
+        return vectors
 
     def au_similarities(self, vectors: np.ndarray) -> np.ndarray:
         """(N, A) similarity of each text to each FACS AU (A = every FACS code, ascending)."""

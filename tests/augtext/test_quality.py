@@ -13,7 +13,14 @@ import pytest
 from augtext.cli import main
 from augtext.facs import DATASET_AUS, FACS
 from augtext.quality import SemanticGate, default_embedder, facs_reference_text, score_cache, score_embeddings
-from augtext.reference import REFERENCE_AUS, REFERENCE_DIR, few_shot_examples, reference_set, reference_texts, reference_version
+from augtext.reference import (
+    REFERENCE_AUS,
+    REFERENCE_DIR,
+    few_shot_examples,
+    reference_set,
+    reference_texts,
+    reference_version,
+)
 from augtext.templates import available_styles, render_messages
 from augtext.validate import validate_description
 
@@ -131,7 +138,7 @@ def test_no_gate_keeps_what_the_rules_keep(llm_server, tmp_path):
     assert main(args) == 0  # both AU12 off-domain sentences name a smile word: the rules alone keep them
 
 
-# -- the reference backend ----------------------------------------------------------------------------------------------
+# -- the reference backend ---------------------------------------------------------------------------------------
 
 def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
     cache = tmp_path / "c"
@@ -192,7 +199,7 @@ def test_llm_copy_of_a_few_shot_example_is_a_duplicate(llm_server, tmp_path):
     assert json.loads((tmp_path / "rejections.json").read_text())["rejected_total"] == {"duplicate": 1}
 
 
-# -- augtext score --------------------------------------------------------------------------------------------------------
+# -- augtext score ------------------------------------------------------------------------------------------------
 
 def test_score_measures_identifiability_specificity_diversity_validity(tmp_path, capsys, embedder):
     cache = tmp_path / "c"

@@ -4,8 +4,8 @@ import pytest
 
 from augtext.facs import FACS
 from augtext.validate import (
-    NEAR_DUPLICATE_THRESHOLD,
     GATE_REASONS,
+    NEAR_DUPLICATE_THRESHOLD,
     PARSE_REASONS,
     REJECTION_REASONS,
     TEXT_REASONS,
