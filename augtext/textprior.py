@@ -87,3 +87,18 @@ def read_text_prior(path: str | Path) -> TextPrior:
                          model=meta["model"], fingerprint=meta["fingerprint"])
     except ValueError as exc:
         raise UserError(f"{path} is not a valid text prior: {exc}") from exc
+
+
+def shuffled_prior(prior: TextPrior, seed: int = 0) -> TextPrior:
+    """The control prior that keeps the architecture and destroys the meaning: every AU gets the descriptions of
+    another AU (its rows permuted across AUs, no AU keeping its own; seeded). Each AU's set stays a coherent set of
+    descriptions, so what changes is only whether the text is about that AU."""
+    a = prior.num_aus
+    if a < 2:
+        raise UserError(f"a shuffled prior needs at least 2 AUs, got {a}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(a)
+    while (order == np.arange(a)).any():  # a derangement: about e^-1 of permutations are one
+        order = rng.permutation(a)
+    return TextPrior(aus=prior.aus, embeddings=prior.embeddings[order], mask=prior.mask[order], model=prior.model,
+                     fingerprint=f"{prior.fingerprint}+shuffled:{seed}")

@@ -6,13 +6,16 @@ the peak is the child's ``ru_maxrss`` (``cpu_rss_growth_in_training_mb``: its gr
 after the model, optimizer state and data exist); on CUDA ``torch.cuda.max_memory_allocated`` over the training
 steps. The models alternate over ``--rounds`` rounds (hiva, linear, linear, hiva, ...) and each figure sums all
 rounds, so a change of machine load hits both models alike: on a shared machine read the ratios, not the absolute
-speed. The load average is recorded per child. Weights are random (timing does not depend on them). Writes
-bench/results/model.json (with a ``ratios`` block: the first model over the second) and prints a markdown table.
+speed. The load average is recorded per child. Weights are random (timing does not depend on them). The model width
+is the backbone's default (``hiva_core.models.default_dim``) unless ``--dim`` is given. Writes
+bench/results/model.json (``ratios_by_model``: every model over the last one, the reference; ``ratios``: the first
+over the last) and prints a markdown table.
 
     python bench/bench_model.py                                   # mobilenetv2, 128 px, CPU: a few minutes on 2 cores
     python bench/bench_model.py --backbone resnet50 --image-size 224 --batch-size 8 --steps 3 --rounds 2 \\
         --threads 1 --infer-batches 1 --infer-repeats 1 --out bench/results/model_resnet50.json
     python bench/bench_model.py --backbone resnet50 --image-size 224 --device cuda --steps 20 --batch-size 32
+    python bench/bench_model.py --models hiva,hiva_open,linear --threads 1       # both HiVAs over linear heads
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def measure(args: argparse.Namespace, name: str, flops: bool) -> dict:
         cpu_s.append(time.process_time() - cpu_start)
     train_s = sum(step_s)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
-    result = {"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+    result = {"model": name, "dim": model.config.dim, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
               "train_images": args.steps * b, "train_s": train_s, "step_s": step_s, "cpu_s": cpu_s,
               "train_peak_mb": peak,
               "cpu_rss_growth_in_training_mb": _rss_mb() - rss_before if device.type == "cpu" else None}
@@ -123,7 +126,7 @@ def measure(args: argparse.Namespace, name: str, flops: bool) -> dict:
 def combine(rounds: list[dict], args: argparse.Namespace) -> dict:
     """One model's rounds → totals: images/s over all timed steps, the highest peak, ms per image per batch size."""
     first = rounds[0]
-    out = {"model": first["model"], "params_m": first["params_m"],
+    out = {"model": first["model"], "dim": first.get("dim"), "params_m": first["params_m"],
            "forward_gflops_per_image": first["forward_gflops_per_image"],
            "train_images_per_s": sum(r["train_images"] for r in rounds) / sum(r["train_s"] for r in rounds),
            # the fastest step of all rounds: the least disturbed by other work on a shared machine
@@ -142,9 +145,8 @@ def combine(rounds: list[dict], args: argparse.Namespace) -> dict:
     return out
 
 
-def ratios(results: list[dict]) -> dict:
-    """The first model's price over the second: FLOPs, time per training image, peak memory, latency."""
-    a, b = results[0], results[1]
+def ratios(a: dict, b: dict) -> dict:
+    """Model `a`'s price over model `b`'s: FLOPs, time per training image, peak memory, latency."""
     out = {"models": f"{a['model']} / {b['model']}",
            "forward_flops": a["forward_gflops_per_image"] / b["forward_gflops_per_image"],
            "train_time_per_image": b["train_images_per_s"] / a["train_images_per_s"],
@@ -163,11 +165,11 @@ def ratios(results: list[dict]) -> dict:
 
 def table(results: list[dict], infer_batches: list[int]) -> str:
     """A markdown table of the results, one row per model."""
-    rows = ["| model | params (M) | fwd GFLOPs/img | train img/s (all steps) | train img/s (best step) "
+    rows = ["| model | d | params (M) | fwd GFLOPs/img | train img/s (all steps) | train img/s (best step) "
             "| train CPU s/img | train peak MB | " + " | ".join(f"infer ms/img b{bs}" for bs in infer_batches) + " |",
-            "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(infer_batches)]
+            "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(infer_batches)]
     for r in results:
-        rows.append(f"| {r['model']} | {r['params_m']:.2f} | {r['forward_gflops_per_image']:.2f}"
+        rows.append(f"| {r['model']} | {r['dim']} | {r['params_m']:.2f} | {r['forward_gflops_per_image']:.2f}"
                     f" | {r['train_images_per_s']:.2f} | {r['train_images_per_s_best']:.2f}"
                     f" | {r['train_cpu_s_per_image']:.3f}"
                     f" | {r['train_peak_mb']:.0f} | "
@@ -195,7 +197,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--aus", type=int, default=12, help="number of AUs (BP4D: 12)")
     p.add_argument("--descriptions", type=int, default=16, help="descriptions per AU in the synthetic text prior")
     p.add_argument("--text-dim", type=int, default=384, help="text embedding dim (all-MiniLM-L6-v2: 384)")
-    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--dim", type=int, default=None, help="model width d (default: follows the backbone)")
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure this one model and print JSON
@@ -233,14 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                               "cuda_device": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
               "results": results}
     if len(results) >= 2:
-        report["ratios"] = ratios(results)
+        report["ratios"] = ratios(results[0], results[-1])
+        report["ratios_by_model"] = {r["model"]: ratios(r, results[-1]) for r in results[:-1]}
     with atomic_write(args.out, "w") as fh:
         json.dump(report, fh, indent=2)
     print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.device}, {args.aus} AUs, "
           f"{args.rounds} rounds x {args.steps} steps, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}\n")
     print(table(results, args.infer_batches))
-    if "ratios" in report:
-        r = report["ratios"]
+    for r in report.get("ratios_by_model", {}).values():
         per_round = ", ".join(f"{v:.2f}" for v in r["train_time_per_image_per_round"])
         print(f"\n{r['models']}: forward FLOPs x{r['forward_flops']:.2f}, time per training image "
               f"x{r['train_time_per_image']:.2f} (per round {per_round}; best steps "

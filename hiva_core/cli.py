@@ -17,6 +17,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+AUS_HELP = ("Score these AUs (e.g. 9,25,26) instead of the run's own. AUs it was not trained on need an "
+            "open-vocabulary run (--model hiva_open) and --text-cache.")
+TEXT_CACHE_HELP = "augtext cache with the descriptions of --aus the run was not trained on (same embedding model)."
+
 synth_app = typer.Typer(help="Render SynthAU: labelled synthetic faces from the ICT-FaceKit model.")
 app.add_typer(synth_app, name="synth")
 
@@ -113,6 +117,8 @@ def eval_(
     folds: str | None = typer.Option(None, help="'all': evaluate runs/NAME/fold*/ and report the mean."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics as JSON here."),
     batch_size: int = typer.Option(64),
+    aus: str | None = typer.Option(None, help=AUS_HELP),
+    text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
 ) -> None:
     """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor."""
     from hiva_core.evaluate import run_eval
@@ -120,7 +126,7 @@ def eval_(
 
     all_folds = _all_folds(fold, folds)
     result = run_eval(run=run, data=data, lists=lists, fold=fold, all_folds=all_folds, json_out=json_out,
-                      batch_size=batch_size)
+                      batch_size=batch_size, aus=aus, text_cache=text_cache)
     if all_folds:
         print(format_folds_table(result))
     else:
@@ -139,6 +145,8 @@ def predict(
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels (larger is faster)."),
+    aus: str | None = typer.Option(None, help=AUS_HELP),
+    text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
 ) -> None:
     """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.
 
@@ -148,7 +156,7 @@ def predict(
 
     result = run_predict(
         inputs=inputs, run=run, out=out, heatmaps=heatmaps, batch_size=batch_size, threshold=threshold,
-        detect=not no_detect, device=device, min_face=min_face,
+        detect=not no_detect, device=device, min_face=min_face, aus=aus, text_cache=text_cache,
     )
     if out is None:
         print_table(result.rows, result.aus, threshold)

@@ -7,7 +7,7 @@ unlabelled faces in, AU probabilities out (`LoadedRun.predict`, `hiva_core predi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +80,16 @@ def evaluate_run(
     fold: int | None = None,
     batch_size: int = 64,
     device: str | None = None,
+    aus: str | Sequence[int] | None = None,
+    text_cache: str | Path | None = None,
 ) -> dict:
-    """Metrics of one run folder on the test split of `data` (the run's own fold unless `fold` is given)."""
+    """Metrics of one run folder on the test split of `data` (the run's own fold unless `fold` is given).
+
+    `aus` (a spec or codes): score these AUs instead of the run's own; AUs it was not trained on need an
+    open-vocabulary run and their descriptions in `text_cache` (`hiva_core.vocabulary.select_aus`)."""
     from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.data import build_dataset, check_images
+    from hiva_core.vocabulary import select_aus
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
@@ -92,7 +98,7 @@ def evaluate_run(
     if not folder.is_run() and folder.fold_runs():
         raise UserError(f"{run} holds one run per fold ({', '.join(r.path.name for r in folder.fold_runs())}); "
                         f"evaluate them with --folds all, or give --run {run}/foldK")
-    loaded = load_run(run, device=device)
+    loaded = select_aus(load_run(run, device=device), aus, text_cache)
     data_cfg = loaded.config["config"].get("data", {})
     fold = fold if fold is not None else data_cfg.get("fold")
     lists = lists if lists is not None else data_cfg.get("lists")
@@ -121,8 +127,11 @@ def run_eval(
     all_folds: bool = False,
     json_out: Path | None = None,
     batch_size: int = 64,
+    aus: str | Sequence[int] | None = None,
+    text_cache: Path | None = None,
 ) -> dict:
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
+    `aus`, `text_cache`: as evaluate_run.
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from augtext.io import check_output_file
@@ -135,10 +144,11 @@ def run_eval(
         runs = RunFolder(run).fold_runs()
         if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
-        per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size) for r in runs}
+        per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, aus=aus, text_cache=text_cache)
+                    for r in runs}
         result = aggregate_folds(per_fold)
     else:
-        result = evaluate_run(run, data, lists, fold, batch_size)
+        result = evaluate_run(run, data, lists, fold, batch_size, aus=aus, text_cache=text_cache)
     if json_out is not None:
         write_json(json_out, result)
     return result

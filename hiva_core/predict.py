@@ -267,12 +267,16 @@ def run_predict(
     min_face: float = 20.0,
     progress: bool | None = None,
     quiet: bool = True,
+    aus: str | Sequence[int] | None = None,
+    text_cache: str | os.PathLike | None = None,
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
     `out`: .csv / .parquet / .json (a list of row objects) written atomically. `heatmaps`: a folder for one PNG grid
     of per-AU attention overlays per face. `detect=False`: every input is already an aligned face crop. `min_face`:
-    smallest face searched for, in pixels. Returns the rows, a summary and stage timings; prints nothing (`print_table`
+    smallest face searched for, in pixels. `aus` (a spec or codes) and `text_cache`: score these AUs instead of the
+    run's own (`hiva_core.vocabulary.select_aus`: AUs it was not trained on need an open-vocabulary run and their
+    descriptions in `text_cache`). Returns the rows, a summary and stage timings; prints nothing (`print_table`
     and `print_summary` are the command's; `quiet` is accepted for old callers and has no effect).
     """
     timer = StageTimer()
@@ -291,8 +295,9 @@ def run_predict(
 
     from hiva_core.checkpoint import LoadedRun, load_run
     from hiva_core.data.transforms import build_transforms
+    from hiva_core.vocabulary import select_aus
 
-    loaded = run if isinstance(run, LoadedRun) else load_run(run, device=device)
+    loaded = select_aus(run if isinstance(run, LoadedRun) else load_run(run, device=device), aus, text_cache)
     heat_dir = _heatmap_dir(loaded, heatmaps)
     if detect:
         from hiva_core.faces.detect import get_detector

@@ -50,11 +50,13 @@ class AUGraph(nn.Module):
     """Tokens ``(B, L, d)`` → per-AU token maps ``(B, A, L, d)`` and nodes ``(B, A, d)``.
 
     With ``use_graph=False`` the nodes are the pooled AFG maps and no GCN runs (the no-graph ablation).
+    With ``num_aus=None`` there is no AFG (no per-AU parameter): ``propagate`` runs the GCN over nodes made
+    elsewhere, for as many AUs as it is given (hiva_open).
     """
 
-    def __init__(self, num_aus: int, dim: int, topk: int = 4, use_graph: bool = True):
+    def __init__(self, num_aus: int | None, dim: int, topk: int = 4, use_graph: bool = True):
         super().__init__()
-        self.afg = AUFeatureGenerator(num_aus, dim)
+        self.afg = AUFeatureGenerator(num_aus, dim) if num_aus is not None else None
         self.topk = topk
         if use_graph:
             self.gcn_self = nn.Linear(dim, dim)
@@ -64,9 +66,13 @@ class AUGraph(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         maps = self.afg(tokens)
-        nodes = maps.mean(dim=2)
-        if self.use_graph:
-            adj = dynamic_adjacency(nodes, self.topk)
-            update = self.gcn_self(nodes) + adj @ self.gcn_neighbours(nodes)
-            nodes = nodes + torch.relu(self.gcn_norm(update))
-        return maps, nodes
+        return maps, self.propagate(maps.mean(dim=2))
+
+    def propagate(self, nodes: torch.Tensor) -> torch.Tensor:
+        """One residual GCN step over the per-sample top-k graph of ``nodes (B, A, d)``, any A (identity when the
+        graph is off)."""
+        if not self.use_graph:
+            return nodes
+        adj = dynamic_adjacency(nodes, self.topk)
+        update = self.gcn_self(nodes) + adj @ self.gcn_neighbours(nodes)
+        return nodes + torch.relu(self.gcn_norm(update))

@@ -54,10 +54,16 @@ class MultiHeadCrossAttention(nn.Module):
 
 
 class CrossBlock(nn.Module):
-    """Pre-norm cross-attention + FFN, both residual: ``x ← x + attn(norm(x), norm(ctx)); x ← x + ffn(norm(x))``."""
+    """Pre-norm cross-attention + FFN, both residual: ``x ← x + attn(norm(x), norm(ctx)); x ← x + ffn(norm(x))``.
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 2.0):
+    ``query_residual=False`` drops the first residual (``x ← attn(norm(x), norm(ctx))``): the output is what the
+    query read from the context, not the query plus it. hiva_open uses this to pool an AU's visual feature with its
+    text prototype as the query, so that the feature carries no copy of the text it is later compared with.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 2.0, query_residual: bool = True):
         super().__init__()
+        self.query_residual = query_residual
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
         self.attn = MultiHeadCrossAttention(dim, heads)
@@ -68,7 +74,7 @@ class CrossBlock(nn.Module):
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         update, weights = self.attn(self.norm_q(x), self.norm_kv(ctx), mask)
-        x = x + update
+        x = x + update if self.query_residual else update
         return x + self.ffn(self.norm_ffn(x)), weights
 
 

@@ -10,12 +10,15 @@ from torch import nn
 
 class CosineHead(nn.Module):
     """``logit_i = s · cos(visual_i, text_i) + b_i`` with one learned scale ``s`` (log-parametrised, as CLIP's
-    temperature, capped at 100) and a bias per AU. ``text`` is ``(A, d)`` or per sample ``(B, A, d)``."""
+    temperature, capped at 100) and a bias per AU. ``text`` is ``(A, d)`` or per sample ``(B, A, d)``.
 
-    def __init__(self, num_aus: int, init_scale: float = 10.0):
+    ``num_aus=None``: one bias shared by every AU (``b_i = b``), so the head scores any number of AUs (hiva_open).
+    """
+
+    def __init__(self, num_aus: int | None, init_scale: float = 10.0):
         super().__init__()
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
-        self.bias = nn.Parameter(torch.zeros(num_aus))
+        self.bias = nn.Parameter(torch.zeros(num_aus) if num_aus is not None else torch.zeros(()))
 
     def forward(self, visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         cos = nn.functional.cosine_similarity(visual, text.expand_as(visual), dim=-1)

@@ -8,7 +8,7 @@ refined visual node with its refined text feature. ``LinearAU`` is the plain bac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ class ModelConfig:
     backbone: str = "resnet50"
     pretrained: bool = False
     backbone_weights: str | None = None
-    dim: int = 512
+    dim: int | None = None  # model width d; None = default_dim(the backbone's feature width), resolved at build
     heads: int = 8
     graph_topk: int = 4
     text_samples: int = 4  # descriptions sampled per AU per training step (eval uses every valid one)
@@ -40,6 +40,41 @@ class ModelConfig:
     use_graph: bool = True
     use_ddca: bool = True
     use_cdca: bool = True
+
+
+def default_dim(num_features: int) -> int:
+    """The default model width d for a backbone with ``num_features`` output channels C: C/4 rounded down to a power
+    of two, within [128, 512]. ResNet-50 (C = 2048) → 512, MobileNetV2 (1280), Swin-B and ConvNeXt-B (1024) → 256,
+    ConvNeXt-T (768), ResNet-18 (512) and the test net → 128.
+
+    Why: the AU blocks (AFG, DDCA, CDCA) cost about ``A·(L + 8)·d²`` per image whatever the backbone, so a fixed
+    d = 512 made HiVA train at 2.15× the time of linear heads on MobileNetV2 at 128 px (bench/bench_model.py); a
+    backbone with fewer channels is a cheaper one, and C/4 keeps the AU blocks a small share of its cost.
+    ``--set model.dim=N`` overrides it; a run's config.json records the d it was built with.
+    """
+    d = 128
+    while d < 512 and 2 * d <= num_features // 4:
+        d *= 2
+    return d
+
+
+def check_width(config: ModelConfig) -> None:
+    """The width checks create_model makes (UserError): positive sizes, d divisible by the heads."""
+    name = config.name
+    if config.num_aus < 1 or (config.dim is not None and config.dim < 1) or config.text_samples < 1:
+        raise UserError(f"model {name!r}: num_aus, dim and text_samples must be positive (got {config.num_aus}, "
+                        f"{config.dim}, {config.text_samples})")
+    if config.dim is not None and config.dim % config.heads:
+        raise UserError(f"model {name!r}: dim {config.dim} must be divisible by heads {config.heads}")
+
+
+def resolve_dim(config: ModelConfig, num_features: int) -> ModelConfig:
+    """``config`` with ``dim`` filled from the backbone when it is None (an explicit dim is kept as given)."""
+    if config.dim is not None:
+        return config
+    config = replace(config, dim=default_dim(num_features))
+    check_width(config)
+    return config
 
 
 class TextBranch(nn.Module):
@@ -92,11 +127,17 @@ class HiVA(nn.Module):
     """HiVA for ``num_aus`` AUs. ``forward(images, text_emb, text_mask)`` → dict of ``logits (B, A)``,
     ``maps (B, A, h, w)`` or None, ``visual (B, A, d)`` and ``text (A, d)`` (the prior's prototypes) or None."""
 
+    open_vocabulary = False  # per-AU parameters (AFG, head biases): it scores only the AUs it was trained on
+
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = c = config
-        self.backbone = build_backbone(c.backbone, c.pretrained, c.backbone_weights)
+        self.backbone = build_backbone(config.backbone, config.pretrained, config.backbone_weights)
+        self.config = c = resolve_dim(config, self.backbone.num_features)
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
+        self.build_blocks(c)
+
+    def build_blocks(self, c: ModelConfig) -> None:
+        """The blocks after the shared projection: AU graph, text branch, DDCA, CDCA, head."""
         self.au_graph = AUGraph(c.num_aus, c.dim, c.graph_topk, c.use_graph)
         if c.use_text:
             self.text_branch = TextBranch(c.text_dim, c.dim, c.text_samples, c.text_pool)
@@ -125,9 +166,10 @@ class HiVA(nn.Module):
                 self.au_queries
         if text_emb is None:
             raise UserError(f"model {c.name!r} uses the text prior: pass text_emb (A, K, D)")
-        if text_emb.ndim != 3 or text_emb.shape[0] != c.num_aus or text_emb.shape[2] != c.text_dim:
+        aus = "A" if self.open_vocabulary else c.num_aus  # an open-vocabulary model takes any number of AUs
+        if text_emb.ndim != 3 or text_emb.shape[2] != c.text_dim or (aus != "A" and text_emb.shape[0] != aus):
             raise UserError(f"text prior has shape {tuple(text_emb.shape)}; model {c.name!r} expects "
-                            f"({c.num_aus}, K, {c.text_dim}) (AUs, descriptions, embedding dim)")
+                            f"({aus}, K, {c.text_dim}) (AUs, descriptions, embedding dim)")
         text_emb = text_emb.to(device)
         if text_mask is None:
             text_mask = torch.ones(text_emb.shape[:2], dtype=torch.bool, device=device)
@@ -159,10 +201,12 @@ class HiVA(nn.Module):
 class LinearAU(nn.Module):
     """Baseline: backbone → global average pool → one linear logit per AU. Ignores the text prior."""
 
+    open_vocabulary = False
+
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.config = config
         self.backbone = build_backbone(config.backbone, config.pretrained, config.backbone_weights)
+        self.config = resolve_dim(config, self.backbone.num_features)  # unused here, but recorded like HiVA's
         self.classifier = nn.Linear(self.backbone.num_features, config.num_aus)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ from typing import Any
 from torch import nn
 
 from augtext.errors import UserError
-from hiva_core.models.hiva import HiVA, LinearAU, ModelConfig
+from hiva_core.models.hiva import HiVA, LinearAU, ModelConfig, check_width
+from hiva_core.models.hiva_open import HiVAOpen
 
 # name -> (model class, config defaults that differ from ModelConfig's)
 _MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
@@ -22,6 +23,8 @@ _MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     # Backbone + global pool + linear heads; no AU nodes, no text.
     "linear": (LinearAU, {"use_text": False, "use_graph": False, "use_ddca": False, "use_cdca": False,
                           "head": "linear"}),
+    # No per-AU parameter: AU features from each AU's text; scores AUs it never saw, given their descriptions.
+    "hiva_open": (HiVAOpen, {}),
 }
 _CHOICES = {"head": ("cosine", "linear"), "text_pool": ("mean", "attention")}
 
@@ -35,8 +38,9 @@ def create_model(name: str, num_aus: int, text_dim: int, **overrides: Any) -> nn
     """Build model ``name`` for ``num_aus`` AUs and a ``text_dim``-dimensional text prior.
 
     ``overrides`` are ModelConfig fields (backbone, pretrained, backbone_weights, dim, heads, graph_topk,
-    text_samples, text_pool, head, use_text, use_graph, use_ddca, use_cdca). Unknown names are a UserError that
-    lists the valid ones. ``create_model(**dataclasses.asdict(model.config))`` rebuilds the same architecture.
+    text_samples, text_pool, head, use_text, use_graph, use_ddca, use_cdca); ``dim`` None (the default) follows the
+    backbone's feature width (``default_dim``). Unknown names are a UserError that lists the valid ones.
+    ``create_model(**dataclasses.asdict(model.config))`` rebuilds the same architecture.
     """
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
@@ -53,9 +57,8 @@ def create_model(name: str, num_aus: int, text_dim: int, **overrides: Any) -> nn
             raise UserError(f"model option {key}={getattr(config, key)!r} is not one of {', '.join(choices)}")
     if cls is LinearAU and any(getattr(config, k) for k in ("use_text", "use_graph", "use_ddca", "use_cdca")):
         raise UserError("model 'linear' has no text, graph, DDCA or CDCA block to switch on; use 'hiva' instead")
-    if config.num_aus < 1 or config.dim < 1 or config.text_samples < 1:
-        raise UserError(f"model {name!r}: num_aus, dim and text_samples must be positive (got {config.num_aus}, "
-                        f"{config.dim}, {config.text_samples})")
-    if config.dim % config.heads:
-        raise UserError(f"model {name!r}: dim {config.dim} must be divisible by heads {config.heads}")
+    if cls is HiVAOpen and (not config.use_text or config.head != "cosine"):
+        raise UserError("model 'hiva_open' makes its AU features from the text prior and compares them with a "
+                        "cosine head: it needs use_text=true and head=cosine")
+    check_width(config)  # an explicit dim now; a default one (None) once the backbone's width is known
     return cls(config)

@@ -39,7 +39,7 @@ def images() -> torch.Tensor:
 
 def test_registry_names():
     assert list_models() == ["hiva", "hiva_no_text", "hiva_no_graph", "hiva_no_ddca", "hiva_no_cdca", "megraph_s1",
-                             "linear"]
+                             "linear", "hiva_open"]
 
 
 @pytest.mark.parametrize("name", list_models())

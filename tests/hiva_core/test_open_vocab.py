@@ -1,0 +1,229 @@
+"""hiva_open and `--aus`: AUs scored from their descriptions alone, subsets for every model, the errors, the width rule.
+
+The zero-shot path runs end to end on the tiny faces: hiva_open trained on AU1 and AU2 with a prior from the
+reference backend (`augtext generate --backend reference`), then evaluated and run on AU4, which it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from augtext.textprior import TextPrior, shuffled_prior
+from hiva_core.cli import main
+from hiva_core.models import create_model, default_dim, open_vocabulary
+from hiva_core.task import AUTask
+from tests.hiva_core.conftest import train_argv
+
+D = 16
+TINY = {"backbone": "tiny", "dim": 32, "heads": 2, "graph_topk": 2, "text_samples": 2}
+
+
+# ------------------------------------------------------------------------------------------------------ the model
+def test_hiva_open_has_no_per_au_parameter():
+    few, many = create_model("hiva_open", 2, D, **TINY), create_model("hiva_open", 9, D, **TINY)
+    assert {k: v.shape for k, v in few.state_dict().items()} == {k: v.shape for k, v in many.state_dict().items()}
+    assert few.state_dict()["head.bias"].shape == ()  # one bias for every AU
+    assert open_vocabulary(few) and not open_vocabulary(create_model("hiva", 2, D, **TINY))
+
+
+def test_hiva_open_scores_any_aus_and_permuting_them_permutes_the_outputs():
+    torch.manual_seed(0)
+    model = create_model("hiva_open", 3, D, **TINY).eval()
+    images = torch.randn(2, 3, 48, 40)
+    emb = torch.randn(5, 4, D)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[1, 2:] = False
+    perm = torch.tensor([3, 0, 4, 2, 1])
+    with torch.no_grad():
+        out, shuffled = model(images, emb, mask), model(images, emb[perm], mask[perm])
+    assert out["logits"].shape == (2, 5) and out["maps"].shape == (2, 5, 6, 5)
+    torch.testing.assert_close(shuffled["logits"], out["logits"][:, perm])
+    torch.testing.assert_close(shuffled["maps"], out["maps"][:, perm])
+    torch.testing.assert_close(out["maps"].sum((-1, -2)), torch.ones(2, 5))  # spatial distributions, as HiVA's
+
+
+@pytest.mark.parametrize("option", [{"use_text": False}, {"head": "linear"}])
+def test_hiva_open_needs_text_and_a_cosine_head(option):
+    from augtext.errors import UserError
+
+    with pytest.raises(UserError, match="hiva_open"):
+        create_model("hiva_open", 3, D, **{**TINY, **option})
+
+
+def test_default_width_follows_the_backbone():
+    assert [default_dim(c) for c in (24, 768, 1280, 2048, 3072)] == [128, 128, 256, 512, 512]
+    for name in ("hiva", "hiva_open", "linear"):
+        model = create_model(name, 3, D, backbone="tiny", heads=2)
+        assert model.config.dim == default_dim(model.backbone.num_features)
+        assert create_model(name, 3, D, backbone="tiny", dim=48, heads=2).config.dim == 48  # explicit wins
+    from augtext.errors import UserError
+
+    with pytest.raises(UserError, match="divisible by heads 5"):
+        create_model("hiva", 3, D, backbone="tiny", heads=5)  # the default d (128) and the heads are checked too
+
+
+def _quadrants(n: int = 24, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """AU a is present when quadrant a is bright (3 AUs)."""
+    g = torch.Generator().manual_seed(0)
+    labels = (torch.rand(n, 3, generator=g) > 0.5).float()
+    images = torch.randn(n, 3, size, size, generator=g) * 0.1
+    for a, (y, x) in enumerate([(0, 0), (0, size // 2), (size // 2, 0)]):
+        images[:, :, y:y + size // 2, x:x + size // 2] += 2.0 * labels[:, a, None, None, None]
+    return images, labels
+
+
+def _f1(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    pred = (logits > 0).float()
+    tp, fp, fn = (pred * labels).sum(0), (pred * (1 - labels)).sum(0), ((1 - pred) * labels).sum(0)
+    return (2 * tp / (2 * tp + fp + fn).clamp(min=1)).mean().item()
+
+
+def test_shuffled_prior_control(one_thread):
+    """hiva_open learns which description goes with which quadrant; the same model given the shuffled prior (each
+    AU holding another AU's descriptions) detects the wrong quadrants: its outputs follow the text."""
+    images, labels = _quadrants()
+    g = torch.Generator().manual_seed(3)
+    prior = TextPrior(aus=[1, 2, 4], embeddings=torch.randn(3, 4, D, generator=g).numpy(),
+                      mask=np.ones((3, 4), dtype=bool), model="test", fingerprint="f")
+    control = shuffled_prior(prior, seed=0)
+    assert control.aus == prior.aus and not any(
+        np.array_equal(control.embeddings[i], prior.embeddings[i]) for i in range(3))
+    torch.manual_seed(0)
+    model = create_model("hiva_open", 3, D, **TINY)
+    task = AUTask(model, align_weight=0.1)
+    opt = torch.optim.AdamW(task.parameters(), lr=3e-3)
+    emb, mask = torch.from_numpy(prior.embeddings), torch.from_numpy(prior.mask)
+    batch = {"image": images, "labels": labels, "mask": torch.ones_like(labels, dtype=torch.bool)}
+    model.train()
+    for _ in range(120):
+        loss = task(batch, emb, mask)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        right = _f1(model(images, emb, mask)["logits"], labels)
+        wrong = _f1(model(images, torch.from_numpy(control.embeddings), torch.from_numpy(control.mask))["logits"],
+                    labels)
+    assert right > 0.9 and wrong < right - 0.3, (right, wrong)
+
+
+# ------------------------------------------------------------------------------------------------ runs and --aus
+@pytest.fixture(scope="module")
+def reference_cache(tmp_path_factory) -> Path:
+    """A cache written by the reference backend (AU1, AU2, AU4), embedded with the offline MiniLM."""
+    from augtext.cli import main as augtext_main
+    from augtext.embed import embed_cache
+    from tests.textcache import minilm
+
+    cache = tmp_path_factory.mktemp("reference_cache")
+    assert augtext_main(["generate", "--backend", "reference", "--au", "1,2,4", "--n", "2", "--no-gate",
+                         "--cache", str(cache)]) == 0
+    embed_cache(cache, encoder=minilm())
+    return cache
+
+
+@pytest.fixture(scope="module")
+def open_run(tmp_path_factory, reference_cache, tiny_faces) -> Path:
+    """hiva_open trained on AU1 and AU2 of the tiny faces (fold 1); AU4 is left for zero-shot."""
+    out = tmp_path_factory.mktemp("runs") / "open"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = main(train_argv(reference_cache, tiny_faces, out, "--fold", "1", "--model", "hiva_open",
+                             "--set", "data.aus=[1,2]", epochs=3))
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    return out
+
+
+def _eval(run: Path, data: Path, tmp_path: Path, *extra: str) -> dict:
+    out = tmp_path / f"eval{len(list(tmp_path.glob('eval*.json')))}.json"
+    assert main(["eval", "--run", str(run), "--data", str(data), "--json", str(out), *extra]) == 0
+    return json.loads(out.read_text())
+
+
+def test_eval_aus_subset_matches_the_full_run(trained_run, tiny_faces, tmp_path, one_thread):
+    run, _ = trained_run
+    full = _eval(run, tiny_faces, tmp_path)
+    part = _eval(run, tiny_faces, tmp_path, "--aus", "4,1")
+    assert list(part["per_au"]) == ["AU1", "AU4"]
+    for au in ("AU1", "AU4"):
+        assert part["per_au"][au] == full["per_au"][au]
+
+
+def test_zero_shot_eval_and_predict_on_an_unseen_au(open_run, reference_cache, tiny_faces, tmp_path, one_thread):
+    assert json.loads((open_run / "config.json").read_text())["aus"] == [1, 2]
+    seen = _eval(open_run, tiny_faces, tmp_path)
+    both = _eval(open_run, tiny_faces, tmp_path, "--aus", "1,2,4", "--text-cache", str(reference_cache))
+    assert list(both["per_au"]) == ["AU1", "AU2", "AU4"]
+    assert np.isfinite(both["per_au"]["AU4"]["auc"]) and both["n"] == seen["n"]
+    alone = _eval(open_run, tiny_faces, tmp_path, "--aus", "4", "--text-cache", str(reference_cache))
+    assert alone["per_au"]["AU4"] == both["per_au"]["AU4"]  # the model runs over its training AUs + the new one
+
+    images = sorted((tiny_faces.parent / "img").glob("*.png"))[:3]
+    table, heat = tmp_path / "zero_shot.csv", tmp_path / "heat"
+    assert main(["predict", *map(str, images), "--run", str(open_run), "--no-detect", "--aus", "4",
+                 "--text-cache", str(reference_cache), "--out", str(table), "--heatmaps", str(heat)]) == 0
+    rows = pd.read_csv(table)
+    assert [c for c in rows.columns if c.startswith("AU")] == ["AU4_prob", "AU4"]
+    assert rows["AU4_prob"].between(0, 1).all() and len(list(heat.glob("*.png"))) == 3
+
+
+def test_predict_aus_subset_of_a_per_au_model(trained_run, tiny_faces, tmp_path, one_thread):
+    run, _ = trained_run
+    images = sorted((tiny_faces.parent / "img").glob("*.png"))[:4]
+    full, part = tmp_path / "full.csv", tmp_path / "part.csv"
+    assert main(["predict", *map(str, images), "--run", str(run), "--no-detect", "--out", str(full)]) == 0
+    assert main(["predict", *map(str, images), "--run", str(run), "--no-detect", "--aus", "2", "--out", str(part),
+                 "--heatmaps", str(tmp_path / "heat")]) == 0
+    a, b = pd.read_csv(full), pd.read_csv(part)
+    assert [c for c in b.columns if c.startswith("AU")] == ["AU2_prob", "AU2"]
+    np.testing.assert_allclose(b["AU2_prob"], a["AU2_prob"], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def other_model_cache(tmp_path_factory) -> Path:
+    """AU4's descriptions embedded with another (fake, 8-d) model than the runs' MiniLM."""
+    from augtext.embed import embed_cache
+    from tests.textcache import description_texts, write_descriptions
+
+    class Fake:
+        def encode(self, sentences, **kwargs):
+            vectors = np.random.default_rng(len(sentences)).normal(size=(len(sentences), 8)).astype(np.float32)
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    cache = tmp_path_factory.mktemp("other_model")
+    write_descriptions(cache, {4: description_texts(4, 3)})
+    embed_cache(cache, model="fake-encoder", encoder=Fake())
+    return cache
+
+
+@pytest.mark.parametrize(("which", "extra", "needles"), [
+    ("per_au", ["--aus", "4,6", "--text-cache", "{ref}"], ["per-AU parameters", "AU6", "hiva_open"]),
+    ("open", ["--aus", "4"], ["AU4", "--text-cache"]),
+    ("open", ["--aus", "2,9", "--text-cache", "{ref}"], ["AU9", "no descriptions"]),
+    ("open", ["--aus", "4", "--text-cache", "{other}"], ["AU4", "all-MiniLM-L6-v2", "fake-encoder"]),
+    ("open", ["--text-cache", "{ref}"], ["--aus"]),
+    ("open", ["--aus", "3"], ["AU3", "Valid codes"]),
+])
+def test_aus_errors_exit_2_and_name_the_problem(which, extra, needles, trained_run, open_run, reference_cache,
+                                                other_model_cache, tiny_faces, capsys):
+    run = trained_run[0] if which == "per_au" else open_run
+    extra = [e.format(ref=reference_cache, other=other_model_cache) for e in extra]
+    images = sorted((tiny_faces.parent / "img").glob("*.png"))[:1]
+    for argv in (["eval", "--run", str(run), "--data", str(tiny_faces), *extra],
+                 ["predict", *map(str, images), "--run", str(run), "--no-detect", *extra]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        for needle in needles:
+            assert needle in err, (needle, err)
