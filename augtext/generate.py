@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute, used by rebuild)
 
 from augtext.backends import Backend, RequestFailed, RequestSpec, make_backend
 from augtext.errors import UserError
@@ -259,70 +260,102 @@ def _group_entries(log: RequestLog) -> dict[Source, list[dict[str, Any]]]:
     return groups
 
 
-def _previous_caps(cache: Path) -> dict[Source, int | None]:
-    """The cap each (au, style, backend, model) had when rejections.json was last written ({} if unknown)."""
+def _answers_sha(entries: list[dict[str, Any]]) -> str:
+    """Identifies the answers a source's rows were computed from."""
+    return hashlib.sha256("\n".join(sorted(e["key"] for e in entries)).encode()).hexdigest()
+
+
+def _previous(cache: Path) -> tuple[dict[Source, dict[str, Any]], pa.Table | None]:
+    """The per-source records of the last rejections.json and the last descriptions table (empty/None if unusable)."""
+    import pyarrow.parquet as pq
+
     try:
         report = json.loads((cache / REJECTIONS_NAME).read_text(encoding="utf-8"))
-        return {(int(p["au"]), str(p["style"]), str(p["backend"]), str(p["model"])): p.get("cap")
-                for p in report["pairs"]}
+        records = {(int(p["au"]), str(p["style"]), str(p["backend"]), str(p["model"])): p for p in report["pairs"]}
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        return {}, None
+    try:
+        table = pq.read_table(cache / DESCRIPTIONS_NAME)
+        table = table if table.schema.equals(DESCRIPTIONS_SCHEMA) else None
+    except (OSError, pa.ArrowException):
+        table = None
+    return records, table
+
+
+def _rows_table(source: Source, res: GroupResult) -> pa.Table:
+    au, style = source[0], source[1]
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for entry, _pos, text in res.kept:
+        rows["au"].append(au)
+        rows["text"].append(text)
+        rows["text_sha256"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+        rows["style"].append(style)
+        rows["template_sha256"].append(entry["template_sha256"])
+        rows["backend"].append(entry["backend"])
+        rows["model"].append(entry["model"])
+        rows["params"].append(json.dumps(entry["params"], sort_keys=True))
+        rows["seed"].append(int(entry["seed"]))
+        rows["sample_idx"].append(int(entry["sample_idx"]))
+        rows["request_key"].append(entry["key"])
+        rows["created_utc"].append(entry["created_utc"])
+        rows["prompt_tokens"].append(int(entry.get("prompt_tokens") or 0))
+        rows["completion_tokens"].append(int(entry.get("completion_tokens") or 0))
+        rows["latency_s"].append(float(entry.get("latency_s") or 0.0))
+    return pa.table({f.name: pa.array(rows.get(f.name, []), type=f.type) for f in DESCRIPTIONS_SCHEMA},
+                    schema=DESCRIPTIONS_SCHEMA)
 
 
 def rebuild(cache: Path, log: RequestLog, caps: dict[Source, int], known: dict[Source, GroupResult] | None = None,
-            lenient: bool | None = None, gate: SemanticGate | None = None) -> tuple[int, dict[Source, GroupResult]]:
-    """Rewrite descriptions.parquet and rejections.json from the whole log; returns (rows, results per source).
+            lenient: bool | None = None, gate: SemanticGate | None = None) -> int:
+    """Rewrite descriptions.parquet and rejections.json from the whole log; returns the number of rows.
 
-    The rows of one pair from one model are a function of its answers and its cap: `caps` for this run's pairs,
-    the cap recorded in rejections.json for every other pair (so a run never changes the rows of pairs it was not
-    asked about). `known` holds sources already walked by this run: reused when computed from the same answers
-    with the same cap.
+    The rows of one source (a pair from one backend and model) are a function of its answers, its cap and whether
+    the gate judged them. This run's sources (`caps`; `known`: already walked by it) are walked with this run's
+    settings. Every other source keeps exactly the rows it had: carried over from the last table when its answers
+    are unchanged, else walked with the cap and gate recorded in rejections.json (so a run never changes the rows
+    of pairs it was not asked about).
     """
     import pyarrow.parquet as pq
 
     known = known or {}
-    caps = {**_previous_caps(cache), **caps}
-    results: dict[Source, GroupResult] = {}
+    judge = gate
+    records, old_table = _previous(cache)
+    tables: list[pa.Table] = []
+    pairs: list[dict[str, Any]] = []
+    totals: Counter = Counter()
     for g, es in sorted(_group_entries(log).items()):
         if g[0] not in FACS:
             continue
+        answers = _answers_sha(es)
+        previous = records.get(g)
+        if g not in caps and previous is not None and previous.get("answers") == answers and old_table is not None:
+            mask = pa.compute.and_(pa.compute.and_(pa.compute.equal(old_table["au"], g[0]),
+                                                   pa.compute.equal(old_table["style"], g[1])),
+                                   pa.compute.and_(pa.compute.equal(old_table["backend"], g[2]),
+                                                   pa.compute.equal(old_table["model"], g[3])))
+            tables.append(old_table.filter(mask))
+            pairs.append(previous)
+            totals.update(previous.get("rejected", {}))
+            continue
+        cap = caps[g] if g in caps else (previous or {}).get("cap")
+        gated = gate is not None if g in caps else bool((previous or {}).get("gate", gate is not None))
+        if gated and judge is None:  # a source gated before, re-walked by a run with --no-gate
+            judge = SemanticGate(store=cache / GATE_DIR)
         res = known.get(g)
-        if res is None or res.cap != caps.get(g) or res.keys != frozenset(e["key"] for e in es):
-            res = walk_group(es, g[0], caps.get(g), lenient, gate)
-        results[g] = res
-    rows: dict[str, list[Any]] = defaultdict(list)
-    for (au, style, _backend, _model), res in results.items():
-        for entry, _pos, text in res.kept:
-            rows["au"].append(au)
-            rows["text"].append(text)
-            rows["text_sha256"].append(hashlib.sha256(text.encode("utf-8")).hexdigest())
-            rows["style"].append(style)
-            rows["template_sha256"].append(entry["template_sha256"])
-            rows["backend"].append(entry["backend"])
-            rows["model"].append(entry["model"])
-            rows["params"].append(json.dumps(entry["params"], sort_keys=True))
-            rows["seed"].append(int(entry["seed"]))
-            rows["sample_idx"].append(int(entry["sample_idx"]))
-            rows["request_key"].append(entry["key"])
-            rows["created_utc"].append(entry["created_utc"])
-            rows["prompt_tokens"].append(int(entry.get("prompt_tokens") or 0))
-            rows["completion_tokens"].append(int(entry.get("completion_tokens") or 0))
-            rows["latency_s"].append(float(entry.get("latency_s") or 0.0))
-    schema = DESCRIPTIONS_SCHEMA
-    table = pa.table({f.name: pa.array(rows.get(f.name, []), type=f.type) for f in schema}, schema=schema)
+        if res is None or res.cap != cap or res.keys != frozenset(e["key"] for e in es):
+            res = walk_group(es, g[0], cap, lenient, judge if gated else None)
+        tables.append(_rows_table(g, res))
+        pairs.append({"au": g[0], "style": g[1], "backend": g[2], "model": g[3], "cap": res.cap, "gate": gated,
+                      "answers": answers, "answered": res.answered, "kept": len(res.kept), "surplus": res.surplus,
+                      "rejected": dict(sorted(res.rejections.items()))})
+        totals.update(res.rejections)
+    table = pa.concat_tables(tables) if tables else DESCRIPTIONS_SCHEMA.empty_table()
     with atomic_path(cache / DESCRIPTIONS_NAME) as tmp:
         pq.write_table(table, tmp)
-    report = {"version": 1, "pairs": [
-        {"au": au, "style": style, "backend": backend, "model": model, "cap": res.cap, "answered": res.answered,
-         "kept": len(res.kept), "surplus": res.surplus, "rejected": dict(sorted(res.rejections.items()))}
-        for (au, style, backend, model), res in results.items()]}
-    totals: Counter = Counter()
-    for res in results.values():
-        totals.update(res.rejections)
-    report["rejected_total"] = dict(sorted(totals.items()))
+    report = {"version": 1, "pairs": pairs, "rejected_total": dict(sorted(totals.items()))}
     with atomic_write(cache / REJECTIONS_NAME, "w") as fh:
         json.dump(report, fh, indent=1)
-    return table.num_rows, results
+    return table.num_rows
 
 
 # -- the engine ------------------------------------------------------------------------------------------------------
@@ -509,7 +542,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     source = (backend.name, backend.model)
     caps = {(au, style, *source): config.n for au in config.aus for style in config.styles}
     known = {(au, style, *source): res for (au, style), res in finals.items()}
-    report.rows, _ = rebuild(config.cache, log, caps, known, config.lenient, gate)
+    report.rows = rebuild(config.cache, log, caps, known, config.lenient, gate)
     for (au, style), res in sorted(finals.items()):
         report.kept[(au, style)] = len(res.kept)
         report.rejections.update(res.rejections)

@@ -238,6 +238,9 @@ def test_score_tells_meaning_from_noise(embedder):
 def test_score_errors_name_the_file(tmp_path, capsys):
     assert main(["score", "--cache", str(tmp_path)]) == 2
     assert "descriptions.parquet" in capsys.readouterr().err
+    (tmp_path / "taken.json").mkdir()  # checked before any scoring (issue 11)
+    assert main(["score", "--cache", str(tmp_path), "--json", str(tmp_path / "taken.json")]) == 2
+    assert "--json" in capsys.readouterr().err
 
 
 def test_facs_reference_text_holds_the_facts():
@@ -250,3 +253,22 @@ def test_score_cache_is_deterministic(tmp_path, embedder):
     assert main(["generate", "--au", "4,15", "--n", "8", "--styles", "appearance,contrast", "--cache", str(cache)]) == 0
     a, b = score_cache(cache, embedder=embedder), score_cache(cache, embedder=embedder)
     assert a.to_json() == b.to_json()
+
+
+def test_a_no_gate_run_of_other_aus_keeps_the_gated_rows(llm_server, tmp_path):
+    """Rows of pairs a run was not asked about stay as they were, whatever that run's --n and --gate."""
+    cache = tmp_path / "c"
+    base = ["--backend", "openai", "--base-url", llm_server.url, "--model", "loopback", "--styles", "appearance",
+            "--cache", str(cache), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]
+    assert main(["generate", "--au", "1,2", "--n", "3", *base]) == 0
+    before = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    assert main(["generate", "--au", "4", "--n", "5", "--no-gate", *base]) == 0
+    after = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    assert after[after["au"].isin([1, 2])].reset_index(drop=True).equals(before.reset_index(drop=True))
+    records = {(p["au"], p["style"]): p for p in json.loads((cache / "rejections.json").read_text())["pairs"]}
+    assert records[(1, "appearance")]["gate"] and not records[(4, "appearance")]["gate"]
+    assert records[(1, "appearance")]["cap"] == 3 and records[(4, "appearance")]["cap"] == 5
+    (cache / "descriptions.parquet").unlink()  # lost: rebuilt from the log with each source's recorded settings
+    assert main(["generate", "--au", "4", "--n", "5", "--no-gate", *base]) == 0
+    again = pq.read_table(cache / "descriptions.parquet").to_pandas()
+    assert again.drop(columns=["created_utc"]).equals(after.drop(columns=["created_utc"]))
