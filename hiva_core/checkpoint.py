@@ -16,11 +16,13 @@ goes through it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import random
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,8 +180,60 @@ class RunFolder:
             if not self.can_resume():
                 raise UserError(f"--resume: {self.last_file} not found; nothing to resume (train without --resume)")
         elif self.model_file.exists() or self.last_file.exists():
+            done, planned = self.progress() or (None, None)
+            if done is not None and done < planned:
+                raise UserError(f"{self.path} holds an unfinished run (epoch {done} of {planned}, in {LAST}): "
+                                "continue it with --resume, or delete the folder to start again")
             raise UserError(f"{self.path} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
-                            "or pass --resume to continue it")
+                            "or pass --resume to continue it (with more --epochs)")
+
+    def saved_epoch(self) -> int | None:
+        """The last epoch saved (metrics.json, written with last.pt); None when unknown."""
+        try:
+            return int(read_json(self.metrics_file, "metrics file")["last_epoch"])
+        except (UserError, KeyError, TypeError, ValueError):
+            return None
+
+    def progress(self) -> tuple[int, int] | None:
+        """(the last epoch saved, the epochs planned: config.json); None when unknown."""
+        try:
+            planned = int(self.read_config()["config"]["train"]["epochs"])
+        except (UserError, KeyError, TypeError, ValueError):
+            return None
+        done = self.saved_epoch()
+        return None if done is None else (done, planned)
+
+    @contextlib.contextmanager
+    def attempt(self, writer: bool = True) -> Iterator[None]:
+        """One training attempt in this folder; `writer`: this process writes the folder (rank 0).
+
+        A failure (an error, Ctrl-C) before the folder holds a last.pt removes what the attempt created: its files,
+        and the folder (and parents) when it made them. Otherwise config.json and the prior without a model would
+        look like a run. After a last.pt the folder stays, resumable, and a UserError says which epoch it keeps."""
+        made = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
+        before = set(self.path.iterdir()) if self.path.is_dir() else set()
+        try:
+            yield
+        except BaseException as exc:
+            if not writer:
+                raise
+            if not self.can_resume():
+                self._remove_new(before, made)
+                raise
+            if isinstance(exc, UserError):
+                raise UserError(f"{exc}; {LAST} keeps epoch {self.saved_epoch()}: --resume continues from it, or "
+                                f"delete {self.path} to start again") from exc
+            raise
+
+    def _remove_new(self, before: set[Path], made: list[Path]) -> None:
+        for entry in (set(self.path.iterdir()) - before) if self.path.is_dir() else ():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        for folder in made:
+            with contextlib.suppress(OSError):  # only when empty
+                folder.rmdir()
 
     # -- config.json and the text prior: the run's identity
     def write_config(self, cfg: TrainConfig, model: nn.Module, aus: Sequence[int], prior: TextPrior, *,
@@ -227,6 +281,7 @@ class RunFolder:
         """The end of an epoch (rank 0): model.safetensors when `metrics` beat the best so far, then metrics.json and
         last.pt (the trainer's `state`, the best so far and every RNG). `metrics` is None after an epoch that was not
         evaluated."""
+        check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
         if metrics is not None:
             self.last_metrics = metrics
             if metrics["avg"]["f1"] > self.best_f1:

@@ -6,6 +6,10 @@ Conventions (DESIGN.md "Metrics"):
 - Zero division: when 2·TP + FP + FN = 0 (no positive label and no positive prediction) F1 is 0.0, as
   scikit-learn's `f1_score(..., zero_division=0)` and the AU literature's evaluation scripts do. The average F1 is
   the plain mean over AUs, so such an AU pulls the average down; the table says so by its positive rate of 0.
+- An AU without any known label in the split (n = 0: every label unknown) has no score at all: its F1, precision,
+  recall, positive rate and floor are NaN ("–" in tables, null in JSON), it is left out of every average, it is
+  listed under `unlabelled`, and the table ends with a note naming it. (Counting it as F1 0 would decide the
+  average of DISFA/GFT subsets by which AUs happen to be coded.)
 - AUC-ROC per AU (Mann-Whitney statistic, ties count one half); undefined (NaN, printed "–") when the split has
   only one class for that AU. The average AUC is the mean over the AUs where it is defined (NaN if none).
 - The all-positive floor is the F1 of predicting every frame positive: 2P / (N + P) for P positives among N known
@@ -110,20 +114,27 @@ def au_metrics(
             "tn": tn,
             "n": n,
         }
+        if n == 0:  # no known label: nothing to score, and nothing for the averages
+            per_au[_label(code)].update(dict.fromkeys(("f1", "precision", "recall", "floor_f1"), float("nan")))
     rows = list(per_au.values())
-    avg = {
-        "f1": float(np.mean([r["f1"] for r in rows])) if rows else float("nan"),
-        "auc": _nanmean([r["auc"] for r in rows]),
-        "pos_rate": _nanmean([r["pos_rate"] for r in rows]),
-        "floor_f1": float(np.mean([r["floor_f1"] for r in rows])) if rows else float("nan"),
-    }
+    avg = {k: _nanmean([r[k] for r in rows]) for k in ("f1", "auc", "pos_rate", "floor_f1")}  # NaN: left out
     return {
         "aus": [int(a) for a in aus],
         "threshold": float(threshold),
         "n": int(probs.shape[0]),
         "per_au": per_au,
         "avg": avg,
+        "unlabelled": unlabelled(per_au),
     }
+
+
+def unlabelled(per_au: Mapping[str, Mapping]) -> list[str]:
+    """The AUs without any known label in a split (n = 0), left out of the averages."""
+    return [name for name, row in per_au.items() if row.get("n") == 0]
+
+
+def _unlabelled_note(names: Sequence[str], where: str = "this split") -> str:
+    return f"\n\n– {', '.join(names)}: no known label in {where}; left out of the average." if names else ""
 
 
 def _pct(value: float) -> str:
@@ -144,15 +155,15 @@ def format_table(metrics: Mapping) -> str:
     lines.append(
         f"| **Avg** | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | {_pct(avg['pos_rate'])} | {_pct(avg['floor_f1'])} |"
     )
-    return "\n".join(lines)
+    return "\n".join(lines) + _unlabelled_note(unlabelled(metrics["per_au"]))
 
 
 def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
     """Mean over folds (the paper's figure): per AU and for the averages, of F1, AUC, positive rate and floor F1.
 
     `fold_metrics` maps a fold name ("fold1") to that fold's `au_metrics` dict; every fold must have the same AUs.
-    Returns `{"folds": {name: metrics}, "mean": {"aus", "per_au": {AU: {...}}, "avg": {...}}}`; AUC means skip
-    folds where it is undefined.
+    Returns `{"folds": {name: metrics}, "mean": {"aus", "per_au": {AU: {...}}, "avg": {...}}}`; means skip folds
+    where a value is undefined (AUC with one class; every value of an AU without known labels in that fold).
     """
     if not fold_metrics:
         raise ValueError("no folds to aggregate")
@@ -166,7 +177,7 @@ def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
     per_au = {
         au: {k: _nanmean([fold_metrics[n]["per_au"][au][k] for n in names]) for k in keys} for au in au_names
     }
-    # The average F1 over folds equals the mean of the per-fold averages (all folds have the same AUs).
+    # The average over folds is the mean of the per-fold averages (the paper's figure).
     avg = {k: _nanmean([fold_metrics[n]["avg"][k] for n in names]) for k in keys}
     return {
         "folds": {n: dict(fold_metrics[n]) for n in names},
@@ -190,7 +201,9 @@ def format_folds_table(summary: Mapping) -> str:
     avg = mean["avg"]
     lines.append("| **Avg** | " + " | ".join(cells) + f" | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | "
                  f"{_pct(avg['floor_f1'])} |")
-    return "\n".join(lines)
+    missing = [f"{au} ({', '.join(n for n in names if au in unlabelled(folds[n]['per_au']))})"
+               for au in mean["per_au"] if any(au in unlabelled(folds[n]["per_au"]) for n in names)]
+    return "\n".join(lines) + _unlabelled_note(missing, "these folds")
 
 
 def to_jsonable(obj):

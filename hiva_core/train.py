@@ -353,6 +353,11 @@ def train_one_epoch(state: TrainState, loaders: Loaders, text: tuple, cfg: Train
         with sync:
             with autocast(device, dtype):
                 out = task(inputs, *text)
+            loss = out["loss"].detach()
+            if not bool(torch.isfinite(loss)):  # before it reaches the weights
+                raise UserError(f"training stopped: the loss is {float(loss):g} at epoch {state.epoch}, step "
+                                f"{state.step + 1} (batch {i + 1} of {n_batches}); lower --lr (now {cfg.optim.lr:g}) "
+                                "or check the data")
             scaler.scale(out["loss"] / accum).backward()
         if stepping:
             if cfg.optim.grad_clip > 0:
@@ -396,29 +401,32 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         state.load_state_dict(run.resume())
         log(info, f"resuming {run.path} at epoch {state.epoch + 1} "
                   f"(best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch})")
-    if info.is_main:  # the run's identity, written before the first step: a crash still leaves a readable folder
-        if not resume:
-            run.write_prior(prior)
-        run.write_config(cfg, state.model, aus, prior, train_frames=len(train_ds), test_frames=len(test_ds),
-                         world_size=info.world_size)
+    # A failure before the first last.pt removes what this attempt wrote (no half-made run is left behind); one
+    # after it keeps the folder, resumable, and says which epoch last.pt holds.
+    with run.attempt(writer=info.is_main):
+        if info.is_main:  # the run's identity, written before the first step
+            if not resume:
+                run.write_prior(prior)
+            run.write_config(cfg, state.model, aus, prior, train_frames=len(train_ds), test_frames=len(test_ds),
+                             world_size=info.world_size)
 
-    stop = cfg.train.epochs if cfg.train.stop_after is None else min(cfg.train.epochs,
-                                                                     state.epoch + cfg.train.stop_after)
-    with Monitor(cfg, run, info) as monitor:
-        for epoch in range(state.epoch + 1, stop + 1):
-            started, state.epoch = time.time(), epoch
-            seed = epoch_seed(cfg.train.seed, epoch, info.rank)
-            seed_everything(seed)
-            loaders.reseed(seed, epoch)
-            losses = train_one_epoch(state, loaders, text, cfg, monitor)
-            metrics = None
-            if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
-                # fp32, like load_run's predict: `hiva_core eval` then reproduces these numbers exactly.
-                metrics = evaluate_model(state.model, loaders.test, text, device, aus, info)
-            # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
-            if info.is_main:
-                run.save_checkpoint(epoch, metrics, state.model, state.state_dict())
-                monitor.end_epoch(state, losses, metrics, started)
+        stop = cfg.train.epochs if cfg.train.stop_after is None else min(cfg.train.epochs,
+                                                                         state.epoch + cfg.train.stop_after)
+        with Monitor(cfg, run, info) as monitor:
+            for epoch in range(state.epoch + 1, stop + 1):
+                started, state.epoch = time.time(), epoch
+                seed = epoch_seed(cfg.train.seed, epoch, info.rank)
+                seed_everything(seed)
+                loaders.reseed(seed, epoch)
+                losses = train_one_epoch(state, loaders, text, cfg, monitor)
+                metrics = None
+                if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
+                    # fp32, like load_run's predict: `hiva_core eval` then reproduces these numbers exactly.
+                    metrics = evaluate_model(state.model, loaders.test, text, device, aus, info)
+                # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
+                if info.is_main:
+                    run.save_checkpoint(epoch, metrics, state.model, state.state_dict())
+                    monitor.end_epoch(state, losses, metrics, started)
 
     return {"best_f1": run.best_f1, "best_epoch": run.best_epoch, "metrics": run.best_metrics,
             "last": run.last_metrics, "out": str(run.path), "finished": stop == cfg.train.epochs}

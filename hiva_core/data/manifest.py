@@ -1,8 +1,10 @@
 """CSV / Parquet manifests for the user's own faces (and SynthAU): `path, AU1, AU2, ...` one row per image.
 
-Paths are relative to the manifest's folder (absolute paths are kept). Label cells are 0, 1, or unknown (empty, NaN
-or 9). Optional columns: `fold` (int; test = fold k, train = the others), `split` (train/test), `subject` (or
-SynthAU's `identity`), `sequence`, `frame`. Other columns (AU12_int, yaw, ...) are ignored.
+Paths are relative to the manifest's folder (absolute paths are kept). Label cells are 0, 1, or unknown: an empty
+cell, 9, or one of the words in UNKNOWN_WORDS in any case (NaN, NA, N/A, None, null; a Parquet null too). Any other
+value (pandas' other missing-value words such as #N/A or <NA>, -1, ?) is an error naming the line.
+Optional columns: `fold` (int; test = fold k, train = the others), `split` (train/test), `subject` (or SynthAU's
+`identity`), `sequence`, `frame`. Other columns (AU12_int, yaw, ...) are ignored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from hiva_core.data.dataset import AUDataset, select_aus
 MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
 AU_COLUMN = re.compile(r"^AU(\d+)$")
 _TEXT_COLUMNS = ("path", "subject", "identity", "sequence", "frame", "split")
+UNKNOWN_WORDS = ("nan", "na", "n/a", "none", "null")  # compared lower-case, stripped; with "" and 9, unknown
+LABELS_HINT = "labels must be 0 (absent), 1 (present), or unknown: empty, 9, NaN, NA, N/A, None or null"
 
 
 def find_manifest(spec: str | os.PathLike) -> Path:
@@ -48,7 +52,8 @@ def read_label_manifest(path: str | os.PathLike) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS})
+        # No missing-value guessing: a cell is what the file says, and _labels decides which spellings are unknown.
+        return pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"cannot read manifest {path}: {exc}") from None
 
@@ -87,15 +92,13 @@ def _labels(df: pd.DataFrame, columns: dict[int, str], path: Path) -> np.ndarray
     labels = np.empty((len(df), len(columns)), dtype=np.float32)
     for j, column in enumerate(columns.values()):
         raw = df[column]
-        values = pd.to_numeric(raw.astype(float) if raw.dtype == bool else raw, errors="coerce")
-        blank = raw.isna() | raw.astype(str).str.strip().eq("")
-        bad = (values.isna() & ~blank) | ~(values.isna() | values.isin([0, 1, 9]))
+        text = raw.astype(str).str.strip().str.lower()
+        unknown = raw.isna() | text.eq("") | text.isin(UNKNOWN_WORDS)  # isna: a Parquet null, a float NaN
+        values = pd.to_numeric((raw.astype(float) if raw.dtype == bool else text).where(~unknown), errors="coerce")
+        bad = ~unknown & ~values.isin([0, 1, 9])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(
-                f"{_row_name(path, row)}: {column} = {_cell(raw, row)!r} is not allowed; labels must be 0 (absent), "
-                "1 (present), or 9 / empty (unknown)"
-            )
+            raise UserError(f"{_row_name(path, row)}: {column} = {_cell(raw, row)!r} is not allowed; {LABELS_HINT}")
         labels[:, j] = values.where(values != 9).to_numpy(dtype=np.float32, na_value=np.nan)
     return labels
 

@@ -213,3 +213,27 @@ def test_non_finite_weights_are_refused_at_load(run_copy, tiny_faces, tmp_path, 
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "model.safetensors" in err and "non-finite" in err, err
+
+
+def test_run_folder_attempt_removes_only_what_a_failed_first_attempt_made(tmp_path):
+    """Ctrl-C (or any failure) before the first last.pt: the files, folders and parents this attempt made go again;
+    afterwards the folder stays. save_checkpoint never writes non-finite weights over the last good state."""
+    run = checkpoint.RunFolder(tmp_path / "a" / "b" / "run")
+    with pytest.raises(KeyboardInterrupt), run.attempt():
+        run.append_log({"epoch": 1})
+        run.tensorboard_dir.mkdir()
+        raise KeyboardInterrupt
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(RuntimeError), run.attempt(writer=False):  # another rank's copy: rank 0 owns the files
+        run.append_log({"epoch": 1})
+        raise RuntimeError("boom")
+    assert run.log_file.is_file()
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(UserError, match=r"cannot go on; last\.pt keeps epoch 1"), run.attempt():
+        run.save_checkpoint(1, None, model, {"epoch": 1, "step": 1})
+        raise UserError("cannot go on")
+    with torch.no_grad():
+        model.weight.fill_(float("nan"))
+    with pytest.raises(UserError, match="the model at the end of epoch 2 holds non-finite weights"):
+        run.save_checkpoint(2, None, model, {"epoch": 2, "step": 2})
+    assert torch.load(run.last_file, weights_only=True)["epoch"] == 1

@@ -404,3 +404,22 @@ def test_list_reading_is_fast(protocols, tmp_path):
     start = time.perf_counter()
     ds = build_dataset(f"bp4d:{tmp_path}", split="train", fold=1, lists=protocols)
     assert len(ds) == 100_813 and time.perf_counter() - start < 1.0
+
+
+UNKNOWN_SPELLINGS = ["", "9", "9.0", "NaN", "nan", "NA", "N/A", "n/a", "None", "null", "NULL", " none "]
+
+
+def test_manifest_unknown_label_spellings_are_exactly_the_documented_ones(tmp_path):
+    """README "Data": an unknown label is an empty cell, 9, NaN, NA, N/A, None or null (any case); anything else
+    (pandas' other missing-value words such as #N/A or <NA>, -1, ?) is an error naming the line and the spellings."""
+    rows = "".join(f"{i}.png,{cell},1,train\n" for i, cell in enumerate(UNKNOWN_SPELLINGS))
+    (tmp_path / "m.csv").write_text("path,AU1,AU2,split\n" + rows)
+    ds = build_dataset(tmp_path / "m.csv", split="train")
+    assert np.isnan(ds.labels[:, 0]).all() and (ds.labels[:, 1] == 1).all()
+    write_manifest(tmp_path / "m.parquet", [{"path": "a.png", "AU1": None, "AU2": 1.0, "split": "train"},
+                                            {"path": "b.png", "AU1": 9.0, "AU2": 0.0, "split": "train"}])
+    assert np.isnan(build_dataset(tmp_path / "m.parquet", split="train").labels[:, 0]).all()
+    for cell in ("#N/A", "<NA>", "-1", "?", "unknown", "-nan", "inf"):
+        (tmp_path / "bad.csv").write_text(f"path,AU1,AU2,split\na.png,1,0,train\nb.png,{cell},1,train\n")
+        with pytest.raises(UserError, match=r"bad\.csv: line 3: AU1 = .* is not allowed.*N/A, None"):
+            build_dataset(tmp_path / "bad.csv", split="train")

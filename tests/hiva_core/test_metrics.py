@@ -128,3 +128,28 @@ def test_all_positive_floor_on_real_folds(shared_data, name, folder, floor):
         per_fold[f"fold{k}"] = m
     mean = aggregate_folds(per_fold)["mean"]["avg"]["floor_f1"]
     assert round(100 * mean, 1) == floor
+
+
+def test_an_au_without_known_labels_is_left_out_of_the_average():
+    """AU2 has no known label in this split: its F1, precision, recall and floor are undefined ("–", null in JSON),
+    the averages are over the AUs that have labels, and the table says so in a note."""
+    labels = LABELS.copy()
+    labels[:, 1] = NAN
+    m = au_metrics(PROBS, labels, None, [1, 2])
+    au2 = m["per_au"]["AU2"]
+    assert au2["n"] == 0 and all(math.isnan(au2[k]) for k in ("f1", "precision", "recall", "floor_f1", "pos_rate"))
+    assert m["avg"]["f1"] == pytest.approx(2 / 3) and m["avg"]["floor_f1"] == pytest.approx(2 / 3)
+    assert m["unlabelled"] == ["AU2"]
+    assert au_metrics(PROBS, LABELS, None, [1, 2])["unlabelled"] == []
+    lines = format_table(m).splitlines()
+    assert lines[3] == "| AU2 | – | – | – | – |"
+    assert lines[4].startswith("| **Avg** | **66.7** |")
+    assert "AU2" in lines[-1] and "no known label" in lines[-1] and "left out of the average" in lines[-1]
+    data = json.loads(json.dumps(to_jsonable(m), allow_nan=False))
+    assert data["per_au"]["AU2"]["f1"] is None and data["avg"]["f1"] == pytest.approx(2 / 3)
+    # over folds: the fold without labels is skipped for that AU, and the folds table notes it too
+    other = au_metrics(np.array([[0.9, 0.8], [0.1, 0.2]]), np.array([[1, 1], [0, 0]]), None, [1, 2])
+    summary = aggregate_folds({"fold1": m, "fold2": other})
+    assert summary["mean"]["per_au"]["AU2"]["f1"] == pytest.approx(1.0)
+    table = format_folds_table(summary)
+    assert "| AU2 | – | 100.0 | 100.0 |" in table and "AU2 (fold1)" in table.splitlines()[-1]

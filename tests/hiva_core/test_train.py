@@ -194,8 +194,8 @@ def _corrupt_cache(text_cache: Path, tmp_path: Path) -> Path:
     return cache
 
 
-@pytest.mark.parametrize("case", ["missing_au", "dim_mismatch", "corrupt_table", "missing_image", "yaml_key",
-                                  "set_key", "existing_run", "resume_nothing"])
+@pytest.mark.parametrize("case", ["missing_au", "dim_mismatch", "corrupt_table", "missing_image", "broken_image",
+                                  "yaml_key", "set_key", "existing_run", "resume_nothing"])
 def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, capsys):
     good, _ = trained_run
     out = tmp_path / "new_run"
@@ -211,6 +211,11 @@ def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, 
         data = _copy_manifest(tiny_faces, tmp_path, lambda f: pd.concat(
             [f, f.iloc[:1].assign(path=str(tmp_path / "gone.png"))], ignore_index=True))
         needle = "gone.png"
+    elif case == "broken_image":  # found by the up-front check, unreadable in the first epoch
+        (tmp_path / "broken.png").write_bytes(b"not a PNG")
+        data = _copy_manifest(tiny_faces, tmp_path, lambda f: f.assign(
+            path=[str(tmp_path / "broken.png") if i == 0 else p for i, p in enumerate(f["path"])]))
+        needle = "broken.png"
     elif case == "yaml_key":
         (tmp_path / "c.yaml").write_text("train:\n  epochz: 3\n")
         extra, needle = ["--config", str(tmp_path / "c.yaml")], "epochz"
@@ -258,3 +263,58 @@ def test_bad_options_and_output_paths_exit_2(case, tmp_path, tiny_faces, trained
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err and len(err.strip().splitlines()) == 1, err
     assert plain.read_text() == "a file" and not any(folder.iterdir())
+
+
+def _spoil_loss_at(monkeypatch, call: int) -> None:
+    """Make the `call`-th training step's loss NaN (a diverged run, without waiting for one)."""
+    from hiva_core.task import AUTask
+
+    real, calls = AUTask.forward, []
+
+    def forward(self, batch, *args):
+        out = real(self, batch, *args)
+        calls.append(1)
+        if len(calls) == call:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(AUTask, "forward", forward)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_epoch(tmp_path, text_cache, tiny_faces, capsys,
+                                                                            monkeypatch):
+    """4 steps an epoch: a NaN loss in the 6th stops training at epoch 2, step 6 (exit 2); last.pt and
+    model.safetensors keep epoch 1, finite, and the message says how to go on."""
+    out = tmp_path / "run"
+    _spoil_loss_at(monkeypatch, 6)
+    assert main(train_argv(text_cache, tiny_faces, out, epochs=3)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after epoch 1's log line
+    assert err.startswith("error: ") and "loss is nan at epoch 2, step 6" in err and "last.pt keeps epoch 1" in err
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["epoch"] == 1 and last["step"] == 4
+    assert all(torch.isfinite(v).all() for v in last["task"].values() if v.is_floating_point())
+    assert len(pd.read_csv(out / "log.csv")) == 1
+    assert all(torch.isfinite(v).all() for v in load_file(out / "model.safetensors").values())
+    # The folder is an unfinished run: train says so, and how to continue or start again.
+    monkeypatch.undo()
+    assert main(train_argv(text_cache, tiny_faces, out, epochs=3)) == 2
+    err = capsys.readouterr().err
+    assert "unfinished run (epoch 1 of 3" in err and "--resume" in err and "delete" in err, err
+    assert main(train_argv(text_cache, tiny_faces, out, "--resume", epochs=3)) == 0
+    assert len(pd.read_csv(out / "log.csv")) == 3
+
+
+def test_a_run_that_fails_in_its_first_epoch_leaves_nothing(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
+    """Nothing to resume, so nothing that looks like a run: the folder this run created is gone again, and a folder
+    that was there keeps only what was there before."""
+    _spoil_loss_at(monkeypatch, 2)
+    assert main(train_argv(text_cache, tiny_faces, tmp_path / "new" / "run")) == 2
+    assert "loss is nan at epoch 1, step 2" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    monkeypatch.undo()
+    _spoil_loss_at(monkeypatch, 1)
+    assert main(train_argv(text_cache, tiny_faces, kept)) == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
