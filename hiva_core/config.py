@@ -124,7 +124,11 @@ class TrainSection:
         _require((self.epochs >= 1, "train.epochs must be >= 1"),
                  (self.batch_size >= 1, "train.batch_size must be >= 1"),
                  (self.precision in ("bf16", "fp16", "fp32"), "train.precision must be bf16, fp16 or fp32"),
-                 (self.eval_every >= 1, "train.eval_every must be >= 1"))
+                 (self.eval_every >= 1, "train.eval_every must be >= 1"),
+                 (self.log_every >= 1, "train.log_every must be >= 1"),
+                 *((value is None or value >= 1, f"train.{name} must be >= 1 (or unset)") for name, value in
+                   (("eval_batch_size", self.eval_batch_size), ("max_steps_per_epoch", self.max_steps_per_epoch),
+                    ("stop_after", self.stop_after))))
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,8 @@ def run_synth(
         raise UserError(f"--size must be between 16 and 2048 pixels (got {size})")
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
+    if msaa < 0 or msaa & (msaa - 1):
+        raise UserError(f"--msaa must be 0 (off) or a power of two (2, 4, 8, ...), got {msaa}")
     out = Path(out)
     model_path = find_face_model(face_model)
     meta = {

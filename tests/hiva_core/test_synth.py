@@ -106,6 +106,16 @@ def test_missing_face_model_is_a_clear_error(tmp_path, monkeypatch):
         find_face_model(tmp_path / "nope.npz")
 
 
+@pytest.mark.parametrize("msaa", [-1, 3])
+def test_bad_msaa_is_a_clear_error(tmp_path, msaa):
+    """Multisampling takes 0 (off) or a power of two; anything else is an error line, not a renderer traceback."""
+    from hiva_core.synth import run_synth
+
+    with pytest.raises(UserError, match=r"--msaa must be 0 \(off\) or a power of two"):
+        run_synth(out=tmp_path / "s", n=1, msaa=msaa)
+    assert not (tmp_path / "s").exists()
+
+
 # --- AU table and sampling ------------------------------------------------------------------------------------------
 
 

@@ -79,6 +79,10 @@ def test_model_section_follows_model_config():
 
 @pytest.mark.parametrize("build, needle", [
     (lambda: TrainSection(epochs=0), "train.epochs must be >= 1"),
+    (lambda: TrainSection(eval_batch_size=-2), "train.eval_batch_size must be >= 1"),
+    (lambda: TrainSection(log_every=0), "train.log_every must be >= 1"),
+    (lambda: TrainSection(max_steps_per_epoch=0), "train.max_steps_per_epoch must be >= 1"),
+    (lambda: TrainSection(stop_after=0), "train.stop_after must be >= 1"),
     (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
     (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
     (lambda: DataSection(aus=(1, 3)), "AU"),
