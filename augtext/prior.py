@@ -230,3 +230,36 @@ def _order_rows(rows: np.ndarray, style: np.ndarray, sha: np.ndarray, cap: int |
         ranked.append((rank[style[r]], style[r], r))
     kept = {r for _, _, r in sorted(ranked)[:cap]}
     return [r for r in ordered if r in kept]
+
+
+def shuffle_cache(src: str | Path, dst: str | Path, seed: int = 0) -> dict[int, int]:
+    """Copy the embedded cache `src` to `dst` with every AU's descriptions handed to another AU: the shuffled-prior
+    control (architecture kept, meaning destroyed) for `hiva_core train/eval --text-cache dst`.
+
+    The AUs of `src`'s descriptions are permuted by `augtext.textprior.derangement(n, seed)`; the `au` column of
+    descriptions.parquet and of every embeddings table is relabelled, nothing else changes (same texts, hence the same
+    descriptions fingerprint: the copy is not stale). Returns {AU: the AU whose descriptions it now holds}.
+    """
+    from augtext.io import atomic_path, atomic_write
+    from augtext.textprior import derangement
+
+    src, dst = Path(src), Path(dst)
+    manifest = read_manifest(src)
+    fix = f"rerun `augtext embed --cache {src}`"
+    aus = sorted(set(read_parquet(src / DESCRIPTIONS, ["au"], fix=fix).column("au").to_pylist()))
+    order = derangement(len(aus), seed)
+    holds = {aus[i]: aus[int(order[i])] for i in range(len(aus))}  # AU aus[i] gets the texts of aus[order[i]]
+    relabel = {old: new for new, old in holds.items()}
+    tables = [DESCRIPTIONS] + [entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
+                               for slug, entry in (manifest.get("embeddings") or {}).items()]
+    for rel in tables:
+        table = read_parquet(src / rel, fix=fix)
+        column = table.column("au")
+        au = pa.array([relabel.get(a, a) for a in column.to_pylist()], type=column.type)
+        table = table.set_column(table.schema.get_field_index("au"), table.schema.field("au"), au)
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(dst / rel) as tmp:
+            pq.write_table(table, tmp)
+    with atomic_write(dst / MANIFEST, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    return holds

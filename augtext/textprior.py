@@ -89,16 +89,21 @@ def read_text_prior(path: str | Path) -> TextPrior:
         raise UserError(f"{path} is not a valid text prior: {exc}") from exc
 
 
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A seeded permutation of range(n) that moves every element (n >= 2): the AU shuffle of the control prior."""
+    if n < 2:
+        raise UserError(f"a shuffled prior needs at least 2 AUs, got {n}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    while (order == np.arange(n)).any():  # about e^-1 of permutations are derangements
+        order = rng.permutation(n)
+    return order
+
+
 def shuffled_prior(prior: TextPrior, seed: int = 0) -> TextPrior:
     """The control prior that keeps the architecture and destroys the meaning: every AU gets the descriptions of
-    another AU (its rows permuted across AUs, no AU keeping its own; seeded). Each AU's set stays a coherent set of
-    descriptions, so what changes is only whether the text is about that AU."""
-    a = prior.num_aus
-    if a < 2:
-        raise UserError(f"a shuffled prior needs at least 2 AUs, got {a}")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(a)
-    while (order == np.arange(a)).any():  # a derangement: about e^-1 of permutations are one
-        order = rng.permutation(a)
+    another AU (rows permuted across AUs by `derangement`, no AU keeping its own). Each AU's set stays a coherent
+    set of descriptions, so what changes is only whether the text is about that AU."""
+    order = derangement(prior.num_aus, seed)
     return TextPrior(aus=prior.aus, embeddings=prior.embeddings[order], mask=prior.mask[order], model=prior.model,
                      fingerprint=f"{prior.fingerprint}+shuffled:{seed}")

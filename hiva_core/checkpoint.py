@@ -261,10 +261,18 @@ class RunFolder:
         return info
 
     def read_train_config(self) -> TrainConfig:
-        """The training config the run was trained with (the base of a --resume)."""
+        """The training config the run was trained with (the base of a --resume). A width left to the default is
+        the one the model was built with (model_config's dim), so a later change of the default never changes a run."""
+        from dataclasses import replace
+
         from hiva_core.config import from_dict
 
-        return from_dict(self.read_config()["config"])
+        info = self.read_config()
+        cfg = from_dict(info["config"])
+        dim = (info.get("model_config") or {}).get("dim")
+        if cfg.model.dim is None and dim is not None:
+            cfg = replace(cfg, model=replace(cfg.model, dim=int(dim)))
+        return cfg
 
     def write_prior(self, prior: TextPrior) -> None:
         save_prior(prior, self.prior_file)

@@ -227,3 +227,23 @@ def test_aus_errors_exit_2_and_name_the_problem(which, extra, needles, trained_r
         assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
         for needle in needles:
             assert needle in err, (needle, err)
+
+
+def test_a_run_keeps_the_width_it_was_built_with(tmp_path):
+    """A run trained with the default width resumes at that width even if the default changes later."""
+    from hiva_core.checkpoint import RunFolder
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
+
+    cfg = TrainConfig(data=DataSection(image_size=32), model=ModelSection(name="hiva_open", backbone="tiny", heads=4))
+    assert cfg.model.dim is None
+    model = create_model("hiva_open", 2, D, **cfg.model.overrides())
+    prior = TextPrior(aus=[1, 2], embeddings=np.zeros((2, 1, D), np.float32), mask=np.ones((2, 1), bool),
+                      model="test", fingerprint="f")
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(cfg, model, [1, 2], prior)
+    assert run.read_train_config().model.dim == model.config.dim == default_dim(24)
+    info = json.loads(run.config_file.read_text())
+    info["model_config"]["dim"] = 64  # as if it had been built under another default
+    run.config_file.write_text(json.dumps(info))
+    assert run.read_train_config().model.dim == 64

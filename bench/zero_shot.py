@@ -1,0 +1,220 @@
+"""Zero-shot AUs on SynthAU: does hiva_open score AUs it never saw, from their descriptions alone?
+
+Steps, each resumable from the work folder (default bench/work/zero_shot, git-ignored):
+  1. render SynthAU (hiva_core.synth.run_synth): identity-exclusive folds, fold 1 = held-out identities (the test);
+  2. the reference prior: `augtext generate --backend reference` for the training AUs and every unseen AU the
+     reference set describes, embedded with the offline MiniLM; and its control, the same cache with every AU's
+     descriptions handed to another AU (augtext.prior.shuffle_cache: architecture kept, meaning destroyed);
+  3. train hiva_open on the training AUs (default the 12 of BP4D) with each prior, and hiva with the reference prior
+     (the seen-AU yardstick);
+  4. evaluate on the held-out identities with `--aus` = training AUs + unseen AUs (hiva_core.evaluate.evaluate_run):
+     per-AU AUC and F1 at 0.5 beside the all-positive floor.
+Writes bench/results/zero_shot.json and .md. Unseen AUs without an offline description source are listed, not scored.
+
+    python bench/zero_shot.py [--n 600] [--size 96] [--epochs 10] [--threads 1]
+
+On a machine shared with other work use --threads 1: two torch threads beside another busy process ran an epoch
+17x slower here (116 s instead of 6.8 s), the threads waiting on each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from augtext.facs import au_label, parse_au_spec  # noqa: E402
+from augtext.io import atomic_write  # noqa: E402
+from hiva_core import checkpoint as ckpt  # noqa: E402
+
+UNSEEN = "5,9,16,18,20,22,25,26,27,28,43"  # the SynthAU AUs outside BP4D
+TEST_FOLD = 1
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(timezone.utc).strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def render(args, work: Path) -> Path:
+    from hiva_core.synth import run_synth
+
+    folder = work / "synth"
+    log(f"SynthAU: {args.n} faces at {args.size} px in {folder}")
+    run_synth(folder, n=args.n, size=args.size, seed=args.synth_seed, workers=args.render_workers,
+              progress=sys.stderr.isatty())
+    return folder
+
+
+def priors(args, work: Path, aus: list[int]) -> tuple[Path, Path, dict[int, int]]:
+    """The reference cache (generated + embedded unless done) and its shuffled copy."""
+    from augtext.cli import main as augtext_main
+    from augtext.embed import embed_cache
+    from augtext.prior import shuffle_cache
+
+    reference, shuffled = work / "cache_reference", work / "cache_shuffled"
+    if not (reference / "manifest.json").is_file():
+        log(f"reference descriptions for {len(aus)} AUs -> {reference}")
+        rc = augtext_main(["generate", "--backend", "reference", "--au", ",".join(map(str, aus)),
+                           "--n", str(args.descriptions), "--cache", str(reference),
+                           "--gate" if args.gate else "--no-gate"])
+        if rc not in (0, 1):  # 1: some AU/style kept fewer than --n (the gate's choice); still usable
+            raise SystemExit(f"augtext generate failed (exit {rc})")
+        embed_cache(reference, progress=False)
+    holds = shuffle_cache(reference, shuffled, seed=args.shuffle_seed)
+    return reference, shuffled, holds
+
+
+def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[int]) -> float | None:
+    """Train one run unless it is finished; returns the training seconds (None when it was already done)."""
+    from hiva_core.config import resolve_config
+    from hiva_core.train import fit
+
+    metrics = run / ckpt.METRICS
+    if metrics.is_file() and json.loads(metrics.read_text()).get("last_epoch") == args.epochs:
+        return None
+    cli = {"text.cache": str(cache), "data.spec": str(synth), "data.fold": TEST_FOLD, "data.image_size": args.size,
+           "data.num_workers": 0, "data.aus": ",".join(map(str, train_aus)), "model.name": name,
+           "model.backbone": args.backbone, "model.pretrained": args.backbone == "mobilenetv2", "model.dim": args.dim,
+           "train.epochs": args.epochs, "train.batch_size": args.batch_size, "optim.lr": args.lr,
+           "train.seed": args.seed, "train.eval_every": args.epochs, "train.progress": False,
+           "train.tensorboard": False}
+    log(f"train {name} with {cache.name} -> {run}")
+    t0 = time.perf_counter()
+    fit(resolve_config(cli=cli), run, resume=(run / ckpt.LAST).is_file())
+    return time.perf_counter() - t0
+
+
+def per_au(metrics: dict, aus: list[int]) -> dict[str, dict]:
+    keep = ("auc", "f1", "floor_f1", "pos_rate", "n")
+    return {au_label(a): {k: metrics["per_au"][au_label(a)].get(k) for k in keep} for a in aus}
+
+
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
+def markdown(result: dict) -> str:
+    s, unseen = result["settings"], result["unseen_scored"]
+    ref, shuf = result["runs"]["hiva_open_reference"], result["runs"]["hiva_open_shuffled"]
+    lines = [f"Zero-shot AUs on SynthAU ({s['n']} renders at {s['size']} px, {s['backbone']}, d = {s['dim_used']}, "
+             f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}; trained on {len(s['train_aus'])} AUs "
+             f"({', '.join(au_label(a) for a in s['train_aus'])}), tested on the held-out identities (fold 1, "
+             f"{ref['n']} images)). Prior: the reference descriptions; control: the same descriptions shuffled across "
+             "AUs.", "",
+             "| unseen AU | positives | all-positive floor F1 | AUC reference | AUC shuffled | F1 reference "
+             "| F1 shuffled |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for a in unseen:
+        r, c = ref["unseen"][au_label(a)], shuf["unseen"][au_label(a)]
+        lines.append(f"| {au_label(a)} | {round(r['pos_rate'] * r['n'])} | {100 * r['floor_f1']:.1f} | "
+                     f"{r['auc']:.3f} | {c['auc']:.3f} | {100 * r['f1']:.1f} | {100 * c['f1']:.1f} |")
+    lines.append(f"| **mean** | | {100 * ref['unseen_mean']['floor_f1']:.1f} | {ref['unseen_mean']['auc']:.3f} | "
+                 f"{shuf['unseen_mean']['auc']:.3f} | {100 * ref['unseen_mean']['f1']:.1f} | "
+                 f"{100 * shuf['unseen_mean']['f1']:.1f} |")
+    lines += ["", "| seen AUs (trained on) | avg F1 | avg AUC | train s |", "|---|---:|---:|---:|"]
+    names = {"hiva_open_reference": "hiva_open, reference prior", "hiva_open_shuffled": "hiva_open, shuffled prior",
+             "hiva_reference": "hiva, reference prior"}
+    for key, label in names.items():
+        if key in result["runs"]:
+            r = result["runs"][key]
+            train_s = f"{r['train_s']:.0f}" if r.get("train_s") else "–"
+            lines.append(f"| {label} | {100 * r['seen_mean']['f1']:.1f} | {r['seen_mean']['auc']:.3f} | {train_s} |")
+    if result["unseen_without_descriptions"]:
+        lines += ["", "Not scored (no offline descriptions: the reference set does not cover them): "
+                  + ", ".join(au_label(a) for a in result["unseen_without_descriptions"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train-aus", default="bp4d", help="AU spec of the training AUs")
+    ap.add_argument("--unseen", default=UNSEEN, help="AU spec of the AUs scored zero-shot")
+    ap.add_argument("--n", type=int, default=600, help="SynthAU renders (2/3 train, 1/3 test identities)")
+    ap.add_argument("--size", type=int, default=96, help="render and training size in pixels")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--backbone", default="mobilenetv2", help="mobilenetv2 (offline ImageNet weights) or tiny")
+    ap.add_argument("--dim", type=int, default=None, help="model width (default: follows the backbone)")
+    ap.add_argument("--descriptions", type=int, default=8, help="reference descriptions per AU and style")
+    ap.add_argument("--no-hiva", action="store_true", help="skip the hiva yardstick run")
+    ap.add_argument("--gate", action=argparse.BooleanOptionalAction, default=True,
+                    help="augtext's semantic gate on the reference descriptions (default on, as generate does)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shuffle-seed", type=int, default=0)
+    ap.add_argument("--synth-seed", type=int, default=0)
+    ap.add_argument("--render-workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "zero_shot")
+    ap.add_argument("--out-json", type=Path, default=REPO / "bench" / "results" / "zero_shot.json")
+    ap.add_argument("--out-md", type=Path, default=REPO / "bench" / "results" / "zero_shot.md")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from augtext.reference import reference_set
+    from hiva_core.evaluate import evaluate_run
+    from hiva_core.synth import SYNTH_AUS
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    train_aus = parse_au_spec(args.train_aus)
+    described = {au for au, _ in reference_set()}
+    unseen = [a for a in parse_au_spec(args.unseen) if a in SYNTH_AUS and a not in train_aus]
+    scored = [a for a in unseen if a in described]
+    missing = [a for a in unseen if a not in described]
+    work = args.work
+    synth = render(args, work)
+    reference, shuffled, holds = priors(args, work, [*train_aus, *scored])
+
+    result = {"settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                           "train_aus": train_aus},
+              "unseen_scored": scored, "unseen_without_descriptions": missing,
+              "shuffled_holds": {au_label(a): au_label(b) for a, b in holds.items()}, "runs": {}}
+    plans = [("hiva_open", "reference", reference), ("hiva_open", "shuffled", shuffled)]
+    if not args.no_hiva:
+        plans.append(("hiva", "reference", reference))
+    for name, prior, cache in plans:
+        run = work / "runs" / f"{name}_{prior}"
+        train_s = train(args, name, cache, synth, run, train_aus)
+        timing = run / "timing.json"
+        if train_s is not None:
+            ckpt.write_json(timing, {"train_s": train_s})
+        aus = [*train_aus, *scored] if name == "hiva_open" else train_aus
+        metrics = evaluate_run(run, str(synth), fold=TEST_FOLD, aus=aus,
+                               text_cache=cache if name == "hiva_open" else None)
+        seen, new = per_au(metrics, train_aus), per_au(metrics, scored) if name == "hiva_open" else {}
+        result["runs"][f"{name}_{prior}"] = {
+            "run": str(run), "n": metrics["n"], "train_s": json.loads(timing.read_text())["train_s"]
+            if timing.is_file() else None, "seen": seen, "unseen": new,
+            "seen_mean": {k: mean(v[k] for v in seen.values()) for k in ("f1", "auc", "floor_f1")},
+            "unseen_mean": {k: mean(v[k] for v in new.values()) for k in ("f1", "auc", "floor_f1")},
+        }
+        log(f"{name} ({prior}): seen avg F1 {result['runs'][f'{name}_{prior}']['seen_mean']['f1']:.3f}"
+            + (f", unseen mean AUC {result['runs'][f'{name}_{prior}']['unseen_mean']['auc']:.3f}" if new else ""))
+    config = json.loads((work / "runs" / "hiva_open_reference" / ckpt.CONFIG).read_text())
+    result["settings"]["dim_used"] = config["model_config"]["dim"]
+    result["environment"] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                             "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                             "seconds": time.perf_counter() - start}
+    with atomic_write(args.out_json, "w") as fh:
+        json.dump(result, fh, indent=2, allow_nan=True)
+    with atomic_write(args.out_md, "w") as fh:
+        fh.write(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""bench/zero_shot.py at toy scale: real SynthAU renders, the reference backend, the tiny backbone, one epoch."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from augtext.errors import UserError
+from tests.hiva_core.conftest import REPO
+
+
+def test_zero_shot_toy(tmp_path, shared_data, one_thread):
+    if not (shared_data / "ict-facekit" / "ict_facekit_light.npz").is_file():
+        pytest.skip("no ICT-FaceKit face model in the shared data")
+    spec = importlib.util.spec_from_file_location("zero_shot", REPO / "bench" / "zero_shot.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("zero_shot", script)
+    spec.loader.exec_module(script)
+    out_json, out_md = tmp_path / "zs.json", tmp_path / "zs.md"
+    argv = ["--backbone", "tiny", "--dim", "32", "--n", "48", "--size", "32", "--epochs", "1", "--train-aus", "1,2,4",
+            "--unseen", "5,9,16", "--descriptions", "2", "--no-gate", "--work", str(tmp_path / "work"),
+            "--out-json", str(out_json), "--out-md", str(out_md)]
+    try:
+        result = script.main(argv)
+    except UserError as exc:
+        if "OpenGL" in str(exc):
+            pytest.skip(f"no offscreen OpenGL here: {exc}")
+        raise
+    assert result["unseen_scored"] == [5, 9] and result["unseen_without_descriptions"] == [16]
+    assert set(result["runs"]) == {"hiva_open_reference", "hiva_open_shuffled", "hiva_reference"}
+    for name, run in result["runs"].items():
+        assert list(run["seen"]) == ["AU1", "AU2", "AU4"]
+        assert list(run["unseen"]) == ([] if name == "hiva_reference" else ["AU5", "AU9"])
+        assert all(np.isfinite(v["auc"]) or np.isnan(v["auc"]) for v in run["unseen"].values())
+    holds = result["shuffled_holds"]
+    assert sorted(holds) == sorted(holds.values()) and all(k != v for k, v in holds.items())  # a derangement
+    md = out_md.read_text()
+    assert "| AU5 |" in md and "AU16" in md and "shuffled" in md
+    assert json.loads(out_json.read_text())["settings"]["dim_used"] == 32
