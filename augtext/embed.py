@@ -183,15 +183,15 @@ def embed_cache(
         # a rerun encodes only the rest. A partial table says so in its fingerprint, so no prior is read from it.
         new: dict[str, np.ndarray] = {}
         pending = list(new_texts.items())
-        for start in range(0, len(pending), EMBED_CHUNK):
-            chunk = pending[start: start + EMBED_CHUNK]
+        for first in range(0, len(pending), EMBED_CHUNK):
+            chunk = pending[first: first + EMBED_CHUNK]
             encoder = encoder if encoder is not None else load_encoder(model, device)
             vectors = _encode(encoder, [text for _, text in chunk], batch_size, progress)
             if dim is not None and vectors.shape[1] != dim:
                 raise UserError(_dim_message(path, dim, spec.name, vectors.shape[1]))
             dim = vectors.shape[1]
             new.update(zip((sha for sha, _ in chunk), vectors, strict=True))
-            if start + EMBED_CHUNK < len(pending):
+            if first + EMBED_CHUNK < len(pending):
                 done = [k for k in keys if k[2] in new or k[2] in old_index]
                 _write_table(path, done, rows, _gather(done, new, old_matrix, old_index, dim), spec, encoder,
                              f"partial:{len(done)}/{len(keys)}", _utc_now())

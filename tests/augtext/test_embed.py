@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,8 +275,10 @@ def test_killed_midway_keeps_the_chunks_already_encoded(tmp_path, counting, monk
     with pytest.raises(UserError):
         load_text_prior(tmp_path)  # no manifest yet, and never a prior from a partial table
     monkeypatch.setattr(counting, "encode", real)
+    t0 = time.perf_counter()
     report = embed_cache(tmp_path, encoder=counting, progress=False)
     assert (report.encoded, report.reused, report.rows) == (8, 4, 12)
+    assert 0 <= report.seconds <= time.perf_counter() - t0  # the run's own time, not the process's
     assert load_text_prior(tmp_path).num_aus == 3
 
 
