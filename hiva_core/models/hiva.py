@@ -184,6 +184,11 @@ class HiVA(nn.Module):
         if grid is None:
             side = int(round(tokens.shape[1] ** 0.5))
             grid = (side, tokens.shape[1] // side)
+        return self.forward_blocks(tokens, text_emb, text_mask, grid)
+
+    def forward_blocks(self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None,
+                       grid: tuple[int, int]) -> dict[str, torch.Tensor | None]:
+        """The blocks of ``build_blocks`` on backbone tokens ``(B, L, C)`` over a ``grid`` of L tokens."""
         token_maps, visual = self.au_graph(self.proj(tokens))
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
         text = prototypes.expand(visual.shape[0], -1, -1)

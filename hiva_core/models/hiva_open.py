@@ -37,12 +37,8 @@ class HiVAOpen(HiVA):
         self.cdca = CDCA(c.dim, c.heads) if c.use_cdca else None
         self.head = CosineHead(None)
 
-    def forward_head(self, tokens: torch.Tensor, text_emb: torch.Tensor | None = None,
-                     text_mask: torch.Tensor | None = None, grid: tuple[int, int] | None = None
-                     ) -> dict[str, torch.Tensor | None]:
-        if grid is None:
-            side = int(round(tokens.shape[1] ** 0.5))
-            grid = (side, tokens.shape[1] // side)
+    def forward_blocks(self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None,
+                       grid: tuple[int, int]) -> dict[str, torch.Tensor | None]:
         tokens = self.proj(tokens)
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
         # DDCA text→vision over the shared map: A queries, one key set; (B, A, d) features and (B, A, L) maps

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pandas as pd
-import pytest
 
-from augtext.errors import UserError
-from tests.hiva_core.conftest import REPO
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("limited_labels", REPO / "bench" / "limited_labels.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("limited_labels", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.hiva_core.benchscript import bench_main
 
 
 def test_limited_labels_toy(tmp_path, shared_data, text_cache, one_thread, monkeypatch):
-    if not (shared_data / "ict-facekit" / "ict_facekit_light.npz").is_file():
-        pytest.skip("no ICT-FaceKit face model in the shared data")
-    script = _script()
     out_json, out_md = tmp_path / "ll.json", tmp_path / "ll.md"
     argv = ["--aus", "1,2,4", "--text-cache", str(text_cache), "--backbone", "tiny", "--dim", "32",
             "--budgets", "8,16", "--epochs", "1", "--image-size", "32", "--n-shifted", "8", "--models", "hiva,linear",
             "--num-workers", "0", "--work", str(tmp_path / "work"), "--out-json", str(out_json),
             "--out-md", str(out_md)]
-    try:
-        result = script.main(argv)
-    except UserError as exc:
-        if "OpenGL" in str(exc):
-            pytest.skip(f"no offscreen OpenGL here: {exc}")
-        raise
+    result = bench_main("limited_labels", argv, shared_data)
     runs = {(r["model"], r["budget"]): r for r in result["runs"]}
     assert set(runs) == {(m, b) for m in ("hiva", "linear") for b in (8, 16)}
     for r in runs.values():
@@ -59,5 +39,5 @@ def test_limited_labels_toy(tmp_path, shared_data, text_cache, one_thread, monke
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(hiva_core.train, "fit", no_fit)
-    again = script.main(argv)
+    again = bench_main("limited_labels", argv, shared_data)
     assert [r["test"] for r in again["runs"]] == [r["test"] for r in result["runs"]]

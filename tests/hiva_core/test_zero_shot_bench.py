@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
-import pytest
 
-from augtext.errors import UserError
-from tests.hiva_core.conftest import REPO
+from tests.hiva_core.benchscript import bench_main
 
 
 def test_zero_shot_toy(tmp_path, shared_data, one_thread):
-    if not (shared_data / "ict-facekit" / "ict_facekit_light.npz").is_file():
-        pytest.skip("no ICT-FaceKit face model in the shared data")
-    spec = importlib.util.spec_from_file_location("zero_shot", REPO / "bench" / "zero_shot.py")
-    script = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("zero_shot", script)
-    spec.loader.exec_module(script)
     out_json, out_md = tmp_path / "zs.json", tmp_path / "zs.md"
     argv = ["--backbone", "tiny", "--dim", "32", "--n", "48", "--size", "32", "--epochs", "1", "--train-aus", "1,2,4",
             "--unseen", "5,9,16", "--descriptions", "2", "--no-gate", "--work", str(tmp_path / "work"),
             "--out-json", str(out_json), "--out-md", str(out_md)]
-    try:
-        result = script.main(argv)
-    except UserError as exc:
-        if "OpenGL" in str(exc):
-            pytest.skip(f"no offscreen OpenGL here: {exc}")
-        raise
+    result = bench_main("zero_shot", argv, shared_data)
     assert result["unseen_scored"] == [5, 9] and result["unseen_without_descriptions"] == [16]
     assert set(result["runs"]) == {"hiva_open_reference", "hiva_open_shuffled", "hiva_reference"}
     for name, run in result["runs"].items():
