@@ -17,6 +17,7 @@ point and rerun ends with exactly the rows of an uninterrupted run (given a back
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import math
@@ -416,6 +417,8 @@ def _per_request(config: GenerateConfig) -> int:
 async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report: GenerateReport,
                progress: _Progress, gate: SemanticGate | None) -> dict[Group, GroupResult]:
     sem = asyncio.Semaphore(config.concurrency)
+    loop = asyncio.get_running_loop()
+    walker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="walk")  # one: the encoder runs serially
     per_request = _per_request(config)
     kept_now: dict[Group, int] = {}
     finals: dict[Group, GroupResult] = {}
@@ -487,7 +490,8 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
             oks = await asyncio.gather(*(ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c],
                                              [t[2] for t in c]) for c in calls))
             entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
-            result = walk_group(entries, au, config.n, config.lenient, gate)
+            # In the walker thread: the gate's encoding must not stall the event loop (answers keep arriving).
+            result = await loop.run_in_executor(walker, walk_group, entries, au, config.n, config.lenient, gate)
             kept_now[(au, style)] = len(result.kept)
             progress.update(report, sum(kept_now.values()))
             if calls and not any(oks):
@@ -502,7 +506,10 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
         async with pair_slots:
             await run_pair(au, style)
 
-    await asyncio.gather(*(run_pair_in_slot(au, style) for au in config.aus for style in config.styles))
+    try:
+        await asyncio.gather(*(run_pair_in_slot(au, style) for au in config.aus for style in config.styles))
+    finally:
+        walker.shutdown(wait=True, cancel_futures=True)
     return finals
 
 
