@@ -41,8 +41,9 @@ def run_one(url: str, requests: int, concurrency: int, latency: float) -> dict:
     if len(aus) * len(styles) != requests:
         raise SystemExit(f"--requests must be a multiple of the number of styles ({len(styles)})")
     with tempfile.TemporaryDirectory() as tmp:
+        # gate=False: this measures the engine and the SDK (one request per pair); bench_gate.py measures the gate.
         config = GenerateConfig(aus=aus, styles=styles, cache=Path(tmp), n=5, per_request=5,
-                                concurrency=concurrency, progress=False)
+                                concurrency=concurrency, progress=False, gate=False)
         backend = OpenAIBackend(model="loopback", base_url=url, api_key_env="AUGTEXT_BENCH_NO_KEY",
                                 timeout=30, max_retries=2)
         t0, cpu0 = time.perf_counter(), time.process_time()
