@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,17 @@ def default_embedder(model: str | None = None) -> TextEmbedder:
 
 
 # -- the gate -------------------------------------------------------------------------------------------------------
+
+_LABEL_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*\d{1,2}\b(?:\s*\([^)]{0,60}\))?\s*:?", re.IGNORECASE)
+
+
+def strip_labels(text: str) -> str:
+    """The text without AU labels ("AU12", "AU12 (Lip Corner Puller)", "action unit 4:"): the gate judges what a
+    text says about the face, not the label an LLM copied from its prompt (a label alone pulls any text, right or
+    wrong, toward that AU's prototypes). Unchanged if nothing else would be left."""
+    stripped = " ".join(re.sub(r"\(\s*\)", " ", _LABEL_RE.sub(" ", text)).split())
+    return stripped if any(c.isalpha() for c in stripped) else text
+
 
 def facs_prototypes(au: ActionUnit) -> list[str]:
     """Texts that stand for the AU in the gate: its reference text, each visible change and its muscular basis."""
@@ -220,7 +232,7 @@ class SemanticGate:
         if not texts:
             return []
         codes = self.prototypes[0]
-        sims = self.au_similarities(self.embedder(texts))
+        sims = self.au_similarities(self.embedder([strip_labels(t) for t in texts]))
         own = sims[:, codes.index(au)]
         ranks = 1 + (sims > own[:, None]).sum(axis=1)
         out = []

@@ -272,3 +272,15 @@ def test_a_no_gate_run_of_other_aus_keeps_the_gated_rows(llm_server, tmp_path):
     assert main(["generate", "--au", "4", "--n", "5", "--no-gate", *base]) == 0
     again = pq.read_table(cache / "descriptions.parquet").to_pandas()
     assert again.drop(columns=["created_utc"]).equals(after.drop(columns=["created_utc"]))
+
+
+def test_gate_judges_the_text_not_a_copied_au_label(embedder):
+    from augtext.quality import strip_labels
+
+    assert strip_labels("When AU12 (Lip Corner Puller) shows, the lips droop.") == "When shows, the lips droop."
+    assert strip_labels("The lips part (AU25) a little.") == "The lips part a little."
+    assert strip_labels("AU24") == "AU24"  # nothing else to judge: left as it is
+    gate = SemanticGate(embedder)
+    off = "The new phone case comes in seven colours and ships next week."
+    labelled = gate.check([f"AU12 (Lip Corner Puller): {off}"], 12)[0]
+    assert labelled.reason == "far_from_au"
