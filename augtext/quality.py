@@ -104,7 +104,7 @@ def default_embedder(model: str | None = None) -> TextEmbedder:
     """The embedding model `augtext embed` uses by default (all-MiniLM-L6-v2, offline), loaded once per process."""
     from augtext.embed import load_encoder, resolve_model
 
-    return TextEmbedder(load_encoder(model, device="cpu"), resolve_model(model).name)
+    return TextEmbedder(load_encoder(model, device=None), resolve_model(model).name)  # CUDA when present
 
 
 # -- the gate -------------------------------------------------------------------------------------------------------
