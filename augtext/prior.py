@@ -39,7 +39,12 @@ MANIFEST_VERSION = 1
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Schema metadata keys every embeddings table carries (docs/INTERFACES.md, "augtext cache layout").
 TABLE_METADATA_KEYS = (
-    "embed_model", "embed_revision", "dim", "normalized", "library_versions", "created_utc",
+    "embed_model",
+    "embed_revision",
+    "dim",
+    "normalized",
+    "library_versions",
+    "created_utc",
     "descriptions_fingerprint",
 )
 
@@ -81,11 +86,14 @@ def read_manifest(cache_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({short_error(exc)}); run `augtext embed --cache {cache_dir}` "
-                        "to rewrite it") from exc
+        raise UserError(
+            f"{path} is not valid JSON ({short_error(exc)}); run `augtext embed --cache {cache_dir}` to rewrite it"
+        ) from exc
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
-        raise UserError(f"{path} is not a version-{MANIFEST_VERSION} augtext manifest; "
-                        f"run `augtext embed --cache {cache_dir}` to rewrite it")
+        raise UserError(
+            f"{path} is not a version-{MANIFEST_VERSION} augtext manifest; "
+            f"run `augtext embed --cache {cache_dir}` to rewrite it"
+        )
     return manifest
 
 
@@ -104,8 +112,10 @@ def table_dim(path: Path, schema: pa.Schema) -> int:
         raise UserError(f"{path} has no `embedding` fixed_size_list column; delete it and run `augtext embed`")
     meta = table_metadata(schema)
     if "dim" in meta and meta["dim"] != str(field.type.list_size):
-        raise UserError(f"{path}: metadata says dim={meta['dim']} but the embedding column holds "
-                        f"{field.type.list_size} values per row; delete it and run `augtext embed`")
+        raise UserError(
+            f"{path}: metadata says dim={meta['dim']} but the embedding column holds "
+            f"{field.type.list_size} values per row; delete it and run `augtext embed`"
+        )
     return int(field.type.list_size)
 
 
@@ -130,18 +140,25 @@ def _select_model(cache_dir: Path, manifest: dict[str, Any], model: str | None) 
     if model is None:
         slug = next(iter(tables))
         if len(tables) > 1:
-            warnings.warn(f"{where} lists several embedding models ({', '.join(tables)}); using {slug!r}. "
-                          "Pass the model explicitly to choose another.", stacklevel=3)
+            warnings.warn(
+                f"{where} lists several embedding models ({', '.join(tables)}); using {slug!r}. "
+                "Pass the model explicitly to choose another.",
+                stacklevel=3,
+            )
         return slug, tables[slug]
     # A slug or a model name as the manifest has it; a local folder also by any path that leads to it.
     names = {model, str(Path(model).expanduser().resolve())} if Path(model).expanduser().exists() else {model}
     matches = [s for s, entry in tables.items() if s in names or entry.get("model") in names]
     if not matches:
-        raise UserError(f"no embeddings for model {model!r} in {where} (it has: {', '.join(tables)}); "
-                        f"run `augtext embed --cache {cache_dir} --model {model}` or pick one of those")
+        raise UserError(
+            f"no embeddings for model {model!r} in {where} (it has: {', '.join(tables)}); "
+            f"run `augtext embed --cache {cache_dir} --model {model}` or pick one of those"
+        )
     if len(matches) > 1:
-        raise UserError(f"model {model!r} is ambiguous in {where}: it matches {', '.join(matches)}; "
-                        "give the full model name from the manifest")
+        raise UserError(
+            f"model {model!r} is ambiguous in {where}: it matches {', '.join(matches)}; "
+            "give the full model name from the manifest"
+        )
     return matches[0], tables[matches[0]]
 
 
@@ -161,8 +178,10 @@ def load_text_prior(
     """
     cache_dir = Path(cache_dir)
     if not cache_dir.is_dir():
-        raise UserError(f"text cache {cache_dir} not found; create it with `augtext generate --cache {cache_dir}` "
-                        f"and `augtext embed --cache {cache_dir}`")
+        raise UserError(
+            f"text cache {cache_dir} not found; create it with `augtext generate --cache {cache_dir}` "
+            f"and `augtext embed --cache {cache_dir}`"
+        )
     if max_per_au is not None and max_per_au < 1:
         raise UserError(f"max_per_au must be at least 1, got {max_per_au}")
     manifest = read_manifest(cache_dir)
@@ -176,8 +195,9 @@ def load_text_prior(
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(sorted(missing))}; delete it and {rerun}")
     if "dim" in entry and int(entry["dim"]) != dim:
-        raise UserError(f"{cache_dir / MANIFEST} says {slug} has dim {entry['dim']} but {path} holds {dim}-d "
-                        f"embeddings; {rerun}")
+        raise UserError(
+            f"{cache_dir / MANIFEST} says {slug} has dim {entry['dim']} but {path} holds {dim}-d embeddings; {rerun}"
+        )
 
     # Stale check: the descriptions must be exactly those the embeddings were made from.
     desc_path = cache_dir / DESCRIPTIONS
@@ -204,8 +224,10 @@ def load_text_prior(
         which = f" in style(s) {', '.join(styles)}" if styles is not None else ""
         verb = "has" if len(absent) == 1 else "have"
         spec = ",".join(str(a) for a in absent) or "SPEC"
-        raise UserError(f"{labels} {verb} no descriptions{which} in {cache_dir}; "
-                        f"run `augtext generate --cache {cache_dir} --au {spec}` and then `augtext embed`")
+        raise UserError(
+            f"{labels} {verb} no descriptions{which} in {cache_dir}; "
+            f"run `augtext generate --cache {cache_dir} --au {spec}` and then `augtext embed`"
+        )
 
     matrix = embedding_matrix(table.column("embedding"), dim)
     picks = [_order_rows(np.flatnonzero(keep & (au_col == a)), style_col, sha_col, max_per_au) for a in wanted]
@@ -250,8 +272,10 @@ def shuffle_cache(src: str | Path, dst: str | Path, seed: int = 0) -> dict[int, 
     order = derangement(len(aus), seed)
     holds = {aus[i]: aus[int(order[i])] for i in range(len(aus))}  # AU aus[i] gets the texts of aus[order[i]]
     relabel = {old: new for new, old in holds.items()}
-    tables = [DESCRIPTIONS] + [entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
-                               for slug, entry in (manifest.get("embeddings") or {}).items()]
+    tables = [DESCRIPTIONS] + [
+        entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
+        for slug, entry in (manifest.get("embeddings") or {}).items()
+    ]
     for rel in tables:
         table = read_parquet(src / rel, fix=fix)
         column = table.column("au")

@@ -80,8 +80,9 @@ class TextEmbedder:
         todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
         if todo:
             with _one_torch_thread():
-                out = self.encoder.encode(todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
-                                          show_progress_bar=False)
+                out = self.encoder.encode(
+                    todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
             for text, vec in zip(todo, _normalize(out), strict=True):
                 self._memo[text] = vec
         if not texts:
@@ -122,8 +123,11 @@ def strip_labels(text: str) -> str:
 
 def facs_prototypes(au: ActionUnit) -> list[str]:
     """Texts that stand for the AU in the gate: its reference text, each visible change and its muscular basis."""
-    return [facs_reference_text(au), *(f"{au.name}: {fact}." for fact in au.appearance),
-            f"{au.name}: the {au.muscles} acts on the {au.region}."]
+    return [
+        facs_reference_text(au),
+        *(f"{au.name}: {fact}." for fact in au.appearance),
+        f"{au.name}: the {au.muscles} acts on the {au.region}.",
+    ]
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,14 @@ class SemanticGate:
     a description of a different action, e.g. pressed lips labelled as a jaw drop).
     """
 
-    def __init__(self, embedder: TextEmbedder | None = None, min_similarity: float = GATE_MIN_SIMILARITY,
-                 top_k: int = GATE_TOP_K, use_reference_set: bool = True, store: Path | None = None) -> None:
+    def __init__(
+        self,
+        embedder: TextEmbedder | None = None,
+        min_similarity: float = GATE_MIN_SIMILARITY,
+        top_k: int = GATE_TOP_K,
+        use_reference_set: bool = True,
+        store: Path | None = None,
+    ) -> None:
         self._embedder = embedder
         self.store = store  # a folder to keep the prototype vectors in between runs (None: encode every run)
         self._lock = threading.Lock()  # the model and prototypes are made once, by whichever thread needs them first
@@ -244,6 +254,7 @@ class SemanticGate:
 
 # -- scores ---------------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class AUScore:
     au: int
@@ -283,11 +294,18 @@ def score_embeddings(aus: Sequence[int], vectors: np.ndarray, embedder: TextEmbe
         if len(rows) >= 2:
             g = v @ v.T
             div = float(1.0 - (g.sum() - np.trace(g)) / (len(rows) * (len(rows) - 1)))
-        scores.append(AUScore(
-            au=int(au), n=len(rows), identifiability_facs=float(np.mean(nearest[rows] == au)),
-            identifiability_loo=float(np.mean(loo_known == au)) if len(loo_known) else None,
-            specificity=float(np.mean(own[rows] - best_other[rows])), similarity=float(np.mean(own[rows])),
-            diversity=div, confused_with=confused))
+        scores.append(
+            AUScore(
+                au=int(au),
+                n=len(rows),
+                identifiability_facs=float(np.mean(nearest[rows] == au)),
+                identifiability_loo=float(np.mean(loo_known == au)) if len(loo_known) else None,
+                specificity=float(np.mean(own[rows] - best_other[rows])),
+                similarity=float(np.mean(own[rows])),
+                diversity=div,
+                confused_with=confused,
+            )
+        )
     return scores
 
 
@@ -317,8 +335,13 @@ def overall(scores: Sequence[AUScore]) -> dict[str, float | None]:
     """Description-weighted means over AUs (what one summary line reports)."""
     n = sum(s.n for s in scores)
     if not n:
-        return {"n": 0, "identifiability_facs": None, "identifiability_loo": None, "specificity": None,
-                "diversity": None}
+        return {
+            "n": 0,
+            "identifiability_facs": None,
+            "identifiability_loo": None,
+            "specificity": None,
+            "diversity": None,
+        }
 
     def mean(values: list[tuple[float | None, int]]) -> float | None:
         known = [(v, w) for v, w in values if v is not None]
@@ -335,6 +358,7 @@ def overall(scores: Sequence[AUScore]) -> dict[str, float | None]:
 
 
 # -- a cache's score --------------------------------------------------------------------------------------------------
+
 
 @dataclass
 class CacheScore:
@@ -357,19 +381,26 @@ class CacheScore:
         def f(value: float | None, fmt: str = ".2f") -> str:
             return "-" if value is None else format(value, fmt)
 
-        return (f"prior quality: {o['n']} descriptions of {len(self.per_au)} AUs; identifiability "
-                f"{f(o['identifiability_facs'])} (FACS references) / {f(o['identifiability_loo'])} (leave-one-out); "
-                f"specificity {f(o['specificity'], '+.3f')}; diversity {f(o['diversity'], '.3f')}; "
-                f"validity {f(self.validity_rate)} (valid / candidate sentences)")
+        return (
+            f"prior quality: {o['n']} descriptions of {len(self.per_au)} AUs; identifiability "
+            f"{f(o['identifiability_facs'])} (FACS references) / {f(o['identifiability_loo'])} (leave-one-out); "
+            f"specificity {f(o['specificity'], '+.3f')}; diversity {f(o['diversity'], '.3f')}; "
+            f"validity {f(self.validity_rate)} (valid / candidate sentences)"
+        )
 
     def to_json(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {"cache": self.cache, "model": self.model, "vectors_from": self.vectors_from,
-                "overall": {**self.overall, "validity": self.validity_rate},
-                "per_au": [{**asdict(s), "validity": self.validity.get(s.au)} for s in self.per_au],
-                "validity_without_rows": {str(a): v for a, v in self.validity.items()
-                                          if a not in {s.au for s in self.per_au}}}
+        return {
+            "cache": self.cache,
+            "model": self.model,
+            "vectors_from": self.vectors_from,
+            "overall": {**self.overall, "validity": self.validity_rate},
+            "per_au": [{**asdict(s), "validity": self.validity.get(s.au)} for s in self.per_au],
+            "validity_without_rows": {
+                str(a): v for a, v in self.validity.items() if a not in {s.au for s in self.per_au}
+            },
+        }
 
 
 def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | None = None) -> CacheScore:
@@ -393,8 +424,9 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
 
     cache = Path(cache)
     path = cache / DESCRIPTIONS
-    table = read_parquet(path, ["au", "text", "text_sha256"],
-                         fix=f"run `augtext generate --cache {cache} --au SPEC` first")
+    table = read_parquet(
+        path, ["au", "text", "text_sha256"], fix=f"run `augtext generate --cache {cache} --au SPEC` first"
+    )
     aus = [int(a) for a in table.column("au").to_pylist()]
     texts = table.column("text").to_pylist()
     shas = table.column("text_sha256").to_pylist()
@@ -411,8 +443,9 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
         try:
             emb = read_parquet(emb_path, fix="")
             meta = table_metadata(emb.schema)
-            if meta.get("embed_model") == embedder.name and \
-                    meta.get("descriptions_fingerprint") == descriptions_fingerprint(shas):
+            if meta.get("embed_model") == embedder.name and meta.get(
+                "descriptions_fingerprint"
+            ) == descriptions_fingerprint(shas):
                 index = {s: i for i, s in enumerate(emb.column("text_sha256").to_pylist())}
                 matrix = embedding_matrix(emb.column("embedding"), table_dim(emb_path, emb.schema))
                 vectors, source = matrix[[index[s] for s in shas]], "cache"
@@ -435,13 +468,20 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
                 v["candidates"] += int(p["kept"]) + int(p.get("surplus", 0)) + sum(rejected.values())
                 v["rejected"].update(rejected)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{rejections_path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` "
-                            "to rewrite it") from None
+            raise UserError(
+                f"{rejections_path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` to rewrite it"
+            ) from None
     for v in validity.values():
         v["rate"] = v["valid"] / v["candidates"] if v["candidates"] else None
         v["rejected"] = dict(sorted(v["rejected"].items()))
-    return CacheScore(cache=str(cache), model=embedder.name, per_au=per_au, overall=overall(per_au),
-                      validity=validity, vectors_from=source)
+    return CacheScore(
+        cache=str(cache),
+        model=embedder.name,
+        per_au=per_au,
+        overall=overall(per_au),
+        validity=validity,
+        vectors_from=source,
+    )
 
 
 def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> CacheScore:
@@ -464,17 +504,26 @@ def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> Ca
     def f(value: float | None, fmt: str = ".2f") -> str:
         return "-" if value is None else format(value, fmt)
 
-    table = Table(title=f"{cache}: prior quality ({result.model})",
-                  caption="ident.: share whose nearest AU is their own (FACS reference texts / leave-one-out "
-                          "centroids); spec.: own minus best other similarity; div.: mean pairwise cosine distance; "
-                          "valid: valid (kept or beyond --n) / candidate sentences")
+    table = Table(
+        title=f"{cache}: prior quality ({result.model})",
+        caption="ident.: share whose nearest AU is their own (FACS reference texts / leave-one-out "
+        "centroids); spec.: own minus best other similarity; div.: mean pairwise cosine distance; "
+        "valid: valid (kept or beyond --n) / candidate sentences",
+    )
     for name in ("AU", "n", "ident. FACS", "ident. LOO", "spec.", "div.", "valid", "most confused with"):
         table.add_column(name, justify="left" if name in ("AU", "most confused with") else "right", no_wrap=True)
     for s in result.per_au:
         v = result.validity.get(s.au, {})
-        table.add_row(au_label(s.au), str(s.n), f(s.identifiability_facs), f(s.identifiability_loo),
-                      f(s.specificity, "+.3f"), f(s.diversity, ".3f"), f(v.get("rate")),
-                      au_label(s.confused_with) if s.confused_with else "")
+        table.add_row(
+            au_label(s.au),
+            str(s.n),
+            f(s.identifiability_facs),
+            f(s.identifiability_loo),
+            f(s.specificity, "+.3f"),
+            f(s.diversity, ".3f"),
+            f(v.get("rate")),
+            au_label(s.confused_with) if s.confused_with else "",
+        )
     console.print(table)
     print(result.summary(), flush=True)
     if json_path is not None:

@@ -40,10 +40,18 @@ def reference_set(folder: Path = REFERENCE_DIR) -> dict[tuple[int, str], tuple[s
                 au, style, text = (row["au"], row["style"], row["text"]) if ok else (None, None, None)
             except ValueError:
                 ok = False
-            if not ok or not isinstance(au, int) or au not in FACS or not isinstance(style, str) \
-                    or not isinstance(text, str) or not text.strip():
-                raise UserError(f"{path}:{lineno}: not a reference description (want a JSON object with exactly "
-                                f"au (a FACS code), style and text)")
+            if (
+                not ok
+                or not isinstance(au, int)
+                or au not in FACS
+                or not isinstance(style, str)
+                or not isinstance(text, str)
+                or not text.strip()
+            ):
+                raise UserError(
+                    f"{path}:{lineno}: not a reference description (want a JSON object with exactly "
+                    f"au (a FACS code), style and text)"
+                )
             out[(au, style)].append(text.strip())
     return {k: tuple(v) for k, v in sorted(out.items())}
 

@@ -74,8 +74,9 @@ def _read_table(path: Path, what: str) -> Any:
         return pq.read_table(path).to_pandas()
     except Exception as exc:
         rebuilt = "it is re-encoded" if command == "embed" else "it is rebuilt from requests.jsonl"
-        raise UserError(f"{path} is not a readable {what} table ({exc}); delete it and rerun `augtext "
-                        f"{command}` ({rebuilt})") from None
+        raise UserError(
+            f"{path} is not a readable {what} table ({exc}); delete it and rerun `augtext {command}` ({rebuilt})"
+        ) from None
 
 
 def _read_rejections(cache: Path) -> dict[str, Any] | None:
@@ -100,8 +101,10 @@ def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | 
     df = _read_table(tables[0], "embeddings")
     if not {"au", "text_sha256", "embedding"} <= set(df.columns):
         raise UserError(f"{tables[0]} lacks the columns au, text_sha256, embedding; rerun `augtext embed`")
-    return tables[0].name, {(int(a), s): np.asarray(e, dtype=np.float32)
-                            for a, s, e in zip(df["au"], df["text_sha256"], df["embedding"], strict=True)}
+    return tables[0].name, {
+        (int(a), s): np.asarray(e, dtype=np.float32)
+        for a, s, e in zip(df["au"], df["text_sha256"], df["embedding"], strict=True)
+    }
 
 
 def compute_stats(cache: Path, samples: int = 2) -> tuple[list[AUStats], str]:
@@ -110,8 +113,10 @@ def compute_stats(cache: Path, samples: int = 2) -> tuple[list[AUStats], str]:
     df = _read_table(cache / "descriptions.parquet", "descriptions")
     missing = {"au", "text", "text_sha256", "style"} - set(df.columns)
     if missing:
-        raise UserError(f"{cache / 'descriptions.parquet'} lacks the column(s) {', '.join(sorted(missing))}; "
-                        "rerun `augtext generate`")
+        raise UserError(
+            f"{cache / 'descriptions.parquet'} lacks the column(s) {', '.join(sorted(missing))}; "
+            "rerun `augtext generate`"
+        )
     rejections = _read_rejections(cache)
     emb = _embeddings(cache)
     source = f"embeddings ({emb[0]})" if emb else "TF-IDF"
@@ -151,8 +156,10 @@ def run_stats(cache: Path, samples: int = 2) -> list[AUStats]:
     styles = sorted({st for r in rows for st in r.by_style})
     reasons = sorted({reason for r in rows for reason in r.rejected})
 
-    table = Table(title=f"{cache}: descriptions per AU",
-                  caption=f"distinct-2: distinct word 2-grams / all 2-grams; cos: mean pairwise cosine of {source}")
+    table = Table(
+        title=f"{cache}: descriptions per AU",
+        caption=f"distinct-2: distinct word 2-grams / all 2-grams; cos: mean pairwise cosine of {source}",
+    )
     table.add_column("AU", no_wrap=True)
     table.add_column("kept", justify="right")
     for st in styles:
@@ -162,12 +169,24 @@ def run_stats(cache: Path, samples: int = 2) -> list[AUStats]:
     table.add_column("cos", justify="right")
     for r in rows:
         cos = "-" if r.mean_cosine is None else f"{r.mean_cosine:.3f}"
-        table.add_row(au_label(r.au), str(r.kept), *(str(r.by_style.get(st, 0)) for st in styles),
-                      str(sum(r.rejected.values())), f"{r.distinct_2:.3f}", cos)
+        table.add_row(
+            au_label(r.au),
+            str(r.kept),
+            *(str(r.by_style.get(st, 0)) for st in styles),
+            str(sum(r.rejected.values())),
+            f"{r.distinct_2:.3f}",
+            cos,
+        )
     total_kept = sum(r.kept for r in rows)
     table.add_section()
-    table.add_row("all", str(total_kept), *(str(sum(r.by_style.get(st, 0) for r in rows)) for st in styles),
-                  str(sum(sum(r.rejected.values()) for r in rows)), "", "")
+    table.add_row(
+        "all",
+        str(total_kept),
+        *(str(sum(r.by_style.get(st, 0) for r in rows)) for st in styles),
+        str(sum(sum(r.rejected.values()) for r in rows)),
+        "",
+        "",
+    )
     console.print(table)
 
     if reasons:

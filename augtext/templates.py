@@ -66,7 +66,11 @@ def _cached_environment(search_path: tuple[str, ...]) -> SandboxedEnvironment:
     # One environment per search path: Jinja caches compiled templates in it and reloads a file that changed.
     loader = jinja2.FileSystemLoader(list(search_path))
     return SandboxedEnvironment(
-        loader=loader, undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
         keep_trailing_newline=False,
     )
 
@@ -123,8 +127,13 @@ def template_context(au: int, n: int, examples: list[str] | tuple[str, ...] = ()
             out.append(facts)
         return out
 
-    return {"au": _facts(unit), "cooccurring": related(unit.cooccurs), "lookalikes": related(unit.lookalikes),
-            "n": int(n), "examples": list(examples)}
+    return {
+        "au": _facts(unit),
+        "cooccurring": related(unit.cooccurs),
+        "lookalikes": related(unit.lookalikes),
+        "n": int(n),
+        "examples": list(examples),
+    }
 
 
 def _template_sha256(env: SandboxedEnvironment, name: str) -> str:
@@ -175,8 +184,9 @@ def render_messages(
     except jinja2.exceptions.TemplateNotFound as exc:
         raise UserError(f"template {str(path)!r} refers to a template that does not exist: {exc}") from exc
     except Exception as exc:  # anything else a user's template can raise (range too big, index, type, recursion)
-        raise UserError(f"template {str(path)!r} failed to render for {au_label(au)}: "
-                        f"{type(exc).__name__}: {exc}") from exc
+        raise UserError(
+            f"template {str(path)!r} failed to render for {au_label(au)}: {type(exc).__name__}: {exc}"
+        ) from exc
     return _split_messages(text, path), sha
 
 
@@ -192,8 +202,10 @@ def _split_messages(text: str, path: Path) -> list[dict]:
         bodies[role] = body.strip()
     missing = [r for r in ("system", "user") if not bodies.get(r)]
     if missing:
-        raise UserError(f"template {str(path)!r}: no {' / '.join(missing)} message (write a [{missing[0]}] "
-                        f"line followed by its text)")
+        raise UserError(
+            f"template {str(path)!r}: no {' / '.join(missing)} message (write a [{missing[0]}] "
+            f"line followed by its text)"
+        )
     return [{"role": "system", "content": bodies["system"]}, {"role": "user", "content": bodies["user"]}]
 
 

@@ -36,8 +36,10 @@ class TextPrior:
         object.__setattr__(self, "mask", np.ascontiguousarray(self.mask, dtype=bool))
         a = len(self.aus)
         if self.embeddings.ndim != 3 or self.embeddings.shape[0] != a or self.mask.shape != self.embeddings.shape[:2]:
-            raise ValueError(f"TextPrior: embeddings {self.embeddings.shape} and mask {self.mask.shape} "
-                             f"do not fit {a} AUs as (A, K, D) and (A, K)")
+            raise ValueError(
+                f"TextPrior: embeddings {self.embeddings.shape} and mask {self.mask.shape} "
+                f"do not fit {a} AUs as (A, K, D) and (A, K)"
+            )
 
     @property
     def dim(self) -> int:
@@ -50,8 +52,13 @@ class TextPrior:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TextPrior):
             return NotImplemented
-        return (self.aus == other.aus and self.model == other.model and self.fingerprint == other.fingerprint
-                and np.array_equal(self.mask, other.mask) and np.array_equal(self.embeddings, other.embeddings))
+        return (
+            self.aus == other.aus
+            and self.model == other.model
+            and self.fingerprint == other.fingerprint
+            and np.array_equal(self.mask, other.mask)
+            and np.array_equal(self.embeddings, other.embeddings)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -83,8 +90,13 @@ def read_text_prior(path: str | Path) -> TextPrior:
     if missing:
         raise UserError(f"{path} is not a text prior: it lacks {', '.join(missing)}")
     try:
-        return TextPrior(aus=tensors["aus"].tolist(), embeddings=tensors["embeddings"], mask=tensors["mask"],
-                         model=meta["model"], fingerprint=meta["fingerprint"])
+        return TextPrior(
+            aus=tensors["aus"].tolist(),
+            embeddings=tensors["embeddings"],
+            mask=tensors["mask"],
+            model=meta["model"],
+            fingerprint=meta["fingerprint"],
+        )
     except ValueError as exc:
         raise UserError(f"{path} is not a valid text prior: {exc}") from exc
 
@@ -105,5 +117,10 @@ def shuffled_prior(prior: TextPrior, seed: int = 0) -> TextPrior:
     another AU (rows permuted across AUs by `derangement`, no AU keeping its own). Each AU's set stays a coherent
     set of descriptions, so what changes is only whether the text is about that AU."""
     order = derangement(prior.num_aus, seed)
-    return TextPrior(aus=prior.aus, embeddings=prior.embeddings[order], mask=prior.mask[order], model=prior.model,
-                     fingerprint=f"{prior.fingerprint}+shuffled:{seed}")
+    return TextPrior(
+        aus=prior.aus,
+        embeddings=prior.embeddings[order],
+        mask=prior.mask[order],
+        model=prior.model,
+        fingerprint=f"{prior.fingerprint}+shuffled:{seed}",
+    )

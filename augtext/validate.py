@@ -99,6 +99,7 @@ class ParseError(ValueError):
 
 # --------------------------------------------------------------------------------------------------- parsing ---
 
+
 def parse_response(raw: str, lenient: bool = False) -> list[str]:
     """Extract the descriptions from one LLM answer (cleaned with `clean_text`, empty ones dropped).
 
@@ -231,6 +232,7 @@ def _dict_text(item: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- validation ---
 
+
 def clean_text(text: str) -> str:
     """One line, single spaces, no list marker ("1.", "-", "*") and no wrapping quotes or trailing comma."""
     text = unicodedata.normalize("NFKC", str(text))
@@ -262,22 +264,43 @@ def topic_words(au: ActionUnit) -> tuple[str, ...]:
 
 # Inflections a topic word may take, listed explicitly (plural nouns, verb forms). The match is on whole words, so
 # "chin" matches "chin" and "chins" but not "chinese", and "lid" does not match "valid".
-_IRREGULAR = {"tooth": ("teeth",), "teeth": ("tooth",), "crow's feet": ("crows feet", "crow's-feet"),
-              "ala": ("alae",), "mouth": ("mouths",), "press": ("pressed", "presses", "pressing"),
-              "stretch": ("stretched", "stretches", "stretching"), "open": ("opened", "opens", "opening"),
-              "part": ("parted", "parts", "parting"), "pucker": ("puckered", "puckers", "puckering"),
-              "smile": ("smiles", "smiled", "smiling"), "frown": ("frowns", "frowned", "frowning"),
-              "wrinkle": ("wrinkles", "wrinkled", "wrinkling"), "furrow": ("furrows", "furrowed"),
-              "suck": ("sucked", "sucks", "sucking"), "bite": ("bites", "biting", "bitten"),
-              "puff": ("puffed", "puffs", "puffing"), "blow": ("blows", "blowing", "blown", "blew"),
-              "clench": ("clenched", "clenches", "clenching"), "flare": ("flared", "flares", "flaring"),
-              "lick": ("licked", "licks", "licking"), "wipe": ("wiped", "wipes", "wiping"),
-              "bulge": ("bulges", "bulged", "bulging"), "pout": ("pouts", "pouted", "pouting"),
-              "grin": ("grins", "grinned", "grinning"), "yawn": ("yawns", "yawned", "yawning"),
-              "kiss": ("kisses", "kissing"), "funnel": ("funnels", "funnelled", "funneled"),
-              "dimple": ("dimples", "dimpled", "dimpling"), "hollow": ("hollows", "hollowed"),
-              "tight": ("tighter", "tightly", "tightened", "tightens", "tightening"),
-              "thin": ("thinner", "thinned", "thins"), "side": ("sides",), "cord": ("cords",), "band": ("bands",)}
+_IRREGULAR = {
+    "tooth": ("teeth",),
+    "teeth": ("tooth",),
+    "crow's feet": ("crows feet", "crow's-feet"),
+    "ala": ("alae",),
+    "mouth": ("mouths",),
+    "press": ("pressed", "presses", "pressing"),
+    "stretch": ("stretched", "stretches", "stretching"),
+    "open": ("opened", "opens", "opening"),
+    "part": ("parted", "parts", "parting"),
+    "pucker": ("puckered", "puckers", "puckering"),
+    "smile": ("smiles", "smiled", "smiling"),
+    "frown": ("frowns", "frowned", "frowning"),
+    "wrinkle": ("wrinkles", "wrinkled", "wrinkling"),
+    "furrow": ("furrows", "furrowed"),
+    "suck": ("sucked", "sucks", "sucking"),
+    "bite": ("bites", "biting", "bitten"),
+    "puff": ("puffed", "puffs", "puffing"),
+    "blow": ("blows", "blowing", "blown", "blew"),
+    "clench": ("clenched", "clenches", "clenching"),
+    "flare": ("flared", "flares", "flaring"),
+    "lick": ("licked", "licks", "licking"),
+    "wipe": ("wiped", "wipes", "wiping"),
+    "bulge": ("bulges", "bulged", "bulging"),
+    "pout": ("pouts", "pouted", "pouting"),
+    "grin": ("grins", "grinned", "grinning"),
+    "yawn": ("yawns", "yawned", "yawning"),
+    "kiss": ("kisses", "kissing"),
+    "funnel": ("funnels", "funnelled", "funneled"),
+    "dimple": ("dimples", "dimpled", "dimpling"),
+    "hollow": ("hollows", "hollowed"),
+    "tight": ("tighter", "tightly", "tightened", "tightens", "tightening"),
+    "thin": ("thinner", "thinned", "thins"),
+    "side": ("sides",),
+    "cord": ("cords",),
+    "band": ("bands",),
+}
 
 
 def topic_forms(word: str) -> tuple[str, ...]:
@@ -330,6 +353,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
 
 # --------------------------------------------------------------------------------------------- duplicates ---
 
+
 def normalize_for_dedup(text: str) -> str:
     """Lower case, letters/digits only, single spaces: the form two texts are compared in."""
     return " ".join(re.findall(r"[a-z0-9]+", clean_text(text).lower()))
@@ -377,4 +401,3 @@ class NearDuplicateFilter:
         if norm not in self._exact:
             self._exact.add(norm)
             self._shingles.append(_shingles(norm))
-

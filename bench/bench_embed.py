@@ -60,9 +60,13 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     desc = texts_by_au(args.n)
     texts = [t for ts in desc.values() for t in ts]
-    encode_kw = {"batch_size": args.batch_size, "normalize_embeddings": True, "convert_to_numpy": True,
-                 "show_progress_bar": False}
-    model.encode(texts[:2 * args.batch_size], **encode_kw)  # warm-up (first-call allocations, kernels)
+    encode_kw = {
+        "batch_size": args.batch_size,
+        "normalize_embeddings": True,
+        "convert_to_numpy": True,
+        "show_progress_bar": False,
+    }
+    model.encode(texts[: 2 * args.batch_size], **encode_kw)  # warm-up (first-call allocations, kernels)
 
     bare, first = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,8 +89,9 @@ def main() -> None:
             report = embed_cache(cache, batch_size=args.batch_size, progress=False)  # no encoder: nothing loaded
             assert report.encoded == 0 and not report.written, report
             rerun.append(report.seconds)
-        new = {au: [f"{t} Seen again in a new recording." for t in ts[: max(1, len(ts) // 20)]]
-               for au, ts in desc.items()}
+        new = {
+            au: [f"{t} Seen again in a new recording." for t in ts[: max(1, len(ts) // 20)]] for au, ts in desc.items()
+        }
         write_descriptions(cache, new, style="appearance-extra", append=True)
         report = embed_cache(cache, batch_size=args.batch_size, encoder=model, progress=False)
         added = {"new": report.encoded, "rows": report.rows, "seconds": round(report.seconds, 3)}
@@ -95,14 +100,25 @@ def main() -> None:
     result = {
         "benchmark": "augtext embed vs bare SentenceTransformer.encode",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-        "device": str(getattr(model, "device", args.device)), "model": "sentence-transformers/all-MiniLM-L6-v2",
-        "texts": len(texts), "batch_size": args.batch_size, "repeats": args.repeats, "model_load_s": round(load_s, 3),
-        "bare_encode_s": [round(x, 3) for x in bare], "embed_first_s": [round(x, 3) for x in first],
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "device": str(getattr(model, "device", args.device)),
+        "model": "sentence-transformers/all-MiniLM-L6-v2",
+        "texts": len(texts),
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "model_load_s": round(load_s, 3),
+        "bare_encode_s": [round(x, 3) for x in bare],
+        "embed_first_s": [round(x, 3) for x in first],
         "embed_rerun_s": [round(x, 4) for x in rerun],
-        "median": {"bare_encode_s": round(bare_s, 3), "embed_first_s": round(first_s, 3),
-                   "embed_rerun_s": round(rerun_s, 4)},
-        "throughput_ratio": round(bare_s / first_s, 3), "rerun_fraction": round(rerun_s / first_s, 4),
+        "median": {
+            "bare_encode_s": round(bare_s, 3),
+            "embed_first_s": round(first_s, 3),
+            "embed_rerun_s": round(rerun_s, 4),
+        },
+        "throughput_ratio": round(bare_s / first_s, 3),
+        "rerun_fraction": round(rerun_s / first_s, 4),
         "incremental_5pct": added,
         "targets": {"throughput_ratio_min": 0.9, "rerun_fraction_max": 0.05},
     }
@@ -110,8 +126,10 @@ def main() -> None:
         json.dump(result, fh, indent=1)
 
     n = len(texts)
-    print(f"{n} descriptions, batch {args.batch_size}, device {result['device']}, {os.cpu_count()} CPUs, "
-          f"median of {args.repeats}; model load {load_s:.2f} s (not in the times below)\n")
+    print(
+        f"{n} descriptions, batch {args.batch_size}, device {result['device']}, {os.cpu_count()} CPUs, "
+        f"median of {args.repeats}; model load {load_s:.2f} s (not in the times below)\n"
+    )
     print("| run | seconds | texts/s | vs bare encode | target |")
     print("|---|---:|---:|---:|---|")
     print(f"| bare `SentenceTransformer.encode` | {bare_s:.2f} | {n / bare_s:.0f} | 1.00 | |")

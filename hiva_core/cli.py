@@ -17,8 +17,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-AUS_HELP = ("Score these AUs (e.g. 9,25,26) instead of the run's own. AUs it was not trained on need an "
-            "open-vocabulary run (--model hiva_open) and --text-cache.")
+AUS_HELP = (
+    "Score these AUs (e.g. 9,25,26) instead of the run's own. AUs it was not trained on need an "
+    "open-vocabulary run (--model hiva_open) and --text-cache."
+)
 TEXT_CACHE_HELP = "augtext cache with the descriptions of --aus the run was not trained on (same embedding model)."
 
 synth_app = typer.Typer(help="Render SynthAU: labelled synthetic faces from the ICT-FaceKit model.")
@@ -68,8 +70,10 @@ def train(
     model: str | None = typer.Option(None, help="Registered model name (hiva, hiva_no_text, linear, ...)."),
     backbone: str | None = typer.Option(None, help="Backbone (resnet50, convnext_tiny, mobilenetv2, tiny, ...)."),
     pretrained: bool | None = typer.Option(
-        None, "--pretrained/--no-pretrained",
-        help="ImageNet weights: timm's hub (online), or the offline file for mobilenetv2."),
+        None,
+        "--pretrained/--no-pretrained",
+        help="ImageNet weights: timm's hub (online), or the offline file for mobilenetv2.",
+    ),
     backbone_weights: Path | None = typer.Option(None, help="Local backbone weights (.pth/.safetensors)."),
     fold: int | None = typer.Option(None, help="Fold to hold out (train on the others)."),
     folds: str | None = typer.Option(None, help="'all' to train and evaluate every fold."),
@@ -89,10 +93,20 @@ def train(
     if out is None:
         raise UserError("hiva_core train needs --out runs/NAME")
     all_folds = _all_folds(fold, folds)
-    options = {"text.cache": text_cache, "data.spec": data, "data.lists": lists, "model.name": model,
-               "model.backbone": backbone, "model.pretrained": pretrained, "model.backbone_weights": backbone_weights,
-               "data.fold": fold, "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
-               "data.image_size": image_size}
+    options = {
+        "text.cache": text_cache,
+        "data.spec": data,
+        "data.lists": lists,
+        "model.name": model,
+        "model.backbone": backbone,
+        "model.pretrained": pretrained,
+        "model.backbone_weights": backbone_weights,
+        "data.fold": fold,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "optim.lr": lr,
+        "data.image_size": image_size,
+    }
     base = resume_config(out, all_folds) if resume else None
     cfg = resolve_config(config, options, set_ or (), base=base)
     result = run_train(cfg, out, resume=resume, all_folds=all_folds)
@@ -125,8 +139,17 @@ def eval_(
     from hiva_core.metrics import format_folds_table, format_table
 
     all_folds = _all_folds(fold, folds)
-    result = run_eval(run=run, data=data, lists=lists, fold=fold, all_folds=all_folds, json_out=json_out,
-                      batch_size=batch_size, aus=aus, text_cache=text_cache)
+    result = run_eval(
+        run=run,
+        data=data,
+        lists=lists,
+        fold=fold,
+        all_folds=all_folds,
+        json_out=json_out,
+        batch_size=batch_size,
+        aus=aus,
+        text_cache=text_cache,
+    )
     if all_folds:
         print(format_folds_table(result))
     else:
@@ -155,8 +178,17 @@ def predict(
     from hiva_core.predict import print_summary, print_table, run_predict
 
     result = run_predict(
-        inputs=inputs, run=run, out=out, heatmaps=heatmaps, batch_size=batch_size, threshold=threshold,
-        detect=not no_detect, device=device, min_face=min_face, aus=aus, text_cache=text_cache,
+        inputs=inputs,
+        run=run,
+        out=out,
+        heatmaps=heatmaps,
+        batch_size=batch_size,
+        threshold=threshold,
+        detect=not no_detect,
+        device=device,
+        min_face=min_face,
+        aus=aus,
+        text_cache=text_cache,
     )
     if out is None:
         print_table(result.rows, result.aus, threshold)
@@ -191,8 +223,11 @@ def export(
 
     report = export_onnx(run=run, onnx=onnx, opset=opset, verify=verify)
     diff = report["max_abs_diff"]
-    typer.echo(f"wrote {onnx} (outputs {', '.join(report['outputs'])}; "
-               + (f"onnxruntime matches PyTorch to {diff:.1e})" if diff is not None else "not checked)"), err=True)
+    typer.echo(
+        f"wrote {onnx} (outputs {', '.join(report['outputs'])}; "
+        + (f"onnxruntime matches PyTorch to {diff:.1e})" if diff is not None else "not checked)"),
+        err=True,
+    )
 
 
 def _all_folds(fold: int | None, folds: str | None) -> bool:

@@ -49,8 +49,10 @@ class DataSection:
     aus: tuple[int, ...] | None = None  # train on these AUs (an AU spec: 1,2,4 / 1-7 / bp4d); None = the data's
 
     def __post_init__(self) -> None:
-        _require((self.image_size >= 8, "data.image_size must be >= 8"),
-                 (self.num_workers >= 0, "data.num_workers must be >= 0"))
+        _require(
+            (self.image_size >= 8, "data.image_size must be >= 8"),
+            (self.num_workers >= 0, "data.num_workers must be >= 0"),
+        )
         if self.aus is not None:
             from augtext.facs import parse_au_spec
 
@@ -73,13 +75,21 @@ def _model_section() -> type:
     then `text_dim`: the text-embedding dim the model expects (None = the prior's; set it to catch a cache built with
     another embedding model, a mismatch is a UserError naming both dims)."""
     hints = typing.get_type_hints(ModelConfig)
-    options = [(f.name, hints[f.name] | None, field(default=None)) for f in fields(ModelConfig)
-               if f.name not in ("name", "num_aus", "text_dim")]
+    options = [
+        (f.name, hints[f.name] | None, field(default=None))
+        for f in fields(ModelConfig)
+        if f.name not in ("name", "num_aus", "text_dim")
+    ]
     return dataclasses.make_dataclass(
-        "ModelSection", [("name", str, field(default="hiva")), *options, ("text_dim", int | None, field(default=None))],
+        "ModelSection",
+        [("name", str, field(default="hiva")), *options, ("text_dim", int | None, field(default=None))],
         frozen=True,
-        namespace={"overrides": _model_overrides, "__doc__": "`name` picks a registered model; every other non-None "
-                   "key is passed to create_model as an override (see ModelConfig)."})
+        namespace={
+            "overrides": _model_overrides,
+            "__doc__": "`name` picks a registered model; every other non-None "
+            "key is passed to create_model as an override (see ModelConfig).",
+        },
+    )
 
 
 ModelSection = _model_section()
@@ -98,8 +108,11 @@ class OptimSection:
     accum_steps: int = 1  # gradient accumulation: optimizer step every N batches
 
     def __post_init__(self) -> None:
-        _require((self.accum_steps >= 1, "optim.accum_steps must be >= 1"), (self.lr > 0, "optim.lr must be > 0"),
-                 (0 <= self.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"))
+        _require(
+            (self.accum_steps >= 1, "optim.accum_steps must be >= 1"),
+            (self.lr > 0, "optim.lr must be > 0"),
+            (0 <= self.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"),
+        )
 
 
 @dataclass(frozen=True)
@@ -121,14 +134,21 @@ class TrainSection:
     find_unused_parameters: bool = True  # DDP: ablations leave some parameters out of the loss
 
     def __post_init__(self) -> None:
-        _require((self.epochs >= 1, "train.epochs must be >= 1"),
-                 (self.batch_size >= 1, "train.batch_size must be >= 1"),
-                 (self.precision in ("bf16", "fp16", "fp32"), "train.precision must be bf16, fp16 or fp32"),
-                 (self.eval_every >= 1, "train.eval_every must be >= 1"),
-                 (self.log_every >= 1, "train.log_every must be >= 1"),
-                 *((value is None or value >= 1, f"train.{name} must be >= 1 (or unset)") for name, value in
-                   (("eval_batch_size", self.eval_batch_size), ("max_steps_per_epoch", self.max_steps_per_epoch),
-                    ("stop_after", self.stop_after))))
+        _require(
+            (self.epochs >= 1, "train.epochs must be >= 1"),
+            (self.batch_size >= 1, "train.batch_size must be >= 1"),
+            (self.precision in ("bf16", "fp16", "fp32"), "train.precision must be bf16, fp16 or fp32"),
+            (self.eval_every >= 1, "train.eval_every must be >= 1"),
+            (self.log_every >= 1, "train.log_every must be >= 1"),
+            *(
+                (value is None or value >= 1, f"train.{name} must be >= 1 (or unset)")
+                for name, value in (
+                    ("eval_batch_size", self.eval_batch_size),
+                    ("max_steps_per_epoch", self.max_steps_per_epoch),
+                    ("stop_after", self.stop_after),
+                )
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -140,8 +160,13 @@ class TrainConfig:
     train: TrainSection = field(default_factory=TrainSection)
 
 
-_SECTION_TYPES = {"text": TextSection, "data": DataSection, "model": ModelSection, "optim": OptimSection,
-                  "train": TrainSection}
+_SECTION_TYPES = {
+    "text": TextSection,
+    "data": DataSection,
+    "model": ModelSection,
+    "optim": OptimSection,
+    "train": TrainSection,
+}
 
 
 def valid_keys() -> list[str]:

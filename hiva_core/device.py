@@ -8,8 +8,14 @@ import torch
 
 from augtext.errors import UserError
 
-_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-           "fp32": None, "float32": None}
+_DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "fp32": None,
+    "float32": None,
+}
 
 
 def pick_device(pref: str | None = None) -> torch.device:

@@ -53,7 +53,12 @@ def collect_probs(
 
 @torch.no_grad()
 def evaluate_model(
-    model: torch.nn.Module, loader: DataLoader, text: tuple, device: torch.device, aus: list[int], info: DistInfo,
+    model: torch.nn.Module,
+    loader: DataLoader,
+    text: tuple,
+    device: torch.device,
+    aus: list[int],
+    info: DistInfo,
     precision: str = "fp32",
 ) -> dict | None:
     """Per-AU metrics of an in-memory model on a loader (rank 0; other ranks return None). The trainer passes the
@@ -96,22 +101,29 @@ def evaluate_run(
     run = Path(run)
     folder = RunFolder(run)
     if not folder.is_run() and folder.fold_runs():
-        raise UserError(f"{run} holds one run per fold ({', '.join(r.path.name for r in folder.fold_runs())}); "
-                        f"evaluate them with --folds all, or give --run {run}/foldK")
+        raise UserError(
+            f"{run} holds one run per fold ({', '.join(r.path.name for r in folder.fold_runs())}); "
+            f"evaluate them with --folds all, or give --run {run}/foldK"
+        )
     loaded = select_aus(load_run(run, device=device), aus, text_cache)
     data_cfg = loaded.config["config"].get("data", {})
     fold = fold if fold is not None else data_cfg.get("fold")
     lists = lists if lists is not None else data_cfg.get("lists")
-    dataset = build_dataset(data, split="test", fold=fold, lists=lists, image_size=loaded.image_size, augment=False,
-                            aus=loaded.aus)
+    dataset = build_dataset(
+        data, split="test", fold=fold, lists=lists, image_size=loaded.image_size, augment=False, aus=loaded.aus
+    )
     if list(dataset.aus) != loaded.aus:
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {run} predicts {loaded.aus}")
     if len(dataset) == 0:
         raise UserError(f"{data} has no test frames for fold {fold}")
     check_images(dataset)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                        num_workers=int(data_cfg.get("num_workers") or 0),
-                        pin_memory=loaded.device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=int(data_cfg.get("num_workers") or 0),
+        pin_memory=loaded.device.type == "cuda",
+    )
     out = collect_probs(lambda x: loaded.predict(x)["probs"], loader, loaded.device, len(loaded.aus))
     metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus)
     metrics["run"] = str(run)
@@ -144,8 +156,10 @@ def run_eval(
         runs = RunFolder(run).fold_runs()
         if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
-        per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, aus=aus, text_cache=text_cache)
-                    for r in runs}
+        per_fold = {
+            r.path.name: evaluate_run(r.path, data, lists, None, batch_size, aus=aus, text_cache=text_cache)
+            for r in runs
+        }
         result = aggregate_folds(per_fold)
     else:
         result = evaluate_run(run, data, lists, fold, batch_size, aus=aus, text_cache=text_cache)

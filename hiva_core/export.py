@@ -51,8 +51,9 @@ class PriorFolded(nn.Module):
         return (probs, out["maps"].float()) if self.with_maps else (probs,)
 
 
-def export_onnx(run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: bool = True,
-                atol: float = 1e-4) -> dict[str, Any]:
+def export_onnx(
+    run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: bool = True, atol: float = 1e-4
+) -> dict[str, Any]:
     """Export run folder `run` (or a LoadedRun) to `onnx` (written atomically); returns a small report.
 
     verify=True (and onnxruntime installed) runs the file on a random batch and compares with PyTorch: a difference
@@ -70,9 +71,11 @@ def export_onnx(run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: boo
     onnx = Path(onnx)
     newest = onnx_lib.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
-        raise UserError(f"--opset {opset}: the ONNX exporter of torch {torch.__version__.split('+')[0]} writes opsets "
-                        f"{MIN_OPSET} to {newest}; use one of them (the default {OPSET} runs on any recent "
-                        "onnxruntime)")
+        raise UserError(
+            f"--opset {opset}: the ONNX exporter of torch {torch.__version__.split('+')[0]} writes opsets "
+            f"{MIN_OPSET} to {newest}; use one of them (the default {OPSET} runs on any recent "
+            "onnxruntime)"
+        )
     if onnx.suffix.lower() != ".onnx":
         raise UserError(f"--onnx {onnx}: the output file must end in .onnx")
     check_output_file(onnx, "--onnx")
@@ -84,18 +87,34 @@ def export_onnx(run, onnx: str | os.PathLike, *, opset: int = OPSET, verify: boo
     with torch.no_grad():
         probe = model(example, loaded.text_emb.cpu(), loaded.text_mask.cpu())
     if not bool(torch.isfinite(probe["logits"]).all()):
-        raise UserError(f"the model of {loaded.run_dir} gives non-finite outputs (NaN/inf) on a random batch; "
-                        "nothing to export")
+        raise UserError(
+            f"the model of {loaded.run_dir} gives non-finite outputs (NaN/inf) on a random batch; nothing to export"
+        )
     with_maps = probe.get("maps") is not None
     wrapper = PriorFolded(model, loaded.text_emb.cpu(), loaded.text_mask.cpu(), with_maps).eval()
     outputs = ["probs", "maps"] if with_maps else ["probs"]
     with atomic_path(onnx) as tmp:
         _export(wrapper, example, tmp, outputs, opset)
-        _add_metadata(tmp, opset, {"hiva.aus": json.dumps(loaded.aus), "hiva.image_size": str(size),
-                            "hiva.mean": json.dumps(list(IMAGENET_MEAN)), "hiva.std": json.dumps(list(IMAGENET_STD)),
-                            "hiva.run": str(loaded.run_dir), "hiva.outputs": json.dumps(outputs)})
-    report: dict[str, Any] = {"onnx": str(onnx), "outputs": outputs, "aus": loaded.aus, "image_size": size,
-                              "opset": opset, "max_abs_diff": None}
+        _add_metadata(
+            tmp,
+            opset,
+            {
+                "hiva.aus": json.dumps(loaded.aus),
+                "hiva.image_size": str(size),
+                "hiva.mean": json.dumps(list(IMAGENET_MEAN)),
+                "hiva.std": json.dumps(list(IMAGENET_STD)),
+                "hiva.run": str(loaded.run_dir),
+                "hiva.outputs": json.dumps(outputs),
+            },
+        )
+    report: dict[str, Any] = {
+        "onnx": str(onnx),
+        "outputs": outputs,
+        "aus": loaded.aus,
+        "image_size": size,
+        "opset": opset,
+        "max_abs_diff": None,
+    }
     if verify:
         report["max_abs_diff"] = check_parity(wrapper, onnx, example, atol=atol)
     return report
@@ -107,8 +126,15 @@ def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, outputs: list
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
         program = torch.onnx.export(
-            wrapper, (example,), input_names=["images"], output_names=outputs, opset_version=opset,
-            dynamo=True, dynamic_shapes={"images": {0: batch}}, optimize=False, verbose=False,
+            wrapper,
+            (example,),
+            input_names=["images"],
+            output_names=outputs,
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={"images": {0: batch}},
+            optimize=False,
+            verbose=False,
         )
         # Constant folding with limits large enough for the prior (A x K x D) and the text MLP's weights, so the
         # text branch is evaluated here, once, instead of in every inference call (the default limits skip it).
@@ -132,8 +158,10 @@ def _add_metadata(path: Path, opset: int, items: dict[str, str]) -> None:
     proto = onnx_lib.load(str(path))
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if written != opset:
-        raise UserError(f"--opset {opset}: torch's exporter wrote opset {written} instead; nothing was written "
-                        f"(export with --opset {written})")
+        raise UserError(
+            f"--opset {opset}: torch's exporter wrote opset {written} instead; nothing was written "
+            f"(export with --opset {written})"
+        )
     for key, value in items.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -165,8 +193,10 @@ def check_parity(wrapper: nn.Module, path: str | os.PathLike, images: torch.Tens
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (e.g. an opset newer than it knows) are many types
-        raise UserError(f"onnxruntime cannot run {path} ({short_error(exc)}); export with an older --opset, or "
-                        "skip this check with --no-verify") from None
+        raise UserError(
+            f"onnxruntime cannot run {path} ({short_error(exc)}); export with an older --opset, or "
+            "skip this check with --no-verify"
+        ) from None
     diff = max(float(np.abs(got[name] - ref).max()) for name, ref in zip(got, expected, strict=True))
     if not np.isfinite(diff) or diff > atol:
         raise UserError(f"{path}: onnxruntime differs from PyTorch by {diff:.2e} (> {atol:.0e}); the export is wrong")

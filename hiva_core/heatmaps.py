@@ -22,10 +22,17 @@ GRID_COLUMNS = 4
 TITLE_HEIGHT = 30
 TILE_SIZE = 224
 # Jet-like colour map anchors (value, RGB): dark blue -> blue -> cyan -> yellow -> red -> dark red.
-_CMAP = np.array([
-    [0.00, 0, 0, 131], [0.125, 0, 60, 220], [0.375, 5, 255, 255], [0.625, 255, 255, 0], [0.875, 250, 0, 0],
-    [1.00, 128, 0, 0],
-], dtype=np.float64)
+_CMAP = np.array(
+    [
+        [0.00, 0, 0, 131],
+        [0.125, 0, 60, 220],
+        [0.375, 5, 255, 255],
+        [0.625, 255, 255, 0],
+        [0.875, 250, 0, 0],
+        [1.00, 128, 0, 0],
+    ],
+    dtype=np.float64,
+)
 
 
 def grid_shape(num_aus: int, columns: int = GRID_COLUMNS) -> tuple[int, int]:
@@ -56,8 +63,16 @@ def overlay(crop: np.ndarray, values: np.ndarray, alpha: float = 0.45) -> np.nda
     return blended.round().clip(0, 255).astype(np.uint8)
 
 
-def heatmap_grid(crop: np.ndarray, maps, aus: Sequence[int], probs: Sequence[float], *,
-                 columns: int = GRID_COLUMNS, alpha: float = 0.45, tile_size: int | None = TILE_SIZE) -> Image.Image:
+def heatmap_grid(
+    crop: np.ndarray,
+    maps,
+    aus: Sequence[int],
+    probs: Sequence[float],
+    *,
+    columns: int = GRID_COLUMNS,
+    alpha: float = 0.45,
+    tile_size: int | None = TILE_SIZE,
+) -> Image.Image:
     """The grid image for one face: `crop` (H, W, 3) uint8 as the model saw it, `maps` (A, h, w), `probs` (A,).
 
     Tiles are `tile_size` pixels square (the crop is resized for display; None keeps the crop's size)."""
@@ -81,8 +96,9 @@ def heatmap_grid(crop: np.ndarray, maps, aus: Sequence[int], probs: Sequence[flo
     return grid
 
 
-def save_heatmap_grid(path: str | os.PathLike, crop: np.ndarray, maps, aus: Sequence[int],
-                      probs: Sequence[float], **kwargs) -> None:
+def save_heatmap_grid(
+    path: str | os.PathLike, crop: np.ndarray, maps, aus: Sequence[int], probs: Sequence[float], **kwargs
+) -> None:
     """Write `heatmap_grid(...)` as a PNG (temp file + rename: never a half-written image)."""
     from augtext.io import atomic_write
 

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 
-def au_weights(labels: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def au_weights(
+    labels: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Per-AU loss weights from training label rates, as ME-GraphAU: ``w_a ∝ 1 / rate_a``, scaled to mean 1.
 
     ``rate_a`` = positives / known labels of AU a (NaN labels, and False in ``mask``, are unknown). An AU with no
@@ -37,8 +38,14 @@ class WeightedAsymmetricLoss(nn.Module):
     ME-GraphAU's ``WeightedAsymmetricLoss``. The result is the mean over known entries.
     """
 
-    def __init__(self, weights: torch.Tensor | None = None, gamma_neg: float = 1.0, gamma_pos: float = 0.0,
-                 clip: float = 0.0, eps: float = 1e-8):
+    def __init__(
+        self,
+        weights: torch.Tensor | None = None,
+        gamma_neg: float = 1.0,
+        gamma_pos: float = 0.0,
+        clip: float = 0.0,
+        eps: float = 1e-8,
+    ):
         super().__init__()
         self.register_buffer("weights", None if weights is None else torch.as_tensor(weights, dtype=torch.float32))
         self.gamma_neg, self.gamma_pos, self.clip, self.eps = gamma_neg, gamma_pos, clip, eps
@@ -65,8 +72,13 @@ class WeightedAsymmetricLoss(nn.Module):
         return -loss.sum() / mask.sum().clamp(min=1)
 
 
-def alignment_loss(visual: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None,
-                   temperature: float = 0.07) -> torch.Tensor:
+def alignment_loss(
+    visual: torch.Tensor,
+    text: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    temperature: float = 0.07,
+) -> torch.Tensor:
     """InfoNCE across AUs: each *present* AU's visual node must match its own text prototype better than any
     other AU's. ``visual (B, A, d)``, ``text (A, d)``, ``labels``/``mask (B, A)``.
 

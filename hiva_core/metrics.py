@@ -174,9 +174,7 @@ def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
         if list(fold_metrics[name]["per_au"]) != au_names:
             raise ValueError(f"{name} has AUs {list(fold_metrics[name]['per_au'])}, {names[0]} has {au_names}")
     keys = ("f1", "auc", "pos_rate", "floor_f1")
-    per_au = {
-        au: {k: _nanmean([fold_metrics[n]["per_au"][au][k] for n in names]) for k in keys} for au in au_names
-    }
+    per_au = {au: {k: _nanmean([fold_metrics[n]["per_au"][au][k] for n in names]) for k in keys} for au in au_names}
     # The average over folds is the mean of the per-fold averages (the paper's figure).
     avg = {k: _nanmean([fold_metrics[n]["avg"][k] for n in names]) for k in keys}
     return {
@@ -195,14 +193,20 @@ def format_folds_table(summary: Mapping) -> str:
     lines = [header, align]
     for au, row in mean["per_au"].items():
         cells = [_pct(folds[n]["per_au"][au]["f1"]) for n in names]
-        lines.append(f"| {au} | " + " | ".join(cells) + f" | {_pct(row['f1'])} | {_pct(row['auc'])} | "
-                     f"{_pct(row['floor_f1'])} |")
+        lines.append(
+            f"| {au} | " + " | ".join(cells) + f" | {_pct(row['f1'])} | {_pct(row['auc'])} | {_pct(row['floor_f1'])} |"
+        )
     cells = [_pct(folds[n]["avg"]["f1"]) for n in names]
     avg = mean["avg"]
-    lines.append("| **Avg** | " + " | ".join(cells) + f" | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | "
-                 f"{_pct(avg['floor_f1'])} |")
-    missing = [f"{au} ({', '.join(n for n in names if au in unlabelled(folds[n]['per_au']))})"
-               for au in mean["per_au"] if any(au in unlabelled(folds[n]["per_au"]) for n in names)]
+    lines.append(
+        "| **Avg** | " + " | ".join(cells) + f" | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | "
+        f"{_pct(avg['floor_f1'])} |"
+    )
+    missing = [
+        f"{au} ({', '.join(n for n in names if au in unlabelled(folds[n]['per_au']))})"
+        for au in mean["per_au"]
+        if any(au in unlabelled(folds[n]["per_au"]) for n in names)
+    ]
     return "\n".join(lines) + _unlabelled_note(missing, "these folds")
 
 

@@ -73,8 +73,9 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and (is_image(p) or is_video(p)))
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and (is_image(p) or is_video(p))
+            )
             if not found:
                 raise UserError(f"folder {path} holds no images or videos (looked for .jpg, .png, .mp4, .avi, ...)")
             sources.extend((p, "video" if is_video(p) else "image") for p in found)
@@ -146,9 +147,17 @@ class FaceStream:
     and each face is aligned to the training template. With `detect=False` every frame is taken as an aligned face.
     `on_frames(n)` hears how many frames each batch held (a progress bar)."""
 
-    def __init__(self, sources: Iterable[tuple[Path, str]], timer: StageTimer, *, detect: bool = True,
-                 batch_size: int = 16, min_face: float = 20.0, device: torch.device | None = None,
-                 on_frames: Callable[[int], None] = lambda n: None):
+    def __init__(
+        self,
+        sources: Iterable[tuple[Path, str]],
+        timer: StageTimer,
+        *,
+        detect: bool = True,
+        batch_size: int = 16,
+        min_face: float = 20.0,
+        device: torch.device | None = None,
+        on_frames: Callable[[int], None] = lambda n: None,
+    ):
         self.sources, self.timer, self.detect = sources, timer, detect
         self.batch_size, self.min_face, self.device, self.on_frames = batch_size, min_face, device, on_frames
 
@@ -180,8 +189,10 @@ class FaceStream:
             yield Face({**base, "face": None, "status": "unreadable", "error": frame.error})
         elif not self.detect:
             h, w = frame.image.shape[:2]
-            yield Face({**base, "face": 0, "status": "ok", "x1": 0.0, "y1": 0.0, "x2": float(w), "y2": float(h)},
-                       Image.fromarray(frame.image))
+            yield Face(
+                {**base, "face": 0, "status": "ok", "x1": 0.0, "y1": 0.0, "x2": float(w), "y2": float(h)},
+                Image.fromarray(frame.image),
+            )
         elif not faces:
             yield Face({**base, "face": None, "status": "no_face"})
         else:
@@ -189,15 +200,16 @@ class FaceStream:
                 with self.timer.stage("align"):
                     crop, _ = align(frame.image, face.landmarks, size=DEFAULT_SIZE)
                 x1, y1, x2, y2 = face.box
-                yield Face({**base, "face": k, "status": "ok", "score": face.score, "x1": x1, "y1": y1, "x2": x2,
-                            "y2": y2}, Image.fromarray(crop))
+                yield Face(
+                    {**base, "face": k, "status": "ok", "score": face.score, "x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                    Image.fromarray(crop),
+                )
 
 
 class _Batcher:
     """Collects face crops, runs the model `batch_size` at a time and fills the rows' AU columns."""
 
-    def __init__(self, loaded, transform, batch_size: int, threshold: float, heatmaps: Path | None,
-                 timer: StageTimer):
+    def __init__(self, loaded, transform, batch_size: int, threshold: float, heatmaps: Path | None, timer: StageTimer):
         self.loaded, self.transform, self.batch_size, self.threshold = loaded, transform, batch_size, threshold
         self.heatmaps, self.timer = heatmaps, timer
         self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
@@ -250,8 +262,12 @@ class _Batcher:
 
 
 def _base_row(frame: Frame) -> dict[str, Any]:
-    return {"source": str(frame.source), "kind": frame.kind, "frame": frame.index,
-            "time_s": frame.time if frame.time is not None else np.nan}
+    return {
+        "source": str(frame.source),
+        "kind": frame.kind,
+        "frame": frame.index,
+        "time_s": frame.time if frame.time is not None else np.nan,
+    }
 
 
 def run_predict(
@@ -304,13 +320,21 @@ def run_predict(
 
         get_detector(loaded.device)  # a missing detector package fails here, before any work
 
-    batcher = _Batcher(loaded, build_transforms(loaded.image_size, augment=False), batch_size, threshold, heat_dir,
-                       timer)
+    batcher = _Batcher(
+        loaded, build_transforms(loaded.image_size, augment=False), batch_size, threshold, heat_dir, timer
+    )
     rows: list[dict[str, Any]] = []
     total = sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
     with progress_bar("predict", total, progress) as advance:
-        for face in FaceStream(sources, timer, detect=detect, batch_size=batch_size, min_face=min_face,
-                               device=loaded.device, on_frames=advance):
+        for face in FaceStream(
+            sources,
+            timer,
+            detect=detect,
+            batch_size=batch_size,
+            min_face=min_face,
+            device=loaded.device,
+            on_frames=advance,
+        ):
             rows.append(face.row)
             if face.crop is not None:
                 batcher.add(face.row, face.crop)
@@ -333,8 +357,10 @@ def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
         return None
     probe = loaded.predict(torch.zeros(1, 3, loaded.image_size, loaded.image_size))
     if probe.get("maps") is None:
-        raise UserError(f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "
-                        "attention maps to draw; drop --heatmaps or use a run of a model with DDCA")
+        raise UserError(
+            f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "
+            "attention maps to draw; drop --heatmaps or use a run of a model with DDCA"
+        )
     Path(heatmaps).mkdir(parents=True, exist_ok=True)
     return Path(heatmaps)
 
@@ -343,8 +369,23 @@ def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
 def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
     """Rows -> DataFrame with a fixed column order and nullable integer columns (empty where not applicable)."""
     labels = [au_label(a) for a in aus]
-    columns = ["source", "kind", "frame", "time_s", "face", "status", "error", "score", "x1", "y1", "x2", "y2",
-               *[f"{lab}_prob" for lab in labels], *labels, "heatmap"]
+    columns = [
+        "source",
+        "kind",
+        "frame",
+        "time_s",
+        "face",
+        "status",
+        "error",
+        "score",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        *[f"{lab}_prob" for lab in labels],
+        *labels,
+        "heatmap",
+    ]
     table = pd.DataFrame(rows, columns=columns)
     table["frame"] = table["frame"].astype("Int64")
     table["face"] = table["face"].astype("Int64")
@@ -385,8 +426,10 @@ def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> di
     unreadable = table[status == "unreadable"]
     no_face = table[status == "no_face"]
     return {
-        "run": str(loaded.run_dir), "aus": [au_label(a) for a in loaded.aus],
-        "images": sum(kind == "image" for _, kind in sources), "videos": sum(kind == "video" for _, kind in sources),
+        "run": str(loaded.run_dir),
+        "aus": [au_label(a) for a in loaded.aus],
+        "images": sum(kind == "image" for _, kind in sources),
+        "videos": sum(kind == "video" for _, kind in sources),
         "frames_read": int((first["status"] != "unreadable").sum()),
         "faces": int((status == "ok").sum()),
         "frames_without_face": int(len(no_face)),
@@ -396,9 +439,14 @@ def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> di
 
 
 def print_summary(summary: dict[str, Any], out: Path | None) -> None:
-    parts = [f"{summary['images']} image(s)", f"{summary['videos']} video(s)",
-             f"{summary['frames_read']} frame(s) read", f"{summary['faces']} face(s)",
-             f"{summary['frames_without_face']} without a face", f"{len(summary['unreadable'])} unreadable"]
+    parts = [
+        f"{summary['images']} image(s)",
+        f"{summary['videos']} video(s)",
+        f"{summary['frames_read']} frame(s) read",
+        f"{summary['faces']} face(s)",
+        f"{summary['frames_without_face']} without a face",
+        f"{len(summary['unreadable'])} unreadable",
+    ]
     lines = ["predict: " + ", ".join(parts) + (f" -> {out}" if out else "")]
     by_source: dict[str, int] = {}
     for item in summary["no_face"]:
@@ -423,8 +471,13 @@ def print_table(table: pd.DataFrame, aus: Sequence[int], threshold: float) -> No
     for name in ("source", "frame", "time", "face", "status", *[au_label(a) for a in aus]):
         view.add_column(name, justify="left" if name in ("source", "status") else "right", overflow="fold")
     for r in table.itertuples(index=False):
-        cells = [Path(r.source).name, "" if r.kind == "image" else str(r.frame),
-                 "" if pd.isna(r.time_s) else f"{r.time_s:.2f}", "" if pd.isna(r.face) else str(r.face), r.status]
+        cells = [
+            Path(r.source).name,
+            "" if r.kind == "image" else str(r.frame),
+            "" if pd.isna(r.time_s) else f"{r.time_s:.2f}",
+            "" if pd.isna(r.face) else str(r.face),
+            r.status,
+        ]
         for au in aus:
             p = getattr(r, f"{au_label(au)}_prob")
             cells.append("" if pd.isna(p) else (f"[bold]{p:.2f}[/bold]" if p >= threshold else f"{p:.2f}"))
@@ -449,8 +502,14 @@ class progress_bar:  # lower case: used like a function, `with progress_bar("pre
             return lambda n: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=self.console, transient=True)
+        self.bar = Progress(
+            TextColumn(self.label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.bar.start()
         task = self.bar.add_task("frames", total=self.total)
         return lambda n: self.bar.advance(task, n)

@@ -148,8 +148,9 @@ def read_au_csv(path: Path, aus: Sequence[int]) -> list[tuple[int, tuple[int, ..
             frame = int(float(row[0]))
             values = [int(float(row[columns[a]])) for a in aus]
         except (ValueError, IndexError):
-            raise UserError(f"{path}: line {i} is not a frame number followed by 0/1/9 AU codes: "
-                            f"{','.join(row)[:80]}") from None
+            raise UserError(
+                f"{path}: line {i} is not a frame number followed by 0/1/9 AU codes: {','.join(row)[:80]}"
+            ) from None
         bad = [v for v in values if v not in (0, 1, UNKNOWN)]
         if bad:
             raise UserError(f"{path}: line {i}: AU code {bad[0]} is not 0 (absent), 1 (present) or 9 (unknown)")
@@ -217,8 +218,10 @@ def scan(dataset: str, root: Path, skip: Path | None = None) -> tuple[list[Seque
         for subject, files in sorted(labels.items()):
             missing = [au_label(a) for a in aus if a not in files]
             if missing:
-                raise UserError(f"DISFA subject {subject} has no label file for {', '.join(missing)} "
-                                f"(expected {subject}_au<N>.txt beside {next(iter(files.values()))})")
+                raise UserError(
+                    f"DISFA subject {subject} has no label file for {', '.join(missing)} "
+                    f"(expected {subject}_au<N>.txt beside {next(iter(files.values()))})"
+                )
             frames = [FrameJob(f, f"{subject}/{subject}_{f - 1}.png", lab) for f, lab in read_disfa_labels(files, aus)]
             jobs.append(SequenceJob(subject, "", tree.frames_dir(subject), videos.get(subject), 1, tuple(frames)))
         return jobs, _folds(sorted(labels), DISFA_FOLDS, "DISFA")
@@ -238,8 +241,11 @@ def _folds(subjects: list[str], table: dict[int, tuple[str, ...]], name: str) ->
     known = {s: k for k, members in table.items() for s in members}
     extra = [s for s in subjects if s not in known]
     if extra:
-        print(f"warning: {name} subject(s) {', '.join(extra)} are not in the standard 3-fold partition; "
-              "assigned to folds 1, 2, 3 in turn", file=sys.stderr)
+        print(
+            f"warning: {name} subject(s) {', '.join(extra)} are not in the standard 3-fold partition; "
+            "assigned to folds 1, 2, 3 in turn",
+            file=sys.stderr,
+        )
     known.update({s: 1 + i % 3 for i, s in enumerate(extra)})
     return {s: known[s] for s in subjects}
 
@@ -252,9 +258,11 @@ def _gft_split(root: Path, subjects: list[str]) -> dict[str, int]:
         if unknown:
             print(f"warning: {candidates[0]} names subject(s) without AU coding: {', '.join(unknown)}", file=sys.stderr)
         return {s: int(s in test) for s in subjects}
-    print(f"warning: no test_subjects.txt under {root}: GFT's official split is not known here, so every fifth subject "
-          "(sorted) is a test subject; write the official test subjects into test_subjects.txt for comparable numbers",
-          file=sys.stderr)
+    print(
+        f"warning: no test_subjects.txt under {root}: GFT's official split is not known here, so every fifth subject "
+        "(sorted) is a test subject; write the official test subjects into test_subjects.txt for comparable numbers",
+        file=sys.stderr,
+    )
     return {s: int(i % 5 == 4) for i, s in enumerate(subjects)}
 
 
@@ -302,8 +310,11 @@ def process_sequence(job: SequenceJob, images: Path, device: str | None = None, 
 def _frames(job: SequenceJob, todo: list[FrameJob]):
     """(frame job, image or None, (status, detail)) for every frame still to do."""
     if job.frames_dir is not None:
-        by_number = {int(m.group(1)): p for p in job.frames_dir.iterdir()
-                     if p.suffix.lower() in IMAGE_SUFFIXES and (m := _NUMBER.search(p.stem))}
+        by_number = {
+            int(m.group(1)): p
+            for p in job.frames_dir.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES and (m := _NUMBER.search(p.stem))
+        }
         for fj in todo:
             path = by_number.get(fj.frame)
             if path is None:
@@ -355,8 +366,9 @@ def write_lists(dataset: str, jobs: list[SequenceJob], folds: dict[str, int], ok
     fmt = LIST_FORMATS[dataset]
     rows = [(fj.out_rel, fj.labels, folds[job.subject]) for job in jobs for fj in job.frames if fj.out_rel in ok]
     if fmt.folds:  # fold k: test = its subjects, train = the others
-        splits = {k: {"train": [r for r in rows if r[2] != k], "test": [r for r in rows if r[2] == k]}
-                  for k in (1, 2, 3)}
+        splits = {
+            k: {"train": [r for r in rows if r[2] != k], "test": [r for r in rows if r[2] == k]} for k in (1, 2, 3)
+        }
     else:  # one official split: subjects marked 0 train, 1 test
         splits = {None: {"train": [r for r in rows if r[2] == 0], "test": [r for r in rows if r[2] == 1]}}
     counts = {}
@@ -376,8 +388,15 @@ def write_lists(dataset: str, jobs: list[SequenceJob], folds: dict[str, int], ok
     return counts
 
 
-def run_prepare(dataset: str, root: str | os.PathLike, out: str | os.PathLike, workers: int = 1, *,
-                device: str | None = None, progress: bool | None = None) -> dict:
+def run_prepare(
+    dataset: str,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    workers: int = 1,
+    *,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> dict:
     """Raw tree -> OUT/images (aligned 256-px crops), OUT/lists (list files), OUT/prepare_report.csv; returns a
     summary (frames per status, list sizes). `device`: the face detector's (default: auto, CUDA when present)."""
     dataset = dataset.lower()
@@ -409,12 +428,23 @@ def run_prepare(dataset: str, root: str | os.PathLike, out: str | os.PathLike, w
     ok = {fj.out_rel for j in jobs for fj, (_, status, _) in _pairs(j, results[j.name]) if status == "ok"}
     counts = write_lists(dataset, jobs, folds, ok, out / "lists")
     problems = _write_report(out / "prepare_report.csv", jobs, results)
-    summary = {"dataset": dataset, "frames": total, "cropped": len(ok), "problems": problems, "lists": counts,
-               "images": str(images), "list_dir": str(out / "lists"), "seconds": round(time.perf_counter() - t0, 1)}
+    summary = {
+        "dataset": dataset,
+        "frames": total,
+        "cropped": len(ok),
+        "problems": problems,
+        "lists": counts,
+        "images": str(images),
+        "list_dir": str(out / "lists"),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     detail = ", ".join(f"{n} {s}" for s, n in sorted(problems.items()))
-    print(f"prepare {dataset}: {len(ok)}/{total} labelled frames cropped" + (f"; not used: {detail} "
-          f"(see {out / 'prepare_report.csv'})" if problems else "") +
-          f"\ntrain with: --data {dataset}:{images} --lists {out / 'lists'}", file=sys.stderr)
+    print(
+        f"prepare {dataset}: {len(ok)}/{total} labelled frames cropped"
+        + (f"; not used: {detail} (see {out / 'prepare_report.csv'})" if problems else "")
+        + f"\ntrain with: --data {dataset}:{images} --lists {out / 'lists'}",
+        file=sys.stderr,
+    )
     return summary
 
 
@@ -423,8 +453,9 @@ def _run_pool(jobs, images, device, workers, results, advance: Callable[[int], N
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+    ) as pool:
         futures = {pool.submit(process_sequence, job, images, device): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]

@@ -16,16 +16,23 @@ class AUTask(nn.Module):
     ``batch`` holds ``image (B,3,H,W)``, ``labels (B,A)`` and ``mask (B,A)`` on the model's device.
     """
 
-    def __init__(self, model: nn.Module, au_weights: torch.Tensor | None = None, align_weight: float = 0.1,
-                 temperature: float = 0.07, **asl_options: float):
+    def __init__(
+        self,
+        model: nn.Module,
+        au_weights: torch.Tensor | None = None,
+        align_weight: float = 0.1,
+        temperature: float = 0.07,
+        **asl_options: float,
+    ):
         super().__init__()
         self.model = model
         self.asl = WeightedAsymmetricLoss(au_weights, **asl_options)
         self.align_weight = align_weight
         self.temperature = temperature
 
-    def forward(self, batch: dict, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+    def forward(
+        self, batch: dict, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         out = self.model(batch["image"], text_emb, text_mask)
         labels, mask = batch["labels"], batch.get("mask")
         asl = self.asl(out["logits"], labels, mask)
@@ -33,5 +40,9 @@ class AUTask(nn.Module):
             align = alignment_loss(out["visual"], out["text"], labels, mask, self.temperature)
         else:
             align = asl.new_zeros(())
-        return {"loss": asl + self.align_weight * align, "asl": asl.detach(), "align": align.detach(),
-                "logits": out["logits"]}
+        return {
+            "loss": asl + self.align_weight * align,
+            "asl": asl.detach(),
+            "align": align.detach(),
+            "logits": out["logits"],
+        }

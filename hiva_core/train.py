@@ -103,9 +103,15 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
-            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                    console=Console(stderr=True), transient=True)
+            self.bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
 
     def __enter__(self):
         if self.bar:
@@ -168,9 +174,14 @@ class TrainState:
         return self.optimizer.param_groups[0]["lr"]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"task": self.task.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
-                "step": self.step}
+        return {
+            "task": self.task.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.task.load_state_dict(state["task"])
@@ -225,14 +236,25 @@ class Monitor:
         """After the run folder was saved (rank 0): log.csv's row, TensorBoard's val/avg_f1 and the log line."""
         val_f1 = metrics["avg"]["f1"] if metrics else float("nan")
         val_auc = metrics["avg"]["auc"] if metrics else float("nan")
-        self.run.append_log({"epoch": state.epoch, "step": state.step, **{k: f"{v:.6f}" for k, v in losses.items()},
-                             "lr": f"{state.lr:.3e}", "val_f1": f"{val_f1:.6f}", "val_auc": f"{val_auc:.6f}",
-                             "time_s": f"{time.time() - started:.2f}"})
+        self.run.append_log(
+            {
+                "epoch": state.epoch,
+                "step": state.step,
+                **{k: f"{v:.6f}" for k, v in losses.items()},
+                "lr": f"{state.lr:.3e}",
+                "val_f1": f"{val_f1:.6f}",
+                "val_auc": f"{val_auc:.6f}",
+                "time_s": f"{time.time() - started:.2f}",
+            }
+        )
         if metrics is not None:
             self.scalars(state.step, {"val/avg_f1": val_f1})
-        log(self.info, f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  val avg F1 {100 * val_f1:.1f}  "
-                       f"best {100 * self.run.best_f1:.1f} (epoch {self.run.best_epoch})  "
-                       f"{time.time() - started:.1f}s")
+        log(
+            self.info,
+            f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  val avg F1 {100 * val_f1:.1f}  "
+            f"best {100 * self.run.best_f1:.1f} (epoch {self.run.best_epoch})  "
+            f"{time.time() - started:.1f}s",
+        )
 
 
 # ------------------------------------------------------------------------------------------------- setting up (fit)
@@ -244,10 +266,24 @@ def build_datasets(cfg: TrainConfig, info: DistInfo) -> tuple[AUDataset, AUDatas
     data = cfg.data
     if data.spec is None:
         raise UserError("hiva_core train needs --data (a manifest, a SynthAU folder, or bp4d:|disfa:|gft:ROOT)")
-    train_ds = build_dataset(data.spec, split="train", fold=data.fold, lists=data.lists, image_size=data.image_size,
-                             augment=True, aus=data.aus)
-    test_ds = build_dataset(data.spec, split="test", fold=data.fold, lists=data.lists, image_size=data.image_size,
-                            augment=False, aus=train_ds.aus)
+    train_ds = build_dataset(
+        data.spec,
+        split="train",
+        fold=data.fold,
+        lists=data.lists,
+        image_size=data.image_size,
+        augment=True,
+        aus=data.aus,
+    )
+    test_ds = build_dataset(
+        data.spec,
+        split="test",
+        fold=data.fold,
+        lists=data.lists,
+        image_size=data.image_size,
+        augment=False,
+        aus=train_ds.aus,
+    )
     for ds in (train_ds, test_ds):
         if len(ds) == 0:
             raise UserError(f"{data.spec}: the {'train' if ds is train_ds else 'test'} split is empty")
@@ -266,37 +302,54 @@ def read_prior(cfg: TrainConfig, run: RunFolder, aus: list[int], resume: bool) -
     else:
         if cfg.text.cache is None:
             raise UserError("hiva_core train needs --text-cache DIR (an augtext cache with embeddings)")
-        prior = load_text_prior(cfg.text.cache, aus=aus, model=cfg.text.model, styles=cfg.text.styles,
-                                max_per_au=cfg.text.max_per_au)
+        prior = load_text_prior(
+            cfg.text.cache, aus=aus, model=cfg.text.model, styles=cfg.text.styles, max_per_au=cfg.text.max_per_au
+        )
     if cfg.model.text_dim is not None and cfg.model.text_dim != prior.dim:
-        raise UserError(f"model.text_dim is {cfg.model.text_dim} but the text prior ({prior.model}, in "
-                        f"{cfg.text.cache or run.prior_file}) holds {prior.dim}-d embeddings; embed the cache "
-                        "with the matching model or drop model.text_dim")
+        raise UserError(
+            f"model.text_dim is {cfg.model.text_dim} but the text prior ({prior.model}, in "
+            f"{cfg.text.cache or run.prior_file}) holds {prior.dim}-d embeddings; embed the cache "
+            "with the matching model or drop model.text_dim"
+        )
     return prior
 
 
-def build_loaders(cfg: TrainConfig, train_ds: AUDataset, test_ds: AUDataset, device: torch.device,
-                  info: DistInfo) -> Loaders:
+def build_loaders(
+    cfg: TrainConfig, train_ds: AUDataset, test_ds: AUDataset, device: torch.device, info: DistInfo
+) -> Loaders:
     batch = cfg.train.batch_size
     gen = torch.Generator()
     common = {"num_workers": cfg.data.num_workers, "pin_memory": device.type == "cuda"}
     if info.enabled:
-        sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                     seed=cfg.train.seed, drop_last=True)
-        train = DataLoader(train_ds, batch_size=batch, sampler=sampler, generator=gen,
-                           drop_last=len(train_ds) // info.world_size > batch, **common)
+        sampler = DistributedSampler(
+            train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.train.seed, drop_last=True
+        )
+        train = DataLoader(
+            train_ds,
+            batch_size=batch,
+            sampler=sampler,
+            generator=gen,
+            drop_last=len(train_ds) // info.world_size > batch,
+            **common,
+        )
     else:
         sampler = None
-        train = DataLoader(train_ds, batch_size=batch, shuffle=True, generator=gen, drop_last=len(train_ds) > batch,
-                           **common)
-    test = DataLoader(test_ds, batch_size=cfg.train.eval_batch_size or 2 * batch,
-                      sampler=ShardSampler(len(test_ds), info.rank, info.world_size), **common)
+        train = DataLoader(
+            train_ds, batch_size=batch, shuffle=True, generator=gen, drop_last=len(train_ds) > batch, **common
+        )
+    test = DataLoader(
+        test_ds,
+        batch_size=cfg.train.eval_batch_size or 2 * batch,
+        sampler=ShardSampler(len(test_ds), info.rank, info.world_size),
+        **common,
+    )
     cap = cfg.train.max_steps_per_epoch
     return Loaders(train, test, gen, sampler, len(train) if cap is None else min(len(train), cap))
 
 
-def build_state(cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device,
-                info: DistInfo) -> TrainState:
+def build_state(
+    cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device, info: DistInfo
+) -> TrainState:
     """Model, task (model + loss), optimizer, lr schedule and loss scaler, before the first step.
 
     AU weights come from the training labels' positive rates (ME-GraphAU). AdamW without decay on norms/biases;
@@ -314,21 +367,28 @@ def build_state(cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: i
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        step_module = DDP(task, device_ids=[device.index] if device.type == "cuda" else None,
-                          find_unused_parameters=cfg.train.find_unused_parameters)
-    optimizer = torch.optim.AdamW(param_groups(task, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=(cfg.optim.beta1, cfg.optim.beta2))
+        step_module = DDP(
+            task,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.train.find_unused_parameters,
+        )
+    optimizer = torch.optim.AdamW(
+        param_groups(task, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2)
+    )
     steps_per_epoch = math.ceil(batches / cfg.optim.accum_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(
-        cfg.train.epochs * steps_per_epoch, cfg.optim.warmup_ratio, cfg.optim.min_lr_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        cosine_with_warmup(cfg.train.epochs * steps_per_epoch, cfg.optim.warmup_ratio, cfg.optim.min_lr_ratio),
+    )
     fp16 = device.type == "cuda" and cfg.train.precision == "fp16"
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
     return TrainState(task, step_module, optimizer, scheduler, scaler, device)
 
 
 # ---------------------------------------------------------------------------------------------- one epoch of each
-def train_one_epoch(state: TrainState, loaders: Loaders, text: tuple, cfg: TrainConfig,
-                    monitor: Monitor) -> dict[str, float]:
+def train_one_epoch(
+    state: TrainState, loaders: Loaders, text: tuple, cfg: TrainConfig, monitor: Monitor
+) -> dict[str, float]:
     """One pass over the training data (`loaders.batches` batches); advances `state.step`, returns the mean losses."""
     task, optimizer, scaler, device = state.step_module, state.optimizer, state.scaler, state.device
     task.train()
@@ -344,8 +404,11 @@ def train_one_epoch(state: TrainState, loaders: Loaders, text: tuple, cfg: Train
         images = batch["image"].to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        inputs = {"image": images, "labels": batch["labels"].to(device, non_blocking=True),
-                  "mask": batch["mask"].to(device, non_blocking=True)}
+        inputs = {
+            "image": images,
+            "labels": batch["labels"].to(device, non_blocking=True),
+            "mask": batch["mask"].to(device, non_blocking=True),
+        }
         # Gradient accumulation: step every `accum` batches (and at the end); under DDP only that last
         # micro-batch all-reduces gradients (no_sync on the others).
         stepping = (i + 1) % accum == 0 or i + 1 == n_batches
@@ -355,9 +418,11 @@ def train_one_epoch(state: TrainState, loaders: Loaders, text: tuple, cfg: Train
                 out = task(inputs, *text)
             loss = out["loss"].detach()
             if not bool(torch.isfinite(loss)):  # before it reaches the weights
-                raise UserError(f"training stopped: the loss is {float(loss):g} at epoch {state.epoch}, step "
-                                f"{state.step + 1} (batch {i + 1} of {n_batches}); lower --lr (now {cfg.optim.lr:g}) "
-                                "or check the data")
+                raise UserError(
+                    f"training stopped: the loss is {float(loss):g} at epoch {state.epoch}, step "
+                    f"{state.step + 1} (batch {i + 1} of {n_batches}); lower --lr (now {cfg.optim.lr:g}) "
+                    "or check the data"
+                )
             scaler.scale(out["loss"] / accum).backward()
         if stepping:
             if cfg.optim.grad_clip > 0:
@@ -399,19 +464,32 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     state = build_state(cfg, train_ds, prior.dim, loaders.batches, device, info)
     if resume:  # every piece of state that the next epoch depends on
         state.load_state_dict(run.resume())
-        log(info, f"resuming {run.path} at epoch {state.epoch + 1} "
-                  f"(best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch})")
+        log(
+            info,
+            f"resuming {run.path} at epoch {state.epoch + 1} "
+            f"(best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch})",
+        )
     # A failure before the first last.pt removes what this attempt wrote (no half-made run is left behind); one
     # after it keeps the folder, resumable, and says which epoch last.pt holds.
     with run.attempt(writer=info.is_main):
         if info.is_main:  # the run's identity, written before the first step
             if not resume:
                 run.write_prior(prior)
-            run.write_config(cfg, state.model, aus, prior, train_frames=len(train_ds), test_frames=len(test_ds),
-                             world_size=info.world_size)
+            run.write_config(
+                cfg,
+                state.model,
+                aus,
+                prior,
+                train_frames=len(train_ds),
+                test_frames=len(test_ds),
+                world_size=info.world_size,
+            )
 
-        stop = cfg.train.epochs if cfg.train.stop_after is None else min(cfg.train.epochs,
-                                                                         state.epoch + cfg.train.stop_after)
+        stop = (
+            cfg.train.epochs
+            if cfg.train.stop_after is None
+            else min(cfg.train.epochs, state.epoch + cfg.train.stop_after)
+        )
         with Monitor(cfg, run, info) as monitor:
             for epoch in range(state.epoch + 1, stop + 1):
                 started, state.epoch = time.time(), epoch
@@ -428,8 +506,14 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                     run.save_checkpoint(epoch, metrics, state.model, state.state_dict())
                     monitor.end_epoch(state, losses, metrics, started)
 
-    return {"best_f1": run.best_f1, "best_epoch": run.best_epoch, "metrics": run.best_metrics,
-            "last": run.last_metrics, "out": str(run.path), "finished": stop == cfg.train.epochs}
+    return {
+        "best_f1": run.best_f1,
+        "best_epoch": run.best_epoch,
+        "metrics": run.best_metrics,
+        "last": run.last_metrics,
+        "out": str(run.path),
+        "finished": stop == cfg.train.epochs,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------- the command

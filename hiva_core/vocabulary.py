@@ -36,8 +36,9 @@ class AUColumns(nn.Module):
         self.model = model
         self.register_buffer("columns", torch.as_tensor(list(columns), dtype=torch.long), persistent=False)
 
-    def forward(self, images: torch.Tensor, text_emb: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+    def forward(
+        self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor | None]:
         out = self.model(images, text_emb, text_mask)
         cut = {k: out.get(k)[:, self.columns] for k in ("logits", "maps", "visual") if out.get(k) is not None}
         if out.get("text") is not None:
@@ -54,9 +55,13 @@ def stack_priors(first: TextPrior, second: TextPrior) -> TextPrior:
         return (np.pad(p.embeddings, ((0, 0), (0, extra), (0, 0))), np.pad(p.mask, ((0, 0), (0, extra))))
 
     (e1, m1), (e2, m2) = pad(first), pad(second)
-    return TextPrior(aus=[*first.aus, *second.aus], embeddings=np.concatenate([e1, e2]),
-                     mask=np.concatenate([m1, m2]), model=first.model,
-                     fingerprint=f"{first.fingerprint}+{second.fingerprint}")
+    return TextPrior(
+        aus=[*first.aus, *second.aus],
+        embeddings=np.concatenate([e1, e2]),
+        mask=np.concatenate([m1, m2]),
+        model=first.model,
+        fingerprint=f"{first.fingerprint}+{second.fingerprint}",
+    )
 
 
 def extra_prior(loaded: LoadedRun, aus: Sequence[int], text_cache: str | Path) -> TextPrior:
@@ -66,23 +71,31 @@ def extra_prior(loaded: LoadedRun, aus: Sequence[int], text_cache: str | Path) -
 
     run_prior = loaded.prior
     text_cfg = loaded.config.get("config", {}).get("text", {}) or {}
-    intro = (f"{_labels(aus)} {'is' if len(aus) == 1 else 'are'} not among the AUs run {loaded.run_dir} was trained "
-             f"on ({_labels(loaded.aus)}), so {'its' if len(aus) == 1 else 'their'} descriptions come from "
-             f"--text-cache {text_cache}")
+    intro = (
+        f"{_labels(aus)} {'is' if len(aus) == 1 else 'are'} not among the AUs run {loaded.run_dir} was trained "
+        f"on ({_labels(loaded.aus)}), so {'its' if len(aus) == 1 else 'their'} descriptions come from "
+        f"--text-cache {text_cache}"
+    )
     try:
-        extra = load_text_prior(text_cache, aus=aus, model=run_prior.model, styles=text_cfg.get("styles"),
-                                max_per_au=text_cfg.get("max_per_au"))
+        extra = load_text_prior(
+            text_cache,
+            aus=aus,
+            model=run_prior.model,
+            styles=text_cfg.get("styles"),
+            max_per_au=text_cfg.get("max_per_au"),
+        )
     except UserError as exc:
         raise UserError(f"{intro}: {exc}") from None
     if extra.model != run_prior.model or extra.dim != run_prior.dim:
-        raise UserError(f"{intro}, but they are embedded with {extra.model!r} ({extra.dim}-d) and the run's prior "
-                        f"with {run_prior.model!r} ({run_prior.dim}-d); run `augtext embed --cache {text_cache} "
-                        f"--model {run_prior.model}`")
+        raise UserError(
+            f"{intro}, but they are embedded with {extra.model!r} ({extra.dim}-d) and the run's prior "
+            f"with {run_prior.model!r} ({run_prior.dim}-d); run `augtext embed --cache {text_cache} "
+            f"--model {run_prior.model}`"
+        )
     return extra
 
 
-def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: str | Path | None = None
-               ) -> LoadedRun:
+def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: str | Path | None = None) -> LoadedRun:
     """`loaded` scoring `aus` (an AU spec such as "9,25,26", or codes; sorted) instead of its training AUs.
 
     The result's `prior` is the one the model runs with: the training AUs' rows, then the new AUs' rows.
@@ -93,8 +106,10 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
     """
     if aus is None:
         if text_cache is not None:
-            raise UserError("--text-cache is read only for --aus (the descriptions of AUs the run was not trained "
-                            "on); add --aus SPEC, or drop --text-cache: the run holds its own prior")
+            raise UserError(
+                "--text-cache is read only for --aus (the descriptions of AUs the run was not trained "
+                "on); add --aus SPEC, or drop --text-cache: the run holds its own prior"
+            )
         return loaded
     codes = parse_au_spec(aus if isinstance(aus, str) else ",".join(str(int(a)) for a in aus))
     new = [a for a in codes if a not in loaded.aus]
@@ -102,18 +117,23 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
     if new:
         name = loaded.config.get("model_name", "?")
         if not open_vocabulary(loaded.model):
-            raise UserError(f"model {name!r} of run {loaded.run_dir} has per-AU parameters and scores only the AUs "
-                            f"it was trained on ({_labels(loaded.aus)}); {_labels(new)} "
-                            f"{'is' if len(new) == 1 else 'are'} not among them. Score AUs from their descriptions "
-                            "with an open-vocabulary run (hiva_core train --model hiva_open)")
+            raise UserError(
+                f"model {name!r} of run {loaded.run_dir} has per-AU parameters and scores only the AUs "
+                f"it was trained on ({_labels(loaded.aus)}); {_labels(new)} "
+                f"{'is' if len(new) == 1 else 'are'} not among them. Score AUs from their descriptions "
+                "with an open-vocabulary run (hiva_core train --model hiva_open)"
+            )
         if text_cache is None:
-            raise UserError(f"{_labels(new)} {'is' if len(new) == 1 else 'are'} not among the AUs run "
-                            f"{loaded.run_dir} was trained on ({_labels(loaded.aus)}); pass --text-cache DIR holding "
-                            f"{'its' if len(new) == 1 else 'their'} descriptions (augtext generate --au "
-                            f"{','.join(map(str, new))} --cache DIR, then augtext embed --cache DIR)")
+            raise UserError(
+                f"{_labels(new)} {'is' if len(new) == 1 else 'are'} not among the AUs run "
+                f"{loaded.run_dir} was trained on ({_labels(loaded.aus)}); pass --text-cache DIR holding "
+                f"{'its' if len(new) == 1 else 'their'} descriptions (augtext generate --au "
+                f"{','.join(map(str, new))} --cache DIR, then augtext embed --cache DIR)"
+            )
         prior = stack_priors(prior, extra_prior(loaded, new, text_cache))
     columns = [prior.aus.index(a) for a in codes]
     model = loaded.model if columns == list(range(len(prior.aus))) else AUColumns(loaded.model, columns)
     emb, mask = prior_tensors(prior, loaded.device)
-    return dataclasses.replace(loaded, model=model.to(loaded.device).eval(), prior=prior, aus=codes, text_emb=emb,
-                               text_mask=mask)
+    return dataclasses.replace(
+        loaded, model=model.to(loaded.device).eval(), prior=prior, aus=codes, text_emb=emb, text_mask=mask
+    )

@@ -37,25 +37,105 @@ _AU_RE = re.compile(r"\bAU\s?(\d{1,2})\b")
 _COUNT_RE = re.compile(r"\b(\d{1,2})\s+(?:\w+\s+){0,3}?(?:descriptions|sentences|strings)\b", re.IGNORECASE)
 
 # Word pools for the synthetic descriptions: wide enough that two answers rarely share many word pairs.
-_OPENERS = ["When this unit fires,", "During the action,", "As the muscle contracts,", "At onset,", "In this movement,",
-            "Seen from the front,", "Under close inspection,", "At peak intensity,", "In a typical display,",
-            "Across the face,", "With this contraction,", "Observers notice that", "Clinically,", "In photographs,"]
-_VERBS = ["pulls", "draws", "lifts", "tightens", "shifts", "drags", "presses", "bunches", "stretches", "moves",
-          "tugs", "gathers", "deepens", "narrows", "raises", "lowers", "wrinkles", "creases", "bulges", "flattens"]
-_ADVERBS = ["slightly", "visibly", "sharply", "gently", "markedly", "subtly", "briefly", "steadily", "clearly",
-            "noticeably", "strongly", "softly", "quickly", "slowly", "firmly", "evenly", "unevenly", "partly"]
-_OBJECTS = ["the skin", "the surface", "the tissue", "the contour", "the outline", "the fold", "the edge", "the shape",
-            "the texture", "the line", "the furrow", "the bulge", "the corner", "the margin", "the profile"]
-_TAILS = ["which changes the expression", "so the area looks different", "altering its usual resting shape",
-          "giving a distinct appearance", "and observers can spot it", "which coders look for",
-          "a cue used when scoring", "compared with a neutral face", "most visible in profile",
-          "easy to miss at low intensity", "often together with other units", "in both sides of the face",
-          "even in short clips", "best judged against the baseline", "that fades when the muscle relaxes"]
-_OFFTOPIC = ["The stock market closed higher today after a volatile session.",
-             "Preheat the oven before placing the bread inside to bake.",
-             "The train to the coast leaves every hour from platform four.",
-             "Photosynthesis converts light energy into chemical energy in plants.",
-             "The football match went to extra time and ended in penalties."]
+_OPENERS = [
+    "When this unit fires,",
+    "During the action,",
+    "As the muscle contracts,",
+    "At onset,",
+    "In this movement,",
+    "Seen from the front,",
+    "Under close inspection,",
+    "At peak intensity,",
+    "In a typical display,",
+    "Across the face,",
+    "With this contraction,",
+    "Observers notice that",
+    "Clinically,",
+    "In photographs,",
+]
+_VERBS = [
+    "pulls",
+    "draws",
+    "lifts",
+    "tightens",
+    "shifts",
+    "drags",
+    "presses",
+    "bunches",
+    "stretches",
+    "moves",
+    "tugs",
+    "gathers",
+    "deepens",
+    "narrows",
+    "raises",
+    "lowers",
+    "wrinkles",
+    "creases",
+    "bulges",
+    "flattens",
+]
+_ADVERBS = [
+    "slightly",
+    "visibly",
+    "sharply",
+    "gently",
+    "markedly",
+    "subtly",
+    "briefly",
+    "steadily",
+    "clearly",
+    "noticeably",
+    "strongly",
+    "softly",
+    "quickly",
+    "slowly",
+    "firmly",
+    "evenly",
+    "unevenly",
+    "partly",
+]
+_OBJECTS = [
+    "the skin",
+    "the surface",
+    "the tissue",
+    "the contour",
+    "the outline",
+    "the fold",
+    "the edge",
+    "the shape",
+    "the texture",
+    "the line",
+    "the furrow",
+    "the bulge",
+    "the corner",
+    "the margin",
+    "the profile",
+]
+_TAILS = [
+    "which changes the expression",
+    "so the area looks different",
+    "altering its usual resting shape",
+    "giving a distinct appearance",
+    "and observers can spot it",
+    "which coders look for",
+    "a cue used when scoring",
+    "compared with a neutral face",
+    "most visible in profile",
+    "easy to miss at low intensity",
+    "often together with other units",
+    "in both sides of the face",
+    "even in short clips",
+    "best judged against the baseline",
+    "that fades when the muscle relaxes",
+]
+_OFFTOPIC = [
+    "The stock market closed higher today after a volatile session.",
+    "Preheat the oven before placing the bread inside to bake.",
+    "The train to the coast leaves every hour from platform four.",
+    "Photosynthesis converts light energy into chemical energy in plants.",
+    "The football match went to extra time and ended in penalties.",
+]
 REFUSAL = "I'm sorry, but I can't help with that request."
 
 
@@ -108,8 +188,14 @@ class _Server(ThreadingHTTPServer):
 class LLMServer:
     """Loopback OpenAI-compatible server. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, default: str = "ok", latency_s: float = 0.0, retry_after: float = 1.0, stall_s: float = 5.0,
-                 model: str = "loopback-llm") -> None:
+    def __init__(
+        self,
+        default: str = "ok",
+        latency_s: float = 0.0,
+        retry_after: float = 1.0,
+        stall_s: float = 5.0,
+        model: str = "loopback-llm",
+    ) -> None:
         self.default = default
         self.latency_s = latency_s
         self.retry_after = retry_after
@@ -170,8 +256,13 @@ class LLMServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": server.model, "object": "model",
-                                                                 "created": 0, "owned_by": "tests"}]})
+                    self._json(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": server.model, "object": "model", "created": 0, "owned_by": "tests"}],
+                        },
+                    )
                 else:
                     self._json(404, {"error": {"message": "not found"}})
 
@@ -231,8 +322,11 @@ class LLMServer:
     # -- answers -----------------------------------------------------------------------------------------------
     def _respond(self, handler: Any, behaviour: str, body: dict[str, Any]) -> None:
         if behaviour == "429":
-            handler._json(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
-                          {"Retry-After": f"{self.retry_after:g}"})
+            handler._json(
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                {"Retry-After": f"{self.retry_after:g}"},
+            )
             return
         if behaviour == "400":
             handler._json(400, {"error": {"message": "bad request", "type": "invalid_request_error"}})
@@ -262,12 +356,19 @@ class LLMServer:
             text = "lorem ipsum " * rng.randint(1, 4)
         n = int(body.get("n") or 1)
         payload = {
-            "id": f"chatcmpl-{digest.hex()[:12]}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{digest.hex()[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model", self.model),
-            "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                        for i in range(n)],
-            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split()),
-                      "total_tokens": len(prompt.split()) + len(text.split())},
+            "choices": [
+                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                for i in range(n)
+            ],
+            "usage": {
+                "prompt_tokens": len(prompt.split()),
+                "completion_tokens": len(text.split()),
+                "total_tokens": len(prompt.split()) + len(text.split()),
+            },
         }
         if behaviour == "malformed":
             data = json.dumps(payload).encode()

@@ -37,8 +37,10 @@ import pyarrow.parquet as pq
 from augtext.generate import DESCRIPTIONS_SCHEMA
 
 # Used only for codes augtext.facs lacks (it should have every FACS code, but tests may ask for odd ones).
-_FALLBACK = {1: ("Inner Brow Raiser", "brows", "the inner ends of the eyebrows move upward"),
-             12: ("Lip Corner Puller", "mouth", "the corners of the lips are pulled back and up")}
+_FALLBACK = {
+    1: ("Inner Brow Raiser", "brows", "the inner ends of the eyebrows move upward"),
+    12: ("Lip Corner Puller", "mouth", "the corners of the lips are pulled back and up"),
+}
 
 _OPENERS = (
     "{label} ({name}): {change}.",
@@ -50,8 +52,13 @@ _OPENERS = (
     "During {label} {change}, while the rest of the face can stay relaxed.",
     "Coders score {label} when {change} in the {region}.",
 )
-_ENDINGS = ("", " The change is clearest at high intensity.", " At low intensity it is subtle.",
-            " It often shows in both halves of the face.", " It can be brief or held for several seconds.")
+_ENDINGS = (
+    "",
+    " The change is clearest at high intensity.",
+    " At low intensity it is subtle.",
+    " It often shows in both halves of the face.",
+    " It can be brief or held for several seconds.",
+)
 
 
 def sha256(text: str) -> str:
@@ -97,18 +104,31 @@ def description_rows(texts_by_au: dict[int, Sequence[str]], style: str) -> list[
     for au, texts in texts_by_au.items():
         for idx, text in enumerate(texts):
             key = sha256(f"{template_sha}|{au}|{idx}")
-            rows.append({
-                "au": int(au), "text": text, "text_sha256": sha256(text), "style": style,
-                "template_sha256": template_sha, "backend": "tests", "model": "tests.textcache", "params": params,
-                "seed": 1000 * int(au) + idx, "sample_idx": idx, "request_key": key,
-                "created_utc": "2026-01-01T00:00:00Z", "prompt_tokens": 120, "completion_tokens": 40,
-                "latency_s": 0.5,
-            })
+            rows.append(
+                {
+                    "au": int(au),
+                    "text": text,
+                    "text_sha256": sha256(text),
+                    "style": style,
+                    "template_sha256": template_sha,
+                    "backend": "tests",
+                    "model": "tests.textcache",
+                    "params": params,
+                    "seed": 1000 * int(au) + idx,
+                    "sample_idx": idx,
+                    "request_key": key,
+                    "created_utc": "2026-01-01T00:00:00Z",
+                    "prompt_tokens": 120,
+                    "completion_tokens": 40,
+                    "latency_s": 0.5,
+                }
+            )
     return rows
 
 
-def write_descriptions(cache_dir: str | Path, texts_by_au: dict[int, Sequence[str]], style: str = "appearance",
-                       append: bool = False) -> Path:
+def write_descriptions(
+    cache_dir: str | Path, texts_by_au: dict[int, Sequence[str]], style: str = "appearance", append: bool = False
+) -> Path:
     """Write `cache_dir/descriptions.parquet` holding these texts (after the existing rows if `append`)."""
     path = Path(cache_dir) / "descriptions.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,8 +147,13 @@ def minilm() -> Any:
     return load_encoder(None, device="cpu")
 
 
-def make_text_cache(cache_dir: str | Path, aus: Iterable[int], per_au: int = 4,
-                    styles: Sequence[str] = ("appearance",), encoder: Any = None) -> Path:
+def make_text_cache(
+    cache_dir: str | Path,
+    aus: Iterable[int],
+    per_au: int = 4,
+    styles: Sequence[str] = ("appearance",),
+    encoder: Any = None,
+) -> Path:
     """A complete, real text cache: `per_au` descriptions per AU and style, embedded with the offline MiniLM
     (or `encoder`). Returns `cache_dir`."""
     from augtext.embed import embed_cache

@@ -61,8 +61,15 @@ LIST_FORMATS: dict[str, ListFormat] = {
         folder_depth=1,
         weights="DISFA_train_weight_fold{fold}.txt",
     ),
-    "gft": ListFormat("gft", "GFT", "GFT_{split}_img_path.txt", "GFT_{split}_label.txt", folds=False, folder_depth=1,
-                      weights="GFT_train_weight.txt"),
+    "gft": ListFormat(
+        "gft",
+        "GFT",
+        "GFT_{split}_img_path.txt",
+        "GFT_{split}_label.txt",
+        folds=False,
+        folder_depth=1,
+        weights="GFT_train_weight.txt",
+    ),
 }
 
 

@@ -15,7 +15,18 @@ from hiva_core.faces.align import (
 from hiva_core.faces.detect import LANDMARK_NAMES, Face, FaceDetector, detect_faces, detect_faces_batch, get_detector
 
 __all__ = [
-    "DEFAULT_SIZE", "LANDMARK_NAMES", "TEMPLATE", "Face", "FaceDetector", "align", "detect_faces",
-    "detect_faces_batch", "get_detector", "invert_affine", "similarity_transform", "template_points",
-    "transform_points", "warp_affine",
+    "DEFAULT_SIZE",
+    "LANDMARK_NAMES",
+    "TEMPLATE",
+    "Face",
+    "FaceDetector",
+    "align",
+    "detect_faces",
+    "detect_faces_batch",
+    "get_detector",
+    "invert_affine",
+    "similarity_transform",
+    "template_points",
+    "transform_points",
+    "warp_affine",
 ]

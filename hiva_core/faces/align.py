@@ -24,9 +24,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-TEMPLATE = np.array(
-    [[0.350, 0.380], [0.650, 0.380], [0.500, 0.550], [0.375, 0.727], [0.625, 0.727]], dtype=np.float64
-)
+TEMPLATE = np.array([[0.350, 0.380], [0.650, 0.380], [0.500, 0.550], [0.375, 0.727], [0.625, 0.727]], dtype=np.float64)
 DEFAULT_SIZE = 256
 
 

@@ -47,8 +47,13 @@ class Face:
 class FaceDetector:
     """MTCNN on one device. Calls are serialised by a lock (the networks are shared, not thread-safe)."""
 
-    def __init__(self, device: str | torch.device = "cpu", thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, threads: int | None = 1):
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        threads: int | None = 1,
+    ):
         try:
             from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
             from facenet_pytorch.models.utils.detect_face import detect_face
@@ -68,8 +73,9 @@ class FaceDetector:
         self.threads = threads if self.device.type == "cpu" else None
         self._lock = threading.Lock()
 
-    def __call__(self, images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = 0.9,
-                 min_size: float = 20.0) -> list[list[Face]]:
+    def __call__(
+        self, images: Sequence[np.ndarray] | np.ndarray, *, min_score: float = 0.9, min_size: float = 20.0
+    ) -> list[list[Face]]:
         """Faces in each image of a batch of equal-size RGB uint8 images (N, H, W, 3), each list sorted left→right."""
         if isinstance(images, np.ndarray) and images.ndim == 4:
             batch = images
@@ -80,13 +86,17 @@ class FaceDetector:
         if min(batch.shape[1:3]) < min_size:  # no face of min_size fits (and MTCNN's image pyramid would be empty)
             return [[] for _ in range(len(batch))]
         with self._lock, torch.inference_mode(), _num_threads(self.threads):
-            boxes, points = self._detect_face(batch, min_size, self.pnet, self.rnet, self.onet, self.thresholds,
-                                              self.factor, self.device)
+            boxes, points = self._detect_face(
+                batch, min_size, self.pnet, self.rnet, self.onet, self.thresholds, self.factor, self.device
+            )
         out: list[list[Face]] = []
         for img_boxes, img_points in zip(boxes, points, strict=True):
             faces = []
-            for box, pts in zip(np.asarray(img_boxes, dtype=np.float64).reshape(-1, 5),
-                                np.asarray(img_points, dtype=np.float32).reshape(-1, 5, 2), strict=True):
+            for box, pts in zip(
+                np.asarray(img_boxes, dtype=np.float64).reshape(-1, 5),
+                np.asarray(img_points, dtype=np.float32).reshape(-1, 5, 2),
+                strict=True,
+            ):
                 face = Face(box=tuple(float(v) for v in box[:4]), score=float(box[4]), landmarks=pts.copy())
                 if face.score >= min_score and face.size >= min_size:
                     faces.append(face)
@@ -107,8 +117,9 @@ def get_detector(device: str | torch.device | None = None) -> FaceDetector:
         return _DETECTORS[key]
 
 
-def detect_faces(image: np.ndarray, *, min_score: float = 0.9, min_size: float = 20.0,
-                 device: str | torch.device | None = None) -> list[Face]:
+def detect_faces(
+    image: np.ndarray, *, min_score: float = 0.9, min_size: float = 20.0, device: str | torch.device | None = None
+) -> list[Face]:
     """Every face in an RGB uint8 image (H, W, 3), sorted left→right by box centre.
 
     `min_score` drops weak detections (MTCNN's final-stage probability); `min_size` (pixels) is the smallest face
@@ -117,8 +128,13 @@ def detect_faces(image: np.ndarray, *, min_score: float = 0.9, min_size: float =
     return get_detector(device)([image], min_score=min_score, min_size=min_size)[0]
 
 
-def detect_faces_batch(images: Sequence[np.ndarray], *, min_score: float = 0.9, min_size: float = 20.0,
-                       device: str | torch.device | None = None) -> list[list[Face]]:
+def detect_faces_batch(
+    images: Sequence[np.ndarray],
+    *,
+    min_score: float = 0.9,
+    min_size: float = 20.0,
+    device: str | torch.device | None = None,
+) -> list[list[Face]]:
     """`detect_faces` for many images; images of equal size run through the networks together."""
     results: list[list[Face] | None] = [None] * len(images)
     by_shape: dict[tuple[int, ...], list[int]] = {}

@@ -7,5 +7,15 @@ from hiva_core.models.hiva import HiVA, LinearAU, ModelConfig, default_dim
 from hiva_core.models.hiva_open import HiVAOpen, open_vocabulary
 from hiva_core.models.registry import create_model, list_models
 
-__all__ = ["HiVA", "HiVAOpen", "LinearAU", "ModelConfig", "build_backbone", "create_model", "default_dim",
-           "default_mobilenet_weights", "list_models", "open_vocabulary"]
+__all__ = [
+    "HiVA",
+    "HiVAOpen",
+    "LinearAU",
+    "ModelConfig",
+    "build_backbone",
+    "create_model",
+    "default_dim",
+    "default_mobilenet_weights",
+    "list_models",
+    "open_vocabulary",
+]

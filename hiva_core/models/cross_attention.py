@@ -32,8 +32,9 @@ class MultiHeadCrossAttention(nn.Module):
         self.v = nn.Linear(dim, dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, q: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, q: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         h, d = self.heads, q.shape[-1]
         qh = self.q(q).unflatten(-1, (h, d // h)).transpose(-2, -3)  # (..., H, Lq, dh)
         # einsum with the per-head weights batched over H (a broadcasting `@` would copy them per query)
@@ -71,8 +72,9 @@ class CrossBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         update, weights = self.attn(self.norm_q(x), self.norm_kv(ctx), mask)
         x = x + update if self.query_residual else update
         return x + self.ffn(self.norm_ffn(x)), weights
@@ -91,9 +93,14 @@ class DDCA(nn.Module):
         self.vision_to_text = CrossBlock(dim, heads)
         self.text_to_vision = CrossBlock(dim, heads)
 
-    def forward(self, nodes: torch.Tensor, token_maps: torch.Tensor, text_tokens: torch.Tensor,
-                text_mask: torch.Tensor, prototypes: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        nodes: torch.Tensor,
+        token_maps: torch.Tensor,
+        text_tokens: torch.Tensor,
+        text_mask: torch.Tensor,
+        prototypes: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """nodes (B,A,d), token_maps (B,A,L,d), text_tokens (A,K,d), text_mask (A,K), prototypes (A,d) or (B,A,d).
 
         Returns refined nodes (B,A,d), refined text (B,A,d) and maps (B,A,L).

@@ -62,8 +62,10 @@ def check_width(config: ModelConfig) -> None:
     """The width checks create_model makes (UserError): positive sizes, d divisible by the heads."""
     name = config.name
     if config.num_aus < 1 or (config.dim is not None and config.dim < 1) or config.text_samples < 1:
-        raise UserError(f"model {name!r}: num_aus, dim and text_samples must be positive (got {config.num_aus}, "
-                        f"{config.dim}, {config.text_samples})")
+        raise UserError(
+            f"model {name!r}: num_aus, dim and text_samples must be positive (got {config.num_aus}, "
+            f"{config.dim}, {config.text_samples})"
+        )
     if config.dim is not None and config.dim % config.heads:
         raise UserError(f"model {name!r}: dim {config.dim} must be divisible by heads {config.heads}")
 
@@ -151,8 +153,9 @@ class HiVA(nn.Module):
         """Backbone tokens ``(B, L, C)``."""
         return self.backbone(images)[0]
 
-    def forward(self, images: torch.Tensor, text_emb: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+    def forward(
+        self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor | None]:
         tokens, grid = self.backbone(images)
         return self.forward_head(tokens, text_emb, text_mask, grid=grid)
 
@@ -162,14 +165,19 @@ class HiVA(nn.Module):
         K' is K in eval and min(K, ``text_samples``) in training (only the sampled descriptions are encoded)."""
         c = self.config
         if not c.use_text:
-            return self.au_queries[:, None, :], torch.ones(c.num_aus, 1, dtype=torch.bool, device=device), \
-                self.au_queries
+            return (
+                self.au_queries[:, None, :],
+                torch.ones(c.num_aus, 1, dtype=torch.bool, device=device),
+                self.au_queries,
+            )
         if text_emb is None:
             raise UserError(f"model {c.name!r} uses the text prior: pass text_emb (A, K, D)")
         aus = "A" if self.open_vocabulary else c.num_aus  # an open-vocabulary model takes any number of AUs
         if text_emb.ndim != 3 or text_emb.shape[2] != c.text_dim or (aus != "A" and text_emb.shape[0] != aus):
-            raise UserError(f"text prior has shape {tuple(text_emb.shape)}; model {c.name!r} expects "
-                            f"({aus}, K, {c.text_dim}) (AUs, descriptions, embedding dim)")
+            raise UserError(
+                f"text prior has shape {tuple(text_emb.shape)}; model {c.name!r} expects "
+                f"({aus}, K, {c.text_dim}) (AUs, descriptions, embedding dim)"
+            )
         text_emb = text_emb.to(device)
         if text_mask is None:
             text_mask = torch.ones(text_emb.shape[:2], dtype=torch.bool, device=device)
@@ -177,17 +185,22 @@ class HiVA(nn.Module):
             raise UserError(f"text mask has shape {tuple(text_mask.shape)}, expected {tuple(text_emb.shape[:2])}")
         return self.text_branch(text_emb, text_mask.to(device=device, dtype=torch.bool))
 
-    def forward_head(self, tokens: torch.Tensor, text_emb: torch.Tensor | None = None,
-                     text_mask: torch.Tensor | None = None, grid: tuple[int, int] | None = None
-                     ) -> dict[str, torch.Tensor | None]:
+    def forward_head(
+        self,
+        tokens: torch.Tensor,
+        text_emb: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+        grid: tuple[int, int] | None = None,
+    ) -> dict[str, torch.Tensor | None]:
         """Everything after the backbone. ``grid`` is the token grid (h, w); a square one is assumed if None."""
         if grid is None:
             side = int(round(tokens.shape[1] ** 0.5))
             grid = (side, tokens.shape[1] // side)
         return self.forward_blocks(tokens, text_emb, text_mask, grid)
 
-    def forward_blocks(self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None,
-                       grid: tuple[int, int]) -> dict[str, torch.Tensor | None]:
+    def forward_blocks(
+        self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, grid: tuple[int, int]
+    ) -> dict[str, torch.Tensor | None]:
         """The blocks of ``build_blocks`` on backbone tokens ``(B, L, C)`` over a ``grid`` of L tokens."""
         token_maps, visual = self.au_graph(self.proj(tokens))
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
@@ -199,8 +212,7 @@ class HiVA(nn.Module):
         if self.cdca is not None:
             visual, text = self.cdca(visual, text)
         logits = self.head(visual, text)
-        return {"logits": logits, "maps": maps, "visual": visual,
-                "text": prototypes if self.config.use_text else None}
+        return {"logits": logits, "maps": maps, "visual": visual, "text": prototypes if self.config.use_text else None}
 
 
 class LinearAU(nn.Module):
@@ -221,6 +233,7 @@ class LinearAU(nn.Module):
         pooled = tokens.mean(1)
         return {"logits": self.classifier(pooled), "maps": None, "visual": None, "text": None}
 
-    def forward(self, images: torch.Tensor, text_emb: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+    def forward(
+        self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor | None]:
         return self.forward_head(self.forward_features(images))

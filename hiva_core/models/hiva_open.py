@@ -37,8 +37,9 @@ class HiVAOpen(HiVA):
         self.cdca = CDCA(c.dim, c.heads) if c.use_cdca else None
         self.head = CosineHead(None)
 
-    def forward_blocks(self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None,
-                       grid: tuple[int, int]) -> dict[str, torch.Tensor | None]:
+    def forward_blocks(
+        self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, grid: tuple[int, int]
+    ) -> dict[str, torch.Tensor | None]:
         tokens = self.proj(tokens)
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
         # DDCA text→vision over the shared map: A queries, one key set; (B, A, d) features and (B, A, L) maps
@@ -50,8 +51,12 @@ class HiVAOpen(HiVA):
         text = prototypes.expand(visual.shape[0], -1, -1)
         if self.cdca is not None:
             visual, text = self.cdca(visual, text)
-        return {"logits": self.head(visual, text), "maps": maps.unflatten(-1, grid), "visual": visual,
-                "text": prototypes}
+        return {
+            "logits": self.head(visual, text),
+            "maps": maps.unflatten(-1, grid),
+            "visual": visual,
+            "text": prototypes,
+        }
 
 
 def open_vocabulary(model: nn.Module) -> bool:

@@ -21,8 +21,10 @@ _MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     # ME-GraphAU stage 1: AFG nodes + dynamic graph, cosine similarity to a learned centre per AU, no text.
     "megraph_s1": (HiVA, {"use_text": False, "use_ddca": False, "use_cdca": False}),
     # Backbone + global pool + linear heads; no AU nodes, no text.
-    "linear": (LinearAU, {"use_text": False, "use_graph": False, "use_ddca": False, "use_cdca": False,
-                          "head": "linear"}),
+    "linear": (
+        LinearAU,
+        {"use_text": False, "use_graph": False, "use_ddca": False, "use_cdca": False, "head": "linear"},
+    ),
     # No per-AU parameter: AU features from each AU's text; scores AUs it never saw, given their descriptions.
     "hiva_open": (HiVAOpen, {}),
 }
@@ -58,7 +60,9 @@ def create_model(name: str, num_aus: int, text_dim: int, **overrides: Any) -> nn
     if cls is LinearAU and any(getattr(config, k) for k in ("use_text", "use_graph", "use_ddca", "use_cdca")):
         raise UserError("model 'linear' has no text, graph, DDCA or CDCA block to switch on; use 'hiva' instead")
     if cls is HiVAOpen and (not config.use_text or config.head != "cosine"):
-        raise UserError("model 'hiva_open' makes its AU features from the text prior and compares them with a "
-                        "cosine head: it needs use_text=true and head=cosine")
+        raise UserError(
+            "model 'hiva_open' makes its AU features from the text prior and compares them with a "
+            "cosine head: it needs use_text=true and head=cosine"
+        )
     check_width(config)  # an explicit dim now; a default one (None) once the backbone's width is known
     return cls(config)

@@ -44,8 +44,9 @@ def find_face_model(path: str | os.PathLike | None = None) -> Path:
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise UserError(f"face model {p} not found (--face-model): give the npz written by `hiva_core synth "
-                            "import-ict`")
+            raise UserError(
+                f"face model {p} not found (--face-model): give the npz written by `hiva_core synth import-ict`"
+            )
         return p
     env = os.environ.get(ENV_VAR)
     if env:
@@ -110,8 +111,9 @@ def load_face_model(path: str | os.PathLike | None = None, identity_modes: int =
         npz = np.load(src, allow_pickle=False)
         missing = [k for k in NPZ_KEYS if k not in npz.files]
         if missing:
-            raise UserError(f"face model {src} lacks {', '.join(missing)}: re-create it with `hiva_core synth "
-                            "import-ict`")
+            raise UserError(
+                f"face model {src} lacks {', '.join(missing)}: re-create it with `hiva_core synth import-ict`"
+            )
         neutral = npz["neutral_vertices"].astype(np.float32)
         tris = npz["triangles"].astype(np.int64)
         names = [str(n) for n in npz["expression_names"]]
@@ -158,8 +160,9 @@ def smoothing_operator(triangles: np.ndarray, num_vertices: int):
     return sparse.diags((1.0 / deg).astype(np.float32)) @ adj
 
 
-def ambient_occlusion(vertices: np.ndarray, normals: np.ndarray, smoother, steps: int = 8, strength: float = 1.5,
-                      floor: float = 0.45) -> np.ndarray:
+def ambient_occlusion(
+    vertices: np.ndarray, normals: np.ndarray, smoother, steps: int = 8, strength: float = 1.5, floor: float = 0.45
+) -> np.ndarray:
     """A cheap per-vertex occlusion term in (floor, 1]: how far the smoothed surface lies in front of a vertex (a
     crease, a nostril, the nasolabial fold of a smile), recomputed after the blendshapes."""
     smooth = vertices.astype(np.float32)

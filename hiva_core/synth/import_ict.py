@@ -48,8 +48,11 @@ def read_obj(path: Path, faces: bool = False) -> dict[str, np.ndarray]:
         raise UserError(f"{path} holds no vertices: is it an OBJ mesh?")
     out = {"vertices": np.asarray(verts, dtype=np.float64)}
     if faces:
-        out.update(uv=np.asarray(uvs, dtype=np.float64), triangles=np.asarray(tris, dtype=np.int32),
-                   uv_triangles=np.asarray(uv_tris, dtype=np.int32))
+        out.update(
+            uv=np.asarray(uvs, dtype=np.float64),
+            triangles=np.asarray(tris, dtype=np.int32),
+            uv_triangles=np.asarray(uv_tris, dtype=np.int32),
+        )
     return out
 
 

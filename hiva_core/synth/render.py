@@ -97,8 +97,10 @@ def create_context():
         try:
             return moderngl.create_standalone_context()
         except Exception as exc:  # noqa: BLE001
-            raise UserError(f"cannot create an offscreen OpenGL context ({exc}); install Mesa EGL "
-                            "(apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)") from exc
+            raise UserError(
+                f"cannot create an offscreen OpenGL context ({exc}); install Mesa EGL "
+                "(apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri)"
+            ) from exc
 
 
 def _smooth(d: np.ndarray, inner: float, outer: float) -> np.ndarray:
@@ -162,8 +164,12 @@ def material_weights(model: FaceModel) -> np.ndarray:
         block = np.zeros((sel.sum(), len(MATERIALS)), dtype=np.float32)
         block[:, m["pupil"]], block[:, m["iris"]], block[:, m["sclera"]] = pupil, iris, 1.0 - pupil - iris
         w[sel] = block
-    for part_name, mat in (("eye_sockets", "eye_socket"), ("mouth_socket", "mouth_socket"),
-                           ("gums_tongue", "gums"), ("teeth", "teeth")):
+    for part_name, mat in (
+        ("eye_sockets", "eye_socket"),
+        ("mouth_socket", "mouth_socket"),
+        ("gums_tongue", "gums"),
+        ("teeth", "teeth"),
+    ):
         w[part == pid[part_name], m[mat]] = 1.0
     return w
 
@@ -175,16 +181,24 @@ def palette(params: SampleParams) -> tuple[np.ndarray, np.ndarray]:
     brow = skin + ident.brow_strength * (hair - skin)
     lip = skin * np.array([1.0, 1.0 - ident.lip_tint * 1.3, 1.0 - ident.lip_tint * 1.1])
     colors = {
-        "skin": skin, "brow": brow, "lip": lip, "lash": skin * 0.25 + hair * 0.45,
-        "sclera": np.array([0.82, 0.78, 0.75]), "iris": np.array(ident.iris), "pupil": np.array([0.02, 0.02, 0.02]),
+        "skin": skin,
+        "brow": brow,
+        "lip": lip,
+        "lash": skin * 0.25 + hair * 0.45,
+        "sclera": np.array([0.82, 0.78, 0.75]),
+        "iris": np.array(ident.iris),
+        "pupil": np.array([0.02, 0.02, 0.02]),
         "eye_socket": skin * 0.45,
-        "mouth_socket": np.array([0.22, 0.07, 0.07]), "gums": np.array([0.55, 0.22, 0.22]),
+        "mouth_socket": np.array([0.22, 0.07, 0.07]),
+        "gums": np.array([0.55, 0.22, 0.22]),
         "teeth": np.array([0.78, 0.74, 0.66]),
     }
     spec = {"sclera": 0.6, "iris": 0.8, "pupil": 0.8, "lip": 0.15, "teeth": 0.3}
     gloss = {"brow": 0.1, "lash": 0.1}  # hair is matte: the sample's skin shine barely applies
-    return (np.stack([colors[k] for k in MATERIALS]).astype(np.float32),
-            np.array([[spec.get(k, 0.0), gloss.get(k, 1.0)] for k in MATERIALS], dtype=np.float32))
+    return (
+        np.stack([colors[k] for k in MATERIALS]).astype(np.float32),
+        np.array([[spec.get(k, 0.0), gloss.get(k, 1.0)] for k in MATERIALS], dtype=np.float32),
+    )
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -249,8 +263,10 @@ class Renderer:
         layout = (self.vbo, "3f 3f 3f 2f", "in_pos", "in_normal", "in_color", "in_spec")
         self.vao = ctx.vertex_array(self.prog, [layout], index_buffer=self.ibo, index_element_size=4)
         samples = min(samples, ctx.max_samples)
-        self.msaa = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4, samples=samples)],
-                                    depth_attachment=ctx.depth_renderbuffer((size, size), samples=samples))
+        self.msaa = ctx.framebuffer(
+            color_attachments=[ctx.renderbuffer((size, size), 4, samples=samples)],
+            depth_attachment=ctx.depth_renderbuffer((size, size), samples=samples),
+        )
         self.fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4)]) if samples else self.msaa
 
     def release(self) -> None:
@@ -271,8 +287,14 @@ class Renderer:
         cam = np.array([0.0, 1.0, d])
         f = 1.0 / np.tan(np.arctan(16.0 / d))  # a view about 32 cm high before alignment
         near, far = max(d - 30.0, 1.0), d + 30.0
-        proj = np.array([[f, 0, 0, 0], [0, f, 0, 0], [0, 0, (far + near) / (near - far), 2 * far * near / (near - far)],
-                         [0, 0, -1, 0]])
+        proj = np.array(
+            [
+                [f, 0, 0, 0],
+                [0, f, 0, 0],
+                [0, 0, (far + near) / (near - far), 2 * far * near / (near - far)],
+                [0, 0, -1, 0],
+            ]
+        )
         view = np.eye(4)
         view[:3, 3] = -cam
         pv = proj @ view

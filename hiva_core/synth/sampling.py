@@ -48,8 +48,19 @@ BP4D_FALLBACK_RESIDUAL_RATES = [0.361, 0.296, 0.328, 0.454, 0.574, 0.597, 0.562,
 
 # AUs outside BP4D: base rates per frame, set from DISFA's label rates where DISFA has the AU (AU9 .05, AU25 .30,
 # AU26 .15 over its 3 folds) and from FACS co-occurrence knowledge otherwise (rare, posed-looking AUs kept rare).
-OTHER_AU_RATES = {5: 0.08, 9: 0.05, 16: 0.08, 18: 0.05, 20: 0.08, 22: 0.04, 25: 0.25, 26: 0.15, 27: 0.03,
-                  28: 0.03, 43: 0.05}
+OTHER_AU_RATES = {
+    5: 0.08,
+    9: 0.05,
+    16: 0.08,
+    18: 0.05,
+    20: 0.08,
+    22: 0.04,
+    25: 0.25,
+    26: 0.15,
+    27: 0.03,
+    28: 0.03,
+    43: 0.05,
+}
 # Coupling rules (applied in this order):
 #   AU9 (nose wrinkler) 0.15 when AU10 or AU4 is on;  AU25 (lips part) 0.45 when AU10 or AU12 is on;
 #   AU26/AU27 (jaw drop / mouth stretch) exclude each other and bring AU25 with probability 0.9;
@@ -80,8 +91,11 @@ def bp4d_combinations(lists: str | None = "auto") -> tuple[np.ndarray, np.ndarra
     if folder is not None:
         import pandas as pd
 
-        rows = [pd.read_csv(folder / f"BP4D_test_label_fold{k}.txt", sep=r"\s+", header=None).to_numpy()
-                for k in (1, 2, 3) if (folder / f"BP4D_test_label_fold{k}.txt").is_file()]
+        rows = [
+            pd.read_csv(folder / f"BP4D_test_label_fold{k}.txt", sep=r"\s+", header=None).to_numpy()
+            for k in (1, 2, 3)
+            if (folder / f"BP4D_test_label_fold{k}.txt").is_file()
+        ]
         labels = (np.concatenate(rows) == 1).astype(np.int64)
         masks, counts = np.unique((labels << np.arange(12)).sum(1), return_counts=True)
         return masks, counts / counts.sum(), 0.0, str(folder)
@@ -137,23 +151,32 @@ def _unit(v) -> np.ndarray:
 
 
 def sample_identity(seed: int, identity: int, shifted: bool) -> Identity:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODE["shifted" if shifted else "train"],
-                                                        IDENTITY_STREAM, identity]))
+    rng = np.random.default_rng(
+        np.random.SeedSequence([seed, SPLIT_CODE["shifted" if shifted else "train"], IDENTITY_STREAM, identity])
+    )
     scale = 1.6 if shifted else 1.0
     weights = rng.standard_normal(IDENTITY_MODES) * scale
     # Skin: interpolate between a deep and a light tone, with a small hue jitter.
     t = rng.uniform(0.0, 1.0)
     dark, light = np.array([0.36, 0.22, 0.15]), np.array([0.93, 0.76, 0.66])
     skin = np.clip(dark + t * (light - dark) + rng.normal(0, 0.025, 3), 0.05, 1.0)
-    hair_choices = np.array([[0.06, 0.05, 0.04], [0.18, 0.11, 0.07], [0.35, 0.23, 0.13], [0.55, 0.42, 0.27],
-                             [0.40, 0.18, 0.08]])
+    hair_choices = np.array(
+        [[0.06, 0.05, 0.04], [0.18, 0.11, 0.07], [0.35, 0.23, 0.13], [0.55, 0.42, 0.27], [0.40, 0.18, 0.08]]
+    )
     hair = hair_choices[rng.choice(len(hair_choices), p=[0.35, 0.3, 0.17, 0.1, 0.08])]
-    iris_choices = np.array([[0.22, 0.12, 0.06], [0.35, 0.22, 0.10], [0.25, 0.38, 0.52], [0.30, 0.40, 0.25],
-                             [0.45, 0.45, 0.42]])
+    iris_choices = np.array(
+        [[0.22, 0.12, 0.06], [0.35, 0.22, 0.10], [0.25, 0.38, 0.52], [0.30, 0.40, 0.25], [0.45, 0.45, 0.42]]
+    )
     iris = iris_choices[rng.choice(len(iris_choices), p=[0.45, 0.2, 0.15, 0.12, 0.08])] * rng.uniform(0.8, 1.2)
-    return Identity(identity=identity, weights=weights.astype(np.float32), skin=tuple(skin), hair=tuple(hair),
-                    brow_strength=float(rng.uniform(0.55, 0.95)), iris=tuple(np.clip(iris, 0, 1)),
-                    lip_tint=float(rng.uniform(0.1, 0.3)))
+    return Identity(
+        identity=identity,
+        weights=weights.astype(np.float32),
+        skin=tuple(skin),
+        hair=tuple(hair),
+        brow_strength=float(rng.uniform(0.55, 0.95)),
+        iris=tuple(np.clip(iris, 0, 1)),
+        lip_tint=float(rng.uniform(0.1, 0.3)),
+    )
 
 
 def sample_aus(rng: np.random.Generator) -> dict[int, float]:
@@ -215,17 +238,38 @@ def sample_params(seed: int, index: int, shifted: bool = False) -> SampleParams:
         ambient = np.full(3, rng.uniform(0.15, 0.3)) * (1.0 - rng.uniform(0, 0.1, 3))
     fill_dir = _unit([-key_dir[0] + rng.normal(0, 0.2), rng.uniform(-0.3, 0.3), rng.uniform(0.5, 1.0)])
     kind = rng.choice(["flat", "gradient", "noise"])
-    background = {"kind": str(kind), "c1": rng.uniform(0.05, 0.95, 3).tolist(),
-                  "c2": rng.uniform(0.05, 0.95, 3).tolist(), "angle": float(rng.uniform(0, 2 * np.pi)),
-                  "cells": int(rng.integers(3, 9))}
+    background = {
+        "kind": str(kind),
+        "c1": rng.uniform(0.05, 0.95, 3).tolist(),
+        "c2": rng.uniform(0.05, 0.95, 3).tolist(),
+        "angle": float(rng.uniform(0, 2 * np.pi)),
+        "cells": int(rng.integers(3, 9)),
+    }
     return SampleParams(
-        index=index, identity=ident, fold=identity % NUM_FOLDS + 1, au=au, extra=extra,
-        yaw=float(yaw), pitch=float(pitch), roll=float(roll), cam_distance=float(rng.uniform(45, 140)),
-        align_jitter=(float(rng.normal(1.0, 0.03)), float(rng.normal(0, 0.015)), float(rng.normal(0, 0.015)),
-                      float(rng.normal(0, 1.5))),
-        key_dir=key_dir, key_color=key_color, fill_dir=fill_dir, fill_color=fill_color, ambient=ambient,
-        specular=float(rng.uniform(0.05, 0.3)), background=background,
+        index=index,
+        identity=ident,
+        fold=identity % NUM_FOLDS + 1,
+        au=au,
+        extra=extra,
+        yaw=float(yaw),
+        pitch=float(pitch),
+        roll=float(roll),
+        cam_distance=float(rng.uniform(45, 140)),
+        align_jitter=(
+            float(rng.normal(1.0, 0.03)),
+            float(rng.normal(0, 0.015)),
+            float(rng.normal(0, 0.015)),
+            float(rng.normal(0, 1.5)),
+        ),
+        key_dir=key_dir,
+        key_color=key_color,
+        fill_dir=fill_dir,
+        fill_color=fill_color,
+        ambient=ambient,
+        specular=float(rng.uniform(0.05, 0.3)),
+        background=background,
         blur=float(rng.choice([0.0, rng.uniform(0.3, 1.5)], p=[0.6, 0.4])),
-        noise=float(rng.uniform(0.0, 5.0)), jpeg_quality=int(rng.integers(70, 97)),
+        noise=float(rng.uniform(0.0, 5.0)),
+        jpeg_quality=int(rng.integers(70, 97)),
         noise_seed=int(rng.integers(0, 2**31 - 1)),
     )

@@ -42,8 +42,23 @@ FLUSH_EVERY_S = 30.0
 
 def manifest_columns(shifted: bool) -> list[str]:
     aus = [au_label(a) for a in SYNTH_AUS]
-    return (["path", *aus, *[f"{a}_int" for a in aus], "subject", "identity", "split" if shifted else "fold", "index",
-             "yaw", "pitch", "roll", "box_x0", "box_y0", "box_x1", "box_y1", "landmarks"])
+    return [
+        "path",
+        *aus,
+        *[f"{a}_int" for a in aus],
+        "subject",
+        "identity",
+        "split" if shifted else "fold",
+        "index",
+        "yaw",
+        "pitch",
+        "roll",
+        "box_x0",
+        "box_y0",
+        "box_x1",
+        "box_y1",
+        "landmarks",
+    ]
 
 
 def image_name(index: int) -> str:
@@ -144,8 +159,10 @@ def _check_meta(out: Path, meta: dict) -> None:
         return
     for key in ("seed", "size", "shifted", "format_version"):
         if old.get(key) != meta[key]:
-            raise UserError(f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
-                            "use another --out, or the same settings to resume")
+            raise UserError(
+                f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
+                "use another --out, or the same settings to resume"
+            )
 
 
 def run_synth(
@@ -173,11 +190,18 @@ def run_synth(
     out = Path(out)
     model_path = find_face_model(face_model)
     meta = {
-        "format_version": FORMAT_VERSION, "seed": seed, "size": size, "shifted": shifted,
-        "split": "shifted test" if shifted else "3 identity-exclusive folds", "face_model": str(model_path),
-        "aus": SYNTH_AUS, "occurrence_threshold": OCCURRENCE_THRESHOLD,
+        "format_version": FORMAT_VERSION,
+        "seed": seed,
+        "size": size,
+        "shifted": shifted,
+        "split": "shifted test" if shifted else "3 identity-exclusive folds",
+        "face_model": str(model_path),
+        "aus": SYNTH_AUS,
+        "occurrence_threshold": OCCURRENCE_THRESHOLD,
         "au_blendshapes": {au_label(k): v for k, v in AU_BLENDSHAPES.items()},
-        "samples_per_identity": SAMPLES_PER_IDENTITY, "bp4d_calibration": bp4d_combinations()[3], "msaa": msaa,
+        "samples_per_identity": SAMPLES_PER_IDENTITY,
+        "bp4d_calibration": bp4d_combinations()[3],
+        "msaa": msaa,
     }
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -198,8 +222,7 @@ def run_synth(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   disable=not progress)
+    bar = Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress)
     last_flush = time.monotonic()
     try:
         with bar:
@@ -210,8 +233,9 @@ def run_synth(
             else:
                 import multiprocessing as mp
 
-                pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
-                                           initializer=_init_worker, initargs=args)
+                pool = ProcessPoolExecutor(
+                    min(workers, len(todo)), mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=args
+                )
                 results = pool.map(_work, todo, chunksize=max(1, min(16, len(todo) // (4 * workers))))
             try:
                 for row in results:

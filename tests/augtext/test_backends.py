@@ -20,15 +20,18 @@ from augtext.backends import (
 )
 from augtext.errors import UserError
 
-MESSAGES = [{"role": "system", "content": "You write JSON."},
-            {"role": "user", "content": "AU12 (Lip Corner Puller). Write 3 different sentences about AU12."}]
+MESSAGES = [
+    {"role": "system", "content": "You write JSON."},
+    {"role": "user", "content": "AU12 (Lip Corner Puller). Write 3 different sentences about AU12."},
+]
 
 
 def _complete(backend: OpenAIBackend, **kw):
     async def go():
         try:
-            return await backend.complete(MESSAGES, n_samples=kw.pop("n_samples", 1), seed=7, temperature=0.5,
-                                          max_tokens=50)
+            return await backend.complete(
+                MESSAGES, n_samples=kw.pop("n_samples", 1), seed=7, temperature=0.5, max_tokens=50
+            )
         finally:
             await backend.aclose()
 
@@ -120,8 +123,14 @@ def test_retries_are_bounded(llm_server):
 
 def test_connection_refused_fails_cleanly():
     """Nothing listens there and nothing ever answered: no retries, a UserError naming the URL."""
-    backend = OpenAIBackend(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="AUGTEXT_TEST_NO_SUCH_KEY",
-                            timeout=1.0, max_retries=3, backoff_base=0.01)
+    backend = OpenAIBackend(
+        model="m",
+        base_url="http://127.0.0.1:9/v1",
+        api_key_env="AUGTEXT_TEST_NO_SUCH_KEY",
+        timeout=1.0,
+        max_retries=3,
+        backoff_base=0.01,
+    )
     with pytest.raises(ServerUnreachable, match=r"127\.0\.0\.1:9/v1.*connection refused"):
         _complete(backend)
     assert backend.retries == 0
@@ -129,8 +138,14 @@ def test_connection_refused_fails_cleanly():
 
 def test_connection_lost_after_answers_is_retried():
     """A server that has answered before and then refuses (a restart, an overload) is retried, then given up."""
-    backend = OpenAIBackend(model="m", base_url="http://127.0.0.1:9/v1", api_key_env="AUGTEXT_TEST_NO_SUCH_KEY",
-                            timeout=1.0, max_retries=2, backoff_base=0.01)
+    backend = OpenAIBackend(
+        model="m",
+        base_url="http://127.0.0.1:9/v1",
+        api_key_env="AUGTEXT_TEST_NO_SUCH_KEY",
+        timeout=1.0,
+        max_retries=2,
+        backoff_base=0.01,
+    )
     backend.answered = 1  # as after one answer
     with pytest.raises(RequestFailed, match="connection"):
         _complete(backend)

@@ -54,8 +54,12 @@ def texts(aus=(1, 12), n=3) -> dict[int, list[str]]:
 
 def test_round_trip_table_and_manifest(tmp_path, counting, encoder):
     write_descriptions(tmp_path, texts((12, 1), 3))
-    write_descriptions(tmp_path, {4: ["The brows are pulled down and together, and vertical furrows form."]},
-                       style="anatomy", append=True)
+    write_descriptions(
+        tmp_path,
+        {4: ["The brows are pulled down and together, and vertical furrows form."]},
+        style="anatomy",
+        append=True,
+    )
     report = embed_cache(tmp_path, encoder=counting, progress=False)
 
     assert (report.rows, report.encoded, report.reused, report.dropped, report.written) == (7, 7, 0, 0, True)
@@ -64,8 +68,14 @@ def test_round_trip_table_and_manifest(tmp_path, counting, encoder):
     assert table.schema.field("au").type == pa.int16()
     assert table.schema.field("embedding").type == pa.list_(pa.float32(), 384)
     assert table.column_names == ["au", "text_sha256", "style", "text", "embedding"]
-    keys = list(zip(table.column("au").to_pylist(), table.column("style").to_pylist(),
-                    table.column("text_sha256").to_pylist(), strict=True))
+    keys = list(
+        zip(
+            table.column("au").to_pylist(),
+            table.column("style").to_pylist(),
+            table.column("text_sha256").to_pylist(),
+            strict=True,
+        )
+    )
     assert keys == sorted(keys) and [k[0] for k in keys] == [1, 1, 1, 4, 12, 12, 12]
     assert all(sha256(t) == s for t, s in zip(table.column("text").to_pylist(), [k[2] for k in keys], strict=True))
 
@@ -89,9 +99,16 @@ def test_round_trip_table_and_manifest(tmp_path, counting, encoder):
     assert manifest == {
         "version": 1,
         "descriptions": {"path": "descriptions.parquet", "rows": 7, "fingerprint": fingerprint},
-        "embeddings": {"all-MiniLM-L6-v2": {
-            "path": "embeddings/all-MiniLM-L6-v2.parquet", "model": "sentence-transformers/all-MiniLM-L6-v2",
-            "dim": 384, "rows": 7, "descriptions_fingerprint": fingerprint, "created_utc": meta["created_utc"]}},
+        "embeddings": {
+            "all-MiniLM-L6-v2": {
+                "path": "embeddings/all-MiniLM-L6-v2.parquet",
+                "model": "sentence-transformers/all-MiniLM-L6-v2",
+                "dim": 384,
+                "rows": 7,
+                "descriptions_fingerprint": fingerprint,
+                "created_utc": meta["created_utc"],
+            }
+        },
     }
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
@@ -116,8 +133,11 @@ def test_new_descriptions_are_the_only_ones_encoded_and_gone_ones_are_dropped(tm
     old = pq.read_table(tmp_path / TABLE)
     counting.texts.clear()
 
-    second = {1: first[1][:2] + ["The inner brows lift and slant upward toward the middle of the forehead."],
-              12: first[12], 6: description_texts(6, 2)}
+    second = {
+        1: first[1][:2] + ["The inner brows lift and slant upward toward the middle of the forehead."],
+        12: first[12],
+        6: description_texts(6, 2),
+    }
     write_descriptions(tmp_path, second)
     report = embed_cache(tmp_path, encoder=counting, progress=False)
     added = [second[1][2], *second[6]]
@@ -137,8 +157,9 @@ def test_new_descriptions_are_the_only_ones_encoded_and_gone_ones_are_dropped(tm
 
 def test_same_text_in_two_styles_is_encoded_once(tmp_path, counting):
     write_descriptions(tmp_path, {2: ["The outer ends of the eyebrows are lifted into an arch."]})
-    write_descriptions(tmp_path, {2: ["The outer ends of the eyebrows are lifted into an arch."]}, style="anatomy",
-                       append=True)
+    write_descriptions(
+        tmp_path, {2: ["The outer ends of the eyebrows are lifted into an arch."]}, style="anatomy", append=True
+    )
     report = embed_cache(tmp_path, encoder=counting, progress=False)
     assert (report.rows, report.encoded, counting.calls) == (2, 1, 1)
 
@@ -194,11 +215,22 @@ def test_stored_dim_differs_from_the_model(tmp_path, capsys, counting):
     desc = texts((1,), 2)
     write_descriptions(tmp_path, desc)
     sha = sha256(desc[1][0])
-    meta = {b"embed_model": b"sentence-transformers/all-MiniLM-L6-v2", b"dim": b"8", b"normalized": b"true",
-            b"descriptions_fingerprint": b"old"}
-    flat = pa.array(np.full(8, 8 ** -0.5, dtype=np.float32))
-    fake = pa.table({"au": pa.array([1], pa.int16()), "text_sha256": [sha], "style": ["appearance"],
-                     "text": [desc[1][0]], "embedding": pa.FixedSizeListArray.from_arrays(flat, 8)})
+    meta = {
+        b"embed_model": b"sentence-transformers/all-MiniLM-L6-v2",
+        b"dim": b"8",
+        b"normalized": b"true",
+        b"descriptions_fingerprint": b"old",
+    }
+    flat = pa.array(np.full(8, 8**-0.5, dtype=np.float32))
+    fake = pa.table(
+        {
+            "au": pa.array([1], pa.int16()),
+            "text_sha256": [sha],
+            "style": ["appearance"],
+            "text": [desc[1][0]],
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, 8),
+        }
+    )
     fake = fake.replace_schema_metadata(meta)
     (tmp_path / "embeddings").mkdir()
     pq.write_table(fake, tmp_path / TABLE)
@@ -244,7 +276,9 @@ def test_two_models_with_the_same_slug_get_separate_tables(tmp_path, counting):
     assert report.path.name.startswith("all-MiniLM-L6-v2-") and report.encoded == 2
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert sorted(e["model"] for e in manifest["embeddings"].values()) == [
-        "other-org/all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"]
+        "other-org/all-MiniLM-L6-v2",
+        "sentence-transformers/all-MiniLM-L6-v2",
+    ]
 
 
 def test_killed_midway_keeps_the_chunks_already_encoded(tmp_path, counting, monkeypatch):

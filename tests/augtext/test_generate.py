@@ -28,8 +28,24 @@ VOLATILE = ["created_utc", "latency_s"]  # the only columns allowed to differ be
 
 
 def cli_args(server, cache: Path, au: str = "1,2", *extra: str) -> list[str]:
-    return ["generate", "--backend", "openai", "--base-url", server.url, "--model", "loopback", "--au", au,
-            "--cache", str(cache), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY", "--max-retries", "5", *extra]
+    return [
+        "generate",
+        "--backend",
+        "openai",
+        "--base-url",
+        server.url,
+        "--model",
+        "loopback",
+        "--au",
+        au,
+        "--cache",
+        str(cache),
+        "--api-key-env",
+        "AUGTEXT_TEST_NO_SUCH_KEY",
+        "--max-retries",
+        "5",
+        *extra,
+    ]
 
 
 def read(cache: Path):
@@ -41,10 +57,24 @@ def stable(df):
 
 
 def test_every_au_gets_n_despite_failures(llm_server, tmp_path, capsys):
-    llm_server.script(["429", "500", "stall", "malformed", "refusal", "offtopic", "garbage", "429", "500",
-                       "refusal", "offtopic"])
-    rc = main(cli_args(llm_server, tmp_path, "1,2,4", "--styles", "appearance,contrast", "--n", "6",
-                       "--timeout", "1", "--concurrency", "4"))
+    llm_server.script(
+        ["429", "500", "stall", "malformed", "refusal", "offtopic", "garbage", "429", "500", "refusal", "offtopic"]
+    )
+    rc = main(
+        cli_args(
+            llm_server,
+            tmp_path,
+            "1,2,4",
+            "--styles",
+            "appearance,contrast",
+            "--n",
+            "6",
+            "--timeout",
+            "1",
+            "--concurrency",
+            "4",
+        )
+    )
     assert rc == 0, capsys.readouterr().err
     df = read(tmp_path)
     counts = df.groupby(["au", "style"]).size()
@@ -64,18 +94,43 @@ def test_schema_and_provenance(llm_server, tmp_path):
     assert main(cli_args(llm_server, tmp_path, "12", "--styles", "appearance", "--n", "3", "--seed", "5")) == 0
     table = pq.read_table(tmp_path / "descriptions.parquet")
     assert [(f.name, str(f.type)) for f in table.schema] == [
-        ("au", "int16"), ("text", "string"), ("text_sha256", "string"), ("style", "string"),
-        ("template_sha256", "string"), ("backend", "string"), ("model", "string"), ("params", "string"),
-        ("seed", "int64"), ("sample_idx", "int32"), ("request_key", "string"), ("created_utc", "string"),
-        ("prompt_tokens", "int32"), ("completion_tokens", "int32"), ("latency_s", "float")]
+        ("au", "int16"),
+        ("text", "string"),
+        ("text_sha256", "string"),
+        ("style", "string"),
+        ("template_sha256", "string"),
+        ("backend", "string"),
+        ("model", "string"),
+        ("params", "string"),
+        ("seed", "int64"),
+        ("sample_idx", "int32"),
+        ("request_key", "string"),
+        ("created_utc", "string"),
+        ("prompt_tokens", "int32"),
+        ("completion_tokens", "int32"),
+        ("latency_s", "float"),
+    ]
     row = table.to_pylist()[0]
     assert row["backend"] == "openai" and row["model"] == "loopback" and row["created_utc"].endswith("Z")
     assert json.loads(row["params"]) == {"temperature": 0.9, "max_tokens": 400}
     assert llm_server.log[0]["body"]["seed"] == row["seed"]
     entry = json.loads((tmp_path / "requests.jsonl").read_text().splitlines()[0])
     assert entry["key"] == row["request_key"] and row["text"] in entry["text"]
-    assert {"au", "style", "text", "prompt_tokens", "completion_tokens", "latency_s", "created_utc", "backend",
-            "model", "params", "seed", "sample_idx", "template_sha256"} <= set(entry)
+    assert {
+        "au",
+        "style",
+        "text",
+        "prompt_tokens",
+        "completion_tokens",
+        "latency_s",
+        "created_utc",
+        "backend",
+        "model",
+        "params",
+        "seed",
+        "sample_idx",
+        "template_sha256",
+    } <= set(entry)
 
 
 def test_rerun_sends_zero_requests(llm_server, tmp_path):
@@ -123,8 +178,7 @@ def test_garbage_only_backend_fails_naming_the_aus(llm_server, tmp_path, capsys)
     # the answers are logged: a rerun re-parses them but does not ask again for the same sample indices
     sent = llm_server.requests
     llm_server.reset()
-    assert main(cli_args(llm_server, tmp_path, "1,2", "--styles", "appearance", "--n", "3",
-                         "--max-rounds", "2")) == 1
+    assert main(cli_args(llm_server, tmp_path, "1,2", "--styles", "appearance", "--n", "3", "--max-rounds", "2")) == 1
     assert llm_server.requests == 0 and sent > 0
 
 
@@ -138,8 +192,23 @@ def _dead_port() -> int:
 def test_server_down_fails_fast_naming_the_url(tmp_path, capsys):
     url = f"http://127.0.0.1:{_dead_port()}/v1"
     t0 = time.monotonic()
-    rc = main(["generate", "--backend", "openai", "--base-url", url, "--model", "m", "--au", "1-26",
-               "--cache", str(tmp_path), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"])
+    rc = main(
+        [
+            "generate",
+            "--backend",
+            "openai",
+            "--base-url",
+            url,
+            "--model",
+            "m",
+            "--au",
+            "1-26",
+            "--cache",
+            str(tmp_path),
+            "--api-key-env",
+            "AUGTEXT_TEST_NO_SUCH_KEY",
+        ]
+    )
     elapsed = time.monotonic() - t0
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and url in err[0] and "connection refused" in err[0]
@@ -219,8 +288,12 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
     llm_server.reset()
     llm_server.latency_s = 0.2
     cache = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "augtext.cli", *cli_args(llm_server, cache, aus, *common)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "augtext.cli", *cli_args(llm_server, cache, aus, *common)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = cache / "requests.jsonl"
     deadline = time.monotonic() + 120  # a wait, not a timing assert: a loaded machine starts the process slowly
     while time.monotonic() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 4):
@@ -245,8 +318,10 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
 
 # -- an injected backend: no HTTP at all ------------------------------------------------------------------------------
 
-PROSE = ("Sure! AU12 pulls the corners of the lips up and back toward the cheekbones. The cheeks lift a little and "
-         "the mouth widens as the lip corners rise into a smile. The nasolabial fold deepens beside the mouth.")
+PROSE = (
+    "Sure! AU12 pulls the corners of the lips up and back toward the cheekbones. The cheeks lift a little and "
+    "the mouth widens as the lip corners rise into a smile. The nasolabial fold deepens beside the mouth."
+)
 
 
 class FakeBackend:
@@ -272,16 +347,21 @@ class FakeBackend:
         if what == "prose":
             return [Completion(text=PROSE)]
         code = 12
-        return [Completion(text=json.dumps(synth_descriptions(code, 3, random.Random(seed))), prompt_tokens=10,
-                           completion_tokens=20, latency_s=0.01)]
+        return [
+            Completion(
+                text=json.dumps(synth_descriptions(code, 3, random.Random(seed))),
+                prompt_tokens=10,
+                completion_tokens=20,
+                latency_s=0.01,
+            )
+        ]
 
     async def aclose(self):
         pass
 
 
 def _config(cache: Path, **kw) -> GenerateConfig:
-    kw = {"aus": (12,), "styles": ("appearance",), "cache": cache, "n": 6, "per_request": 3, "progress": False,
-          **kw}
+    kw = {"aus": (12,), "styles": ("appearance",), "cache": cache, "n": 6, "per_request": 3, "progress": False, **kw}
     return GenerateConfig(**kw)
 
 

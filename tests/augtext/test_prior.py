@@ -24,8 +24,9 @@ def shared_cache(tmp_path_factory) -> Path:
     """Read-only: 4 AUs x (3 appearance + 3 anatomy) descriptions, embedded for real; AU4 gets one extra."""
     cache = tmp_path_factory.mktemp("prior_cache")
     make_text_cache(cache, AUS, per_au=3, styles=("appearance", "anatomy"), encoder=minilm())
-    write_descriptions(cache, {4: ["Vertical furrows form between the lowered, drawn-together brows."]},
-                       style="contrast", append=True)
+    write_descriptions(
+        cache, {4: ["Vertical furrows form between the lowered, drawn-together brows."]}, style="contrast", append=True
+    )
     embed_cache(cache, encoder=minilm(), progress=False)
     return cache
 
@@ -84,8 +85,11 @@ def test_missing_au_is_named(shared_cache):
 
 def test_stale_manifest(cache):
     write_descriptions(cache, {12: ["The lip corners rise and the cheeks lift into a broad smile."]}, append=True)
-    with pytest.raises(UserError, match=r"all-MiniLM-L6-v2\.parquet is stale: .*descriptions\.parquet changed.*"
-                                        r"run `augtext embed"):
+    with pytest.raises(
+        UserError,
+        match=r"all-MiniLM-L6-v2\.parquet is stale: .*descriptions\.parquet changed.*"
+        r"run `augtext embed",
+    ):
         load_text_prior(cache, aus=[12])
     embed_cache(cache, encoder=minilm(), progress=False)
     assert load_text_prior(cache, aus=[12]).mask.sum() == 7
@@ -164,8 +168,9 @@ def test_save_read_round_trip(shared_cache, tmp_path):
     save_text_prior(prior, path)
     back = read_text_prior(path)
     assert back == prior and back.aus == [4, 1] and back.embeddings.dtype == np.float32 and back.mask.dtype == bool
-    assert back != TextPrior(aus=[4, 1], embeddings=prior.embeddings, mask=prior.mask, model="x",
-                             fingerprint=prior.fingerprint)
+    assert back != TextPrior(
+        aus=[4, 1], embeddings=prior.embeddings, mask=prior.mask, model="x", fingerprint=prior.fingerprint
+    )
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(UserError, match=r"text_prior\.safetensors is not a readable safetensors file"):
         read_text_prior(path)

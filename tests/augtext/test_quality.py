@@ -34,6 +34,7 @@ def embedder():
 
 # -- the reference set ------------------------------------------------------------------------------------------------
 
+
 def test_reference_set_covers_every_dataset_au_and_style():
     ref = reference_set()
     styles = available_styles()
@@ -55,8 +56,12 @@ def test_reference_files_have_exactly_the_schema():
 
 
 def test_every_reference_description_passes_the_rules():
-    bad = [(au, t, r) for (au, _s), texts in reference_set().items() for t in texts
-           if (r := validate_description(t, FACS[au])) is not None]
+    bad = [
+        (au, t, r)
+        for (au, _s), texts in reference_set().items()
+        for t in texts
+        if (r := validate_description(t, FACS[au])) is not None
+    ]
     assert not bad, bad[:5]
 
 
@@ -98,6 +103,7 @@ def test_few_shot_examples_are_fixed_and_from_the_pair():
 
 # -- the gate, through `augtext generate --backend openai` against a real loopback server ---------------------------
 
+
 def _kept_share(llm_server, tmp_path, kind: str) -> tuple[float, list[str]]:
     items = GATE_SET[kind]
     by_au: dict[int, list[str]] = {}
@@ -105,9 +111,27 @@ def _kept_share(llm_server, tmp_path, kind: str) -> tuple[float, list[str]]:
         by_au.setdefault(int(au), []).append(text)
     llm_server.answer = lambda code, k: json.dumps(by_au.get(code, []))
     cache = tmp_path / kind
-    args = ["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "scripted", "--au",
-            ",".join(map(str, sorted(by_au))), "--styles", "appearance", "--n", "10", "--max-rounds", "1",
-            "--cache", str(cache), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]
+    args = [
+        "generate",
+        "--backend",
+        "openai",
+        "--base-url",
+        llm_server.url,
+        "--model",
+        "scripted",
+        "--au",
+        ",".join(map(str, sorted(by_au))),
+        "--styles",
+        "appearance",
+        "--n",
+        "10",
+        "--max-rounds",
+        "1",
+        "--cache",
+        str(cache),
+        "--api-key-env",
+        "AUGTEXT_TEST_NO_SUCH_KEY",
+    ]
     assert main(args) in (0, 1)
     kept = pq.read_table(cache / "descriptions.parquet").column("text").to_pylist()
     return len(set(kept) & {t for _, t in items}) / len(items), kept
@@ -132,13 +156,33 @@ def test_gate_drops_most_descriptions_of_another_au(llm_server, tmp_path):
 
 def test_no_gate_keeps_what_the_rules_keep(llm_server, tmp_path):
     llm_server.answer = lambda code, k: json.dumps([t for a, t in GATE_SET["off_domain"] if a == code])
-    args = ["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "scripted", "--au", "12",
-            "--styles", "appearance", "--n", "2", "--max-rounds", "1", "--no-gate", "--cache", str(tmp_path),
-            "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]
+    args = [
+        "generate",
+        "--backend",
+        "openai",
+        "--base-url",
+        llm_server.url,
+        "--model",
+        "scripted",
+        "--au",
+        "12",
+        "--styles",
+        "appearance",
+        "--n",
+        "2",
+        "--max-rounds",
+        "1",
+        "--no-gate",
+        "--cache",
+        str(tmp_path),
+        "--api-key-env",
+        "AUGTEXT_TEST_NO_SUCH_KEY",
+    ]
     assert main(args) == 0  # both AU12 off-domain sentences name a smile word: the rules alone keep them
 
 
 # -- the reference backend ---------------------------------------------------------------------------------------
+
 
 def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
     cache = tmp_path / "c"
@@ -154,8 +198,13 @@ def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
     before = (cache / "descriptions.parquet").read_bytes()
     assert main(["generate", "--au", "bp4d", "--n", "8", "--cache", str(cache)]) == 0  # rerun: all cached
     assert (cache / "requests.jsonl").read_text().splitlines() == lines
-    assert pq.read_table(cache / "descriptions.parquet").to_pandas().drop(columns=["created_utc"]).equals(
-        df.drop(columns=["created_utc"])) and before
+    assert (
+        pq.read_table(cache / "descriptions.parquet")
+        .to_pandas()
+        .drop(columns=["created_utc"])
+        .equals(df.drop(columns=["created_utc"]))
+        and before
+    )
 
 
 def test_reference_backend_is_short_for_an_au_the_set_lacks(tmp_path, capsys):
@@ -174,9 +223,30 @@ def test_llm_rows_beside_reference_rows_do_not_change_them(llm_server, tmp_path)
     cache = tmp_path / "c"
     assert main(["generate", "--au", "1,2", "--n", "4", "--styles", "appearance", "--cache", str(cache)]) == 0
     before = pq.read_table(cache / "descriptions.parquet").to_pandas().drop(columns=["created_utc"])
-    assert main(["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "loopback", "--au",
-                 "2,4", "--n", "3", "--styles", "appearance", "--cache", str(cache),
-                 "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--backend",
+                "openai",
+                "--base-url",
+                llm_server.url,
+                "--model",
+                "loopback",
+                "--au",
+                "2,4",
+                "--n",
+                "3",
+                "--styles",
+                "appearance",
+                "--cache",
+                str(cache),
+                "--api-key-env",
+                "AUGTEXT_TEST_NO_SUCH_KEY",
+            ]
+        )
+        == 0
+    )
     after = pq.read_table(cache / "descriptions.parquet").to_pandas()
     ref_rows = after[after["backend"] == "reference"].drop(columns=["created_utc"]).reset_index(drop=True)
     assert ref_rows.equals(before.reset_index(drop=True))
@@ -184,22 +254,52 @@ def test_llm_rows_beside_reference_rows_do_not_change_them(llm_server, tmp_path)
     assert sorted(Counter(llm["au"]).items()) == [(2, 3), (4, 3)]
     assert main(["generate", "--au", "4", "--n", "2", "--styles", "appearance", "--cache", str(cache)]) == 0
     again = pq.read_table(cache / "descriptions.parquet").to_pandas()
-    assert again[again["au"].isin([1, 2])].drop(columns=["created_utc"]).reset_index(drop=True).equals(
-        after[after["au"].isin([1, 2])].drop(columns=["created_utc"]).reset_index(drop=True))
+    assert (
+        again[again["au"].isin([1, 2])]
+        .drop(columns=["created_utc"])
+        .reset_index(drop=True)
+        .equals(after[after["au"].isin([1, 2])].drop(columns=["created_utc"]).reset_index(drop=True))
+    )
 
 
 def test_llm_copy_of_a_few_shot_example_is_a_duplicate(llm_server, tmp_path):
     example = few_shot_examples(12, "appearance", 1)[0]
     llm_server.answer = lambda code, k: json.dumps([example])
-    assert main(["generate", "--backend", "openai", "--base-url", llm_server.url, "--model", "loopback", "--au", "12",
-                 "--n", "1", "--styles", "appearance", "--few-shot", "1", "--max-rounds", "1", "--cache",
-                 str(tmp_path), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]) == 1
+    assert (
+        main(
+            [
+                "generate",
+                "--backend",
+                "openai",
+                "--base-url",
+                llm_server.url,
+                "--model",
+                "loopback",
+                "--au",
+                "12",
+                "--n",
+                "1",
+                "--styles",
+                "appearance",
+                "--few-shot",
+                "1",
+                "--max-rounds",
+                "1",
+                "--cache",
+                str(tmp_path),
+                "--api-key-env",
+                "AUGTEXT_TEST_NO_SUCH_KEY",
+            ]
+        )
+        == 1
+    )
     body = llm_server.log[0]["body"]
     assert example in body["messages"][1]["content"]
     assert json.loads((tmp_path / "rejections.json").read_text())["rejected_total"] == {"duplicate": 1}
 
 
 # -- augtext score ------------------------------------------------------------------------------------------------
+
 
 def test_score_measures_identifiability_specificity_diversity_validity(tmp_path, capsys, embedder):
     cache = tmp_path / "c"
@@ -258,8 +358,20 @@ def test_score_cache_is_deterministic(tmp_path, embedder):
 def test_a_no_gate_run_of_other_aus_keeps_the_gated_rows(llm_server, tmp_path):
     """Rows of pairs a run was not asked about stay as they were, whatever that run's --n and --gate."""
     cache = tmp_path / "c"
-    base = ["--backend", "openai", "--base-url", llm_server.url, "--model", "loopback", "--styles", "appearance",
-            "--cache", str(cache), "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"]
+    base = [
+        "--backend",
+        "openai",
+        "--base-url",
+        llm_server.url,
+        "--model",
+        "loopback",
+        "--styles",
+        "appearance",
+        "--cache",
+        str(cache),
+        "--api-key-env",
+        "AUGTEXT_TEST_NO_SUCH_KEY",
+    ]
     assert main(["generate", "--au", "1,2", "--n", "3", *base]) == 0
     before = pq.read_table(cache / "descriptions.parquet").to_pandas()
     assert main(["generate", "--au", "4", "--n", "5", "--no-gate", *base]) == 0

@@ -24,9 +24,29 @@ def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")
     with LLMServer() as server:
         server.script(["refusal", "offtopic"])
-        rc = main(["generate", "--backend", "openai", "--base-url", server.url, "--model", "loopback", "--au", "1,12",
-                   "--styles", "appearance,contrast", "--n", "4", "--cache", str(out), "--concurrency", "1",
-                   "--api-key-env", "AUGTEXT_TEST_NO_SUCH_KEY"])
+        rc = main(
+            [
+                "generate",
+                "--backend",
+                "openai",
+                "--base-url",
+                server.url,
+                "--model",
+                "loopback",
+                "--au",
+                "1,12",
+                "--styles",
+                "appearance,contrast",
+                "--n",
+                "4",
+                "--cache",
+                str(out),
+                "--concurrency",
+                "1",
+                "--api-key-env",
+                "AUGTEXT_TEST_NO_SUCH_KEY",
+            ]
+        )
     assert rc == 0
     return out
 
@@ -64,8 +84,15 @@ def test_stats_uses_embeddings_when_present(cache):
     dim = 4
     emb = np.zeros((len(df), dim), dtype=np.float32)
     emb[:, 0] = 1.0  # identical vectors: cosine 1.0, unlike TF-IDF
-    table = pa.table({"au": pa.array(df["au"], pa.int16()), "text_sha256": df["text_sha256"], "style": df["style"],
-                      "text": df["text"], "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), dim)})
+    table = pa.table(
+        {
+            "au": pa.array(df["au"], pa.int16()),
+            "text_sha256": df["text_sha256"],
+            "style": df["style"],
+            "text": df["text"],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), dim),
+        }
+    )
     (cache / "embeddings").mkdir()
     pq.write_table(table, cache / "embeddings" / "tiny.parquet")
     rows, source = compute_stats(cache)

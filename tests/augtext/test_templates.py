@@ -103,8 +103,12 @@ def test_context_variables():
 
 def test_user_folder_overrides_and_adds(tmp_path):
     user = _write(tmp_path, "appearance.j2", "{# Mine. #}\n[system]\nBe brief.\n[user]\n{{ au.label }} x{{ n }}\n")
-    _write(tmp_path, "mystyle.j2", '{# New one. #}\n{% extends "_base.j2" %}\n{% block task %}t{% endblock %}\n'
-           "{% block example %}e{% endblock %}\n")
+    _write(
+        tmp_path,
+        "mystyle.j2",
+        '{# New one. #}\n{% extends "_base.j2" %}\n{% block task %}t{% endblock %}\n'
+        "{% block example %}e{% endblock %}\n",
+    )
     assert set(available_styles(user)) == set(STYLES) | {"mystyle"}
     messages, _ = render_messages("appearance", 4, 2, user)
     assert messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "AU4 x2"}]

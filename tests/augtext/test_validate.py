@@ -83,8 +83,15 @@ PROSE = (
 @pytest.mark.parametrize(
     ("raw", "strict_reason", "salvaged"),
     [
-        (PROSE, "no_json", ["AU1 lifts the inner ends of the eyebrows.", "The forehead wrinkles in the middle!",
-                            "In short: the brows slant upward toward the centre"]),
+        (
+            PROSE,
+            "no_json",
+            [
+                "AU1 lifts the inner ends of the eyebrows.",
+                "The forehead wrinkles in the middle!",
+                "In short: the brows slant upward toward the centre",
+            ],
+        ),
         (f'["{A}", "{B}", "The fore', "malformed_json", [A, B]),
         (f'[{{"text": "{A}"}}, {{"text": "{B}"}}, {{"text": "The', "malformed_json", [A, B]),
         (f'["{A}", "with \\"quotes\\" inside", "x', "malformed_json", [A, 'with "quotes" inside']),
@@ -206,7 +213,6 @@ def test_filter_threshold_and_seed():
     assert strict.is_duplicate(SMILE.upper())
 
 
-
 def test_a_set_of_dicts_never_crashes_the_parser():
     # `{{...}, {...}}` is a Python set of dicts: literal_eval raises TypeError (unhashable), which once crashed
     # `augtext generate` after the answer was logged.
@@ -218,30 +224,41 @@ def test_a_set_of_dicts_never_crashes_the_parser():
     assert all(isinstance(t, str) for t in texts)
 
 
-@pytest.mark.parametrize("text", [
-    '"Sentence 1": "When AU24 shows, the skin above and below the lips bunches."',
-    '{"chinese_head_to_lateral_rotary_squash_3"',
-    "The lips <b>press</b> together and the skin around the mouth bunches.",
-    "The lips press together, see https://example.org for pictures of the mouth.",
-    "lip_press = True when the lips are pressed together at the mouth.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"Sentence 1": "When AU24 shows, the skin above and below the lips bunches."',
+        '{"chinese_head_to_lateral_rotary_squash_3"',
+        "The lips <b>press</b> together and the skin around the mouth bunches.",
+        "The lips press together, see https://example.org for pictures of the mouth.",
+        "lip_press = True when the lips are pressed together at the mouth.",
+    ],
+)
 def test_code_json_and_markup_are_rejected(text):
     assert validate_description(text, FACS[24]) == "markup"
 
 
-@pytest.mark.parametrize("text", ["Text: The lips are pressed firmly together, closing the mouth.",
-                                  "Sentence 2: the lips are pressed firmly together at the mouth."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Text: The lips are pressed firmly together, closing the mouth.",
+        "Sentence 2: the lips are pressed firmly together at the mouth.",
+    ],
+)
 def test_labels_before_the_text_are_talk_about_the_answer(text):
     assert validate_description(text, FACS[24]) == "garbage"
 
 
-@pytest.mark.parametrize(("au", "text", "ok"), [
-    (17, "Chinese New Year celebrations in the city include dragon dances and fireworks.", False),
-    (17, "The chins of both people wrinkle as the lower lip is pushed up.", True),
-    (1, "The brows rise at their inner ends toward the middle of the face.", True),
-    (7, "The valid answer is shown in the list here today for everyone.", False),
-    (12, "A crooked half-smile shows on one side of the face only.", True),
-    (24, "The lips are pressed hard together and the skin bunches around them.", True),
-])
+@pytest.mark.parametrize(
+    ("au", "text", "ok"),
+    [
+        (17, "Chinese New Year celebrations in the city include dragon dances and fireworks.", False),
+        (17, "The chins of both people wrinkle as the lower lip is pushed up.", True),
+        (1, "The brows rise at their inner ends toward the middle of the face.", True),
+        (7, "The valid answer is shown in the list here today for everyone.", False),
+        (12, "A crooked half-smile shows on one side of the face only.", True),
+        (24, "The lips are pressed hard together and the skin bunches around them.", True),
+    ],
+)
 def test_topic_words_match_whole_words_with_listed_inflections(au, text, ok):
     assert (validate_description(text, FACS[au]) is None) is ok

@@ -43,8 +43,9 @@ def make_tiny_faces(root: Path, n: int = 96, folds: int = 3, seed: int = 0) -> P
         rel = f"img/{i:03d}.png"
         write_au_face(root / rel, labels, seed=seed * 100_000 + i)
         fold = i % folds + 1
-        rows.append({"path": rel, **{f"AU{au}": v for au, v in labels.items()}, "fold": fold,
-                     "subject": f"S{fold}{i % 4}"})
+        rows.append(
+            {"path": rel, **{f"AU{au}": v for au, v in labels.items()}, "fold": fold, "subject": f"S{fold}{i % 4}"}
+        )
     return write_manifest(root / "manifest.csv", rows)
 
 
@@ -65,10 +66,37 @@ def tiny_faces(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------- tiny training runs
 def train_argv(text_cache: Path, data: Path, out: Path, *extra: str, epochs: int = 6) -> list[str]:
     """`hiva_core train` arguments for a tiny, fast run (tiny backbone, d=32, 32-px crops, no workers/bars)."""
-    return ["train", "--text-cache", str(text_cache), "--data", str(data), "--out", str(out), "--backbone", "tiny",
-            "--no-pretrained", "--epochs", str(epochs), "--batch-size", "16", "--lr", "3e-3", "--image-size", "32",
-            "--set", "data.num_workers=0", "--set", "model.dim=32", "--set", "model.heads=4",
-            "--set", "train.progress=false", "--set", "train.tensorboard=false", *extra]
+    return [
+        "train",
+        "--text-cache",
+        str(text_cache),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--backbone",
+        "tiny",
+        "--no-pretrained",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--image-size",
+        "32",
+        "--set",
+        "data.num_workers=0",
+        "--set",
+        "model.dim=32",
+        "--set",
+        "model.heads=4",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "train.tensorboard=false",
+        *extra,
+    ]
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from tests.textcache import make_text_cache
 
 
 def test_train_and_eval_every_bp4d_fold_from_list_files(tmp_path, shared_data, one_thread, capsys):
-    root, lists = write_protocol_sample(shared_data / "protocols", tmp_path / "bp4d", "bp4d", n=12, folds=(1, 2, 3),
-                                        size=40)
+    root, lists = write_protocol_sample(
+        shared_data / "protocols", tmp_path / "bp4d", "bp4d", n=12, folds=(1, 2, 3), size=40
+    )
     cache = make_text_cache(tmp_path / "cache", aus=DATASET_AUS["bp4d"], per_au=2)
     out = tmp_path / "runs" / "bp4d"
     argv = train_argv(cache, f"bp4d:{root}", out, "--lists", str(lists), "--folds", "all", epochs=1)
@@ -29,8 +30,24 @@ def test_train_and_eval_every_bp4d_fold_from_list_files(tmp_path, shared_data, o
     assert abs(summary["mean"]["avg"]["f1"] - sum(folds_f1) / 3) < 1e-9  # the paper's figure: the mean over folds
     capsys.readouterr()
 
-    assert main(["eval", "--run", str(out), "--data", f"bp4d:{root}", "--lists", str(lists), "--folds", "all",
-                 "--json", str(tmp_path / "eval.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--run",
+                str(out),
+                "--data",
+                f"bp4d:{root}",
+                "--lists",
+                str(lists),
+                "--folds",
+                "all",
+                "--json",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     for au in DATASET_AUS["bp4d"]:
         assert f"| {au_label(au)} |" in table  # every BP4D AU has its row, ready to paste

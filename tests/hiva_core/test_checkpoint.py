@@ -41,14 +41,17 @@ def test_load_run_needs_no_text_cache(run_copy, text_cache, tmp_path):
     assert ((out["probs"] >= 0) & (out["probs"] <= 1)).all()
 
 
-@pytest.mark.parametrize("name, damage, needle", [
-    ("config.json", "delete", "config.json not found"),
-    ("config.json", "garble", "config.json is not valid JSON"),
-    ("model.safetensors", "delete", "model.safetensors not found"),
-    ("model.safetensors", "garble", "model.safetensors is not a readable safetensors file"),
-    ("text_prior.safetensors", "delete", "text_prior.safetensors not found"),
-    ("text_prior.safetensors", "garble", "text_prior.safetensors is not a readable safetensors file"),
-])
+@pytest.mark.parametrize(
+    "name, damage, needle",
+    [
+        ("config.json", "delete", "config.json not found"),
+        ("config.json", "garble", "config.json is not valid JSON"),
+        ("model.safetensors", "delete", "model.safetensors not found"),
+        ("model.safetensors", "garble", "model.safetensors is not a readable safetensors file"),
+        ("text_prior.safetensors", "delete", "text_prior.safetensors not found"),
+        ("text_prior.safetensors", "garble", "text_prior.safetensors is not a readable safetensors file"),
+    ],
+)
 def test_load_run_damaged(run_copy, name, damage, needle):
     path = run_copy / name
     if damage == "delete":
@@ -166,8 +169,13 @@ def test_run_folder_config_round_trip(tmp_path):
     from hiva_core.config import DataSection, ModelSection, TrainConfig
     from hiva_core.models import create_model
 
-    prior = TextPrior(aus=[1, 2], embeddings=np.ones((2, 3, 8), np.float32), mask=np.ones((2, 3), bool), model="m",
-                      fingerprint="f" * 64)
+    prior = TextPrior(
+        aus=[1, 2],
+        embeddings=np.ones((2, 3, 8), np.float32),
+        mask=np.ones((2, 3), bool),
+        model="m",
+        fingerprint="f" * 64,
+    )
     cfg = TrainConfig(data=DataSection(image_size=32, fold=2), model=ModelSection(backbone="tiny", dim=32, heads=4))
     net = create_model(cfg.model.name, num_aus=2, text_dim=8, **cfg.model.overrides())
     run = checkpoint.RunFolder(tmp_path / "run")
@@ -208,8 +216,10 @@ def test_non_finite_weights_are_refused_at_load(run_copy, tiny_faces, tmp_path, 
     with pytest.raises(UserError, match=r"model\.safetensors holds non-finite weights.*" + name.split(".")[0]):
         load_run(run_copy, device="cpu")
     image = next(tiny_faces.parent.glob("img/*.png"))
-    for argv in (["eval", "--run", str(run_copy), "--data", str(tiny_faces)],
-                 ["predict", str(image), "--run", str(run_copy), "--no-detect"]):
+    for argv in (
+        ["eval", "--run", str(run_copy), "--data", str(tiny_faces)],
+        ["predict", str(image), "--run", str(run_copy), "--no-detect"],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "model.safetensors" in err and "non-finite" in err, err

@@ -416,8 +416,13 @@ def test_manifest_unknown_label_spellings_are_exactly_the_documented_ones(tmp_pa
     (tmp_path / "m.csv").write_text("path,AU1,AU2,split\n" + rows)
     ds = build_dataset(tmp_path / "m.csv", split="train")
     assert np.isnan(ds.labels[:, 0]).all() and (ds.labels[:, 1] == 1).all()
-    write_manifest(tmp_path / "m.parquet", [{"path": "a.png", "AU1": None, "AU2": 1.0, "split": "train"},
-                                            {"path": "b.png", "AU1": 9.0, "AU2": 0.0, "split": "train"}])
+    write_manifest(
+        tmp_path / "m.parquet",
+        [
+            {"path": "a.png", "AU1": None, "AU2": 1.0, "split": "train"},
+            {"path": "b.png", "AU1": 9.0, "AU2": 0.0, "split": "train"},
+        ],
+    )
     assert np.isnan(build_dataset(tmp_path / "m.parquet", split="train").labels[:, 0]).all()
     for cell in ("#N/A", "<NA>", "-1", "?", "unknown", "-nan", "inf"):
         (tmp_path / "bad.csv").write_text(f"path,AU1,AU2,split\na.png,1,0,train\nb.png,{cell},1,train\n")

@@ -14,11 +14,30 @@ from tests.hiva_core.conftest import REPO, train_argv
 
 def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
     out = tmp_path / "ddp"
-    argv = train_argv(text_cache, tiny_faces, out, "--fold", "1", "--batch-size", "8",
-                      "--set", "train.max_steps_per_epoch=2", epochs=2)
+    argv = train_argv(
+        text_cache,
+        tiny_faces,
+        out,
+        "--fold",
+        "1",
+        "--batch-size",
+        "8",
+        "--set",
+        "train.max_steps_per_epoch=2",
+        epochs=2,
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "hiva_core.cli", *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "hiva_core.cli",
+        *argv,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name in ("config.json", "model.safetensors", "last.pt", "text_prior.safetensors", "metrics.json", "log.csv"):

@@ -13,8 +13,10 @@ HEAVY = ("typer", "click", "pyarrow")
 
 def loaded_after(*modules: str) -> list[str]:
     """Which of HEAVY a fresh interpreter holds after importing `modules`."""
-    code = (f"import sys; import {', '.join(modules)}; "
-            f"import json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        f"import json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -11,10 +11,34 @@ from tests.hiva_core.benchscript import bench_main
 
 def test_limited_labels_toy(tmp_path, shared_data, text_cache, one_thread, monkeypatch):
     out_json, out_md = tmp_path / "ll.json", tmp_path / "ll.md"
-    argv = ["--aus", "1,2,4", "--text-cache", str(text_cache), "--backbone", "tiny", "--dim", "32",
-            "--budgets", "8,16", "--epochs", "1", "--image-size", "32", "--n-shifted", "8", "--models", "hiva,linear",
-            "--num-workers", "0", "--work", str(tmp_path / "work"), "--out-json", str(out_json),
-            "--out-md", str(out_md)]
+    argv = [
+        "--aus",
+        "1,2,4",
+        "--text-cache",
+        str(text_cache),
+        "--backbone",
+        "tiny",
+        "--dim",
+        "32",
+        "--budgets",
+        "8,16",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--n-shifted",
+        "8",
+        "--models",
+        "hiva,linear",
+        "--num-workers",
+        "0",
+        "--work",
+        str(tmp_path / "work"),
+        "--out-json",
+        str(out_json),
+        "--out-md",
+        str(out_md),
+    ]
     result = bench_main("limited_labels", argv, shared_data)
     runs = {(r["model"], r["budget"]): r for r in result["runs"]}
     assert set(runs) == {(m, b) for m in ("hiva", "linear") for b in (8, 16)}

@@ -116,8 +116,11 @@ def test_alignment_uses_only_known_positive_aus():
 
 def test_task_adds_alignment_only_with_text():
     torch.manual_seed(0)
-    batch = {"image": torch.randn(2, 3, 32, 32), "labels": torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
-             "mask": torch.ones(2, 3, dtype=torch.bool)}
+    batch = {
+        "image": torch.randn(2, 3, 32, 32),
+        "labels": torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
+        "mask": torch.ones(2, 3, dtype=torch.bool),
+    }
     emb, mask = torch.randn(3, 4, 16), torch.ones(3, 4, dtype=torch.bool)
     tiny = {"backbone": "tiny", "dim": 16, "heads": 2}
     for name, has_text in (("hiva", True), ("hiva_no_text", False), ("linear", False)):

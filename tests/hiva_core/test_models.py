@@ -12,8 +12,12 @@ from hiva_core.task import AUTask
 
 A, K, D = 4, 4, 16
 TINY = {"backbone": "tiny", "dim": 32, "heads": 2, "graph_topk": 2, "text_samples": 2}
-ABLATIONS = {"hiva_no_text": "text_branch", "hiva_no_graph": "au_graph.gcn", "hiva_no_ddca": "ddca",
-             "hiva_no_cdca": "cdca"}
+ABLATIONS = {
+    "hiva_no_text": "text_branch",
+    "hiva_no_graph": "au_graph.gcn",
+    "hiva_no_ddca": "ddca",
+    "hiva_no_cdca": "cdca",
+}
 
 
 def make(name: str, **overrides) -> torch.nn.Module:
@@ -38,8 +42,16 @@ def images() -> torch.Tensor:
 
 
 def test_registry_names():
-    assert list_models() == ["hiva", "hiva_no_text", "hiva_no_graph", "hiva_no_ddca", "hiva_no_cdca", "megraph_s1",
-                             "linear", "hiva_open"]
+    assert list_models() == [
+        "hiva",
+        "hiva_no_text",
+        "hiva_no_graph",
+        "hiva_no_ddca",
+        "hiva_no_cdca",
+        "megraph_s1",
+        "linear",
+        "hiva_open",
+    ]
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -90,8 +102,10 @@ def test_each_ablation_removes_its_block(name, prior, images):
         assert not torch.allclose(full(images, *prior)["logits"], ablated(images, *prior)["logits"])
 
 
-@pytest.mark.parametrize(("option", "block"), [({"head": "linear"}, "head.weight"),
-                                               ({"text_pool": "attention"}, "text_branch.pool_score.weight")])
+@pytest.mark.parametrize(
+    ("option", "block"),
+    [({"head": "linear"}, "head.weight"), ({"text_pool": "attention"}, "text_branch.pool_score.weight")],
+)
 def test_head_and_pool_options(option, block, prior, images):
     model = make("hiva", **option).train()
     assert block not in make("hiva").state_dict() and block in model.state_dict()
@@ -109,8 +123,9 @@ def test_folded_attention_matches_standard_attention():
     mask[0, 0] = True
     out, weights = attn(q, kv, mask)
     split = lambda x: x.unflatten(-1, (4, 8)).transpose(-2, -3)  # noqa: E731
-    ref = torch.nn.functional.scaled_dot_product_attention(split(attn.q(q)), split(attn.k(kv)), split(attn.v(kv)),
-                                                           attn_mask=mask[..., None, None, :])
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        split(attn.q(q)), split(attn.k(kv)), split(attn.v(kv)), attn_mask=mask[..., None, None, :]
+    )
     torch.testing.assert_close(out, attn.out(ref.transpose(-2, -3).flatten(-2)))
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 2))
     assert torch.equal(weights == 0, ~mask[..., None, :].expand_as(weights))
@@ -260,7 +275,7 @@ def _quadrant_data(n: int = 16, size: int = 32) -> tuple[torch.Tensor, torch.Ten
     half = size // 2
     corners = [(0, 0), (0, half), (half, 0)]
     for a, (y, x) in enumerate(corners):
-        images[:, :, y:y + half, x:x + half] += 2.0 * labels[:, a, None, None, None]
+        images[:, :, y : y + half, x : x + half] += 2.0 * labels[:, a, None, None, None]
     return images, labels
 
 

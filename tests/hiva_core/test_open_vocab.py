@@ -74,7 +74,7 @@ def _quadrants(n: int = 24, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]
     labels = (torch.rand(n, 3, generator=g) > 0.5).float()
     images = torch.randn(n, 3, size, size, generator=g) * 0.1
     for a, (y, x) in enumerate([(0, 0), (0, size // 2), (size // 2, 0)]):
-        images[:, :, y:y + size // 2, x:x + size // 2] += 2.0 * labels[:, a, None, None, None]
+        images[:, :, y : y + size // 2, x : x + size // 2] += 2.0 * labels[:, a, None, None, None]
     return images, labels
 
 
@@ -89,11 +89,17 @@ def test_shuffled_prior_control(one_thread):
     AU holding another AU's descriptions) detects the wrong quadrants: its outputs follow the text."""
     images, labels = _quadrants()
     g = torch.Generator().manual_seed(3)
-    prior = TextPrior(aus=[1, 2, 4], embeddings=torch.randn(3, 4, D, generator=g).numpy(),
-                      mask=np.ones((3, 4), dtype=bool), model="test", fingerprint="f")
+    prior = TextPrior(
+        aus=[1, 2, 4],
+        embeddings=torch.randn(3, 4, D, generator=g).numpy(),
+        mask=np.ones((3, 4), dtype=bool),
+        model="test",
+        fingerprint="f",
+    )
     control = shuffled_prior(prior, seed=0)
     assert control.aus == prior.aus and not any(
-        np.array_equal(control.embeddings[i], prior.embeddings[i]) for i in range(3))
+        np.array_equal(control.embeddings[i], prior.embeddings[i]) for i in range(3)
+    )
     torch.manual_seed(0)
     model = create_model("hiva_open", 3, D, **TINY)
     task = AUTask(model, align_weight=0.1)
@@ -109,8 +115,9 @@ def test_shuffled_prior_control(one_thread):
     model.eval()
     with torch.no_grad():
         right = _f1(model(images, emb, mask)["logits"], labels)
-        wrong = _f1(model(images, torch.from_numpy(control.embeddings), torch.from_numpy(control.mask))["logits"],
-                    labels)
+        wrong = _f1(
+            model(images, torch.from_numpy(control.embeddings), torch.from_numpy(control.mask))["logits"], labels
+        )
     assert right > 0.9 and wrong < right - 0.3, (right, wrong)
 
 
@@ -123,8 +130,12 @@ def reference_cache(tmp_path_factory) -> Path:
     from tests.textcache import minilm
 
     cache = tmp_path_factory.mktemp("reference_cache")
-    assert augtext_main(["generate", "--backend", "reference", "--au", "1,2,4", "--n", "2", "--no-gate",
-                         "--cache", str(cache)]) == 0
+    assert (
+        augtext_main(
+            ["generate", "--backend", "reference", "--au", "1,2,4", "--n", "2", "--no-gate", "--cache", str(cache)]
+        )
+        == 0
+    )
     embed_cache(cache, encoder=minilm())
     return cache
 
@@ -136,8 +147,20 @@ def open_run(tmp_path_factory, reference_cache, tiny_faces) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = main(train_argv(reference_cache, tiny_faces, out, "--fold", "1", "--model", "hiva_open",
-                             "--set", "data.aus=[1,2]", epochs=3))
+        rc = main(
+            train_argv(
+                reference_cache,
+                tiny_faces,
+                out,
+                "--fold",
+                "1",
+                "--model",
+                "hiva_open",
+                "--set",
+                "data.aus=[1,2]",
+                epochs=3,
+            )
+        )
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -170,8 +193,26 @@ def test_zero_shot_eval_and_predict_on_an_unseen_au(open_run, reference_cache, t
 
     images = sorted((tiny_faces.parent / "img").glob("*.png"))[:3]
     table, heat = tmp_path / "zero_shot.csv", tmp_path / "heat"
-    assert main(["predict", *map(str, images), "--run", str(open_run), "--no-detect", "--aus", "4",
-                 "--text-cache", str(reference_cache), "--out", str(table), "--heatmaps", str(heat)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                *map(str, images),
+                "--run",
+                str(open_run),
+                "--no-detect",
+                "--aus",
+                "4",
+                "--text-cache",
+                str(reference_cache),
+                "--out",
+                str(table),
+                "--heatmaps",
+                str(heat),
+            ]
+        )
+        == 0
+    )
     rows = pd.read_csv(table)
     assert [c for c in rows.columns if c.startswith("AU")] == ["AU4_prob", "AU4"]
     assert rows["AU4_prob"].between(0, 1).all() and len(list(heat.glob("*.png"))) == 3
@@ -182,8 +223,24 @@ def test_predict_aus_subset_of_a_per_au_model(trained_run, tiny_faces, tmp_path,
     images = sorted((tiny_faces.parent / "img").glob("*.png"))[:4]
     full, part = tmp_path / "full.csv", tmp_path / "part.csv"
     assert main(["predict", *map(str, images), "--run", str(run), "--no-detect", "--out", str(full)]) == 0
-    assert main(["predict", *map(str, images), "--run", str(run), "--no-detect", "--aus", "2", "--out", str(part),
-                 "--heatmaps", str(tmp_path / "heat")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                *map(str, images),
+                "--run",
+                str(run),
+                "--no-detect",
+                "--aus",
+                "2",
+                "--out",
+                str(part),
+                "--heatmaps",
+                str(tmp_path / "heat"),
+            ]
+        )
+        == 0
+    )
     a, b = pd.read_csv(full), pd.read_csv(part)
     assert [c for c in b.columns if c.startswith("AU")] == ["AU2_prob", "AU2"]
     np.testing.assert_allclose(b["AU2_prob"], a["AU2_prob"], rtol=1e-5)
@@ -206,21 +263,27 @@ def other_model_cache(tmp_path_factory) -> Path:
     return cache
 
 
-@pytest.mark.parametrize(("which", "extra", "needles"), [
-    ("per_au", ["--aus", "4,6", "--text-cache", "{ref}"], ["per-AU parameters", "AU6", "hiva_open"]),
-    ("open", ["--aus", "4"], ["AU4", "--text-cache"]),
-    ("open", ["--aus", "2,9", "--text-cache", "{ref}"], ["AU9", "no descriptions"]),
-    ("open", ["--aus", "4", "--text-cache", "{other}"], ["AU4", "all-MiniLM-L6-v2", "fake-encoder"]),
-    ("open", ["--text-cache", "{ref}"], ["--aus"]),
-    ("open", ["--aus", "3"], ["AU3", "Valid codes"]),
-])
-def test_aus_errors_exit_2_and_name_the_problem(which, extra, needles, trained_run, open_run, reference_cache,
-                                                other_model_cache, tiny_faces, capsys):
+@pytest.mark.parametrize(
+    ("which", "extra", "needles"),
+    [
+        ("per_au", ["--aus", "4,6", "--text-cache", "{ref}"], ["per-AU parameters", "AU6", "hiva_open"]),
+        ("open", ["--aus", "4"], ["AU4", "--text-cache"]),
+        ("open", ["--aus", "2,9", "--text-cache", "{ref}"], ["AU9", "no descriptions"]),
+        ("open", ["--aus", "4", "--text-cache", "{other}"], ["AU4", "all-MiniLM-L6-v2", "fake-encoder"]),
+        ("open", ["--text-cache", "{ref}"], ["--aus"]),
+        ("open", ["--aus", "3"], ["AU3", "Valid codes"]),
+    ],
+)
+def test_aus_errors_exit_2_and_name_the_problem(
+    which, extra, needles, trained_run, open_run, reference_cache, other_model_cache, tiny_faces, capsys
+):
     run = trained_run[0] if which == "per_au" else open_run
     extra = [e.format(ref=reference_cache, other=other_model_cache) for e in extra]
     images = sorted((tiny_faces.parent / "img").glob("*.png"))[:1]
-    for argv in (["eval", "--run", str(run), "--data", str(tiny_faces), *extra],
-                 ["predict", *map(str, images), "--run", str(run), "--no-detect", *extra]):
+    for argv in (
+        ["eval", "--run", str(run), "--data", str(tiny_faces), *extra],
+        ["predict", *map(str, images), "--run", str(run), "--no-detect", *extra],
+    ):
         capsys.readouterr()
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -237,8 +300,13 @@ def test_a_run_keeps_the_width_it_was_built_with(tmp_path):
     cfg = TrainConfig(data=DataSection(image_size=32), model=ModelSection(name="hiva_open", backbone="tiny", heads=4))
     assert cfg.model.dim is None
     model = create_model("hiva_open", 2, D, **cfg.model.overrides())
-    prior = TextPrior(aus=[1, 2], embeddings=np.zeros((2, 1, D), np.float32), mask=np.ones((2, 1), bool),
-                      model="test", fingerprint="f")
+    prior = TextPrior(
+        aus=[1, 2],
+        embeddings=np.zeros((2, 1, D), np.float32),
+        mask=np.ones((2, 1), bool),
+        model="test",
+        fingerprint="f",
+    )
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
     run.write_config(cfg, model, [1, 2], prior)

@@ -30,8 +30,9 @@ def make_tiny_run(folder: Path, aus=AUS, image_size: int = IMAGE_SIZE, model: st
     from tests.textcache import make_text_cache
 
     prior = load_text_prior(make_text_cache(folder / "text_cache", aus=aus, per_au=3), aus=aus)
-    cfg = TrainConfig(data=DataSection(image_size=image_size),
-                      model=ModelSection(name=model, backbone="tiny", dim=64, heads=4))
+    cfg = TrainConfig(
+        data=DataSection(image_size=image_size), model=ModelSection(name=model, backbone="tiny", dim=64, heads=4)
+    )
     torch.manual_seed(0)
     net = create_model(cfg.model.name, num_aus=len(aus), text_dim=prior.dim, **cfg.model.overrides())
     run = RunFolder(folder / "run")
@@ -153,8 +154,12 @@ def test_heatmap_grid_per_face(image_folder, loaded, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "astronaut.jpg").write_bytes((image_folder / "astronaut.jpg").read_bytes())  # same name, other folder
-    table = run_predict([image_folder / "astronaut.jpg", image_folder / "wall.png", other / "astronaut.jpg"], loaded,
-                        heatmaps=heat, quiet=True).rows
+    table = run_predict(
+        [image_folder / "astronaut.jpg", image_folder / "wall.png", other / "astronaut.jpg"],
+        loaded,
+        heatmaps=heat,
+        quiet=True,
+    ).rows
     pngs = sorted(heat.glob("*.png"))
     assert [p.name for p in pngs] == ["astronaut_2_face0.png", "astronaut_face0.png"]
     assert list(table["heatmap"]) == [str(pngs[1]), "", str(pngs[0])]
@@ -163,8 +168,14 @@ def test_heatmap_grid_per_face(image_folder, loaded, tmp_path):
     with Image.open(pngs[0]) as im:
         assert im.size == (cols * TILE_SIZE, rows * (TILE_SIZE + TITLE_HEIGHT))
         grid = np.asarray(im.convert("RGB"))
-    tiles = [grid[r * (TILE_SIZE + TITLE_HEIGHT) + TITLE_HEIGHT:(r + 1) * (TILE_SIZE + TITLE_HEIGHT),
-                  c * TILE_SIZE:(c + 1) * TILE_SIZE] for r in range(rows) for c in range(cols)]
+    tiles = [
+        grid[
+            r * (TILE_SIZE + TITLE_HEIGHT) + TITLE_HEIGHT : (r + 1) * (TILE_SIZE + TITLE_HEIGHT),
+            c * TILE_SIZE : (c + 1) * TILE_SIZE,
+        ]
+        for r in range(rows)
+        for c in range(cols)
+    ]
     drawn = [t for t in tiles if t.std() > 1.0]  # empty grid cells are plain white
     assert len(drawn) == len(AUS)
 
@@ -211,7 +222,10 @@ def test_face_stream_and_timer(image_folder):
     timer, frames_seen = StageTimer(), []
     faces = list(FaceStream(collect_inputs([image_folder]), timer, batch_size=2, on_frames=frames_seen.append))
     assert [(Path(f.row["source"]).name, f.row["status"]) for f in faces] == [
-        ("astronaut.jpg", "ok"), ("broken.jpg", "unreadable"), ("wall.png", "no_face")]
+        ("astronaut.jpg", "ok"),
+        ("broken.jpg", "unreadable"),
+        ("wall.png", "no_face"),
+    ]
     assert faces[0].crop.size == (DEFAULT_SIZE, DEFAULT_SIZE) and faces[1].crop is None and faces[2].crop is None
     assert frames_seen == [2, 1]
     totals = timer.totals()
@@ -297,8 +311,9 @@ def test_a_16_bit_grey_photo_has_its_face_found(tmp_path, loaded, astronaut):
     Image.fromarray(_grey_astronaut(astronaut)).save(tmp_path / "grey8.png")
     table = run_predict([tmp_path / "grey16.png", tmp_path / "grey8.png"], loaded).rows
     assert list(table["status"]) == ["ok", "ok"]
-    np.testing.assert_allclose(table.loc[0, "x1":"y2"].to_numpy(float), table.loc[1, "x1":"y2"].to_numpy(float),
-                               atol=1.0)
+    np.testing.assert_allclose(
+        table.loc[0, "x1":"y2"].to_numpy(float), table.loc[1, "x1":"y2"].to_numpy(float), atol=1.0
+    )
 
 
 def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir, tmp_path, capsys):
@@ -310,8 +325,10 @@ def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir,
 
     assert main(["predict", str(image_folder), "--run", str(run_dir), "--device", "cpu"]) == 0
     printed = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert main(["predict", str(image_folder), "--run", str(run_dir), "--device", "cpu",
-                 "--out", str(tmp_path / "r.csv")]) == 0
+    assert (
+        main(["predict", str(image_folder), "--run", str(run_dir), "--device", "cpu", "--out", str(tmp_path / "r.csv")])
+        == 0
+    )
     written = pd.read_csv(tmp_path / "r.csv")
     pd.testing.assert_frame_equal(printed, written)
     assert list(printed["status"]) == ["ok", "unreadable", "no_face"]

@@ -31,7 +31,7 @@ def face() -> np.ndarray:
 def frame(face: np.ndarray, with_face: bool = True, shift: int = 0) -> np.ndarray:
     image = np.full((240, 240, 3), 100, np.uint8)
     if with_face:
-        image[20:220, 50 + shift:190 + shift] = face
+        image[20:220, 50 + shift : 190 + shift] = face
     return image
 
 
@@ -57,8 +57,9 @@ def bp4d_root(tmp_path_factory, face) -> Path:
         seq.mkdir(parents=True)
         for f in CODED:
             Image.fromarray(frame(face, f != 12, f - 10)).save(seq / f"{f:04d}.jpg")
-        write_au_csv(root / "AUCoding" / f"{subject}_T1.csv", {f: {a: bp4d_code(a, f) for a in range(1, 28)}
-                                                               for f in CODED})
+        write_au_csv(
+            root / "AUCoding" / f"{subject}_T1.csv", {f: {a: bp4d_code(a, f) for a in range(1, 28)} for f in CODED}
+        )
     # A decoy found first in the walk (like BP4D's 3D textures): the folder under Sequences/ must win.
     decoy = root / "3D" / "F004" / "T1"
     decoy.mkdir(parents=True)
@@ -168,8 +169,9 @@ def test_prepare_gft_with_test_subjects_file(tmp_path, face):
     root = tmp_path / "gft_raw"
     aus = DATASET_AUS["gft"]
     for n, subject in enumerate(["001A", "002B", "003C"]):
-        write_au_csv(root / "AUCoding" / f"{subject}.csv", {f: {a: int((a + f + n) % 2 == 0) for a in aus}
-                                                             for f in (1, 2)})
+        write_au_csv(
+            root / "AUCoding" / f"{subject}.csv", {f: {a: int((a + f + n) % 2 == 0) for a in aus} for f in (1, 2)}
+        )
         if subject == "003C":
             write_video(root / "Videos" / f"{subject}.mp4", [frame(face), frame(face, shift=2)])
         else:

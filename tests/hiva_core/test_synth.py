@@ -49,11 +49,21 @@ def synth_set(face_model_path, renderer, tmp_path_factory):
 def _plain(params, **au):
     """A frontal, evenly lit, undegraded sample with the given AU intensities (others 0)."""
     return dataclasses.replace(
-        params, au={a: float(au.get(f"AU{a}", 0.0)) for a in SYNTH_AUS}, extra={}, yaw=0.0, pitch=0.0, roll=0.0,
-        align_jitter=(1.0, 0.0, 0.0, 0.0), key_dir=np.array([0.0, 0.3, 1.0]) / np.hypot(0.3, 1.0),
-        key_color=np.ones(3), fill_dir=np.array([0.0, 0.0, 1.0]), fill_color=np.full(3, 0.2), ambient=np.full(3, 0.2),
+        params,
+        au={a: float(au.get(f"AU{a}", 0.0)) for a in SYNTH_AUS},
+        extra={},
+        yaw=0.0,
+        pitch=0.0,
+        roll=0.0,
+        align_jitter=(1.0, 0.0, 0.0, 0.0),
+        key_dir=np.array([0.0, 0.3, 1.0]) / np.hypot(0.3, 1.0),
+        key_color=np.ones(3),
+        fill_dir=np.array([0.0, 0.0, 1.0]),
+        fill_color=np.full(3, 0.2),
+        ambient=np.full(3, 0.2),
         background={"kind": "flat", "c1": [0.1, 0.3, 0.8], "c2": [0.1, 0.3, 0.8], "angle": 0.0, "cells": 3},
-        blur=0.0, noise=0.0,
+        blur=0.0,
+        noise=0.0,
     )
 
 
@@ -215,8 +225,9 @@ def test_looks_like_a_face(renderer, tmp_path):
     brow_area = np.mean([_patch(diff, lm[i], 4).mean() for i in (19, 24)])
     assert corners > 3 * brow_area + 1
     diff = np.abs(_luma(brows.image) - luma)
-    assert np.mean([_patch(diff, lm[i], 4).mean() for i in (19, 24)]) > np.mean([_patch(diff, lm[i], 4).mean()
-                                                                                  for i in (48, 54)])
+    assert np.mean([_patch(diff, lm[i], 4).mean() for i in (19, 24)]) > np.mean(
+        [_patch(diff, lm[i], 4).mean() for i in (48, 54)]
+    )
 
 
 # --- writer ---------------------------------------------------------------------------------------------------------
@@ -280,8 +291,23 @@ def test_workers_and_shifted_split(face_model_path, synth_set, tmp_path):
         assert np.abs(a - b).mean() < 1.0
     from hiva_core.cli import main
 
-    assert main(["synth", "--out", str(tmp_path / "x"), "--n", "3", "--size", str(SIZE), "--shifted",
-                 "--face-model", str(face_model_path)]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "x"),
+                "--n",
+                "3",
+                "--size",
+                str(SIZE),
+                "--shifted",
+                "--face-model",
+                str(face_model_path),
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(tmp_path / "x" / "manifest.csv")
     assert list(df.columns) == manifest_columns(shifted=True)
     assert set(df["split"]) == {"test"} and df["subject"].str.startswith("X").all()

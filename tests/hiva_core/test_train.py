@@ -44,15 +44,18 @@ def test_config_precedence(tmp_path):
         cfg.train.epochs = 3
 
 
-@pytest.mark.parametrize("bad, needle", [
-    ("train.epoch=3", "unknown config key 'train.epoch'"),
-    ("trian.epochs=3", "unknown config key 'trian.epochs'"),
-    ("train.epochs=three", "needs an integer"),
-    ("model.use_text=maybe", "needs true or false"),
-    ("train.epochs", "section.key=value"),
-    ("train.precision=fp8", "bf16, fp16 or fp32"),
-    ("data.aus=3", "AU"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ("train.epoch=3", "unknown config key 'train.epoch'"),
+        ("trian.epochs=3", "unknown config key 'trian.epochs'"),
+        ("train.epochs=three", "needs an integer"),
+        ("model.use_text=maybe", "needs true or false"),
+        ("train.epochs", "section.key=value"),
+        ("train.precision=fp8", "bf16, fp16 or fp32"),
+        ("data.aus=3", "AU"),
+    ],
+)
 def test_config_errors(bad, needle):
     with pytest.raises(UserError, match=needle) as info:
         resolve_config(None, {}, [bad])
@@ -77,16 +80,19 @@ def test_model_section_follows_model_config():
     assert cfg.model.overrides() == {"use_graph": False, "text_pool": "attention"} and cfg.model.text_dim == 384
 
 
-@pytest.mark.parametrize("build, needle", [
-    (lambda: TrainSection(epochs=0), "train.epochs must be >= 1"),
-    (lambda: TrainSection(eval_batch_size=-2), "train.eval_batch_size must be >= 1"),
-    (lambda: TrainSection(log_every=0), "train.log_every must be >= 1"),
-    (lambda: TrainSection(max_steps_per_epoch=0), "train.max_steps_per_epoch must be >= 1"),
-    (lambda: TrainSection(stop_after=0), "train.stop_after must be >= 1"),
-    (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
-    (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
-    (lambda: DataSection(aus=(1, 3)), "AU"),
-])
+@pytest.mark.parametrize(
+    "build, needle",
+    [
+        (lambda: TrainSection(epochs=0), "train.epochs must be >= 1"),
+        (lambda: TrainSection(eval_batch_size=-2), "train.eval_batch_size must be >= 1"),
+        (lambda: TrainSection(log_every=0), "train.log_every must be >= 1"),
+        (lambda: TrainSection(max_steps_per_epoch=0), "train.max_steps_per_epoch must be >= 1"),
+        (lambda: TrainSection(stop_after=0), "train.stop_after must be >= 1"),
+        (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
+        (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
+        (lambda: DataSection(aus=(1, 3)), "AU"),
+    ],
+)
 def test_sections_check_their_own_values(build, needle):
     with pytest.raises(UserError, match=needle):
         build()
@@ -162,8 +168,9 @@ def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces):
 
 def test_folds_all(tmp_path, text_cache, tiny_faces, capsys):
     out = tmp_path / "cv"
-    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", "--set", "train.progress=true",
-                           epochs=2)) == 0
+    assert (
+        main(train_argv(text_cache, tiny_faces, out, "--folds", "all", "--set", "train.progress=true", epochs=2)) == 0
+    )
     for k in (1, 2, 3):
         assert (out / f"fold{k}" / "model.safetensors").is_file()
         assert json.loads((out / f"fold{k}" / "config.json").read_text())["config"]["data"]["fold"] == k
@@ -198,8 +205,20 @@ def _corrupt_cache(text_cache: Path, tmp_path: Path) -> Path:
     return cache
 
 
-@pytest.mark.parametrize("case", ["missing_au", "dim_mismatch", "corrupt_table", "missing_image", "broken_image",
-                                  "yaml_key", "set_key", "existing_run", "resume_nothing"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing_au",
+        "dim_mismatch",
+        "corrupt_table",
+        "missing_image",
+        "broken_image",
+        "yaml_key",
+        "set_key",
+        "existing_run",
+        "resume_nothing",
+    ],
+)
 def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, capsys):
     good, _ = trained_run
     out = tmp_path / "new_run"
@@ -212,13 +231,19 @@ def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, 
     elif case == "corrupt_table":
         cache, needle = _corrupt_cache(text_cache, tmp_path), "parquet"
     elif case == "missing_image":
-        data = _copy_manifest(tiny_faces, tmp_path, lambda f: pd.concat(
-            [f, f.iloc[:1].assign(path=str(tmp_path / "gone.png"))], ignore_index=True))
+        data = _copy_manifest(
+            tiny_faces,
+            tmp_path,
+            lambda f: pd.concat([f, f.iloc[:1].assign(path=str(tmp_path / "gone.png"))], ignore_index=True),
+        )
         needle = "gone.png"
     elif case == "broken_image":  # found by the up-front check, unreadable in the first epoch
         (tmp_path / "broken.png").write_bytes(b"not a PNG")
-        data = _copy_manifest(tiny_faces, tmp_path, lambda f: f.assign(
-            path=[str(tmp_path / "broken.png") if i == 0 else p for i, p in enumerate(f["path"])]))
+        data = _copy_manifest(
+            tiny_faces,
+            tmp_path,
+            lambda f: f.assign(path=[str(tmp_path / "broken.png") if i == 0 else p for i, p in enumerate(f["path"])]),
+        )
         needle = "broken.png"
     elif case == "yaml_key":
         (tmp_path / "c.yaml").write_text("train:\n  epochz: 3\n")
@@ -239,8 +264,19 @@ def test_bad_input_exits_2(case, tmp_path, text_cache, tiny_faces, trained_run, 
 
 
 # ----------------------------------------------------------------------------- bad options and failures (issue 11)
-@pytest.mark.parametrize("case", ["eval_batch_0", "eval_json_dir", "eval_json_under_file", "train_batch_0",
-                                  "train_out_file", "predict_batch_0", "predict_out_dir", "predict_heatmaps_file"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "eval_batch_0",
+        "eval_json_dir",
+        "eval_json_under_file",
+        "train_batch_0",
+        "train_out_file",
+        "predict_batch_0",
+        "predict_out_dir",
+        "predict_heatmaps_file",
+    ],
+)
 def test_bad_options_and_output_paths_exit_2(case, tmp_path, tiny_faces, trained_run, text_cache, capsys):
     """One `error:` line and exit 2 (not a traceback), before any work: batch sizes below 1, an output file that is
     a folder or lies under a file, an output folder that is a file."""
@@ -285,8 +321,9 @@ def _spoil_loss_at(monkeypatch, call: int) -> None:
     monkeypatch.setattr(AUTask, "forward", forward)
 
 
-def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_epoch(tmp_path, text_cache, tiny_faces, capsys,
-                                                                            monkeypatch):
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_epoch(
+    tmp_path, text_cache, tiny_faces, capsys, monkeypatch
+):
     """4 steps an epoch: a NaN loss in the 6th stops training at epoch 2, step 6 (exit 2); last.pt and
     model.safetensors keep epoch 1, finite, and the message says how to go on."""
     out = tmp_path / "run"

@@ -11,9 +11,31 @@ from tests.hiva_core.benchscript import bench_main
 
 def test_zero_shot_toy(tmp_path, shared_data, one_thread):
     out_json, out_md = tmp_path / "zs.json", tmp_path / "zs.md"
-    argv = ["--backbone", "tiny", "--dim", "32", "--n", "48", "--size", "32", "--epochs", "1", "--train-aus", "1,2,4",
-            "--unseen", "5,9,16", "--descriptions", "2", "--no-gate", "--work", str(tmp_path / "work"),
-            "--out-json", str(out_json), "--out-md", str(out_md)]
+    argv = [
+        "--backbone",
+        "tiny",
+        "--dim",
+        "32",
+        "--n",
+        "48",
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--train-aus",
+        "1,2,4",
+        "--unseen",
+        "5,9,16",
+        "--descriptions",
+        "2",
+        "--no-gate",
+        "--work",
+        str(tmp_path / "work"),
+        "--out-json",
+        str(out_json),
+        "--out-md",
+        str(out_md),
+    ]
     result = bench_main("zero_shot", argv, shared_data)
     assert result["unseen_scored"] == [5, 9] and result["unseen_without_descriptions"] == [16]
     assert set(result["runs"]) == {"hiva_open_reference", "hiva_open_shuffled", "hiva_reference"}
