@@ -14,7 +14,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augtext.errors import UserError
-from augtext.io import atomic_path, atomic_write, remove_stale_temps
+from augtext.io import atomic_path, atomic_write, remove_stale_temps, utc_now
 from augtext.prior import (
     DEFAULT_MODEL,
     DESCRIPTIONS,
@@ -182,7 +181,7 @@ def embed_cache(
         # Nothing changed since the last run: keep the table (and its timestamp) as it is.
         written = False
         assert dim is not None
-        created = old_meta.get("created_utc", _utc_now())
+        created = old_meta.get("created_utc", utc_now())
     else:
         # Encoded in chunks, each committed to the table at once: a run killed midway keeps what it encoded, and
         # a rerun encodes only the rest. A partial table says so in its fingerprint, so no prior is read from it.
@@ -206,10 +205,10 @@ def embed_cache(
                     spec,
                     encoder,
                     f"partial:{len(done)}/{len(keys)}",
-                    _utc_now(),
+                    utc_now(),
                 )
         assert dim is not None
-        created = _utc_now()
+        created = utc_now()
         _write_table(
             path, keys, rows, _gather(keys, new, old_matrix, old_index, dim), spec, encoder, fingerprint, created
         )
@@ -449,7 +448,3 @@ def _version(package: str) -> str:
         return importlib_metadata.version(package)
     except importlib_metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

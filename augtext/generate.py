@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute, used by rebuild)
 from augtext.backends import Backend, RequestFailed, RequestSpec, make_backend
 from augtext.errors import UserError
 from augtext.facs import FACS, au_label, parse_au_spec
-from augtext.io import atomic_path, atomic_write, remove_stale_temps
+from augtext.io import atomic_path, atomic_write, remove_stale_temps, utc_now
 from augtext.quality import SemanticGate
 from augtext.reference import few_shot_examples, reference_texts
 from augtext.templates import available_styles, render_messages
@@ -151,10 +150,6 @@ def request_key(
             "seed": seed,
         }
     )
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- the request log ------------------------------------------------------------------------------------------------
@@ -537,7 +532,7 @@ async def _run(
                 "prompt_tokens": comp.prompt_tokens,
                 "completion_tokens": comp.completion_tokens,
                 "latency_s": round(comp.latency_s, 6),
-                "created_utc": _utc_now(),
+                "created_utc": utc_now(),
                 "backend": backend.name,
                 "model": backend.model,
                 "params": config.params,

@@ -7,6 +7,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
@@ -92,3 +93,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) 
     """Like atomic_path, yielding the open temp file (`mode` "w" for text in UTF-8, "wb" for bytes)."""
     with atomic_path(path, fsync=fsync) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
         yield fh
+
+
+def utc_now() -> str:
+    """The current time as every `created_utc` of the toolkit writes it: ISO 8601 in UTC with microseconds and Z."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -23,14 +23,13 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 from PIL import Image
 
 from augtext.errors import UserError
 from augtext.facs import au_label
-from augtext.io import atomic_write
+from augtext.io import atomic_write, utc_now
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
 from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, bp4d_combinations, sample_params
 
@@ -209,7 +208,7 @@ def run_synth(
     (out / "images").mkdir(parents=True, exist_ok=True)
     for stale in (out / "images").glob(".*.tmp"):  # a killed run's half-written image
         stale.unlink(missing_ok=True)
-    meta["created_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta["created_utc"] = utc_now()
     with atomic_write(out / META, "w") as fh:
         json.dump(meta, fh, indent=1)
 
