@@ -397,3 +397,25 @@ def main() -> None:  # pragma: no cover - handy for trying the CLI by hand
 
 if __name__ == "__main__":
     main()
+
+
+def generate_args(server: LLMServer, cache: Any, au: str = "1,2", *extra: str) -> list[str]:
+    """`augtext generate` arguments for the openai backend against `server` (no API key needed on loopback)."""
+    return [
+        "generate",
+        "--backend",
+        "openai",
+        "--base-url",
+        server.url,
+        "--model",
+        "loopback",
+        "--au",
+        au,
+        "--cache",
+        str(cache),
+        "--api-key-env",
+        "AUGTEXT_TEST_NO_SUCH_KEY",
+        "--max-retries",
+        "5",
+        *extra,
+    ]

@@ -21,31 +21,13 @@ from augtext.cli import main
 from augtext.facs import FACS
 from augtext.generate import GenerateConfig, RequestLog, generate
 from augtext.validate import validate_description
-from tests.llm_server import synth_descriptions
+from tests.llm_server import generate_args, synth_descriptions
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = ["created_utc", "latency_s"]  # the only columns allowed to differ between two runs
 
 
-def cli_args(server, cache: Path, au: str = "1,2", *extra: str) -> list[str]:
-    return [
-        "generate",
-        "--backend",
-        "openai",
-        "--base-url",
-        server.url,
-        "--model",
-        "loopback",
-        "--au",
-        au,
-        "--cache",
-        str(cache),
-        "--api-key-env",
-        "AUGTEXT_TEST_NO_SUCH_KEY",
-        "--max-retries",
-        "5",
-        *extra,
-    ]
+cli_args = generate_args  # the arguments every test here starts from
 
 
 def read(cache: Path):

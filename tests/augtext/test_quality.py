@@ -23,6 +23,7 @@ from augtext.reference import (
 )
 from augtext.templates import available_styles, render_messages
 from augtext.validate import validate_description
+from tests.llm_server import generate_args
 
 GATE_SET = json.loads((Path(__file__).parent / "data" / "gate_set.json").read_text(encoding="utf-8"))
 
@@ -111,15 +112,9 @@ def _kept_share(llm_server, tmp_path, kind: str) -> tuple[float, list[str]]:
         by_au.setdefault(int(au), []).append(text)
     llm_server.answer = lambda code, k: json.dumps(by_au.get(code, []))
     cache = tmp_path / kind
-    args = [
-        "generate",
-        "--backend",
-        "openai",
-        "--base-url",
-        llm_server.url,
-        "--model",
-        "scripted",
-        "--au",
+    args = generate_args(
+        llm_server,
+        str(cache),
         ",".join(map(str, sorted(by_au))),
         "--styles",
         "appearance",
@@ -127,11 +122,7 @@ def _kept_share(llm_server, tmp_path, kind: str) -> tuple[float, list[str]]:
         "10",
         "--max-rounds",
         "1",
-        "--cache",
-        str(cache),
-        "--api-key-env",
-        "AUGTEXT_TEST_NO_SUCH_KEY",
-    ]
+    )
     assert main(args) in (0, 1)
     kept = pq.read_table(cache / "descriptions.parquet").column("text").to_pylist()
     return len(set(kept) & {t for _, t in items}) / len(items), kept
@@ -156,28 +147,9 @@ def test_gate_drops_most_descriptions_of_another_au(llm_server, tmp_path):
 
 def test_no_gate_keeps_what_the_rules_keep(llm_server, tmp_path):
     llm_server.answer = lambda code, k: json.dumps([t for a, t in GATE_SET["off_domain"] if a == code])
-    args = [
-        "generate",
-        "--backend",
-        "openai",
-        "--base-url",
-        llm_server.url,
-        "--model",
-        "scripted",
-        "--au",
-        "12",
-        "--styles",
-        "appearance",
-        "--n",
-        "2",
-        "--max-rounds",
-        "1",
-        "--no-gate",
-        "--cache",
-        str(tmp_path),
-        "--api-key-env",
-        "AUGTEXT_TEST_NO_SUCH_KEY",
-    ]
+    args = generate_args(
+        llm_server, str(tmp_path), "12", "--styles", "appearance", "--n", "2", "--max-rounds", "1", "--no-gate"
+    )
     assert main(args) == 0  # both AU12 off-domain sentences name a smile word: the rules alone keep them
 
 
@@ -223,30 +195,7 @@ def test_llm_rows_beside_reference_rows_do_not_change_them(llm_server, tmp_path)
     cache = tmp_path / "c"
     assert main(["generate", "--au", "1,2", "--n", "4", "--styles", "appearance", "--cache", str(cache)]) == 0
     before = pq.read_table(cache / "descriptions.parquet").to_pandas().drop(columns=["created_utc"])
-    assert (
-        main(
-            [
-                "generate",
-                "--backend",
-                "openai",
-                "--base-url",
-                llm_server.url,
-                "--model",
-                "loopback",
-                "--au",
-                "2,4",
-                "--n",
-                "3",
-                "--styles",
-                "appearance",
-                "--cache",
-                str(cache),
-                "--api-key-env",
-                "AUGTEXT_TEST_NO_SUCH_KEY",
-            ]
-        )
-        == 0
-    )
+    assert main(generate_args(llm_server, str(cache), "2,4", "--n", "3", "--styles", "appearance")) == 0
     after = pq.read_table(cache / "descriptions.parquet").to_pandas()
     ref_rows = after[after["backend"] == "reference"].drop(columns=["created_utc"]).reset_index(drop=True)
     assert ref_rows.equals(before.reset_index(drop=True))
@@ -267,15 +216,9 @@ def test_llm_copy_of_a_few_shot_example_is_a_duplicate(llm_server, tmp_path):
     llm_server.answer = lambda code, k: json.dumps([example])
     assert (
         main(
-            [
-                "generate",
-                "--backend",
-                "openai",
-                "--base-url",
-                llm_server.url,
-                "--model",
-                "loopback",
-                "--au",
+            generate_args(
+                llm_server,
+                str(tmp_path),
                 "12",
                 "--n",
                 "1",
@@ -285,11 +228,7 @@ def test_llm_copy_of_a_few_shot_example_is_a_duplicate(llm_server, tmp_path):
                 "1",
                 "--max-rounds",
                 "1",
-                "--cache",
-                str(tmp_path),
-                "--api-key-env",
-                "AUGTEXT_TEST_NO_SUCH_KEY",
-            ]
+            )
         )
         == 1
     )
@@ -358,30 +297,16 @@ def test_score_cache_is_deterministic(tmp_path, embedder):
 def test_a_no_gate_run_of_other_aus_keeps_the_gated_rows(llm_server, tmp_path):
     """Rows of pairs a run was not asked about stay as they were, whatever that run's --n and --gate."""
     cache = tmp_path / "c"
-    base = [
-        "--backend",
-        "openai",
-        "--base-url",
-        llm_server.url,
-        "--model",
-        "loopback",
-        "--styles",
-        "appearance",
-        "--cache",
-        str(cache),
-        "--api-key-env",
-        "AUGTEXT_TEST_NO_SUCH_KEY",
-    ]
-    assert main(["generate", "--au", "1,2", "--n", "3", *base]) == 0
+    assert main(generate_args(llm_server, cache, "1,2", "--n", "3", "--styles", "appearance")) == 0
     before = pq.read_table(cache / "descriptions.parquet").to_pandas()
-    assert main(["generate", "--au", "4", "--n", "5", "--no-gate", *base]) == 0
+    assert main(generate_args(llm_server, cache, "4", "--n", "5", "--styles", "appearance", "--no-gate")) == 0
     after = pq.read_table(cache / "descriptions.parquet").to_pandas()
     assert after[after["au"].isin([1, 2])].reset_index(drop=True).equals(before.reset_index(drop=True))
     records = {(p["au"], p["style"]): p for p in json.loads((cache / "rejections.json").read_text())["pairs"]}
     assert records[(1, "appearance")]["gate"] and not records[(4, "appearance")]["gate"]
     assert records[(1, "appearance")]["cap"] == 3 and records[(4, "appearance")]["cap"] == 5
     (cache / "descriptions.parquet").unlink()  # lost: rebuilt from the log with each source's recorded settings
-    assert main(["generate", "--au", "4", "--n", "5", "--no-gate", *base]) == 0
+    assert main(generate_args(llm_server, cache, "4", "--n", "5", "--styles", "appearance", "--no-gate")) == 0
     again = pq.read_table(cache / "descriptions.parquet").to_pandas()
     assert again.drop(columns=["created_utc"]).equals(after.drop(columns=["created_utc"]))
 
