@@ -15,7 +15,7 @@ import pytest
 from augtext.cli import main
 from augtext.errors import UserError
 from augtext.stats import compute_stats, distinct_bigram_ratio, mean_pairwise_cosine
-from tests.llm_server import LLMServer
+from tests.llm_server import LLMServer, generate_args
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +24,8 @@ def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")
     with LLMServer() as server:
         server.script(["refusal", "offtopic"])
-        rc = main(
-            [
-                "generate",
-                "--backend",
-                "openai",
-                "--base-url",
-                server.url,
-                "--model",
-                "loopback",
-                "--au",
-                "1,12",
-                "--styles",
-                "appearance,contrast",
-                "--n",
-                "4",
-                "--cache",
-                str(out),
-                "--concurrency",
-                "1",
-                "--api-key-env",
-                "AUGTEXT_TEST_NO_SUCH_KEY",
-            ]
-        )
+        args = generate_args(server, out, "1,12", "--styles", "appearance,contrast", "--n", "4", "--concurrency", "1")
+        rc = main(args)
     assert rc == 0
     return out
 
