@@ -68,7 +68,7 @@ DESCRIPTIONS_SCHEMA = pa.schema(
 )
 DEFAULT_PER_REQUEST = 5
 
-Group = tuple[int, str]  # (au, style): one pair of a run
+Pair = tuple[int, str]  # (au, style): what a run is asked for
 Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of one pair from one model in the cache
 
 
@@ -103,7 +103,7 @@ class GenerateReport:
     sent: int = 0  # sent to the backend and answered
     failed: int = 0  # gave up after retries
     retries: int = 0
-    kept: dict[Group, int] = field(default_factory=dict)
+    kept: dict[Pair, int] = field(default_factory=dict)
     rejections: Counter = field(default_factory=Counter)
     shortfalls: list[tuple[int, str, int]] = field(default_factory=list)  # (au, style, kept) below n
     failures: list[str] = field(default_factory=list)  # one message per failed request (first few are shown)
@@ -227,7 +227,7 @@ class RequestLog:
 
 
 @dataclass
-class GroupResult:
+class PairResult:
     kept: list[tuple[dict[str, Any], int, str]] = field(default_factory=list)  # (entry, position, text)
     rejections: Counter = field(default_factory=Counter)
     answered: int = 0
@@ -236,13 +236,13 @@ class GroupResult:
     cap: int | None = None
 
 
-def walk_group(
+def walk_pair(
     entries: list[dict[str, Any]],
     au: int,
     cap: int | None = None,
     lenient: bool | None = None,
     gate: SemanticGate | None = None,
-) -> GroupResult:
+) -> PairResult:
     """Parse, validate and de-duplicate one (AU, style) pair's answers in a fixed order: sample index, key, position.
 
     The same answers always give the same kept texts, so planning and the final table agree. `lenient` is passed
@@ -250,7 +250,7 @@ def walk_group(
     texts that passed the rule checks but are not about `au` (far_from_au, other_au). LLM texts that copy one of the
     project's reference descriptions of the pair (e.g. a few-shot example) count as duplicates.
     """
-    result = GroupResult(keys=frozenset(e["key"] for e in entries), cap=cap)
+    result = PairResult(keys=frozenset(e["key"] for e in entries), cap=cap)
     unit = FACS[au]
     candidates: list[tuple[dict[str, Any], int, str]] = []
     for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
@@ -286,7 +286,7 @@ def walk_group(
     return result
 
 
-def _group_entries(log: RequestLog) -> dict[Source, list[dict[str, Any]]]:
+def _source_entries(log: RequestLog) -> dict[Source, list[dict[str, Any]]]:
     groups: dict[Source, list[dict[str, Any]]] = defaultdict(list)
     for entry in log.entries.values():
         groups[(int(entry["au"]), str(entry["style"]), str(entry["backend"]), str(entry["model"]))].append(entry)
@@ -315,7 +315,7 @@ def _previous(cache: Path) -> tuple[dict[Source, dict[str, Any]], pa.Table | Non
     return records, table
 
 
-def _rows_table(source: Source, res: GroupResult) -> pa.Table:
+def _rows_table(source: Source, res: PairResult) -> pa.Table:
     au, style = source[0], source[1]
     rows: dict[str, list[Any]] = defaultdict(list)
     for entry, _pos, text in res.kept:
@@ -343,7 +343,7 @@ def rebuild(
     cache: Path,
     log: RequestLog,
     caps: dict[Source, int],
-    known: dict[Source, GroupResult] | None = None,
+    known: dict[Source, PairResult] | None = None,
     lenient: bool | None = None,
     gate: SemanticGate | None = None,
 ) -> int:
@@ -363,7 +363,7 @@ def rebuild(
     tables: list[pa.Table] = []
     pairs: list[dict[str, Any]] = []
     totals: Counter = Counter()
-    for g, es in sorted(_group_entries(log).items()):
+    for g, es in sorted(_source_entries(log).items()):
         if g[0] not in FACS:
             continue
         answers = _answers_sha(es)
@@ -385,7 +385,7 @@ def rebuild(
             judge = SemanticGate(store=cache / GATE_DIR)
         res = known.get(g)
         if res is None or res.cap != cap or res.keys != frozenset(e["key"] for e in es):
-            res = walk_group(es, g[0], cap, lenient, judge if gated else None)
+            res = walk_pair(es, g[0], cap, lenient, judge if gated else None)
         tables.append(_rows_table(g, res))
         pairs.append(
             {
@@ -488,13 +488,13 @@ async def _run(
     report: GenerateReport,
     progress: _Progress,
     gate: SemanticGate | None,
-) -> dict[Group, GroupResult]:
+) -> dict[Pair, PairResult]:
     sem = asyncio.Semaphore(config.concurrency)
     loop = asyncio.get_running_loop()
     walker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="walk")  # one: the encoder runs serially
     per_request = _per_request(config)
-    kept_now: dict[Group, int] = {}
-    finals: dict[Group, GroupResult] = {}
+    kept_now: dict[Pair, int] = {}
+    finals: dict[Pair, PairResult] = {}
 
     async def ask(
         au: int,
@@ -564,7 +564,7 @@ async def _run(
             return keys[idx]
 
         cursor = 0
-        result = GroupResult()
+        result = PairResult()
         for _round in range(config.max_rounds):
             deficit = config.n - len(result.kept)
             if deficit <= 0:
@@ -593,7 +593,7 @@ async def _run(
             )
             entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
             # In the walker thread: the gate's encoding must not stall the event loop (answers keep arriving).
-            result = await loop.run_in_executor(walker, walk_group, entries, au, config.n, config.lenient, gate)
+            result = await loop.run_in_executor(walker, walk_pair, entries, au, config.n, config.lenient, gate)
             kept_now[(au, style)] = len(result.kept)
             progress.update(report, sum(kept_now.values()))
             if calls and not any(oks):
@@ -640,7 +640,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     if gate is not None:
         gate.warm_up()  # the embedding model loads while the first requests are in flight
 
-    async def main() -> dict[Group, GroupResult]:
+    async def main() -> dict[Pair, PairResult]:
         try:
             with _Progress(config.progress) as progress:
                 return await _run(config, backend, log, report, progress, gate)

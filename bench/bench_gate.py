@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from augtext.facs import FACS  # noqa: E402
-from augtext.generate import GenerateConfig, RequestLog, generate, walk_group  # noqa: E402
+from augtext.generate import GenerateConfig, RequestLog, generate, walk_pair  # noqa: E402
 from augtext.quality import (  # noqa: E402
     GATE_MIN_SIMILARITY,
     GATE_TOP_K,
@@ -80,9 +80,9 @@ def llm_answers(cache: Path, embedder: TextEmbedder) -> dict:
     reasons: dict[str, int] = {}
     for (au, _style), entries in sorted(groups.items()):
         t0 = time.perf_counter()
-        plain = walk_group(entries, au, None)
+        plain = walk_pair(entries, au, None)
         t1 = time.perf_counter()
-        gated = walk_group(entries, au, None, gate=gate)
+        gated = walk_pair(entries, au, None, gate=gate)
         walk_plain_s += t1 - t0
         walk_gate_s += time.perf_counter() - t1
         kept_rules += [(au, t) for _, _, t in plain.kept]
