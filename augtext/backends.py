@@ -427,6 +427,10 @@ def make_backend(
     max_retries: int = 5,
 ) -> Backend:
     """The backend named on the command line."""
+    if max_retries < 0:
+        raise UserError(f"--max-retries must be at least 0 (got {max_retries})")
+    if timeout <= 0:
+        raise UserError(f"--timeout must be positive (got {timeout})")
     if backend == "reference":
         if model is not None:
             raise UserError("--model does not apply to --backend reference (it answers from augtext/reference/)")

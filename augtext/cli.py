@@ -53,30 +53,38 @@ def generate(
     ),
 ) -> None:
     """Prompt an LLM for many diverse, validated descriptions of each AU (cached and resumable)."""
-    from augtext.generate import run_generate
+    import sys
 
-    run_generate(
-        au_spec=au,
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        n=n,
-        styles=styles,
+    import click
+
+    from augtext.backends import make_backend
+    from augtext.facs import parse_au_spec
+    from augtext.generate import GenerateConfig, format_summary, generate, resolve_styles, shortfall_message
+
+    config = GenerateConfig(
+        aus=tuple(parse_au_spec(au)),
+        styles=resolve_styles(styles, prompts),
         cache=cache,
+        n=n,
+        per_request=per_request,
         concurrency=concurrency,
         seed=seed,
-        timeout=timeout,
-        max_retries=max_retries,
         max_rounds=max_rounds,
         temperature=temperature,
         max_tokens=max_tokens,
-        api_key_env=api_key_env,
         prompts=prompts,
-        per_request=per_request,
         lenient=lenient,
         few_shot=few_shot,
         gate=gate,
     )
+    llm = make_backend(
+        backend, model, base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
+    )
+    report = generate(config, llm)
+    print(format_summary(report, config), file=sys.stderr)
+    if not report.ok:
+        print(shortfall_message(report, config), file=sys.stderr)
+        raise click.exceptions.Exit(1)  # 1: only this (every handled failure is 2)
 
 
 @app.command()

@@ -33,9 +33,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute, used by rebuild)
 
-from augtext.backends import Backend, RequestFailed, RequestSpec, make_backend
+from augtext.backends import Backend, RequestFailed, RequestSpec
 from augtext.errors import UserError
-from augtext.facs import FACS, au_label, parse_au_spec
+from augtext.facs import FACS, au_label
 from augtext.io import atomic_path, atomic_write, remove_stale_temps, utc_now
 from augtext.quality import SemanticGate
 from augtext.reference import few_shot_examples, reference_texts
@@ -89,6 +89,18 @@ class GenerateConfig:
     lenient: bool | None = None  # salvage texts from non-JSON answers; None: for hf answers only (small models)
     few_shot: int = 0  # reference descriptions shown in each prompt as examples
     gate: bool = True  # the semantic gate (augtext.quality.SemanticGate) after the rule checks
+
+    def __post_init__(self) -> None:
+        for option, value, low in (
+            ("--n", self.n, 1),
+            ("--per-request", self.per_request, 1),
+            ("--concurrency", self.concurrency, 1),
+            ("--max-rounds", self.max_rounds, 1),
+            ("--max-tokens", self.max_tokens, 1),
+            ("--few-shot", self.few_shot, 0),
+        ):
+            if value < low:
+                raise UserError(f"{option} must be at least {low} (got {value})")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -712,78 +724,11 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
     return "\n".join(lines)
 
 
-def run_generate(
-    au_spec: str,
-    backend: str,
-    model: str | None,
-    base_url: str | None,
-    n: int,
-    styles: str | None,
-    cache: Path,
-    concurrency: int,
-    seed: int,
-    timeout: float,
-    max_retries: int,
-    max_rounds: int,
-    temperature: float,
-    max_tokens: int,
-    api_key_env: str,
-    prompts: Path | None,
-    per_request: int = DEFAULT_PER_REQUEST,
-    lenient: bool | None = None,
-    few_shot: int = 0,
-    gate: bool = True,
-) -> GenerateReport:
-    """CLI entry: validate options, build the backend, generate, print a summary; exit 1 if a pair falls short."""
-    import click
-
-    aus = tuple(parse_au_spec(au_spec))
-    for name, value, low in (
-        ("--n", n, 1),
-        ("--concurrency", concurrency, 1),
-        ("--max-rounds", max_rounds, 1),
-        ("--max-tokens", max_tokens, 1),
-        ("--max-retries", max_retries, 0),
-        ("--per-request", per_request, 1),
-    ):
-        if value < low:
-            raise UserError(f"{name} must be at least {low} (got {value})")
-    if timeout <= 0:
-        raise UserError(f"--timeout must be positive (got {timeout})")
-    if backend not in ("reference", "openai", "hf"):
-        raise UserError(f"unknown backend {backend!r}: use reference, openai or hf")
-    if few_shot < 0:
-        raise UserError(f"--few-shot must be at least 0 (got {few_shot})")
-    config = GenerateConfig(
-        aus=aus,
-        styles=resolve_styles(styles, prompts),
-        cache=Path(cache),
-        n=n,
-        per_request=per_request,
-        concurrency=concurrency,
-        seed=seed,
-        max_rounds=max_rounds,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        prompts=prompts,
-        lenient=lenient,
-        few_shot=few_shot,
-        gate=gate,
+def shortfall_message(report: GenerateReport, config: GenerateConfig) -> str:
+    """The one line that explains exit status 1: which pairs ended short of --n, and what to do."""
+    short = ", ".join(f"{au_label(au)}/{style} ({k}/{config.n})" for au, style, k in report.shortfalls)
+    why = f"; {report.failed} request(s) failed (see above)" if report.failures else ""
+    return (
+        f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
+        "reused, failed ones asked again), or raise --max-rounds."
     )
-    report = generate(
-        config,
-        make_backend(
-            backend, model, base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
-        ),
-    )
-    print(format_summary(report, config), file=sys.stderr)
-    if not report.ok:
-        short = ", ".join(f"{au_label(au)}/{style} ({k}/{n})" for au, style, k in report.shortfalls)
-        why = f"; {report.failed} request(s) failed (see above)" if report.failures else ""
-        print(
-            f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
-            "reused, failed ones asked again), or raise --max-rounds.",
-            file=sys.stderr,
-        )
-        raise click.exceptions.Exit(1)
-    return report
