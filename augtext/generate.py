@@ -493,53 +493,160 @@ def _per_request(config: GenerateConfig) -> int:
     return max(1, min(config.per_request, config.n))
 
 
-async def _run(
-    config: GenerateConfig,
-    backend: Backend,
-    log: RequestLog,
-    report: GenerateReport,
-    progress: _Progress,
-    gate: SemanticGate | None,
-) -> dict[Pair, PairResult]:
-    sem = asyncio.Semaphore(config.concurrency)
-    loop = asyncio.get_running_loop()
-    walker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="walk")  # one: the encoder runs serially
-    per_request = _per_request(config)
-    kept_now: dict[Pair, int] = {}
-    finals: dict[Pair, PairResult] = {}
+def plan_round(kept: int, answered: int, n: int, per_request: int) -> int:
+    """How many new sample indices the next round of a pair asks for: enough to close the gap to `n` at the pair's
+    yield so far (kept texts per answer; optimistic, `per_request`, before the first answer), bounded so that a pair
+    whose answers are all rejected does not ask for hundreds at once. 0 when the pair has `n`."""
+    deficit = n - kept
+    if deficit <= 0:
+        return 0
+    rate = kept / answered if answered else per_request
+    return min(math.ceil(deficit / max(rate, 0.5)), 4 * math.ceil(n / per_request) + 4)
 
-    async def ask(
-        au: int,
-        style: str,
-        messages: list[dict[str, str]],
-        tsha: str,
-        idxs: list[int],
-        keys: list[str],
-        seeds: list[int],
-    ) -> bool:
-        """One backend call for the given sample indices; logs each answer. False if it failed."""
-        async with sem:
+
+@dataclass
+class _PairRequests:
+    """One pair's rendered prompt and the keys and seeds of its sample indices (computed once each)."""
+
+    au: int
+    style: str
+    messages: list[dict[str, str]]
+    template_sha256: str
+    backend: Backend
+    config: GenerateConfig
+    _keys: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+    def key(self, idx: int) -> tuple[str, int]:
+        """(request key, seed) of sample `idx`."""
+        if idx not in self._keys:
+            seed = sample_seed(self.config.seed, self.au, self.style, idx)
+            self._keys[idx] = (
+                request_key(
+                    self.template_sha256,
+                    self.messages,
+                    self.backend.name,
+                    self.backend.model,
+                    self.config.params,
+                    idx,
+                    seed,
+                ),
+                seed,
+            )
+        return self._keys[idx]
+
+
+class _Session:
+    """One run's shared state: the backend, the log, the report, the progress, the limits; `run` drives every pair.
+
+    Requests go out under one concurrency limit; each pair's answers are walked (parse, rules, gate) in a single
+    worker thread, so the gate's encoding never stalls the event loop while other answers arrive.
+    """
+
+    def __init__(
+        self,
+        config: GenerateConfig,
+        backend: Backend,
+        log: RequestLog,
+        report: GenerateReport,
+        progress: _Progress,
+        gate: SemanticGate | None,
+    ) -> None:
+        self.config, self.backend, self.log, self.report, self.progress, self.gate = (
+            config,
+            backend,
+            log,
+            report,
+            progress,
+            gate,
+        )
+        self.per_request = _per_request(config)
+        self.requests = asyncio.Semaphore(config.concurrency)
+        # Pairs start as slots free up: started all at once, every pair would render its prompt before the first
+        # request could go out (their request tasks queue behind all of them).
+        self.pair_slots = asyncio.Semaphore(2 * config.concurrency)
+        self.walker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="walk")  # the encoder runs serially
+        self.kept_now: dict[Pair, int] = {}
+        self.finals: dict[Pair, PairResult] = {}
+
+    def _update(self) -> None:
+        self.report.retries = self.backend.retries
+        self.progress.update(self.report, sum(self.kept_now.values()))
+
+    async def run(self) -> dict[Pair, PairResult]:
+        try:
+            await asyncio.gather(
+                *(self._pair_in_slot(au, style) for au in self.config.aus for style in self.config.styles)
+            )
+        finally:
+            self.walker.shutdown(wait=True, cancel_futures=True)
+        return self.finals
+
+    async def _pair_in_slot(self, au: int, style: str) -> None:
+        async with self.pair_slots:
+            await self._pair(au, style)
+
+    async def _pair(self, au: int, style: str) -> None:
+        config, log, report = self.config, self.log, self.report
+        messages, tsha = render_messages(
+            style, au, self.per_request, config.prompts, examples=few_shot_examples(au, style, config.few_shot)
+        )
+        pair = _PairRequests(au, style, messages, tsha, self.backend, config)
+        cursor = 0
+        result = PairResult()
+        for _round in range(config.max_rounds):
+            count = plan_round(len(result.kept), result.answered, config.n, self.per_request)
+            if count == 0:
+                break
+            idxs = list(range(cursor, cursor + count))
+            cursor += count
+            report.requests += count
+            todo = []
+            for idx in idxs:
+                key, seed = pair.key(idx)
+                if key in log:
+                    report.cached += 1
+                else:
+                    todo.append((idx, key, seed))
+            self._update()
+            step = max(1, self.backend.max_samples_per_call)
+            calls = [todo[i : i + step] for i in range(0, len(todo), step)]
+            oks = await asyncio.gather(*(self._ask(pair, c) for c in calls))
+            entries = [log.entries[k] for k in (pair.key(i)[0] for i in range(cursor)) if k in log]
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self.walker, walk_pair, entries, au, config.n, config.lenient, self.gate
+            )
+            self.kept_now[(au, style)] = len(result.kept)
+            self._update()
+            if calls and not any(oks):
+                break  # every request of the round failed: the server is down or refuses us; stop asking
+        self.finals[(au, style)] = result
+
+    async def _ask(self, pair: _PairRequests, call: list[tuple[int, str, int]]) -> bool:
+        """One backend call for the given (sample index, key, seed)s; logs each answer. False if it failed."""
+        idxs, keys, seeds = [c[0] for c in call], [c[1] for c in call], [c[2] for c in call]
+        config, backend = self.config, self.backend
+        async with self.requests:
             try:
                 completions = await backend.complete(
-                    messages,
+                    pair.messages,
                     n_samples=len(idxs),
                     seed=seeds[0],
                     temperature=config.temperature,
                     max_tokens=config.max_tokens,
-                    request=RequestSpec(au, style, idxs[0], per_request),
+                    request=RequestSpec(pair.au, pair.style, idxs[0], self.per_request),
                 )
             except RequestFailed as exc:
-                report.failed += len(idxs)
-                report.failures.append(f"{au_label(au)}/{style} sample {idxs[0]}: {exc}")
-                report.retries = backend.retries
-                progress.update(report, sum(kept_now.values()))
+                self.report.failed += len(idxs)
+                self.report.failures.append(f"{au_label(pair.au)}/{pair.style} sample {idxs[0]}: {exc}")
+                self._update()
                 return False
         fd = None
         for j, (idx, key, seed, comp) in enumerate(zip(idxs, keys, seeds, completions, strict=False)):
             entry = {
                 "key": key,
-                "au": au,
-                "style": style,
+                "au": pair.au,
+                "style": pair.style,
                 "text": comp.text,
                 "prompt_tokens": comp.prompt_tokens,
                 "completion_tokens": comp.completion_tokens,
@@ -550,81 +657,16 @@ async def _run(
                 "params": config.params,
                 "seed": seed,
                 "sample_idx": idx,
-                "template_sha256": tsha,
+                "template_sha256": pair.template_sha256,
             }
             if len(idxs) > 1:  # several samples from one seeded call: record how to reproduce them
                 entry["call"] = {"seed": seeds[0], "n_samples": len(idxs), "position": j}
-            fd = log.append(entry)
+            fd = self.log.append(entry)
         if fd is not None:
-            await log.sync(fd)
-        report.sent += len(idxs)
-        report.retries = backend.retries
-        progress.update(report, sum(kept_now.values()))
+            await self.log.sync(fd)
+        self.report.sent += len(idxs)
+        self._update()
         return True
-
-    async def run_pair(au: int, style: str) -> None:
-        messages, tsha = render_messages(
-            style, au, per_request, config.prompts, examples=few_shot_examples(au, style, config.few_shot)
-        )
-
-        keys: dict[int, tuple[str, int]] = {}
-
-        def key_of(idx: int) -> tuple[str, int]:
-            if idx not in keys:
-                seed = sample_seed(config.seed, au, style, idx)
-                keys[idx] = request_key(tsha, messages, backend.name, backend.model, config.params, idx, seed), seed
-            return keys[idx]
-
-        cursor = 0
-        result = PairResult()
-        for _round in range(config.max_rounds):
-            deficit = config.n - len(result.kept)
-            if deficit <= 0:
-                break
-            # expected kept texts per answer, from this pair's answers so far (optimistic before the first)
-            rate = len(result.kept) / result.answered if result.answered else per_request
-            count = min(math.ceil(deficit / max(rate, 0.5)), 4 * math.ceil(config.n / per_request) + 4)
-            idxs = list(range(cursor, cursor + count))
-            cursor += count
-            report.requests += count
-            todo = []
-            for idx in idxs:
-                key, seed = key_of(idx)
-                if key in log:
-                    report.cached += 1
-                else:
-                    todo.append((idx, key, seed))
-            progress.update(report, sum(kept_now.values()))
-            step = max(1, backend.max_samples_per_call)
-            calls = [todo[i : i + step] for i in range(0, len(todo), step)]
-            oks = await asyncio.gather(
-                *(
-                    ask(au, style, messages, tsha, [t[0] for t in c], [t[1] for t in c], [t[2] for t in c])
-                    for c in calls
-                )
-            )
-            entries = [log.entries[k] for k in (key_of(i)[0] for i in range(cursor)) if k in log]
-            # In the walker thread: the gate's encoding must not stall the event loop (answers keep arriving).
-            result = await loop.run_in_executor(walker, walk_pair, entries, au, config.n, config.lenient, gate)
-            kept_now[(au, style)] = len(result.kept)
-            progress.update(report, sum(kept_now.values()))
-            if calls and not any(oks):
-                break  # every request of the round failed: the server is down or refuses us; stop asking
-        finals[(au, style)] = result
-
-    # Pairs start as slots free up: started all at once, every pair would render its prompt before the first
-    # request could go out (their request tasks queue behind all of them).
-    pair_slots = asyncio.Semaphore(2 * config.concurrency)
-
-    async def run_pair_in_slot(au: int, style: str) -> None:
-        async with pair_slots:
-            await run_pair(au, style)
-
-    try:
-        await asyncio.gather(*(run_pair_in_slot(au, style) for au in config.aus for style in config.styles))
-    finally:
-        walker.shutdown(wait=True, cancel_futures=True)
-    return finals
 
 
 def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
@@ -655,7 +697,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     async def main() -> dict[Pair, PairResult]:
         try:
             with _Progress(config.progress) as progress:
-                return await _run(config, backend, log, report, progress, gate)
+                return await _Session(config, backend, log, report, progress, gate).run()
         finally:
             await backend.aclose()
 

@@ -436,3 +436,12 @@ def test_log_sync_is_group_committed(tmp_path, monkeypatch):
     assert 1 <= len(calls) < 8  # ... but far fewer fsyncs than answers
     log.close()
     assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 32
+
+
+def test_plan_round_closes_the_gap_at_the_pairs_yield():
+    from augtext.generate import plan_round
+
+    assert plan_round(kept=0, answered=0, n=8, per_request=5) == 2  # optimistic before any answer
+    assert plan_round(kept=8, answered=2, n=8, per_request=5) == 0  # done
+    assert plan_round(kept=2, answered=2, n=8, per_request=5) == 6  # 1 kept per answer: 6 more
+    assert plan_round(kept=0, answered=4, n=8, per_request=5) == 12  # nothing kept: bounded, not unbounded
