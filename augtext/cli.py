@@ -95,7 +95,7 @@ def embed(
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... Default: auto."),
 ) -> None:
     """Embed every description into cache/embeddings/<model>.parquet (incremental, atomic)."""
-    from augtext.embed import run_embed
+    from augtext.views import run_embed
 
     run_embed(cache=cache, model=model, batch_size=batch_size, device=device)
 
@@ -106,7 +106,7 @@ def stats(
     samples: int = typer.Option(2, help="Sample texts to show per AU."),
 ) -> None:
     """Per-AU counts, rejections by reason, diversity and sample texts."""
-    from augtext.stats import run_stats
+    from augtext.views import run_stats
 
     run_stats(cache=cache, samples=samples)
 
@@ -118,7 +118,7 @@ def score(
     model: str | None = typer.Option(None, help="Embedding model to measure with. Default: all-MiniLM-L6-v2."),
 ) -> None:
     """Prior quality per AU: identifiability, specificity, diversity, validity."""
-    from augtext.quality import run_score
+    from augtext.views import run_score
 
     run_score(cache=cache, json_path=json_path, model=model)
 
@@ -131,7 +131,7 @@ def templates(
     n: int = typer.Option(8, "--n", help="Descriptions the rendered prompt asks for."),
 ) -> None:
     """List the description styles, or render one for an AU."""
-    from augtext.templates import run_templates
+    from augtext.views import run_templates
 
     run_templates(show=show, au=au, prompts=prompts, n=n)
 

@@ -265,17 +265,6 @@ def _write_table(
         pq.write_table(table, str(tmp))
 
 
-def run_embed(cache: Path, model: str | None = None, batch_size: int = 64, device: str | None = None) -> EmbedReport:
-    """The `augtext embed` command: embed_cache plus a one-line summary."""
-    report = embed_cache(cache, model=model, batch_size=batch_size, device=device)
-    state = "written" if report.written else "already up to date"
-    print(
-        f"{report.rows} descriptions -> {report.path} ({report.dim}-d, {report.model}): {report.encoded} encoded, "
-        f"{report.reused} reused, {report.dropped} dropped; {state} in {report.seconds:.1f} s"
-    )
-    return report
-
-
 def _read_descriptions(cache_dir: Path) -> tuple[dict[tuple[int, str, str], str], str, int]:
     """Unique (au, style, text_sha256) -> text, the descriptions fingerprint, and the number of rows."""
     path = cache_dir / DESCRIPTIONS

@@ -207,27 +207,3 @@ def _split_messages(text: str, path: Path) -> list[dict]:
             f"line followed by its text)"
         )
     return [{"role": "system", "content": bodies["system"]}, {"role": "user", "content": bodies["user"]}]
-
-
-def run_templates(show: str | None, au: int, prompts: str | Path | None, n: int = 8) -> None:
-    """CLI: list the styles with their descriptions, or print one style's messages rendered for an AU."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False, soft_wrap=True)
-    if show is None:
-        files = _style_files(prompts)
-        table = Table(title="description styles")
-        table.add_column("style", no_wrap=True)
-        table.add_column("description")
-        table.add_column("from")
-        for style in sorted(files):
-            source = "package" if files[style].parent == PACKAGE_PROMPTS else str(files[style].parent)
-            table.add_row(style, style_description(style, prompts), source)
-        console.print(table)
-        return
-    messages, sha = render_messages(show, au, n, prompts)
-    console.print(f"# style {show}, {au_label(au)}, n={n}, template sha256 {sha}", markup=False)
-    for message in messages:
-        console.print(f"\n--- {message['role']} ---", markup=False)
-        console.print(message["content"], markup=False)
