@@ -250,21 +250,6 @@ def _gather(
     return matrix
 
 
-def _write_table(
-    path: Path,
-    keys: list[tuple[int, str, str]],
-    rows: dict[tuple[int, str, str], str],
-    matrix: np.ndarray,
-    spec: ModelSpec,
-    encoder: Encoder | None,
-    fingerprint: str,
-    created: str,
-) -> None:
-    table = _build_table(keys, rows, matrix, spec, encoder, fingerprint, created)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, str(tmp))
-
-
 def _read_descriptions(cache_dir: Path) -> tuple[dict[tuple[int, str, str], str], str, int]:
     """Unique (au, style, text_sha256) -> text, the descriptions fingerprint, and the number of rows."""
     path = cache_dir / DESCRIPTIONS
@@ -339,7 +324,8 @@ def _dim_message(path: Path, stored: int, name: str, got: int) -> str:
     )
 
 
-def _build_table(
+def _write_table(
+    path: Path,
     keys: list[tuple[int, str, str]],
     rows: dict[tuple[int, str, str], str],
     matrix: np.ndarray,
@@ -347,7 +333,8 @@ def _build_table(
     encoder: Encoder | None,
     fingerprint: str,
     created: str,
-) -> pa.Table:
+) -> None:
+    """Write the embeddings table for `keys` (rows in `matrix`) to `path`, atomically, with its schema metadata."""
     dim = matrix.shape[1]
     revision = spec.revision
     if revision == "unknown" and encoder is not None:  # a hub model knows the commit it was loaded from
@@ -381,7 +368,8 @@ def _build_table(
         pa.array([rows[k] for k in keys], type=pa.string()),
         pa.FixedSizeListArray.from_arrays(flat, dim),
     ]
-    return pa.Table.from_arrays(columns, schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_arrays(columns, schema=schema), str(tmp))
 
 
 def _update_manifest(cache_dir: Path, slug: str, entry: dict[str, Any], descriptions: dict[str, Any]) -> None:
