@@ -406,7 +406,6 @@ class CacheScore:
 def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | None = None) -> CacheScore:
     """Score the descriptions in `cache` (see the module docstring). The vectors come from the cache's embeddings
     table when it was made by the same model from the same descriptions, else they are encoded here."""
-    import json
     from collections import Counter
     from pathlib import Path
 
@@ -421,6 +420,7 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
         table_dim,
         table_metadata,
     )
+    from augtext.stats import read_rejections
 
     cache = Path(cache)
     path = cache / DESCRIPTIONS
@@ -456,21 +456,12 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
     per_au = score_embeddings(aus, vectors, embedder)
 
     validity: dict[int, dict[str, Any]] = {}
-    rejections_path = cache / "rejections.json"
-    if rejections_path.is_file():
-        try:
-            pairs = json.loads(rejections_path.read_text(encoding="utf-8"))["pairs"]
-            for p in pairs:
-                v = validity.setdefault(int(p["au"]), {"kept": 0, "valid": 0, "candidates": 0, "rejected": Counter()})
-                rejected = {str(k): int(c) for k, c in dict(p["rejected"]).items()}
-                v["kept"] += int(p["kept"])
-                v["valid"] += int(p["kept"]) + int(p.get("surplus", 0))  # surplus: valid, beyond --n
-                v["candidates"] += int(p["kept"]) + int(p.get("surplus", 0)) + sum(rejected.values())
-                v["rejected"].update(rejected)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserError(
-                f"{rejections_path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` to rewrite it"
-            ) from None
+    for p in (read_rejections(cache) or {}).get("pairs", []):
+        v = validity.setdefault(p["au"], {"kept": 0, "valid": 0, "candidates": 0, "rejected": Counter()})
+        v["kept"] += p["kept"]
+        v["valid"] += p["kept"] + p["surplus"]  # surplus: valid, beyond --n
+        v["candidates"] += p["kept"] + p["surplus"] + sum(p["rejected"].values())
+        v["rejected"].update(p["rejected"])
     for v in validity.values():
         v["rate"] = v["valid"] / v["candidates"] if v["candidates"] else None
         v["rejected"] = dict(sorted(v["rejected"].items()))

@@ -79,7 +79,9 @@ def _read_table(path: Path, what: str) -> Any:
         ) from None
 
 
-def _read_rejections(cache: Path) -> dict[str, Any] | None:
+def read_rejections(cache: Path) -> dict[str, Any] | None:
+    """The cache's rejections.json with each pair's `au`, `kept`, `surplus` and `rejected` counts as ints (None
+    when there is none; UserError when it is corrupt). Shared by `augtext stats` and `augtext score`."""
     path = cache / "rejections.json"
     if not path.is_file():
         return None
@@ -88,8 +90,9 @@ def _read_rejections(cache: Path) -> dict[str, Any] | None:
         pairs = data["pairs"]
         for p in pairs:
             p["au"], p["rejected"] = int(p["au"]), {str(k): int(v) for k, v in dict(p["rejected"]).items()}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is corrupt ({exc}); rerun `augtext generate` to rewrite it") from None
+            p["kept"], p["surplus"] = int(p.get("kept", 0)), int(p.get("surplus", 0))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` to rewrite it") from None
     return data
 
 
@@ -117,7 +120,7 @@ def compute_stats(cache: Path, samples: int = 2) -> tuple[list[AUStats], str]:
             f"{cache / 'descriptions.parquet'} lacks the column(s) {', '.join(sorted(missing))}; "
             "rerun `augtext generate`"
         )
-    rejections = _read_rejections(cache)
+    rejections = read_rejections(cache)
     emb = _embeddings(cache)
     source = f"embeddings ({emb[0]})" if emb else "TF-IDF"
     stats: dict[int, AUStats] = {}
