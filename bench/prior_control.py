@@ -53,6 +53,7 @@ ARMS: dict[str, tuple[str, str | None]] = {
     "linear": ("linear", None),
 }
 BASE = "hiva_reference"
+TIERS = (("hiva_reference", "hiva_shuffled", "hiva_no_text"), ("hiva_name", "hiva_smollm2"), ("megraph_s1", "linear"))
 DEFAULTS = ["--budgets", "250,1000", "--seeds", "0,1,2", "--epochs", "6", "--min-steps", "60", "--threads", "1"]
 
 
@@ -368,7 +369,11 @@ def main(argv: list[str] | None = None) -> dict:
         min_steps=args.min_steps,
     )
     runs_dir = work / "runs" / plan.tag()
-    todo = [(a, b, s) for s in args.seeds for b in sorted(args.budgets) for a in args.arms]
+    # The core contrast first (reference, shuffled, none), then the other priors, then the models without text; within
+    # a tier the small budget first: an experiment cut short still answers the main question for every seed.
+    todo = [
+        (a, b, s) for tier in TIERS for b in sorted(args.budgets) for s in args.seeds for a in args.arms if a in tier
+    ]
     records: list[dict] = []
     timings["train_s"] = 0.0
     for i, (arm, budget, seed) in enumerate(todo):
