@@ -34,6 +34,7 @@ from augtext.facs import au_label
 from augtext.io import check_output_dir, check_output_file
 from hiva_core.faces.align import DEFAULT_SIZE, align
 from hiva_core.faces.media import is_image, is_video, iter_video, read_image, video_frame_count
+from hiva_core.progress import progress_bar
 
 OUT_SUFFIXES = (".csv", ".parquet", ".json")
 STAGES = ("read", "detect", "align", "model", "heatmaps", "write")
@@ -483,37 +484,3 @@ def print_table(table: pd.DataFrame, aus: Sequence[int], threshold: float) -> No
             cells.append("" if pd.isna(p) else (f"[bold]{p:.2f}[/bold]" if p >= threshold else f"{p:.2f}"))
         view.add_row(*cells)
     Console(soft_wrap=False).print(view)
-
-
-class progress_bar:  # lower case: used like a function, `with progress_bar("predict", n) as advance:`
-    """A rich progress bar on stderr (only on a terminal unless forced); the context value advances it."""
-
-    def __init__(self, label: str, total: int, enabled: bool | None = None):
-        from rich.console import Console
-
-        self.label = label
-        self.console = Console(stderr=True)
-        self.enabled = self.console.is_terminal if enabled is None else enabled
-        self.total = total or None
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(
-            TextColumn(self.label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-        )
-        self.bar.start()
-        task = self.bar.add_task("frames", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()

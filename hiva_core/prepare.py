@@ -416,7 +416,7 @@ def run_prepare(
     images = out / "images"
     total = sum(len(j.frames) for j in jobs)
     results: dict[str, list[tuple]] = {}
-    from hiva_core.predict import progress_bar
+    from hiva_core.progress import progress_bar
 
     with progress_bar("prepare", total, progress) as advance:
         if workers == 1:

@@ -30,6 +30,7 @@ from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed
 from hiva_core.evaluate import evaluate_model
 from hiva_core.metrics import aggregate_folds
+from hiva_core.progress import ProgressBar
 
 if TYPE_CHECKING:
     from augtext.textprior import TextPrior
@@ -91,47 +92,6 @@ def tensorboard_writer(log_dir: Path, enabled: bool):
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(log_dir=str(log_dir))
-
-
-class Progress:
-    """rich progress bars on stderr (rank 0 only), or nothing."""
-
-    def __init__(self, enabled: bool):
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichProgress
-
-            self.bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-
-    def __enter__(self):
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar:
-            self.bar.__exit__(*exc)
-
-    def task(self, description: str, total: int) -> Any:
-        return self.bar.add_task(description, total=total, info="") if self.bar else None
-
-    def update(self, task: Any, info: str = "") -> None:
-        if self.bar:
-            self.bar.update(task, advance=1, info=info)
-
-    def done(self, task: Any) -> None:
-        if self.bar:
-            self.bar.remove_task(task)
 
 
 def log(info: DistInfo, message: str) -> None:
@@ -216,7 +176,7 @@ class Monitor:
     def __init__(self, cfg: TrainConfig, run: RunFolder, info: DistInfo):
         self.info, self.run, self.epochs = info, run, cfg.train.epochs
         self.tb = tensorboard_writer(run.tensorboard_dir, cfg.train.tensorboard and info.is_main)
-        self.progress = Progress(cfg.train.progress and info.is_main)
+        self.progress = ProgressBar(cfg.train.progress and info.is_main, info=True)
 
     def __enter__(self) -> Monitor:
         self.progress.__enter__()
@@ -435,7 +395,7 @@ def train_one_epoch(
             state.step += 1
         for k in sums:
             sums[k] += float(out[k].detach())
-        monitor.progress.update(bar, f"loss {sums['loss'] / (i + 1):.4f}")
+        monitor.progress.update(bar, info=f"loss {sums['loss'] / (i + 1):.4f}")
         if stepping and state.step % cfg.train.log_every == 0:
             monitor.scalars(state.step, {"train/loss": out["loss"].detach(), "train/lr": state.lr})
     monitor.progress.done(bar)

@@ -1,0 +1,47 @@
+"""hiva_core.progress: the one progress bar of train, predict and prepare (a live bar on a terminal, or nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hiva_core.progress import ProgressBar, progress_bar
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """stderr taken for a terminal by rich (as under a real one), though pytest captures it."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name in ("TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_off_or_piped_prints_nothing(capsys):
+    for enabled in (False, None):  # None: only on a terminal, and capsys is none
+        with ProgressBar(enabled, info=True) as bar:
+            task = bar.task("epoch 1/1", 2)
+            bar.update(task, info="loss 1.0")
+            bar.done(task)
+        assert not bar.enabled and task is None
+        with progress_bar("predict", 3, enabled) as advance:
+            advance(3)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_forced_on_without_a_terminal():
+    """train.progress forces the bar on (rank 0), whatever stderr is."""
+    assert ProgressBar(True).enabled
+
+
+def test_a_terminal_gets_the_live_bar(terminal, capsys):
+    with ProgressBar(None, info=True) as bar:
+        task = bar.task("epoch 1/2", 2)
+        bar.update(task, info="loss 0.5000")
+        bar.update(task, info="loss 0.2500")
+    err = capsys.readouterr().err
+    assert bar.enabled and "epoch 1/2" in err and "2/2" in err and "loss 0.2500" in err
+    with progress_bar("predict", 3) as advance:
+        advance(2)
+        advance(1)
+    err = capsys.readouterr().err
+    assert "predict" in err and "3/3" in err
