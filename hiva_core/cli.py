@@ -175,7 +175,8 @@ def predict(
 
     Frames without a face and unreadable files are reported (rows with status no_face / unreadable and a summary on
     stderr), not fatal; the exit status is 2 only when no input at all could be read."""
-    from hiva_core.predict import print_summary, print_table, run_predict
+    from hiva_core.predict import run_predict
+    from hiva_core.views import print_predict_summary, print_predict_table
 
     result = run_predict(
         inputs=inputs,
@@ -191,8 +192,8 @@ def predict(
         text_cache=text_cache,
     )
     if out is None:
-        print_table(result.rows, result.aus, threshold)
-    print_summary(result.summary, out)
+        print_predict_table(result.rows, result.aus, threshold)
+    print_predict_summary(result.summary, out)
 
 
 @app.command()
@@ -207,8 +208,9 @@ def prepare(
 
     Writes OUT/images/, OUT/lists/ and OUT/prepare_report.csv (frames left out: no face, missing, unreadable)."""
     from hiva_core.prepare import run_prepare
+    from hiva_core.views import print_prepare_summary
 
-    run_prepare(dataset=dataset, root=root, out=out, workers=workers, device=device)
+    print_prepare_summary(run_prepare(dataset=dataset, root=root, out=out, workers=workers, device=device))
 
 
 @app.command()

@@ -15,7 +15,6 @@ status `unreadable` and the reason in `error`. Neither is fatal: the summary cou
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -293,8 +292,8 @@ def run_predict(
     of per-AU attention overlays per face. `detect=False`: every input is already an aligned face crop. `min_face`:
     smallest face searched for, in pixels. `aus` (a spec or codes) and `text_cache`: score these AUs instead of the
     run's own (`hiva_core.vocabulary.select_aus`: AUs it was not trained on need an open-vocabulary run and their
-    descriptions in `text_cache`). Returns the rows, a summary and stage timings; prints nothing (`print_table`
-    and `print_summary` are the command's; `quiet` is accepted for old callers and has no effect).
+    descriptions in `text_cache`). Returns the rows, a summary and stage timings; prints nothing but the progress bar
+    (`hiva_core.views` shows the rows and the summary; `quiet` is accepted for old callers and has no effect).
     """
     timer = StageTimer()
     if batch_size < 1:
@@ -437,50 +436,3 @@ def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> di
         "no_face": [{"source": r.source, "frame": int(r.frame)} for r in no_face.itertuples()],
         "unreadable": [{"source": r.source, "error": r.error} for r in unreadable.itertuples()],
     }
-
-
-def print_summary(summary: dict[str, Any], out: Path | None) -> None:
-    parts = [
-        f"{summary['images']} image(s)",
-        f"{summary['videos']} video(s)",
-        f"{summary['frames_read']} frame(s) read",
-        f"{summary['faces']} face(s)",
-        f"{summary['frames_without_face']} without a face",
-        f"{len(summary['unreadable'])} unreadable",
-    ]
-    lines = ["predict: " + ", ".join(parts) + (f" -> {out}" if out else "")]
-    by_source: dict[str, int] = {}
-    for item in summary["no_face"]:
-        by_source[item["source"]] = by_source.get(item["source"], 0) + 1
-    for source, n in list(by_source.items())[:10]:
-        lines.append(f"  no face: {source}" + (f" ({n} frames)" if n > 1 else ""))
-    for item in summary["unreadable"][:10]:
-        lines.append(f"  unreadable: {item['source']}: {item['error']}")
-    print("\n".join(lines), file=sys.stderr)
-
-
-def print_table(table: pd.DataFrame, aus: Sequence[int], threshold: float) -> None:
-    """The rows on stdout: on a terminal a rich table of probabilities (bold where at or above the threshold);
-    otherwise (piped, redirected) CSV, the same as `--out FILE.csv`, which a narrow pipe cannot garble."""
-    from rich.console import Console
-    from rich.table import Table
-
-    if not sys.stdout.isatty():
-        write_csv(table, sys.stdout)
-        return
-    view = Table(show_lines=False)
-    for name in ("source", "frame", "time", "face", "status", *[au_label(a) for a in aus]):
-        view.add_column(name, justify="left" if name in ("source", "status") else "right", overflow="fold")
-    for r in table.itertuples(index=False):
-        cells = [
-            Path(r.source).name,
-            "" if r.kind == "image" else str(r.frame),
-            "" if pd.isna(r.time_s) else f"{r.time_s:.2f}",
-            "" if pd.isna(r.face) else str(r.face),
-            r.status,
-        ]
-        for au in aus:
-            p = getattr(r, f"{au_label(au)}_prob")
-            cells.append("" if pd.isna(p) else (f"[bold]{p:.2f}[/bold]" if p >= threshold else f"{p:.2f}"))
-        view.add_row(*cells)
-    Console(soft_wrap=False).print(view)

@@ -398,7 +398,8 @@ def run_prepare(
     progress: bool | None = None,
 ) -> dict:
     """Raw tree -> OUT/images (aligned 256-px crops), OUT/lists (list files), OUT/prepare_report.csv; returns a
-    summary (frames per status, list sizes). `device`: the face detector's (default: auto, CUDA when present)."""
+    summary (frames per status, list sizes, where things went; `hiva_core.views.print_prepare_summary` shows it).
+    `device`: the face detector's (default: auto, CUDA when present)."""
     dataset = dataset.lower()
     if dataset not in DATASET_AUS:
         raise UserError(f"unknown dataset {dataset!r}; use bp4d, disfa or gft")
@@ -427,7 +428,8 @@ def run_prepare(
             _run_pool(jobs, images, device, workers, results, advance)
     ok = {fj.out_rel for j in jobs for fj, (_, status, _) in _pairs(j, results[j.name]) if status == "ok"}
     counts = write_lists(dataset, jobs, folds, ok, out / "lists")
-    problems = _write_report(out / "prepare_report.csv", jobs, results)
+    report = out / "prepare_report.csv"
+    problems = _write_report(report, jobs, results)
     summary = {
         "dataset": dataset,
         "frames": total,
@@ -436,15 +438,9 @@ def run_prepare(
         "lists": counts,
         "images": str(images),
         "list_dir": str(out / "lists"),
+        "report": str(report),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    detail = ", ".join(f"{n} {s}" for s, n in sorted(problems.items()))
-    print(
-        f"prepare {dataset}: {len(ok)}/{total} labelled frames cropped"
-        + (f"; not used: {detail} (see {out / 'prepare_report.csv'})" if problems else "")
-        + f"\ntrain with: --data {dataset}:{images} --lists {out / 'lists'}",
-        file=sys.stderr,
-    )
     return summary
 
 

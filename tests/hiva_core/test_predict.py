@@ -321,7 +321,7 @@ def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir,
     import io
 
     from hiva_core.cli import main
-    from hiva_core.predict import print_table
+    from hiva_core.views import print_predict_table
 
     assert main(["predict", str(image_folder), "--run", str(run_dir), "--device", "cpu"]) == 0
     printed = pd.read_csv(io.StringIO(capsys.readouterr().out))
@@ -335,6 +335,6 @@ def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir,
     capsys.readouterr()
     with pytest.MonkeyPatch.context() as mp:  # a terminal: the table
         mp.setattr("sys.stdout.isatty", lambda: True)
-        print_table(written, AUS, 0.5)
+        print_predict_table(written, AUS, 0.5)
     shown = capsys.readouterr().out
     assert "┃" in shown and "source," not in shown

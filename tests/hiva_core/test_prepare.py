@@ -143,6 +143,24 @@ def test_prepare_is_resumable(bp4d_root, tmp_path, monkeypatch):
     assert crop.stat().st_mtime_ns == before
 
 
+def test_prepare_command_prints_the_summary_and_nothing_else(bp4d_root, tmp_path, capsys):
+    """run_prepare returns its summary silently; the command shows it (hiva_core.views) on stderr."""
+    from hiva_core.cli import main
+    from hiva_core.prepare import run_prepare
+
+    summary = run_prepare("bp4d", bp4d_root, tmp_path / "lib", progress=False)
+    assert capsys.readouterr() == ("", "")
+    assert summary["report"] == str(tmp_path / "lib" / "prepare_report.csv")
+    out = tmp_path / "bp4d"
+    assert main(["prepare", "bp4d", "--root", str(bp4d_root), "--out", str(out), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"prepare bp4d: 6/9 labelled frames cropped; not used: 3 no_face (see {out / 'prepare_report.csv'})\n"
+        f"train with: --data bp4d:{out / 'images'} --lists {out / 'lists'}\n"
+    )
+
+
 def test_prepare_disfa_from_video_and_frames(disfa_root, tmp_path):
     from hiva_core.data import build_dataset
     from hiva_core.prepare import run_prepare
