@@ -132,20 +132,30 @@ def embedding_matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray
     return data.reshape(-1, dim)
 
 
-def _select_model(cache_dir: Path, manifest: dict[str, Any], model: str | None) -> tuple[str, dict[str, Any]]:
+def table_path(cache_dir: Path, slug: str, entry: dict[str, Any]) -> Path:
+    """Where a manifest entry's embeddings table lives (its `path`, relative to the cache)."""
+    return cache_dir / entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
+
+
+def select_table(
+    cache_dir: Path, manifest: dict[str, Any], model: str | None = None, *, warn: bool = True
+) -> tuple[str, dict[str, Any], Path]:
+    """(slug, manifest entry, table path) of the embeddings table of `model`: a slug or a model name as the manifest
+    has it; None takes the only/first table listed (with a warning when there are several, unless not `warn`).
+    UserError when the manifest lists no table, none of that model, or several that match it."""
     tables = manifest.get("embeddings") or {}
     where = cache_dir / MANIFEST
     if not tables:
         raise UserError(f"{where} lists no embedding tables; run `augtext embed --cache {cache_dir}`")
     if model is None:
         slug = next(iter(tables))
-        if len(tables) > 1:
+        if len(tables) > 1 and warn:
             warnings.warn(
                 f"{where} lists several embedding models ({', '.join(tables)}); using {slug!r}. "
                 "Pass the model explicitly to choose another.",
                 stacklevel=3,
             )
-        return slug, tables[slug]
+        return slug, tables[slug], table_path(cache_dir, slug, tables[slug])
     # A slug or a model name as the manifest has it; a local folder also by any path that leads to it.
     names = {model, str(Path(model).expanduser().resolve())} if Path(model).expanduser().exists() else {model}
     matches = [s for s, entry in tables.items() if s in names or entry.get("model") in names]
@@ -159,7 +169,7 @@ def _select_model(cache_dir: Path, manifest: dict[str, Any], model: str | None) 
             f"model {model!r} is ambiguous in {where}: it matches {', '.join(matches)}; "
             "give the full model name from the manifest"
         )
-    return matches[0], tables[matches[0]]
+    return matches[0], tables[matches[0]], table_path(cache_dir, matches[0], tables[matches[0]])
 
 
 def load_text_prior(
@@ -185,9 +195,8 @@ def load_text_prior(
     if max_per_au is not None and max_per_au < 1:
         raise UserError(f"max_per_au must be at least 1, got {max_per_au}")
     manifest = read_manifest(cache_dir)
-    slug, entry = _select_model(cache_dir, manifest, model)
+    slug, entry, path = select_table(cache_dir, manifest, model)
     rerun = f"run `augtext embed --cache {cache_dir} --model {entry.get('model', slug)}`"
-    path = cache_dir / entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
     table = read_parquet(path, fix=f"delete it and {rerun}")
     dim = table_dim(path, table.schema)
     meta = table_metadata(table.schema)
@@ -273,8 +282,7 @@ def shuffle_cache(src: str | Path, dst: str | Path, seed: int = 0) -> dict[int, 
     holds = {aus[i]: aus[int(order[i])] for i in range(len(aus))}  # AU aus[i] gets the texts of aus[order[i]]
     relabel = {old: new for new, old in holds.items()}
     tables = [DESCRIPTIONS] + [
-        entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
-        for slug, entry in (manifest.get("embeddings") or {}).items()
+        table_path(Path(), slug, entry) for slug, entry in (manifest.get("embeddings") or {}).items()
     ]
     for rel in tables:
         table = read_parquet(src / rel, fix=fix)

@@ -2,8 +2,9 @@
 
 Diversity per AU, two numbers:
 - distinct-2: distinct word 2-grams / all word 2-grams over the AU's texts (1.0 = no pair of words ever repeats);
-- mean pairwise cosine similarity of the texts (lower = more varied): of their sentence embeddings when an
-  embeddings table exists in `cache/embeddings/`, else of TF-IDF vectors (scikit-learn).
+- mean pairwise cosine similarity of the texts (lower = more varied): of their sentence embeddings when the cache is
+  embedded (the table manifest.json lists first, the one `augtext.prior.load_text_prior` takes by default), else of
+  TF-IDF vectors (scikit-learn).
 """
 
 from __future__ import annotations
@@ -97,14 +98,20 @@ def read_rejections(cache: Path) -> dict[str, Any] | None:
 
 
 def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | None:
-    """(table file name, {(au, text_sha256): vector}) from the first embeddings table, if any."""
-    tables = sorted((cache / "embeddings").glob("*.parquet")) if (cache / "embeddings").is_dir() else []
-    if not tables:
+    """(table file name, {(au, text_sha256): vector}) from the embeddings table the manifest lists first; None
+    before `augtext embed` (no manifest.json, or one without tables). A corrupt manifest is a UserError."""
+    from augtext.prior import MANIFEST, read_manifest, select_table
+
+    if not (cache / MANIFEST).is_file():
         return None
-    df = _read_table(tables[0], "embeddings")
+    manifest = read_manifest(cache)
+    if not manifest.get("embeddings"):
+        return None
+    _, _, path = select_table(cache, manifest, warn=False)  # the caption names the table it took
+    df = _read_table(path, "embeddings")
     if not {"au", "text_sha256", "embedding"} <= set(df.columns):
-        raise UserError(f"{tables[0]} lacks the columns au, text_sha256, embedding; rerun `augtext embed`")
-    return tables[0].name, {
+        raise UserError(f"{path} lacks the columns au, text_sha256, embedding; rerun `augtext embed`")
+    return path.name, {
         (int(a), s): np.asarray(e, dtype=np.float32)
         for a, s, e in zip(df["au"], df["text_sha256"], df["embedding"], strict=True)
     }

@@ -8,12 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from augtext.cli import main
+from augtext.embed import embed_cache
 from augtext.errors import UserError
+from augtext.prior import load_text_prior
 from augtext.stats import compute_stats, distinct_bigram_ratio, mean_pairwise_cosine
 from tests.llm_server import LLMServer, generate_args
 
@@ -58,25 +58,51 @@ def test_stats_counts_rejections_and_diversity(cache):
     assert all(len(r.samples) == 2 for r in rows)
 
 
+class FixedEncoder:
+    """Stands in for an embedding model: the same vector for every text (cosine 1.0, unlike TF-IDF's), or a
+    different random one for each (`varied`)."""
+
+    def __init__(self, varied: bool = False):
+        self.rng = np.random.default_rng(0) if varied else None
+
+    def encode(self, sentences, **kwargs):
+        if self.rng is not None:
+            return self.rng.standard_normal((len(sentences), 4)).astype(np.float32)
+        return np.tile(np.array([1, 0, 0, 0], np.float32), (len(sentences), 1))
+
+
 def test_stats_uses_embeddings_when_present(cache):
-    df = pq.read_table(cache / "descriptions.parquet").to_pandas()
-    dim = 4
-    emb = np.zeros((len(df), dim), dtype=np.float32)
-    emb[:, 0] = 1.0  # identical vectors: cosine 1.0, unlike TF-IDF
-    table = pa.table(
-        {
-            "au": pa.array(df["au"], pa.int16()),
-            "text_sha256": df["text_sha256"],
-            "style": df["style"],
-            "text": df["text"],
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), dim),
-        }
-    )
-    (cache / "embeddings").mkdir()
-    pq.write_table(table, cache / "embeddings" / "tiny.parquet")
+    embed_cache(cache, model="test/tiny", encoder=FixedEncoder(), progress=False)
     rows, source = compute_stats(cache)
     assert source == "embeddings (tiny.parquet)"
     assert all(r.mean_cosine == pytest.approx(1.0) for r in rows)
+
+
+def test_stats_takes_the_table_the_manifest_names(cache, capsys):
+    """Two tables: stats reads manifest.json as load_text_prior does (its first table by default), not the folder."""
+    embed_cache(cache, model="test/zeta", encoder=FixedEncoder(), progress=False)
+    embed_cache(cache, model="test/alpha", encoder=FixedEncoder(varied=True), progress=False)
+    assert sorted(p.name for p in (cache / "embeddings").iterdir()) == ["alpha.parquet", "zeta.parquet"]
+    with pytest.warns(UserWarning, match="several embedding models"):
+        assert load_text_prior(cache).model == "test/zeta"
+    rows, source = compute_stats(cache)
+    assert source == "embeddings (zeta.parquet)"
+    assert all(r.mean_cosine == pytest.approx(1.0) for r in rows)
+
+    manifest = json.loads((cache / "manifest.json").read_text())
+    del manifest["embeddings"]["zeta"]  # the manifest now names alpha only; zeta.parquet stays in the folder
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    rows, source = compute_stats(cache)
+    assert source == "embeddings (alpha.parquet)"
+    assert all(r.mean_cosine < 0.9 for r in rows)
+    assert main(["stats", "--cache", str(cache), "--samples", "0"]) == 0
+    assert "alpha.parquet" in capsys.readouterr().out
+
+    (cache / "manifest.json").unlink()  # not embedded (as far as the manifest goes): TF-IDF, like before embed
+    assert compute_stats(cache)[1] == "TF-IDF"
+    (cache / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match="manifest.json is not valid JSON"):
+        compute_stats(cache)
 
 
 def test_stats_cli_prints_tables(cache, capsys):
