@@ -162,7 +162,10 @@ class HiVA(nn.Module):
     def encode_text(self, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, device: torch.device):
         """Description tokens (A, K', d), their mask (A, K') and prototypes (A, d); learned queries without text.
 
-        K' is K in eval and min(K, ``text_samples``) in training (only the sampled descriptions are encoded)."""
+        K' is K in eval and min(K, ``text_samples``) in training (only the sampled descriptions are encoded).
+        Tensors that break the contract are a ValueError, a caller's bug: what a user can get wrong (a cache or run
+        prior of other AUs or another dim) is refused with a UserError naming the file before the model runs
+        (``train.read_prior``, ``checkpoint.load_run``, ``vocabulary.select_aus``)."""
         c = self.config
         if not c.use_text:
             return (
@@ -171,10 +174,10 @@ class HiVA(nn.Module):
                 self.au_queries,
             )
         if text_emb is None:
-            raise UserError(f"model {c.name!r} uses the text prior: pass text_emb (A, K, D)")
+            raise ValueError(f"model {c.name!r} uses the text prior: pass text_emb (A, K, D)")
         aus = "A" if self.open_vocabulary else c.num_aus  # an open-vocabulary model takes any number of AUs
         if text_emb.ndim != 3 or text_emb.shape[2] != c.text_dim or (aus != "A" and text_emb.shape[0] != aus):
-            raise UserError(
+            raise ValueError(
                 f"text prior has shape {tuple(text_emb.shape)}; model {c.name!r} expects "
                 f"({aus}, K, {c.text_dim}) (AUs, descriptions, embedding dim)"
             )
@@ -182,7 +185,7 @@ class HiVA(nn.Module):
         if text_mask is None:
             text_mask = torch.ones(text_emb.shape[:2], dtype=torch.bool, device=device)
         elif text_mask.shape != text_emb.shape[:2]:
-            raise UserError(f"text mask has shape {tuple(text_mask.shape)}, expected {tuple(text_emb.shape[:2])}")
+            raise ValueError(f"text mask has shape {tuple(text_mask.shape)}, expected {tuple(text_emb.shape[:2])}")
         return self.text_branch(text_emb, text_mask.to(device=device, dtype=torch.bool))
 
     def forward_head(

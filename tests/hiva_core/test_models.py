@@ -206,11 +206,52 @@ def test_user_errors():
         create_model("hiva", A, D, backbone="tiny", head="mlp")
     with pytest.raises(UserError, match="unknown backbone"):
         create_model("hiva", A, D, backbone="no_such_net")
+
+
+def test_tensors_that_break_the_contract_are_a_caller_bug():
+    """forward's shape checks guard the tensor contract for code (ValueError); the user's mismatches are refused
+    before the model runs (test_a_prior_that_does_not_fit_the_run_exits_2)."""
     model = make("hiva")
-    with pytest.raises(UserError, match="text_emb"):
+    with pytest.raises(ValueError, match="text_emb"):
         model(torch.zeros(1, 3, 32, 32))
-    with pytest.raises(UserError, match=r"expects \(4, K, 16\)"):
+    with pytest.raises(ValueError, match=r"expects \(4, K, 16\)"):
         model(torch.zeros(1, 3, 32, 32), torch.zeros(A, K, D + 1))
+    with pytest.raises(ValueError, match="text mask has shape"):
+        model(torch.zeros(1, 3, 32, 32), torch.zeros(A, K, D), torch.ones(A, K + 1, dtype=torch.bool))
+
+
+def test_a_prior_that_does_not_fit_the_run_exits_2(tmp_path, capsys):
+    """A run folder whose text prior was swapped for one of other AUs or another dim: a UserError naming the file
+    from load_run, and exit status 2 from eval and predict, before the model sees a tensor."""
+    import numpy as np
+    from PIL import Image
+
+    from augtext.textprior import TextPrior
+    from hiva_core.checkpoint import RunFolder, load_run
+    from hiva_core.cli import main
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
+
+    def prior(aus: list[int], dim: int) -> TextPrior:
+        return TextPrior(aus, np.ones((len(aus), 2, dim), np.float32), np.ones((len(aus), 2), bool), "m", "f" * 64)
+
+    cfg = TrainConfig(data=DataSection(image_size=32), model=ModelSection(backbone="tiny", dim=32, heads=4))
+    run = RunFolder(tmp_path / "run")
+    net = create_model(cfg.model.name, num_aus=2, text_dim=8, **cfg.model.overrides())
+    run.write_config(cfg, net, [1, 2], prior([1, 2], 8))
+    run.write_model(net)
+    image = tmp_path / "face.png"
+    Image.new("RGB", (32, 32)).save(image)
+    manifest = tmp_path / "data.csv"
+    manifest.write_text("path,AU1,AU2\nface.png,1,0\n")
+    for wrong, needle in ((prior([1, 4], 8), "text_prior.safetensors holds AUs"), (prior([1, 2], 6), "another shape")):
+        run.write_prior(wrong)
+        with pytest.raises(UserError, match=needle):
+            load_run(run.path, device="cpu")
+        for argv in (["predict", str(image), "--no-detect", "--device", "cpu"], ["eval", "--data", str(manifest)]):
+            capsys.readouterr()
+            assert main([*argv, "--run", str(run.path)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and needle in err, err
 
 
 def test_timm_pretrained_offline_is_a_user_error(monkeypatch):
