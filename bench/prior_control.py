@@ -369,10 +369,11 @@ def main(argv: list[str] | None = None) -> dict:
         min_steps=args.min_steps,
     )
     runs_dir = work / "runs" / plan.tag()
-    # The core contrast first (reference, shuffled, none), then the other priors, then the models without text; within
-    # a tier the small budget first: an experiment cut short still answers the main question for every seed.
+    # Small budgets first (cheap, and where a prior should help most); within a budget the core contrast (reference,
+    # shuffled, none) first, then the other priors, then the models without text, every seed of a tier before the
+    # next: an experiment cut short still answers the main question with a spread.
     todo = [
-        (a, b, s) for tier in TIERS for b in sorted(args.budgets) for s in args.seeds for a in args.arms if a in tier
+        (a, b, s) for b in sorted(args.budgets) for tier in TIERS for s in args.seeds for a in args.arms if a in tier
     ]
     records: list[dict] = []
     timings["train_s"] = 0.0
