@@ -8,10 +8,12 @@ Steps, each resumable from the work folder (default bench/work/zero_shot, git-ig
   3. train hiva_open on the training AUs (default the 12 of BP4D) with each prior, and hiva with the reference prior
      (the seen-AU yardstick);
   4. evaluate on the held-out identities with `--aus` = training AUs + unseen AUs (hiva_core.evaluate.evaluate_run):
-     per-AU AUC and F1 at 0.5 beside the all-positive floor.
+     per-AU AUC and F1 at 0.5 beside the all-positive floor;
+  5. with --groups, leave-group-out: hiva_open trained on every described SynthAU AU but one group, with each
+     prior, for each group in turn; every AU of the held-out group is scored zero-shot.
 Writes bench/results/zero_shot.json and .md. Unseen AUs without an offline description source are listed, not scored.
 
-    python bench/zero_shot.py [--n 600] [--size 96] [--epochs 10] [--threads 1]
+    python bench/zero_shot.py [--n 600] [--size 96] [--epochs 10] [--threads 1] [--groups default]
 
 On a machine shared with other work use --threads 1: two torch threads beside another busy process ran an epoch
 17x slower here (116 s instead of 6.8 s), the threads waiting on each other.
@@ -39,6 +41,10 @@ from hiva_core import checkpoint as ckpt  # noqa: E402
 
 UNSEEN = "5,9,16,18,20,22,25,26,27,28,43"  # the SynthAU AUs outside BP4D
 TEST_FOLD = 1
+# Leave-group-out: every SynthAU AU is held out once. Each group takes AUs from several face regions, so that every
+# held-out AU keeps related AUs in training (brows 1/2/4, eyes 5/6/7/43, nose and upper lip 9/10, lip corners
+# 12/14/15/20, chin and lower lip 16/17, lips 18/22/23/24/28, mouth opening 25/26/27).
+GROUPS = "1,6,9,14,16,22,26;2,7,10,15,18,24,27,43;4,5,12,17,20,23,25,28"
 
 
 def log(message: str) -> None:
@@ -89,6 +95,77 @@ def priors(args, work: Path, aus: list[int]) -> tuple[Path, Path, dict[int, int]
         embed_cache(reference, progress=False)
     holds = shuffle_cache(reference, shuffled, seed=args.shuffle_seed)
     return reference, shuffled, holds
+
+
+def train_and_score(
+    args, name: str, prior: str, cache: Path, synth: Path, run: Path, train_aus: list[int], unseen: list[int]
+) -> dict:
+    """Train `name` on `train_aus` with `cache` (unless done), evaluate on the held-out identities with the training
+    AUs plus `unseen` (hiva_open only); per-AU AUC/F1 of both sets and their means."""
+    from hiva_core.evaluate import evaluate_run
+
+    train_s = train(args, name, cache, synth, run, train_aus)
+    timing = run / "timing.json"
+    if train_s is not None:
+        ckpt.write_json(timing, {"train_s": train_s})
+    open_vocab = name == "hiva_open"
+    metrics = evaluate_run(
+        run,
+        str(synth),
+        fold=TEST_FOLD,
+        aus=[*train_aus, *unseen] if open_vocab else train_aus,
+        text_cache=cache if open_vocab else None,
+    )
+    seen, new = per_au(metrics, train_aus), per_au(metrics, unseen) if open_vocab else {}
+    record = {
+        "run": str(run),
+        "n": metrics["n"],
+        "train_s": json.loads(timing.read_text())["train_s"] if timing.is_file() else None,
+        "seen": seen,
+        "unseen": new,
+        "seen_mean": {k: mean(v[k] for v in seen.values()) for k in ("f1", "auc", "floor_f1")},
+        "unseen_mean": {k: mean(v[k] for v in new.values()) for k in ("f1", "auc", "floor_f1")},
+    }
+    log(
+        f"{run.name} ({prior}): seen avg F1 {record['seen_mean']['f1']:.3f}"
+        + (f", unseen mean AUC {record['unseen_mean']['auc']:.3f}" if new else "")
+    )
+    return record
+
+
+def leave_group_out(args, groups: list[list[int]], reference: Path, shuffled: Path, synth: Path, work: Path) -> dict:
+    """hiva_open trained on every described SynthAU AU but one group, for each group, with the reference and the
+    shuffled prior; every AU of a group is scored zero-shot. Returns per-AU results (each AU held out once)."""
+    from hiva_core.synth import SYNTH_AUS
+
+    held = [a for g in groups for a in g]
+    per_au_rows: dict[str, dict] = {}
+    runs = {}
+    for i, group in enumerate(groups, 1):
+        train_aus = [a for a in SYNTH_AUS if a in held and a not in group]
+        for prior, cache in (("reference", reference), ("shuffled", shuffled)):
+            key = f"g{i}_{prior}"
+            runs[key] = train_and_score(
+                args, "hiva_open", prior, cache, synth, work / "runs" / f"lgo_{key}", train_aus, group
+            )
+        for a in group:
+            r, c = runs[f"g{i}_reference"]["unseen"][au_label(a)], runs[f"g{i}_shuffled"]["unseen"][au_label(a)]
+            per_au_rows[au_label(a)] = {
+                "group": i,
+                "n": r["n"],
+                "pos_rate": r["pos_rate"],
+                "floor_f1": r["floor_f1"],
+                "auc_reference": r["auc"],
+                "auc_shuffled": c["auc"],
+                "f1_reference": r["f1"],
+                "f1_shuffled": c["f1"],
+            }
+    return {
+        "groups": groups,
+        "runs": runs,
+        "per_au": per_au_rows,
+        "mean": {k: mean(v[k] for v in per_au_rows.values()) for k in next(iter(per_au_rows.values())) if k != "group"},
+    }
 
 
 def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[int]) -> float | None:
@@ -169,6 +246,29 @@ def markdown(result: dict) -> str:
             r = result["runs"][key]
             train_s = f"{r['train_s']:.0f}" if r.get("train_s") else "–"
             lines.append(f"| {label} | {100 * r['seen_mean']['f1']:.1f} | {r['seen_mean']['auc']:.3f} | {train_s} |")
+    lgo = result.get("leave_group_out")
+    if lgo:
+        lines += [
+            "",
+            f"Leave-group-out: hiva_open trained on every SynthAU AU but one group, {len(lgo['groups'])} groups "
+            "rotated, so each AU below is scored once, never having been trained on; seen-AU F1 of each run in "
+            "bench/results/zero_shot.json.",
+            "",
+            "| held-out AU | group | positives | floor F1 | AUC reference | AUC shuffled | F1 reference "
+            "| F1 shuffled |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for a, r in sorted(lgo["per_au"].items(), key=lambda kv: int(kv[0][2:])):
+            lines.append(
+                f"| {a} | {r['group']} | {round(r['pos_rate'] * r['n'])} | {100 * r['floor_f1']:.1f} | "
+                f"{r['auc_reference']:.3f} | {r['auc_shuffled']:.3f} | {100 * r['f1_reference']:.1f} | "
+                f"{100 * r['f1_shuffled']:.1f} |"
+            )
+        m = lgo["mean"]
+        lines.append(
+            f"| **mean** | | | {100 * m['floor_f1']:.1f} | {m['auc_reference']:.3f} | {m['auc_shuffled']:.3f} | "
+            f"{100 * m['f1_reference']:.1f} | {100 * m['f1_shuffled']:.1f} |"
+        )
     if result["unseen_without_descriptions"]:
         lines += [
             "",
@@ -193,6 +293,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--descriptions", type=int, default=8, help="reference descriptions per AU and style")
     ap.add_argument("--no-hiva", action="store_true", help="skip the hiva yardstick run")
     ap.add_argument(
+        "--groups",
+        default=None,
+        help=f"leave-group-out: ';'-separated AU groups, each held out once (e.g. {GROUPS!r}; 'default' for that)",
+    )
+    ap.add_argument(
         "--gate",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -211,7 +316,6 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from augtext.reference import reference_set
-    from hiva_core.evaluate import evaluate_run
     from hiva_core.synth import SYNTH_AUS
 
     if args.threads:
@@ -222,9 +326,15 @@ def main(argv: list[str] | None = None) -> dict:
     unseen = [a for a in parse_au_spec(args.unseen) if a in SYNTH_AUS and a not in train_aus]
     scored = [a for a in unseen if a in described]
     missing = [a for a in unseen if a not in described]
+    groups = []
+    if args.groups:
+        spec = GROUPS if args.groups == "default" else args.groups
+        groups = [[a for a in parse_au_spec(g) if a in SYNTH_AUS and a in described] for g in spec.split(";")]
+        groups = [g for g in groups if g]
     work = args.work
     synth = render(args, work)
-    reference, shuffled, holds = priors(args, work, [*train_aus, *scored])
+    in_prior = sorted({*train_aus, *scored, *(a for g in groups for a in g)})
+    reference, shuffled, holds = priors(args, work, in_prior)
 
     result = {
         "settings": {
@@ -240,29 +350,11 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_hiva:
         plans.append(("hiva", "reference", reference))
     for name, prior, cache in plans:
-        run = work / "runs" / f"{name}_{prior}"
-        train_s = train(args, name, cache, synth, run, train_aus)
-        timing = run / "timing.json"
-        if train_s is not None:
-            ckpt.write_json(timing, {"train_s": train_s})
-        aus = [*train_aus, *scored] if name == "hiva_open" else train_aus
-        metrics = evaluate_run(
-            run, str(synth), fold=TEST_FOLD, aus=aus, text_cache=cache if name == "hiva_open" else None
+        result["runs"][f"{name}_{prior}"] = train_and_score(
+            args, name, prior, cache, synth, work / "runs" / f"{name}_{prior}", train_aus, scored
         )
-        seen, new = per_au(metrics, train_aus), per_au(metrics, scored) if name == "hiva_open" else {}
-        result["runs"][f"{name}_{prior}"] = {
-            "run": str(run),
-            "n": metrics["n"],
-            "train_s": json.loads(timing.read_text())["train_s"] if timing.is_file() else None,
-            "seen": seen,
-            "unseen": new,
-            "seen_mean": {k: mean(v[k] for v in seen.values()) for k in ("f1", "auc", "floor_f1")},
-            "unseen_mean": {k: mean(v[k] for v in new.values()) for k in ("f1", "auc", "floor_f1")},
-        }
-        log(
-            f"{name} ({prior}): seen avg F1 {result['runs'][f'{name}_{prior}']['seen_mean']['f1']:.3f}"
-            + (f", unseen mean AUC {result['runs'][f'{name}_{prior}']['unseen_mean']['auc']:.3f}" if new else "")
-        )
+    if groups:
+        result["leave_group_out"] = leave_group_out(args, groups, reference, shuffled, synth, work)
     config = json.loads((work / "runs" / "hiva_open_reference" / ckpt.CONFIG).read_text())
     result["settings"]["dim_used"] = config["model_config"]["dim"]
     result["environment"] = {

@@ -29,6 +29,8 @@ def test_zero_shot_toy(tmp_path, shared_data, one_thread):
         "--descriptions",
         "2",
         "--no-gate",
+        "--groups",
+        "1,5;2,9",
         "--work",
         str(tmp_path / "work"),
         "--out-json",
@@ -48,3 +50,16 @@ def test_zero_shot_toy(tmp_path, shared_data, one_thread):
     md = out_md.read_text()
     assert "| AU5 |" in md and "AU16" in md and "shuffled" in md
     assert json.loads(out_json.read_text())["settings"]["dim_used"] == 32
+
+    # Leave-group-out: each group held out once from every described AU in the groups; both priors per group.
+    lgo = result["leave_group_out"]
+    assert lgo["groups"] == [[1, 5], [2, 9]] and sorted(lgo["runs"]) == [
+        "g1_reference",
+        "g1_shuffled",
+        "g2_reference",
+        "g2_shuffled",
+    ]
+    assert list(lgo["runs"]["g1_reference"]["seen"]) == ["AU2", "AU9"]
+    assert list(lgo["runs"]["g2_shuffled"]["unseen"]) == ["AU2", "AU9"]
+    assert sorted(lgo["per_au"]) == ["AU1", "AU2", "AU5", "AU9"] and lgo["per_au"]["AU9"]["group"] == 2
+    assert "Leave-group-out" in md and "| AU5 | 1 |" in md
