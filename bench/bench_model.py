@@ -63,7 +63,15 @@ def measure(args: argparse.Namespace, name: str, flops: bool) -> dict:
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     load_start = os.getloadavg()[0]
     torch.manual_seed(0)
-    model = create_model(name, args.aus, args.text_dim, backbone=args.backbone, dim=args.dim, heads=args.heads)
+    model = create_model(
+        name,
+        args.aus,
+        args.text_dim,
+        backbone=args.backbone,
+        dim=args.dim,
+        heads=args.heads,
+        output_stride=args.output_stride,
+    )
     model = model.to(device, memory_format=fmt)
     emb = torch.nn.functional.normalize(torch.randn(args.aus, args.descriptions, args.text_dim), dim=-1).to(device)
     mask = torch.ones(args.aus, args.descriptions, dtype=torch.bool, device=device)
@@ -101,6 +109,7 @@ def measure(args: argparse.Namespace, name: str, flops: bool) -> dict:
     result = {
         "model": name,
         "dim": model.config.dim,
+        "output_stride": model.config.output_stride,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "train_images": args.steps * b,
         "train_s": train_s,
@@ -137,6 +146,7 @@ def combine(rounds: list[dict], args: argparse.Namespace) -> dict:
     out = {
         "model": first["model"],
         "dim": first.get("dim"),
+        "output_stride": first.get("output_stride"),
         "params_m": first["params_m"],
         "forward_gflops_per_image": first["forward_gflops_per_image"],
         "train_images_per_s": sum(r["train_images"] for r in rounds) / sum(r["train_s"] for r in rounds),
@@ -240,6 +250,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-dim", type=int, default=384, help="text embedding dim (all-MiniLM-L6-v2: 384)")
     p.add_argument("--dim", type=int, default=None, help="model width d (default: follows the backbone)")
     p.add_argument("--heads", type=int, default=8)
+    p.add_argument(
+        "--output-stride", type=int, default=None, help="token grid stride, 8/16/32 (default: the model's, 16)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: measure this one model and print JSON
     p.add_argument("--worker-flops", action="store_true", help=argparse.SUPPRESS)
@@ -296,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_write(args.out, "w") as fh:
         json.dump(report, fh, indent=2)
     print(
-        f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.device}, {args.aus} AUs, "
+        f"{args.backbone} (stride {results[0].get('output_stride')}), {args.image_size} px, batch {args.batch_size}, "
+        f"{args.device}, {args.aus} AUs, "
         f"{args.rounds} rounds x {args.steps} steps, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}\n"
     )
     print(table(results, args.infer_batches))

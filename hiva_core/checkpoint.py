@@ -296,17 +296,20 @@ class RunFolder:
         return info
 
     def read_train_config(self) -> TrainConfig:
-        """The training config the run was trained with (the base of a --resume). A width left to the default is
-        the one the model was built with (model_config's dim), so a later change of the default never changes a run."""
+        """The training config the run was trained with (the base of a --resume). A width or stride left to the
+        default is the one the model was built with (model_config's dim, output_stride; 32 for runs saved before that
+        key existed), so a later change of the default never changes a run."""
         from dataclasses import replace
 
         from hiva_core.config import from_dict
+        from hiva_core.models.hiva import LEGACY_MODEL_OPTIONS
 
         info = self.read_config()
         cfg = from_dict(info["config"])
-        dim = (info.get("model_config") or {}).get("dim")
-        if cfg.model.dim is None and dim is not None:
-            cfg = replace(cfg, model=replace(cfg.model, dim=int(dim)))
+        built = {**LEGACY_MODEL_OPTIONS, **(info.get("model_config") or {})}
+        for key in ("dim", "output_stride"):
+            if getattr(cfg.model, key) is None and built.get(key) is not None:
+                cfg = replace(cfg, model=replace(cfg.model, **{key: int(built[key])}))
         return cfg
 
     def write_prior(self, prior: TextPrior) -> None:
@@ -383,8 +386,9 @@ class RunFolder:
 def build_model(name: str, num_aus: int, text_dim: int, options: dict[str, Any]) -> nn.Module:
     """create_model with the run's options; weights come from the run, so no hub download or backbone file."""
     from hiva_core.models import create_model
+    from hiva_core.models.hiva import LEGACY_MODEL_OPTIONS
 
-    options = {k: v for k, v in options.items() if k not in ("name", "num_aus", "text_dim")}
+    options = {k: v for k, v in {**LEGACY_MODEL_OPTIONS, **options}.items() if k not in ("name", "num_aus", "text_dim")}
     options.update(pretrained=False, backbone_weights=None)
     return create_model(name, num_aus=num_aus, text_dim=text_dim, **options)
 

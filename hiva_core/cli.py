@@ -134,7 +134,8 @@ def eval_(
     aus: str | None = typer.Option(None, help=AUS_HELP),
     text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
 ) -> None:
-    """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor."""
+    """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor; with landmarks in the data
+    (SynthAU), the localisation of the maps (share of present AUs whose map peaks in the AU's region)."""
     from hiva_core.evaluate import run_eval
     from hiva_core.metrics import format_folds_table, format_table
 
@@ -155,6 +156,10 @@ def eval_(
     else:
         print(f"{run} on {data} (fold {result['fold']}, {result['n']} frames)\n")
         print(format_table(result))
+        if result.get("localisation"):
+            from hiva_core.regions import format_localisation
+
+            print("\n" + format_localisation(result["localisation"]))
 
 
 @app.command()

@@ -18,6 +18,7 @@ from augtext.errors import UserError
 from hiva_core.device import autocast, autocast_dtype
 from hiva_core.distributed import DistInfo, ShardSampler, gather_rows, sync_buffers
 from hiva_core.metrics import aggregate_folds, au_metrics
+from hiva_core.regions import PeakRecorder, evaluate_localisation
 
 
 def collect_probs(
@@ -124,8 +125,12 @@ def evaluate_run(
         num_workers=int(data_cfg.get("num_workers") or 0),
         pin_memory=loaded.device.type == "cuda",
     )
-    out = collect_probs(lambda x: loaded.predict(x)["probs"], loader, loaded.device, len(loaded.aus))
+    peaks = PeakRecorder(loaded.predict, loaded.image_size)  # probabilities for collect_probs, map peaks kept
+    out = collect_probs(peaks, loader, loaded.device, len(loaded.aus))
     metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus)
+    localisation = evaluate_localisation(peaks, dataset, out["labels"], out["mask"], loaded.aus)
+    if localisation is not None:  # the model draws maps and the data has landmarks
+        metrics["localisation"] = localisation
     metrics["run"] = str(run)
     metrics["fold"] = fold
     return metrics

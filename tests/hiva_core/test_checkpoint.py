@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -185,7 +186,7 @@ def test_run_folder_config_round_trip(tmp_path):
     info = run.read_config()
     assert info["format"] == checkpoint.RUN_FORMAT and info["aus"] == [1, 2] and info["image_size"] == 32
     assert info["text_prior"]["descriptions_per_au"] == 3 and info["data"]["train_frames"] == 10
-    assert run.read_train_config() == cfg
+    assert run.read_train_config() == dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, output_stride=8))
     loaded = load_run(run.path, device="cpu")
     assert loaded.aus == [1, 2] and loaded.prior == prior and loaded.config == info
     parent = checkpoint.RunFolder(tmp_path)
@@ -193,6 +194,38 @@ def test_run_folder_config_round_trip(tmp_path):
     (tmp_path / "fold2").mkdir()
     run.config_file.rename(tmp_path / "fold2" / checkpoint.CONFIG)
     assert [r.path.name for r in parent.fold_runs()] == ["fold2"] and parent.fold(2).is_run()
+
+
+def test_a_run_saved_before_output_stride_keeps_its_coarse_maps(tmp_path):
+    """A config.json without model.output_stride (every run trained before it existed) rebuilds the stride-32
+    model it was trained as, for eval, predict and --resume; a new run records the stride-16 default it got."""
+    from augtext.textprior import TextPrior
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
+    from hiva_core.models import create_model
+
+    prior = TextPrior(
+        aus=[1, 2], embeddings=np.ones((2, 3, 8), np.float32), mask=np.ones((2, 3), bool), model="m", fingerprint="f"
+    )
+    cfg = TrainConfig(data=DataSection(image_size=64), model=ModelSection(backbone="mobilenetv2", dim=32, heads=4))
+    images = torch.randn(1, 3, 64, 64)
+    grids = {}
+    for age in ("new", "old"):
+        torch.manual_seed(0)
+        net = create_model(cfg.model.name, num_aus=2, text_dim=8, **cfg.model.overrides())
+        run = checkpoint.RunFolder(tmp_path / age)
+        run.write_config(cfg, net, prior.aus, prior)
+        run.write_prior(prior)
+        run.write_model(net)
+        if age == "old":
+            info = json.loads(run.config_file.read_text())
+            assert (
+                info["model_config"].pop("output_stride") == 16 and info["config"]["model"].pop("output_stride") is None
+            )
+            run.config_file.write_text(json.dumps(info))
+        loaded = load_run(run.path, device="cpu")
+        grids[age] = (loaded.model.backbone.stride, tuple(loaded.predict(images)["maps"].shape[-2:]))
+        assert run.read_train_config().model.output_stride == grids[age][0]
+    assert grids == {"new": (16, (4, 4)), "old": (32, (2, 2))}
 
 
 def _spoil_weights(run, value: float, everywhere: bool = True) -> str:

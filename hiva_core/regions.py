@@ -1,0 +1,306 @@
+"""Where each AU shows on a face, and whether a heatmap lands there: the localisation score of `hiva_core eval`.
+
+Regions are drawn from the 68 iBUG / Multi-PIE landmarks (0-based: 0-16 jaw line, 17-21 and 22-26 the brows,
+27-30 nose bridge, 31-35 nostrils, 36-41 and 42-47 the eyes, 48-59 outer lip line with the corners at 48 and 54,
+60-67 inner lip line), which SynthAU writes per image (manifest column `landmarks`: x0, y0, x1, y1, ... in the image's
+pixels) and which a user's own manifest may carry the same way. A region is a union of *parts*; a part is the convex
+hull of some landmarks (optionally with the same landmarks moved up the face, for the forehead) grown by a margin of
+MARGIN inter-ocular distances (IOD: between the eye centres), so it scales with the face and is independent of pose
+and image size.
+
+The score: for every image and every AU present in it (label 1), take the AU map's peak (the centre of its hottest
+cell, where a drawn heatmap is hottest) and ask whether it falls inside that AU's region. Per AU the share of such
+pairs that land, and their average over AUs (each AU counts once, as for F1). A map that is 4×4 at 128 px can only
+peak at 16 points, 32 px apart: coarse maps score low for small regions because their peaks cannot land, which is
+what a user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from augtext.facs import au_label
+
+MARGIN = 0.25  # × IOD, about 10 px at 128 px: a peak this close to a region's edge still counts
+FOREHEAD = 0.6  # × IOD: how far above the brows the forehead reaches (where AU1/AU2 raise wrinkles)
+LANDMARKS_COLUMN = "landmarks"
+
+_RIGHT_EYE, _LEFT_EYE = tuple(range(36, 42)), tuple(range(42, 48))
+_BROWS = tuple(range(17, 27))
+_NOSE = tuple(range(27, 36))
+_OUTER_LIPS = tuple(range(48, 60))
+_UPPER_LIP = (48, 49, 50, 51, 52, 53, 54)
+_CHIN = (6, 7, 8, 9, 10, 56, 57, 58)
+
+
+@dataclass(frozen=True)
+class Part:
+    """The convex hull of `points` (landmark indices), plus those points moved `up` IODs up the face."""
+
+    points: tuple[int, ...]
+    up: float = 0.0
+
+
+# Each AU's region, written once. Why each one (FACS appearance changes, see augtext/facs.py):
+REGIONS: dict[str, tuple[Part, ...]] = {
+    # AU1 inner / AU2 outer brow raiser, AU4 brow lowerer: the brows move and the forehead (1, 2) or the glabella
+    # between the brows (4) wrinkles. At the map sizes here 1, 2 and 4 share one zone: brows up to mid-forehead.
+    "brows_forehead": (Part(_BROWS, up=FOREHEAD),),
+    # AU5 upper lid raiser, AU7 lid tightener, AU43 eyes closed: the eyelids themselves; AU7 narrows the eye from
+    # below (lower lid raised and straightened), which the eye's hull plus margin covers.
+    "eyes": (Part(_RIGHT_EYE), Part(_LEFT_EYE)),
+    # AU6 cheek raiser (orbicularis oculi, orbital part): crow's feet at the outer eye corner, the cheek pushed up
+    # under the eye, bags under the lower lid: from the outer eye corner and lower lid down to the nose wing.
+    "eye_corners_cheeks": (
+        Part((0, 1, 2, 31, 36, 39, 40, 41)),
+        Part((14, 15, 16, 35, 42, 45, 46, 47)),
+    ),
+    # AU9 nose wrinkler: wrinkles along the sides and root of the nose, nostrils and upper lip drawn up.
+    "nose": (Part((21, 22, *_NOSE)),),
+    # AU10 upper lip raiser: the upper lip lifted, the nostrils widened and the nasolabial furrow deepened.
+    "nostrils_upper_lip": (Part((31, 32, 33, 34, 35, *_UPPER_LIP)),),
+    # AU12 lip corner puller, AU14 dimpler, AU15 lip corner depressor, AU20 lip stretcher: the change is at the lip
+    # corners (pulled up and out, dimpled in, pulled down, stretched sideways).
+    "lip_corners": (Part((48, 49, 59, 60)), Part((53, 54, 55, 64))),
+    # AU17 chin raiser: the chin boss pushed up, wrinkled, the lower lip pushed up.
+    "chin": (Part(_CHIN),),
+    # AU16, AU18, AU22, AU23, AU24, AU25, AU28: the lips themselves (depressed, puckered, funnelled, tightened,
+    # pressed, parted, sucked in).
+    "lips": (Part(_OUTER_LIPS),),
+    # AU26 jaw drop, AU27 mouth stretch: the mouth opens and the chin moves down: lips and chin.
+    "lips_chin": (Part(_OUTER_LIPS), Part(_CHIN)),
+}
+
+AU_REGION: dict[int, str] = {
+    1: "brows_forehead",
+    2: "brows_forehead",
+    4: "brows_forehead",
+    5: "eyes",
+    6: "eye_corners_cheeks",
+    7: "eyes",
+    9: "nose",
+    10: "nostrils_upper_lip",
+    12: "lip_corners",
+    14: "lip_corners",
+    15: "lip_corners",
+    16: "lips",
+    17: "chin",
+    18: "lips",
+    20: "lip_corners",
+    22: "lips",
+    23: "lips",
+    24: "lips",
+    25: "lips",
+    26: "lips_chin",
+    27: "lips_chin",
+    28: "lips",
+    43: "eyes",
+}
+
+
+def _hull(points: np.ndarray) -> np.ndarray:
+    """Convex hull (counter-clockwise in x-right/y-up terms) of (k, 2) points, by Andrew's monotone chain."""
+    pts = sorted(map(tuple, np.unique(points, axis=0)))
+    if len(pts) < 3:
+        return np.asarray(pts, dtype=np.float64)
+
+    def half(seq):
+        out: list = []
+        for p in seq:
+            while len(out) >= 2 and _cross(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    return np.asarray(half(pts) + half(pts[::-1]), dtype=np.float64)
+
+
+def _cross(o, a, b) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def polygon_distance(point: np.ndarray, polygon: np.ndarray) -> float:
+    """Distance from `point` to a convex polygon (its hull vertices in order): 0 inside."""
+    n = len(polygon)
+    if n == 1:
+        return float(np.hypot(*(point - polygon[0])))
+    edges = [(polygon[i], polygon[(i + 1) % n]) for i in range(n if n > 2 else 1)]
+    if n > 2 and all(_cross(a, b, point) >= 0 for a, b in edges):
+        return 0.0
+    best = math.inf
+    for a, b in edges:
+        ab, ap = b - a, point - a
+        t = float(np.clip(ap @ ab / max(ab @ ab, 1e-12), 0.0, 1.0))
+        best = min(best, float(np.hypot(*(ap - t * ab))))
+    return best
+
+
+def face_frame(landmarks: np.ndarray) -> tuple[float, np.ndarray]:
+    """(IOD, unit vector pointing up the face) of one face's (68, 2) landmarks in image coordinates (y down)."""
+    right, left = landmarks[list(_RIGHT_EYE)].mean(0), landmarks[list(_LEFT_EYE)].mean(0)
+    iod = float(np.hypot(*(left - right)))
+    up = (right + left) / 2 - landmarks[list(_OUTER_LIPS)].mean(0)  # from the mouth to the eyes: up, whatever the roll
+    return iod, up / max(float(np.hypot(*up)), 1e-12)
+
+
+def region_polygons(landmarks: np.ndarray, region: str) -> list[np.ndarray]:
+    """The hull of each part of `region` for one face's (68, 2) landmarks (without the margin)."""
+    iod, up = face_frame(landmarks)
+    polygons = []
+    for part in REGIONS[region]:
+        pts = landmarks[list(part.points)]
+        if part.up:
+            pts = np.concatenate([pts, pts + part.up * iod * up])
+        polygons.append(_hull(pts))
+    return polygons
+
+
+def in_region(point: Sequence[float], landmarks: np.ndarray, au: int, margin: float = MARGIN) -> bool:
+    """Whether `point` (x, y) lies in AU `au`'s region of a face, within `margin` IODs of one of its parts."""
+    iod, _ = face_frame(landmarks)
+    p = np.asarray(point, dtype=np.float64)
+    return any(polygon_distance(p, poly) <= margin * iod for poly in region_polygons(landmarks, AU_REGION[au]))
+
+
+# ---------------------------------------------------------------------------------------------- the score
+def map_peaks(maps: torch.Tensor | np.ndarray, image_size: int) -> np.ndarray:
+    """(B, A, h, w) maps -> (B, A, 2) peak points (x, y) in the model's input pixels: the centre of the top cell."""
+    m = torch.as_tensor(maps)
+    h, w = m.shape[-2:]
+    flat = m.flatten(-2).argmax(-1).numpy()
+    rows, cols = np.divmod(flat, w)
+    return np.stack([(cols + 0.5) * image_size / w, (rows + 0.5) * image_size / h], axis=-1)
+
+
+class PeakRecorder:
+    """`collect_probs`'s `probs_of` over `predict(images) -> {"probs", "maps"}` that keeps every map's peak.
+
+    `peaks` is (N, A, 2) in the model's input pixels, in loader order, or None for a model without maps."""
+
+    def __init__(self, predict: Callable[[torch.Tensor], dict], image_size: int):
+        self.predict = predict
+        self.image_size = image_size
+        self._peaks: list[np.ndarray] = []
+        self.grid: tuple[int, int] | None = None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.predict(images)
+        maps = out.get("maps")
+        if maps is not None:
+            self.grid = tuple(maps.shape[-2:])
+            self._peaks.append(map_peaks(maps.float().cpu(), self.image_size))
+        return out["probs"]
+
+    @property
+    def peaks(self) -> np.ndarray | None:
+        return np.concatenate(self._peaks) if self._peaks else None
+
+
+def to_model_frame(points: np.ndarray, width: int, height: int, image_size: int) -> np.ndarray:
+    """Image pixels -> pixels of the model's input after the evaluation transform (hiva_core.data.transforms:
+    shorter side resized to resize_size(image_size), then a centre crop of image_size)."""
+    from hiva_core.data.transforms import resize_size
+
+    short, new = min(width, height), resize_size(image_size)
+    scale = new / short
+    new_w, new_h = (new, int(new * height / width)) if width <= height else (int(new * width / height), new)
+    left, top = int(round((new_w - image_size) / 2)), int(round((new_h - image_size) / 2))
+    return points * scale - np.array([left, top], dtype=np.float64)
+
+
+def dataset_landmarks(dataset, image_size: int) -> np.ndarray | None:
+    """(N, 68, 2) landmarks of a manifest dataset's rows in the model's input pixels (NaN where a row has none), or
+    None when its manifest has no `landmarks` column (list files, most user manifests)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from hiva_core.data.manifest import read_label_manifest
+
+    source = Path(getattr(dataset, "source", "") or "")
+    if source.suffix.lower() not in (".csv", ".parquet") or not source.is_file():
+        return None
+    df = read_label_manifest(source)
+    if LANDMARKS_COLUMN not in df.columns:
+        return None
+    by_path = dict(zip(df["path"].astype(str), df[LANDMARKS_COLUMN], strict=True))
+    out = np.full((len(dataset), 68, 2), np.nan)
+    for i, rel in enumerate(dataset.files):
+        values = _parse_landmarks(by_path.get(str(rel)))
+        if values is None:
+            continue
+        with Image.open(dataset.path(i)) as im:  # reads the header only
+            width, height = im.size
+        out[i] = to_model_frame(values, width, height, image_size)
+    return out
+
+
+def _parse_landmarks(cell) -> np.ndarray | None:
+    """A manifest cell (a JSON list of 136 numbers, or a list) -> (68, 2), or None when empty or not 68 points."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
+        return None
+    values = np.asarray(json.loads(cell) if isinstance(cell, str) else cell, dtype=np.float64)
+    return values.reshape(68, 2) if values.size == 136 else None
+
+
+def localisation_score(
+    peaks: np.ndarray, landmarks: np.ndarray, labels: np.ndarray, mask: np.ndarray, aus: Sequence[int]
+) -> dict:
+    """Per AU, the share of (image, present AU) pairs whose map peak lies in the AU's region, and the average.
+
+    peaks (N, A, 2) and landmarks (N, 68, 2) in the same pixels (rows with NaN landmarks are skipped); labels and
+    mask (N, A). AUs without a region (AU_REGION) or without a present label are reported with `hit_rate` None and
+    left out of the average."""
+    per_au: dict[str, dict] = {}
+    has_face = ~np.isnan(landmarks).any(axis=(1, 2))
+    for j, au in enumerate(aus):
+        rows = np.flatnonzero(has_face & mask[:, j].astype(bool) & (labels[:, j] == 1))
+        if au not in AU_REGION or not len(rows):
+            per_au[au_label(au)] = {"hit_rate": None, "pairs": int(len(rows)), "region": AU_REGION.get(au)}
+            continue
+        hits = sum(in_region(peaks[i, j], landmarks[i], au) for i in rows)
+        per_au[au_label(au)] = {"hit_rate": hits / len(rows), "pairs": int(len(rows)), "region": AU_REGION[au]}
+    rates = [v["hit_rate"] for v in per_au.values() if v["hit_rate"] is not None]
+    return {
+        "per_au": per_au,
+        "average": float(np.mean(rates)) if rates else None,
+        "pairs": int(sum(v["pairs"] for v in per_au.values() if v["hit_rate"] is not None)),
+        "images": int(has_face.sum()),
+        "margin_iod": MARGIN,
+    }
+
+
+def evaluate_localisation(recorder: PeakRecorder, dataset, labels: np.ndarray, mask: np.ndarray, aus) -> dict | None:
+    """`hiva_core eval`'s localisation block: None when the model draws no maps or the data has no landmarks."""
+    peaks = recorder.peaks
+    if peaks is None:
+        return None
+    landmarks = dataset_landmarks(dataset, recorder.image_size)
+    if landmarks is None:
+        return None
+    result = localisation_score(peaks, landmarks, labels, mask, aus)
+    result["grid"] = list(recorder.grid)
+    return result
+
+
+def format_localisation(result: dict) -> str:
+    """A markdown table: per AU the share of present-AU maps peaking in the AU's region, the pairs, the region."""
+    lines = [
+        f"Localisation (map peak inside the AU's landmark region, margin {result['margin_iod']} IOD; "
+        f"maps {'×'.join(map(str, result.get('grid') or []))}):",
+        "",
+        "| AU | in region | pairs | region |",
+        "|---|---:|---:|---|",
+    ]
+    for name, row in result["per_au"].items():
+        rate = "–" if row["hit_rate"] is None else f"{100 * row['hit_rate']:.1f}"
+        lines.append(f"| {name} | {rate} | {row['pairs']} | {row['region'] or 'no region'} |")
+    avg = "–" if result["average"] is None else f"{100 * result['average']:.1f}"
+    lines.append(f"| **Avg** | **{avg}** | {result['pairs']} | |")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""AU regions from the 68 landmarks and the localisation score of `hiva_core eval`, on real SynthAU renders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from augtext.errors import UserError
+from hiva_core.cli import main
+from hiva_core.regions import (
+    AU_REGION,
+    REGIONS,
+    PeakRecorder,
+    in_region,
+    localisation_score,
+    map_peaks,
+    to_model_frame,
+)
+from tests.hiva_core.conftest import train_argv
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BP4D = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
+DISFA_EXTRA = (9, 25, 26)
+
+
+@pytest.fixture(scope="module")
+def synth_faces(shared_data, tmp_path_factory):
+    """12 rendered 64-px SynthAU faces with their landmarks (skipped without the face model or offscreen GL)."""
+    from hiva_core.synth import run_synth
+
+    model = shared_data / "ict-facekit" / "ict_facekit_light.npz"
+    if not model.is_file():
+        pytest.skip(f"no face model at {model}")
+    out = tmp_path_factory.mktemp("synth_regions")
+    try:
+        run_synth(out, n=12, size=64, seed=5, face_model=model, progress=False, msaa=0)
+    except UserError as exc:
+        pytest.skip(f"no offscreen OpenGL here: {exc}")
+    return out
+
+
+def _landmarks(folder) -> list[np.ndarray]:
+    df = pd.read_csv(folder / "manifest.csv", keep_default_na=False)
+    return [np.asarray(json.loads(v)).reshape(68, 2) for v in df["landmarks"]]
+
+
+def test_every_dataset_au_has_a_region():
+    for au in (*BP4D, *DISFA_EXTRA):
+        assert AU_REGION[au] in REGIONS, au
+
+
+def test_regions_on_rendered_faces(synth_faces):
+    """Points a person would place by eye land in the right AUs' regions and nowhere else: the mouth centre is a
+    lips point (AU23/24/25) and not a brow point; the mid forehead is AU1/2/4's; an eye centre is AU7's; the crop's
+    lower-left corner (where the issue's AU15/17/23/24 maps peaked) is in no region."""
+    for lm in _landmarks(synth_faces):
+        mouth = lm[48:60].mean(0)
+        brows = lm[17:27].mean(0)
+        eyes = lm[36:48].mean(0)
+        iod = np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        forehead = brows + 0.3 * iod * (brows - mouth) / np.hypot(*(brows - mouth))  # up the face from the brows
+        eye = lm[36:42].mean(0)
+        for au in (23, 24, 25, 26):
+            assert in_region(mouth, lm, au) and not in_region(mouth, lm, 1)
+        for au in (1, 2, 4):
+            assert in_region(forehead, lm, au) and not in_region(forehead, lm, 17)
+        assert in_region(eye, lm, 7) and in_region(eye, lm, 6) and not in_region(eye, lm, 12)
+        assert not in_region(eyes + (0, 0.9 * (mouth - eyes)[1]), lm, 7)  # down by the mouth: not the eyelids
+        assert in_region(lm[48], lm, 12) and in_region(lm[54], lm, 15) and not in_region(lm[8], lm, 12)
+        assert in_region(lm[8], lm, 17) and in_region(lm[57], lm, 17) and not in_region(lm[8], lm, 10)
+        assert in_region(lm[33], lm, 9) and in_region(lm[51], lm, 10) and not in_region(lm[27], lm, 17)
+        corner = np.array([0.0, 63.0])
+        assert not any(in_region(corner, lm, au) for au in AU_REGION)
+
+
+def test_to_model_frame_follows_the_eval_transform():
+    """A dot drawn at a known pixel of a non-square photo is where to_model_frame says after the real transform."""
+    from hiva_core.data.transforms import build_transforms
+
+    transform = build_transforms(48, augment=False)
+    for size, dot in (((80, 64), (50.0, 20.0)), ((64, 96), (12.0, 70.0)), ((64, 64), (40.0, 33.0))):
+        image = np.zeros((size[1], size[0], 3), np.uint8)
+        x, y = int(dot[0]), int(dot[1])
+        image[y - 1 : y + 2, x - 1 : x + 2] = 255  # a 3-px dot centred on pixel (x, y): its centre is (x+.5, y+.5)
+        out = transform(Image.fromarray(image)).sum(0)
+        row, col = np.unravel_index(int(out.argmax()), out.shape)
+        want = to_model_frame(np.array([[x + 0.5, y + 0.5]]), size[0], size[1], 48)[0]
+        assert abs(col + 0.5 - want[0]) <= 1.0 and abs(row + 0.5 - want[1]) <= 1.0, (size, (col, row), want)
+
+
+def test_map_peaks_are_the_hot_cells_centres():
+    maps = torch.zeros(2, 3, 4, 4)
+    maps[0, 0, 0, 0] = maps[0, 1, 3, 3] = maps[0, 2, 1, 2] = 1
+    maps[1, :, 2, 0] = 1
+    peaks = map_peaks(maps, 128)
+    assert peaks.shape == (2, 3, 2)
+    np.testing.assert_allclose(peaks[0], [[16, 16], [112, 112], [80, 48]])
+    np.testing.assert_allclose(peaks[1], [[16, 80]] * 3)
+
+
+def test_localisation_score_counts_present_aus_only(synth_faces):
+    lms = np.stack(_landmarks(synth_faces))[:4]
+    aus = [1, 12, 17, 5, 11]  # AU11 has no region
+    n = len(lms)
+    peaks = np.zeros((n, len(aus), 2))
+    peaks[:, 0] = lms[:, 17:27].mean(1)  # AU1 at the brows: in
+    peaks[:, 1] = lms[:, 54]  # AU12 at a lip corner: in
+    peaks[:, 2] = [0.0, 0.0]  # AU17 at the top-left corner: out
+    peaks[:2, 2] = lms[:2, 8]  # ... except in two images, at the chin
+    labels = np.ones((n, len(aus)), np.float32)
+    labels[0, 0] = 0  # absent: not a pair
+    labels[:, 3] = 0  # AU5 never present
+    mask = np.ones_like(labels, bool)
+    mask[1, 0] = False  # unknown: not a pair
+    lms = lms.copy()
+    lms[3] = np.nan  # no landmarks: the row is skipped
+    result = localisation_score(peaks, lms, labels, mask, aus)
+    per = result["per_au"]
+    assert per["AU1"] == {"hit_rate": 1.0, "pairs": 1, "region": "brows_forehead"}
+    assert per["AU12"]["hit_rate"] == 1.0 and per["AU12"]["pairs"] == 3
+    assert per["AU17"]["hit_rate"] == pytest.approx(2 / 3)
+    assert per["AU5"]["hit_rate"] is None and per["AU11"] == {"hit_rate": None, "pairs": 3, "region": None}
+    assert result["average"] == pytest.approx((1 + 1 + 2 / 3) / 3) and result["pairs"] == 7 and result["images"] == 3
+
+
+def test_peak_recorder_keeps_peaks_in_order():
+    def predict(images):
+        b = images.shape[0]
+        maps = torch.zeros(b, 2, 2, 2)
+        maps[:, 0, 1, 1] = 1
+        maps[:, 1, 0, 1] = 1
+        return {"probs": torch.full((b, 2), 0.5), "maps": maps}
+
+    rec = PeakRecorder(predict, 64)
+    assert rec.peaks is None
+    assert rec(torch.zeros(3, 3, 64, 64)).shape == (3, 2)
+    rec(torch.zeros(1, 3, 64, 64))
+    assert rec.peaks.shape == (4, 2, 2) and rec.grid == (2, 2)
+    np.testing.assert_allclose(rec.peaks[0], [[48, 48], [48, 16]])
+
+
+def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_faces, tmp_path, capsys):
+    """`hiva_core eval` on SynthAU (landmarks) adds the localisation table and JSON block; on data without
+    landmarks it adds neither."""
+    run = tmp_path / "run"
+    argv = train_argv(text_cache, synth_faces, run, "--fold", "1", "--set", "data.aus=1,2,4", epochs=1)
+    assert main(argv) == 0
+    capsys.readouterr()
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", "--run", str(run), "--data", str(synth_faces), "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "Localisation (map peak inside the AU's landmark region" in printed and "| AU1 |" in printed
+    loc = json.loads(out_json.read_text())["localisation"]
+    fold1 = int((pd.read_csv(synth_faces / "manifest.csv")["fold"] == 1).sum())
+    assert loc["grid"] == [4, 4] and loc["images"] == fold1  # tiny backbone: stride 8 at 32 px
+    assert set(loc["per_au"]) == {"AU1", "AU2", "AU4"} and loc["margin_iod"] == 0.25
+    for row in loc["per_au"].values():
+        assert row["region"] == "brows_forehead"
+        assert row["hit_rate"] is None or 0.0 <= row["hit_rate"] <= 1.0
+    plain = tmp_path / "plain.json"
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(plain)]) == 0
+    assert "Localisation" not in capsys.readouterr().out and "localisation" not in json.loads(plain.read_text())
