@@ -125,20 +125,23 @@ def _cross(o, a, b) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def polygon_distance(point: np.ndarray, polygon: np.ndarray) -> float:
-    """Distance from `point` to a convex polygon (its hull vertices in order): 0 inside."""
-    n = len(polygon)
-    if n == 1:
-        return float(np.hypot(*(point - polygon[0])))
-    edges = [(polygon[i], polygon[(i + 1) % n]) for i in range(n if n > 2 else 1)]
-    if n > 2 and all(_cross(a, b, point) >= 0 for a, b in edges):
-        return 0.0
-    best = math.inf
-    for a, b in edges:
-        ab, ap = b - a, point - a
-        t = float(np.clip(ap @ ab / max(ab @ ab, 1e-12), 0.0, 1.0))
-        best = min(best, float(np.hypot(*(ap - t * ab))))
-    return best
+def polygon_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Distance from each of `points` ((2,) or (P, 2)) to a convex polygon (its hull vertices in order): 0 inside."""
+    p = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    a = polygon
+    b = np.roll(polygon, -1, axis=0) if len(polygon) > 2 else polygon[[-1]]  # a 2-point hull is one segment
+    if len(polygon) > 2:
+        a_ = a[None]
+        cross = (b - a)[None, :, 0] * (p[:, None, 1] - a_[..., 1]) - (b - a)[None, :, 1] * (p[:, None, 0] - a_[..., 0])
+        inside = (cross >= 0).all(1)
+    else:
+        inside = np.zeros(len(p), dtype=bool)
+        a = a[:1]
+    ab, ap = (b - a)[None], p[:, None, :] - a[None]
+    t = np.clip((ap * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    dist = np.hypot(*np.moveaxis(ap - t[..., None] * ab, -1, 0)).min(1)
+    out = np.where(inside, 0.0, dist)
+    return out if np.ndim(points) > 1 else out[0]
 
 
 def face_frame(landmarks: np.ndarray) -> tuple[float, np.ndarray]:
@@ -161,11 +164,26 @@ def region_polygons(landmarks: np.ndarray, region: str) -> list[np.ndarray]:
     return polygons
 
 
+def region_outline(landmarks: np.ndarray, region: str, margin: float = MARGIN, steps: int = 16) -> list[np.ndarray]:
+    """Each part of `region` grown by `margin` IODs, as polygons to draw: the hull of a circle around every vertex
+    (the part's Minkowski sum with a disc, to `steps` points per circle)."""
+    iod, _ = face_frame(landmarks)
+    angles = np.linspace(0, 2 * np.pi, steps, endpoint=False)
+    circle = margin * iod * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return [_hull((poly[:, None, :] + circle[None]).reshape(-1, 2)) for poly in region_polygons(landmarks, region)]
+
+
+def region_hits(points: np.ndarray, landmarks: np.ndarray, au: int, margin: float = MARGIN) -> np.ndarray:
+    """(P,) bool: which of `points` (P, 2) lie in AU `au`'s region of a face, within `margin` IODs of a part."""
+    iod, _ = face_frame(landmarks)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    dist = np.stack([polygon_distance(points, poly) for poly in region_polygons(landmarks, AU_REGION[au])])
+    return (dist <= margin * iod).any(0)
+
+
 def in_region(point: Sequence[float], landmarks: np.ndarray, au: int, margin: float = MARGIN) -> bool:
     """Whether `point` (x, y) lies in AU `au`'s region of a face, within `margin` IODs of one of its parts."""
-    iod, _ = face_frame(landmarks)
-    p = np.asarray(point, dtype=np.float64)
-    return any(polygon_distance(p, poly) <= margin * iod for poly in region_polygons(landmarks, AU_REGION[au]))
+    return bool(region_hits(np.asarray(point)[None], landmarks, au, margin)[0])
 
 
 # ---------------------------------------------------------------------------------------------- the score
@@ -232,7 +250,7 @@ def dataset_landmarks(dataset, image_size: int) -> np.ndarray | None:
     by_path = dict(zip(df["path"].astype(str), df[LANDMARKS_COLUMN], strict=True))
     out = np.full((len(dataset), 68, 2), np.nan)
     for i, rel in enumerate(dataset.files):
-        values = _parse_landmarks(by_path.get(str(rel)))
+        values = parse_landmarks(by_path.get(str(rel)))
         if values is None:
             continue
         with Image.open(dataset.path(i)) as im:  # reads the header only
@@ -241,7 +259,7 @@ def dataset_landmarks(dataset, image_size: int) -> np.ndarray | None:
     return out
 
 
-def _parse_landmarks(cell) -> np.ndarray | None:
+def parse_landmarks(cell) -> np.ndarray | None:
     """A manifest cell (a JSON list of 136 numbers, or a list) -> (68, 2), or None when empty or not 68 points."""
     if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
         return None
@@ -249,28 +267,45 @@ def _parse_landmarks(cell) -> np.ndarray | None:
     return values.reshape(68, 2) if values.size == 136 else None
 
 
+def cell_centres(grid: tuple[int, int], image_size: int) -> np.ndarray:
+    """(h·w, 2) centres of a map's cells in the model's input pixels (where map_peaks can put a peak)."""
+    h, w = grid
+    rows, cols = np.divmod(np.arange(h * w), w)
+    return np.stack([(cols + 0.5) * image_size / w, (rows + 0.5) * image_size / h], axis=1)
+
+
 def localisation_score(
-    peaks: np.ndarray, landmarks: np.ndarray, labels: np.ndarray, mask: np.ndarray, aus: Sequence[int]
+    peaks: np.ndarray,
+    landmarks: np.ndarray,
+    labels: np.ndarray,
+    mask: np.ndarray,
+    aus: Sequence[int],
+    grid: tuple[int, int] | None = None,
+    image_size: int | None = None,
 ) -> dict:
     """Per AU, the share of (image, present AU) pairs whose map peak lies in the AU's region, and the average.
 
     peaks (N, A, 2) and landmarks (N, 68, 2) in the same pixels (rows with NaN landmarks are skipped); labels and
     mask (N, A). AUs without a region (AU_REGION) or without a present label are reported with `hit_rate` None and
-    left out of the average."""
+    left out of the average. With the map `grid` and `image_size`, `chance` is the rate of a peak put on a random
+    cell: what a map that knows nothing scores (high for big regions and coarse maps)."""
     per_au: dict[str, dict] = {}
     has_face = ~np.isnan(landmarks).any(axis=(1, 2))
+    centres = cell_centres(grid, image_size) if grid is not None and image_size is not None else None
     for j, au in enumerate(aus):
         rows = np.flatnonzero(has_face & mask[:, j].astype(bool) & (labels[:, j] == 1))
-        if au not in AU_REGION or not len(rows):
-            per_au[au_label(au)] = {"hit_rate": None, "pairs": int(len(rows)), "region": AU_REGION.get(au)}
-            continue
-        hits = sum(in_region(peaks[i, j], landmarks[i], au) for i in rows)
-        per_au[au_label(au)] = {"hit_rate": hits / len(rows), "pairs": int(len(rows)), "region": AU_REGION[au]}
-    rates = [v["hit_rate"] for v in per_au.values() if v["hit_rate"] is not None]
+        row = {"hit_rate": None, "chance": None, "pairs": int(len(rows)), "region": AU_REGION.get(au)}
+        if au in AU_REGION and len(rows):
+            row["hit_rate"] = float(np.mean([in_region(peaks[i, j], landmarks[i], au) for i in rows]))
+            if centres is not None:
+                row["chance"] = float(np.mean([region_hits(centres, landmarks[i], au).mean() for i in rows]))
+        per_au[au_label(au)] = row
+    scored = [v for v in per_au.values() if v["hit_rate"] is not None]
     return {
         "per_au": per_au,
-        "average": float(np.mean(rates)) if rates else None,
-        "pairs": int(sum(v["pairs"] for v in per_au.values() if v["hit_rate"] is not None)),
+        "average": float(np.mean([v["hit_rate"] for v in scored])) if scored else None,
+        "chance": float(np.mean([v["chance"] for v in scored])) if scored and centres is not None else None,
+        "pairs": int(sum(v["pairs"] for v in scored)),
         "images": int(has_face.sum()),
         "margin_iod": MARGIN,
     }
@@ -284,23 +319,29 @@ def evaluate_localisation(recorder: PeakRecorder, dataset, labels: np.ndarray, m
     landmarks = dataset_landmarks(dataset, recorder.image_size)
     if landmarks is None:
         return None
-    result = localisation_score(peaks, landmarks, labels, mask, aus)
+    result = localisation_score(peaks, landmarks, labels, mask, aus, recorder.grid, recorder.image_size)
     result["grid"] = list(recorder.grid)
     return result
 
 
 def format_localisation(result: dict) -> str:
-    """A markdown table: per AU the share of present-AU maps peaking in the AU's region, the pairs, the region."""
+    """A markdown table: per AU the share of present-AU maps peaking in the AU's region, chance, pairs, region."""
+    grid = "×".join(map(str, result.get("grid") or []))
     lines = [
-        f"Localisation (map peak inside the AU's landmark region, margin {result['margin_iod']} IOD; "
-        f"maps {'×'.join(map(str, result.get('grid') or []))}):",
+        f"Localisation: share of present AUs whose map ({grid}) peaks inside the AU's landmark region "
+        f"(margin {result['margin_iod']} IOD); chance = a peak on a random cell.",
         "",
-        "| AU | in region | pairs | region |",
-        "|---|---:|---:|---|",
+        "| AU | in region | chance | pairs | region |",
+        "|---|---:|---:|---:|---|",
     ]
     for name, row in result["per_au"].items():
-        rate = "–" if row["hit_rate"] is None else f"{100 * row['hit_rate']:.1f}"
-        lines.append(f"| {name} | {rate} | {row['pairs']} | {row['region'] or 'no region'} |")
-    avg = "–" if result["average"] is None else f"{100 * result['average']:.1f}"
-    lines.append(f"| **Avg** | **{avg}** | {result['pairs']} | |")
+        lines.append(
+            f"| {name} | {_pct(row['hit_rate'])} | {_pct(row.get('chance'))} | {row['pairs']} | "
+            f"{row['region'] or 'no region'} |"
+        )
+    lines.append(f"| **Avg** | **{_pct(result['average'])}** | {_pct(result.get('chance'))} | {result['pairs']} | |")
     return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"

@@ -14,10 +14,13 @@ from augtext.errors import UserError
 from hiva_core.cli import main
 from hiva_core.regions import (
     AU_REGION,
+    MARGIN,
     REGIONS,
     PeakRecorder,
     in_region,
     localisation_score,
+    polygon_distance,
+    region_outline,
     map_peaks,
     to_model_frame,
 )
@@ -78,6 +81,20 @@ def test_regions_on_rendered_faces(synth_faces):
         assert not any(in_region(corner, lm, au) for au in AU_REGION)
 
 
+def test_drawn_outline_is_the_region_with_its_margin(synth_faces):
+    """region_outline (what the bench draws) holds the points in_region accepts, up to its polygon steps."""
+    lm = _landmarks(synth_faces)[0]
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 64, size=(400, 2))
+    for au, region in ((1, "brows_forehead"), (6, "eye_corners_cheeks"), (12, "lip_corners"), (17, "chin")):
+        outline = region_outline(lm, region)
+        for p in points:  # the outline's circles are inscribed polygons: at least cos(pi/16) of the margin
+            if min(polygon_distance(p, poly) for poly in outline) == 0.0:
+                assert in_region(p, lm, au), (au, p)
+            else:
+                assert not in_region(p, lm, au, margin=0.98 * MARGIN), (au, p)
+
+
 def test_to_model_frame_follows_the_eval_transform():
     """A dot drawn at a known pixel of a non-square photo is where to_model_frame says after the real transform."""
     from hiva_core.data.transforms import build_transforms
@@ -121,11 +138,17 @@ def test_localisation_score_counts_present_aus_only(synth_faces):
     lms[3] = np.nan  # no landmarks: the row is skipped
     result = localisation_score(peaks, lms, labels, mask, aus)
     per = result["per_au"]
-    assert per["AU1"] == {"hit_rate": 1.0, "pairs": 1, "region": "brows_forehead"}
+    assert per["AU1"] == {"hit_rate": 1.0, "chance": None, "pairs": 1, "region": "brows_forehead"}
     assert per["AU12"]["hit_rate"] == 1.0 and per["AU12"]["pairs"] == 3
     assert per["AU17"]["hit_rate"] == pytest.approx(2 / 3)
-    assert per["AU5"]["hit_rate"] is None and per["AU11"] == {"hit_rate": None, "pairs": 3, "region": None}
+    assert per["AU5"]["hit_rate"] is None
+    assert per["AU11"] == {"hit_rate": None, "chance": None, "pairs": 3, "region": None}
     assert result["average"] == pytest.approx((1 + 1 + 2 / 3) / 3) and result["pairs"] == 7 and result["images"] == 3
+    # chance: a peak on a random cell of an 8x8 map lands in the big brow/forehead zone more often than at a lip corner
+    chance = localisation_score(peaks, lms, labels, mask, aus, grid=(8, 8), image_size=64)
+    brows, corners = chance["per_au"]["AU1"]["chance"], chance["per_au"]["AU12"]["chance"]
+    assert 0.01 < corners < brows < 0.5 and chance["per_au"]["AU5"]["chance"] is None
+    assert chance["chance"] == pytest.approx(np.mean([brows, corners, chance["per_au"]["AU17"]["chance"]]))
 
 
 def test_peak_recorder_keeps_peaks_in_order():
@@ -154,7 +177,7 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
     out_json = tmp_path / "eval.json"
     assert main(["eval", "--run", str(run), "--data", str(synth_faces), "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
-    assert "Localisation (map peak inside the AU's landmark region" in printed and "| AU1 |" in printed
+    assert "Localisation: share of present AUs whose map (4×4) peaks" in printed and "| AU1 |" in printed
     loc = json.loads(out_json.read_text())["localisation"]
     fold1 = int((pd.read_csv(synth_faces / "manifest.csv")["fold"] == 1).sum())
     assert loc["grid"] == [4, 4] and loc["images"] == fold1  # tiny backbone: stride 8 at 32 px
@@ -162,6 +185,7 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
     for row in loc["per_au"].values():
         assert row["region"] == "brows_forehead"
         assert row["hit_rate"] is None or 0.0 <= row["hit_rate"] <= 1.0
+        assert row["hit_rate"] is None or 0.0 < row["chance"] < 1.0
     plain = tmp_path / "plain.json"
     assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(plain)]) == 0
     assert "Localisation" not in capsys.readouterr().out and "localisation" not in json.loads(plain.read_text())
