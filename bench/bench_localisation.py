@@ -169,7 +169,7 @@ def draw_example(run: Path, synth: Path, out: Path, aus: list[int]) -> str:
         if int(row[au_label(au)]) == 1:
             draw.text((x0 + tile - 52, y0 - 13), "present", fill="black")
     with atomic_write(out, "wb", fsync=False) as fh:
-        grid.save(fh, format="PNG")
+        grid.quantize(256).save(fh, format="PNG", optimize=True)  # a third of the size, same look
     return str(row["path"])
 
 
