@@ -10,7 +10,7 @@ Steps, each resumable from the work folder (default bench/work/localisation, git
 Writes bench/results/localisation.json and .md, and bench/results/localisation_s{stride}.png: the heatmap grid of
 one held-out face per run, with each AU's region (margin included) outlined in white.
 
-    python bench/bench_localisation.py [--n 1000] [--epochs 8] [--strides 32,16] [--threads 1]
+    python bench/bench_localisation.py [--n 1000] [--epochs 8] [--strides 32,16] [--threads 1] [--text-cache DIR]
 """
 
 from __future__ import annotations
@@ -51,18 +51,12 @@ def train(args: Namespace, stride: int, synth: Path, cache: Path, run: Path) -> 
     """Train (or skip when finished) the run of one stride; returns its timing."""
     from hiva_core.train import fit
 
+    same = ("aus", "synth_seed", "render_size", "image_size", "backbone", "epochs", "batch_size", "lr")
     plan = ll.Plan(
-        aus=args.aus,
-        synth_seed=args.synth_seed,
-        render_size=args.render_size,
-        image_size=args.image_size,
-        backbone=args.backbone,
-        pretrained=True,
+        **{key: getattr(args, key) for key in same},
+        pretrained=args.pretrained,
         backbone_weights=None,
-        dim=None,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        dim=args.dim,
         align_weight=0.1,
         text_fingerprint="reference",
         extra=[f"model.output_stride={stride}", f"data.fold={TEST_FOLD}", *args.extra],
@@ -186,9 +180,11 @@ def markdown(result: dict) -> str:
     lines = [
         "# Localisation of the AU maps on SynthAU: coarse vs fine",
         "",
-        f"`{result['command']}` (commit {result['commit']}). hiva, {s['backbone']} with ImageNet weights, "
+        f"`{result['command']}` (commit {result['commit']}). hiva, {s['backbone']}"
+        f"{' with ImageNet weights' if s['pretrained'] else ''}, "
         f"{s['image_size']} px, {s['n']} renders ({s['train_frames']} training, {s['test_frames']} held-out "
-        f"identities), {s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, reference prior.",
+        f"identities), {s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, "
+        f"{'the reference prior' if s['text_cache'] is None else 'the prior in ' + s['text_cache']}.",
         "",
         "Per AU: the share of (held-out face, present AU) pairs whose map peaks inside the AU's region "
         f"(hiva_core/regions.py, margin {s['margin_iod']} IOD), for the DDCA maps (what `predict --heatmaps` draws), "
@@ -239,7 +235,7 @@ def markdown(result: dict) -> str:
             f"| {k} | {r['grid']} | {r['train_s_per_image']:.4f} | {pct(r['avg_f1'])} | "
             f"{pct(r['localisation']['average'])} | {pct(r['localisation'].get('chance'))} |"
         )
-    lines += ["", f"Example face: `{result['example']}`; grids in bench/results/localisation_s<stride>.png.", ""]
+    lines += ["", f"Example face: `{result['example']}`; its heatmap grids: {', '.join(result['grids'])}.", ""]
     return "\n".join(lines)
 
 
@@ -264,6 +260,14 @@ def parse_args(argv: list[str] | None) -> Namespace:
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--render-size", type=int, default=None, help="SynthAU size (default: --image-size)")
     ap.add_argument("--backbone", default="mobilenetv2")
+    ap.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ImageNet weights (default: yes, except for the test backbone 'tiny')",
+    )
+    ap.add_argument("--dim", type=int, default=None, help="model.dim (default: the model's)")
+    ap.add_argument("--text-cache", default=None, help="an embedded augtext cache to use (default: make one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synth-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 on a shared machine)")
@@ -277,6 +281,8 @@ def parse_args(argv: list[str] | None) -> Namespace:
     args.aus = parse_au_spec(args.aus)
     args.strides = [int(s) for s in args.strides.split(",") if s.strip()]
     args.render_size = args.render_size or args.image_size
+    if args.pretrained is None:
+        args.pretrained = args.backbone != "tiny"
     return args
 
 
@@ -291,10 +297,10 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     synth = render(args, work)
-    cache = reference_cache(args, work)
+    cache = Path(args.text_cache) if args.text_cache else reference_cache(args, work)
     out = Path(args.out)
     runs: dict[str, dict] = {}
-    example = ""
+    example, grids = "", []
     for stride in args.strides:
         run = work / "runs" / f"hiva_s{stride}_e{args.epochs}_seed{args.seed}"
         timing = train(args, stride, synth, cache, run)
@@ -303,7 +309,9 @@ def main(argv: list[str] | None = None) -> dict:
         if loc is None:
             raise UserError(f"{run}: eval reported no localisation (no maps, or no landmarks in {synth})")
         attribution = attribution_localisation(run, synth)
-        example = draw_example(run, synth, out.with_name(f"localisation_s{stride}.png"), args.aus)
+        png = out.with_name(f"{out.stem}_s{stride}.png").resolve()
+        grids.append(str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png))
+        example = draw_example(run, synth, png, args.aus)
         config = json.loads((run / ckpt.CONFIG).read_text())
         runs[str(stride)] = {
             "run": str(run),
@@ -328,6 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
             "n": args.n,
             "image_size": args.image_size,
             "backbone": args.backbone,
+            "pretrained": args.pretrained,
+            "text_cache": args.text_cache,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "lr": args.lr,
@@ -339,6 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "environment": ll.environment(),
         "example": example,
+        "grids": grids,
         "runs": runs,
     }
     with atomic_write(out, "w") as fh:
@@ -350,8 +361,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    main()
