@@ -19,9 +19,9 @@ from hiva_core.regions import (
     PeakRecorder,
     in_region,
     localisation_score,
+    map_peaks,
     polygon_distance,
     region_outline,
-    map_peaks,
     to_model_frame,
 )
 from tests.hiva_core.conftest import train_argv
