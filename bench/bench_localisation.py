@@ -260,12 +260,7 @@ def parse_args(argv: list[str] | None) -> Namespace:
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--render-size", type=int, default=None, help="SynthAU size (default: --image-size)")
     ap.add_argument("--backbone", default="mobilenetv2")
-    ap.add_argument(
-        "--pretrained",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="ImageNet weights (default: yes, except for the test backbone 'tiny')",
-    )
+    ap.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="start from random weights")
     ap.add_argument("--dim", type=int, default=None, help="model.dim (default: the model's)")
     ap.add_argument("--text-cache", default=None, help="an embedded augtext cache to use (default: make one)")
     ap.add_argument("--seed", type=int, default=0)
@@ -281,8 +276,7 @@ def parse_args(argv: list[str] | None) -> Namespace:
     args.aus = parse_au_spec(args.aus)
     args.strides = [int(s) for s in args.strides.split(",") if s.strip()]
     args.render_size = args.render_size or args.image_size
-    if args.pretrained is None:
-        args.pretrained = args.backbone != "tiny"
+    args.pretrained = args.pretrained and args.backbone != "tiny"  # the test net has no ImageNet weights
     return args
 
 
