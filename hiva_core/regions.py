@@ -10,9 +10,9 @@ and image size.
 
 The score: for every image and every AU present in it (label 1), take the AU map's peak (the centre of its hottest
 cell, where a drawn heatmap is hottest) and ask whether it falls inside that AU's region. Per AU the share of such
-pairs that land, and their average over AUs (each AU counts once, as for F1). A map that is 4×4 at 128 px can only
-peak at 16 points, 32 px apart: coarse maps score low for small regions because their peaks cannot land, which is
-what a user sees.
+pairs that land, and their average over AUs (each AU counts once, as for F1). Beside it, chance: the rate of a peak
+on a random cell of the same grid. A 4×4 map at 128 px can only peak at 16 points, 32 px apart, so a big region
+(brows and forehead) holds several of them and a lip corner perhaps none; read a score against its chance.
 """
 
 from __future__ import annotations
