@@ -118,7 +118,7 @@ def read_json(path: Path, what: str = "run file") -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------ the run folder
-LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "lr", "val_f1", "val_auc", "time_s"]
+LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1", "val_auc", "time_s"]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 

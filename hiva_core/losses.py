@@ -97,3 +97,15 @@ def alignment_loss(
     nll = nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
     nll = torch.where(present.flatten(), nll, torch.zeros_like(nll))
     return nll.sum() / present.sum().clamp(min=1)
+
+
+def region_loss(maps: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """How far each AU map looks outside the AU's region: mean over images and AUs of −log(mass inside).
+
+    maps (B, A, h, w) are attention weights (each map sums to 1); prior (A, h, w) is the share of each cell inside
+    the AU's region (hiva_core.regions.region_prior). AUs whose prior is all ones (no region known) add nothing."""
+    constrained = (prior < 1).flatten(1).any(1)
+    if not bool(constrained.any()):
+        return maps.new_zeros(())
+    inside = (maps.float().flatten(2) * prior.flatten(1)[None]).sum(-1)  # (B, A)
+    return -inside[:, constrained].clamp_min(1e-6).log().mean()

@@ -345,3 +345,116 @@ def format_localisation(result: dict) -> str:
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
+
+
+# ------------------------------------------------------------------------------------- where a map should look
+# The 68 landmarks of a neutral frontal face in an aligned crop, as fractions of the crop side (x right, y down):
+# the mean of 32 SynthAU people rendered frontal and neutral, framed by hiva_core.faces.align.TEMPLATE like every
+# face prepare, predict and data.align produce (eyes at y = 0.38, mouth corners at 0.73). The spread between people
+# is under 0.02 of the crop side. tests/hiva_core/test_regions.py re-derives it from renders.
+CANONICAL_LANDMARKS = np.array(
+    [
+        # jaw line 0-16
+        (0.167, 0.385),
+        (0.170, 0.483),
+        (0.183, 0.572),
+        (0.198, 0.659),
+        (0.232, 0.760),
+        (0.294, 0.846),
+        (0.351, 0.885),
+        (0.423, 0.909),
+        (0.500, 0.926),
+        (0.577, 0.910),
+        (0.649, 0.886),
+        (0.706, 0.847),
+        (0.768, 0.761),
+        (0.802, 0.660),
+        (0.816, 0.573),
+        (0.830, 0.485),
+        (0.833, 0.386),
+        # brows 17-26
+        (0.223, 0.306),
+        (0.261, 0.266),
+        (0.314, 0.250),
+        (0.381, 0.250),
+        (0.442, 0.262),
+        (0.558, 0.262),
+        (0.619, 0.250),
+        (0.686, 0.250),
+        (0.739, 0.267),
+        (0.777, 0.307),
+        # nose 27-35
+        (0.500, 0.369),
+        (0.500, 0.423),
+        (0.500, 0.474),
+        (0.500, 0.535),
+        (0.439, 0.611),
+        (0.470, 0.612),
+        (0.500, 0.615),
+        (0.530, 0.612),
+        (0.561, 0.611),
+        # eyes 36-47
+        (0.287, 0.390),
+        (0.313, 0.368),
+        (0.365, 0.365),
+        (0.410, 0.397),
+        (0.367, 0.404),
+        (0.314, 0.406),
+        (0.590, 0.397),
+        (0.635, 0.365),
+        (0.687, 0.368),
+        (0.713, 0.391),
+        (0.686, 0.406),
+        (0.632, 0.405),
+        # outer lips 48-59
+        (0.374, 0.726),
+        (0.416, 0.693),
+        (0.464, 0.677),
+        (0.500, 0.680),
+        (0.536, 0.677),
+        (0.585, 0.693),
+        (0.626, 0.726),
+        (0.590, 0.753),
+        (0.552, 0.766),
+        (0.500, 0.770),
+        (0.449, 0.766),
+        (0.411, 0.753),
+        # inner lips 60-67
+        (0.391, 0.725),
+        (0.450, 0.717),
+        (0.500, 0.719),
+        (0.550, 0.717),
+        (0.610, 0.725),
+        (0.554, 0.721),
+        (0.500, 0.723),
+        (0.447, 0.721),
+    ]
+)
+
+
+def canonical_landmarks() -> np.ndarray:
+    """(68, 2) landmarks of a neutral frontal face in an aligned crop, as fractions of the crop side (x right, y
+    down): see CANONICAL_LANDMARKS."""
+    return CANONICAL_LANDMARKS.copy()
+
+
+def region_prior(aus: Sequence[int], grid: tuple[int, int], image_size: int, samples: int = 4) -> np.ndarray:
+    """(A, h, w): the share of each map cell inside each AU's region on the canonical aligned face, as the model
+    sees it (after the evaluation transform's resize and centre crop), sampled at samples × samples points per cell.
+
+    Every aligned face (SynthAU, `prepare`, `predict`, `data.align`) is framed by the same five-point template, so
+    the canonical face says where an AU's region is on any of them, up to the person's proportions and head pose
+    (the region's margin absorbs most of that). An AU without a region gets a row of ones: no constraint."""
+    side = 1000.0  # any square image: the landmarks are fractions of its side
+    landmarks = to_model_frame(CANONICAL_LANDMARKS * side, int(side), int(side), image_size)
+    h, w = grid
+    offsets = (np.arange(samples) + 0.5) / samples
+    ys = (np.arange(h)[:, None] + offsets[None]).reshape(-1) * image_size / h  # (h·s,)
+    xs = (np.arange(w)[:, None] + offsets[None]).reshape(-1) * image_size / w
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # row-major over (h·s, w·s)
+    out = np.ones((len(aus), h, w))
+    for j, au in enumerate(aus):
+        if au in AU_REGION:
+            hits = region_hits(points, landmarks, au).reshape(h, samples, w, samples)
+            out[j] = hits.mean(axis=(1, 3))
+    return out

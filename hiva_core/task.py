@@ -5,14 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss
+from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss, region_loss
 
 
 class AUTask(nn.Module):
-    """``task(batch, text_emb, text_mask)`` → ``{"loss", "asl", "align", "logits"}``.
+    """``task(batch, text_emb, text_mask)`` → ``{"loss", "asl", "align", "region", "logits"}``.
 
-    ``loss = asl + align_weight · align``; the alignment term is computed only when the model returns text
-    prototypes (a model with the text branch on) and ``align_weight > 0``; otherwise ``align`` is 0.
+    ``loss = asl + align_weight · align + region_weight · region``. The alignment term is computed only when the
+    model returns text prototypes (a model with the text branch on) and ``align_weight > 0``; the region term only
+    when the model returns AU maps, ``region_weight > 0`` and the AU codes ``aus`` are given (it asks each AU's map
+    to look inside the AU's region of the canonical aligned face, hiva_core.regions.region_prior); otherwise 0.
     ``batch`` holds ``image (B,3,H,W)``, ``labels (B,A)`` and ``mask (B,A)`` on the model's device.
     """
 
@@ -22,6 +24,8 @@ class AUTask(nn.Module):
         au_weights: torch.Tensor | None = None,
         align_weight: float = 0.1,
         temperature: float = 0.07,
+        region_weight: float = 0.0,
+        aus: list[int] | None = None,
         **asl_options: float,
     ):
         super().__init__()
@@ -29,6 +33,18 @@ class AUTask(nn.Module):
         self.asl = WeightedAsymmetricLoss(au_weights, **asl_options)
         self.align_weight = align_weight
         self.temperature = temperature
+        self.region_weight = region_weight if aus else 0.0
+        self.aus = list(aus or [])
+        self._priors: dict[tuple[int, int, int], torch.Tensor] = {}  # (h, w, image side) -> (A, h, w)
+
+    def region_prior(self, maps: torch.Tensor, image_size: int) -> torch.Tensor:
+        key = (*maps.shape[-2:], image_size)
+        if key not in self._priors:
+            from hiva_core.regions import region_prior
+
+            prior = region_prior(self.aus, maps.shape[-2:], image_size)
+            self._priors[key] = torch.as_tensor(prior, dtype=torch.float32, device=maps.device)
+        return self._priors[key]
 
     def forward(
         self, batch: dict, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
@@ -40,9 +56,15 @@ class AUTask(nn.Module):
             align = alignment_loss(out["visual"], out["text"], labels, mask, self.temperature)
         else:
             align = asl.new_zeros(())
+        maps = out.get("maps")
+        if maps is not None and self.region_weight > 0 and maps.shape[1] == len(self.aus):
+            region = region_loss(maps, self.region_prior(maps, batch["image"].shape[-1]))
+        else:
+            region = asl.new_zeros(())
         return {
-            "loss": asl + self.align_weight * align,
+            "loss": asl + self.align_weight * align + self.region_weight * region,
             "asl": asl.detach(),
             "align": align.detach(),
+            "region": region.detach(),
             "logits": out["logits"],
         }

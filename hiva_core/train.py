@@ -322,7 +322,13 @@ def build_state(
     model.to(device)
     if use_channels_last(cfg, device):
         model.to(memory_format=torch.channels_last)
-    task = AUTask(model, au_weights(train_ds.labels).to(device), align_weight=cfg.train.align_weight).to(device)
+    task = AUTask(
+        model,
+        au_weights(train_ds.labels).to(device),
+        align_weight=cfg.train.align_weight,
+        region_weight=cfg.train.region_weight,
+        aus=train_ds.aus,
+    ).to(device)
     step_module: nn.Module = task
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -355,7 +361,7 @@ def train_one_epoch(
     accum, n_batches = cfg.optim.accum_steps, loaders.batches
     dtype = autocast_dtype(device, cfg.train.precision)
     channels_last = use_channels_last(cfg, device)
-    sums = {"loss": 0.0, "asl": 0.0, "align": 0.0}
+    sums = {"loss": 0.0, "asl": 0.0, "align": 0.0, "region": 0.0}
     bar = monitor.progress.task(f"epoch {state.epoch}/{cfg.train.epochs}", n_batches)
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loaders.train):

@@ -189,3 +189,58 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
     plain = tmp_path / "plain.json"
     assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(plain)]) == 0
     assert "Localisation" not in capsys.readouterr().out and "localisation" not in json.loads(plain.read_text())
+
+
+def test_region_prior_covers_each_aus_region_on_the_canonical_face():
+    from hiva_core.regions import region_prior
+
+    prior = region_prior([1, 12, 17, 99], (8, 8), 128)
+    assert prior.shape == (4, 8, 8) and ((prior >= 0) & (prior <= 1)).all()
+    brows, corners, chin, unknown = prior
+    assert brows[:3].mean() > 0.6 and brows[4:].max() == 0  # top of the face only
+    assert corners[5:7].sum() > 2 and corners[:4].max() == 0  # the mouth's rows
+    assert chin[7].sum() > chin[:5].sum() == 0  # the bottom row
+    assert (unknown == 1).all()  # no region known: no constraint
+    fine = region_prior([12], (14, 14), 224)[0]
+    assert fine.shape == (14, 14) and 0 < fine.mean() < 0.1
+
+
+def test_region_loss_asks_maps_to_look_inside():
+    from hiva_core.losses import region_loss
+    from hiva_core.regions import region_prior
+
+    prior = torch.as_tensor(region_prior([1, 17, 99], (4, 4), 64), dtype=torch.float32)
+    logits = torch.zeros(2, 3, 4, 4, requires_grad=True)
+    loss = region_loss(logits.flatten(2).softmax(-1).unflatten(-1, (4, 4)), prior)
+    loss.backward()
+    assert loss > 0.5
+    assert logits.grad[:, 2].abs().max() == 0  # the AU without a region adds nothing
+    inside = prior[0] > 0.5
+    assert (logits.grad[:, 0][:, inside] < 0).all() and (logits.grad[:, 0][:, prior[0] == 0] > 0).all()
+    peaked = torch.zeros(1, 2, 4, 4)
+    peaked[0, 0, 0, 1] = peaked[0, 1, 3, 1] = 1.0  # brow map on the forehead, chin map on the chin
+    assert region_loss(peaked, prior[:2]) < 0.2 < 5 < region_loss(peaked.flip(2), prior[:2])
+
+
+def test_task_adds_the_region_term_for_models_with_maps():
+    from hiva_core.losses import au_weights
+    from hiva_core.models import create_model
+    from hiva_core.task import AUTask
+
+    torch.manual_seed(0)
+    batch = {
+        "image": torch.randn(2, 3, 32, 32),
+        "labels": torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
+        "mask": torch.ones(2, 3, dtype=torch.bool),
+    }
+    emb, mask = torch.randn(3, 4, 16), torch.ones(3, 4, dtype=torch.bool)
+    tiny = {"backbone": "tiny", "dim": 16, "heads": 2}
+    for name, has_maps in (("hiva", True), ("hiva_open", True), ("linear", False)):
+        model = create_model(name, 3, 16, **tiny)
+        task = AUTask(model, au_weights(batch["labels"]), align_weight=0.5, region_weight=2.0, aus=[1, 12, 17])
+        out = task.eval()(batch, emb, mask)
+        assert (out["region"] > 0) == has_maps
+        torch.testing.assert_close(out["loss"], out["asl"] + 0.5 * out["align"] + 2.0 * out["region"])
+        out["loss"].backward()
+    off = AUTask(create_model("hiva", 3, 16, **tiny), region_weight=2.0).eval()  # no AU codes: no regions
+    assert off(batch, emb, mask)["region"] == 0
