@@ -1,16 +1,18 @@
-"""Do the AU maps land on the AU? The localisation score on SynthAU, coarse (stride 32) against fine (stride 16) maps.
+"""Do the AU maps land on the AU? The localisation score on SynthAU: coarse (stride 32) against fine (stride 16) maps,
+and fine maps trained with the region loss (train.region_weight).
 
 Steps, each resumable from the work folder (default bench/work/localisation, git-ignored):
   1. render SynthAU (hiva_core.synth.run_synth; identity-exclusive folds, fold 1 = held-out identities);
   2. the reference prior for the training AUs (bench/prior_control.py's reference_cache);
-  3. train hiva (MobileNetV2 with the offline ImageNet weights) once per --strides, everything else equal:
-     model.output_stride=32 is the model before issue 10 (4×4 maps at 128 px), 16 the new default (8×8);
+  3. train hiva (MobileNetV2 with the offline ImageNet weights) once per --strides item, everything else equal:
+     model.output_stride=32 is the model before issue 10 (4×4 maps at 128 px), 16 the new default (8×8); an item
+     STRIDE:W also sets train.region_weight=W (each AU map asked to look inside the AU's region);
   4. evaluate on the held-out identities (hiva_core.evaluate.evaluate_run): F1 and the localisation score of
      hiva_core/regions.py (share of present AUs whose map peaks inside the AU's landmark region), per AU.
 Writes bench/results/localisation.json and .md, and bench/results/localisation_s{stride}.png: the heatmap grid of
 one held-out face per run, with each AU's region (margin included) outlined in white.
 
-    python bench/bench_localisation.py [--n 1000] [--epochs 8] [--strides 32,16] [--threads 1] [--text-cache DIR]
+    python bench/bench_localisation.py [--n 1000] [--epochs 8] [--strides 32,16,16:1] [--threads 1] [--text-cache DIR]
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ def render(args: Namespace, work: Path) -> Path:
     return folder
 
 
-def train(args: Namespace, stride: int, synth: Path, cache: Path, run: Path) -> dict:
-    """Train (or skip when finished) the run of one stride; returns its timing."""
+def train(args: Namespace, stride: int, region_weight: float, synth: Path, cache: Path, run: Path) -> dict:
+    """Train (or skip when finished) the run of one stride and region-loss weight; returns its timing."""
     from hiva_core.train import fit
 
     same = ("aus", "synth_seed", "render_size", "image_size", "backbone", "epochs", "batch_size", "lr")
@@ -59,11 +61,16 @@ def train(args: Namespace, stride: int, synth: Path, cache: Path, run: Path) -> 
         dim=args.dim,
         align_weight=0.1,
         text_fingerprint="reference",
-        extra=[f"model.output_stride={stride}", f"data.fold={TEST_FOLD}", *args.extra],
+        extra=[
+            f"model.output_stride={stride}",
+            f"train.region_weight={region_weight:g}",
+            f"data.fold={TEST_FOLD}",
+            *args.extra,
+        ],
     )
     timing = run / "timing.json"
     if not ll.finished(run, args.epochs):
-        ll.log(f"training stride {stride} -> {run}")
+        ll.log(f"training stride {stride}, region weight {region_weight:g} -> {run}")
         cfg = ll.train_config(args, plan, "hiva", synth, cache, args.seed, args.epochs)
         t0 = time.perf_counter()
         fit(cfg, run, resume=(run / ckpt.LAST).is_file())
@@ -178,7 +185,7 @@ def markdown(result: dict) -> str:
     first = runs[strides[0]]
     head = " | ".join(f"s{k} maps | s{k} chance | s{k} grad×act" for k in strides)
     lines = [
-        "# Localisation of the AU maps on SynthAU: coarse vs fine",
+        "# Localisation of the AU maps on SynthAU: coarse vs fine maps, with and without the region loss",
         "",
         f"`{result['command']}` (commit {result['commit']}). hiva, {s['backbone']}"
         f"{' with ImageNet weights' if s['pretrained'] else ''}, "
@@ -189,7 +196,8 @@ def markdown(result: dict) -> str:
         "Per AU: the share of (held-out face, present AU) pairs whose map peaks inside the AU's region "
         f"(hiva_core/regions.py, margin {s['margin_iod']} IOD), for the DDCA maps (what `predict --heatmaps` draws), "
         "for chance (a peak on a random cell of the same grid) and for gradient × activation maps of the same model "
-        "(where its evidence for the AU sits); s32 = model.output_stride 32 ("
+        "(where its evidence for the AU sits); s32 = model.output_stride 32, s16r1 = stride 16 trained with the "
+        "region loss at train.region_weight 1 ("
         + ", ".join(f"s{k}: {runs[k]['grid']}" for k in strides)
         + " maps at this size).",
         "",
@@ -226,14 +234,15 @@ def markdown(result: dict) -> str:
     )
     lines += [
         "",
-        "| stride | maps | train s/img (wall, whole run, shared machine) | F1 avg | localisation avg | chance |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| run | region weight | maps | train s/img (wall, whole run, shared machine) | F1 avg | localisation avg "
+        "| chance |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for k in strides:
         r = runs[k]
         lines.append(
-            f"| {k} | {r['grid']} | {r['train_s_per_image']:.4f} | {pct(r['avg_f1'])} | "
-            f"{pct(r['localisation']['average'])} | {pct(r['localisation'].get('chance'))} |"
+            f"| s{k} | {r.get('region_weight', 0):g} | {r['grid']} | {r['train_s_per_image']:.4f} | "
+            f"{pct(r['avg_f1'])} | {pct(r['localisation']['average'])} | {pct(r['localisation'].get('chance'))} |"
         )
     lines += ["", f"Example face: `{result['example']}`; its heatmap grids: {', '.join(result['grids'])}.", ""]
     return "\n".join(lines)
@@ -249,10 +258,21 @@ def commit() -> str:
     return proc.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def _variant(spec: str) -> tuple[str, int, float]:
+    """ "16" -> ("16", 16, 0.0); "16:1" -> ("16r1", 16, 1.0): the run's name, output stride and region weight."""
+    stride, _, weight = spec.strip().partition(":")
+    w = float(weight or 0)
+    return (f"{int(stride)}r{w:g}" if w else str(int(stride))), int(stride), w
+
+
 def parse_args(argv: list[str] | None) -> Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="SynthAU renders (fold 1, a third, is held out)")
-    ap.add_argument("--strides", default="32,16", help="model.output_stride of each run")
+    ap.add_argument(
+        "--strides",
+        default="32,16,16:1",
+        help="one run each: model.output_stride, or STRIDE:W with train.region_weight W (the region loss)",
+    )
     ap.add_argument("--aus", default="bp4d")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -274,7 +294,7 @@ def parse_args(argv: list[str] | None) -> Namespace:
     ap.add_argument("--out", default=str(RESULTS / "localisation.json"))
     args = ap.parse_args(argv)
     args.aus = parse_au_spec(args.aus)
-    args.strides = [int(s) for s in args.strides.split(",") if s.strip()]
+    args.strides = [_variant(s) for s in args.strides.split(",") if s.strip()]
     args.render_size = args.render_size or args.image_size
     args.pretrained = args.pretrained and args.backbone != "tiny"  # the test net has no ImageNet weights
     return args
@@ -295,20 +315,21 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     runs: dict[str, dict] = {}
     example, grids = "", []
-    for stride in args.strides:
-        run = work / "runs" / f"hiva_s{stride}_e{args.epochs}_seed{args.seed}"
-        timing = train(args, stride, synth, cache, run)
+    for name, stride, weight in args.strides:
+        run = work / "runs" / f"hiva_s{name}_e{args.epochs}_seed{args.seed}"
+        timing = train(args, stride, weight, synth, cache, run)
         metrics = evaluate(run, synth)
         loc = metrics.get("localisation")
         if loc is None:
             raise UserError(f"{run}: eval reported no localisation (no maps, or no landmarks in {synth})")
         attribution = attribution_localisation(run, synth)
-        png = out.with_name(f"{out.stem}_s{stride}.png").resolve()
+        png = out.with_name(f"{out.stem}_s{name}.png").resolve()
         grids.append(str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png))
         example = draw_example(run, synth, png, args.aus)
         config = json.loads((run / ckpt.CONFIG).read_text())
-        runs[str(stride)] = {
+        runs[name] = {
             "run": str(run),
+            "region_weight": weight,
             "grid": "×".join(map(str, loc["grid"])),
             "output_stride": config["model_config"]["output_stride"],
             "localisation": loc,
@@ -321,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
             "train_frames": config["data"]["train_frames"],
             "test_frames": metrics["n"],
         }
-        ll.log(f"stride {stride}: localisation {pct(loc['average'])}, F1 {pct(metrics['avg']['f1'])}")
+        ll.log(f"s{name}: localisation {pct(loc['average'])}, F1 {pct(metrics['avg']['f1'])}")
     first = next(iter(runs.values()))
     result = {
         "command": "python bench/bench_localisation.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -1,5 +1,5 @@
 """bench/bench_localisation.py at toy scale: real SynthAU renders, an untrained-weights MobileNetV2 at 64 px, one
-epoch per stride, the session's text cache."""
+epoch per run (strides 32 and 16, and 16 with the region loss), the session's text cache."""
 
 from __future__ import annotations
 
@@ -15,11 +15,17 @@ def test_localisation_bench_toy(tmp_path, shared_data, text_cache, one_thread):
     ]
     result = bench_main("bench_localisation", argv, shared_data)
     runs = result["runs"]
-    assert {k: (r["grid"], r["output_stride"]) for k, r in runs.items()} == {"32": ("2×2", 32), "16": ("4×4", 16)}
+    assert {k: (r["grid"], r["output_stride"], r["region_weight"]) for k, r in runs.items()} == {
+        "32": ("2×2", 32, 0.0),
+        "16": ("4×4", 16, 0.0),
+        "16r1": ("4×4", 16, 1.0),
+    }
     for run in runs.values():
         for block in (run["localisation"], run["attribution"]):
             assert set(block["per_au"]) == {"AU1", "AU2", "AU4"} and block["images"] == run["test_frames"]
         assert run["localisation"]["chance"] is not None and run["train_s_per_image"] > 0
-    assert (tmp_path / "loc_s16.png").is_file() and (tmp_path / "loc_s32.png").is_file()
+    assert all((tmp_path / f"loc_s{k}.png").is_file() for k in ("32", "16", "16r1"))
+    log = (tmp_path / "work" / "runs" / "hiva_s16r1_e1_seed0" / "log.csv").read_text().splitlines()
+    assert float(log[1].split(",")[log[0].split(",").index("region")]) > 0  # the region term was trained
     md = out.with_suffix(".md").read_text()
     assert "| AU1 | brows_forehead |" in md and "s16 grad×act" in md
