@@ -302,8 +302,8 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
 
 PROSE = (
     "Sure! AU12 pulls the corners of the lips up and back toward the cheekbones. The cheeks lift a little and "
-    "the mouth widens as the lip corners rise into a smile. The nasolabial fold deepens beside the mouth."
-)
+    "the mouth widens as the lip corners rise into a smile. The nasolabial fold deepens beside the smiling mouth."
+)  # every sentence about AU12 alone: "The nasolabial fold deepens beside the mouth." also fits AU11, 27 and 28
 
 
 class FakeBackend:

@@ -36,24 +36,37 @@ def embedder():
 # -- the reference set ------------------------------------------------------------------------------------------------
 
 
+PER_PAIR = 10  # descriptions per (AU, style) in the reference set
+
+
 def test_reference_set_covers_every_dataset_au_and_style():
     ref = reference_set()
     styles = available_styles()
     assert {a for aus in DATASET_AUS.values() for a in aus} <= set(REFERENCE_AUS)
+    # One file per AU of REFERENCE_AUS and no other: a missing or stray file fails here.
+    assert sorted(int(p.stem[2:]) for p in REFERENCE_DIR.glob("AU*.jsonl")) == sorted(REFERENCE_AUS)
+    assert {au for au, _ in ref} == set(REFERENCE_AUS)
     for au in REFERENCE_AUS:
         for style in styles:
-            assert len(ref.get((au, style), ())) >= 8, f"AU{au}/{style}"
+            assert len(ref.get((au, style), ())) == PER_PAIR, f"AU{au}/{style}"
+    assert sum(len(t) for t in ref.values()) == len(REFERENCE_AUS) * len(styles) * PER_PAIR  # 23 x 5 x 10 = 1150
     for (au, style), texts in ref.items():
         assert au in FACS and style in styles
         assert len(set(texts)) == len(texts), f"AU{au}/{style} repeats a text"
 
 
 def test_reference_files_have_exactly_the_schema():
+    styles = available_styles()
     for path in sorted(REFERENCE_DIR.glob("AU*.jsonl")):
         code = int(path.stem[2:])
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("\n") and "\n\n" not in text, f"{path}: blank line or no final newline"
+        rows = [json.loads(line) for line in text.splitlines()]  # a line that is not JSON fails here
+        assert len(rows) == len(styles) * PER_PAIR, path
+        for row in rows:
             assert list(row) == ["au", "style", "text"] and row["au"] == code, path
+            assert row["style"] in styles and row["text"] == row["text"].strip() != "", (path, row)
+        assert Counter(r["style"] for r in rows) == dict.fromkeys(styles, PER_PAIR), path
 
 
 def test_every_reference_description_passes_the_rules():
@@ -80,6 +93,13 @@ def test_reference_set_passes_the_gate_and_is_identifiable(embedder):
     n = sum(s.n for s in scores)
     loo = sum(s.identifiability_loo * s.n for s in scores) / n
     assert loo >= 0.9
+    # Per AU too: a file that describes the wrong AU (or mostly another one) would hide in the overall mean.
+    weak = {
+        s.au: (s.identifiability_facs, s.identifiability_loo)
+        for s in scores
+        if min(s.identifiability_facs, s.identifiability_loo) < 0.9
+    }
+    assert not weak, weak
 
 
 def test_reference_changes_change_the_version(tmp_path):
@@ -95,7 +115,8 @@ def test_few_shot_examples_are_fixed_and_from_the_pair():
     ex = few_shot_examples(12, "appearance", 3)
     assert ex == few_shot_examples(12, "appearance", 3) and len(ex) == 3
     assert set(ex) <= set(reference_texts(12, "appearance"))
-    assert few_shot_examples(12, "appearance", 0) == [] and few_shot_examples(27, "appearance", 3) == []
+    unlisted = min(set(FACS) - set(REFERENCE_AUS))  # an AU the set does not describe
+    assert few_shot_examples(12, "appearance", 0) == [] and few_shot_examples(unlisted, "appearance", 3) == []
     messages, _ = render_messages("appearance", 12, 5, examples=ex)
     assert all(e in messages[1]["content"] for e in ex)
     plain, _ = render_messages("appearance", 12, 5)
@@ -180,8 +201,9 @@ def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
 
 
 def test_reference_backend_is_short_for_an_au_the_set_lacks(tmp_path, capsys):
-    assert main(["generate", "--au", "27", "--n", "2", "--styles", "appearance", "--cache", str(tmp_path)]) == 1
-    assert "AU27/appearance (0/2)" in capsys.readouterr().err
+    assert 45 not in REFERENCE_AUS
+    assert main(["generate", "--au", "45", "--n", "2", "--styles", "appearance", "--cache", str(tmp_path)]) == 1
+    assert "AU45/appearance (0/2)" in capsys.readouterr().err
 
 
 def test_reference_backend_refuses_a_model(tmp_path, capsys):
