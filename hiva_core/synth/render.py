@@ -2,8 +2,11 @@
 
 Blinn-Phong shading with a key and a fill light, per-vertex albedo from a small material map (skin, brows, lips, lash
 line, sclera, iris, pupil, eye and mouth sockets, gums, teeth), normals recomputed after the blendshapes. Framing
-follows aligned face crops: a 2D similarity, applied after projection, maps five landmarks (eye centres, nose tip,
-mouth corners) onto a fixed template, so the eyes sit at a consistent height as in aligned 256-px datasets.
+is that of every face the model sees: a 2D similarity, applied after projection, maps five points of the neutral face
+(eye centres, nose tip, mouth corners) onto `hiva_core.faces.align.TEMPLATE`, the template `prepare` and `predict`
+align detected faces to, so a SynthAU render looks like an aligned crop (eyes at y = 0.38, 0.30 apart). A small
+per-sample jitter of that template (`SampleParams.align_jitter`) stands for the alignment error of a real detector.
+Landmarks are reported in continuous pixel coordinates (pixel j spans [j, j + 1]): template point t lies at t * size.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from augtext.errors import UserError
+from hiva_core.faces.align import TEMPLATE, similarity_transform
 from hiva_core.synth.aumap import blendshape_weights
 from hiva_core.synth.facemodel import (
     RENDERED_PARTS,
@@ -25,11 +29,8 @@ from hiva_core.synth.facemodel import (
 )
 from hiva_core.synth.sampling import SampleParams
 
-# Five-point alignment template in [0, 1] image coordinates (x right, y down): the ArcFace template shrunk by 0.85
-# about the centre and raised by 0.05, so the eyes sit at y ~ 0.42 and the mouth at ~ 0.73, like aligned 256-px crops.
-_ARCFACE = np.array([[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]]) / 112.0
-TEMPLATE = 0.5 + 0.85 * (_ARCFACE - 0.5) - np.array([0.0, 0.05])
-LANDMARK_LIMIT = 0.94  # landmarks stay within 3% of the border (NDC units)
+LANDMARK_LIMIT = 0.94  # inner-face landmarks stay within 3% of the border (NDC units)
+INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth of the 68 landmarks (0-16: the jaw line)
 MATERIALS = ("skin", "brow", "lip", "lash", "sclera", "iris", "pupil", "eye_socket", "mouth_socket", "gums", "teeth")
 PIVOT = np.array([0.0, -2.0, 0.0])  # head rotation centre (cm), roughly the middle of the head
 
@@ -211,21 +212,6 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return ry @ rx @ rz
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares 2D similarity (Umeyama, no reflection) mapping src -> dst, as a 3x3 matrix."""
-    ms, md = src.mean(0), dst.mean(0)
-    s, d = src - ms, dst - md
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    e = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    r = u @ e @ vt
-    scale = np.trace(np.diag(sig) @ e) / (s**2).sum(1).mean()
-    m = np.eye(3)
-    m[:2, :2] = scale * r
-    m[:2, 2] = md - scale * r @ ms
-    return m
-
-
 def background(params: SampleParams, size: int) -> np.ndarray:
     """(H, W, 3) float in [0, 1]: a flat colour, a linear gradient or smooth blotchy noise."""
     bg = params.background
@@ -299,7 +285,8 @@ class Renderer:
         view[:3, 3] = -cam
         pv = proj @ view
         # Align: five points (eye centres, nose tip, mouth corners) of the posed *neutral-expression* face, in NDC, onto
-        # the (jittered) template, so that expressions move features within a fixed frame.
+        # the (jittered) shared template, so that expressions move features within a fixed frame. Template fraction t
+        # is NDC 2t - 1 (x) and 1 - 2t (y): the same place in the image as align.template_points in a detected crop.
         base = self._base.reshape(-1, 3)
         pts = np.stack([base[self.eye_ids[0]].mean(0), base[self.eye_ids[1]].mean(0), *[base[i] for i in self.five]])
         ndc = _project(pv, (pts - PIVOT) @ rot.T + PIVOT)
@@ -307,9 +294,11 @@ class Renderer:
         tmpl = (TEMPLATE - 0.5) * scale + 0.5 + np.array([dx, dy])
         a = np.radians(droll)
         tmpl = (tmpl - 0.5) @ np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]).T + 0.5
-        sim = _similarity(ndc, np.stack([tmpl[:, 0] * 2 - 1, 1 - tmpl[:, 1] * 2], axis=1))
-        # Keep all 68 landmarks inside the frame (a strong pose or a wide-open jaw): shrink about the centre if needed.
-        lm = _project(pv, verts[model.landmarks68]) @ sim[:2, :2].T + sim[:2, 2]
+        sim = similarity_transform(ndc, np.stack([tmpl[:, 0] * 2 - 1, 1 - tmpl[:, 1] * 2], axis=1))
+        # Keep the inner face (brows, eyes, nose, mouth: landmarks 17-67) inside the frame; shrink about the centre only
+        # if an extreme pose would push it out. The jaw line may leave the frame, as in an aligned crop of a real face:
+        # shrinking for a dropped jaw (AU26/27) would tie the face's size in the image to an AU label.
+        lm = _project(pv, verts[model.landmarks68[INNER_FACE]]) @ sim[:2, :2].T + sim[:2, 2]
         reach = np.abs(lm).max()
         if reach > LANDMARK_LIMIT:
             sim[:2] *= LANDMARK_LIMIT / reach

@@ -230,6 +230,32 @@ def test_looks_like_a_face(renderer, tmp_path):
     )
 
 
+def _five_points(lm: np.ndarray) -> np.ndarray:
+    """Eye centres, nose tip and mouth corners of the 68 landmarks: the five points face alignment uses."""
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def test_renders_are_framed_by_the_alignment_template(renderer):
+    """SynthAU renders put the face where `prepare` and `predict` put a detected face: the five points sit on
+    hiva_core.faces.align.TEMPLATE (before the per-sample jitter), also when the jaw drops (no label-tied zoom)."""
+    from hiva_core.faces.align import TEMPLATE
+
+    size = renderer.size
+    for i in range(4):  # four people, frontal, neutral, no jitter: the fit's residual only (face proportions)
+        lm = renderer.render(_plain(sampling.sample_params(5, i * sampling.SAMPLES_PER_IDENTITY))).landmarks
+        np.testing.assert_allclose(_five_points(lm) / size, TEMPLATE, atol=0.025)
+    for i in range(4):  # their sampled head poses, still neutral and without jitter
+        p = sampling.sample_params(5, i)
+        p = dataclasses.replace(p, au=dict.fromkeys(SYNTH_AUS, 0.0), extra={}, align_jitter=(1.0, 0.0, 0.0, 0.0))
+        five = _five_points(renderer.render(p).landmarks) / size
+        np.testing.assert_allclose(five[:2].mean(0), TEMPLATE[:2].mean(0), atol=0.03)  # between the eyes
+        np.testing.assert_allclose(five[3:].mean(0), TEMPLATE[3:].mean(0), atol=0.03)  # mouth centre
+    base = _plain(sampling.sample_params(5, 0))
+    neutral, jaw = renderer.render(base).landmarks, renderer.render(_plain(base, AU27=1.0)).landmarks
+    np.testing.assert_allclose(_five_points(jaw)[:3], _five_points(neutral)[:3], atol=0.01 * size)
+    assert jaw[8, 1] > neutral[8, 1] + 0.05 * size  # the chin went down, the frame did not zoom out
+
+
 # --- writer ---------------------------------------------------------------------------------------------------------
 
 
@@ -243,7 +269,7 @@ def test_manifest_has_documented_columns(synth_set):
     assert df.groupby("identity")["fold"].nunique().max() == 1 and set(df["fold"]) <= {1, 2, 3}
     for _, row in df.iterrows():
         lm = np.array(json.loads(row["landmarks"])).reshape(68, 2)
-        assert ((lm >= 0) & (lm < SIZE)).all()
+        assert np.isfinite(lm).all() and ((lm[17:] >= 0) & (lm[17:] < SIZE)).all()  # the jaw line may leave it
         assert row["box_x0"] == pytest.approx(lm[:, 0].min(), abs=0.01)
         assert Image.open(synth_set / row["path"]).size == (SIZE, SIZE)
     meta = json.loads((synth_set / "synth.json").read_text())
