@@ -269,6 +269,7 @@ def train_config(args, plan: Plan, model: str, manifest: Path, cache: Path, seed
         "train.progress": False,
         "train.tensorboard": False,
         "data.aus": ",".join(map(str, plan.aus)),
+        "data.val_fraction": 0,  # the budget is the training set: no slice held out for thresholds (F1 at 0.5)
     }
     return resolve_config(cli=cli, overrides=plan.extra)
 

@@ -183,6 +183,7 @@ def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[
         "data.image_size": args.size,
         "data.num_workers": 0,
         "data.aus": ",".join(map(str, train_aus)),
+        "data.val_fraction": 0,  # every training identity is trained on; F1 at 0.5 as before
         "model.name": name,
         "model.backbone": args.backbone,
         "model.pretrained": args.backbone == "mobilenetv2",

@@ -6,6 +6,8 @@ runs/NAME/
   last.pt                  model + optimizer + scheduler + epoch + RNG + best score, for --resume
   text_prior.safetensors   the text prior the model was trained with (prediction needs no text cache)
   metrics.json             the best epoch's per-AU metrics (and the last epoch's)
+  thresholds.json          per-AU thresholds chosen on validation rows for the best model (eval/predict default;
+                           a run without it uses 0.5)
   log.csv                  one row per epoch: step, losses, lr, val F1, time
   tb/                      TensorBoard events (when the tensorboard package is installed)
 `--folds all` writes runs/NAME/fold{k}/ (each a run folder as above) and runs/NAME/summary.json.
@@ -45,6 +47,9 @@ PRIOR = "text_prior.safetensors"
 METRICS = "metrics.json"
 LOG = "log.csv"
 SUMMARY = "summary.json"
+THRESHOLDS = "thresholds.json"
+THRESHOLDS_FORMAT = "hiva_core.thresholds/1"
+DEFAULT_THRESHOLD = 0.5  # of an AU without a stored threshold (and of every AU of a run without the file)
 TENSORBOARD = "tb"
 RUN_FORMAT = "hiva_core.run/1"
 
@@ -154,6 +159,7 @@ class RunFolder:
     metrics_file = _file_in_run(METRICS)
     log_file = _file_in_run(LOG)
     summary_file = _file_in_run(SUMMARY)
+    thresholds_file = _file_in_run(THRESHOLDS)
     tensorboard_dir = _file_in_run(TENSORBOARD)
 
     def fold(self, k: int) -> RunFolder:
@@ -310,6 +316,9 @@ class RunFolder:
         for key in ("dim", "output_stride"):
             if getattr(cfg.model, key) is None and built.get(key) is not None:
                 cfg = replace(cfg, model=replace(cfg.model, **{key: int(built[key])}))
+        if "val_fraction" not in (info["config"].get("data") or {}):
+            # A run from before validation slices trained on every subject; --resume must go on doing so.
+            cfg = replace(cfg, data=replace(cfg.data, val_fraction=0.0))
         return cfg
 
     def write_prior(self, prior: TextPrior) -> None:
@@ -323,16 +332,27 @@ class RunFolder:
         """model.safetensors: the weights `eval`, `predict` and `export` use."""
         save_model(model, self.model_file)
 
-    def save_checkpoint(self, epoch: int, metrics: dict | None, model: nn.Module, state: dict[str, Any]) -> None:
-        """The end of an epoch (rank 0): model.safetensors when `metrics` beat the best so far, then metrics.json and
-        last.pt (the trainer's `state`, the best so far and every RNG). `metrics` is None after an epoch that was not
-        evaluated."""
+    def save_checkpoint(
+        self,
+        epoch: int,
+        metrics: dict | None,
+        model: nn.Module,
+        state: dict[str, Any],
+        thresholds: dict[str, Any] | None = None,
+    ) -> None:
+        """The end of an epoch (rank 0): model.safetensors when `metrics` beat the best so far (with thresholds.json:
+        `thresholds`, that model's per-AU thresholds, when given), then metrics.json and last.pt (the trainer's
+        `state`, the best so far and every RNG). `metrics` is None after an epoch that was not evaluated."""
         check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
         if metrics is not None:
             self.last_metrics = metrics
             if metrics["avg"]["f1"] > self.best_f1:
                 self.best_f1, self.best_epoch, self.best_metrics = metrics["avg"]["f1"], epoch, metrics
                 self.write_model(model)
+                if thresholds is not None:
+                    self.write_thresholds({**thresholds, "epoch": epoch})
+                else:  # never leave an older model's thresholds beside this one
+                    self.thresholds_file.unlink(missing_ok=True)
         write_json(
             self.metrics_file,
             {"best_epoch": self.best_epoch, "best": self.best_metrics, "last_epoch": epoch, "last": metrics},
@@ -359,6 +379,31 @@ class RunFolder:
         if self.metrics_file.is_file():
             self.best_metrics = read_json(self.metrics_file, "metrics file").get("best")
         return state
+
+    # -- thresholds.json
+    def write_thresholds(self, record: dict[str, Any]) -> None:
+        """thresholds.json: `record` holds `thresholds` ({"AU1": t, ...}) and how they were chosen (`validation`,
+        `frames`, `epoch`, the validation F1 at them and at 0.5)."""
+        write_json(self.thresholds_file, {"format": THRESHOLDS_FORMAT, **record})
+
+    def read_thresholds(self) -> dict[int, float]:
+        """{AU code: threshold} from thresholds.json; {} when the run has none (a run from before them, or one
+        trained without a validation slice: 0.5 everywhere). A damaged file is a UserError naming it."""
+        from augtext.facs import parse_au_label
+
+        if not self.thresholds_file.is_file():
+            return {}
+        data = read_json(self.thresholds_file, "thresholds file")
+        try:
+            out = {parse_au_label(str(k)): float(v) for k, v in data["thresholds"].items()}
+        except (KeyError, AttributeError, TypeError, ValueError, UserError) as exc:
+            raise UserError(
+                f"{self.thresholds_file} is not a thresholds file ({type(exc).__name__}: {exc}); delete it to use 0.5"
+            ) from None
+        bad = {k: v for k, v in out.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise UserError(f"{self.thresholds_file}: thresholds must lie in [0, 1], got {bad}; delete it to use 0.5")
+        return out
 
     # -- log.csv and summary.json
     def append_log(self, row: dict[str, Any]) -> None:
@@ -457,6 +502,20 @@ class LoadedRun:
     run_dir: Path
     text_emb: torch.Tensor = field(repr=False, default=None)
     text_mask: torch.Tensor = field(repr=False, default=None)
+    thresholds: dict[int, float] = field(default_factory=dict)  # thresholds.json; an AU not in it uses 0.5
+
+    def au_thresholds(self, threshold: float | None = None) -> tuple[list[float], str]:
+        """The threshold of each of `aus` and a few words on where they come from: `threshold` (the --threshold
+        option) for every AU when given, else the run's stored ones (0.5 for an AU without one)."""
+        if threshold is not None:
+            if not 0.0 <= threshold <= 1.0:
+                raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
+            return [float(threshold)] * len(self.aus), f"threshold {threshold:g} (--threshold)"
+        stored = [a for a in self.aus if a in self.thresholds]
+        text = "the run's per-AU thresholds" if stored else "threshold 0.5 (the run stores no thresholds)"
+        if stored and len(stored) < len(self.aus):
+            text += " (0.5 for " + ", ".join(f"AU{a}" for a in self.aus if a not in self.thresholds) + ")"
+        return [self.thresholds.get(a, DEFAULT_THRESHOLD) for a in self.aus], text
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor | None]:
@@ -498,6 +557,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
         run_dir=run.path,
         text_emb=emb,
         text_mask=mask,
+        thresholds=run.read_thresholds(),
     )
 
 

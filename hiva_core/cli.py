@@ -22,6 +22,10 @@ AUS_HELP = (
     "open-vocabulary run (--model hiva_open) and --text-cache."
 )
 TEXT_CACHE_HELP = "augtext cache with the descriptions of --aus the run was not trained on (same embedding model)."
+THRESHOLD_HELP = (
+    "Probability at or above which an AU counts as present, for every AU (0.5 restores the plain rule); default: "
+    "the run's per-AU thresholds, chosen on validation rows at training (0.5 where it has none)."
+)
 
 synth_app = typer.Typer(help="Render SynthAU: labelled synthetic faces from the ICT-FaceKit model.")
 app.add_typer(synth_app, name="synth")
@@ -133,9 +137,14 @@ def eval_(
     batch_size: int = typer.Option(64),
     aus: str | None = typer.Option(None, help=AUS_HELP),
     text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
+    align: bool | None = typer.Option(
+        None, "--align/--no-align", help="Detect and align the faces first (default: as the run was trained)."
+    ),
 ) -> None:
-    """Per-AU F1 (pooled at 0.5), average F1, per-AU AUC and the all-positive floor; with landmarks in the data
-    (SynthAU), the localisation of the maps (share of present AUs whose map peaks in the AU's region)."""
+    """Per-AU F1 (pooled at the run's per-AU thresholds and at 0.5), average F1, per-AU AUC and the all-positive
+    floor; with landmarks in the data (SynthAU), the localisation of the maps (share of present AUs whose map peaks in
+    the AU's region). Data without a fold or split column is evaluated whole."""
     from hiva_core.evaluate import run_eval
     from hiva_core.metrics import format_folds_table, format_table
 
@@ -150,11 +159,13 @@ def eval_(
         batch_size=batch_size,
         aus=aus,
         text_cache=text_cache,
+        threshold=threshold,
+        align=align,
     )
     if all_folds:
         print(format_folds_table(result))
     else:
-        print(f"{run} on {data} (fold {result['fold']}, {result['n']} frames)\n")
+        print(f"{run} on {data} ({result['rows']}, {result['n']} frames; {result['thresholds']})\n")
         print(format_table(result))
         if result.get("localisation"):
             from hiva_core.regions import format_localisation
@@ -169,7 +180,7 @@ def predict(
     out: Path | None = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
     heatmaps: Path | None = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
     batch_size: int = typer.Option(16, help="Faces per model batch (and frames per detection batch)."),
-    threshold: float = typer.Option(0.5, help="Probability at or above which an AU is labelled 1."),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels (larger is faster)."),
@@ -197,7 +208,7 @@ def predict(
         text_cache=text_cache,
     )
     if out is None:
-        print_predict_table(result.rows, result.aus, threshold)
+        print_predict_table(result.rows, result.aus, result.thresholds)
     print_predict_summary(result.summary, out)
 
 

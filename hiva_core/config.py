@@ -47,11 +47,17 @@ class DataSection:
     image_size: int = 224
     num_workers: int = 4  # DataLoader worker processes (0 = load in the training process)
     aus: tuple[int, ...] | None = None  # train on these AUs (an AU spec: 1,2,4 / 1-7 / bp4d); None = the data's
+    align: bool = False  # raw images: detect and align each face as predict does (hiva_core.data.aligned), cached
+    align_cache: str | None = None  # crop cache of data.align; None = hiva_aligned/ beside the manifest / image root
+    # Per-AU thresholds are chosen on the data's split=val rows, else on this share of the training subjects, held out
+    # of training (hiva_core.data.splits); 0 = train on every subject and keep 0.5.
+    val_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         _require(
             (self.image_size >= 8, "data.image_size must be >= 8"),
             (self.num_workers >= 0, "data.num_workers must be >= 0"),
+            (0 <= self.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
         )
         if self.aus is not None:
             from augtext.facs import parse_au_spec

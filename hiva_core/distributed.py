@@ -7,6 +7,7 @@ padding and gathers the predictions to rank 0, so metrics count every frame exac
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +58,16 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def main_first(info: DistInfo) -> Iterator[None]:
+    """Rank 0 runs the block first, the other ranks after it (e.g. rank 0 fills a cache that they then read)."""
+    if info.enabled and not info.is_main:
+        dist.barrier()
+    yield
+    if info.enabled and info.is_main:
+        dist.barrier()
 
 
 def sync_buffers(module: torch.nn.Module, src: int = 0) -> None:

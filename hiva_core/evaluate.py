@@ -1,4 +1,5 @@
-"""Evaluation: per-AU metrics (F1 pooled at 0.5, AUC, the all-positive floor) of a model on labelled data.
+"""Evaluation: per-AU metrics (F1 pooled at the run's per-AU thresholds and at 0.5, AUC, the all-positive floor) of a
+model on labelled data.
 
 `collect_probs` is the one loop over a labelled loader; `evaluate_model` (the trainer's per-epoch evaluation, an
 in-memory model, DDP-aware) and `evaluate_run` (a run folder, `hiva_core eval`) both use it. "predict" is kept for
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader
 from augtext.errors import UserError
 from hiva_core.device import autocast, autocast_dtype
 from hiva_core.distributed import DistInfo, ShardSampler, gather_rows, sync_buffers
-from hiva_core.metrics import aggregate_folds, au_metrics
+from hiva_core.metrics import aggregate_folds, au_metrics, choose_thresholds
 from hiva_core.regions import PeakRecorder, evaluate_localisation
 
 
@@ -53,18 +54,17 @@ def collect_probs(
 
 
 @torch.no_grad()
-def evaluate_model(
+def model_probs(
     model: torch.nn.Module,
     loader: DataLoader,
     text: tuple,
     device: torch.device,
-    aus: list[int],
+    num_aus: int,
     info: DistInfo,
     precision: str = "fp32",
-) -> dict | None:
-    """Per-AU metrics of an in-memory model on a loader (rank 0; other ranks return None). The trainer passes the
-    plain model, never the DDP wrapper: ranks may hold different numbers of batches, and evaluation needs no gradient
-    sync."""
+) -> dict[str, np.ndarray] | None:
+    """`collect_probs` of an in-memory model (rank 0; other ranks return None). The trainer passes the plain model,
+    never the DDP wrapper: ranks may hold different numbers of batches, and evaluation needs no gradient sync."""
     sync_buffers(model)  # BatchNorm statistics differ per rank after DDP steps: everyone evaluates rank 0's
     model.eval()
     dtype = autocast_dtype(device, precision)
@@ -75,8 +75,49 @@ def evaluate_model(
 
     sampler = loader.sampler
     indices = np.asarray(sampler.indices) if isinstance(sampler, ShardSampler) else None
-    out = collect_probs(probs_of, loader, device, len(aus), info, indices)
+    return collect_probs(probs_of, loader, device, num_aus, info, indices)
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    text: tuple,
+    device: torch.device,
+    aus: list[int],
+    info: DistInfo,
+    precision: str = "fp32",
+) -> dict | None:
+    """Per-AU metrics (at 0.5) of an in-memory model on a loader (rank 0; other ranks return None)."""
+    out = model_probs(model, loader, text, device, len(aus), info, precision)
     return au_metrics(out["probs"], out["labels"], out["mask"], aus) if out is not None else None
+
+
+def val_thresholds(
+    model: torch.nn.Module,
+    loader: DataLoader | None,
+    text: tuple,
+    device: torch.device,
+    aus: list[int],
+    info: DistInfo,
+    how: str,
+) -> dict | None:
+    """Per-AU thresholds that maximise F1 on the validation rows, as thresholds.json records them (rank 0; None on
+    other ranks and without validation rows)."""
+    if loader is None:
+        return None
+    val = model_probs(model, loader, text, device, len(aus), info)
+    if val is None:
+        return None
+    chosen = choose_thresholds(val["probs"], val["labels"], val["mask"], aus)
+    at = au_metrics(val["probs"], val["labels"], val["mask"], aus, threshold=list(chosen.values()))
+    return {
+        "thresholds": chosen,
+        "validation": how,
+        "frames": int(len(val["probs"])),
+        "val_f1": {name: row["f1"] for name, row in at["per_au"].items()} | {"avg": at["avg"]["f1"]},
+        "val_f1_at_05": {name: row.get("f1_at_05", row["f1"]) for name, row in at["per_au"].items()}
+        | {"avg": at["avg"].get("f1_at_05", at["avg"]["f1"])},
+    }
 
 
 def evaluate_run(
@@ -88,13 +129,19 @@ def evaluate_run(
     device: str | None = None,
     aus: str | Sequence[int] | None = None,
     text_cache: str | Path | None = None,
+    threshold: float | None = None,
+    align: bool | None = None,
 ) -> dict:
-    """Metrics of one run folder on the test split of `data` (the run's own fold unless `fold` is given).
+    """Metrics of one run folder on the test split of `data` (`hiva_core.data.splits.eval_selection`: `fold`, else
+    the run's own fold when the data has folds, else the data's test split, else every row; `rows` says which).
 
     `aus` (a spec or codes): score these AUs instead of the run's own; AUs it was not trained on need an
-    open-vocabulary run and their descriptions in `text_cache` (`hiva_core.vocabulary.select_aus`)."""
+    open-vocabulary run and their descriptions in `text_cache` (`hiva_core.vocabulary.select_aus`).
+    `threshold`: one for every AU instead of the run's stored per-AU thresholds (F1 at 0.5 is reported beside any
+    other threshold). `align`: detect and align the faces first (`data.align`; default: as the run was trained)."""
     from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.data import build_dataset, check_images
+    from hiva_core.data.splits import eval_selection
     from hiva_core.vocabulary import select_aus
 
     if batch_size < 1:
@@ -107,16 +154,21 @@ def evaluate_run(
             f"evaluate them with --folds all, or give --run {run}/foldK"
         )
     loaded = select_aus(load_run(run, device=device), aus, text_cache)
+    thresholds, threshold_text = loaded.au_thresholds(threshold)
     data_cfg = loaded.config["config"].get("data", {})
-    fold = fold if fold is not None else data_cfg.get("fold")
+    rows = eval_selection(data, fold, data_cfg.get("fold"))
     lists = lists if lists is not None else data_cfg.get("lists")
     dataset = build_dataset(
-        data, split="test", fold=fold, lists=lists, image_size=loaded.image_size, augment=False, aus=loaded.aus
+        data, split=rows.split, fold=rows.fold, lists=lists, image_size=loaded.image_size, augment=False, aus=loaded.aus
     )
     if list(dataset.aus) != loaded.aus:
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {run} predicts {loaded.aus}")
     if len(dataset) == 0:
-        raise UserError(f"{data} has no test frames for fold {fold}")
+        raise UserError(f"{data} has no frames to evaluate ({rows.text})")
+    if data_cfg.get("align", False) if align is None else align:
+        from hiva_core.data.aligned import align_dataset
+
+        dataset = align_dataset(dataset, data_cfg.get("align_cache"), device=loaded.device, split="evaluated")
     check_images(dataset)
     loader = DataLoader(
         dataset,
@@ -127,12 +179,14 @@ def evaluate_run(
     )
     peaks = PeakRecorder(loaded.predict, loaded.image_size)  # probabilities for collect_probs, map peaks kept
     out = collect_probs(peaks, loader, loaded.device, len(loaded.aus))
-    metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus)
+    metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus, threshold=thresholds)
     localisation = evaluate_localisation(peaks, dataset, out["labels"], out["mask"], loaded.aus)
     if localisation is not None:  # the model draws maps and the data has landmarks
         metrics["localisation"] = localisation
     metrics["run"] = str(run)
-    metrics["fold"] = fold
+    metrics["fold"] = rows.fold
+    metrics["rows"] = rows.text
+    metrics["thresholds"] = threshold_text
     return metrics
 
 
@@ -146,9 +200,11 @@ def run_eval(
     batch_size: int = 64,
     aus: str | Sequence[int] | None = None,
     text_cache: Path | None = None,
+    threshold: float | None = None,
+    align: bool | None = None,
 ) -> dict:
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
-    `aus`, `text_cache`: as evaluate_run.
+    `aus`, `text_cache`, `threshold`, `align`: as evaluate_run.
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from augtext.io import check_output_file
@@ -161,13 +217,13 @@ def run_eval(
         runs = RunFolder(run).fold_runs()
         if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
-        per_fold = {
-            r.path.name: evaluate_run(r.path, data, lists, None, batch_size, aus=aus, text_cache=text_cache)
-            for r in runs
-        }
+        options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
+        per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, **options) for r in runs}
         result = aggregate_folds(per_fold)
     else:
-        result = evaluate_run(run, data, lists, fold, batch_size, aus=aus, text_cache=text_cache)
+        result = evaluate_run(
+            run, data, lists, fold, batch_size, aus=aus, text_cache=text_cache, threshold=threshold, align=align
+        )
     if json_out is not None:
         write_json(json_out, result)
     return result

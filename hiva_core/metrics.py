@@ -60,6 +60,37 @@ def auc_roc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def _counts(pred: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:
+    """TP, FP, FN, TN of boolean predictions against boolean labels."""
+    return int(np.sum(pred & y)), int(np.sum(pred & ~y)), int(np.sum(~pred & y)), int(np.sum(~pred & ~y))
+
+
+def choose_thresholds(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray | None, aus: Sequence[int]) -> dict:
+    """Per AU, the threshold that maximises F1 on these (validation) rows: `{"AU1": t, ...}`.
+
+    Every cut between two distinct probabilities is tried; the threshold is the midpoint of the cut (the halfway
+    point between the lowest probability predicted positive and the next one below it, or half the lowest
+    probability when every frame is positive), so that it does not sit on one frame's score. Of equal F1s the highest
+    threshold wins. An AU without a positive (or any known) label keeps 0.5: F1 has nothing to choose from."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    known = ~np.isnan(labels) if mask is None else (~np.isnan(labels) & np.asarray(mask, dtype=bool))
+    out = {}
+    for j, code in enumerate(aus):
+        p, y = probs[known[:, j], j], labels[known[:, j], j] > 0.5
+        if not y.any():
+            out[_label(code)] = 0.5
+            continue
+        order = np.argsort(-p, kind="mergesort")
+        ps, ys = p[order], y[order]
+        f1 = 2.0 * np.cumsum(ys) / (y.sum() + np.arange(1, len(ps) + 1))  # top-k predicted positive
+        f1[np.r_[ps[:-1] == ps[1:], False]] = -1.0  # a cut must fall between distinct probabilities
+        i = int(np.argmax(f1))
+        below = ps[i + 1] if i + 1 < len(ps) else 0.0
+        out[_label(code)] = float((ps[i] + below) / 2.0)
+    return out
+
+
 def _nanmean(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(sum(finite) / len(finite)) if finite else float("nan")
@@ -70,14 +101,17 @@ def au_metrics(
     labels: np.ndarray,
     mask: np.ndarray | None,
     aus: Sequence[int],
-    threshold: float = 0.5,
+    threshold: float | Sequence[float] = 0.5,
 ) -> dict:
     """Per-AU and average F1 / AUC / positive rate / all-positive floor for one split.
 
     probs (N, A) in [0, 1]; labels (N, A) 0/1 (NaN = unknown); mask (N, A) bool, True where the label is known
-    (None: known wherever the label is not NaN). Returns a JSON-ready dict:
-    `{"aus": [...], "threshold", "n", "per_au": {"AU1": {"f1", "auc", "precision", "recall", "pos_rate",
-    "floor_f1", "tp", "fp", "fn", "tn", "n"}, ...}, "avg": {"f1", "auc", "pos_rate", "floor_f1"}}`.
+    (None: known wherever the label is not NaN); threshold: one for every AU, or one per AU (a run's stored
+    thresholds). Returns a JSON-ready dict:
+    `{"aus": [...], "threshold", "n", "per_au": {"AU1": {"f1", "threshold", "auc", "precision", "recall",
+    "pos_rate", "floor_f1", "tp", "fp", "fn", "tn", "n"}, ...}, "avg": {"f1", "auc", "pos_rate", "floor_f1"}}`;
+    "threshold" is None when the AUs have different ones. When any AU's threshold is not 0.5, every AU and the
+    average also get `f1_at_05`, the F1 at 0.5, so that a table shows both.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
@@ -88,20 +122,19 @@ def au_metrics(
     known = ~np.isnan(labels)
     if mask is not None:
         known &= np.asarray(mask, dtype=bool)
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(aus),))
+    also_half = bool((thresholds != 0.5).any())
     per_au: dict[str, dict] = {}
     for j, code in enumerate(aus):
         keep = known[:, j]
         y = labels[keep, j] > 0.5
         p = probs[keep, j]
-        pred = p >= threshold
-        tp = int(np.sum(pred & y))
-        fp = int(np.sum(pred & ~y))
-        fn = int(np.sum(~pred & y))
-        tn = int(np.sum(~pred & ~y))
+        tp, fp, fn, tn = _counts(p >= thresholds[j], y)
         n = int(y.size)
         pos = int(y.sum())
         per_au[_label(code)] = {
             "f1": f1_from_counts(tp, fp, fn),
+            "threshold": float(thresholds[j]),
             "auc": auc_roc(p, y),
             "precision": float(tp / (tp + fp)) if tp + fp else 0.0,
             "recall": float(tp / (tp + fn)) if tp + fn else 0.0,
@@ -114,18 +147,28 @@ def au_metrics(
             "tn": tn,
             "n": n,
         }
+        if also_half:
+            per_au[_label(code)]["f1_at_05"] = f1_from_counts(*_counts(p >= 0.5, y)[:3])
         if n == 0:  # no known label: nothing to score, and nothing for the averages
-            per_au[_label(code)].update(dict.fromkeys(("f1", "precision", "recall", "floor_f1"), float("nan")))
+            row = per_au[_label(code)]
+            row.update({k: float("nan") for k in ("f1", "f1_at_05", "precision", "recall", "floor_f1") if k in row})
     rows = list(per_au.values())
-    avg = {k: _nanmean([r[k] for r in rows]) for k in ("f1", "auc", "pos_rate", "floor_f1")}  # NaN: left out
+    keys = ("f1", "f1_at_05", "auc", "pos_rate", "floor_f1") if also_half else ("f1", "auc", "pos_rate", "floor_f1")
+    avg = {k: _nanmean([r[k] for r in rows]) for k in keys}  # NaN: left out
     return {
         "aus": [int(a) for a in aus],
-        "threshold": float(threshold),
+        "threshold": _common(thresholds),
         "n": int(probs.shape[0]),
         "per_au": per_au,
         "avg": avg,
         "unlabelled": unlabelled(per_au),
     }
+
+
+def _common(thresholds: np.ndarray) -> float | None:
+    """The one threshold of every AU, or None when they differ."""
+    values = set(thresholds.tolist()) or {0.5}
+    return float(values.pop()) if len(values) == 1 else None
 
 
 def unlabelled(per_au: Mapping[str, Mapping]) -> list[str]:
@@ -142,18 +185,28 @@ def _pct(value: float) -> str:
 
 
 def format_table(metrics: Mapping) -> str:
-    """A markdown table to paste into a paper: one row per AU, then Avg; values x100, undefined AUC as "–"."""
-    lines = [
-        "| AU | F1 | AUC | Pos. rate | Floor F1 |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    """A markdown table to paste into a paper: one row per AU, then Avg; values x100, undefined AUC as "–".
+
+    With per-AU thresholds (`f1_at_05` present) F1 is at those thresholds, followed by the threshold and F1 at 0.5."""
+    avg = metrics["avg"]
+    both = "f1_at_05" in avg
+    middle = " Thr. | F1 at 0.5 |" if both else ""
+    lines = [f"| AU | F1 |{middle} AUC | Pos. rate | Floor F1 |", "|---|" + "---:|" * (6 if both else 4)]
+
+    def extra(row: Mapping) -> str:
+        if not both:
+            return ""
+        threshold = f"{row['threshold']:.2f}" if row.get("threshold") is not None else ""
+        return f" {threshold} | {_pct(row['f1_at_05'])} |"
+
     for name, row in metrics["per_au"].items():
         lines.append(
-            f"| {name} | {_pct(row['f1'])} | {_pct(row['auc'])} | {_pct(row['pos_rate'])} | {_pct(row['floor_f1'])} |"
+            f"| {name} | {_pct(row['f1'])} |{extra(row)} {_pct(row['auc'])} | {_pct(row['pos_rate'])} | "
+            f"{_pct(row['floor_f1'])} |"
         )
-    avg = metrics["avg"]
     lines.append(
-        f"| **Avg** | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | {_pct(avg['pos_rate'])} | {_pct(avg['floor_f1'])} |"
+        f"| **Avg** | **{_pct(avg['f1'])}** |{extra(avg)} {_pct(avg['auc'])} | {_pct(avg['pos_rate'])} | "
+        f"{_pct(avg['floor_f1'])} |"
     )
     return "\n".join(lines) + _unlabelled_note(unlabelled(metrics["per_au"]))
 
@@ -174,6 +227,8 @@ def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
         if list(fold_metrics[name]["per_au"]) != au_names:
             raise ValueError(f"{name} has AUs {list(fold_metrics[name]['per_au'])}, {names[0]} has {au_names}")
     keys = ("f1", "auc", "pos_rate", "floor_f1")
+    if all("f1_at_05" in fold_metrics[n]["avg"] for n in names):  # per-AU thresholds: F1 at 0.5 too
+        keys = ("f1", "f1_at_05", "auc", "pos_rate", "floor_f1")
     per_au = {au: {k: _nanmean([fold_metrics[n]["per_au"][au][k] for n in names]) for k in keys} for au in au_names}
     # The average over folds is the mean of the per-fold averages (the paper's figure).
     avg = {k: _nanmean([fold_metrics[n]["avg"][k] for n in names]) for k in keys}
@@ -188,18 +243,23 @@ def format_folds_table(summary: Mapping) -> str:
     folds = summary["folds"]
     mean = summary["mean"]
     names = list(folds)
-    header = "| AU | " + " | ".join(f"F1 {n}" for n in names) + " | F1 mean | AUC mean | Floor F1 |"
-    align = "|---|" + "---:|" * (len(names) + 3)
-    lines = [header, align]
+    both = "f1_at_05" in mean["avg"]
+    header = "| AU | " + " | ".join(f"F1 {n}" for n in names) + " | F1 mean |" + (" F1 at 0.5 mean |" if both else "")
+    lines = [header + " AUC mean | Floor F1 |", "|---|" + "---:|" * (len(names) + 3 + both)]
+
+    def half(row: Mapping) -> str:
+        return f" {_pct(row['f1_at_05'])} |" if both else ""
+
     for au, row in mean["per_au"].items():
         cells = [_pct(folds[n]["per_au"][au]["f1"]) for n in names]
         lines.append(
-            f"| {au} | " + " | ".join(cells) + f" | {_pct(row['f1'])} | {_pct(row['auc'])} | {_pct(row['floor_f1'])} |"
+            f"| {au} | " + " | ".join(cells) + f" | {_pct(row['f1'])} |{half(row)} {_pct(row['auc'])} | "
+            f"{_pct(row['floor_f1'])} |"
         )
     cells = [_pct(folds[n]["avg"]["f1"]) for n in names]
     avg = mean["avg"]
     lines.append(
-        "| **Avg** | " + " | ".join(cells) + f" | **{_pct(avg['f1'])}** | {_pct(avg['auc'])} | "
+        "| **Avg** | " + " | ".join(cells) + f" | **{_pct(avg['f1'])}** |{half(avg)} {_pct(avg['auc'])} | "
         f"{_pct(avg['floor_f1'])} |"
     )
     missing = [

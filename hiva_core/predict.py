@@ -6,10 +6,11 @@ searched for faces (MTCNN, `hiva_core.faces.detect`), each face is aligned to th
 centre crop, ImageNet normalisation) and run through the model in batches.
 
 One row per face: source, kind (image/video), frame index and time (video; 0 and empty for images), face index
-(left to right), status, box, detector score, per AU the probability (`AU12_prob`) and the 0/1 label at the threshold
-(`AU12`). A frame without a face gives one row with status `no_face`; a file that cannot be read gives one row with
-status `unreadable` and the reason in `error`. Neither is fatal: the summary counts them, and the command fails
-(exit status 2) only when not a single input could be read.
+(left to right), status, box, detector score, per AU the probability (`AU12_prob`) and the 0/1 label at the AU's
+threshold (`AU12`): the run's per-AU thresholds (thresholds.json, chosen on validation rows at training; 0.5 for an AU
+without one), or one `threshold` for every AU. A frame without a face gives one row with status `no_face`; a file
+that cannot be read gives one row with status `unreadable` and the reason in `error`. Neither is fatal: the summary
+counts them, and the command fails (exit status 2) only when not a single input could be read.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class PredictResult:
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     aus: list[int] = field(default_factory=list)
+    thresholds: list[float] = field(default_factory=list)  # per AU of `aus`: what the 0/1 columns used
 
 
 # ------------------------------------------------------------------------------------------------------------ inputs
@@ -209,8 +211,8 @@ class FaceStream:
 class _Batcher:
     """Collects face crops, runs the model `batch_size` at a time and fills the rows' AU columns."""
 
-    def __init__(self, loaded, transform, batch_size: int, threshold: float, heatmaps: Path | None, timer: StageTimer):
-        self.loaded, self.transform, self.batch_size, self.threshold = loaded, transform, batch_size, threshold
+    def __init__(self, loaded, transform, batch_size: int, thresholds, heatmaps: Path | None, timer: StageTimer):
+        self.loaded, self.transform, self.batch_size, self.thresholds = loaded, transform, batch_size, thresholds
         self.heatmaps, self.timer = heatmaps, timer
         self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
         self.stems: dict[Path, str] = {}  # heatmap file stem of each source
@@ -231,9 +233,9 @@ class _Batcher:
             out = self.loaded.predict(images)
         probs = out["probs"].float().numpy()
         for row, p in zip(rows, probs, strict=True):
-            for au, value in zip(self.loaded.aus, p, strict=True):
+            for au, value, threshold in zip(self.loaded.aus, p, self.thresholds, strict=True):
                 row[f"{au_label(au)}_prob"] = float(value)
-                row[au_label(au)] = int(value >= self.threshold)
+                row[au_label(au)] = int(value >= threshold)
         if self.heatmaps is not None and out.get("maps") is not None:
             with self.timer.stage("heatmaps"):
                 self._draw(rows, images, out["maps"], probs)
@@ -276,7 +278,7 @@ def run_predict(
     out: str | os.PathLike | None = None,
     heatmaps: str | os.PathLike | None = None,
     batch_size: int = 16,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     detect: bool = True,
     *,
     device: str | torch.device | None = None,
@@ -288,6 +290,7 @@ def run_predict(
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
+    `threshold`: one for every AU instead of the run's per-AU thresholds (0.5 restores the plain rule).
     `out`: .csv / .parquet / .json (a list of row objects) written atomically. `heatmaps`: a folder for one PNG grid
     of per-AU attention overlays per face. `detect=False`: every input is already an aligned face crop. `min_face`:
     smallest face searched for, in pixels. `aus` (a spec or codes) and `text_cache`: score these AUs instead of the
@@ -298,7 +301,7 @@ def run_predict(
     timer = StageTimer()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if not 0.0 <= threshold <= 1.0:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
     out = Path(out) if out is not None else None
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
@@ -314,6 +317,7 @@ def run_predict(
     from hiva_core.vocabulary import select_aus
 
     loaded = select_aus(run if isinstance(run, LoadedRun) else load_run(run, device=device), aus, text_cache)
+    thresholds, threshold_text = loaded.au_thresholds(threshold)
     heat_dir = _heatmap_dir(loaded, heatmaps)
     if detect:
         from hiva_core.faces.detect import get_detector
@@ -321,7 +325,7 @@ def run_predict(
         get_detector(loaded.device)  # a missing detector package fails here, before any work
 
     batcher = _Batcher(
-        loaded, build_transforms(loaded.image_size, augment=False), batch_size, threshold, heat_dir, timer
+        loaded, build_transforms(loaded.image_size, augment=False), batch_size, thresholds, heat_dir, timer
     )
     rows: list[dict[str, Any]] = []
     total = sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
@@ -342,13 +346,16 @@ def run_predict(
 
     table = _frame(rows, loaded.aus)
     summary = _summary(table, sources, loaded)
+    summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
     if summary["frames_read"] == 0:
         failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
         raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")
     if out is not None:
         with timer.stage("write"):
             write_rows(table, out)
-    return PredictResult(rows=table, summary=summary, timings=timer.totals(), aus=list(loaded.aus))
+    return PredictResult(
+        rows=table, summary=summary, timings=timer.totals(), aus=list(loaded.aus), thresholds=thresholds
+    )
 
 
 def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:

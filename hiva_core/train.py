@@ -27,8 +27,8 @@ from hiva_core import checkpoint as ckpt
 from hiva_core.checkpoint import RunFolder
 from hiva_core.config import TrainConfig
 from hiva_core.device import autocast, autocast_dtype, pick_device
-from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed
-from hiva_core.evaluate import evaluate_model
+from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed, main_first
+from hiva_core.evaluate import evaluate_model, val_thresholds
 from hiva_core.metrics import aggregate_folds
 from hiva_core.progress import ProgressBar
 
@@ -162,6 +162,7 @@ class Loaders:
     generator: torch.Generator
     sampler: DistributedSampler | None
     batches: int  # training batches per epoch: the loader's length, capped by train.max_steps_per_epoch
+    val: DataLoader | None = None  # the validation rows, sharded as the test split: per-AU thresholds
 
     def reseed(self, seed: int, epoch: int) -> None:
         self.generator.manual_seed(seed)
@@ -218,37 +219,47 @@ class Monitor:
 
 
 # ------------------------------------------------------------------------------------------------- setting up (fit)
-def build_datasets(cfg: TrainConfig, info: DistInfo) -> tuple[AUDataset, AUDataset]:
-    """The train and test splits. Images are checked up front: a missing file should fail now, not hours into an
-    epoch."""
+@dataclass
+class Splits:
+    """The rows a run uses: train, test (model selection, as the field does), and val (per-AU thresholds; None
+    without a validation slice), with `val_how`, how the validation rows were chosen."""
+
+    train: AUDataset
+    test: AUDataset
+    val: AUDataset | None
+    val_how: str
+
+
+def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None = None) -> Splits:
+    """The train, test and validation splits (hiva_core.data.splits), each aligned first with `data.align`. Images are
+    checked up front: a missing file should fail now, not hours into an epoch."""
     from hiva_core.data import build_dataset, check_images
+    from hiva_core.data.splits import data_layout, validation_split
 
     data = cfg.data
     if data.spec is None:
         raise UserError("hiva_core train needs --data (a manifest, a SynthAU folder, or bp4d:|disfa:|gft:ROOT)")
-    train_ds = build_dataset(
-        data.spec,
-        split="train",
-        fold=data.fold,
-        lists=data.lists,
-        image_size=data.image_size,
-        augment=True,
-        aus=data.aus,
-    )
-    test_ds = build_dataset(
-        data.spec,
-        split="test",
-        fold=data.fold,
-        lists=data.lists,
-        image_size=data.image_size,
-        augment=False,
-        aus=train_ds.aus,
-    )
-    for ds in (train_ds, test_ds):
+    common = {"fold": data.fold, "lists": data.lists, "image_size": data.image_size}
+    train_ds = build_dataset(data.spec, split="train", augment=True, aus=data.aus, **common)
+    found = {
+        "train": train_ds,
+        "test": build_dataset(data.spec, split="test", augment=False, aus=train_ds.aus, **common),
+    }
+    if data.fold is None and data_layout(data.spec).has_val:  # the data's own split=val rows
+        found["val"] = build_dataset(data.spec, split="val", augment=False, aus=train_ds.aus, **common)
+    if data.align:
+        from hiva_core.data.aligned import align_dataset
+
+        with main_first(info):  # rank 0 detects and caches; the others then read its crops
+            found = {name: align_dataset(ds, data.align_cache, device=device, split=name) for name, ds in found.items()}
+    for name, ds in found.items():
         if len(ds) == 0:
-            raise UserError(f"{data.spec}: the {'train' if ds is train_ds else 'test'} split is empty")
+            raise UserError(f"{data.spec}: the {name} split is empty")
         check_images(ds, progress=info.is_main and sys.stderr.isatty())
-    return train_ds, test_ds
+    train_ds, val_ds, how = validation_split(found["train"], data.val_fraction, cfg.train.seed, found.get("val"))
+    if val_ds is not None:  # validation rows are evaluated, not augmented
+        val_ds.transform = found["test"].transform
+    return Splits(train_ds, found["test"], val_ds, how)
 
 
 def read_prior(cfg: TrainConfig, run: RunFolder, aus: list[int], resume: bool) -> TextPrior:
@@ -274,10 +285,8 @@ def read_prior(cfg: TrainConfig, run: RunFolder, aus: list[int], resume: bool) -
     return prior
 
 
-def build_loaders(
-    cfg: TrainConfig, train_ds: AUDataset, test_ds: AUDataset, device: torch.device, info: DistInfo
-) -> Loaders:
-    batch = cfg.train.batch_size
+def build_loaders(cfg: TrainConfig, splits: Splits, device: torch.device, info: DistInfo) -> Loaders:
+    train_ds, batch = splits.train, cfg.train.batch_size
     gen = torch.Generator()
     common = {"num_workers": cfg.data.num_workers, "pin_memory": device.type == "cuda"}
     if info.enabled:
@@ -297,14 +306,17 @@ def build_loaders(
         train = DataLoader(
             train_ds, batch_size=batch, shuffle=True, generator=gen, drop_last=len(train_ds) > batch, **common
         )
-    test = DataLoader(
-        test_ds,
-        batch_size=cfg.train.eval_batch_size or 2 * batch,
-        sampler=ShardSampler(len(test_ds), info.rank, info.world_size),
-        **common,
-    )
+
+    def sharded(ds: AUDataset) -> DataLoader:
+        eval_batch = cfg.train.eval_batch_size or 2 * batch
+        return DataLoader(
+            ds, batch_size=eval_batch, sampler=ShardSampler(len(ds), info.rank, info.world_size), **common
+        )
+
     cap = cfg.train.max_steps_per_epoch
-    return Loaders(train, test, gen, sampler, len(train) if cap is None else min(len(train), cap))
+    batches = len(train) if cap is None else min(len(train), cap)
+    val = sharded(splits.val) if splits.val is not None else None
+    return Loaders(train, sharded(splits.test), gen, sampler, batches, val)
 
 
 def build_state(
@@ -422,12 +434,16 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     info, device = init_distributed(pick_device(cfg.train.device))
     seed_everything(cfg.train.seed)
 
-    train_ds, test_ds = build_datasets(cfg, info)
-    aus = list(train_ds.aus)
+    splits = build_datasets(cfg, info, device)
+    aus = list(splits.train.aus)
     prior = read_prior(cfg, run, aus, resume)
     text = ckpt.prior_tensors(prior, device)  # moved to the device once, reused by every step
-    loaders = build_loaders(cfg, train_ds, test_ds, device, info)
-    state = build_state(cfg, train_ds, prior.dim, loaders.batches, device, info)
+    loaders = build_loaders(cfg, splits, device, info)
+    state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
+    if splits.val is not None:
+        log(info, f"per-AU thresholds: chosen on {splits.val_how}")
+    elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)
+        log(info, f"per-AU thresholds stay 0.5: {splits.val_how}")
     if resume:  # every piece of state that the next epoch depends on
         state.load_state_dict(run.resume())
         log(
@@ -446,8 +462,8 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                 state.model,
                 aus,
                 prior,
-                train_frames=len(train_ds),
-                test_frames=len(test_ds),
+                train_frames=len(splits.train),
+                test_frames=len(splits.test),
                 world_size=info.world_size,
             )
 
@@ -463,13 +479,14 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                 seed_everything(seed)
                 loaders.reseed(seed, epoch)
                 losses = train_one_epoch(state, loaders, text, cfg, monitor)
-                metrics = None
+                metrics = thresholds = None
                 if epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs:
                     # fp32, like load_run's predict: `hiva_core eval` then reproduces these numbers exactly.
                     metrics = evaluate_model(state.model, loaders.test, text, device, aus, info)
+                    thresholds = val_thresholds(state.model, loaders.val, text, device, aus, info, splits.val_how)
                 # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
                 if info.is_main:
-                    run.save_checkpoint(epoch, metrics, state.model, state.state_dict())
+                    run.save_checkpoint(epoch, metrics, state.model, state.state_dict(), thresholds)
                     monitor.end_epoch(state, losses, metrics, started)
 
     return {

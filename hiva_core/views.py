@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def print_predict_table(table: pd.DataFrame, aus: Sequence[int], threshold: float) -> None:
+def print_predict_table(table: pd.DataFrame, aus: Sequence[int], threshold: float | Sequence[float]) -> None:
     """`hiva_core predict` without --out: the rows on stdout. On a terminal a rich table of probabilities (bold where
-    at or above the threshold); otherwise (piped, redirected) CSV, the same as `--out FILE.csv`, which a narrow pipe
-    cannot garble."""
+    at or above the AU's threshold: one for all, or one per AU); otherwise (piped, redirected) CSV, the same as
+    `--out FILE.csv`, which a narrow pipe cannot garble."""
     import pandas as pd
     from rich.console import Console
     from rich.table import Table
@@ -34,6 +34,7 @@ def print_predict_table(table: pd.DataFrame, aus: Sequence[int], threshold: floa
     view = Table(show_lines=False)
     for name in ("source", "frame", "time", "face", "status", *[au_label(a) for a in aus]):
         view.add_column(name, justify="left" if name in ("source", "status") else "right", overflow="fold")
+    limits = [float(threshold)] * len(aus) if isinstance(threshold, (int, float)) else list(threshold)
     for r in table.itertuples(index=False):
         cells = [
             Path(r.source).name,
@@ -42,9 +43,9 @@ def print_predict_table(table: pd.DataFrame, aus: Sequence[int], threshold: floa
             "" if pd.isna(r.face) else str(r.face),
             r.status,
         ]
-        for au in aus:
+        for au, limit in zip(aus, limits, strict=True):
             p = getattr(r, f"{au_label(au)}_prob")
-            cells.append("" if pd.isna(p) else (f"[bold]{p:.2f}[/bold]" if p >= threshold else f"{p:.2f}"))
+            cells.append("" if pd.isna(p) else (f"[bold]{p:.2f}[/bold]" if p >= limit else f"{p:.2f}"))
         view.add_row(*cells)
     Console(soft_wrap=False).print(view)
 

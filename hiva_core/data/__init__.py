@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 from augtext.errors import UserError, unwrap_worker_error
 from hiva_core.data.dataset import AUDataset, check_images
-from hiva_core.data.lists import LIST_FORMATS, load_list_dataset
+from hiva_core.data.lists import LIST_FORMATS, load_list_dataset, split_list_spec
 from hiva_core.data.manifest import load_manifest_dataset
 from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, denormalize
 
@@ -23,8 +22,7 @@ __all__ = [
     "unwrap_worker_error",
 ]
 
-SPLITS = ("train", "test")
-_LIST_SPEC = re.compile(r"^([A-Za-z0-9]+):(.*)$")
+SPLITS = ("train", "val", "test", "all")
 
 
 def build_dataset(
@@ -42,20 +40,23 @@ def build_dataset(
     spec: `bp4d:IMAGE_ROOT` / `disfa:IMAGE_ROOT` / `gft:IMAGE_ROOT` (with `lists`: the folder of list files, or its
     parent holding BP4D/ DISFA/ GFT/; default fold 1, GFT has no folds), a `.csv`/`.parquet` manifest, or a folder
     holding manifest.parquet / manifest.csv (SynthAU). aus: pick and order the label columns (default: the data's).
+    split: train / test, `val` (a manifest's split=val rows) or `all` (every row of a manifest, whatever its folds).
     Images are not opened here; `check_images` checks they exist, a bad one fails when its item is read.
     """
     if split not in SPLITS:
-        raise UserError(f"split must be 'train' or 'test', got {split!r}")
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     transform = build_transforms(image_size, augment)
     text = os.fspath(spec)
-    match = _LIST_SPEC.match(text)
-    if match and len(match.group(1)) > 1:  # a Windows drive letter (C:\...) is a path, not a dataset name
-        name, root = match.group(1).lower(), match.group(2)
+    parts = split_list_spec(text)
+    if parts is not None:
+        name, root = parts
         if name not in LIST_FORMATS:
             raise UserError(
-                f"unknown dataset {match.group(1)!r} in {text!r}; use {', '.join(LIST_FORMATS)}:IMAGE_ROOT "
+                f"unknown dataset {text.partition(':')[0]!r} in {text!r}; use {', '.join(LIST_FORMATS)}:IMAGE_ROOT "
                 "or a manifest .csv/.parquet"
             )
+        if split not in ("train", "test"):
+            raise UserError(f"{name} list files hold train and test splits only, not {split!r}")
         if not root:
             raise UserError(f"{text!r} names no image root; use {name}:IMAGE_ROOT")
         if not os.path.isdir(root):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +92,28 @@ class AUDataset(Dataset):
             "meta": self.meta(index),
         }
 
+    def subset(self, indices: Sequence[int], files: Sequence[str] | None = None, source: str = "") -> AUDataset:
+        """The rows `indices` (in that order) as a dataset with the same AUs and transform. `files`: other image
+        files for those rows (absolute, or relative to this root), e.g. their aligned crops; meta stays the rows'."""
+        indices = [int(i) for i in indices]
+        chosen = [self.files[i] for i in indices] if files is None else list(files)
+        return AUDataset(
+            chosen,
+            self.labels[indices] if indices else self.labels[:0],
+            self.aus,
+            root=self.root,
+            transform=self.transform,
+            meta=partial(_subset_meta, self._meta, indices),
+            source=source or self.source,
+        )
+
     def __repr__(self) -> str:
         aus = " ".join(au_label(a) for a in self.aus)
         return f"AUDataset({len(self)} frames, {aus}, from {self.source or self.root})"
+
+
+def _subset_meta(meta: MetaFn | None, indices: list[int], index: int) -> tuple[str, str, str]:
+    return meta(indices[index]) if meta else ("", "", "")
 
 
 def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] | None, source: str):

@@ -7,6 +7,7 @@ One relative image path a line in `*_path*` files and one row of space-separated
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,16 @@ from augtext.facs import DATASET_AUS, au_label
 from hiva_core.data.dataset import AUDataset, select_aus
 
 _ALLOWED_HINT = "labels must be 0 (absent), 1 (present) or 9 (unknown)"
+_LIST_SPEC = re.compile(r"^([A-Za-z0-9]+):(.*)$")
+
+
+def split_list_spec(spec: str | os.PathLike) -> tuple[str, str] | None:
+    """`bp4d:IMAGE_ROOT` -> ("bp4d", "IMAGE_ROOT") (any name: the caller checks it against LIST_FORMATS); None for a
+    path, including a Windows drive letter (C:\\...)."""
+    match = _LIST_SPEC.match(os.fspath(spec))
+    if match is None or len(match.group(1)) < 2:
+        return None
+    return match.group(1).lower(), match.group(2)
 
 
 @dataclass(frozen=True)

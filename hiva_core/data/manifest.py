@@ -3,7 +3,8 @@
 Paths are relative to the manifest's folder (absolute paths are kept). Label cells are 0, 1, or unknown: an empty
 cell, 9, or one of the words in UNKNOWN_WORDS in any case (NaN, NA, N/A, None, null; a Parquet null too). Any other
 value (pandas' other missing-value words such as #N/A or <NA>, -1, ?) is an error naming the line.
-Optional columns: `fold` (int; test = fold k, train = the others), `split` (train/test), `subject` (or SynthAU's
+Optional columns: `fold` (int; test = fold k, train = the others), `split` (train/test, and val: rows on which
+`train` chooses per-AU thresholds), `subject` (or SynthAU's
 `identity`), `sequence`, `frame`. Other columns (AU12_int, yaw, ...) are ignored.
 """
 
@@ -122,13 +123,20 @@ def manifest_folds(spec: str | os.PathLike) -> list[int]:
 
 
 def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> np.ndarray:
-    """Boolean row mask for the split, by the fold rules of docs/INTERFACES.md."""
+    """Boolean row mask for the split, by the fold rules of docs/INTERFACES.md (`all`: every row; `val`: the rows
+    whose split is val, valid or validation)."""
+    from hiva_core.data.splits import split_name
+
+    if split == "all":
+        return np.ones(len(df), dtype=bool)
     if fold is None and "split" in df.columns:
-        values = df["split"].astype(str).str.strip().str.lower()
+        values = df["split"].map(split_name)
         keep = (values == split).to_numpy()
         if not keep.any():
             raise UserError(f"{path} has no rows with split={split}; its split values: {sorted(set(values))}")
         return keep
+    if split == "val":
+        raise UserError(f"{path} has no validation rows (a split column with val rows, used without a fold)")
     if fold is not None or "fold" in df.columns:
         folds = fold_column(df, path)
         fold = 1 if fold is None else fold

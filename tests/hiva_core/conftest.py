@@ -65,7 +65,11 @@ def tiny_faces(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------------------------- tiny training runs
 def train_argv(text_cache: Path, data: Path, out: Path, *extra: str, epochs: int = 6) -> list[str]:
-    """`hiva_core train` arguments for a tiny, fast run (tiny backbone, d=32, 32-px crops, no workers/bars)."""
+    """`hiva_core train` arguments for a tiny, fast run (tiny backbone, d=32, 32-px crops, no workers/bars).
+
+    Every training subject is trained on (`data.val_fraction=0`: no validation slice, no thresholds.json), so that
+    step counts and learning speed are those the tests count on; `--set data.val_fraction=F` (a later --set wins)
+    holds a slice out to choose per-AU thresholds (tests/hiva_core/test_thresholds.py)."""
     return [
         "train",
         "--text-cache",
@@ -95,6 +99,8 @@ def train_argv(text_cache: Path, data: Path, out: Path, *extra: str, epochs: int
         "train.progress=false",
         "--set",
         "train.tensorboard=false",
+        "--set",
+        "data.val_fraction=0",
         *extra,
     ]
 

@@ -263,6 +263,8 @@ def test_bad_list_pairs(tmp_path):
     with pytest.raises(UserError, match="image root not found"):
         build_dataset(f"bp4d:{tmp_path / 'nowhere'}", split="train", lists=tmp_path)
     with pytest.raises(UserError, match="split must be"):
+        build_dataset(f"disfa:{tmp_path}", split="dev", lists=tmp_path / "lists")
+    with pytest.raises(UserError, match="disfa list files hold train and test splits only, not 'val'"):
         build_dataset(f"disfa:{tmp_path}", split="val", lists=tmp_path / "lists")
     empty = tmp_path / "empty"
     write_list_pair(empty / "DISFA_train_path_fold1.txt", empty / "DISFA_train_label_fold1.txt", [], [])

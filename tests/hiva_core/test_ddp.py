@@ -24,6 +24,8 @@ def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
         "8",
         "--set",
         "train.max_steps_per_epoch=2",
+        "--set",
+        "data.val_fraction=0.1",  # a validation slice: thresholds from rows gathered over both ranks
         epochs=2,
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -49,4 +51,5 @@ def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
     # Evaluation gathered both ranks' shards: every test frame counted once.
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["last"]["n"] == 32
+    assert json.loads((out / "thresholds.json").read_text())["frames"] == 8  # 1 of 8 training subjects
     assert proc.stdout.count("| **Avg** |") == 1  # only rank 0 prints

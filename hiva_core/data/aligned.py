@@ -1,0 +1,142 @@
+"""`data.align`: labelled raw images (photos, video frames) detected and aligned on the fly, as `hiva_core predict`
+aligns new faces, so that training, evaluation and prediction see one framing (`hiva_core.faces.align.TEMPLATE`).
+
+Each image goes through predict's own face stream (`hiva_core.predict.FaceStream`: the same reader, MTCNN call and
+256-px similarity alignment); when it holds several faces the largest is kept, as `hiva_core prepare` does. Crops
+are cached as PNG files in a folder (default `hiva_aligned/` beside the manifest, or under the list files' image
+root; `data.align_cache` names another), one file per image named by a hash of the image's absolute path, its
+modification time and size, and the alignment (template, crop size, detector settings): an edited image or another
+template is aligned again, everything else is reused across epochs, runs, `train` and `eval`. Files are written
+atomically (temp file + rename), so a killed run leaves no half-written crop.
+
+An image in which no face is found is left out, with a warning that names it (a marker in the cache remembers it, so
+it is not searched again); a split in which no image has a face is a UserError. An unreadable image is a UserError,
+as it is without alignment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from augtext.errors import UserError
+from augtext.io import atomic_write, check_output_dir
+from hiva_core.data.dataset import AUDataset
+from hiva_core.faces.align import DEFAULT_SIZE, TEMPLATE
+
+CACHE_NAME = "hiva_aligned"  # default cache folder, beside the manifest / under the image root
+MIN_FACE = 20.0  # smallest face searched for (pixels): predict's default
+CHUNK = 64  # images per face-stream pass
+SHOW = 10  # images named one by one in the warnings; the rest are counted
+
+
+def alignment_id(min_face: float = MIN_FACE) -> str:
+    """What a crop depends on besides its image: template, crop size (predict's), detector and the face picked."""
+    spec = {"template": TEMPLATE.round(6).tolist(), "size": DEFAULT_SIZE, "detector": "mtcnn", "min_face": min_face}
+    return json.dumps({**spec, "min_score": 0.9, "pick": "largest", "version": 1}, sort_keys=True)
+
+
+class CropCache:
+    """Aligned crops of image files, in `folder`; keyed by image (path, mtime, size) and the alignment."""
+
+    def __init__(self, folder: str | os.PathLike, min_face: float = MIN_FACE):
+        self.folder = Path(folder)
+        self.min_face = min_face
+        self._alignment = alignment_id(min_face)
+
+    def key(self, image: str | os.PathLike) -> str:
+        path = os.path.realpath(image)
+        stat = os.stat(path)
+        text = f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\0{self._alignment}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def crop_file(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.png"
+
+    def no_face_file(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.noface"
+
+    def write_no_face(self, key: str, image: str) -> None:
+        with atomic_write(self.no_face_file(key), "w") as fh:
+            fh.write(f"{image}\n")
+
+
+def default_cache(dataset: AUDataset) -> Path:
+    return Path(dataset.root or ".") / CACHE_NAME
+
+
+def align_dataset(
+    dataset: AUDataset,
+    cache: str | os.PathLike | None = None,
+    *,
+    device=None,
+    progress: bool | None = None,
+    split: str = "",
+) -> AUDataset:
+    """`dataset` with each image replaced by its aligned face crop (cached), rows without a face left out.
+
+    `cache`: the crop folder (None: `hiva_aligned/` under the dataset's root). `split` names the rows in messages."""
+    from hiva_core.data.dataset import check_images
+
+    folder = Path(cache) if cache is not None else default_cache(dataset)
+    check_output_dir(folder, "data.align_cache")
+    check_images(dataset, progress=False)  # a missing file is an error, as without alignment
+    store = CropCache(folder)
+    keys = [store.key(dataset.path(i)) for i in range(len(dataset))]
+    todo = [i for i, k in enumerate(keys) if not store.crop_file(k).is_file() and not store.no_face_file(k).is_file()]
+    if todo:
+        _align_images(dataset, todo, keys, store, device, progress)
+    keep = [i for i, k in enumerate(keys) if store.crop_file(k).is_file()]
+    missed = [dataset.path(i) for i, k in enumerate(keys) if not store.crop_file(k).is_file()]
+    where = f"the {split} rows of {dataset.source}" if split else dataset.source
+    for path in missed[:SHOW]:
+        print(f"warning: data.align: no face found in {path}; left out of {where}", file=sys.stderr)
+    if len(missed) > SHOW:
+        print(
+            f"warning: data.align: {len(missed) - SHOW} more images without a face left out of {where}", file=sys.stderr
+        )
+    if not keep:
+        raise UserError(
+            f"data.align found no face in any of the {len(dataset)} images of {where}; are they photos of faces? "
+            "(already aligned crops need no data.align)"
+        )
+    crops = [str(store.crop_file(keys[i])) for i in keep]
+    return dataset.subset(keep, files=crops, source=f"{dataset.source} (aligned, {folder})")
+
+
+def _align_images(dataset: AUDataset, todo: list[int], keys: list[str], store: CropCache, device, progress) -> None:
+    """Detect and align the images `todo` (dataset positions) through predict's face stream; write their crops."""
+    from hiva_core.faces.media import write_image
+    from hiva_core.predict import FaceStream, StageTimer
+    from hiva_core.progress import progress_bar
+
+    timer = StageTimer()
+    with progress_bar("aligning faces", len(todo), progress) as advance:
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            sources = [(Path(dataset.path(i)), "image") for i in chunk]
+            best: dict[str, tuple[float, object]] = {}
+            stream = FaceStream(sources, timer, min_face=store.min_face, device=device, on_frames=advance)
+            for face in stream:
+                row = face.row
+                if row["status"] == "unreadable":
+                    raise UserError(
+                        f"cannot read image {row['source']} ({row['error']}); replace or remove it from "
+                        f"{dataset.source}"
+                    )
+                if face.crop is None:
+                    continue
+                area = (row["x2"] - row["x1"]) * (row["y2"] - row["y1"])
+                if row["source"] not in best or area > best[row["source"]][0]:
+                    best[row["source"]] = (area, face.crop)
+            for i, (source, _) in zip(chunk, sources, strict=True):
+                found = best.get(str(source))
+                if found is None:
+                    store.write_no_face(keys[i], str(source))
+                else:
+                    write_image(store.crop_file(keys[i]), np.asarray(found[1]))  # atomic

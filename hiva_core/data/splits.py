@@ -1,0 +1,123 @@
+"""Which rows a command uses: what folds and splits a `--data` spec defines, the rows `eval` scores, and the
+validation slice on which `train` chooses per-AU thresholds.
+
+- Evaluation (`eval_selection`): a fold the user names is that fold's test rows. Otherwise the run's own fold, when
+  the data has folds (list files of BP4D/DISFA, a manifest's `fold` column); else the data's `split=test` rows; else
+  (no fold and no split column) every row, and the selection says so.
+- Validation (`validation_split`): the data's own validation rows when it has them (a manifest whose `split` column
+  marks rows `val`, used when training selects rows by that column, not by fold); otherwise a held-out slice of the
+  training split: `fraction` of its subjects (whole subjects, drawn with the run's seed), or, when the data names too
+  few subjects for that, the same fraction of its frames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from augtext.errors import UserError
+from hiva_core.data.dataset import AUDataset
+
+VAL_WORDS = ("val", "valid", "validation")  # values of a manifest's `split` column that mark validation rows
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """What a `--data` spec defines: folds (`folds`), and the split names its rows carry (`splits`: train, test,
+    val)."""
+
+    folds: bool
+    splits: frozenset[str]
+
+    @property
+    def has_val(self) -> bool:
+        return "val" in self.splits
+
+
+def list_format(spec: str | os.PathLike):
+    """The ListFormat of a `bp4d:` / `disfa:` / `gft:` spec, or None for a manifest."""
+    from hiva_core.data.lists import LIST_FORMATS, split_list_spec
+
+    parts = split_list_spec(spec)
+    return LIST_FORMATS.get(parts[0]) if parts else None
+
+
+def split_name(value: str) -> str:
+    """A `split` cell as one of train / val / test (other values are kept, lower-case)."""
+    word = str(value).strip().lower()
+    return "val" if word in VAL_WORDS else word
+
+
+def data_layout(spec: str | os.PathLike) -> DataLayout:
+    """The folds and splits of a `--data` spec (reads a manifest's columns; list files always have train/test)."""
+    from hiva_core.data.manifest import find_manifest, read_label_manifest
+
+    fmt = list_format(spec)
+    if fmt is not None:
+        return DataLayout(folds=fmt.folds, splits=frozenset({"train", "test"}))
+    path = find_manifest(spec)
+    df = read_label_manifest(path)
+    splits = frozenset(split_name(v) for v in df["split"].dropna()) if "split" in df.columns else frozenset()
+    return DataLayout(folds="fold" in df.columns, splits=splits)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The rows `eval` scores: `split` and `fold` for build_dataset, and `text`, what a table header says."""
+
+    split: str
+    fold: int | None
+    text: str
+
+
+def eval_selection(spec: str | os.PathLike, fold: int | None, run_fold: int | None) -> Selection:
+    """Rows to evaluate: `fold` (given by the user) as always; else the run's fold if the data has folds; else the
+    data's test split; else all rows (data without a fold or split column is evaluated whole)."""
+    if fold is not None:
+        return Selection("test", fold, f"fold {fold}")
+    layout = data_layout(spec)
+    if layout.folds:
+        chosen = run_fold if run_fold is not None else 1  # build_dataset's default fold
+        return Selection("test", chosen, f"fold {chosen}")
+    if layout.splits:
+        return Selection("test", None, "split test")
+    return Selection("all", None, "all rows: no fold or split column")
+
+
+def validation_split(
+    train: AUDataset, fraction: float, seed: int, data_val: AUDataset | None = None
+) -> tuple[AUDataset, AUDataset | None, str]:
+    """(training rows, validation rows or None, how the validation rows were chosen), as the module docstring says.
+
+    `data_val`: the data's own validation rows, used as they are. `fraction` 0 holds nothing out (None)."""
+    if data_val is not None and len(data_val):
+        return train, data_val, f"the data's validation rows (split=val, {len(data_val)} frames)"
+    if fraction <= 0:
+        return train, None, "no validation split (data.val_fraction = 0)"
+    n = len(train)
+    subjects = [train.meta(i)["subject"] for i in range(n)]
+    names = sorted(set(subjects))
+    rng = np.random.default_rng(seed)
+    k = round(fraction * len(names))
+    if 1 <= k < len(names):
+        held = {names[i] for i in rng.permutation(len(names))[:k]}
+        val_rows = [i for i, s in enumerate(subjects) if s in held]
+        how = f"{k} of {len(names)} training subjects held out of training ({len(val_rows)} frames)"
+    else:
+        m = round(fraction * n)
+        if not 1 <= m < n:
+            return train, None, f"no validation split: {n} training frames are too few to hold {fraction:g} out"
+        val_rows = sorted(rng.permutation(n)[:m].tolist())
+        few = math.ceil(0.5 / fraction)
+        how = (
+            f"{m} of {n} training frames held out of training at random (the data names {len(names)} subject(s), "
+            f"fewer than the {few} needed to hold out whole ones)"
+        )
+    held_rows = set(val_rows)
+    keep = [i for i in range(n) if i not in held_rows]
+    if not keep:
+        raise UserError(f"{train.source}: holding out a validation slice left no training frames")
+    return train.subset(keep), train.subset(val_rows, source=f"{train.source} (validation)"), how

@@ -1,0 +1,159 @@
+"""One framing for train, eval and predict: raw manifests aligned on the fly (`data.align`), and which rows `eval`
+scores (data without folds is evaluated whole)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from hiva_core.checkpoint import RunFolder
+from hiva_core.cli import main
+from tests.hiva_core.conftest import train_argv
+
+
+def _manifest(tiny_faces: Path, path: Path, edit) -> Path:
+    frame = pd.read_csv(tiny_faces)
+    frame["path"] = [str(tiny_faces.parent / p) for p in frame["path"]]
+    edit(frame).to_csv(path, index=False)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ which rows eval scores
+def test_eval_of_a_fold_run_on_data_without_folds_scores_every_row(trained_run, tiny_faces, tmp_path, capsys):
+    run, _ = trained_run  # trained with --fold 1
+    whole = _manifest(tiny_faces, tmp_path / "whole.csv", lambda f: f.drop(columns="fold"))
+    out = tmp_path / "whole.json"
+    assert main(["eval", "--run", str(run), "--data", str(whole), "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "(all rows: no fold or split column, 96 frames;" in captured.out and "warning" not in captured.err
+    result = json.loads(out.read_text())
+    assert result["n"] == 96 and result["fold"] is None and result["rows"] == "all rows: no fold or split column"
+    # A split column: its test rows. Folds: the run's fold, as before.
+    split = _manifest(
+        tiny_faces,
+        tmp_path / "split.csv",
+        lambda f: f.assign(split=np.where(f["fold"] == 2, "test", "train")).drop(columns="fold"),
+    )
+    assert main(["eval", "--run", str(run), "--data", str(split)]) == 0
+    assert "(split test, 32 frames;" in capsys.readouterr().out
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces)]) == 0
+    assert "(fold 1, 32 frames;" in capsys.readouterr().out
+    # A fold the user names still needs folds in the data.
+    assert main(["eval", "--run", str(run), "--data", str(whole), "--fold", "2"]) == 2
+    assert "no fold column" in capsys.readouterr().err
+
+
+def test_eval_selection_rules(tiny_faces, tmp_path):
+    from hiva_core.data.splits import eval_selection
+
+    whole = _manifest(tiny_faces, tmp_path / "whole.csv", lambda f: f.drop(columns="fold"))
+    assert eval_selection(tiny_faces, None, 2).fold == 2 and eval_selection(tiny_faces, 3, 2).fold == 3
+    assert eval_selection(whole, None, 2).split == "all"
+    assert eval_selection("gft:/x", None, 1).text == "split test"  # GFT: one official split, no folds
+    assert eval_selection("bp4d:/x", None, None).fold == 1
+
+
+# --------------------------------------------------------------------------------------------------- data.align
+@pytest.fixture(scope="module")
+def raw_faces(tmp_path_factory) -> Path:
+    """A manifest of unaligned photos: the astronaut at three scales and places, mirrored, and one image with no
+    face; split train / test."""
+    pytest.importorskip("facenet_pytorch", reason="face detection needs: pip install --no-deps facenet-pytorch")
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("raw")
+    face = data.astronaut()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        canvas = np.full((420, 380, 3), 40 + 20 * i, dtype=np.uint8)
+        side = 220 + 20 * (i % 4)
+        img = np.asarray(Image.fromarray(face).resize((side, side)))
+        img = img[:, ::-1] if i % 2 else img
+        y, x = 10 + 15 * (i % 3), 5 + 20 * (i % 5)
+        canvas[y : y + side, x : x + side] = img
+        Image.fromarray(canvas).save(root / f"photo{i}.jpg", quality=95)
+        rows.append({"path": f"photo{i}.jpg", "split": "test" if i >= 6 else "train"})
+    wall = rng.integers(0, 255, size=(200, 200, 3), dtype=np.uint8)
+    Image.fromarray(wall).save(root / "wall.png")
+    rows.append({"path": "wall.png", "split": "train"})
+    frame = pd.DataFrame(rows)
+    for au in (1, 2, 4):
+        frame[f"AU{au}"] = rng.integers(0, 2, size=len(frame))
+    frame.to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"
+
+
+def test_align_caches_predicts_crops_and_leaves_out_faceless_images(raw_faces, capsys):
+    from hiva_core.data import build_dataset
+    from hiva_core.data.aligned import CACHE_NAME, CropCache, align_dataset
+    from hiva_core.predict import FaceStream, StageTimer
+
+    raw = build_dataset(raw_faces, split="train", image_size=32)
+    aligned = align_dataset(raw, progress=False, split="train")
+    err = capsys.readouterr().err
+    assert f"no face found in {raw_faces.parent / 'wall.png'}; left out of the train rows" in err
+    assert len(aligned) == 6 and list(aligned.labels[:, 0]) == list(raw.labels[:6, 0])
+    cache = raw_faces.parent / CACHE_NAME
+    assert len(list(cache.glob("*/*.png"))) == 6 and len(list(cache.glob("*/*.noface"))) == 1
+    # The cached crop is predict's crop of the same photo, pixel for pixel.
+    face = next(iter(FaceStream([(raw_faces.parent / "photo3.jpg", "image")], StageTimer())))
+    assert np.array_equal(np.asarray(Image.open(aligned.path(3))), np.asarray(face.crop))
+    assert aligned[0]["image"].shape == (3, 32, 32)
+    # A second pass reads the cache; an edited image is aligned again (its key follows mtime and size).
+    store = CropCache(cache)
+    key = store.key(raw_faces.parent / "photo0.jpg")
+    st = os.stat(raw_faces.parent / "photo0.jpg")
+    os.utime(raw_faces.parent / "photo0.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert store.key(raw_faces.parent / "photo0.jpg") != key
+
+
+def test_train_eval_with_align_see_one_framing(raw_faces, text_cache, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    cache = tmp_path / "crops"
+    align = ("--set", "data.align=true", "--set", f"data.align_cache={cache}")
+    assert main(train_argv(text_cache, raw_faces, out, *align, epochs=1)) == 0
+    info = RunFolder(out).read_config()
+    assert info["config"]["data"]["align"] is True and info["data"]["train_frames"] == 6  # wall.png left out
+    assert "no face found" in capsys.readouterr().err
+    crops = sorted(cache.glob("*/*.png"))
+    assert len(crops) == 8
+    # eval of that run aligns as it was trained, from the cache: no detector call.
+    import hiva_core.faces.detect as detect
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError("the crops were cached")
+
+    monkeypatch.setattr(detect, "detect_faces_batch", no_detector)
+    assert main(["eval", "--run", str(out), "--data", str(raw_faces)]) == 0
+    assert "(split test, 2 frames;" in capsys.readouterr().out
+    assert main(["eval", "--run", str(out), "--data", str(raw_faces), "--no-align"]) == 0  # the raw photos
+    assert "(split test, 2 frames;" in capsys.readouterr().out
+
+
+def test_align_errors_name_the_problem(raw_faces, tmp_path, capsys):
+    from augtext.errors import UserError
+    from hiva_core.data import build_dataset
+    from hiva_core.data.aligned import align_dataset
+
+    walls = tmp_path / "walls.csv"
+    pd.DataFrame([{"path": str(raw_faces.parent / "wall.png"), "AU1": 1}]).to_csv(walls, index=False)
+
+    with pytest.raises(UserError, match="found no face in any of the 1 images"):
+        align_dataset(build_dataset(walls, split="all"), tmp_path / "c", progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="data.align_cache"):
+        align_dataset(build_dataset(walls, split="all"), blocker, progress=False)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame([{"path": str(broken), "AU1": 1}]).to_csv(bad, index=False)
+    with pytest.raises(UserError, match="cannot read image .*broken.jpg"):
+        align_dataset(build_dataset(bad, split="all"), tmp_path / "c", progress=False)

@@ -1,0 +1,170 @@
+"""Per-AU thresholds: chosen on validation rows at training, stored in the run, used by eval and predict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from augtext.errors import UserError
+from hiva_core.checkpoint import RunFolder, load_run
+from hiva_core.cli import main
+from hiva_core.metrics import au_metrics, choose_thresholds, format_table
+from tests.hiva_core.conftest import train_argv
+
+
+# ------------------------------------------------------------------------------------------------ choosing them
+def test_choose_thresholds_maximises_f1_between_scores():
+    probs = np.array([[0.9, 0.2], [0.35, 0.2], [0.3, 0.2], [0.1, 0.2], [0.05, 0.2]])
+    labels = np.array([[1, 0], [1, 0], [0, 0], [1, 0], [0, 0]], dtype=np.float32)
+    chosen = choose_thresholds(probs, labels, None, [1, 2])
+    # AU1: the top 4 scores hold all 3 positives (F1 6/7 > 4/5 for the top 2); the cut is halfway from 0.1 to 0.05.
+    assert chosen["AU1"] == pytest.approx(0.075)
+    assert chosen["AU2"] == 0.5  # no positive: nothing to choose, 0.5 stays
+    at = au_metrics(probs, labels, None, [1, 2], threshold=[chosen["AU1"], chosen["AU2"]])
+    half = au_metrics(probs, labels, None, [1, 2])
+    assert at["per_au"]["AU1"]["f1"] == pytest.approx(6 / 7) and half["per_au"]["AU1"]["f1"] == pytest.approx(0.5)
+    assert at["per_au"]["AU1"]["f1_at_05"] == half["per_au"]["AU1"]["f1"] and at["threshold"] is None
+    # Tied scores are never split, unknown labels are ignored.
+    tied = choose_thresholds(np.array([[0.6], [0.6], [0.2]]), np.array([[1.0], [0.0], [np.nan]]), None, [4])
+    assert tied["AU4"] == pytest.approx(0.3)
+
+
+def test_table_shows_both_thresholds_only_when_they_differ():
+    probs, labels = np.array([[0.4], [0.1]]), np.array([[1.0], [0.0]])
+    plain = format_table(au_metrics(probs, labels, None, [12]))
+    both = format_table(au_metrics(probs, labels, None, [12], threshold=[0.3]))
+    assert plain.splitlines()[0] == "| AU | F1 | AUC | Pos. rate | Floor F1 |"
+    assert both.splitlines()[0] == "| AU | F1 | Thr. | F1 at 0.5 | AUC | Pos. rate | Floor F1 |"
+    assert "| AU12 | 100.0 | 0.30 | 0.0 |" in both
+
+
+# --------------------------------------------------------------------------------------------- a real tiny run
+@pytest.fixture(scope="module")
+def thresholded_run(tmp_path_factory, text_cache, tiny_faces):
+    """Fold 1 of the tiny faces with the default validation slice (1 of the 8 training subjects held out)."""
+    import torch
+
+    out = tmp_path_factory.mktemp("thr") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(train_argv(text_cache, tiny_faces, out, "--fold", "1", "--set", "data.val_fraction=0.1")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_train_stores_thresholds_chosen_on_held_out_subjects(thresholded_run, tiny_faces):
+    run = RunFolder(thresholded_run)
+    record = json.loads(run.thresholds_file.read_text())
+    assert record["format"] == "hiva_core.thresholds/1" and set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
+    assert record["validation"].startswith("1 of 8 training subjects held out of training")
+    assert record["epoch"] == json.loads(run.metrics_file.read_text())["best_epoch"]
+    assert record["frames"] == 8 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
+    assert record["val_f1"]["avg"] >= record["val_f1_at_05"]["avg"]  # chosen to maximise F1 on those rows
+    info = run.read_config()
+    assert info["config"]["data"]["val_fraction"] == 0.1 and info["data"]["train_frames"] == 64 - 8
+    assert run.read_thresholds() == {int(k[2:]): v for k, v in record["thresholds"].items()}
+    assert load_run(thresholded_run, device="cpu").thresholds == run.read_thresholds()
+
+
+def test_eval_uses_stored_thresholds_and_reports_f1_at_half(thresholded_run, tiny_faces, tmp_path, capsys):
+    stored = RunFolder(thresholded_run).read_thresholds()
+    best = json.loads(RunFolder(thresholded_run).metrics_file.read_text())["best"]
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--run", str(thresholded_run), "--data", str(tiny_faces), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fold 1, 32 frames; the run's per-AU thresholds" in printed
+    assert "| AU | F1 | Thr. | F1 at 0.5 | AUC |" in printed
+    result = json.loads(out.read_text())
+    for au, row in result["per_au"].items():
+        assert row["threshold"] == pytest.approx(stored[int(au[2:])])
+        assert row["f1_at_05"] == best["per_au"][au]["f1"]  # the trainer's own number at 0.5, reproduced
+    assert result["avg"]["f1_at_05"] == pytest.approx(best["avg"]["f1"])
+    # --threshold 0.5 restores the plain rule: the trainer's table exactly, and no second column.
+    assert main(["eval", "--run", str(thresholded_run), "--data", str(tiny_faces), "--threshold", "0.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "threshold 0.5 (--threshold)" in printed and "| AU | F1 | AUC | Pos. rate | Floor F1 |" in printed
+    half = f"| **Avg** | **{100 * best['avg']['f1']:.1f}** |"
+    assert half in printed
+
+
+def test_predict_uses_stored_thresholds_unless_told(thresholded_run, tiny_faces, tmp_path):
+    from hiva_core.predict import run_predict
+
+    images = sorted(tiny_faces.parent.glob("img/*.png"))[:24]
+    copy = tmp_path / "run"
+    shutil.copytree(thresholded_run, copy)
+    folder = RunFolder(copy)
+    plain = run_predict(images, copy, detect=False, device="cpu", threshold=0.5).rows
+    assert (plain["AU1"] == (plain["AU1_prob"] >= 0.5)).all()
+    # An AU1 threshold that labels every one of these faces the other way round from 0.5 on some of them.
+    below = bool((plain["AU1_prob"] < 0.5).any())
+    record = json.loads(folder.thresholds_file.read_text())
+    record["thresholds"]["AU1"] = 0.0 if below else 1.0
+    folder.write_thresholds(record)
+    stored = folder.read_thresholds()
+    rows = run_predict(images, copy, detect=False, device="cpu").rows
+    assert (rows["AU1"] == int(below)).all() and (rows["AU1"] != plain["AU1"]).any()
+    for au in (2, 4):
+        assert (rows[f"AU{au}"] == (rows[f"AU{au}_prob"] >= stored[au])).all()
+    out = tmp_path / "rows.csv"
+    assert main(["predict", *map(str, images), "--run", str(copy), "--no-detect", "--out", str(out)]) == 0
+    assert (pd.read_csv(out)["AU1"] == int(below)).all()
+
+
+def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, capsys):
+    """A run trained without a validation slice (or before thresholds existed) has no thresholds.json: 0.5."""
+    run, _ = trained_run
+    assert not RunFolder(run).thresholds_file.exists() and load_run(run, device="cpu").thresholds == {}
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces)]) == 0
+    assert "threshold 0.5 (the run stores no thresholds)" in capsys.readouterr().out
+    # A config.json from before validation slices resumes as it was trained: on every subject.
+    info = json.loads((run / "config.json").read_text())
+    del info["config"]["data"]["val_fraction"]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps(info))
+    assert RunFolder(old).read_train_config().data.val_fraction == 0.0
+
+
+def test_bad_thresholds_are_clear_errors(thresholded_run, tiny_faces, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(thresholded_run, copy)
+    (copy / "thresholds.json").write_text('{"thresholds": {"AU1": 1.5}}')
+    assert main(["eval", "--run", str(copy), "--data", str(tiny_faces)]) == 2
+    err = capsys.readouterr().err
+    assert "thresholds.json" in err and "[0, 1]" in err
+    image = str(next(tiny_faces.parent.glob("img/*.png")))
+    assert main(["predict", image, "--run", str(thresholded_run), "--no-detect", "--threshold", "2"]) == 2
+    assert main(["eval", "--run", str(thresholded_run), "--data", str(tiny_faces), "--threshold", "-1"]) == 2
+    assert capsys.readouterr().err.count("--threshold must be between 0 and 1") == 2
+    with pytest.raises(UserError, match="val_fraction"):
+        from hiva_core.config import DataSection
+
+        DataSection(val_fraction=1.0)
+
+
+def test_data_val_rows_are_used_as_they_are(tmp_path, text_cache, tiny_faces):
+    """A manifest whose split column marks val rows: those choose the thresholds; training keeps every train row."""
+    frame = pd.read_csv(tiny_faces)
+    frame["path"] = [str(tiny_faces.parent / p) for p in frame["path"]]
+    frame["split"] = frame["fold"].map({1: "test", 2: "train", 3: "train"})
+    frame.loc[frame.index[frame["fold"] == 3][:10], "split"] = "Val"
+    manifest = tmp_path / "split.csv"
+    frame.drop(columns="fold").to_csv(manifest, index=False)
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, manifest, out, epochs=1)) == 0  # val_fraction=0: val rows are used anyway
+    record = json.loads(RunFolder(out).thresholds_file.read_text())
+    assert record["validation"] == "the data's validation rows (split=val, 10 frames)" and record["frames"] == 10
+    assert RunFolder(out).read_config()["data"]["train_frames"] == 54
+
+
+def test_threshold_files_are_named_by_the_run_folder(tmp_path):
+    assert RunFolder(tmp_path).thresholds_file == Path(tmp_path) / "thresholds.json"
+    assert RunFolder(tmp_path).read_thresholds() == {}
