@@ -1,7 +1,8 @@
 """Face alignment: one similarity transform (rotation, uniform scale, translation) from five landmarks to a template.
 
-Both `hiva_core prepare` (training crops) and `hiva_core predict` (new faces) call `align`, so a model always sees
-faces framed the same way.
+`hiva_core prepare` (training crops), `hiva_core predict` (new faces) and `data.align` (raw manifests, aligned on the
+fly: hiva_core.data.aligned) call `align`, and SynthAU renders map their five points onto the same `TEMPLATE`
+(hiva_core.synth.render), so a model always sees faces framed the same way.
 
 The template (`TEMPLATE`, fractions of the crop side; x right, y down; the first point is the eye on the image's
 left) keeps the mean proportions of the widely used five-point face template of ArcFace/InsightFace (eye distance :
