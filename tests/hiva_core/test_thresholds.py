@@ -94,7 +94,7 @@ def test_eval_uses_stored_thresholds_and_reports_f1_at_half(thresholded_run, tin
     assert half in printed
 
 
-def test_predict_uses_stored_thresholds_unless_told(thresholded_run, tiny_faces, tmp_path):
+def test_predict_uses_stored_thresholds_unless_told(thresholded_run, tiny_faces, tmp_path, capsys):
     from hiva_core.predict import run_predict
 
     images = sorted(tiny_faces.parent.glob("img/*.png"))[:24]
@@ -116,6 +116,7 @@ def test_predict_uses_stored_thresholds_unless_told(thresholded_run, tiny_faces,
     out = tmp_path / "rows.csv"
     assert main(["predict", *map(str, images), "--run", str(copy), "--no-detect", "--out", str(out)]) == 0
     assert (pd.read_csv(out)["AU1"] == int(below)).all()
+    assert "AU labels at the run's per-AU thresholds" in capsys.readouterr().err
 
 
 def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, capsys):
