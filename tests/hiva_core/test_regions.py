@@ -244,3 +244,16 @@ def test_task_adds_the_region_term_for_models_with_maps():
         out["loss"].backward()
     off = AUTask(create_model("hiva", 3, 16, **tiny), region_weight=2.0).eval()  # no AU codes: no regions
     assert off(batch, emb, mask)["region"] == 0
+
+
+def test_canonical_landmarks_are_the_mean_aligned_synthau_face(synth_faces):
+    """CANONICAL_LANDMARKS is where an aligned face's landmarks sit: the mean of these renders (sampled poses and
+    expressions included) is within 0.04 of the crop side of it, the eyes and mouth corners on align.TEMPLATE."""
+    from hiva_core.faces.align import TEMPLATE
+    from hiva_core.regions import CANONICAL_LANDMARKS
+
+    mean = np.mean(_landmarks(synth_faces), axis=0) / 64
+    assert np.abs(mean - CANONICAL_LANDMARKS).max() < 0.04
+    eyes = np.stack([CANONICAL_LANDMARKS[36:42].mean(0), CANONICAL_LANDMARKS[42:48].mean(0)])
+    np.testing.assert_allclose(eyes, TEMPLATE[:2], atol=0.015)
+    np.testing.assert_allclose(CANONICAL_LANDMARKS[[48, 54]], TEMPLATE[3:], atol=0.015)
