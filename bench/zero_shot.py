@@ -146,7 +146,7 @@ def leave_group_out(args, groups: list[list[int]], reference: Path, shuffled: Pa
         for prior, cache in (("reference", reference), ("shuffled", shuffled)):
             key = f"g{i}_{prior}"
             runs[key] = train_and_score(
-                args, "hiva_open", prior, cache, synth, work / "runs" / f"lgo_{key}", train_aus, group
+                args, "hiva_open", prior, cache, synth, work / "runs" / f"lgo_{key}{args.run_suffix}", train_aus, group
             )
         for a in group:
             r, c = runs[f"g{i}_reference"]["unseen"][au_label(a)], runs[f"g{i}_shuffled"]["unseen"][au_label(a)]
@@ -195,6 +195,7 @@ def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[
         "train.eval_every": args.epochs,
         "train.progress": False,
         "train.tensorboard": False,
+        "train.region_weight": args.region_weight,
     }
     log(f"train {name} with {cache.name} -> {run}")
     t0 = time.perf_counter()
@@ -217,7 +218,8 @@ def markdown(result: dict) -> str:
     ref, shuf = result["runs"]["hiva_open_reference"], result["runs"]["hiva_open_shuffled"]
     lines = [
         f"Zero-shot AUs on SynthAU ({s['n']} renders at {s['size']} px, {s['backbone']}, d = {s['dim_used']}, "
-        f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}; trained on {len(s['train_aus'])} AUs "
+        f"{s['epochs']} epochs, batch {s['batch_size']}, lr {s['lr']}, region loss weight "
+        f"{s.get('region_weight', 0):g}; trained on {len(s['train_aus'])} AUs "
         f"({', '.join(au_label(a) for a in s['train_aus'])}), tested on the held-out identities (fold 1, "
         f"{ref['n']} images)). Prior: the reference descriptions; control: the same descriptions shuffled across "
         "AUs.",
@@ -304,6 +306,9 @@ def main(argv: list[str] | None = None) -> dict:
         default=True,
         help="augtext's semantic gate on the reference descriptions (default on, as generate does)",
     )
+    ap.add_argument(
+        "--region-weight", type=float, default=0.0, help="train.region_weight: AU maps asked to look at the AU's region"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shuffle-seed", type=int, default=0)
     ap.add_argument("--synth-seed", type=int, default=0)
@@ -313,6 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out-json", type=Path, default=REPO / "bench" / "results" / "zero_shot.json")
     ap.add_argument("--out-md", type=Path, default=REPO / "bench" / "results" / "zero_shot.md")
     args = ap.parse_args(argv)
+    args.run_suffix = f"_r{args.region_weight:g}" if args.region_weight else ""  # earlier runs keep their folders
 
     import torch
 
@@ -352,11 +358,11 @@ def main(argv: list[str] | None = None) -> dict:
         plans.append(("hiva", "reference", reference))
     for name, prior, cache in plans:
         result["runs"][f"{name}_{prior}"] = train_and_score(
-            args, name, prior, cache, synth, work / "runs" / f"{name}_{prior}", train_aus, scored
+            args, name, prior, cache, synth, work / "runs" / f"{name}_{prior}{args.run_suffix}", train_aus, scored
         )
     if groups:
         result["leave_group_out"] = leave_group_out(args, groups, reference, shuffled, synth, work)
-    config = json.loads((work / "runs" / "hiva_open_reference" / ckpt.CONFIG).read_text())
+    config = json.loads((work / "runs" / f"hiva_open_reference{args.run_suffix}" / ckpt.CONFIG).read_text())
     result["settings"]["dim_used"] = config["model_config"]["dim"]
     result["environment"] = {
         "torch": torch.__version__,
