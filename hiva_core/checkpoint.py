@@ -123,6 +123,13 @@ def read_json(path: Path, what: str = "run file") -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------ the run folder
+# Config keys added after runs were already being saved, with the value that reproduces such a run on --resume
+# (a new default must not change an old run): validation slices (before them every subject was trained on) and the
+# region loss (before it, none).
+LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
+    ("data", "val_fraction"): 0.0,
+    ("train", "region_weight"): 0.0,
+}
 LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1", "val_auc", "time_s"]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
@@ -316,9 +323,9 @@ class RunFolder:
         for key in ("dim", "output_stride"):
             if getattr(cfg.model, key) is None and built.get(key) is not None:
                 cfg = replace(cfg, model=replace(cfg.model, **{key: int(built[key])}))
-        if "val_fraction" not in (info["config"].get("data") or {}):
-            # A run from before validation slices trained on every subject; --resume must go on doing so.
-            cfg = replace(cfg, data=replace(cfg.data, val_fraction=0.0))
+        for (section, key), value in LEGACY_TRAIN_CONFIG.items():
+            if key not in (info["config"].get(section) or {}):
+                cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
         return cfg
 
     def write_prior(self, prior: TextPrior) -> None:

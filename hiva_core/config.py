@@ -131,7 +131,7 @@ class TrainSection:
     precision: str = "bf16"  # bf16 | fp16 | fp32; autocast only on CUDA (CPU trains in fp32)
     channels_last: bool = True  # NHWC memory layout (faster on CUDA and on CPU: see train.use_channels_last)
     align_weight: float = 0.1  # lambda of the vision-text alignment loss
-    region_weight: float = 0.0  # lambda of the loss that keeps each AU map inside its face region (task.AUTask)
+    region_weight: float = 0.1  # lambda of the loss that keeps each AU map inside its face region (task.AUTask)
     max_steps_per_epoch: int | None = None  # cap the batches per epoch (smoke runs)
     stop_after: int | None = None  # end this invocation after N epochs (resumable; e.g. a time-limited job)
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)

@@ -128,10 +128,13 @@ def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, ca
     # A config.json from before validation slices resumes as it was trained: on every subject.
     info = json.loads((run / "config.json").read_text())
     del info["config"]["data"]["val_fraction"]
+    del info["config"]["train"]["region_weight"]
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.json").write_text(json.dumps(info))
-    assert RunFolder(old).read_train_config().data.val_fraction == 0.0
+    cfg = RunFolder(old).read_train_config()
+    assert cfg.data.val_fraction == 0.0 and cfg.train.region_weight == 0.0  # and without the region loss
+    assert RunFolder(run).read_train_config().train.region_weight == 0.1  # a run of today keeps its own
 
 
 def test_bad_thresholds_are_clear_errors(thresholded_run, tiny_faces, tmp_path, capsys):
