@@ -215,17 +215,17 @@ class Renderer:
         self.fbo = ctx.framebuffer(
             color_attachments=[ctx.renderbuffer((size, size), 4)], depth_attachment=ctx.depth_renderbuffer((size, size))
         )
-        # Mesa's llvmpipe runs a fragment shader once per sample: the shaded pass runs once per pixel, and the face's
-        # anti-aliased outline comes from a multisampled coverage pass with a trivial shader.
-        samples = min(samples, ctx.max_samples)
-        self.coverage = None
-        if samples:
+        # Mesa's llvmpipe runs a fragment shader once per sample, and multisampling is slow there: the shaded pass runs
+        # once per pixel, and the face's anti-aliased outline comes from a coverage pass with a trivial shader at
+        # sqrt(samples) times the size, averaged down (supersampling).
+        self.coverage, self.factor = None, int(round(np.sqrt(samples))) if samples > 1 else 1
+        if self.factor > 1:
             self.cov_prog = ctx.program(vertex_shader=COVERAGE_VERTEX_SHADER, fragment_shader=COVERAGE_FRAGMENT_SHADER)
             self.cov_vao = ctx.vertex_array(
                 self.cov_prog, [(self.vbo, "3f 36x", "in_pos")], index_buffer=self.ibo, index_element_size=4
             )
-            self.msaa = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4, samples=samples)])
-            self.coverage = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4)])
+            big = (size * self.factor,) * 2
+            self.coverage = ctx.framebuffer(color_attachments=[ctx.renderbuffer(big, 4)])
 
     def release(self) -> None:
         self.ctx.release()
@@ -305,12 +305,12 @@ class Renderer:
         face, alpha = _read(self.fbo, size)
         if self.coverage is not None:
             self.cov_prog["mvp"].write(mvp.T.astype(np.float32).tobytes())
-            self.msaa.use()
+            self.coverage.use()
             ctx.disable(ctx.DEPTH_TEST)
-            self.msaa.clear(0.0, 0.0, 0.0, 0.0)
+            self.coverage.clear(0.0, 0.0, 0.0, 0.0)
             self.cov_vao.render()
-            ctx.copy_framebuffer(self.coverage, self.msaa)
-            cover = _read(self.coverage, size)[1]
+            k = self.factor
+            cover = _read(self.coverage, size * k)[1].reshape(size, k, size, k, 1).mean(axis=(1, 3))
             face, alpha = _fill_edges(face, alpha, cover), cover
         img = face * alpha + background(params, size) * (1 - alpha)
         landmarks, box = self.landmarks(verts, mvp)

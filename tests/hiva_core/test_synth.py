@@ -185,8 +185,10 @@ def test_bp4d_calibration_reproduces_label_rates():
     # The intensity factor: the same occurrence, more slight (B-level, 0.3-0.5) intensities and more traces.
     wide = [calibration.sample_aus(np.random.default_rng(i), wide=True) for i in range(1500)]
     narrow = [calibration.sample_aus(np.random.default_rng(i)) for i in range(1500)]
-    assert all(w.keys() == n.keys() and {a for a in w if w[a] >= 0.3} == {a for a in n if n[a] >= 0.3}
-               for w, n in zip(wide, narrow, strict=True))
+    assert all(
+        w.keys() == n.keys() and {a for a in w if w[a] >= 0.3} == {a for a in n if n[a] >= 0.3}
+        for w, n in zip(wide, narrow, strict=True)
+    )
     slight = [np.mean([0.3 <= d[a] < 0.5 for d in ds for a in d if d[a] >= 0.3]) for ds in (narrow, wide)]
     assert slight[1] > slight[0] + 0.15
 
