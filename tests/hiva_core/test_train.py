@@ -91,11 +91,24 @@ def test_model_section_follows_model_config():
         (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
         (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
         (lambda: DataSection(aus=(1, 3)), "AU"),
+        (lambda: DataSection(augment="heavy"), "data.augment must be strong, basic or none"),
     ],
 )
 def test_sections_check_their_own_values(build, needle):
     with pytest.raises(UserError, match=needle):
         build()
+
+
+def test_augment_default_and_old_runs():
+    """New runs train with the strong augmentation; a config.json written before data.augment existed keeps basic."""
+    from hiva_core.config import TrainConfig, from_dict, to_dict
+
+    assert TrainConfig().data.augment == "strong"
+    assert from_dict(to_dict(TrainConfig())).data.augment == "strong"
+    old = to_dict(TrainConfig())
+    del old["data"]["augment"]
+    assert from_dict(old).data.augment == "basic"
+    assert resolve_config(overrides=["data.augment=none"]).data.augment == "none"
 
 
 # -------------------------------------------------------------------------------------------- train and eval
