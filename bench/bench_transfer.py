@@ -23,6 +23,7 @@ runs are kept. Writes bench/results/transfer.json and .md after every run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -67,25 +68,16 @@ def variants(spec: str) -> list[tuple[str, str, str]]:
 
 
 def render_set(args, work: Path, factors: str, shifted: bool = False) -> Path:
-    from hiva_core.synth import run_synth
-
     spec = factors_label(parse_factors(factors))
-    folder = work / (("shifted_" if shifted else "synth_") + spec.replace(",", "_"))
     n = args.n_shifted if shifted else args.n
     t0 = time.perf_counter()
-    run_synth(
-        folder,
-        n=n,
-        size=args.size,
-        seed=args.synth_seed,
-        workers=args.render_workers,
-        shifted=shifted,
-        factors=factors,
-        progress=sys.stderr.isatty(),
+    folder = ll.synth_set(
+        args, work / (("shifted_" if shifted else "synth_") + spec.replace(",", "_")), n, shifted, factors
     )
-    spent = time.perf_counter() - t0
-    if spent > 5:
-        ll.log(f"rendered {n} faces ({spec}{', shifted' if shifted else ''}) in {spent / 60:.1f} min")
+    if time.perf_counter() - t0 > 5:
+        ll.log(
+            f"rendered {n} faces ({spec}{', shifted' if shifted else ''}) in {(time.perf_counter() - t0) / 60:.1f} min"
+        )
     return folder
 
 
@@ -233,6 +225,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.aus = parse_au_spec(args.aus)
+    # limited_labels' names for the same settings (its Plan and synth_set read them)
+    args.render_size = args.image_size = args.size
+    args.pretrained, args.backbone_weights = args.backbone != "tiny", None
+    args.align_weight, args.min_steps, args.extra = 0.1, 0, []
     if args.n < 24 or args.n_shifted < 1 or args.epochs < 1:
         raise UserError("--n must be at least 24 (three identities), --n-shifted and --epochs at least 1")
     return args
@@ -261,22 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
         synth = render_set(args, work, factors)
         manifest = _manifest(synth, work, args.seed)
         info["render_s"] += time.perf_counter() - t0
-        plan = ll.Plan(
-            aus=args.aus,
-            synth_seed=args.synth_seed,
-            render_size=args.size,
-            image_size=args.size,
-            backbone=args.backbone,
-            pretrained=args.backbone != "tiny",
-            backbone_weights=None,
-            dim=args.dim,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            align_weight=0.1,
-            text_fingerprint=text_info["fingerprint"],
-            extra=[f"data.augment={augment}"],
-        )
+        plan = dataclasses.replace(ll.plan_from_args(args, text_info["fingerprint"]), extra=[f"data.augment={augment}"])
         run = work / "runs" / f"{name}_{plan.tag()}"
         ll.log(f"run {i + 1}/{len(plan_of)}: {name} (factors {factors}, augment {augment})")
         t0 = time.perf_counter()
@@ -325,8 +306,4 @@ def _manifest(synth: Path, work: Path, seed: int) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    ll.cli(main)

@@ -26,15 +26,20 @@ def face_model_path(shared_data):
     return path
 
 
-@pytest.fixture(scope="module")
-def renderer(face_model_path):
+def make_renderer(face_model_path, size: int):
+    """A Renderer, or a skip where there is no offscreen OpenGL."""
     from hiva_core.synth.facemodel import load_face_model
     from hiva_core.synth.render import Renderer
 
     try:
-        r = Renderer(load_face_model(face_model_path), 96)
+        return Renderer(load_face_model(face_model_path), size)
     except UserError as exc:
         pytest.skip(f"no offscreen OpenGL here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def renderer(face_model_path):
+    r = make_renderer(face_model_path, 96)
     yield r
     r.release()
 

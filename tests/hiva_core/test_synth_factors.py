@@ -15,22 +15,16 @@ from hiva_core.synth.aumap import SYNTH_AUS
 from hiva_core.synth.factors import ALL, FACTORS, factors_label, parse_factors
 from hiva_core.synth.look import CREASES, crease_drive
 from hiva_core.synth.overlays import degrade, draw_occluders
-from tests.hiva_core.test_synth import _luma, _patch, _plain
+from tests.hiva_core.test_synth import _luma, _patch, _plain, make_renderer
 
 
 @pytest.fixture(scope="module")
 def big_renderer(shared_data):
     """A 160-px renderer: creases a few pixels apart need the resolution."""
-    from hiva_core.synth.facemodel import load_face_model
-    from hiva_core.synth.render import Renderer
-
     path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
     if not path.is_file():
         pytest.skip(f"no face model at {path}")
-    try:
-        r = Renderer(load_face_model(path), 160)
-    except UserError as exc:
-        pytest.skip(f"no offscreen OpenGL here: {exc}")
+    r = make_renderer(path, 160)
     yield r
     r.release()
 
