@@ -41,7 +41,7 @@ def synth(
     face_model: Path | None = typer.Option(None, help="ICT-FaceKit npz (default: $HIVA_FACE_MODEL or ../shared)."),
     workers: int = typer.Option(1, help="Render processes."),
     shifted: bool = typer.Option(False, help="Render the shifted test split (harder pose and light, new people)."),
-    msaa: int = typer.Option(4, help="Multisample anti-aliasing samples (0 = off, about 2x faster)."),
+    msaa: int = typer.Option(4, help="Anti-aliasing samples per pixel of the face outline (0 = off)."),
     factors: str = typer.Option(
         "all",
         help="Factors of variation that are on: all, none (the old narrow SynthAU), a list (pose,lighting) or all "

@@ -217,8 +217,8 @@ class Renderer:
         )
         # Mesa's llvmpipe runs a fragment shader once per sample, and multisampling is slow there: the shaded pass runs
         # once per pixel, and the face's anti-aliased outline comes from a coverage pass with a trivial shader at
-        # sqrt(samples) times the size, averaged down (supersampling).
-        self.coverage, self.factor = None, int(round(np.sqrt(samples))) if samples > 1 else 1
+        # ceil(sqrt(samples)) times the size, averaged down (supersampling).
+        self.coverage, self.factor = None, int(np.ceil(np.sqrt(samples))) if samples > 1 else 1
         if self.factor > 1:
             self.cov_prog = ctx.program(vertex_shader=COVERAGE_VERTEX_SHADER, fragment_shader=COVERAGE_FRAGMENT_SHADER)
             self.cov_vao = ctx.vertex_array(

@@ -18,6 +18,7 @@ from hiva_core.synth.aumap import OCCURRENCE_THRESHOLD
 from hiva_core.synth.calibration import sample_intensities, sample_occurrence, sample_sides
 from hiva_core.synth.factors import ALL, factor_rng, parse_factors
 from hiva_core.synth.look import Look, beard_look, crease_look, hair_look, skin_look
+from hiva_core.synth.overlays import sample_occluders
 
 SAMPLES_PER_IDENTITY = 8  # consecutive indices share one synthetic person (shape, skin, eyes, brows, hair)
 NUM_FOLDS = 3
@@ -225,15 +226,6 @@ def _degradations(rng: np.random.Generator, wide: bool) -> dict:
     }
 
 
-def _occluders(rng: np.random.Generator, wide: bool) -> tuple[dict, ...]:
-    """Glasses (some dark), a hand and a face mask, each drawn with all it needs (see overlays.draw_occluders)."""
-    if not wide:
-        return ()
-    from hiva_core.synth.overlays import sample_occluders
-
-    return sample_occluders(rng)
-
-
 def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> SampleParams:
     """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names)."""
     factors = _factors(factors)
@@ -281,7 +273,7 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> 
         background=background,
         factors=factors,
         au_sides=sides,
-        occluders=_occluders(rng("occluders"), "occluders" in on),
+        occluders=sample_occluders(rng("occluders")) if "occluders" in on else (),
         **_lighting(rng("lighting"), "lighting" in on, shifted),
         **_degradations(rng("degradations"), "degradations" in on),
     )
