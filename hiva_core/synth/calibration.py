@@ -60,9 +60,10 @@ OTHER_AU_RATES = {
 TRACE_PROB = 0.3  # an inactive AU is rendered at a sub-threshold trace intensity this often
 TRACE_MAX = 0.25  # traces stay clearly below OCCURRENCE_THRESHOLD
 # The `intensity` factor: more subtle levels, as spontaneous data has them (most AUs at FACS A-C).
-WIDE_TRACE_PROB = 0.45  # trace (A-level, labelled 0) on inactive AUs
-WIDE_SUBTLE_PROB = 0.45  # an active AU at a slight (B-level) intensity in [0.3, 0.5]
-ASYMMETRY_PROB = 0.3  # an active AU shows more on one side (gain 0.5-0.9 on the other)
+WIDE_TRACE_PROB = 0.35  # trace (A-level, 0.05-0.2, labelled 0) on inactive AUs
+WIDE_TRACE_MAX = 0.2  # traces end a little further from the threshold than before, as the slight AUs start at it
+WIDE_SUBTLE_PROB = 0.3  # an active AU at a slight (B-level) intensity in [0.3, 0.5]
+ASYMMETRY_PROB = 0.2  # an active AU shows more on one side (gain 0.6-0.9 on the other)
 
 
 def shared_data_candidates() -> list[Path]:
@@ -138,7 +139,7 @@ def sample_intensities(on: set[int], rng: np.random.Generator, wide: bool = Fals
         subtle = rng.uniform(size=n) < WIDE_SUBTLE_PROB
         active = np.where(subtle, rng.uniform(OCCURRENCE_THRESHOLD, 0.5, n), rng.uniform(OCCURRENCE_THRESHOLD, 1.0, n))
         traced = rng.uniform(size=n) < WIDE_TRACE_PROB
-        trace = np.where(traced, rng.uniform(0.05, TRACE_MAX, n), 0.0)
+        trace = np.where(traced, rng.uniform(0.05, WIDE_TRACE_MAX, n), 0.0)
     else:
         active = rng.uniform(OCCURRENCE_THRESHOLD, 1.0, size=n)
         trace = np.where(rng.uniform(size=n) < TRACE_PROB, rng.uniform(0.0, TRACE_MAX, n), 0.0)
@@ -149,7 +150,7 @@ def sample_sides(au: dict[int, float], rng: np.random.Generator) -> dict[int, tu
     """Left/right gains of the occurring AUs that show more on one side (the `intensity` factor)."""
     sides = {}
     for a in SYNTH_AUS:
-        lopsided, gain, left = rng.uniform() < ASYMMETRY_PROB, rng.uniform(0.5, 0.9), rng.uniform() < 0.5
+        lopsided, gain, left = rng.uniform() < ASYMMETRY_PROB, rng.uniform(0.6, 0.9), rng.uniform() < 0.5
         if lopsided and au[a] >= OCCURRENCE_THRESHOLD:
             sides[a] = (gain, 1.0) if left else (1.0, gain)
     return sides

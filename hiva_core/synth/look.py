@@ -154,11 +154,11 @@ def hair_look(rng: np.random.Generator, wide: bool, skin: np.ndarray) -> dict:
 
 
 def beard_look(rng: np.random.Generator, wide: bool, hair_rgb) -> dict:
-    """Facial hair (an occluder of the lower face): 30% of people when wide; none when narrow."""
+    """Facial hair (an occluder of the lower face): 25% of people when wide; none when narrow."""
     if not wide:
         return {}
     style = rng.choice(list(BEARD_STYLES), p=[0.35, 0.15, 0.15, 0.1, 0.25])
-    has = rng.uniform() < 0.3
+    has = rng.uniform() < 0.25
     density = rng.uniform(0.3, 0.6) if style == "stubble" else rng.uniform(0.6, 1.0)
     rgb = np.clip(np.asarray(hair_rgb) * rng.uniform(0.7, 1.1), 0, 1)
     return {

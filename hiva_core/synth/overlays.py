@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SUPERSAMPLE = 4
-GLASSES_P, HAND_P, MASK_P = 0.22, 0.12, 0.08
+GLASSES_P, HAND_P, MASK_P = 0.2, 0.08, 0.05
 MASK_COLOURS = np.array(
     [[0.55, 0.72, 0.88], [0.92, 0.92, 0.90], [0.08, 0.08, 0.09], [0.45, 0.46, 0.5], [0.8, 0.6, 0.7]]
 )
@@ -24,7 +24,7 @@ FRAME_COLOURS = np.array([[0.03, 0.03, 0.03], [0.25, 0.14, 0.07], [0.6, 0.6, 0.6
 
 def sample_occluders(rng: np.random.Generator) -> tuple[dict, ...]:
     """Occluders of one sample (the `occluders` factor): each kind independently, every draw made either way."""
-    dark = rng.uniform() < 0.25
+    dark = rng.uniform() < 0.2
     glasses = {
         "kind": "glasses",
         "power": float(rng.choice([2.0, 3.0, 5.0])),  # lens outline: ellipse .. rounded rectangle
@@ -300,8 +300,8 @@ def degrade(img: np.ndarray, params) -> np.ndarray:
 
         kernel = _motion_kernel(length * size / 256, angle)
         out = np.stack([convolve(out[..., c], kernel, mode="nearest") for c in range(3)], axis=-1)
-    if params.downscale < 1.0:
-        small = max(8, round(size * params.downscale))
+    small = max(8, round(256 * params.downscale))  # captured at this size; a smaller render has less already
+    if small < size:
         tmp = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8)).resize((small, small), Image.BILINEAR)
         out = np.asarray(tmp.resize((size, size), Image.BICUBIC), dtype=np.float32)
     if params.noise > 0:

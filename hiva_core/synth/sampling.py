@@ -69,7 +69,7 @@ class SampleParams:
     ground: np.ndarray | None = None  # hemisphere light from below (None: the same as `ambient`)
     occluders: tuple[dict, ...] = ()  # drawn over the face (hiva_core.synth.overlays): glasses, hand, mask
     motion_blur: tuple[float, float] = (0.0, 0.0)  # length (pixels at 256 px), angle (degrees)
-    downscale: float = 1.0  # render detail kept: the image is shrunk to this fraction and enlarged back
+    downscale: float = 1.0  # low resolution: the face as captured at this fraction of 256 px, enlarged back
     color_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # white balance of the camera
     gamma: float = 1.0
 
@@ -98,15 +98,15 @@ def sample_identity(seed: int, identity: int, shifted: bool, factors=ALL) -> Ide
         return factor_rng(seed, split, factor, IDENTITY_STREAM, identity)
 
     r = rng("identity")
-    if "identity" in on:  # the whole space; a third of the people far out in it, some with one extreme mode
+    if "identity" in on:  # the whole space; a fifth of the people far out in it, some with one extreme mode
         weights = r.standard_normal(IDENTITY_MODES_ALL)
-        extreme, scale = r.uniform() < 0.3, r.uniform(1.3, 1.8)
-        mode, push = r.integers(0, 10), r.choice([-1, 1]) * r.uniform(2.0, 3.0)
+        extreme, scale = r.uniform() < 0.2, r.uniform(1.2, 1.6)
+        mode, push = r.integers(0, 10), r.choice([-1, 1]) * r.uniform(1.8, 2.5)
         if shifted:
             weights *= SHIFTED_IDENTITY_SCALE
         else:
             weights *= scale if extreme else 1.0
-            if r.uniform() < 0.25:
+            if r.uniform() < 0.2:
                 weights[mode] = push
     else:
         weights = r.standard_normal(IDENTITY_MODES) * (SHIFTED_IDENTITY_SCALE if shifted else 1.0)
@@ -119,7 +119,7 @@ def sample_identity(seed: int, identity: int, shifted: bool, factors=ALL) -> Ide
         **hair,
         **beard_look(rng("occluders"), "occluders" in on, hair.get("hair_rgb", hair["brow_rgb"])),
     )
-    gain = rng("intensity").uniform(0.8, 1.2)
+    gain = rng("intensity").uniform(0.85, 1.15)
     return Identity(
         identity=identity,
         weights=weights.astype(np.float32),
@@ -134,8 +134,8 @@ def sample_identity(seed: int, identity: int, shifted: bool, factors=ALL) -> Ide
 def _pose(rng: np.random.Generator, wide: bool, shifted: bool) -> tuple[float, float, float]:
     if shifted:
         return rng.uniform(-40, 40), rng.uniform(-25, 25), rng.normal(0, 8)
-    if wide:  # half near frontal, half anywhere up to ±45°
-        near = rng.uniform() < 0.5
+    if wide:  # mostly near frontal, 40% anywhere up to ±45°
+        near = rng.uniform() < 0.6
         yaw = np.clip(rng.normal(0, 15), -45, 45) if near else rng.uniform(-45, 45)
         pitch = np.clip(rng.normal(0, 10), -30, 30) if rng.uniform() < 0.7 else rng.uniform(-30, 30)
         return yaw, pitch, np.clip(rng.normal(0, 7), -20, 20)
@@ -176,7 +176,7 @@ def _lighting(rng: np.random.Generator, wide: bool, shifted: bool) -> dict:
     elif wide:  # 1-4 lights anywhere in front, some from the side or behind (rim), coloured; sky and ground differ
         key_dir = _unit([rng.uniform(-1.0, 1.0), rng.uniform(-0.5, 1.0), rng.uniform(0.0, 1.0)])
         key_color = _light_colour(rng) * rng.uniform(0.6, 1.6)
-        fill_color = _light_colour(rng) * rng.uniform(0.0, 0.6)
+        fill_color = _light_colour(rng) * rng.uniform(0.1, 0.6)
         count = rng.choice([0, 1, 2], p=[0.5, 0.35, 0.15])
         extra = tuple(
             (
@@ -185,7 +185,7 @@ def _lighting(rng: np.random.Generator, wide: bool, shifted: bool) -> dict:
             )
             for _ in range(count)
         )
-        sky = _light_colour(rng) * rng.uniform(0.05, 0.4)
+        sky = _light_colour(rng) * rng.uniform(0.1, 0.4)
         ambient, ground = sky, sky * rng.uniform(0.2, 1.0) * _light_colour(rng)
     else:
         key_dir = _unit([rng.uniform(-0.7, 0.7), rng.uniform(0.0, 0.8), rng.uniform(0.6, 1.0)])
@@ -213,13 +213,14 @@ def _degradations(rng: np.random.Generator, wide: bool) -> dict:
             "jpeg_quality": int(rng.integers(70, 97)),
             "noise_seed": int(rng.integers(0, 2**31 - 1)),
         }
-    blur, motion, small = rng.uniform(0.3, 2.2), (rng.uniform(2.0, 10.0), rng.uniform(0, 180)), rng.uniform(0.3, 0.8)
+    # Sizes are in pixels of a 256-px image (scaled to the render size), so a small render is not degraded more.
+    blur, motion, small = rng.uniform(0.3, 1.6), (rng.uniform(2.0, 7.0), rng.uniform(0, 180)), rng.uniform(0.25, 0.8)
     return {
-        "blur": float(blur if rng.uniform() < 0.35 else 0.0),
-        "motion_blur": tuple(float(x) for x in motion) if rng.uniform() < 0.2 else (0.0, 0.0),
+        "blur": float(blur if rng.uniform() < 0.3 else 0.0),
+        "motion_blur": tuple(float(x) for x in motion) if rng.uniform() < 0.15 else (0.0, 0.0),
         "downscale": float(small if rng.uniform() < 0.25 else 1.0),
-        "noise": float(rng.uniform(0.0, 10.0)),
-        "jpeg_quality": int(rng.integers(25, 96)),
+        "noise": float(rng.uniform(0.0, 8.0)),
+        "jpeg_quality": int(rng.integers(40, 96)),
         "noise_seed": int(rng.integers(0, 2**31 - 1)),
         "color_gain": tuple(float(x) for x in np.exp(rng.normal(0, 0.04, 3))),
         "gamma": float(np.exp(rng.normal(0, 0.1))),

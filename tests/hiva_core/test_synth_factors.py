@@ -81,7 +81,7 @@ def test_narrow_and_wide_distributions():
     kinds = [o["kind"] for p in wide for o in p.occluders]
     assert {"glasses", "hand", "mask"} <= set(kinds) and 0.1 < len([p for p in wide if p.occluders]) / 240 < 0.6
     assert any(p.identity.look.beard_density > 0 for p in wide) and any(p.identity.look.hair_amount > 0 for p in wide)
-    assert any(len(p.lights) >= 1 for p in wide) and min(p.jpeg_quality for p in wide) < 40
+    assert any(len(p.lights) >= 1 for p in wide) and min(p.jpeg_quality for p in wide) < 50
     assert any(p.au_sides for p in wide) and all(
         p.au[a] >= 0.3 for p in wide for a in p.au_sides
     )  # only occurring AUs are lopsided
@@ -181,8 +181,9 @@ def test_degradations():
 
     moved = degrade(img, dataclasses.replace(plain, motion_blur=(24.0, 0.0)))  # a horizontal streak
     assert energy(moved, 1) < 0.5 * energy(moved, 0)
-    small = degrade(img, dataclasses.replace(plain, downscale=0.4))
+    small = degrade(img, dataclasses.replace(plain, downscale=0.1))  # captured at 26 px: less than these 64
     assert energy(small, 0) < 0.6 * energy(degrade(img, plain), 0)
+    assert np.array_equal(degrade(img, dataclasses.replace(plain, downscale=0.4)), degrade(img, plain))  # 102 px
     cast = degrade(np.full((8, 8, 3), 0.5), dataclasses.replace(plain, color_gain=(1.2, 1.0, 0.8)))
     assert cast[..., 0].mean() > cast[..., 1].mean() > cast[..., 2].mean()
     noisy = dataclasses.replace(plain, noise=6.0, noise_seed=3)
