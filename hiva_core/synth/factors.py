@@ -31,7 +31,7 @@ FACTORS: dict[str, str] = {
     "intensity": "more subtle (B) and trace (A) AU levels, left/right asymmetry, per-person expressiveness; "
     "off: intensities uniform in [0.3, 1]",
     "pose": "yaw up to ±45°, pitch ±30°, roll ±20°; off: yaw N(0, 8°) within ±25°, pitch N(0, 6°), roll N(0, 3°)",
-    "degradations": "motion blur, defocus, low resolution, noise, JPEG 25-95, colour cast and gamma; "
+    "degradations": "motion blur, defocus, low resolution, noise, JPEG 40-95, colour cast and gamma; "
     "off: mild blur, noise and JPEG 70-96",
 }
 ALL: tuple[str, ...] = tuple(FACTORS)

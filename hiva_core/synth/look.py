@@ -124,7 +124,7 @@ def crease_look(rng: np.random.Generator, wide: bool) -> dict:
     }
 
 
-def hair_look(rng: np.random.Generator, wide: bool, skin: np.ndarray) -> dict:
+def hair_look(rng: np.random.Generator, wide: bool) -> dict:
     """Brow and scalp hair. Narrow: SynthAU's old brow band (colour mixed towards the skin), bald."""
     if not wide:
         choices = np.array(

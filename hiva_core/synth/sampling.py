@@ -111,7 +111,7 @@ def sample_identity(seed: int, identity: int, shifted: bool, factors=ALL) -> Ide
     else:
         weights = r.standard_normal(IDENTITY_MODES) * (SHIFTED_IDENTITY_SCALE if shifted else 1.0)
     skin = skin_look(rng("skin"), "skin" in on)
-    hair = hair_look(rng("hair"), "hair" in on, np.array(skin["skin"]))
+    hair = hair_look(rng("hair"), "hair" in on)
     look = Look(
         seed=skin["seed"],
         **{k: v for k, v in skin.items() if k not in ("skin", "iris", "lip_tint", "seed")},
