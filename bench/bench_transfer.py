@@ -94,6 +94,7 @@ def text_prior(args, work: Path) -> tuple[Path, dict]:
     if args.text_cache is None:
         import zero_shot
 
+        args.reference_prior = True
         ns = argparse.Namespace(descriptions=args.descriptions, gate=False, shuffle_seed=0)
         args.text_cache = str(zero_shot.priors(ns, work, args.aus)[0])
     return ll.text_prior(args, work)
@@ -133,7 +134,7 @@ def write_report(args, records: list[dict], info: dict) -> None:
         "benchmark": "transfer",
         "created_utc": ll.now_utc(),
         "command": " ".join(["python", "bench/bench_transfer.py", *args.argv]),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out_json", "out_md", "argv")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out_json", "out_md", "argv", "reference_prior")},
         "info": info,
         "environment": ll.environment(),
         "runs": records,
@@ -195,12 +196,18 @@ def write_report(args, records: list[dict], info: dict) -> None:
             md.append(f"| {r['variant']} | " + " | ".join(pct(per[a]["f1"]) for a in aus) + " |")
     md += [
         "",
-        f"- Text prior: {info['text'].get('source')}, {info['text']['embed_model']} ({info['text']['dim']}-d).",
+        "- Text prior: "
+        + (
+            "the reference descriptions (augtext generate --backend reference)"
+            if getattr(args, "reference_prior", False)
+            else f"the cache {args.text_cache}"
+        )
+        + f", {info['text']['embed_model']} ({info['text']['dim']}-d), fingerprint {info['text']['fingerprint'][:12]}.",
         f"- Wall time: renders {info['render_s'] / 60:.1f} min, training and evaluation "
         f"{sum(r['train_min'] or 0 for r in records):.1f} min (as measured when each ran; cached steps cost ~0); "
         f"machine: {result['environment']['cpus']} CPUs, load average at the end "
         f"{result['environment']['load_avg_1m']}.",
-        f"- Reproduce: `{result['command']}` (work folder {args.work}); one run by hand:",
+        f"- Reproduce: `{result['command']}` (work folder {_shown(args.work)}); one run by hand:",
         "",
         "```bash",
         *commands(args, "all", "strong"),
@@ -210,6 +217,12 @@ def write_report(args, records: list[dict], info: dict) -> None:
     Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
     with ll.atomic_write(Path(args.out_md), "w") as fh:
         fh.write("\n".join(md))
+
+
+def _shown(path: str) -> str:
+    """A path inside the repository as a relative one."""
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
 
 
 def _delta_cell(a: dict, b: dict) -> str:
@@ -273,10 +286,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     cache, text_info = text_prior(args, work)
     info = {"render_s": 0.0, "text": text_info}
-    full_manifest = _manifest(render_set(args, work, "all"), work, args.seed)  # the "full" test set
+    full_set = render_set(args, work, "all")
+    full_manifest = _manifest(full_set, work, args.seed)  # the "full" test set
+    used = {shifted["shifted"].name, shifted["shifted_narrow"].name, full_set.name}
     records: list[dict] = []
     for i, (name, factors, augment) in enumerate(plan_of):
         synth = render_set(args, work, factors)
+        used.add(synth.name)
         manifest = _manifest(synth, work, args.seed)
         plan = dataclasses.replace(ll.plan_from_args(args, text_info["fingerprint"]), extra=[f"data.augment={augment}"])
         run = work / "runs" / f"{name}_{plan.tag()}"
@@ -305,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
             + ", ".join(f"{s} {pct(tests[s]['avg']['f1'])}" for s in TEST_SETS if s in tests)
             + f" (floor shifted {pct(tests['shifted']['avg']['floor_f1'])})"
         )
-        info["render_s"] = sum(render_times(work).values())
+        info["render_s"] = sum(t for name, t in render_times(work).items() if name in used)
         write_report(args, records, info)
     print(Path(args.out_md).read_text())
     return json.loads(Path(args.out_json).read_text())
