@@ -304,7 +304,8 @@ class RunFolder:
     def read_train_config(self) -> TrainConfig:
         """The training config the run was trained with (the base of a --resume). A width or stride left to the
         default is the one the model was built with (model_config's dim, output_stride; 32 for runs saved before that
-        key existed), so a later change of the default never changes a run."""
+        key existed), so a later change of the default never changes a run; nor do the data defaults that came later
+        (val_fraction, augment)."""
         from dataclasses import replace
 
         from hiva_core.config import from_dict
@@ -319,6 +320,9 @@ class RunFolder:
         if "val_fraction" not in (info["config"].get("data") or {}):
             # A run from before validation slices trained on every subject; --resume must go on doing so.
             cfg = replace(cfg, data=replace(cfg.data, val_fraction=0.0))
+        if "augment" not in (info["config"].get("data") or {}):
+            # A run from before data.augment trained with the basic recipe; --resume keeps it (new runs: strong).
+            cfg = replace(cfg, data=replace(cfg.data, augment="basic"))
         return cfg
 
     def write_prior(self, prior: TextPrior) -> None:

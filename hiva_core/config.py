@@ -332,9 +332,5 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def from_dict(tree: Mapping[str, Any]) -> TrainConfig:
-    """Rebuild a config from `to_dict` output (e.g. a run's config.json); unknown keys are errors. A config written
-    before `data.augment` existed trained with the basic augmentation, and keeps it."""
-    flat = flatten(tree, where=" in config.json")
-    if "data" in tree:
-        flat.setdefault("data.augment", "basic")
-    return apply_updates(TrainConfig(), flat, where=" in config.json")
+    """Rebuild a config from `to_dict` output (e.g. a run's config.json); unknown keys are errors."""
+    return apply_updates(TrainConfig(), flatten(tree, where=" in config.json"), where=" in config.json")

@@ -37,7 +37,7 @@ from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, sample_
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-FORMAT_VERSION = 2  # 2: factors of variation (hiva_core.synth.factors); 1 rendered what `--factors none` now draws
+FORMAT_VERSION = 2  # 2: the factors of variation (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
 FLUSH_EVERY_S = 30.0
 
 
