@@ -26,7 +26,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,30 +65,29 @@ def render_count(max_budget: int) -> int:
     return ids * SAMPLES_PER_IDENTITY
 
 
-def render(args, work: Path) -> tuple[Path, Path, dict]:
+def synth_set(args, folder: Path, n: int, shifted: bool = False, factors: str = "all") -> Path:
+    """Render (or resume) one SynthAU set at the bench's render size, seed and workers."""
     from hiva_core.synth import run_synth
 
-    n = render_count(max(args.budgets))
-    t0 = time.perf_counter()
-    train_dir, shifted_dir = work / "synth", work / "synth_shifted"
-    log(f"rendering SynthAU: {n} faces (3 identity folds) + {args.n_shifted} shifted, {args.render_size} px")
     run_synth(
-        train_dir,
+        folder,
         n=n,
         size=args.render_size,
         seed=args.synth_seed,
         workers=args.render_workers,
+        shifted=shifted,
+        factors=factors,
         progress=sys.stderr.isatty(),
     )
-    run_synth(
-        shifted_dir,
-        n=args.n_shifted,
-        size=args.render_size,
-        seed=args.synth_seed,
-        workers=args.render_workers,
-        shifted=True,
-        progress=sys.stderr.isatty(),
-    )
+    return folder
+
+
+def render(args, work: Path) -> tuple[Path, Path, dict]:
+    n = render_count(max(args.budgets))
+    t0 = time.perf_counter()
+    log(f"rendering SynthAU: {n} faces (3 identity folds) + {args.n_shifted} shifted, {args.render_size} px")
+    train_dir = synth_set(args, work / "synth", n)
+    shifted_dir = synth_set(args, work / "synth_shifted", args.n_shifted, shifted=True)
     return train_dir, shifted_dir, {"rendered": n, "shifted": args.n_shifted, "seconds": time.perf_counter() - t0}
 
 
@@ -243,6 +242,14 @@ class Plan:
 
     def tag(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def plan_from_args(args, text_fingerprint: str) -> Plan:
+    """The Plan of a bench's parsed options (their names are Plan's field names)."""
+    return Plan(
+        text_fingerprint=text_fingerprint,
+        **{f.name: getattr(args, f.name) for f in fields(Plan) if f.name != "text_fingerprint"},
+    )
 
 
 def train_config(args, plan: Plan, model: str, manifest: Path, cache: Path, seed: int, epochs: int):
@@ -620,23 +627,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     cache, text_info = text_prior(args, work)
     timings["text_s"] = time.perf_counter() - t0
-    plan = Plan(
-        aus=args.aus,
-        synth_seed=args.synth_seed,
-        render_size=args.render_size,
-        image_size=args.image_size,
-        backbone=args.backbone,
-        pretrained=args.pretrained,
-        backbone_weights=args.backbone_weights,
-        dim=args.dim,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        align_weight=args.align_weight,
-        text_fingerprint=text_info["fingerprint"],
-        extra=args.extra,
-        min_steps=args.min_steps,
-    )
+    plan = plan_from_args(args, text_info["fingerprint"])
     runs_dir = work / "runs" / plan.tag()
     todo = [(m, b, s) for b in sorted(args.budgets) for s in args.seeds for m in args.models]
     records: list[dict] = []
@@ -670,9 +661,14 @@ def main(argv: list[str] | None = None) -> dict:
     return json.loads(Path(args.out_json).read_text())
 
 
-if __name__ == "__main__":
+def cli(main_function) -> None:
+    """A bench script's entry point: a UserError is one line on stderr and exit status 2."""
     try:
-        main()
+        main_function()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    cli(main)

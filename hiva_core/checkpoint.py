@@ -124,10 +124,11 @@ def read_json(path: Path, what: str = "run file") -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------ the run folder
 # Config keys added after runs were already being saved, with the value that reproduces such a run on --resume
-# (a new default must not change an old run): validation slices (before them every subject was trained on) and the
-# region loss (before it, none).
+# (a new default must not change an old run): validation slices (before them every subject was trained on), the
+# augmentation recipe (before data.augment: basic; new runs: strong) and the region loss (before it, none).
 LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
     ("data", "val_fraction"): 0.0,
+    ("data", "augment"): "basic",
     ("train", "region_weight"): 0.0,
 }
 LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1", "val_auc", "time_s"]
@@ -311,7 +312,8 @@ class RunFolder:
     def read_train_config(self) -> TrainConfig:
         """The training config the run was trained with (the base of a --resume). A width or stride left to the
         default is the one the model was built with (model_config's dim, output_stride; 32 for runs saved before that
-        key existed), so a later change of the default never changes a run."""
+        key existed), so a later change of the default never changes a run; nor do the data defaults that came later
+        (val_fraction, augment)."""
         from dataclasses import replace
 
         from hiva_core.config import from_dict

@@ -41,7 +41,13 @@ def synth(
     face_model: Path | None = typer.Option(None, help="ICT-FaceKit npz (default: $HIVA_FACE_MODEL or ../shared)."),
     workers: int = typer.Option(1, help="Render processes."),
     shifted: bool = typer.Option(False, help="Render the shifted test split (harder pose and light, new people)."),
-    msaa: int = typer.Option(4, help="Multisample anti-aliasing samples (0 = off, about 2x faster)."),
+    msaa: int = typer.Option(4, help="Anti-aliasing samples per pixel of the face outline (0 = off)."),
+    factors: str = typer.Option(
+        "all",
+        help="Factors of variation that are on: all, none (the old narrow SynthAU), a list (pose,lighting) or all "
+        "minus some (-occluders,-pose). Factors: identity, skin, creases, hair, occluders, lighting, camera, "
+        "intensity, pose, degradations.",
+    ),
 ) -> None:
     """Render N labelled faces (resumable), or run a subcommand."""
     if ctx.invoked_subcommand is not None:
@@ -50,7 +56,17 @@ def synth(
         raise UserError("hiva_core synth needs --out DIR (or a subcommand such as import-ict)")
     from hiva_core.synth import run_synth
 
-    run_synth(out=out, n=n, size=size, seed=seed, face_model=face_model, workers=workers, shifted=shifted, msaa=msaa)
+    run_synth(
+        out=out,
+        n=n,
+        size=size,
+        seed=seed,
+        face_model=face_model,
+        workers=workers,
+        shifted=shifted,
+        msaa=msaa,
+        factors=factors,
+    )
 
 
 @synth_app.command("import-ict")

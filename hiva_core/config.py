@@ -52,12 +52,14 @@ class DataSection:
     # Per-AU thresholds are chosen on the data's split=val rows, else on this share of the training subjects, held out
     # of training (hiva_core.data.splits); 0 = train on every subject and keep 0.5.
     val_fraction: float = 0.1
+    augment: str = "strong"  # training augmentation: strong | basic | none (hiva_core.data.transforms)
 
     def __post_init__(self) -> None:
         _require(
             (self.image_size >= 8, "data.image_size must be >= 8"),
             (self.num_workers >= 0, "data.num_workers must be >= 0"),
             (0 <= self.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
+            (self.augment in ("strong", "basic", "none"), "data.augment must be strong, basic or none"),
         )
         if self.aus is not None:
             from augtext.facs import parse_au_spec

@@ -240,7 +240,7 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     if data.spec is None:
         raise UserError("hiva_core train needs --data (a manifest, a SynthAU folder, or bp4d:|disfa:|gft:ROOT)")
     common = {"fold": data.fold, "lists": data.lists, "image_size": data.image_size}
-    train_ds = build_dataset(data.spec, split="train", augment=True, aus=data.aus, **common)
+    train_ds = build_dataset(data.spec, split="train", augment=data.augment, aus=data.aus, **common)
     found = {
         "train": train_ds,
         "test": build_dataset(data.spec, split="test", augment=False, aus=train_ds.aus, **common),

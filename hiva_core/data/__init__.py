@@ -32,7 +32,7 @@ def build_dataset(
     fold: int | None = None,
     lists: str | os.PathLike | None = None,
     image_size: int = 224,
-    augment: bool = False,
+    augment: bool | str = False,
     aus: Sequence[int] | None = None,
 ) -> AUDataset:
     """The dataset named by a `--data` spec, for one split.

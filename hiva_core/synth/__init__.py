@@ -1,8 +1,10 @@
 """SynthAU: faces rendered from the ICT-FaceKit model with exact Action Unit labels.
 
-`run_synth(out, n, size, seed, face_model, workers, shifted)` writes `out/images/*.jpg` + `out/manifest.csv`
+`run_synth(out, n, size, seed, face_model, workers, shifted, factors)` writes `out/images/*.jpg` + `out/manifest.csv`
 (see `hiva_core.synth.writer`); `import_ict(src_dir, out_npz)` converts the upstream OBJ folder into the face model.
-The AU -> blendshape table is `hiva_core.synth.aumap.AU_BLENDSHAPES`; sampling and calibration are in `sampling`.
+The AU -> blendshape table is `hiva_core.synth.aumap.AU_BLENDSHAPES`; the factors of variation (`--factors`) are in
+`factors`, the scene draws in `sampling`, the BP4D calibration in `calibration`, a person's look in `look`, the
+shaders in `shading`, occluders and camera effects in `overlays`.
 """
 
 from __future__ import annotations

@@ -52,14 +52,23 @@ SYNTH_AUS: list[int] = sorted(AU_BLENDSHAPES)
 
 
 def blendshape_weights(
-    intensities: Mapping[int, float], names: list[str], extra: Mapping[str, float] | None = None
+    intensities: Mapping[int, float],
+    names: list[str],
+    extra: Mapping[str, float] | None = None,
+    sides: Mapping[int, tuple[float, float]] | None = None,
+    gain: float = 1.0,
 ) -> np.ndarray:
-    """AU intensities (+ optional non-AU nuisance shapes such as gaze) -> (len(names),) weights in [0, 1]."""
+    """AU intensities (+ optional non-AU nuisance shapes such as gaze) -> (len(names),) weights in [0, 1].
+
+    `sides`: AU -> (left, right) gains for an AU that shows more on one side (its `_L` / `_R` shapes scaled; the label
+    stays the intensity's); `gain`: a person's expressiveness, scaling every AU's shapes."""
     index = {n: i for i, n in enumerate(names)}
     w = np.zeros(len(names), dtype=np.float64)
     for au, value in intensities.items():
+        left, right = (sides or {}).get(au, (1.0, 1.0))
         for shape, coef in AU_BLENDSHAPES[au].items():
-            w[index[shape]] += float(value) * coef
+            side = left if shape.endswith("_L") else right if shape.endswith("_R") else (left + right) / 2
+            w[index[shape]] += float(value) * coef * side * gain
     for shape, value in (extra or {}).items():
         w[index[shape]] += float(value)
     return np.clip(w, 0.0, 1.0).astype(np.float32)

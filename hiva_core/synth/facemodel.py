@@ -88,6 +88,12 @@ class FaceModel:
 
     def identity_vertices(self, identity: np.ndarray) -> np.ndarray:
         """Neutral + identity modes, flat (V*3,) float32; `identity` (k<=K,) weights."""
+        if len(identity) > len(self.identity_deltas):
+            raise UserError(
+                f"face model {self.source} has {len(self.identity_deltas)} identity modes, the sample needs "
+                f"{len(identity)}: re-create it with all ICT identities (`hiva_core synth import-ict`), or render "
+                "with --factors all,-identity (40 modes)"
+            )
         return self.neutral.reshape(-1) + identity.astype(np.float32) @ self.identity_deltas[: len(identity)]
 
     def vertices(self, identity: np.ndarray, expression: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
@@ -101,8 +107,9 @@ class FaceModel:
 _CACHE: dict[tuple[str, int], FaceModel] = {}
 
 
-def load_face_model(path: str | os.PathLike | None = None, identity_modes: int = 40) -> FaceModel:
-    """Load (and cache per process) the face model, keeping only the parts the renderer draws."""
+def load_face_model(path: str | os.PathLike | None = None, identity_modes: int | None = None) -> FaceModel:
+    """Load (and cache per process) the face model, keeping only the parts the renderer draws (and the first
+    `identity_modes` identity modes; None = all)."""
     src = find_face_model(path)
     key = (str(src.resolve()), identity_modes)
     if key in _CACHE:

@@ -1,7 +1,9 @@
 """Offscreen rendering of one SynthAU sample with moderngl (standalone EGL context, Mesa llvmpipe works).
 
-Blinn-Phong shading with a key and a fill light, per-vertex albedo from a small material map (skin, brows, lips, lash
-line, sclera, iris, pupil, eye and mouth sockets, gums, teeth), normals recomputed after the blendshapes. Framing
+Per-vertex albedo from a small material map (skin, lips, lash line, sclera, iris, pupil, eye and mouth sockets, gums,
+teeth), normals and ambient occlusion recomputed after the blendshapes; the shaders (hiva_core.synth.shading) light it
+and draw skin detail, creases, brows and hair; occluders and camera effects follow in the image
+(hiva_core.synth.overlays). Framing
 is that of every face the model sees: a 2D similarity, applied after projection, maps five points of the neutral face
 (eye centres, nose tip, mouth corners) onto `hiva_core.faces.align.TEMPLATE`, the template `prepare` and `predict`
 align detected faces to, so a SynthAU render looks like an aligned crop (eyes at y = 0.38, 0.30 apart). A small
@@ -15,7 +17,6 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
 
 from augtext.errors import UserError
 from hiva_core.faces.align import TEMPLATE, similarity_transform
@@ -27,44 +28,24 @@ from hiva_core.synth.facemodel import (
     smoothing_operator,
     vertex_normals,
 )
+from hiva_core.synth.overlays import background, degrade, draw_occluders
 from hiva_core.synth.sampling import SampleParams
+from hiva_core.synth.shading import (
+    COVERAGE_FRAGMENT_SHADER,
+    COVERAGE_VERTEX_SHADER,
+    FRAGMENT_SHADER,
+    MAP_FLOATS,
+    VERTEX_SHADER,
+    brow_length,
+    set_uniforms,
+    surface_maps,
+)
+from hiva_core.synth.shading import uniforms as shader_uniforms
 
 LANDMARK_LIMIT = 0.94  # inner-face landmarks stay within 3% of the border (NDC units)
 INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth of the 68 landmarks (0-16: the jaw line)
-MATERIALS = ("skin", "brow", "lip", "lash", "sclera", "iris", "pupil", "eye_socket", "mouth_socket", "gums", "teeth")
+MATERIALS = ("skin", "lip", "lash", "sclera", "iris", "pupil", "eye_socket", "mouth_socket", "gums", "teeth")
 PIVOT = np.array([0.0, -2.0, 0.0])  # head rotation centre (cm), roughly the middle of the head
-
-VERTEX_SHADER = """
-#version 330
-uniform mat4 mvp;
-in vec3 in_pos; in vec3 in_normal; in vec3 in_color; in vec2 in_spec;
-out vec3 v_pos; out vec3 v_normal; out vec3 v_color; out vec2 v_spec;
-void main() {
-    v_pos = in_pos; v_normal = in_normal; v_color = in_color; v_spec = in_spec;
-    gl_Position = mvp * vec4(in_pos, 1.0);
-}
-"""
-FRAGMENT_SHADER = """
-#version 330
-uniform vec3 cam; uniform vec3 key_dir; uniform vec3 key_color; uniform vec3 fill_dir; uniform vec3 fill_color;
-uniform vec3 ambient; uniform float specular;
-in vec3 v_pos; in vec3 v_normal; in vec3 v_color; in vec2 v_spec;  // (extra shine, skin gloss)
-out vec4 f_color;
-void main() {
-    vec3 n = normalize(v_normal);
-    vec3 v = normalize(cam - v_pos);
-    if (dot(n, v) < 0.0) n = -n;  // inner surfaces (mouth socket) face the camera
-    vec3 albedo = pow(v_color, vec3(2.2));
-    vec3 c = ambient * albedo;
-    float kd = max(dot(n, key_dir), 0.0);
-    float fd = max(dot(n, fill_dir), 0.0);
-    c += albedo * (key_color * kd + fill_color * fd);
-    vec3 h = normalize(key_dir + v);
-    float s = pow(max(dot(n, h), 0.0), 24.0 + 40.0 * v_spec.x) * (specular * v_spec.y + v_spec.x);
-    c += key_color * s * step(0.0, kd);
-    f_color = vec4(pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2)), 1.0);
-}
-"""
 
 
 @dataclass
@@ -136,12 +117,7 @@ def material_weights(model: FaceModel) -> np.ndarray:
     pid = {name: i for i, name in enumerate(RENDERED_PARTS)}
     skinlike = np.isin(part, [pid["face"], pid["head"]])
     front = skinlike & (v[:, 2] > 4.0)
-    # Brows: a band around the landmark brow lines, slightly above them, thinner towards the tails.
-    brow = np.zeros(len(v))
-    for idx in (range(17, 22), range(22, 27)):
-        line = lm[list(idx)] + np.array([0.0, 0.1, 0.0])
-        brow = np.maximum(brow, _smooth(_polyline_distance(v, line), 0.3, 0.5))
-    brow *= front
+    # Brows are the shader's (drawn over the skin from a person's look).
     # Lips: inside the outer lip contour (in the frontal xy plane), soft edge.
     inside = _inside_polygon(v[:, :2], lm[48:60, :2]) & front & (v[:, 2] > lm[48:60, 2].min() - 1.0)
     lip_d = _polyline_distance(v, np.vstack([lm[48:60], lm[48:49]]))
@@ -151,8 +127,8 @@ def material_weights(model: FaceModel) -> np.ndarray:
     for idx in (list(range(36, 42)) + [36], list(range(42, 48)) + [42]):
         lash = np.maximum(lash, _smooth(_polyline_distance(v, lm[idx]), 0.04, 0.16))
     lash *= front
-    skin = np.clip(1.0 - brow - lip - lash, 0.0, 1.0)
-    w[:, m["skin"]], w[:, m["brow"]], w[:, m["lip"]], w[:, m["lash"]] = skin, brow, lip, lash
+    skin = np.clip(1.0 - lip - lash, 0.0, 1.0)
+    w[:, m["skin"]], w[:, m["lip"]], w[:, m["lash"]] = skin, lip, lash
     w[skinlike] /= w[skinlike].sum(1, keepdims=True)
     # Eyes: the outer shell's front cap is iris, its centre pupil.
     for side in ("sclera_l", "sclera_r"):
@@ -178,12 +154,10 @@ def material_weights(model: FaceModel) -> np.ndarray:
 def palette(params: SampleParams) -> tuple[np.ndarray, np.ndarray]:
     """(len(MATERIALS), 3) sRGB albedo and (len(MATERIALS), 2) (extra shine, skin-gloss factor) for this sample."""
     ident = params.identity
-    skin, hair = np.array(ident.skin), np.array(ident.hair)
-    brow = skin + ident.brow_strength * (hair - skin)
+    skin, hair = np.array(ident.skin), np.array(ident.look.brow_rgb)
     lip = skin * np.array([1.0, 1.0 - ident.lip_tint * 1.3, 1.0 - ident.lip_tint * 1.1])
     colors = {
         "skin": skin,
-        "brow": brow,
         "lip": lip,
         "lash": skin * 0.25 + hair * 0.45,
         "sclera": np.array([0.82, 0.78, 0.75]),
@@ -195,7 +169,7 @@ def palette(params: SampleParams) -> tuple[np.ndarray, np.ndarray]:
         "teeth": np.array([0.78, 0.74, 0.66]),
     }
     spec = {"sclera": 0.6, "iris": 0.8, "pupil": 0.8, "lip": 0.15, "teeth": 0.3}
-    gloss = {"brow": 0.1, "lash": 0.1}  # hair is matte: the sample's skin shine barely applies
+    gloss = {"lash": 0.1}  # hair is matte: the sample's skin shine barely applies
     return (
         np.stack([colors[k] for k in MATERIALS]).astype(np.float32),
         np.array([[spec.get(k, 0.0), gloss.get(k, 1.0)] for k in MATERIALS], dtype=np.float32),
@@ -212,29 +186,13 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return ry @ rx @ rz
 
 
-def background(params: SampleParams, size: int) -> np.ndarray:
-    """(H, W, 3) float in [0, 1]: a flat colour, a linear gradient or smooth blotchy noise."""
-    bg = params.background
-    c1, c2 = np.array(bg["c1"]), np.array(bg["c2"])
-    yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
-    if bg["kind"] == "flat":
-        t = np.zeros((size, size))
-    elif bg["kind"] == "gradient":
-        t = (xx - 0.5) * np.cos(bg["angle"]) + (yy - 0.5) * np.sin(bg["angle"]) + 0.5
-    else:
-        rng = np.random.default_rng(params.noise_seed + 1)
-        cells = rng.uniform(size=(bg["cells"], bg["cells"]))
-        t = np.asarray(Image.fromarray((cells * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
-    t = np.clip(t, 0, 1)[..., None]
-    return c1 * (1 - t) + c2 * t
-
-
 class Renderer:
     """One GL context and framebuffer; `render(params)` draws one sample. Not thread-safe; one per process."""
 
     def __init__(self, model: FaceModel, size: int, samples: int = 4):
         self.model, self.size = model, size
         self.materials = material_weights(model)
+        self.brow_length = brow_length(model)
         self.smoother = smoothing_operator(model.triangles, model.num_vertices)
         self.eye_ids = [model.landmarks68[list(range(36, 42))], model.landmarks68[list(range(42, 48))]]
         self.five = [model.landmarks68[i] for i in (30, 48, 54)]
@@ -244,16 +202,30 @@ class Renderer:
         ctx = self.ctx
         self.prog = ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
         n = model.num_vertices
-        self.vbo = ctx.buffer(reserve=n * 11 * 4)
+        self.vbo = ctx.buffer(reserve=n * 12 * 4)
         self.ibo = ctx.buffer(model.triangles.astype(np.int32).tobytes())
-        layout = (self.vbo, "3f 3f 3f 2f", "in_pos", "in_normal", "in_color", "in_spec")
-        self.vao = ctx.vertex_array(self.prog, [layout], index_buffer=self.ibo, index_element_size=4)
-        samples = min(samples, ctx.max_samples)
-        self.msaa = ctx.framebuffer(
-            color_attachments=[ctx.renderbuffer((size, size), 4, samples=samples)],
-            depth_attachment=ctx.depth_renderbuffer((size, size), samples=samples),
+        maps = surface_maps(model, self.materials[:, MATERIALS.index("skin")])
+        assert maps.shape[1] == MAP_FLOATS
+        self.maps = ctx.buffer(np.ascontiguousarray(maps).tobytes())
+        layouts = [
+            (self.vbo, "3f 3f 3f 1f 2f", "in_pos", "in_normal", "in_color", "in_ao", "in_spec"),
+            (self.maps, "4f 4f 4f 4f 4f", "in_rest", "in_coord", "in_crease_a", "in_crease_b", "in_beard"),
+        ]
+        self.vao = ctx.vertex_array(self.prog, layouts, index_buffer=self.ibo, index_element_size=4)
+        self.fbo = ctx.framebuffer(
+            color_attachments=[ctx.renderbuffer((size, size), 4)], depth_attachment=ctx.depth_renderbuffer((size, size))
         )
-        self.fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer((size, size), 4)]) if samples else self.msaa
+        # Mesa's llvmpipe runs a fragment shader once per sample, and multisampling is slow there: the shaded pass runs
+        # once per pixel, and the face's anti-aliased outline comes from a coverage pass with a trivial shader at
+        # ceil(sqrt(samples)) times the size, averaged down (supersampling).
+        self.coverage, self.factor = None, int(np.ceil(np.sqrt(samples))) if samples > 1 else 1
+        if self.factor > 1:
+            self.cov_prog = ctx.program(vertex_shader=COVERAGE_VERTEX_SHADER, fragment_shader=COVERAGE_FRAGMENT_SHADER)
+            self.cov_vao = ctx.vertex_array(
+                self.cov_prog, [(self.vbo, "3f 36x", "in_pos")], index_buffer=self.ibo, index_element_size=4
+            )
+            big = (size * self.factor,) * 2
+            self.coverage = ctx.framebuffer(color_attachments=[ctx.renderbuffer(big, 4)])
 
     def release(self) -> None:
         self.ctx.release()
@@ -261,7 +233,9 @@ class Renderer:
     def geometry(self, params: SampleParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Posed vertices (world), blendshape weights, the full clip-space matrix (aligned), camera position."""
         model = self.model
-        weights = blendshape_weights(params.au, model.expression_names, params.extra)
+        weights = blendshape_weights(
+            params.au, model.expression_names, params.extra, params.au_sides, params.identity.expressiveness
+        )
         ident = params.identity
         key = ident.weights.tobytes()
         if self._base_key != key:
@@ -313,35 +287,34 @@ class Renderer:
         verts, weights, mvp, cam = self.geometry(params)
         normals = vertex_normals(verts, model.triangles)
         albedo, spec = palette(params)
-        colors = (self.materials @ albedo) * ambient_occlusion(verts, normals, self.smoother)[:, None]
-        vspec = self.materials @ spec
-        data = np.concatenate([verts.astype(np.float32), normals, colors, vspec], axis=1)
+        ao = ambient_occlusion(verts, normals, self.smoother)
+        data = np.concatenate(
+            [verts.astype(np.float32), normals, self.materials @ albedo, ao[:, None], self.materials @ spec], 1
+        )
         self.vbo.write(np.ascontiguousarray(data, dtype=np.float32).tobytes())
         prog = self.prog
         prog["mvp"].write(mvp.T.astype(np.float32).tobytes())
         prog["cam"].value = tuple(cam)
-        for name in ("key_dir", "key_color", "fill_dir", "fill_color", "ambient"):
-            prog[name].value = tuple(float(x) for x in getattr(params, name))
-        prog["specular"].value = params.specular
+        set_uniforms(prog, shader_uniforms(params, self.brow_length))
         ctx = self.ctx
-        self.msaa.use()
+        self.fbo.use()
         ctx.enable(ctx.DEPTH_TEST)
         ctx.disable(ctx.CULL_FACE)
-        self.msaa.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         self.vao.render()
-        if self.fbo is not self.msaa:
-            ctx.copy_framebuffer(self.fbo, self.msaa)
-        rgba = np.frombuffer(self.fbo.read(components=4, alignment=1), dtype=np.uint8).reshape(size, size, 4)[::-1]
-        face, alpha = rgba[..., :3] / 255.0, rgba[..., 3:] / 255.0
+        face, alpha = _read(self.fbo, size)
+        if self.coverage is not None:
+            self.cov_prog["mvp"].write(mvp.T.astype(np.float32).tobytes())
+            self.coverage.use()
+            ctx.disable(ctx.DEPTH_TEST)
+            self.coverage.clear(0.0, 0.0, 0.0, 0.0)
+            self.cov_vao.render()
+            k = self.factor
+            cover = _read(self.coverage, size * k)[1].reshape(size, k, size, k, 1).mean(axis=(1, 3))
+            face, alpha = _fill_edges(face, alpha, cover), cover
         img = face * alpha + background(params, size) * (1 - alpha)
-        img8 = Image.fromarray(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8))
-        if params.blur > 0:
-            img8 = img8.filter(ImageFilter.GaussianBlur(params.blur * size / 256))
-        out = np.asarray(img8, dtype=np.float32)
-        if params.noise > 0:
-            out = out + np.random.default_rng(params.noise_seed).normal(0, params.noise, out.shape)
-        image = np.clip(out + 0.5, 0, 255).astype(np.uint8)
         landmarks, box = self.landmarks(verts, mvp)
+        image = degrade(draw_occluders(img, alpha, landmarks, params), params)
         return Rendered(image=image, landmarks=landmarks, box=box, blendshapes=weights)
 
     def landmarks(self, verts: np.ndarray, mvp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -349,6 +322,24 @@ class Renderer:
         ndc = _project(mvp, verts[self.model.landmarks68])
         pts = np.stack([(ndc[:, 0] + 1) / 2 * self.size, (1 - ndc[:, 1]) / 2 * self.size], axis=1)
         return pts, np.array([*pts.min(0), *pts.max(0)])
+
+
+def _read(fbo, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A framebuffer's (H, W, 3) colour and (H, W, 1) alpha in [0, 1], top row first."""
+    rgba = np.frombuffer(fbo.read(components=4, alignment=1), dtype=np.uint8).reshape(size, size, 4)[::-1] / 255.0
+    return rgba[..., :3], rgba[..., 3:]
+
+
+def _fill_edges(face: np.ndarray, hard: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Colour for the outline pixels the coverage pass touched but the shaded pass missed: their shaded neighbours'."""
+    need = (cover[..., 0] > 0) & (hard[..., 0] == 0)
+    if not need.any():
+        return face
+    h, w = face.shape[:2]
+    pf, pw = np.pad(face * hard, ((1, 1), (1, 1), (0, 0))), np.pad(hard, ((1, 1), (1, 1), (0, 0)))
+    total = sum(pf[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+    weight = sum(pw[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3))
+    return np.where(need[..., None], total / np.maximum(weight, 1e-6), face)
 
 
 def _project(m: np.ndarray, pts: np.ndarray) -> np.ndarray:

@@ -1,119 +1,43 @@
-"""Per-sample scene parameters: identity, Action Units, head pose, camera, lighting, colours, background, degradations.
+"""Per-sample scene parameters: identity, Action Units, head pose, camera, lighting, look, occluders, degradations.
 
-Deterministic for (seed, index): every sample's generator comes from `SeedSequence([seed, split, index])`, every
-identity's from `SeedSequence([seed, split, IDENTITY_STREAM, identity])`, so resuming, `--workers` and rendering order
-never change a sample. The shifted split uses its own `split` code, hence new identities and new samples.
-
-AU occurrence is calibrated on real BP4D labels: the 12 BP4D AUs of a sample are one real BP4D frame's label row,
-drawn from the label lists when they are found (this reproduces BP4D's marginals and every co-occurrence exactly),
-else from BP4D_FALLBACK (below). The other AUs follow OTHER_AU_RATES and the documented coupling rules.
+Deterministic for (seed, index, factors): a sample's base generator (AU occurrence, gaze, background) comes from
+`SeedSequence([seed, split, index])`, each factor of variation from its own stream (hiva_core.synth.factors), and an
+identity's draws from streams keyed by `IDENTITY_STREAM` and the identity number, so resuming, `--workers` and
+rendering order never change a sample, and switching one factor off changes that factor only. The shifted split uses
+its own `split` code (new identities, new samples), stronger identity shapes, yaw up to ±40° and a harsh key light,
+whatever the factors. AU occurrence is calibrated on real BP4D labels (hiva_core.synth.calibration).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from hiva_core.synth.aumap import OCCURRENCE_THRESHOLD, SYNTH_AUS
+from hiva_core.synth.aumap import OCCURRENCE_THRESHOLD
+from hiva_core.synth.calibration import sample_intensities, sample_occurrence, sample_sides
+from hiva_core.synth.factors import ALL, factor_rng, parse_factors
+from hiva_core.synth.look import Look, beard_look, crease_look, hair_look, skin_look
+from hiva_core.synth.overlays import sample_occluders
 
-BP4D_AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
-SAMPLES_PER_IDENTITY = 8  # consecutive indices share one synthetic person (shape, skin, eyes, brows)
+SAMPLES_PER_IDENTITY = 8  # consecutive indices share one synthetic person (shape, skin, eyes, brows, hair)
 NUM_FOLDS = 3
 IDENTITY_STREAM = 7_919  # separates identity generators from sample generators
 SPLIT_CODE = {"train": 1, "shifted": 2}
-IDENTITY_MODES = 40  # identity PCA modes sampled (the rest carry < 0.03 cm rms each)
-
-# Fallback when the BP4D label lists are absent: the 128 most frequent 12-AU label combinations of all 146,847 BP4D
-# frames (union of BP4D_test_label_fold{1,2,3}.txt from CVI-SZU/MDHR @ 3497bed; bit i = BP4D_AUS[i]) with their frame
-# counts, covering 67.25% of frames; the remaining 32.75% are drawn AU by AU from the marginals of those remaining
-# frames (BP4D_FALLBACK_RESIDUAL_RATES). Computed once with numpy from the lists; marginals match BP4D exactly.
-BP4D_FALLBACK = (
-    "0:11619 f8:8402 78:6883 4:3571 60:1814 fb:1710 f0:1506 14:1494 200:1470 80:1410 3:1387 e0:1374 2f8:1366 "
-    "68:1335 1f8:1317 e8:1294 20:1245 10:1205 58:1172 40:1159 3f8:1129 a80:1128 70:1061 1:1041 fa:960 5:941 "
-    "7b:892 4f8:883 7a:840 2:832 278:809 bf8:783 bc:761 280:761 63:751 b0:706 f9:699 d8:648 6f8:636 79:617 "
-    "7f8:577 6a:559 1c:553 204:552 178:548 7c:534 fc:525 215:511 c0:506 a0:486 fd:466 a00:464 778:454 "
-    "e80:437 ab8:433 50:427 378:424 214:417 6b:414 90:414 2e8:413 478:408 af8:406 268:399 2c0:397 800:397 "
-    "30:389 2e0:377 62:373 678:373 330:369 1f0:368 220:366 2fc:365 24:358 21:355 480:352 b4:344 5f8:338 "
-    "e1:336 eb:325 ad8:323 2f0:318 880:314 61:308 35:297 2fb:293 ef8:290 84:287 250:286 71:282 a90:282 "
-    "38:278 270:275 338:272 31:272 404:270 c80:261 258:260 260:259 fd8:252 ff8:241 238:239 b78:237 e3:234 "
-    "1fb:234 600:231 ebc:228 83:226 235:226 400:225 13:224 ea:223 100:223 e00:222 e24:221 18:218 e2:214 "
-    "abc:213 460:213 15:213 fbc:211 201:210 34:209 2e3:208 680:207 a84:207 578:205"
-)
-BP4D_FALLBACK_TOTAL = 146_847
-BP4D_FALLBACK_RESIDUAL_RATES = [0.361, 0.296, 0.328, 0.454, 0.574, 0.597, 0.562, 0.578, 0.347, 0.59, 0.344, 0.305]
-
-# AUs outside BP4D: base rates per frame, set from DISFA's label rates where DISFA has the AU (AU9 .05, AU25 .30,
-# AU26 .15 over its 3 folds) and from FACS co-occurrence knowledge otherwise (rare, posed-looking AUs kept rare).
-OTHER_AU_RATES = {
-    5: 0.08,
-    9: 0.05,
-    16: 0.08,
-    18: 0.05,
-    20: 0.08,
-    22: 0.04,
-    25: 0.25,
-    26: 0.15,
-    27: 0.03,
-    28: 0.03,
-    43: 0.05,
-}
-# Coupling rules (applied in this order):
-#   AU9 (nose wrinkler) 0.15 when AU10 or AU4 is on;  AU25 (lips part) 0.45 when AU10 or AU12 is on;
-#   AU26/AU27 (jaw drop / mouth stretch) exclude each other and bring AU25 with probability 0.9;
-#   AU24 (lips pressed) and AU28 (lips sucked in) switch off AU25/26/27;  AU18, AU20, AU22 exclude each other;
-#   AU43 (eyes closed) switches off AU5.
-TRACE_PROB = 0.3  # an inactive AU is rendered at a sub-threshold trace intensity this often
-TRACE_MAX = 0.25  # traces stay clearly below OCCURRENCE_THRESHOLD
-
-
-def shared_data_candidates() -> list[Path]:
-    repo = Path(__file__).resolve().parents[2]
-    return [repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-
-
-def find_bp4d_lists() -> Path | None:
-    env = os.environ.get("HIVA_BP4D_LISTS")
-    cands = [Path(env)] if env else [p / "protocols" / "BP4D" for p in shared_data_candidates()]
-    for c in cands:
-        if (c / "BP4D_test_label_fold1.txt").is_file():
-            return c
-    return None
-
-
-@lru_cache(maxsize=4)
-def bp4d_combinations(lists: str | None = "auto") -> tuple[np.ndarray, np.ndarray, float, str]:
-    """(masks, probabilities, residual probability, source) of the 12-AU BP4D label combinations."""
-    folder = find_bp4d_lists() if lists == "auto" else (Path(lists) if lists else None)
-    if folder is not None:
-        import pandas as pd
-
-        rows = [
-            pd.read_csv(folder / f"BP4D_test_label_fold{k}.txt", sep=r"\s+", header=None).to_numpy()
-            for k in (1, 2, 3)
-            if (folder / f"BP4D_test_label_fold{k}.txt").is_file()
-        ]
-        labels = (np.concatenate(rows) == 1).astype(np.int64)
-        masks, counts = np.unique((labels << np.arange(12)).sum(1), return_counts=True)
-        return masks, counts / counts.sum(), 0.0, str(folder)
-    pairs = [p.split(":") for p in BP4D_FALLBACK.split()]
-    masks = np.array([int(m, 16) for m, _ in pairs])
-    counts = np.array([int(c) for _, c in pairs], dtype=np.float64)
-    return masks, counts / BP4D_FALLBACK_TOTAL, 1.0 - counts.sum() / BP4D_FALLBACK_TOTAL, "built-in fallback"
+IDENTITY_MODES = 40  # identity PCA modes sampled with `identity` off (the rest carry < 0.03 cm rms each)
+IDENTITY_MODES_ALL = 100  # the whole ICT identity space (`identity` on)
+SHIFTED_IDENTITY_SCALE = 1.6
 
 
 @dataclass
 class Identity:
     identity: int
-    weights: np.ndarray  # (IDENTITY_MODES,) identity PCA weights
+    weights: np.ndarray  # (IDENTITY_MODES or IDENTITY_MODES_ALL,) identity PCA weights
     skin: tuple[float, float, float]  # sRGB albedo
-    hair: tuple[float, float, float]  # brow / lash colour
-    brow_strength: float
     iris: tuple[float, float, float]
     lip_tint: float
+    look: Look = field(default_factory=Look)  # skin detail, creases, brows, hair, facial hair (the shader's part)
+    expressiveness: float = 1.0  # gain on every blendshape (how much this person's face moves per AU intensity)
 
 
 @dataclass
@@ -121,7 +45,7 @@ class SampleParams:
     index: int
     identity: Identity
     fold: int
-    au: dict[int, float]  # AU code -> intensity in [0, 1] (every SYNTH_AUS code)
+    au: dict[int, float]  # AU code -> intensity in [0, 1] (every SYNTH_AUS code); the labels come from these
     extra: dict[str, float]  # non-AU nuisance blendshapes (gaze, jaw sideways)
     yaw: float
     pitch: float
@@ -132,13 +56,22 @@ class SampleParams:
     key_color: np.ndarray
     fill_dir: np.ndarray
     fill_color: np.ndarray
-    ambient: np.ndarray
+    ambient: np.ndarray  # light from above (hemisphere sky)
     specular: float
     background: dict = field(default_factory=dict)
     blur: float = 0.0  # Gaussian sigma in pixels at 256 px
     noise: float = 0.0  # Gaussian noise sigma in grey levels
     jpeg_quality: int = 95
     noise_seed: int = 0
+    factors: tuple[str, ...] = ALL
+    au_sides: dict[int, tuple[float, float]] = field(default_factory=dict)  # AU -> (left, right) gain, lopsided AUs
+    lights: tuple = ()  # more lights beyond key and fill: ((direction (3,), colour (3,)), ...)
+    ground: np.ndarray | None = None  # hemisphere light from below (None: the same as `ambient`)
+    occluders: tuple[dict, ...] = ()  # drawn over the face (hiva_core.synth.overlays): glasses, hand, mask
+    motion_blur: tuple[float, float] = (0.0, 0.0)  # length (pixels at 256 px), angle (degrees)
+    downscale: float = 1.0  # low resolution: the face as captured at this fraction of 256 px, enlarged back
+    color_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # white balance of the camera
+    gamma: float = 1.0
 
     @property
     def labels(self) -> dict[int, int]:
@@ -150,101 +83,183 @@ def _unit(v) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def sample_identity(seed: int, identity: int, shifted: bool) -> Identity:
-    rng = np.random.default_rng(
-        np.random.SeedSequence([seed, SPLIT_CODE["shifted" if shifted else "train"], IDENTITY_STREAM, identity])
+def _split(shifted: bool) -> int:
+    return SPLIT_CODE["shifted" if shifted else "train"]
+
+
+def _factors(factors) -> tuple[str, ...]:
+    return parse_factors(factors) if isinstance(factors, str) or factors is None else tuple(factors)
+
+
+def sample_identity(seed: int, identity: int, shifted: bool, factors=ALL) -> Identity:
+    on, split = set(_factors(factors)), _split(shifted)
+
+    def rng(factor: str) -> np.random.Generator:
+        return factor_rng(seed, split, factor, IDENTITY_STREAM, identity)
+
+    r = rng("identity")
+    if "identity" in on:  # the whole space; a fifth of the people far out in it, some with one extreme mode
+        weights = r.standard_normal(IDENTITY_MODES_ALL)
+        extreme, scale = r.uniform() < 0.2, r.uniform(1.2, 1.6)
+        mode, push = r.integers(0, 10), r.choice([-1, 1]) * r.uniform(1.8, 2.5)
+        if shifted:
+            weights *= SHIFTED_IDENTITY_SCALE
+        else:
+            weights *= scale if extreme else 1.0
+            if r.uniform() < 0.2:
+                weights[mode] = push
+    else:
+        weights = r.standard_normal(IDENTITY_MODES) * (SHIFTED_IDENTITY_SCALE if shifted else 1.0)
+    skin = skin_look(rng("skin"), "skin" in on)
+    hair = hair_look(rng("hair"), "hair" in on)
+    look = Look(
+        seed=skin["seed"],
+        **{k: v for k, v in skin.items() if k not in ("skin", "iris", "lip_tint", "seed")},
+        **crease_look(rng("creases"), "creases" in on),
+        **hair,
+        **beard_look(rng("occluders"), "occluders" in on, hair.get("hair_rgb", hair["brow_rgb"])),
     )
-    scale = 1.6 if shifted else 1.0
-    weights = rng.standard_normal(IDENTITY_MODES) * scale
-    # Skin: interpolate between a deep and a light tone, with a small hue jitter.
-    t = rng.uniform(0.0, 1.0)
-    dark, light = np.array([0.36, 0.22, 0.15]), np.array([0.93, 0.76, 0.66])
-    skin = np.clip(dark + t * (light - dark) + rng.normal(0, 0.025, 3), 0.05, 1.0)
-    hair_choices = np.array(
-        [[0.06, 0.05, 0.04], [0.18, 0.11, 0.07], [0.35, 0.23, 0.13], [0.55, 0.42, 0.27], [0.40, 0.18, 0.08]]
-    )
-    hair = hair_choices[rng.choice(len(hair_choices), p=[0.35, 0.3, 0.17, 0.1, 0.08])]
-    iris_choices = np.array(
-        [[0.22, 0.12, 0.06], [0.35, 0.22, 0.10], [0.25, 0.38, 0.52], [0.30, 0.40, 0.25], [0.45, 0.45, 0.42]]
-    )
-    iris = iris_choices[rng.choice(len(iris_choices), p=[0.45, 0.2, 0.15, 0.12, 0.08])] * rng.uniform(0.8, 1.2)
+    gain = rng("intensity").uniform(0.85, 1.15)
     return Identity(
         identity=identity,
         weights=weights.astype(np.float32),
-        skin=tuple(skin),
-        hair=tuple(hair),
-        brow_strength=float(rng.uniform(0.55, 0.95)),
-        iris=tuple(np.clip(iris, 0, 1)),
-        lip_tint=float(rng.uniform(0.1, 0.3)),
+        skin=skin["skin"],
+        iris=skin["iris"],
+        lip_tint=skin["lip_tint"],
+        look=look,
+        expressiveness=float(gain) if "intensity" in on else 1.0,
     )
 
 
-def sample_aus(rng: np.random.Generator) -> dict[int, float]:
-    """Occurrence (BP4D-calibrated + rules) then intensities: active in [0.3, 1], sometimes a trace below 0.3."""
-    masks, probs, residual, _ = bp4d_combinations()
-    if rng.uniform() < residual:
-        bits = rng.uniform(size=12) < np.array(BP4D_FALLBACK_RESIDUAL_RATES)
+def _pose(rng: np.random.Generator, wide: bool, shifted: bool) -> tuple[float, float, float]:
+    if shifted:
+        return rng.uniform(-40, 40), rng.uniform(-25, 25), rng.normal(0, 8)
+    if wide:  # mostly near frontal, 40% anywhere up to ±45°
+        near = rng.uniform() < 0.6
+        yaw = np.clip(rng.normal(0, 15), -45, 45) if near else rng.uniform(-45, 45)
+        pitch = np.clip(rng.normal(0, 10), -30, 30) if rng.uniform() < 0.7 else rng.uniform(-30, 30)
+        return yaw, pitch, np.clip(rng.normal(0, 7), -20, 20)
+    return np.clip(rng.normal(0, 8), -25, 25), np.clip(rng.normal(0, 6), -18, 18), rng.normal(0, 3)
+
+
+def _camera(rng: np.random.Generator, wide: bool) -> tuple[float, tuple[float, float, float, float]]:
+    """Camera distance (field of view: the face fills the frame, so near means a wide angle) and framing jitter."""
+    if wide:
+        distance = float(np.exp(rng.uniform(np.log(25.0), np.log(250.0))))
+        jitter = (rng.normal(1.0, 0.05), rng.normal(0, 0.025), rng.normal(0, 0.025), rng.normal(0, 3.0))
     else:
-        mask = int(masks[rng.choice(len(masks), p=probs / probs.sum())])
-        bits = [(mask >> i) & 1 == 1 for i in range(12)]
-    on = {au for au, b in zip(BP4D_AUS, bits, strict=True) if b}
-    rates = dict(OTHER_AU_RATES)
-    if on & {4, 10}:
-        rates[9] = 0.15
-    if on & {10, 12}:
-        rates[25] = 0.45
-    u = {au: rng.uniform() for au in rates}  # one draw per AU, always, so rules never shift later draws
-    on |= {au for au, r in rates.items() if u[au] < r}
-    if 26 in on and 27 in on:
-        on.discard(26 if u[26] < u[27] else 27)
-    if on & {26, 27} and rng.uniform() < 0.9:
-        on.add(25)
-    if on & {24, 28}:
-        on -= {25, 26, 27}
-    for first, rest in ((18, (20, 22)), (20, (22,))):
-        if first in on:
-            on -= set(rest)
-    if 43 in on:
-        on.discard(5)
-    active = rng.uniform(OCCURRENCE_THRESHOLD, 1.0, size=len(SYNTH_AUS))
-    trace = np.where(rng.uniform(size=len(SYNTH_AUS)) < TRACE_PROB, rng.uniform(0.0, TRACE_MAX, len(SYNTH_AUS)), 0.0)
-    return {au: float(active[i] if au in on else trace[i]) for i, au in enumerate(SYNTH_AUS)}
+        distance = float(rng.uniform(45, 140))
+        jitter = (rng.normal(1.0, 0.03), rng.normal(0, 0.015), rng.normal(0, 0.015), rng.normal(0, 1.5))
+    return distance, tuple(float(x) for x in jitter)
 
 
-def sample_params(seed: int, index: int, shifted: bool = False) -> SampleParams:
+def _light_colour(rng: np.random.Generator) -> np.ndarray:
+    """White, warm (tungsten), cool (shade, screens) or a tinted colour."""
+    kind = rng.choice(4, p=[0.45, 0.25, 0.2, 0.1])
+    if kind == 0:
+        return 1.0 - rng.uniform(0, 0.1, 3)
+    if kind == 1:
+        return np.array([1.0, 0.78, 0.55]) * rng.uniform(0.9, 1.05, 3)
+    if kind == 2:
+        return np.array([0.75, 0.87, 1.0]) * rng.uniform(0.9, 1.05, 3)
+    hue = rng.uniform(0, 2 * np.pi)
+    tint = 0.5 + 0.5 * np.cos(hue - np.array([0.0, 2.1, 4.2]))
+    return 1.0 - rng.uniform(0.1, 0.35) * (1.0 - tint)
+
+
+def _lighting(rng: np.random.Generator, wide: bool, shifted: bool) -> dict:
+    if shifted:  # one harsh, coloured key from the side, little fill
+        key_dir = _unit([rng.choice([-1, 1]) * rng.uniform(0.6, 1.0), rng.uniform(-0.4, 0.8), rng.uniform(0.0, 0.5)])
+        key_color = rng.uniform(0.5, 1.0, 3) * rng.uniform(1.3, 1.9)
+        fill_color = rng.uniform(0.0, 0.4, 3) * rng.uniform(0.1, 0.3)
+        ambient, ground, extra = np.full(3, rng.uniform(0.05, 0.15)), None, ()
+    elif wide:  # 1-4 lights anywhere in front, some from the side or behind (rim), coloured; sky and ground differ
+        key_dir = _unit([rng.uniform(-1.0, 1.0), rng.uniform(-0.5, 1.0), rng.uniform(0.0, 1.0)])
+        key_color = _light_colour(rng) * rng.uniform(0.6, 1.6)
+        fill_color = _light_colour(rng) * rng.uniform(0.1, 0.6)
+        count = rng.choice([0, 1, 2], p=[0.5, 0.35, 0.15])
+        extra = tuple(
+            (
+                _unit([rng.uniform(-1, 1), rng.uniform(-0.6, 1.0), rng.uniform(-0.8, 0.8)]),
+                _light_colour(rng) * rng.uniform(0.2, 1.0),
+            )
+            for _ in range(count)
+        )
+        sky = _light_colour(rng) * rng.uniform(0.1, 0.4)
+        ambient, ground = sky, sky * rng.uniform(0.2, 1.0) * _light_colour(rng)
+    else:
+        key_dir = _unit([rng.uniform(-0.7, 0.7), rng.uniform(0.0, 0.8), rng.uniform(0.6, 1.0)])
+        key_color = (1.0 - rng.uniform(0, 0.15, 3)) * rng.uniform(0.85, 1.2)
+        fill_color = (1.0 - rng.uniform(0, 0.2, 3)) * rng.uniform(0.15, 0.4)
+        ambient, ground, extra = np.full(3, rng.uniform(0.15, 0.3)) * (1.0 - rng.uniform(0, 0.1, 3)), None, ()
+    fill_dir = _unit([-key_dir[0] + rng.normal(0, 0.2), rng.uniform(-0.3, 0.3), rng.uniform(0.5, 1.0)])
+    return {
+        "key_dir": key_dir,
+        "key_color": key_color,
+        "fill_dir": fill_dir,
+        "fill_color": fill_color,
+        "ambient": ambient,
+        "ground": ground,
+        "lights": extra,
+        "specular": float(rng.uniform(0.05, 0.5) if wide else rng.uniform(0.05, 0.3)),
+    }
+
+
+def _degradations(rng: np.random.Generator, wide: bool) -> dict:
+    if not wide:
+        return {
+            "blur": float(rng.choice([0.0, rng.uniform(0.3, 1.5)], p=[0.6, 0.4])),
+            "noise": float(rng.uniform(0.0, 5.0)),
+            "jpeg_quality": int(rng.integers(70, 97)),
+            "noise_seed": int(rng.integers(0, 2**31 - 1)),
+        }
+    # Sizes are in pixels of a 256-px image (scaled to the render size), so a small render is not degraded more.
+    blur, motion, small = rng.uniform(0.3, 1.6), (rng.uniform(2.0, 7.0), rng.uniform(0, 180)), rng.uniform(0.25, 0.8)
+    return {
+        "blur": float(blur if rng.uniform() < 0.3 else 0.0),
+        "motion_blur": tuple(float(x) for x in motion) if rng.uniform() < 0.15 else (0.0, 0.0),
+        "downscale": float(small if rng.uniform() < 0.25 else 1.0),
+        "noise": float(rng.uniform(0.0, 8.0)),
+        "jpeg_quality": int(rng.integers(40, 96)),
+        "noise_seed": int(rng.integers(0, 2**31 - 1)),
+        "color_gain": tuple(float(x) for x in np.exp(rng.normal(0, 0.04, 3))),
+        "gamma": float(np.exp(rng.normal(0, 0.1))),
+    }
+
+
+def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> SampleParams:
+    """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names)."""
+    factors = _factors(factors)
+    on, split = set(factors), _split(shifted)
     identity = index // SAMPLES_PER_IDENTITY
-    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODE["shifted" if shifted else "train"], index]))
-    ident = sample_identity(seed, identity, shifted)
-    au = sample_aus(rng)
-    gx, gy = rng.normal(0, 0.15, 2)
+
+    def rng(factor: str) -> np.random.Generator:
+        return factor_rng(seed, split, factor, index)
+
+    base = np.random.default_rng(np.random.SeedSequence([seed, split, index]))
+    ident = sample_identity(seed, identity, shifted, factors)
+    occurring = sample_occurrence(base)
+    r_int = rng("intensity")
+    au = sample_intensities(occurring, r_int, "intensity" in on)
+    sides = sample_sides(au, r_int) if "intensity" in on else {}
+    gx, gy = base.normal(0, 0.15, 2)
     extra = {  # gaze (both eyes the same way) and a slight sideways jaw: nuisance shapes, no AU label
         ("eyeLookOut_L" if gx > 0 else "eyeLookIn_L"): abs(gx),
         ("eyeLookIn_R" if gx > 0 else "eyeLookOut_R"): abs(gx),
         ("eyeLookUp_L" if gy > 0 else "eyeLookDown_L"): abs(gy),
         ("eyeLookUp_R" if gy > 0 else "eyeLookDown_R"): abs(gy),
-        ("jawLeft" if rng.uniform() < 0.5 else "jawRight"): rng.uniform(0, 0.1),
+        ("jawLeft" if base.uniform() < 0.5 else "jawRight"): base.uniform(0, 0.1),
     }
-    if shifted:
-        yaw, pitch, roll = rng.uniform(-40, 40), rng.uniform(-25, 25), rng.normal(0, 8)
-        key_dir = _unit([rng.choice([-1, 1]) * rng.uniform(0.6, 1.0), rng.uniform(-0.4, 0.8), rng.uniform(0.0, 0.5)])
-        key_color = rng.uniform(0.5, 1.0, 3) * rng.uniform(1.3, 1.9)
-        fill_color = rng.uniform(0.0, 0.4, 3) * rng.uniform(0.1, 0.3)
-        ambient = np.full(3, rng.uniform(0.05, 0.15))
-    else:
-        yaw, pitch, roll = np.clip(rng.normal(0, 8), -25, 25), np.clip(rng.normal(0, 6), -18, 18), rng.normal(0, 3)
-        key_dir = _unit([rng.uniform(-0.7, 0.7), rng.uniform(0.0, 0.8), rng.uniform(0.6, 1.0)])
-        key_color = (1.0 - rng.uniform(0, 0.15, 3)) * rng.uniform(0.85, 1.2)
-        fill_color = (1.0 - rng.uniform(0, 0.2, 3)) * rng.uniform(0.15, 0.4)
-        ambient = np.full(3, rng.uniform(0.15, 0.3)) * (1.0 - rng.uniform(0, 0.1, 3))
-    fill_dir = _unit([-key_dir[0] + rng.normal(0, 0.2), rng.uniform(-0.3, 0.3), rng.uniform(0.5, 1.0)])
-    kind = rng.choice(["flat", "gradient", "noise"])
+    kind = base.choice(["flat", "gradient", "noise"])
     background = {
         "kind": str(kind),
-        "c1": rng.uniform(0.05, 0.95, 3).tolist(),
-        "c2": rng.uniform(0.05, 0.95, 3).tolist(),
-        "angle": float(rng.uniform(0, 2 * np.pi)),
-        "cells": int(rng.integers(3, 9)),
+        "c1": base.uniform(0.05, 0.95, 3).tolist(),
+        "c2": base.uniform(0.05, 0.95, 3).tolist(),
+        "angle": float(base.uniform(0, 2 * np.pi)),
+        "cells": int(base.integers(3, 9)),
     }
+    yaw, pitch, roll = _pose(rng("pose"), "pose" in on, shifted)
+    distance, jitter = _camera(rng("camera"), "camera" in on)
     return SampleParams(
         index=index,
         identity=ident,
@@ -254,22 +269,12 @@ def sample_params(seed: int, index: int, shifted: bool = False) -> SampleParams:
         yaw=float(yaw),
         pitch=float(pitch),
         roll=float(roll),
-        cam_distance=float(rng.uniform(45, 140)),
-        align_jitter=(
-            float(rng.normal(1.0, 0.03)),
-            float(rng.normal(0, 0.015)),
-            float(rng.normal(0, 0.015)),
-            float(rng.normal(0, 1.5)),
-        ),
-        key_dir=key_dir,
-        key_color=key_color,
-        fill_dir=fill_dir,
-        fill_color=fill_color,
-        ambient=ambient,
-        specular=float(rng.uniform(0.05, 0.3)),
+        cam_distance=distance,
+        align_jitter=jitter,
         background=background,
-        blur=float(rng.choice([0.0, rng.uniform(0.3, 1.5)], p=[0.6, 0.4])),
-        noise=float(rng.uniform(0.0, 5.0)),
-        jpeg_quality=int(rng.integers(70, 97)),
-        noise_seed=int(rng.integers(0, 2**31 - 1)),
+        factors=factors,
+        au_sides=sides,
+        occluders=sample_occluders(rng("occluders")) if "occluders" in on else (),
+        **_lighting(rng("lighting"), "lighting" in on, shifted),
+        **_degradations(rng("degradations"), "degradations" in on),
     )

@@ -3,7 +3,7 @@
 Folder layout:
     out/images/000000.jpg ...   the faces (JPEG at the sample's quality)
     out/manifest.csv            one row per image (see MANIFEST COLUMNS below), read by hiva_core.data
-    out/synth.json              how the set was made (seed, size, split, face model, AU table, calibration source)
+    out/synth.json              how the set was made (seed, size, split, factors, face model, AU table, calibration)
 
 Resuming: rows of the old manifest whose image is valid are kept; an image without a row (a run killed between
 manifest writes, every FLUSH_EVERY_S seconds) keeps its file and gets its row recomputed from (seed, index) without
@@ -31,11 +31,13 @@ from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import atomic_write, utc_now
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
-from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, bp4d_combinations, sample_params
+from hiva_core.synth.calibration import bp4d_combinations
+from hiva_core.synth.factors import FACTORS, factors_label, parse_factors
+from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, sample_params
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the factors of variation (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
 FLUSH_EVERY_S = 30.0
 
 
@@ -83,15 +85,17 @@ def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
 class _Worker:
     """A renderer bound to one set; lives in the main process (workers=1) or once per render process."""
 
-    def __init__(self, out: Path, size: int, seed: int, face_model: Path, shifted: bool, msaa: int):
+    def __init__(
+        self, out: Path, size: int, seed: int, face_model: Path, shifted: bool, msaa: int, factors: tuple[str, ...]
+    ):
         from hiva_core.synth.facemodel import load_face_model
         from hiva_core.synth.render import Renderer
 
-        self.out, self.seed, self.shifted = out, seed, shifted
+        self.out, self.seed, self.shifted, self.factors = out, seed, shifted, factors
         self.renderer = Renderer(load_face_model(face_model), size, samples=msaa)
 
     def __call__(self, index: int) -> dict:
-        params = sample_params(self.seed, index, self.shifted)
+        params = sample_params(self.seed, index, self.shifted, self.factors)
         path = self.out / image_name(index)
         if _valid_image(path, self.renderer.size):  # rendered before the manifest was last written: labels only
             verts, _, mvp, _ = self.renderer.geometry(params)
@@ -156,7 +160,7 @@ def _check_meta(out: Path, meta: dict) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    for key in ("seed", "size", "shifted", "format_version"):
+    for key in ("seed", "size", "shifted", "format_version", "factors"):
         if old.get(key) != meta[key]:
             raise UserError(
                 f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
@@ -174,8 +178,12 @@ def run_synth(
     shifted: bool = False,
     msaa: int = 4,
     progress: bool = True,
+    factors: str | tuple[str, ...] | None = "all",
 ) -> Path:
-    """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it."""
+    """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it.
+
+    `factors`: the factors of variation that are on, a SPEC (`all`, `none`, `-occluders,-pose`, `pose,lighting`) or
+    names; see hiva_core.synth.factors."""
     from hiva_core.synth.facemodel import find_face_model
 
     if n < 1:
@@ -186,6 +194,10 @@ def run_synth(
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if msaa < 0 or msaa & (msaa - 1):
         raise UserError(f"--msaa must be 0 (off) or a power of two (2, 4, 8, ...), got {msaa}")
+    factors = parse_factors(factors) if isinstance(factors, str) or factors is None else tuple(factors)
+    unknown = [f for f in factors if f not in FACTORS]
+    if unknown:
+        raise UserError(f"unknown SynthAU factor(s) {', '.join(unknown)}; valid: {', '.join(FACTORS)}")
     out = Path(out)
     model_path = find_face_model(face_model)
     meta = {
@@ -194,6 +206,8 @@ def run_synth(
         "size": size,
         "shifted": shifted,
         "split": "shifted test" if shifted else "3 identity-exclusive folds",
+        "factors": list(factors),
+        "factors_spec": factors_label(factors),
         "face_model": str(model_path),
         "aus": SYNTH_AUS,
         "occurrence_threshold": OCCURRENCE_THRESHOLD,
@@ -217,7 +231,7 @@ def run_synth(
     old = _read_rows(manifest)
     rows = {i: r for i, r in old.items() if i < n and _valid_image(out / image_name(i), size)}
     todo = [i for i in range(n) if i not in rows]
-    args = (out, size, seed, model_path, shifted, msaa)
+    args = (out, size, seed, model_path, shifted, msaa, factors)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -401,6 +401,24 @@ def test_transforms_shapes_and_denormalize(tmp_path):
     assert signs == {1.0, -1.0}
 
 
+def test_strong_augmentation(tmp_path):
+    """strong: RandAugment, grey-scale and random erasing on top of basic; valid, varied, and only for training."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    strong, basic = build_transforms(SIZE, "strong"), build_transforms(SIZE, "basic")
+    outs = [strong(image) for _ in range(24)]
+    assert all(o.shape == (3, SIZE, SIZE) and torch.isfinite(o).all() for o in outs)
+    spread = torch.stack(outs).std(0).mean()
+    assert spread > 1.3 * torch.stack([basic(image) for _ in range(24)]).std(0).mean()  # wider than basic
+    grey = [o for o in outs if torch.allclose(denormalize(o)[0], denormalize(o)[1], atol=1e-3)]
+    erased = [o for o in outs if (o == 0).all(0).float().mean() > 0.01]  # erased to 0 (the mean colour)
+    assert grey or erased  # some draw shows the grey-scale or erasing steps
+    assert torch.equal(build_transforms(SIZE, "none")(image), build_transforms(SIZE, False)(image))
+    with pytest.raises(ValueError, match="augment must be one of strong, basic, none"):
+        build_transforms(SIZE, "heavy")
+
+
 def test_list_reading_is_fast(protocols, tmp_path):
     """Reading a big fold must stay vectorised (the fixed-width fast path): BP4D train fold 1 under a second."""
     start = time.perf_counter()

@@ -41,7 +41,9 @@ def synth_faces(shared_data, tmp_path_factory):
         pytest.skip(f"no face model at {model}")
     out = tmp_path_factory.mktemp("synth_regions")
     try:
-        run_synth(out, n=12, size=64, seed=5, face_model=model, progress=False, msaa=0)
+        # Narrow poses: 12 faces turned up to ±45° (the default pose factor) spread the jaw line beyond these tests'
+        # tolerance around the canonical frontal face.
+        run_synth(out, n=12, size=64, seed=5, face_model=model, progress=False, msaa=0, factors="all,-pose")
     except UserError as exc:
         pytest.skip(f"no offscreen OpenGL here: {exc}")
     return out

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from augtext.errors import UserError
-from hiva_core.synth import aumap, sampling
+from hiva_core.synth import aumap, calibration, sampling
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS, blendshape_weights
 from hiva_core.synth.writer import manifest_columns, run_synth
 
@@ -26,15 +26,20 @@ def face_model_path(shared_data):
     return path
 
 
-@pytest.fixture(scope="module")
-def renderer(face_model_path):
+def make_renderer(face_model_path, size: int):
+    """A Renderer, or a skip where there is no offscreen OpenGL."""
     from hiva_core.synth.facemodel import load_face_model
     from hiva_core.synth.render import Renderer
 
     try:
-        r = Renderer(load_face_model(face_model_path), 96)
+        return Renderer(load_face_model(face_model_path), size)
     except UserError as exc:
         pytest.skip(f"no offscreen OpenGL here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def renderer(face_model_path):
+    r = make_renderer(face_model_path, 96)
     yield r
     r.release()
 
@@ -47,9 +52,17 @@ def synth_set(face_model_path, renderer, tmp_path_factory):
 
 
 def _plain(params, **au):
-    """A frontal, evenly lit, undegraded sample with the given AU intensities (others 0)."""
+    """A frontal, evenly lit, undegraded, unoccluded sample with the given AU intensities (others 0)."""
     return dataclasses.replace(
         params,
+        au_sides={},
+        lights=(),
+        ground=None,
+        occluders=(),
+        motion_blur=(0.0, 0.0),
+        downscale=1.0,
+        color_gain=(1.0, 1.0, 1.0),
+        gamma=1.0,
         au={a: float(au.get(f"AU{a}", 0.0)) for a in SYNTH_AUS},
         extra={},
         yaw=0.0,
@@ -138,7 +151,10 @@ def test_au_table_uses_real_shapes_and_sums_left_right(face_model_path):
     assert w[names.index("browDown_L")] == 0.0
     # Shared shapes add up and clip at 1 (AU26 + AU27 both open the jaw).
     assert blendshape_weights({26: 1.0, 27: 1.0}, names)[names.index("jawOpen")] == 1.0
-    assert set(SYNTH_AUS) >= set(sampling.BP4D_AUS) and OCCURRENCE_THRESHOLD == 0.3
+    assert set(SYNTH_AUS) >= set(calibration.BP4D_AUS) and OCCURRENCE_THRESHOLD == 0.3
+    # A lopsided AU moves one side less; a person's expressiveness scales every shape; labels are not weights.
+    w = blendshape_weights({12: 0.8}, names, sides={12: (0.5, 1.0)}, gain=1.25)
+    assert w[names.index("mouthSmile_L")] == pytest.approx(0.5) and w[names.index("mouthSmile_R")] == pytest.approx(1.0)
 
 
 def test_sampling_is_deterministic_and_identity_exclusive():
@@ -158,19 +174,28 @@ def test_sampling_is_deterministic_and_identity_exclusive():
 
 def test_bp4d_calibration_reproduces_label_rates():
     real = np.array([0.211, 0.171, 0.203, 0.461, 0.549, 0.594, 0.562, 0.466, 0.169, 0.343, 0.165, 0.151])
-    sampling.bp4d_combinations.cache_clear()
+    calibration.bp4d_combinations.cache_clear()
     for lists in ("auto", None):  # the real lists when present, else (and always for None) the built-in fallback
-        masks, probs, residual, _ = sampling.bp4d_combinations(lists)
+        masks, probs, residual, _ = calibration.bp4d_combinations(lists)
         bits = (masks[:, None] >> np.arange(12)) & 1
-        rates = probs @ bits + residual * np.array(sampling.BP4D_FALLBACK_RESIDUAL_RATES)
+        rates = probs @ bits + residual * np.array(calibration.BP4D_FALLBACK_RESIDUAL_RATES)
         np.testing.assert_allclose(rates, real, atol=0.004)
     rng = np.random.default_rng(0)
-    draws = [sampling.sample_aus(rng) for _ in range(3000)]
+    draws = [calibration.sample_aus(rng) for _ in range(3000)]
     au12 = np.mean([d[12] >= OCCURRENCE_THRESHOLD for d in draws])
     assert abs(au12 - 0.562) < 0.04
     assert not any(d[26] >= 0.3 and d[27] >= 0.3 for d in draws)
     traces = np.mean([0 < d[1] < OCCURRENCE_THRESHOLD for d in draws])
     assert 0.1 < traces < 0.4  # inactive AUs sometimes show a sub-threshold trace
+    # The intensity factor: the same occurrence, more slight (B-level, 0.3-0.5) intensities and more traces.
+    wide = [calibration.sample_aus(np.random.default_rng(i), wide=True) for i in range(1500)]
+    narrow = [calibration.sample_aus(np.random.default_rng(i)) for i in range(1500)]
+    assert all(
+        w.keys() == n.keys() and {a for a in w if w[a] >= 0.3} == {a for a in n if n[a] >= 0.3}
+        for w, n in zip(wide, narrow, strict=True)
+    )
+    slight = [np.mean([0.3 <= d[a] < 0.5 for d in ds for a in d if d[a] >= 0.3]) for ds in (narrow, wide)]
+    assert slight[1] > slight[0] + 0.15
 
 
 # --- rendering ------------------------------------------------------------------------------------------------------
@@ -191,8 +216,10 @@ def test_rendered_shapes_follow_the_au_table(renderer):
         got = renderer.render(p).blendshapes
         expected = np.zeros(len(names))
         for au, value in p.au.items():
+            left, right = p.au_sides.get(au, (1.0, 1.0))
             for shape, coef in AU_BLENDSHAPES[au].items():
-                expected[names.index(shape)] += value * coef
+                side = left if shape.endswith("_L") else right if shape.endswith("_R") else (left + right) / 2
+                expected[names.index(shape)] += value * coef * side * p.identity.expressiveness
         for shape, value in p.extra.items():
             expected[names.index(shape)] += value
         np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-6)
@@ -200,7 +227,8 @@ def test_rendered_shapes_follow_the_au_table(renderer):
 
 
 def test_looks_like_a_face(renderer, tmp_path):
-    base = sampling.sample_params(0, 0)
+    base = sampling.sample_params(0, 0, factors="none")  # the plain look: no hair, skin detail or occluders
+    base.identity = dataclasses.replace(base.identity, skin=(0.8, 0.62, 0.52))  # a mid tone: eyes darker than skin
     neutral, smile = renderer.render(_plain(base)), renderer.render(_plain(base, AU12=1.0))
     brows = renderer.render(_plain(base, AU1=1.0, AU2=1.0))
     samples = [renderer.render(sampling.sample_params(0, i)).image for i in range(1, 6)]
@@ -244,8 +272,8 @@ def test_renders_are_framed_by_the_alignment_template(renderer):
     for i in range(4):  # four people, frontal, neutral, no jitter: the fit's residual only (face proportions)
         lm = renderer.render(_plain(sampling.sample_params(5, i * sampling.SAMPLES_PER_IDENTITY))).landmarks
         np.testing.assert_allclose(_five_points(lm) / size, TEMPLATE, atol=0.025)
-    for i in range(4):  # their sampled head poses, still neutral and without jitter
-        p = sampling.sample_params(5, i)
+    for i in range(4):  # their sampled head poses (the narrow ones: at ±45° yaw the fit's residual is larger)
+        p = sampling.sample_params(5, i, factors="all,-pose")
         p = dataclasses.replace(p, au=dict.fromkeys(SYNTH_AUS, 0.0), extra={}, align_jitter=(1.0, 0.0, 0.0, 0.0))
         five = _five_points(renderer.render(p).landmarks) / size
         np.testing.assert_allclose(five[:2].mean(0), TEMPLATE[:2].mean(0), atol=0.03)  # between the eyes

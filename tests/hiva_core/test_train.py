@@ -91,11 +91,33 @@ def test_model_section_follows_model_config():
         (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
         (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
         (lambda: DataSection(aus=(1, 3)), "AU"),
+        (lambda: DataSection(augment="heavy"), "data.augment must be strong, basic or none"),
     ],
 )
 def test_sections_check_their_own_values(build, needle):
     with pytest.raises(UserError, match=needle):
         build()
+
+
+def test_augment_default_and_old_runs(trained_run, tmp_path):
+    """New runs train with the strong augmentation; a config.json written before data.augment existed keeps basic."""
+    from hiva_core.checkpoint import RunFolder
+    from hiva_core.config import TrainConfig, from_dict, to_dict
+
+    assert TrainConfig().data.augment == "strong"
+    assert from_dict(to_dict(TrainConfig())).data.augment == "strong"
+    assert resolve_config(overrides=["data.augment=none"]).data.augment == "none"
+    run, _ = trained_run
+    assert RunFolder(run).read_train_config().data.augment == "basic"  # as trained (train_argv asks for basic)
+    info = json.loads((run / "config.json").read_text())
+    info["config"]["data"]["augment"] = "strong"
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "config.json").write_text(json.dumps(info))
+    assert RunFolder(tmp_path / "new").read_train_config().data.augment == "strong"
+    del info["config"]["data"]["augment"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(info))
+    assert RunFolder(tmp_path / "old").read_train_config().data.augment == "basic"
 
 
 # -------------------------------------------------------------------------------------------- train and eval
