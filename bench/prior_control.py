@@ -351,23 +351,7 @@ def main(argv: list[str] | None = None) -> dict:
     caches = build_priors(args, work, args.arms)
     priors = {name: prior_info(args, cache, work) for name, cache in caches.items()}
     timings["priors_s"] = time.perf_counter() - t0
-    plan = ll.Plan(
-        aus=args.aus,
-        synth_seed=args.synth_seed,
-        render_size=args.render_size,
-        image_size=args.image_size,
-        backbone=args.backbone,
-        pretrained=args.pretrained,
-        backbone_weights=args.backbone_weights,
-        dim=args.dim,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        align_weight=args.align_weight,
-        text_fingerprint="per-arm",
-        extra=args.extra,
-        min_steps=args.min_steps,
-    )
+    plan = ll.plan_from_args(args, "per-arm")  # each arm names its prior; the run folder names the arm
     runs_dir = work / "runs" / plan.tag()
     # Small budgets first (cheap, and where a prior should help most); within a budget the core contrast (reference,
     # shuffled, none) first, then the other priors, then the models without text, every seed of a tier before the
