@@ -114,22 +114,42 @@ def test_alignment_uses_only_known_positive_aus():
     assert none == 0 and none.requires_grad
 
 
-def test_task_adds_alignment_only_with_text():
+TINY = {"backbone": "tiny", "dim": 16, "heads": 2}
+
+
+def _task_inputs() -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """A batch of two 32-px images with three AUs, and a text prior of 4 descriptions per AU (16-d)."""
     torch.manual_seed(0)
     batch = {
         "image": torch.randn(2, 3, 32, 32),
         "labels": torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
         "mask": torch.ones(2, 3, dtype=torch.bool),
     }
-    emb, mask = torch.randn(3, 4, 16), torch.ones(3, 4, dtype=torch.bool)
-    tiny = {"backbone": "tiny", "dim": 16, "heads": 2}
+    return batch, torch.randn(3, 4, 16), torch.ones(3, 4, dtype=torch.bool)
+
+
+def test_task_adds_alignment_only_with_text():
+    batch, emb, mask = _task_inputs()
     for name, has_text in (("hiva", True), ("hiva_no_text", False), ("linear", False)):
-        task = AUTask(create_model(name, 3, 16, **tiny), au_weights(batch["labels"]), align_weight=0.5).eval()
+        task = AUTask(create_model(name, 3, 16, **TINY), au_weights(batch["labels"]), align_weight=0.5).eval()
         out = task(batch, emb, mask)
         assert out["logits"].shape == (2, 3)
         assert (out["align"] > 0) == has_text
         torch.testing.assert_close(out["loss"], out["asl"] + 0.5 * out["align"])
         out["loss"].backward()
+
+
+def test_task_adds_the_region_term_for_models_with_maps():
+    batch, emb, mask = _task_inputs()
+    for name, has_maps in (("hiva", True), ("hiva_open", True), ("linear", False)):
+        model = create_model(name, 3, 16, **TINY)
+        task = AUTask(model, au_weights(batch["labels"]), align_weight=0.5, region_weight=2.0, aus=[1, 12, 17])
+        out = task.eval()(batch, emb, mask)
+        assert (out["region"] > 0) == has_maps
+        torch.testing.assert_close(out["loss"], out["asl"] + 0.5 * out["align"] + 2.0 * out["region"])
+        out["loss"].backward()
+    off = AUTask(create_model("hiva", 3, 16, **TINY), region_weight=2.0).eval()  # no AU codes: no regions
+    assert off(batch, emb, mask)["region"] == 0
 
 
 @pytest.mark.parametrize("dataset", ["bp4d", "gft"])

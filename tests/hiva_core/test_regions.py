@@ -224,30 +224,6 @@ def test_region_loss_asks_maps_to_look_inside():
     assert region_loss(peaked, prior[:2]) < 0.2 < 5 < region_loss(peaked.flip(2), prior[:2])
 
 
-def test_task_adds_the_region_term_for_models_with_maps():
-    from hiva_core.losses import au_weights
-    from hiva_core.models import create_model
-    from hiva_core.task import AUTask
-
-    torch.manual_seed(0)
-    batch = {
-        "image": torch.randn(2, 3, 32, 32),
-        "labels": torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
-        "mask": torch.ones(2, 3, dtype=torch.bool),
-    }
-    emb, mask = torch.randn(3, 4, 16), torch.ones(3, 4, dtype=torch.bool)
-    tiny = {"backbone": "tiny", "dim": 16, "heads": 2}
-    for name, has_maps in (("hiva", True), ("hiva_open", True), ("linear", False)):
-        model = create_model(name, 3, 16, **tiny)
-        task = AUTask(model, au_weights(batch["labels"]), align_weight=0.5, region_weight=2.0, aus=[1, 12, 17])
-        out = task.eval()(batch, emb, mask)
-        assert (out["region"] > 0) == has_maps
-        torch.testing.assert_close(out["loss"], out["asl"] + 0.5 * out["align"] + 2.0 * out["region"])
-        out["loss"].backward()
-    off = AUTask(create_model("hiva", 3, 16, **tiny), region_weight=2.0).eval()  # no AU codes: no regions
-    assert off(batch, emb, mask)["region"] == 0
-
-
 def test_canonical_landmarks_are_the_mean_aligned_synthau_face(synth_faces):
     """CANONICAL_LANDMARKS is where an aligned face's landmarks sit: the mean of these renders (sampled poses and
     expressions included) is within 0.04 of the crop side of it, the eyes and mouth corners on align.TEMPLATE."""
