@@ -125,14 +125,23 @@ def read_json(path: Path, what: str = "run file") -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------------ the run folder
 # Config keys added after runs were already being saved, with the value that reproduces such a run on --resume
 # (a new default must not change an old run): validation slices (before them every subject was trained on), the
-# augmentation recipe (before data.augment: basic; new runs: strong) and the region loss (before it, none).
+# augmentation recipe (before data.augment: basic; new runs: strong), the region loss (before it, none) and model
+# selection (before train.select, the test split's F1 chose the epoch).
 LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
     ("data", "val_fraction"): 0.0,
     ("data", "augment"): "basic",
     ("train", "region_weight"): 0.0,
+    ("train", "select"): "test",
 }
 LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1", "val_auc", "time_s"]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
+
+
+def selected_on(select: str, thresholds: dict | None) -> str:
+    """What chooses the kept epoch (train.select), in words: the validation rows when asked and there are any."""
+    if select == "val" and thresholds is not None:
+        return "validation avg F1 at its per-AU thresholds"
+    return "test avg F1 at 0.5" + (" (no validation rows)" if select == "val" else "")
 
 
 def _file_in_run(name: str) -> property:
@@ -143,8 +152,10 @@ class RunFolder:
     """One run folder: the names of its files, the config.json schema, and which model it keeps.
 
     Like timm's CheckpointSaver it decides best and last: `save_checkpoint` writes last.pt after every epoch and
-    model.safetensors only when the epoch's average F1 beats the best so far (a tie keeps the earlier epoch).
-    `best_f1`, `best_epoch`, `best_metrics` and `last_metrics` are that decision's state; `resume` restores it.
+    model.safetensors only when the epoch's selection score (an average F1: on the validation rows at their per-AU
+    thresholds, or on the test split at 0.5; train.select) beats the best so far (a tie keeps the earlier epoch).
+    `best_f1` (the best selection score), `best_epoch`, `best_metrics` (that epoch's test metrics) and
+    `last_metrics` are that decision's state; `resume` restores it.
     A `--folds all` run is a parent folder of `fold{k}` runs plus summary.json.
     """
 
@@ -153,6 +164,7 @@ class RunFolder:
         self.best_f1 = -1.0
         self.best_epoch = 0
         self.best_metrics: dict | None = None
+        self.selected_on = ""  # what chose best_epoch, in words (selected_on)
         self.last_metrics: dict | None = None
         self.log_rows: list[dict] = []
 
@@ -348,15 +360,20 @@ class RunFolder:
         model: nn.Module,
         state: dict[str, Any],
         thresholds: dict[str, Any] | None = None,
+        select: str = "test",
     ) -> None:
-        """The end of an epoch (rank 0): model.safetensors when `metrics` beat the best so far (with thresholds.json:
-        `thresholds`, that model's per-AU thresholds, when given), then metrics.json and last.pt (the trainer's
-        `state`, the best so far and every RNG). `metrics` is None after an epoch that was not evaluated."""
+        """The end of an epoch (rank 0): model.safetensors when the epoch's selection score beats the best so far
+        (with thresholds.json: `thresholds`, that model's per-AU thresholds, when given), then metrics.json and
+        last.pt (the trainer's `state`, the best so far and every RNG). `metrics` (the test split's) is None after
+        an epoch that was not evaluated. `select`: "val" scores an epoch by `thresholds["val_f1"]["avg"]` when there
+        are thresholds, else (and with "test") by the test split's average F1 at 0.5."""
         check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
+        on = self.selected_on = selected_on(select, thresholds)
         if metrics is not None:
             self.last_metrics = metrics
-            if metrics["avg"]["f1"] > self.best_f1:
-                self.best_f1, self.best_epoch, self.best_metrics = metrics["avg"]["f1"], epoch, metrics
+            score = thresholds["val_f1"]["avg"] if on.startswith("val") else metrics["avg"]["f1"]
+            if score > self.best_f1:
+                self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
                 self.write_model(model)
                 if thresholds is not None:
                     self.write_thresholds({**thresholds, "epoch": epoch})
@@ -364,7 +381,14 @@ class RunFolder:
                     self.thresholds_file.unlink(missing_ok=True)
         write_json(
             self.metrics_file,
-            {"best_epoch": self.best_epoch, "best": self.best_metrics, "last_epoch": epoch, "last": metrics},
+            {
+                "best_epoch": self.best_epoch,
+                "selected_on": on,
+                "best_score": self.best_f1,
+                "best": self.best_metrics,
+                "last_epoch": epoch,
+                "last": metrics,
+            },
         )
         with atomic_path(self.last_file) as tmp:
             torch.save({**state, "best_f1": self.best_f1, "best_epoch": self.best_epoch, "rng": rng_state()}, tmp)
@@ -386,7 +410,8 @@ class RunFolder:
         self.best_f1, self.best_epoch = float(state["best_f1"]), int(state["best_epoch"])
         self.log_rows = self._read_log(int(state["epoch"]))
         if self.metrics_file.is_file():
-            self.best_metrics = read_json(self.metrics_file, "metrics file").get("best")
+            saved = read_json(self.metrics_file, "metrics file")
+            self.best_metrics, self.selected_on = saved.get("best"), saved.get("selected_on", "test avg F1 at 0.5")
         return state
 
     # -- thresholds.json

@@ -134,7 +134,10 @@ def train(
     runs = result["folds"].values() if all_folds else [result]
     for r in runs:  # rank 0 of a finished run; other ranks hold no metrics
         if r["metrics"] is not None and r["finished"]:
-            print(f"\n{r['out']}: best avg F1 {100 * r['best_f1']:.1f} at epoch {r['best_epoch']}\n")
+            print(
+                f"\n{r['out']}: epoch {r['best_epoch']} kept ({r['selected_on']} {100 * r['best_f1']:.1f}); "
+                f"test avg F1 {100 * r['metrics']['avg']['f1']:.1f}\n"
+            )
             print(format_table(r["metrics"]))
     if all_folds and result["summary"] is not None:
         summary = result["summary"]

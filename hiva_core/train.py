@@ -193,8 +193,17 @@ class Monitor:
             for name, value in values.items():
                 self.tb.add_scalar(name, float(value), step)
 
-    def end_epoch(self, state: TrainState, losses: dict[str, float], metrics: dict | None, started: float) -> None:
-        """After the run folder was saved (rank 0): log.csv's row, TensorBoard's val/avg_f1 and the log line."""
+    def end_epoch(
+        self,
+        state: TrainState,
+        losses: dict[str, float],
+        metrics: dict | None,
+        started: float,
+        thresholds: dict | None = None,
+    ) -> None:
+        """After the run folder was saved (rank 0): log.csv's row, TensorBoard's val/avg_f1 and the log line (the
+        test split's F1 at 0.5, the validation rows' at their thresholds, and the kept epoch's selection score).
+        log.csv's val_f1/val_auc columns hold the test split's, as they always have."""
         val_f1 = metrics["avg"]["f1"] if metrics else float("nan")
         val_auc = metrics["avg"]["auc"] if metrics else float("nan")
         self.run.append_log(
@@ -210,10 +219,11 @@ class Monitor:
         )
         if metrics is not None:
             self.scalars(state.step, {"val/avg_f1": val_f1})
+        held_out = f"val {100 * thresholds['val_f1']['avg']:.1f}  " if thresholds else ""
         log(
             self.info,
-            f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  val avg F1 {100 * val_f1:.1f}  "
-            f"best {100 * self.run.best_f1:.1f} (epoch {self.run.best_epoch})  "
+            f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  test avg F1 {100 * val_f1:.1f}  "
+            f"{held_out}kept epoch {self.run.best_epoch} ({100 * self.run.best_f1:.1f})  "
             f"{time.time() - started:.1f}s",
         )
 
@@ -424,8 +434,9 @@ def train_one_epoch(
 def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train one model into the run folder `out`; with `resume`, continue it from its last.pt.
 
-    Returns `{"best_f1", "best_epoch", "metrics", "last", "out", "finished"}`: the best average F1 and its epoch
-    (-1.0 and 0 before any evaluation), that epoch's per-AU metrics and the last evaluated epoch's (None before any
+    Returns `{"best_f1", "best_epoch", "selected_on", "metrics", "last", "out", "finished"}`: the kept epoch's
+    selection score (train.select: the validation or the test avg F1; -1.0 before any evaluation), that epoch (0
+    before), what chose it in words, its per-AU test metrics and the last evaluated epoch's (None before any
     evaluation and on ranks other than 0), the run folder, and whether the run reached `train.epochs` (False when
     `train.stop_after` ended it early).
     """
@@ -440,16 +451,18 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     text = ckpt.prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
     state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
+    on_val = cfg.train.select == "val"
     if splits.val is not None:
-        log(info, f"per-AU thresholds: chosen on {splits.val_how}")
+        log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}")
     elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)
-        log(info, f"per-AU thresholds stay 0.5: {splits.val_how}")
+        chooses = " and the test split chooses the kept epoch" if on_val else ""
+        log(info, f"per-AU thresholds stay 0.5{chooses}: {splits.val_how}")
     if resume:  # every piece of state that the next epoch depends on
         state.load_state_dict(run.resume())
         log(
             info,
             f"resuming {run.path} at epoch {state.epoch + 1} "
-            f"(best avg F1 {100 * run.best_f1:.1f} at epoch {run.best_epoch})",
+            f"(kept epoch {run.best_epoch}, selection score {100 * run.best_f1:.1f})",
         )
     # A failure before the first last.pt removes what this attempt wrote (no half-made run is left behind); one
     # after it keeps the folder, resumable, and says which epoch last.pt holds.
@@ -486,12 +499,13 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                     thresholds = val_thresholds(state.model, loaders.val, text, device, aus, info, splits.val_how)
                 # Only rank 0 writes; the others wait at the next collective (the next step's all-reduce).
                 if info.is_main:
-                    run.save_checkpoint(epoch, metrics, state.model, state.state_dict(), thresholds)
-                    monitor.end_epoch(state, losses, metrics, started)
+                    run.save_checkpoint(epoch, metrics, state.model, state.state_dict(), thresholds, cfg.train.select)
+                    monitor.end_epoch(state, losses, metrics, started, thresholds)
 
     return {
         "best_f1": run.best_f1,
         "best_epoch": run.best_epoch,
+        "selected_on": run.selected_on,
         "metrics": run.best_metrics,
         "last": run.last_metrics,
         "out": str(run.path),

@@ -153,6 +153,36 @@ def test_run_folder_keeps_the_best_and_always_the_last(tmp_path):
     assert [int(r["epoch"]) for r in again.log_rows] == [1, 2, 3, 4, 5]
 
 
+def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
+    """train.select=val keeps the epoch with the best validation F1 (at its thresholds), whatever the test split
+    says; metrics.json names what chose it, and resume reads that back. Without thresholds (no validation rows)
+    the test split chooses, and says so."""
+    from safetensors.torch import load_file
+
+    def val(f1: float) -> dict:
+        return {"thresholds": {"AU1": 0.4}, "validation": "v", "frames": 3, "val_f1": {"AU1": f1, "avg": f1}}
+
+    run = checkpoint.RunFolder(tmp_path / "run")
+    model = torch.nn.Linear(2, 1)
+    for epoch, (test_f1, val_f1) in enumerate([(0.5, 0.6), (0.9, 0.4), (0.6, 0.7)], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        run.save_checkpoint(epoch, _metrics(test_f1), model, {"epoch": epoch, "step": epoch}, val(val_f1), "val")
+    assert float(load_file(run.model_file)["weight"][0, 0]) == 3  # not epoch 2, the test split's best
+    assert (run.best_epoch, run.best_f1, run.best_metrics["avg"]["f1"]) == (3, 0.7, 0.6)
+    saved = json.loads(run.metrics_file.read_text())
+    assert saved["selected_on"] == "validation avg F1 at its per-AU thresholds" and saved["best_score"] == 0.7
+    assert json.loads(run.thresholds_file.read_text())["epoch"] == 3
+    again = checkpoint.RunFolder(run.path)
+    again.resume()
+    assert (again.best_epoch, again.selected_on) == (3, saved["selected_on"])
+
+    test_only = checkpoint.RunFolder(tmp_path / "test_only")
+    for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
+        test_only.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, None, "val")
+    assert test_only.best_epoch == 2 and test_only.selected_on == "test avg F1 at 0.5 (no validation rows)"
+
+
 def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):
     run = checkpoint.RunFolder(tmp_path / "run")
     run.check_new(resume=False)  # an empty (or absent) folder is fine

@@ -64,7 +64,9 @@ def test_train_stores_thresholds_chosen_on_held_out_subjects(thresholded_run, ti
     record = json.loads(run.thresholds_file.read_text())
     assert record["format"] == "hiva_core.thresholds/1" and set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
     assert record["validation"].startswith("1 of 8 training subjects held out of training")
-    assert record["epoch"] == json.loads(run.metrics_file.read_text())["best_epoch"]
+    metrics = json.loads(run.metrics_file.read_text())  # the kept epoch: chosen on those rows, not on the test split
+    assert record["epoch"] == metrics["best_epoch"] and metrics["best_score"] == record["val_f1"]["avg"]
+    assert metrics["selected_on"] == "validation avg F1 at its per-AU thresholds"
     assert record["frames"] == 8 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
     assert record["val_f1"]["avg"] >= record["val_f1_at_05"]["avg"]  # chosen to maximise F1 on those rows
     info = run.read_config()
@@ -129,12 +131,15 @@ def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, ca
     info = json.loads((run / "config.json").read_text())
     del info["config"]["data"]["val_fraction"]
     del info["config"]["train"]["region_weight"]
+    del info["config"]["train"]["select"]
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.json").write_text(json.dumps(info))
     cfg = RunFolder(old).read_train_config()
     assert cfg.data.val_fraction == 0.0 and cfg.train.region_weight == 0.0  # and without the region loss
-    assert RunFolder(run).read_train_config().train.region_weight == 0.1  # a run of today keeps its own
+    assert cfg.train.select == "test"  # and its epochs chosen on the test split, as then
+    today = RunFolder(run).read_train_config().train
+    assert (today.region_weight, today.select) == (0.1, "val")  # a run of today keeps its own
 
 
 def test_bad_thresholds_are_clear_errors(thresholded_run, tiny_faces, tmp_path, capsys):
