@@ -144,6 +144,31 @@ def selected_on(select: str, thresholds: dict | None) -> str:
     return "test avg F1 at 0.5" + (" (no validation rows)" if select == "val" else "")
 
 
+def write_thresholds(path: str | Path, record: dict[str, Any]) -> None:
+    """A thresholds file (format THRESHOLDS_FORMAT), atomically: `record` holds `thresholds` and how they were
+    chosen."""
+    write_json(path, {"format": THRESHOLDS_FORMAT, **record})
+
+
+def read_thresholds(path: str | Path, fix: str) -> dict[int, float]:
+    """{AU code: threshold} from a thresholds file (a run's thresholds.json, or `eval --save-thresholds`'s); a
+    missing or damaged file is a UserError naming it and ending with `fix`."""
+    from augtext.facs import parse_au_label
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: no thresholds file there; {fix}")
+    data = read_json(path, "thresholds file")
+    try:
+        out = {parse_au_label(str(k)): float(v) for k, v in data["thresholds"].items()}
+    except (KeyError, AttributeError, TypeError, ValueError, UserError) as exc:
+        raise UserError(f"{path} is not a thresholds file ({type(exc).__name__}: {exc}); {fix}") from None
+    bad = {k: v for k, v in out.items() if not 0.0 <= v <= 1.0}
+    if bad:
+        raise UserError(f"{path}: thresholds must lie in [0, 1], got {bad}; {fix}")
+    return out
+
+
 def _file_in_run(name: str) -> property:
     return property(lambda self: self.path / name, doc=f"`{name}` in the run folder")
 
@@ -418,26 +443,14 @@ class RunFolder:
     def write_thresholds(self, record: dict[str, Any]) -> None:
         """thresholds.json: `record` holds `thresholds` ({"AU1": t, ...}) and how they were chosen (`validation`,
         `frames`, `epoch`, the validation F1 at them and at 0.5)."""
-        write_json(self.thresholds_file, {"format": THRESHOLDS_FORMAT, **record})
+        write_thresholds(self.thresholds_file, record)
 
     def read_thresholds(self) -> dict[int, float]:
         """{AU code: threshold} from thresholds.json; {} when the run has none (a run from before them, or one
         trained without a validation slice: 0.5 everywhere). A damaged file is a UserError naming it."""
-        from augtext.facs import parse_au_label
-
         if not self.thresholds_file.is_file():
             return {}
-        data = read_json(self.thresholds_file, "thresholds file")
-        try:
-            out = {parse_au_label(str(k)): float(v) for k, v in data["thresholds"].items()}
-        except (KeyError, AttributeError, TypeError, ValueError, UserError) as exc:
-            raise UserError(
-                f"{self.thresholds_file} is not a thresholds file ({type(exc).__name__}: {exc}); delete it to use 0.5"
-            ) from None
-        bad = {k: v for k, v in out.items() if not 0.0 <= v <= 1.0}
-        if bad:
-            raise UserError(f"{self.thresholds_file}: thresholds must lie in [0, 1], got {bad}; delete it to use 0.5")
-        return out
+        return read_thresholds(self.thresholds_file, "delete it to use 0.5")
 
     # -- log.csv and summary.json
     def append_log(self, row: dict[str, Any]) -> None:
@@ -538,18 +551,24 @@ class LoadedRun:
     text_mask: torch.Tensor = field(repr=False, default=None)
     thresholds: dict[int, float] = field(default_factory=dict)  # thresholds.json; an AU not in it uses 0.5
 
-    def au_thresholds(self, threshold: float | None = None) -> tuple[list[float], str]:
+    def au_thresholds(self, threshold: float | str | Path | None = None) -> tuple[list[float], str]:
         """The threshold of each of `aus` and a few words on where they come from: `threshold` (the --threshold
-        option) for every AU when given, else the run's stored ones (0.5 for an AU without one)."""
-        if threshold is not None:
-            if not 0.0 <= threshold <= 1.0:
-                raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
-            return [float(threshold)] * len(self.aus), f"threshold {threshold:g} (--threshold)"
-        stored = [a for a in self.aus if a in self.thresholds]
-        text = "the run's per-AU thresholds" if stored else "threshold 0.5 (the run stores no thresholds)"
+        option) for every AU when it is a number, the per-AU ones of a thresholds file when it names one (`eval
+        --save-thresholds`), else the run's stored ones (0.5 for an AU without one)."""
+        number = threshold_number(threshold)
+        if number is not None:
+            return [number] * len(self.aus), f"threshold {number:g} (--threshold)"
+        if threshold is None:
+            table, source = self.thresholds, "the run's per-AU thresholds"
+            none = "threshold 0.5 (the run stores no thresholds)"
+        else:
+            table = read_thresholds(threshold, "give a thresholds file from `hiva_core eval --save-thresholds`")
+            source, none = f"the per-AU thresholds of {threshold}", f"threshold 0.5 ({threshold} has none of these AUs)"
+        stored = [a for a in self.aus if a in table]
+        text = source if stored else none
         if stored and len(stored) < len(self.aus):
-            text += " (0.5 for " + ", ".join(f"AU{a}" for a in self.aus if a not in self.thresholds) + ")"
-        return [self.thresholds.get(a, DEFAULT_THRESHOLD) for a in self.aus], text
+            text += " (0.5 for " + ", ".join(f"AU{a}" for a in self.aus if a not in table) + ")"
+        return [table.get(a, DEFAULT_THRESHOLD) for a in self.aus], text
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor | None]:
@@ -559,6 +578,19 @@ class LoadedRun:
             "probs": torch.sigmoid(out["logits"].float()).cpu(),
             "maps": maps.float().cpu() if maps is not None else None,
         }
+
+
+def threshold_number(threshold: float | str | Path | None) -> float | None:
+    """--threshold as one number for every AU (checked to lie in [0, 1]); None when it is unset or names a file."""
+    if threshold is None or isinstance(threshold, Path):
+        return None
+    try:
+        number = float(threshold)
+    except ValueError:
+        return None  # a thresholds file's path
+    if not 0.0 <= number <= 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
+    return number
 
 
 def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> LoadedRun:

@@ -23,8 +23,9 @@ AUS_HELP = (
 )
 TEXT_CACHE_HELP = "augtext cache with the descriptions of --aus the run was not trained on (same embedding model)."
 THRESHOLD_HELP = (
-    "Probability at or above which an AU counts as present, for every AU (0.5 restores the plain rule); default: "
-    "the run's per-AU thresholds, chosen on validation rows at training (0.5 where it has none)."
+    "Probability at or above which an AU counts as present, for every AU (0.5 restores the plain rule), or a "
+    "thresholds file from `eval --save-thresholds` (per AU); default: the run's per-AU thresholds, chosen on "
+    "validation rows at training (0.5 where it has none)."
 )
 
 synth_app = typer.Typer(help="Render SynthAU: labelled synthetic faces from the ICT-FaceKit model.")
@@ -156,9 +157,14 @@ def eval_(
     batch_size: int = typer.Option(64),
     aus: str | None = typer.Option(None, help=AUS_HELP),
     text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
-    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
+    threshold: str | None = typer.Option(None, help=THRESHOLD_HELP),
     align: bool | None = typer.Option(
         None, "--align/--no-align", help="Detect and align the faces first (default: as the run was trained)."
+    ),
+    save_thresholds: Path | None = typer.Option(
+        None,
+        help="Choose per-AU thresholds on these rows (a labelled sample of your domain) and write them to this file, "
+        "for --threshold FILE (RUN/thresholds.json makes them the run's own).",
     ),
 ) -> None:
     """Per-AU F1 (pooled at the run's per-AU thresholds and at 0.5), average F1, per-AU AUC and the all-positive
@@ -180,6 +186,7 @@ def eval_(
         text_cache=text_cache,
         threshold=threshold,
         align=align,
+        save_thresholds=save_thresholds,
     )
     if all_folds:
         print(format_folds_table(result))
@@ -190,6 +197,13 @@ def eval_(
             from hiva_core.regions import format_localisation
 
             print("\n" + format_localisation(result["localisation"]))
+        if result.get("saved_thresholds"):
+            saved = result["saved_thresholds"]
+            print(
+                f"\nper-AU thresholds chosen on these {saved['frames']} frames written to {saved['path']} (avg F1 "
+                f"there {100 * saved['val_f1']['avg']:.1f}, optimistic: chosen and scored on the same rows); use "
+                "them with --threshold FILE on other faces of this domain"
+            )
 
 
 @app.command()
@@ -199,7 +213,7 @@ def predict(
     out: Path | None = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
     heatmaps: Path | None = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
     batch_size: int = typer.Option(16, help="Faces per model batch (and frames per detection batch)."),
-    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
+    threshold: str | None = typer.Option(None, help=THRESHOLD_HELP),
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels (larger is faster)."),

@@ -106,14 +106,19 @@ def val_thresholds(
     if loader is None:
         return None
     val = model_probs(model, loader, text, device, len(aus), info)
-    if val is None:
-        return None
-    chosen = choose_thresholds(val["probs"], val["labels"], val["mask"], aus)
-    at = au_metrics(val["probs"], val["labels"], val["mask"], aus, threshold=list(chosen.values()))
+    return None if val is None else threshold_record(val, aus, how)
+
+
+def threshold_record(out: dict, aus: list[int], how: str) -> dict:
+    """Per-AU thresholds that maximise F1 on the rows of `out` (collect_probs' probs, labels, mask), as a thresholds
+    file records them: the thresholds, `how` the rows were chosen, their number and the F1 there at the thresholds
+    and at 0.5."""
+    chosen = choose_thresholds(out["probs"], out["labels"], out["mask"], aus)
+    at = au_metrics(out["probs"], out["labels"], out["mask"], aus, threshold=list(chosen.values()))
     return {
         "thresholds": chosen,
         "validation": how,
-        "frames": int(len(val["probs"])),
+        "frames": int(len(out["probs"])),
         "val_f1": {name: row["f1"] for name, row in at["per_au"].items()} | {"avg": at["avg"]["f1"]},
         "val_f1_at_05": {name: row.get("f1_at_05", row["f1"]) for name, row in at["per_au"].items()}
         | {"avg": at["avg"].get("f1_at_05", at["avg"]["f1"])},
@@ -129,16 +134,20 @@ def evaluate_run(
     device: str | None = None,
     aus: str | Sequence[int] | None = None,
     text_cache: str | Path | None = None,
-    threshold: float | None = None,
+    threshold: float | str | Path | None = None,
     align: bool | None = None,
+    save_thresholds: str | Path | None = None,
 ) -> dict:
     """Metrics of one run folder on the test split of `data` (`hiva_core.data.splits.eval_selection`: `fold`, else
     the run's own fold when the data has folds, else the data's test split, else every row; `rows` says which).
 
     `aus` (a spec or codes): score these AUs instead of the run's own; AUs it was not trained on need an
     open-vocabulary run and their descriptions in `text_cache` (`hiva_core.vocabulary.select_aus`).
-    `threshold`: one for every AU instead of the run's stored per-AU thresholds (F1 at 0.5 is reported beside any
-    other threshold). `align`: detect and align the faces first (`data.align`; default: as the run was trained)."""
+    `threshold`: one for every AU instead of the run's stored per-AU thresholds, or a thresholds file whose
+    per-AU thresholds replace them (F1 at 0.5 is reported beside any other threshold). `align`: detect and align the
+    faces first (`data.align`; default: as the run was trained). `save_thresholds`: also choose per AU the threshold
+    that maximises F1 on these rows (a labelled sample of the domain the run will predict on) and write them there,
+    as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that)."""
     from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.data import build_dataset, check_images
     from hiva_core.data.splits import eval_selection
@@ -187,6 +196,12 @@ def evaluate_run(
     metrics["fold"] = rows.fold
     metrics["rows"] = rows.text
     metrics["thresholds"] = threshold_text
+    if save_thresholds is not None:
+        from hiva_core.checkpoint import write_thresholds
+
+        record = threshold_record(out, loaded.aus, f"hiva_core eval of {run} on {data} ({rows.text})")
+        write_thresholds(save_thresholds, record)
+        metrics["saved_thresholds"] = {"path": str(save_thresholds), **record}
     return metrics
 
 
@@ -200,11 +215,12 @@ def run_eval(
     batch_size: int = 64,
     aus: str | Sequence[int] | None = None,
     text_cache: Path | None = None,
-    threshold: float | None = None,
+    threshold: float | str | Path | None = None,
     align: bool | None = None,
+    save_thresholds: Path | None = None,
 ) -> dict:
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
-    `aus`, `text_cache`, `threshold`, `align`: as evaluate_run.
+    `aus`, `text_cache`, `threshold`, `align`, `save_thresholds` (one run only): as evaluate_run.
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from augtext.io import check_output_file
@@ -213,6 +229,10 @@ def run_eval(
     run = Path(run)
     if json_out is not None:
         check_output_file(json_out, "--json")  # before the work, not after it
+    if save_thresholds is not None:
+        if all_folds:
+            raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
+        check_output_file(save_thresholds, "--save-thresholds")
     if all_folds:
         runs = RunFolder(run).fold_runs()
         if not runs:
@@ -221,9 +241,8 @@ def run_eval(
         per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, **options) for r in runs}
         result = aggregate_folds(per_fold)
     else:
-        result = evaluate_run(
-            run, data, lists, fold, batch_size, aus=aus, text_cache=text_cache, threshold=threshold, align=align
-        )
+        options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
+        result = evaluate_run(run, data, lists, fold, batch_size, save_thresholds=save_thresholds, **options)
     if json_out is not None:
         write_json(json_out, result)
     return result

@@ -278,7 +278,7 @@ def run_predict(
     out: str | os.PathLike | None = None,
     heatmaps: str | os.PathLike | None = None,
     batch_size: int = 16,
-    threshold: float | None = None,
+    threshold: float | str | os.PathLike | None = None,
     detect: bool = True,
     *,
     device: str | torch.device | None = None,
@@ -290,7 +290,8 @@ def run_predict(
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
-    `threshold`: one for every AU instead of the run's per-AU thresholds (0.5 restores the plain rule).
+    `threshold`: one for every AU instead of the run's per-AU thresholds (0.5 restores the plain rule), or a
+    thresholds file (`hiva_core eval --save-thresholds`) whose per-AU thresholds replace the run's.
     `out`: .csv / .parquet / .json (a list of row objects) written atomically. `heatmaps`: a folder for one PNG grid
     of per-AU attention overlays per face. `detect=False`: every input is already an aligned face crop. `min_face`:
     smallest face searched for, in pixels. `aus` (a spec or codes) and `text_cache`: score these AUs instead of the
@@ -301,8 +302,9 @@ def run_predict(
     timer = StageTimer()
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise UserError(f"--threshold must be between 0 and 1, got {threshold}")
+    from hiva_core.checkpoint import LoadedRun, load_run, threshold_number
+
+    threshold_number(threshold)  # a number outside [0, 1] fails before any work
     out = Path(out) if out is not None else None
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"--out {out}: unknown format {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
@@ -312,7 +314,6 @@ def run_predict(
         check_output_dir(heatmaps, "--heatmaps")
     sources = collect_inputs(inputs)
 
-    from hiva_core.checkpoint import LoadedRun, load_run
     from hiva_core.data.transforms import build_transforms
     from hiva_core.vocabulary import select_aus
 

@@ -142,6 +142,35 @@ def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, ca
     assert (today.region_weight, today.select) == (0.1, "val")  # a run of today keeps its own
 
 
+def test_eval_saves_target_domain_thresholds_that_eval_and_predict_read(thresholded_run, tiny_faces, tmp_path, capsys):
+    """A labelled sample of the domain to predict on: `eval --save-thresholds FILE` picks each AU's threshold on its
+    rows; `--threshold FILE` then scores (eval) and labels (predict) with them instead of the run's own."""
+    from hiva_core.predict import run_predict
+
+    saved, scored = tmp_path / "target.json", tmp_path / "eval.json"
+    argv = ["eval", "--run", str(thresholded_run), "--data", str(tiny_faces)]
+    assert main([*argv, "--save-thresholds", str(saved), "--json", str(scored)]) == 0
+    assert f"thresholds chosen on these 32 frames written to {saved}" in capsys.readouterr().out
+    record = json.loads(saved.read_text())
+    assert record["format"] == "hiva_core.thresholds/1" and record["frames"] == 32
+    assert record["validation"].startswith(f"hiva_core eval of {thresholded_run} on {tiny_faces} (fold 1")
+    result = json.loads(scored.read_text())
+    assert set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
+    assert record["val_f1"]["avg"] >= result["avg"]["f1_at_05"]  # chosen to maximise F1 on exactly these rows
+    assert json.loads((thresholded_run / "thresholds.json").read_text())["thresholds"] != {}  # the run's untouched
+
+    assert main([*argv, "--threshold", str(saved), "--json", str(scored)]) == 0
+    assert f"the per-AU thresholds of {saved}" in capsys.readouterr().out
+    again = json.loads(scored.read_text())
+    assert again["avg"]["f1"] == pytest.approx(record["val_f1"]["avg"])  # the same rows at those thresholds
+    assert {au: row["threshold"] for au, row in again["per_au"].items()} == pytest.approx(record["thresholds"])
+
+    images = sorted(tiny_faces.parent.glob("img/*.png"))[:12]
+    rows = run_predict(images, thresholded_run, detect=False, device="cpu", threshold=str(saved)).rows
+    for au, t in record["thresholds"].items():
+        assert (rows[au] == (rows[f"{au}_prob"] >= t)).all()
+
+
 def test_bad_thresholds_are_clear_errors(thresholded_run, tiny_faces, tmp_path, capsys):
     copy = tmp_path / "run"
     shutil.copytree(thresholded_run, copy)
@@ -153,6 +182,13 @@ def test_bad_thresholds_are_clear_errors(thresholded_run, tiny_faces, tmp_path, 
     assert main(["predict", image, "--run", str(thresholded_run), "--no-detect", "--threshold", "2"]) == 2
     assert main(["eval", "--run", str(thresholded_run), "--data", str(tiny_faces), "--threshold", "-1"]) == 2
     assert capsys.readouterr().err.count("--threshold must be between 0 and 1") == 2
+    missing = tmp_path / "nowhere.json"
+    assert main(["eval", "--run", str(thresholded_run), "--data", str(tiny_faces), "--threshold", str(missing)]) == 2
+    assert f"{missing} not found: no thresholds file there" in capsys.readouterr().err
+    argv = ["eval", "--run", str(thresholded_run), "--data", str(tiny_faces), "--folds", "all"]
+    assert main([*argv, "--save-thresholds", str(tmp_path / "t.json")]) == 2
+    assert "--save-thresholds takes one run" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
     with pytest.raises(UserError, match="val_fraction"):
         from hiva_core.config import DataSection
 
