@@ -172,6 +172,7 @@ def eval_(
     the AU's region). Data without a fold or split column is evaluated whole."""
     from hiva_core.evaluate import run_eval
     from hiva_core.metrics import format_folds_table, format_table
+    from hiva_core.regions import format_localisation
 
     all_folds = _all_folds(fold, folds)
     result = run_eval(
@@ -190,12 +191,12 @@ def eval_(
     )
     if all_folds:
         print(format_folds_table(result))
+        if result["mean"].get("localisation"):
+            print("\nOver all folds (hits and pairs pooled). " + format_localisation(result["mean"]["localisation"]))
     else:
         print(f"{run} on {data} ({result['rows']}, {result['n']} frames; {result['thresholds']})\n")
         print(format_table(result))
         if result.get("localisation"):
-            from hiva_core.regions import format_localisation
-
             print("\n" + format_localisation(result["localisation"]))
         if result.get("saved_thresholds"):
             saved = result["saved_thresholds"]

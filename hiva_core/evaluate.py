@@ -19,7 +19,7 @@ from augtext.errors import UserError
 from hiva_core.device import autocast, autocast_dtype
 from hiva_core.distributed import DistInfo, ShardSampler, gather_rows, sync_buffers
 from hiva_core.metrics import aggregate_folds, au_metrics, choose_thresholds
-from hiva_core.regions import PeakRecorder, evaluate_localisation
+from hiva_core.regions import PeakRecorder, evaluate_localisation, pool_localisation
 
 
 def collect_probs(
@@ -240,6 +240,8 @@ def run_eval(
         options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
         per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, **options) for r in runs}
         result = aggregate_folds(per_fold)
+        if all(m.get("localisation") for m in per_fold.values()):
+            result["mean"]["localisation"] = pool_localisation([m["localisation"] for m in per_fold.values()])
     else:
         options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
         result = evaluate_run(run, data, lists, fold, batch_size, save_thresholds=save_thresholds, **options)

@@ -324,6 +324,33 @@ def evaluate_localisation(recorder: PeakRecorder, dataset, labels: np.ndarray, m
     return result
 
 
+def pool_localisation(results: Sequence[dict]) -> dict:
+    """The localisation of several evaluations (`--folds all`: one per fold) as one: per AU the hits and pairs
+    pooled over them (as F1 pools TP/FP/FN), chance weighted by pairs, and the average over AUs."""
+    first = results[0]
+    per_au: dict[str, dict] = {}
+    for name, row in first["per_au"].items():
+        rows = [r["per_au"][name] for r in results if r["per_au"][name]["hit_rate"] is not None]
+        pairs = sum(r["pairs"] for r in rows)
+        out = {"hit_rate": None, "chance": None, "pairs": pairs, "region": row["region"]}
+        if pairs:
+            out["hit_rate"] = sum(r["hit_rate"] * r["pairs"] for r in rows) / pairs
+            if all(r["chance"] is not None for r in rows):
+                out["chance"] = sum(r["chance"] * r["pairs"] for r in rows) / pairs
+        per_au[name] = out
+    scored = [v for v in per_au.values() if v["hit_rate"] is not None]
+    chances = [v["chance"] for v in scored]
+    return {
+        "per_au": per_au,
+        "average": float(np.mean([v["hit_rate"] for v in scored])) if scored else None,
+        "chance": float(np.mean(chances)) if scored and None not in chances else None,
+        "pairs": int(sum(v["pairs"] for v in scored)),
+        "images": int(sum(r["images"] for r in results)),
+        "margin_iod": first["margin_iod"],
+        "grid": first.get("grid"),
+    }
+
+
 def format_localisation(result: dict) -> str:
     """A markdown table: per AU the share of present-AU maps peaking in the AU's region, chance, pairs, region."""
     grid = "×".join(map(str, result.get("grid") or []))

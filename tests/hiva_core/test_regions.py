@@ -153,6 +153,32 @@ def test_localisation_score_counts_present_aus_only(synth_faces):
     assert chance["chance"] == pytest.approx(np.mean([brows, corners, chance["per_au"]["AU17"]["chance"]]))
 
 
+def test_pooled_localisation_of_parts_is_that_of_the_whole(synth_faces):
+    """--folds all: the folds' hits and pairs pooled give what scoring every row at once gives."""
+    from hiva_core.regions import pool_localisation
+
+    lms = np.stack(_landmarks(synth_faces))
+    aus, n = [1, 12, 17], len(lms)
+    rng = np.random.default_rng(0)
+    peaks = rng.uniform(0, 64, size=(n, len(aus), 2))
+    peaks[::2, 1] = lms[::2, 54]  # half the AU12 peaks on a lip corner
+    labels = (rng.random((n, len(aus))) < 0.6).astype(np.float32)
+    mask = np.ones_like(labels, bool)
+    score = {"grid": (8, 8), "image_size": 64}
+    whole = localisation_score(peaks, lms, labels, mask, aus, **score)
+    cut = n // 3
+    parts = [
+        localisation_score(peaks[s], lms[s], labels[s], mask[s], aus, **score) for s in (slice(cut), slice(cut, n))
+    ]
+    pooled = pool_localisation([{**p, "grid": [8, 8]} for p in parts])
+    for name, row in whole["per_au"].items():
+        assert pooled["per_au"][name]["pairs"] == row["pairs"]
+        assert pooled["per_au"][name]["hit_rate"] == pytest.approx(row["hit_rate"])
+        assert pooled["per_au"][name]["chance"] == pytest.approx(row["chance"])
+    assert pooled["average"] == pytest.approx(whole["average"]) and pooled["images"] == whole["images"]
+    assert pooled["grid"] == [8, 8] and 0 < pooled["per_au"]["AU12"]["hit_rate"] < 1
+
+
 def test_peak_recorder_keeps_peaks_in_order():
     def predict(images):
         b = images.shape[0]
@@ -191,6 +217,17 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
     plain = tmp_path / "plain.json"
     assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(plain)]) == 0
     assert "Localisation" not in capsys.readouterr().out and "localisation" not in json.loads(plain.read_text())
+    # --folds all: one localisation over every fold's faces (each fold run scored on its own fold).
+    folds = tmp_path / "folds"
+    argv = train_argv(text_cache, synth_faces, folds, "--folds", "all", "--set", "data.aus=1,2,4", epochs=1)
+    assert main([*argv, "--set", "train.max_steps_per_epoch=1"]) == 0
+    capsys.readouterr()
+    assert (
+        main(["eval", "--run", str(folds), "--data", str(synth_faces), "--folds", "all", "--json", str(out_json)]) == 0
+    )
+    assert "Over all folds (hits and pairs pooled). Localisation: share" in capsys.readouterr().out
+    pooled = json.loads(out_json.read_text())["mean"]["localisation"]
+    assert pooled["images"] == len(pd.read_csv(synth_faces / "manifest.csv")) and pooled["grid"] == [4, 4]
 
 
 def test_region_prior_covers_each_aus_region_on_the_canonical_face():
