@@ -30,8 +30,13 @@ class AUFeatureGenerator(nn.Module):
         nn.init.kaiming_uniform_(self.weight.view(num_aus * dim, dim), a=math.sqrt(5))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        maps = torch.einsum("bld,aed->bale", tokens, self.weight) + self.bias[None, :, None, :]
-        return torch.relu(self.norm(maps))
+        # One GEMM with the bias fused (addmm) into (B, L, A·d), normalised in that layout, then returned as a
+        # (B, A, L, d) view: no separate bias pass and no permuting copy of the largest tensor of the head (the
+        # next LayerNorm, DDCA's, reads the view and writes its own contiguous output).
+        a, d = self.bias.shape
+        maps = nn.functional.linear(tokens, self.weight.view(a * d, d), self.bias.view(a * d))
+        maps = maps.unflatten(-1, (a, d))  # (B, L, A, d)
+        return torch.relu(self.norm(maps)).transpose(1, 2)
 
 
 def dynamic_adjacency(nodes: torch.Tensor, topk: int) -> torch.Tensor:
