@@ -49,9 +49,11 @@ class Part:
 
 # Each AU's region, written once. Why each one (FACS appearance changes, see augtext/facs.py):
 REGIONS: dict[str, tuple[Part, ...]] = {
-    # AU1 inner / AU2 outer brow raiser, AU4 brow lowerer: the brows move and the forehead (1, 2) or the glabella
-    # between the brows (4) wrinkles. At the map sizes here 1, 2 and 4 share one zone: brows up to mid-forehead.
+    # AU1 inner / AU2 outer brow raiser: the brows move up and the forehead wrinkles: brows up to mid-forehead.
     "brows_forehead": (Part(_BROWS, up=FOREHEAD),),
+    # AU4 brow lowerer: the brows move down and together, vertical furrows form in the glabella between them and
+    # the root of the nose may wrinkle: the brows and the strip from the inner brow ends down the nose bridge.
+    "brows_glabella": (Part(_BROWS), Part((21, 22, 27, 28))),
     # AU5 upper lid raiser, AU7 lid tightener, AU43 eyes closed: the eyelids themselves; AU7 narrows the eye from
     # below (lower lid raised and straightened), which the eye's hull plus margin covers.
     "eyes": (Part(_RIGHT_EYE), Part(_LEFT_EYE)),
@@ -80,7 +82,7 @@ REGIONS: dict[str, tuple[Part, ...]] = {
 AU_REGION: dict[int, str] = {
     1: "brows_forehead",
     2: "brows_forehead",
-    4: "brows_forehead",
+    4: "brows_glabella",
     5: "eyes",
     6: "eye_corners_cheeks",
     7: "eyes",

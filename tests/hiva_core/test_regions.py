@@ -61,8 +61,8 @@ def test_every_dataset_au_has_a_region():
 
 def test_regions_on_rendered_faces(synth_faces):
     """Points a person would place by eye land in the right AUs' regions and nowhere else: the mouth centre is a
-    lips point (AU23/24/25) and not a brow point; the mid forehead is AU1/2/4's; an eye centre is AU7's; the crop's
-    lower-left corner (where the issue's AU15/17/23/24 maps peaked) is in no region."""
+    lips point (AU23/24/25) and not a brow point; the forehead is AU1/2's, the glabella AU4's; an eye centre is
+    AU7's; the crop's lower-left corner (where the issue's AU15/17/23/24 maps peaked) is in no region."""
     for lm in _landmarks(synth_faces):
         mouth = lm[48:60].mean(0)
         brows = lm[17:27].mean(0)
@@ -72,8 +72,11 @@ def test_regions_on_rendered_faces(synth_faces):
         eye = lm[36:42].mean(0)
         for au in (23, 24, 25, 26):
             assert in_region(mouth, lm, au) and not in_region(mouth, lm, 1)
-        for au in (1, 2, 4):
+        for au in (1, 2):
             assert in_region(forehead, lm, au) and not in_region(forehead, lm, 17)
+        high = brows + 0.6 * iod * (brows - mouth) / np.hypot(*(brows - mouth))  # the upper forehead
+        glabella = (lm[21] + lm[22] + lm[27]) / 3  # between the inner brow ends and the nose root
+        assert in_region(glabella, lm, 4) and in_region(high, lm, 1) and not in_region(high, lm, 4)
         assert in_region(eye, lm, 7) and in_region(eye, lm, 6) and not in_region(eye, lm, 12)
         assert not in_region(eyes + (0, 0.9 * (mouth - eyes)[1]), lm, 7)  # down by the mouth: not the eyelids
         assert in_region(lm[48], lm, 12) and in_region(lm[54], lm, 15) and not in_region(lm[8], lm, 12)
@@ -88,7 +91,14 @@ def test_drawn_outline_is_the_region_with_its_margin(synth_faces):
     lm = _landmarks(synth_faces)[0]
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 64, size=(400, 2))
-    for au, region in ((1, "brows_forehead"), (6, "eye_corners_cheeks"), (12, "lip_corners"), (17, "chin")):
+    regions = (
+        (1, "brows_forehead"),
+        (4, "brows_glabella"),
+        (6, "eye_corners_cheeks"),
+        (12, "lip_corners"),
+        (17, "chin"),
+    )
+    for au, region in regions:
         outline = region_outline(lm, region)
         for p in points:  # the outline's circles are inscribed polygons: at least cos(pi/16) of the margin
             if min(polygon_distance(p, poly) for poly in outline) == 0.0:
@@ -210,8 +220,8 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
     fold1 = int((pd.read_csv(synth_faces / "manifest.csv")["fold"] == 1).sum())
     assert loc["grid"] == [4, 4] and loc["images"] == fold1  # tiny backbone: stride 8 at 32 px
     assert set(loc["per_au"]) == {"AU1", "AU2", "AU4"} and loc["margin_iod"] == 0.25
-    for row in loc["per_au"].values():
-        assert row["region"] == "brows_forehead"
+    for name, row in loc["per_au"].items():
+        assert row["region"] == ("brows_glabella" if name == "AU4" else "brows_forehead")
         assert row["hit_rate"] is None or 0.0 <= row["hit_rate"] <= 1.0
         assert row["hit_rate"] is None or 0.0 < row["chance"] < 1.0
     plain = tmp_path / "plain.json"
