@@ -79,6 +79,11 @@ _GENERIC = frozenset(
 )
 
 
+def muscle_words(muscles: str) -> tuple[str, ...]:
+    """The words of a `muscles` string that name a muscle ("zygomaticus", "frontalis"; not "lateral", "muscles")."""
+    return tuple(w for w in re.findall(r"[a-z]+", muscles.lower()) if len(w) >= 6 and w not in _GENERIC)
+
+
 def _au(
     code: int,
     name: str,
@@ -90,8 +95,7 @@ def _au(
     lookalikes: tuple[int, ...],
 ) -> ActionUnit:
     # The muscle names are always acceptable topic words too ("zygomaticus major", "frontalis", ...).
-    muscle_words = tuple(w for w in re.findall(r"[a-z]+", muscles.lower()) if len(w) >= 6 and w not in _GENERIC)
-    kws = tuple(dict.fromkeys((*keywords, *muscle_words)))
+    kws = tuple(dict.fromkeys((*keywords, *muscle_words(muscles))))
     return ActionUnit(code, name, muscles, appearance, region, kws, cooccurs, lookalikes)
 
 

@@ -19,15 +19,29 @@ import json
 import re
 import unicodedata
 
-from augtext.facs import ActionUnit
+from augtext.facs import ActionUnit, muscle_words
 
 PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
 """Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
 nor list lines; JSON without any string in a list."""
 
-TEXT_REASONS = ("refusal", "markup", "garbage", "not_english", "too_short", "too_long", "wrong_au", "off_topic")
+TEXT_REASONS = (
+    "refusal",
+    "markup",
+    "garbage",
+    "not_english",
+    "too_short",
+    "too_long",
+    "wrong_au",
+    "off_topic",
+    "no_change",
+    "wrong_direction",
+)
 """Why one description is dropped, in the order `validate_description` checks them. `markup`: code, JSON or markup
-fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs)."""
+fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs). `no_change`: on topic but says
+nothing of what the face does (no movement, no visible sign, no muscle: "The nose is in the middle of the face and
+is used for breathing."). `wrong_direction`: states the AU's opposite movement and not its own ("the lip corners
+are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVES)."""
 GATE_REASONS = ("far_from_au", "other_au")
 """Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
 too far from its own AU's FACS reference, or nearer to other AUs than to its own."""
@@ -320,6 +334,95 @@ def _topic_re(au: ActionUnit) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+# What a description of an action says the face does: a movement (verbs by stem, direction words), a visible sign
+# (wrinkles, furrows, bulges, gaps, comparatives such as "higher") or, in the anatomical style, the muscle
+# (checked apart, from the AU's `muscles`). A sentence with none of them talks about the face, not an action on it.
+# Stems match at a word start; the short ones that are also common nouns or names are spelled out.
+_CHANGE_RE = re.compile(
+    r"\b(?:rais|lift|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench|part(?:s|ed|ing)?"
+    r"\b(?! of)|apart|open|clos|shut|seal|narrow|widen|wide\b|wider|squint|blink|wrinkl|creas|crinkl|furrow|fold"
+    r"|groove|lines?\b|bulg|bunch|puff|swell|deepen|deeper|hollow|dimpl|dent|tighten|tight|tens|firm|stiffen|stretch"
+    r"|lengthen|elongat|flatten|thin|shorten|shorter|longer|higher|lower\b|drop|dip|sag|droop|sink|sunk|fall|fell"
+    r"|hang|pucker|purs|pout|funnel|protrud|jut|thrust|roll|suck|tuck|curl|evert|invert|flar|dilat|constrict|arch"
+    r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
+    r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
+    r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b|up\b|upward|upturn|down\b|downward|downturn"
+    r"|(?:shows?|appears?) (?:on|in|at|up|as|above|below|between|along|beside|around|across|more|less)\b"
+    r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))|visible|shape|strain|skew|crooked|lopsided|asymmetr"
+    r"|midline|shiny|wet\b|moist|meet|saying|inward|outward"
+    r"|sideways|forward|backward|together|toward|away)",
+    re.IGNORECASE,
+)
+# Negated or contrasting clauses ("not lowered", "instead of lifting the corners", "unlike AU15, which pulls them
+# down"), up to the next punctuation: a direction stated there is not the description's own.
+_NEGATED_RE = re.compile(
+    r"\b(?:not|no longer|never|without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
+    r"|than (?:in|with|when)|compared (?:with|to)|whereas|while in)\b[^.,;:!?]*",
+    re.IGNORECASE,
+)
+MOVES: dict[int, tuple[str, str]] = {
+    # AU: (its own movement, the opposite one), as word stems. Only for AUs whose movement has an opposite that a
+    # description of a lookalike or antagonist states: brows up/down, lids open/closed, lip corners up/down/sideways/
+    # inward, lips parted/pressed, lips stretched/puckered. A text is wrong_direction when, outside negated clauses,
+    # it states the opposite and none of the own movement: the embedding gate cannot tell these apart ("up" and
+    # "down" sit close together in a sentence embedding), the words can.
+    1: (
+        r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
+        r"lower(?:s|ed|ing)?\b|pulled down|drawn down|downward|dragged down",
+    ),
+    2: (
+        r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
+        r"lower(?:s|ed|ing)?\b|pulled down|drawn down|downward|dragged down",
+    ),
+    4: (r"lower|down|together|knit|furrow|frown|draw|drag|pull", r"rais|lift|upward|arch|elevat"),
+    5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
+    7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
+    12: (
+        r"up\b|upward|rais|lift|smil|back|ris|obliqu|puller|zygomatic",
+        r"down\b|downward|downturn|depress|droop|frown|sag",
+    ),
+    14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),
+    15: (r"down\b|downward|downturn|depress|droop|sag|frown|lower|turn", r"upward|rais|lift|smil|pulled up|drawn up"),
+    18: (r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|narrow", r"stretch|sideways"),
+    20: (
+        r"stretch|sideways|back|horizontal|wide|lateral|elongat|flatten|pull|ears",
+        r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward",
+    ),
+    22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", r"stretch|sideways"),
+    23: (r"tight|narrow|thin|press|tens|firm|together|roll", r"part(?:s|ed|ing)?\b(?! of)|apart|open|separat"),
+    24: (r"press|together|squeez|compress|firm|tight|shut|clos", r"part(?:s|ed|ing)?\b(?! of)|apart|open|separat|gap"),
+    25: (r"part(?:s|ed|ing)?\b(?! of)|open|apart|separat|gap|relax", r"press|clos|shut|seal|together|roll|suck"),
+    26: (
+        r"drop|lower|open|down\b|apart|part(?:s|ed|ing)?\b(?! of)|fall|hang|relax|slack",
+        r"clos|shut|press|clench|seal|pucker|purs|roll|suck",
+    ),
+    27: (r"open|stretch|down\b|wide|drop|apart|gap", r"clos|shut|press|clench|seal"),
+    43: (r"clos|shut|lower|droop|drop|cover|down\b|fall|fell", r"wide|widen|rais|open|lift"),
+}
+_MOVES_RE = {au: tuple(re.compile(rf"\b(?:{stems})", re.IGNORECASE) for stems in pair) for au, pair in MOVES.items()}
+
+
+@functools.cache
+def _muscle_re(au: ActionUnit) -> re.Pattern[str] | None:
+    words = muscle_words(au.muscles)
+    return re.compile(rf"\b(?:{'|'.join(map(re.escape, words))})", re.IGNORECASE) if words else None
+
+
+def says_change(text: str, au: ActionUnit) -> bool:
+    """Whether `text` says what the face does: a movement or visible sign (_CHANGE_RE), or the AU's muscle."""
+    muscle = _muscle_re(au)
+    return bool(_CHANGE_RE.search(text)) or (muscle is not None and bool(muscle.search(text)))
+
+
+def wrong_direction(text: str, au: ActionUnit) -> bool:
+    """Whether `text`, outside its negated clauses, states the opposite of `au`'s movement and none of its own."""
+    if au.code not in _MOVES_RE:
+        return False
+    own, opposite = _MOVES_RE[au.code]
+    plain = _NEGATED_RE.sub(" ", text)
+    return bool(opposite.search(plain)) and not own.search(plain)
+
+
 def validate_description(text: str, au: ActionUnit) -> str | None:
     """None if `text` is a usable description of `au`, else a reason code from TEXT_REASONS."""
     text = clean_text(text)
@@ -348,6 +451,10 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "wrong_au"
     if not _topic_re(au).search(text):
         return "off_topic"
+    if not says_change(text, au):
+        return "no_change"
+    if wrong_direction(text, au):
+        return "wrong_direction"
     return None
 
 

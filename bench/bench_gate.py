@@ -136,6 +136,20 @@ def main() -> None:
     for kind in ("correct", "off_domain", "wrong_au"):
         sets[kind] = decisions(probe, [(int(a), t) for a, t in labelled[kind]])
     result["pass_rates"] = {name: grid(sr) for name, sr in sets.items()}
+    # The whole check a sentence meets in `augtext generate`: the rules (validate_description), then the gate at the
+    # defaults; the rows of `decisions` are in ascending AU order, so the rules are judged in that order too.
+    result["pipeline"] = {}
+    named = {"reference_set": ref_items} | {k: [(int(a), t) for a, t in labelled[k]] for k in sets if k in labelled}
+    for name, items in named.items():
+        ordered = [(a, t) for au in sorted({a for a, _ in items}) for a, t in items if a == au]
+        rules = np.array([validate_description(t, FACS[a]) is None for a, t in ordered])
+        gate_ok = (sets[name][:, 0] >= GATE_MIN_SIMILARITY) & (sets[name][:, 1] <= GATE_TOP_K)
+        result["pipeline"][name] = {
+            "sentences": len(ordered),
+            "rules": float(rules.mean()),
+            "gate": float(gate_ok.mean()),
+            "rules_and_gate": float((rules & gate_ok).mean()),
+        }
     result["reference_set"] = {"sentences": len(ref_items), "pass_rules": float(rule_ok), "pairs": len(reference_set())}
     result["similarity_quantiles"] = {
         name: [float(np.quantile(sr[:, 0], q)) for q in (0, 0.05, 0.5, 0.95, 1)] for name, sr in sets.items()
@@ -192,6 +206,13 @@ def report(r: dict) -> str:
     ]
     for g in next(iter(r["pass_rates"].values())):
         lines.append(f"| {g} | " + " | ".join(f"{rates[g]:.2f}" for rates in r["pass_rates"].values()) + " |")
+    lines += [
+        "",
+        "| set | sentences | pass the rules | pass the gate | pass both (kept by generate) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, p in r["pipeline"].items():
+        lines.append(f"| {name} | {p['sentences']} | {p['rules']:.2f} | {p['gate']:.2f} | {p['rules_and_gate']:.2f} |")
     o = r["reference_score"]["overall"]
     lines += [
         "",

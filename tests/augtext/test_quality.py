@@ -158,7 +158,8 @@ def test_gate_drops_off_domain_sentences_with_face_words(llm_server, tmp_path):
     share, kept = _kept_share(llm_server, tmp_path, "off_domain")
     assert share == 0, kept
     reasons = json.loads((tmp_path / "off_domain" / "rejections.json").read_text())["rejected_total"]
-    assert set(reasons) <= {"far_from_au", "other_au", "off_topic"}
+    assert set(reasons) <= {"far_from_au", "other_au", "off_topic", "no_change", "wrong_direction"}
+    assert reasons.get("no_change", 0) >= 12  # most say nothing a face does: the rules drop them before the gate
 
 
 def test_gate_drops_most_descriptions_of_another_au(llm_server, tmp_path):
@@ -167,11 +168,15 @@ def test_gate_drops_most_descriptions_of_another_au(llm_server, tmp_path):
 
 
 def test_no_gate_keeps_what_the_rules_keep(llm_server, tmp_path):
-    llm_server.answer = lambda code, k: json.dumps([t for a, t in GATE_SET["off_domain"] if a == code])
-    args = generate_args(
-        llm_server, str(tmp_path), "12", "--styles", "appearance", "--n", "2", "--max-rounds", "1", "--no-gate"
-    )
-    assert main(args) == 0  # both AU12 off-domain sentences name a smile word: the rules alone keep them
+    # An AU24 off-domain sentence the rules cannot tell from a description (lip-ish words, a pressing movement):
+    # the gate drops it, --no-gate keeps it.
+    sealed = "Press the lid firmly to seal the container before putting it in the freezer."
+    assert [24, sealed] in GATE_SET["off_domain"]
+    llm_server.answer = lambda code, k: json.dumps([sealed])
+    for gate, status in ((["--no-gate"], 0), ([], 1)):
+        cache = tmp_path / ("plain" if gate else "gated")
+        args = ["--styles", "appearance", "--n", "1", "--max-rounds", "1", *gate]
+        assert main(generate_args(llm_server, str(cache), "24", *args)) == status
 
 
 # -- the reference backend ---------------------------------------------------------------------------------------

@@ -170,6 +170,52 @@ def test_validate_description(text, au, reason):
     assert reason is None or reason in TEXT_REASONS
 
 
+AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        # On topic but no action on the face: what a scripted or small LLM writes around the question.
+        ("The nose is in the middle of the face and is used for breathing and smelling.", FACS[9], "no_change"),
+        ("Lips are an important part of the face used for speaking, eating and kissing.", AU25, "no_change"),
+        ("Brow lowerer is a facial action unit that is coded by trained coders in FACS.", AU4, "no_change"),
+        ("A smile is a universal expression that people across cultures use to show happiness.", AU12, "no_change"),
+        # ... while any movement, visible sign or the AU's muscle is enough.
+        ("The nose looks scrunched, with horizontal lines across its root.", FACS[9], None),
+        ("The lip corner puller is produced by zygomaticus major, which runs from the cheekbone.", AU12, None),
+        ("The mouth looks downturned at the corners of the lips.", AU15, None),
+        # The opposite movement, and none of the own: a lookalike's or antagonist's description under this AU.
+        ("The lip corners are pulled down, turning the mouth into an inverted U of sadness.", AU12, "wrong_direction"),
+        ("The lip corners appear to be raised, with folds on the skin below them.", AU15, "wrong_direction"),
+        ("The lips are pressed firmly together into a thin tight line across the face.", AU25, "wrong_direction"),
+        ("The lips part slightly so that a small gap shows between them.", AU24, "wrong_direction"),
+        ("The eyebrows go up in surprise and the whole brow arches high.", AU4, "wrong_direction"),
+        ("The upper eyelids lift so far that white shows above the irises.", AU43, "wrong_direction"),
+        # Negated or contrasting clauses do not count, the own movement wins, and a noun is not a movement.
+        ("Instead of lifting the lip corners, the depressor pulls them down and out.", AU15, None),
+        ("Unlike the lip corner depressor, which pulls them down, it draws the corners up.", AU12, None),
+        ("The lips part and are no longer pressed together.", AU25, None),
+        ("The lips are pressed together so that their red parts narrow and bulge.", AU24, None),
+        ("The brows are lowered and drawn together, not raised.", AU4, None),
+    ],
+)
+def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au, reason):
+    assert validate_description(text, au) == reason
+
+
+def test_every_facs_visible_change_says_a_change_in_its_aus_direction():
+    """The project's own FACS facts (augtext/facs.py, what prompts and the gate are built from) are what a good
+    description says: each passes the change and direction rules for its AU (as every reference description
+    passes every rule: test_quality)."""
+    for code, au in FACS.items():
+        for fact in au.appearance:
+            assert validate_description(f"In this action {fact}, as coders see it.", au) not in (
+                "no_change",
+                "wrong_direction",
+            ), (code, fact)
+
+
 def test_name_words_count_as_on_topic():
     # AU46 "Wink": the name word alone is enough.
     assert validate_description("A quick wink is made while the other side stays still.", FACS[46]) is None
