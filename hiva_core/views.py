@@ -63,7 +63,7 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
     ]
     lines = ["predict: " + ", ".join(parts) + (f" -> {out}" if out else "")]
     source = summary.get("thresholds", {}).get("source", "")
-    if source.startswith("the run's"):  # not the plain 0.5 of earlier versions: say so
+    if source.startswith(("the run's", "the per-AU")):  # not the plain 0.5 of earlier versions: say so
         lines[0] += f"; AU labels at {source} (--threshold 0.5 for 0.5)"
     by_source: dict[str, int] = {}
     for item in summary["no_face"]:

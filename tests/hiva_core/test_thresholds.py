@@ -169,6 +169,10 @@ def test_eval_saves_target_domain_thresholds_that_eval_and_predict_read(threshol
     rows = run_predict(images, thresholded_run, detect=False, device="cpu", threshold=str(saved)).rows
     for au, t in record["thresholds"].items():
         assert (rows[au] == (rows[f"{au}_prob"] >= t)).all()
+    out = tmp_path / "rows.csv"
+    argv = ["predict", *map(str, images), "--run", str(thresholded_run), "--no-detect", "--out", str(out)]
+    assert main([*argv, "--threshold", str(saved)]) == 0
+    assert f"AU labels at the per-AU thresholds of {saved}" in capsys.readouterr().err
 
 
 def test_bad_thresholds_are_clear_errors(thresholded_run, tiny_faces, tmp_path, capsys):
