@@ -11,8 +11,8 @@ VENV=${HIVA_VENV:-.venv}
 [ -x "$VENV/bin/hiva_core" ] || bash scripts/install.sh
 export PATH="$PWD/$VENV/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 QS=${QS:-quickstart}
-N_FACES=${N_FACES:-900}
-EPOCHS=${EPOCHS:-8}
+N_FACES=${N_FACES:-1800}
+EPOCHS=${EPOCHS:-12}
 
 # The prior: the project's reference descriptions (offline, seconds). QS_LLM=1 adds descriptions written by the
 # bundled SmolLM2-135M-Instruct (about 10 minutes on 2 cores), validated and gated like any LLM's.
