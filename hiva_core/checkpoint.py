@@ -22,6 +22,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import random
 import shutil
 from collections.abc import Iterator, Sequence
@@ -138,10 +139,11 @@ CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # w
 
 
 def selected_on(select: str, thresholds: dict | None) -> str:
-    """What chooses the kept epoch (train.select), in words: the validation rows when asked and there are any."""
-    if select == "val" and thresholds is not None:
+    """What chooses the kept epoch (train.select), in words: the validation rows when asked and their F1 is defined
+    (there are rows, with a positive label among them)."""
+    if select == "val" and thresholds is not None and math.isfinite(thresholds["val_f1"]["avg"]):
         return "validation avg F1 at its per-AU thresholds"
-    return "test avg F1 at 0.5" + (" (no validation rows)" if select == "val" else "")
+    return "test avg F1 at 0.5" + (" (no validation F1)" if select == "val" else "")
 
 
 def write_thresholds(path: str | Path, record: dict[str, Any]) -> None:

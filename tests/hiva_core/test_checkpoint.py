@@ -180,7 +180,11 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
     test_only = checkpoint.RunFolder(tmp_path / "test_only")
     for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
         test_only.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, None, "val")
-    assert test_only.best_epoch == 2 and test_only.selected_on == "test avg F1 at 0.5 (no validation rows)"
+    assert test_only.best_epoch == 2 and test_only.selected_on == "test avg F1 at 0.5 (no validation F1)"
+    undefined = checkpoint.RunFolder(tmp_path / "undefined")  # validation rows without a positive label: F1 NaN
+    for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
+        undefined.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, val(float("nan")), "val")
+    assert undefined.best_epoch == 2 and undefined.model_file.is_file()
 
 
 def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):
