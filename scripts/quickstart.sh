@@ -25,6 +25,9 @@ if [ "${QS_LLM:-0}" = 1 ]; then
 fi
 augtext embed --cache "$QS/cache"
 augtext stats --cache "$QS/cache" --samples 1   # ends with the prior-quality line (augtext score)
+# Renders of an older SynthAU format (a quick start run before an upgrade) are derived data: render them afresh.
+python -c 'import json, sys; from hiva_core.synth.writer import FORMAT_VERSION as V; sys.exit(json.load(open(sys.argv[1])).get("format_version") != V)' \
+    "$QS/synthau/synth.json" 2>/dev/null || rm -rf "$QS/synthau"
 hiva_core synth --out "$QS/synthau" --n "$N_FACES" --size 128 --seed 0
 rm -rf "$QS/runs/hiva"  # the quick start always trains afresh (train refuses to overwrite a finished run)
 hiva_core train --text-cache "$QS/cache" --data "$QS/synthau" --out "$QS/runs/hiva" --fold 1 \

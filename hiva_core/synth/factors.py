@@ -23,7 +23,8 @@ FACTORS: dict[str, str] = {
     "skin": "skin tones incl. olive and pale, albedo detail (blotches, redness, freckles), pores, shine; "
     "off: one flat albedo",
     "creases": "wrinkles driven by the AUs: forehead lines (AU1, AU2), brow furrow (AU4), crow's feet (AU6), "
-    "nasolabial folds (AU6/9/10/12), nose wrinkles (AU9), chin dimpling (AU17), plus faint permanent lines; off: none",
+    "nasolabial folds (AU6/9/10/12), nose wrinkles (AU9), chin dimpling (AU17), plus faint permanent lines, on 60% of "
+    "people (40% smooth: the AU only in the face's shape); off: none",
     "hair": "eyebrow shape, thickness, position, colour and density; scalp hair and hairline; off: one brow band, bald",
     "occluders": "facial hair, glasses (some dark), a hand, a face mask; AU labels unchanged; off: none",
     "lighting": "1-4 lights, coloured, rim light, hemisphere ambient; off: a white key and a fill light",

@@ -113,14 +113,22 @@ def skin_look(rng: np.random.Generator, wide: bool) -> dict:
     return out
 
 
+SMOOTH_SHARE = 0.4  # people whose skin shows no creases at all (AU-driven or permanent): the AU is its geometry
+
+
 def crease_look(rng: np.random.Generator, wide: bool) -> dict:
+    """Creases of a person. A share of people (SMOOTH_SHARE) have none, as young or smooth skin and face models
+    without wrinkle maps show none: a model must then see the AU in the shape of the face, not only in its lines.
+    The smooth draw comes last in the stream, so every creased person's creases are as before."""
     if not wide:
         return {}
     age = rng.uniform() ** 1.5  # most people young-ish: few permanent lines
+    depth, spacing = rng.uniform(0.6, 1.4) * (0.05 + 0.03 * age), rng.uniform(0.6, 1.0)
+    smooth = rng.uniform() < SMOOTH_SHARE
     return {
-        "crease_depth": float(rng.uniform(0.6, 1.4) * (0.05 + 0.03 * age)),
-        "lines": float(0.35 * age),
-        "forehead_spacing": float(rng.uniform(0.6, 1.0)),
+        "crease_depth": 0.0 if smooth else float(depth),
+        "lines": 0.0 if smooth else float(0.35 * age),
+        "forehead_spacing": float(spacing),
     }
 
 

@@ -37,7 +37,9 @@ from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, sample_
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-FORMAT_VERSION = 2  # 2: the factors of variation (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
+# 3: creases on 60 % of people, the rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
+# (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
+FORMAT_VERSION = 3
 FLUSH_EVERY_S = 30.0
 
 

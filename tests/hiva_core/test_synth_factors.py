@@ -81,6 +81,11 @@ def test_narrow_and_wide_distributions():
     kinds = [o["kind"] for p in wide for o in p.occluders]
     assert {"glasses", "hand", "mask"} <= set(kinds) and 0.1 < len([p for p in wide if p.occluders]) / 240 < 0.6
     assert any(p.identity.look.beard_density > 0 for p in wide) and any(p.identity.look.hair_amount > 0 for p in wide)
+    # Creases on most people, none at all on about 40% (format 3): those show an AU only in the face's shape.
+    looks = [p.identity.look for p in wide[::8]]  # one per person
+    smooth = [lk for lk in looks if lk.crease_depth == 0]
+    assert 0.2 < len(smooth) / len(looks) < 0.6 and all(lk.lines == 0 for lk in smooth)
+    assert all(lk.crease_depth > 0.02 for lk in looks if lk not in smooth)
     assert any(len(p.lights) >= 1 for p in wide) and min(p.jpeg_quality for p in wide) < 50
     assert any(p.au_sides for p in wide) and all(
         p.au[a] >= 0.3 for p in wide for a in p.au_sides
@@ -204,7 +209,7 @@ def test_factors_through_writer_and_cli(shared_data, tmp_path):
             pytest.skip(str(exc))
         raise
     meta = json.loads((tmp_path / "a" / "synth.json").read_text())
-    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 2
+    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 3
     with pytest.raises(UserError, match="factors"):  # another factor set never resumes into the same folder
         run_synth(tmp_path / "a", n=2, size=32, face_model=model, factors="all", progress=False)
     with pytest.raises(UserError, match="unknown SynthAU factor"):
