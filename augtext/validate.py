@@ -360,20 +360,18 @@ _NEGATED_RE = re.compile(
     r"|than (?:in|with|when)|compared (?:with|to)|whereas|while in)\b[^.,;:!?]*",
     re.IGNORECASE,
 )
+_BROW_RAISE = (
+    r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
+    r"lower(?:s|ed|ing)?\b|pulled down|drawn down|downward|dragged down",
+)
 MOVES: dict[int, tuple[str, str]] = {
     # AU: (its own movement, the opposite one), as word stems. Only for AUs whose movement has an opposite that a
     # description of a lookalike or antagonist states: brows up/down, lids open/closed, lip corners up/down/sideways/
     # inward, lips parted/pressed, lips stretched/puckered. A text is wrong_direction when, outside negated clauses,
     # it states the opposite and none of the own movement: the embedding gate cannot tell these apart ("up" and
     # "down" sit close together in a sentence embedding), the words can.
-    1: (
-        r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
-        r"lower(?:s|ed|ing)?\b|pulled down|drawn down|downward|dragged down",
-    ),
-    2: (
-        r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
-        r"lower(?:s|ed|ing)?\b|pulled down|drawn down|downward|dragged down",
-    ),
+    1: _BROW_RAISE,
+    2: _BROW_RAISE,
     4: (r"lower|down|together|knit|furrow|frown|draw|drag|pull", r"rais|lift|upward|arch|elevat"),
     5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
     7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
