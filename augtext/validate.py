@@ -348,7 +348,9 @@ _CHANGE_RE = re.compile(
     r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
     r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b|up\b|upward|upturn|down\b|downward|downturn"
     r"|(?:shows?|appears?) (?:on|in|at|up|as|above|below|between|along|beside|around|across|more|less)\b"
-    r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))|visible|shape|strain|skew|crooked|lopsided|asymmetr"
+    r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))"
+    r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
+    r"|visible|shape|strain|skew|crooked|lopsided|asymmetr"
     r"|midline|shiny|wet\b|moist|meet|saying|inward|outward"
     r"|sideways|forward|backward|together|toward|away)",
     re.IGNORECASE,

@@ -185,6 +185,7 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
         ("The nose looks scrunched, with horizontal lines across its root.", FACS[9], None),
         ("The lip corner puller is produced by zygomaticus major, which runs from the cheekbone.", AU12, None),
         ("The mouth looks downturned at the corners of the lips.", AU15, None),
+        ("The smile reaches the eyes and shows the upper teeth.", AU12, None),
         # The opposite movement, and none of the own: a lookalike's or antagonist's description under this AU.
         ("The lip corners are pulled down, turning the mouth into an inverted U of sadness.", AU12, "wrong_direction"),
         ("The lip corners appear to be raised, with folds on the skin below them.", AU15, "wrong_direction"),
