@@ -138,10 +138,15 @@ LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1"
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 
+def selects_on_val(select: str, thresholds: dict | None) -> bool:
+    """Whether the validation rows choose the kept epoch (train.select): when asked and their F1 is defined (there
+    are rows, with a positive label among them); else the test split does."""
+    return select == "val" and thresholds is not None and math.isfinite(thresholds["val_f1"]["avg"])
+
+
 def selected_on(select: str, thresholds: dict | None) -> str:
-    """What chooses the kept epoch (train.select), in words: the validation rows when asked and their F1 is defined
-    (there are rows, with a positive label among them)."""
-    if select == "val" and thresholds is not None and math.isfinite(thresholds["val_f1"]["avg"]):
+    """What chooses the kept epoch, in words (selects_on_val)."""
+    if selects_on_val(select, thresholds):
         return "validation avg F1 at its per-AU thresholds"
     return "test avg F1 at 0.5" + (" (no validation F1)" if select == "val" else "")
 
@@ -398,7 +403,7 @@ class RunFolder:
         on = self.selected_on = selected_on(select, thresholds)
         if metrics is not None:
             self.last_metrics = metrics
-            score = thresholds["val_f1"]["avg"] if on.startswith("val") else metrics["avg"]["f1"]
+            score = thresholds["val_f1"]["avg"] if selects_on_val(select, thresholds) else metrics["avg"]["f1"]
             if score > self.best_f1:
                 self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
                 self.write_model(model)

@@ -233,17 +233,16 @@ def run_eval(
         if all_folds:
             raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
         check_output_file(save_thresholds, "--save-thresholds")
+    options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
     if all_folds:
         runs = RunFolder(run).fold_runs()
         if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
-        options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
         per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, **options) for r in runs}
         result = aggregate_folds(per_fold)
         if all(m.get("localisation") for m in per_fold.values()):
             result["mean"]["localisation"] = pool_localisation([m["localisation"] for m in per_fold.values()])
     else:
-        options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
         result = evaluate_run(run, data, lists, fold, batch_size, save_thresholds=save_thresholds, **options)
     if json_out is not None:
         write_json(json_out, result)

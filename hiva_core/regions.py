@@ -302,14 +302,23 @@ def localisation_score(
             if centres is not None:
                 row["chance"] = float(np.mean([region_hits(centres, landmarks[i], au).mean() for i in rows]))
         per_au[au_label(au)] = row
-    scored = [v for v in per_au.values() if v["hit_rate"] is not None]
     return {
         "per_au": per_au,
-        "average": float(np.mean([v["hit_rate"] for v in scored])) if scored else None,
-        "chance": float(np.mean([v["chance"] for v in scored])) if scored and centres is not None else None,
-        "pairs": int(sum(v["pairs"] for v in scored)),
+        **_over_aus(per_au),
         "images": int(has_face.sum()),
         "margin_iod": MARGIN,
+    }
+
+
+def _over_aus(per_au: dict[str, dict]) -> dict:
+    """The averages over the AUs with a hit rate (each AU once, as for F1): `average`, `chance` (None when any of
+    them has none: no grid given) and the `pairs` they hold."""
+    scored = [v for v in per_au.values() if v["hit_rate"] is not None]
+    chances = [v["chance"] for v in scored]
+    return {
+        "average": float(np.mean([v["hit_rate"] for v in scored])) if scored else None,
+        "chance": float(np.mean(chances)) if scored and None not in chances else None,
+        "pairs": int(sum(v["pairs"] for v in scored)),
     }
 
 
@@ -340,13 +349,9 @@ def pool_localisation(results: Sequence[dict]) -> dict:
             if all(r["chance"] is not None for r in rows):
                 out["chance"] = sum(r["chance"] * r["pairs"] for r in rows) / pairs
         per_au[name] = out
-    scored = [v for v in per_au.values() if v["hit_rate"] is not None]
-    chances = [v["chance"] for v in scored]
     return {
         "per_au": per_au,
-        "average": float(np.mean([v["hit_rate"] for v in scored])) if scored else None,
-        "chance": float(np.mean(chances)) if scored and None not in chances else None,
-        "pairs": int(sum(v["pairs"] for v in scored)),
+        **_over_aus(per_au),
         "images": int(sum(r["images"] for r in results)),
         "margin_iod": first["margin_iod"],
         "grid": first.get("grid"),

@@ -36,7 +36,7 @@ def build_transforms(image_size: int = 224, augment: bool | str = False) -> Call
     """
     if image_size < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    mode = {True: "basic", False: "none"}.get(augment, augment) if isinstance(augment, bool) else augment
+    mode = ("basic" if augment else "none") if isinstance(augment, bool) else augment
     if mode not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
     tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
