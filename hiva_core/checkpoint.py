@@ -138,17 +138,30 @@ LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1"
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 
-def selects_on_val(select: str, thresholds: dict | None) -> bool:
-    """Whether the validation rows choose the kept epoch (train.select): when asked and their F1 is defined (there
-    are rows, with a positive label among them); else the test split does."""
-    return select == "val" and thresholds is not None and math.isfinite(thresholds["val_f1"]["avg"])
+# train.select: the validation score that chooses the kept epoch (its key in a threshold record) and its words.
+# val_auc (the default) reads the ranking, threshold-free; val reads F1 at thresholds chosen on the same rows, which
+# on a small slice is optimistic and noisy and favours early epochs (bench/results/selection.json).
+VAL_SELECT = {
+    "val_auc": ("val_auc", "validation avg AUC"),
+    "val": ("val_f1", "validation avg F1 at its per-AU thresholds"),
+}
+SELECT_CHOICES = (*VAL_SELECT, "test")
+
+
+def val_score(select: str, thresholds: dict | None) -> float | None:
+    """The validation score that `select` (train.select) chooses by, or None when the test split chooses instead:
+    select=test, no validation rows (no thresholds), or the score undefined (no positive label among the rows)."""
+    if select not in VAL_SELECT or thresholds is None:
+        return None
+    score = thresholds.get(VAL_SELECT[select][0], {}).get("avg", math.nan)
+    return float(score) if math.isfinite(score) else None
 
 
 def selected_on(select: str, thresholds: dict | None) -> str:
-    """What chooses the kept epoch, in words (selects_on_val)."""
-    if selects_on_val(select, thresholds):
-        return "validation avg F1 at its per-AU thresholds"
-    return "test avg F1 at 0.5" + (" (no validation F1)" if select == "val" else "")
+    """What chooses the kept epoch, in words (val_score)."""
+    if val_score(select, thresholds) is not None:
+        return VAL_SELECT[select][1]
+    return "test avg F1 at 0.5" + (" (no validation score)" if select in VAL_SELECT else "")
 
 
 def write_thresholds(path: str | Path, record: dict[str, Any]) -> None:
@@ -397,13 +410,15 @@ class RunFolder:
         """The end of an epoch (rank 0): model.safetensors when the epoch's selection score beats the best so far
         (with thresholds.json: `thresholds`, that model's per-AU thresholds, when given), then metrics.json and
         last.pt (the trainer's `state`, the best so far and every RNG). `metrics` (the test split's) is None after
-        an epoch that was not evaluated. `select`: "val" scores an epoch by `thresholds["val_f1"]["avg"]` when there
-        are thresholds, else (and with "test") by the test split's average F1 at 0.5."""
+        an epoch that was not evaluated. `select` (train.select) scores an epoch by a validation score of `thresholds`
+        (val_score: "val_auc" their avg AUC, "val" their avg F1 at their thresholds) when it is defined, else (and
+        with "test") by the test split's average F1 at 0.5."""
         check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
         on = self.selected_on = selected_on(select, thresholds)
         if metrics is not None:
             self.last_metrics = metrics
-            score = thresholds["val_f1"]["avg"] if selects_on_val(select, thresholds) else metrics["avg"]["f1"]
+            score = val_score(select, thresholds)
+            score = metrics["avg"]["f1"] if score is None else score
             if score > self.best_f1:
                 self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
                 self.write_model(model)

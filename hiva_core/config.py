@@ -137,7 +137,9 @@ class TrainSection:
     max_steps_per_epoch: int | None = None  # cap the batches per epoch (smoke runs)
     stop_after: int | None = None  # end this invocation after N epochs (resumable; e.g. a time-limited job)
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)
-    select: str = "val"  # which epoch's model to keep: val (validation F1 at its thresholds) | test (the field's)
+    # which epoch's model to keep: val_auc (validation avg AUC) | val (validation F1 at its thresholds) | test (the
+    # test split's F1, as the field reports)
+    select: str = "val_auc"
     log_every: int = 10  # TensorBoard step logging period
     tensorboard: bool = True  # when the tensorboard package is installed
     progress: bool = True  # rich progress bars
@@ -149,7 +151,7 @@ class TrainSection:
             (self.batch_size >= 1, "train.batch_size must be >= 1"),
             (self.precision in ("bf16", "fp16", "fp32"), "train.precision must be bf16, fp16 or fp32"),
             (self.eval_every >= 1, "train.eval_every must be >= 1"),
-            (self.select in ("val", "test"), "train.select must be val or test"),
+            (self.select in ("val_auc", "val", "test"), "train.select must be val_auc, val or test"),
             (self.log_every >= 1, "train.log_every must be >= 1"),
             *(
                 (value is None or value >= 1, f"train.{name} must be >= 1 (or unset)")

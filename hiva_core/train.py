@@ -202,7 +202,8 @@ class Monitor:
         thresholds: dict | None = None,
     ) -> None:
         """After the run folder was saved (rank 0): log.csv's row, TensorBoard's val/avg_f1 and the log line (the
-        test split's F1 at 0.5, the validation rows' at their thresholds, and the kept epoch's selection score).
+        test split's F1 at 0.5, the validation rows' F1 at their thresholds and AUC, and the kept epoch's selection
+        score; an epoch that was not evaluated says so).
         log.csv's val_f1/val_auc columns hold the test split's, as they always have."""
         val_f1 = metrics["avg"]["f1"] if metrics else float("nan")
         val_auc = metrics["avg"]["auc"] if metrics else float("nan")
@@ -219,12 +220,13 @@ class Monitor:
         )
         if metrics is not None:
             self.scalars(state.step, {"val/avg_f1": val_f1})
-        held_out = f"val {100 * thresholds['val_f1']['avg']:.1f}  " if thresholds else ""
+        scores = f"test avg F1 {100 * val_f1:.1f}  " if metrics else "not evaluated (train.eval_every)  "
+        if thresholds:
+            scores += f"val F1 {100 * thresholds['val_f1']['avg']:.1f} AUC {100 * thresholds['val_auc']['avg']:.1f}  "
+        kept = f"kept epoch {self.run.best_epoch} ({100 * self.run.best_f1:.1f})  " if self.run.best_epoch else ""
         log(
             self.info,
-            f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  test avg F1 {100 * val_f1:.1f}  "
-            f"{held_out}kept epoch {self.run.best_epoch} ({100 * self.run.best_f1:.1f})  "
-            f"{time.time() - started:.1f}s",
+            f"epoch {state.epoch}/{self.epochs}  loss {losses['loss']:.4f}  {scores}{kept}{time.time() - started:.1f}s",
         )
 
 
@@ -451,7 +453,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     text = ckpt.prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
     state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
-    on_val = cfg.train.select == "val"
+    on_val = cfg.train.select in ckpt.VAL_SELECT
     if splits.val is not None:
         log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}")
     elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)

@@ -51,18 +51,22 @@ class ModelConfig:
 LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32}
 
 
-def default_dim(num_features: int) -> int:
-    """The default model width d for a backbone with ``num_features`` output channels C: C/4 rounded down to a power
-    of two, within [128, 512]. ResNet-50 (C = 2048) → 512, MobileNetV2 (1280), Swin-B and ConvNeXt-B (1024) → 256,
-    ConvNeXt-T (768), ResNet-18 (512) and the test net → 128.
+def default_dim(num_features: int, stride: int) -> int:
+    """The default model width d for a backbone with ``num_features`` output channels C and a token grid of
+    ``stride``: C/4 rounded down to a power of two, within [128, 512], and at most 256 on a grid finer than stride 32.
+    ResNet-50 (C = 2048) → 512 at stride 32, 256 at stride 16 (the default); MobileNetV2 (1280), Swin-B and
+    ConvNeXt-B (1024) → 256; ConvNeXt-T (768), ResNet-18 (512) and the test net → 128.
 
-    Why: the AU blocks (AFG, DDCA, CDCA) cost about ``A·(L + 8)·d²`` per image whatever the backbone, so a fixed
-    d = 512 made HiVA train at 2.15× the time of linear heads on MobileNetV2 at 128 px (bench/bench_model.py); a
-    backbone with fewer channels is a cheaper one, and C/4 keeps the AU blocks a small share of its cost.
-    ``--set model.dim=N`` overrides it; a run's config.json records the d it was built with.
+    Why: the AU blocks (AFG, DDCA, CDCA) cost about ``A·(L + 8)·d²`` per image for L tokens, so a fixed d = 512 made
+    HiVA train at 2.15× the time of linear heads on MobileNetV2 at 128 px (bench/bench_model.py); a backbone with
+    fewer channels is a cheaper one, and C/4 keeps the AU blocks a small share of its cost. Stride 16 has 4× the
+    tokens of stride 32 while a dilated backbone costs less than 4× more: at ResNet-50/224 (14×14 tokens) d = 512
+    trained at 1.23× linear heads, d = 256 at 1.1×. ``--set model.dim=N`` overrides it; a run's config.json records
+    the d it was built with.
     """
+    cap = 512 if stride >= 32 else 256
     d = 128
-    while d < 512 and 2 * d <= num_features // 4:
+    while d < cap and 2 * d <= num_features // 4:
         d *= 2
     return d
 
@@ -85,7 +89,7 @@ def resolve_dim(config: ModelConfig, backbone: Backbone) -> ModelConfig:
     config = replace(config, output_stride=backbone.stride)
     if config.dim is not None:
         return config
-    config = replace(config, dim=default_dim(backbone.num_features))
+    config = replace(config, dim=default_dim(backbone.num_features, backbone.stride))
     check_width(config)
     return config
 

@@ -67,7 +67,9 @@ def blendshape_weights(
     for au, value in intensities.items():
         left, right = (sides or {}).get(au, (1.0, 1.0))
         for shape, coef in AU_BLENDSHAPES[au].items():
-            side = left if shape.endswith("_L") else right if shape.endswith("_R") else (left + right) / 2
+            # a shape of the face's middle (no _L/_R) is as strong as the stronger side: a lopsided AU is weaker on
+            # one side, never weaker as a whole (its label is its intensity's)
+            side = left if shape.endswith("_L") else right if shape.endswith("_R") else max(left, right)
             w[index[shape]] += float(value) * coef * side * gain
     for shape, value in (extra or {}).items():
         w[index[shape]] += float(value)

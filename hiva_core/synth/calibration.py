@@ -66,6 +66,9 @@ WIDE_SUBTLE_PROB = 0.3  # an active AU at a slight (B-level) intensity in [0.3, 
 ASYMMETRY_PROB = 0.2  # an active AU shows more on one side (gain 0.6-0.9 on the other)
 
 
+FALLBACK_SOURCE = "built-in fallback"  # bp4d_combinations' source without the BP4D lists
+
+
 def shared_data_candidates() -> list[Path]:
     repo = Path(__file__).resolve().parents[2]
     return [repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
@@ -98,7 +101,7 @@ def bp4d_combinations(lists: str | None = "auto") -> tuple[np.ndarray, np.ndarra
     pairs = [p.split(":") for p in BP4D_FALLBACK.split()]
     masks = np.array([int(m, 16) for m, _ in pairs])
     counts = np.array([int(c) for _, c in pairs], dtype=np.float64)
-    return masks, counts / BP4D_FALLBACK_TOTAL, 1.0 - counts.sum() / BP4D_FALLBACK_TOTAL, "built-in fallback"
+    return masks, counts / BP4D_FALLBACK_TOTAL, 1.0 - counts.sum() / BP4D_FALLBACK_TOTAL, FALLBACK_SOURCE
 
 
 def sample_occurrence(rng: np.random.Generator) -> set[int]:

@@ -37,6 +37,7 @@ FACTORS: dict[str, str] = {
 }
 ALL: tuple[str, ...] = tuple(FACTORS)
 STREAM = {name: 101 + i for i, name in enumerate(FACTORS)}  # random-stream codes (never reorder: they seed draws)
+STREAM["background"] = 100  # not a factor: the background's noise, apart from every factor (format 4)
 
 
 def parse_factors(spec: str | None = "all") -> tuple[str, ...]:

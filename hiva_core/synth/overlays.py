@@ -151,7 +151,9 @@ def _skin_colour(img: np.ndarray, face: np.ndarray, lm: np.ndarray) -> np.ndarra
     y0, y1 = (int(np.clip(v, 0, size - 1)) for v in (lm[29, 1], lm[33, 1] + 1))
     x0, x1 = (int(np.clip(v, 0, size - 1)) for v in (lm[2, 0], lm[14, 0] + 1))
     region = img[y0:y1, x0:x1][face[y0:y1, x0:x1, 0] > 0.99]
-    return np.median(region, axis=0) if len(region) else img[int(lm[30, 1]) % size, int(lm[30, 0]) % size]
+    if len(region):
+        return np.median(region, axis=0)
+    return img[int(np.clip(lm[30, 1], 0, size - 1)), int(np.clip(lm[30, 0], 0, size - 1))]  # the nose tip's pixel
 
 
 def _hand(img, face, lm, occ, light_dir) -> np.ndarray:
@@ -189,12 +191,23 @@ def _hand(img, face, lm, occ, light_dir) -> np.ndarray:
     # Skin colour from the rendered cheek (the face's own light), a soft shadow on the face beside the hand.
     tone = np.clip(_skin_colour(img, face, lm) * occ["tone"], 0, 1)
     shift = np.array([-light_dir[0], light_dir[1]]) * 0.04 * face_w
-    shadow = np.roll(np.roll(a, int(round(shift[1])), axis=0), int(round(shift[0])), axis=1)
+    shadow = _shifted(a, int(round(shift[1])), int(round(shift[0])))
     img = img * (1 - 0.35 * _soft(shadow, 0.02 * face_w))
     yy = np.mgrid[0:size, 0:size][0][..., None] / size
     hand = np.clip(tone * (0.85 + 0.25 * (1 - yy)), 0, 1)  # brighter towards the top, as under a light from above
     img = _blend(img, a, hand)
     return _blend(img, seams.alpha() * a * 0.6, tone * 0.5)
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`a` moved by (dy, dx) pixels, zeros coming in at the edges (np.roll would wrap them round)."""
+    out = np.zeros_like(a)
+    h, w = a.shape[:2]
+    if abs(dy) < h and abs(dx) < w:
+        out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = a[
+            max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
+    return out
 
 
 def _soft(alpha: np.ndarray, sigma: float) -> np.ndarray:
@@ -267,7 +280,7 @@ def background(params, size: int) -> np.ndarray:
     elif bg["kind"] == "gradient":
         t = (xx - 0.5) * np.cos(bg["angle"]) + (yy - 0.5) * np.sin(bg["angle"]) + 0.5
     else:
-        rng = np.random.default_rng(params.noise_seed + 1)
+        rng = np.random.default_rng(bg["seed"])
         cells = rng.uniform(size=(bg["cells"], bg["cells"]))
         t = np.asarray(Image.fromarray((cells * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
     t = np.clip(t, 0, 1)[..., None]

@@ -270,9 +270,11 @@ class Renderer:
         tmpl = (tmpl - 0.5) @ np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]).T + 0.5
         sim = similarity_transform(ndc, np.stack([tmpl[:, 0] * 2 - 1, 1 - tmpl[:, 1] * 2], axis=1))
         # Keep the inner face (brows, eyes, nose, mouth: landmarks 17-67) inside the frame; shrink about the centre only
-        # if an extreme pose would push it out. The jaw line may leave the frame, as in an aligned crop of a real face:
-        # shrinking for a dropped jaw (AU26/27) would tie the face's size in the image to an AU label.
-        lm = _project(pv, verts[model.landmarks68[INNER_FACE]]) @ sim[:2, :2].T + sim[:2, 2]
+        # if an extreme pose would push it out. Measured on the neutral face, and the jaw line may leave the frame, as
+        # in an aligned crop of a real face: shrinking for a dropped jaw or an opened mouth (AU25/26/27) would tie the
+        # face's size in the image to an AU label.
+        inner = (base[model.landmarks68[INNER_FACE]] - PIVOT) @ rot.T + PIVOT
+        lm = _project(pv, inner) @ sim[:2, :2].T + sim[:2, 2]
         reach = np.abs(lm).max()
         if reach > LANDMARK_LIMIT:
             sim[:2] *= LANDMARK_LIMIT / reach

@@ -257,6 +257,7 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> 
         "c2": base.uniform(0.05, 0.95, 3).tolist(),
         "angle": float(base.uniform(0, 2 * np.pi)),
         "cells": int(base.integers(3, 9)),
+        "seed": int(factor_rng(seed, split, "background", index).integers(0, 2**31 - 1)),
     }
     yaw, pitch, roll = _pose(rng("pose"), "pose" in on, shifted)
     distance, jitter = _camera(rng("camera"), "camera" in on)

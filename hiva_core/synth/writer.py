@@ -31,15 +31,17 @@ from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import atomic_write, utc_now
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
-from hiva_core.synth.calibration import bp4d_combinations
+from hiva_core.synth.calibration import FALLBACK_SOURCE, bp4d_combinations
 from hiva_core.synth.factors import FACTORS, factors_label, parse_factors
 from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, sample_params
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-# 3: creases on 60 % of people, the rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
+# 4: a lopsided AU's middle shapes at full strength, the background's noise apart from the degradations, the face's
+# size in the frame from the neutral face, a hand's shadow without wrap-around; 3: creases on 60 % of people, the
+# rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
 # (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 
@@ -70,7 +72,8 @@ def image_name(index: int) -> str:
 
 def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
     row: dict = {"path": image_name(params.index)}
-    row.update({au_label(a): int(params.au[a] >= OCCURRENCE_THRESHOLD) for a in SYNTH_AUS})
+    labels = params.labels
+    row.update({au_label(a): labels[a] for a in SYNTH_AUS})
     row.update({f"{au_label(a)}_int": round(params.au[a], 4) for a in SYNTH_AUS})
     ident = params.identity.identity
     row.update(subject=f"{'X' if shifted else 'S'}{ident:05d}", identity=ident)
@@ -162,8 +165,11 @@ def _check_meta(out: Path, meta: dict) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    for key in ("seed", "size", "shifted", "format_version", "factors"):
-        if old.get(key) != meta[key]:
+    for key in ("seed", "size", "shifted", "format_version", "factors", "msaa", "bp4d_calibration"):
+        was, now = old.get(key), meta[key]
+        if key == "bp4d_calibration":  # the lists may move with a checkout; what the labels are drawn from may not
+            was, now = was == FALLBACK_SOURCE, now == FALLBACK_SOURCE
+        if was != now:
             raise UserError(
                 f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
                 "use another --out, or the same settings to resume"

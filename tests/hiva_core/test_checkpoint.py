@@ -159,8 +159,14 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
     the test split chooses, and says so."""
     from safetensors.torch import load_file
 
-    def val(f1: float) -> dict:
-        return {"thresholds": {"AU1": 0.4}, "validation": "v", "frames": 3, "val_f1": {"AU1": f1, "avg": f1}}
+    def val(f1: float, auc: float = 0.5) -> dict:
+        return {
+            "thresholds": {"AU1": 0.4},
+            "validation": "v",
+            "frames": 3,
+            "val_f1": {"AU1": f1, "avg": f1},
+            "val_auc": {"AU1": auc, "avg": auc},
+        }
 
     run = checkpoint.RunFolder(tmp_path / "run")
     model = torch.nn.Linear(2, 1)
@@ -180,11 +186,17 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
     test_only = checkpoint.RunFolder(tmp_path / "test_only")
     for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
         test_only.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, None, "val")
-    assert test_only.best_epoch == 2 and test_only.selected_on == "test avg F1 at 0.5 (no validation F1)"
+    assert test_only.best_epoch == 2 and test_only.selected_on == "test avg F1 at 0.5 (no validation score)"
     undefined = checkpoint.RunFolder(tmp_path / "undefined")  # validation rows without a positive label: F1 NaN
     for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
         undefined.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, val(float("nan")), "val")
     assert undefined.best_epoch == 2 and undefined.model_file.is_file()
+
+    # val_auc (the default) follows the validation AUC, not its F1 at thresholds fitted on the same rows
+    by_auc = checkpoint.RunFolder(tmp_path / "by_auc")
+    for epoch, (f1, auc) in enumerate([(0.8, 0.70), (0.6, 0.85), (0.7, 0.80)], start=1):
+        by_auc.save_checkpoint(epoch, _metrics(0.5), model, {"epoch": epoch, "step": epoch}, val(f1, auc), "val_auc")
+    assert (by_auc.best_epoch, by_auc.best_f1, by_auc.selected_on) == (2, 0.85, "validation avg AUC")
 
 
 def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):

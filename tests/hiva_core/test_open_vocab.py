@@ -56,11 +56,12 @@ def test_hiva_open_needs_text_and_a_cosine_head(option):
         create_model("hiva_open", 3, D, **{**TINY, **option})
 
 
-def test_default_width_follows_the_backbone():
-    assert [default_dim(c) for c in (24, 768, 1280, 2048, 3072)] == [128, 128, 256, 512, 512]
+def test_default_width_follows_the_backbone_and_its_stride():
+    assert [default_dim(c, 32) for c in (24, 768, 1280, 2048, 3072)] == [128, 128, 256, 512, 512]
+    assert [default_dim(c, 16) for c in (24, 768, 1280, 2048, 3072)] == [128, 128, 256, 256, 256]
     for name in ("hiva", "hiva_open", "linear"):
         model = create_model(name, 3, D, backbone="tiny", heads=2)
-        assert model.config.dim == default_dim(model.backbone.num_features)
+        assert model.config.dim == default_dim(model.backbone.num_features, model.backbone.stride)
         assert create_model(name, 3, D, backbone="tiny", dim=48, heads=2).config.dim == 48  # explicit wins
     from augtext.errors import UserError
 
@@ -310,7 +311,7 @@ def test_a_run_keeps_the_width_it_was_built_with(tmp_path):
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
     run.write_config(cfg, model, [1, 2], prior)
-    assert run.read_train_config().model.dim == model.config.dim == default_dim(24)
+    assert run.read_train_config().model.dim == model.config.dim == default_dim(24, model.backbone.stride)
     info = json.loads(run.config_file.read_text())
     info["model_config"]["dim"] = 64  # as if it had been built under another default
     run.config_file.write_text(json.dumps(info))

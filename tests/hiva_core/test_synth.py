@@ -155,6 +155,12 @@ def test_au_table_uses_real_shapes_and_sums_left_right(face_model_path):
     # A lopsided AU moves one side less; a person's expressiveness scales every shape; labels are not weights.
     w = blendshape_weights({12: 0.8}, names, sides={12: (0.5, 1.0)}, gain=1.25)
     assert w[names.index("mouthSmile_L")] == pytest.approx(0.5) and w[names.index("mouthSmile_R")] == pytest.approx(1.0)
+    # ... never weaker as a whole: a shape of the face's middle keeps the stronger side's strength, so a present AU
+    # (AU17: chin raiser, middle shapes only) is not rendered below a sub-threshold trace of it
+    middle = [names.index(s) for s in aumap.AU_BLENDSHAPES[17] if not s.endswith(("_L", "_R"))]
+    assert middle and np.array_equal(
+        blendshape_weights({17: 0.3}, names, sides={17: (0.6, 1.0)})[middle], blendshape_weights({17: 0.3}, names)[middle]
+    )
 
 
 def test_sampling_is_deterministic_and_identity_exclusive():
@@ -209,6 +215,15 @@ def test_render_is_deterministic(renderer):
     assert a.image.shape == (96, 96, 3) and a.image.dtype == np.uint8
 
 
+def test_face_size_in_the_frame_does_not_follow_the_mouth(renderer):
+    """At a pose extreme enough to shrink the face into the frame, an open mouth (AU25/26/27) does not shrink it
+    more: the framing is that of the neutral face."""
+    p = dataclasses.replace(sampling.sample_params(0, 7), yaw=-45.0, pitch=-30.0, roll=-20.0)
+    still = dataclasses.replace(p, au={a: 0.0 for a in p.au})
+    gaping = dataclasses.replace(p, au={**still.au, 25: 1.0, 26: 0.0, 27: 1.0})
+    np.testing.assert_allclose(renderer.geometry(still)[2], renderer.geometry(gaping)[2])
+
+
 def test_rendered_shapes_follow_the_au_table(renderer):
     names = renderer.model.expression_names
     for i in range(3):
@@ -218,7 +233,7 @@ def test_rendered_shapes_follow_the_au_table(renderer):
         for au, value in p.au.items():
             left, right = p.au_sides.get(au, (1.0, 1.0))
             for shape, coef in AU_BLENDSHAPES[au].items():
-                side = left if shape.endswith("_L") else right if shape.endswith("_R") else (left + right) / 2
+                side = left if shape.endswith("_L") else right if shape.endswith("_R") else max(left, right)
                 expected[names.index(shape)] += value * coef * side * p.identity.expressiveness
         for shape, value in p.extra.items():
             expected[names.index(shape)] += value
@@ -335,6 +350,8 @@ def test_resume_rerenders_only_missing_images(synth_set, face_model_path):
     assert {p.name: p.stat().st_mtime_ns for p in (synth_set / "images").iterdir()} == mtimes
     with pytest.raises(UserError, match="seed"):
         run_synth(synth_set, n=12, size=SIZE, seed=4, face_model=face_model_path, progress=False)
+    with pytest.raises(UserError, match="msaa"):  # another antialiasing would mix two looks in one set
+        run_synth(synth_set, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False, msaa=0)
 
 
 def test_workers_and_shifted_split(face_model_path, synth_set, tmp_path):

@@ -46,6 +46,9 @@ def test_factor_spec():
 
 def test_each_factor_draws_from_its_own_stream():
     """Switching one factor off changes that factor only: the AUs, the person and every other factor stay."""
+    from hiva_core.synth.overlays import background
+
+    assert {sampling.sample_params(0, i).background["kind"] for i in range(0, 40, 3)} >= {"noise"}
     for i in range(0, 40, 3):
         a = sampling.sample_params(0, i)
         no_pose, no_light = (
@@ -59,6 +62,10 @@ def test_each_factor_draws_from_its_own_stream():
         assert a.occluders == no_pose.occluders and a.jpeg_quality == no_light.jpeg_quality
         assert np.array_equal(a.key_dir, no_pose.key_dir) and a.yaw == no_light.yaw
         assert abs(no_pose.yaw) <= 25 and no_light.lights == () and no_light.ground is None
+        # the background, its noise too, is no factor's: the same image with the degradations off
+        no_degradations = sampling.sample_params(0, i, factors="-degradations")
+        assert np.array_equal(background(a, 32), background(no_degradations, 32))
+        assert np.array_equal(background(a, 32), background(no_light, 32))
     # Identity-level draws are shared by the 8 samples of a person.
     p0, p7 = sampling.sample_params(0, 16), sampling.sample_params(0, 23)
     assert p0.identity.look == p7.identity.look and p0.identity.expressiveness == p7.identity.expressiveness
@@ -209,7 +216,7 @@ def test_factors_through_writer_and_cli(shared_data, tmp_path):
             pytest.skip(str(exc))
         raise
     meta = json.loads((tmp_path / "a" / "synth.json").read_text())
-    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 3
+    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 4
     with pytest.raises(UserError, match="factors"):  # another factor set never resumes into the same folder
         run_synth(tmp_path / "a", n=2, size=32, face_model=model, factors="all", progress=False)
     with pytest.raises(UserError, match="unknown SynthAU factor"):
@@ -219,3 +226,13 @@ def test_factors_through_writer_and_cli(shared_data, tmp_path):
     assert main([*argv, "--factors", "-pose,-camera"]) == 0
     assert json.loads((tmp_path / "c" / "synth.json").read_text())["factors_spec"] == "all,-camera,-pose"
     assert main([*argv, "--factors=none,+hairdo"]) == 2
+
+
+def test_hand_shadow_moves_without_wrapping_round():
+    from hiva_core.synth.overlays import _shifted
+
+    a = np.zeros((6, 6))
+    a[0, 5] = 1.0  # a corner pixel moved down-right leaves the image instead of coming back on the other side
+    assert _shifted(a, 1, 1).sum() == 0
+    assert _shifted(a, 2, -3)[2, 2] == 1.0 and _shifted(a, 2, -3).sum() == 1.0
+    assert np.array_equal(_shifted(a, 0, 0), a) and _shifted(a, 9, 0).sum() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -65,8 +66,8 @@ def test_train_stores_thresholds_chosen_on_held_out_subjects(thresholded_run, ti
     assert record["format"] == "hiva_core.thresholds/1" and set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
     assert record["validation"].startswith("1 of 8 training subjects held out of training")
     metrics = json.loads(run.metrics_file.read_text())  # the kept epoch: chosen on those rows, not on the test split
-    assert record["epoch"] == metrics["best_epoch"] and metrics["best_score"] == record["val_f1"]["avg"]
-    assert metrics["selected_on"] == "validation avg F1 at its per-AU thresholds"
+    assert record["epoch"] == metrics["best_epoch"] and metrics["best_score"] == record["val_auc"]["avg"]
+    assert metrics["selected_on"] == "validation avg AUC"  # train.select's default, val_auc
     assert record["frames"] == 8 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
     assert record["val_f1"]["avg"] >= record["val_f1_at_05"]["avg"]  # chosen to maximise F1 on those rows
     info = run.read_config()
@@ -139,7 +140,7 @@ def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, ca
     assert cfg.data.val_fraction == 0.0 and cfg.train.region_weight == 0.0  # and without the region loss
     assert cfg.train.select == "test"  # and its epochs chosen on the test split, as then
     today = RunFolder(run).read_train_config().train
-    assert (today.region_weight, today.select) == (0.1, "val")  # a run of today keeps its own
+    assert (today.region_weight, today.select) == (0.1, "val_auc")  # a run of today keeps its own
 
 
 def test_eval_saves_target_domain_thresholds_that_eval_and_predict_read(thresholded_run, tiny_faces, tmp_path, capsys):
@@ -217,3 +218,15 @@ def test_data_val_rows_are_used_as_they_are(tmp_path, text_cache, tiny_faces):
 def test_threshold_files_are_named_by_the_run_folder(tmp_path):
     assert RunFolder(tmp_path).thresholds_file == Path(tmp_path) / "thresholds.json"
     assert RunFolder(tmp_path).read_thresholds() == {}
+
+
+def test_log_line_names_every_score_and_an_epoch_without_evaluation(tmp_path, text_cache, tiny_faces, capsys):
+    """Each epoch's line: the test F1, the validation F1 and AUC, the kept epoch; an epoch that train.eval_every
+    skips says so instead of printing empty scores."""
+    argv = train_argv(text_cache, tiny_faces, tmp_path / "run", "--fold", "1", epochs=2)
+    argv += ["--set", "data.val_fraction=0.1", "--set", "train.eval_every=2", "--set", "train.max_steps_per_epoch=1"]
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.lstrip().startswith("epoch ")]
+    assert len(lines) == 2
+    assert "not evaluated (train.eval_every)" in lines[0] and "kept epoch" not in lines[0] and "nan" not in lines[0]
+    assert re.search(r"test avg F1 [\d.]+ +val F1 [\d.]+ AUC [\d.]+ +kept epoch 2 \([\d.]+\)", lines[1]), lines[1]
