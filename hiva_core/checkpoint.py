@@ -145,7 +145,6 @@ VAL_SELECT = {
     "val_auc": ("val_auc", "validation avg AUC"),
     "val": ("val_f1", "validation avg F1 at its per-AU thresholds"),
 }
-SELECT_CHOICES = (*VAL_SELECT, "test")
 
 
 def val_score(select: str, thresholds: dict | None) -> float | None:
