@@ -33,6 +33,7 @@ LANDMARKS_COLUMN = "landmarks"
 
 _RIGHT_EYE, _LEFT_EYE = tuple(range(36, 42)), tuple(range(42, 48))
 _BROWS = tuple(range(17, 27))
+_INNER_BROWS = (20, 21, 22, 23)  # the inner part of each brow (17 and 26 are the outer ends, 21 and 22 the inner)
 _NOSE = tuple(range(27, 36))
 _OUTER_LIPS = tuple(range(48, 60))
 _UPPER_LIP = (48, 49, 50, 51, 52, 53, 54)
@@ -49,8 +50,13 @@ class Part:
 
 # Each AU's region, written once. Why each one (FACS appearance changes, see augtext/facs.py):
 REGIONS: dict[str, tuple[Part, ...]] = {
-    # AU1 inner / AU2 outer brow raiser: the brows move up and the forehead wrinkles: brows up to mid-forehead.
-    "brows_forehead": (Part(_BROWS, up=FOREHEAD),),
+    # AU1 inner brow raiser: the inner ends of the brows move up (the brows oblique) and the middle of the forehead
+    # wrinkles: the inner part of both brows, up to mid-forehead.
+    "inner_brows_forehead": (Part(_INNER_BROWS, up=FOREHEAD),),
+    # AU2 outer brow raiser: the outer ends of the brows move up (an arched brow) and the sides of the forehead
+    # wrinkles: the outer half of each brow, up to mid-forehead. Apart from AU1's, so that a map of AU2 on the
+    # glabella does not count as landing.
+    "outer_brows_forehead": (Part((17, 18, 19), up=FOREHEAD), Part((24, 25, 26), up=FOREHEAD)),
     # AU4 brow lowerer: the brows move down and together, vertical furrows form in the glabella between them and
     # the root of the nose may wrinkle: the brows and the strip from the inner brow ends down the nose bridge.
     "brows_glabella": (Part(_BROWS), Part((21, 22, 27, 28))),
@@ -80,8 +86,8 @@ REGIONS: dict[str, tuple[Part, ...]] = {
 }
 
 AU_REGION: dict[int, str] = {
-    1: "brows_forehead",
-    2: "brows_forehead",
+    1: "inner_brows_forehead",
+    2: "outer_brows_forehead",
     4: "brows_glabella",
     5: "eyes",
     6: "eye_corners_cheeks",

@@ -28,4 +28,4 @@ def test_localisation_bench_toy(tmp_path, shared_data, text_cache, one_thread):
     log = (tmp_path / "work" / "runs" / "hiva_s16r1_e1_seed0" / "log.csv").read_text().splitlines()
     assert float(log[1].split(",")[log[0].split(",").index("region")]) > 0  # the region term was trained
     md = out.with_suffix(".md").read_text()
-    assert "| AU1 | brows_forehead |" in md and "s16 grad×act" in md
+    assert "| AU1 | inner_brows_forehead |" in md and "s16 grad×act" in md

@@ -61,7 +61,8 @@ def test_every_dataset_au_has_a_region():
 
 def test_regions_on_rendered_faces(synth_faces):
     """Points a person would place by eye land in the right AUs' regions and nowhere else: the mouth centre is a
-    lips point (AU23/24/25) and not a brow point; the forehead is AU1/2's, the glabella AU4's; an eye centre is
+    lips point (AU23/24/25) and not a brow point; the middle of the forehead is AU1's, above the outer brow ends
+    AU2's, the glabella AU4's; an eye centre is
     AU7's; the crop's lower-left corner (where the issue's AU15/17/23/24 maps peaked) is in no region."""
     for lm in _landmarks(synth_faces):
         mouth = lm[48:60].mean(0)
@@ -72,8 +73,15 @@ def test_regions_on_rendered_faces(synth_faces):
         eye = lm[36:42].mean(0)
         for au in (23, 24, 25, 26):
             assert in_region(mouth, lm, au) and not in_region(mouth, lm, 1)
-        for au in (1, 2):
-            assert in_region(forehead, lm, au) and not in_region(forehead, lm, 17)
+        assert in_region(forehead, lm, 1) and not in_region(forehead, lm, 17)
+        # AU1 raises the inner brows and AU2 the outer ones: the middle of the forehead and the glabella are AU1's,
+        # above each outer brow end AU2's, and neither is the other's
+        up = (brows - mouth) / np.hypot(*(brows - mouth))
+        for end in (lm[17], lm[26]):
+            assert in_region(end + 0.3 * iod * up, lm, 2) and not in_region(end, lm, 1)
+        glabella_high = (lm[21] + lm[22]) / 2
+        assert in_region(glabella_high, lm, 1) and not in_region(glabella_high, lm, 2)
+        assert not in_region(forehead, lm, 2)
         high = brows + 0.6 * iod * (brows - mouth) / np.hypot(*(brows - mouth))  # the upper forehead
         glabella = (lm[21] + lm[22] + lm[27]) / 3  # between the inner brow ends and the nose root
         assert in_region(glabella, lm, 4) and in_region(high, lm, 1) and not in_region(high, lm, 4)
@@ -92,7 +100,8 @@ def test_drawn_outline_is_the_region_with_its_margin(synth_faces):
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 64, size=(400, 2))
     regions = (
-        (1, "brows_forehead"),
+        (1, "inner_brows_forehead"),
+        (2, "outer_brows_forehead"),
         (4, "brows_glabella"),
         (6, "eye_corners_cheeks"),
         (12, "lip_corners"),
@@ -150,16 +159,17 @@ def test_localisation_score_counts_present_aus_only(synth_faces):
     lms[3] = np.nan  # no landmarks: the row is skipped
     result = localisation_score(peaks, lms, labels, mask, aus)
     per = result["per_au"]
-    assert per["AU1"] == {"hit_rate": 1.0, "chance": None, "pairs": 1, "region": "brows_forehead"}
+    assert per["AU1"] == {"hit_rate": 1.0, "chance": None, "pairs": 1, "region": "inner_brows_forehead"}
     assert per["AU12"]["hit_rate"] == 1.0 and per["AU12"]["pairs"] == 3
     assert per["AU17"]["hit_rate"] == pytest.approx(2 / 3)
     assert per["AU5"]["hit_rate"] is None
     assert per["AU11"] == {"hit_rate": None, "chance": None, "pairs": 3, "region": None}
     assert result["average"] == pytest.approx((1 + 1 + 2 / 3) / 3) and result["pairs"] == 7 and result["images"] == 3
-    # chance: a peak on a random cell of an 8x8 map lands in the big brow/forehead zone more often than at a lip corner
+    # chance: a peak on a random cell of an 8x8 map lands in AU1's brow/forehead zone at least as often as at a lip
+    # corner
     chance = localisation_score(peaks, lms, labels, mask, aus, grid=(8, 8), image_size=64)
     brows, corners = chance["per_au"]["AU1"]["chance"], chance["per_au"]["AU12"]["chance"]
-    assert 0.01 < corners < brows < 0.5 and chance["per_au"]["AU5"]["chance"] is None
+    assert 0.01 < corners <= brows < 0.5 and chance["per_au"]["AU5"]["chance"] is None
     assert chance["chance"] == pytest.approx(np.mean([brows, corners, chance["per_au"]["AU17"]["chance"]]))
 
 
@@ -221,7 +231,10 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
     assert loc["grid"] == [4, 4] and loc["images"] == fold1  # tiny backbone: stride 8 at 32 px
     assert set(loc["per_au"]) == {"AU1", "AU2", "AU4"} and loc["margin_iod"] == 0.25
     for name, row in loc["per_au"].items():
-        assert row["region"] == ("brows_glabella" if name == "AU4" else "brows_forehead")
+        assert (
+            row["region"]
+            == {"AU1": "inner_brows_forehead", "AU2": "outer_brows_forehead", "AU4": "brows_glabella"}[name]
+        )
         assert row["hit_rate"] is None or 0.0 <= row["hit_rate"] <= 1.0
         assert row["hit_rate"] is None or 0.0 < row["chance"] < 1.0
     plain = tmp_path / "plain.json"
@@ -243,10 +256,11 @@ def test_eval_reports_localisation_on_synthau(synth_faces, text_cache, tiny_face
 def test_region_prior_covers_each_aus_region_on_the_canonical_face():
     from hiva_core.regions import region_prior
 
-    prior = region_prior([1, 12, 17, 99], (8, 8), 128)
-    assert prior.shape == (4, 8, 8) and ((prior >= 0) & (prior <= 1)).all()
-    brows, corners, chin, unknown = prior
-    assert brows[:3].mean() > 0.6 and brows[4:].max() == 0  # top of the face only
+    prior = region_prior([1, 2, 12, 17, 99], (8, 8), 128)
+    assert prior.shape == (5, 8, 8) and ((prior >= 0) & (prior <= 1)).all()
+    brows, outer, corners, chin, unknown = prior
+    assert brows[:3, 3:5].mean() > 0.6 and brows[4:].max() == 0  # top of the face only, in its middle
+    assert outer[:3, [1, 6]].mean() > 0.6 and outer[4:].max() == 0 and outer[:, 3:5].max() == 0  # the outer brows
     assert corners[5:7].sum() > 2 and corners[:4].max() == 0  # the mouth's rows
     assert chin[7].sum() > chin[:5].sum() == 0  # the bottom row
     assert (unknown == 1).all()  # no region known: no constraint
@@ -267,7 +281,7 @@ def test_region_loss_asks_maps_to_look_inside():
     inside = prior[0] > 0.5
     assert (logits.grad[:, 0][:, inside] < 0).all() and (logits.grad[:, 0][:, prior[0] == 0] > 0).all()
     peaked = torch.zeros(1, 2, 4, 4)
-    peaked[0, 0, 0, 1] = peaked[0, 1, 3, 1] = 1.0  # brow map on the forehead, chin map on the chin
+    peaked[0, 0, 0, 2] = peaked[0, 1, 3, 2] = 1.0  # brow map on the forehead, chin map on the chin
     assert region_loss(peaked, prior[:2]) < 0.2 < 5 < region_loss(peaked.flip(2), prior[:2])
 
 

@@ -159,7 +159,8 @@ def test_au_table_uses_real_shapes_and_sums_left_right(face_model_path):
     # (AU17: chin raiser, middle shapes only) is not rendered below a sub-threshold trace of it
     middle = [names.index(s) for s in aumap.AU_BLENDSHAPES[17] if not s.endswith(("_L", "_R"))]
     assert middle and np.array_equal(
-        blendshape_weights({17: 0.3}, names, sides={17: (0.6, 1.0)})[middle], blendshape_weights({17: 0.3}, names)[middle]
+        blendshape_weights({17: 0.3}, names, sides={17: (0.6, 1.0)})[middle],
+        blendshape_weights({17: 0.3}, names)[middle],
     )
 
 
