@@ -37,15 +37,23 @@ _INNER_BROWS = (20, 21, 22, 23)  # the inner part of each brow (17 and 26 are th
 _NOSE = tuple(range(27, 36))
 _OUTER_LIPS = tuple(range(48, 60))
 _UPPER_LIP = (48, 49, 50, 51, 52, 53, 54)
-_CHIN = (6, 7, 8, 9, 10, 56, 57, 58)
 
 
 @dataclass(frozen=True)
 class Part:
-    """The convex hull of `points` (landmark indices), plus those points moved `up` IODs up the face."""
+    """The convex hull of `points` (landmark indices), plus those points moved `up` IODs up the face, plus the
+    midpoint of each landmark pair in `between`."""
 
     points: tuple[int, ...]
     up: float = 0.0
+    between: tuple[tuple[int, int], ...] = ()
+
+
+# The chin boss: the jaw line under the lower lip (7-9) up to halfway to the lower lip's edge (56-58), where SynthAU
+# draws AU17's dimpling. Halfway, not a fixed height: chins differ (the lip's edge sits 0.3-0.6 IOD above point 8 on
+# SynthAU faces, the line between the lips 0.5-0.7), and with the margin the part reaches about the lip's edge but
+# not the line between the lips.
+_CHIN = Part((7, 8, 9), between=((7, 58), (8, 57), (9, 56)))
 
 
 # Each AU's region, written once. Why each one (FACS appearance changes, see augtext/facs.py):
@@ -76,13 +84,14 @@ REGIONS: dict[str, tuple[Part, ...]] = {
     # AU12 lip corner puller, AU14 dimpler, AU15 lip corner depressor, AU20 lip stretcher: the change is at the lip
     # corners (pulled up and out, dimpled in, pulled down, stretched sideways).
     "lip_corners": (Part((48, 49, 59, 60)), Part((53, 54, 55, 64))),
-    # AU17 chin raiser: the chin boss pushed up, wrinkled, the lower lip pushed up.
-    "chin": (Part(_CHIN),),
+    # AU17 chin raiser: the chin boss pushed up and wrinkled (mentalis), the lower lip pushed up: the chin boss, up
+    # to the lower lip's edge. Not the lips' centre line: a map there is on the mouth (AU23-25), not the chin.
+    "chin": (_CHIN,),
     # AU16, AU18, AU22, AU23, AU24, AU25, AU28: the lips themselves (depressed, puckered, funnelled, tightened,
     # pressed, parted, sucked in).
     "lips": (Part(_OUTER_LIPS),),
     # AU26 jaw drop, AU27 mouth stretch: the mouth opens and the chin moves down: lips and chin.
-    "lips_chin": (Part(_OUTER_LIPS), Part(_CHIN)),
+    "lips_chin": (Part(_OUTER_LIPS), _CHIN),
 }
 
 AU_REGION: dict[int, str] = {
@@ -168,6 +177,9 @@ def region_polygons(landmarks: np.ndarray, region: str) -> list[np.ndarray]:
         pts = landmarks[list(part.points)]
         if part.up:
             pts = np.concatenate([pts, pts + part.up * iod * up])
+        if part.between:
+            pairs = np.asarray(part.between)
+            pts = np.concatenate([pts, (landmarks[pairs[:, 0]] + landmarks[pairs[:, 1]]) / 2])
         polygons.append(_hull(pts))
     return polygons
 

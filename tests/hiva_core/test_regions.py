@@ -88,7 +88,10 @@ def test_regions_on_rendered_faces(synth_faces):
         assert in_region(eye, lm, 7) and in_region(eye, lm, 6) and not in_region(eye, lm, 12)
         assert not in_region(eyes + (0, 0.9 * (mouth - eyes)[1]), lm, 7)  # down by the mouth: not the eyelids
         assert in_region(lm[48], lm, 12) and in_region(lm[54], lm, 15) and not in_region(lm[8], lm, 12)
-        assert in_region(lm[8], lm, 17) and in_region(lm[57], lm, 17) and not in_region(lm[8], lm, 10)
+        assert in_region(lm[8], lm, 17) and not in_region(lm[8], lm, 10)
+        # AU17 is the chin boss (where SynthAU draws its dimpling, halfway from the lower lip to the chin), not the
+        # mouth, where the astronaut's AU17 map once peaked and counted as landing
+        assert in_region((lm[57] + lm[8]) / 2, lm, 17) and not in_region(lm[62], lm, 17)
         assert in_region(lm[33], lm, 9) and in_region(lm[51], lm, 10) and not in_region(lm[27], lm, 17)
         corner = np.array([0.0, 63.0])
         assert not any(in_region(corner, lm, au) for au in AU_REGION)
@@ -282,7 +285,7 @@ def test_region_loss_asks_maps_to_look_inside():
     assert (logits.grad[:, 0][:, inside] < 0).all() and (logits.grad[:, 0][:, prior[0] == 0] > 0).all()
     peaked = torch.zeros(1, 2, 4, 4)
     peaked[0, 0, 0, 2] = peaked[0, 1, 3, 2] = 1.0  # brow map on the forehead, chin map on the chin
-    assert region_loss(peaked, prior[:2]) < 0.2 < 5 < region_loss(peaked.flip(2), prior[:2])
+    assert region_loss(peaked, prior[:2]) < 0.4 < 5 < region_loss(peaked.flip(2), prior[:2])
 
 
 def test_canonical_landmarks_are_the_mean_aligned_synthau_face(synth_faces):
