@@ -37,6 +37,7 @@ from torch import nn
 from augtext.errors import UserError
 from augtext.io import atomic_path, atomic_write, check_output_dir
 from augtext.textprior import TextPrior, read_text_prior, save_text_prior
+from hiva_core.config import VAL_SELECT
 
 if TYPE_CHECKING:
     from hiva_core.config import TrainConfig
@@ -136,15 +137,6 @@ LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
 }
 LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1", "val_auc", "time_s"]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
-
-
-# train.select: the validation score that chooses the kept epoch (its key in a threshold record) and its words.
-# val_auc (the default) reads the ranking, threshold-free; val reads F1 at thresholds chosen on the same rows, which
-# on a small slice is optimistic and noisy and favours early epochs (bench/results/selection.json).
-VAL_SELECT = {
-    "val_auc": ("val_auc", "validation avg AUC"),
-    "val": ("val_f1", "validation avg F1 at its per-AU thresholds"),
-}
 
 
 def val_score(select: str, thresholds: dict | None) -> float | None:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from augtext.errors import UserError
 from hiva_core import checkpoint as ckpt
 from hiva_core.checkpoint import RunFolder
-from hiva_core.config import TrainConfig
+from hiva_core.config import VAL_SELECT, TrainConfig
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, ShardSampler, cleanup, env_world, init_distributed, main_first
 from hiva_core.evaluate import evaluate_model, val_thresholds
@@ -453,7 +453,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     text = ckpt.prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
     state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
-    on_val = cfg.train.select in ckpt.VAL_SELECT
+    on_val = cfg.train.select in VAL_SELECT
     if splits.val is not None:
         log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}")
     elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)
