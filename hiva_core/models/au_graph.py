@@ -20,7 +20,7 @@ from torch import nn
 
 
 class AUFeatureGenerator(nn.Module):
-    """A AU-specific projections of the tokens, batched as one einsum: ``(B, L, d) → (B, A, L, d)``."""
+    """A AU-specific projections of the tokens, one batched GEMM: ``(B, L, d) → (B, A, L, d)`` (stored AU-major)."""
 
     def __init__(self, num_aus: int, dim: int):
         super().__init__()
@@ -30,13 +30,15 @@ class AUFeatureGenerator(nn.Module):
         nn.init.kaiming_uniform_(self.weight.view(num_aus * dim, dim), a=math.sqrt(5))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        # One GEMM with the bias fused (addmm) into (B, L, A·d), normalised in that layout, then returned as a
-        # (B, A, L, d) view: no separate bias pass and no permuting copy of the largest tensor of the head (the
-        # next LayerNorm, DDCA's, reads the view and writes its own contiguous output).
+        # AU-major memory: one batched GEMM per AU with the bias fused (baddbmm) writes (A, B·L, d), normalised
+        # in that layout, and returned as a (B, A, L, d) view. DDCA's text→vision reads it back AU-major
+        # (`transpose(0, 1)`, contiguous again), so its LayerNorm and attention run without a permuting copy of the
+        # largest tensor of the head, forward or backward.
         a, d = self.bias.shape
-        maps = nn.functional.linear(tokens, self.weight.view(a * d, d), self.bias.view(a * d))
-        maps = maps.unflatten(-1, (a, d))  # (B, L, A, d)
-        return torch.relu(self.norm(maps)).transpose(1, 2)
+        batch, length, _ = tokens.shape
+        flat = tokens.reshape(1, batch * length, d).expand(a, -1, -1)
+        maps = torch.baddbmm(self.bias[:, None, :], flat, self.weight.transpose(1, 2))
+        return torch.relu(self.norm(maps)).view(a, batch, length, d).transpose(0, 1)
 
 
 def dynamic_adjacency(nodes: torch.Tensor, topk: int) -> torch.Tensor:

@@ -108,8 +108,10 @@ class DDCA(nn.Module):
         b = nodes.shape[0]
         visual, _ = self.vision_to_text(nodes[:, :, None, :], text_tokens[None], text_mask[None])
         proto = prototypes.expand(b, *prototypes.shape[-2:])
-        text, maps = self.text_to_vision(proto[:, :, None, :], token_maps)
-        return visual.squeeze(2), text.squeeze(2), maps.squeeze(2)
+        # AU-major (A, B, ...): the AFG's token maps are stored that way, so the (A, B, L, d) view is contiguous and
+        # the block's LayerNorm and matmuls use it in place (any layout gives the same result)
+        text, maps = self.text_to_vision(proto.transpose(0, 1)[:, :, None, :], token_maps.transpose(0, 1))
+        return visual.squeeze(2), text.squeeze(2).transpose(0, 1), maps.squeeze(2).transpose(0, 1)
 
 
 class CDCA(nn.Module):

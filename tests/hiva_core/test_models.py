@@ -131,6 +131,33 @@ def test_folded_attention_matches_standard_attention():
     assert torch.equal(weights == 0, ~mask[..., None, :].expand_as(weights))
 
 
+def test_afg_is_one_linear_map_per_au_stored_au_major():
+    """The AFG's maps are relu(LayerNorm(W_a x + b_a)) per AU, as a (B, A, L, d) view of AU-major memory: DDCA reads
+    them back as (A, B, L, d) without a copy (its LayerNorm and matmuls run in place), and DDCA gives the same
+    result whatever the layout of the maps it is handed."""
+    from hiva_core.models.au_graph import AUFeatureGenerator
+    from hiva_core.models.cross_attention import DDCA
+
+    torch.manual_seed(0)
+    afg, tokens = AUFeatureGenerator(3, 16), torch.randn(2, 5, 16)
+    maps = afg(tokens)
+    assert maps.shape == (2, 3, 5, 16) and maps.transpose(0, 1).is_contiguous()
+    for a in range(3):
+        want = torch.relu(afg.norm(tokens @ afg.weight[a].T + afg.bias[a]))
+        torch.testing.assert_close(maps[:, a], want)
+    ddca = DDCA(16, 2)
+    nodes, text, mask, proto = (
+        torch.randn(2, 3, 16),
+        torch.randn(3, 4, 16),
+        torch.ones(3, 4, dtype=torch.bool),
+        torch.randn(3, 16),
+    )
+    for got, want in zip(
+        ddca(nodes, maps, text, mask, proto), ddca(nodes, maps.contiguous(), text, mask, proto), strict=True
+    ):
+        torch.testing.assert_close(got, want)
+
+
 def test_maps_are_spatial_distributions(prior, images):
     out = make("hiva").eval()(images, *prior)
     maps = out["maps"]
