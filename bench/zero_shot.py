@@ -173,9 +173,9 @@ def relatedness_ceiling(synth: Path, seen: list[int], unseen: list[int]) -> dict
     held-out identities' AUC of (a) the single seen AU whose intensity ranks the unseen AU best (chosen on the test
     rows: optimistic), (b) a logistic regression on all seen AUs' intensities, fitted on the training identities.
 
-    A model that scores an unseen AU as a mix of what it learned for the seen ones — the most that descriptions
-    relating the AU to seen AUs can give it — ranks no better than (b) with perfect perception: above it, the model
-    saw something the seen AUs do not show. Lead-in for reading the zero-shot AUCs (goal 0.75)."""
+    What co-occurrence alone gives: a model that scores an unseen AU from what it learned of the seen ones gets this
+    much for free, through the AUs the expressions draw together; above it, it has seen the unseen AU's own look (or a
+    seen AU that looks like it). Lead-in for reading the zero-shot AUCs (goal 0.75)."""
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
@@ -387,10 +387,11 @@ def markdown(result: dict) -> str:
 def ceiling_markdown(ceiling: dict) -> str:
     """The relatedness ceiling (relatedness_ceiling) of both settings as markdown tables."""
     lines = [
-        "Relatedness ceiling (labels only, no model): the held-out identities' AUC of an unseen AU from the seen AUs'"
-        " true intensities — the best single seen AU (chosen on the test rows) and a logistic regression on all of "
-        "them fitted on the training identities. A zero-shot score made of what was learned for the seen AUs "
-        "cannot rank better than the fitted column with perfect perception.",
+        "Relatedness ceiling (labels only, no model): how well the seen AUs' true intensities rank each unseen AU on"
+        " the held-out identities — the best single seen AU (chosen on the test rows: optimistic) and a logistic "
+        "regression on all of them fitted on the training identities. It is what co-occurrence with the seen AUs "
+        "gives: a zero-shot score above it has seen something of the unseen AU's own appearance (or of a seen AU "
+        "that looks like it).",
     ]
     for key, title in (("trained_on_train_aus", "trained on the training AUs"), ("leave_group_out", "leave-group-out")):
         rows = ceiling.get(key) or {}
