@@ -61,7 +61,7 @@ def default_dim(num_features: int, stride: int) -> int:
     HiVA train at 2.15× the time of linear heads on MobileNetV2 at 128 px (bench/bench_model.py); a backbone with
     fewer channels is a cheaper one, and C/4 keeps the AU blocks a small share of its cost. Stride 16 has 4× the
     tokens of stride 32 while a dilated backbone costs less than 4× more: at ResNet-50/224 (14×14 tokens) d = 512
-    trained at 1.23× linear heads, d = 256 at 1.16× on the idle machine (0.98–1.22× under load). ``--set
+    trained at 1.23× linear heads, d = 256 at 1.03–1.16× on the idle machine (0.98–1.22× under load). ``--set
     model.dim=N`` overrides it; a run's config.json records the d it was built with.
     """
     cap = 512 if stride >= 32 else 256
