@@ -8,7 +8,7 @@ import numpy as np
 
 from augtext.reference import REFERENCE_AUS, reference_set
 from hiva_core.synth import SYNTH_AUS
-from tests.hiva_core.benchscript import bench_main
+from tests.hiva_core.benchscript import bench_main, bench_script
 
 
 def test_reference_set_describes_every_synthau_au():
@@ -70,3 +70,45 @@ def test_zero_shot_toy(tmp_path, shared_data, one_thread):
     assert list(lgo["runs"]["g2_shuffled"]["unseen"]) == ["AU2", "AU9"]
     assert sorted(lgo["per_au"]) == ["AU1", "AU2", "AU5", "AU9"] and lgo["per_au"]["AU9"]["group"] == 2
     assert "Leave-group-out" in md and "| AU5 | 1 |" in md
+
+    # The ceilings (labels only) and the baseline from hiva's detectors, for every scored AU, in the JSON and the table.
+    assert list(result["ceiling"]["trained_on_train_aus"]) == ["AU5", "AU9", "AU16"]
+    assert sorted(result["ceiling"]["leave_group_out"]) == ["AU1", "AU2", "AU5", "AU9"]
+    transfer = result["detector_transfer"]
+    assert list(transfer) == ["AU5", "AU9", "AU16"]
+    assert all(r["nearest_reference"] in ("AU1", "AU2", "AU4") for r in transfer.values())
+    assert "Relatedness ceiling" in md and "nearest (reference)" in md
+
+    # --ceiling-only: the same ceilings from the same renders, nothing trained
+    only_json = tmp_path / "ceiling.json"
+    only = bench_main(
+        "zero_shot",
+        [
+            *argv[: argv.index("--out-json")],
+            "--ceiling-only",
+            "--out-json",
+            str(only_json),
+            "--out-md",
+            str(tmp_path / "ceiling.md"),
+        ],
+        shared_data,
+    )
+    assert json.loads(only_json.read_text())["ceiling"] == json.loads(json.dumps(result["ceiling"])) == only["ceiling"]
+
+
+def test_relatedness_ceiling_finds_the_au_that_gives_an_unseen_one_away(tmp_path):
+    """An unseen AU present exactly when a seen AU is strong is ranked perfectly by that AU, and by the fit on all
+    seen AUs (trained on the other folds); an unrelated one is not."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({f"AU{a}_int": rng.uniform(0, 1, n) for a in (1, 2, 4)})
+    df["AU9"] = (df["AU2_int"] > 0.6).astype(int)  # given away by AU2
+    df["AU5"] = rng.integers(0, 2, n)  # related to nothing
+    df["fold"] = np.arange(n) % 3 + 1
+    (tmp_path / "synth").mkdir()
+    df.to_csv(tmp_path / "synth" / "manifest.csv", index=False)
+    out = bench_script("zero_shot").relatedness_ceiling(tmp_path / "synth", [1, 2, 4], [9, 5])
+    assert out["AU9"]["best_seen"] == "AU2" and out["AU9"]["auc_best_seen"] == 1.0 and out["AU9"]["auc_fitted"] > 0.95
+    assert out["AU5"]["auc_fitted"] < 0.7
