@@ -133,16 +133,22 @@ def train_and_score(
     return record
 
 
+def group_train_aus(groups: list[list[int]], group: list[int]) -> list[int]:
+    """Leave-group-out's training AUs when `group` is held out: every AU of the other groups, in SynthAU's order."""
+    from hiva_core.synth import SYNTH_AUS
+
+    held = {a for g in groups for a in g}
+    return [a for a in SYNTH_AUS if a in held and a not in group]
+
+
 def leave_group_out(args, groups: list[list[int]], reference: Path, shuffled: Path, synth: Path, work: Path) -> dict:
     """hiva_open trained on every described SynthAU AU but one group, for each group, with the reference and the
     shuffled prior; every AU of a group is scored zero-shot. Returns per-AU results (each AU held out once)."""
-    from hiva_core.synth import SYNTH_AUS
 
-    held = [a for g in groups for a in g]
     per_au_rows: dict[str, dict] = {}
     runs = {}
     for i, group in enumerate(groups, 1):
-        train_aus = [a for a in SYNTH_AUS if a in held and a not in group]
+        train_aus = group_train_aus(groups, group)
         for prior, cache in (("reference", reference), ("shuffled", shuffled)):
             key = f"g{i}_{prior}"
             runs[key] = train_and_score(
@@ -474,18 +480,15 @@ def main(argv: list[str] | None = None) -> dict:
         groups = [g for g in groups if g]
     work = args.work
     synth = render(args, work)
-    held = [a for g in groups for a in g]  # leave-group-out trains on every grouped AU but one group (leave_group_out)
     ceiling = {
         "trained_on_train_aus": relatedness_ceiling(synth, train_aus, scored),
         "leave_group_out": {
-            k: v
-            for g in groups
-            for k, v in relatedness_ceiling(synth, [a for a in SYNTH_AUS if a in held and a not in g], g).items()
+            k: v for g in groups for k, v in relatedness_ceiling(synth, group_train_aus(groups, g), g).items()
         },
     }
+    settings = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, "train_aus": train_aus}
     if args.ceiling_only:
-        out = {"settings": {**vars(args), "work": str(work), "train_aus": train_aus}, "ceiling": ceiling}
-        out["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in out["settings"].items()}
+        out = {"settings": settings, "ceiling": ceiling}
         with atomic_write(args.out_json, "w") as fh:
             json.dump(out, fh, indent=2, allow_nan=True)
         text = ceiling_markdown(ceiling)
@@ -497,10 +500,7 @@ def main(argv: list[str] | None = None) -> dict:
     reference, shuffled, holds = priors(args, work, in_prior)
 
     result = {
-        "settings": {
-            **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "train_aus": train_aus,
-        },
+        "settings": settings,
         "unseen_scored": scored,
         "unseen_without_descriptions": missing,
         "shuffled_holds": {au_label(a): au_label(b) for a, b in holds.items()},
