@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,10 +37,7 @@ from torch import nn
 from augtext.errors import UserError
 from augtext.io import atomic_path, atomic_write, check_output_dir
 from augtext.textprior import TextPrior, read_text_prior, save_text_prior
-from hiva_core.config import VAL_SELECT
-
-if TYPE_CHECKING:
-    from hiva_core.config import TrainConfig
+from hiva_core.config import VAL_SELECT, TrainConfig
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
