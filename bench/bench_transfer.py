@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
         used.add(synth.name)
         manifest = _manifest(synth, work, args.seed)
         plan = dataclasses.replace(ll.plan_from_args(args, text_info["fingerprint"]), extra=[f"data.augment={augment}"])
-        run = work / "runs" / f"{name}_{plan.tag()}"
+        run = work / "runs" / f"{name}_{plan.tag()}_s{args.seed}"  # the seed is not part of the plan
         ll.log(f"run {i + 1}/{len(plan_of)}: {name} (factors {factors}, augment {augment})")
         rec = ll.train_and_eval(
             args, plan, args.model, _train_count(synth), args.seed, manifest, cache, shifted["shifted"], run

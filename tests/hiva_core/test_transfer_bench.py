@@ -57,6 +57,18 @@ def test_transfer_bench_toy(tmp_path, shared_data, text_cache, one_thread):
         r["tests"]["shifted"]["avg"] for r in result["runs"]
     ]
 
+    # Another training seed is another run, not the finished seed-0 one read back.
+    at = argv.index("--variants") + 1
+    seed1 = bench_main("bench_transfer", [*argv[:at], "full", *argv[at + 1 :], "--seed", "1"], shared_data)
+    run1 = seed1["runs"][0]["run"]
+    assert run1 != runs["full+strong"]["run"] and run1.endswith("_s1")
+    assert (
+        json.loads((tmp_path / "work" / "runs" / run1.split("/")[-1] / "config.json").read_text())["config"]["train"][
+            "seed"
+        ]
+        == 1
+    )
+
 
 def test_transfer_bench_variant_names():
     script = bench_script("bench_transfer")
