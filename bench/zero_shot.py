@@ -13,7 +13,7 @@ Steps, each resumable from the work folder (default bench/work/zero_shot, git-ig
      prior, for each group in turn; every AU of the held-out group is scored zero-shot.
 Writes bench/results/zero_shot.json and .md. Unseen AUs without an offline description source are listed, not scored.
 
-    python bench/zero_shot.py [--n 600] [--size 96] [--epochs 10] [--threads 1] [--groups default]
+    python bench/zero_shot.py [--n 600] [--size 96] [--epochs 30] [--threads 1] [--groups default]
 
 On a machine shared with other work use --threads 1: two torch threads beside another busy process ran an epoch
 17x slower here (116 s instead of 6.8 s), the threads waiting on each other.
@@ -423,7 +423,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--unseen", default=UNSEEN, help="AU spec of the AUs scored zero-shot")
     ap.add_argument("--n", type=int, default=600, help="SynthAU renders (2/3 train, 1/3 test identities)")
     ap.add_argument("--size", type=int, default=96, help="render and training size in pixels")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument(
+        "--epochs", type=int, default=30, help="30: at 10 (120 steps) hiva_open had not yet told its AUs apart"
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--backbone", default="mobilenetv2", help="mobilenetv2 (offline ImageNet weights) or tiny")
@@ -458,7 +460,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out-json", type=Path, default=REPO / "bench" / "results" / "zero_shot.json")
     ap.add_argument("--out-md", type=Path, default=REPO / "bench" / "results" / "zero_shot.md")
     args = ap.parse_args(argv)
-    args.run_suffix = f"_r{args.region_weight:g}" if args.region_weight else ""  # earlier runs keep their folders
+    # earlier runs keep their folders: those of 10 epochs (the default until 30) and without the region loss
+    args.run_suffix = (f"_e{args.epochs}" if args.epochs != 10 else "") + (
+        f"_r{args.region_weight:g}" if args.region_weight else ""
+    )
 
     import torch
 

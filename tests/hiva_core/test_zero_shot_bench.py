@@ -57,6 +57,8 @@ def test_zero_shot_toy(tmp_path, shared_data, one_thread):
     md = out_md.read_text()
     assert "| AU5 |" in md and "| AU16 |" in md and "shuffled" in md and "Not scored" not in md
     assert json.loads(out_json.read_text())["settings"]["dim_used"] == 32
+    # a run's folder names its epochs unless 10 (the runs made when 10 was the default keep their folders)
+    assert (tmp_path / "work" / "runs" / "hiva_open_reference_e1" / "metrics.json").is_file()
 
     # Leave-group-out: each group held out once from every described AU in the groups; both priors per group.
     lgo = result["leave_group_out"]
