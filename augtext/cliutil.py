@@ -11,6 +11,13 @@ import typer
 
 from augtext.errors import UserError, unwrap_worker_error
 
+# Typer 0.2x runs its own copy of click: its usage errors (unknown option, missing or malformed value), --help's exit
+# and Ctrl-C are not the click package's classes. Catch both families, so that a mistyped option is a usage error
+# (exit 2), never the "internal error" traceback. TyperException is the base of typer's ClickException.
+_USAGE_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+
 
 def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program: 0 on success, 2 on bad input and every handled failure, 3 on an unexpected
@@ -25,12 +32,15 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {unwrap_worker_error(exc)}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except _USAGE_ERRORS as exc:
+        if hasattr(exc, "show"):
+            exc.show()  # usage line and "Error: ..."
+        else:
+            print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

@@ -445,3 +445,18 @@ def test_plan_round_closes_the_gap_at_the_pairs_yield():
     assert plan_round(kept=8, answered=2, n=8, per_request=5) == 0  # done
     assert plan_round(kept=2, answered=2, n=8, per_request=5) == 6  # 1 kept per answer: 6 more
     assert plan_round(kept=0, answered=4, n=8, per_request=5) == 12  # nothing kept: bounded, not unbounded
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["generate", "--au", "1", "--no-such-option"], "No such option: --no-such-option"),
+        (["generate", "--au", "1", "--n", "many"], "Invalid value for '--n'"),
+        (["generate", "--au"], "requires an argument"),
+    ],
+)
+def test_usage_errors_are_exit_2_not_internal_errors(argv, says, capsys):
+    """Whatever click typer runs on (its own copy since typer 0.2x): a mistyped command line is a usage error."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "internal error" not in err and "Traceback" not in err
