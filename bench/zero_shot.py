@@ -361,7 +361,7 @@ def markdown(result: dict) -> str:
             "",
             f"Leave-group-out: hiva_open trained on every SynthAU AU but one group, {len(lgo['groups'])} groups "
             "rotated, so each AU below is scored once, never having been trained on; seen-AU F1 of each run in "
-            "bench/results/zero_shot.json.",
+            f"{Path(s['out_json']).name}.",
             "",
             "| held-out AU | group | positives | floor F1 | AUC reference | AUC shuffled | F1 reference "
             "| F1 shuffled |",
@@ -460,9 +460,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out-json", type=Path, default=REPO / "bench" / "results" / "zero_shot.json")
     ap.add_argument("--out-md", type=Path, default=REPO / "bench" / "results" / "zero_shot.md")
     args = ap.parse_args(argv)
-    # earlier runs keep their folders: those of 10 epochs (the default until 30) and without the region loss
-    args.run_suffix = (f"_e{args.epochs}" if args.epochs != 10 else "") + (
-        f"_r{args.region_weight:g}" if args.region_weight else ""
+    # a run's folder names what it was trained with; earlier runs keep theirs: 10 epochs (the default until 30),
+    # no region loss, seed 0
+    args.run_suffix = (
+        (f"_e{args.epochs}" if args.epochs != 10 else "")
+        + (f"_r{args.region_weight:g}" if args.region_weight else "")
+        + (f"_s{args.seed}" if args.seed else "")
     )
 
     import torch

@@ -97,6 +97,14 @@ def test_zero_shot_toy(tmp_path, shared_data, one_thread):
     )
     assert json.loads(only_json.read_text())["ceiling"] == json.loads(json.dumps(result["ceiling"])) == only["ceiling"]
 
+    # Another training seed trains its own runs (folders named by it), never reading back the seed-0 ones.
+    at = argv.index("--groups")
+    seeded = [*argv[:at], *argv[at + 2 : argv.index("--out-json")], "--no-hiva", "--seed", "1"]
+    seeded += ["--out-json", str(tmp_path / "s1.json"), "--out-md", str(tmp_path / "s1.md")]
+    bench_main("zero_shot", seeded, shared_data)
+    config = json.loads((tmp_path / "work" / "runs" / "hiva_open_reference_e1_s1" / "config.json").read_text())
+    assert config["config"]["train"]["seed"] == 1
+
 
 def test_relatedness_ceiling_finds_the_au_that_gives_an_unseen_one_away(tmp_path):
     """An unseen AU present exactly when a seen AU is strong is ranked perfectly by that AU, and by the fit on all
