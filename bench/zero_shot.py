@@ -144,7 +144,6 @@ def group_train_aus(groups: list[list[int]], group: list[int]) -> list[int]:
 def leave_group_out(args, groups: list[list[int]], reference: Path, shuffled: Path, synth: Path, work: Path) -> dict:
     """hiva_open trained on every described SynthAU AU but one group, for each group, with the reference and the
     shuffled prior; every AU of a group is scored zero-shot. Returns per-AU results (each AU held out once)."""
-
     per_au_rows: dict[str, dict] = {}
     runs = {}
     for i, group in enumerate(groups, 1):

@@ -448,15 +448,22 @@ def test_plan_round_closes_the_gap_at_the_pairs_yield():
 
 
 @pytest.mark.parametrize(
-    ("argv", "says"),
+    ("cli", "argv", "says"),
     [
-        (["generate", "--au", "1", "--no-such-option"], "No such option: --no-such-option"),
-        (["generate", "--au", "1", "--n", "many"], "Invalid value for '--n'"),
-        (["generate", "--au"], "requires an argument"),
+        ("augtext", ["generate", "--au", "1", "--no-such-option"], "No such option: --no-such-option"),
+        ("augtext", ["generate", "--au", "1", "--n", "many"], "Invalid value for '--n'"),
+        ("augtext", ["generate", "--au"], "requires an argument"),
+        ("hiva_core", ["eval"], "Missing option '--run'"),
+        ("hiva_core", ["predict", "--run", "runs/x"], "Missing argument"),
+        ("hiva_core", ["train", "--epochs", "abc"], "Invalid value for '--epochs'"),
+        ("hiva_core", ["predict", "--bogus", "1", "face.jpg"], "No such option: --bogus"),
     ],
 )
-def test_usage_errors_are_exit_2_not_internal_errors(argv, says, capsys):
-    """Whatever click typer runs on (its own copy since typer 0.2x): a mistyped command line is a usage error."""
-    assert main(argv) == 2
+def test_usage_errors_are_exit_2_not_internal_errors(cli, argv, says, capsys):
+    """Both command lines (one runner, augtext.cliutil.run_app), whatever click typer runs on (its own copy since
+    typer 0.2x): a mistyped command line is a usage error."""
+    from hiva_core.cli import main as hiva_main
+
+    assert {"augtext": main, "hiva_core": hiva_main}[cli](argv) == 2
     err = capsys.readouterr().err
     assert says in err and "internal error" not in err and "Traceback" not in err

@@ -338,20 +338,3 @@ def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir,
         print_predict_table(written, AUS, 0.5)
     shown = capsys.readouterr().out
     assert "┃" in shown and "source," not in shown
-
-
-@pytest.mark.parametrize(
-    ("argv", "says"),
-    [
-        (["eval"], "Missing option '--run'"),
-        (["predict", "--run", "runs/x"], "Missing argument"),
-        (["train", "--epochs", "abc"], "Invalid value for '--epochs'"),
-        (["predict", "--bogus", "1", "face.jpg"], "No such option: --bogus"),
-    ],
-)
-def test_usage_errors_are_exit_2_not_internal_errors(argv, says, capsys):
-    from hiva_core.cli import main
-
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert says in err and "internal error" not in err and "Traceback" not in err

@@ -62,12 +62,8 @@ def test_transfer_bench_toy(tmp_path, shared_data, text_cache, one_thread):
     seed1 = bench_main("bench_transfer", [*argv[:at], "full", *argv[at + 1 :], "--seed", "1"], shared_data)
     run1 = seed1["runs"][0]["run"]
     assert run1 != runs["full+strong"]["run"] and run1.endswith("_s1")
-    assert (
-        json.loads((tmp_path / "work" / "runs" / run1.split("/")[-1] / "config.json").read_text())["config"]["train"][
-            "seed"
-        ]
-        == 1
-    )
+    config = json.loads((tmp_path / "work" / "runs" / run1.split("/")[-1] / "config.json").read_text())
+    assert config["config"]["train"]["seed"] == 1
 
 
 def test_transfer_bench_variant_names():
