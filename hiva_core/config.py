@@ -114,11 +114,15 @@ class OptimSection:
     min_lr_ratio: float = 0.01  # the cosine ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max gradient norm; 0 = no clipping
     accum_steps: int = 1  # gradient accumulation: optimizer step every N batches
+    # The backbone's learning rate is lr * this (its own AdamW groups); 0 keeps its weights as loaded (BatchNorm
+    # statistics still follow the data). Below 1 it stays nearer its ImageNet features (LP-FT's point, Kumar 2022).
+    backbone_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         _require(
             (self.accum_steps >= 1, "optim.accum_steps must be >= 1"),
             (self.lr > 0, "optim.lr must be > 0"),
+            (0 <= self.backbone_lr_scale <= 1, "optim.backbone_lr_scale must be in [0, 1]"),
             (0 <= self.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"),
         )
 

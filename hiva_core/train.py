@@ -49,13 +49,25 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return seed + 10_007 * epoch + 1_000_003 * rank
 
 
-def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay matrices and conv kernels; not norms, biases or other 1-D parameters (as nanoGPT)."""
-    decay, no_decay = [], []
-    for _, p in module.named_parameters():
+def param_groups(module: nn.Module, weight_decay: float, lr: float, backbone_lr_scale: float = 1.0) -> list[dict]:
+    """AdamW groups: decay matrices and conv kernels; not norms, biases or other 1-D parameters (as nanoGPT).
+
+    With ``backbone_lr_scale`` ≠ 1 the backbone's parameters (``model.backbone.``) get two groups of their own at
+    ``lr * backbone_lr_scale``; at 1 there are two groups in all, as in runs saved before the option (their optimizer
+    state loads). The first group is never the backbone's: its lr is the one logged.
+    """
+    split = backbone_lr_scale != 1.0
+    groups = {(part, decay): [] for part in ("head", "backbone") for decay in (True, False)}
+    for name, p in module.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            part = "backbone" if split and ".backbone." in f".{name}" else "head"
+            groups[(part, p.ndim >= 2)].append(p)
+    scales = {"head": 1.0, "backbone": backbone_lr_scale}
+    return [
+        {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr": lr * scales[part]}
+        for (part, decay), params in groups.items()
+        if params or part == "head"
+    ]
 
 
 def cosine_with_warmup(total_steps: int, warmup_ratio: float, min_lr_ratio: float):
@@ -363,7 +375,9 @@ def build_state(
             find_unused_parameters=cfg.train.find_unused_parameters,
         )
     optimizer = torch.optim.AdamW(
-        param_groups(task, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2)
+        param_groups(task, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.backbone_lr_scale),
+        lr=cfg.optim.lr,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
     )
     steps_per_epoch = math.ceil(batches / cfg.optim.accum_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -90,6 +90,8 @@ def test_model_section_follows_model_config():
         (lambda: TrainSection(max_steps_per_epoch=0), "train.max_steps_per_epoch must be >= 1"),
         (lambda: TrainSection(stop_after=0), "train.stop_after must be >= 1"),
         (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
+        (lambda: OptimSection(backbone_lr_scale=-0.1), "optim.backbone_lr_scale must be in"),
+        (lambda: OptimSection(backbone_lr_scale=2.0), "optim.backbone_lr_scale must be in"),
         (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
         (lambda: DataSection(aus=(1, 3)), "AU"),
         (lambda: DataSection(augment="heavy"), "data.augment must be strong, basic or none"),
@@ -119,6 +121,52 @@ def test_augment_default_and_old_runs(trained_run, tmp_path):
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "config.json").write_text(json.dumps(info))
     assert RunFolder(tmp_path / "old").read_train_config().data.augment == "basic"
+
+
+def test_param_groups_give_the_backbone_its_own_lr():
+    """At scale 1 two groups (as runs saved before the option, so their optimizer state loads); below 1 the backbone's
+    parameters, and only they, sit in groups at lr * scale; the first group is the head's (its lr is logged)."""
+    from hiva_core.models import create_model
+    from hiva_core.train import param_groups
+
+    model = create_model("hiva", num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2)
+    backbone = {id(p) for p in model.backbone.parameters()}
+    everything = {id(p) for p in model.parameters()}
+    plain = param_groups(model, 0.05, 1e-3)
+    assert len(plain) == 2 and all(g["lr"] == 1e-3 for g in plain)
+    assert {id(p) for g in plain for p in g["params"]} == everything
+    groups = param_groups(model, 0.05, 1e-3, backbone_lr_scale=0.1)
+    assert len(groups) == 4 and groups[0]["lr"] == 1e-3 and groups[0]["weight_decay"] == 0.05
+    for g in groups:
+        ids = {id(p) for p in g["params"]}
+        assert ids <= backbone if g["lr"] == pytest.approx(1e-4) else not ids & backbone
+    assert {id(p) for g in groups if g["lr"] == pytest.approx(1e-4) for p in g["params"]} == backbone
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(everything)  # each parameter once
+
+
+def test_backbone_lr_scale_zero_keeps_the_backbone_weights(tmp_path, text_cache, tiny_faces):
+    """optim.backbone_lr_scale=0 trains the rest of the model and leaves the backbone's weights where they started:
+    one epoch or two (same seed, same start), the backbone's kernels are the same, the rest is not; at scale 1 both
+    move."""
+    weights = {}
+    for scale in ("0", "1"):
+        for epochs in (1, 2):
+            out = tmp_path / f"s{scale}e{epochs}"
+            argv = train_argv(text_cache, tiny_faces, out, "--set", f"optim.backbone_lr_scale={scale}", epochs=epochs)
+            assert main(argv) == 0
+            weights[scale, epochs] = load_file(out / "model.safetensors")
+    first = weights["0", 1]
+    kernels = [k for k, v in first.items() if k.startswith("backbone.") and v.ndim == 4]
+    rest = [k for k, v in first.items() if not k.startswith("backbone.") and v.is_floating_point()]
+    assert kernels and rest
+
+    def moved(scale: str, keys: list[str]) -> bool:
+        return not all(torch.equal(weights[scale, 1][k], weights[scale, 2][k]) for k in keys)
+
+    assert not moved("0", kernels) and moved("0", rest)
+    assert moved("1", kernels) and moved("1", rest)
+    cfg = json.loads((tmp_path / "s0e1" / "config.json").read_text())["config"]
+    assert cfg["optim"]["backbone_lr_scale"] == 0.0
 
 
 # -------------------------------------------------------------------------------------------- train and eval
