@@ -41,7 +41,6 @@ HAIR_COLOURS = np.array(  # sRGB: black, dark brown, brown, light brown, blond, 
     ]
 )
 HAIR_P = np.array([0.3, 0.22, 0.15, 0.1, 0.08, 0.05, 0.07, 0.03])
-FRINGE_P = 0.3  # people with hair whose fringe hangs over the forehead (format 5)
 BEARD_STYLES = {  # weights of the shader's beard regions: moustache, chin, jaw and cheeks, neck
     "stubble": (1.0, 1.0, 1.0, 0.6),
     "moustache": (1.0, 0.0, 0.0, 0.0),
@@ -74,11 +73,6 @@ class Look:
     hair_rgb: tuple[float, float, float] = (0.1, 0.07, 0.05)
     hair_amount: float = 0.0  # 0 = bald
     hairline: tuple[float, float, float] = (11.5, 9.0, -2.0)  # hairline height (cm) at the front, temples, back
-    # A fringe (bangs) hanging over the forehead from the scalp, not painted on the skin: drawn in the image from the
-    # neutral face (hiva_core.synth.overlays), so raised brows move up towards it or under it. Opacity (0 = none), gap
-    # between its edge and the neutral brows' top (eye distances), tilt (slope across the face; a side-swept
-    # fringe), depth of the strand tips (eye distances), and a pattern seed.
-    fringe: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0)
     beard: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # moustache, chin, jaw, neck weights
     beard_density: float = 0.0
     beard_rgb: tuple[float, float, float] = (0.1, 0.07, 0.05)
@@ -152,7 +146,7 @@ def hair_look(rng: np.random.Generator, wide: bool) -> dict:
     brow = hair * rng.uniform(0.55, 1.0) if rng.uniform() < 0.8 else HAIR_COLOURS[rng.choice(4)]
     bald = rng.uniform() < 0.12
     front = rng.uniform(10.0, 12.5) + (rng.uniform(1.0, 3.0) if rng.uniform() < 0.2 else 0.0)  # a receding line
-    look = {
+    return {
         "brow_rgb": tuple(float(x) for x in brow),
         "brow_alpha": float(rng.uniform(0.45, 1.0)),
         "brow_width": float(rng.uniform(0.15, 0.5)),
@@ -165,13 +159,6 @@ def hair_look(rng: np.random.Generator, wide: bool) -> dict:
         "hair_amount": 0.0 if bald else float(rng.uniform(0.75, 1.0)),
         "hairline": (float(front), float(front - rng.uniform(1.0, 3.5)), float(rng.uniform(-5.0, 1.0))),
     }
-    # The fringe is drawn last and always, so that the draws above stay those of format 4 (a person keeps brows and
-    # hair): FRINGE_P of the people with hair.
-    fringe = rng.uniform() < FRINGE_P
-    shape = (rng.uniform(0.85, 1.0), rng.uniform(0.1, 0.6), rng.uniform(-0.35, 0.35), rng.uniform(0.03, 0.15))
-    pattern = rng.uniform(0, 100)
-    look["fringe"] = tuple(float(x) for x in (*shape, pattern)) if fringe and not bald else (0.0,) * 5
-    return look
 
 
 def beard_look(rng: np.random.Generator, wide: bool, hair_rgb) -> dict:

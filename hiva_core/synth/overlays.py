@@ -1,8 +1,6 @@
 """What SynthAU draws in the image after the face: the background, occluders and camera degradations.
 
-A fringe (the `hair` factor's; format 5) is drawn from the 68 landmarks of the neutral face in the same pose, so that it
-hangs still while the brows move under it. Occluders are drawn from the projected 68 landmarks, supersampled 4x and
-anti-aliased: glasses (frames, tinted or dark
+Occluders are drawn from the projected 68 landmarks, supersampled 4x and anti-aliased: glasses (frames, tinted or dark
 lenses, a glare), a hand (palm, fingers, thumb; skin colour taken from the rendered face, a soft shadow) and a face
 mask (cloth over nose, mouth and chin, shaded, with pleats and ear loops). Facial hair is drawn by the shader on the
 skin (hiva_core.synth.shading). An occluded AU keeps its label, as in real data.
@@ -252,53 +250,6 @@ def _mask(img, lm, occ, light, light_dir) -> np.ndarray:
     for corner, ear in ((left, lm[0]), (right, lm[16])):
         loops.line([corner, ear + (ear - top) * 0.03], 0.012 * face_w)
     return _blend(img, loops.alpha() * (1 - a) * 0.8, np.asarray(occ["rgb"]) * light)
-
-
-def draw_fringe(img: np.ndarray, alpha: np.ndarray, neutral: np.ndarray, params) -> np.ndarray:
-    """Draw the person's fringe (``Look.fringe``) over the (H, W, 3) float image; `alpha` is the head's coverage.
-
-    It hangs from the scalp, so it is placed by the 68 landmarks of the *neutral* face in the same pose (`neutral`):
-    brows raised by AU1/AU2 move up towards its edge or under it, as under a real fringe, and it never moves with an
-    AU. The edge runs across the forehead at the set gap above the brows' top (eye distances), tilted for a side-swept
-    fringe, with strand tips; the hair is the person's hair colour, streaked, lit like the face, and casts a thin
-    shadow on the skin below it. Only where the head is (a fringe does not hang in the air beside it).
-    """
-    opacity, gap, tilt, depth, pattern = params.identity.look.fringe
-    if opacity <= 0:
-        return img
-    size = img.shape[0]
-    left_eye, right_eye = neutral[36:42].mean(0), neutral[42:48].mean(0)
-    iod = max(float(np.linalg.norm(right_eye - left_eye)), 2.0)
-    u = (right_eye - left_eye) / iod  # across the face
-    v = np.array([-u[1], u[0]])  # down the face
-    centre = (left_eye + right_eye) / 2
-    brow_top = float(((neutral[17:27] - centre) @ v).min())
-    x0 = float((neutral[0] - centre) @ u) - 0.3 * iod
-    x1 = float((neutral[16] - centre) @ u) + 0.3 * iod
-    xs = np.linspace(x0, x1, 96)
-    rng = np.random.default_rng(int(pattern * 1000))
-    t = (xs - x0) / (x1 - x0)
-    tips = sum(w * np.abs(np.sin(np.pi * (f * t + rng.uniform()))) for w, f in ((0.5, 7.0), (0.3, 13.0), (0.2, 23.0)))
-    edge = brow_top - gap * iod + tilt * (xs - (x0 + x1) / 2) + depth * iod * tips
-    top = brow_top - 3.0 * iod
-
-    def at(x, y) -> np.ndarray:
-        return centre + np.outer(x, u) + np.outer(y, v)
-
-    canvas = _Canvas(size)
-    canvas.polygon(np.vstack([at([x0], [top]), at(xs, edge), at([x1], [top])]))
-    head = _soft((alpha > 0.5).astype(np.float64), 0.02 * iod)
-    a = canvas.alpha() * np.clip(2 * head, 0, 1) * opacity
-    # Strands: streaks along the face's vertical, brighter and darker; lit like the face.
-    yy, xx = np.mgrid[0:size, 0:size]
-    across = (np.stack([xx, yy], -1) - centre) @ u / iod
-    waves = [(rng.uniform(20.0, 140.0), rng.uniform(0, 2 * np.pi)) for _ in range(5)]
-    streaks = 0.88 + 0.06 * sum(np.sin(across * f + phase) for f, phase in waves)
-    light = _scene_light(img, alpha, params.identity.skin)
-    hair = np.clip(np.asarray(params.identity.look.hair_rgb) * light * streaks[..., None], 0, 1)
-    shadow = _shifted(a, max(1, round(0.04 * iod)), 0)
-    img = img * (1 - 0.3 * _soft(shadow, 0.03 * iod) * (1 - a))
-    return np.clip(_blend(img, a, hair), 0, 1)
 
 
 def draw_occluders(img: np.ndarray, alpha: np.ndarray, landmarks: np.ndarray, params) -> np.ndarray:

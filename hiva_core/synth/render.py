@@ -28,7 +28,7 @@ from hiva_core.synth.facemodel import (
     smoothing_operator,
     vertex_normals,
 )
-from hiva_core.synth.overlays import background, degrade, draw_fringe, draw_occluders
+from hiva_core.synth.overlays import background, degrade, draw_occluders
 from hiva_core.synth.sampling import SampleParams
 from hiva_core.synth.shading import (
     COVERAGE_FRAGMENT_SHADER,
@@ -316,19 +316,8 @@ class Renderer:
             face, alpha = _fill_edges(face, alpha, cover), cover
         img = face * alpha + background(params, size) * (1 - alpha)
         landmarks, box = self.landmarks(verts, mvp)
-        if params.identity.look.fringe[0] > 0:
-            img = draw_fringe(img, alpha, self.neutral_landmarks(params, mvp), params)
         image = degrade(draw_occluders(img, alpha, landmarks, params), params)
         return Rendered(image=image, landmarks=landmarks, box=box, blendshapes=weights)
-
-    def neutral_landmarks(self, params: SampleParams, mvp: np.ndarray) -> np.ndarray:
-        """The 68 landmarks (pixels) of the person's neutral face in the sample's pose: what stays put while AUs act."""
-        if self._base_key != params.identity.weights.tobytes():  # geometry() caches the person's neutral face
-            self.geometry(params)
-        points = self._base.reshape(-1, 3)[self.model.landmarks68].astype(np.float64)
-        rot = rotation(params.yaw, params.pitch, params.roll)
-        ndc = _project(mvp, (points - PIVOT) @ rot.T + PIVOT)
-        return np.stack([(ndc[:, 0] + 1) / 2 * self.size, (1 - ndc[:, 1]) / 2 * self.size], axis=1)
 
     def landmarks(self, verts: np.ndarray, mvp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 68 landmarks in pixels (x right, y down) and their box (x0, y0, x1, y1)."""

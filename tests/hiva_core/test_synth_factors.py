@@ -88,14 +88,6 @@ def test_narrow_and_wide_distributions():
     kinds = [o["kind"] for p in wide for o in p.occluders]
     assert {"glasses", "hand", "mask"} <= set(kinds) and 0.1 < len([p for p in wide if p.occluders]) / 240 < 0.6
     assert any(p.identity.look.beard_density > 0 for p in wide) and any(p.identity.look.hair_amount > 0 for p in wide)
-    # A fringe over the forehead for about 30 % of the people with hair (format 5); never on the bald, never narrow.
-    people = [p.identity.look for p in wide[::8]] + [
-        sampling.sample_params(1, i).identity.look for i in range(240, 960, 8)
-    ]
-    haired = [lk for lk in people if lk.hair_amount > 0]
-    assert 0.15 < sum(lk.fringe[0] > 0 for lk in haired) / len(haired) < 0.5
-    assert all(lk.fringe[0] == 0 for lk in people if lk.hair_amount == 0)
-    assert all(p.identity.look.fringe[0] == 0 for p in narrow)
     # Creases on most people, none at all on about 40% (format 3): those show an AU only in the face's shape.
     looks = [p.identity.look for p in wide[::8]]  # one per person
     smooth = [lk for lk in looks if lk.crease_depth == 0]
@@ -189,42 +181,6 @@ def test_occluders_cover_their_regions(big_renderer):
     assert dataclasses.replace(params, occluders=(mask, glasses, hand)).labels == params.labels
 
 
-def test_fringe_hangs_still_while_the_brows_move(big_renderer):
-    """A fringe is placed by the neutral face: raising the brows (AU1+AU2) leaves the hair where it was and moves the
-    brows below it; without the fringe the same pixels show the forehead, which moves with the brows."""
-
-    def fits(look) -> bool:  # a fringe well above the brows, in dark hair (it stands out from the skin)
-        return look.fringe[0] > 0 and look.fringe[1] > 0.4 and max(look.hair_rgb) < 0.3
-
-    index = next(i for i in range(0, 4000, 8) if fits(sampling.sample_params(0, i).identity.look))
-    base = _plain(sampling.sample_params(0, index, factors="all,-occluders,-degradations,-pose,-lighting"))
-    look = base.identity.look
-    bare = dataclasses.replace(
-        base, identity=dataclasses.replace(base.identity, look=dataclasses.replace(look, fringe=(0.0,) * 5))
-    )
-
-    def render(params, au: dict[int, float] | None = None) -> np.ndarray:
-        return big_renderer.render(dataclasses.replace(params, au={**params.au, **(au or {})})).image / 255.0
-
-    still, raised = render(base), render(base, {1: 1.0, 2: 1.0})
-    bare_still, bare_raised = render(bare), render(bare, {1: 1.0, 2: 1.0})
-    hair = np.abs(still - bare_still).mean(-1) > 0.15  # where the fringe is, on the neutral face
-    assert hair.mean() > 0.02
-    assert np.abs(raised - still).mean(-1)[hair].mean() < 0.02  # the fringe stayed as it was
-    # It is placed by the neutral face in the sample's pose, whatever the AUs do to the landmarks.
-    lifted = dataclasses.replace(base, au={**base.au, 1: 1.0, 2: 1.0})
-    mvp = big_renderer.geometry(base)[2]
-    assert np.allclose(big_renderer.neutral_landmarks(lifted, mvp), big_renderer.neutral_landmarks(base, mvp))
-    assert np.allclose(big_renderer.neutral_landmarks(base, mvp), big_renderer.render(base).landmarks, atol=1e-4)
-    assert (big_renderer.render(lifted).landmarks[17:27, 1] < big_renderer.render(base).landmarks[17:27, 1] - 1).all()
-    face = big_renderer.render(base)
-    brows = face.landmarks[17:27]
-    below = np.zeros_like(hair)
-    below[int(brows[:, 1].min()) - 2 : int(brows[:, 1].max()) + 3, int(brows[:, 0].min()) : int(brows[:, 0].max())] = 1
-    assert not (hair & below).any() and np.abs(raised - still).mean(-1)[below].mean() > 0.02  # the brows moved
-    assert dataclasses.replace(base, au={**base.au, 1: 1.0}).labels[1] == 1  # labels never change with the fringe
-
-
 def test_degradations():
     rng = np.random.default_rng(0)
     img = np.clip(rng.uniform(size=(64, 64, 3)), 0, 1)
@@ -260,7 +216,7 @@ def test_factors_through_writer_and_cli(shared_data, tmp_path):
             pytest.skip(str(exc))
         raise
     meta = json.loads((tmp_path / "a" / "synth.json").read_text())
-    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 5
+    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 4
     with pytest.raises(UserError, match="factors"):  # another factor set never resumes into the same folder
         run_synth(tmp_path / "a", n=2, size=32, face_model=model, factors="all", progress=False)
     with pytest.raises(UserError, match="unknown SynthAU factor"):
