@@ -248,16 +248,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def commit() -> str:
-    import subprocess
-
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "hiva_core"], cwd=REPO, capture_output=True, text=True
-    )
-    return proc.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def _variant(spec: str) -> tuple[str, int, float]:
     """ "16" -> ("16", 16, 0.0); "16:1" -> ("16r1", 16, 1.0): the run's name, output stride and region weight."""
     stride, _, weight = spec.strip().partition(":")
@@ -346,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
     first = next(iter(runs.values()))
     result = {
         "command": "python bench/bench_localisation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": commit(),
+        "commit": ll.commit(),
         "settings": {
             "n": args.n,
             "image_size": args.image_size,

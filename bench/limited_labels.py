@@ -540,6 +540,17 @@ def timings_line(t: dict) -> str:
     return ", ".join(parts) or "–"
 
 
+def commit() -> str:
+    """The checkout's short commit, "+dirty" when hiva_core has uncommitted changes (what produced a result)."""
+    import subprocess
+
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "hiva_core"], cwd=REPO, capture_output=True, text=True
+    )
+    return proc.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def environment() -> dict:
     import torch
 

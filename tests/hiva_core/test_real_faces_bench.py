@@ -51,7 +51,7 @@ def test_real_faces_bench_scores_every_coded_pair(bench, trained_run, tmp_path, 
         "smile.jpg",
     ]
     saved = json.loads(out.read_text())
-    assert saved["results"].keys() == {"a", "b"} and saved["code"]
+    assert saved["results"].keys() == {"a", "b"} and saved["commit"] and saved["environment"]["python"]
     result = report["results"]["a"]
     assert [(p["image"], p["au"], p["label"]) for p in result["pairs"]] == [
         ("smile.jpg", 1, 1),
