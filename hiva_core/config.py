@@ -117,10 +117,15 @@ class OptimSection:
     # The backbone's learning rate is lr * this (its own AdamW groups); 0 keeps its weights as loaded (BatchNorm
     # statistics still follow the data). Below 1 it stays nearer its ImageNet features (LP-FT's point, Kumar 2022).
     backbone_lr_scale: float = 1.0
+    # Decay of an exponential moving average of the weights, taken after every optimizer step (0 = off). When on,
+    # the average is what is evaluated and saved (model.safetensors); last.pt keeps both. 0.998 averages over about
+    # the last 500 steps; early steps use less (train.ema_decay).
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
             (self.accum_steps >= 1, "optim.accum_steps must be >= 1"),
+            (0 <= self.ema < 1, "optim.ema must be in [0, 1) (0 = off)"),
             (self.lr > 0, "optim.lr must be > 0"),
             (0 <= self.backbone_lr_scale <= 1, "optim.backbone_lr_scale must be in [0, 1]"),
             (0 <= self.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"),

@@ -9,6 +9,7 @@ optimizer and scheduler state.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import random
 import sys
@@ -68,6 +69,12 @@ def param_groups(module: nn.Module, weight_decay: float, lr: float, backbone_lr_
         for (part, decay), params in groups.items()
         if params or part == "head"
     ]
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The moving average's decay after optimizer step `step` (1, 2, ...): `decay`, less early on ((1 + t) / (10 + t),
+    as TensorFlow's and timm's EMA) so that the average does not hold on to the random start."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 def cosine_with_warmup(total_steps: int, warmup_ratio: float, min_lr_ratio: float):
@@ -135,11 +142,26 @@ class TrainState:
     device: torch.device
     epoch: int = 0  # the epoch in progress; between epochs, the last one finished
     step: int = 0  # optimizer steps so far
+    ema: nn.Module | None = None  # the weights' moving average (optim.ema), a copy of the model that never trains
 
     @property
     def model(self) -> nn.Module:
-        """The plain model (never the DDP wrapper): what is evaluated and saved as model.safetensors."""
-        return self.task.model
+        """The plain model (never the DDP wrapper), or its moving average when optim.ema is on: what is evaluated and
+        saved as model.safetensors."""
+        return self.task.model if self.ema is None else self.ema
+
+    def update_ema(self, decay: float) -> None:
+        """Move the average towards the weights just stepped (parameters and float buffers such as BatchNorm's
+        running statistics; integer buffers are copied)."""
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            pairs = list(zip(self.ema.state_dict().values(), self.task.model.state_dict().values(), strict=True))
+            floats = [(a, b) for a, b in pairs if a.is_floating_point()]
+            torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - ema_decay(decay, self.step))
+            for a, b in pairs:
+                if not a.is_floating_point():
+                    a.copy_(b)
 
     @property
     def lr(self) -> float:
@@ -153,6 +175,7 @@ class TrainState:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,6 +185,8 @@ class TrainState:
         if "scaler" in state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
 
 @dataclass
@@ -386,7 +411,8 @@ def build_state(
     )
     fp16 = device.type == "cuda" and cfg.train.precision == "fp16"
     scaler = torch.amp.GradScaler(device.type, enabled=fp16)
-    return TrainState(task, step_module, optimizer, scheduler, scaler, device)
+    ema = copy.deepcopy(model).requires_grad_(False).eval() if cfg.optim.ema > 0 else None
+    return TrainState(task, step_module, optimizer, scheduler, scaler, device, ema=ema)
 
 
 # ---------------------------------------------------------------------------------------------- one epoch of each
@@ -437,6 +463,7 @@ def train_one_epoch(
             optimizer.zero_grad(set_to_none=True)
             state.scheduler.step()
             state.step += 1
+            state.update_ema(cfg.optim.ema)
         for k in sums:
             sums[k] += float(out[k].detach())
         monitor.progress.update(bar, info=f"loss {sums['loss'] / (i + 1):.4f}")

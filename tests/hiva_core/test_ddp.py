@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import torch
 
 from tests.hiva_core.conftest import REPO, train_argv
 
@@ -26,6 +27,8 @@ def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
         "train.max_steps_per_epoch=2",
         "--set",
         "data.val_fraction=0.1",  # a validation slice: thresholds from rows gathered over both ranks
+        "--set",
+        "optim.ema=0.9",  # the weights' average, kept on every rank, is what is evaluated
         epochs=2,
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -53,3 +56,4 @@ def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
     assert metrics["last"]["n"] == 32
     assert json.loads((out / "thresholds.json").read_text())["frames"] == 8  # 1 of 8 training subjects
     assert proc.stdout.count("| **Avg** |") == 1  # only rank 0 prints
+    assert "ema" in torch.load(out / "last.pt", weights_only=True)

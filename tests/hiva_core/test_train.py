@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -92,6 +93,8 @@ def test_model_section_follows_model_config():
         (lambda: OptimSection(warmup_ratio=1.0), "optim.warmup_ratio must be in"),
         (lambda: OptimSection(backbone_lr_scale=-0.1), "optim.backbone_lr_scale must be in"),
         (lambda: OptimSection(backbone_lr_scale=2.0), "optim.backbone_lr_scale must be in"),
+        (lambda: OptimSection(ema=1.0), "optim.ema must be in"),
+        (lambda: OptimSection(ema=-0.5), "optim.ema must be in"),
         (lambda: DataSection(num_workers=-1), "data.num_workers must be >= 0"),
         (lambda: DataSection(aus=(1, 3)), "AU"),
         (lambda: DataSection(augment="heavy"), "data.augment must be strong, basic or none"),
@@ -169,6 +172,46 @@ def test_backbone_lr_scale_zero_keeps_the_backbone_weights(tmp_path, text_cache,
     assert cfg["optim"]["backbone_lr_scale"] == 0.0
 
 
+def test_update_ema_averages_weights_and_float_buffers():
+    """After each optimizer step the average moves towards the weights by 1 - decay (less decay early on); BatchNorm's
+    running statistics are averaged too, its step counter copied; the trained model is not touched."""
+    from hiva_core.train import TrainState, ema_decay
+
+    assert ema_decay(0.998, 1) == pytest.approx(2 / 11) and ema_decay(0.998, 10**6) == 0.998
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    task = torch.nn.Module()
+    task.model = model
+    state = TrainState(task, task, None, None, None, torch.device("cpu"), ema=None)
+    state.update_ema(0.9)  # off: nothing to do
+    state.ema = copy.deepcopy(model).requires_grad_(False)
+    start = {k: v.clone() for k, v in state.ema.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model.train()(torch.randn(8, 3))  # moves BatchNorm's running statistics and its counter
+    now = {k: v.clone() for k, v in model.state_dict().items()}
+    state.step = 1000  # past the ramp: decay 0.9
+    state.update_ema(0.9)
+    after = state.ema.state_dict()
+    for key, value in start.items():
+        if value.is_floating_point():
+            assert torch.allclose(after[key], 0.9 * value + 0.1 * now[key]), key
+        else:
+            assert torch.equal(after[key], now[key]), key
+    assert all(torch.equal(v, now[k]) for k, v in model.state_dict().items())
+
+
+def test_ema_is_what_is_evaluated_and_saved(tmp_path, text_cache, tiny_faces):
+    """With optim.ema on, model.safetensors holds the average (last.pt's "ema"), not the weights that trained."""
+    out = tmp_path / "ema"
+    assert main(train_argv(text_cache, tiny_faces, out, "--set", "optim.ema=0.8", epochs=1)) == 0
+    saved, last = load_file(out / "model.safetensors"), torch.load(out / "last.pt", weights_only=True)
+    trained = {k.removeprefix("model."): v for k, v in last["task"].items() if k.startswith("model.")}
+    assert saved.keys() <= last["ema"].keys()
+    assert all(torch.equal(v, last["ema"][k]) for k, v in saved.items())
+    assert not all(torch.equal(v, trained[k]) for k, v in saved.items() if v.is_floating_point())
+    assert json.loads((out / "config.json").read_text())["config"]["optim"]["ema"] == 0.8
+
+
 # -------------------------------------------------------------------------------------------- train and eval
 def test_train_writes_a_good_run(trained_run):
     run, _ = trained_run
@@ -217,17 +260,20 @@ def test_load_run_matches_trained_model(trained_run, tiny_faces):
     assert out["maps"] is not None and out["maps"].shape[:2] == (8, 3)
 
 
-def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces):
+@pytest.mark.parametrize("extra", [(), ("--set", "optim.ema=0.9")], ids=["plain", "ema"])
+def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra):
     full, parts = tmp_path / "full", tmp_path / "parts"
-    assert main(train_argv(text_cache, tiny_faces, full, epochs=3)) == 0
-    assert main(train_argv(text_cache, tiny_faces, parts, "--set", "train.stop_after=2", epochs=3)) == 0
+    assert main(train_argv(text_cache, tiny_faces, full, *extra, epochs=3)) == 0
+    assert main(train_argv(text_cache, tiny_faces, parts, *extra, "--set", "train.stop_after=2", epochs=3)) == 0
     assert len(pd.read_csv(parts / "log.csv")) == 2
     assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 0
     assert len(pd.read_csv(parts / "log.csv")) == 3
     a, b = torch.load(full / "last.pt", weights_only=True), torch.load(parts / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
-    for key, value in a["task"].items():
-        assert torch.equal(value, b["task"][key]), key
+    assert ("ema" in a) == bool(extra)
+    for part in ("task", "ema") if extra else ("task",):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), (part, key)
     best_a, best_b = load_file(full / "model.safetensors"), load_file(parts / "model.safetensors")
     assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
     # A finished run resumed again trains nothing and changes nothing.
