@@ -185,8 +185,8 @@ class TrainState:
         if "scaler" in state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
+        if self.ema is not None:  # a run saved without the average (optim.ema added on --resume) starts it now
+            self.ema.load_state_dict(state.get("ema", self.task.model.state_dict()))
 
 
 @dataclass

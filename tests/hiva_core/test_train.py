@@ -210,6 +210,12 @@ def test_ema_is_what_is_evaluated_and_saved(tmp_path, text_cache, tiny_faces):
     assert all(torch.equal(v, last["ema"][k]) for k, v in saved.items())
     assert not all(torch.equal(v, trained[k]) for k, v in saved.items() if v.is_floating_point())
     assert json.loads((out / "config.json").read_text())["config"]["optim"]["ema"] == 0.8
+    # A run trained without the average can take it up on --resume: it starts from the weights of then.
+    plain = tmp_path / "plain"
+    assert main(train_argv(text_cache, tiny_faces, plain, "--set", "train.stop_after=1", epochs=2)) == 0
+    assert "ema" not in torch.load(plain / "last.pt", weights_only=True)
+    assert main(train_argv(text_cache, tiny_faces, plain, "--resume", "--set", "optim.ema=0.8", epochs=2)) == 0
+    assert "ema" in torch.load(plain / "last.pt", weights_only=True)
 
 
 # -------------------------------------------------------------------------------------------- train and eval
