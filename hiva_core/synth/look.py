@@ -28,7 +28,6 @@ CREASE_AUS: dict[str, dict[int, float]] = {
 }
 LINES_SHARE = np.array([0.5, 0.5, 0.3, 0.45, 0.7, 0.0, 0.0])  # how much each channel shows as a permanent line
 
-BROW_DROP, BROW_FLOOR = 0.85, 1.2  # cm below the landmark brow line: the brow centre, the band's lower edge
 HAIR_COLOURS = np.array(  # sRGB: black, dark brown, brown, light brown, blond, red, grey, white
     [
         [0.05, 0.04, 0.035],
@@ -147,16 +146,11 @@ def hair_look(rng: np.random.Generator, wide: bool) -> dict:
     brow = hair * rng.uniform(0.55, 1.0) if rng.uniform() < 0.8 else HAIR_COLOURS[rng.choice(4)]
     bald = rng.uniform() < 0.12
     front = rng.uniform(10.0, 12.5) + (rng.uniform(1.0, 3.0) if rng.uniform() < 0.2 else 0.0)  # a receding line
-    alpha, width = rng.uniform(0.45, 1.0), rng.uniform(0.15, 0.5)
-    # The brow's height: ICT's landmark brow line lies 0.43 eye distances above the eye centres (0.39-0.47 over the
-    # identity space), higher than most real brows at rest (0.26-0.42 in aligned photos), as high as a real raise.
-    # Drawn up to BROW_DROP below it, the band's lower edge no lower than BROW_FLOOR (the upper lid's fold).
-    offset = max(rng.uniform(-BROW_DROP, 0.2), width - BROW_FLOOR)
     return {
         "brow_rgb": tuple(float(x) for x in brow),
-        "brow_alpha": float(alpha),
-        "brow_width": float(width),
-        "brow_offset": float(offset),
+        "brow_alpha": float(rng.uniform(0.45, 1.0)),
+        "brow_width": float(rng.uniform(0.15, 0.5)),
+        "brow_offset": float(rng.uniform(-0.25, 0.35)),
         "brow_arch": float(rng.uniform(-0.1, 0.4)),
         "brow_taper": float(rng.uniform(0.0, 0.7)),
         "brow_tail": float(rng.uniform(0.75, 1.1)),

@@ -37,12 +37,11 @@ from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, sample_
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-# 5: brows drawn at real heights (look.BROW_DROP: up to 0.85 cm below ICT's brow line, which sits as high as a raise);
 # 4: a lopsided AU's middle shapes at full strength, the background's noise apart from the degradations, the face's
 # size in the frame from the neutral face, a hand's shadow without wrap-around; 3: creases on 60 % of people, the
 # rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
 # (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
-FORMAT_VERSION = 5
+FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 
