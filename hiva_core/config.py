@@ -119,7 +119,7 @@ class OptimSection:
     backbone_lr_scale: float = 1.0
     # Decay of an exponential moving average of the weights, taken after every optimizer step (0 = off). When on,
     # the average is what is evaluated and saved (model.safetensors); last.pt keeps both. 0.998 averages over about
-    # the last 500 steps; early steps use less (train.ema_decay).
+    # the last 500 steps; early steps use less (hiva_core.train.ema_decay).
     ema: float = 0.0
 
     def __post_init__(self) -> None:
