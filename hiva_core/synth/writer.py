@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -227,6 +228,13 @@ def run_synth(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     _check_meta(out, meta)
+    if meta["bp4d_calibration"] == FALLBACK_SOURCE:  # a set rendered beside ../shared would draw other labels
+        print(
+            "synth: BP4D label lists not found (HIVA_BP4D_LISTS, ../shared/data/protocols/BP4D): the 12 BP4D AUs are "
+            "drawn from the built-in table of BP4D label combinations (the same rates, other faces' labels than a "
+            "set rendered with the lists); synth.json records it",
+            file=sys.stderr,
+        )
     (out / "images").mkdir(parents=True, exist_ok=True)
     for stale in (out / "images").glob(".*.tmp"):  # a killed run's half-written image
         stale.unlink(missing_ok=True)

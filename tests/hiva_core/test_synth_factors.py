@@ -228,6 +228,36 @@ def test_factors_through_writer_and_cli(shared_data, tmp_path):
     assert main([*argv, "--factors=none,+hairdo"]) == 2
 
 
+def test_synth_says_when_labels_come_from_the_fallback(shared_data, tmp_path, monkeypatch, capsys):
+    """Without the BP4D lists the labels are drawn from the built-in table: synth says so (one line on stderr) and
+    synth.json records it; with the lists it says nothing."""
+    from hiva_core.synth import calibration, run_synth
+
+    model = shared_data / "ict-facekit" / "ict_facekit_light.npz"
+    if not model.is_file():
+        pytest.skip("no face model")
+    monkeypatch.setenv("HIVA_BP4D_LISTS", str(tmp_path / "no-lists"))
+    calibration.bp4d_combinations.cache_clear()
+    try:
+        try:
+            run_synth(tmp_path / "a", n=1, size=32, face_model=model, progress=False)
+        except UserError as exc:
+            if "OpenGL" in str(exc):
+                pytest.skip(str(exc))
+            raise
+        assert "BP4D label lists not found" in capsys.readouterr().err
+        assert json.loads((tmp_path / "a" / "synth.json").read_text())["bp4d_calibration"] == "built-in fallback"
+        lists = shared_data / "protocols" / "BP4D"
+        if lists.is_dir():
+            monkeypatch.setenv("HIVA_BP4D_LISTS", str(lists))
+            calibration.bp4d_combinations.cache_clear()
+            run_synth(tmp_path / "b", n=1, size=32, face_model=model, progress=False)
+            assert "not found" not in capsys.readouterr().err
+    finally:
+        monkeypatch.delenv("HIVA_BP4D_LISTS")
+        calibration.bp4d_combinations.cache_clear()
+
+
 def test_hand_shadow_moves_without_wrapping_round():
     from hiva_core.synth.overlays import _shifted
 
