@@ -230,9 +230,9 @@ def run_synth(
     _check_meta(out, meta)
     if meta["bp4d_calibration"] == FALLBACK_SOURCE:  # a set rendered beside ../shared would draw other labels
         print(
-            "synth: BP4D label lists not found (HIVA_BP4D_LISTS, ../shared/data/protocols/BP4D): the 12 BP4D AUs are "
-            "drawn from the built-in table of BP4D label combinations (the same rates, other faces' labels than a "
-            "set rendered with the lists); synth.json records it",
+            "warning: synth: BP4D label lists not found (HIVA_BP4D_LISTS, ../shared/data/protocols/BP4D): the 12 BP4D "
+            "AUs are drawn from the built-in table of BP4D label combinations (the same rates, other faces' labels "
+            "than a set rendered with the lists); synth.json records it",
             file=sys.stderr,
         )
     (out / "images").mkdir(parents=True, exist_ok=True)
