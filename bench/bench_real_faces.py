@@ -17,6 +17,10 @@ plainly: 4 photos and 36 video frames of 3 people, coded by one person — a che
 a run's SynthAU figures stay the measure of accuracy.
 
     python bench/bench_real_faces.py --runs runs/quickstart runs/synth4000 --names quickstart,synth4000
+
+``--adapt videos,coded`` also scores each run adapted to real faces without labels (``hiva_core adapt``: its BatchNorm
+statistics re-estimated) on every frame of the two videos, so that the posed photos stay unseen, or on the coded faces
+themselves; the adapted runs are written under the work folder.
 """
 
 from __future__ import annotations
@@ -139,6 +143,29 @@ def score_run(run: Path, media: Path, device: str | None) -> dict:
     return {"pairs": pairs, "scores": scores}
 
 
+ADAPT_CHOICES = ("videos", "coded")
+
+
+def adapt_inputs(media: Path, on: str) -> list[Path]:
+    """What `--adapt` adapts a run to: `videos`, every frame of the two videos (the posed photos stay unseen), or
+    `coded`, the coded faces themselves (the photos and the coded frames)."""
+    if on == "videos":
+        return [media / name for name in sorted({name for name, frames, *_ in ITEMS if frames is not None})]
+    return [path for path, *_ in face_files(media)]
+
+
+def adapted_run(run: Path, name: str, on: str, media: Path, work: Path, device: str | None) -> tuple[Path, dict]:
+    """`hiva_core adapt` of `run` to `adapt_inputs(media, on)`, written afresh under work/adapted/."""
+    import shutil
+
+    from hiva_core.adapt import run_adapt
+
+    out = work / "adapted" / f"{name}-{on}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out, run_adapt(run, out, adapt_inputs(media, on), device=device, progress=False)
+
+
 def summary(pairs: list[dict]) -> dict:
     """Pooled AUC (present pairs over absent ones), hits and false alarms at 0.5, and the pair counts."""
     from hiva_core.metrics import auc_roc
@@ -190,7 +217,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 on a shared machine)")
     ap.add_argument("--out", default=str(RESULTS))
-    return ap.parse_args(argv)
+    ap.add_argument(
+        "--adapt",
+        default="",
+        help="also score each run adapted (hiva_core adapt) to: videos (every frame of the two videos), coded (the "
+        "coded faces); comma-separated",
+    )
+    args = ap.parse_args(argv)
+    args.adapt = [on for on in args.adapt.split(",") if on]
+    unknown = [on for on in args.adapt if on not in ADAPT_CHOICES]
+    if unknown:
+        raise UserError(f"--adapt {','.join(unknown)}: choose from {', '.join(ADAPT_CHOICES)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -205,10 +243,16 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     media = fetch_media(work)
-    results = {
-        name: {"run": str(run), **score_run(Path(run), media, args.device)}
-        for name, run in zip(names, args.runs, strict=True)
-    }
+    results = {}
+    for name, run in zip(names, args.runs, strict=True):
+        results[name] = {"run": str(run), **score_run(Path(run), media, args.device)}
+        for on in args.adapt:
+            adapted, record = adapted_run(Path(run), name, on, media, work, args.device)
+            results[f"{name}, adapted to {on}"] = {
+                "run": str(adapted),
+                "adapted": record,
+                **score_run(adapted, media, args.device),
+            }
     report = {
         "bench": "real_faces",
         "media": f"{WHEEL} (sha256 {WHEEL_SHA256}), {MEDIA_PREFIX}",

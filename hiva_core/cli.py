@@ -247,6 +247,46 @@ def predict(
 
 
 @app.command()
+def adapt(
+    inputs: list[Path] = typer.Argument(None, help="Faces of the new domain: images, folders of images, or videos."),
+    run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
+    out: Path = typer.Option(..., help="New run folder for the adapted model (must not exist, or be empty)."),
+    data: str | None = typer.Option(None, help="Adapt to the rows of this data that `eval` would score instead."),
+    fold: int | None = typer.Option(None, help="With --data: the fold whose rows to use (default: as eval)."),
+    lists: Path | None = typer.Option(None, help="With --data bp4d:|disfa:|gft:ROOT: the folder of list files."),
+    align: bool | None = typer.Option(
+        None, "--align/--no-align", help="With --data: detect and align the faces first (default: as eval does)."
+    ),
+    no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
+    batch_size: int = typer.Option(64, help="Faces per BatchNorm batch."),
+    device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
+    min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels."),
+) -> None:
+    """Adapt a run to a new domain without labels: its BatchNorm statistics re-estimated on faces of that domain
+    (AdaBN), written as a new run folder for eval, predict and export. Give at least 16 faces; the more, the better."""
+    from hiva_core.adapt import run_adapt
+
+    record = run_adapt(
+        run,
+        out,
+        inputs or [],
+        data=data,
+        fold=fold,
+        lists=lists,
+        align=align,
+        detect=not no_detect,
+        batch_size=batch_size,
+        device=device,
+        min_face=min_face,
+    )
+    typer.echo(
+        f"wrote {out}: {run} with the statistics of its {record['batchnorm_layers']} BatchNorm layers re-estimated on "
+        f"{record['faces']} faces of {record['on']}",
+        err=True,
+    )
+
+
+@app.command()
 def prepare(
     dataset: str = typer.Argument(..., help="bp4d, disfa or gft."),
     root: Path = typer.Option(..., help="The raw dataset tree."),

@@ -150,8 +150,6 @@ def evaluate_run(
     that maximises F1 on these rows (a labelled sample of the domain the run will predict on) and write them there,
     as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that)."""
     from hiva_core.checkpoint import RunFolder, load_run
-    from hiva_core.data import build_dataset, check_images
-    from hiva_core.data.splits import eval_selection
     from hiva_core.vocabulary import select_aus
 
     if batch_size < 1:
@@ -165,28 +163,8 @@ def evaluate_run(
         )
     loaded = select_aus(load_run(run, device=device), aus, text_cache)
     thresholds, threshold_text = loaded.au_thresholds(threshold)
-    data_cfg = loaded.config["config"].get("data", {})
-    rows = eval_selection(data, fold, data_cfg.get("fold"))
-    lists = lists if lists is not None else data_cfg.get("lists")
-    dataset = build_dataset(
-        data, split=rows.split, fold=rows.fold, lists=lists, image_size=loaded.image_size, augment=False, aus=loaded.aus
-    )
-    if list(dataset.aus) != loaded.aus:
-        raise UserError(f"{data} gives AUs {dataset.aus} but the run {run} predicts {loaded.aus}")
-    if len(dataset) == 0:
-        raise UserError(f"{data} has no frames to evaluate ({rows.text})")
-    if data_cfg.get("align", False) if align is None else align:
-        from hiva_core.data.aligned import align_dataset
-
-        dataset = align_dataset(dataset, data_cfg.get("align_cache"), device=loaded.device, split="evaluated")
-    check_images(dataset)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=int(data_cfg.get("num_workers") or 0),
-        pin_memory=loaded.device.type == "cuda",
-    )
+    dataset, rows = run_dataset(loaded, data, fold, lists, align)
+    loader = run_loader(loaded, dataset, batch_size)
     peaks = PeakRecorder(loaded.predict, loaded.image_size)  # probabilities for collect_probs, map peaks kept
     out = collect_probs(peaks, loader, loaded.device, len(loaded.aus))
     metrics = au_metrics(out["probs"], out["labels"], out["mask"], loaded.aus, threshold=thresholds)
@@ -204,6 +182,42 @@ def evaluate_run(
         write_thresholds(save_thresholds, record)
         metrics["saved_thresholds"] = {"path": str(save_thresholds), **record}
     return metrics
+
+
+def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) -> tuple:
+    """The rows of `data` that `hiva_core eval` scores for a loaded run, as a dataset at the run's image size (no
+    augmentation), aligned when asked or as the run was trained (`data.align`), images checked; and the Selection
+    that says which rows (`hiva_core.data.splits.eval_selection`); `hiva_core adapt --data` takes the same rows."""
+    from hiva_core.data import build_dataset, check_images
+    from hiva_core.data.splits import eval_selection
+
+    data_cfg = loaded.config["config"].get("data", {})
+    rows = eval_selection(data, fold, data_cfg.get("fold"))
+    lists = lists if lists is not None else data_cfg.get("lists")
+    dataset = build_dataset(
+        data, split=rows.split, fold=rows.fold, lists=lists, image_size=loaded.image_size, augment=False, aus=loaded.aus
+    )
+    if list(dataset.aus) != loaded.aus:
+        raise UserError(f"{data} gives AUs {dataset.aus} but the run {loaded.run_dir} predicts {loaded.aus}")
+    if len(dataset) == 0:
+        raise UserError(f"{data} has no frames in the rows chosen ({rows.text})")
+    if data_cfg.get("align", False) if align is None else align:
+        from hiva_core.data.aligned import align_dataset
+
+        dataset = align_dataset(dataset, data_cfg.get("align_cache"), device=loaded.device, split="chosen")
+    check_images(dataset)
+    return dataset, rows
+
+
+def run_loader(loaded, dataset, batch_size: int) -> DataLoader:
+    """A loader over `dataset` in order, with the run's loader workers."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=int(loaded.config["config"].get("data", {}).get("num_workers") or 0),
+        pin_memory=loaded.device.type == "cuda",
+    )
 
 
 def run_eval(

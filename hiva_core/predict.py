@@ -88,6 +88,11 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]
     return sources
 
 
+def frame_total(sources: Sequence[tuple[Path, str]]) -> int:
+    """How many frames `sources` hold (a video whose length is unknown counts 0): a progress bar's total."""
+    return sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
+
+
 def iter_frames(sources: Iterable[tuple[Path, str]]) -> Iterator[Frame]:
     """Decode every source into frames; a failure becomes a Frame with `error` (and ends that video)."""
     for path, kind in sources:
@@ -329,8 +334,7 @@ def run_predict(
         loaded, build_transforms(loaded.image_size, augment=False), batch_size, thresholds, heat_dir, timer
     )
     rows: list[dict[str, Any]] = []
-    total = sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
-    with progress_bar("predict", total, progress) as advance:
+    with progress_bar("predict", frame_total(sources), progress) as advance:
         for face in FaceStream(
             sources,
             timer,

@@ -33,15 +33,27 @@ def test_hiva_open_has_no_per_au_parameter():
 
 
 def test_hiva_open_scores_any_aus_and_permuting_them_permutes_the_outputs():
+    """Weights at a trained model's spread: at initialisation every AU reads the same node from the shared token map
+    (cosine similarities 1 within float error), so the graph's top-k neighbours are ties that the AUs' order breaks."""
     torch.manual_seed(0)
     model = create_model("hiva_open", 3, D, **TINY).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 3 / p.shape[1] ** 0.5)
     images = torch.randn(2, 3, 48, 40)
     emb = torch.randn(5, 4, D)
     mask = torch.ones(5, 4, dtype=torch.bool)
     mask[1, 2:] = False
     perm = torch.tensor([3, 0, 4, 2, 1])
+    nodes, propagate = [], model.au_graph.propagate
+    model.au_graph.propagate = lambda x: (nodes.append(x), propagate(x))[1]
     with torch.no_grad():
         out, shuffled = model(images, emb, mask), model(images, emb[perm], mask[perm])
+    for x in nodes:  # no near-tie between a node's k-th and (k+1)-th neighbour: the graph does not depend on order
+        unit = torch.nn.functional.normalize(x, dim=-1)
+        sim = (unit @ unit.transpose(1, 2) + torch.eye(5)).sort(dim=-1, descending=True).values
+        assert (sim[..., TINY["graph_topk"] - 1] - sim[..., TINY["graph_topk"]]).min() > 1e-3
     assert out["logits"].shape == (2, 5) and out["maps"].shape == (2, 5, 6, 5)
     torch.testing.assert_close(shuffled["logits"], out["logits"][:, perm])
     torch.testing.assert_close(shuffled["maps"], out["maps"][:, perm])

@@ -94,3 +94,27 @@ def test_real_faces_bench_refuses_a_changed_wheel_and_an_uncoded_au(bench, train
     with pytest.raises(UserError, match="does not score AU12"):
         module.main(argv)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_real_faces_bench_scores_runs_adapted_to_the_videos_and_the_coded_faces(
+    bench, trained_run, tmp_path, one_thread, monkeypatch
+):
+    """--adapt writes each adapted run under the work folder and scores it beside the run: `videos` on every frame of
+    the videos (5 here), `coded` on the coded faces (the photo and 2 frames)."""
+    import hiva_core.adapt
+
+    module, work = bench
+    monkeypatch.setattr(hiva_core.adapt, "MIN_FACES", 3)  # the stand-in media hold 3 coded faces
+    run, _ = trained_run
+    out = tmp_path / "real.json"
+    argv = ["--runs", str(run), "--names", "a", "--work", str(work), "--out", str(out), "--adapt", "videos,coded"]
+    results = module.main(argv)["results"]
+    assert list(results) == ["a", "a, adapted to videos", "a, adapted to coded"]
+    assert results["a, adapted to videos"]["adapted"]["faces"] == 5
+    assert results["a, adapted to coded"]["adapted"]["faces"] == 3
+    assert results["a, adapted to coded"]["run"] == str(work / "adapted" / "a-coded")
+    plain = [p["prob"] for p in results["a"]["pairs"]]
+    assert [p["prob"] for p in results["a, adapted to videos"]["pairs"]] != plain
+    assert "| a, adapted to videos | photos" in out.with_suffix(".md").read_text()
+    with pytest.raises(UserError, match="--adapt frames: choose from videos, coded"):
+        module.main([*argv[:-1], "frames"])

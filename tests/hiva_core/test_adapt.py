@@ -1,0 +1,201 @@
+"""hiva_core adapt: a run's BatchNorm statistics re-estimated on unlabelled faces of a new domain, as a new run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from augtext.errors import UserError
+from hiva_core.adapt import MIN_FACES, adapt_batchnorm, batchnorm_layers
+from hiva_core.checkpoint import load_run
+from hiva_core.cli import main
+
+BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def fold_files(manifest: Path, fold: int) -> list[str]:
+    rows = pd.read_csv(manifest)
+    return [str(manifest.parent / p) for p in rows.loc[rows["fold"] == fold, "path"]]
+
+
+def test_adapt_batchnorm_keeps_the_mean_over_every_image(trained_run, one_thread):
+    """Batches of unequal size count by their size: the first layer's running mean is the mean of its input over all
+    images, its variance the size-weighted mean of the batches' variances; nothing but the statistics changes."""
+    run, _ = trained_run
+    loaded = load_run(run, device="cpu")
+    model = loaded.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layers = batchnorm_layers(model)
+    assert layers and all(m.momentum == 0.1 for m in layers)
+    images = torch.randn(11, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 + 0.5
+    batches = [images[:4], images[4:8], images[8:]]
+
+    inputs = []
+    hook = layers[0].register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach().clone()))
+    seen = adapt_batchnorm(model, batches, (loaded.text_emb, loaded.text_mask))
+    hook.remove()
+
+    assert seen == 11
+    first = torch.cat(inputs)  # what the first BatchNorm saw: the stem's output, before any adapted statistic
+    torch.testing.assert_close(layers[0].running_mean, first.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    var = sum(len(x) * x.transpose(0, 1).flatten(1).var(dim=1) for x in inputs) / 11
+    torch.testing.assert_close(layers[0].running_var, var, rtol=1e-4, atol=1e-5)
+    after = model.state_dict()
+    for key, value in before.items():
+        if key.rsplit(".", 1)[-1] in BN_BUFFERS:
+            continue
+        assert torch.equal(after[key], value), key
+    assert not torch.allclose(
+        after[f"{key_of(model, layers[0])}.running_mean"], before[f"{key_of(model, layers[0])}.running_mean"]
+    )
+    assert not model.training and all(m.momentum == 0.1 for m in layers)
+
+
+def key_of(model: torch.nn.Module, layer: torch.nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if m is layer)
+
+
+def test_adapt_batchnorm_needs_batchnorm():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.LayerNorm([4, 6, 6]))
+    with pytest.raises(UserError, match="no BatchNorm"):
+        adapt_batchnorm(model, [torch.zeros(2, 3, 8, 8)], ())
+
+
+def test_cli_adapt_writes_a_run_that_eval_uses(trained_run, tiny_faces, tmp_path, one_thread, capsys):
+    """--data takes the rows eval would score; the new run holds the run's prior, thresholds and config with an
+    `adapted` record, and weights equal to the run's but for the BatchNorm statistics; the run itself is untouched."""
+    source = tmp_path / "run"
+    shutil.copytree(trained_run[0], source)
+    assert (
+        main(
+            [
+                "eval",
+                "--run",
+                str(source),
+                "--data",
+                str(tiny_faces),
+                "--fold",
+                "2",
+                "--save-thresholds",
+                str(source / "thresholds.json"),
+            ]
+        )
+        == 0
+    )
+    original = files_of(source)
+    out = tmp_path / "adapted"
+
+    assert main(["adapt", "--run", str(source), "--out", str(out), "--data", str(tiny_faces), "--fold", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"wrote {out}" in err and "32 faces" in err and "fold 2" in err
+    assert files_of(source) == original
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "text_prior.safetensors",
+        "thresholds.json",
+    ]
+    assert (out / "thresholds.json").read_bytes() == original["thresholds.json"]
+    assert (out / "text_prior.safetensors").read_bytes() == original["text_prior.safetensors"]
+    config = json.loads((out / "config.json").read_text())
+    (record,) = config["adapted"]
+    assert record["from"] == str(source) and record["faces"] == 32 and "fold 2" in record["on"]
+    assert {k: v for k, v in config.items() if k != "adapted"} == json.loads(original["config.json"])
+
+    a, b = load_run(source, device="cpu").model.state_dict(), load_run(out, device="cpu").model.state_dict()
+    changed = {k for k in a if not torch.equal(a[k], b[k])}
+    assert changed and all(k.rsplit(".", 1)[-1] in BN_BUFFERS for k in changed)
+    json_out = tmp_path / "eval.json"
+    assert main(["eval", "--run", str(out), "--data", str(tiny_faces), "--json", str(json_out)]) == 0
+    assert json.loads(json_out.read_text())["n"] == 32
+
+
+def test_adapting_to_images_matches_adapting_to_the_same_rows(trained_run, tiny_faces, tmp_path, one_thread):
+    """Aligned crops given as files (--no-detect) go through the same transform as the data's rows: the same faces in
+    the same order give the same statistics; an adapted run can be adapted again and keeps both records."""
+    run = trained_run[0]
+    by_rows, by_files, again = tmp_path / "rows", tmp_path / "files", tmp_path / "again"
+    assert (
+        main(
+            [
+                "adapt",
+                "--run",
+                str(run),
+                "--out",
+                str(by_rows),
+                "--data",
+                str(tiny_faces),
+                "--fold",
+                "3",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
+    files = fold_files(tiny_faces, 3)
+    assert main(["adapt", "--run", str(run), "--out", str(by_files), "--no-detect", "--batch-size", "8", *files]) == 0
+    a, b = load_run(by_rows, device="cpu").model.state_dict(), load_run(by_files, device="cpu").model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    record = json.loads((by_files / "config.json").read_text())["adapted"][0]
+    assert record["faces"] == len(files) and record["detect"] is False and "more input(s)" in record["on"]
+
+    assert main(["adapt", "--run", str(by_files), "--out", str(again), "--data", str(tiny_faces), "--fold", "1"]) == 0
+    assert [r["from"] for r in json.loads((again / "config.json").read_text())["adapted"]] == [str(run), str(by_files)]
+
+
+def test_adapt_to_photos_finds_and_aligns_the_faces(trained_run, tmp_path, one_thread, capsys):
+    """Without --no-detect, faces are found and aligned as predict does; frames without a face and unreadable files
+    add nothing."""
+    pytest.importorskip("facenet_pytorch", reason="face detection needs: pip install --no-deps facenet-pytorch")
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    face = data.astronaut()
+    for k in range(MIN_FACES):
+        scaled = np.clip(face.astype(np.float32) * (0.8 + 0.025 * k), 0, 255).astype(np.uint8)
+        Image.fromarray(scaled).resize((256, 256)).save(photos / f"face{k:02d}.jpg")
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(photos / "wall.png")
+    (photos / "broken.jpg").write_bytes(b"not a JPEG")
+    out = tmp_path / "adapted"
+    assert main(["adapt", "--run", str(trained_run[0]), "--out", str(out), str(photos)]) == 0
+    record = json.loads((out / "config.json").read_text())["adapted"][0]
+    assert record["faces"] == MIN_FACES and record["detect"] is True
+    assert f"{MIN_FACES} faces" in capsys.readouterr().err
+
+
+def test_adapt_refuses_bad_requests_and_writes_nothing(trained_run, tiny_faces, tmp_path, one_thread, capsys):
+    run = str(trained_run[0])
+    few = fold_files(tiny_faces, 1)[: MIN_FACES - 1]
+    out = tmp_path / "out"
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    cases = [
+        (["--no-detect", *few], f"found {MIN_FACES - 1} face(s)"),
+        ([], "give the faces to adapt to"),
+        (["--data", str(tiny_faces), *few], "give the faces to adapt to"),
+        (["--data", str(tiny_faces), "--batch-size", "1"], "--batch-size must be at least 2"),
+        (["--data", str(tiny_faces), "--out", str(busy)], "is not empty"),
+        (["--data", str(tiny_faces), "--run", str(tmp_path)], "not a run folder"),
+        (["--data", str(tmp_path / "missing.csv")], "missing.csv"),
+    ]
+    for extra, message in cases:
+        assert main(["adapt", "--run", run, "--out", str(out), *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+        assert not out.exists(), extra
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert files_of(busy) == {"keep.txt": b"mine"}
