@@ -13,7 +13,7 @@ it is committed):
 Each coded (face, AU) pair says the AU is present or absent; AUs a face leaves open are not scored. Per run: the
 probability of every coded pair, the pooled AUC (present pairs ranked above absent ones), the share of present pairs
 at or above 0.5 (hits) and of absent pairs at or above 0.5 (false alarms), and a table of the posed photos. Scale,
-plainly: 4 photos and 36 video frames of 3 people, coded by one person — a check of the direction, not a benchmark;
+plainly: 4 photos and 21 video frames of 3 people, coded by one person — a check of the direction, not a benchmark;
 a run's SynthAU figures stay the measure of accuracy.
 
     python bench/bench_real_faces.py --runs runs/quickstart runs/synth4000 --names quickstart,synth4000
