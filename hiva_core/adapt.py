@@ -35,8 +35,9 @@ def adapt_batchnorm(
 ) -> int:
     """Replace every BatchNorm layer's running mean and variance by their average over `batches` (image tensors
     (B,3,H,W), ImageNet-normalised): each layer normalises each batch with the batch's own statistics, as in training,
-    and keeps the mean of them (`momentum=None`). Weights and everything else stay; the model ends in eval mode.
-    Returns the number of images seen. A model without BatchNorm (LayerNorm transformers) is an error."""
+    and keeps the mean of them, each batch weighted by its size (the running mean is the mean over every image).
+    Weights and everything else stay; the model ends in eval mode. Returns the number of images seen. A model without
+    BatchNorm (LayerNorm transformers) is an error."""
     layers = batchnorm_layers(model)
     if not layers:
         raise UserError("the model has no BatchNorm layers (a LayerNorm backbone): there are no statistics to adapt")
