@@ -263,7 +263,7 @@ def adapt(
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels."),
 ) -> None:
     """Adapt a run to a new domain without labels: its BatchNorm statistics re-estimated on faces of that domain
-    (AdaBN), written as a new run folder for eval, predict and export. Give at least 16 faces; the more, the better."""
+    (AdaBN), written as a new run folder for eval, predict and export. Give at least 16 faces."""
     from hiva_core.adapt import run_adapt
 
     record = run_adapt(
