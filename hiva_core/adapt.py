@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import torch
@@ -63,13 +64,8 @@ def adapt_batchnorm(
 
 def face_batches(faces: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
     """Single image tensors grouped into batches of `batch_size` (the last one may be smaller)."""
-    chunk: list[torch.Tensor] = []
-    for face in faces:
-        chunk.append(face)
-        if len(chunk) == batch_size:
-            yield torch.stack(chunk)
-            chunk = []
-    if chunk:
+    faces = iter(faces)
+    while chunk := list(islice(faces, batch_size)):
         yield torch.stack(chunk)
 
 
