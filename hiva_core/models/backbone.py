@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from augtext.errors import UserError
+from hiva_core.models.mixstyle import add_mixstyle
 
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
 LOCAL_BACKBONES = ("mobilenetv2", "tiny")
@@ -238,7 +239,11 @@ def _timm_backbone(name: str, pretrained: bool, output_stride: int | None) -> Ba
 
 
 def build_backbone(
-    name: str, pretrained: bool = False, weights: str | Path | None = None, output_stride: int | None = None
+    name: str,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    output_stride: int | None = None,
+    mixstyle: float = 0.0,
 ) -> Backbone:
     """Build backbone ``name`` (``tiny``, ``mobilenetv2`` or any timm model) and load its weights if asked.
 
@@ -246,10 +251,13 @@ def build_backbone(
     ``mobilenetv2``. ``weights`` is a local file (torchvision/timm key names) and wins over ``pretrained``.
     ``output_stride`` (8, 16 or 32): the stride of the token grid, reached by dilating the last stage(s); a backbone
     already finer keeps its own (tiny: 8). None: 16 where the backbone can dilate, its own stride elsewhere (Swin,
-    ViT). ``backbone.stride`` is the stride built.
+    ViT). ``backbone.stride`` is the stride built. ``mixstyle`` > 0: MixStyle with that probability after the stages
+    at strides 4 and 8, in training only (hiva_core.models.mixstyle).
     """
     if output_stride is not None and output_stride not in OUTPUT_STRIDES:
         raise UserError(f"model option output_stride={output_stride!r} is not one of 8, 16, 32 (or unset)")
+    if not 0 <= mixstyle <= 1:
+        raise UserError(f"model option mixstyle={mixstyle!r} must be a probability in [0, 1] (0 = off)")
     if name == "tiny":
         if pretrained:
             raise UserError("backbone 'tiny' is a test network and has no pretrained weights")
@@ -268,4 +276,6 @@ def build_backbone(
         backbone = _timm_backbone(name, pretrained and weights is None, output_stride)
     if weights is not None:
         backbone.load_weights(read_state_dict(weights), str(weights))
+    if mixstyle:
+        add_mixstyle(backbone, mixstyle)
     return backbone

@@ -34,6 +34,9 @@ class ModelConfig:
     # None = 16 where the backbone can dilate, its own stride elsewhere; resolved at build like dim. A run saved
     # before this key existed was built at stride 32 (LEGACY_MODEL_OPTIONS).
     output_stride: int | None = None
+    # MixStyle (hiva_core.models.mixstyle): per-batch probability of mixing early feature statistics across images
+    # in training, a domain-generalisation regulariser; 0 = off. No weights: eval, predict and export are unchanged.
+    mixstyle: float = 0.0
     dim: int | None = None  # model width d; None = default_dim(the backbone's feature width), resolved at build
     heads: int = 8
     graph_topk: int = 4
@@ -149,7 +152,7 @@ class HiVA(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.backbone = build_backbone(
-            config.backbone, config.pretrained, config.backbone_weights, config.output_stride
+            config.backbone, config.pretrained, config.backbone_weights, config.output_stride, config.mixstyle
         )
         self.config = c = resolve_dim(config, self.backbone)
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
@@ -243,7 +246,7 @@ class LinearAU(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.backbone = build_backbone(
-            config.backbone, config.pretrained, config.backbone_weights, config.output_stride
+            config.backbone, config.pretrained, config.backbone_weights, config.output_stride, config.mixstyle
         )
         self.config = resolve_dim(config, self.backbone)  # dim unused here, but recorded like HiVA's
         self.classifier = nn.Linear(self.backbone.num_features, config.num_aus)

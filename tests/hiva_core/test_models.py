@@ -8,6 +8,7 @@ import torch
 from augtext.errors import UserError
 from hiva_core.models import build_backbone, create_model, default_mobilenet_weights, list_models
 from hiva_core.models.hiva import TextBranch
+from hiva_core.models.mixstyle import MixStyle
 from hiva_core.task import AUTask
 
 A, K, D = 4, 4, 16
@@ -423,3 +424,64 @@ def test_tiny_hiva_overfits_a_tiny_set():
     tp, fp, fn = (pred * labels).sum(0), (pred * (1 - labels)).sum(0), ((1 - pred) * labels).sum(0)
     f1 = (2 * tp / (2 * tp + fp + fn)).mean().item()
     assert f1 > 0.95, (f1, losses)
+
+
+# ------------------------------------------------------------------------------------------------- MixStyle
+def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.mean(dim=(2, 3)), x.std(dim=(2, 3))
+
+
+def test_mixstyle_keeps_content_and_mixes_statistics_in_training_only():
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 7, 7) * torch.rand(6, 5, 1, 1) * 3 + torch.randn(6, 5, 1, 1) * 2
+    mix = MixStyle(p=1.0, alpha=0.1)
+    assert torch.equal(mix.eval()(x), x)  # eval: identity
+    assert torch.equal(MixStyle(p=0.0).train()(x), x)  # p = 0: never
+    out = mix.train()(x)
+    mu, sigma = _stats(x)
+    mu_out, sigma_out = _stats(out)
+    # The content (each map normalised by its own statistics) is unchanged ...
+    norm = (x - mu[..., None, None]) / sigma[..., None, None]
+    norm_out = (out - mu_out[..., None, None]) / sigma_out[..., None, None]
+    assert torch.allclose(norm, norm_out, atol=1e-4)
+    # ... its statistics are a convex mix of its own and one other image's, the same λ for every channel.
+    assert not torch.allclose(mu_out, mu, atol=1e-3)
+    for i in range(6):
+        hits = []
+        for j in range(6):
+            lam = ((mu_out[i] - mu[j]) / (mu[i] - mu[j])).mean() if j != i else torch.tensor(1.0)
+            if 0 <= lam <= 1 and torch.allclose(mu_out[i], lam * mu[i] + (1 - lam) * mu[j], atol=1e-4):
+                hits.append(torch.allclose(sigma_out[i], lam * sigma[i] + (1 - lam) * sigma[j], atol=1e-3))
+        assert any(hits), i
+
+
+@pytest.mark.parametrize(
+    "name,stages", [("mobilenetv2", ["features.3", "features.6"]), ("resnet10t", ["layer1", "layer2"])]
+)
+def test_mixstyle_hooks_the_stride_4_and_8_stages_and_changes_no_weights(name, stages):
+    torch.manual_seed(0)
+    plain = build_backbone(name)
+    mixed = build_backbone(name, mixstyle=1.0)
+    hooked = [n for n, m in mixed.body.named_modules() if m._forward_hooks]
+    assert hooked == stages
+    assert list(mixed.state_dict()) == list(plain.state_dict())  # the same keys: runs load either way
+    mixed.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 3, 64, 64)
+    plain.eval(), mixed.eval()
+    with torch.no_grad():
+        assert torch.equal(mixed(x)[0], plain(x)[0])  # eval: exactly the plain backbone
+    plain.train(), mixed.train()
+    with torch.no_grad():
+        assert not torch.allclose(mixed(x)[0], plain(x)[0])  # training: styles mixed (p = 1)
+
+
+def test_mixstyle_is_a_model_option_that_saves_and_rebuilds():
+    model = make("hiva", mixstyle=0.5)
+    assert model.config.mixstyle == 0.5 and isinstance(model.backbone.mixstyle, MixStyle)
+    rebuilt = create_model(**dataclasses.asdict(model.config))
+    assert rebuilt.backbone.mixstyle.p == 0.5
+    assert not hasattr(make("hiva").backbone, "mixstyle")
+    with pytest.raises(UserError, match=r"mixstyle=1\.5 must be a probability"):
+        make("hiva", mixstyle=1.5)
+    with pytest.raises(UserError, match="mixstyle needs a CNN backbone.*vit_tiny_patch16_224"):
+        build_backbone("vit_tiny_patch16_224", mixstyle=0.5)

@@ -266,7 +266,9 @@ def test_load_run_matches_trained_model(trained_run, tiny_faces):
     assert out["maps"] is not None and out["maps"].shape[:2] == (8, 3)
 
 
-@pytest.mark.parametrize("extra", [(), ("--set", "optim.ema=0.9")], ids=["plain", "ema"])
+@pytest.mark.parametrize(
+    "extra", [(), ("--set", "optim.ema=0.9"), ("--set", "model.mixstyle=0.5")], ids=["plain", "ema", "mixstyle"]
+)
 def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra):
     full, parts = tmp_path / "full", tmp_path / "parts"
     assert main(train_argv(text_cache, tiny_faces, full, *extra, epochs=3)) == 0
@@ -276,8 +278,9 @@ def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra):
     assert len(pd.read_csv(parts / "log.csv")) == 3
     a, b = torch.load(full / "last.pt", weights_only=True), torch.load(parts / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
-    assert ("ema" in a) == bool(extra)
-    for part in ("task", "ema") if extra else ("task",):
+    ema = "optim.ema=0.9" in extra
+    assert ("ema" in a) == ema
+    for part in ("task", "ema") if ema else ("task",):
         for key, value in a[part].items():
             assert torch.equal(value, b[part][key]), (part, key)
     best_a, best_b = load_file(full / "model.safetensors"), load_file(parts / "model.safetensors")
