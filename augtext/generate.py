@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import json
 import math
@@ -260,7 +261,8 @@ def walk_pair(
     The same answers always give the same kept texts, so planning and the final table agree. `lenient` is passed
     to `parse_response`; None means lenient for answers of the hf backend (small local models) only. `gate` drops
     texts that passed the rule checks but are not about `au` (far_from_au, other_au). LLM texts that copy one of the
-    project's reference descriptions of the pair (e.g. a few-shot example) count as duplicates.
+    project's reference descriptions of the pair (e.g. a few-shot example) or the answer the prompt shows as its
+    format example (`prompt_answers`: an LLM that echoes its prompt) count as duplicates.
     """
     result = PairResult(keys=frozenset(e["key"] for e in entries), cap=cap)
     unit = FACS[au]
@@ -287,7 +289,10 @@ def walk_pair(
             continue
         style = str(entry["style"])
         if style not in seen:
-            seen[style] = NearDuplicateFilter(reference_texts(au, style) if entry["backend"] != "reference" else ())
+            copies = (
+                (*reference_texts(au, style), *prompt_answers(au, style)) if entry["backend"] != "reference" else ()
+            )
+            seen[style] = NearDuplicateFilter(copies)
         if seen[style].is_duplicate(text):
             result.rejections[DUPLICATE] += 1
         elif cap is not None and len(result.kept) >= cap:
@@ -296,6 +301,18 @@ def walk_pair(
             seen[style].add(text)
             result.kept.append((entry, pos, text))
     return result
+
+
+@functools.cache
+def prompt_answers(au: int, style: str) -> tuple[str, ...]:
+    """The descriptions that the package's prompt for (`au`, `style`) itself shows as an answer: its format example
+    (`["When AU12 (Lip Corner Puller) shows, the mouth takes the shape of a smile."]`). An LLM that echoes its
+    prompt answers with exactly these; () for a style the package does not have."""
+    try:
+        messages, _ = render_messages(style, au, 1)
+        return tuple(parse_response(messages[-1]["content"]))
+    except (UserError, ParseError):
+        return ()
 
 
 def _source_entries(log: RequestLog) -> dict[Source, list[dict[str, Any]]]:

@@ -5,6 +5,7 @@
   `parse_response(raw, lenient=True)` also salvages truncated lists and plain-prose answers (tiny models).
 - `clean_text(text)` normalises one candidate (whitespace, list markers, wrapping quotes).
 - `validate_description(text, au)` returns None for a usable description or a short reason code.
+  The movement rules (`says_change`, `wrong_direction`, `MOVES`, `SIDES`) are in `augtext.movement`.
 - `NearDuplicateFilter` rejects exact and near repeats within one AU.
 
 Every reason code a row can be dropped for is in `REJECTION_REASONS` (parse failures, per-text reasons, duplicates),
@@ -19,7 +20,8 @@ import json
 import re
 import unicodedata
 
-from augtext.facs import ActionUnit, muscle_words
+from augtext.facs import ActionUnit
+from augtext.movement import NEGATED_RE, says_change, wrong_direction
 
 PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
 """Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
@@ -68,7 +70,13 @@ _MARKER_RE = re.compile(rf"^\s*{_MARKER}\s+")
 _JSON_STRING_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"(?=\s*(?:[,\]}]|$))')
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
 _QUOTES = "\"'\u201c\u201d\u2018\u2019`"
+_DIGIT_RE = re.compile(r"\d")
+_CURLY_QUOTES = str.maketrans("\u201c\u201d", '""')
+# Markdown emphasis around words ("**The brows rise**, ...", "*slightly*"): formatting, not part of the text.
+_EMPHASIS_RE = re.compile(r"(\*\*|__|\*)(?=\S)(.+?)(?<=\S)\1")
 _AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
+_AU_LIST = r"(?:AU|action\s+units?)\s*-?\s*\d{1,2}(?:\s*(?:,|\+|&|and|or)\s*(?:AU|action\s+unit)?\s*-?\s*\d{1,2}\b)*"
+_COMPANION_RE = re.compile(rf"(?:\b(?:with|plus|alongside|accompanied by|and)|\+)\s*{_AU_LIST}", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
 _REFUSAL_RE = re.compile(
     r"\b(?:i['\u2019]?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can['\u2019]?t|"
@@ -129,7 +137,8 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
         raise ParseError("empty_response")
     fenced = [m.group(1) for m in _FENCE_RE.finditer(raw)]
     failure = "no_json"
-    for chunk in (*fenced, raw):
+    curly = raw.translate(_CURLY_QUOTES)  # a list quoted with typographic quotes: [“The brows rise.”, ...]
+    for chunk in (*fenced, raw, *((curly,) if curly != raw else ())):
         texts, status = _json_texts(chunk)
         if texts:
             return texts
@@ -233,6 +242,8 @@ def _strings(value: object) -> list[str]:
         for key in (*_LIST_KEYS, *value.keys()):
             if isinstance(value.get(key), list) and (found := _strings(value[key])):
                 return found
+        if len(value) >= 2 and all(isinstance(v, str) and _DIGIT_RE.search(k) for k, v in value.items()):
+            return list(value.values())  # numbered descriptions: {"1": "...", "2": "..."}, {"sentence_1": "..."}
         return _dict_text(value)
     return []
 
@@ -248,13 +259,14 @@ def _dict_text(item: dict) -> list[str]:
 
 
 def clean_text(text: str) -> str:
-    """One line, single spaces, no list marker ("1.", "-", "*") and no wrapping quotes or trailing comma."""
+    """One line, single spaces, no list marker ("1.", "-", "*"), no markdown emphasis ("**", "*") and no wrapping
+    quotes or trailing comma."""
     text = unicodedata.normalize("NFKC", str(text))
     text = " ".join(text.split())
     previous = None
     while text != previous:
         previous = text
-        text = _MARKER_RE.sub("", text).strip().rstrip(",").strip()
+        text = _EMPHASIS_RE.sub(r"\2", _MARKER_RE.sub("", text)).strip().rstrip(",").strip()
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text
@@ -334,93 +346,14 @@ def _topic_re(au: ActionUnit) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-# What a description of an action says the face does: a movement (verbs by stem, direction words), a visible sign
-# (wrinkles, furrows, bulges, gaps, comparatives such as "higher") or, in the anatomical style, the muscle
-# (checked apart, from the AU's `muscles`). A sentence with none of them talks about the face, not an action on it.
-# Stems match at a word start; the short ones that are also common nouns or names are spelled out.
-_CHANGE_RE = re.compile(
-    r"\b(?:rais|lift|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench|part(?:s|ed|ing)?"
-    r"\b(?! of)|apart|open|clos|shut|seal|narrow|widen|wide\b|wider|squint|blink|wrinkl|creas|crinkl|furrow|fold"
-    r"|groove|lines?\b|bulg|bunch|puff|swell|deepen|deeper|hollow|dimpl|dent|tighten|tight|tens|firm|stiffen|stretch"
-    r"|lengthen|elongat|flatten|thin|shorten|shorter|longer|higher|lower\b|drop|dip|sag|droop|sink|sunk|fall|fell"
-    r"|hang|pucker|purs|pout|funnel|protrud|jut|thrust|roll|suck|tuck|curl|evert|invert|flar|dilat|constrict|arch"
-    r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
-    r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
-    r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b|up\b|upward|upturn|down\b|downward|downturn"
-    r"|(?:shows?|appears?) (?:on|in|at|up|as|above|below|between|along|beside|around|across|more|less)\b"
-    r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))"
-    r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
-    r"|visible|shape|strain|skew|crooked|lopsided|asymmetr"
-    r"|midline|shiny|wet\b|moist|meet|saying|inward|outward"
-    r"|sideways|forward|backward|together|toward|away)",
-    re.IGNORECASE,
-)
-# Negated or contrasting clauses ("not lowered", "instead of lifting the corners", "unlike AU15, which pulls them
-# down"), up to the next punctuation: a direction stated there is not the description's own.
-_NEGATED_RE = re.compile(
-    r"\b(?:not|no longer|never|without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
-    r"|than (?:in|with|when)|compared (?:with|to)|whereas|while in)\b[^.,;:!?]*",
-    re.IGNORECASE,
-)
-_BROW_RAISE = (
-    r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
-    r"lower(?:s|ed|ing)?\b|pulled down|drawn down|downward|dragged down",
-)
-MOVES: dict[int, tuple[str, str]] = {
-    # AU: (its own movement, the opposite one), as word stems. Only for AUs whose movement has an opposite that a
-    # description of a lookalike or antagonist states: brows up/down, lids open/closed, lip corners up/down/sideways/
-    # inward, lips parted/pressed, lips stretched/puckered. A text is wrong_direction when, outside negated clauses,
-    # it states the opposite and none of the own movement: the embedding gate cannot tell these apart ("up" and
-    # "down" sit close together in a sentence embedding), the words can.
-    1: _BROW_RAISE,
-    2: _BROW_RAISE,
-    4: (r"lower|down|together|knit|furrow|frown|draw|drag|pull", r"rais|lift|upward|arch|elevat"),
-    5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
-    7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
-    12: (
-        r"up\b|upward|rais|lift|smil|back|ris|obliqu|puller|zygomatic",
-        r"down\b|downward|downturn|depress|droop|frown|sag",
-    ),
-    14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),
-    15: (r"down\b|downward|downturn|depress|droop|sag|frown|lower|turn", r"upward|rais|lift|smil|pulled up|drawn up"),
-    18: (r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|narrow", r"stretch|sideways"),
-    20: (
-        r"stretch|sideways|back|horizontal|wide|lateral|elongat|flatten|pull|ears",
-        r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward",
-    ),
-    22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", r"stretch|sideways"),
-    23: (r"tight|narrow|thin|press|tens|firm|together|roll", r"part(?:s|ed|ing)?\b(?! of)|apart|open|separat"),
-    24: (r"press|together|squeez|compress|firm|tight|shut|clos", r"part(?:s|ed|ing)?\b(?! of)|apart|open|separat|gap"),
-    25: (r"part(?:s|ed|ing)?\b(?! of)|open|apart|separat|gap|relax", r"press|clos|shut|seal|together|roll|suck"),
-    26: (
-        r"drop|lower|open|down\b|apart|part(?:s|ed|ing)?\b(?! of)|fall|hang|relax|slack",
-        r"clos|shut|press|clench|seal|pucker|purs|roll|suck",
-    ),
-    27: (r"open|stretch|down\b|wide|drop|apart|gap", r"clos|shut|press|clench|seal"),
-    43: (r"clos|shut|lower|droop|drop|cover|down\b|fall|fell", r"wide|widen|rais|open|lift"),
-}
-_MOVES_RE = {au: tuple(re.compile(rf"\b(?:{stems})", re.IGNORECASE) for stems in pair) for au, pair in MOVES.items()}
-
-
-@functools.cache
-def _muscle_re(au: ActionUnit) -> re.Pattern[str] | None:
-    words = muscle_words(au.muscles)
-    return re.compile(rf"\b(?:{'|'.join(map(re.escape, words))})", re.IGNORECASE) if words else None
-
-
-def says_change(text: str, au: ActionUnit) -> bool:
-    """Whether `text` says what the face does: a movement or visible sign (_CHANGE_RE), or the AU's muscle."""
-    muscle = _muscle_re(au)
-    return bool(_CHANGE_RE.search(text)) or (muscle is not None and bool(muscle.search(text)))
-
-
-def wrong_direction(text: str, au: ActionUnit) -> bool:
-    """Whether `text`, outside its negated clauses, states the opposite of `au`'s movement and none of its own."""
-    if au.code not in _MOVES_RE:
+def names_other_au(text: str, au: ActionUnit) -> bool:
+    """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, and not only
+    in contrasts ("unlike AU4, ...") or as companions ("together with AU6, ...", "combined with AU1 and AU4"), which
+    the contrast and context styles ask for."""
+    codes = {int(c) for c in _AU_CODE_RE.findall(text)}
+    if not codes or au.code in codes:
         return False
-    own, opposite = _MOVES_RE[au.code]
-    plain = _NEGATED_RE.sub(" ", text)
-    return bool(opposite.search(plain)) and not own.search(plain)
+    return bool(_AU_CODE_RE.search(_COMPANION_RE.sub(" ", NEGATED_RE.sub(" ", text))))
 
 
 def validate_description(text: str, au: ActionUnit) -> str | None:
@@ -446,8 +379,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "too_short"
     if words > MAX_WORDS:
         return "too_long"
-    codes = {int(c) for c in _AU_CODE_RE.findall(text)}
-    if codes and au.code not in codes:
+    if names_other_au(text, au):
         return "wrong_au"
     if not _topic_re(au).search(text):
         return "off_topic"

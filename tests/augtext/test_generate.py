@@ -467,3 +467,88 @@ def test_usage_errors_are_exit_2_not_internal_errors(cli, argv, says, capsys):
     assert {"augtext": main, "hiva_core": hiva_main}[cli](argv) == 2
     err = capsys.readouterr().err
     assert says in err and "internal error" not in err and "Traceback" not in err
+
+
+# -- scripted LLM answers: what a FACS coder keeps, in the shapes chat models answer in -------------------------------
+
+SCRIPTED = {  # AU: (descriptions a FACS coder keeps, answers that are not descriptions of this AU)
+    1: (
+        [
+            "The inner corners of the eyebrows are raised, giving the brows an oblique, worried look.",
+            "Together with AU4, the inner brows rise while being drawn together, as in grief.",
+        ],
+        [
+            "The outer ends of the eyebrows are lifted, arching the brows at the sides.",  # AU2
+            "The eyebrows drop and knit together, forming a scowl over the eyes.",  # AU4's direction
+            "AU1 is known as the Inner Brow Raiser in the Facial Action Coding System.",  # a name, no change
+        ],
+    ),
+    2: (
+        ["The outer ends of the eyebrows are lifted, arching the brows at the sides."],
+        [
+            "The inner ends of the eyebrows are raised, giving the brows an oblique, worried shape.",  # AU1
+            "The outer eyebrows sink down toward the eyelids.",
+        ],
+    ),
+    12: (
+        [
+            "The zygomaticus major pulls the lip corners upward and back toward the cheekbones.",
+            "Combined with AU6, the lip corners rise and the cheeks lift, creating a genuine smile.",
+        ],
+        [
+            "The lip corners are pulled sideways toward the ears, stretching the lips flat.",  # AU20
+            "Certainly! The lip corners are pulled up toward the cheekbones.",
+            "The lip corners are not pulled up in this action at all.",
+        ],
+    ),
+    15: (
+        ["The corners of the mouth are pulled downward, giving a sad expression."],
+        [
+            "The corners of the mouth turn up into a smile.",  # AU12
+            "The Lip Corner Depressor is AU15 in the Facial Action Coding System.",
+        ],
+    ),
+    43: (
+        ["The eyes close and stay closed, with the lashes of both lids meeting."],
+        [
+            "The upper eyelids lift and the lower lids stay still.",
+            "The eyes don't close; the lids stay where they are.",
+        ],
+    ),
+}
+
+
+def _shaped(code: int) -> str:
+    """The AU's scripted sentences in one of the shapes chat models answer in (markdown, fenced object, JSON)."""
+    good, bad = SCRIPTED[code]
+    texts = [*good, *bad]
+    if code % 3 == 0:
+        return "\n".join(f"{i}. **{t}**" for i, t in enumerate(texts, 1))
+    if code % 3 == 1:
+        return "Sure! Here are the sentences:\n```json\n" + json.dumps({"descriptions": texts}, indent=2) + "\n```"
+    return json.dumps({f"sentence_{i}": t for i, t in enumerate(texts, 1)})
+
+
+def test_scripted_answers_keep_exactly_the_right_descriptions(llm_server, tmp_path, capsys):
+    llm_server.answer = lambda code, k: _shaped(code)
+    aus = ",".join(map(str, SCRIPTED))
+    rc = main(cli_args(llm_server, tmp_path, aus, "--styles", "appearance", "--n", "2", "--max-rounds", "1"))
+    kept = {(int(a), t) for a, t in zip(read(tmp_path)["au"], read(tmp_path)["text"], strict=True)}
+    assert kept == {(au, t) for au, (good, _) in SCRIPTED.items() for t in good}, capsys.readouterr().err
+    assert rc == 1  # AUs with one right description end short of --n 2
+
+
+def test_an_echoed_prompt_is_not_kept(llm_server, tmp_path):
+    # A model that repeats its prompt answers with the prompt's format example (a JSON list of one sentence about
+    # the AU, with its facts): a copy, as a copied few-shot example is, not a description.
+    from augtext.templates import render_messages
+
+    def echo(code: int, k: int) -> str:
+        messages, _ = render_messages("appearance", code, k)
+        return "\n\n".join(m["content"] for m in messages)
+
+    llm_server.answer = echo
+    args = ["--styles", "appearance", "--n", "1", "--max-rounds", "1"]
+    assert main(cli_args(llm_server, tmp_path, "12,25", *args)) == 1
+    assert len(read(tmp_path)) == 0
+    assert json.loads((tmp_path / "rejections.json").read_text())["rejected_total"] == {"duplicate": 2}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from augtext.facs import FACS
@@ -309,3 +311,119 @@ def test_labels_before_the_text_are_talk_about_the_answer(text):
 )
 def test_topic_words_match_whole_words_with_listed_inflections(au, text, ok):
     assert (validate_description(text, FACS[au]) is None) is ok
+
+
+# -- scripted LLM answers a FACS coder would drop (or keep), found by an adversarial review ------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # The AU's name is not a movement: "Raiser", "Puller", "Lips Part" name the action, they do not describe it.
+        ("AU1 is known as the Inner Brow Raiser in the Facial Action Coding System.", 1),
+        ("The Lip Corner Depressor is AU15 in the Facial Action Coding System.", 15),
+        ("AU23 is named Lip Tightener in the FACS manual for coders.", 23),
+        ("AU25 is the action unit called Lips Part in the FACS manual.", 25),
+        # ... nor is a position: "the lower face" is where, not "lowered".
+        ("AU17 is the Chin Raiser, an action unit of the lower face.", 17),
+        ("The Lip Stretcher, AU20, is a lower face action unit in FACS.", 20),
+        # A movement that is denied is not one the face makes.
+        ("The inner brows do not rise at all and the forehead stays smooth.", 1),
+        ("The mouth does not open and the lips stay together.", 25),
+        ("The eyes don't close; the lids stay where they are.", 43),
+    ],
+)
+def test_names_positions_and_denied_movements_say_no_change(text, au):
+    assert validate_description(text, FACS[au]) == "no_change"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The eyebrows drop and knit together, forming a scowl over the eyes.", 1),
+        ("The outer eyebrows sink down toward the eyelids.", 2),
+        ("The brows go up toward the hairline, and the eyes widen.", 4),
+        ("The eyebrows are pulled up high, opening the eyes.", 4),
+        ("The lip corners are pulled sideways toward the ears, stretching the lips flat.", 12),
+        ("The lip corners go up toward the cheekbones, making the mouth look happy.", 15),
+        ("The corners of the mouth turn up into a smile.", 15),
+        ("The chin is lowered and the lower lip drops down, relaxing.", 17),
+        ("The lip corners are pulled back and up toward the cheekbones.", 20),
+        # "lower" before a part of the face is a position, not the AU's own lowering movement
+        ("The upper eyelids lift and the lower lids stay still.", 43),
+        ("The lower lip is pressed up against the upper teeth, keeping the mouth shut.", 26),
+        # "red parts" are the lips' red margins, not the lips parting
+        ("The lips roll inward over the teeth until their red parts disappear.", 25),
+        # a jaw drop is the jaw's movement: the lips parting with the jaw closed is AU25
+        ("The lips part slightly while the jaw stays closed and the teeth remain together.", 26),
+        # AU1 and AU2 differ by where the brow rises: the other end only is the other AU
+        ("The inner ends of the eyebrows are raised, giving the brows an oblique, worried shape.", 2),
+        ("The inner brows are drawn up toward the centre of the forehead.", 2),
+        ("The outer ends of the eyebrows are lifted, arching the brows at the sides.", 1),
+        ("The tails of the eyebrows go up toward the temples, arching the outer brows.", 1),
+    ],
+)
+def test_the_opposite_movement_or_the_other_end_of_the_brow_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # both ends, or the own end with the other one staying still
+        ("The brows are raised at their inner ends, while the outer ends stay in place.", 1),
+        ("Only the outer part of the brow lifts; the inner ends stay level.", 2),
+        ("The eyebrows arch upward at the sides, giving a surprised look.", 2),
+        # positions beside the own movement, denials of the opposite one, muscles, a pucker (a movement, not a name)
+        ("The jaw is lowered and the mouth falls open, with the lower teeth visible.", 26),
+        ("The lower and upper eyelids meet, and the eyes stay shut.", 43),
+        ("The lower lip pushes upward and the chin bunches and wrinkles.", 17),
+        ("The lip corners don't turn down; they are pulled up and back into a smile.", 12),
+        ("The lips are parted but the jaw is not lowered.", 25),
+        ("The lips pucker and are pushed forward into a small rounded shape.", 18),
+        ("The corners of the lips are turned down, so the mouth looks unhappy.", 15),
+        ("The lip corners are drawn outward toward the ears, and the lips flatten.", 20),
+        # the contrast and context styles name other AUs beside the own movement
+        ("Unlike AU4, which pulls the brows down, the inner ends of the eyebrows are lifted.", 1),
+        ("In contrast with AU4, the inner brows are raised rather than lowered.", 1),
+        ("Together with AU4, the inner brows rise while being drawn together, as in grief.", 1),
+        ("Combined with AU6, the lip corners rise and the cheeks lift, creating a genuine smile.", 12),
+        ("Together with AU1 and AU4, the lip corners turn down, giving a clear look of sadness.", 15),
+        ("With AU26, the lips part as the jaw drops, opening the mouth wider.", 25),
+        ("AU1 with AU2 raises the whole brow, the outer ends arching high.", 2),
+    ],
+)
+def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("AU4 pulls the eyebrows down and together, making vertical furrows.", 1),
+        ("AU1 and AU4 draw the brows together and up at their inner ends.", 2),
+        ("AU15 pulls the lip corners down, unlike a smile.", 12),
+    ],
+)
+def test_another_aus_code_outside_contrasts_and_companions_is_wrong_au(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_au"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"sentence_1": A, "sentence_2": B}),  # numbered descriptions in an object
+        json.dumps({"1": A, "2": B}),
+        f"[\u201c{A}\u201d, \u201c{B}\u201d]",  # typographic quotes
+        f"1. **{A}**\n2. *{B}*",  # markdown emphasis
+        f"Sure! Here you go:\n\n- __{A}__\n- {B}",
+    ],
+)
+def test_parse_more_answer_shapes(raw):
+    assert parse_response(raw) == [A, B]
+
+
+def test_markdown_emphasis_does_not_hide_talk_about_the_answer():
+    assert (
+        validate_description("**Certainly! The lip corners are pulled up toward the cheekbones.**", AU12) == "garbage"
+    )
