@@ -2,8 +2,8 @@
 
 - `says_change(text, au)`: a movement, a visible sign or the AU's muscle, outside denied clauses, AU names and
   positions (`no_change` otherwise).
-- `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`) or only the other part of the feature (`SIDES`),
-  and none of its own, outside negated and contrasting clauses (`NEGATED_RE`).
+- `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`) or only the part of the face a lookalike moves
+  (`PARTS`), and none of its own, outside negated and contrasting clauses (`NEGATED_RE`).
 
 Word rules, because a sentence embedding cannot tell "up" from "down" (the semantic gate lets such texts through).
 """
@@ -102,21 +102,64 @@ MOVES: dict[int, tuple[str, str]] = {
 }
 _INNER_BROW = r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
 _OUTER_BROW = r"outer|lateral|tails?\b|temple"
-SIDES: dict[int, tuple[str, str]] = {
-    # AU: (the part of the feature it moves, the part its lookalike moves), for AUs that FACS tells apart by where
-    # the same movement happens: AU1 lifts the inner ends of the brows, AU2 the outer ends. Naming only the other
-    # part counts as wrong_direction too: the two are each other's nearest AU in the gate, so it keeps either.
+# Where on the face a lookalike's movement shows, as words (matched at a word start, in the text as written: "lower
+# lip" is a part here, not a position).
+_BROWS = r"(?:eye)?brows?|forehead"
+_UPPER_LID = r"upper (?:eye)?lids?|whites?\b|sclera|eyeballs?|iris|stare|staring|levator|palpebrae"
+_LOWER_LID = r"lower (?:eye)?lids?"
+_CHEEKS = (
+    r"cheeks?\b|cheekbones?|malar|crow|bags?\b|(?:under|below|beneath) the (?:eyes?|lower)|temples?|crinkl"
+    r"|(?:outer )?eye corners?|corners? of the eyes|around the eyes?|orbital|infraorbital"
+)
+_LIDS = r"(?:eye)?lids?\b|lid margins?|lashes"
+_LIP_CORNERS = r"(?:lip|mouth) corners?|corners? of the (?:lips?|mouth)"
+_NOSE = r"nose|nostrils?|nasal|alae?\b|bridge"
+_UPPER_LIP = r"upper lip|upper teeth|philtrum"
+_LOWER_LIP = r"lower lip|lower teeth|gums?\b"
+_CHIN = r"chin|mentalis"
+_JAW = r"jaw|mandible|masseter|temporalis|pterygoid"
+_LIPS = r"(?<!upper )(?<!lower )lips?\b"
+_TEETH_APART = r"teeth (?:\w+ )?apart|(?:between|separat\w*) the (?:upper and lower )?teeth"
+PARTS: dict[int, tuple[str, str]] = {
+    # AU: (where it moves the face, where its lookalikes do), for the lookalikes FACS tells apart by *where* the
+    # change shows rather than by its direction: the inner vs the outer brow (AU1, AU2); the upper lid and the white
+    # above the iris (AU5) vs the brows (AU1, AU2), the cheeks, crow's feet and bags under the eye (AU6) or the lids
+    # themselves, tightened (AU7); the cheeks and eye corners (AU6) vs the lip corners (AU12); the nose (AU9) vs the
+    # upper lip (AU10) vs the lower lip (AU16); the lip corners (AU15) vs the lower lip (AU16) or the chin (AU17);
+    # the lips (AU25) vs the jaw (AU26, AU27). A text that names a lookalike's part and none of the own counts as
+    # wrong_direction: these pairs are each other's nearest AUs in the gate, which keeps either. A text naming both
+    # passes (companions, contrasts); parts named as staying still or as where a movement goes do not count.
     1: (_INNER_BROW, _OUTER_BROW),
     2: (_OUTER_BROW, _INNER_BROW),
+    5: (rf"{_UPPER_LID}|wide|widen|eyes? (?:\w+ )?(?:\w+ )?open(?:s|ed)?\b", rf"{_BROWS}|{_CHEEKS}|{_LOWER_LID}"),
+    6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}"),
+    7: (rf"(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
+    9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}"),
+    10: (rf"{_UPPER_LIP}|{_LIPS}", rf"{_NOSE}|{_LOWER_LIP}"),
+    12: (rf"{_LIP_CORNERS}|{_LIPS}|mouth|smil|grin|zygomaticus", r"crow|(?:eye)?lids?\b|eye corners?"),
+    15: (
+        rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down|depressor anguli|triangularis",
+        rf"{_LOWER_LIP}|{_CHIN}",
+    ),
+    16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}"),
+    17: (rf"{_CHIN}|{_LOWER_LIP}|pout", rf"{_LIP_CORNERS}|{_UPPER_LIP}|{_NOSE}"),
+    25: (r"lips?\b", _JAW),
+    26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS),
+    27: (rf"{_JAW}|{_CHIN}|stretch|wide|yawn|scream|digastric", _LIPS),
 }
-_MOVES_RE = {
-    au: [
-        tuple(re.compile(rf"\b(?:{stems})", re.IGNORECASE) for stems in table[au])
-        for table in (MOVES, SIDES)
-        if au in table
-    ]
-    for au in {*MOVES, *SIDES}
-}
+_MOVES_RE, _PARTS_RE = (
+    {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
+    for table in (MOVES, PARTS)
+)
+# Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
+# not move") or as where a movement goes ("toward the cheekbones", "toward the eyes"): not the part that moves.
+_OPENER = r"\b(?:while|whereas|with|and|but|yet|though)\b"
+_STILL_RE = re.compile(
+    rf"{_OPENER}(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
+    rf"|unchanged|unraised|at rest|in place|still|level(?! [A-E]\b)|smooth)\b|{_NOT})[^.,;:!?]*",
+    re.IGNORECASE,
+)
+_TOWARD_RE = re.compile(r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose)\b", re.IGNORECASE)
 # The AUs' names are names, not movements: "AU12 is the Lip Corner Puller" says nothing the face does. Before the
 # change and direction checks, every multi-word FACS name written as a name ("Lips Part", "Jaw Drop") is taken out,
 # and in any case the agent noun that ends a name ("raiser", "puller", "depressor": a movement's stem + er/or, what
@@ -156,8 +199,20 @@ def says_change(text: str, au: ActionUnit) -> bool:
     return bool(_CHANGE_RE.search(plain)) or (muscle is not None and bool(muscle.search(plain)))
 
 
+def _parts_text(text: str) -> str:
+    """`text` without names, negated clauses, parts that stay still and where a movement goes (see PARTS)."""
+    return _TOWARD_RE.sub(" ", NEGATED_RE.sub(" ", _STILL_RE.sub(" ", _NAME_RE.sub(" ", text))))
+
+
 def wrong_direction(text: str, au: ActionUnit) -> bool:
-    """Whether `text`, outside its negated clauses, states the opposite of `au`'s movement (MOVES) or only the other
-    part of the feature (SIDES), and none of its own."""
+    """Whether `text`, outside its negated clauses, states the opposite of `au`'s movement and none of its own
+    (MOVES), or names only the part of the face a lookalike of `au` moves and none of `au`'s own part (PARTS)."""
     plain = NEGATED_RE.sub(" ", _movement_text(text))
-    return any(opposite.search(plain) and not own.search(plain) for own, opposite in _MOVES_RE.get(au.code, ()))
+    moves = _MOVES_RE.get(au.code)
+    if moves and moves[1].search(plain) and not moves[0].search(plain):
+        return True
+    parts = _PARTS_RE.get(au.code)
+    if parts:
+        where = _parts_text(text)
+        return bool(parts[1].search(where)) and not parts[0].search(where)
+    return False

@@ -5,7 +5,7 @@
   `parse_response(raw, lenient=True)` also salvages truncated lists and plain-prose answers (tiny models).
 - `clean_text(text)` normalises one candidate (whitespace, list markers, wrapping quotes).
 - `validate_description(text, au)` returns None for a usable description or a short reason code.
-  The movement rules (`says_change`, `wrong_direction`, `MOVES`, `SIDES`) are in `augtext.movement`.
+  The movement rules (`says_change`, `wrong_direction`, `MOVES`, `PARTS`) are in `augtext.movement`.
 - `NearDuplicateFilter` rejects exact and near repeats within one AU.
 
 Every reason code a row can be dropped for is in `REJECTION_REASONS` (parse failures, per-text reasons, duplicates),
@@ -43,7 +43,8 @@ TEXT_REASONS = (
 fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs). `no_change`: on topic but says
 nothing of what the face does (no movement, no visible sign, no muscle: "The nose is in the middle of the face and
 is used for breathing."). `wrong_direction`: states the AU's opposite movement and not its own ("the lip corners
-are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVES)."""
+are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVES), or names only the part of the
+face a lookalike moves ("the upper eyelids are raised" sent as AU6; see PARTS)."""
 GATE_REASONS = ("far_from_au", "other_au")
 """Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
 too far from its own AU's FACS reference, or nearer to other AUs than to its own."""

@@ -398,6 +398,72 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
 
 
 @pytest.mark.parametrize(
+    ("text", "au", "described"),
+    [
+        # A lookalike of the same region and direction, told apart by where the face changes (PARTS): each names only
+        # the lookalike's part. (text, asked AU, the AU it describes)
+        ("The upper eyelids are raised so that white shows above the iris.", 6, 5),
+        ("The eyelids tighten and the lower lid straightens, making the eyes look strained.", 6, 7),
+        ("The lids tighten and the lower eyelid straightens, while the cheeks do not move at all.", 6, 7),
+        ("The zygomaticus major pulls the lip corners up toward the cheekbones into a smile.", 6, 12),
+        ("The cheeks push up and the skin under the eyes gathers into puffy bags.", 7, 6),
+        ("The upper eyelids lift so far that a band of white shows above the irises.", 7, 5),
+        ("The cheeks rise and crow's feet crinkle at the outer eye corners.", 5, 6),
+        ("The lower eyelids are raised and straightened, giving the eyes a tense look.", 5, 7),
+        ("The eyebrows are raised high and arched, making the eyes look bigger.", 5, 1),
+        ("The cheeks lift and crow's feet appear at the corners of the eyes.", 12, 6),
+        ("The upper lip is raised straight up, exposing the upper teeth.", 9, 10),
+        ("The centre of the upper lip rises into an arch while the nose stays smooth.", 9, 10),
+        ("The nose wrinkles and the nostril wings are pulled up, as at a bad smell.", 10, 9),
+        ("The lower lip is pulled down and out, showing the lower teeth.", 10, 16),
+        ("The upper lip is drawn straight up, baring the upper teeth.", 16, 10),
+        ("The lip corners are pulled down, turning the mouth into an inverted U.", 16, 15),
+        ("The lower lip is pulled down and slightly outward, exposing the lower teeth and gums.", 15, 16),
+        ("The lip corners are pulled down, and the skin below them wrinkles.", 17, 15),
+        ("The jaw drops and the mouth hangs open with a wide gap between the teeth.", 25, 26),
+        ("The jaw is pulled far down and the mouth opens very wide, as in a yawn.", 25, 27),
+        ("The lips part slightly and a small gap shows between them.", 26, 25),
+        ("The lips part slightly, revealing the teeth.", 27, 25),
+        # the own part named only as staying still is not the part that moves
+        ("The outer ends of the eyebrows are lifted high toward the temples while the inner ends stay flat.", 1, 2),
+    ],
+)
+def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
+    assert validate_description(text, FACS[au]) == "wrong_direction", described
+    assert validate_description(text, FACS[described]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # both parts named: the own one moves, the lookalike's stays still, is denied or is a companion's
+        ("Unlike AU5, the upper lid is not raised; the cheeks lift and crow's feet form beside the eyes.", 6),
+        ("Unlike AU6, the cheeks do not move; only the upper lid is raised so more of the eyeball shows.", 5),
+        ("The eyes fly open and the brows lift with them, giving a startled look.", 5),
+        ("In surprise the brows rise and the upper eyelids lift, so the eyes look wide and staring.", 5),
+        ("With AU12, the cheeks rise and the lower eyelids are pushed up, giving a warm, genuine smile.", 6),
+        ("The lower lids are pulled up and tensed, so the eyes look focused while the cheeks stay still.", 7),
+        ("Together with AU6, the lids tighten while the cheeks lift, as seen in a pained squint.", 7),
+        ("Wrinkles form along the bridge and sides of the nose, and the upper lip is drawn up a little.", 9),
+        ("Unlike AU9, the nose does not wrinkle; only the upper lip is pulled upward.", 10),
+        ("The centre of the upper lip is drawn up into an arch while the lower lip stays in place.", 10),
+        ("With AU6, the lip corners rise and crow's feet appear at the eyes, a genuine smile.", 12),
+        ("Unlike AU16, the lower lip is not pulled down; the corners of the mouth turn down instead.", 15),
+        ("The mouth turns down and the chin puckers, as if about to cry.", 15),
+        ("The lower lip is pulled down and out, and the mouth corners stay level.", 16),
+        ("With AU15, the chin rises and the lip corners turn down in a sulky pout.", 17),
+        ("The lips separate and the mouth opens a little while the jaw stays closed.", 25),
+        ("With AU26, the lips part as the jaw drops, leaving the mouth open.", 25),
+        ("Unlike AU25, the lips do not just part: the whole jaw drops down.", 26),
+        ("The mouth drops open and the lips fall apart.", 26),
+        ("The jaw drops as far as it can and the lips are stretched, as in a yawn.", 27),
+    ],
+)
+def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
     ("text", "au"),
     [
         ("AU4 pulls the eyebrows down and together, making vertical furrows.", 1),
