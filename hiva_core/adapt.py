@@ -99,6 +99,10 @@ def run_adapt(
         raise UserError(f"--batch-size must be at least 2 (BatchNorm statistics need a batch), got {batch_size}")
     if bool(inputs) == (data is not None):
         raise UserError("give the faces to adapt to: images, folders or videos, or --data SPEC (one of the two)")
+    if inputs and detect:
+        from hiva_core.predict import check_min_face
+
+        check_min_face(min_face)
     source, target = RunFolder(run), RunFolder(out)
     if not source.is_run():
         raise UserError(f"{source.path} is not a run folder (no {source.config_file.name})")

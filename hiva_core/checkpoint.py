@@ -177,6 +177,10 @@ def read_thresholds(path: str | Path, fix: str) -> dict[int, float]:
     return out
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _file_in_run(name: str) -> property:
     return property(lambda self: self.path / name, doc=f"`{name}` in the run folder")
 
@@ -352,6 +356,24 @@ class RunFolder:
         missing = [k for k in CONFIG_KEYS if k not in info]
         if missing:
             raise UserError(f"{self.config_file} lacks {', '.join(missing)}: not a config written by `hiva_core train`")
+        aus, size = info["aus"], info["image_size"]
+        wrong = [
+            key
+            for key, ok in (
+                ("model_name", isinstance(info["model_name"], str)),
+                ("model_config", isinstance(info["model_config"], dict)),
+                ("aus", isinstance(aus, list) and bool(aus) and all(_is_int(a) for a in aus)),
+                ("image_size", _is_int(size) and size > 0),
+                ("config", isinstance(info["config"], dict)),
+            )
+            if not ok
+        ]
+        if wrong:
+            raise UserError(
+                f"{self.config_file}: {', '.join(f'{k} = {info[k]!r}' for k in wrong)} is not what `hiva_core train` "
+                "writes (aus: a list of AU codes, image_size: pixels, model_config: an object); the file was edited "
+                "or damaged: restore it or train the run again"
+            )
         return info
 
     def read_train_config(self) -> TrainConfig:
@@ -612,7 +634,8 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
 
     run = RunFolder(run_dir)
     if not run.path.is_dir():
-        raise UserError(f"run folder {run.path} not found")
+        what = "is a file, not a run folder" if run.path.exists() else "not found"
+        raise UserError(f"run folder {run.path} {what}; give the folder written by `hiva_core train --out`")
     info = run.read_config()
     prior = run.read_prior()
     aus = [int(a) for a in info["aus"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -18,7 +19,7 @@ from typing import Any, Union
 
 import yaml
 
-from augtext.errors import UserError
+from augtext.errors import UserError, short_error
 from hiva_core.models.hiva import ModelConfig
 
 
@@ -126,7 +127,7 @@ class OptimSection:
         _require(
             (self.accum_steps >= 1, "optim.accum_steps must be >= 1"),
             (0 <= self.ema < 1, "optim.ema must be in [0, 1) (0 = off)"),
-            (self.lr > 0, "optim.lr must be > 0"),
+            (0 < self.lr < math.inf, "optim.lr must be a finite number > 0"),
             (0 <= self.backbone_lr_scale <= 1, "optim.backbone_lr_scale must be in [0, 1]"),
             (0 <= self.warmup_ratio < 1, "optim.warmup_ratio must be in [0, 1)"),
         )
@@ -310,8 +311,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file not found: {path}")
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:  # one line: YAML's own message spans several
+        raise UserError(
+            f"config file {path} is not valid YAML ({short_error(exc)}); fix it or leave --config out"
+        ) from None
     if tree is None:
         return {}
     if not isinstance(tree, Mapping):

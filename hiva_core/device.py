@@ -36,7 +36,10 @@ def pick_device(pref: str | None = None) -> torch.device:
         raise UserError(f"unknown device '{pref}'; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UserError(f"device '{pref}' asked for, but CUDA is not available here; use --set train.device=cpu")
+            raise UserError(
+                f"device '{pref}' asked for, but CUDA is not available here; use --device cpu or auto "
+                "(train: --set train.device=cpu)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(f"device '{pref}' asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
     elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

@@ -15,7 +15,9 @@ counts them, and the command fails (exit status 2) only when not a single input 
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ from hiva_core.faces.media import is_image, is_video, iter_video, read_image, vi
 from hiva_core.progress import progress_bar
 
 OUT_SUFFIXES = (".csv", ".parquet", ".json")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # https://..., ftp:/...; not C:/ (one letter)
 STAGES = ("read", "detect", "align", "model", "heatmaps", "write")
 
 
@@ -74,6 +77,8 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]
     sources: list[tuple[Path, str]] = []
     for raw in inputs:
         path = Path(raw)
+        if _URL.match(os.fspath(raw)):  # Path has already folded "https://" into "https:/"
+            raise UserError(f"input {raw}: a URL; predict reads local files only: download it, then give its path")
         if path.is_dir():
             found = sorted(
                 p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and (is_image(p) or is_video(p))
@@ -83,9 +88,18 @@ def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]
             sources.extend((p, "video" if is_video(p) else "image") for p in found)
         elif path.is_file():
             sources.append((path, "video" if is_video(path) else "image"))
+        elif path.exists():
+            raise UserError(f"input {path} is neither a file nor a folder (a device, a pipe?); give images or videos")
         else:
             raise UserError(f"input not found: {path}")
     return sources
+
+
+def check_min_face(min_face: float) -> None:
+    """--min-face must be a positive number of pixels: the detector finds nothing at 0, below or NaN, and every frame
+    would come out as no_face."""
+    if not 0 < min_face < math.inf:
+        raise UserError(f"--min-face must be a positive number of pixels (e.g. 20), got {min_face}")
 
 
 def frame_total(sources: Sequence[tuple[Path, str]]) -> int:
@@ -310,6 +324,8 @@ def run_predict(
     from hiva_core.checkpoint import LoadedRun, load_run, threshold_number
 
     threshold_number(threshold)  # a number outside [0, 1] fails before any work
+    if detect:
+        check_min_face(min_face)
     out = Path(out) if out is not None else None
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"--out {out}: unknown format {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")

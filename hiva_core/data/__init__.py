@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from augtext.errors import UserError, unwrap_worker_error
 from hiva_core.data.dataset import AUDataset, check_images
-from hiva_core.data.lists import LIST_FORMATS, load_list_dataset, split_list_spec
+from hiva_core.data.lists import list_spec_name, load_list_dataset
 from hiva_core.data.manifest import load_manifest_dataset
 from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, denormalize
 
@@ -47,14 +47,9 @@ def build_dataset(
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     transform = build_transforms(image_size, augment)
     text = os.fspath(spec)
-    parts = split_list_spec(text)
+    parts = list_spec_name(text)
     if parts is not None:
         name, root = parts
-        if name not in LIST_FORMATS:
-            raise UserError(
-                f"unknown dataset {text.partition(':')[0]!r} in {text!r}; use {', '.join(LIST_FORMATS)}:IMAGE_ROOT "
-                "or a manifest .csv/.parquet"
-            )
         if split not in ("train", "test"):
             raise UserError(f"{name} list files hold train and test splits only, not {split!r}")
         if not root:

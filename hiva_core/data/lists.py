@@ -32,6 +32,19 @@ def split_list_spec(spec: str | os.PathLike) -> tuple[str, str] | None:
     return match.group(1).lower(), match.group(2)
 
 
+def list_spec_name(spec: str | os.PathLike) -> tuple[str, str] | None:
+    """`split_list_spec`, with a name that is not a list format (`bp4:ROOT`, `ck:ROOT`) a UserError naming the ones
+    there are (not a manifest of that name: one reading for every command)."""
+    parts = split_list_spec(spec)
+    if parts is not None and parts[0] not in LIST_FORMATS:
+        text = os.fspath(spec)
+        raise UserError(
+            f"unknown dataset {text.partition(':')[0]!r} in {text!r}; use {', '.join(LIST_FORMATS)}:IMAGE_ROOT "
+            "or a manifest .csv/.parquet"
+        )
+    return parts
+
+
 @dataclass(frozen=True)
 class ListFormat:
     name: str  # "bp4d"
@@ -92,7 +105,9 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise UserError(f"cannot read list file {path}: {exc}") from None
     try:
-        return data.decode("utf-8").replace("\r\n", "\n")
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first path or label;
+        # Windows (CRLF) and old Mac (CR) line ends are line ends
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not a UTF-8 text file ({exc})") from None
 
@@ -106,9 +121,10 @@ def _lines(text: str) -> list[str]:
 
 
 def read_path_list(path: str | os.PathLike) -> list[str]:
-    """One image path a line (relative to the image root, or absolute). A blank line inside is a UserError."""
+    """One image path a line (relative to the image root, or absolute); spaces at a line's end are not part of the
+    path. A blank line inside is a UserError."""
     path = Path(path)
-    lines = _lines(_read_text(path))
+    lines = [line.rstrip() for line in _lines(_read_text(path))]
     if "" in lines:
         raise UserError(f"{path}: line {lines.index('') + 1} is empty; every line must name one image")
     return lines

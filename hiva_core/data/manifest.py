@@ -10,6 +10,7 @@ Optional columns: `fold` (int; test = fold k, train = the others), `split` (trai
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import warnings
@@ -52,11 +53,25 @@ def read_label_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
-        # No missing-value guessing: a cell is what the file says, and _labels decides which spellings are unknown.
-        return pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False)
+            df = pd.read_parquet(path)
+        else:
+            # No missing-value guessing: a cell is what the file says, and _labels decides which spellings are
+            # unknown. skipinitialspace: "path, AU1" and ", 1" are the columns and values they look like.
+            df = pd.read_csv(path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, skipinitialspace=True)
+            _check_header(path)
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"cannot read manifest {path}: {exc}") from None
+    df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+    return df
+
+
+def _check_header(path: Path) -> None:
+    """A column named twice is an error: pandas would rename the second (AU1.1), and its labels be ignored."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = [name.strip() for name in next(csv.reader(fh), [])]
+    twice = sorted({name for name in header if header.count(name) > 1 and name})
+    if twice:
+        raise UserError(f"{path}: line 1 names column(s) {', '.join(twice)} more than once; keep one of each")
 
 
 def _cell(column: pd.Series, row: int) -> object:
@@ -67,7 +82,11 @@ def _cell(column: pd.Series, row: int) -> object:
 
 def _row_name(path: Path, row: int) -> str:
     """CSV: the line in the file (line 1 is the header); Parquet: the 1-based row."""
-    return f"{path}: line {row + 2}" if path.suffix.lower() == ".csv" else f"{path}: row {row + 1}"
+    return f"{path}: {_row_label(path, row)}"
+
+
+def _row_label(path: Path, row: int) -> str:
+    return f"line {row + 2}" if path.suffix.lower() == ".csv" else f"row {row + 1}"
 
 
 def au_columns(df: pd.DataFrame, path: Path) -> dict[int, str]:
@@ -178,12 +197,23 @@ def load_manifest_dataset(
     path = find_manifest(spec)
     df = read_label_manifest(path)
     if "path" not in df.columns:
-        raise UserError(f"{path} has no 'path' column; its columns: {', '.join(map(str, df.columns))}")
+        sep = next((c for c in ";\t|" if any(c in str(name) for name in df.columns)), None)
+        hint = f"; its header looks separated by {sep!r}: write the manifest comma-separated" if sep else ""
+        raise UserError(f"{path} has no 'path' column; its columns: {', '.join(map(str, df.columns))}{hint}")
     columns = au_columns(df, path)
     labels = _labels(df, columns, path)
     empty = df["path"].isna() | df["path"].astype(str).str.strip().eq("")
     if empty.any():
         raise UserError(f"{_row_name(path, int(np.flatnonzero(empty.to_numpy())[0]))}: empty path")
+    names = df["path"].astype(str).str.strip()
+    again = names.duplicated()
+    if again.any():  # counted twice in training and metrics, or in two folds (test frames trained on)
+        row = int(np.flatnonzero(again.to_numpy())[0])
+        first = int(np.flatnonzero((names == names.iloc[row]).to_numpy())[0])
+        raise UserError(
+            f"{_row_name(path, row)}: path {names.iloc[row]!r} is listed again (first on {_row_label(path, first)}); "
+            "list each image once"
+        )
     keep = _select_rows(df, path, split, fold)
     df, labels = df[keep], labels[keep]
     labels, aus = select_aus(labels, list(columns), aus, str(path))

@@ -39,9 +39,9 @@ class DataLayout:
 
 def list_format(spec: str | os.PathLike):
     """The ListFormat of a `bp4d:` / `disfa:` / `gft:` spec, or None for a manifest."""
-    from hiva_core.data.lists import LIST_FORMATS, split_list_spec
+    from hiva_core.data.lists import LIST_FORMATS, list_spec_name
 
-    parts = split_list_spec(spec)
+    parts = list_spec_name(spec)
     return LIST_FORMATS.get(parts[0]) if parts else None
 
 

@@ -1,0 +1,173 @@
+"""Bad input a user plausibly gives the `hiva_core` command line: one `error: ...` line naming the thing, exit status 2,
+nothing written. Real files and the real entry point (`hiva_core.cli.main`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hiva_core.cli import main
+from tests.hiva_core.conftest import train_argv
+from tests.hiva_core.imagefix import write_images, write_list_pair
+
+
+def _error_line(capsys) -> str:
+    """The command's stderr, checked to be the one `error: ...` line of the contract."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def _manifest(tiny_faces: Path, folder: Path, rows: int = 12) -> pd.DataFrame:
+    """The first rows of the tiny faces' manifest, with absolute image paths (manifests written under `folder`)."""
+    df = pd.read_csv(tiny_faces).head(rows).drop(columns=["fold", "subject"])
+    df["path"] = [str(tiny_faces.parent / p) for p in df["path"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    return df
+
+
+def _train_fails(text_cache: Path, data: Path, out: Path, capsys, *extra: str) -> str:
+    assert main(train_argv(text_cache, data, out, *extra, epochs=1)) == 2
+    assert not out.exists()  # nothing made
+    return _error_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------------------ manifests
+def test_manifest_column_named_twice(tmp_path, text_cache, tiny_faces, capsys):
+    """pandas renames a second AU1 to AU1.1, whose labels were then silently left out of training."""
+    data = tmp_path / "m.csv"
+    text = _manifest(tiny_faces, tmp_path).to_csv(index=False)
+    data.write_text(text.replace("path,AU1,AU2,AU4", "path,AU1,AU2,AU1", 1))
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert f"{data}: line 1" in line and "AU1 more than once" in line
+
+
+def test_manifest_path_listed_twice(tmp_path, text_cache, tiny_faces, capsys):
+    df = _manifest(tiny_faces, tmp_path)
+    data = tmp_path / "m.csv"
+    pd.concat([df, df.iloc[[3]].assign(AU1=1 - df["AU1"].iloc[3])]).to_csv(data, index=False)
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert f"{data}: line 14" in line and "listed again (first on line 5)" in line
+
+
+def test_manifest_header_with_spaces_is_read(tmp_path, text_cache, tiny_faces, capsys):
+    """`path, AU1, AU2` (spaces after the commas) names the columns it looks like: the bad label on line 4 is what
+    fails, not 'no AU label columns'."""
+    df = _manifest(tiny_faces, tmp_path).astype({"AU2": object})
+    df.loc[2, "AU2"] = "x"
+    data = tmp_path / "m.csv"
+    data.write_text(df.to_csv(index=False).replace(",", ", "))
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert f"{data}: line 4: AU2 = 'x' is not allowed" in line
+
+
+def test_manifest_semicolons_say_so(tmp_path, text_cache, tiny_faces, capsys):
+    data = tmp_path / "m.csv"
+    _manifest(tiny_faces, tmp_path).to_csv(data, index=False, sep=";")
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert "no 'path' column" in line and "separated by ';'" in line and "comma-separated" in line
+
+
+def test_unknown_dataset_name_is_named(tmp_path, trained_run, capsys):
+    run_dir, _ = trained_run
+    assert main(["eval", "--run", str(run_dir), "--data", f"bp4:{tmp_path}", "--lists", str(tmp_path)]) == 2
+    assert "unknown dataset 'bp4'" in _error_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------------------ list files
+def test_list_files_from_windows_editors_read(tmp_path, text_cache, capsys, one_thread):
+    """A byte-order mark, old Mac (CR) line ends and spaces after a path are how editors save list files: read as
+    the paths and labels they hold."""
+    paths = [f"SN001/{i}.png" for i in range(8)]
+    labels = [[i % 2, (i + 1) % 2, 0, 1, 0, i % 2, 0, 1] for i in range(8)]
+    write_images(tmp_path / "img", paths)
+    lists = tmp_path / "lists"
+    for split in ("train", "test"):
+        path_file, label_file = write_list_pair(
+            lists / f"DISFA_{split}_path_fold1.txt", lists / f"DISFA_{split}_label_fold1.txt", paths, labels
+        )
+        path_file.write_bytes(b"\xef\xbb\xbf" + path_file.read_bytes().replace(b"\n", b"  \r\n"))
+        label_file.write_bytes(b"\xef\xbb\xbf" + label_file.read_bytes().replace(b"\n", b"\r"))
+    out = tmp_path / "run"
+    argv = train_argv(text_cache, f"disfa:{tmp_path / 'img'}", out, "--lists", str(lists), epochs=1)
+    assert main([*argv, "--set", "data.aus=1,2,4,6"]) == 0, capsys.readouterr().err
+    assert (out / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------ run folders
+@pytest.mark.parametrize(
+    "edit",
+    [{"aus": "1,2,4"}, {"image_size": "big"}, {"model_config": None}],
+    ids=["aus-text", "image-size-text", "model-config-null"],
+)
+def test_run_config_edited_by_hand(tmp_path, trained_run, tiny_faces, capsys, edit):
+    run_dir, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **edit}))
+    key = next(iter(edit))
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(tmp_path / "e.json")]) == 2
+    line = _error_line(capsys)
+    assert f"{run / 'config.json'}: {key} = " in line and "restore it or train the run again" in line
+    assert not (tmp_path / "e.json").exists()
+    image = tiny_faces.parent / "img" / "000.png"
+    assert main(["predict", str(image), "--run", str(run), "--no-detect", "--out", str(tmp_path / "p.csv")]) == 2
+    assert f"{key} = " in _error_line(capsys) and not (tmp_path / "p.csv").exists()
+
+
+def test_run_that_is_a_file(tmp_path, tiny_faces, capsys):
+    assert main(["eval", "--run", str(tiny_faces), "--data", str(tiny_faces)]) == 2
+    assert f"run folder {tiny_faces} is a file, not a run folder" in _error_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------------------ options
+def test_config_yaml_error_is_one_line(tmp_path, text_cache, tiny_faces, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("train: [1, 2\n")
+    line = _train_fails(text_cache, tiny_faces, tmp_path / "run", capsys, "--config", str(config))
+    assert f"config file {config} is not valid YAML" in line
+
+
+def test_infinite_learning_rate_refused_before_training(tmp_path, text_cache, tiny_faces, capsys):
+    line = _train_fails(text_cache, tiny_faces, tmp_path / "run", capsys, "--set", "optim.lr=inf")
+    assert "optim.lr must be a finite number > 0" in line
+
+
+# ------------------------------------------------------------------------------------------------------ predict, adapt
+def test_predict_inputs_that_are_not_files(trained_run, capsys):
+    run_dir, _ = trained_run
+    assert main(["predict", "https://example.com/face.jpg", "--run", str(run_dir), "--no-detect"]) == 2
+    line = _error_line(capsys)
+    assert "https:/example.com/face.jpg: a URL" in line and "download it" in line
+    assert main(["predict", "/dev/null", "--run", str(run_dir), "--no-detect"]) == 2
+    assert "input /dev/null is neither a file nor a folder" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan"])
+def test_min_face_must_be_positive(tmp_path, trained_run, tiny_faces, capsys, value):
+    """A min face of 0, below or NaN found no face at all: every frame came out no_face with exit status 0."""
+    run_dir, _ = trained_run
+    image = str(tiny_faces.parent / "img" / "000.png")
+    out = tmp_path / "p.csv"
+    assert main(["predict", image, "--run", str(run_dir), "--min-face", value, "--out", str(out)]) == 2
+    assert "--min-face must be a positive number of pixels" in _error_line(capsys)
+    assert not out.exists()
+    assert main(["adapt", image, "--run", str(run_dir), "--out", str(tmp_path / "a"), "--min-face", value]) == 2
+    assert "--min-face must be a positive number of pixels" in _error_line(capsys)
+    assert not (tmp_path / "a").exists()
+
+
+def test_cuda_asked_for_without_cuda_names_the_option(trained_run, tiny_faces, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run_dir, _ = trained_run
+    image = str(tiny_faces.parent / "img" / "000.png")
+    assert main(["predict", image, "--run", str(run_dir), "--no-detect", "--device", "cuda"]) == 2
+    assert "use --device cpu" in _error_line(capsys)
