@@ -43,6 +43,11 @@ def synth(
     workers: int = typer.Option(1, help="Render processes."),
     shifted: bool = typer.Option(False, help="Render the shifted test split (harder pose and light, new people)."),
     msaa: int = typer.Option(4, help="Anti-aliasing samples per pixel of the face outline (0 = off)."),
+    posed: bool = typer.Option(
+        False,
+        help="Posed expressions: each face shows the AUs of a basic emotion's FACS prototype or a variant (or none), "
+        "not a BP4D label row; the same people and scenes as without it.",
+    ),
     factors: str = typer.Option(
         "all",
         help="Factors of variation that are on: all, none (the old narrow SynthAU), a list (pose,lighting) or all "
@@ -67,6 +72,7 @@ def synth(
         shifted=shifted,
         msaa=msaa,
         factors=factors,
+        posed=posed,
     )
 
 

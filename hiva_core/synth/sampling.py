@@ -16,6 +16,7 @@ import numpy as np
 
 from hiva_core.synth.aumap import OCCURRENCE_THRESHOLD
 from hiva_core.synth.calibration import sample_intensities, sample_occurrence, sample_sides
+from hiva_core.synth.expressions import sample_expression
 from hiva_core.synth.factors import ALL, factor_rng, parse_factors
 from hiva_core.synth.look import Look, beard_look, crease_look, hair_look, skin_look
 from hiva_core.synth.overlays import sample_occluders
@@ -72,6 +73,7 @@ class SampleParams:
     downscale: float = 1.0  # low resolution: the face as captured at this fraction of 256 px, enlarged back
     color_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # white balance of the camera
     gamma: float = 1.0
+    expression: str = ""  # posed sets (`synth --posed`): the expression whose AUs the face shows
 
     @property
     def labels(self) -> dict[int, int]:
@@ -227,8 +229,10 @@ def _degradations(rng: np.random.Generator, wide: bool) -> dict:
     }
 
 
-def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> SampleParams:
-    """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names)."""
+def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, posed: bool = False) -> SampleParams:
+    """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names).
+    `posed`: the AUs are a posed expression's (hiva_core.synth.expressions, from a stream of its own) instead of a
+    BP4D label row; the person and every other draw stay those of the same index without it (a paired set)."""
     factors = _factors(factors)
     on, split = set(factors), _split(shifted)
     identity = index // SAMPLES_PER_IDENTITY
@@ -238,7 +242,10 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> 
 
     base = np.random.default_rng(np.random.SeedSequence([seed, split, index]))
     ident = sample_identity(seed, identity, shifted, factors)
-    occurring = sample_occurrence(base)
+    occurring = sample_occurrence(base)  # drawn even when posed, so that the base stream's later draws stay paired
+    expression = ""
+    if posed:
+        expression, occurring = sample_expression(factor_rng(seed, split, "expression", index))
     r_int = rng("intensity")
     au = sample_intensities(occurring, r_int, "intensity" in on)
     sides = sample_sides(au, r_int) if "intensity" in on else {}
@@ -278,4 +285,5 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL) -> 
         occluders=sample_occluders(rng("occluders")) if "occluders" in on else (),
         **_lighting(rng("lighting"), "lighting" in on, shifted),
         **_degradations(rng("degradations"), "degradations" in on),
+        expression=expression,
     )

@@ -11,7 +11,8 @@ rendering; missing or unreadable images are rendered again (deterministic: the s
 
 Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 for every SYNTH_AUS code,
 `AU<code>_int` intensity in [0, 1], `subject` (one synthetic identity), `identity`, then `fold` (1..3, identity-
-exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `index`, `yaw`, `pitch`,
+exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `expression` (posed sets
+only: `synth --posed`, hiva_core.synth.expressions), `index`, `yaw`, `pitch`,
 `roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels) and `landmarks` (a JSON list of 136 numbers,
 x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels).
 """
@@ -46,7 +47,7 @@ FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 
-def manifest_columns(shifted: bool) -> list[str]:
+def manifest_columns(shifted: bool, posed: bool = False) -> list[str]:
     aus = [au_label(a) for a in SYNTH_AUS]
     return [
         "path",
@@ -55,6 +56,7 @@ def manifest_columns(shifted: bool) -> list[str]:
         "subject",
         "identity",
         "split" if shifted else "fold",
+        *(["expression"] if posed else []),
         "index",
         "yaw",
         "pitch",
@@ -82,6 +84,8 @@ def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
         row["split"] = "test"
     else:
         row["fold"] = params.fold
+    if params.expression:
+        row["expression"] = params.expression
     row.update(index=params.index, yaw=round(params.yaw, 3), pitch=round(params.pitch, 3), roll=round(params.roll, 3))
     row.update({k: round(float(v), 2) for k, v in zip(("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)})
     row["landmarks"] = json.dumps([round(float(x), 2) for x in landmarks.reshape(-1)])
@@ -92,16 +96,24 @@ class _Worker:
     """A renderer bound to one set; lives in the main process (workers=1) or once per render process."""
 
     def __init__(
-        self, out: Path, size: int, seed: int, face_model: Path, shifted: bool, msaa: int, factors: tuple[str, ...]
+        self,
+        out: Path,
+        size: int,
+        seed: int,
+        face_model: Path,
+        shifted: bool,
+        msaa: int,
+        factors: tuple[str, ...],
+        posed: bool = False,
     ):
         from hiva_core.synth.facemodel import load_face_model
         from hiva_core.synth.render import Renderer
 
-        self.out, self.seed, self.shifted, self.factors = out, seed, shifted, factors
+        self.out, self.seed, self.shifted, self.factors, self.posed = out, seed, shifted, factors, posed
         self.renderer = Renderer(load_face_model(face_model), size, samples=msaa)
 
     def __call__(self, index: int) -> dict:
-        params = sample_params(self.seed, index, self.shifted, self.factors)
+        params = sample_params(self.seed, index, self.shifted, self.factors, self.posed)
         path = self.out / image_name(index)
         if _valid_image(path, self.renderer.size):  # rendered before the manifest was last written: labels only
             verts, _, mvp, _ = self.renderer.geometry(params)
@@ -166,8 +178,10 @@ def _check_meta(out: Path, meta: dict) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    for key in ("seed", "size", "shifted", "format_version", "factors", "msaa", "bp4d_calibration"):
+    for key in ("seed", "size", "shifted", "posed", "format_version", "factors", "msaa", "bp4d_calibration"):
         was, now = old.get(key), meta[key]
+        if key == "posed":  # a set made before --posed existed is not posed
+            was = bool(was)
         if key == "bp4d_calibration":  # the lists may move with a checkout; what the labels are drawn from may not
             was, now = was == FALLBACK_SOURCE, now == FALLBACK_SOURCE
         if was != now:
@@ -188,11 +202,13 @@ def run_synth(
     msaa: int = 4,
     progress: bool = True,
     factors: str | tuple[str, ...] | None = "all",
+    posed: bool = False,
 ) -> Path:
     """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it.
 
     `factors`: the factors of variation that are on, a SPEC (`all`, `none`, `-occluders,-pose`, `pose,lighting`) or
-    names; see hiva_core.synth.factors."""
+    names; see hiva_core.synth.factors. `posed`: each face poses an expression (hiva_core.synth.expressions) instead
+    of showing a BP4D label row's AUs; the people and scenes are those of the same seed without it."""
     from hiva_core.synth.facemodel import find_face_model
 
     if n < 1:
@@ -215,6 +231,7 @@ def run_synth(
         "size": size,
         "shifted": shifted,
         "split": "shifted test" if shifted else "3 identity-exclusive folds",
+        "posed": posed,
         "factors": list(factors),
         "factors_spec": factors_label(factors),
         "face_model": str(model_path),
@@ -242,12 +259,12 @@ def run_synth(
     with atomic_write(out / META, "w") as fh:
         json.dump(meta, fh, indent=1)
 
-    columns = manifest_columns(shifted)
+    columns = manifest_columns(shifted, posed)
     manifest = out / MANIFEST
     old = _read_rows(manifest)
     rows = {i: r for i, r in old.items() if i < n and _valid_image(out / image_name(i), size)}
     todo = [i for i in range(n) if i not in rows]
-    args = (out, size, seed, model_path, shifted, msaa, factors)
+    args = (out, size, seed, model_path, shifted, msaa, factors, posed)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

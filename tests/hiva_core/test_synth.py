@@ -384,3 +384,53 @@ def test_workers_and_shifted_split(face_model_path, synth_set, tmp_path):
     assert list(df.columns) == manifest_columns(shifted=True)
     assert set(df["split"]) == {"test"} and df["subject"].str.startswith("X").all()
     assert main(["synth", "--out", str(tmp_path / "y"), "--n", "0", "--face-model", str(face_model_path)]) == 2
+
+
+# --- posed expressions ----------------------------------------------------------------------------------------------
+
+
+def test_posed_faces_show_an_expressions_aus_on_the_same_people_and_scenes():
+    from hiva_core.synth.expressions import EXPRESSIONS
+
+    variants = {name: {frozenset(v) for v in vs} for name, vs in EXPRESSIONS.items()}
+    assert all(set(v) <= set(SYNTH_AUS) for vs in EXPRESSIONS.values() for v in vs)  # every AU is one SynthAU renders
+    seen = set()
+    for i in range(140):
+        posed, plain = sampling.sample_params(0, i, posed=True), sampling.sample_params(0, i)
+        present = frozenset(a for a, on in posed.labels.items() if on)
+        assert present in variants[posed.expression], (i, posed.expression, sorted(present))
+        assert plain.expression == "" and posed.expression in EXPRESSIONS
+        seen.add(posed.expression)
+        # Paired: the person and every other draw are the plain sample's; only the AUs differ.
+        assert posed.identity.identity == plain.identity.identity
+        np.testing.assert_array_equal(posed.identity.weights, plain.identity.weights)
+        assert (posed.yaw, posed.pitch, posed.cam_distance, posed.jpeg_quality, posed.extra) == (
+            plain.yaw,
+            plain.pitch,
+            plain.cam_distance,
+            plain.jpeg_quality,
+            plain.extra,
+        )
+        np.testing.assert_array_equal(posed.key_dir, plain.key_dir)
+    assert seen == set(EXPRESSIONS)  # 140 draws reach all seven
+    again = sampling.sample_params(0, 7, posed=True)
+    assert again.au == sampling.sample_params(0, 7, posed=True).au  # deterministic
+
+
+def test_posed_set_records_its_expressions_and_refuses_mixing(face_model_path, tmp_path):
+    from hiva_core.cli import main
+
+    out = tmp_path / "posed"
+    args = ["synth", "--out", str(out), "--n", "4", "--size", str(SIZE), "--face-model", str(face_model_path)]
+    assert main([*args, "--posed", "--shifted"]) == 0
+    df = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert list(df.columns) == manifest_columns(shifted=True, posed=True)
+    for _, row in df.iterrows():
+        params = sampling.sample_params(0, int(row["index"]), shifted=True, posed=True)
+        assert row["expression"] == params.expression
+        assert [row[f"AU{a}"] for a in SYNTH_AUS] == [params.labels[a] for a in SYNTH_AUS]
+    assert json.loads((out / "synth.json").read_text())["posed"] is True
+    before = (out / "manifest.csv").read_bytes()
+    assert main([*args, "--shifted"]) == 2  # the same folder without --posed: refused, nothing changed
+    assert (out / "manifest.csv").read_bytes() == before
+    assert "expression" not in manifest_columns(shifted=False)
