@@ -43,10 +43,11 @@ def synth(
     workers: int = typer.Option(1, help="Render processes."),
     shifted: bool = typer.Option(False, help="Render the shifted test split (harder pose and light, new people)."),
     msaa: int = typer.Option(4, help="Anti-aliasing samples per pixel of the face outline (0 = off)."),
-    posed: bool = typer.Option(
-        False,
-        help="Posed expressions: each face shows the AUs of a basic emotion's FACS prototype or a variant (or none), "
-        "not a BP4D label row; the same people and scenes as without it.",
+    labels: str = typer.Option(
+        "bp4d",
+        help="How each face's AUs are drawn: bp4d (real BP4D label rows: their rates and co-occurrence), independent "
+        "(every AU on its own at the same rates), posed (a basic emotion's FACS prototype or a variant, or neutral). "
+        "The people and scenes are the same whichever.",
     ),
     factors: str = typer.Option(
         "all",
@@ -72,7 +73,7 @@ def synth(
         shifted=shifted,
         msaa=msaa,
         factors=factors,
-        posed=posed,
+        labels=labels,
     )
 
 

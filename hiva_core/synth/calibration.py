@@ -134,6 +134,34 @@ def sample_occurrence(rng: np.random.Generator) -> set[int]:
     return on
 
 
+@lru_cache(maxsize=1)
+def bp4d_marginals() -> np.ndarray:
+    """The 12 BP4D AUs' occurrence rates (BP4D_AUS order) that `sample_occurrence` draws with."""
+    masks, probs, residual, _ = bp4d_combinations()
+    bits = np.array([[(int(m) >> i) & 1 for i in range(12)] for m in masks], dtype=np.float64)
+    rows = (probs / probs.sum()) @ bits
+    return (1 - residual) * rows + residual * np.array(BP4D_FALLBACK_RESIDUAL_RATES)
+
+
+def sample_independent(rng: np.random.Generator) -> set[int]:
+    """The AUs that occur, each on its own: the BP4D AUs at BP4D's rates and the others at OTHER_AU_RATES, with no
+    co-occurrence (no label rows, no coupling), then only the rules that are physical: AU26/AU27 exclude each other,
+    AU24 and AU28 switch off AU25/26/27, AU18/AU20/AU22 exclude each other, AU43 switches off AU5."""
+    on = {au for au, rate in zip(BP4D_AUS, bp4d_marginals(), strict=True) if rng.uniform() < rate}
+    u = {au: rng.uniform() for au in OTHER_AU_RATES}
+    on |= {au for au, rate in OTHER_AU_RATES.items() if u[au] < rate}
+    if 26 in on and 27 in on:
+        on.discard(26 if u[26] < u[27] else 27)
+    if on & {24, 28}:
+        on -= {25, 26, 27}
+    for first, rest in ((18, (20, 22)), (20, (22,))):
+        if first in on:
+            on -= set(rest)
+    if 43 in on:
+        on.discard(5)
+    return on
+
+
 def sample_intensities(on: set[int], rng: np.random.Generator, wide: bool = False) -> dict[int, float]:
     """Intensity of every SYNTH_AUS code: occurring AUs at [0.3, 1] (wide: often slight, 0.3-0.5), the others 0 or
     a sub-threshold trace."""

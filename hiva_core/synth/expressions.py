@@ -1,12 +1,13 @@
 """Posed expressions: the AUs of the basic emotions' prototypes and their major variants, as FACS codes them.
 
-`hiva_core synth --posed` draws each face's AUs from this table instead of BP4D label rows: one of six emotions or a
-neutral face, equally often, then one of that emotion's AU combinations. The table is EMFACS's (Ekman, Friesen and
-Hager, *FACS Investigator's Guide*, 2002, the prototypes and major variants of surprise, fear, happiness, sadness,
-disgust and anger), restricted to the AUs SynthAU renders (AU11, AU54 and AU64 of some variants are left out; an
-intensity letter or a `25/26/27` choice becomes one combination each). Such a set differs from BP4D-like training
-data the way faces posed to FACS-coded targets do: few AUs per face (a third of them none or one), co-occurrence by
-emotion rather than by conversation, and AUs BP4D's rows rarely combine (AU5 with AU1+AU2, AU20 with AU4).
+`hiva_core synth --labels posed` draws each face's AUs from this table instead of BP4D label rows: one of six
+emotions or a neutral face, equally often, then one of that emotion's AU combinations. The table is EMFACS's (Ekman,
+Friesen and Hager, *FACS Investigator's Guide*, 2002, the prototypes and major variants of surprise, fear,
+happiness, sadness, disgust and anger), restricted to the AUs SynthAU renders (AU11, AU54 and AU64 of some variants
+are left out; an intensity letter or a `25/26/27` choice becomes one combination each). Such a set differs from
+BP4D-like training data the way faces posed to FACS-coded targets do: few AUs per face (a quarter of them none or
+one), co-occurrence by emotion rather than by conversation, and AUs BP4D's rows rarely combine (AU5 with AU1+AU2,
+AU20 with AU4).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ FACTORS: dict[str, str] = {
 ALL: tuple[str, ...] = tuple(FACTORS)
 STREAM = {name: 101 + i for i, name in enumerate(FACTORS)}  # random-stream codes (never reorder: they seed draws)
 STREAM["background"] = 100  # not a factor: the background's noise, apart from every factor (format 4)
-STREAM["expression"] = 99  # not a factor: the posed expression of `synth --posed` (hiva_core.synth.expressions)
+STREAM["labels"] = 99  # not a factor: the AUs of `synth --labels independent|posed` (hiva_core.synth.sampling)
 
 
 def parse_factors(spec: str | None = "all") -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hiva_core.synth.aumap import OCCURRENCE_THRESHOLD
-from hiva_core.synth.calibration import sample_intensities, sample_occurrence, sample_sides
+from hiva_core.synth.calibration import sample_independent, sample_intensities, sample_occurrence, sample_sides
 from hiva_core.synth.expressions import sample_expression
 from hiva_core.synth.factors import ALL, factor_rng, parse_factors
 from hiva_core.synth.look import Look, beard_look, crease_look, hair_look, skin_look
@@ -28,6 +28,9 @@ SPLIT_CODE = {"train": 1, "shifted": 2}
 IDENTITY_MODES = 40  # identity PCA modes sampled with `identity` off (the rest carry < 0.03 cm rms each)
 IDENTITY_MODES_ALL = 100  # the whole ICT identity space (`identity` on)
 SHIFTED_IDENTITY_SCALE = 1.6
+# How a face's AUs are drawn (`synth --labels`): BP4D label rows (their co-occurrence), every AU on its own at the same
+# rates (no co-occurrence to learn), or a posed basic-emotion prototype (hiva_core.synth.expressions).
+LABELS = ("bp4d", "independent", "posed")
 
 
 @dataclass
@@ -73,7 +76,7 @@ class SampleParams:
     downscale: float = 1.0  # low resolution: the face as captured at this fraction of 256 px, enlarged back
     color_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # white balance of the camera
     gamma: float = 1.0
-    expression: str = ""  # posed sets (`synth --posed`): the expression whose AUs the face shows
+    expression: str = ""  # posed sets (`synth --labels posed`): the expression whose AUs the face shows
 
     @property
     def labels(self) -> dict[int, int]:
@@ -229,10 +232,10 @@ def _degradations(rng: np.random.Generator, wide: bool) -> dict:
     }
 
 
-def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, posed: bool = False) -> SampleParams:
+def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, labels: str = "bp4d") -> SampleParams:
     """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names).
-    `posed`: the AUs are a posed expression's (hiva_core.synth.expressions, from a stream of its own) instead of a
-    BP4D label row; the person and every other draw stay those of the same index without it (a paired set)."""
+    `labels` (LABELS): how the AUs are drawn; with `independent` or `posed` they come from a stream of their own, so
+    the person and every other draw stay those of the same index with `bp4d` (a paired set)."""
     factors = _factors(factors)
     on, split = set(factors), _split(shifted)
     identity = index // SAMPLES_PER_IDENTITY
@@ -242,10 +245,14 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, pos
 
     base = np.random.default_rng(np.random.SeedSequence([seed, split, index]))
     ident = sample_identity(seed, identity, shifted, factors)
-    occurring = sample_occurrence(base)  # drawn even when posed, so that the base stream's later draws stay paired
+    occurring = sample_occurrence(base)  # drawn whatever `labels`, so that the base stream's later draws stay paired
     expression = ""
-    if posed:
-        expression, occurring = sample_expression(factor_rng(seed, split, "expression", index))
+    if labels == "posed":
+        expression, occurring = sample_expression(factor_rng(seed, split, "labels", index))
+    elif labels == "independent":
+        occurring = sample_independent(factor_rng(seed, split, "labels", index))
+    elif labels != "bp4d":
+        raise ValueError(f"labels must be one of {LABELS}, not {labels!r}")
     r_int = rng("intensity")
     au = sample_intensities(occurring, r_int, "intensity" in on)
     sides = sample_sides(au, r_int) if "intensity" in on else {}

@@ -12,7 +12,7 @@ rendering; missing or unreadable images are rendered again (deterministic: the s
 Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 for every SYNTH_AUS code,
 `AU<code>_int` intensity in [0, 1], `subject` (one synthetic identity), `identity`, then `fold` (1..3, identity-
 exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `expression` (posed sets
-only: `synth --posed`, hiva_core.synth.expressions), `index`, `yaw`, `pitch`,
+only: `synth --labels posed`, hiva_core.synth.expressions), `index`, `yaw`, `pitch`,
 `roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels) and `landmarks` (a JSON list of 136 numbers,
 x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels).
 """
@@ -35,7 +35,7 @@ from augtext.io import atomic_write, utc_now
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
 from hiva_core.synth.calibration import FALLBACK_SOURCE, bp4d_combinations
 from hiva_core.synth.factors import FACTORS, factors_label, parse_factors
-from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, sample_params
+from hiva_core.synth.sampling import LABELS, SAMPLES_PER_IDENTITY, SampleParams, sample_params
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
@@ -47,7 +47,7 @@ FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 
-def manifest_columns(shifted: bool, posed: bool = False) -> list[str]:
+def manifest_columns(shifted: bool, labels: str = "bp4d") -> list[str]:
     aus = [au_label(a) for a in SYNTH_AUS]
     return [
         "path",
@@ -56,7 +56,7 @@ def manifest_columns(shifted: bool, posed: bool = False) -> list[str]:
         "subject",
         "identity",
         "split" if shifted else "fold",
-        *(["expression"] if posed else []),
+        *(["expression"] if labels == "posed" else []),
         "index",
         "yaw",
         "pitch",
@@ -104,16 +104,16 @@ class _Worker:
         shifted: bool,
         msaa: int,
         factors: tuple[str, ...],
-        posed: bool = False,
+        labels: str = "bp4d",
     ):
         from hiva_core.synth.facemodel import load_face_model
         from hiva_core.synth.render import Renderer
 
-        self.out, self.seed, self.shifted, self.factors, self.posed = out, seed, shifted, factors, posed
+        self.out, self.seed, self.shifted, self.factors, self.labels = out, seed, shifted, factors, labels
         self.renderer = Renderer(load_face_model(face_model), size, samples=msaa)
 
     def __call__(self, index: int) -> dict:
-        params = sample_params(self.seed, index, self.shifted, self.factors, self.posed)
+        params = sample_params(self.seed, index, self.shifted, self.factors, self.labels)
         path = self.out / image_name(index)
         if _valid_image(path, self.renderer.size):  # rendered before the manifest was last written: labels only
             verts, _, mvp, _ = self.renderer.geometry(params)
@@ -178,10 +178,10 @@ def _check_meta(out: Path, meta: dict) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    for key in ("seed", "size", "shifted", "posed", "format_version", "factors", "msaa", "bp4d_calibration"):
+    for key in ("seed", "size", "shifted", "labels", "format_version", "factors", "msaa", "bp4d_calibration"):
         was, now = old.get(key), meta[key]
-        if key == "posed":  # a set made before --posed existed is not posed
-            was = bool(was)
+        if key == "labels":  # a set made before --labels existed has BP4D rows
+            was = was or "bp4d"
         if key == "bp4d_calibration":  # the lists may move with a checkout; what the labels are drawn from may not
             was, now = was == FALLBACK_SOURCE, now == FALLBACK_SOURCE
         if was != now:
@@ -202,13 +202,13 @@ def run_synth(
     msaa: int = 4,
     progress: bool = True,
     factors: str | tuple[str, ...] | None = "all",
-    posed: bool = False,
+    labels: str = "bp4d",
 ) -> Path:
     """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it.
 
     `factors`: the factors of variation that are on, a SPEC (`all`, `none`, `-occluders,-pose`, `pose,lighting`) or
-    names; see hiva_core.synth.factors. `posed`: each face poses an expression (hiva_core.synth.expressions) instead
-    of showing a BP4D label row's AUs; the people and scenes are those of the same seed without it."""
+    names; see hiva_core.synth.factors. `labels` (sampling.LABELS): how each face's AUs are drawn — BP4D label rows,
+    each AU on its own, or a posed expression (hiva_core.synth.expressions); the people and scenes are the same."""
     from hiva_core.synth.facemodel import find_face_model
 
     if n < 1:
@@ -219,6 +219,8 @@ def run_synth(
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if msaa < 0 or msaa & (msaa - 1):
         raise UserError(f"--msaa must be 0 (off) or a power of two (2, 4, 8, ...), got {msaa}")
+    if labels not in LABELS:
+        raise UserError(f"--labels {labels!r} is not one of {', '.join(LABELS)}")
     factors = parse_factors(factors) if isinstance(factors, str) or factors is None else tuple(factors)
     unknown = [f for f in factors if f not in FACTORS]
     if unknown:
@@ -231,7 +233,7 @@ def run_synth(
         "size": size,
         "shifted": shifted,
         "split": "shifted test" if shifted else "3 identity-exclusive folds",
-        "posed": posed,
+        "labels": labels,
         "factors": list(factors),
         "factors_spec": factors_label(factors),
         "face_model": str(model_path),
@@ -259,12 +261,12 @@ def run_synth(
     with atomic_write(out / META, "w") as fh:
         json.dump(meta, fh, indent=1)
 
-    columns = manifest_columns(shifted, posed)
+    columns = manifest_columns(shifted, labels)
     manifest = out / MANIFEST
     old = _read_rows(manifest)
     rows = {i: r for i, r in old.items() if i < n and _valid_image(out / image_name(i), size)}
     todo = [i for i in range(n) if i not in rows]
-    args = (out, size, seed, model_path, shifted, msaa, factors, posed)
+    args = (out, size, seed, model_path, shifted, msaa, factors, labels)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -396,7 +396,7 @@ def test_posed_faces_show_an_expressions_aus_on_the_same_people_and_scenes():
     assert all(set(v) <= set(SYNTH_AUS) for vs in EXPRESSIONS.values() for v in vs)  # every AU is one SynthAU renders
     seen = set()
     for i in range(140):
-        posed, plain = sampling.sample_params(0, i, posed=True), sampling.sample_params(0, i)
+        posed, plain = sampling.sample_params(0, i, labels="posed"), sampling.sample_params(0, i)
         present = frozenset(a for a, on in posed.labels.items() if on)
         assert present in variants[posed.expression], (i, posed.expression, sorted(present))
         assert plain.expression == "" and posed.expression in EXPRESSIONS
@@ -413,8 +413,8 @@ def test_posed_faces_show_an_expressions_aus_on_the_same_people_and_scenes():
         )
         np.testing.assert_array_equal(posed.key_dir, plain.key_dir)
     assert seen == set(EXPRESSIONS)  # 140 draws reach all seven
-    again = sampling.sample_params(0, 7, posed=True)
-    assert again.au == sampling.sample_params(0, 7, posed=True).au  # deterministic
+    again = sampling.sample_params(0, 7, labels="posed")
+    assert again.au == sampling.sample_params(0, 7, labels="posed").au  # deterministic
 
 
 def test_posed_set_records_its_expressions_and_refuses_mixing(face_model_path, tmp_path):
@@ -422,15 +422,36 @@ def test_posed_set_records_its_expressions_and_refuses_mixing(face_model_path, t
 
     out = tmp_path / "posed"
     args = ["synth", "--out", str(out), "--n", "4", "--size", str(SIZE), "--face-model", str(face_model_path)]
-    assert main([*args, "--posed", "--shifted"]) == 0
+    assert main([*args, "--labels", "posed", "--shifted"]) == 0
     df = pd.read_csv(out / "manifest.csv", keep_default_na=False)
-    assert list(df.columns) == manifest_columns(shifted=True, posed=True)
+    assert list(df.columns) == manifest_columns(shifted=True, labels="posed")
     for _, row in df.iterrows():
-        params = sampling.sample_params(0, int(row["index"]), shifted=True, posed=True)
+        params = sampling.sample_params(0, int(row["index"]), shifted=True, labels="posed")
         assert row["expression"] == params.expression
         assert [row[f"AU{a}"] for a in SYNTH_AUS] == [params.labels[a] for a in SYNTH_AUS]
-    assert json.loads((out / "synth.json").read_text())["posed"] is True
+    assert json.loads((out / "synth.json").read_text())["labels"] == "posed"
     before = (out / "manifest.csv").read_bytes()
-    assert main([*args, "--shifted"]) == 2  # the same folder without --posed: refused, nothing changed
+    assert main([*args, "--shifted"]) == 2  # the same folder with BP4D rows: refused, nothing changed
     assert (out / "manifest.csv").read_bytes() == before
     assert "expression" not in manifest_columns(shifted=False)
+
+
+def test_independent_labels_keep_the_rates_and_drop_the_co_occurrence():
+    bp4d = calibration.BP4D_AUS
+    rows = {
+        kind: np.array([[sampling.sample_params(0, i, labels=kind).labels[a] for a in bp4d] for i in range(1500)])
+        for kind in ("bp4d", "independent")
+    }
+    np.testing.assert_allclose(rows["independent"].mean(0), calibration.bp4d_marginals(), atol=0.05)
+    np.testing.assert_allclose(rows["bp4d"].mean(0), calibration.bp4d_marginals(), atol=0.05)
+    corr = {kind: np.corrcoef(r.T)[np.triu_indices(len(bp4d), 1)] for kind, r in rows.items()}
+    assert np.abs(corr["bp4d"]).max() > 0.4  # BP4D rows: AU6 with AU12, AU10 with AU12, ...
+    assert np.abs(corr["independent"]).max() < 0.1  # every AU on its own
+    plain, alone = sampling.sample_params(0, 9), sampling.sample_params(0, 9, labels="independent")
+    assert (plain.identity.identity, plain.yaw, plain.jpeg_quality) == (
+        alone.identity.identity,
+        alone.yaw,
+        alone.jpeg_quality,
+    )
+    with pytest.raises(UserError, match="--labels 'rows' is not one of bp4d, independent, posed"):
+        run_synth("unused", n=1, labels="rows")
