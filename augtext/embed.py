@@ -30,6 +30,7 @@ from augtext.prior import (
     EMBEDDINGS_DIR,
     MANIFEST,
     MANIFEST_VERSION,
+    cache_folder,
     descriptions_fingerprint,
     embedding_matrix,
     model_slug,
@@ -145,7 +146,7 @@ def embed_cache(
     `progress` shows an encoding progress bar (default: when stderr is a terminal).
     """
     start = time.perf_counter()
-    cache_dir = Path(cache_dir)
+    cache_dir = cache_folder(cache_dir)
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     spec = resolve_model(model)

@@ -65,6 +65,21 @@ def model_slug(model: str) -> str:
     return slug or "model-" + hashlib.sha256(model.encode("utf-8")).hexdigest()[:8]
 
 
+def cache_folder(cache_dir: str | Path) -> Path:
+    """`cache_dir` as a Path; a UserError when it is a file, or lies under one: `--cache FILE` / `--text-cache FILE`
+    would otherwise read as "<file>/descriptions.parquet not found". Every reader of a cache calls it first; a folder
+    that does not exist is left to the caller, whose message says which command makes what it reads."""
+    cache_dir = Path(cache_dir)
+    existing = next((p for p in (cache_dir, *cache_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == cache_dir else f"lies under {existing}, a file"
+        raise UserError(
+            f"text cache {cache_dir} {where}, not a cache folder; pass the folder that holds {DESCRIPTIONS} "
+            f"(`augtext generate --cache DIR` makes one)"
+        )
+    return cache_dir
+
+
 def read_parquet(path: Path, columns: Sequence[str] | None = None, *, fix: str) -> pa.Table:
     """Read a Parquet file or raise a UserError that names it and says what to do (`fix`)."""
     if not path.is_file():
@@ -186,7 +201,7 @@ def load_text_prior(
     (style, text_sha256); `max_per_au` keeps at most that many, taken round-robin over the styles so that a cap keeps
     the styles balanced. Raises `UserError` naming the file or AU for anything missing, corrupt or stale.
     """
-    cache_dir = Path(cache_dir)
+    cache_dir = cache_folder(cache_dir)
     if not cache_dir.is_dir():
         raise UserError(
             f"text cache {cache_dir} not found; create it with `augtext generate --cache {cache_dir}` "
@@ -274,7 +289,7 @@ def shuffle_cache(src: str | Path, dst: str | Path, seed: int = 0) -> dict[int, 
     from augtext.io import atomic_path, atomic_write
     from augtext.textprior import derangement
 
-    src, dst = Path(src), Path(dst)
+    src, dst = cache_folder(src), Path(dst)
     manifest = read_manifest(src)
     fix = f"rerun `augtext embed --cache {src}`"
     aus = sorted(set(read_parquet(src / DESCRIPTIONS, ["au"], fix=fix).column("au").to_pylist()))

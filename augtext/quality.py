@@ -407,12 +407,12 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
     """Score the descriptions in `cache` (see the module docstring). The vectors come from the cache's embeddings
     table when it was made by the same model from the same descriptions, else they are encoded here."""
     from collections import Counter
-    from pathlib import Path
 
     from augtext.errors import UserError
     from augtext.prior import (
         DESCRIPTIONS,
         EMBEDDINGS_DIR,
+        cache_folder,
         descriptions_fingerprint,
         embedding_matrix,
         model_slug,
@@ -422,7 +422,7 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
     )
     from augtext.stats import read_rejections
 
-    cache = Path(cache)
+    cache = cache_folder(cache)
     path = cache / DESCRIPTIONS
     table = read_parquet(
         path, ["au", "text", "text_sha256"], fix=f"run `augtext generate --cache {cache} --au SPEC` first"

@@ -119,7 +119,9 @@ def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | 
 
 def compute_stats(cache: Path, samples: int = 2) -> tuple[list[AUStats], str]:
     """Per-AU statistics of the cache, and the name of what the cosine was computed on."""
-    cache = Path(cache)
+    from augtext.prior import cache_folder
+
+    cache = cache_folder(cache)
     df = _read_table(cache / "descriptions.parquet", "descriptions")
     missing = {"au", "text", "text_sha256", "style"} - set(df.columns)
     if missing:

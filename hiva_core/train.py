@@ -283,7 +283,7 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     """The train, test and validation splits (hiva_core.data.splits), each aligned first with `data.align`. Images are
     checked up front: a missing file should fail now, not hours into an epoch."""
     from hiva_core.data import build_dataset, check_images
-    from hiva_core.data.splits import data_layout, validation_split
+    from hiva_core.data.splits import check_train_labels, data_layout, validation_split
 
     data = cfg.data
     if data.spec is None:
@@ -304,8 +304,15 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     for name, ds in found.items():
         if len(ds) == 0:
             raise UserError(f"{data.spec}: the {name} split is empty")
-        check_images(ds, progress=info.is_main and sys.stderr.isatty())
+    # Labels before images (cheap before slow): an AU without a known label among the rows trained on would train
+    # its head on nothing.
+    where = "the train split" + (f" of fold {data.fold}" if data.fold is not None else "")
+    check_train_labels(found["train"], where)
     train_ds, val_ds, how = validation_split(found["train"], data.val_fraction, cfg.train.seed, found.get("val"))
+    if len(train_ds) < len(found["train"]):  # the held-out slice may take an AU's only labels
+        check_train_labels(train_ds, f"{where}, less its validation slice (data.val_fraction={data.val_fraction:g}),")
+    for ds in found.values():
+        check_images(ds, progress=info.is_main and sys.stderr.isatty())
     if val_ds is not None:  # validation rows are evaluated, not augmented
         val_ds.transform = found["test"].transform
     return Splits(train_ds, found["test"], val_ds, how)

@@ -8,6 +8,7 @@ validation slice on which `train` chooses per-AU thresholds.
   marks rows `val`, used when training selects rows by that column, not by fold); otherwise a held-out slice of the
   training split: `fraction` of its subjects (whole subjects, drawn with the run's seed), or, when the data names too
   few subjects for that, the same fraction of its frames.
+- Training labels (`check_train_labels`): every AU trained on needs a known label (0 or 1) among the training rows.
 """
 
 from __future__ import annotations
@@ -121,3 +122,30 @@ def validation_split(
     if not keep:
         raise UserError(f"{train.source}: holding out a validation slice left no training frames")
     return train.subset(keep), train.subset(val_rows, source=f"{train.source} (validation)"), how
+
+
+def check_train_labels(train: AUDataset, where: str) -> None:
+    """Refuse training rows on which an AU has no known label (all unknown: 9, empty, NaN ...), naming the data
+    (`train.source`), `where` (which rows, e.g. "the train split of fold 1") and those AUs.
+
+    Its head would never see a label and would learn nothing (the loss masks unknown labels out). An AU whose known
+    labels are all 0 is fine: it learns "absent" (losses.au_weights weighs it as one positive). An AU without a known
+    label in the *evaluated* split is a different case, shown as "–" (metrics)."""
+    from augtext.facs import au_label
+
+    known = np.isfinite(train.labels).any(axis=0)
+    if known.all():
+        return
+    missing = ", ".join(au_label(a) for a, k in zip(train.aus, known, strict=True) if not k)
+    if not known.any():
+        raise UserError(
+            f"{train.source}: {where} has no known label at all (every {missing} label is unknown: 9, empty or NaN); "
+            "nothing to train on: label the rows 0 or 1, or train on other data"
+        )
+    keep = ",".join(str(a) for a, k in zip(train.aus, known, strict=True) if k)
+    one = missing.count(",") == 0
+    raise UserError(
+        f"{train.source}: {where} has no known label for {missing} (all unknown: 9, empty or NaN), so "
+        f"{'its head' if one else 'their heads'} would learn nothing; train without {'it' if one else 'them'} "
+        f"(--set data.aus={keep}) or label {'it' if one else 'them'} 0 or 1"
+    )

@@ -139,6 +139,25 @@ def test_missing_and_corrupt_files(cache, tmp_path):
         load_text_prior(cache)
 
 
+@pytest.mark.parametrize("command", ["embed", "stats", "score"])
+def test_cache_that_is_a_file_says_so(tmp_path, capsys, command):
+    """`--cache FILE` said "FILE/descriptions.parquet not found" although FILE exists; it is a file, not a cache
+    folder (exit 2, the file untouched). The same check serves load_text_prior (`hiva_core train --text-cache`)."""
+    from augtext.cli import main
+
+    file = tmp_path / "cache.csv"
+    file.write_text("au,text\n1,brows up\n")
+    assert main([command, "--cache", str(file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: text cache {file} is a file, not a cache folder; pass the folder that holds descriptions.parquet "
+        "(`augtext generate --cache DIR` makes one)"
+    )
+    assert file.read_text() == "au,text\n1,brows up\n" and sorted(tmp_path.iterdir()) == [file]
+    with pytest.raises(UserError, match=rf"text cache {file}/sub lies under {file}, a file, not a cache folder"):
+        load_text_prior(file / "sub")
+
+
 def test_model_selection(tmp_path):
     cache = make_text_cache(tmp_path / "cache", [1, 12], per_au=2, encoder=minilm())
     assert load_text_prior(cache, model="all-MiniLM-L6-v2").model == "sentence-transformers/all-MiniLM-L6-v2"

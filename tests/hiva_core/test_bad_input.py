@@ -78,6 +78,84 @@ def test_unknown_dataset_name_is_named(tmp_path, trained_run, capsys):
     assert "unknown dataset 'bp4'" in _error_line(capsys)
 
 
+def _split_manifest(tiny_faces: Path, folder: Path, train_labels: dict[str, object]) -> Path:
+    """A manifest of 24 tiny faces with a split column: 16 train rows whose columns in `train_labels` are set to that
+    value, 8 test rows labelled as made."""
+    df = _manifest(tiny_faces, folder, rows=24).astype(object)
+    df["split"] = ["train"] * 16 + ["test"] * 8
+    for column, value in train_labels.items():
+        df.loc[df["split"] == "train", column] = value
+    data = folder / "m.csv"
+    df.to_csv(data, index=False)
+    return data
+
+
+@pytest.mark.parametrize("unknown", [9, ""], ids=["nine", "empty"])
+def test_training_rows_without_any_known_label(tmp_path, text_cache, tiny_faces, capsys, unknown):
+    """Every training label unknown: training ran on nothing, exited 0 with `test avg F1 nan` and left a run."""
+    data = _split_manifest(tiny_faces, tmp_path, {"AU1": unknown, "AU2": unknown, "AU4": unknown})
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert f"{data}: the train split has no known label at all" in line and "AU1, AU2, AU4" in line
+
+
+def test_training_rows_without_a_known_label_for_some_aus(tmp_path, text_cache, tiny_faces, capsys):
+    """AU2 and AU4 never labelled in training: their heads would learn nothing; say which and how to leave them out.
+    An --out folder that already existed (empty) is left as it was."""
+    data = _split_manifest(tiny_faces, tmp_path, {"AU2": 9, "AU4": ""})
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(train_argv(text_cache, data, out, epochs=1)) == 2
+    line = _error_line(capsys)
+    assert f"{data}: the train split has no known label for AU2, AU4" in line and "(--set data.aus=1)" in line
+    assert list(out.iterdir()) == []
+    # As suggested, without them: trains.
+    assert main([*train_argv(text_cache, data, out, epochs=1), "--set", "data.aus=1"]) == 0
+
+
+def test_validation_slice_taking_an_aus_only_labels(tmp_path, text_cache, tiny_faces, capsys):
+    """AU4 is labelled on one training frame only, and the validation slice (drawn with the run's seed, as
+    validation_split draws it) holds that frame out: what is left trains AU4's head on nothing."""
+    import numpy as np
+
+    from hiva_core.data.dataset import AUDataset
+    from hiva_core.data.splits import validation_split
+
+    # 16 training frames naming no subject: the slice is half of them, at random from the seed.
+    _, val, _ = validation_split(AUDataset([str(i) for i in range(16)], np.zeros((16, 1)), [4]), 0.5, 0)
+    held = int(val.files[0])
+    df = _manifest(tiny_faces, tmp_path, rows=24).astype(object)
+    df["split"] = ["train"] * 16 + ["test"] * 8
+    df.loc[:15, "AU4"] = 9
+    df.loc[held, "AU4"] = 1
+    data = tmp_path / "m.csv"
+    df.to_csv(data, index=False)
+    extra = ("--set", "data.val_fraction=0.5", "--set", "train.seed=0")
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys, *extra)
+    slice_text = "the train split, less its validation slice (data.val_fraction=0.5)"
+    assert f"{data}: {slice_text}, has no known label for AU4" in line and "(--set data.aus=1,2)" in line
+
+
+def test_au_without_positives_trains_and_unlabelled_test_au_is_a_dash(tmp_path, text_cache, tiny_faces, capsys):
+    """Not refused: an AU whose training labels are all 0 (it learns "absent"), and an AU with no known label in
+    the evaluated split (no F1: "–", listed under `unlabelled`)."""
+    df = _manifest(tiny_faces, tmp_path, rows=24).astype(object)
+    df["split"] = ["train"] * 16 + ["test"] * 8
+    df.loc[df["split"] == "train", "AU4"] = 0
+    df.loc[df["split"] == "test", "AU2"] = ""
+    data = tmp_path / "m.csv"
+    df.to_csv(data, index=False)
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, data, out, epochs=1)) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())["last"]
+    assert metrics["unlabelled"] == ["AU2"] and metrics["per_au"]["AU4"]["f1"] is not None
+
+
+def test_text_cache_that_is_a_file(tmp_path, text_cache, tiny_faces, capsys):
+    """A file given as --text-cache said "not found" although it exists."""
+    line = _train_fails(tiny_faces, tiny_faces, tmp_path / "run", capsys)
+    assert f"text cache {tiny_faces} is a file, not a cache folder" in line and "not found" not in line
+
+
 # ------------------------------------------------------------------------------------------------------ list files
 def test_list_files_from_windows_editors_read(tmp_path, text_cache, capsys, one_thread):
     """A byte-order mark, old Mac (CR) line ends and spaces after a path are how editors save list files: read as
