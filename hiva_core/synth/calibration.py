@@ -120,10 +120,22 @@ def sample_occurrence(rng: np.random.Generator) -> set[int]:
         rates[25] = 0.45
     u = {au: rng.uniform() for au in rates}  # one draw per AU, always, so rules never shift later draws
     on |= {au for au, r in rates.items() if u[au] < r}
-    if 26 in on and 27 in on:
-        on.discard(26 if u[26] < u[27] else 27)
+    on = _one_jaw(on, u)
     if on & {26, 27} and rng.uniform() < 0.9:
         on.add(25)
+    return _physical(on)
+
+
+def _one_jaw(on: set[int], u: dict[int, float]) -> set[int]:
+    """AU26 (jaw drop) and AU27 (mouth stretch) exclude each other: the one drawn further below its rate stays."""
+    if 26 in on and 27 in on:
+        on.discard(26 if u[26] < u[27] else 27)
+    return on
+
+
+def _physical(on: set[int]) -> set[int]:
+    """The exclusions a face imposes: AU24/AU28 switch off AU25/26/27; AU18, AU20, AU22 exclude each other (the
+    first wins); AU43 switches off AU5."""
     if on & {24, 28}:
         on -= {25, 26, 27}
     for first, rest in ((18, (20, 22)), (20, (22,))):
@@ -150,16 +162,7 @@ def sample_independent(rng: np.random.Generator) -> set[int]:
     on = {au for au, rate in zip(BP4D_AUS, bp4d_marginals(), strict=True) if rng.uniform() < rate}
     u = {au: rng.uniform() for au in OTHER_AU_RATES}
     on |= {au for au, rate in OTHER_AU_RATES.items() if u[au] < rate}
-    if 26 in on and 27 in on:
-        on.discard(26 if u[26] < u[27] else 27)
-    if on & {24, 28}:
-        on -= {25, 26, 27}
-    for first, rest in ((18, (20, 22)), (20, (22,))):
-        if first in on:
-            on -= set(rest)
-    if 43 in on:
-        on.discard(5)
-    return on
+    return _physical(_one_jaw(on, u))
 
 
 def sample_intensities(on: set[int], rng: np.random.Generator, wide: bool = False) -> dict[int, float]:
