@@ -209,7 +209,7 @@ def run_synth(
     `factors`: the factors of variation that are on, a SPEC (`all`, `none`, `-occluders,-pose`, `pose,lighting`) or
     names; see hiva_core.synth.factors. `labels` (sampling.LABELS): how each face's AUs are drawn — BP4D label rows,
     each AU on its own, or a posed expression (hiva_core.synth.expressions); the people and scenes are the same."""
-    from hiva_core.synth.facemodel import find_face_model
+    from hiva_core.synth.facemodel import find_face_model, load_face_model
 
     if n < 1:
         raise UserError(f"--n must be at least 1 (got {n})")
@@ -227,6 +227,7 @@ def run_synth(
         raise UserError(f"unknown SynthAU factor(s) {', '.join(unknown)}; valid: {', '.join(FACTORS)}")
     out = Path(out)
     model_path = find_face_model(face_model)
+    load_face_model(model_path)  # a damaged file fails here, before --out is made (cached: the renderer reuses it)
     meta = {
         "format_version": FORMAT_VERSION,
         "seed": seed,

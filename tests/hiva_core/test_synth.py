@@ -129,6 +129,17 @@ def test_missing_face_model_is_a_clear_error(tmp_path, monkeypatch):
         find_face_model(tmp_path / "nope.npz")
 
 
+def test_damaged_face_model_fails_before_any_folder_is_made(tmp_path, capsys):
+    from hiva_core.cli import main
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz file")
+    out = tmp_path / "never"
+    assert main(["synth", "--out", str(out), "--n", "2", "--face-model", str(bad)]) == 2
+    assert "cannot read face model" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("msaa", [-1, 3])
 def test_bad_msaa_is_a_clear_error(tmp_path, msaa):
     """Multisampling takes 0 (off) or a power of two; anything else is an error line, not a renderer traceback."""
