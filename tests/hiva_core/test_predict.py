@@ -338,3 +338,17 @@ def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir,
         print_predict_table(written, AUS, 0.5)
     shown = capsys.readouterr().out
     assert "┃" in shown and "source," not in shown
+
+
+def test_a_folder_gives_its_gifs_as_a_gif_given_alone_is_read(tmp_path):
+    """A GIF inside a folder is an input like a GIF named directly (its first frame, as RGB); other files are not."""
+    from hiva_core.faces.media import read_image
+    from hiva_core.predict import collect_inputs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("P", (40, 30), 3).save(folder / "face.gif")
+    (folder / "notes.txt").write_text("not an image")
+    assert collect_inputs([folder]) == [(folder / "face.gif", "image")]
+    assert collect_inputs([folder / "face.gif"]) == [(folder / "face.gif", "image")]
+    assert np.asarray(read_image(folder / "face.gif")).shape == (30, 40, 3)
