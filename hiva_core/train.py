@@ -283,7 +283,7 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     """The train, test and validation splits (hiva_core.data.splits), each aligned first with `data.align`. Images are
     checked up front: a missing file should fail now, not hours into an epoch."""
     from hiva_core.data import build_dataset, check_images
-    from hiva_core.data.splits import check_train_labels, data_layout, validation_split
+    from hiva_core.data.splits import data_layout
 
     data = cfg.data
     if data.spec is None:
@@ -304,18 +304,41 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     for name, ds in found.items():
         if len(ds) == 0:
             raise UserError(f"{data.spec}: the {name} split is empty")
-    # Labels before images (cheap before slow): an AU without a known label among the rows trained on would train
-    # its head on nothing.
-    where = "the train split" + (f" of fold {data.fold}" if data.fold is not None else "")
-    check_train_labels(found["train"], where)
-    train_ds, val_ds, how = validation_split(found["train"], data.val_fraction, cfg.train.seed, found.get("val"))
-    if len(train_ds) < len(found["train"]):  # the held-out slice may take an AU's only labels
-        check_train_labels(train_ds, f"{where}, less its validation slice (data.val_fraction={data.val_fraction:g}),")
+    # Labels before images (cheap before slow)
+    train_ds, val_ds, how = split_checked(cfg, found["train"], found.get("val"))
     for ds in found.values():
         check_images(ds, progress=info.is_main and sys.stderr.isatty())
     if val_ds is not None:  # validation rows are evaluated, not augmented
         val_ds.transform = found["test"].transform
     return Splits(train_ds, found["test"], val_ds, how)
+
+
+def split_checked(cfg: TrainConfig, train: AUDataset, data_val: AUDataset | None = None):
+    """validation_split of the training rows, refused (check_train_labels) where an AU has no known label among the
+    rows trained on: its head would train on nothing."""
+    from hiva_core.data.splits import check_train_labels, validation_split
+
+    data = cfg.data
+    where = "the train split" + (f" of fold {data.fold}" if data.fold is not None else "")
+    check_train_labels(train, where)
+    train_ds, val_ds, how = validation_split(train, data.val_fraction, cfg.train.seed, data_val)
+    if len(train_ds) < len(train):  # the held-out slice may take an AU's only labels
+        check_train_labels(train_ds, f"{where}, less its validation slice (data.val_fraction={data.val_fraction:g}),")
+    return train_ds, val_ds, how
+
+
+def check_fold_labels(cfg: TrainConfig, fold_ids: list[int]) -> None:
+    """Every fold's training labels, checked as each fold's own run will (split_checked), before the first fold
+    trains: with --folds all a fold refused after the ones before it trained for hours would waste them. Reads the
+    lists or the manifest only (no images, no alignment: align_dataset keeps the rows and labels)."""
+    from hiva_core.data import build_dataset
+
+    data = cfg.data
+    for k in fold_ids:  # a fold's run holds its validation slice out of its own training rows (build_datasets)
+        train = build_dataset(
+            data.spec, split="train", fold=k, lists=data.lists, image_size=data.image_size, aus=data.aus
+        )
+        split_checked(replace(cfg, data=replace(data, fold=k)), train)
 
 
 def read_prior(cfg: TrainConfig, run: RunFolder, aus: list[int], resume: bool) -> TextPrior:
@@ -594,6 +617,7 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     if not resume:
         for k in fold_ids:
             run.fold(k).check_new(resume=False)
+    check_fold_labels(cfg, fold_ids)
     results = {}
     try:
         for k in fold_ids:

@@ -135,6 +135,18 @@ def test_validation_slice_taking_an_aus_only_labels(tmp_path, text_cache, tiny_f
     assert f"{data}: {slice_text}, has no known label for AU4" in line and "(--set data.aus=1,2)" in line
 
 
+def test_folds_all_checks_every_folds_labels_before_training(tmp_path, text_cache, tiny_faces, capsys):
+    """--folds all: fold 2's training rows (folds 1 and 3) never label AU4 while fold 1's do. Refused before fold 1
+    trains (it used to train fold 1, then refuse fold 2), naming fold 2; nothing is made."""
+    df = _manifest(tiny_faces, tmp_path, rows=24).astype(object)
+    df["fold"] = [1, 2, 3] * 8
+    df.loc[df["fold"] != 2, "AU4"] = 9
+    data = tmp_path / "m.csv"
+    df.to_csv(data, index=False)
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys, "--folds", "all")
+    assert f"{data}: the train split of fold 2 has no known label for AU4" in line and "(--set data.aus=1,2)" in line
+
+
 def test_au_without_positives_trains_and_unlabelled_test_au_is_a_dash(tmp_path, text_cache, tiny_faces, capsys):
     """Not refused: an AU whose training labels are all 0 (it learns "absent"), and an AU with no known label in
     the evaluated split (no F1: "–", listed under `unlabelled`)."""
