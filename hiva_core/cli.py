@@ -46,8 +46,9 @@ def synth(
     labels: str = typer.Option(
         "bp4d",
         help="How each face's AUs are drawn: bp4d (real BP4D label rows: their rates and co-occurrence), independent "
-        "(every AU on its own at the same rates), posed (a basic emotion's FACS prototype or a variant, or neutral). "
-        "The people and scenes are the same whichever.",
+        "(every AU on its own at the same rates), posed (a basic emotion's FACS prototype or a variant, or neutral), "
+        "or a mix with weights: bp4d:2,posed:1 (each face draws its kind). The people and scenes are the same "
+        "whichever.",
     ),
     factors: str = typer.Option(
         "all",

@@ -39,6 +39,7 @@ ALL: tuple[str, ...] = tuple(FACTORS)
 STREAM = {name: 101 + i for i, name in enumerate(FACTORS)}  # random-stream codes (never reorder: they seed draws)
 STREAM["background"] = 100  # not a factor: the background's noise, apart from every factor (format 4)
 STREAM["labels"] = 99  # not a factor: the AUs of `synth --labels independent|posed` (hiva_core.synth.sampling)
+STREAM["label_kind"] = 98  # not a factor: which kind of AUs a face of a mixed `--labels` set gets
 
 
 def parse_factors(spec: str | None = "all") -> tuple[str, ...]:

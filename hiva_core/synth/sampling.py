@@ -33,6 +33,46 @@ SHIFTED_IDENTITY_SCALE = 1.6
 LABELS = ("bp4d", "independent", "posed")
 
 
+def parse_labels(spec: str) -> tuple[tuple[str, float], ...]:
+    """`synth --labels`: one of LABELS, or a mix of them with weights, `bp4d:2,posed:1` (a weight left out is 1),
+    -> ((kind, share), ...) in LABELS order, shares summing to 1. Each face of a mix draws its kind from a stream of
+    its own, then its AUs as a set of that kind alone draws them: face i of a mix is face i of the pure set of its
+    kind. Raises ValueError naming what is wrong."""
+    weights: dict[str, float] = {}
+    for part in (p.strip() for p in str(spec).split(",")):
+        name, _, weight = part.partition(":")
+        name = name.strip()
+        if name not in LABELS:
+            raise ValueError(f"{name!r} is not one of {', '.join(LABELS)}")
+        if name in weights:
+            raise ValueError(f"{name} is named twice")
+        try:
+            value = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            raise ValueError(f"{name}'s weight {weight.strip()!r} is not a number") from None
+        if not (value > 0 and np.isfinite(value)):
+            raise ValueError(f"{name}'s weight must be a positive number, got {weight.strip()}")
+        weights[name] = value
+    total = sum(weights.values())
+    return tuple((k, weights[k] / total) for k in LABELS if k in weights)
+
+
+def labels_label(mix: tuple[tuple[str, float], ...]) -> str:
+    """The canonical spelling of a parsed --labels, `bp4d` or `bp4d:0.666667,posed:0.333333`: synth.json records it
+    and the render processes draw from it, so a set resumed with the same mix in other words is the same set."""
+    if len(mix) == 1:
+        return mix[0][0]
+    return ",".join(f"{k}:{share:.6g}" for k, share in mix)
+
+
+def _label_kind(seed: int, split: int, index: int, mix: tuple[tuple[str, float], ...]) -> str:
+    if len(mix) == 1:
+        return mix[0][0]
+    u = factor_rng(seed, split, "label_kind", index).uniform()
+    edges = np.cumsum([share for _, share in mix])
+    return mix[min(int(np.searchsorted(edges, u, side="right")), len(mix) - 1)][0]
+
+
 @dataclass
 class Identity:
     identity: int
@@ -76,7 +116,8 @@ class SampleParams:
     downscale: float = 1.0  # low resolution: the face as captured at this fraction of 256 px, enlarged back
     color_gain: tuple[float, float, float] = (1.0, 1.0, 1.0)  # white balance of the camera
     gamma: float = 1.0
-    expression: str = ""  # posed sets (`synth --labels posed`): the expression whose AUs the face shows
+    expression: str = ""  # posed faces (`synth --labels posed` or a mix with it): the expression whose AUs it shows
+    label_kind: str = "bp4d"  # how its AUs were drawn (LABELS): the kind a mixed set chose for this face
 
     @property
     def labels(self) -> dict[int, int]:
@@ -234,9 +275,11 @@ def _degradations(rng: np.random.Generator, wide: bool) -> dict:
 
 def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, labels: str = "bp4d") -> SampleParams:
     """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names).
-    `labels` (LABELS): how the AUs are drawn; with `independent` or `posed` they come from a stream of their own, so
-    the person and every other draw stay those of the same index with `bp4d` (a paired set)."""
+    `labels` (parse_labels: one of LABELS or a mix): how the AUs are drawn; with `independent` or `posed` they come
+    from a stream of their own, so the person and every other draw stay those of the same index with `bp4d` (a
+    paired set)."""
     factors = _factors(factors)
+    mix = parse_labels(labels)
     on, split = set(factors), _split(shifted)
     identity = index // SAMPLES_PER_IDENTITY
 
@@ -246,13 +289,11 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, lab
     base = np.random.default_rng(np.random.SeedSequence([seed, split, index]))
     ident = sample_identity(seed, identity, shifted, factors)
     occurring = sample_occurrence(base)  # drawn whatever `labels`, so that the base stream's later draws stay paired
-    expression = ""
-    if labels == "posed":
+    expression, label_kind = "", _label_kind(seed, split, index, mix)
+    if label_kind == "posed":
         expression, occurring = sample_expression(factor_rng(seed, split, "labels", index))
-    elif labels == "independent":
+    elif label_kind == "independent":
         occurring = sample_independent(factor_rng(seed, split, "labels", index))
-    elif labels != "bp4d":
-        raise ValueError(f"labels must be one of {LABELS}, not {labels!r}")
     r_int = rng("intensity")
     au = sample_intensities(occurring, r_int, "intensity" in on)
     sides = sample_sides(au, r_int) if "intensity" in on else {}
@@ -293,4 +334,5 @@ def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, lab
         **_lighting(rng("lighting"), "lighting" in on, shifted),
         **_degradations(rng("degradations"), "degradations" in on),
         expression=expression,
+        label_kind=label_kind,
     )

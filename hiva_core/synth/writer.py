@@ -11,10 +11,11 @@ rendering; missing or unreadable images are rendered again (deterministic: the s
 
 Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 for every SYNTH_AUS code,
 `AU<code>_int` intensity in [0, 1], `subject` (one synthetic identity), `identity`, then `fold` (1..3, identity-
-exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `expression` (posed sets
-only: `synth --labels posed`, hiva_core.synth.expressions), `index`, `yaw`, `pitch`,
-`roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels) and `landmarks` (a JSON list of 136 numbers,
-x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels).
+exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `expression` (sets
+with posed faces: `synth --labels posed` or a mix with it, hiva_core.synth.expressions; empty for other faces of a
+mix), `label_kind` (mixed sets only: bp4d, independent or posed, how the face's AUs were drawn), `index`, `yaw`,
+`pitch`, `roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels) and `landmarks` (a JSON list of
+136 numbers, x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels).
 """
 
 from __future__ import annotations
@@ -35,19 +36,20 @@ from augtext.io import atomic_write, utc_now
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
 from hiva_core.synth.calibration import FALLBACK_SOURCE, bp4d_combinations
 from hiva_core.synth.factors import FACTORS, factors_label, parse_factors
-from hiva_core.synth.sampling import LABELS, SAMPLES_PER_IDENTITY, SampleParams, sample_params
+from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, labels_label, parse_labels, sample_params
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-# 4: a lopsided AU's middle shapes at full strength, the background's noise apart from the degradations, the face's
-# size in the frame from the neutral face, a hand's shadow without wrap-around; 3: creases on 60 % of people, the
-# rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
-# (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
-FORMAT_VERSION = 4
+# 5: AU7, AU23 and AU24 drawn stronger (hiva_core.synth.aumap); 4: a lopsided AU's middle shapes at full strength,
+# the background's noise apart from the degradations, the face's size in the frame from the neutral face, a hand's
+# shadow without wrap-around; 3: creases on 60 % of people, the rest smooth (look.SMOOTH_SHARE); 2: the factors of
+# variation (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
+FORMAT_VERSION = 5
 FLUSH_EVERY_S = 30.0
 
 
 def manifest_columns(shifted: bool, labels: str = "bp4d") -> list[str]:
+    kinds = [kind for kind, _ in parse_labels(labels)]
     aus = [au_label(a) for a in SYNTH_AUS]
     return [
         "path",
@@ -56,7 +58,8 @@ def manifest_columns(shifted: bool, labels: str = "bp4d") -> list[str]:
         "subject",
         "identity",
         "split" if shifted else "fold",
-        *(["expression"] if labels == "posed" else []),
+        *(["expression"] if "posed" in kinds else []),
+        *(["label_kind"] if len(kinds) > 1 else []),
         "index",
         "yaw",
         "pitch",
@@ -86,6 +89,7 @@ def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
         row["fold"] = params.fold
     if params.expression:
         row["expression"] = params.expression
+    row["label_kind"] = params.label_kind  # written only by a mixed set (manifest_columns)
     row.update(index=params.index, yaw=round(params.yaw, 3), pitch=round(params.pitch, 3), roll=round(params.roll, 3))
     row.update({k: round(float(v), 2) for k, v in zip(("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)})
     row["landmarks"] = json.dumps([round(float(x), 2) for x in landmarks.reshape(-1)])
@@ -207,8 +211,9 @@ def run_synth(
     """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it.
 
     `factors`: the factors of variation that are on, a SPEC (`all`, `none`, `-occluders,-pose`, `pose,lighting`) or
-    names; see hiva_core.synth.factors. `labels` (sampling.LABELS): how each face's AUs are drawn — BP4D label rows,
-    each AU on its own, or a posed expression (hiva_core.synth.expressions); the people and scenes are the same."""
+    names; see hiva_core.synth.factors. `labels` (sampling.parse_labels): how each face's AUs are drawn — BP4D label
+    rows, each AU on its own, a posed expression (hiva_core.synth.expressions), or a mix of them with weights
+    (`bp4d:2,posed:1`); the people and scenes are the same."""
     from hiva_core.synth.facemodel import find_face_model, load_face_model
 
     if n < 1:
@@ -219,8 +224,10 @@ def run_synth(
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if msaa < 0 or msaa & (msaa - 1):
         raise UserError(f"--msaa must be 0 (off) or a power of two (2, 4, 8, ...), got {msaa}")
-    if labels not in LABELS:
-        raise UserError(f"--labels {labels!r} is not one of {', '.join(LABELS)}")
+    try:
+        labels = labels_label(parse_labels(labels))
+    except ValueError as exc:
+        raise UserError(f"--labels {labels!r}: {exc} (e.g. posed, or a mix: bp4d:2,posed:1)") from None
     factors = parse_factors(factors) if isinstance(factors, str) or factors is None else tuple(factors)
     unknown = [f for f in factors if f not in FACTORS]
     if unknown:
