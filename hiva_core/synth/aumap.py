@@ -1,18 +1,9 @@
 """The one table that turns Action Unit intensities into ICT-FaceKit blendshape weights.
 
 Each AU drives ARKit-style ICT blendshapes (left and right together) with a coefficient: the blendshape weight is
-    w[shape] = clip(sum_au intensity[au] * coef[au][shape], 0, SHAPE_MAX[shape])
+    w[shape] = clip(sum_au intensity[au] * coef[au][shape], 0, 1)
 with AU intensities in [0, 1]. The mapping follows DESIGN.md ("Blendshape -> AU"); entries marked approx. are the
 closest ICT shapes to the FACS appearance changes, not exact muscle models.
-
-Three AUs drive their shapes past 1 (format 5): at the ICT shapes' full weight they move the face too little to be
-seen at the sizes models are trained on (4-5 mm of mesh at most; measured: models trained on format 4 gave AU7,
-AU23 and AU24 shown alone at intensity 0.7 nearly the probability of a neutral face, and read them from the AUs they
-come with). AU7 drives eyeSquint (which raises the lower lid; the upper lid hardly moves) to 1.6, so the lower lid
-covers the iris's lower edge, as FACS's lid tightener does at high intensity; AU24 presses the lips together at 1.4;
-AU23 narrows the lips' red (mouthRoll at 0.35, below AU28's lip suck) and tightens them (press, pucker). A shape's
-weight is clipped to [0, SHAPE_MAX[shape]]: 1, or the largest coefficient the table gives it, so that AUs which
-share a shape never drive it past what one AU at full intensity does.
 
 Labels: an AU *occurs* (manifest column `AU12` = 1) when its intensity is >= OCCURRENCE_THRESHOLD (0.3, about FACS
 intensity B, the usual BP4D/DISFA cut); the intensity itself is written as `AU12_int` (float in [0, 1]).
@@ -38,7 +29,7 @@ AU_BLENDSHAPES: dict[int, dict[str, float]] = {
     4: _lr("browDown"),  # brow lowerer
     5: _lr("eyeWide"),  # upper lid raiser
     6: {**_lr("cheekRaiser"), **_lr("cheekSquint", 0.6)},  # cheek raiser (orbicularis oculi, orbital part)
-    7: _lr("eyeSquint", 1.6),  # lid tightener (lower lid raised; past 1: see the module docstring)
+    7: _lr("eyeSquint"),  # lid tightener
     9: _lr("noseSneer"),  # nose wrinkler
     10: {**_lr("mouthUpperUp"), "mouthShrugUpper": 0.3},  # upper lip raiser
     12: _lr("mouthSmile"),  # lip corner puller
@@ -49,13 +40,8 @@ AU_BLENDSHAPES: dict[int, dict[str, float]] = {
     18: {"mouthPucker": 1.0},  # lip pucker
     20: _lr("mouthStretch"),  # lip stretcher
     22: {"mouthFunnel": 1.0},  # lip funneler
-    23: {  # lip tightener (approx.): lips tightened and narrowed, their red thinner
-        **_lr("mouthPress", 0.7),
-        "mouthPucker": 0.3,
-        "mouthRollLower": 0.35,
-        "mouthRollUpper": 0.35,
-    },
-    24: _lr("mouthPress", 1.4),  # lip pressor
+    23: {**_lr("mouthPress", 0.5), "mouthPucker": 0.35},  # lip tightener (approx.)
+    24: _lr("mouthPress"),  # lip pressor
     25: {"jawOpen": 0.15, **_lr("mouthLowerDown", 0.35)},  # lips part (small jaw drop + lower lip down)
     26: {"jawOpen": 0.45},  # jaw drop (medium)
     27: {"jawOpen": 1.0, **_lr("mouthStretch", 0.2)},  # mouth stretch (large jaw opening)
@@ -63,16 +49,6 @@ AU_BLENDSHAPES: dict[int, dict[str, float]] = {
     43: _lr("eyeBlink"),  # eyes closed
 }
 SYNTH_AUS: list[int] = sorted(AU_BLENDSHAPES)
-SHAPE_MAX: dict[str, float] = {}
-"""The largest weight a shape is driven to: 1, or the largest coefficient an AU gives it (AU7's eyeSquint 1.6 ...)."""
-for _table in AU_BLENDSHAPES.values():
-    for _shape, _coef in _table.items():
-        SHAPE_MAX[_shape] = max(SHAPE_MAX.get(_shape, 1.0), _coef)
-
-
-def shape_max(names: list[str]) -> np.ndarray:
-    """(len(names),) SHAPE_MAX per shape (1 for shapes no AU drives)."""
-    return np.array([SHAPE_MAX.get(n, 1.0) for n in names], dtype=np.float64)
 
 
 def blendshape_weights(
@@ -82,7 +58,7 @@ def blendshape_weights(
     sides: Mapping[int, tuple[float, float]] | None = None,
     gain: float = 1.0,
 ) -> np.ndarray:
-    """AU intensities (+ optional non-AU nuisance shapes such as gaze) -> (len(names),) weights in [0, SHAPE_MAX].
+    """AU intensities (+ optional non-AU nuisance shapes such as gaze) -> (len(names),) weights in [0, 1].
 
     `sides`: AU -> (left, right) gains for an AU that shows more on one side (its `_L` / `_R` shapes scaled; the label
     stays the intensity's); `gain`: a person's expressiveness, scaling every AU's shapes."""
@@ -97,7 +73,7 @@ def blendshape_weights(
             w[index[shape]] += float(value) * coef * side * gain
     for shape, value in (extra or {}).items():
         w[index[shape]] += float(value)
-    return np.clip(w, 0.0, shape_max(names)).astype(np.float32)
+    return np.clip(w, 0.0, 1.0).astype(np.float32)
 
 
 def occurrence(intensity: float) -> int:

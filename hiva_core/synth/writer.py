@@ -40,11 +40,11 @@ from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, labels_
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-# 5: AU7, AU23 and AU24 drawn stronger (hiva_core.synth.aumap); 4: a lopsided AU's middle shapes at full strength,
-# the background's noise apart from the degradations, the face's size in the frame from the neutral face, a hand's
-# shadow without wrap-around; 3: creases on 60 % of people, the rest smooth (look.SMOOTH_SHARE); 2: the factors of
-# variation (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
-FORMAT_VERSION = 5
+# 4: a lopsided AU's middle shapes at full strength, the background's noise apart from the degradations, the face's
+# size in the frame from the neutral face, a hand's shadow without wrap-around; 3: creases on 60 % of people, the
+# rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
+# (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
+FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 

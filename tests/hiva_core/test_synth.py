@@ -161,15 +161,8 @@ def test_au_table_uses_real_shapes_and_sums_left_right(face_model_path):
     assert w[names.index("mouthSmile_L")] == w[names.index("mouthSmile_R")] == pytest.approx(0.5)
     assert w[names.index("cheekRaiser_L")] == pytest.approx(1.0)
     assert w[names.index("browDown_L")] == 0.0
-    # Shared shapes add up and clip at 1 (AU26 + AU27 both open the jaw) ...
+    # Shared shapes add up and clip at 1 (AU26 + AU27 both open the jaw).
     assert blendshape_weights({26: 1.0, 27: 1.0}, names)[names.index("jawOpen")] == 1.0
-    # ... or at the largest coefficient an AU gives the shape: AU7 drives eyeSquint to 1.6 (format 5; ICT's full
-    # weight barely moves the lower lid), and AU23 + AU24 together press the lips no harder than AU24 alone.
-    assert blendshape_weights({7: 1.0}, names)[names.index("eyeSquint_L")] == pytest.approx(1.6)
-    assert blendshape_weights({7: 0.5}, names)[names.index("eyeSquint_R")] == pytest.approx(0.8)
-    press = names.index("mouthPress_L")
-    assert blendshape_weights({23: 1.0, 24: 1.0}, names)[press] == blendshape_weights({24: 1.0}, names)[press]
-    assert aumap.SHAPE_MAX["mouthPress_L"] == 1.4 and aumap.SHAPE_MAX["jawOpen"] == 1.0
     assert set(SYNTH_AUS) >= set(calibration.BP4D_AUS) and OCCURRENCE_THRESHOLD == 0.3
     # A lopsided AU moves one side less; a person's expressiveness scales every shape; labels are not weights.
     w = blendshape_weights({12: 0.8}, names, sides={12: (0.5, 1.0)}, gain=1.25)
@@ -257,27 +250,8 @@ def test_rendered_shapes_follow_the_au_table(renderer):
                 expected[names.index(shape)] += value * coef * side * p.identity.expressiveness
         for shape, value in p.extra.items():
             expected[names.index(shape)] += value
-        np.testing.assert_allclose(got, np.clip(expected, 0, aumap.shape_max(names)), atol=1e-6)
+        np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-6)
         assert p.labels == {au: int(v >= 0.3) for au, v in p.au.items()}
-
-
-def test_every_bp4d_au_shows_on_its_own(renderer):
-    """Each BP4D AU alone at intensity 0.7 changes the face's pixels by at least 0.42 × the median AU's change
-    (frontal, plain faces, 3 people). Format 4 drew AU7 at 0.32-0.37 of it (ICT's eyeSquint at full weight moves the
-    lower lid about 1 mm), and models trained on it saw AU7, AU23 and AU24 alone barely above a neutral face; format 5
-    drives them past 1 (aumap): AU7 0.45-0.50, AU23 0.92, AU24 0.98 (AU15, the next weakest, 0.6)."""
-    change = {}
-    for au in calibration.BP4D_AUS:
-        total = 0.0
-        for i in (24, 32, 40):
-            base = sampling.sample_params(0, i, factors="none")
-            still = _luma(renderer.render(_plain(base)).image)
-            moved = _luma(renderer.render(_plain(base, **{f"AU{au}": 0.7})).image)
-            total += np.abs(moved - still).sum() / 255
-        change[au] = total / 3
-    median = float(np.median(list(change.values())))
-    weak = {au: round(c / median, 2) for au, c in change.items() if c < 0.42 * median}
-    assert not weak, weak
 
 
 def test_looks_like_a_face(renderer, tmp_path):
