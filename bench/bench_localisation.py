@@ -45,7 +45,9 @@ def render(args: Namespace, work: Path) -> Path:
 
     folder = work / "synth"
     ll.log(f"SynthAU: {args.n} faces at {args.render_size} px in {folder}")
-    run_synth(folder, n=args.n, size=args.render_size, seed=args.synth_seed, progress=sys.stderr.isatty())
+    run_synth(
+        folder, n=args.n, size=args.render_size, seed=args.synth_seed, labels=args.labels, progress=sys.stderr.isatty()
+    )
     return folder
 
 
@@ -275,6 +277,7 @@ def parse_args(argv: list[str] | None) -> Namespace:
     ap.add_argument("--text-cache", default=None, help="an embedded augtext cache to use (default: make one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synth-seed", type=int, default=0)
+    ap.add_argument("--labels", default="bp4d", help=ll.LABELS_HELP)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 on a shared machine)")
     ap.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     ap.add_argument("--device", default="auto")

@@ -114,9 +114,10 @@ def commands(args, factors: str, augment: str) -> list[str]:
     """The hiva_core commands that make one run by hand (the bench does the same through the library)."""
     spec = factors_label(parse_factors(factors))
     return [
-        f"hiva_core synth --out synth --n {args.n} --size {args.size} --seed {args.synth_seed} --factors {spec}",
+        f"hiva_core synth --out synth --n {args.n} --size {args.size} --seed {args.synth_seed} --factors {spec} "
+        f"--labels {args.labels}",
         f"hiva_core synth --out shifted --n {args.n_shifted} --size {args.size} --seed {args.synth_seed} "
-        "--factors all --shifted",
+        f"--factors all --shifted --labels {args.labels}",
         f"hiva_core train --text-cache CACHE --data synth --fold 1 --out runs/NAME --model {args.model} "
         f"--epochs {args.epochs} --batch-size {args.batch_size} --lr {args.lr} --image-size {args.size} "
         f"--set data.aus={','.join(map(str, args.aus))} --set data.augment={augment} "
@@ -252,6 +253,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 on a shared machine)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--synth-seed", type=int, default=0)
+    ap.add_argument("--labels", default="bp4d", help=ll.LABELS_HELP)
     ap.add_argument("--render-workers", type=int, default=1)
     ap.add_argument("--text-cache", default=None, help="an embedded augtext cache (default: the reference prior)")
     ap.add_argument("--descriptions", type=int, default=8, help="reference descriptions per AU and style")

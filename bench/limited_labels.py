@@ -65,6 +65,11 @@ def render_count(max_budget: int) -> int:
     return ids * SAMPLES_PER_IDENTITY
 
 
+# The benches render BP4D label rows unless told (--labels): the README's tables were measured on them, and their work
+# folders resume. `hiva_core synth` itself draws hiva_core.synth.sampling.DEFAULT_LABELS.
+LABELS_HELP = "SynthAU --labels of the renders (default bp4d, as in the README's tables; e.g. bp4d:2,posed:1)"
+
+
 def synth_set(args, folder: Path, n: int, shifted: bool = False, factors: str = "all") -> Path:
     """Render (or resume) one SynthAU set at the bench's render size, seed and workers."""
     from hiva_core.synth import run_synth
@@ -77,6 +82,7 @@ def synth_set(args, folder: Path, n: int, shifted: bool = False, factors: str = 
         workers=args.render_workers,
         shifted=shifted,
         factors=factors,
+        labels=args.labels,
         progress=sys.stderr.isatty(),
     )
     return folder
@@ -593,6 +599,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--set", dest="extra", action="append", default=[], help="any trainer config key=value")
     ap.add_argument("--synth-seed", type=int, default=0)
+    ap.add_argument("--labels", default="bp4d", help=LABELS_HELP)
     ap.add_argument("--n-shifted", type=int, default=500)
     ap.add_argument("--render-workers", type=int, default=1)
     ap.add_argument("--text-cache", default=None, help="use this embedded augtext cache (skip generate/embed)")

@@ -62,6 +62,7 @@ def render(args, work: Path) -> Path:
         size=args.size,
         seed=args.synth_seed,
         workers=args.render_workers,
+        labels=args.labels,
         progress=sys.stderr.isatty(),
     )
     return folder
@@ -453,6 +454,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shuffle-seed", type=int, default=0)
     ap.add_argument("--synth-seed", type=int, default=0)
+    ap.add_argument("--labels", default="bp4d", help="SynthAU --labels of the renders (default bp4d, as in the README)")
     ap.add_argument("--render-workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "zero_shot")

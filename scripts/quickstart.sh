@@ -25,9 +25,15 @@ if [ "${QS_LLM:-0}" = 1 ]; then
 fi
 augtext embed --cache "$QS/cache"
 augtext stats --cache "$QS/cache" --samples 1   # ends with the prior-quality line (augtext score)
-# Renders of an older SynthAU format (a quick start run before an upgrade) are derived data: render them afresh.
-python -c 'import json, sys; from hiva_core.synth.writer import FORMAT_VERSION as V; sys.exit(json.load(open(sys.argv[1])).get("format_version") != V)' \
-    "$QS/synthau/synth.json" 2>/dev/null || rm -rf "$QS/synthau"
+# Renders of an older SynthAU format or label default (a quick start run before an upgrade) are derived data: render
+# them afresh.
+python - "$QS/synthau/synth.json" <<'EOF' 2>/dev/null || rm -rf "$QS/synthau"
+import json, sys
+from hiva_core.synth.sampling import DEFAULT_LABELS, labels_label, parse_labels
+from hiva_core.synth.writer import FORMAT_VERSION
+meta = json.load(open(sys.argv[1]))
+sys.exit(meta.get("format_version") != FORMAT_VERSION or meta.get("labels") != labels_label(parse_labels(DEFAULT_LABELS)))
+EOF
 hiva_core synth --out "$QS/synthau" --n "$N_FACES" --size 128 --seed 0
 rm -rf "$QS/runs/hiva"  # the quick start always trains afresh (train refuses to overwrite a finished run)
 hiva_core train --text-cache "$QS/cache" --data "$QS/synthau" --out "$QS/runs/hiva" --fold 1 \

@@ -31,6 +31,10 @@ SHIFTED_IDENTITY_SCALE = 1.6
 # How a face's AUs are drawn (`synth --labels`): BP4D label rows (their co-occurrence), every AU on its own at the same
 # rates (no co-occurrence to learn), or a posed basic-emotion prototype (hiva_core.synth.expressions).
 LABELS = ("bp4d", "independent", "posed")
+# What `synth` draws unless told: BP4D rows for two faces in three, a posed expression for the third. Measured at full
+# scale (README, "a third of the training faces posed"): +13 F1 / +9 AUC on faces posing an expression, -0.5 to -1.7
+# F1 on faces carrying BP4D rows, real faces AUC 95.6 against 93.1 / 91.5.
+DEFAULT_LABELS = "bp4d:2,posed:1"
 
 
 def parse_labels(spec: str) -> tuple[tuple[str, float], ...]:
@@ -273,7 +277,9 @@ def _degradations(rng: np.random.Generator, wide: bool) -> dict:
     }
 
 
-def sample_params(seed: int, index: int, shifted: bool = False, factors=ALL, labels: str = "bp4d") -> SampleParams:
+def sample_params(
+    seed: int, index: int, shifted: bool = False, factors=ALL, labels: str = DEFAULT_LABELS
+) -> SampleParams:
     """The scene of sample `index`. `factors`: the factors of variation that are on (a SPEC string or names).
     `labels` (parse_labels: one of LABELS or a mix): how the AUs are drawn; with `independent` or `posed` they come
     from a stream of their own, so the person and every other draw stay those of the same index with `bp4d` (a

@@ -36,7 +36,14 @@ from augtext.io import atomic_write, utc_now
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
 from hiva_core.synth.calibration import FALLBACK_SOURCE, bp4d_combinations
 from hiva_core.synth.factors import FACTORS, factors_label, parse_factors
-from hiva_core.synth.sampling import SAMPLES_PER_IDENTITY, SampleParams, labels_label, parse_labels, sample_params
+from hiva_core.synth.sampling import (
+    DEFAULT_LABELS,
+    SAMPLES_PER_IDENTITY,
+    SampleParams,
+    labels_label,
+    parse_labels,
+    sample_params,
+)
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
@@ -48,7 +55,7 @@ FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 
-def manifest_columns(shifted: bool, labels: str = "bp4d") -> list[str]:
+def manifest_columns(shifted: bool, labels: str = DEFAULT_LABELS) -> list[str]:
     kinds = [kind for kind, _ in parse_labels(labels)]
     aus = [au_label(a) for a in SYNTH_AUS]
     return [
@@ -108,7 +115,7 @@ class _Worker:
         shifted: bool,
         msaa: int,
         factors: tuple[str, ...],
-        labels: str = "bp4d",
+        labels: str = DEFAULT_LABELS,
     ):
         from hiva_core.synth.facemodel import load_face_model
         from hiva_core.synth.render import Renderer
@@ -206,7 +213,7 @@ def run_synth(
     msaa: int = 4,
     progress: bool = True,
     factors: str | tuple[str, ...] | None = "all",
-    labels: str = "bp4d",
+    labels: str = DEFAULT_LABELS,
 ) -> Path:
     """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it.
 

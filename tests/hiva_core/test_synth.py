@@ -408,7 +408,7 @@ def test_posed_faces_show_an_expressions_aus_on_the_same_people_and_scenes():
     assert all(set(v) <= set(SYNTH_AUS) for vs in EXPRESSIONS.values() for v in vs)  # every AU is one SynthAU renders
     seen = set()
     for i in range(140):
-        posed, plain = sampling.sample_params(0, i, labels="posed"), sampling.sample_params(0, i)
+        posed, plain = sampling.sample_params(0, i, labels="posed"), sampling.sample_params(0, i, labels="bp4d")
         present = frozenset(a for a, on in posed.labels.items() if on)
         assert present in variants[posed.expression], (i, posed.expression, sorted(present))
         assert plain.expression == "" and posed.expression in EXPRESSIONS
@@ -443,9 +443,10 @@ def test_posed_set_records_its_expressions_and_refuses_mixing(face_model_path, t
         assert [row[f"AU{a}"] for a in SYNTH_AUS] == [params.labels[a] for a in SYNTH_AUS]
     assert json.loads((out / "synth.json").read_text())["labels"] == "posed"
     before = (out / "manifest.csv").read_bytes()
-    assert main([*args, "--shifted"]) == 2  # the same folder with BP4D rows: refused, nothing changed
+    assert main([*args, "--shifted", "--labels", "bp4d"]) == 2  # the same folder with BP4D rows: refused, unchanged
+    assert main([*args, "--shifted"]) == 2  # or with the default mix
     assert (out / "manifest.csv").read_bytes() == before
-    assert "expression" not in manifest_columns(shifted=False)
+    assert "expression" not in manifest_columns(shifted=False, labels="bp4d")
 
 
 def test_independent_labels_keep_the_rates_and_drop_the_co_occurrence():
@@ -459,7 +460,7 @@ def test_independent_labels_keep_the_rates_and_drop_the_co_occurrence():
     corr = {kind: np.corrcoef(r.T)[np.triu_indices(len(bp4d), 1)] for kind, r in rows.items()}
     assert np.abs(corr["bp4d"]).max() > 0.4  # BP4D rows: AU6 with AU12, AU10 with AU12, ...
     assert np.abs(corr["independent"]).max() < 0.1  # every AU on its own
-    plain, alone = sampling.sample_params(0, 9), sampling.sample_params(0, 9, labels="independent")
+    plain, alone = sampling.sample_params(0, 9, labels="bp4d"), sampling.sample_params(0, 9, labels="independent")
     assert (plain.identity.identity, plain.yaw, plain.jpeg_quality) == (
         alone.identity.identity,
         alone.yaw,
@@ -520,3 +521,22 @@ def test_mixed_set_records_each_faces_kind(face_model_path, tmp_path):
     assert json.loads((out / "synth.json").read_text())["labels"] == "bp4d:0.5,posed:0.5"
     assert main([*args, "--labels", "posed:3,bp4d:3"]) == 0  # the same mix in other words resumes
     assert main([*args, "--labels", "bp4d:2,posed:1"]) == 2  # another mix is refused
+
+
+def test_the_default_set_mixes_bp4d_rows_with_posed_faces(face_model_path, tmp_path):
+    """What `synth` draws unless told (sampling.DEFAULT_LABELS): the CLI, run_synth and sample_params agree."""
+    import inspect
+
+    from hiva_core.cli import main, synth
+
+    assert inspect.signature(synth).parameters["labels"].default.default == sampling.DEFAULT_LABELS
+    assert inspect.signature(run_synth).parameters["labels"].default == sampling.DEFAULT_LABELS
+    out = tmp_path / "default"
+    assert (
+        main(["synth", "--out", str(out), "--n", "9", "--size", str(SIZE), "--face-model", str(face_model_path)]) == 0
+    )
+    df = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert list(df.columns) == manifest_columns(shifted=False)
+    assert json.loads((out / "synth.json").read_text())["labels"] == "bp4d:0.666667,posed:0.333333"
+    assert list(df["label_kind"]) == [sampling.sample_params(0, i).label_kind for i in range(9)]
+    assert set(df["label_kind"]) == {"bp4d", "posed"}
