@@ -196,9 +196,11 @@ def _check_meta(out: Path, meta: dict) -> None:
         if key == "bp4d_calibration":  # the lists may move with a checkout; what the labels are drawn from may not
             was, now = was == FALLBACK_SOURCE, now == FALLBACK_SOURCE
         if was != now:
+            flag = {"labels": was, "seed": was, "size": was, "msaa": was, "factors": old.get("factors_spec")}
+            resume = f"--{key} {flag[key]}" if flag.get(key) is not None else "the same settings"
             raise UserError(
                 f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
-                "use another --out, or the same settings to resume"
+                f"use another --out, or {resume} to resume"
             )
 
 

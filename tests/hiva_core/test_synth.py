@@ -540,3 +540,21 @@ def test_the_default_set_mixes_bp4d_rows_with_posed_faces(face_model_path, tmp_p
     assert json.loads((out / "synth.json").read_text())["labels"] == "bp4d:0.666667,posed:0.333333"
     assert list(df["label_kind"]) == [sampling.sample_params(0, i).label_kind for i in range(9)]
     assert set(df["label_kind"]) == {"bp4d", "posed"}
+
+
+def test_a_set_of_another_default_names_the_flag_that_resumes_it(face_model_path, tmp_path, capsys):
+    """A folder rendered with BP4D rows (the default before the mix) is refused by the default, naming `--labels bp4d`."""
+    from hiva_core.cli import main
+
+    out = tmp_path / "rows"
+    args = ["synth", "--out", str(out), "--size", str(SIZE), "--face-model", str(face_model_path)]
+    assert main([*args, "--n", "3", "--labels", "bp4d"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--n", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "labels='bp4d'" in err and "--labels bp4d to resume" in err
+    assert len(list((out / "images").iterdir())) == 3  # nothing rendered under the refused settings
+    assert main([*args, "--n", "4", "--size", str(SIZE + 16), "--labels", "bp4d"]) == 2
+    assert f"--size {SIZE} to resume" in capsys.readouterr().err
+    assert main([*args, "--n", "4", "--labels", "bp4d"]) == 0
+    assert len(pd.read_csv(out / "manifest.csv")) == 4
