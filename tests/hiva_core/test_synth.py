@@ -543,7 +543,7 @@ def test_the_default_set_mixes_bp4d_rows_with_posed_faces(face_model_path, tmp_p
 
 
 def test_a_set_of_another_default_names_the_flag_that_resumes_it(face_model_path, tmp_path, capsys):
-    """A folder rendered with BP4D rows (the default before the mix) is refused by the default, naming `--labels bp4d`."""
+    """A folder rendered with BP4D rows (the old default) is refused by the default, naming `--labels bp4d`."""
     from hiva_core.cli import main
 
     out = tmp_path / "rows"
