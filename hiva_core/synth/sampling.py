@@ -32,8 +32,8 @@ SHIFTED_IDENTITY_SCALE = 1.6
 # rates (no co-occurrence to learn), or a posed basic-emotion prototype (hiva_core.synth.expressions).
 LABELS = ("bp4d", "independent", "posed")
 # What `synth` draws unless told: BP4D rows for two faces in three, a posed expression for the third. Measured at full
-# scale (README, "a third of the training faces posed"): +13 F1 / +9 AUC on faces posing an expression, -0.5 to -1.7
-# F1 on faces carrying BP4D rows, real faces AUC 95.6 against 93.1 / 91.5.
+# scale (README, "a third of the training faces posed"; two seeds): +11 to +14 F1 / +9 AUC on faces posing an
+# expression, -0.5 to -2.7 F1 on faces carrying BP4D rows, real faces AUC 94.7-95.6 against 91.5-93.1.
 DEFAULT_LABELS = "bp4d:2,posed:1"
 
 

@@ -181,6 +181,9 @@ def _write_manifest(path: Path, rows: dict[int, dict], columns: list[str]) -> No
         df.to_csv(fh, index=False)
 
 
+_PLAIN_FLAGS = ("labels", "seed", "size", "msaa")  # synth.json keys that are also `synth --KEY VALUE`
+
+
 def _check_meta(out: Path, meta: dict) -> None:
     path = out / META
     if not path.is_file():
@@ -196,8 +199,8 @@ def _check_meta(out: Path, meta: dict) -> None:
         if key == "bp4d_calibration":  # the lists may move with a checkout; what the labels are drawn from may not
             was, now = was == FALLBACK_SOURCE, now == FALLBACK_SOURCE
         if was != now:
-            flag = {"labels": was, "seed": was, "size": was, "msaa": was, "factors": old.get("factors_spec")}
-            resume = f"--{key} {flag[key]}" if flag.get(key) is not None else "the same settings"
+            value = old.get("factors_spec") if key == "factors" else (was if key in _PLAIN_FLAGS else None)
+            resume = f"--{key} {value}" if value is not None else "the same settings"  # the flag that resumes it
             raise UserError(
                 f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
                 f"use another --out, or {resume} to resume"
