@@ -264,6 +264,33 @@ def load_text_prior(
     return TextPrior(aus=wanted, embeddings=embeddings, mask=mask, model=entry.get("model", slug), fingerprint=current)
 
 
+def load_descriptions(
+    cache_dir: str | Path,
+    aus: Sequence[int],
+    styles: Sequence[str] | None = None,
+    max_per_au: int | None = None,
+) -> dict[int, list[str]]:
+    """The description texts of `aus` in a cache, chosen and ordered as `load_text_prior` chooses their embeddings
+    (`styles`, `max_per_au`); an AU without any has an empty list."""
+    cache_dir = cache_folder(cache_dir)
+    table = read_parquet(
+        cache_dir / DESCRIPTIONS,
+        ["au", "style", "text", "text_sha256"],
+        fix=f"restore it or rerun `augtext generate --cache {cache_dir}`",
+    )
+    au_col = table.column("au").to_numpy().astype(np.int64)
+    style_col = np.asarray(table.column("style").to_pylist(), dtype=object)
+    sha_col = np.asarray(table.column("text_sha256").to_pylist(), dtype=object)
+    texts = table.column("text").to_pylist()
+    keep = np.isin(style_col, list(styles)) if styles is not None else np.ones(len(au_col), dtype=bool)
+    return {
+        int(a): [
+            texts[r] for r in _order_rows(np.flatnonzero(keep & (au_col == int(a))), style_col, sha_col, max_per_au)
+        ]
+        for a in aus
+    }
+
+
 def _order_rows(rows: np.ndarray, style: np.ndarray, sha: np.ndarray, cap: int | None) -> list[int]:
     """Rows of one AU in (style, sha) order; with a cap, the first `cap` taken round-robin over the styles."""
     ordered = sorted(rows.tolist(), key=lambda r: (style[r], sha[r]))

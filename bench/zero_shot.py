@@ -8,7 +8,9 @@ Steps, each resumable from the work folder (default bench/work/zero_shot, git-ig
   3. train hiva_open on the training AUs (default the 12 of BP4D) with each prior, and hiva with the reference prior
      (the seen-AU yardstick);
   4. evaluate on the held-out identities with `--aus` = training AUs + unseen AUs (hiva_core.evaluate.evaluate_run):
-     per-AU AUC and F1 at 0.5 beside the all-positive floor;
+     per-AU AUC and F1 at 0.5 beside the all-positive floor. hiva_open learns the expression's geometry from the
+     renders' neutral landmarks (model.geometry) and scores an unseen AU along the measures its descriptions name
+     (augtext.grounding; what each prior's descriptions name is in the results, `groundings`);
   5. with --groups, leave-group-out: hiva_open trained on every described SynthAU AU but one group, with each
      prior, for each group in turn; every AU of the held-out group is scored zero-shot.
 Writes bench/results/zero_shot.json and .md. Unseen AUs without an offline description source are listed, not scored.
@@ -98,6 +100,14 @@ def priors(args, work: Path, aus: list[int]) -> tuple[Path, Path, dict[int, int]
     return reference, shuffled, holds
 
 
+def groundings(cache: Path, aus: list[int]) -> dict[str, str]:
+    """What each AU's descriptions in `cache` say its face does (augtext.grounding), in words."""
+    from augtext.grounding import describe, ground
+    from augtext.prior import load_descriptions
+
+    return {au_label(a): describe(ground(texts)) for a, texts in load_descriptions(cache, aus).items()}
+
+
 def train_and_score(
     args, name: str, prior: str, cache: Path, synth: Path, run: Path, train_aus: list[int], unseen: list[int]
 ) -> dict:
@@ -120,6 +130,7 @@ def train_and_score(
     seen, new = per_au(metrics, train_aus), per_au(metrics, unseen) if open_vocab else {}
     record = {
         "run": str(run),
+        "geometry": bool(json.loads((run / ckpt.CONFIG).read_text())["model_config"].get("geometry")),
         "n": metrics["n"],
         "train_s": json.loads(timing.read_text())["train_s"] if timing.is_file() else None,
         "seen": seen,
@@ -309,21 +320,30 @@ def markdown(result: dict) -> str:
         f"{s.get('region_weight', 0):g}; trained on {len(s['train_aus'])} AUs "
         f"({', '.join(au_label(a) for a in s['train_aus'])}), tested on the held-out identities (fold 1, "
         f"{ref['n']} images)). Prior: the reference descriptions; control: the same descriptions shuffled across "
-        "AUs.",
+        "AUs. "
+        + (
+            "hiva_open predicts the expression's geometry (model.geometry): an unseen AU is scored along the measures "
+            "its descriptions name (last columns); an AU whose descriptions name none, by the cosine head."
+            if ref.get("geometry")
+            else "hiva_open without the geometry head: every unseen AU is scored by the cosine head."
+        ),
         "",
-        "| unseen AU | positives | all-positive floor F1 | AUC reference | AUC shuffled | F1 reference | F1 shuffled |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| unseen AU | positives | all-positive floor F1 | AUC reference | AUC shuffled | F1 reference | F1 shuffled "
+        "| its descriptions name | the shuffled ones name |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+    named = result.get("groundings") or {}
     for a in unseen:
-        r, c = ref["unseen"][au_label(a)], shuf["unseen"][au_label(a)]
+        r, c, k = ref["unseen"][au_label(a)], shuf["unseen"][au_label(a)], au_label(a)
         lines.append(
-            f"| {au_label(a)} | {round(r['pos_rate'] * r['n'])} | {100 * r['floor_f1']:.1f} | "
-            f"{r['auc']:.3f} | {c['auc']:.3f} | {100 * r['f1']:.1f} | {100 * c['f1']:.1f} |"
+            f"| {k} | {round(r['pos_rate'] * r['n'])} | {100 * r['floor_f1']:.1f} | "
+            f"{r['auc']:.3f} | {c['auc']:.3f} | {100 * r['f1']:.1f} | {100 * c['f1']:.1f} | "
+            f"{named.get('reference', {}).get(k, '')} | {named.get('shuffled', {}).get(k, '')} |"
         )
     lines.append(
         f"| **mean** | | {100 * ref['unseen_mean']['floor_f1']:.1f} | {ref['unseen_mean']['auc']:.3f} | "
         f"{shuf['unseen_mean']['auc']:.3f} | {100 * ref['unseen_mean']['f1']:.1f} | "
-        f"{100 * shuf['unseen_mean']['f1']:.1f} |"
+        f"{100 * shuf['unseen_mean']['f1']:.1f} | | |"
     )
     lines += ["", "| seen AUs (trained on) | avg F1 | avg AUC | train s |", "|---|---:|---:|---:|"]
     names = {
@@ -513,6 +533,7 @@ def main(argv: list[str] | None = None) -> dict:
         "unseen_scored": scored,
         "unseen_without_descriptions": missing,
         "shuffled_holds": {au_label(a): au_label(b) for a, b in holds.items()},
+        "groundings": {"reference": groundings(reference, scored), "shuffled": groundings(shuffled, scored)},
         "ceiling": ceiling,
         "runs": {},
     }

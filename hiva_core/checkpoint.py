@@ -132,7 +132,7 @@ LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
     ("train", "region_weight"): 0.0,
     ("train", "select"): "test",
 }
-LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "lr", "val_f1", "val_auc", "time_s"]
+LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "geometry", "lr", "val_f1", "val_auc", "time_s"]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 
@@ -377,9 +377,9 @@ class RunFolder:
         return info
 
     def read_train_config(self) -> TrainConfig:
-        """The training config the run was trained with (the base of a --resume). A width or stride left to the
-        default is the one the model was built with (model_config's dim, output_stride; 32 for runs saved before that
-        key existed), so a later change of the default never changes a run; nor do the data defaults that came later
+        """The training config the run was trained with (the base of a --resume). A width, stride or geometry head
+        left to the default is the one the model was built with (model_config's dim, output_stride, geometry; 32 and
+        off for runs saved before those keys existed), so a later change of the default never changes a run; nor do the data defaults that came later
         (val_fraction, augment)."""
         from dataclasses import replace
 
@@ -389,9 +389,10 @@ class RunFolder:
         info = self.read_config()
         cfg = from_dict(info["config"])
         built = {**LEGACY_MODEL_OPTIONS, **(info.get("model_config") or {})}
-        for key in ("dim", "output_stride"):
+        for key in ("dim", "output_stride", "geometry"):
             if getattr(cfg.model, key) is None and built.get(key) is not None:
-                cfg = replace(cfg, model=replace(cfg.model, **{key: int(built[key])}))
+                value = bool(built[key]) if key == "geometry" else int(built[key])
+                cfg = replace(cfg, model=replace(cfg.model, **{key: value}))
         for (section, key), value in LEGACY_TRAIN_CONFIG.items():
             if key not in (info["config"].get(section) or {}):
                 cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})

@@ -109,3 +109,12 @@ def region_loss(maps: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         return maps.new_zeros(())
     inside = (maps.float().flatten(2) * prior.flatten(1)[None]).sum(-1)  # (B, A)
     return -inside[:, constrained].clamp_min(1e-6).log().mean()
+
+
+def geometry_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 between the predicted expression geometry (B, G), in units of ``scale`` (G,), and the measured one
+    (B, G) in its own units, over the known values (``mask``); 0 when none is known."""
+    if not bool(mask.any()):
+        return pred.new_zeros(())
+    error = nn.functional.smooth_l1_loss(pred.float(), target.float() / scale, reduction="none")
+    return error[mask].mean()

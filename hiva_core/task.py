@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss, region_loss
+from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss, geometry_loss, region_loss
 
 
 class AUTask(nn.Module):
-    """``task(batch, text_emb, text_mask)`` → ``{"loss", "asl", "align", "region", "logits"}``.
+    """``task(batch, text_emb, text_mask)`` → ``{"loss", "asl", "align", "region", "geometry", "logits"}``.
 
-    ``loss = asl + align_weight · align + region_weight · region``. The alignment term is computed only when the
+    ``loss = asl + align_weight · align + region_weight · region + geometry_weight · geometry``. The geometry term
+    only when the model predicts the expression's geometry and the batch carries it (``geometry``, ``geometry_mask``:
+    manifests with neutral landmarks, such as SynthAU's). The alignment term is computed only when the
     model returns text prototypes (a model with the text branch on) and ``align_weight > 0``; the region term only
     when the model returns AU maps, ``region_weight > 0`` and the AU codes ``aus`` are given (it asks each AU's map
     to look inside the AU's region of the canonical aligned face, hiva_core.regions.region_prior); otherwise 0.
@@ -26,6 +28,7 @@ class AUTask(nn.Module):
         temperature: float = 0.07,
         region_weight: float = 0.0,
         aus: list[int] | None = None,
+        geometry_weight: float = 1.0,
         **asl_options: float,
     ):
         super().__init__()
@@ -35,6 +38,7 @@ class AUTask(nn.Module):
         self.temperature = temperature
         self.region_weight = region_weight if aus else 0.0
         self.aus = list(aus or [])
+        self.geometry_weight = geometry_weight
         self._priors: dict[tuple[int, int, int], torch.Tensor] = {}  # (h, w, image side) -> (A, h, w)
 
     def region_prior(self, maps: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -61,10 +65,16 @@ class AUTask(nn.Module):
             region = region_loss(maps, self.region_prior(maps, batch["image"].shape[-1]))
         else:
             region = asl.new_zeros(())
+        head = getattr(self.model, "geometry_head", None)
+        if out.get("geometry") is not None and "geometry" in batch and self.geometry_weight > 0:
+            geometry = geometry_loss(out["geometry"], batch["geometry"], batch["geometry_mask"], head.scale)
+        else:
+            geometry = asl.new_zeros(())
         return {
-            "loss": asl + self.align_weight * align + self.region_weight * region,
+            "loss": asl + self.align_weight * align + self.region_weight * region + self.geometry_weight * geometry,
             "asl": asl.detach(),
             "align": align.detach(),
             "region": region.detach(),
+            "geometry": geometry.detach(),
             "logits": out["logits"],
         }

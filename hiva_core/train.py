@@ -398,6 +398,28 @@ def build_loaders(cfg: TrainConfig, splits: Splits, device: torch.device, info: 
     return Loaders(train, sharded(splits.test), gen, sampler, batches, val)
 
 
+def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
+    """model.geometry as built: left to the default (None), on for an open-vocabulary model when the training rows
+    carry the expression's geometry (neutral landmarks: SynthAU), off otherwise; asked for without it, a UserError."""
+    from hiva_core.models.registry import is_open_vocabulary
+
+    has = train_ds.geometry is not None and bool(np.isfinite(train_ds.geometry).all(1).any())
+    if cfg.model.geometry is None:
+        return {"geometry": has and is_open_vocabulary(cfg.model.name)}
+    if cfg.model.geometry and not has:
+        raise UserError(
+            f"model.geometry=true needs the expression's geometry in the training data ({train_ds.source}): "
+            "manifest columns landmarks and neutral_landmarks, as `hiva_core synth` writes them"
+        )
+    return {}
+
+
+def geometry_scale(geometry: np.ndarray) -> np.ndarray:
+    """Each measure's spread over the known training values (its standard deviation; 1 where it does not vary)."""
+    spread = np.nanstd(geometry.astype(np.float64), axis=0)
+    return np.where(np.isfinite(spread) & (spread > 1e-8), spread, 1.0).astype(np.float32)
+
+
 def build_state(
     cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device, info: DistInfo
 ) -> TrainState:
@@ -409,7 +431,15 @@ def build_state(
     from hiva_core.models import create_model
     from hiva_core.task import AUTask
 
-    model = create_model(cfg.model.name, num_aus=len(train_ds.aus), text_dim=text_dim, **cfg.model.overrides())
+    model = create_model(
+        cfg.model.name,
+        num_aus=len(train_ds.aus),
+        text_dim=text_dim,
+        **cfg.model.overrides(),
+        **geometry_option(cfg, train_ds),
+    )
+    if getattr(model, "geometry_head", None) is not None:  # the measures' spread over the training rows: the units
+        model.geometry_head.scale.copy_(torch.from_numpy(geometry_scale(train_ds.geometry)))
     model.to(device)
     if use_channels_last(cfg, device):
         model.to(memory_format=torch.channels_last)
@@ -419,6 +449,7 @@ def build_state(
         align_weight=cfg.train.align_weight,
         region_weight=cfg.train.region_weight,
         aus=train_ds.aus,
+        geometry_weight=cfg.train.geometry_weight,
     ).to(device)
     step_module: nn.Module = task
     if info.enabled:
@@ -455,7 +486,7 @@ def train_one_epoch(
     accum, n_batches = cfg.optim.accum_steps, loaders.batches
     dtype = autocast_dtype(device, cfg.train.precision)
     channels_last = use_channels_last(cfg, device)
-    sums = {"loss": 0.0, "asl": 0.0, "align": 0.0, "region": 0.0}
+    sums = {"loss": 0.0, "asl": 0.0, "align": 0.0, "region": 0.0, "geometry": 0.0}
     bar = monitor.progress.task(f"epoch {state.epoch}/{cfg.train.epochs}", n_batches)
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loaders.train):
@@ -469,6 +500,9 @@ def train_one_epoch(
             "labels": batch["labels"].to(device, non_blocking=True),
             "mask": batch["mask"].to(device, non_blocking=True),
         }
+        if "geometry" in batch:
+            inputs["geometry"] = batch["geometry"].to(device, non_blocking=True)
+            inputs["geometry_mask"] = batch["geometry_mask"].to(device, non_blocking=True)
         # Gradient accumulation: step every `accum` batches (and at the end); under DDP only that last
         # micro-batch all-reduces gradients (no_sync on the others).
         stepping = (i + 1) % accum == 0 or i + 1 == n_batches

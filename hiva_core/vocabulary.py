@@ -5,11 +5,17 @@ Every run scores a subset of the AUs it was trained on (its outputs, column by c
 covers its training AUs, and the other AUs' descriptions come from a text cache embedded with the same model. The
 model then runs over the training AUs plus the new ones, so that the graph and CDCA see the AU context they were
 trained with, and the requested columns are kept.
+
+A new AU's score: when the run predicts the expression's geometry (`model.geometry`, on for hiva_open trained on
+SynthAU), it is read from that geometry along the measures the AU's descriptions name, and which way
+(augtext.grounding: "the lips part" → lip opening up); the cosine head's score stays for an AU whose descriptions
+name none. Without a geometry head every new AU is the cosine head's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +50,52 @@ class AUColumns(nn.Module):
         if out.get("text") is not None:
             cut["text"] = out["text"][self.columns]
         return {**out, **cut}
+
+
+# A new AU's logit from its geometry score s (the measures its descriptions name, in training-set spreads, weighted to
+# sum 1): SLOPE · (s − OFFSET), i.e. probability 0.5 where the face moved one spread of the measures that way.
+GEOMETRY_SLOPE = 2.0
+GEOMETRY_OFFSET = 1.0
+
+
+class GroundedScores(nn.Module):
+    """A model whose logits for the AUs marked in `use` are read from its predicted expression geometry (B, G) along
+    `queries` (A, G) (augtext.grounding.ground of each AU's descriptions) instead of its head."""
+
+    def __init__(self, model: nn.Module, queries: np.ndarray, use: Sequence[bool]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("queries", torch.as_tensor(queries, dtype=torch.float32), persistent=False)
+        self.register_buffer("use", torch.as_tensor(list(use), dtype=torch.bool), persistent=False)
+
+    def forward(
+        self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor | None]:
+        out = self.model(images, text_emb, text_mask)
+        score = out["geometry"].float() @ self.queries.T  # (B, A)
+        grounded = GEOMETRY_SLOPE * (score - GEOMETRY_OFFSET)
+        return {**out, "logits": torch.where(self.use, grounded, out["logits"].float())}
+
+
+def grounded_queries(loaded: LoadedRun, new: Sequence[int], text_cache: str | Path) -> dict[int, np.ndarray]:
+    """{AU: what its descriptions say its face does, as weights over the geometry measures} for each AU of `new`
+    (descriptions from `text_cache`, chosen with the run's text options); an AU whose descriptions name no measure is
+    left out and said on stderr."""
+    from augtext.grounding import describe, ground
+    from augtext.prior import load_descriptions
+
+    text_cfg = loaded.config.get("config", {}).get("text", {}) or {}
+    texts = load_descriptions(text_cache, new, text_cfg.get("styles"), text_cfg.get("max_per_au"))
+    queries = {}
+    for au in new:
+        weights = ground(texts[au])
+        if np.abs(weights).sum() > 0:
+            queries[au] = weights
+            note = f"scored from the face's geometry: {describe(weights)}"
+        else:
+            note = "its descriptions name no change of the face's geometry: scored by the cosine head"
+        print(f"{au_label(au)}: {note} (its {len(texts[au])} descriptions)", file=sys.stderr)
+    return queries
 
 
 def stack_priors(first: TextPrior, second: TextPrior) -> TextPrior:
@@ -131,8 +183,14 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
                 f"{','.join(map(str, new))} --cache DIR, then augtext embed --cache DIR)"
             )
         prior = stack_priors(prior, extra_prior(loaded, new, text_cache))
+    model = loaded.model
+    if new and getattr(model, "geometry_head", None) is not None:
+        queries = grounded_queries(loaded, new, text_cache)
+        if queries:
+            table = np.stack([queries.get(a, np.zeros_like(next(iter(queries.values())))) for a in prior.aus])
+            model = GroundedScores(model, table, [a in queries for a in prior.aus])
     columns = [prior.aus.index(a) for a in codes]
-    model = loaded.model if columns == list(range(len(prior.aus))) else AUColumns(loaded.model, columns)
+    model = model if columns == list(range(len(prior.aus))) else AUColumns(model, columns)
     emb, mask = prior_tensors(prior, loaded.device)
     return dataclasses.replace(
         loaded, model=model.to(loaded.device).eval(), prior=prior, aus=codes, text_emb=emb, text_mask=mask

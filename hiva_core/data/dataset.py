@@ -26,7 +26,9 @@ class AUDataset(Dataset):
 
     `aus` are the FACS codes of the label columns; `labels` is float32 (N, A): 1 present, 0 absent, NaN unknown.
     Item i is `{"image": (3,H,W) float, "labels": (A,) float (unknown -> 0), "mask": (A,) bool (False = unknown),
-    "meta": {"path", "subject", "sequence", "frame"}}` (meta values are strings, so the default collate keeps them).
+    "meta": {"path", "subject", "sequence", "frame"}}` (meta values are strings, so the default collate keeps them);
+    with `geometry` (N, G) float32 (the expression's geometry, hiva_core.geometry; NaN unknown) also "geometry": (G,)
+    float (unknown -> 0) and "geometry_mask": (G,) bool.
     Without a transform the image is uint8 (3,H,W) as loaded. Images are opened only when an item is read: a missing
     or unreadable one is a UserError naming its path.
     """
@@ -41,6 +43,7 @@ class AUDataset(Dataset):
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         meta: MetaFn | None = None,
         source: str = "",
+        geometry: np.ndarray | None = None,
     ) -> None:
         labels = np.asarray(labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (len(files), len(aus)):
@@ -52,6 +55,11 @@ class AUDataset(Dataset):
         self.transform = transform
         self.source = source
         self._meta = meta
+        if geometry is not None:
+            geometry = np.asarray(geometry, dtype=np.float32)
+            if geometry.ndim != 2 or len(geometry) != len(files):
+                raise ValueError(f"geometry must be (N={len(files)}, G), got {geometry.shape}")
+        self.geometry = geometry
 
     def __len__(self) -> int:
         return len(self.files)
@@ -83,14 +91,10 @@ class AUDataset(Dataset):
             tensor = self.transform(image)
         else:  # uint8 (3, H, W), as loaded
             tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
-        row = self.labels[index]
-        mask = ~np.isnan(row)
-        return {
-            "image": tensor,
-            "labels": torch.from_numpy(np.where(mask, row, 0.0).astype(np.float32)),
-            "mask": torch.from_numpy(mask),
-            "meta": self.meta(index),
-        }
+        item = {"image": tensor, **_known("labels", "mask", self.labels[index]), "meta": self.meta(index)}
+        if self.geometry is not None:
+            item.update(_known("geometry", "geometry_mask", self.geometry[index]))
+        return item
 
     def subset(self, indices: Sequence[int], files: Sequence[str] | None = None, source: str = "") -> AUDataset:
         """The rows `indices` (in that order) as a dataset with the same AUs and transform. `files`: other image
@@ -105,11 +109,18 @@ class AUDataset(Dataset):
             transform=self.transform,
             meta=partial(_subset_meta, self._meta, indices),
             source=source or self.source,
+            geometry=self.geometry[indices] if self.geometry is not None else None,
         )
 
     def __repr__(self) -> str:
         aus = " ".join(au_label(a) for a in self.aus)
         return f"AUDataset({len(self)} frames, {aus}, from {self.source or self.root})"
+
+
+def _known(values: str, mask: str, row: np.ndarray) -> dict[str, torch.Tensor]:
+    """A row with NaN for unknown as {values: (unknown -> 0), mask: (False = unknown)}."""
+    known = ~np.isnan(row)
+    return {values: torch.from_numpy(np.where(known, row, 0.0).astype(np.float32)), mask: torch.from_numpy(known)}
 
 
 def _subset_meta(meta: MetaFn | None, indices: list[int], index: int) -> tuple[str, str, str]:

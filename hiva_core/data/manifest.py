@@ -5,12 +5,16 @@ cell, 9, or one of the words in UNKNOWN_WORDS in any case (NaN, NA, N/A, None, n
 value (pandas' other missing-value words such as #N/A or <NA>, -1, ?) is an error naming the line.
 Optional columns: `fold` (int; test = fold k, train = the others), `split` (train/test, and val: rows on which
 `train` chooses per-AU thresholds), `subject` (or SynthAU's
-`identity`), `sequence`, `frame`. Other columns (AU12_int, yaw, ...) are ignored.
+`identity`), `sequence`, `frame`; `landmarks` and `neutral_landmarks` together (JSON lists of the 68 landmarks' 136
+coordinates in pixels, of the face and of the same person's neutral face in the same frame; SynthAU writes both; an
+empty cell is unknown): the expression's geometry (hiva_core.geometry), which an open-vocabulary model learns to
+read. Other columns (AU12_int, yaw, ...) are ignored.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import warnings
@@ -170,6 +174,40 @@ def _select_rows(df: pd.DataFrame, path: Path, split: str, fold: int | None) -> 
     return np.ones(len(df), dtype=bool)
 
 
+GEOMETRY_COLUMNS = ("landmarks", "neutral_landmarks")
+
+
+def _points(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """A column of JSON lists of 136 numbers → (N, 68, 2) float64, NaN for an empty cell; UserError naming the line."""
+    out = np.full((len(df), 68, 2), np.nan)
+    for row, cell in enumerate(df[column].tolist()):
+        text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell).strip()
+        if not text:
+            continue
+        try:
+            values = np.asarray(json.loads(text), dtype=np.float64)
+        except (ValueError, TypeError):
+            values = None
+        if values is None or values.shape != (136,) or not np.isfinite(values).all():
+            raise UserError(
+                f"{_row_name(path, row)}: {column} must be a JSON list of 136 numbers (x, y of the 68 landmarks), "
+                f"got {text[:40]!r}"
+            )
+        out[row] = values.reshape(68, 2)
+    return out
+
+
+def _geometry(df: pd.DataFrame, path: Path) -> np.ndarray | None:
+    """The expression's geometry of every row (N, len(GEOMETRY)), NaN where unknown; None without both columns."""
+    if not all(c in df.columns for c in GEOMETRY_COLUMNS):
+        return None
+    from hiva_core.geometry import expression_geometry
+
+    face, neutral = (_points(df, c, path) for c in GEOMETRY_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        return expression_geometry(face, neutral).astype(np.float32)
+
+
 def _manifest_meta(files, subjects, sequences, frames, index: int) -> tuple[str, str, str]:
     path = files[index]
     subject = subjects[index] if subjects is not None else os.path.basename(os.path.dirname(path))
@@ -216,7 +254,10 @@ def load_manifest_dataset(
         )
     keep = _select_rows(df, path, split, fold)
     df, labels = df[keep], labels[keep]
+    geometry = _geometry(df, path)
     labels, aus = select_aus(labels, list(columns), aus, str(path))
     files = df["path"].astype(str).tolist()
     meta = partial(_manifest_meta, files, _text(df, "subject", "identity"), _text(df, "sequence"), _text(df, "frame"))
-    return AUDataset(files, labels, aus, root=path.parent, transform=transform, meta=meta, source=str(path))
+    return AUDataset(
+        files, labels, aus, root=path.parent, transform=transform, meta=meta, source=str(path), geometry=geometry
+    )

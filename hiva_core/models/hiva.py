@@ -47,11 +47,16 @@ class ModelConfig:
     use_graph: bool = True
     use_ddca: bool = True
     use_cdca: bool = True
+    # Predict the expression's geometry (hiva_core.geometry: brows raised, eyes narrowed, lips parted, ... against the
+    # person's neutral face) from the shared tokens, as `geometry (B, G)` in the training set's spread: what an
+    # open-vocabulary run scores an unseen AU by, along the measures its descriptions name (augtext.grounding).
+    # None = on for hiva_open when the training data has neutral landmarks (SynthAU), resolved at train time.
+    geometry: bool | None = None
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
 # rebuilds the model it was trained as, not the current default.
-LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32}
+LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32, "geometry": False}
 
 
 def default_dim(num_features: int, stride: int) -> int:
@@ -143,6 +148,28 @@ class TextBranch(nn.Module):
         return tokens, keep, torch.einsum("ak,akd->ad", weights, tokens)
 
 
+class GeometryHead(nn.Module):
+    """Projected tokens ``(B, L, d)`` → the expression's geometry ``(B, G)`` (hiva_core.geometry, G measures) in units
+    of ``scale``, the training set's spread of each measure (a buffer, set before training and saved with the weights).
+    Each measure pools the tokens with attention of its own (where on the face it looks), then reads one number."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        from augtext.grounding import GEOMETRY
+
+        count = len(GEOMETRY)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
+        self.attend = nn.Linear(dim, count)
+        self.read = nn.Parameter(torch.randn(count, dim) * dim**-0.5)  # not zeros: the layers below learn from step 1
+        self.bias = nn.Parameter(torch.zeros(count))
+        self.register_buffer("scale", torch.ones(count))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        hidden = self.mlp(tokens)
+        weights = self.attend(hidden).softmax(dim=1)  # (B, L, G): over the tokens
+        return torch.einsum("blg,bld,gd->bg", weights, hidden, self.read) + self.bias
+
+
 class HiVA(nn.Module):
     """HiVA for ``num_aus`` AUs. ``forward(images, text_emb, text_mask)`` → dict of ``logits (B, A)``,
     ``maps (B, A, h, w)`` or None, ``visual (B, A, d)`` and ``text (A, d)`` (the prior's prototypes) or None."""
@@ -154,9 +181,10 @@ class HiVA(nn.Module):
         self.backbone = build_backbone(
             config.backbone, config.pretrained, config.backbone_weights, config.output_stride, config.mixstyle
         )
-        self.config = c = resolve_dim(config, self.backbone)
+        self.config = c = replace(resolve_dim(config, self.backbone), geometry=bool(config.geometry))
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)
+        self.geometry_head = GeometryHead(c.dim) if c.geometry else None
 
     def build_blocks(self, c: ModelConfig) -> None:
         """The blocks after the shared projection: AU graph, text branch, DDCA, CDCA, head."""
@@ -219,13 +247,17 @@ class HiVA(nn.Module):
         if grid is None:
             side = int(round(tokens.shape[1] ** 0.5))
             grid = (side, tokens.shape[1] // side)
-        return self.forward_blocks(tokens, text_emb, text_mask, grid)
+        tokens = self.proj(tokens)
+        out = self.forward_blocks(tokens, text_emb, text_mask, grid)
+        if self.geometry_head is not None:
+            out["geometry"] = self.geometry_head(tokens)
+        return out
 
     def forward_blocks(
         self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, grid: tuple[int, int]
     ) -> dict[str, torch.Tensor | None]:
-        """The blocks of ``build_blocks`` on backbone tokens ``(B, L, C)`` over a ``grid`` of L tokens."""
-        token_maps, visual = self.au_graph(self.proj(tokens))
+        """The blocks of ``build_blocks`` on projected tokens ``(B, L, d)`` over a ``grid`` of L tokens."""
+        token_maps, visual = self.au_graph(tokens)
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
         text = prototypes.expand(visual.shape[0], -1, -1)
         maps = None

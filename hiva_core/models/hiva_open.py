@@ -40,7 +40,6 @@ class HiVAOpen(HiVA):
     def forward_blocks(
         self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, grid: tuple[int, int]
     ) -> dict[str, torch.Tensor | None]:
-        tokens = self.proj(tokens)
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
         # DDCA text→vision over the shared map: A queries, one key set; (B, A, d) features and (B, A, L) maps
         visual, maps = self.text_to_vision(prototypes[None], tokens)

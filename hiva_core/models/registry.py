@@ -31,6 +31,11 @@ _MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
 _CHOICES = {"head": ("cosine", "linear"), "text_pool": ("mean", "attention")}
 
 
+def is_open_vocabulary(name: str) -> bool:
+    """Whether registered model `name` has no per-AU parameter (False for an unknown name)."""
+    return name in _MODELS and bool(getattr(_MODELS[name][0], "open_vocabulary", False))
+
+
 def list_models() -> list[str]:
     """The registered model names."""
     return list(_MODELS)

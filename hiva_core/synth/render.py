@@ -14,7 +14,7 @@ Landmarks are reported in continuous pixel coordinates (pixel j spans [j, j + 1]
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -318,6 +318,12 @@ class Renderer:
         landmarks, box = self.landmarks(verts, mvp)
         image = degrade(draw_occluders(img, alpha, landmarks, params), params)
         return Rendered(image=image, landmarks=landmarks, box=box, blendshapes=weights)
+
+    def neutral_landmarks(self, params: SampleParams) -> np.ndarray:
+        """The 68 landmarks (pixels) of the same person with no AU, in the same pose and frame: what an expression is
+        measured from (hiva_core.geometry). Geometry only, nothing is drawn."""
+        verts, _, mvp, _ = self.geometry(replace(params, au={a: 0.0 for a in params.au}, au_sides={}))
+        return self.landmarks(verts, mvp)[0]
 
     def landmarks(self, verts: np.ndarray, mvp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 68 landmarks in pixels (x right, y down) and their box (x0, y0, x1, y1)."""

@@ -14,8 +14,10 @@ Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 f
 exclusive: identity % 3 + 1) for the normal set or `split` = test for the shifted set, `expression` (sets
 with posed faces: `synth --labels posed` or a mix with it, hiva_core.synth.expressions; empty for other faces of a
 mix), `label_kind` (mixed sets only: bp4d, independent or posed, how the face's AUs were drawn), `index`, `yaw`,
-`pitch`, `roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels) and `landmarks` (a JSON list of
-136 numbers, x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels).
+`pitch`, `roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels), `landmarks` (a JSON list of
+136 numbers, x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels) and `neutral_landmarks` (the same person's
+68 landmarks with no AU, in the same pose and frame: what hiva_core.geometry measures an expression from; a set
+written before this column gains it on resume, from each image's parameters, without rendering anything again).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def manifest_columns(shifted: bool, labels: str = DEFAULT_LABELS) -> list[str]:
         "box_x1",
         "box_y1",
         "landmarks",
+        "neutral_landmarks",
     ]
 
 
@@ -83,7 +86,11 @@ def image_name(index: int) -> str:
     return f"images/{index:06d}.jpg"
 
 
-def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
+def _points(landmarks) -> str:
+    return json.dumps([round(float(x), 2) for x in landmarks.reshape(-1)])
+
+
+def make_row(params: SampleParams, landmarks, box, shifted: bool, neutral) -> dict:
     row: dict = {"path": image_name(params.index)}
     labels = params.labels
     row.update({au_label(a): labels[a] for a in SYNTH_AUS})
@@ -99,7 +106,8 @@ def make_row(params: SampleParams, landmarks, box, shifted: bool) -> dict:
     row["label_kind"] = params.label_kind  # written only by a mixed set (manifest_columns)
     row.update(index=params.index, yaw=round(params.yaw, 3), pitch=round(params.pitch, 3), roll=round(params.roll, 3))
     row.update({k: round(float(v), 2) for k, v in zip(("box_x0", "box_y0", "box_x1", "box_y1"), box, strict=True)})
-    row["landmarks"] = json.dumps([round(float(x), 2) for x in landmarks.reshape(-1)])
+    row["landmarks"] = _points(landmarks)
+    row["neutral_landmarks"] = _points(neutral)
     return row
 
 
@@ -126,15 +134,16 @@ class _Worker:
     def __call__(self, index: int) -> dict:
         params = sample_params(self.seed, index, self.shifted, self.factors, self.labels)
         path = self.out / image_name(index)
+        neutral = self.renderer.neutral_landmarks(params)
         if _valid_image(path, self.renderer.size):  # rendered before the manifest was last written: labels only
             verts, _, mvp, _ = self.renderer.geometry(params)
-            return make_row(params, *self.renderer.landmarks(verts, mvp), self.shifted)
+            return make_row(params, *self.renderer.landmarks(verts, mvp), self.shifted, neutral)
         result = self.renderer.render(params)
         buf = io.BytesIO()
         Image.fromarray(result.image).save(buf, format="JPEG", quality=params.jpeg_quality)
         with atomic_write(path, "wb", fsync=False) as fh:
             fh.write(buf.getvalue())
-        return make_row(params, result.landmarks, result.box, self.shifted)
+        return make_row(params, result.landmarks, result.box, self.shifted, neutral)
 
 
 _WORKER: _Worker | None = None
@@ -284,7 +293,10 @@ def run_synth(
     columns = manifest_columns(shifted, labels)
     manifest = out / MANIFEST
     old = _read_rows(manifest)
-    rows = {i: r for i, r in old.items() if i < n and _valid_image(out / image_name(i), size)}
+    # a row without neutral landmarks (written before that column) is made again from its image's parameters
+    rows = {
+        i: r for i, r in old.items() if i < n and r.get("neutral_landmarks") and _valid_image(out / image_name(i), size)
+    }
     todo = [i for i in range(n) if i not in rows]
     args = (out, size, seed, model_path, shifted, msaa, factors, labels)
 

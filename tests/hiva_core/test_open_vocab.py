@@ -328,3 +328,90 @@ def test_a_run_keeps_the_width_it_was_built_with(tmp_path):
     info["model_config"]["dim"] = 64  # as if it had been built under another default
     run.config_file.write_text(json.dumps(info))
     assert run.read_train_config().model.dim == 64
+
+
+# ------------------------------------------------------------------------------ zero-shot from the face's geometry
+@pytest.fixture(scope="module")
+def geometry_faces(tiny_faces, tmp_path_factory) -> Path:
+    """The tiny faces with landmarks and neutral landmarks: where AU4 is drawn, the brows are drawn together and
+    lowered (what AU4's descriptions say); elsewhere the face is its neutral one, give or take a little."""
+    from tests.hiva_core.test_geometry import face
+
+    rows = pd.read_csv(tiny_faces)
+    rng = np.random.default_rng(0)
+    faces, neutrals = [], []
+    for i, au4 in enumerate(rows["AU4"]):
+        neutral = face(i)
+        moved = neutral + rng.normal(0, 0.3, neutral.shape)
+        if au4:
+            moved[[19, 20, 21]] += [3.0, 2.0]
+            moved[[22, 23, 24]] += [-3.0, 2.0]
+        faces.append(json.dumps(moved.reshape(-1).round(2).tolist()))
+        neutrals.append(json.dumps(neutral.reshape(-1).round(2).tolist()))
+    rows["landmarks"], rows["neutral_landmarks"] = faces, neutrals
+    path = tiny_faces.parent / "manifest_geometry.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def geometry_run(tmp_path_factory, reference_cache, geometry_faces) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "open_geometry"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        argv = train_argv(reference_cache, geometry_faces, out, "--fold", "1", "--model", "hiva_open", epochs=10)
+        rc = main([*argv, "--set", "data.aus=[1,2]"])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    return out
+
+
+def test_an_unseen_au_is_scored_from_the_geometry_its_descriptions_name(
+    geometry_run, open_run, reference_cache, geometry_faces, tmp_path, capsys, one_thread
+):
+    """hiva_open trained on AU1 and AU2 learns the faces' geometry on the way; AU4, never trained on, is read from
+    it along what AU4's descriptions say (brows drawn together and lowered) and ranks the faces; the run without
+    geometry ranks them from the cosine head alone."""
+    info = json.loads((geometry_run / "config.json").read_text())
+    assert info["model_config"]["geometry"] is True and info["aus"] == [1, 2]
+    log = pd.read_csv(geometry_run / "log.csv")
+    assert log["geometry"].iloc[-1] < log["geometry"].iloc[0]
+    capsys.readouterr()
+    grounded = _eval(geometry_run, geometry_faces, tmp_path, "--aus", "4", "--text-cache", str(reference_cache))
+    err = capsys.readouterr().err
+    assert "AU4: scored from the face's geometry: brow_gap -" in err, err
+    assert grounded["per_au"]["AU4"]["auc"] > 0.9, grounded["per_au"]["AU4"]
+    # the shuffled control: AU4 given another AU's descriptions reads another measure
+    from augtext.prior import shuffle_cache
+
+    shuffled = tmp_path / "shuffled"
+    holds = shuffle_cache(reference_cache, shuffled, seed=0)
+    assert holds[4] != 4
+    control = _eval(geometry_run, geometry_faces, tmp_path, "--aus", "4", "--text-cache", str(shuffled))
+    assert "brow_gap" not in capsys.readouterr().err
+    assert control["per_au"]["AU4"]["auc"] < grounded["per_au"]["AU4"]["auc"] - 0.25, control["per_au"]["AU4"]
+    # a run without the geometry head: the cosine head, as before
+    assert json.loads((open_run / "config.json").read_text())["model_config"]["geometry"] is False
+    # predict reads it the same way
+    rows = pd.read_csv(geometry_faces)
+    images = [str(geometry_faces.parent / p) for p in rows["path"][:8]]
+    table = tmp_path / "predicted.csv"
+    argv = ["predict", *images, "--run", str(geometry_run), "--no-detect", "--aus", "4", "--out", str(table)]
+    assert main([*argv, "--text-cache", str(reference_cache)]) == 0
+    assert "AU4: scored from the face's geometry" in capsys.readouterr().err
+    predicted = pd.read_csv(table)["AU4_prob"].to_numpy()
+    assert predicted[rows["AU4"][:8].to_numpy() == 1].min() > predicted[rows["AU4"][:8].to_numpy() == 0].max()
+
+
+def test_geometry_needs_neutral_landmarks_and_is_off_for_per_au_models(
+    reference_cache, tiny_faces, geometry_faces, tmp_path, capsys, one_thread
+):
+    argv = train_argv(reference_cache, tiny_faces, tmp_path / "r1", "--model", "hiva_open", epochs=1)
+    capsys.readouterr()
+    assert main([*argv, "--set", "model.geometry=true"]) == 2
+    err = capsys.readouterr().err
+    assert "model.geometry=true needs" in err and "neutral_landmarks" in err
+    assert main(train_argv(reference_cache, geometry_faces, tmp_path / "r2", "--fold", "1", epochs=1)) == 0
+    assert json.loads((tmp_path / "r2" / "config.json").read_text())["model_config"]["geometry"] is False

@@ -332,6 +332,23 @@ def test_manifest_has_documented_columns(synth_set):
     assert meta["seed"] == 3 and meta["size"] == SIZE
 
 
+def test_neutral_landmarks_are_the_same_person_without_the_aus(renderer):
+    """The neutral face is the same person in the same pose and frame: equal to the face where no AU is on; lips
+    parted and a jaw dropped show against it as what hiva_core.geometry calls them."""
+    from augtext.grounding import GEOMETRY
+    from hiva_core.geometry import expression_geometry
+
+    params = sampling.sample_params(0, 5)
+    rest = dataclasses.replace(params, au={a: 0.0 for a in SYNTH_AUS}, au_sides={})
+    verts, _, mvp, _ = renderer.geometry(rest)
+    np.testing.assert_allclose(renderer.neutral_landmarks(params), renderer.landmarks(verts, mvp)[0])
+    open_mouth = dataclasses.replace(rest, au={a: 0.8 if a in (25, 26) else 0.0 for a in SYNTH_AUS})
+    verts, _, mvp, _ = renderer.geometry(open_mouth)
+    change = expression_geometry(renderer.landmarks(verts, mvp)[0][None], renderer.neutral_landmarks(open_mouth)[None])
+    assert change[0, GEOMETRY.index("lip_opening")] > 0.05 and change[0, GEOMETRY.index("jaw_drop")] > 0.05
+    assert np.abs(change[0, : GEOMETRY.index("eye_opening") + 1]).max() < 0.01  # brows and eyes stay
+
+
 def test_manifest_loads_through_build_dataset(synth_set):
     data = pytest.importorskip("hiva_core.data")
     if not hasattr(data, "build_dataset"):
@@ -358,6 +375,13 @@ def test_resume_rerenders_only_missing_images(synth_set, face_model_path):
     # Killed before the manifest was written: valid images are kept, their rows rebuilt without rendering.
     (synth_set / "manifest.csv").unlink()
     mtimes = {p.name: p.stat().st_mtime_ns for p in (synth_set / "images").iterdir()}
+    run_synth(synth_set, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False)
+    assert (synth_set / "manifest.csv").read_text() == manifest
+    assert {p.name: p.stat().st_mtime_ns for p in (synth_set / "images").iterdir()} == mtimes
+    # A set written before the neutral landmarks: resumed, it gains them from each image's parameters, no rendering.
+    pd.read_csv(synth_set / "manifest.csv").drop(columns="neutral_landmarks").to_csv(
+        synth_set / "manifest.csv", index=False
+    )
     run_synth(synth_set, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False)
     assert (synth_set / "manifest.csv").read_text() == manifest
     assert {p.name: p.stat().st_mtime_ns for p in (synth_set / "images").iterdir()} == mtimes

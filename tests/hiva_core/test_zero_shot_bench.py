@@ -54,7 +54,12 @@ def test_zero_shot_toy(tmp_path, shared_data, one_thread):
         assert all(np.isfinite(v["auc"]) or np.isnan(v["auc"]) for v in run["unseen"].values())
     holds = result["shuffled_holds"]
     assert sorted(holds) == sorted(holds.values()) and all(k != v for k, v in holds.items())  # a derangement
+    # the renders carry neutral landmarks: hiva_open learns the geometry and reads the unseen AUs from it
+    assert result["runs"]["hiva_open_reference"]["geometry"] and not result["runs"]["hiva_reference"]["geometry"]
+    assert result["groundings"]["reference"]["AU5"] == "eye_opening +1.00"
+    assert result["groundings"]["shuffled"]["AU5"] != "eye_opening +1.00"
     md = out_md.read_text()
+    assert "| eye_opening +1.00 |" in md
     assert "| AU5 |" in md and "| AU16 |" in md and "shuffled" in md and "Not scored" not in md
     assert json.loads(out_json.read_text())["settings"]["dim_used"] == 32
     # a run's folder names its epochs unless 10 (the runs made when 10 was the default keep their folders)
