@@ -28,7 +28,7 @@ class AUTask(nn.Module):
         temperature: float = 0.07,
         region_weight: float = 0.0,
         aus: list[int] | None = None,
-        geometry_weight: float = 1.0,
+        geometry_weight: float = 3.0,
         **asl_options: float,
     ):
         super().__init__()
