@@ -379,8 +379,8 @@ class RunFolder:
     def read_train_config(self) -> TrainConfig:
         """The training config the run was trained with (the base of a --resume). A width, stride or geometry head
         left to the default is the one the model was built with (model_config's dim, output_stride, geometry; 32 and
-        off for runs saved before those keys existed), so a later change of the default never changes a run; nor do the data defaults that came later
-        (val_fraction, augment)."""
+        off for runs saved before those keys existed), so a later change of the default never changes a run; nor do
+        the data defaults that came later (val_fraction, augment)."""
         from dataclasses import replace
 
         from hiva_core.config import from_dict
