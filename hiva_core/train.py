@@ -400,12 +400,13 @@ def build_loaders(cfg: TrainConfig, splits: Splits, device: torch.device, info: 
 
 def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
     """model.geometry as built: left to the default (None), on for an open-vocabulary model when the training rows
-    carry the expression's geometry (neutral landmarks: SynthAU), off otherwise; asked for without it, a UserError."""
+    carry the expression's geometry (neutral landmarks: SynthAU) and train.geometry_weight > 0, off otherwise; asked
+    for without it, a UserError."""
     from hiva_core.models.registry import is_open_vocabulary
 
     has = train_ds.geometry is not None and bool(np.isfinite(train_ds.geometry).all(1).any())
     if cfg.model.geometry is None:
-        return {"geometry": has and is_open_vocabulary(cfg.model.name)}
+        return {"geometry": has and is_open_vocabulary(cfg.model.name) and cfg.train.geometry_weight > 0}
     if cfg.model.geometry and not has:
         raise UserError(
             f"model.geometry=true needs the expression's geometry in the training data ({train_ds.source}): "

@@ -415,3 +415,6 @@ def test_geometry_needs_neutral_landmarks_and_is_off_for_per_au_models(
     assert "model.geometry=true needs" in err and "neutral_landmarks" in err
     assert main(train_argv(reference_cache, geometry_faces, tmp_path / "r2", "--fold", "1", epochs=1)) == 0
     assert json.loads((tmp_path / "r2" / "config.json").read_text())["model_config"]["geometry"] is False
+    unweighted = train_argv(reference_cache, geometry_faces, tmp_path / "r3", "--model", "hiva_open", epochs=1)
+    assert main([*unweighted, "--fold", "1", "--set", "train.geometry_weight=0"]) == 0  # no loss, no head
+    assert json.loads((tmp_path / "r3" / "config.json").read_text())["model_config"]["geometry"] is False
