@@ -153,31 +153,23 @@ def reference_cache(tmp_path_factory) -> Path:
     return cache
 
 
-@pytest.fixture(scope="module")
-def open_run(tmp_path_factory, reference_cache, tiny_faces) -> Path:
-    """hiva_open trained on AU1 and AU2 of the tiny faces (fold 1); AU4 is left for zero-shot."""
-    out = tmp_path_factory.mktemp("runs") / "open"
+def _train_open(out: Path, cache: Path, data: Path, epochs: int) -> Path:
+    """hiva_open trained on AU1 and AU2 of `data` (fold 1) on one thread; AU4 is left for zero-shot."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = main(
-            train_argv(
-                reference_cache,
-                tiny_faces,
-                out,
-                "--fold",
-                "1",
-                "--model",
-                "hiva_open",
-                "--set",
-                "data.aus=[1,2]",
-                epochs=3,
-            )
-        )
+        argv = train_argv(cache, data, out, "--fold", "1", "--model", "hiva_open", epochs=epochs)
+        rc = main([*argv, "--set", "data.aus=[1,2]"])
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def open_run(tmp_path_factory, reference_cache, tiny_faces) -> Path:
+    """hiva_open trained on AU1 and AU2 of the tiny faces (fold 1); AU4 is left for zero-shot."""
+    return _train_open(tmp_path_factory.mktemp("runs") / "open", reference_cache, tiny_faces, epochs=3)
 
 
 def _eval(run: Path, data: Path, tmp_path: Path, *extra: str) -> dict:
@@ -356,16 +348,7 @@ def geometry_faces(tiny_faces, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def geometry_run(tmp_path_factory, reference_cache, geometry_faces) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "open_geometry"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        argv = train_argv(reference_cache, geometry_faces, out, "--fold", "1", "--model", "hiva_open", epochs=10)
-        rc = main([*argv, "--set", "data.aus=[1,2]"])
-    finally:
-        torch.set_num_threads(threads)
-    assert rc == 0
-    return out
+    return _train_open(tmp_path_factory.mktemp("runs") / "open_geometry", reference_cache, geometry_faces, epochs=10)
 
 
 def test_an_unseen_au_is_scored_from_the_geometry_its_descriptions_name(
