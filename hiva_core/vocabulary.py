@@ -185,9 +185,11 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
         prior = stack_priors(prior, extra_prior(loaded, new, text_cache))
     model = loaded.model
     if new and getattr(model, "geometry_head", None) is not None:
+        from augtext.grounding import GEOMETRY
+
         queries = grounded_queries(loaded, new, text_cache)
         if queries:
-            table = np.stack([queries.get(a, np.zeros_like(next(iter(queries.values())))) for a in prior.aus])
+            table = np.stack([queries.get(a, np.zeros(len(GEOMETRY))) for a in prior.aus])
             model = GroundedScores(model, table, [a in queries for a in prior.aus])
     columns = [prior.aus.index(a) for a in codes]
     model = model if columns == list(range(len(prior.aus))) else AUColumns(model, columns)

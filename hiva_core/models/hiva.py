@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from augtext.errors import UserError
+from augtext.grounding import GEOMETRY
 from hiva_core.models.au_graph import AUGraph
 from hiva_core.models.backbone import Backbone, build_backbone
 from hiva_core.models.cross_attention import CDCA, DDCA
@@ -155,8 +156,6 @@ class GeometryHead(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        from augtext.grounding import GEOMETRY
-
         count = len(GEOMETRY)
         self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
         self.attend = nn.Linear(dim, count)
