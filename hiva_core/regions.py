@@ -279,9 +279,16 @@ def dataset_landmarks(dataset, image_size: int) -> np.ndarray | None:
     return out
 
 
+def empty_cell(cell) -> bool:
+    """Whether a manifest cell holds nothing (None, NaN, blank text)."""
+    return (
+        cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip())
+    )
+
+
 def parse_landmarks(cell) -> np.ndarray | None:
     """A manifest cell (a JSON list of 136 numbers, or a list) -> (68, 2), or None when empty or not 68 points."""
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)) or (isinstance(cell, str) and not cell.strip()):
+    if empty_cell(cell):
         return None
     values = np.asarray(json.loads(cell) if isinstance(cell, str) else cell, dtype=np.float64)
     return values.reshape(68, 2) if values.size == 136 else None

@@ -14,7 +14,6 @@ read. Other columns (AU12_int, yaw, ...) are ignored.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import warnings
@@ -179,21 +178,22 @@ GEOMETRY_COLUMNS = ("landmarks", "neutral_landmarks")
 
 def _points(df: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """A column of JSON lists of 136 numbers → (N, 68, 2) float64, NaN for an empty cell; UserError naming the line."""
+    from hiva_core.regions import empty_cell, parse_landmarks
+
     out = np.full((len(df), 68, 2), np.nan)
     for row, cell in enumerate(df[column].tolist()):
-        text = "" if cell is None or (isinstance(cell, float) and np.isnan(cell)) else str(cell).strip()
-        if not text:
+        if empty_cell(cell):
             continue
         try:
-            values = np.asarray(json.loads(text), dtype=np.float64)
+            values = parse_landmarks(cell)
         except (ValueError, TypeError):
             values = None
-        if values is None or values.shape != (136,) or not np.isfinite(values).all():
+        if values is None or not np.isfinite(values).all():
             raise UserError(
                 f"{_row_name(path, row)}: {column} must be a JSON list of 136 numbers (x, y of the 68 landmarks), "
-                f"got {text[:40]!r}"
+                f"got {str(cell).strip()[:40]!r}"
             )
-        out[row] = values.reshape(68, 2)
+        out[row] = values
     return out
 
 
