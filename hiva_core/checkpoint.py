@@ -389,9 +389,9 @@ class RunFolder:
         info = self.read_config()
         cfg = from_dict(info["config"])
         built = {**LEGACY_MODEL_OPTIONS, **(info.get("model_config") or {})}
-        for key in ("dim", "output_stride", "geometry"):
+        for key in ("dim", "output_stride", "geometry", "geometry_unexplained"):
             if getattr(cfg.model, key) is None and built.get(key) is not None:
-                value = bool(built[key]) if key == "geometry" else int(built[key])
+                value = bool(built[key]) if key.startswith("geometry") else int(built[key])
                 cfg = replace(cfg, model=replace(cfg.model, **{key: value}))
         for (section, key), value in LEGACY_TRAIN_CONFIG.items():
             if key not in (info["config"].get(section) or {}):

@@ -64,3 +64,31 @@ def expression_geometry(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarra
     """What the expression changes: ``measures(landmarks) - measures(neutral)`` (the same person's neutral face, in
     the same image frame), (N, len(GEOMETRY))."""
     return measures(landmarks) - measures(neutral)
+
+
+def spread(values: np.ndarray) -> np.ndarray:
+    """Each column's standard deviation over its known (finite) values; 1 where it does not vary or is never known."""
+    values = np.asarray(values, dtype=np.float64)
+    known = np.isfinite(values)
+    count = known.sum(0)
+    mean = np.where(known, values, 0.0).sum(0) / np.maximum(count, 1)
+    var = np.where(known, (values - mean) ** 2, 0.0).sum(0) / np.maximum(count, 1)
+    out = np.sqrt(var)
+    return np.where((count > 0) & (out > 1e-8), out, 1.0).astype(np.float32)
+
+
+def explained_by_aus(labels: np.ndarray, geometry: np.ndarray, ridge: float = 1.0) -> np.ndarray:
+    """What the AU labels (N, A: 1, 0, NaN unknown) explain of the geometry (N, G): the ridge fit of each measure on
+    the labels and a constant, over the rows where every label and measure is known, as weights (A + 1, G) with the
+    constant last. ``geometry − [labels, 1] @ weights`` is then what those AUs do not account for: a smile widens the
+    mouth, and what widens it beyond the smile is some other movement. All zeros when no row is fully known."""
+    labels = np.asarray(labels, dtype=np.float64)
+    geometry = np.asarray(geometry, dtype=np.float64)
+    rows = np.isfinite(labels).all(1) & np.isfinite(geometry).all(1)
+    weights = np.zeros((labels.shape[1] + 1, geometry.shape[1]))
+    if rows.any():
+        design = np.concatenate([labels[rows], np.ones((int(rows.sum()), 1))], axis=1)
+        penalty = ridge * np.eye(design.shape[1])
+        penalty[-1, -1] = 0.0  # the constant is not shrunk
+        weights = np.linalg.solve(design.T @ design + penalty, design.T @ geometry[rows])
+    return weights.astype(np.float32)

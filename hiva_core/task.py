@@ -13,7 +13,8 @@ class AUTask(nn.Module):
 
     ``loss = asl + align_weight · align + region_weight · region + geometry_weight · geometry``. The geometry term
     only when the model predicts the expression's geometry and the batch carries it (``geometry``, ``geometry_mask``:
-    manifests with neutral landmarks, such as SynthAU's). The alignment term is computed only when the
+    manifests with neutral landmarks, such as SynthAU's); with the head's unexplained part too, the mean of the two
+    smooth-L1 terms (rows with an unknown label leave the second out). The alignment term is computed only when the
     model returns text prototypes (a model with the text branch on) and ``align_weight > 0``; the region term only
     when the model returns AU maps, ``region_weight > 0`` and the AU codes ``aus`` are given (it asks each AU's map
     to look inside the AU's region of the canonical aligned face, hiva_core.regions.region_prior); otherwise 0.
@@ -68,6 +69,11 @@ class AUTask(nn.Module):
         head = getattr(self.model, "geometry_head", None)
         if out.get("geometry") is not None and "geometry" in batch and self.geometry_weight > 0:
             geometry = geometry_loss(out["geometry"], batch["geometry"], batch["geometry_mask"], head.scale)
+            if out.get("unexplained") is not None:  # the mean of the two terms: the weight keeps its meaning
+                known_labels = torch.ones_like(labels, dtype=torch.bool) if mask is None else mask
+                target, known = head.unexplained_target(batch["geometry"], batch["geometry_mask"], labels, known_labels)
+                unexplained = geometry_loss(out["unexplained"], target, known, torch.ones_like(head.scale))
+                geometry = (geometry + unexplained) / 2
         else:
             geometry = asl.new_zeros(())
         return {

@@ -415,12 +415,6 @@ def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
     return {}
 
 
-def geometry_scale(geometry: np.ndarray) -> np.ndarray:
-    """Each measure's spread over the known training values (its standard deviation; 1 where it does not vary)."""
-    spread = np.nanstd(geometry.astype(np.float64), axis=0)
-    return np.where(np.isfinite(spread) & (spread > 1e-8), spread, 1.0).astype(np.float32)
-
-
 def build_state(
     cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device, info: DistInfo
 ) -> TrainState:
@@ -439,8 +433,10 @@ def build_state(
         **cfg.model.overrides(),
         **geometry_option(cfg, train_ds),
     )
-    if getattr(model, "geometry_head", None) is not None:  # the measures' spread over the training rows: the units
-        model.geometry_head.scale.copy_(torch.from_numpy(geometry_scale(train_ds.geometry)))
+    if (
+        getattr(model, "geometry_head", None) is not None
+    ):  # its units (and what the AUs explain), from the training rows
+        model.geometry_head.fit(train_ds.geometry, train_ds.labels)
     model.to(device)
     if use_channels_last(cfg, device):
         model.to(memory_format=torch.channels_last)

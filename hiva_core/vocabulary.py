@@ -60,7 +60,9 @@ GEOMETRY_OFFSET = 1.0
 
 class GroundedScores(nn.Module):
     """A model whose logits for the AUs marked in `use` are read from its predicted expression geometry (B, G) along
-    `queries` (A, G) (augtext.grounding.ground of each AU's descriptions) instead of its head."""
+    `queries` (A, G) (augtext.grounding.ground of each AU's descriptions) instead of its head. Where the model also
+    predicts the part of the geometry its trained AUs do not explain, the geometry read is the mean of the two: a new
+    AU is a movement of the face, and more so one that the known AUs do not account for."""
 
     def __init__(self, model: nn.Module, queries: np.ndarray, use: Sequence[bool]):
         super().__init__()
@@ -72,7 +74,10 @@ class GroundedScores(nn.Module):
         self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor | None]:
         out = self.model(images, text_emb, text_mask)
-        score = out["geometry"].float() @ self.queries.T  # (B, A)
+        geometry = out["geometry"].float()
+        if out.get("unexplained") is not None:
+            geometry = (geometry + out["unexplained"].float()) / 2
+        score = geometry @ self.queries.T  # (B, A)
         grounded = GEOMETRY_SLOPE * (score - GEOMETRY_OFFSET)
         return {**out, "logits": torch.where(self.use, grounded, out["logits"].float())}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,11 +54,14 @@ class ModelConfig:
     # open-vocabulary run scores an unseen AU by, along the measures its descriptions name (augtext.grounding).
     # None = on for hiva_open when the training data has neutral landmarks (SynthAU), resolved at train time.
     geometry: bool | None = None
+    # With the geometry head, also predict the part of the geometry the trained AUs do not explain (GeometryHead);
+    # unseen AUs are read from both. None = on with the geometry head.
+    geometry_unexplained: bool | None = None
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
 # rebuilds the model it was trained as, not the current default.
-LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32, "geometry": False}
+LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32, "geometry": False, "geometry_unexplained": False}
 
 
 def default_dim(num_features: int, stride: int) -> int:
@@ -151,22 +155,60 @@ class TextBranch(nn.Module):
 
 class GeometryHead(nn.Module):
     """Projected tokens ``(B, L, d)`` → the expression's geometry ``(B, G)`` (hiva_core.geometry, G measures) in units
-    of ``scale``, the training set's spread of each measure (a buffer, set before training and saved with the weights).
-    Each measure pools the tokens with attention of its own (where on the face it looks), then reads one number."""
+    of ``scale``, the training set's spread of each measure (a buffer, set by ``fit`` before training and saved with
+    the weights). Each measure pools the tokens with attention of its own (where on the face it looks), then reads one
+    number.
 
-    def __init__(self, dim: int):
+    With ``unexplained``, a second ``(B, G)``: the part of the geometry that the ``num_aus`` trained AUs do not account
+    for (``geometry − [labels, 1] @ explained``, hiva_core.geometry.explained_by_aus fitted on the training rows), in
+    units of its own spread. Learning it makes the tokens carry what the frequent AUs' movements would drown (a pucker
+    narrows the mouth far less often than a smile widens it); an AU the run never saw is read from both."""
+
+    def __init__(self, dim: int, num_aus: int = 0, unexplained: bool = False):
         super().__init__()
-        count = len(GEOMETRY)
+        self.count = count = len(GEOMETRY)
+        outputs = 2 * count if unexplained else count
         self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
-        self.attend = nn.Linear(dim, count)
-        self.read = nn.Parameter(torch.randn(count, dim) * dim**-0.5)  # not zeros: the layers below learn from step 1
-        self.bias = nn.Parameter(torch.zeros(count))
+        self.attend = nn.Linear(dim, outputs)
+        self.read = nn.Parameter(torch.randn(outputs, dim) * dim**-0.5)  # not zeros: the layers below learn from step 1
+        self.bias = nn.Parameter(torch.zeros(outputs))
         self.register_buffer("scale", torch.ones(count))
+        self.unexplained = unexplained
+        if unexplained:
+            self.register_buffer("explained", torch.zeros(num_aus + 1, count))
+            self.register_buffer("unexplained_scale", torch.ones(count))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The geometry ``(B, G)`` and, with ``unexplained``, its unexplained part ``(B, G)`` (else None)."""
         hidden = self.mlp(tokens)
-        weights = self.attend(hidden).softmax(dim=1)  # (B, L, G): over the tokens
-        return torch.einsum("blg,bld,gd->bg", weights, hidden, self.read) + self.bias
+        weights = self.attend(hidden).softmax(dim=1)  # (B, L, outputs): over the tokens
+        out = torch.einsum("blg,bld,gd->bg", weights, hidden, self.read) + self.bias
+        if not self.unexplained:
+            return out, None
+        return out[:, : self.count], out[:, self.count :]
+
+    @torch.no_grad()
+    def fit(self, geometry: np.ndarray, labels: np.ndarray) -> None:
+        """Set the units (and what the AUs explain) from the training rows: geometry (N, G), labels (N, A), NaN
+        unknown."""
+        from hiva_core.geometry import explained_by_aus, spread
+
+        scale = spread(geometry)
+        self.scale.copy_(torch.from_numpy(scale))
+        if self.unexplained:
+            explained = explained_by_aus(labels, geometry / scale)
+            design = np.concatenate([labels, np.ones((len(labels), 1))], axis=1)
+            self.explained.copy_(torch.from_numpy(explained))
+            self.unexplained_scale.copy_(torch.from_numpy(spread(geometry / scale - design @ explained)))
+
+    def unexplained_target(
+        self, geometry: torch.Tensor, geometry_mask: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unexplained part of a batch's measured geometry (B, G), in units, and where it is known: the measure
+        and every AU label of the row."""
+        design = torch.cat([labels.float(), labels.new_ones(len(labels), 1).float()], dim=1)
+        target = (geometry.float() / self.scale - design @ self.explained) / self.unexplained_scale
+        return target, geometry_mask & label_mask.all(dim=1, keepdim=True)
 
 
 class HiVA(nn.Module):
@@ -180,10 +222,14 @@ class HiVA(nn.Module):
         self.backbone = build_backbone(
             config.backbone, config.pretrained, config.backbone_weights, config.output_stride, config.mixstyle
         )
-        self.config = c = replace(resolve_dim(config, self.backbone), geometry=bool(config.geometry))
+        geometry = bool(config.geometry)
+        unexplained = geometry if config.geometry_unexplained is None else geometry and config.geometry_unexplained
+        self.config = c = replace(
+            resolve_dim(config, self.backbone), geometry=geometry, geometry_unexplained=unexplained
+        )
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)
-        self.geometry_head = GeometryHead(c.dim) if c.geometry else None
+        self.geometry_head = GeometryHead(c.dim, c.num_aus, bool(c.geometry_unexplained)) if c.geometry else None
 
     def build_blocks(self, c: ModelConfig) -> None:
         """The blocks after the shared projection: AU graph, text branch, DDCA, CDCA, head."""
@@ -249,7 +295,7 @@ class HiVA(nn.Module):
         tokens = self.proj(tokens)
         out = self.forward_blocks(tokens, text_emb, text_mask, grid)
         if self.geometry_head is not None:
-            out["geometry"] = self.geometry_head(tokens)
+            out["geometry"], out["unexplained"] = self.geometry_head(tokens)
         return out
 
     def forward_blocks(

@@ -12,7 +12,7 @@ import torch
 
 from augtext.errors import UserError
 from augtext.grounding import GEOMETRY
-from hiva_core.geometry import expression_geometry, measures
+from hiva_core.geometry import explained_by_aus, expression_geometry, measures, spread
 from hiva_core.models import create_model
 
 # iBUG 68: the index each point has in the mirrored face
@@ -80,6 +80,36 @@ def test_a_movement_shows_in_its_measure_and_not_elsewhere_on_the_face(move, mea
     np.testing.assert_allclose(elsewhere, 0, atol=1e-9)
 
 
+def _explained_rows(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels of two AUs (N, 2) and a geometry of three measures: the first moved by AU a (+2) and AU b (-1), the
+    second by AU b only, the third by a movement no label names (`other`, returned too)."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, 2)) < [0.4, 0.3]).astype(np.float32)
+    other = (rng.random(n) < 0.1).astype(np.float64)
+    geometry = np.stack([2 * labels[:, 0] - labels[:, 1], 1.5 * labels[:, 1], 3 * other], 1)
+    return labels, geometry + rng.normal(0, 0.05, geometry.shape), other
+
+
+def test_what_the_aus_explain_is_taken_out_and_what_they_do_not_is_left():
+    labels, geometry, other = _explained_rows()
+    labels[:5, 0] = np.nan  # unknown labels and measures: rows left out of the fit
+    geometry[5:10, 1] = np.nan
+    weights = explained_by_aus(labels, geometry)
+    assert weights.shape == (3, 3)
+    np.testing.assert_allclose(weights[:2, :2], [[2, 0], [-1, 1.5]], atol=0.05)
+    rest = geometry - np.concatenate([labels, np.ones((len(labels), 1))], 1) @ weights
+    known = np.isfinite(rest).all(1)
+    assert np.abs(rest[known, :2]).max() < 0.25  # the AUs' movements: gone
+    assert np.corrcoef(rest[known, 2], other[known])[0, 1] > 0.99  # the movement no AU names: kept
+    assert not explained_by_aus(np.full((3, 2), np.nan), geometry[:3]).any()
+
+
+def test_spread_ignores_unknown_values_and_is_one_where_nothing_varies():
+    values = np.array([[1.0, 5.0, np.nan], [3.0, 5.0, np.nan], [np.nan, 5.0, np.nan]])
+    np.testing.assert_allclose(spread(values), [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(spread(np.array([[0.0], [4.0]])), [2.0])
+
+
 # -------------------------------------------------------------------------------------------------- manifests
 def _manifest(tmp_path, neutral_cells: list[str]) -> str:
     from PIL import Image
@@ -128,8 +158,55 @@ def test_the_geometry_head_is_there_only_when_asked_for():
         assert plain.geometry_head is None and plain.config.geometry is False
         assert "geometry" not in plain(images, emb)
         model = create_model(name, 3, 16, geometry=True, **TINY)
-        assert model.config.geometry is True and "geometry_head.scale" in model.state_dict()
-        assert model(images, emb)["geometry"].shape == (2, len(GEOMETRY))
+        assert model.config.geometry is True and model.config.geometry_unexplained is True  # on with the head
+        assert model.state_dict()["geometry_head.explained"].shape == (3 + 1, len(GEOMETRY))
+        out = model(images, emb)
+        assert out["geometry"].shape == out["unexplained"].shape == (2, len(GEOMETRY))
+        alone = create_model(name, 3, 16, geometry=True, geometry_unexplained=False, **TINY)
+        assert alone(images, emb)["unexplained"] is None and "geometry_head.explained" not in alone.state_dict()
+        assert create_model(name, 3, 16, geometry_unexplained=True, **TINY).geometry_head is None
+
+
+def test_the_head_learns_its_units_and_the_unexplained_target_from_the_training_rows():
+    """fit sets the measures' spread and what the trained AUs explain; the target of a face whose geometry the AUs
+    explain is near 0, that of a face with a movement no AU names is not, and rows with an unknown label are not
+    asked for it."""
+    from hiva_core.task import AUTask
+
+    labels, geometry, other = _explained_rows()
+    padded = np.zeros((len(labels), len(GEOMETRY)))
+    padded[:, :3] = geometry
+    model = create_model("hiva_open", 2, 16, geometry=True, **TINY)
+    head = model.geometry_head
+    head.fit(padded, labels)
+    np.testing.assert_allclose(head.scale[:3].numpy(), geometry.std(0), rtol=1e-4)
+    target, known = head.unexplained_target(
+        torch.as_tensor(padded[:50]),
+        torch.ones(50, len(GEOMETRY), dtype=torch.bool),
+        torch.as_tensor(labels[:50]),
+        torch.tensor([[True, True]] * 49 + [[True, False]]),
+    )
+    assert known[:49].all() and not known[49].any()
+    rest = (target * head.unexplained_scale).numpy()  # in the measures' spread
+    assert np.abs(rest[:, :2]).max() < 0.3 and np.abs(rest[other[:50] == 1, 2]).min() > 2
+    assert head.unexplained_scale[2] > 0.95 and head.unexplained_scale[:2].max() < 0.1
+    # the task's geometry term: the mean of the two smooth-L1 terms
+    images = torch.randn(4, 3, 32, 32)
+    batch = {
+        "image": images,
+        "labels": torch.as_tensor(labels[:4]),
+        "mask": torch.ones(4, 2, dtype=torch.bool),
+        "geometry": torch.as_tensor(padded[:4], dtype=torch.float32),
+        "geometry_mask": torch.ones(4, len(GEOMETRY), dtype=torch.bool),
+    }
+    model.eval()
+    emb = torch.randn(2, 2, 16)
+    term = AUTask(model, geometry_weight=1.0)(batch, emb)["geometry"]
+    out = model(images, emb)
+    plain = torch.nn.functional.smooth_l1_loss(out["geometry"], batch["geometry"] / head.scale)
+    target, _ = head.unexplained_target(batch["geometry"], batch["geometry_mask"], batch["labels"], batch["mask"])
+    unexplained = torch.nn.functional.smooth_l1_loss(out["unexplained"], target)
+    assert float(term) == pytest.approx(float((plain + unexplained) / 2), rel=1e-5)
 
 
 def test_grounded_scores_read_new_aus_from_the_geometry():
@@ -147,3 +224,14 @@ def test_grounded_scores_read_new_aus_from_the_geometry():
     assert out["logits"][:, 0].tolist() == [0.25, 0.25]  # the head's score for the AU it was trained on
     expected = [GEOMETRY_SLOPE * (3.0 - GEOMETRY_OFFSET), -GEOMETRY_SLOPE * GEOMETRY_OFFSET]
     assert out["logits"][:, 1].tolist() == pytest.approx(expected)
+
+    class WithUnexplained(Fixed):
+        def forward(self, images, text_emb=None, text_mask=None):
+            out = super().forward(images)
+            unexplained = torch.zeros(2, len(GEOMETRY))
+            unexplained[:, GEOMETRY.index("lip_opening")] = torch.tensor([1.0, 2.0])  # what no trained AU explains
+            return {**out, "unexplained": unexplained}
+
+    out = GroundedScores(WithUnexplained(), queries, [False, True])(torch.zeros(2, 3, 8, 8))
+    expected = [GEOMETRY_SLOPE * ((3.0 + 1.0) / 2 - GEOMETRY_OFFSET), GEOMETRY_SLOPE * (1.0 - GEOMETRY_OFFSET)]
+    assert out["logits"][:, 1].tolist() == pytest.approx(expected)  # the mean of the two
