@@ -433,10 +433,9 @@ def build_state(
         **cfg.model.overrides(),
         **geometry_option(cfg, train_ds),
     )
-    if (
-        getattr(model, "geometry_head", None) is not None
-    ):  # its units (and what the AUs explain), from the training rows
-        model.geometry_head.fit(train_ds.geometry, train_ds.labels)
+    head = getattr(model, "geometry_head", None)
+    if head is not None:  # its units (and what the AUs explain), from the training rows
+        head.fit(train_ds.geometry, train_ds.labels)
     model.to(device)
     if use_channels_last(cfg, device):
         model.to(memory_format=torch.channels_last)
