@@ -155,9 +155,8 @@ class TrainSection:
     channels_last: bool = True  # NHWC memory layout (faster on CUDA and on CPU: see train.use_channels_last)
     align_weight: float = 0.1  # lambda of the vision-text alignment loss
     region_weight: float = 0.1  # lambda of the loss that keeps each AU map inside its face region (task.AUTask)
-    geometry_weight: float = (
-        3.0  # lambda of the expression-geometry loss (a model with model.geometry on; 1 and 10 measured)
-    )
+    # lambda of the expression-geometry loss (a model with model.geometry on; 1, 3 and 10 measured)
+    geometry_weight: float = 3.0
     max_steps_per_epoch: int | None = None  # cap the batches per epoch (smoke runs)
     stop_after: int | None = None  # end this invocation after N epochs (resumable; e.g. a time-limited job)
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)

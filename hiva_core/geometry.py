@@ -12,6 +12,8 @@ brows, 36-41 and 42-47 the eyes, 27-35 the nose, 48-67 the lips, 8 the chin).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from augtext.grounding import GEOMETRY
@@ -68,13 +70,10 @@ def expression_geometry(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarra
 
 def spread(values: np.ndarray) -> np.ndarray:
     """Each column's standard deviation over its known (finite) values; 1 where it does not vary or is never known."""
-    values = np.asarray(values, dtype=np.float64)
-    known = np.isfinite(values)
-    count = known.sum(0)
-    mean = np.where(known, values, 0.0).sum(0) / np.maximum(count, 1)
-    var = np.where(known, (values - mean) ** 2, 0.0).sum(0) / np.maximum(count, 1)
-    out = np.sqrt(var)
-    return np.where((count > 0) & (out > 1e-8), out, 1.0).astype(np.float32)
+    with warnings.catch_warnings():  # a column never known: numpy's "degrees of freedom" warning, then 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = np.nanstd(np.asarray(values, dtype=np.float64), axis=0)
+    return np.where(np.isfinite(out) & (out > 1e-8), out, 1.0).astype(np.float32)
 
 
 def explained_by_aus(labels: np.ndarray, geometry: np.ndarray, ridge: float = 1.0) -> np.ndarray:
