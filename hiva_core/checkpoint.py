@@ -377,10 +377,10 @@ class RunFolder:
         return info
 
     def read_train_config(self) -> TrainConfig:
-        """The training config the run was trained with (the base of a --resume). A width, stride or geometry head
-        left to the default is the one the model was built with (model_config's dim, output_stride, geometry; 32 and
-        off for runs saved before those keys existed), so a later change of the default never changes a run; nor do
-        the data defaults that came later (val_fraction, augment)."""
+        """The training config the run was trained with (the base of a --resume). A width, stride, geometry head or
+        open-vocabulary option left to the default is the one the model was built with (model_config's dim and the
+        keys of LEGACY_MODEL_OPTIONS, with those values for runs saved before the keys existed), so a later change of
+        the default never changes a run; nor do the data defaults that came later (val_fraction, augment)."""
         from dataclasses import replace
 
         from hiva_core.config import from_dict
@@ -389,9 +389,9 @@ class RunFolder:
         info = self.read_config()
         cfg = from_dict(info["config"])
         built = {**LEGACY_MODEL_OPTIONS, **(info.get("model_config") or {})}
-        for key in ("dim", "output_stride", "geometry", "geometry_unexplained"):
+        for key in ("dim", *LEGACY_MODEL_OPTIONS):
             if getattr(cfg.model, key) is None and built.get(key) is not None:
-                value = bool(built[key]) if key.startswith("geometry") else int(built[key])
+                value = int(built[key]) if key in ("dim", "output_stride") else bool(built[key])
                 cfg = replace(cfg, model=replace(cfg.model, **{key: value}))
         for (section, key), value in LEGACY_TRAIN_CONFIG.items():
             if key not in (info["config"].get(section) or {}):

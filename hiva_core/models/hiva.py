@@ -57,11 +57,23 @@ class ModelConfig:
     # With the geometry head, also predict the part of the geometry the trained AUs do not explain (GeometryHead);
     # unseen AUs are read from both. None = on with the geometry head.
     geometry_unexplained: bool | None = None
+    # hiva_open: what HiVA learns per AU, read from the AU's text instead. text_film: each AU's token map is the shared
+    # one, normalised and scaled/shifted by its prototype (FiLM), the open-vocabulary AFG; text_bias: the head's bias
+    # has a term read from the prototype, so each AU has a base rate of its own. None = on for hiva_open (unused by
+    # the models with per-AU parameters, which record False).
+    text_film: bool | None = None
+    text_bias: bool | None = None
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
 # rebuilds the model it was trained as, not the current default.
-LEGACY_MODEL_OPTIONS: dict[str, object] = {"output_stride": 32, "geometry": False, "geometry_unexplained": False}
+LEGACY_MODEL_OPTIONS: dict[str, object] = {
+    "output_stride": 32,
+    "geometry": False,
+    "geometry_unexplained": False,
+    "text_film": False,
+    "text_bias": False,
+}
 
 
 def default_dim(num_features: int, stride: int) -> int:
@@ -224,8 +236,9 @@ class HiVA(nn.Module):
         )
         geometry = bool(config.geometry)
         unexplained = geometry if config.geometry_unexplained is None else geometry and config.geometry_unexplained
+        text = {k: self.open_vocabulary and getattr(config, k) is not False for k in ("text_film", "text_bias")}
         self.config = c = replace(
-            resolve_dim(config, self.backbone), geometry=geometry, geometry_unexplained=unexplained
+            resolve_dim(config, self.backbone), geometry=geometry, geometry_unexplained=unexplained, **text
         )
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)

@@ -60,6 +60,61 @@ def test_hiva_open_scores_any_aus_and_permuting_them_permutes_the_outputs():
     torch.testing.assert_close(out["maps"].sum((-1, -2)), torch.ones(2, 5))  # spatial distributions, as HiVA's
 
 
+def test_hiva_open_reads_each_aus_feature_map_and_base_rate_from_its_text():
+    """text_film and text_bias (on for hiva_open, off for models with per-AU parameters): each AU's token map is the
+    shared one scaled and shifted by a layer of its prototype, and its logit has a term read from the prototype, so
+    changing one AU's descriptions changes that AU's map and base rate and no other AU's map."""
+    torch.manual_seed(0)
+    model = create_model("hiva_open", 3, D, **TINY).eval()
+    assert model.config.text_film and model.config.text_bias
+    assert not any(create_model("hiva", 3, D, **TINY).config.__dict__[k] for k in ("text_film", "text_bias"))
+    images, emb = torch.randn(2, 3, 48, 40), torch.randn(4, 3, D)
+    with torch.no_grad():
+        plain = model(images, emb)  # zero-initialised: every AU reads the shared map, one bias for all
+        for layer in (model.film, model.text_bias):
+            layer.weight.normal_(0, 1)
+        film = model(images, emb)
+        other = emb.clone()
+        other[1] = torch.randn(3, D)
+        changed = model(images, other)
+        rate = model.text_bias(model.encode_text(emb, None, images.device)[2]).squeeze(-1)  # (A,): from the text
+        model.text_bias.weight.zero_()
+        no_bias = model(images, emb)
+    assert (film["maps"] - plain["maps"]).abs().amax((-1, -2)).min() > 1e-4  # every AU's map is its own now
+    moved = (changed["maps"] - film["maps"]).abs().amax((0, -1, -2))
+    assert moved[1] > 1e-4 and moved[[0, 2, 3]].max() < 1e-6  # the graph and CDCA come after the maps
+    torch.testing.assert_close(film["logits"] - no_bias["logits"], rate.expand(2, -1))
+    for option, prefix in {"text_film": "film.", "text_bias": "text_bias."}.items():
+        off = create_model("hiva_open", 3, D, **TINY, **{option: False})
+        assert not getattr(off.config, option) and not any(k.startswith(prefix) for k in off.state_dict())
+        assert any(k.startswith(prefix) for k in model.state_dict())
+
+
+def test_a_hiva_open_run_saved_before_the_text_options_loads_as_built(tmp_path):
+    """A config.json without model.text_film / text_bias (runs trained before they existed) rebuilds the shared-map,
+    shared-bias model it was trained as, for eval, predict and --resume."""
+    from hiva_core.checkpoint import RunFolder, load_run
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
+
+    cfg = TrainConfig(data=DataSection(image_size=32), model=ModelSection(name="hiva_open", **TINY))
+    prior = TextPrior(
+        aus=[1, 2], embeddings=np.ones((2, 1, D), np.float32), mask=np.ones((2, 1), bool), model="t", fingerprint="f"
+    )
+    net = create_model("hiva_open", 2, D, **TINY, text_film=False, text_bias=False)
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(cfg, net, [1, 2], prior)
+    run.write_prior(prior)
+    run.write_model(net)
+    info = json.loads(run.config_file.read_text())
+    assert info["model_config"].pop("text_film") is False and info["model_config"].pop("text_bias") is False
+    run.config_file.write_text(json.dumps(info))
+    loaded = load_run(run.path, device="cpu")
+    assert not loaded.model.config.text_film and not loaded.model.config.text_bias
+    model = run.read_train_config().model
+    assert model.text_film is False and model.text_bias is False
+
+
 @pytest.mark.parametrize("option", [{"use_text": False}, {"head": "linear"}])
 def test_hiva_open_needs_text_and_a_cosine_head(option):
     from augtext.errors import UserError
