@@ -132,6 +132,19 @@ class TextBranch(nn.Module):
         self.samples = samples
         self.pool_score = nn.Linear(dim, 1) if pool == "attention" else None
 
+    @torch.no_grad()
+    def center_on(self, embeddings: np.ndarray, mask: np.ndarray) -> None:
+        """Start the MLP at ``W2 · gelu(W1 (x − mean))``, ``mean`` a prior's mean description: both biases replaced
+        (the same model and state dict, another starting point). Descriptions of different AUs share much of their
+        embedding (the 12 BP4D AUs' mean descriptions are at cosine 0.66 from one another) and the random second bias
+        outweighs the small first-layer signal, so from the default start every AU's prototype is nearly the same
+        (cosine 0.99); from this one they are about orthogonal (−0.09). A model that tells its AUs apart by their text
+        alone (hiva_open) needs that."""
+        first, second = self.mlp[0], self.mlp[2]
+        mean = torch.as_tensor(embeddings[mask].mean(0), dtype=first.weight.dtype)
+        first.bias.copy_(-first.weight @ mean)
+        second.bias.zero_()
+
     def sample(self, mask: torch.Tensor) -> torch.Tensor | None:
         """Indices ``(A, samples)`` of this step's random descriptions per AU (valid ones first), or None when
         every valid description is used (eval, or no more than ``samples`` of them)."""
@@ -311,12 +324,16 @@ class HiVA(nn.Module):
             out["geometry"], out["unexplained"] = self.geometry_head(tokens)
         return out
 
+    def au_features(self, tokens: torch.Tensor, prototypes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-AU token maps ``(B, A, L, d)`` and graph nodes ``(B, A, d)``: the AFG's and the GCN's."""
+        return self.au_graph(tokens)
+
     def forward_blocks(
         self, tokens: torch.Tensor, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, grid: tuple[int, int]
     ) -> dict[str, torch.Tensor | None]:
         """The blocks of ``build_blocks`` on projected tokens ``(B, L, d)`` over a ``grid`` of L tokens."""
-        token_maps, visual = self.au_graph(tokens)
         text_tokens, text_keep, prototypes = self.encode_text(text_emb, text_mask, tokens.device)
+        token_maps, visual = self.au_features(tokens, prototypes)
         text = prototypes.expand(visual.shape[0], -1, -1)
         maps = None
         if self.ddca is not None:
