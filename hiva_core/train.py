@@ -416,27 +416,23 @@ def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
 
 
 def build_state(
-    cfg: TrainConfig, train_ds: AUDataset, prior: TextPrior, batches: int, device: torch.device, info: DistInfo
+    cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device, info: DistInfo
 ) -> TrainState:
     """Model, task (model + loss), optimizer, lr schedule and loss scaler, before the first step.
 
-    AU weights come from the training labels' positive rates (ME-GraphAU). An open-vocabulary model's text branch
-    starts centred on the training prior (``TextBranch.center_on``): its AUs are told apart by their text alone. AdamW
-    without decay on norms/biases; linear warmup, then cosine over all optimizer steps. Loss scaling only for fp16
-    (bf16 needs none)."""
+    AU weights come from the training labels' positive rates (ME-GraphAU). AdamW without decay on norms/biases;
+    linear warmup, then cosine over all optimizer steps. Loss scaling only for fp16 (bf16 needs none)."""
     from hiva_core.losses import au_weights
-    from hiva_core.models import create_model, open_vocabulary
+    from hiva_core.models import create_model
     from hiva_core.task import AUTask
 
     model = create_model(
         cfg.model.name,
         num_aus=len(train_ds.aus),
-        text_dim=prior.dim,
+        text_dim=text_dim,
         **cfg.model.overrides(),
         **geometry_option(cfg, train_ds),
     )
-    if open_vocabulary(model):
-        model.text_branch.center_on(prior.embeddings, prior.mask)
     head = getattr(model, "geometry_head", None)
     if head is not None:  # its units (and what the AUs explain), from the training rows
         head.fit(train_ds.geometry, train_ds.labels)
@@ -557,7 +553,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     prior = read_prior(cfg, run, aus, resume)
     text = ckpt.prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
-    state = build_state(cfg, splits.train, prior, loaders.batches, device, info)
+    state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
     on_val = cfg.train.select in VAL_SELECT
     if splits.val is not None:
         log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}")

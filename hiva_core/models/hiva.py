@@ -132,19 +132,6 @@ class TextBranch(nn.Module):
         self.samples = samples
         self.pool_score = nn.Linear(dim, 1) if pool == "attention" else None
 
-    @torch.no_grad()
-    def center_on(self, embeddings: np.ndarray, mask: np.ndarray) -> None:
-        """Start the MLP at ``W2 · gelu(W1 (x − mean))``, ``mean`` a prior's mean description: both biases replaced
-        (the same model and state dict, another starting point). Descriptions of different AUs share much of their
-        embedding (the 12 BP4D AUs' mean descriptions are at cosine 0.66 from one another) and the random second bias
-        outweighs the small first-layer signal, so from the default start every AU's prototype is nearly the same
-        (cosine 0.99); from this one they are about orthogonal (−0.09). A model that tells its AUs apart by their text
-        alone (hiva_open) needs that."""
-        first, second = self.mlp[0], self.mlp[2]
-        mean = torch.as_tensor(embeddings[mask].mean(0), dtype=first.weight.dtype)
-        first.bias.copy_(-first.weight @ mean)
-        second.bias.zero_()
-
     def sample(self, mask: torch.Tensor) -> torch.Tensor | None:
         """Indices ``(A, samples)`` of this step's random descriptions per AU (valid ones first), or None when
         every valid description is used (eval, or no more than ``samples`` of them)."""

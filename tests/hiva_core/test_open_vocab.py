@@ -115,51 +115,6 @@ def test_a_hiva_open_run_saved_before_the_text_options_loads_as_built(tmp_path):
     assert model.text_film is False and model.text_bias is False
 
 
-def test_a_text_branch_centred_on_the_prior_starts_with_its_aus_apart():
-    """Descriptions of different AUs share most of their embedding. From the default start the MLP maps every AU to
-    nearly the same prototype; centred on the prior's mean description (both biases replaced) the prototypes start
-    about orthogonal, with the same parameters."""
-    from hiva_core.models.hiva import TextBranch
-
-    g = torch.Generator().manual_seed(0)
-    common, own = torch.randn(1, 1, 384, generator=g), torch.randn(12, 1, 384, generator=g)
-    emb = common + 0.6 * own + 0.3 * torch.randn(12, 8, 384, generator=g)  # AUs at cosine ≈ 0.7 from one another
-    emb = torch.nn.functional.normalize(emb, dim=-1).numpy()
-    emb[3, 5:] = 100.0  # padding: never read
-    mask = np.ones((12, 8), dtype=bool)
-    mask[3, 5:] = False
-
-    @torch.no_grad()
-    def mean_cosine(branch: TextBranch) -> float:
-        _, _, prototypes = branch.eval()(torch.from_numpy(emb), torch.from_numpy(mask))
-        unit = torch.nn.functional.normalize(prototypes, dim=-1)
-        return float(((unit @ unit.T).sum() - 12) / (12 * 11))
-
-    torch.manual_seed(0)
-    branch = TextBranch(384, 64, 4)
-    names = {k: v.shape for k, v in branch.state_dict().items()}
-    before = mean_cosine(branch)
-    branch.center_on(emb, mask)
-    assert before > 0.9 and abs(mean_cosine(branch)) < 0.2, (before, mean_cosine(branch))
-    assert {k: v.shape for k, v in branch.state_dict().items()} == names
-    centre = torch.from_numpy(emb[mask].mean(0))
-    torch.testing.assert_close(branch.mlp[0](centre), torch.zeros(64), atol=1e-5, rtol=0)
-
-
-def test_training_centres_the_text_branch_of_hiva_open_only(reference_cache, tiny_faces, tmp_path, monkeypatch):
-    """`train` starts an open-vocabulary model's text branch on the training prior's AUs; a per-AU model keeps the
-    default start (its AFG and biases tell its AUs apart)."""
-    from hiva_core.models.hiva import TextBranch
-
-    calls = []
-    center_on = TextBranch.center_on
-    monkeypatch.setattr(TextBranch, "center_on", lambda self, e, m: (calls.append(e.shape), center_on(self, e, m)))
-    for model in ("hiva_open", "hiva"):
-        argv = train_argv(reference_cache, tiny_faces, tmp_path / model, "--model", model, epochs=1)
-        assert main([*argv, "--set", "data.aus=1,2"]) == 0
-    assert len(calls) == 1 and calls[0][0] == 2, calls  # hiva_open's, on its 2 AUs
-
-
 @pytest.mark.parametrize("option", [{"use_text": False}, {"head": "linear"}])
 def test_hiva_open_needs_text_and_a_cosine_head(option):
     from augtext.errors import UserError
