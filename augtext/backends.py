@@ -12,6 +12,7 @@ import email.utils
 import importlib.util
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,13 +183,17 @@ class OpenAIBackend:
             try:
                 resp = await self._client.chat.completions.create(**kwargs)
                 latency = time.perf_counter() - t0
+                if isinstance(resp, str):  # the SDK hands over a 200 body that is not JSON (an HTML page) as text
+                    raise ValueError(f"the server's answer is not a chat completion: {resp[:80]!r}")
                 choices = resp.choices or []
-                texts = [c.message.content for c in choices if c.message is not None]
-                if len(texts) < n_samples or any(t is None for t in texts):
-                    raise ValueError(f"answer has {len(texts)} usable choice(s), asked for {n_samples}")
+                texts = [_choice_text(c) for c in choices]
+                if len(texts) < n_samples:
+                    raise ValueError(f"answer has {len(texts)} choice(s), asked for {n_samples}")
+                if any(t is None for t in texts[:n_samples]):
+                    raise ValueError("an answer's message has no text (content is null or not a string)")
                 usage = resp.usage
-                pt = int(getattr(usage, "prompt_tokens", 0) or 0)
-                ct = int(getattr(usage, "completion_tokens", 0) or 0)
+                pt = _token_count(getattr(usage, "prompt_tokens", 0))
+                ct = _token_count(getattr(usage, "completion_tokens", 0))
                 per = max(1, len(texts))
                 self.answered += 1
                 return [
@@ -226,6 +231,36 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _choice_text(choice: Any) -> str | None:
+    """The text of one chat-completion choice, or None when it has none. Content may be a string or a list of
+    content parts (the text parts are joined; "thinking" parts are not the answer). A message without content but
+    with a `refusal` (OpenAI's structured refusals) answers with the refusal, which validation counts as one. Lone
+    UTF-16 surrogates (half an emoji's escape pair) are dropped: they cannot be written to the log as UTF-8."""
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None)
+    if isinstance(content, list):
+        parts = [p.get("text") if isinstance(p, dict) else getattr(p, "text", None) for p in content]
+        kinds = [p.get("type") if isinstance(p, dict) else getattr(p, "type", None) for p in content]
+        texts = [t for t, k in zip(parts, kinds, strict=True) if isinstance(t, str) and k in (None, "text")]
+        content = "".join(texts) if texts else None
+    if content is None and isinstance(getattr(message, "refusal", None), str):
+        content = message.refusal
+    if not isinstance(content, str):
+        return None
+    return _SURROGATE_RE.sub("", content)
+
+
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+
+
+def _token_count(value: Any) -> int:
+    """A usage count as an int; 0 when the server sent none or something else (provenance, not worth an answer)."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _refused(exc: BaseException) -> bool:

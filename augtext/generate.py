@@ -197,6 +197,8 @@ class RequestLog:
             try:
                 entry = json.loads(line)
                 key = entry["key"]
+                if not isinstance(entry["text"], str):  # e.g. a list or null logged by an older version: ask again
+                    raise TypeError("text")
             except (ValueError, KeyError, TypeError):
                 self.skipped += 1
                 continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import html
 import json
 import re
 import unicodedata
@@ -67,6 +68,7 @@ _FENCE_RE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 _MARKER = r"(?:[-*\u2022\u2013]|\(?\d{1,3}[.):])"
 _LIST_LINE_RE = re.compile(rf"^\s*{_MARKER}\s+(\S.*)$")
 _MARKER_RE = re.compile(rf"^\s*{_MARKER}\s+")
+_QUOTED_LINE_RE = re.compile(r'^\s*(["\u201c].*["\u201d])\s*,?\s*$')  # "The brows rise.",
 # A complete JSON string literal used as a value: followed by a comma, a closing bracket/brace or the end.
 _JSON_STRING_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"(?=\s*(?:[,\]}]|$))')
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
@@ -128,7 +130,8 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
 
     Accepted, in this order: JSON inside a ``` fence, the first JSON value in the text (a list of strings, a list of
     objects with a "text"/"description" field, an object holding such a list, a lone string; single-quoted Python
-    lists too), then numbered/bulleted lines. Anything else raises ParseError.
+    lists too), then numbered/bulleted lines, then (in an answer without any JSON) lines that are each one quoted
+    text. Anything else raises ParseError.
 
     `lenient=True` salvages more from answers that ignore the format, as tiny models often do: the complete strings
     of a truncated JSON list, or else the sentences of a plain-prose answer. Every salvaged text still has to pass
@@ -146,6 +149,8 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
         if status == "no_list" or (status == "malformed_json" and failure == "no_json"):
             failure = status
     lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _LIST_LINE_RE.match(line))]
+    if not lines and failure == "no_json":  # no JSON at all: one quoted description per line is a list too
+        lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _QUOTED_LINE_RE.match(line))]
     lines = [t for t in lines if t]
     if lines:
         return lines
@@ -189,7 +194,7 @@ def _json_texts(text: str) -> tuple[list[str], str]:
     candidates: list[object] = []
     try:
         candidates.append(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested past the decoder's depth ("[[[[...")
         pass
     if not (candidates and isinstance(candidates[0], str)):
         decoder = json.JSONDecoder()
@@ -197,6 +202,9 @@ def _json_texts(text: str) -> tuple[list[str], str]:
         for m in re.finditer(r"[\[{]", text):
             try:
                 candidates.append(decoder.raw_decode(text, m.start())[0])
+            except RecursionError:
+                candidates.append(None)
+                break  # nested past any sensible depth: what follows is inside it, not a value of its own
             except json.JSONDecodeError as exc:
                 candidates.append(_literal(text, m.start()))
                 cut_short = exc.pos >= end or exc.msg.startswith("Unterminated string")
@@ -238,6 +246,8 @@ def _strings(value: object) -> list[str]:
                 out.append(item)
             elif isinstance(item, dict):
                 out.extend(_dict_text(item))
+            elif isinstance(item, list):  # [["..."], ["..."]]: one list per description
+                out.extend(_strings(item))
         return out
     if isinstance(value, dict):
         for key in (*_LIST_KEYS, *value.keys()):
@@ -261,8 +271,10 @@ def _dict_text(item: dict) -> list[str]:
 
 def clean_text(text: str) -> str:
     """One line, single spaces, no list marker ("1.", "-", "*"), no markdown emphasis ("**", "*") and no wrapping
-    quotes or trailing comma."""
-    text = unicodedata.normalize("NFKC", str(text))
+    quotes or trailing comma; HTML entities decoded, control and invisible format characters removed."""
+    text = _ENTITY_RE.sub(lambda m: html.unescape(m.group()), str(text))  # "&amp;", "&#39;": escaped, not text
+    text = unicodedata.normalize("NFKC", text).replace("\u200b", " ")  # a zero-width space still parts two words
+    text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
     text = " ".join(text.split())
     previous = None
     while text != previous:
@@ -271,6 +283,12 @@ def clean_text(text: str) -> str:
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text
+
+
+_ENTITY_RE = re.compile(r"&(?:[A-Za-z]{2,8}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+# Unicode categories of characters no description holds: control (NUL, ESC), format (soft hyphen, BOM, zero-width
+# joiners) and lone surrogates (half of an emoji's JSON escape pair, which cannot even be written as UTF-8).
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
 
 
 def _has_quote(inner: str, opening: str) -> bool:

@@ -1,0 +1,189 @@
+"""`augtext generate --backend openai` against answers real LLMs and servers give: odd shapes, odd characters, odd
+bodies. Through the real CLI and SDK against the loopback server; `--no-gate` keeps them fast (the rules and the
+parser are what is under test here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from augtext.cli import main
+from tests.llm_server import LLMServer, generate_args
+
+GOOD = [
+    "The zygomaticus major pulls the lip corners upward and back toward the cheekbones.",
+    "Combined with AU6, the lip corners rise and the cheeks lift, creating a genuine smile.",
+    "The corners of the mouth are drawn up and outward, so the lips curve into a broad smile.",
+]
+FAST = ["--styles", "appearance", "--n", "3", "--max-rounds", "1", "--max-retries", "1", "--no-gate"]
+
+
+def _run(server: LLMServer, cache: Path, capsys) -> tuple[int, str]:
+    rc = main(generate_args(server, cache, "12", *FAST))
+    return rc, capsys.readouterr().err
+
+
+def _kept(cache: Path) -> list[str]:
+    return pq.read_table(cache / "descriptions.parquet").column("text").to_pylist()
+
+
+def _rejected(cache: Path) -> dict[str, int]:
+    return json.loads((cache / "rejections.json").read_text())["rejected_total"]
+
+
+def _logged(cache: Path) -> list[dict[str, Any]]:
+    log = cache / "requests.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _completion(message: dict[str, Any], usage: Any = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-audit",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "loopback",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}],
+        "usage": usage if usage is not None else {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+    }
+
+
+def _reply_with(server: LLMServer, data: bytes, content_type: str = "application/json") -> None:
+    """Every request gets this 200 body, as it is (the server's own answers are bypassed)."""
+
+    def respond(handler: Any, behaviour: str, body: dict[str, Any]) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    server._respond = respond
+
+
+# -- the answer's text ------------------------------------------------------------------------------------------------
+
+NO_TRACE = "Traceback"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        json.dumps([[t] for t in GOOD]),  # one list per description
+        "\n".join(f'"{t}"' for t in GOOD),  # one quoted description per line, no JSON
+        "\n".join(f'"{t}",' for t in GOOD),  # ... with commas, as in a list without its brackets
+        json.dumps(  # escaped HTML, control and invisible characters in good texts
+            [
+                GOOD[0].replace("lip", "lip\x00", 1).replace("cheekbones", "cheek&shy;bones"),
+                "\ufeff" + GOOD[1].replace("the cheeks", "the&nbsp;cheeks\x07"),
+                GOOD[2].replace("smile", "smi\u00adle").replace(" ", "\u200b", 2),
+            ]
+        ),
+        # half an emoji's escape pair (a lone surrogate) inside the JSON the model wrote
+        json.dumps(GOOD).replace("cheekbones.", "cheekbones. \\ud83d", 1),
+    ],
+    ids=["nested-lists", "quoted-lines", "quoted-lines-commas", "entities-and-control-chars", "lone-surrogate"],
+)
+def test_good_descriptions_are_kept_clean_whatever_the_wrapping(llm_server, tmp_path, capsys, answer):
+    llm_server.answer = lambda code, k: answer
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 0, err
+    assert _kept(tmp_path) == GOOD
+
+
+def test_html_entities_are_decoded_not_kept():
+    from augtext.validate import clean_text
+
+    assert clean_text("The lip corners rise &amp; the cheeks lift, in a smile&#39;s shape.") == (
+        "The lip corners rise & the cheeks lift, in a smile's shape."
+    )
+    assert clean_text("Lips & teeth; AT&T; a &unknown word") == "Lips & teeth; AT&T; a &unknown word"
+
+
+@pytest.mark.parametrize("answer", ["[" * 100_000, "Answer: " + "[" * 5000 + json.dumps(GOOD)])
+def test_deeply_nested_brackets_are_rejected_not_a_crash(llm_server, tmp_path, capsys, answer):
+    """A degenerate answer (a model repeating '[') nests past the JSON decoder's depth: a malformed answer, counted
+    as such, and the logged answer does not break the reruns."""
+    llm_server.answer = lambda code, k: answer
+    for _ in range(2):
+        rc, err = _run(llm_server, tmp_path, capsys)
+        assert rc == 1 and NO_TRACE not in err, err
+        assert _rejected(tmp_path) == {"malformed_json": 1} and _kept(tmp_path) == []
+    assert llm_server.requests == 1  # the rerun parsed the logged answer again
+
+
+# -- the server's body ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "usage"),
+    [
+        # content as a list of parts (reasoning models): the text parts are the answer, not the thinking
+        (
+            {"content": [{"type": "thinking", "thinking": "AU12 smiles."}, {"type": "text", "text": json.dumps(GOOD)}]},
+            None,
+        ),
+        ({"content": json.dumps(GOOD)}, {"prompt_tokens": "ten", "completion_tokens": None}),  # counts, not numbers
+    ],
+    ids=["content-parts", "bad-usage"],
+)
+def test_usable_answers_in_unusual_bodies_are_kept(llm_server, tmp_path, capsys, message, usage):
+    _reply_with(llm_server, json.dumps(_completion(message, usage)).encode())
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 0, err
+    assert _kept(tmp_path) == GOOD
+    assert all(isinstance(e["text"], str) for e in _logged(tmp_path))
+
+
+def test_a_lone_surrogate_in_the_content_is_dropped_before_logging(llm_server, tmp_path, capsys):
+    body = json.dumps(_completion({"content": json.dumps(GOOD)}))
+    _reply_with(llm_server, body.replace("cheekbones.", "cheekbones.\\ud83d", 1).encode())
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 0 and NO_TRACE not in err, err
+    assert _kept(tmp_path) == GOOD
+    [entry] = _logged(tmp_path)
+    assert "\ud83d" not in entry["text"]
+
+
+def test_a_structured_refusal_is_counted_as_a_refusal(llm_server, tmp_path, capsys):
+    """OpenAI's refusals come as `content: null` with a `refusal` text: an answer (a refusal), not a failed
+    request that is retried and asked again on every run."""
+    _reply_with(llm_server, json.dumps(_completion({"content": None, "refusal": "I'm sorry, I can't help."})).encode())
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 1 and "failed requests" not in err and "0 failed" in err, err
+    assert _rejected(tmp_path) == {"refusal": 1}
+    assert llm_server.requests == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        (json.dumps(_completion({"content": None})), "application/json", "content is null"),
+        (json.dumps(_completion({"content": 42})), "application/json", "content is null or not a string"),
+        ("<html><body>502 Bad Gateway</body></html>", "text/html", "not a chat completion: '<html><body>502 Bad"),
+    ],
+    ids=["content-null", "content-number", "html-page"],
+)
+def test_unusable_bodies_fail_the_request_and_say_why(llm_server, tmp_path, capsys, body, content_type, says):
+    _reply_with(llm_server, body.encode(), content_type)
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 1 and NO_TRACE not in err, err
+    assert says in err and "1 usable choice" not in err
+    assert _logged(tmp_path) == []  # not logged: a rerun asks again
+    assert llm_server.requests == 2  # retried once (--max-retries 1)
+
+
+def test_a_logged_answer_without_text_is_asked_again(llm_server, tmp_path, capsys):
+    """A log line whose text is not a string (as an earlier version logged a list of content parts) is skipped
+    with a warning and its request asked again, instead of failing every rerun."""
+    assert _run(llm_server, tmp_path, capsys)[0] == 0
+    log = tmp_path / "requests.jsonl"
+    [entry] = _logged(tmp_path)
+    log.write_text(json.dumps({**entry, "text": [{"type": "text", "text": entry["text"]}]}) + "\n")
+    llm_server.reset()
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 0 and "skipped 1 unreadable line" in err, err
+    assert llm_server.requests == 1 and len(_kept(tmp_path)) == 3
