@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,30 @@ def test_cli_adapt_priors_refuses_what_it_cannot_do(trained_run, tiny_faces, tmp
     assert "holds no calibration of the validation rows" in capsys.readouterr().err and not out.exists()
     assert main(["adapt", "--run", str(source), "--no-batchnorm", *common]) == 2
     assert "nothing to adapt" in capsys.readouterr().err and not out.exists()
+
+
+def test_bench_priors_scores_each_condition(trained_run, tiny_faces, tmp_path, one_thread):
+    """bench/bench_priors.py: per run and set, F1 as trained, after each adaptation and at the oracle thresholds (the
+    best on these rows: no other threshold beats it), and each AU's rates; resumable from its work folder."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import bench_priors
+
+    source = tmp_path / "run"
+    shutil.copytree(trained_run[0], source)
+    save_domain_thresholds(source, tiny_faces, "2")
+    out_json, work = tmp_path / "priors.json", tmp_path / "work"
+    argv = ["--runs", str(source), "--names", "tiny", "--set", f"f1={tiny_faces}:1:1,2", "--work", str(work)]
+    argv += ["--out-json", str(out_json), "--out-md", str(tmp_path / "priors.md")]
+    assert bench_priors.main(argv) == 0
+    (record,) = json.loads(out_json.read_text())["records"]
+    assert record["name"] == "tiny" and record["set"] == "f1" and record["fold"] == 1
+    for cond in ("trained", "priors", "bn_priors"):
+        assert set(record[cond]["per_au"]) == {"AU1", "AU2"}
+        assert record["oracle_f1"] >= record[cond]["f1"] - 1e-9
+    assert set(record["priors"]["rates"]) <= {"AU1", "AU2"} and record["priors"]["rate_error"] >= 0
+    assert "| tiny | f1 |" in (tmp_path / "priors.md").read_text()
+    assert bench_priors.main(argv) == 0  # again: everything reused
+    assert json.loads(out_json.read_text())["records"] == [record]
+    assert bench_priors.main(["--runs", str(source), "--set", "bad"]) == 2
