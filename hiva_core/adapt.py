@@ -1,6 +1,5 @@
 """Adapting a trained run to a new domain without labels (`hiva_core adapt`): BatchNorm statistics re-estimated on
-that domain's faces (AdaBN, Li et al. 2016), and (`--priors`) each AU's rate there estimated and the thresholds moved
-with it (hiva_core.priors).
+that domain's faces (AdaBN, Li et al. 2016).
 
 A CNN trained on SynthAU normalises every layer with the means and variances of rendered faces; a camera, a face model
 or a light that shifts those statistics shifts every probability after them. Re-estimating them on unlabelled faces
@@ -17,7 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -85,25 +83,19 @@ def run_adapt(
     device: str | torch.device | None = None,
     min_face: float = 20.0,
     progress: bool | None = None,
-    batchnorm: bool = True,
-    priors: bool = False,
 ) -> dict[str, Any]:
-    """Write `out`: the run folder `run` adapted to faces of a new domain, either `inputs` (images, folders, videos;
-    faces detected and aligned as `hiva_core predict` does, or taken as aligned crops with `detect=False`) or the rows
-    of `data` that `hiva_core eval` would score (`fold`, `lists`, `align` as there; labels unused). With `batchnorm`
-    its BatchNorm statistics are re-estimated on them; with `priors` (after that) each AU's rate on them is estimated
-    from the adapted model's probabilities and the run's thresholds move with it (hiva_core.priors; the run needs the
-    calibration its validation rows give). Every face counts once; at least MIN_FACES are needed. `out` holds the
-    run's config.json (with an `adapted` record: from which run, on what, how many faces, the rates estimated), text
-    prior, thresholds, and model.safetensors; it is written in a temporary folder and renamed, so a failure leaves
-    nothing. Returns the `adapted` record."""
+    """Write `out`: the run folder `run` with its BatchNorm statistics re-estimated on faces of a new domain, either
+    `inputs` (images, folders, videos; faces detected and aligned as `hiva_core predict` does, or taken as aligned
+    crops with `detect=False`) or the rows of `data` that `hiva_core eval` would score (`fold`, `lists`, `align` as
+    there; labels unused). Every face counts once; at least MIN_FACES are needed. `out` holds the run's config.json
+    (with an `adapted` record: from which run, on what, how many faces), text prior and thresholds, and the adapted
+    model.safetensors; it is written in a temporary folder and renamed, so a failure leaves nothing. Returns the
+    `adapted` record."""
     from augtext.io import check_output_dir
     from hiva_core.checkpoint import RunFolder, load_run, write_json
     from hiva_core.data.transforms import build_transforms
 
-    if not (batchnorm or priors):
-        raise UserError("nothing to adapt: --no-batchnorm without --priors")
-    if batchnorm and batch_size < 2:
+    if batch_size < 2:
         raise UserError(f"--batch-size must be at least 2 (BatchNorm statistics need a batch), got {batch_size}")
     if bool(inputs) == (data is not None):
         raise UserError("give the faces to adapt to: images, folders or videos, or --data SPEC (one of the two)")
@@ -119,16 +111,14 @@ def run_adapt(
         raise UserError(f"--out {target.path} is not empty; the adapted run needs a new folder")
     loaded = load_run(source.path, device=device)
     text = (loaded.text_emb, loaded.text_mask)
-    calibration = source_calibration(source) if priors else None
     if data is not None:
         from hiva_core.evaluate import run_dataset, run_loader
 
         dataset, rows = run_dataset(loaded, data, fold, lists, align)
         what, total = f"{data} ({rows.text})", len(dataset)
-
-        def faces(advance) -> Iterator[torch.Tensor]:
-            return counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance)
-
+        with progress_bar("adapt", total, progress) as advance:
+            batches = counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance)
+            seen = adapt_batchnorm(loaded.model, batches, text, loaded.device)
     else:
         from hiva_core.predict import FaceStream, StageTimer, collect_inputs, frame_total
 
@@ -136,31 +126,24 @@ def run_adapt(
         transform = build_transforms(loaded.image_size, augment=False)
         named = ", ".join(str(p) for p in inputs[:3])
         what = named + (f" and {len(inputs) - 3} more input(s)" if len(inputs) > 3 else "")
-        total = frame_total(sources)
-
-        def faces(advance) -> Iterator[torch.Tensor]:
+        with progress_bar("adapt", frame_total(sources), progress) as advance:
             stream = FaceStream(
                 sources, StageTimer(), detect=detect, min_face=min_face, device=loaded.device, on_frames=advance
             )
-            return face_batches((transform(face.crop) for face in stream if face.crop is not None), batch_size)
-
-    record: dict[str, Any] = {"from": str(source.path), "on": what}
-    if batchnorm:
-        with progress_bar("adapt", total, progress) as advance:
-            seen = adapt_batchnorm(loaded.model, faces(advance), text, loaded.device)
-        check_enough(seen, what)
-        record |= {"faces": seen, "batchnorm_layers": len(batchnorm_layers(loaded.model))}
-    else:
-        record |= {"batchnorm_layers": 0}
-    thresholds = None
-    if priors:
-        with progress_bar("priors", total, progress) as advance:
-            probs = face_probs(loaded.model, faces(advance), text, loaded.device)
-        check_enough(len(probs), what)
-        thresholds = adapted_thresholds(source, probs, loaded.aus, calibration, what)
-        rates = {name: [row["rate"], row["estimated"]] for name, row in thresholds["priors"]["per_au"].items()}
-        record |= {"faces": len(probs), "priors": rates}
-    record["detect"] = detect if data is None else None
+            faces = (transform(face.crop) for face in stream if face.crop is not None)
+            seen = adapt_batchnorm(loaded.model, face_batches(faces, batch_size), text, loaded.device)
+    if seen < MIN_FACES:
+        raise UserError(
+            f"found {seen} face(s) in {what}; adapting needs at least {MIN_FACES} (the statistics of fewer are noisier "
+            "than the trained ones); nothing written"
+        )
+    record = {
+        "from": str(source.path),
+        "on": what,
+        "faces": seen,
+        "batchnorm_layers": len(batchnorm_layers(loaded.model)),
+        "detect": detect if data is None else None,
+    }
     config = dict(loaded.config)
     config["adapted"] = [*config.get("adapted", []), record]  # an adapted run adapted again keeps both records
     temp = target.path.parent / f".{target.path.name}.adapting-{os.getpid()}"
@@ -170,9 +153,7 @@ def run_adapt(
         temp.mkdir(parents=True)
         write_json(staged.config_file, config)
         shutil.copyfile(source.prior_file, staged.prior_file)
-        if thresholds is not None:
-            staged.write_thresholds(thresholds)
-        elif source.thresholds_file.is_file():
+        if source.thresholds_file.is_file():
             shutil.copyfile(source.thresholds_file, staged.thresholds_file)
         staged.write_model(loaded.model)
         if target.path.exists():
@@ -181,56 +162,6 @@ def run_adapt(
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return record
-
-
-def check_enough(seen: int, what: str) -> None:
-    if seen < MIN_FACES:
-        raise UserError(
-            f"found {seen} face(s) in {what}; adapting needs at least {MIN_FACES} (the statistics of fewer are noisier "
-            "than the trained ones); nothing written"
-        )
-
-
-@torch.no_grad()
-def face_probs(model: nn.Module, batches: Iterable[torch.Tensor], text: tuple, device: torch.device) -> np.ndarray:
-    """The model's probabilities (N, A) on the faces of `batches`, in eval mode."""
-    model.eval()
-    rows = [torch.sigmoid(model(images.to(device), *text)["logits"].float()).cpu().numpy() for images in batches]
-    return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
-
-
-def source_calibration(source) -> dict:
-    """The run's thresholds record, which must hold the calibration of its validation rows (`adapt --priors`)."""
-    from hiva_core.checkpoint import read_json
-
-    fix = (
-        "adapt without --priors, or train the run with validation rows (data.val_fraction > 0 or split=val rows; "
-        "runs trained before this option lack it too)"
-    )
-    if not source.thresholds_file.is_file():
-        raise UserError(f"--priors: {source.path} has no {source.thresholds_file.name} (no validation rows); {fix}")
-    record = read_json(source.thresholds_file, "thresholds file")
-    if not isinstance(record, dict) or not isinstance(record.get("calibration"), dict) or not record["calibration"]:
-        raise UserError(f"--priors: {source.thresholds_file} holds no calibration of the validation rows; {fix}")
-    return record
-
-
-def adapted_thresholds(source, probs: np.ndarray, aus: Sequence[int], record: dict, what: str) -> dict:
-    """The thresholds record of the adapted run: the validation thresholds moved with each AU's rate estimated on
-    `probs` (hiva_core.priors.adapt_thresholds). A run adapted before starts from its validation thresholds again."""
-    from hiva_core.checkpoint import read_thresholds
-    from hiva_core.priors import adapt_thresholds
-
-    base = record.get("validation_thresholds") or record["thresholds"]
-    chosen = {int(name.removeprefix("AU")): float(t) for name, t in base.items()}
-    if not record.get("validation_thresholds"):
-        read_thresholds(source.thresholds_file, "delete it to use 0.5")  # the same checks as every reader
-    per_au = adapt_thresholds(probs, aus, record["calibration"], chosen)
-    out = {k: v for k, v in record.items() if k not in ("format", "val_f1", "val_f1_at_05", "priors")}
-    out["validation_thresholds"] = base
-    out["thresholds"] = {name: row["adapted"] for name, row in per_au.items()}
-    out["priors"] = {"on": what, "faces": int(len(probs)), "per_au": per_au}
-    return out
 
 
 def counted(batches: Iterable[torch.Tensor], advance) -> Iterator[torch.Tensor]:

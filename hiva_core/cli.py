@@ -269,16 +269,9 @@ def adapt(
     batch_size: int = typer.Option(64, help="Faces per BatchNorm batch."),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
     min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels."),
-    batchnorm: bool = typer.Option(
-        True, "--batchnorm/--no-batchnorm", help="Re-estimate the BatchNorm statistics on the faces (AdaBN)."
-    ),
-    priors: bool = typer.Option(
-        False, "--priors", help="Also estimate each AU's rate on the faces and move the run's thresholds with it."
-    ),
 ) -> None:
     """Adapt a run to a new domain without labels: its BatchNorm statistics re-estimated on faces of that domain
-    (AdaBN) and, with --priors, its thresholds moved with the AU rates estimated there; written as a new run folder
-    for eval, predict and export. Give at least 16 faces."""
+    (AdaBN), written as a new run folder for eval, predict and export. Give at least 16 faces."""
     from hiva_core.adapt import run_adapt
 
     record = run_adapt(
@@ -293,12 +286,12 @@ def adapt(
         batch_size=batch_size,
         device=device,
         min_face=min_face,
-        batchnorm=batchnorm,
-        priors=priors,
     )
-    from hiva_core.views import adapt_summary
-
-    typer.echo(adapt_summary(out, run, record), err=True)
+    typer.echo(
+        f"wrote {out}: {run} with the statistics of its {record['batchnorm_layers']} BatchNorm layers re-estimated on "
+        f"{record['faces']} faces of {record['on']}",
+        err=True,
+    )
 
 
 @app.command()

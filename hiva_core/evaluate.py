@@ -112,10 +112,7 @@ def val_thresholds(
 def threshold_record(out: dict, aus: list[int], how: str) -> dict:
     """Per-AU thresholds that maximise F1 on the rows of `out` (collect_probs' probs, labels, mask), as a thresholds
     file records them: the thresholds, `how` the rows were chosen, their number, the F1 there at the thresholds and
-    at 0.5, the AUC there (train.select=val_auc chooses the kept epoch by its average), and each AU's calibration on
-    them (hiva_core.priors: what `adapt --priors` needs to move the thresholds with a domain's AU rates)."""
-    from hiva_core.priors import fit_calibration
-
+    at 0.5, and the AUC there (train.select=val_auc chooses the kept epoch by its average)."""
     chosen = choose_thresholds(out["probs"], out["labels"], out["mask"], aus)
     at = au_metrics(out["probs"], out["labels"], out["mask"], aus, threshold=list(chosen.values()))
     return {
@@ -126,7 +123,6 @@ def threshold_record(out: dict, aus: list[int], how: str) -> dict:
         "val_f1_at_05": {name: row.get("f1_at_05", row["f1"]) for name, row in at["per_au"].items()}
         | {"avg": at["avg"].get("f1_at_05", at["avg"]["f1"])},
         "val_auc": {name: row["auc"] for name, row in at["per_au"].items()} | {"avg": at["avg"]["auc"]},
-        "calibration": fit_calibration(out["probs"], out["labels"], out["mask"], aus),
     }
 
 

@@ -86,19 +86,3 @@ def print_prepare_summary(summary: dict[str, Any]) -> None:
         + f"\ntrain with: --data {summary['dataset']}:{summary['images']} --lists {summary['list_dir']}",
         file=sys.stderr,
     )
-
-
-def adapt_summary(out: Path, run: Path, record: dict[str, Any]) -> str:
-    """What `hiva_core adapt` did, for stderr: the BatchNorm layers re-estimated and, with --priors, each AU's rate
-    as trained → as estimated on the faces."""
-    done = []
-    if record.get("batchnorm_layers"):
-        done.append(f"the statistics of its {record['batchnorm_layers']} BatchNorm layers re-estimated")
-    if record.get("priors"):
-        rates = ", ".join(
-            f"{name} {trained:.2f} → {estimated:.2f}"
-            for name, (trained, estimated) in record["priors"].items()
-            if estimated is not None
-        )
-        done.append(f"its thresholds moved with the AU rates estimated ({rates})")
-    return f"wrote {out}: {run} with {' and '.join(done)} on {record['faces']} faces of {record['on']}"
