@@ -262,7 +262,11 @@ def test_load_run_matches_trained_model(trained_run, tiny_faces):
     with torch.no_grad():
         ref = best_model(images, loaded.text_emb, loaded.text_mask)
     assert out["probs"].shape == (8, 3)
-    assert torch.equal(out["probs"], torch.sigmoid(ref["logits"]))
+    saved, trained = loaded.model.state_dict(), best_model.state_dict()
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
+    # The same weights, but the trainer lays conv weights out channels_last and load_run does not: on some CPUs
+    # (oneDNN on AMD EPYC) the two layouts round differently, by about 5e-7
+    torch.testing.assert_close(out["probs"], torch.sigmoid(ref["logits"]), rtol=0, atol=1e-5)
     assert out["maps"] is not None and out["maps"].shape[:2] == (8, 3)
 
 
