@@ -54,8 +54,6 @@ class DataSection:
     # of training (hiva_core.data.splits); 0 = train on every subject and keep 0.5.
     val_fraction: float = 0.1
     augment: str = "strong"  # training augmentation: strong | basic | none (hiva_core.data.transforms)
-    # share of training faces with their upper or lower half hidden and that half's AUs unknown (data.occlusion)
-    hide_half: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
@@ -63,7 +61,6 @@ class DataSection:
             (self.num_workers >= 0, "data.num_workers must be >= 0"),
             (0 <= self.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
             (self.augment in ("strong", "basic", "none"), "data.augment must be strong, basic or none"),
-            (0 <= self.hide_half <= 1, "data.hide_half must be in [0, 1]"),
         )
         if self.aus is not None:
             from augtext.facs import parse_au_spec

@@ -310,10 +310,6 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
         check_images(ds, progress=info.is_main and sys.stderr.isatty())
     if val_ds is not None:  # validation rows are evaluated, not augmented
         val_ds.transform = found["test"].transform
-    if data.hide_half > 0:
-        from hiva_core.data.occlusion import HalfOcclusion
-
-        train_ds.occlude = HalfOcclusion(train_ds.aus, data.hide_half, data.image_size)
     return Splits(train_ds, found["test"], val_ds, how)
 
 

@@ -60,9 +60,6 @@ class AUDataset(Dataset):
             if geometry.ndim != 2 or len(geometry) != len(files):
                 raise ValueError(f"geometry must be (N={len(files)}, G), got {geometry.shape}")
         self.geometry = geometry
-        # (image, mask) -> (image, mask) after the transform: training's half-face occlusion (data.hide_half), None
-        # elsewhere; subsets do not inherit it
-        self.occlude: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -95,8 +92,6 @@ class AUDataset(Dataset):
         else:  # uint8 (3, H, W), as loaded
             tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
         item = {"image": tensor, **_known("labels", "mask", self.labels[index]), "meta": self.meta(index)}
-        if self.occlude is not None:
-            item["image"], item["mask"] = self.occlude(item["image"], item["mask"])
         if self.geometry is not None:
             item.update(_known("geometry", "geometry_mask", self.geometry[index]))
         return item
