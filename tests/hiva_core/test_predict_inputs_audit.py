@@ -100,3 +100,14 @@ def test_cli_finds_faces_in_rotated_phone_photos_and_cmyk_jpegs(tmp_path, run_di
     assert (table["status"] == "ok").all()
     boxes = table[["x1", "y1", "x2", "y2"]].to_numpy(float)
     np.testing.assert_allclose(boxes, np.repeat(boxes[-1:], 4, axis=0), atol=4.0)
+
+
+def test_jpegs_saved_as_jfif_or_jpe_are_found_in_folders(tmp_path):
+    """Browsers and Windows save JPEGs as .jfif or .jpe: a folder scan picks them up like .jpg."""
+    from hiva_core.predict import collect_inputs
+
+    for name in ("a.jfif", "b.JPE", "c.jpg"):
+        Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(tmp_path / name, format="JPEG")
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = sorted(path.name for path, kind in collect_inputs([tmp_path]) if kind == "image")
+    assert found == ["a.jfif", "b.JPE", "c.jpg"]
