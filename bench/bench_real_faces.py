@@ -118,12 +118,13 @@ def fetch_media(work: Path) -> Path:
     return media
 
 
-def score_run(run: Path, media: Path, device: str | None) -> dict:
-    """Every coded (face, AU) pair with the run's probability; the pooled AUC, hits and false alarms."""
+def score_run(run: Path, media: Path, device: str | None, flip: bool = False) -> dict:
+    """Every coded (face, AU) pair with the run's probability (with `flip`, the mean of the face's and its mirror
+    image's: `predict --flip`); the pooled AUC, hits and false alarms."""
     from hiva_core.predict import run_predict
 
     faces = face_files(media)
-    table = run_predict([path for path, *_ in faces], run, device=device, progress=False).rows
+    table = run_predict([path for path, *_ in faces], run, device=device, progress=False, flip=flip).rows
     photos = {name for name, frames, *_ in ITEMS if frames is None}
     pairs = []
     for path, present, absent in faces:
@@ -223,6 +224,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also score each run adapted (hiva_core adapt) to: videos (every frame of the two videos), coded (the "
         "coded faces); comma-separated",
     )
+    ap.add_argument("--flip", action="store_true", help="also score each run with test-time flip (predict --flip)")
     args = ap.parse_args(argv)
     args.adapt = [on for on in args.adapt.split(",") if on]
     unknown = [on for on in args.adapt if on not in ADAPT_CHOICES]
@@ -246,6 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for name, run in zip(names, args.runs, strict=True):
         results[name] = {"run": str(run), **score_run(Path(run), media, args.device)}
+        if args.flip:
+            results[f"{name}, flip"] = {"run": str(run), "flip": True, **score_run(Path(run), media, args.device, True)}
         for on in args.adapt:
             adapted, record = adapted_run(Path(run), name, on, media, work, args.device)
             results[f"{name}, adapted to {on}"] = {

@@ -583,6 +583,9 @@ class LoadedRun:
     text_emb: torch.Tensor = field(repr=False, default=None)
     text_mask: torch.Tensor = field(repr=False, default=None)
     thresholds: dict[int, float] = field(default_factory=dict)  # thresholds.json; an AU not in it uses 0.5
+    # Test-time flip: average each face's probabilities with its mirror image's, and its maps with the mirror's
+    # maps mirrored back (`eval --flip`, `predict --flip`; 2x the model's time). AU labels are bilateral.
+    flip: bool = False
 
     def au_thresholds(self, threshold: float | str | Path | None = None) -> tuple[list[float], str]:
         """The threshold of each of `aus` and a few words on where they come from: `threshold` (the --threshold
@@ -605,12 +608,16 @@ class LoadedRun:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        out = self.model(images.to(self.device, torch.float32), self.text_emb, self.text_mask)
-        maps = out.get("maps")
-        return {
-            "probs": torch.sigmoid(out["logits"].float()).cpu(),
-            "maps": maps.float().cpu() if maps is not None else None,
-        }
+        images = images.to(self.device, torch.float32)
+        out = self.model(images, self.text_emb, self.text_mask)
+        probs, maps = torch.sigmoid(out["logits"].float()), out.get("maps")
+        maps = maps.float() if maps is not None else None
+        if self.flip:
+            mirror = self.model(images.flip(-1), self.text_emb, self.text_mask)
+            probs = (probs + torch.sigmoid(mirror["logits"].float())) / 2
+            if maps is not None:
+                maps = (maps + mirror["maps"].float().flip(-1)) / 2
+        return {"probs": probs.cpu(), "maps": maps.cpu() if maps is not None else None}
 
 
 def threshold_number(threshold: float | str | Path | None) -> float | None:

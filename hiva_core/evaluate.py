@@ -8,6 +8,7 @@ unlabelled faces in, AU probabilities out (`LoadedRun.predict`, `hiva_core predi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def evaluate_run(
     threshold: float | str | Path | None = None,
     align: bool | None = None,
     save_thresholds: str | Path | None = None,
+    flip: bool = False,
 ) -> dict:
     """Metrics of one run folder on the test split of `data` (`hiva_core.data.splits.eval_selection`: `fold`, else
     the run's own fold when the data has folds, else the data's test split, else every row; `rows` says which).
@@ -148,7 +150,8 @@ def evaluate_run(
     per-AU thresholds replace them (F1 at 0.5 is reported beside any other threshold). `align`: detect and align the
     faces first (`data.align`; default: as the run was trained). `save_thresholds`: also choose per AU the threshold
     that maximises F1 on these rows (a labelled sample of the domain the run will predict on) and write them there,
-    as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that)."""
+    as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that). `flip`:
+    each face's probabilities averaged with its mirror image's (`LoadedRun.flip`)."""
     from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.vocabulary import select_aus
 
@@ -161,7 +164,7 @@ def evaluate_run(
             f"{run} holds one run per fold ({', '.join(r.path.name for r in folder.fold_runs())}); "
             f"evaluate them with --folds all, or give --run {run}/foldK"
         )
-    loaded = select_aus(load_run(run, device=device), aus, text_cache)
+    loaded = dataclasses.replace(select_aus(load_run(run, device=device), aus, text_cache), flip=flip)
     thresholds, threshold_text = loaded.au_thresholds(threshold)
     dataset, rows = run_dataset(loaded, data, fold, lists, align)
     loader = run_loader(loaded, dataset, batch_size)
@@ -175,6 +178,7 @@ def evaluate_run(
     metrics["fold"] = rows.fold
     metrics["rows"] = rows.text
     metrics["thresholds"] = threshold_text
+    metrics["flip"] = flip
     if save_thresholds is not None:
         from hiva_core.checkpoint import write_thresholds
 
@@ -233,9 +237,10 @@ def run_eval(
     threshold: float | str | Path | None = None,
     align: bool | None = None,
     save_thresholds: Path | None = None,
+    flip: bool = False,
 ) -> dict:
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
-    `aus`, `text_cache`, `threshold`, `align`, `save_thresholds` (one run only): as evaluate_run.
+    `aus`, `text_cache`, `threshold`, `align`, `flip`, `save_thresholds` (one run only): as evaluate_run.
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from augtext.io import check_output_file
@@ -248,7 +253,7 @@ def run_eval(
         if all_folds:
             raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
         check_output_file(save_thresholds, "--save-thresholds")
-    options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align}
+    options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align, "flip": flip}
     if all_folds:
         runs = RunFolder(run).fold_runs()
         if not runs:

