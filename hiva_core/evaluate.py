@@ -9,6 +9,7 @@ unlabelled faces in, AU probabilities out (`LoadedRun.predict`, `hiva_core predi
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -214,12 +215,15 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) 
 
 
 def run_loader(loaded, dataset, batch_size: int) -> DataLoader:
-    """A loader over `dataset` in order, with the run's loader workers."""
+    """A loader over `dataset` in order, with the run's loader workers, at most one per CPU this process may use (a
+    run trained with 16 workers on a server is evaluated on a laptop; the order and the scores do not depend on it)."""
+    workers = int(loaded.config["config"].get("data", {}).get("num_workers") or 0)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
-        num_workers=int(loaded.config["config"].get("data", {}).get("num_workers") or 0),
+        num_workers=min(workers, cpus),
         pin_memory=loaded.device.type == "cuda",
     )
 

@@ -1,4 +1,5 @@
-"""Test-time flip (`eval --flip`, `predict --flip`): each face scored as the mean of it and its mirror image."""
+"""Test-time flip (`eval --flip`, `predict --flip`): each face scored as the mean of it and its mirror image; and
+the evaluation loader on a machine smaller than the one a run was trained on."""
 
 from __future__ import annotations
 
@@ -101,3 +102,17 @@ def test_eval_flip_reports_the_mirror_averaged_metrics(tmp_path_factory, tiny_fa
         assert flipped["per_au"][au]["auc"] == pytest.approx(by_hand["per_au"][au]["auc"], abs=1e-6)
         assert flipped["per_au"][au]["f1"] == pytest.approx(by_hand["per_au"][au]["f1"], abs=1e-6)
     assert any(flipped["per_au"][a]["auc"] != plain["per_au"][a]["auc"] for a in ("AU1", "AU2", "AU4"))
+
+
+def test_eval_loader_uses_no_more_workers_than_cpus(loaded):
+    """A run trained with many loader workers on a server is evaluated on a small machine with one per CPU at most."""
+    import os
+
+    from hiva_core.evaluate import run_loader
+
+    config = {**loaded.config, "config": {**loaded.config["config"], "data": {"num_workers": 512}}}
+    server_run = dataclasses.replace(loaded, config=config)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert run_loader(server_run, list(range(4)), 2).num_workers == min(512, cpus)
+    one = {**loaded.config, "config": {**loaded.config["config"], "data": {"num_workers": 1}}}
+    assert run_loader(dataclasses.replace(loaded, config=one), list(range(4)), 2).num_workers == 1
