@@ -157,6 +157,8 @@ class TrainSection:
     region_weight: float = 0.1  # lambda of the loss that keeps each AU map inside its face region (task.AUTask)
     # lambda of the expression-geometry loss (a model with model.geometry on; 1, 3 and 10 measured)
     geometry_weight: float = 3.0
+    # lambda of the AU-intensity loss (a model with model.intensity on, data with AU<k>_int columns)
+    intensity_weight: float = 1.0
     max_steps_per_epoch: int | None = None  # cap the batches per epoch (smoke runs)
     stop_after: int | None = None  # end this invocation after N epochs (resumable; e.g. a time-limited job)
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)

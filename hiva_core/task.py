@@ -30,6 +30,7 @@ class AUTask(nn.Module):
         region_weight: float = 0.0,
         aus: list[int] | None = None,
         geometry_weight: float = 3.0,
+        intensity_weight: float = 1.0,
         **asl_options: float,
     ):
         super().__init__()
@@ -40,6 +41,7 @@ class AUTask(nn.Module):
         self.region_weight = region_weight if aus else 0.0
         self.aus = list(aus or [])
         self.geometry_weight = geometry_weight
+        self.intensity_weight = intensity_weight
         self._priors: dict[tuple[int, int, int], torch.Tensor] = {}  # (h, w, image side) -> (A, h, w)
 
     def region_prior(self, maps: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -76,8 +78,20 @@ class AUTask(nn.Module):
                 geometry = (geometry + unexplained) / 2
         else:
             geometry = asl.new_zeros(())
+        intensity = asl.new_zeros(())
+        if out.get("intensity") is not None and "intensity" in batch and self.intensity_weight > 0:
+            known = batch["intensity_mask"].float()
+            each = nn.functional.binary_cross_entropy_with_logits(
+                out["intensity"].float(), batch["intensity"].float(), reduction="none"
+            )
+            intensity = (each * known).sum() / known.sum().clamp_min(1.0)
         return {
-            "loss": asl + self.align_weight * align + self.region_weight * region + self.geometry_weight * geometry,
+            "loss": asl
+            + self.align_weight * align
+            + self.region_weight * region
+            + self.geometry_weight * geometry
+            + self.intensity_weight * intensity,
+            "intensity": intensity.detach(),
             "asl": asl.detach(),
             "align": align.detach(),
             "region": region.detach(),

@@ -446,6 +446,7 @@ def build_state(
         region_weight=cfg.train.region_weight,
         aus=train_ds.aus,
         geometry_weight=cfg.train.geometry_weight,
+        intensity_weight=cfg.train.intensity_weight,
     ).to(device)
     step_module: nn.Module = task
     if info.enabled:
@@ -496,6 +497,9 @@ def train_one_epoch(
             "labels": batch["labels"].to(device, non_blocking=True),
             "mask": batch["mask"].to(device, non_blocking=True),
         }
+        if "intensity" in batch:
+            inputs["intensity"] = batch["intensity"].to(device, non_blocking=True)
+            inputs["intensity_mask"] = batch["intensity_mask"].to(device, non_blocking=True)
         if "geometry" in batch:
             inputs["geometry"] = batch["geometry"].to(device, non_blocking=True)
             inputs["geometry_mask"] = batch["geometry_mask"].to(device, non_blocking=True)

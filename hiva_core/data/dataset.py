@@ -44,6 +44,7 @@ class AUDataset(Dataset):
         meta: MetaFn | None = None,
         source: str = "",
         geometry: np.ndarray | None = None,
+        intensity: np.ndarray | None = None,
     ) -> None:
         labels = np.asarray(labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (len(files), len(aus)):
@@ -60,6 +61,7 @@ class AUDataset(Dataset):
             if geometry.ndim != 2 or len(geometry) != len(files):
                 raise ValueError(f"geometry must be (N={len(files)}, G), got {geometry.shape}")
         self.geometry = geometry
+        self.intensity = None if intensity is None else np.asarray(intensity, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -94,6 +96,8 @@ class AUDataset(Dataset):
         item = {"image": tensor, **_known("labels", "mask", self.labels[index]), "meta": self.meta(index)}
         if self.geometry is not None:
             item.update(_known("geometry", "geometry_mask", self.geometry[index]))
+        if self.intensity is not None:
+            item.update(_known("intensity", "intensity_mask", self.intensity[index]))
         return item
 
     def subset(self, indices: Sequence[int], files: Sequence[str] | None = None, source: str = "") -> AUDataset:
@@ -110,6 +114,7 @@ class AUDataset(Dataset):
             meta=partial(_subset_meta, self._meta, indices),
             source=source or self.source,
             geometry=self.geometry[indices] if self.geometry is not None else None,
+            intensity=self.intensity[indices] if self.intensity is not None else None,
         )
 
     def __repr__(self) -> str:

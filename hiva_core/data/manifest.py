@@ -208,6 +208,20 @@ def _geometry(df: pd.DataFrame, path: Path) -> np.ndarray | None:
         return expression_geometry(face, neutral).astype(np.float32)
 
 
+def _intensity(df: pd.DataFrame, columns: dict[int, str], labels: np.ndarray) -> np.ndarray | None:
+    """AU intensities (N, A) in [0, 1] from `AU<k>_int` columns (SynthAU), NaN where unknown (no column, an empty
+    cell, an unknown label); None without any such column."""
+    names = [f"{column}_int" for column in columns.values()]
+    if not any(name in df.columns for name in names):
+        return None
+    out = np.full(labels.shape, np.nan, dtype=np.float32)
+    for j, name in enumerate(names):
+        if name in df.columns:
+            out[:, j] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float32)
+    out[np.isnan(labels)] = np.nan
+    return np.clip(out, 0.0, 1.0)
+
+
 def _manifest_meta(files, subjects, sequences, frames, index: int) -> tuple[str, str, str]:
     path = files[index]
     subject = subjects[index] if subjects is not None else os.path.basename(os.path.dirname(path))
@@ -255,9 +269,21 @@ def load_manifest_dataset(
     keep = _select_rows(df, path, split, fold)
     df, labels = df[keep], labels[keep]
     geometry = _geometry(df, path)
-    labels, aus = select_aus(labels, list(columns), aus, str(path))
+    intensity = _intensity(df, columns, labels)
+    labels, chosen = select_aus(labels, list(columns), aus, str(path))
+    if intensity is not None:
+        intensity = intensity[:, [list(columns).index(a) for a in chosen]]
+    aus = chosen
     files = df["path"].astype(str).tolist()
     meta = partial(_manifest_meta, files, _text(df, "subject", "identity"), _text(df, "sequence"), _text(df, "frame"))
     return AUDataset(
-        files, labels, aus, root=path.parent, transform=transform, meta=meta, source=str(path), geometry=geometry
+        files,
+        labels,
+        aus,
+        root=path.parent,
+        transform=transform,
+        meta=meta,
+        source=str(path),
+        geometry=geometry,
+        intensity=intensity,
     )

@@ -63,6 +63,9 @@ class ModelConfig:
     # the models with per-AU parameters, which record False).
     text_film: bool | None = None
     text_bias: bool | None = None
+    # Predict each AU's intensity (0-1, the manifest's AU<k>_int columns: SynthAU) from its visual node, as
+    # `intensity (B, A)` logits: an auxiliary target that grades what the binary label cuts.
+    intensity: bool = False
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
@@ -73,6 +76,7 @@ LEGACY_MODEL_OPTIONS: dict[str, object] = {
     "geometry_unexplained": False,
     "text_film": False,
     "text_bias": False,
+    "intensity": False,
 }
 
 
@@ -243,6 +247,7 @@ class HiVA(nn.Module):
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)
         self.geometry_head = GeometryHead(c.dim, c.num_aus, bool(c.geometry_unexplained)) if c.geometry else None
+        self.intensity_head = LinearHead(c.num_aus, c.dim) if c.intensity else None
 
     def build_blocks(self, c: ModelConfig) -> None:
         """The blocks after the shared projection: AU graph, text branch, DDCA, CDCA, head."""
@@ -307,6 +312,8 @@ class HiVA(nn.Module):
             grid = (side, tokens.shape[1] // side)
         tokens = self.proj(tokens)
         out = self.forward_blocks(tokens, text_emb, text_mask, grid)
+        if self.intensity_head is not None:
+            out["intensity"] = self.intensity_head(out["visual"])
         if self.geometry_head is not None:
             out["geometry"], out["unexplained"] = self.geometry_head(tokens)
         return out

@@ -1,0 +1,83 @@
+"""AU intensity as an auxiliary target (`model.intensity`): manifests' AU<k>_int columns, the loss, a trained run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.hiva_core.conftest import train_argv, write_au_face
+from tests.hiva_core.imagefix import write_manifest
+
+
+def _manifest(root, n=48, with_int=True):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        labels = {au: int(rng.random() < 0.5) for au in (1, 2, 4)}
+        rel = f"img/{i:03d}.png"
+        write_au_face(root / rel, labels, seed=i)
+        row = {"path": rel, **{f"AU{a}": v for a, v in labels.items()}, "fold": i % 3 + 1, "subject": f"S{i % 6}"}
+        if with_int:  # present 0.3-1, absent 0-0.2, as SynthAU writes them; AU4 has no intensity column
+            row |= {f"AU{a}_int": (0.3 + 0.7 * rng.random()) if v else 0.2 * rng.random() for a, v in labels.items()}
+            del row["AU4_int"]
+        rows.append(row)
+    rows[0]["AU2"] = ""  # an unknown label: its intensity is unknown too
+    return write_manifest(root / "manifest.csv", rows), rows
+
+
+def test_manifest_reads_intensities_in_the_chosen_aus_order(tmp_path):
+    from hiva_core.data import build_dataset
+
+    path, rows = _manifest(tmp_path)
+    ds = build_dataset(path, split="all", aus=[2, 4, 1])
+    assert ds.intensity.shape == (len(rows), 3)
+    np.testing.assert_allclose(ds.intensity[1:, 0], [r["AU2_int"] for r in rows[1:]], rtol=1e-6)
+    np.testing.assert_allclose(ds.intensity[:, 2], [r["AU1_int"] for r in rows], rtol=1e-6)
+    assert np.isnan(ds.intensity[:, 1]).all() and np.isnan(ds.intensity[0, 0])  # no AU4_int; AU2 unknown on row 0
+    item = ds[0]
+    assert item["intensity_mask"].tolist() == [False, False, True]
+    plain, _ = _manifest(tmp_path / "plain", with_int=False)
+    assert build_dataset(plain, split="all").intensity is None
+
+
+def test_intensity_loss_counts_known_cells_only():
+    from hiva_core.models import create_model
+    from hiva_core.task import AUTask
+
+    torch.manual_seed(0)
+    model = create_model("hiva", num_aus=2, text_dim=8, backbone="tiny", dim=16, heads=2, intensity=True).eval()
+    task = AUTask(model, intensity_weight=1.0)
+    text = torch.randn(2, 3, 8)
+    batch = {
+        "image": torch.randn(3, 3, 32, 32),
+        "labels": torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]),
+        "mask": torch.ones(3, 2, dtype=torch.bool),
+        "intensity": torch.tensor([[0.8, 0.1], [0.0, 0.0], [0.5, 0.9]]),
+        "intensity_mask": torch.tensor([[True, True], [False, False], [True, False]]),
+    }
+    out = task(batch, text)
+    logits = model(batch["image"], text)["intensity"]
+    assert logits.shape == (3, 2)
+    each = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["intensity"], reduction="none")
+    assert float(out["intensity"]) == pytest.approx(float(each[batch["intensity_mask"]].mean().detach()), rel=1e-5)
+    changed = {**batch, "intensity": batch["intensity"].clone()}
+    changed["intensity"][1] = 5.0  # an unknown cell's value does not count
+    assert float(task(changed, text)["intensity"]) == pytest.approx(float(out["intensity"]), rel=1e-5)
+    out["loss"].backward()
+    assert model.intensity_head.weight.grad.abs().sum() > 0
+    task.intensity_weight = 0.0  # off: no term
+    assert float(task(batch, text)["intensity"]) == 0.0
+
+
+def test_a_run_trained_with_intensity_reloads_with_its_head(tmp_path, text_cache, one_thread):
+    from hiva_core.checkpoint import load_run
+    from hiva_core.cli import main
+
+    path, _ = _manifest(tmp_path / "faces")
+    out = tmp_path / "run"
+    argv = train_argv(text_cache, path, out, "--fold", "1", "--set", "model.intensity=true", epochs=2)
+    assert main(argv) == 0
+    loaded = load_run(out, device="cpu")
+    assert loaded.model.intensity_head is not None
+    assert loaded.predict(torch.randn(2, 3, 32, 32))["probs"].shape == (2, 3)
