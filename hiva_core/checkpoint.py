@@ -132,7 +132,10 @@ LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
     ("train", "region_weight"): 0.0,
     ("train", "select"): "test",
 }
-LOG_COLUMNS = ["epoch", "step", "loss", "asl", "align", "region", "geometry", "lr", "val_f1", "val_auc", "time_s"]
+LOG_COLUMNS = [
+    *("epoch", "step", "loss", "asl", "align", "region", "geometry", "intensity"),
+    *("lr", "val_f1", "val_auc", "time_s"),
+]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 

@@ -9,9 +9,12 @@ from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss, geometry_lo
 
 
 class AUTask(nn.Module):
-    """``task(batch, text_emb, text_mask)`` → ``{"loss", "asl", "align", "region", "geometry", "logits"}``.
+    """``task(batch, text_emb, text_mask)`` → ``{"loss", "asl", "align", "region", "geometry", "intensity", "logits"}``.
 
-    ``loss = asl + align_weight · align + region_weight · region + geometry_weight · geometry``. The geometry term
+    ``loss = asl + align_weight · align + region_weight · region + geometry_weight · geometry + intensity_weight ·
+    intensity``. The intensity term (binary cross-entropy of the model's ``intensity`` logits against each AU's
+    intensity in [0, 1], over the known cells) only when the model predicts intensities and the batch carries them
+    (``intensity``, ``intensity_mask``: manifests with AU<k>_int columns, such as SynthAU's). The geometry term
     only when the model predicts the expression's geometry and the batch carries it (``geometry``, ``geometry_mask``:
     manifests with neutral landmarks, such as SynthAU's); with the head's unexplained part too, the mean of the two
     smooth-L1 terms (rows with an unknown label leave the second out). The alignment term is computed only when the

@@ -415,6 +415,23 @@ def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
     return {}
 
 
+def intensity_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
+    """model.intensity as built: left to the default (None), on for hiva and its ablations when the training rows
+    carry AU intensities (AU<k>_int columns: SynthAU) and train.intensity_weight > 0, off otherwise; asked for
+    without them, a UserError."""
+    from hiva_core.models.registry import reads_intensity
+
+    has = train_ds.intensity is not None and bool(np.isfinite(train_ds.intensity).any())
+    if cfg.model.intensity is None:
+        return {"intensity": has and reads_intensity(cfg.model.name) and cfg.train.intensity_weight > 0}
+    if cfg.model.intensity and not has:
+        raise UserError(
+            f"model.intensity=true needs AU intensities in the training data ({train_ds.source}): manifest columns "
+            "AU<k>_int in [0, 1] beside AU<k>, as `hiva_core synth` writes them"
+        )
+    return {}
+
+
 def build_state(
     cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device, info: DistInfo
 ) -> TrainState:
@@ -432,6 +449,7 @@ def build_state(
         text_dim=text_dim,
         **cfg.model.overrides(),
         **geometry_option(cfg, train_ds),
+        **intensity_option(cfg, train_ds),
     )
     head = getattr(model, "geometry_head", None)
     if head is not None:  # its units (and what the AUs explain), from the training rows
@@ -483,7 +501,7 @@ def train_one_epoch(
     accum, n_batches = cfg.optim.accum_steps, loaders.batches
     dtype = autocast_dtype(device, cfg.train.precision)
     channels_last = use_channels_last(cfg, device)
-    sums = {"loss": 0.0, "asl": 0.0, "align": 0.0, "region": 0.0, "geometry": 0.0}
+    sums = {"loss": 0.0, "asl": 0.0, "align": 0.0, "region": 0.0, "geometry": 0.0, "intensity": 0.0}
     bar = monitor.progress.task(f"epoch {state.epoch}/{cfg.train.epochs}", n_batches)
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loaders.train):

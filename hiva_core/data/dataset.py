@@ -28,7 +28,8 @@ class AUDataset(Dataset):
     Item i is `{"image": (3,H,W) float, "labels": (A,) float (unknown -> 0), "mask": (A,) bool (False = unknown),
     "meta": {"path", "subject", "sequence", "frame"}}` (meta values are strings, so the default collate keeps them);
     with `geometry` (N, G) float32 (the expression's geometry, hiva_core.geometry; NaN unknown) also "geometry": (G,)
-    float (unknown -> 0) and "geometry_mask": (G,) bool.
+    float (unknown -> 0) and "geometry_mask": (G,) bool; with `intensity` (N, A) float32 (each AU's intensity in
+    [0, 1], NaN unknown) also "intensity": (A,) and "intensity_mask": (A,) bool.
     Without a transform the image is uint8 (3,H,W) as loaded. Images are opened only when an item is read: a missing
     or unreadable one is a UserError naming its path.
     """

@@ -8,7 +8,8 @@ Optional columns: `fold` (int; test = fold k, train = the others), `split` (trai
 `identity`), `sequence`, `frame`; `landmarks` and `neutral_landmarks` together (JSON lists of the 68 landmarks' 136
 coordinates in pixels, of the face and of the same person's neutral face in the same frame; SynthAU writes both; an
 empty cell is unknown): the expression's geometry (hiva_core.geometry), which an open-vocabulary model learns to
-read. Other columns (AU12_int, yaw, ...) are ignored.
+read; `AU<k>_int` beside `AU<k>` (the AU's intensity in [0, 1]; SynthAU writes them; an empty cell, or an unknown
+label, is unknown): what `model.intensity` learns. Other columns (yaw, ...) are ignored.
 """
 
 from __future__ import annotations

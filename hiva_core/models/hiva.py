@@ -63,9 +63,11 @@ class ModelConfig:
     # the models with per-AU parameters, which record False).
     text_film: bool | None = None
     text_bias: bool | None = None
-    # Predict each AU's intensity (0-1, the manifest's AU<k>_int columns: SynthAU) from its visual node, as
-    # `intensity (B, A)` logits: an auxiliary target that grades what the binary label cuts.
-    intensity: bool = False
+    # Predict each AU's intensity (0-1: the manifest's AU<k>_int columns, which SynthAU writes) from its visual
+    # node, as `intensity (B, A)` logits: an auxiliary training target that grades what the binary label cuts (a
+    # trace at 0.2 is absent, 0.3 present). None = on for hiva and its ablations when the training data has
+    # intensities, resolved at train time; eval and predict do not use the head.
+    intensity: bool | None = None
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
@@ -242,7 +244,11 @@ class HiVA(nn.Module):
         unexplained = geometry if config.geometry_unexplained is None else geometry and config.geometry_unexplained
         text = {k: self.open_vocabulary and getattr(config, k) is not False for k in ("text_film", "text_bias")}
         self.config = c = replace(
-            resolve_dim(config, self.backbone), geometry=geometry, geometry_unexplained=unexplained, **text
+            resolve_dim(config, self.backbone),
+            geometry=geometry,
+            geometry_unexplained=unexplained,
+            intensity=bool(config.intensity),
+            **text,
         )
         self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)

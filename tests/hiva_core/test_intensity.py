@@ -70,14 +70,40 @@ def test_intensity_loss_counts_known_cells_only():
     assert float(task(batch, text)["intensity"]) == 0.0
 
 
-def test_a_run_trained_with_intensity_reloads_with_its_head(tmp_path, text_cache, one_thread):
-    from hiva_core.checkpoint import load_run
+def test_intensity_is_on_by_default_where_the_data_has_it_and_reloads(tmp_path, text_cache, one_thread):
+    """Left to the default, hiva learns the intensities of data that has them (and the run reloads with the head,
+    its config saying so); on data without them it is off, and asking for it there is a UserError."""
+    import json
+
+    from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.cli import main
 
     path, _ = _manifest(tmp_path / "faces")
     out = tmp_path / "run"
-    argv = train_argv(text_cache, path, out, "--fold", "1", "--set", "model.intensity=true", epochs=2)
-    assert main(argv) == 0
+    assert main(train_argv(text_cache, path, out, "--fold", "1", epochs=2)) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_config"]["intensity"] is True
     loaded = load_run(out, device="cpu")
     assert loaded.model.intensity_head is not None
     assert loaded.predict(torch.randn(2, 3, 32, 32))["probs"].shape == (2, 3)
+    log = (out / "log.csv").read_text().splitlines()
+    assert float(log[1].split(",")[log[0].split(",").index("intensity")]) > 0  # the term was trained
+    assert RunFolder(out).read_train_config().model.intensity is True  # what --resume rebuilds
+
+    plain, _ = _manifest(tmp_path / "plain", with_int=False)
+    assert main(train_argv(text_cache, plain, tmp_path / "plain_run", "--fold", "1", epochs=1)) == 0
+    assert json.loads((tmp_path / "plain_run" / "config.json").read_text())["model_config"]["intensity"] is False
+    argv = train_argv(text_cache, plain, tmp_path / "asked", "--fold", "1", "--set", "model.intensity=true", epochs=1)
+    assert main(argv) == 2
+    off = train_argv(text_cache, path, tmp_path / "off", "--fold", "1", "--set", "model.intensity=false", epochs=1)
+    assert main(off) == 0 and load_run(tmp_path / "off", device="cpu").model.intensity_head is None
+
+
+def test_models_without_per_au_nodes_refuse_intensity():
+    from augtext.errors import UserError
+    from hiva_core.models import create_model
+
+    for name in ("linear", "hiva_open"):
+        with pytest.raises(UserError, match="cannot learn AU intensities"):
+            create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2, intensity=True)
+        create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2)  # the default: off
