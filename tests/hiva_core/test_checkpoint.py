@@ -232,8 +232,14 @@ def test_run_folder_config_round_trip(tmp_path):
     info = run.read_config()
     assert info["format"] == checkpoint.RUN_FORMAT and info["aus"] == [1, 2] and info["image_size"] == 32
     assert info["text_prior"]["descriptions_per_au"] == 3 and info["data"]["train_frames"] == 10
-    built = dataclasses.replace(  # as built: hiva has no geometry head nor hiva_open's text options
-        cfg.model, output_stride=8, geometry=False, geometry_unexplained=False, text_film=False, text_bias=False
+    built = dataclasses.replace(  # as built: hiva has no geometry or intensity head nor hiva_open's text options
+        cfg.model,
+        output_stride=8,
+        geometry=False,
+        geometry_unexplained=False,
+        text_film=False,
+        text_bias=False,
+        intensity=False,
     )
     assert run.read_train_config() == dataclasses.replace(cfg, model=built)
     loaded = load_run(run.path, device="cpu")
