@@ -271,10 +271,9 @@ def load_manifest_dataset(
     df, labels = df[keep], labels[keep]
     geometry = _geometry(df, path)
     intensity = _intensity(df, columns, labels)
-    labels, chosen = select_aus(labels, list(columns), aus, str(path))
-    if intensity is not None:
-        intensity = intensity[:, [list(columns).index(a) for a in chosen]]
-    aus = chosen
+    labels, aus = select_aus(labels, list(columns), aus, str(path))
+    if intensity is not None:  # the chosen AUs' columns, in their order
+        intensity = intensity[:, [list(columns).index(a) for a in aus]]
     files = df["path"].astype(str).tolist()
     meta = partial(_manifest_meta, files, _text(df, "subject", "identity"), _text(df, "sequence"), _text(df, "frame"))
     return AUDataset(
