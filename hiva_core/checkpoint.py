@@ -133,8 +133,18 @@ LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
     ("train", "select"): "test",
 }
 LOG_COLUMNS = [
-    *("epoch", "step", "loss", "asl", "align", "region", "geometry", "intensity"),
-    *("lr", "val_f1", "val_auc", "time_s"),
+    "epoch",
+    "step",
+    "loss",
+    "asl",
+    "align",
+    "region",
+    "geometry",
+    "intensity",
+    "lr",
+    "val_f1",
+    "val_auc",
+    "time_s",
 ]
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 

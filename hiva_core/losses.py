@@ -111,6 +111,14 @@ def region_loss(maps: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     return -inside[:, constrained].clamp_min(1e-6).log().mean()
 
 
+def intensity_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of AU intensity logits (B, A) against intensities in [0, 1] (B, A), over the known cells
+    (``mask``); 0 when none is known."""
+    known = mask.float()
+    each = nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+    return (each * known).sum() / known.sum().clamp_min(1.0)
+
+
 def geometry_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Smooth L1 between the predicted expression geometry (B, G), in units of ``scale`` (G,), and the measured one
     (B, G) in its own units, over the known values (``mask``); 0 when none is known."""

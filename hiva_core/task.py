@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss, geometry_loss, region_loss
+from hiva_core.losses import WeightedAsymmetricLoss, alignment_loss, geometry_loss, intensity_loss, region_loss
 
 
 class AUTask(nn.Module):
@@ -83,11 +83,7 @@ class AUTask(nn.Module):
             geometry = asl.new_zeros(())
         intensity = asl.new_zeros(())
         if out.get("intensity") is not None and "intensity" in batch and self.intensity_weight > 0:
-            known = batch["intensity_mask"].float()
-            each = nn.functional.binary_cross_entropy_with_logits(
-                out["intensity"].float(), batch["intensity"].float(), reduction="none"
-            )
-            intensity = (each * known).sum() / known.sum().clamp_min(1.0)
+            intensity = intensity_loss(out["intensity"], batch["intensity"], batch["intensity_mask"])
         return {
             "loss": asl
             + self.align_weight * align

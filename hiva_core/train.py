@@ -509,12 +509,10 @@ def train_one_epoch(
             "labels": batch["labels"].to(device, non_blocking=True),
             "mask": batch["mask"].to(device, non_blocking=True),
         }
-        if "intensity" in batch:
-            inputs["intensity"] = batch["intensity"].to(device, non_blocking=True)
-            inputs["intensity_mask"] = batch["intensity_mask"].to(device, non_blocking=True)
-        if "geometry" in batch:
-            inputs["geometry"] = batch["geometry"].to(device, non_blocking=True)
-            inputs["geometry_mask"] = batch["geometry_mask"].to(device, non_blocking=True)
+        for target in ("geometry", "intensity"):  # the optional targets some data carry, with their masks
+            if target in batch:
+                for key in (target, f"{target}_mask"):
+                    inputs[key] = batch[key].to(device, non_blocking=True)
         # Gradient accumulation: step every `accum` batches (and at the end); under DDP only that last
         # micro-batch all-reduces gradients (no_sync on the others).
         stepping = (i + 1) % accum == 0 or i + 1 == n_batches
