@@ -3,11 +3,11 @@
 Every epoch of a run is scored on the test split (F1 at 0.5) and on the validation slice (F1 at thresholds chosen on
 those same rows, and AUC); the log line says all three. From one run per seed this bench reads, for each criterion,
 the epoch it keeps and that epoch's test F1:
-  - val_auc: the best validation avg AUC (the default of train.select);
+  - val_auc: the best validation avg AUC;
   - val: the best validation avg F1 at its own per-AU thresholds;
-  - last: the final epoch (no selection);
+  - last: the final epoch (no selection; the default of train.select);
   - test: the best test F1 (the field's choice: an oracle, optimistic by construction).
-Each run is trained with the default train.select, so its model.safetensors is the val_auc choice (checked).
+Each run is trained with train.select=val_auc, so its model.safetensors is the val_auc choice (checked).
 
     python bench/bench_selection.py --data SYNTH --text-cache CACHE --work bench/work/selection --name small \\
         --seeds 0,1,2 --epochs 10 --image-size 96
@@ -65,6 +65,7 @@ def train(args, seed: int, out: Path) -> str:
         "--batch-size", "32", "--lr", str(args.lr), "--image-size", str(args.image_size),
         "--set", f"data.aus={args.aus}", "--set", "model.backbone=mobilenetv2", "--set", "model.pretrained=true",
         "--set", f"train.seed={seed}", "--set", "train.progress=false", "--set", "data.num_workers=1",
+        "--set", "train.select=val_auc",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

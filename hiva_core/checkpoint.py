@@ -159,10 +159,13 @@ def val_score(select: str, thresholds: dict | None) -> float | None:
 
 
 def selected_on(select: str, thresholds: dict | None) -> str:
-    """What chooses the kept epoch, in words (val_score)."""
-    if val_score(select, thresholds) is not None:
-        return VAL_SELECT[select][1]
-    return "test avg F1 at 0.5" + (" (no validation score)" if select in VAL_SELECT else "")
+    """What chooses the kept epoch, in words (val_score); for select=last, what the kept epoch's score reports."""
+    by = "val_auc" if select == "last" else select
+    if val_score(by, thresholds) is not None:
+        words = VAL_SELECT[by][1]
+    else:
+        words = "test avg F1 at 0.5" + (" (no validation score)" if select in VAL_SELECT else "")
+    return f"the last epoch; {words}" if select == "last" else words
 
 
 def write_thresholds(path: str | Path, record: dict[str, Any]) -> None:
@@ -202,8 +205,9 @@ class RunFolder:
     """One run folder: the names of its files, the config.json schema, and which model it keeps.
 
     Like timm's CheckpointSaver it decides best and last: `save_checkpoint` writes last.pt after every epoch and
-    model.safetensors only when the epoch's selection score (an average F1: on the validation rows at their per-AU
-    thresholds, or on the test split at 0.5; train.select) beats the best so far (a tie keeps the earlier epoch).
+    model.safetensors only when the epoch's selection score (the validation rows' avg AUC or F1 at their per-AU
+    thresholds, or the test split's F1 at 0.5; train.select) beats the best so far (a tie keeps the earlier epoch),
+    or after every evaluated epoch with train.select=last.
     `best_f1` (the best selection score), `best_epoch`, `best_metrics` (that epoch's test metrics) and
     `last_metrics` are that decision's state; `resume` restores it.
     A `--folds all` run is a parent folder of `fold{k}` runs plus summary.json.
@@ -436,14 +440,14 @@ class RunFolder:
         last.pt (the trainer's `state`, the best so far and every RNG). `metrics` (the test split's) is None after
         an epoch that was not evaluated. `select` (train.select) scores an epoch by a validation score of `thresholds`
         (val_score: "val_auc" their avg AUC, "val" their avg F1 at their thresholds) when it is defined, else (and
-        with "test") by the test split's average F1 at 0.5."""
+        with "test") by the test split's average F1 at 0.5. "last" keeps every evaluated epoch, so the last one
+        stays; its score (reported, not compared) is the validation AUC, else the test F1."""
         check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
-        on = self.selected_on = selected_on(select, thresholds)
-        if metrics is not None:
-            self.last_metrics = metrics
-            score = val_score(select, thresholds)
+        if metrics is not None:  # an epoch that was not evaluated changes neither the choice nor its words
+            self.last_metrics, self.selected_on = metrics, selected_on(select, thresholds)
+            score = val_score("val_auc" if select == "last" else select, thresholds)
             score = metrics["avg"]["f1"] if score is None else score
-            if score > self.best_f1:
+            if select == "last" or score > self.best_f1:
                 self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
                 self.write_model(model)
                 if thresholds is not None:
@@ -454,7 +458,7 @@ class RunFolder:
             self.metrics_file,
             {
                 "best_epoch": self.best_epoch,
-                "selected_on": on,
+                "selected_on": self.selected_on,
                 "best_score": self.best_f1,
                 "best": self.best_metrics,
                 "last_epoch": epoch,

@@ -134,14 +134,17 @@ class OptimSection:
 
 
 # train.select: the validation score that chooses the kept epoch (its key in a threshold record) and its words;
-# "test" (the test split's F1 at 0.5, as the field reports) is the other choice. val_auc (the default) reads the
-# ranking, threshold-free; val reads F1 at thresholds chosen on the same rows, which on a small slice is optimistic
-# and noisy and favours early epochs (bench/results/selection.json). checkpoint.val_score reads them.
+# "last" (the last evaluated epoch: no selection) and "test" (the test split's F1 at 0.5, as the field reports) are
+# the other choices. "last" is the default: under the cosine schedule, which ends near zero, the last epoch was as
+# good or better on average than any validation choice, and a validation slice of a few hundred frames can peak
+# early by chance and keep a much weaker epoch (bench/results/selection.json). val_auc reads the ranking,
+# threshold-free; val reads F1 at thresholds chosen on the same rows, which on a small slice is optimistic and noisy
+# and favours early epochs. checkpoint.val_score reads them.
 VAL_SELECT = {
     "val_auc": ("val_auc", "validation avg AUC"),
     "val": ("val_f1", "validation avg F1 at its per-AU thresholds"),
 }
-SELECT = (*VAL_SELECT, "test")
+SELECT = ("last", *VAL_SELECT, "test")
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,9 @@ class TrainSection:
     max_steps_per_epoch: int | None = None  # cap the batches per epoch (smoke runs)
     stop_after: int | None = None  # end this invocation after N epochs (resumable; e.g. a time-limited job)
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)
-    # which epoch's model to keep: val_auc (validation avg AUC) | val (validation F1 at its thresholds) | test (the
-    # test split's F1, as the field reports)
-    select: str = "val_auc"
+    # which epoch's model to keep: last (the last evaluated epoch) | val_auc (validation avg AUC) | val (validation F1
+    # at its thresholds) | test (the test split's F1, as the field reports)
+    select: str = "last"
     log_every: int = 10  # TensorBoard step logging period
     tensorboard: bool = True  # when the tensorboard package is installed
     progress: bool = True  # rich progress bars

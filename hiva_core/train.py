@@ -552,10 +552,10 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train one model into the run folder `out`; with `resume`, continue it from its last.pt.
 
     Returns `{"best_f1", "best_epoch", "selected_on", "metrics", "last", "out", "finished"}`: the kept epoch's
-    selection score (train.select: the validation or the test avg F1; -1.0 before any evaluation), that epoch (0
-    before), what chose it in words, its per-AU test metrics and the last evaluated epoch's (None before any
-    evaluation and on ranks other than 0), the run folder, and whether the run reached `train.epochs` (False when
-    `train.stop_after` ended it early).
+    selection score (train.select: the validation avg AUC or F1, or the test avg F1; -1.0 before any evaluation),
+    that epoch (0 before), what chose it in words, its per-AU test metrics and the last evaluated epoch's (None
+    before any evaluation and on ranks other than 0), the run folder, and whether the run reached `train.epochs`
+    (False when `train.stop_after` ended it early).
     """
     run = RunFolder(out)
     run.check_new(resume)  # before anything else: a good run is never touched by a failed start
@@ -570,7 +570,8 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
     on_val = cfg.train.select in VAL_SELECT
     if splits.val is not None:
-        log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}")
+        kept = " (the last epoch is kept)" if cfg.train.select == "last" else ""
+        log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}{kept}")
     elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)
         chooses = " and the test split chooses the kept epoch" if on_val else ""
         log(info, f"per-AU thresholds stay 0.5{chooses}: {splits.val_how}")

@@ -192,11 +192,30 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
         undefined.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, val(float("nan")), "val")
     assert undefined.best_epoch == 2 and undefined.model_file.is_file()
 
-    # val_auc (the default) follows the validation AUC, not its F1 at thresholds fitted on the same rows
+    # val_auc follows the validation AUC, not its F1 at thresholds fitted on the same rows
     by_auc = checkpoint.RunFolder(tmp_path / "by_auc")
     for epoch, (f1, auc) in enumerate([(0.8, 0.70), (0.6, 0.85), (0.7, 0.80)], start=1):
         by_auc.save_checkpoint(epoch, _metrics(0.5), model, {"epoch": epoch, "step": epoch}, val(f1, auc), "val_auc")
     assert (by_auc.best_epoch, by_auc.best_f1, by_auc.selected_on) == (2, 0.85, "validation avg AUC")
+
+    # last (the default) keeps every evaluated epoch, whatever the scores: the model, its thresholds and metrics are
+    # the last evaluated epoch's, and the score it reports is that epoch's validation AUC (else its test F1)
+    last = checkpoint.RunFolder(tmp_path / "last")
+    for epoch, (f1, auc, test_f1) in enumerate([(0.8, 0.70, 0.9), (0.6, 0.85, 0.8), (0.7, 0.60, 0.4)], start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        last.save_checkpoint(epoch, _metrics(test_f1), model, {"epoch": epoch, "step": epoch}, val(f1, auc), "last")
+    last.save_checkpoint(4, None, model, {"epoch": 4, "step": 4}, None, "last")  # not evaluated: nothing kept
+    assert float(load_file(last.model_file)["weight"][0, 0]) == 3
+    assert (last.best_epoch, last.best_f1, last.best_metrics["avg"]["f1"]) == (3, 0.6, 0.4)
+    assert json.loads(last.thresholds_file.read_text())["epoch"] == 3
+    saved = json.loads(last.metrics_file.read_text())
+    assert (saved["best_epoch"], saved["last_epoch"]) == (3, 4)
+    assert saved["selected_on"] == "the last epoch; validation avg AUC"
+    no_val = checkpoint.RunFolder(tmp_path / "last_no_val")
+    for epoch, f1 in enumerate([0.9, 0.5], start=1):
+        no_val.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, None, "last")
+    assert (no_val.best_epoch, no_val.best_f1, no_val.selected_on) == (2, 0.5, "the last epoch; test avg F1 at 0.5")
 
 
 def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):

@@ -65,9 +65,10 @@ def test_train_stores_thresholds_chosen_on_held_out_subjects(thresholded_run, ti
     record = json.loads(run.thresholds_file.read_text())
     assert record["format"] == "hiva_core.thresholds/1" and set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
     assert record["validation"].startswith("1 of 8 training subjects held out of training")
-    metrics = json.loads(run.metrics_file.read_text())  # the kept epoch: chosen on those rows, not on the test split
+    metrics = json.loads(run.metrics_file.read_text())  # the kept epoch (the last) and its thresholds: on those rows
     assert record["epoch"] == metrics["best_epoch"] and metrics["best_score"] == record["val_auc"]["avg"]
-    assert metrics["selected_on"] == "validation avg AUC"  # train.select's default, val_auc
+    assert metrics["selected_on"] == "the last epoch; validation avg AUC"  # train.select's default, last
+    assert metrics["best_epoch"] == metrics["last_epoch"]
     assert record["frames"] == 8 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
     assert record["val_f1"]["avg"] >= record["val_f1_at_05"]["avg"]  # chosen to maximise F1 on those rows
     info = run.read_config()
@@ -140,7 +141,7 @@ def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, ca
     assert cfg.data.val_fraction == 0.0 and cfg.train.region_weight == 0.0  # and without the region loss
     assert cfg.train.select == "test"  # and its epochs chosen on the test split, as then
     today = RunFolder(run).read_train_config().train
-    assert (today.region_weight, today.select) == (0.1, "val_auc")  # a run of today keeps its own
+    assert (today.region_weight, today.select) == (0.1, "last")  # a run of today keeps its own
 
 
 def test_eval_saves_target_domain_thresholds_that_eval_and_predict_read(thresholded_run, tiny_faces, tmp_path, capsys):

@@ -54,7 +54,7 @@ def test_config_precedence(tmp_path):
         ("model.use_text=maybe", "needs true or false"),
         ("train.epochs", "section.key=value"),
         ("train.precision=fp8", "bf16, fp16 or fp32"),
-        ("train.select=best", "train.select must be one of val_auc, val, test"),
+        ("train.select=best", "train.select must be one of last, val_auc, val, test"),
         ("data.aus=3", "AU"),
     ],
 )
