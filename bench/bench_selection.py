@@ -12,6 +12,11 @@ Each run is trained with train.select=val_auc, so its model.safetensors is the v
     python bench/bench_selection.py --data SYNTH --text-cache CACHE --work bench/work/selection --name small \\
         --seeds 0,1,2 --epochs 10 --image-size 96
 
+Runs trained elsewhere are read from their train logs instead (stderr of `hiva_core train`; no training, and no
+check of what the run kept, which its own train.select decided):
+
+    python bench/bench_selection.py --name full_scale --logs runs/def_s0.log runs/int_s0.log ...
+
 Writes bench/results/selection.json (one entry per --name, merged) and prints a markdown table.
 """
 
@@ -78,8 +83,9 @@ def train(args, seed: int, out: Path) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="a SynthAU folder (identity folds) or manifest")
-    p.add_argument("--text-cache", required=True)
+    p.add_argument("--data", help="a SynthAU folder (identity folds) or manifest")
+    p.add_argument("--text-cache")
+    p.add_argument("--logs", nargs="+", help="read these train logs (one run each, named by the file) instead")
     p.add_argument("--work", default=str(REPO / "bench" / "work" / "selection"))
     p.add_argument("--name", required=True, help="this setting's key in the results")
     p.add_argument("--seeds", default="0,1,2")
@@ -92,20 +98,25 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "selection.json"))
     args = p.parse_args(argv)
+    if not args.logs and not (args.data and args.text_cache):
+        p.error("give --data and --text-cache (train the runs), or --logs (read runs trained elsewhere)")
 
-    work = Path(args.work) / args.name
-    work.mkdir(parents=True, exist_ok=True)
     seeds = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        run = work / f"seed{seed}"
-        text = train(args, seed, run)
+    if args.logs:
+        runs = [(Path(f).stem, Path(f).read_text(), None) for f in args.logs]
+    else:
+        work = Path(args.work) / args.name
+        work.mkdir(parents=True, exist_ok=True)
+        runs = [(int(s), train(args, int(s), work / f"seed{s}"), work / f"seed{s}") for s in args.seeds.split(",")]
+    for seed, text, run in runs:
         rows = parse_epochs(text)
-        if len(rows) != args.epochs:
-            raise SystemExit(f"{run}: {len(rows)} scored epochs in its log, expected {args.epochs}")
-        kept = json.loads((run / "metrics.json").read_text())
         chosen = {c: choose(rows, c) for c in CRITERIA}
-        if kept["best_epoch"] != chosen["val_auc"]["epoch"]:
-            raise SystemExit(f"{run}: kept epoch {kept['best_epoch']}, the log's best val AUC is {chosen['val_auc']}")
+        if run is not None:
+            if len(rows) != args.epochs:
+                raise SystemExit(f"{run}: {len(rows)} scored epochs in its log, expected {args.epochs}")
+            kept = json.loads((run / "metrics.json").read_text())
+            if kept["best_epoch"] != chosen["val_auc"]["epoch"]:
+                raise SystemExit(f"{run}: kept epoch {kept['best_epoch']}, the log's best val AUC: {chosen['val_auc']}")
         val_how = re.search(r"chosen on (.*)", text)
         seeds.append({"seed": seed, "epochs": rows, "chosen": chosen, "validation": val_how and val_how[1].strip()})
 
@@ -122,7 +133,8 @@ def main(argv=None) -> int:
         fh.write(json.dumps(results, indent=2) + "\n")
 
     print(f"{args.name}: validation slice {seeds[0]['validation']}")
-    print("| criterion | " + " | ".join(f"seed {s['seed']}: epoch, test F1" for s in seeds) + " | mean test F1 |")
+    names = [f"seed {s['seed']}" if isinstance(s["seed"], int) else s["seed"] for s in seeds]
+    print("| criterion | " + " | ".join(f"{name}: epoch, test F1" for name in names) + " | mean test F1 |")
     print("|---|" + "---:|" * (len(seeds) + 1))
     for c in CRITERIA:
         cells = " | ".join(f"{s['chosen'][c]['epoch']}, {s['chosen'][c]['test']:.1f}" for s in seeds)
