@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from augtext.io import atomic_write  # noqa: E402
 
 CRITERIA = ("val_auc", "val", "last", "test")
+SKIP = ("out", "work", "logs")  # arguments that are not part of a trained setting
 EPOCH_RE = re.compile(
     r"epoch (?P<epoch>\d+)/\d+ .*test avg F1 (?P<test>[\d.]+|nan) +val F1 (?P<vf1>[\d.]+|nan) AUC (?P<vauc>[\d.]+|nan)"
 )
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
 
     mean = {c: sum(s["chosen"][c]["test"] for s in seeds) / len(seeds) for c in CRITERIA}
     record = {
-        "setting": {k: v for k, v in vars(args).items() if k not in ("out", "work")},
+        "setting": {"logs": args.logs} if args.logs else {k: v for k, v in vars(args).items() if k not in SKIP},
         "seeds": seeds,
         "mean_test_f1": mean,
     }

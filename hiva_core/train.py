@@ -415,15 +415,21 @@ def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
     return {}
 
 
-def check_intensity_option(cfg: TrainConfig, train_ds: AUDataset) -> None:
-    """model.intensity=true needs AU intensities in the training rows (AU<k>_int columns: SynthAU); a UserError
-    without them. (Off by default: on at full scale it helped, but see README, SynthAU, "AU intensity".)"""
+def intensity_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
+    """model.intensity as built: left to the default (None), on for hiva and its ablations when the training rows
+    carry AU intensities (AU<k>_int columns: SynthAU) and train.intensity_weight > 0, off otherwise; asked for
+    without them, a UserError."""
+    from hiva_core.models.registry import reads_intensity
+
     has = train_ds.intensity is not None and bool(np.isfinite(train_ds.intensity).any())
+    if cfg.model.intensity is None:
+        return {"intensity": has and reads_intensity(cfg.model.name) and cfg.train.intensity_weight > 0}
     if cfg.model.intensity and not has:
         raise UserError(
             f"model.intensity=true needs AU intensities in the training data ({train_ds.source}): manifest columns "
             "AU<k>_int in [0, 1] beside AU<k>, as `hiva_core synth` writes them"
         )
+    return {}
 
 
 def build_state(
@@ -437,13 +443,13 @@ def build_state(
     from hiva_core.models import create_model
     from hiva_core.task import AUTask
 
-    check_intensity_option(cfg, train_ds)
     model = create_model(
         cfg.model.name,
         num_aus=len(train_ds.aus),
         text_dim=text_dim,
         **cfg.model.overrides(),
         **geometry_option(cfg, train_ds),
+        **intensity_option(cfg, train_ds),
     )
     head = getattr(model, "geometry_head", None)
     if head is not None:  # its units (and what the AUs explain), from the training rows

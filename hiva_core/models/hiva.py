@@ -65,8 +65,9 @@ class ModelConfig:
     text_bias: bool | None = None
     # Predict each AU's intensity (0-1: the manifest's AU<k>_int columns, which SynthAU writes) from its visual
     # node, as `intensity (B, A)` logits: an auxiliary training target that grades what the binary label cuts (a
-    # trace at 0.2 is absent, 0.3 present). hiva and its ablations; eval and predict do not use the head.
-    intensity: bool = False
+    # trace at 0.2 is absent, 0.3 present). None = on for hiva and its ablations when the training data has
+    # intensities, resolved at train time; eval and predict do not use the head.
+    intensity: bool | None = None
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key

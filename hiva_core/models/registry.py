@@ -36,6 +36,12 @@ def is_open_vocabulary(name: str) -> bool:
     return name in _MODELS and bool(getattr(_MODELS[name][0], "open_vocabulary", False))
 
 
+def reads_intensity(name: str) -> bool:
+    """Whether registered model `name` can learn AU intensities (`model.intensity`): one visual node per trained AU
+    (hiva and its ablations). Not linear (no AU nodes) nor hiva_open (no per-AU parameter)."""
+    return name in _MODELS and _MODELS[name][0] is HiVA
+
+
 def list_models() -> list[str]:
     """The registered model names."""
     return list(_MODELS)
@@ -72,7 +78,7 @@ def create_model(name: str, num_aus: int, text_dim: int, **overrides: Any) -> nn
     if config.intensity and cls is not HiVA:
         raise UserError(
             f"model {name!r} cannot learn AU intensities (model.intensity): it needs one visual node per trained AU "
-            f"and per-AU parameters; use {', '.join(n for n, (c, _) in _MODELS.items() if c is HiVA)}"
+            f"and per-AU parameters; use {', '.join(n for n in _MODELS if reads_intensity(n))}"
         )
     check_width(config)  # an explicit dim now; a default one (None) once the backbone's width is known
     return cls(config)

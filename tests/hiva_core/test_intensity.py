@@ -70,9 +70,9 @@ def test_intensity_loss_counts_known_cells_only():
     assert float(task(batch, text)["intensity"]) == 0.0
 
 
-def test_intensity_is_learnt_when_asked_and_the_run_reloads(tmp_path, text_cache, one_thread):
-    """Off by default; `model.intensity=true` learns the intensities (the run reloads with the head, its config and
-    log saying so); asked for on data without them, a UserError."""
+def test_intensity_is_on_by_default_where_the_data_has_it_and_reloads(tmp_path, text_cache, one_thread):
+    """Left to the default, hiva learns the intensities of data that has them (and the run reloads with the head,
+    its config saying so); on data without them it is off, and asking for it there is a UserError."""
     import json
 
     from hiva_core.checkpoint import RunFolder, load_run
@@ -80,7 +80,7 @@ def test_intensity_is_learnt_when_asked_and_the_run_reloads(tmp_path, text_cache
 
     path, _ = _manifest(tmp_path / "faces")
     out = tmp_path / "run"
-    assert main(train_argv(text_cache, path, out, "--fold", "1", "--set", "model.intensity=true", epochs=2)) == 0
+    assert main(train_argv(text_cache, path, out, "--fold", "1", epochs=2)) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["model_config"]["intensity"] is True
     loaded = load_run(out, device="cpu")
@@ -90,12 +90,13 @@ def test_intensity_is_learnt_when_asked_and_the_run_reloads(tmp_path, text_cache
     assert float(log[1].split(",")[log[0].split(",").index("intensity")]) > 0  # the term was trained
     assert RunFolder(out).read_train_config().model.intensity is True  # what --resume rebuilds
 
-    assert main(train_argv(text_cache, path, tmp_path / "default", "--fold", "1", epochs=1)) == 0
-    assert load_run(tmp_path / "default", device="cpu").model.intensity_head is None
     plain, _ = _manifest(tmp_path / "plain", with_int=False)
+    assert main(train_argv(text_cache, plain, tmp_path / "plain_run", "--fold", "1", epochs=1)) == 0
+    assert json.loads((tmp_path / "plain_run" / "config.json").read_text())["model_config"]["intensity"] is False
     argv = train_argv(text_cache, plain, tmp_path / "asked", "--fold", "1", "--set", "model.intensity=true", epochs=1)
     assert main(argv) == 2
-    assert not (tmp_path / "asked" / "model.safetensors").exists()
+    off = train_argv(text_cache, path, tmp_path / "off", "--fold", "1", "--set", "model.intensity=false", epochs=1)
+    assert main(off) == 0 and load_run(tmp_path / "off", device="cpu").model.intensity_head is None
 
 
 def test_models_without_per_au_nodes_refuse_intensity():
@@ -105,4 +106,4 @@ def test_models_without_per_au_nodes_refuse_intensity():
     for name in ("linear", "hiva_open"):
         with pytest.raises(UserError, match="cannot learn AU intensities"):
             create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2, intensity=True)
-        create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2)
+        create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2)  # the default: off
