@@ -149,20 +149,26 @@ LOG_COLUMNS = [
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
 
 
+def _scored_by(select: str) -> str:
+    """The train.select whose validation score `select` uses: its own; select=last reports the validation AUC."""
+    return "val_auc" if select == "last" else select
+
+
 def val_score(select: str, thresholds: dict | None) -> float | None:
-    """The validation score that `select` (train.select) chooses by, or None when the test split chooses instead:
-    select=test, no validation rows (no thresholds), or the score undefined (no positive label among the rows)."""
-    if select not in VAL_SELECT or thresholds is None:
+    """The validation score that `select` (train.select) chooses by (select=last: the one it reports, the validation
+    AUC), or None when the test split's F1 stands in: select=test, no validation rows (no thresholds), or the score
+    undefined (no positive label among the rows)."""
+    by = _scored_by(select)
+    if by not in VAL_SELECT or thresholds is None:
         return None
-    score = thresholds.get(VAL_SELECT[select][0], {}).get("avg", math.nan)
+    score = thresholds.get(VAL_SELECT[by][0], {}).get("avg", math.nan)
     return float(score) if math.isfinite(score) else None
 
 
 def selected_on(select: str, thresholds: dict | None) -> str:
     """What chooses the kept epoch, in words (val_score); for select=last, what the kept epoch's score reports."""
-    by = "val_auc" if select == "last" else select
-    if val_score(by, thresholds) is not None:
-        words = VAL_SELECT[by][1]
+    if val_score(select, thresholds) is not None:
+        words = VAL_SELECT[_scored_by(select)][1]
     else:
         words = "test avg F1 at 0.5" + (" (no validation score)" if select in VAL_SELECT else "")
     return f"the last epoch; {words}" if select == "last" else words
@@ -445,7 +451,7 @@ class RunFolder:
         check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
         if metrics is not None:  # an epoch that was not evaluated changes neither the choice nor its words
             self.last_metrics, self.selected_on = metrics, selected_on(select, thresholds)
-            score = val_score("val_auc" if select == "last" else select, thresholds)
+            score = val_score(select, thresholds)
             score = metrics["avg"]["f1"] if score is None else score
             if select == "last" or score > self.best_f1:
                 self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
