@@ -179,6 +179,11 @@ def eval_(
         "for --threshold FILE (RUN/thresholds.json makes them the run's own).",
     ),
     flip: bool = typer.Option(False, "--flip", help=FLIP_HELP),
+    per_face: Path | None = typer.Option(
+        None,
+        help="Also write every scored face here (.csv, .parquet or .json): its path, AU<n>_prob, the call AU<n> at "
+        "the threshold used and the label AU<n>_label (empty when unknown), to see which faces were missed.",
+    ),
 ) -> None:
     """Per-AU F1 (pooled at the run's per-AU thresholds and at 0.5), average F1, per-AU AUC and the all-positive
     floor; with landmarks in the data (SynthAU), the localisation of the maps (share of present AUs whose map peaks in
@@ -202,6 +207,7 @@ def eval_(
         align=align,
         save_thresholds=save_thresholds,
         flip=flip,
+        per_face=per_face,
     )
     if all_folds:
         print(format_folds_table(result))

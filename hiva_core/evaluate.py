@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -141,6 +142,7 @@ def evaluate_run(
     align: bool | None = None,
     save_thresholds: str | Path | None = None,
     flip: bool = False,
+    per_face: str | Path | None = None,
 ) -> dict:
     """Metrics of one run folder on the test split of `data` (`hiva_core.data.splits.eval_selection`: `fold`, else
     the run's own fold when the data has folds, else the data's test split, else every row; `rows` says which).
@@ -152,7 +154,8 @@ def evaluate_run(
     faces first (`data.align`; default: as the run was trained). `save_thresholds`: also choose per AU the threshold
     that maximises F1 on these rows (a labelled sample of the domain the run will predict on) and write them there,
     as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that). `flip`:
-    each face's probabilities averaged with its mirror image's (`LoadedRun.flip`)."""
+    each face's probabilities averaged with its mirror image's (`LoadedRun.flip`). `per_face`: also write every
+    scored face's probabilities, calls and labels there (`face_table`; .csv, .parquet or .json)."""
     from hiva_core.checkpoint import RunFolder, load_run
     from hiva_core.vocabulary import select_aus
 
@@ -186,7 +189,36 @@ def evaluate_run(
         record = threshold_record(out, loaded.aus, f"hiva_core eval of {run} on {data} ({rows.text})")
         write_thresholds(save_thresholds, record)
         metrics["saved_thresholds"] = {"path": str(save_thresholds), **record}
+    if per_face is not None:
+        from hiva_core.predict import write_rows
+
+        write_rows(face_table(dataset, out, loaded.aus, thresholds), Path(per_face))
+        metrics["per_face"] = str(per_face)
     return metrics
+
+
+def face_table(dataset, out: dict, aus: Sequence[int], thresholds: Sequence[float]) -> pd.DataFrame:
+    """One row per scored face, in the dataset's order: `path` (the image file the row names; for aligned data the
+    original, not its crop), `subject`, `sequence`, `frame`, and per AU `AU<n>_prob`, `AU<n>` (the call at the
+    threshold used: 1 at or above it, as `hiva_core predict` writes it) and `AU<n>_label` (1, 0, or empty where the
+    label is unknown). `out`: collect_probs' arrays for these rows."""
+    from augtext.facs import au_label
+
+    metas = [dataset.meta(i) for i in range(len(dataset))]
+    table = pd.DataFrame(
+        {
+            "path": [dataset.origin(i) for i in range(len(dataset))],
+            **{key: [m[key] for m in metas] for key in ("subject", "sequence", "frame")},
+        }
+    )
+    calls = out["probs"] >= np.asarray(thresholds, dtype=np.float64)
+    for j, code in enumerate(aus):
+        label = au_label(code)
+        table[f"{label}_prob"] = out["probs"][:, j].astype(np.float64)
+        table[label] = pd.array(calls[:, j].astype(np.int8), dtype="Int8")
+        known = out["mask"][:, j]
+        table[f"{label}_label"] = pd.array(np.where(known, out["labels"][:, j], np.nan)).astype("Int8")
+    return table
 
 
 def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) -> tuple:
@@ -242,9 +274,11 @@ def run_eval(
     align: bool | None = None,
     save_thresholds: Path | None = None,
     flip: bool = False,
+    per_face: Path | None = None,
 ) -> dict:
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
-    `aus`, `text_cache`, `threshold`, `align`, `flip`, `save_thresholds` (one run only): as evaluate_run.
+    `aus`, `text_cache`, `threshold`, `align`, `flip`, `save_thresholds` and `per_face` (one run only): as
+    evaluate_run.
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from augtext.io import check_output_file
@@ -257,6 +291,14 @@ def run_eval(
         if all_folds:
             raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
         check_output_file(save_thresholds, "--save-thresholds")
+    if per_face is not None:
+        from hiva_core.predict import OUT_SUFFIXES
+
+        if all_folds:
+            raise UserError("--per-face takes one run: give --run RUN/foldK instead of --folds all")
+        check_output_file(per_face, "--per-face")
+        if per_face.suffix.lower() not in OUT_SUFFIXES:
+            raise UserError(f"--per-face {per_face}: unknown format {per_face.suffix!r}; use {', '.join(OUT_SUFFIXES)}")
     options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align, "flip": flip}
     if all_folds:
         runs = RunFolder(run).fold_runs()
@@ -267,7 +309,9 @@ def run_eval(
         if all(m.get("localisation") for m in per_fold.values()):
             result["mean"]["localisation"] = pool_localisation([m["localisation"] for m in per_fold.values()])
     else:
-        result = evaluate_run(run, data, lists, fold, batch_size, save_thresholds=save_thresholds, **options)
+        result = evaluate_run(
+            run, data, lists, fold, batch_size, save_thresholds=save_thresholds, per_face=per_face, **options
+        )
     if json_out is not None:
         write_json(json_out, result)
     return result

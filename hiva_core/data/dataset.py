@@ -46,6 +46,7 @@ class AUDataset(Dataset):
         source: str = "",
         geometry: np.ndarray | None = None,
         intensity: np.ndarray | None = None,
+        origins: Sequence[str] | None = None,
     ) -> None:
         labels = np.asarray(labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (len(files), len(aus)):
@@ -63,12 +64,18 @@ class AUDataset(Dataset):
                 raise ValueError(f"geometry must be (N={len(files)}, G), got {geometry.shape}")
         self.geometry = geometry
         self.intensity = None if intensity is None else np.asarray(intensity, dtype=np.float32)
+        self._origins = None if origins is None else list(origins)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def path(self, index: int) -> str:
         return os.path.join(self.root, self.files[index])
+
+    def origin(self, index: int) -> str:
+        """The image file row `index` came from: its path, or for a row whose image was replaced (`subset` with
+        `files`, e.g. its aligned crop) the file it replaced."""
+        return self._origins[index] if self._origins is not None else self.path(index)
 
     @cached_property
     def paths(self) -> list[Path]:
@@ -116,6 +123,7 @@ class AUDataset(Dataset):
             source=source or self.source,
             geometry=self.geometry[indices] if self.geometry is not None else None,
             intensity=self.intensity[indices] if self.intensity is not None else None,
+            origins=None if files is None and self._origins is None else [self.origin(i) for i in indices],
         )
 
     def __repr__(self) -> str:

@@ -105,6 +105,8 @@ def test_align_caches_predicts_crops_and_leaves_out_faceless_images(raw_faces, c
     # The cached crop is predict's crop of the same photo, pixel for pixel.
     face = next(iter(FaceStream([(raw_faces.parent / "photo3.jpg", "image")], StageTimer())))
     assert np.array_equal(np.asarray(Image.open(aligned.path(3))), np.asarray(face.crop))
+    assert aligned.origin(3) == raw.path(3) != aligned.path(3)  # the photo a crop came from (eval --per-face)
+    assert aligned.subset([3]).origin(0) == raw.path(3)
     assert aligned[0]["image"].shape == (3, 32, 32)
     # A second pass reads the cache; an edited image is aligned again (its key follows mtime and size).
     store = CropCache(cache)

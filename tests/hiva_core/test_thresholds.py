@@ -231,3 +231,48 @@ def test_log_line_names_every_score_and_an_epoch_without_evaluation(tmp_path, te
     assert len(lines) == 2
     assert "not evaluated (train.eval_every)" in lines[0] and "kept epoch" not in lines[0] and "nan" not in lines[0]
     assert re.search(r"test avg F1 [\d.]+ +val F1 [\d.]+ AUC [\d.]+ +kept epoch 2 \([\d.]+\)", lines[1]), lines[1]
+
+
+# ------------------------------------------------------------------------------------------------ per face
+def test_eval_writes_every_face_with_its_calls_and_labels(thresholded_run, tiny_faces, tmp_path, capsys):
+    """`eval --per-face FILE`: one row per scored face whose calls and labels give back eval's own F1; an unknown
+    label stays empty and is not counted."""
+    from hiva_core.metrics import f1_from_counts
+
+    manifest = pd.read_csv(tiny_faces)
+    manifest["AU2"] = manifest["AU2"].astype("Float64")
+    test_rows = manifest.index[manifest["fold"] == 1]
+    manifest.loc[test_rows[:5], "AU2"] = pd.NA  # five test faces without an AU2 label
+    data = tiny_faces.parent / "partly_unknown.csv"
+    manifest.to_csv(data, index=False)
+    faces, scored = tmp_path / "faces.csv", tmp_path / "eval.json"
+    argv = ["eval", "--run", str(thresholded_run), "--data", str(data)]
+    assert main([*argv, "--per-face", str(faces), "--json", str(scored)]) == 0
+    capsys.readouterr()
+    table, result = pd.read_csv(faces), json.loads(scored.read_text())
+    assert len(table) == result["n"] == len(test_rows) and result["per_face"] == str(faces)
+    assert list(table.columns[:4]) == ["path", "subject", "sequence", "frame"]
+    expected = [str(tiny_faces.parent / p) for p in manifest.loc[test_rows, "path"]]
+    assert [str(Path(p)) for p in table["path"]] == [str(Path(p)) for p in expected]  # the dataset's order
+    assert table["AU2_label"].isna().sum() == 5 and table["AU1_label"].notna().all()
+    for au, row in result["per_au"].items():
+        assert ((table[f"{au}_prob"] >= row["threshold"]).astype(int) == table[au]).all()
+        known = table[table[f"{au}_label"].notna()]
+        y, call = known[f"{au}_label"] == 1, known[au] == 1
+        f1 = f1_from_counts((y & call).sum(), (~y & call).sum(), (y & ~call).sum())
+        assert f1 == pytest.approx(row["f1"]) and len(known) == row["n"]
+
+    parquet = tmp_path / "faces.parquet"  # the same rows in Parquet, labels as nullable integers
+    assert main([*argv, "--per-face", str(parquet)]) == 0
+    again = pd.read_parquet(parquet)
+    assert again["AU2_label"].dtype == "Int8" and again["AU1"].dtype == "Int8"
+    assert np.allclose(again["AU1_prob"], table["AU1_prob"], atol=1e-5)
+
+    for bad, message in (
+        ([*argv, "--per-face", str(tmp_path / "faces.txt")], "--per-face"),
+        ([*argv, "--folds", "all", "--per-face", str(tmp_path / "f.csv")], "--per-face takes one run"),
+        ([*argv, "--per-face", str(tmp_path)], "is a folder"),
+    ):
+        assert main(bad) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "faces.txt").exists() and not (tmp_path / "f.csv").exists()
