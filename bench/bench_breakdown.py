@@ -110,12 +110,21 @@ def pair_rates(faces: pd.DataFrame, aus: list[str]) -> dict:
 def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
     """The bench's record for one per-face table of one SynthAU folder."""
     manifest = pd.read_csv(folder / "manifest.csv")
-    manifest["_path"] = [os.path.normpath(folder / p) for p in manifest["path"]]
-    faces = faces.assign(_path=[os.path.normpath(p) for p in faces["path"]])
-    merged = faces.merge(manifest, on="_path", how="left", suffixes=("", "_manifest"), validate="one_to_one")
-    if merged["index"].isna().any():
-        missing = merged.loc[merged["index"].isna(), "path"].iloc[0]
+    # Joined by the folder's name and the path inside it: eval writes the paths as its --data was given (relative to
+    # where it ran, or absolute), so that is the part every spelling of a face's path ends with.
+    manifest["_path"] = [os.path.normpath(os.path.join(folder.resolve().name, p)) for p in manifest["path"]]
+    depths = {len(Path(p).parts) for p in manifest["_path"]}
+    known = set(manifest["_path"])
+
+    def key(path: str) -> str | None:
+        parts = Path(os.path.normpath(path)).parts
+        return next((k for d in depths if (k := os.path.join(*parts[-d:])) in known), None)
+
+    faces = faces.assign(_path=[key(p) for p in faces["path"]])
+    if faces["_path"].isna().any():
+        missing = faces.loc[faces["_path"].isna(), "path"].iloc[0]
         raise UserError(f"{missing} is not a face of {folder}: give the SynthAU folder the faces were scored on")
+    merged = faces.merge(manifest, on="_path", how="left", suffixes=("", "_manifest"), validate="one_to_one")
     aus = [c[: -len("_label")] for c in faces.columns if c.endswith("_label")]
     cond = synth_conditions(folder, merged)
     frontal = cond["pose_deg"] <= FRONTAL_DEG

@@ -50,7 +50,8 @@ def test_breakdown_counts_each_condition_and_intensity(small_synth, shared_data,
     aus = ["AU1", "AU2", "AU4", "AU6", "AU12"]
     frontal = np.maximum(manifest["yaw"].abs(), manifest["pitch"].abs()) <= 15
     assert 0 < frontal.sum() < len(manifest)
-    faces = pd.DataFrame({"path": [str(small_synth / p) for p in manifest["path"]]})
+    # as eval writes them when its --data was given relative to where it ran: joined by the folder's name and below
+    faces = pd.DataFrame({"path": [f"{small_synth.name}/{p}" for p in manifest["path"]]})
     for au in aus:
         strong = (manifest[f"{au}_int"] >= 0.5).astype(int)
         faces[f"{au}_prob"] = manifest[f"{au}_int"]
@@ -83,11 +84,13 @@ def test_breakdown_counts_each_condition_and_intensity(small_synth, shared_data,
 def test_breakdown_refuses_faces_of_another_set(small_synth, shared_data, tmp_path):
     from augtext.errors import UserError
 
-    pd.DataFrame({"path": ["/elsewhere/x.jpg"], "AU1_prob": [0.5], "AU1": [1], "AU1_label": [1]}).to_csv(
-        tmp_path / "f.csv", index=False
-    )
-    argv = ["--faces", str(tmp_path / "f.csv"), "--data", str(small_synth), "--name", "x", "--out-json",
-            str(tmp_path / "b.json"), "--out-md", str(tmp_path / "b.md")]  # fmt: skip
-    with pytest.raises(UserError, match="is not a face of"):
-        bench_main("bench_breakdown", argv, shared_data)
-    assert not (tmp_path / "b.json").exists()
+    first = pd.read_csv(small_synth / "manifest.csv")["path"].iloc[0]  # a face of the same layout, another folder
+    for path in ("/elsewhere/x.jpg", f"/elsewhere/other_synth/{first}"):
+        pd.DataFrame({"path": [path], "AU1_prob": [0.5], "AU1": [1], "AU1_label": [1]}).to_csv(
+            tmp_path / "f.csv", index=False
+        )
+        argv = ["--faces", str(tmp_path / "f.csv"), "--data", str(small_synth), "--name", "x", "--out-json",
+                str(tmp_path / "b.json"), "--out-md", str(tmp_path / "b.md")]  # fmt: skip
+        with pytest.raises(UserError, match="is not a face of"):
+            bench_main("bench_breakdown", argv, shared_data)
+        assert not (tmp_path / "b.json").exists()
