@@ -83,8 +83,10 @@ def test_real_faces_bench_scores_every_coded_pair(bench, trained_run, tmp_path, 
 
     mirrored = run_predict([work / "media" / "smile.jpg"], run, progress=False, flip=True).rows.iloc[0]
     flipped = {(p["image"], p["au"]): p["prob"] for p in again["a, flip"]["pairs"]}
-    assert flipped["smile.jpg", 1] == pytest.approx(float(mirrored["AU1_prob"]), abs=1e-6)
-    assert flipped["smile.jpg", 1] != pytest.approx(probs["smile.jpg", 1], abs=1e-6)
+    # the bench scores the photo in one call with the frames, this call alone: on some CPUs the two differ in the
+    # last bits (4e-5 seen with the tiny run), while the mirror moves this face's AU1 by about 0.015
+    assert flipped["smile.jpg", 1] == pytest.approx(float(mirrored["AU1_prob"]), abs=1e-3)
+    assert flipped["smile.jpg", 1] != pytest.approx(probs["smile.jpg", 1], abs=1e-3)
 
 
 def test_real_faces_bench_refuses_a_changed_wheel_and_an_uncoded_au(bench, trained_run, tmp_path, monkeypatch):
