@@ -10,7 +10,10 @@ one SynthAU set (`hiva_core eval --per-face`), then reports per condition:
     absent AUs called present, with a sub-threshold trace (0 < intensity < 0.3, labelled absent) or none;
   - the easy part: frontal faces (yaw and pitch within 15 deg), nothing over the face, no beard, not blurred or
     shrunk, scored on all their AUs and on the clear ones only (present at 0.5 or more, absent without a trace; the
-    other labels left out): how far the set's own hard cases, not the model, put the score from 100.
+    other labels left out): how far the set's own hard cases, not the model, put the score from 100;
+  - calibration: all faces with each AU called at the threshold that is best on these faces themselves (an oracle,
+    `hiva_core eval --save-thresholds`' choice): how much of the F1 better thresholds could win back, and how much
+    is the ranking.
 
     python bench/bench_breakdown.py --run runs/x --data synth --fold 1 --name held_out     # scores, then the table
     python bench/bench_breakdown.py --faces faces.csv --data synth --name held_out           # eval --per-face's file
@@ -35,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from augtext.errors import UserError  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
-from hiva_core.metrics import NAN_TEXT, auc_roc, f1_from_counts  # noqa: E402
+from hiva_core.metrics import NAN_TEXT, auc_roc, choose_thresholds, f1_from_counts  # noqa: E402
 
 FRONTAL_DEG = 15.0
 INTENSITY_BINS = ((0.3, 0.5, "slight (0.3-0.5)"), (0.5, 0.75, "0.5-0.75"), (0.75, 1.01, "strong (0.75-1)"))
@@ -155,6 +158,11 @@ def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
     clear = ((labels == 1) & (level >= 0.5)) | ((labels == 0) & (level == 0))
     record["easy faces, clear AUs only"] = group_scores(merged[np.asarray(easy)], aus, clear[np.asarray(easy)])
     record["all faces, clear AUs only"] = group_scores(merged, aus, clear)
+    # how much of the F1 lost is calibration: each AU's calls at the threshold that is best on these very faces
+    probs = merged[[f"{au}_prob" for au in aus]].to_numpy(dtype=float)
+    chosen = choose_thresholds(probs, labels, None, [int(au[2:]) for au in aus])
+    oracle = merged.assign(**{au: (probs[:, j] >= chosen[au]).astype(int) for j, au in enumerate(aus)})
+    record["all faces, each AU's best threshold on them (oracle)"] = group_scores(oracle, aus)
     return {"groups": record, "pairs": pair_rates(merged, aus), "aus": aus}
 
 

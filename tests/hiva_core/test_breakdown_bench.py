@@ -66,6 +66,8 @@ def test_breakdown_counts_each_condition_and_intensity(small_synth, shared_data,
     assert groups["pose within 15 deg"]["faces"] == frontal.sum()
     assert groups["pose over 30 deg"]["f1"] in (None, 0.0) and groups["pose 15-30 deg"]["f1"] in (None, 0.0)
     assert groups["easy faces, clear AUs only"]["f1"] == 1.0  # frontal, and only the clear labels count
+    assert groups["all faces"]["f1"] < 1.0  # turned faces called nothing, but the intensities rank every label right:
+    assert groups["all faces, each AU's best threshold on them (oracle)"]["f1"] == 1.0  # labels are 0.3 or more
     level = manifest[[f"{au}_int" for au in aus]].to_numpy()
     labels = manifest[aus].to_numpy()
     slight = (labels == 1) & (level < 0.5)
