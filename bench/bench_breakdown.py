@@ -149,6 +149,7 @@ def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
         "no creases (smooth)": cond["smooth"],
         "creases": ~cond["smooth"],
         "blurred or shrunk": cond["degraded"],
+        "sharp (neither)": ~cond["degraded"],
         f"camera nearer than {NEAR_CM:g} cm": cond["near"],
         "easy faces (frontal, uncovered, no beard, sharp)": easy,
     }

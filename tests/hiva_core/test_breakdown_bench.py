@@ -81,6 +81,8 @@ def test_breakdown_counts_each_condition_and_intensity(small_synth, shared_data,
     for kind, group in (("hand", "a hand"), ("mask", "a mask"), ("glasses", "glasses")):
         assert groups.get(group, {"faces": 0})["faces"] == sum(kind in k for k in kinds)
     assert groups["nothing over the face"]["faces"] == sum(not k for k in kinds)
+    sharp, blurred = (groups.get(g, {"faces": 0})["faces"] for g in ("sharp (neither)", "blurred or shrunk"))
+    assert sharp + blurred == len(manifest)
 
 
 def test_breakdown_refuses_faces_of_another_set(small_synth, shared_data, tmp_path):
