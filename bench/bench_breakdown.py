@@ -115,7 +115,8 @@ def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
     manifest = pd.read_csv(folder / "manifest.csv")
     # Joined by the folder's name and the path inside it: eval writes the paths as its --data was given (relative to
     # where it ran, or absolute), so that is the part every spelling of a face's path ends with.
-    manifest["_path"] = [os.path.normpath(os.path.join(folder.resolve().name, p)) for p in manifest["path"]]
+    name = folder.resolve().name
+    manifest["_path"] = [os.path.normpath(os.path.join(name, p)) for p in manifest["path"]]
     depths = {len(Path(p).parts) for p in manifest["_path"]}
     known = set(manifest["_path"])
 
