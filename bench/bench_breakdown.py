@@ -110,8 +110,9 @@ def pair_rates(faces: pd.DataFrame, aus: list[str]) -> dict:
     return out
 
 
-def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
-    """The bench's record for one per-face table of one SynthAU folder."""
+def join_faces(faces: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """A per-face table (hiva_core eval --per-face) joined to the rows of the SynthAU folder's manifest it scored
+    (the table's columns first, then the manifest's; a clear error for a face of another folder)."""
     manifest = pd.read_csv(folder / "manifest.csv")
     # Joined by the folder's name and the path inside it: eval writes the paths as its --data was given (relative to
     # where it ran, or absolute), so that is the part every spelling of a face's path ends with.
@@ -128,7 +129,12 @@ def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
     if faces["_path"].isna().any():
         missing = faces.loc[faces["_path"].isna(), "path"].iloc[0]
         raise UserError(f"{missing} is not a face of {folder}: give the SynthAU folder the faces were scored on")
-    merged = faces.merge(manifest, on="_path", how="left", suffixes=("", "_manifest"), validate="one_to_one")
+    return faces.merge(manifest, on="_path", how="left", suffixes=("", "_manifest"), validate="one_to_one")
+
+
+def breakdown(faces: pd.DataFrame, folder: Path) -> dict:
+    """The bench's record for one per-face table of one SynthAU folder."""
+    merged = join_faces(faces, folder)
     aus = [c[: -len("_label")] for c in faces.columns if c.endswith("_label")]
     cond = synth_conditions(folder, merged)
     frontal = cond["pose_deg"] <= FRONTAL_DEG
