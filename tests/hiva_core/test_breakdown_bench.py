@@ -9,23 +9,12 @@ import pandas as pd
 import pytest
 
 from hiva_core.synth.sampling import sample_params
-from hiva_core.synth.writer import run_synth
-from tests.hiva_core.benchscript import bench_main
+from tests.hiva_core.benchscript import bench_main, render_synth
 
 
 @pytest.fixture(scope="module")
 def small_synth(shared_data, tmp_path_factory):
-    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
-    if not path.is_file():
-        pytest.skip(f"no face model at {path}")
-    out = tmp_path_factory.mktemp("breakdown") / "synth"
-    try:
-        run_synth(out, n=48, size=40, seed=5, face_model=path, progress=False)
-    except Exception as exc:  # noqa: BLE001 - no offscreen OpenGL here
-        if "OpenGL" in str(exc):
-            pytest.skip(str(exc))
-        raise
-    return out
+    return render_synth(shared_data, tmp_path_factory.mktemp("breakdown") / "synth", n=48, size=40, seed=5)
 
 
 def test_breakdown_scores_a_run_and_splits_its_faces(small_synth, trained_run, shared_data, tmp_path, capsys):

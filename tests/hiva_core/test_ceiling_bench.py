@@ -9,25 +9,15 @@ import pandas as pd
 import pytest
 
 from augtext.errors import UserError
-from hiva_core.synth.writer import run_synth
-from tests.hiva_core.benchscript import bench_main, bench_script
+from tests.hiva_core.benchscript import bench_main, bench_script, render_synth
 
 AUS = ["AU1", "AU2", "AU4", "AU6", "AU12"]
 
 
 @pytest.fixture(scope="module")
 def synth(shared_data, tmp_path_factory):
-    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
-    if not path.is_file():
-        pytest.skip(f"no face model at {path}")
-    out = tmp_path_factory.mktemp("ceiling") / "synth"
-    try:  # the readers need people and labels, not pixels: many small faces
-        run_synth(out, n=360, size=32, seed=3, face_model=path, msaa=0, progress=False)
-    except Exception as exc:  # noqa: BLE001 - no offscreen OpenGL here
-        if "OpenGL" in str(exc):
-            pytest.skip(str(exc))
-        raise
-    return out
+    # the readers need people and labels, not pixels: many small faces
+    return render_synth(shared_data, tmp_path_factory.mktemp("ceiling") / "synth", n=360, size=32, seed=3, msaa=0)
 
 
 def _outs(tmp_path):
