@@ -178,6 +178,8 @@ def main(argv=None) -> int:
     held_out = args.fold if args.train is None else args.train_fold
     if args.train is None and args.fold is None:
         raise UserError("give --fold (the test faces of --data) or --train (another folder's faces to train on)")
+    if train_folder.resolve() == test_folder.resolve() and args.fold != held_out:
+        raise UserError(f"--train is --data: its test faces must be the fold left out of training (--fold {held_out})")
     train = train[train["fold"] != held_out].reset_index(drop=True)
     if args.train_faces is not None:
         if not 0 < args.train_faces <= len(train):
@@ -185,10 +187,11 @@ def main(argv=None) -> int:
         train = train.iloc[: args.train_faces]
     if args.fold is not None:
         test = test[test["fold"] == args.fold].reset_index(drop=True)
-    missing = [f"AU{a}" for a in aus if f"AU{a}" not in test.columns or f"AU{a}" not in train.columns]
-    if missing or test.empty or train.empty:
-        what = f"no {', '.join(missing)} label in its manifest" if missing else "no faces"
-        raise UserError(f"{test_folder if test.empty or missing else train_folder}: {what}")
+    for folder, faces in ((test_folder, test), (train_folder, train)):
+        missing = [f"AU{a}" for a in aus if f"AU{a}" not in faces.columns]
+        if missing or faces.empty:
+            what = f"no {', '.join(missing)} label in its manifest" if missing else "no faces"
+            raise UserError(f"{folder}: {what}")
 
     entry = {"what": f"trained on {train_folder} (fold {held_out} left out, {len(train)} faces), "}
     if args.faces:

@@ -65,11 +65,14 @@ def test_readers_rank_by_what_they_see_and_the_run_is_scored_face_for_face(synth
     assert "| **avg** |" in table and "the run" in table and "| AU12 |" in capsys.readouterr().out
 
 
-def test_trains_on_another_folder_and_on_fewer_faces(synth, shared_data, tmp_path):
-    argv = ["--train", str(synth), "--data", str(synth), "--train-faces", "100", "--aus", "12", "--name", "few"]
-    assert bench_main("bench_ceiling", [*argv, *_outs(tmp_path)], shared_data) == 0
+def test_trains_on_the_folds_of_train_and_on_fewer_faces(synth, shared_data, tmp_path):
+    manifest = pd.read_csv(synth / "manifest.csv")
+    argv = ["--train", str(synth), "--train-fold", "2", "--data", str(synth), "--fold", "2", "--train-faces", "100"]
+    assert bench_main("bench_ceiling", [*argv, "--aus", "12", "--name", "few", *_outs(tmp_path)], shared_data) == 0
     entry = json.loads((tmp_path / "c.json").read_text())["few"]
-    assert "100 faces" in entry["what"] and "(all: 360 faces)" in entry["what"] and "run" not in entry
+    n = (manifest["fold"] == 2).sum()
+    assert "fold 2 left out, 100 faces" in entry["what"] and f"(fold 2: {n} faces)" in entry["what"]
+    assert "run" not in entry and list(entry["readers"]["motion"]["per_au"]) == ["AU12"]
 
 
 def test_refuses_what_it_cannot_score(synth, shared_data, tmp_path):
@@ -84,6 +87,8 @@ def test_refuses_what_it_cannot_score(synth, shared_data, tmp_path):
         (["--fold", "1", "--aus", "1,x"], "not a comma-separated list"),
         (["--fold", "1", "--aus", "1,99"], "no AU99 label"),
         (["--fold", "1", "--train-faces", "100000"], "training faces"),
+        (["--train", str(synth)], "must be the fold left out"),  # the test faces would be training faces
+        (["--train", str(synth), "--fold", "2"], "must be the fold left out"),
     ]
     for extra, message in cases:
         with pytest.raises(UserError, match=message):
