@@ -200,8 +200,9 @@ def main(argv=None) -> int:
         if outside.any():
             raise UserError(f"{args.faces} scores faces outside fold {args.fold} of {test_folder}: give its --fold")
         test = run.drop(columns=[c for c in run.columns if c.endswith("_manifest")]).assign(
-            **{f"AU{a}": run[f"AU{a}_manifest"] for a in aus}, subject=run["subject_manifest"]
-        )
+            **{f"AU{a}": run[f"AU{a}_manifest"] for a in aus if f"AU{a}_manifest" in run},
+            subject=run["subject_manifest"],
+        )  # the manifest's labels (an AU the run did not score keeps its own name in the join)
         per_au = {}
         for a in aus:
             known = run[f"AU{a}_label"].notna().to_numpy() if f"AU{a}_label" in run.columns else None

@@ -45,7 +45,7 @@ def test_readers_rank_by_what_they_see_and_the_run_is_scored_face_for_face(synth
         faces[au] = (test[f"{au}_int"] >= 0.5).astype(int).to_numpy()
         faces[f"{au}_label"] = test[au].to_numpy()
     faces.sample(frac=1.0, random_state=0).to_csv(tmp_path / "faces.csv", index=False)  # joined by path
-    argv = ["--data", str(synth), "--fold", "1", "--faces", str(tmp_path / "faces.csv"), "--aus", "1,2,4,6,12"]
+    argv = ["--data", str(synth), "--fold", "1", "--faces", str(tmp_path / "faces.csv"), "--aus", "1,2,4,6,7,12"]
     assert bench_main("bench_ceiling", [*argv, "--name", "tiny", *_outs(tmp_path)], shared_data) == 0
     entry = json.loads((tmp_path / "c.json").read_text())["tiny"]
     assert f"{len(test)} faces" in entry["what"] and f"{(manifest['fold'] != 1).sum()} faces" in entry["what"]
@@ -57,6 +57,7 @@ def test_readers_rank_by_what_they_see_and_the_run_is_scored_face_for_face(synth
             2 * (test.loc[present, f"{au}_int"] >= 0.5).mean() / (1 + (test.loc[present, f"{au}_int"] >= 0.5).mean())
         )
     readers = entry["readers"]
+    assert all(list(r["per_au"]) == AUS for r in readers.values())  # AU7: asked for, not scored by the run
     assert set(readers) == {"motion", "landmarks minus the neutral", "landmarks"}
     # exact motion reads the AUs best, the face's geometry against its neutral next, one image's geometry last
     assert readers["motion"]["auc"] > 0.95
