@@ -28,6 +28,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,19 @@ INTENSITY_BINS = ((0.3, 0.5, "slight (0.3-0.5)"), (0.5, 0.75, "0.5-0.75"), (0.75
 NEAR_CM = 40.0  # a camera this close is a wide angle: the face's proportions change
 
 
-def synth_conditions(folder: Path, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Per manifest row (same order), the conditions its face was rendered with (see the module docstring)."""
+def scenes(folder: Path, manifest: pd.DataFrame) -> Iterator:
+    """Per manifest row (same order), the SampleParams SynthAU rendered its face from (recomputed, nothing drawn)."""
     from hiva_core.synth.sampling import sample_params
 
     meta = json.loads((folder / "synth.json").read_text())
+    for index in manifest["index"]:
+        yield sample_params(meta["seed"], int(index), bool(meta["shifted"]), meta["factors"], meta["labels"])
+
+
+def synth_conditions(folder: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Per manifest row (same order), the conditions its face was rendered with (see the module docstring)."""
     rows = []
-    for index, yaw, pitch in zip(manifest["index"], manifest["yaw"], manifest["pitch"], strict=True):
-        p = sample_params(meta["seed"], int(index), bool(meta["shifted"]), meta["factors"], meta["labels"])
+    for p, yaw, pitch in zip(scenes(folder, manifest), manifest["yaw"], manifest["pitch"], strict=True):
         kinds = {occ["kind"] for occ in p.occluders}
         look = p.identity.look
         rows.append(

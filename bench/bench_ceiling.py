@@ -36,11 +36,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_breakdown import join_faces  # noqa: E402
+from bench_breakdown import group_scores, join_faces, scenes  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
-from hiva_core.metrics import NAN_TEXT, auc_roc, choose_thresholds, f1_from_counts  # noqa: E402
+from hiva_core.faces.align import similarity_transform, transform_points  # noqa: E402
+from hiva_core.metrics import NAN_TEXT, choose_thresholds  # noqa: E402
+from hiva_core.regions import parse_landmarks  # noqa: E402
 
 BP4D_AUS = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 READERS = ("motion", "landmarks minus the neutral", "landmarks")
@@ -52,38 +54,34 @@ def motion(folder: Path, manifest: pd.DataFrame) -> np.ndarray:
     """(faces, blendshapes) weights each face was rendered with."""
     from hiva_core.synth.aumap import blendshape_weights
     from hiva_core.synth.facemodel import find_face_model
-    from hiva_core.synth.sampling import sample_params
 
-    meta = json.loads((folder / "synth.json").read_text())
-    recorded = Path(meta.get("face_model") or "")
+    recorded = Path(json.loads((folder / "synth.json").read_text()).get("face_model") or "")
     with np.load(recorded if recorded.is_file() else find_face_model(None)) as npz:
         names = [str(n) for n in npz["expression_names"]]
-    rows = []
-    for index in manifest["index"]:
-        p = sample_params(meta["seed"], int(index), bool(meta["shifted"]), meta["factors"], meta["labels"])
-        rows.append(blendshape_weights(p.au, names, p.extra, p.au_sides, p.identity.expressiveness))
-    return np.stack(rows)
+    weights = [
+        blendshape_weights(p.au, names, p.extra, p.au_sides, p.identity.expressiveness)
+        for p in scenes(folder, manifest)
+    ]
+    return np.stack(weights)
 
 
-def _points(column: pd.Series) -> np.ndarray:
-    return np.array([json.loads(s) for s in column], dtype=np.float64).reshape(len(column), 68, 2)
+def points(folder: Path, column: pd.Series) -> np.ndarray:
+    """(faces, 68, 2) from a manifest's landmark column."""
+    parsed = [parse_landmarks(cell) for cell in column]
+    if any(p is None for p in parsed):
+        raise UserError(f"{folder}: a face without its 68 {column.name} in the manifest")
+    return np.stack(parsed)
 
 
-def to_frame(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Each face's landmarks moved by the similarity that best fits its stable points onto `reference`'s."""
-    src = points[:, STABLE]
-    mu_s, mu_r = src.mean(1, keepdims=True), reference.mean(0, keepdims=True)
-    a, b = src - mu_s, reference - mu_r
-    u, s, vt = np.linalg.svd(np.einsum("nki,kj->nij", a, b))
-    rot = u @ vt
-    scale = s.sum(1) / (a**2).sum((1, 2))
-    return np.einsum("nki,nij->nkj", points - mu_s, rot) * scale[:, None, None] + mu_r
+def to_frame(faces: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each face's landmarks moved by the similarity that best fits its stable points onto `reference`."""
+    return np.stack([transform_points(f, similarity_transform(f[STABLE], reference)) for f in faces])
 
 
 def features(folder: Path, manifest: pd.DataFrame, reference: np.ndarray) -> dict[str, np.ndarray]:
     pose = manifest[["yaw", "pitch", "roll"]].to_numpy(dtype=np.float64)
-    face = to_frame(_points(manifest["landmarks"]), reference).reshape(len(manifest), -1)
-    neutral = to_frame(_points(manifest["neutral_landmarks"]), reference).reshape(len(manifest), -1)
+    face = to_frame(points(folder, manifest["landmarks"]), reference).reshape(len(manifest), -1)
+    neutral = to_frame(points(folder, manifest["neutral_landmarks"]), reference).reshape(len(manifest), -1)
     return {
         "motion": motion(folder, manifest),
         "landmarks minus the neutral": np.hstack([face - neutral, pose]),
@@ -91,34 +89,18 @@ def features(folder: Path, manifest: pd.DataFrame, reference: np.ndarray) -> dic
     }
 
 
-def _scores(labels: np.ndarray, probs: np.ndarray, calls: np.ndarray) -> dict:
-    y = labels > 0.5
-    auc = auc_roc(probs, y)
-    f1 = f1_from_counts(int((y & calls).sum()), int((~y & calls).sum()), int((y & ~calls).sum()))
-    return {"f1": f1, "auc": None if np.isnan(auc) else auc}
-
-
-def _averages(per_au: dict) -> dict:
-    aucs = [v["auc"] for v in per_au.values() if v["auc"] is not None]
-    return {
-        "f1": float(np.mean([v["f1"] for v in per_au.values()])),
-        "auc": float(np.mean(aucs)) if aucs else None,
-        "per_au": per_au,
-    }
-
-
 def ceiling(train: pd.DataFrame, test: pd.DataFrame, train_folder: Path, test_folder: Path, aus: list[int]) -> dict:
     """Each reader trained on `train`'s faces, scored on `test`'s: {reader: {f1, auc, per_au}}."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    reference = _points(train["landmarks"])[:, STABLE].mean(0)
+    reference = points(train_folder, train["landmarks"])[:, STABLE].mean(0)
     x_train, x_test = features(train_folder, train, reference), features(test_folder, test, reference)
     people = train["subject"].astype(str).unique()
     held = set(np.random.default_rng(0).permutation(people)[: max(1, round(len(people) * VALIDATION_SHARE))])
     val = train["subject"].astype(str).isin(held).to_numpy()
     out = {}
     for reader in READERS:
-        per_au = {}
+        scored = {}  # as eval --per-face writes them: each AU's label, call and probability
         for au in aus:
             y_train, y_test = train[f"AU{au}"].to_numpy(), test[f"AU{au}"].to_numpy()
             if not y_test.any() or not y_train[~val].any() or y_train[~val].all():
@@ -127,8 +109,9 @@ def ceiling(train: pd.DataFrame, test: pd.DataFrame, train_folder: Path, test_fo
             clf.fit(x_train[reader][~val], y_train[~val])
             cut = choose_thresholds(clf.predict_proba(x_train[reader][val])[:, 1:], y_train[val, None], None, [au])
             p = clf.predict_proba(x_test[reader])[:, 1]
-            per_au[f"AU{au}"] = _scores(y_test, p, p >= cut[f"AU{au}"])
-        out[reader] = _averages(per_au)
+            scored |= {f"AU{au}_label": y_test, f"AU{au}": (p >= cut[f"AU{au}"]).astype(int), f"AU{au}_prob": p}
+        fitted = [c[: -len("_label")] for c in scored if c.endswith("_label")]
+        out[reader] = group_scores(pd.DataFrame(scored), fitted)
     return out
 
 
@@ -203,15 +186,8 @@ def main(argv=None) -> int:
             **{f"AU{a}": run[f"AU{a}_manifest"] for a in aus if f"AU{a}_manifest" in run},
             subject=run["subject_manifest"],
         )  # the manifest's labels (an AU the run did not score keeps its own name in the join)
-        per_au = {}
-        for a in aus:
-            known = run[f"AU{a}_label"].notna().to_numpy() if f"AU{a}_label" in run.columns else None
-            if known is None or not test[f"AU{a}"].any():
-                continue
-            probs, calls = run[f"AU{a}_prob"].to_numpy()[known], run[f"AU{a}"].to_numpy()[known] > 0.5
-            per_au[f"AU{a}"] = _scores(test[f"AU{a}"].to_numpy()[known], probs, calls)
-        entry["run"] = _averages(per_au)
-        aus = [a for a in aus if f"AU{a}" in per_au]
+        entry["run"] = group_scores(run, [f"AU{a}" for a in aus if f"AU{a}_label" in run])
+        aus = [int(au[2:]) for au in entry["run"]["per_au"]]
     scope = f"fold {args.fold}" if args.fold is not None else "all"
     entry["what"] += f"scored on {test_folder} ({scope}: {len(test)} faces)"
     entry["what"] += f"; the run: {args.faces}" if args.faces else ""
