@@ -60,6 +60,12 @@ def synth(
         "minus some (-occluders,-pose). Factors: identity, skin, creases, hair, occluders, lighting, camera, "
         "intensity, pose, degradations.",
     ),
+    neutral: bool = typer.Option(
+        False,
+        "--neutral",
+        help="Also render each face's neutral frame (the same person at rest, the head a few degrees off): what a "
+        "model trained with --set model.reference=true reads each face beside. Adds them to an existing set.",
+    ),
 ) -> None:
     """Render N labelled faces (resumable), or run a subcommand."""
     if ctx.invoked_subcommand is not None:
@@ -79,6 +85,7 @@ def synth(
         msaa=msaa,
         factors=factors,
         labels=labels,
+        neutral=neutral,
     )
 
 
@@ -242,6 +249,11 @@ def predict(
     aus: str | None = typer.Option(None, help=AUS_HELP),
     text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
     flip: bool = typer.Option(False, "--flip", help=FLIP_HELP),
+    neutral: Path | None = typer.Option(
+        None,
+        help="A photo of the same person at rest, near the faces' pose: what a run trained with "
+        "--set model.reference=true reads every face beside.",
+    ),
 ) -> None:
     """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.
 
@@ -263,6 +275,7 @@ def predict(
         aus=aus,
         text_cache=text_cache,
         flip=flip,
+        neutral=neutral,
     )
     if out is None:
         print_predict_table(result.rows, result.aus, result.thresholds)

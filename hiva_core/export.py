@@ -3,7 +3,8 @@
 The text prior is folded in: its (A, K, D) embeddings and (A, K) mask become constants of the graph, and constant
 folding evaluates the text branch on them at export time, so the ONNX model takes only images:
 
-    input   images  float32 (batch, 3, S, S), ImageNet-normalised aligned face crops (S = the run's image_size)
+    input   images  float32 (batch, 3, S, S), ImageNet-normalised aligned face crops (S = the run's image_size);
+                    (batch, 6, S, S) for a run with model.reference: each face, then its neutral frame
     output  probs   float32 (batch, A)        AU probabilities (sigmoid of the logits), AUs in the run's order
     output  maps    float32 (batch, A, h, w)  DDCA text→vision attention maps (absent for models without DDCA)
 
@@ -83,7 +84,8 @@ def export_onnx(
     model = loaded.model.to("cpu").eval()
     check_finite(model.state_dict(), f"the model of {loaded.run_dir}")  # also a LoadedRun changed in memory
     size = loaded.image_size
-    example = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    channels = 6 if loaded.model.config.reference else 3  # model.reference: the face, then the neutral frame
+    example = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         probe = model(example, loaded.text_emb.cpu(), loaded.text_mask.cpu())
     if not bool(torch.isfinite(probe["logits"]).all()):

@@ -231,15 +231,27 @@ class FaceStream:
 class _Batcher:
     """Collects face crops, runs the model `batch_size` at a time and fills the rows' AU columns."""
 
-    def __init__(self, loaded, transform, batch_size: int, thresholds, heatmaps: Path | None, timer: StageTimer):
+    def __init__(
+        self,
+        loaded,
+        transform,
+        batch_size: int,
+        thresholds,
+        heatmaps: Path | None,
+        timer: StageTimer,
+        neutral: torch.Tensor | None = None,
+    ):
         self.loaded, self.transform, self.batch_size, self.thresholds = loaded, transform, batch_size, thresholds
-        self.heatmaps, self.timer = heatmaps, timer
+        self.heatmaps, self.timer, self.neutral = heatmaps, timer, neutral
         self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
         self.stems: dict[Path, str] = {}  # heatmap file stem of each source
 
     def add(self, row: dict[str, Any], crop: Image.Image) -> None:
         with self.timer.stage("align"):
-            self.pending.append((row, self.transform(crop)))
+            tensor = self.transform(crop)
+            if self.neutral is not None:  # a model with model.reference: the face, then the person's neutral frame
+                tensor = torch.cat([tensor, self.neutral])
+            self.pending.append((row, tensor))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
@@ -258,7 +270,7 @@ class _Batcher:
                 row[au_label(au)] = int(value >= threshold)
         if self.heatmaps is not None and out.get("maps") is not None:
             with self.timer.stage("heatmaps"):
-                self._draw(rows, images, out["maps"], probs)
+                self._draw(rows, images[:, :3], out["maps"], probs)
 
     def _draw(self, rows, images: torch.Tensor, maps: torch.Tensor, probs: np.ndarray) -> None:
         from hiva_core.data.transforms import denormalize
@@ -308,6 +320,7 @@ def run_predict(
     aus: str | Sequence[int] | None = None,
     text_cache: str | os.PathLike | None = None,
     flip: bool = False,
+    neutral: str | os.PathLike | None = None,
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
@@ -318,7 +331,8 @@ def run_predict(
     smallest face searched for, in pixels. `aus` (a spec or codes) and `text_cache`: score these AUs instead of the
     run's own (`hiva_core.vocabulary.select_aus`: AUs it was not trained on need an open-vocabulary run and their
     descriptions in `text_cache`). `flip`: each face's probabilities and maps averaged with its mirror image's
-    (`LoadedRun.flip`). Returns the rows, a summary and stage timings; prints nothing but the progress bar
+    (`LoadedRun.flip`). `neutral`: an image of the same person at rest, near the faces' pose, which a run trained
+    with `model.reference` reads every face beside (found and aligned like the inputs; the largest face). Returns the rows, a summary and stage timings; prints nothing but the progress bar
     (`hiva_core.views` shows the rows and the summary; `quiet` is accepted for old callers and has no effect).
     """
     timer = StageTimer()
@@ -344,15 +358,14 @@ def run_predict(
     loaded = select_aus(run if isinstance(run, LoadedRun) else load_run(run, device=device), aus, text_cache)
     loaded = dataclasses.replace(loaded, flip=flip)
     thresholds, threshold_text = loaded.au_thresholds(threshold)
-    heat_dir = _heatmap_dir(loaded, heatmaps)
     if detect:
         from hiva_core.faces.detect import get_detector
 
         get_detector(loaded.device)  # a missing detector package fails here, before any work
-
-    batcher = _Batcher(
-        loaded, build_transforms(loaded.image_size, augment=False), batch_size, thresholds, heat_dir, timer
-    )
+    transform = build_transforms(loaded.image_size, augment=False)
+    rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
+    heat_dir = _heatmap_dir(loaded, heatmaps)
+    batcher = _Batcher(loaded, transform, batch_size, thresholds, heat_dir, timer, rest)
     rows: list[dict[str, Any]] = []
     with progress_bar("predict", frame_total(sources), progress) as advance:
         for face in FaceStream(
@@ -383,11 +396,44 @@ def run_predict(
     )
 
 
+def neutral_tensor(
+    loaded, neutral: str | os.PathLike | None, transform, timer: StageTimer, *, detect: bool, min_face: float
+) -> torch.Tensor | None:
+    """The `--neutral` image's face as the model reads it (3, H, W), for a run trained with `model.reference`; None for
+    a run without. A run with it and no --neutral, --neutral for a run without, or an image without a face: UserError."""
+    reads = bool(loaded.model.config.reference)
+    if neutral is None:
+        if reads:
+            raise UserError(
+                f"the run {loaded.run_dir} reads each face beside a neutral frame of the same person "
+                "(model.reference): give --neutral IMAGE, a photo of the person at rest, near the faces' pose"
+            )
+        return None
+    if not reads:
+        raise UserError(
+            f"--neutral {neutral}: the run {loaded.run_dir} reads one face at a time (trained without "
+            "model.reference); drop --neutral"
+        )
+    path = Path(neutral)
+    if not path.is_file() or not is_image(path):
+        raise UserError(f"--neutral {path}: not an image file (.jpg, .png, ...)")
+    stream = FaceStream([(path, "image")], timer, detect=detect, batch_size=1, min_face=min_face, device=loaded.device)
+    faces = list(stream)
+    if faces and faces[0].row["status"] == "unreadable":
+        raise UserError(f"--neutral {path}: cannot read the image ({faces[0].row.get('error')})")
+    found = [f for f in faces if f.crop is not None]
+    if not found:
+        raise UserError(f"--neutral {path}: no face found (at --min-face {min_face:g} px)")
+    face = max(found, key=lambda f: (f.row["x2"] - f.row["x1"]) * (f.row["y2"] - f.row["y1"]))
+    return transform(face.crop)
+
+
 def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
     """The heatmap folder, created, after checking that the model has DDCA maps to draw."""
     if heatmaps is None:
         return None
-    probe = loaded.predict(torch.zeros(1, 3, loaded.image_size, loaded.image_size))
+    channels = 6 if loaded.model.config.reference else 3
+    probe = loaded.predict(torch.zeros(1, channels, loaded.image_size, loaded.image_size))
     if probe.get("maps") is None:
         raise UserError(
             f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "

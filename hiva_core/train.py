@@ -304,6 +304,8 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     for name, ds in found.items():
         if len(ds) == 0:
             raise UserError(f"{data.spec}: the {name} split is empty")
+        if cfg.model.reference:  # each face beside its neutral frame (the validation slice inherits it)
+            ds.pair_references()
     # Labels before images (cheap before slow)
     train_ds, val_ds, how = split_checked(cfg, found["train"], found.get("val"))
     for ds in found.values():

@@ -32,6 +32,9 @@ class AUDataset(Dataset):
     [0, 1], NaN unknown) also "intensity": (A,) and "intensity_mask": (A,) bool.
     Without a transform the image is uint8 (3,H,W) as loaded. Images are opened only when an item is read: a missing
     or unreadable one is a UserError naming its path.
+    `references`: each row's neutral frame of the same person (a manifest's `neutral` column; "" unknown); after
+    `pair_references()` "image" is the face and its neutral frame stacked on the channels, (6,H,W), both through one
+    draw of the transform (the same crop, flip and colour change), what a model with `model.reference` reads.
     """
 
     def __init__(
@@ -47,6 +50,8 @@ class AUDataset(Dataset):
         geometry: np.ndarray | None = None,
         intensity: np.ndarray | None = None,
         origins: Sequence[str] | None = None,
+        references: Sequence[str] | None = None,
+        paired: bool = False,
     ) -> None:
         labels = np.asarray(labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (len(files), len(aus)):
@@ -65,6 +70,31 @@ class AUDataset(Dataset):
         self.geometry = geometry
         self.intensity = None if intensity is None else np.asarray(intensity, dtype=np.float32)
         self._origins = None if origins is None else list(origins)
+        self.references = None if references is None else list(references)
+        self.paired = paired
+
+    def pair_references(self) -> AUDataset:
+        """Read every row beside its neutral frame from now on (this dataset, returned); a UserError when the source
+        names none for some row."""
+        refs = self.references
+        if refs is None:
+            raise UserError(
+                f"{self.source} names no neutral frames: a model with model.reference reads each face beside a neutral "
+                "frame of the same person, a manifest column `neutral` (paths, as `hiva_core synth --neutral` writes)"
+            )
+        if self._origins is not None:
+            raise UserError(
+                f"{self.source}: these faces were aligned on the fly (data.align) and their neutral frames would not "
+                "be; align both first (`hiva_core prepare`), then train or evaluate on the aligned manifest"
+            )
+        missing = [i for i, r in enumerate(refs) if not str(r).strip()]
+        if missing:
+            raise UserError(
+                f"{self.source}: {len(missing)} of {len(self)} rows have no neutral frame (the first: "
+                f"{self.path(missing[0])}); a model with model.reference needs one for every face"
+            )
+        self.paired = True
+        return self
 
     def __len__(self) -> int:
         return len(self.files)
@@ -86,8 +116,13 @@ class AUDataset(Dataset):
         subject, sequence, frame = self._meta(index) if self._meta else ("", "", "")
         return {"path": self.path(index), "subject": subject, "sequence": sequence, "frame": frame}
 
-    def load_image(self, index: int) -> Image.Image:
-        path = self.path(index)
+    def reference_path(self, index: int) -> str:
+        assert self.references is not None
+        return os.path.join(self.root, self.references[index])
+
+    def load_image(self, index: int, path: str | None = None) -> Image.Image:
+        """Row `index`'s image (or `path`, an image of that row such as its neutral frame)."""
+        path = self.path(index) if path is None else path
         try:
             return open_rgb(path)
         except FileNotFoundError:
@@ -96,11 +131,14 @@ class AUDataset(Dataset):
             raise UserError(f"cannot read image {path} ({exc}); replace or remove it from {self.source}") from None
 
     def __getitem__(self, index: int) -> dict:
-        image = self.load_image(index)
+        images = [self.load_image(index)]
+        if self.paired:  # the neutral frame at the face's size: one draw of the transform crops both alike
+            rest = self.load_image(index, self.reference_path(index))
+            images.append(rest if rest.size == images[0].size else rest.resize(images[0].size, Image.BILINEAR))
         if self.transform is not None:
-            tensor = self.transform(image)
+            tensor = torch.cat(_same_draw(self.transform, images), 0)
         else:  # uint8 (3, H, W), as loaded
-            tensor = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
+            tensor = torch.cat([torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in images]).contiguous()
         item = {"image": tensor, **_known("labels", "mask", self.labels[index]), "meta": self.meta(index)}
         if self.geometry is not None:
             item.update(_known("geometry", "geometry_mask", self.geometry[index]))
@@ -124,11 +162,24 @@ class AUDataset(Dataset):
             geometry=self.geometry[indices] if self.geometry is not None else None,
             intensity=self.intensity[indices] if self.intensity is not None else None,
             origins=None if files is None and self._origins is None else [self.origin(i) for i in indices],
+            references=None if self.references is None else [self.references[i] for i in indices],
+            paired=self.paired,
         )
 
     def __repr__(self) -> str:
         aus = " ".join(au_label(a) for a in self.aus)
         return f"AUDataset({len(self)} frames, {aus}, from {self.source or self.root})"
+
+
+def _same_draw(transform: Callable[[Image.Image], torch.Tensor], images: list[Image.Image]) -> list[torch.Tensor]:
+    """`transform` of each image with the same random draws (torch's generator replayed): a face and its neutral frame
+    get the same crop, flip, RandAugment ops and erased patch, so what differs between them is the face's."""
+    state = torch.get_rng_state()
+    out = []
+    for image in images:
+        torch.set_rng_state(state)
+        out.append(transform(image))
+    return out
 
 
 def _known(values: str, mask: str, row: np.ndarray) -> dict[str, torch.Tensor]:
@@ -179,8 +230,12 @@ def check_images(
     exists, root, files = os.path.exists, dataset.root, dataset.files
     join = os.path.join
 
+    refs = dataset.references if dataset.paired else None
+
     def scan(chunk) -> None:
         missing.extend(p for p in (join(root, files[i]) for i in chunk) if not exists(p))
+        if refs is not None:  # the neutral frames too
+            missing.extend(p for p in (join(root, refs[i]) for i in chunk) if not exists(p))
 
     step = 2000
     chunks = [indices[i : i + step] for i in range(0, len(indices), step)]

@@ -9,7 +9,9 @@ Optional columns: `fold` (int; test = fold k, train = the others), `split` (trai
 coordinates in pixels, of the face and of the same person's neutral face in the same frame; SynthAU writes both; an
 empty cell is unknown): the expression's geometry (hiva_core.geometry), which an open-vocabulary model learns to
 read; `AU<k>_int` beside `AU<k>` (the AU's intensity in [0, 1]; SynthAU writes them; an empty cell, or an unknown
-label, is unknown): what `model.intensity` learns. Other columns (yaw, ...) are ignored.
+label, is unknown): what `model.intensity` learns; `neutral` (the path of a neutral frame of the same person, near
+the face's pose, relative like `path`; `synth --neutral` writes it): what a model with `model.reference` reads each
+face beside. Other columns (yaw, ...) are ignored.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from hiva_core.data.dataset import AUDataset, select_aus
 
 MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
 AU_COLUMN = re.compile(r"^AU(\d+)$")
-_TEXT_COLUMNS = ("path", "subject", "identity", "sequence", "frame", "split")
+_TEXT_COLUMNS = ("path", "subject", "identity", "sequence", "frame", "split", "neutral")
 UNKNOWN_WORDS = ("nan", "na", "n/a", "none", "null")  # compared lower-case, stripped; with "" and 9, unknown
 LABELS_HINT = "labels must be 0 (absent), 1 (present), or unknown: empty, 9, NaN, NA, N/A, None or null"
 
@@ -286,4 +288,5 @@ def load_manifest_dataset(
         source=str(path),
         geometry=geometry,
         intensity=intensity,
+        references=None if "neutral" not in df.columns else [r.strip() for r in _text(df, "neutral")],
     )

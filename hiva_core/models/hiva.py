@@ -68,6 +68,11 @@ class ModelConfig:
     # trace at 0.2 is absent, 0.3 present). None = on for hiva and its ablations when the training data has
     # intensities, resolved at train time; eval and predict do not use the head.
     intensity: bool | None = None
+    # Read each face beside a neutral frame of the same person (the manifest's `neutral` column, `synth --neutral`,
+    # `predict --neutral`): the input is the two images stacked on the channels, (B, 6, H, W); the backbone encodes
+    # both and every block reads each token with what changed from the neutral's (reference_tokens). One face's
+    # geometry does not tell a thin lip from a pressed one; against the person at rest it does (README).
+    reference: bool = False
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
@@ -100,6 +105,28 @@ def default_dim(num_features: int, stride: int) -> int:
     while d < cap and 2 * d <= num_features // 4:
         d *= 2
     return d
+
+
+def reference_tokens(backbone: Backbone, images: torch.Tensor, reference: bool) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Backbone tokens ``(B, L, C)`` and their grid; with ``reference``, images ``(B, 6, H, W)`` (the face, then the
+    neutral frame) give ``(B, L, 2C)``: the face's tokens and their change from the neutral's, the two encoded as one
+    batch (the backbone's normalisation sees both)."""
+    if not reference:
+        return backbone(images)
+    if images.ndim != 4 or images.shape[1] != 6:
+        raise ValueError(
+            f"a model with model.reference reads a face and its neutral frame stacked as (B, 6, H, W), got "
+            f"{tuple(images.shape)}"
+        )
+    batch = images.shape[0]
+    tokens, grid = backbone(torch.cat([images[:, :3], images[:, 3:]], 0))
+    face, rest = tokens[:batch], tokens[batch:]  # slices, not chunk: an exported graph keeps its batch size free
+    return torch.cat([face, face - rest], -1), grid
+
+
+def token_width(backbone: Backbone, config: ModelConfig) -> int:
+    """Channels of the tokens the blocks read: the backbone's, twice with a neutral reference."""
+    return backbone.num_features * (2 if config.reference else 1)
 
 
 def check_width(config: ModelConfig) -> None:
@@ -250,7 +277,7 @@ class HiVA(nn.Module):
             intensity=bool(config.intensity),
             **text,
         )
-        self.proj = nn.Sequential(nn.Linear(self.backbone.num_features, c.dim), nn.LayerNorm(c.dim))
+        self.proj = nn.Sequential(nn.Linear(token_width(self.backbone, c), c.dim), nn.LayerNorm(c.dim))
         self.build_blocks(c)
         self.geometry_head = GeometryHead(c.dim, c.num_aus, bool(c.geometry_unexplained)) if c.geometry else None
         self.intensity_head = LinearHead(c.num_aus, c.dim) if c.intensity else None
@@ -267,13 +294,13 @@ class HiVA(nn.Module):
         self.head = CosineHead(c.num_aus) if c.head == "cosine" else LinearHead(c.num_aus, c.dim)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone tokens ``(B, L, C)``."""
-        return self.backbone(images)[0]
+        """Backbone tokens ``(B, L, C)`` (``(B, L, 2C)`` with a neutral reference: reference_tokens)."""
+        return reference_tokens(self.backbone, images, self.config.reference)[0]
 
     def forward(
         self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor | None]:
-        tokens, grid = self.backbone(images)
+        tokens, grid = reference_tokens(self.backbone, images, self.config.reference)
         return self.forward_head(tokens, text_emb, text_mask, grid=grid)
 
     def encode_text(self, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, device: torch.device):
@@ -356,10 +383,10 @@ class LinearAU(nn.Module):
             config.backbone, config.pretrained, config.backbone_weights, config.output_stride, config.mixstyle
         )
         self.config = resolve_dim(config, self.backbone)  # dim unused here, but recorded like HiVA's
-        self.classifier = nn.Linear(self.backbone.num_features, config.num_aus)
+        self.classifier = nn.Linear(token_width(self.backbone, config), config.num_aus)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone(images)[0]
+        return reference_tokens(self.backbone, images, self.config.reference)[0]
 
     def forward_head(self, tokens: torch.Tensor, *args, **kwargs) -> dict[str, torch.Tensor | None]:
         pooled = tokens.mean(1)

@@ -40,6 +40,7 @@ STREAM = {name: 101 + i for i, name in enumerate(FACTORS)}  # random-stream code
 STREAM["background"] = 100  # not a factor: the background's noise, apart from every factor (format 4)
 STREAM["labels"] = 99  # not a factor: the AUs of `synth --labels independent|posed` (hiva_core.synth.sampling)
 STREAM["label_kind"] = 98  # not a factor: which kind of AUs a face of a mixed `--labels` set gets
+STREAM["neutral"] = 97  # not a factor: the neutral frame of `synth --neutral` (its head's drift, its own alignment)
 
 
 def parse_factors(spec: str | None = "all") -> tuple[str, ...]:

@@ -17,7 +17,11 @@ mix), `label_kind` (mixed sets only: bp4d, independent or posed, how the face's 
 `pitch`, `roll` (degrees), `box_x0, box_y0, box_x1, box_y1` (landmark box, pixels), `landmarks` (a JSON list of
 136 numbers, x0, y0, x1, y1, ... of the 68 Multi-PIE landmarks in pixels) and `neutral_landmarks` (the same person's
 68 landmarks with no AU, in the same pose and frame: what hiva_core.geometry measures an expression from; a set
-written before this column gains it on resume, from each image's parameters, without rendering anything again).
+written before this column gains it on resume, from each image's parameters, without rendering anything again);
+with `synth --neutral`, `neutral` (the path of the same person's neutral frame, out/neutral/000000.jpg ...: every AU at
+0, the head a few degrees off the face's pose, framed by an alignment of its own, the scene the same: what a model
+with `model.reference` reads the face beside; sampling.neutral_params). Resuming a set with --neutral adds the
+neutral frames to it, without rendering its faces again.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from hiva_core.synth.sampling import (
     SAMPLES_PER_IDENTITY,
     SampleParams,
     labels_label,
+    neutral_params,
     parse_labels,
     sample_params,
 )
@@ -57,7 +62,7 @@ FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 
-def manifest_columns(shifted: bool, labels: str = DEFAULT_LABELS) -> list[str]:
+def manifest_columns(shifted: bool, labels: str = DEFAULT_LABELS, neutral: bool = False) -> list[str]:
     kinds = [kind for kind, _ in parse_labels(labels)]
     aus = [au_label(a) for a in SYNTH_AUS]
     return [
@@ -79,11 +84,16 @@ def manifest_columns(shifted: bool, labels: str = DEFAULT_LABELS) -> list[str]:
         "box_y1",
         "landmarks",
         "neutral_landmarks",
+        *(["neutral"] if neutral else []),
     ]
 
 
 def image_name(index: int) -> str:
     return f"images/{index:06d}.jpg"
+
+
+def neutral_name(index: int) -> str:
+    return f"neutral/{index:06d}.jpg"
 
 
 def _points(landmarks) -> str:
@@ -124,26 +134,40 @@ class _Worker:
         msaa: int,
         factors: tuple[str, ...],
         labels: str = DEFAULT_LABELS,
+        neutral_frames: bool = False,
     ):
         from hiva_core.synth.facemodel import load_face_model
         from hiva_core.synth.render import Renderer
 
         self.out, self.seed, self.shifted, self.factors, self.labels = out, seed, shifted, factors, labels
+        self.neutral_frames = neutral_frames
         self.renderer = Renderer(load_face_model(face_model), size, samples=msaa)
 
     def __call__(self, index: int) -> dict:
         params = sample_params(self.seed, index, self.shifted, self.factors, self.labels)
         path = self.out / image_name(index)
         neutral = self.renderer.neutral_landmarks(params)
+        if self.neutral_frames:
+            rest = self.out / neutral_name(index)
+            if not _valid_image(rest, self.renderer.size):
+                _write_jpeg(rest, self.renderer.render(neutral_params(params, self.seed, self.shifted)).image, params)
         if _valid_image(path, self.renderer.size):  # rendered before the manifest was last written: labels only
             verts, _, mvp, _ = self.renderer.geometry(params)
-            return make_row(params, *self.renderer.landmarks(verts, mvp), self.shifted, neutral)
-        result = self.renderer.render(params)
-        buf = io.BytesIO()
-        Image.fromarray(result.image).save(buf, format="JPEG", quality=params.jpeg_quality)
-        with atomic_write(path, "wb", fsync=False) as fh:
-            fh.write(buf.getvalue())
-        return make_row(params, result.landmarks, result.box, self.shifted, neutral)
+            row = make_row(params, *self.renderer.landmarks(verts, mvp), self.shifted, neutral)
+        else:
+            result = self.renderer.render(params)
+            _write_jpeg(path, result.image, params)
+            row = make_row(params, result.landmarks, result.box, self.shifted, neutral)
+        if self.neutral_frames:
+            row["neutral"] = neutral_name(index)
+        return row
+
+
+def _write_jpeg(path: Path, image, params: SampleParams) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=params.jpeg_quality)
+    with atomic_write(path, "wb", fsync=False) as fh:
+        fh.write(buf.getvalue())
 
 
 _WORKER: _Worker | None = None
@@ -201,15 +225,19 @@ def _check_meta(out: Path, meta: dict) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    for key in ("seed", "size", "shifted", "labels", "format_version", "factors", "msaa", "bp4d_calibration"):
+    keys = ("seed", "size", "shifted", "labels", "format_version", "factors", "msaa", "bp4d_calibration", "neutral")
+    for key in keys:
         was, now = old.get(key), meta[key]
         if key == "labels":  # a set made before --labels existed has BP4D rows
             was = was or "bp4d"
         if key == "bp4d_calibration":  # the lists may move with a checkout; what the labels are drawn from may not
             was, now = was == FALLBACK_SOURCE, now == FALLBACK_SOURCE
+        if key == "neutral":  # --neutral adds the neutral frames to a set without them
+            was, now = bool(was), bool(was) and bool(now)
         if was != now:
             value = old.get("factors_spec") if key == "factors" else (was if key in _PLAIN_FLAGS else None)
             resume = f"--{key} {value}" if value is not None else "the same settings"  # the flag that resumes it
+            resume = "--neutral" if key == "neutral" else resume
             raise UserError(
                 f"{out} already holds a SynthAU set made with {key}={old.get(key)!r} (now {meta[key]!r}): "
                 f"use another --out, or {resume} to resume"
@@ -228,13 +256,15 @@ def run_synth(
     progress: bool = True,
     factors: str | tuple[str, ...] | None = "all",
     labels: str = DEFAULT_LABELS,
+    neutral: bool = False,
 ) -> Path:
     """Render samples 0..n-1 into `out` (skipping valid existing images) and write `out/manifest.csv`; returns it.
 
     `factors`: the factors of variation that are on, a SPEC (`all`, `none`, `-occluders,-pose`, `pose,lighting`) or
     names; see hiva_core.synth.factors. `labels` (sampling.parse_labels): how each face's AUs are drawn — BP4D label
     rows, each AU on its own, a posed expression (hiva_core.synth.expressions), or a mix of them with weights
-    (`bp4d:2,posed:1`); the people and scenes are the same."""
+    (`bp4d:2,posed:1`); the people and scenes are the same. `neutral`: also render each face's neutral frame (the
+    same person at rest, sampling.neutral_params) into out/neutral/, named by the manifest's `neutral` column."""
     from hiva_core.synth.facemodel import find_face_model, load_face_model
 
     if n < 1:
@@ -272,6 +302,7 @@ def run_synth(
         "samples_per_identity": SAMPLES_PER_IDENTITY,
         "bp4d_calibration": bp4d_combinations()[3],
         "msaa": msaa,
+        "neutral": neutral,
     }
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
@@ -283,22 +314,28 @@ def run_synth(
             "than a set rendered with the lists); synth.json records it",
             file=sys.stderr,
         )
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "images").glob(".*.tmp"):  # a killed run's half-written image
-        stale.unlink(missing_ok=True)
+    folders = ["images", *(["neutral"] if neutral else [])]
+    for folder in folders:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for stale in (out / folder).glob(".*.tmp"):  # a killed run's half-written image
+            stale.unlink(missing_ok=True)
     meta["created_utc"] = utc_now()
     with atomic_write(out / META, "w") as fh:
         json.dump(meta, fh, indent=1)
 
-    columns = manifest_columns(shifted, labels)
+    columns = manifest_columns(shifted, labels, neutral)
     manifest = out / MANIFEST
     old = _read_rows(manifest)
-    # a row without neutral landmarks (written before that column) is made again from its image's parameters
-    rows = {
-        i: r for i, r in old.items() if i < n and r.get("neutral_landmarks") and _valid_image(out / image_name(i), size)
-    }
+
+    def done(i: int, row: dict) -> bool:
+        # a row without neutral landmarks (written before that column) is made again from its image's parameters
+        if not (i < n and row.get("neutral_landmarks") and _valid_image(out / image_name(i), size)):
+            return False
+        return not neutral or (bool(row.get("neutral")) and _valid_image(out / neutral_name(i), size))
+
+    rows = {i: r for i, r in old.items() if done(i, r)}
     todo = [i for i in range(n) if i not in rows]
-    args = (out, size, seed, model_path, shifted, msaa, factors, labels)
+    args = (out, size, seed, model_path, shifted, msaa, factors, labels, neutral)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

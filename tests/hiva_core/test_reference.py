@@ -1,0 +1,279 @@
+"""A face read beside a neutral frame of the same person (`model.reference`): SynthAU's neutral frames (`synth
+--neutral`), the paired dataset, the model, and train / eval / predict / export / adapt of a run that reads them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from augtext.errors import UserError
+from hiva_core.synth import sampling
+from hiva_core.synth.aumap import SYNTH_AUS
+from tests.hiva_core.conftest import TINY_AUS, train_argv
+from tests.hiva_core.imagefix import write_manifest
+
+_BANDS = {1: (2, 11), 2: (15, 24), 4: (28, 37)}
+LIFT = 40  # grey levels an AU adds to its band, against the person's own level at rest
+
+
+def _band_face(levels: dict[int, float], labels: dict[int, int], rng: np.random.Generator, size: int = 40):
+    image = rng.normal(0, 6, size=(size, size, 3)) + 30
+    for au, (top, bottom) in _BANDS.items():
+        image[top:bottom] += levels[au] + LIFT * labels.get(au, 0)
+    return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_people(root, people: int = 48, frames: int = 3, seed: int = 0):
+    """A manifest of `people` x `frames` faces whose AUs show only against the person at rest: each person's bands sit
+    at levels of their own (spread far wider than an AU's lift), an AU lifts its band by LIFT; each face has a
+    neutral frame (the same levels, new noise) in the `neutral` column. One face alone barely tells; beside its
+    neutral frame it does. Folds are person-exclusive."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for person in range(people):
+        levels = {au: rng.uniform(40, 170) for au in TINY_AUS}
+        for k in range(frames):
+            labels = {au: int(rng.random() < 0.5) for au in TINY_AUS}
+            face, rest = f"img/{person:03d}_{k}.png", f"rest/{person:03d}_{k}.png"
+            for rel, lab in ((face, labels), (rest, {})):
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                _band_face(levels, lab, rng).save(root / rel)
+            rows.append(
+                {
+                    "path": face,
+                    **{f"AU{au}": v for au, v in labels.items()},
+                    "fold": person % 3 + 1,
+                    "subject": f"P{person}",
+                    "neutral": rest,
+                }
+            )
+    return write_manifest(root / "manifest.csv", rows)
+
+
+# --------------------------------------------------------------------------------------------- SynthAU neutral frames
+def test_neutral_params_are_the_person_at_rest_near_the_pose():
+    params = sampling.sample_params(0, 13)
+    rest = sampling.neutral_params(params, 0)
+    assert all(v == 0.0 for v in rest.au.values()) and rest.au_sides == {} and rest.expression == ""
+    assert rest.identity == params.identity and rest.key_dir is params.key_dir and rest.occluders == params.occluders
+    turned = np.array([rest.yaw - params.yaw, rest.pitch - params.pitch, rest.roll - params.roll])
+    assert 0 < np.abs(turned).max() < 5 * sampling.NEUTRAL_POSE_SPREAD
+    assert rest.align_jitter != params.align_jitter and rest.noise_seed != params.noise_seed
+    again = sampling.neutral_params(sampling.sample_params(0, 13), 0)
+    assert (again.yaw, again.align_jitter) == (rest.yaw, rest.align_jitter)  # deterministic
+    shifts = [sampling.neutral_params(sampling.sample_params(0, i), 0) for i in range(200)]
+    spread = np.std([s.yaw - sampling.sample_params(0, i).yaw for i, s in enumerate(shifts)])
+    assert 0.6 * sampling.NEUTRAL_POSE_SPREAD < spread < 1.5 * sampling.NEUTRAL_POSE_SPREAD
+    # its own stream: the sample itself is what it was
+    a, b = sampling.sample_params(0, 13), params
+    assert (a.yaw, a.align_jitter, a.au, a.noise_seed) == (b.yaw, b.align_jitter, b.au, b.noise_seed)
+
+
+@pytest.fixture(scope="module")
+def face_model_path(shared_data):
+    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
+    if not path.is_file():
+        pytest.skip(f"no face model at {path}")
+    return path
+
+
+def test_synth_neutral_frames_are_added_to_a_set_without_rendering_its_faces(face_model_path, tmp_path):
+    from hiva_core.synth.writer import run_synth
+
+    out = tmp_path / "s"
+    try:
+        run_synth(out, n=6, size=64, seed=3, face_model=face_model_path, progress=False)
+    except UserError as exc:
+        pytest.skip(f"no offscreen OpenGL here: {exc}")
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "images").iterdir()}
+    before = pd.read_csv(out / "manifest.csv")
+    run_synth(out, n=6, size=64, seed=3, face_model=face_model_path, progress=False, neutral=True)
+    df = pd.read_csv(out / "manifest.csv")
+    assert df["neutral"].tolist() == [f"neutral/{i:06d}.jpg" for i in range(6)]
+    pd.testing.assert_frame_equal(df.drop(columns="neutral"), before)  # labels, poses, landmarks unchanged
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "images").iterdir()} == files
+    assert json.loads((out / "synth.json").read_text())["neutral"] is True
+    faces = [np.asarray(Image.open(out / p)).astype(float) for p in df["path"]]
+    rests = [np.asarray(Image.open(out / p)).astype(float) for p in df["neutral"]]
+    for i, (face, rest) in enumerate(zip(faces, rests, strict=True)):
+        # the same scene, not the same image: nearer its own face than the same person's other frames are
+        own = np.abs(face - rest).mean()
+        assert rest.shape == face.shape and own > 0.5
+        assert own < min(np.abs(face - other).mean() for j, other in enumerate(rests) if j != i)
+    # a neutral frame is rendered again when it is lost; the set cannot be resumed without --neutral
+    (out / "neutral" / "000002.jpg").unlink()
+    run_synth(out, n=6, size=64, seed=3, face_model=face_model_path, progress=False, neutral=True)
+    assert (out / "neutral" / "000002.jpg").is_file()
+    with pytest.raises(UserError, match="--neutral"):
+        run_synth(out, n=6, size=64, seed=3, face_model=face_model_path, progress=False)
+
+
+def test_synth_neutral_frame_shows_no_expression(face_model_path):
+    """The neutral frame of a smiling face drops the smile: its mouth corners sit where the person's rest."""
+    from hiva_core.synth.facemodel import load_face_model
+    from hiva_core.synth.render import Renderer
+
+    try:
+        renderer = Renderer(load_face_model(face_model_path), 96)
+    except UserError as exc:
+        pytest.skip(f"no offscreen OpenGL here: {exc}")
+    params = dataclasses.replace(sampling.sample_params(0, 4), au={a: (0.9 if a == 12 else 0.0) for a in SYNTH_AUS})
+    rest = sampling.neutral_params(params, 0)
+    smile = renderer.landmarks(*renderer.geometry(params)[::2][:2])[0]
+    at_rest = renderer.landmarks(*renderer.geometry(rest)[::2][:2])[0]
+    plain = renderer.neutral_landmarks(params)
+    width = lambda lm: np.linalg.norm(lm[54] - lm[48]) / np.linalg.norm(lm[45] - lm[36])  # noqa: E731
+    assert width(smile) > width(plain) + 0.05 and abs(width(at_rest) - width(plain)) < 0.03
+    renderer.release()
+
+
+# ------------------------------------------------------------------------------------------------- the paired dataset
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    return make_people(tmp_path_factory.mktemp("people"))
+
+
+def test_paired_items_stack_the_face_and_its_neutral_frame_under_one_draw(people, tmp_path):
+    from hiva_core.data import build_dataset
+
+    ds = build_dataset(str(people), split="train", fold=1, image_size=32, augment="strong")
+    assert tuple(ds[0]["image"].shape) == (3, 32, 32)  # not paired unless asked
+    assert ds.pair_references() is ds and tuple(ds[0]["image"].shape) == (6, 32, 32)
+    # a face whose neutral frame is the very same file: one draw of the strong augmentation crops, flips, erases and
+    # recolours both alike, so the two halves are equal
+    df = pd.read_csv(people)
+    df["neutral"] = df["path"]
+    same = write_manifest(tmp_path / "same.csv", df.to_dict("records"))
+    twin = build_dataset(str(same), split="train", fold=1, image_size=32, augment="strong").pair_references()
+    # the item's paths are relative to the manifest's folder, which for same.csv is tmp_path: point it back
+    twin.root = str(people.parent)
+    torch.manual_seed(0)
+    for i in range(8):
+        image = twin[i]["image"]
+        torch.testing.assert_close(image[:3], image[3:])
+    sub = ds.subset([2, 0])  # the validation slice keeps the pairing
+    assert sub.paired and sub.references == [ds.references[2], ds.references[0]]
+
+
+def test_pairing_needs_a_neutral_frame_for_every_face(people, tmp_path):
+    from hiva_core.data import build_dataset, check_images
+
+    df = pd.read_csv(people)
+    without = write_manifest(tmp_path / "without.csv", df.drop(columns="neutral").to_dict("records"))
+    with pytest.raises(UserError, match="neutral"):
+        build_dataset(str(without), split="train", fold=1, image_size=32).pair_references()
+    df.loc[3, "neutral"] = ""
+    gap = write_manifest(tmp_path / "gap.csv", df.to_dict("records"))
+    with pytest.raises(UserError, match=r"1 of \d+ rows have no neutral frame"):
+        build_dataset(str(gap), split="all", image_size=32).pair_references()
+    df = pd.read_csv(people)
+    df.loc[0, "neutral"] = "rest/missing.png"
+    lost = write_manifest(people.parent / "lost.csv", df.to_dict("records"))
+    ds = build_dataset(str(lost), split="all", image_size=32)
+    check_images(ds)  # unpaired: the neutral frames are not read
+    with pytest.raises(UserError, match="missing.png"):
+        check_images(ds.pair_references())
+    lost.unlink()
+
+
+# -------------------------------------------------------------------------------------------------------- the model
+def test_reference_model_reads_the_change_from_the_neutral_frame():
+    from hiva_core.models import create_model
+
+    model = create_model("hiva", num_aus=3, text_dim=8, backbone="tiny", dim=32, heads=4, reference=True).eval()
+    plain = create_model("hiva", num_aus=3, text_dim=8, backbone="tiny", dim=32, heads=4).eval()
+    assert model.proj[0].in_features == 2 * plain.proj[0].in_features
+    face, rest = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    text = torch.randn(3, 2, 8)
+    with torch.no_grad():
+        tokens = model.forward_features(torch.cat([face, face], 1))
+        c = tokens.shape[-1] // 2
+        assert torch.equal(tokens[..., c:], torch.zeros_like(tokens[..., c:]))  # nothing changed from the neutral
+        out = model(torch.cat([face, rest], 1), text)
+        assert out["logits"].shape == (2, 3) and out["maps"] is not None
+        alone = model(face[:1].repeat(1, 2, 1, 1), text)["logits"]
+        beside = model(torch.cat([face[:1], rest[:1]], 1), text)["logits"]
+    assert not torch.allclose(alone, beside)  # the neutral frame matters
+    with pytest.raises(ValueError, match=r"\(B, 6, H, W\)"):
+        model(face, text)
+    linear = create_model("linear", num_aus=3, text_dim=8, backbone="tiny", reference=True)
+    assert linear(torch.cat([face, rest], 1))["logits"].shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------------- a run that reads the neutral frame
+@pytest.fixture(scope="module")
+def reference_runs(people, text_cache, tmp_path_factory):
+    """Two tiny runs on the people's folds 2-3, with and without the neutral frame: (reference run, plain run)."""
+    from hiva_core.cli import main
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ref_runs")
+    runs = []
+    for name, extra in (("ref", ["--set", "model.reference=true"]), ("plain", [])):
+        argv = train_argv(text_cache, people, root / name, "--fold", "1", *extra, epochs=12)
+        assert main(argv) == 0
+        runs.append(root / name)
+    return tuple(runs)
+
+
+def test_a_run_with_the_neutral_frame_reads_what_one_face_cannot(reference_runs, people):
+    """Held-out people whose AUs show only against their rest: the run beside the neutral frame ranks them well, the
+    run of one face barely above chance."""
+    from hiva_core.evaluate import evaluate_run
+
+    ref, plain = reference_runs
+    assert json.loads((ref / "config.json").read_text())["model_config"]["reference"] is True
+    with_rest = evaluate_run(ref, str(people), fold=1)
+    alone = evaluate_run(plain, str(people), fold=1)
+    assert with_rest["avg"]["auc"] > 0.85, with_rest["avg"]  # 0.89 here
+    assert alone["avg"]["auc"] < 0.75, alone["avg"]  # 0.65
+    assert with_rest["avg"]["auc"] > alone["avg"]["auc"] + 0.15
+
+
+def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference_runs, people, tmp_path, capsys):
+    from hiva_core.cli import main
+    from hiva_core.predict import run_predict
+
+    ref, plain = reference_runs
+    df = pd.read_csv(people)
+    without = write_manifest(people.parent / "no_neutral.csv", df.drop(columns="neutral").to_dict("records"))
+    assert main(["eval", "--run", str(ref), "--data", str(without)]) == 2
+    assert "neutral" in capsys.readouterr().err
+    without.unlink()
+
+    row = df[df["fold"] == 1].iloc[0]
+    face, rest = people.parent / row["path"], people.parent / row["neutral"]
+    with pytest.raises(UserError, match="--neutral IMAGE"):
+        run_predict([face], ref, detect=False)
+    with pytest.raises(UserError, match="drop --neutral"):
+        run_predict([face], plain, detect=False, neutral=rest)
+    with pytest.raises(UserError, match="not an image"):
+        run_predict([face], ref, detect=False, neutral=people)
+    result = run_predict([face], ref, detect=False, neutral=rest, heatmaps=tmp_path / "maps")
+    assert (tmp_path / "maps" / f"{face.stem}_face0.png").is_file()
+    # the same probabilities as eval's batch of that face beside its neutral frame
+    from hiva_core.checkpoint import load_run
+    from hiva_core.data import build_dataset
+
+    loaded = load_run(ref)
+    ds = build_dataset(str(people), split="test", fold=1, image_size=loaded.image_size).pair_references()
+    probs = loaded.predict(ds[0]["image"][None])["probs"][0].numpy()
+    got = result.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float)[0]
+    np.testing.assert_allclose(got, probs, atol=1e-5)
+
+    assert main(["adapt", str(face), "--run", str(ref), "--out", str(tmp_path / "adapted"), "--no-detect"]) == 2
+    assert "--data" in capsys.readouterr().err
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from hiva_core.export import export_onnx, run_onnx
+
+    report = export_onnx(ref, tmp_path / "ref.onnx")
+    onnx_probs = run_onnx(tmp_path / "ref.onnx", ds[0]["image"][None].numpy())["probs"][0]
+    np.testing.assert_allclose(onnx_probs, probs, atol=1e-4)
+    assert report["onnx"] == str(tmp_path / "ref.onnx")
