@@ -332,7 +332,8 @@ def run_predict(
     run's own (`hiva_core.vocabulary.select_aus`: AUs it was not trained on need an open-vocabulary run and their
     descriptions in `text_cache`). `flip`: each face's probabilities and maps averaged with its mirror image's
     (`LoadedRun.flip`). `neutral`: an image of the same person at rest, near the faces' pose, which a run trained
-    with `model.reference` reads every face beside (found and aligned like the inputs; the largest face). Returns the rows, a summary and stage timings; prints nothing but the progress bar
+    with `model.reference` reads every face beside (found and aligned like the inputs; the largest face). Returns
+    the rows, a summary and stage timings; prints nothing but the progress bar
     (`hiva_core.views` shows the rows and the summary; `quiet` is accepted for old callers and has no effect).
     """
     timer = StageTimer()
@@ -399,8 +400,8 @@ def run_predict(
 def neutral_tensor(
     loaded, neutral: str | os.PathLike | None, transform, timer: StageTimer, *, detect: bool, min_face: float
 ) -> torch.Tensor | None:
-    """The `--neutral` image's face as the model reads it (3, H, W), for a run trained with `model.reference`; None for
-    a run without. A run with it and no --neutral, --neutral for a run without, or an image without a face: UserError."""
+    """The `--neutral` image's face as the model reads it (3, H, W), for a run trained with `model.reference`; None
+    for a run without. A run with it and no --neutral, --neutral for a run without, or no face found: UserError."""
     reads = bool(loaded.model.config.reference)
     if neutral is None:
         if reads:

@@ -84,7 +84,7 @@ def face_model_path(shared_data):
 
 
 def test_synth_neutral_frames_are_added_to_a_set_without_rendering_its_faces(face_model_path, tmp_path):
-    from hiva_core.synth.writer import run_synth
+    from hiva_core.synth.writer import manifest_columns, run_synth
 
     out = tmp_path / "s"
     try:
@@ -93,8 +93,12 @@ def test_synth_neutral_frames_are_added_to_a_set_without_rendering_its_faces(fac
         pytest.skip(f"no offscreen OpenGL here: {exc}")
     files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "images").iterdir()}
     before = pd.read_csv(out / "manifest.csv")
-    run_synth(out, n=6, size=64, seed=3, face_model=face_model_path, progress=False, neutral=True)
+    from hiva_core.cli import main
+
+    flags = ["--n", "6", "--size", "64", "--seed", "3", "--face-model", str(face_model_path)]
+    assert main(["synth", "--out", str(out), *flags, "--neutral"]) == 0
     df = pd.read_csv(out / "manifest.csv")
+    assert list(df.columns) == manifest_columns(shifted=False, neutral=True)
     assert df["neutral"].tolist() == [f"neutral/{i:06d}.jpg" for i in range(6)]
     pd.testing.assert_frame_equal(df.drop(columns="neutral"), before)  # labels, poses, landmarks unchanged
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out / "images").iterdir()} == files
