@@ -593,7 +593,8 @@ def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor,
 class LoadedRun:
     """A trained model ready for inference: `predict(images)` -> `{"probs": (B,A), "maps": (B,A,h,w) | None}`.
 
-    Outputs are float32 CPU tensors; images are (B,3,H,W) ImageNet-normalised at `image_size`.
+    Outputs are float32 CPU tensors; images are (B,3,H,W) ImageNet-normalised at `image_size` ((B,6,H,W), each face
+    then its neutral frame, for a run with `reference`).
     """
 
     model: nn.Module
@@ -609,6 +610,12 @@ class LoadedRun:
     # Test-time flip: average each face's probabilities with its mirror image's, and its maps with the mirror's
     # maps mirrored back (`eval --flip`, `predict --flip`; 2x the model's time). AU labels are bilateral.
     flip: bool = False
+
+    @property
+    def reference(self) -> bool:
+        """Whether the model reads each face beside a neutral frame of the same person (`model.reference`): its
+        images are then (B, 6, H, W), the face and the neutral frame."""
+        return bool(self.config.get("model_config", {}).get("reference", False))
 
     def au_thresholds(self, threshold: float | str | Path | None = None) -> tuple[list[float], str]:
         """The threshold of each of `aus` and a few words on where they come from: `threshold` (the --threshold

@@ -242,7 +242,7 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) 
         from hiva_core.data.aligned import align_dataset
 
         dataset = align_dataset(dataset, data_cfg.get("align_cache"), device=loaded.device, split="chosen")
-    if loaded.model.config.reference:  # the run reads each face beside its neutral frame
+    if loaded.reference:  # the run reads each face beside its neutral frame
         dataset.pair_references()
     check_images(dataset)
     return dataset, rows

@@ -402,7 +402,7 @@ def neutral_tensor(
 ) -> torch.Tensor | None:
     """The `--neutral` image's face as the model reads it (3, H, W), for a run trained with `model.reference`; None
     for a run without. A run with it and no --neutral, --neutral for a run without, or no face found: UserError."""
-    reads = bool(loaded.model.config.reference)
+    reads = loaded.reference
     if neutral is None:
         if reads:
             raise UserError(
@@ -433,7 +433,7 @@ def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
     """The heatmap folder, created, after checking that the model has DDCA maps to draw."""
     if heatmaps is None:
         return None
-    channels = 6 if loaded.model.config.reference else 3
+    channels = 6 if loaded.reference else 3
     probe = loaded.predict(torch.zeros(1, channels, loaded.image_size, loaded.image_size))
     if probe.get("maps") is None:
         raise UserError(

@@ -238,6 +238,10 @@ def test_a_run_with_the_neutral_frame_reads_what_one_face_cannot(reference_runs,
     assert with_rest["avg"]["auc"] > 0.85, with_rest["avg"]  # 0.89 here
     assert alone["avg"]["auc"] < 0.75, alone["avg"]  # 0.65
     assert with_rest["avg"]["auc"] > alone["avg"]["auc"] + 0.15
+    some = evaluate_run(ref, str(people), fold=1, aus="1,4")  # a subset of its AUs
+    assert list(some["per_au"]) == ["AU1", "AU4"]
+    for au in ("AU1", "AU4"):
+        assert some["per_au"][au]["auc"] == pytest.approx(with_rest["per_au"][au]["auc"])
 
 
 def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference_runs, people, tmp_path, capsys):
