@@ -263,6 +263,8 @@ def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference
         run_predict([face], plain, detect=False, neutral=rest)
     with pytest.raises(UserError, match="not an image"):
         run_predict([face], ref, detect=False, neutral=people)
+    with pytest.raises(UserError, match="no face found"):  # found and aligned like the inputs: a band image has none
+        run_predict([face], ref, neutral=rest)
     result = run_predict([face], ref, detect=False, neutral=rest, heatmaps=tmp_path / "maps")
     assert (tmp_path / "maps" / f"{face.stem}_face0.png").is_file()
     # the same probabilities as eval's batch of that face beside its neutral frame
