@@ -63,6 +63,28 @@ def tiny_faces(tmp_path_factory) -> Path:
     return make_tiny_faces(tmp_path_factory.mktemp("tiny_faces"))
 
 
+# ------------------------------------------------------------------------------------------------------ SynthAU
+@pytest.fixture(scope="session")
+def face_model_path(shared_data) -> Path:
+    """The ICT-FaceKit light face model of ../shared, or a skip without it."""
+    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
+    if not path.is_file():
+        pytest.skip(f"no face model at {path}")
+    return path
+
+
+def make_renderer(face_model_path: Path, size: int):
+    """A SynthAU Renderer, or a skip where there is no offscreen OpenGL."""
+    from augtext.errors import UserError
+    from hiva_core.synth.facemodel import load_face_model
+    from hiva_core.synth.render import Renderer
+
+    try:
+        return Renderer(load_face_model(face_model_path), size)
+    except UserError as exc:
+        pytest.skip(f"no offscreen OpenGL here: {exc}")
+
+
 # ------------------------------------------------------------------------------------------- tiny training runs
 def train_argv(text_cache: Path, data: Path, out: Path, *extra: str, epochs: int = 6) -> list[str]:
     """`hiva_core train` arguments for a tiny, fast run (tiny backbone, d=32, 32-px crops, no workers/bars).

@@ -15,7 +15,7 @@ from PIL import Image
 from augtext.errors import UserError
 from hiva_core.synth import sampling
 from hiva_core.synth.aumap import SYNTH_AUS
-from tests.hiva_core.conftest import TINY_AUS, train_argv
+from tests.hiva_core.conftest import TINY_AUS, make_renderer, train_argv
 from tests.hiva_core.imagefix import write_manifest
 
 _BANDS = {1: (2, 11), 2: (15, 24), 4: (28, 37)}
@@ -75,14 +75,6 @@ def test_neutral_params_are_the_person_at_rest_near_the_pose():
     assert (a.yaw, a.align_jitter, a.au, a.noise_seed) == (b.yaw, b.align_jitter, b.au, b.noise_seed)
 
 
-@pytest.fixture(scope="module")
-def face_model_path(shared_data):
-    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
-    if not path.is_file():
-        pytest.skip(f"no face model at {path}")
-    return path
-
-
 def test_synth_neutral_frames_are_added_to_a_set_without_rendering_its_faces(face_model_path, tmp_path):
     from hiva_core.synth.writer import manifest_columns, run_synth
 
@@ -120,13 +112,7 @@ def test_synth_neutral_frames_are_added_to_a_set_without_rendering_its_faces(fac
 
 def test_synth_neutral_frame_shows_no_expression(face_model_path):
     """The neutral frame of a smiling face drops the smile: its mouth corners sit where the person's rest."""
-    from hiva_core.synth.facemodel import load_face_model
-    from hiva_core.synth.render import Renderer
-
-    try:
-        renderer = Renderer(load_face_model(face_model_path), 96)
-    except UserError as exc:
-        pytest.skip(f"no offscreen OpenGL here: {exc}")
+    renderer = make_renderer(face_model_path, 96)
     params = dataclasses.replace(sampling.sample_params(0, 4), au={a: (0.9 if a == 12 else 0.0) for a in SYNTH_AUS})
     rest = sampling.neutral_params(params, 0)
     smile = renderer.landmarks(*renderer.geometry(params)[::2][:2])[0]

@@ -15,27 +15,9 @@ from augtext.errors import UserError
 from hiva_core.synth import aumap, calibration, sampling
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS, blendshape_weights
 from hiva_core.synth.writer import manifest_columns, run_synth
+from tests.hiva_core.conftest import make_renderer
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def face_model_path(shared_data):
-    path = shared_data / "ict-facekit" / "ict_facekit_light.npz"
-    if not path.is_file():
-        pytest.skip(f"no face model at {path}")
-    return path
-
-
-def make_renderer(face_model_path, size: int):
-    """A Renderer, or a skip where there is no offscreen OpenGL."""
-    from hiva_core.synth.facemodel import load_face_model
-    from hiva_core.synth.render import Renderer
-
-    try:
-        return Renderer(load_face_model(face_model_path), size)
-    except UserError as exc:
-        pytest.skip(f"no offscreen OpenGL here: {exc}")
 
 
 @pytest.fixture(scope="module")
