@@ -617,6 +617,11 @@ class LoadedRun:
         images are then (B, 6, H, W), the face and the neutral frame."""
         return bool(self.config.get("model_config", {}).get("reference", False))
 
+    @property
+    def channels(self) -> int:
+        """Channels of the model's input images: 3, or 6 with `reference` (the face, then its neutral frame)."""
+        return 6 if self.reference else 3
+
     def au_thresholds(self, threshold: float | str | Path | None = None) -> tuple[list[float], str]:
         """The threshold of each of `aus` and a few words on where they come from: `threshold` (the --threshold
         option) for every AU when it is a number, the per-AU ones of a thresholds file when it names one (`eval

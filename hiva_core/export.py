@@ -84,8 +84,7 @@ def export_onnx(
     model = loaded.model.to("cpu").eval()
     check_finite(model.state_dict(), f"the model of {loaded.run_dir}")  # also a LoadedRun changed in memory
     size = loaded.image_size
-    channels = 6 if loaded.reference else 3  # model.reference: the face, then the neutral frame
-    example = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(0))
+    example = torch.randn(2, loaded.channels, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         probe = model(example, loaded.text_emb.cpu(), loaded.text_mask.cpu())
     if not bool(torch.isfinite(probe["logits"]).all()):

@@ -419,22 +419,33 @@ def neutral_tensor(
     if not path.is_file() or not is_image(path):
         raise UserError(f"--neutral {path}: not an image file (.jpg, .png, ...)")
     stream = FaceStream([(path, "image")], timer, detect=detect, batch_size=1, min_face=min_face, device=loaded.device)
-    faces = list(stream)
-    if faces and faces[0].row["status"] == "unreadable":
-        raise UserError(f"--neutral {path}: cannot read the image ({faces[0].row.get('error')})")
-    found = [f for f in faces if f.crop is not None]
-    if not found:
+    crops = largest_faces(stream, lambda row: UserError(f"--neutral {path}: cannot read the image ({row['error']})"))
+    if not crops:
         raise UserError(f"--neutral {path}: no face found (at --min-face {min_face:g} px)")
-    face = max(found, key=lambda f: (f.row["x2"] - f.row["x1"]) * (f.row["y2"] - f.row["y1"]))
-    return transform(face.crop)
+    return transform(crops[str(path)])
+
+
+def largest_faces(faces: Iterable[Face], unreadable: Callable[[dict[str, Any]], Exception]) -> dict[str, Image.Image]:
+    """The aligned crop of the largest face (box area) of each source that has one, from a FaceStream; an unreadable
+    frame raises `unreadable(row)`. The pick of `data.align` and of `predict --neutral`, as `prepare` picks."""
+    best: dict[str, tuple[float, Image.Image]] = {}
+    for face in faces:
+        row = face.row
+        if row["status"] == "unreadable":
+            raise unreadable(row)
+        if face.crop is None:
+            continue
+        area = (row["x2"] - row["x1"]) * (row["y2"] - row["y1"])
+        if row["source"] not in best or area > best[row["source"]][0]:
+            best[row["source"]] = (area, face.crop)
+    return {source: crop for source, (_, crop) in best.items()}
 
 
 def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
     """The heatmap folder, created, after checking that the model has DDCA maps to draw."""
     if heatmaps is None:
         return None
-    channels = 6 if loaded.reference else 3
-    probe = loaded.predict(torch.zeros(1, channels, loaded.image_size, loaded.image_size))
+    probe = loaded.predict(torch.zeros(1, loaded.channels, loaded.image_size, loaded.image_size))
     if probe.get("maps") is None:
         raise UserError(
             f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "

@@ -112,7 +112,7 @@ def align_dataset(
 def _align_images(dataset: AUDataset, todo: list[int], keys: list[str], store: CropCache, device, progress) -> None:
     """Detect and align the images `todo` (dataset positions) through predict's face stream; write their crops."""
     from hiva_core.faces.media import write_image
-    from hiva_core.predict import FaceStream, StageTimer
+    from hiva_core.predict import FaceStream, StageTimer, largest_faces
     from hiva_core.progress import progress_bar
 
     timer = StageTimer()
@@ -120,23 +120,16 @@ def _align_images(dataset: AUDataset, todo: list[int], keys: list[str], store: C
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start : start + CHUNK]
             sources = [(Path(dataset.path(i)), "image") for i in chunk]
-            best: dict[str, tuple[float, object]] = {}
             stream = FaceStream(sources, timer, min_face=store.min_face, device=device, on_frames=advance)
-            for face in stream:
-                row = face.row
-                if row["status"] == "unreadable":
-                    raise UserError(
-                        f"cannot read image {row['source']} ({row['error']}); replace or remove it from "
-                        f"{dataset.source}"
-                    )
-                if face.crop is None:
-                    continue
-                area = (row["x2"] - row["x1"]) * (row["y2"] - row["y1"])
-                if row["source"] not in best or area > best[row["source"]][0]:
-                    best[row["source"]] = (area, face.crop)
+            best = largest_faces(
+                stream,
+                lambda row: UserError(
+                    f"cannot read image {row['source']} ({row['error']}); replace or remove it from {dataset.source}"
+                ),
+            )
             for i, (source, _) in zip(chunk, sources, strict=True):
-                found = best.get(str(source))
-                if found is None:
+                crop = best.get(str(source))
+                if crop is None:
                     store.write_no_face(keys[i], str(source))
                 else:
-                    write_image(store.crop_file(keys[i]), np.asarray(found[1]))  # atomic
+                    write_image(store.crop_file(keys[i]), np.asarray(crop))  # atomic

@@ -136,7 +136,7 @@ class AUDataset(Dataset):
             rest = self.load_image(index, self.reference_path(index))
             images.append(rest if rest.size == images[0].size else rest.resize(images[0].size, Image.BILINEAR))
         if self.transform is not None:
-            tensor = torch.cat(_same_draw(self.transform, images), 0)
+            tensor = torch.cat(_same_draw(self.transform, images), 0) if self.paired else self.transform(images[0])
         else:  # uint8 (3, H, W), as loaded
             tensor = torch.cat([torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in images]).contiguous()
         item = {"image": tensor, **_known("labels", "mask", self.labels[index]), "meta": self.meta(index)}
