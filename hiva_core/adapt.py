@@ -120,7 +120,7 @@ def run_adapt(
             batches = counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance)
             seen = adapt_batchnorm(loaded.model, batches, text, loaded.device)
     else:
-        if loaded.reference:
+        if not loaded.reads_alone:
             raise UserError(
                 f"the run {source.path} reads each face beside its neutral frame (model.reference): adapt it with "
                 "--data SPEC, a manifest whose `neutral` column names each face's neutral frame"

@@ -618,6 +618,13 @@ class LoadedRun:
         return bool(self.config.get("model_config", {}).get("reference", False))
 
     @property
+    def reads_alone(self) -> bool:
+        """Whether the model also reads a face without its neutral frame, (B, 3, H, W): every run without
+        `reference`, and one trained with `model.reference_dropout` > 0."""
+        model = self.config.get("model_config", {})
+        return not self.reference or bool(model.get("reference_dropout", 0))
+
+    @property
     def channels(self) -> int:
         """Channels of the model's input images: 3, or 6 with `reference` (the face, then its neutral frame)."""
         return 6 if self.reference else 3

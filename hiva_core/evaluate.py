@@ -242,8 +242,8 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) 
         from hiva_core.data.aligned import align_dataset
 
         dataset = align_dataset(dataset, data_cfg.get("align_cache"), device=loaded.device, split="chosen")
-    if loaded.reference:  # the run reads each face beside its neutral frame
-        dataset.pair_references()
+    if loaded.reference and not (loaded.reads_alone and dataset.references is None):
+        dataset.pair_references()  # each face beside its neutral frame (data without them: read alone, if it can)
     check_images(dataset)
     return dataset, rows
 

@@ -401,13 +401,15 @@ def neutral_tensor(
     loaded, neutral: str | os.PathLike | None, transform, timer: StageTimer, *, detect: bool, min_face: float
 ) -> torch.Tensor | None:
     """The `--neutral` image's face as the model reads it (3, H, W), for a run trained with `model.reference`; None
-    for a run without. A run with it and no --neutral, --neutral for a run without, or no face found: UserError."""
+    without --neutral where the run reads faces alone (`LoadedRun.reads_alone`). A run that cannot and no
+    --neutral, --neutral for a run without `reference`, or no face found: UserError."""
     reads = loaded.reference
     if neutral is None:
-        if reads:
+        if not loaded.reads_alone:
             raise UserError(
                 f"the run {loaded.run_dir} reads each face beside a neutral frame of the same person "
-                "(model.reference): give --neutral IMAGE, a photo of the person at rest, near the faces' pose"
+                "(model.reference): give --neutral IMAGE, a photo of the person at rest, near the faces' pose "
+                "(a run trained with model.reference_dropout also reads faces alone)"
             )
         return None
     if not reads:

@@ -73,6 +73,10 @@ class ModelConfig:
     # both and every block reads each token with what changed from the neutral's (reference_tokens). One face's
     # geometry does not tell a thin lip from a pressed one; against the person at rest it does (README).
     reference: bool = False
+    # With `reference`: the share of training faces read without their neutral frame (the change half of their
+    # tokens replaced by a learned "no neutral" vector, `no_reference`). A run trained with it > 0 also reads a face
+    # alone, (B, 3, H, W): a photo without a resting frame, or each frame of a clip to find its resting one.
+    reference_dropout: float = 0.0
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
@@ -107,21 +111,40 @@ def default_dim(num_features: int, stride: int) -> int:
     return d
 
 
-def reference_tokens(backbone: Backbone, images: torch.Tensor, reference: bool) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Backbone tokens ``(B, L, C)`` and their grid; with ``reference``, images ``(B, 6, H, W)`` (the face, then the
-    neutral frame) give ``(B, L, 2C)``: the face's tokens and their change from the neutral's, the two encoded as one
-    batch (the backbone's normalisation sees both)."""
-    if not reference:
+def reference_tokens(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``model``'s backbone tokens ``(B, L, C)`` and their grid. With ``model.config.reference``, images ``(B, 6, H,
+    W)`` (the face, then the neutral frame) give ``(B, L, 2C)``: the face's tokens and their change from the
+    neutral's, the two encoded as one batch (the backbone's normalisation sees both). A model trained with
+    ``reference_dropout`` (it has ``no_reference``) also reads faces alone, ``(B, 3, H, W)``: the change half is then
+    its learned "no neutral" vector, as for the share of training faces it drops the neutral frame of."""
+    backbone, config = model.backbone, model.config
+    if not config.reference:
         return backbone(images)
+    alone = getattr(model, "no_reference", None)
+    if alone is not None and images.ndim == 4 and images.shape[1] == 3:
+        tokens, grid = backbone(images)
+        return torch.cat([tokens, alone.to(tokens.dtype).expand_as(tokens)], -1), grid
     if images.ndim != 4 or images.shape[1] != 6:
+        also = " or a face alone as (B, 3, H, W)" if alone is not None else ""
         raise ValueError(
-            f"a model with model.reference reads a face and its neutral frame stacked as (B, 6, H, W), got "
+            f"a model with model.reference reads a face and its neutral frame stacked as (B, 6, H, W){also}, got "
             f"{tuple(images.shape)}"
         )
     batch = images.shape[0]
     tokens, grid = backbone(torch.cat([images[:, :3], images[:, 3:]], 0))
     face, rest = tokens[:batch], tokens[batch:]  # slices, not chunk: an exported graph keeps its batch size free
-    return torch.cat([face, face - rest], -1), grid
+    change = face - rest
+    if alone is not None and model.training:  # this step's faces read without their neutral frame
+        drop = torch.rand(batch, 1, 1, device=change.device) < config.reference_dropout
+        change = torch.where(drop, alone.to(change.dtype).expand_as(change), change)
+    return torch.cat([face, change], -1), grid
+
+
+def no_reference(backbone: Backbone, config: ModelConfig) -> nn.Parameter | None:
+    """The learned change half of a face read without a neutral frame, for a model with ``reference_dropout``."""
+    if not (config.reference and config.reference_dropout > 0):
+        return None
+    return nn.Parameter(torch.randn(backbone.num_features) * 0.02)
 
 
 def token_width(backbone: Backbone, config: ModelConfig) -> int:
@@ -139,6 +162,13 @@ def check_width(config: ModelConfig) -> None:
         )
     if config.dim is not None and config.dim % config.heads:
         raise UserError(f"model {name!r}: dim {config.dim} must be divisible by heads {config.heads}")
+    if not 0 <= config.reference_dropout < 1:
+        raise UserError(
+            f"model.reference_dropout must be in [0, 1) (the share of training faces read without their neutral "
+            f"frame), got {config.reference_dropout}"
+        )
+    if config.reference_dropout and not config.reference:
+        raise UserError("model.reference_dropout needs model.reference=true (a model that reads neutral frames)")
 
 
 def resolve_dim(config: ModelConfig, backbone: Backbone) -> ModelConfig:
@@ -278,6 +308,7 @@ class HiVA(nn.Module):
             **text,
         )
         self.proj = nn.Sequential(nn.Linear(token_width(self.backbone, c), c.dim), nn.LayerNorm(c.dim))
+        self.no_reference = no_reference(self.backbone, c)
         self.build_blocks(c)
         self.geometry_head = GeometryHead(c.dim, c.num_aus, bool(c.geometry_unexplained)) if c.geometry else None
         self.intensity_head = LinearHead(c.num_aus, c.dim) if c.intensity else None
@@ -295,12 +326,12 @@ class HiVA(nn.Module):
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone tokens ``(B, L, C)`` (``(B, L, 2C)`` with a neutral reference: reference_tokens)."""
-        return reference_tokens(self.backbone, images, self.config.reference)[0]
+        return reference_tokens(self, images)[0]
 
     def forward(
         self, images: torch.Tensor, text_emb: torch.Tensor | None = None, text_mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor | None]:
-        tokens, grid = reference_tokens(self.backbone, images, self.config.reference)
+        tokens, grid = reference_tokens(self, images)
         return self.forward_head(tokens, text_emb, text_mask, grid=grid)
 
     def encode_text(self, text_emb: torch.Tensor | None, text_mask: torch.Tensor | None, device: torch.device):
@@ -384,9 +415,10 @@ class LinearAU(nn.Module):
         )
         self.config = resolve_dim(config, self.backbone)  # dim unused here, but recorded like HiVA's
         self.classifier = nn.Linear(token_width(self.backbone, config), config.num_aus)
+        self.no_reference = no_reference(self.backbone, config)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        return reference_tokens(self.backbone, images, self.config.reference)[0]
+        return reference_tokens(self, images)[0]
 
     def forward_head(self, tokens: torch.Tensor, *args, **kwargs) -> dict[str, torch.Tensor | None]:
         pooled = tokens.mean(1)
