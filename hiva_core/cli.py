@@ -249,10 +249,12 @@ def predict(
     aus: str | None = typer.Option(None, help=AUS_HELP),
     text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
     flip: bool = typer.Option(False, "--flip", help=FLIP_HELP),
-    neutral: Path | None = typer.Option(
+    neutral: str | None = typer.Option(
         None,
         help="A photo of the same person at rest, near the faces' pose: what a run trained with "
-        "--set model.reference=true reads every face beside.",
+        "--set model.reference=true reads every face beside. 'auto': each video's own resting frame, the one the "
+        "run reading faces alone finds least expressive (a run trained with model.reference_dropout); photos are "
+        "read alone.",
     ),
 ) -> None:
     """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.

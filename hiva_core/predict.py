@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
@@ -239,7 +240,7 @@ class _Batcher:
         thresholds,
         heatmaps: Path | None,
         timer: StageTimer,
-        neutral: torch.Tensor | None = None,
+        neutral: torch.Tensor | dict[str, torch.Tensor] | None = None,
     ):
         self.loaded, self.transform, self.batch_size, self.thresholds = loaded, transform, batch_size, thresholds
         self.heatmaps, self.timer, self.neutral = heatmaps, timer, neutral
@@ -247,19 +248,24 @@ class _Batcher:
         self.stems: dict[Path, str] = {}  # heatmap file stem of each source
 
     def add(self, row: dict[str, Any], crop: Image.Image) -> None:
+        """Queue a face; beside its neutral frame (--neutral: one for all, or each video's own resting frame)."""
+        rest = self.neutral.get(row["source"]) if isinstance(self.neutral, dict) else self.neutral
         with self.timer.stage("align"):
             tensor = self.transform(crop)
-            if self.neutral is not None:  # a model with model.reference: the face, then the person's neutral frame
-                tensor = torch.cat([tensor, self.neutral])
+            if rest is not None:  # a model with model.reference: the face, then the person's neutral frame
+                tensor = torch.cat([tensor, rest])
             self.pending.append((row, tensor))
         if len(self.pending) >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
-            return
-        rows, tensors = zip(*self.pending, strict=True)
-        self.pending = []
+        """Score the queued faces: those beside a neutral frame and those read alone in batches of their own."""
+        pending, self.pending = self.pending, []
+        for channels in sorted({tensor.shape[0] for _, tensor in pending}):
+            self._score([item for item in pending if item[1].shape[0] == channels])
+
+    def _score(self, pending: list[tuple[dict[str, Any], torch.Tensor]]) -> None:
+        rows, tensors = zip(*pending, strict=True)
         images = torch.stack(tensors)
         with self.timer.stage("model"):
             out = self.loaded.predict(images)
@@ -364,20 +370,17 @@ def run_predict(
 
         get_detector(loaded.device)  # a missing detector package fails here, before any work
     transform = build_transforms(loaded.image_size, augment=False)
-    rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
+    stream = partial(FaceStream, timer=timer, detect=detect, batch_size=batch_size, min_face=min_face)
+    resting: dict[str, dict[str, Any]] = {}
+    if neutral is not None and os.fspath(neutral) == AUTO_NEUTRAL:
+        rest, resting = resting_frames(loaded, sources, transform, stream, batch_size, progress)
+    else:
+        rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
     heat_dir = _heatmap_dir(loaded, heatmaps)
     batcher = _Batcher(loaded, transform, batch_size, thresholds, heat_dir, timer, rest)
     rows: list[dict[str, Any]] = []
     with progress_bar("predict", frame_total(sources), progress) as advance:
-        for face in FaceStream(
-            sources,
-            timer,
-            detect=detect,
-            batch_size=batch_size,
-            min_face=min_face,
-            device=loaded.device,
-            on_frames=advance,
-        ):
+        for face in stream(sources, device=loaded.device, on_frames=advance):
             rows.append(face.row)
             if face.crop is not None:
                 batcher.add(face.row, face.crop)
@@ -386,6 +389,8 @@ def run_predict(
     table = _frame(rows, loaded.aus)
     summary = _summary(table, sources, loaded)
     summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
+    if resting:
+        summary["resting_frames"] = resting
     if summary["frames_read"] == 0:
         failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
         raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")
@@ -395,6 +400,72 @@ def run_predict(
     return PredictResult(
         rows=table, summary=summary, timings=timer.totals(), aus=list(loaded.aus), thresholds=thresholds
     )
+
+
+AUTO_NEUTRAL = "auto"  # predict --neutral auto: each video's own resting frame
+
+
+def resting_frames(
+    loaded, sources: Sequence[tuple[Path, str]], transform, stream: Callable[..., FaceStream], batch_size: int, progress
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """`predict --neutral auto`: the resting frame of each video, for a run that reads faces alone too
+    (`LoadedRun.reads_alone`, model.reference_dropout). A first pass reads the largest face of every frame alone;
+    the frame whose face the run finds least expressive (the lowest mean AU probability) is the video's resting
+    frame. Returns its face as the model reads it (3, H, W) per video, and per video where it is (frame, time,
+    mean probability). Photos have no other frame of the person: they are read alone."""
+    if not loaded.reference:
+        raise UserError(
+            f"--neutral auto: the run {loaded.run_dir} reads one face at a time (trained without model.reference); "
+            "drop --neutral"
+        )
+    if not loaded.reads_alone:
+        raise UserError(
+            f"--neutral auto: the run {loaded.run_dir} cannot read a face without its neutral frame, which the "
+            "resting frame is chosen by; train with --set model.reference_dropout=0.3, or give --neutral IMAGE"
+        )
+    videos = [(path, kind) for path, kind in sources if kind == "video"]
+    best: dict[str, tuple[float, torch.Tensor, dict[str, Any]]] = {}
+    pending: list[tuple[dict[str, Any], torch.Tensor]] = []
+
+    def score() -> None:
+        if not pending:
+            return
+        probs = loaded.predict(torch.stack([t for _, t in pending]))["probs"].float().mean(1).tolist()
+        for (row, tensor), p in zip(pending, probs, strict=True):
+            if row["source"] not in best or p < best[row["source"]][0]:
+                best[row["source"]] = (p, tensor, row)
+        pending.clear()
+
+    with progress_bar("resting frames", frame_total(videos), progress) as advance:
+        for row, crop in largest_per_frame(stream(videos, on_frames=advance, device=loaded.device)):
+            pending.append((row, transform(crop)))
+            if len(pending) >= batch_size:
+                score()
+        score()
+    where = {
+        source: {"frame": int(row["frame"]), "time_s": float(row["time_s"]), "mean_prob": round(p, 4)}
+        for source, (p, _, row) in best.items()
+    }
+    return {source: tensor for source, (_, tensor, _) in best.items()}, where
+
+
+def largest_per_frame(faces: Iterable[Face]) -> Iterator[tuple[dict[str, Any], Image.Image]]:
+    """The row and crop of the largest face (box area) of each frame of a FaceStream (a frame's faces come
+    together), frames without one skipped."""
+    frame, largest = None, None
+    for face in faces:
+        key = (face.row["source"], face.row["frame"])
+        if key != frame:
+            if largest is not None:
+                yield largest[1:]
+            frame, largest = key, None
+        if face.crop is not None:
+            row = face.row
+            area = (row["x2"] - row["x1"]) * (row["y2"] - row["y1"])
+            if largest is None or area > largest[0]:
+                largest = (area, row, face.crop)
+    if largest is not None:
+        yield largest[1:]
 
 
 def neutral_tensor(

@@ -72,6 +72,11 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
         lines.append(f"  no face: {source}" + (f" ({n} frames)" if n > 1 else ""))
     for item in summary["unreadable"][:10]:
         lines.append(f"  unreadable: {item['source']}: {item['error']}")
+    for source, where in list(summary.get("resting_frames", {}).items())[:10]:
+        lines.append(
+            f"  resting frame of {source}: frame {where['frame']} ({where['time_s']:.2f} s, mean AU probability "
+            f"{where['mean_prob']:.2f} read alone)"
+        )
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -80,56 +80,69 @@ def align_dataset(
 ) -> AUDataset:
     """`dataset` with each image replaced by its aligned face crop (cached), rows without a face left out.
 
-    `cache`: the crop folder (None: `hiva_aligned/` under the dataset's root). `split` names the rows in messages."""
+    Neutral frames (a manifest's `neutral` column) are aligned alike, each file once however many rows name it; a row
+    whose neutral frame has no face is left out too. `cache`: the crop folder (None: `hiva_aligned/` under the
+    dataset's root). `split` names the rows in messages."""
     from hiva_core.data.dataset import check_images
 
     folder = Path(cache) if cache is not None else default_cache(dataset)
     check_output_dir(folder, "data.align_cache")
     check_images(dataset, progress=False)  # a missing file is an error, as without alignment
     store = CropCache(folder)
-    keys = [store.key(dataset.path(i)) for i in range(len(dataset))]
-    todo = [i for i, k in enumerate(keys) if not store.crop_file(k).is_file() and not store.no_face_file(k).is_file()]
+    faces = [dataset.path(i) for i in range(len(dataset))]
+    refs = dataset.references or [""] * len(dataset)
+    rests = [dataset.reference_path(i) if str(r).strip() else "" for i, r in enumerate(refs)]
+    images = list(dict.fromkeys([*faces, *filter(None, rests)]))  # each file once, in order
+    keys = {path: store.key(path) for path in images}
+    todo = [p for p in images if not store.crop_file(keys[p]).is_file() and not store.no_face_file(keys[p]).is_file()]
     if todo:
-        _align_images(dataset, todo, keys, store, device, progress)
-    keep = [i for i, k in enumerate(keys) if store.crop_file(k).is_file()]
-    missed = [dataset.path(i) for i, k in enumerate(keys) if not store.crop_file(k).is_file()]
+        _align_images(todo, keys, store, device, progress, dataset.source)
+    found = {p for p in images if store.crop_file(keys[p]).is_file()}
+    keep = [i for i in range(len(dataset)) if faces[i] in found and (not rests[i] or rests[i] in found)]
     where = f"the {split} rows of {dataset.source}" if split else dataset.source
-    for path in missed[:SHOW]:
+    missed = [p for p in faces if p not in found] + [f"{p} (a neutral frame)" for p in rests if p and p not in found]
+    for path in list(dict.fromkeys(missed))[:SHOW]:
         print(f"warning: data.align: no face found in {path}; left out of {where}", file=sys.stderr)
-    if len(missed) > SHOW:
+    if len(set(missed)) > SHOW:
         print(
-            f"warning: data.align: {len(missed) - SHOW} more images without a face left out of {where}", file=sys.stderr
+            f"warning: data.align: {len(set(missed)) - SHOW} more images without a face left out of {where}",
+            file=sys.stderr,
         )
     if not keep:
         raise UserError(
             f"data.align found no face in any of the {len(dataset)} images of {where}; are they photos of faces? "
             "(already aligned crops need no data.align)"
         )
-    crops = [str(store.crop_file(keys[i])) for i in keep]
-    return dataset.subset(keep, files=crops, source=f"{dataset.source} (aligned, {folder})")
+    crop = lambda path: str(store.crop_file(keys[path])) if path else ""  # noqa: E731
+    return dataset.subset(
+        keep,
+        files=[crop(faces[i]) for i in keep],
+        source=f"{dataset.source} (aligned, {folder})",
+        references=None if dataset.references is None else [crop(rests[i]) for i in keep],
+    )
 
 
-def _align_images(dataset: AUDataset, todo: list[int], keys: list[str], store: CropCache, device, progress) -> None:
-    """Detect and align the images `todo` (dataset positions) through predict's face stream; write their crops."""
+def _align_images(paths: list[str], keys: dict[str, str], store: CropCache, device, progress, source: str) -> None:
+    """Detect and align the images `paths` through predict's face stream; write their crops (or no-face markers)."""
     from hiva_core.faces.media import write_image
     from hiva_core.predict import FaceStream, StageTimer, largest_faces
     from hiva_core.progress import progress_bar
 
     timer = StageTimer()
-    with progress_bar("aligning faces", len(todo), progress) as advance:
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            sources = [(Path(dataset.path(i)), "image") for i in chunk]
+    with progress_bar("aligning faces", len(paths), progress) as advance:
+        for start in range(0, len(paths), CHUNK):
+            chunk = paths[start : start + CHUNK]
+            sources = [(Path(p), "image") for p in chunk]
             stream = FaceStream(sources, timer, min_face=store.min_face, device=device, on_frames=advance)
             best = largest_faces(
                 stream,
                 lambda row: UserError(
-                    f"cannot read image {row['source']} ({row['error']}); replace or remove it from {dataset.source}"
+                    f"cannot read image {row['source']} ({row['error']}); replace or remove it from {source}"
                 ),
             )
-            for i, (source, _) in zip(chunk, sources, strict=True):
-                crop = best.get(str(source))
+            for path, (image, _) in zip(chunk, sources, strict=True):
+                crop = best.get(str(image))
                 if crop is None:
-                    store.write_no_face(keys[i], str(source))
+                    store.write_no_face(keys[path], str(image))
                 else:
-                    write_image(store.crop_file(keys[i]), np.asarray(crop))  # atomic
+                    write_image(store.crop_file(keys[path]), np.asarray(crop))  # atomic

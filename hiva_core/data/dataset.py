@@ -82,11 +82,6 @@ class AUDataset(Dataset):
                 f"{self.source} names no neutral frames: a model with model.reference reads each face beside a neutral "
                 "frame of the same person, a manifest column `neutral` (paths, as `hiva_core synth --neutral` writes)"
             )
-        if self._origins is not None:
-            raise UserError(
-                f"{self.source}: these faces were aligned on the fly (data.align) and their neutral frames would not "
-                "be; align both first (`hiva_core prepare`), then train or evaluate on the aligned manifest"
-            )
         missing = [i for i, r in enumerate(refs) if not str(r).strip()]
         if missing:
             raise UserError(
@@ -146,9 +141,16 @@ class AUDataset(Dataset):
             item.update(_known("intensity", "intensity_mask", self.intensity[index]))
         return item
 
-    def subset(self, indices: Sequence[int], files: Sequence[str] | None = None, source: str = "") -> AUDataset:
+    def subset(
+        self,
+        indices: Sequence[int],
+        files: Sequence[str] | None = None,
+        source: str = "",
+        references: Sequence[str] | None = None,
+    ) -> AUDataset:
         """The rows `indices` (in that order) as a dataset with the same AUs and transform. `files`: other image
-        files for those rows (absolute, or relative to this root), e.g. their aligned crops; meta stays the rows'."""
+        files for those rows (absolute, or relative to this root), e.g. their aligned crops; meta stays the rows'.
+        `references`: other neutral frames for those rows (e.g. their aligned crops), else the rows' own."""
         indices = [int(i) for i in indices]
         chosen = [self.files[i] for i in indices] if files is None else list(files)
         return AUDataset(
@@ -162,9 +164,12 @@ class AUDataset(Dataset):
             geometry=self.geometry[indices] if self.geometry is not None else None,
             intensity=self.intensity[indices] if self.intensity is not None else None,
             origins=None if files is None and self._origins is None else [self.origin(i) for i in indices],
-            references=None if self.references is None else [self.references[i] for i in indices],
+            references=list(references) if references is not None else self._references_of(indices),
             paired=self.paired,
         )
+
+    def _references_of(self, indices: list[int]) -> list[str] | None:
+        return None if self.references is None else [self.references[i] for i in indices]
 
     def __repr__(self) -> str:
         aus = " ".join(au_label(a) for a in self.aus)

@@ -159,3 +159,33 @@ def test_align_errors_name_the_problem(raw_faces, tmp_path, capsys):
     pd.DataFrame([{"path": str(broken), "AU1": 1}]).to_csv(bad, index=False)
     with pytest.raises(UserError, match="cannot read image .*broken.jpg"):
         align_dataset(build_dataset(bad, split="all"), tmp_path / "c", progress=False)
+
+
+def test_align_aligns_neutral_frames_too_each_file_once(raw_faces, text_cache, tmp_path, capsys):
+    """A manifest's `neutral` column is aligned with the faces (a run with model.reference reads both in one
+    framing): each neutral file once however many rows name it; a row whose neutral frame has no face is left out."""
+    from hiva_core.data import build_dataset
+    from hiva_core.data.aligned import align_dataset
+    from hiva_core.predict import FaceStream, StageTimer
+
+    frame = pd.read_csv(raw_faces)
+    frame["path"] = [str(raw_faces.parent / p) for p in frame["path"]]
+    frame["neutral"] = [str(raw_faces.parent / ("photo1.jpg" if i % 2 else "photo0.jpg")) for i in range(len(frame))]
+    frame.loc[5, "neutral"] = str(raw_faces.parent / "wall.png")  # a neutral frame without a face
+    manifest = tmp_path / "with_neutral.csv"
+    frame.to_csv(manifest, index=False)
+    cache = tmp_path / "crops"
+    aligned = align_dataset(build_dataset(manifest, split="train"), cache, progress=False, split="train")
+    err = capsys.readouterr().err
+    assert f"no face found in {raw_faces.parent / 'wall.png'} (a neutral frame)" in err
+    assert len(aligned) == 5  # wall.png's own row and the row beside it left out
+    assert len(list(cache.glob("*/*.png"))) == 6 and len(list(cache.glob("*/*.noface"))) == 1  # 6 photos, 1 wall
+    rest = next(iter(FaceStream([(raw_faces.parent / "photo1.jpg", "image")], StageTimer()))).crop
+    # predict's crop of that photo (up to a grey level here and there: MTCNN's batch of 7 against a batch of 1)
+    assert np.abs(np.asarray(Image.open(aligned.reference_path(1))).astype(int) - np.asarray(rest)).mean() < 0.01
+    assert aligned.reference_path(1) == aligned.path(1)  # photo1 beside itself: one crop, one file
+    assert aligned.pair_references()[0]["image"].shape[0] == 6
+    out = tmp_path / "run"
+    argv = train_argv(text_cache, manifest, out, "--set", "data.align=true", "--set", f"data.align_cache={cache}")
+    assert main([*argv, "--set", "model.reference=true", "--epochs", "1"]) == 0
+    assert RunFolder(out).read_config()["data"]["train_frames"] == 5

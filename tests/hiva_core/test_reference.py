@@ -210,13 +210,19 @@ def test_reference_model_reads_the_change_from_the_neutral_frame():
 # ---------------------------------------------------------------------------------- a run that reads the neutral frame
 @pytest.fixture(scope="module")
 def reference_runs(people, text_cache, tmp_path_factory):
-    """Two tiny runs on the people's folds 2-3, with and without the neutral frame: (reference run, plain run)."""
+    """Three tiny runs on the people's folds 2-3: beside the neutral frame, of one face, and beside the neutral frame
+    with a third of the faces read alone (model.reference_dropout): (reference run, plain run, dropout run)."""
     from hiva_core.cli import main
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("ref_runs")
     runs = []
-    for name, extra in (("ref", ["--set", "model.reference=true"]), ("plain", [])):
+    reference = ["--set", "model.reference=true"]
+    for name, extra in (
+        ("ref", reference),
+        ("plain", []),
+        ("drop", [*reference, "--set", "model.reference_dropout=0.3"]),
+    ):
         argv = train_argv(text_cache, people, root / name, "--fold", "1", *extra, epochs=12)
         assert main(argv) == 0
         runs.append(root / name)
@@ -228,7 +234,7 @@ def test_a_run_with_the_neutral_frame_reads_what_one_face_cannot(reference_runs,
     run of one face barely above chance."""
     from hiva_core.evaluate import evaluate_run
 
-    ref, plain = reference_runs
+    ref, plain, _ = reference_runs
     assert json.loads((ref / "config.json").read_text())["model_config"]["reference"] is True
     with_rest = evaluate_run(ref, str(people), fold=1)
     alone = evaluate_run(plain, str(people), fold=1)
@@ -245,7 +251,7 @@ def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference
     from hiva_core.cli import main
     from hiva_core.predict import run_predict
 
-    ref, plain = reference_runs
+    ref, plain, _ = reference_runs
     df = pd.read_csv(people)
     without = write_manifest(people.parent / "no_neutral.csv", df.drop(columns="neutral").to_dict("records"))
     assert main(["eval", "--run", str(ref), "--data", str(without)]) == 2
@@ -284,3 +290,91 @@ def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference
     onnx_probs = run_onnx(tmp_path / "ref.onnx", ds[0]["image"][None].numpy())["probs"][0]
     np.testing.assert_allclose(onnx_probs, probs, atol=1e-4)
     assert report["onnx"] == str(tmp_path / "ref.onnx")
+
+
+# ------------------------------------------------------------------- a run that also reads faces alone (dropout)
+def test_reference_dropout_model_reads_a_face_alone():
+    from hiva_core.models import create_model
+
+    kw = dict(num_aus=3, text_dim=8, backbone="tiny", dim=32, heads=4, reference=True)
+    model = create_model("hiva", **kw, reference_dropout=0.5)
+    face, rest, text = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), torch.randn(3, 2, 8)
+    torch.manual_seed(0)
+    model(torch.cat([face, rest], 1), text)["logits"].sum().backward()
+    assert model.no_reference.grad.abs().sum() > 0  # some of the faces were read without their neutral frame
+    model.eval()
+    with torch.no_grad():
+        tokens = model.forward_features(face)
+        c = tokens.shape[-1] // 2
+        assert torch.equal(tokens[..., c:], model.no_reference.expand_as(tokens[..., c:]))
+        alone = model(face, text)["logits"]
+        beside = model(torch.cat([face, rest], 1), text)["logits"]
+        again = model(torch.cat([face, rest], 1), text)["logits"]
+    assert alone.shape == (4, 3) and not torch.allclose(alone, beside)
+    assert torch.equal(beside, again)  # nothing dropped in eval
+    assert create_model("linear", **kw, reference_dropout=0.3)(face)["logits"].shape == (4, 3)
+    with pytest.raises(UserError, match="needs model.reference"):
+        create_model("hiva", **{**kw, "reference": False}, reference_dropout=0.3)
+    with pytest.raises(UserError, match=r"\[0, 1\)"):
+        create_model("hiva", **kw, reference_dropout=1.0)
+
+
+def test_a_dropout_run_reads_beside_the_neutral_frame_and_alone(reference_runs, people, tmp_path):
+    """The dropout run reads the held-out people beside their neutral frames about as well as the reference run, and
+    a manifest without the column alone (as a run of one face does) instead of refusing it."""
+    from hiva_core.evaluate import evaluate_run
+
+    ref, plain, drop = reference_runs
+    assert json.loads((drop / "config.json").read_text())["model_config"]["reference_dropout"] == 0.3
+    beside = evaluate_run(drop, str(people), fold=1)
+    assert beside["avg"]["auc"] > 0.8, beside["avg"]
+    df = pd.read_csv(people)
+    without = write_manifest(people.parent / "alone.csv", df.drop(columns="neutral").to_dict("records"))
+    alone = evaluate_run(drop, str(without), fold=1)
+    assert alone["avg"]["auc"] < beside["avg"]["auc"] - 0.1, (alone["avg"], beside["avg"])
+    without.unlink()
+
+
+def test_predict_neutral_auto_reads_each_video_beside_its_resting_frame(reference_runs, people, tmp_path, capsys):
+    """--neutral auto: a first pass reads every frame alone and takes the least expressive as the video's resting
+    frame; the video's faces are then read beside it, as with --neutral of that frame; photos are read alone."""
+    import av
+
+    from hiva_core.cli import main
+    from hiva_core.predict import run_predict
+    from tests.hiva_core.test_predict import write_video
+
+    ref, plain, drop = reference_runs
+    df = pd.read_csv(people)
+    person = df[df["subject"] == df[df["fold"] == 1]["subject"].iloc[0]]
+    paths = [*person["path"], person["neutral"].iloc[0], *person["path"]]
+    frames = [np.asarray(Image.open(people.parent / p).convert("RGB").resize((48, 48))) for p in paths]
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames)
+    photo = people.parent / person["path"].iloc[0]
+
+    alone = run_predict([video, photo], drop, detect=False)  # the run reads every frame alone
+    probs = alone.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float)
+    rest = int(np.argmin(probs[: len(frames)].mean(1)))
+    auto = run_predict([video, photo], drop, detect=False, neutral="auto")
+    where = auto.summary["resting_frames"][str(video)]
+    assert where["frame"] == rest and where["mean_prob"] == pytest.approx(probs[rest].mean(), abs=1e-4)
+    got = auto.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float)
+    np.testing.assert_allclose(got[-1], probs[-1], atol=1e-6)  # the photo: alone
+    with av.open(str(video)) as container:  # the same frame, decoded, given as --neutral
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    Image.fromarray(decoded[rest]).save(tmp_path / "rest.png")
+    given = run_predict([video], drop, detect=False, neutral=tmp_path / "rest.png")
+    np.testing.assert_allclose(got[:-1], given.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float), atol=1e-5)
+
+    out = tmp_path / "aus.csv"
+    assert main(["predict", str(video), "--run", str(drop), "--no-detect", "--neutral", "auto", "--out", str(out)]) == 0
+    assert f"resting frame of {video}: frame {rest}" in capsys.readouterr().err
+    for run, match in ((ref, "cannot read a face without"), (plain, "drop --neutral")):
+        with pytest.raises(UserError, match=match):
+            run_predict([video], run, detect=False, neutral="auto")
+    # a dropout run reads a photo without --neutral, and adapts on photos alone
+    assert len(run_predict([photo], drop, detect=False).rows) == 1
+    adapted = tmp_path / "adapted"
+    assert main(["adapt", str(photo.parent), "--run", str(drop), "--out", str(adapted), "--no-detect"]) == 0
+    assert (adapted / "config.json").is_file()
