@@ -165,6 +165,35 @@ def train(
         print(format_folds_table(summary))
 
 
+@app.command("neutral")
+def neutral_(
+    data: str = typer.Option(..., help="bp4d:|disfa:|gft:ROOT (with --lists), a manifest, or a SynthAU folder."),
+    lists: Path | None = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
+    split: str = typer.Option("train", help="List files: the split (train or test); a manifest: all its rows."),
+    fold: int | None = typer.Option(None, help="List files: the fold (default 1)."),
+    run: Path | None = typer.Option(
+        None,
+        help="Choose each clip's resting frame by this run's reading of each face alone (the least expressive), not "
+        "by the labels: for frames you test on. A run without model.reference, or one with model.reference_dropout.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        help="A manifest: the new manifest to write (.csv or .parquet), a copy with a `neutral` column. List files "
+        "get <DATASET>_<split>_neutral_fold<k>.txt beside the path list, read with them from then on.",
+    ),
+    batch_size: int = typer.Option(64),
+    device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
+) -> None:
+    """Each frame's neutral frame, for a run with model.reference on data without them: the resting frame of its
+    clip (same subject and sequence), the frame with the fewest AUs present, or with --run the one a run reads as
+    least expressive."""
+    from hiva_core.neutral import print_summary, run_neutral
+
+    print_summary(
+        run_neutral(data, lists=lists, split=split, fold=fold, run=run, out=out, batch_size=batch_size, device=device)
+    )
+
+
 @app.command("eval")
 def eval_(
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),

@@ -54,6 +54,7 @@ class ListFormat:
     folds: bool
     folder_depth: int  # folders before the file name: BP4D subject/sequence, DISFA subject
     weights: str  # per-AU training loss weights (ME-GraphAU's file; written by `prepare`, not read here)
+    neutral: str  # optional: each frame's neutral frame, line for line with `paths` (written by `hiva_core neutral`)
 
     @property
     def aus(self) -> list[int]:
@@ -61,6 +62,9 @@ class ListFormat:
 
     def file_names(self, split: str, fold: int | None) -> tuple[str, str]:
         return self.paths.format(split=split, fold=fold), self.labels.format(split=split, fold=fold)
+
+    def neutral_name(self, split: str, fold: int | None) -> str:
+        return self.neutral.format(split=split, fold=fold)
 
     def weights_name(self, fold: int | None) -> str:
         return self.weights.format(fold=fold)
@@ -75,6 +79,7 @@ LIST_FORMATS: dict[str, ListFormat] = {
         folds=True,
         folder_depth=2,
         weights="BP4D_train_weight_fold{fold}.txt",
+        neutral="BP4D_{split}_neutral_fold{fold}.txt",
     ),
     "disfa": ListFormat(
         "disfa",
@@ -84,6 +89,7 @@ LIST_FORMATS: dict[str, ListFormat] = {
         folds=True,
         folder_depth=1,
         weights="DISFA_train_weight_fold{fold}.txt",
+        neutral="DISFA_{split}_neutral_fold{fold}.txt",
     ),
     "gft": ListFormat(
         "gft",
@@ -93,6 +99,7 @@ LIST_FORMATS: dict[str, ListFormat] = {
         folds=False,
         folder_depth=1,
         weights="GFT_train_weight.txt",
+        neutral="GFT_{split}_neutral.txt",
     ),
 }
 
@@ -246,4 +253,13 @@ def load_list_dataset(
     labels, aus = select_aus(labels, fmt.aus, aus, source)
     # partial of a module-level function, not a lambda: DataLoader workers may pickle the dataset (spawn)
     meta = partial(_meta_of_row, files, fmt.folder_depth)
-    return AUDataset(files, labels, aus, root=root, transform=transform, meta=meta, source=source)
+    neutral_file = path_file.with_name(fmt.neutral_name(split, 1 if fold is None else fold))  # GFT: no {fold}
+    references = read_path_list(neutral_file) if neutral_file.is_file() else None
+    if references is not None and len(references) != len(files):
+        raise UserError(
+            f"{neutral_file} has {len(references)} lines but {path_file} has {len(files)} image lines; the neutral "
+            "frames must match the images line for line (write them again with `hiva_core neutral`)"
+        )
+    return AUDataset(
+        files, labels, aus, root=root, transform=transform, meta=meta, source=source, references=references
+    )

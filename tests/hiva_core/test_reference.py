@@ -373,6 +373,10 @@ def test_predict_neutral_auto_reads_each_video_beside_its_resting_frame(referenc
     for run, match in ((ref, "cannot read a face without"), (plain, "drop --neutral")):
         with pytest.raises(UserError, match=match):
             run_predict([video], run, detect=False, neutral="auto")
+    from hiva_core.neutral import run_neutral
+
+    with pytest.raises(UserError, match="cannot read one alone"):  # nor choose a data set's resting frames
+        run_neutral(str(people), run=ref, out=tmp_path / "n.csv")
     # a dropout run reads a photo without --neutral, and adapts on photos alone
     assert len(run_predict([photo], drop, detect=False).rows) == 1
     adapted = tmp_path / "adapted"

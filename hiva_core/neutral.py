@@ -1,0 +1,169 @@
+"""`hiva_core neutral`: each frame's neutral frame, what a run with `model.reference` reads it beside, for data that
+has none of its own: BP4D / DISFA / GFT list files (a `*_neutral*` list written beside the path list, line for line,
+which the list loader reads from then on) or a manifest (a copy with a `neutral` column).
+
+A frame's neutral frame is the resting frame of its clip: the frames of the same subject and sequence (BP4D's
+`F007/T1/`, DISFA's subject; a manifest's `subject` and `sequence` columns, else the image's folder). The resting
+frame is chosen
+- by the labels (default): the frame with the fewest AUs present (an unknown label counts as present), the middle
+  one of a tie in list order. Right for the frames a model trains on; on the frames it is tested on, the labels
+  would choose the reference from the answers: choose those by a run.
+- by a run (`run`): the frame it reads as least expressive (the lowest mean AU probability), reading each face alone:
+  a run without `model.reference`, or one trained with `model.reference_dropout` (`LoadedRun.reads_alone`), as
+  `predict --neutral auto` picks a video's resting frame.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augtext.errors import UserError
+from augtext.io import atomic_write, check_output_file
+from hiva_core.data.dataset import AUDataset
+
+
+def clips(dataset: AUDataset) -> list[list[int]]:
+    """The rows of each clip (same subject and sequence), in list order."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in range(len(dataset)):
+        meta = dataset.meta(i)
+        groups.setdefault((meta["subject"], meta["sequence"]), []).append(i)
+    return list(groups.values())
+
+
+def label_scores(dataset: AUDataset) -> np.ndarray:
+    """How expressive each row's labels say it is: AUs present, an unknown one counted as present."""
+    return np.nan_to_num(dataset.labels, nan=1.0).sum(1)
+
+
+def run_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | None = None) -> np.ndarray:
+    """How expressive `loaded` reads each row's face, alone: its mean AU probability."""
+    from hiva_core.adapt import counted
+    from hiva_core.evaluate import run_loader
+    from hiva_core.progress import progress_bar
+
+    scores = []
+    with progress_bar("resting frames", len(dataset), progress) as advance, torch.no_grad():
+        for images in counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance):
+            scores.append(loaded.predict(images)["probs"].float().mean(1).numpy())
+    return np.concatenate(scores)
+
+
+def resting_rows(groups: Sequence[Sequence[int]], scores: np.ndarray, total: int) -> np.ndarray:
+    """Per row, the row of its clip's resting frame: the lowest score, the middle one of a tie."""
+    chosen = np.empty(total, dtype=np.int64)
+    for rows in groups:
+        rows = np.asarray(rows)
+        tied = rows[scores[rows] == scores[rows].min()]
+        chosen[rows] = tied[len(tied) // 2]
+    return chosen
+
+
+def run_neutral(
+    data: str,
+    *,
+    lists: str | os.PathLike | None = None,
+    split: str = "train",
+    fold: int | None = None,
+    run: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Choose every frame's neutral frame and write them (module docstring); returns a summary."""
+    from hiva_core.data import build_dataset, check_images
+    from hiva_core.data.lists import LIST_FORMATS, find_list_files, list_spec_name
+
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    parts = list_spec_name(data)
+    loaded = None
+    if run is not None:
+        from hiva_core.checkpoint import load_run
+
+        loaded = load_run(run, device=device)
+        if not loaded.reads_alone:
+            raise UserError(
+                f"--run {run}: it reads each face beside a neutral frame (model.reference) and cannot read one alone, "
+                "which the resting frame is chosen by; use a run without model.reference or one trained with "
+                "model.reference_dropout"
+            )
+    image_size = loaded.image_size if loaded is not None else 32
+    if parts is not None:
+        fmt = LIST_FORMATS[parts[0]]
+        path_file, _ = find_list_files(fmt, lists, split, fold) if lists is not None else (None, None)
+        dataset = build_dataset(data, split=split, fold=fold, lists=lists, image_size=image_size)
+        if out is not None:
+            raise UserError(
+                f"--out: {fmt.folder} list files' neutral frames are written beside the path list, where loading the "
+                "list files reads them; drop --out"
+            )
+        target = path_file.with_name(fmt.neutral_name(split, fold or 1))
+        what = str(path_file)
+    else:
+        from hiva_core.data.manifest import find_manifest
+
+        source = find_manifest(data)
+        if out is None:
+            raise UserError(f"--out: name the manifest to write ({source} with a `neutral` column added)")
+        target = Path(out)
+        if target.suffix.lower() not in (".csv", ".parquet"):
+            raise UserError(f"--out {target}: write the manifest as .csv or .parquet")
+        if target.resolve() == source.resolve():
+            raise UserError(f"--out {target} is the manifest read; write the copy with its neutral column elsewhere")
+        dataset = build_dataset(data, split="all", image_size=image_size)
+        what = str(source)
+    check_output_file(target, "--out")
+    groups = clips(dataset)
+    if loaded is not None:
+        check_images(dataset, progress=False)
+        scores, how = run_scores(loaded, dataset, batch_size, progress), f"read alone by {loaded.run_dir}"
+    else:
+        scores, how = label_scores(dataset), "by the labels (fewest AUs present)"
+    chosen = resting_rows(groups, scores, len(dataset))
+    names = [dataset.files[j] for j in chosen]
+    if parts is not None:
+        with atomic_write(target, "w") as fh:
+            fh.write("".join(f"{name}\n" for name in names))
+    else:
+        _write_manifest(Path(what), target, names)
+    rest = sorted(set(chosen.tolist()))
+    return {
+        "data": what,
+        "out": str(target),
+        "frames": len(dataset),
+        "clips": len(groups),
+        "chosen": how,
+        "resting_with_aus": int((label_scores(dataset)[rest] > 0).sum()) if loaded is None else None,
+    }
+
+
+def _write_manifest(source: Path, target: Path, names: list[str]) -> None:
+    """`source` with its `neutral` column set to `names` (paths as its `path` column writes them), as `target`."""
+    from hiva_core.data.manifest import read_label_manifest
+    from hiva_core.predict import write_rows
+
+    table = read_label_manifest(source)
+    table["neutral"] = names
+    write_rows(table, target)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    line = (
+        f"neutral: {summary['frames']} frames in {summary['clips']} clips of {summary['data']}, each clip's resting "
+        f"frame chosen {summary['chosen']} -> {summary['out']}"
+    )
+    if summary["resting_with_aus"]:
+        line += (
+            f"\n  {summary['resting_with_aus']} clip(s) have no frame without an AU present: each is read beside its "
+            "least expressive frame"
+        )
+    print(line, file=sys.stderr)
