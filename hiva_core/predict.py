@@ -499,19 +499,16 @@ def neutral_tensor(
 
 
 def largest_faces(faces: Iterable[Face], unreadable: Callable[[dict[str, Any]], Exception]) -> dict[str, Image.Image]:
-    """The aligned crop of the largest face (box area) of each source that has one, from a FaceStream; an unreadable
-    frame raises `unreadable(row)`. The pick of `data.align` and of `predict --neutral`, as `prepare` picks."""
-    best: dict[str, tuple[float, Image.Image]] = {}
-    for face in faces:
-        row = face.row
-        if row["status"] == "unreadable":
-            raise unreadable(row)
-        if face.crop is None:
-            continue
-        area = (row["x2"] - row["x1"]) * (row["y2"] - row["y1"])
-        if row["source"] not in best or area > best[row["source"]][0]:
-            best[row["source"]] = (area, face.crop)
-    return {source: crop for source, (_, crop) in best.items()}
+    """The aligned crop of the largest face (box area) of each image that has one, from a FaceStream of images; an
+    unreadable one raises `unreadable(row)`. The pick of `data.align` and of `predict --neutral`, as `prepare` picks."""
+
+    def readable() -> Iterator[Face]:
+        for face in faces:
+            if face.row["status"] == "unreadable":
+                raise unreadable(face.row)
+            yield face
+
+    return {row["source"]: crop for row, crop in largest_per_frame(readable())}
 
 
 def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
