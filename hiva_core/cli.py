@@ -181,6 +181,11 @@ def neutral_(
         help="A manifest: the new manifest to write (.csv or .parquet), a copy with a `neutral` column. List files "
         "get <DATASET>_<split>_neutral_fold<k>.txt beside the path list, read with them from then on.",
     ),
+    clip: str = typer.Option(
+        "sequence",
+        help="What one clip is: 'sequence' (the frames of one subject and sequence, e.g. a BP4D task) or 'subject' "
+        "(all of a subject's frames: the resting frame may come from another of their sequences).",
+    ),
     batch_size: int = typer.Option(64),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
 ) -> None:
@@ -190,7 +195,9 @@ def neutral_(
     from hiva_core.neutral import print_summary, run_neutral
 
     print_summary(
-        run_neutral(data, lists=lists, split=split, fold=fold, run=run, out=out, batch_size=batch_size, device=device)
+        run_neutral(
+            data, lists=lists, split=split, fold=fold, run=run, out=out, clip=clip, batch_size=batch_size, device=device
+        )
     )
 
 

@@ -28,13 +28,16 @@ from augtext.errors import UserError
 from augtext.io import atomic_write, check_output_file
 from hiva_core.data.dataset import AUDataset
 
+CLIPS = ("sequence", "subject")
 
-def clips(dataset: AUDataset) -> list[list[int]]:
-    """The rows of each clip (same subject and sequence), in list order."""
+
+def clips(dataset: AUDataset, by: str = "sequence") -> list[list[int]]:
+    """The rows of each clip, in list order: the same subject and sequence (`by` "sequence"), or every frame of a
+    subject ("subject": a resting frame from another of their sequences)."""
     groups: dict[tuple[str, str], list[int]] = {}
     for i in range(len(dataset)):
         meta = dataset.meta(i)
-        groups.setdefault((meta["subject"], meta["sequence"]), []).append(i)
+        groups.setdefault((meta["subject"], meta["sequence"] if by == "sequence" else ""), []).append(i)
     return list(groups.values())
 
 
@@ -74,6 +77,7 @@ def run_neutral(
     fold: int | None = None,
     run: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
+    clip: str = "sequence",
     batch_size: int = 64,
     device: str | None = None,
     progress: bool | None = None,
@@ -84,6 +88,8 @@ def run_neutral(
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if clip not in CLIPS:
+        raise UserError(f"--clip must be one of {', '.join(CLIPS)}, got {clip!r}")
     parts = list_spec_name(data)
     loaded = None
     if run is not None:
@@ -100,7 +106,7 @@ def run_neutral(
     if parts is not None:
         fmt = LIST_FORMATS[parts[0]]
         path_file, _ = find_list_files(fmt, lists, split, fold) if lists is not None else (None, None)
-        dataset = build_dataset(data, split=split, fold=fold, lists=lists, image_size=image_size)
+        dataset = build_dataset(data, split=split, fold=fold, lists=lists, image_size=image_size, neutral=False)
         if out is not None:
             raise UserError(
                 f"--out: {fmt.folder} list files' neutral frames are written beside the path list, where loading the "
@@ -122,7 +128,7 @@ def run_neutral(
         dataset = build_dataset(data, split="all", image_size=image_size)
         what = str(source)
     check_output_file(target, "--out")
-    groups = clips(dataset)
+    groups = clips(dataset, clip)
     if loaded is not None:
         check_images(dataset, progress=False)
         scores, how = run_scores(loaded, dataset, batch_size, progress), f"read alone by {loaded.run_dir}"
@@ -141,6 +147,7 @@ def run_neutral(
         "out": str(target),
         "frames": len(dataset),
         "clips": len(groups),
+        "clip": clip,
         "chosen": how,
         "resting_with_aus": int((label_scores(dataset)[rest] > 0).sum()) if loaded is None else None,
     }
@@ -158,8 +165,8 @@ def _write_manifest(source: Path, target: Path, names: list[str]) -> None:
 
 def print_summary(summary: dict[str, Any]) -> None:
     line = (
-        f"neutral: {summary['frames']} frames in {summary['clips']} clips of {summary['data']}, each clip's resting "
-        f"frame chosen {summary['chosen']} -> {summary['out']}"
+        f"neutral: {summary['frames']} frames in {summary['clips']} clips (one a {summary['clip']}) of "
+        f"{summary['data']}, each clip's resting frame chosen {summary['chosen']} -> {summary['out']}"
     )
     if summary["resting_with_aus"]:
         line += (

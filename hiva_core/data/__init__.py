@@ -34,6 +34,7 @@ def build_dataset(
     image_size: int = 224,
     augment: bool | str = False,
     aus: Sequence[int] | None = None,
+    neutral: bool = True,
 ) -> AUDataset:
     """The dataset named by a `--data` spec, for one split.
 
@@ -42,6 +43,7 @@ def build_dataset(
     holding manifest.parquet / manifest.csv (SynthAU). aus: pick and order the label columns (default: the data's).
     split: train / test, `val` (a manifest's split=val rows) or `all` (every row of a manifest, whatever its folds).
     Images are not opened here; `check_images` checks they exist, a bad one fails when its item is read.
+    `neutral=False`: list files without their neutral list (`hiva_core neutral` writing it anew).
     """
     if split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -58,5 +60,7 @@ def build_dataset(
             raise UserError(f"image root not found: {root}")
         if lists is None:
             raise UserError(f"{name} data needs the list files: give --lists DIR (the folder holding them)")
-        return load_list_dataset(name, root, lists, split=split, fold=fold, aus=aus, transform=transform)
+        return load_list_dataset(
+            name, root, lists, split=split, fold=fold, aus=aus, transform=transform, neutral=neutral
+        )
     return load_manifest_dataset(text, split=split, fold=fold, aus=aus, transform=transform)

@@ -236,8 +236,10 @@ def load_list_dataset(
     fold: int | None = None,
     aus: Sequence[int] | None = None,
     transform=None,
+    neutral: bool = True,
 ) -> AUDataset:
-    """`bp4d` / `disfa` / `gft` list files of one split (and fold) -> AUDataset with images under `root`."""
+    """`bp4d` / `disfa` / `gft` list files of one split (and fold) -> AUDataset with images under `root`; with
+    `neutral`, each frame's neutral frame from the split's neutral list beside the path list, if there is one."""
     fmt = LIST_FORMATS[name]
     path_file, label_file = find_list_files(fmt, lists, split, fold)
     files = read_path_list(path_file)
@@ -254,7 +256,7 @@ def load_list_dataset(
     # partial of a module-level function, not a lambda: DataLoader workers may pickle the dataset (spawn)
     meta = partial(_meta_of_row, files, fmt.folder_depth)
     neutral_file = path_file.with_name(fmt.neutral_name(split, 1 if fold is None else fold))  # GFT: no {fold}
-    references = read_path_list(neutral_file) if neutral_file.is_file() else None
+    references = read_path_list(neutral_file) if neutral and neutral_file.is_file() else None
     if references is not None and len(references) != len(files):
         raise UserError(
             f"{neutral_file} has {len(references)} lines but {path_file} has {len(files)} image lines; the neutral "

@@ -54,8 +54,34 @@ def test_bp4d_lists_get_each_clips_least_labelled_frame(shared_data, tmp_path, c
     written.write_text("\n".join(expected[:-1]) + "\n")
     with pytest.raises(UserError, match=r"BP4D_test_neutral_fold1.txt has 39 lines but .* 40 image lines"):
         build_dataset(spec, split="test", lists=lists)
+    assert main(["neutral", "--data", spec, "--lists", str(lists), "--split", "test"]) == 0  # written anew
+    assert written.read_text().splitlines() == expected
     assert main(["neutral", "--data", spec, "--lists", str(lists), "--out", str(tmp_path / "x.txt")]) == 2
     assert "drop --out" in capsys.readouterr().err
+    assert main(["neutral", "--data", spec, "--lists", str(lists), "--clip", "task"]) == 2
+    assert "--clip must be one of sequence, subject" in capsys.readouterr().err
+
+
+def test_clip_subject_takes_the_resting_frame_from_any_of_the_subjects_tasks(tmp_path):
+    """A subject whose task T1 never rests but whose T2 does: by sequence T1 keeps its least expressive frame, by
+    subject every frame gets T2's resting one."""
+    from hiva_core.neutral import run_neutral
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    paths = ["F001/T1/1.jpg", "F001/T1/2.jpg", "F001/T2/1.jpg", "F001/T2/2.jpg", "M002/T1/1.jpg"]
+    present = [[1, 2], [1], [6, 12], [], [4]]  # AUs present per frame
+    rows = [
+        " ".join("1" if au in aus else "0" for au in (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)) for aus in present
+    ]
+    (lists / "BP4D_train_img_path_fold1.txt").write_text("\n".join(paths) + "\n")
+    (lists / "BP4D_train_label_fold1.txt").write_text("\n".join(rows) + "\n")
+    written = lists / "BP4D_train_neutral_fold1.txt"
+    run_neutral(f"bp4d:{tmp_path}", lists=lists)
+    assert written.read_text().splitlines() == [paths[1], paths[1], paths[3], paths[3], paths[4]]
+    summary = run_neutral(f"bp4d:{tmp_path}", lists=lists, clip="subject")
+    assert written.read_text().splitlines() == [paths[3]] * 4 + [paths[4]]
+    assert summary["clips"] == 2 and summary["resting_with_aus"] == 1  # M002 never rests
 
 
 def test_a_manifest_gets_a_neutral_column_chosen_by_a_run(trained_run, tiny_faces, tmp_path, capsys):
