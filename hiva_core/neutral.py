@@ -154,12 +154,19 @@ def run_neutral(
 
 
 def _write_manifest(source: Path, target: Path, names: list[str]) -> None:
-    """`source` with its `neutral` column set to `names` (paths as its `path` column writes them), as `target`."""
+    """`source` with its `neutral` column set to `names` (paths as its `path` column writes them), as `target`; in
+    another folder, relative paths are rewritten relative to it, so that they still name the same files."""
     from hiva_core.data.manifest import read_label_manifest
     from hiva_core.predict import write_rows
 
     table = read_label_manifest(source)
     table["neutral"] = names
+    old, new = source.parent.resolve(), target.parent.resolve()
+    if old != new:
+        for column in ("path", "neutral"):
+            table[column] = [
+                p if os.path.isabs(p) else os.path.relpath(old / p, new) for p in table[column].astype(str)
+            ]
     write_rows(table, target)
 
 

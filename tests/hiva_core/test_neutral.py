@@ -84,30 +84,42 @@ def test_clip_subject_takes_the_resting_frame_from_any_of_the_subjects_tasks(tmp
     assert summary["clips"] == 2 and summary["resting_with_aus"] == 1  # M002 never rests
 
 
+def _files(manifest: Path, column: str) -> list[Path]:
+    """The files a manifest's column names (relative paths are relative to the manifest)."""
+    table = pd.read_parquet(manifest) if manifest.suffix == ".parquet" else pd.read_csv(manifest)
+    return [(manifest.parent / p).resolve() for p in table[column]]
+
+
 def test_a_manifest_gets_a_neutral_column_chosen_by_a_run(trained_run, tiny_faces, tmp_path, capsys):
+    """A copy of the manifest (in another folder: its relative paths rewritten to name the same files) with each
+    row's neutral frame: its subject's frame the run reads alone as least expressive, or the least labelled."""
+    import torch
+
     from hiva_core.checkpoint import load_run
 
     run, _ = trained_run
     out = tmp_path / "with_neutral.csv"
     assert main(["neutral", "--data", str(tiny_faces), "--run", str(run), "--out", str(out)]) == 0
     assert f"read alone by {run}" in capsys.readouterr().err
-    table = pd.read_csv(out)
     source = pd.read_csv(tiny_faces)
-    pd.testing.assert_frame_equal(table.drop(columns="neutral"), source)
+    table = pd.read_csv(out)
+    pd.testing.assert_frame_equal(table.drop(columns=["neutral", "path"]), source.drop(columns="path"))
+    assert _files(out, "path") == _files(tiny_faces, "path")
     loaded = load_run(run)
     ds = build_dataset(tiny_faces, split="all", image_size=loaded.image_size)
-    images = np.stack([ds[i]["image"].numpy() for i in range(len(ds))])
-    import torch
-
-    scores = loaded.predict(torch.from_numpy(images))["probs"].float().mean(1).numpy()
+    images = torch.stack([ds[i]["image"] for i in range(len(ds))])
+    scores = loaded.predict(images)["probs"].float().mean(1).numpy()
     subjects = dict(zip(source["path"], source["subject"], strict=True))
-    assert table["neutral"].tolist() == _expected(source["path"].tolist(), scores, subjects.get)
-    assert build_dataset(out, split="all").references == table["neutral"].tolist()
-    # by the labels, and the manifest errors
+    expected = [(tiny_faces.parent / p).resolve() for p in _expected(list(source["path"]), scores, subjects.get)]
+    assert _files(out, "neutral") == expected
+    read = build_dataset(out, split="all")
+    assert [Path(read.reference_path(i)).resolve() for i in range(len(read))] == expected
+    # by the labels
     labelled = tmp_path / "by_labels.parquet"
     assert main(["neutral", "--data", str(tiny_faces), "--out", str(labelled)]) == 0
     counts = source[["AU1", "AU2", "AU4"]].sum(1).to_numpy()
-    assert pd.read_parquet(labelled)["neutral"].tolist() == _expected(source["path"].tolist(), counts, subjects.get)
+    by_labels = _expected(list(source["path"]), counts, subjects.get)
+    assert _files(labelled, "neutral") == [(tiny_faces.parent / p).resolve() for p in by_labels]
     for argv, match in (
         ([], "--out: name the manifest"),
         (["--out", str(tiny_faces)], "is the manifest read"),
