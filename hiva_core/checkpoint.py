@@ -180,9 +180,10 @@ def write_thresholds(path: str | Path, record: dict[str, Any]) -> None:
     write_json(path, {"format": THRESHOLDS_FORMAT, **record})
 
 
-def read_thresholds(path: str | Path, fix: str) -> dict[int, float]:
+def read_thresholds(path: str | Path, fix: str, alone: bool = False) -> dict[int, float]:
     """{AU code: threshold} from a thresholds file (a run's thresholds.json, or `eval --save-thresholds`'s); a
-    missing or damaged file is a UserError naming it and ending with `fix`."""
+    missing or damaged file is a UserError naming it and ending with `fix`. `alone`: the thresholds for faces read
+    without their neutral frame, which a run with `model.reference_dropout` stores beside its own ({} if none)."""
     from augtext.facs import parse_au_label
 
     path = Path(path)
@@ -190,6 +191,10 @@ def read_thresholds(path: str | Path, fix: str) -> dict[int, float]:
         raise UserError(f"{path} not found: no thresholds file there; {fix}")
     data = read_json(path, "thresholds file")
     try:
+        if alone:
+            if "alone" not in data:
+                return {}
+            data = data["alone"]
         out = {parse_au_label(str(k)): float(v) for k, v in data["thresholds"].items()}
     except (KeyError, AttributeError, TypeError, ValueError, UserError) as exc:
         raise UserError(f"{path} is not a thresholds file ({type(exc).__name__}: {exc}); {fix}") from None
@@ -501,12 +506,13 @@ class RunFolder:
         `frames`, `epoch`, the validation F1 at them and at 0.5)."""
         write_thresholds(self.thresholds_file, record)
 
-    def read_thresholds(self) -> dict[int, float]:
-        """{AU code: threshold} from thresholds.json; {} when the run has none (a run from before them, or one
-        trained without a validation slice: 0.5 everywhere). A damaged file is a UserError naming it."""
+    def read_thresholds(self, alone: bool = False) -> dict[int, float]:
+        """{AU code: threshold} from thresholds.json (`alone`: those for faces read without their neutral frame);
+        {} when the run has none (a run from before them, or one trained without a validation slice: 0.5
+        everywhere). A damaged file is a UserError naming it."""
         if not self.thresholds_file.is_file():
             return {}
-        return read_thresholds(self.thresholds_file, "delete it to use 0.5")
+        return read_thresholds(self.thresholds_file, "delete it to use 0.5", alone)
 
     # -- log.csv and summary.json
     def append_log(self, row: dict[str, Any]) -> None:
@@ -607,6 +613,8 @@ class LoadedRun:
     text_emb: torch.Tensor = field(repr=False, default=None)
     text_mask: torch.Tensor = field(repr=False, default=None)
     thresholds: dict[int, float] = field(default_factory=dict)  # thresholds.json; an AU not in it uses 0.5
+    # thresholds.json's `alone` ones (model.reference_dropout): for faces read without their neutral frame
+    alone_thresholds: dict[int, float] = field(default_factory=dict)
     # Test-time flip: average each face's probabilities with its mirror image's, and its maps with the mirror's
     # maps mirrored back (`eval --flip`, `predict --flip`; 2x the model's time). AU labels are bilateral.
     flip: bool = False
@@ -629,16 +637,21 @@ class LoadedRun:
         """Channels of the model's input images: 3, or 6 with `reference` (the face, then its neutral frame)."""
         return 6 if self.reference else 3
 
-    def au_thresholds(self, threshold: float | str | Path | None = None) -> tuple[list[float], str]:
+    def au_thresholds(
+        self, threshold: float | str | Path | None = None, alone: bool = False
+    ) -> tuple[list[float], str]:
         """The threshold of each of `aus` and a few words on where they come from: `threshold` (the --threshold
         option) for every AU when it is a number, the per-AU ones of a thresholds file when it names one (`eval
-        --save-thresholds`), else the run's stored ones (0.5 for an AU without one)."""
+        --save-thresholds`), else the run's stored ones (0.5 for an AU without one); `alone` (faces read without
+        their neutral frame by a run with `model.reference`): its stored ones for that, where it has them."""
         number = threshold_number(threshold)
         if number is not None:
             return [number] * len(self.aus), f"threshold {number:g} (--threshold)"
-        if threshold is None:
+        none = "threshold 0.5 (the run stores no thresholds)"
+        if threshold is None and alone and self.alone_thresholds:
+            table, source = self.alone_thresholds, "the run's per-AU thresholds for faces read alone"
+        elif threshold is None:
             table, source = self.thresholds, "the run's per-AU thresholds"
-            none = "threshold 0.5 (the run stores no thresholds)"
         else:
             table = read_thresholds(threshold, "give a thresholds file from `hiva_core eval --save-thresholds`")
             source, none = f"the per-AU thresholds of {threshold}", f"threshold 0.5 ({threshold} has none of these AUs)"
@@ -707,6 +720,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
         text_emb=emb,
         text_mask=mask,
         thresholds=run.read_thresholds(),
+        alone_thresholds=run.read_thresholds(alone=True),
     )
 
 

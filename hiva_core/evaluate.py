@@ -65,16 +65,18 @@ def model_probs(
     num_aus: int,
     info: DistInfo,
     precision: str = "fp32",
+    channels: int | None = None,
 ) -> dict[str, np.ndarray] | None:
     """`collect_probs` of an in-memory model (rank 0; other ranks return None). The trainer passes the plain model,
-    never the DDP wrapper: ranks may hold different numbers of batches, and evaluation needs no gradient sync."""
+    never the DDP wrapper: ranks may hold different numbers of batches, and evaluation needs no gradient sync.
+    `channels`: the images' first channels only (3: a face without its neutral frame)."""
     sync_buffers(model)  # BatchNorm statistics differ per rank after DDP steps: everyone evaluates rank 0's
     model.eval()
     dtype = autocast_dtype(device, precision)
 
     def probs_of(images: torch.Tensor) -> torch.Tensor:
         with autocast(device, dtype):
-            return torch.sigmoid(model(images, *text)["logits"].float())
+            return torch.sigmoid(model(images[:, :channels], *text)["logits"].float())
 
     sampler = loader.sampler
     indices = np.asarray(sampler.indices) if isinstance(sampler, ShardSampler) else None
@@ -105,11 +107,17 @@ def val_thresholds(
     how: str,
 ) -> dict | None:
     """Per-AU thresholds that maximise F1 on the validation rows, as thresholds.json records them (rank 0; None on
-    other ranks and without validation rows)."""
+    other ranks and without validation rows); a model that also reads faces alone (`model.reference_dropout`) gets
+    an `alone` record too, chosen on the same rows read without their neutral frames."""
     if loader is None:
         return None
     val = model_probs(model, loader, text, device, len(aus), info)
-    return None if val is None else threshold_record(val, aus, how)
+    record = None if val is None else threshold_record(val, aus, how)
+    if getattr(model, "no_reference", None) is not None:  # model.reference_dropout: faces read alone too
+        alone = model_probs(model, loader, text, device, len(aus), info, channels=3)
+        if record is not None:
+            record["alone"] = threshold_record(alone, aus, f"{how}, each face read without its neutral frame")
+    return record
 
 
 def threshold_record(out: dict, aus: list[int], how: str) -> dict:
@@ -169,8 +177,9 @@ def evaluate_run(
             f"evaluate them with --folds all, or give --run {run}/foldK"
         )
     loaded = dataclasses.replace(select_aus(load_run(run, device=device), aus, text_cache), flip=flip)
-    thresholds, threshold_text = loaded.au_thresholds(threshold)
+    loaded.au_thresholds(threshold)  # a bad --threshold fails before any work
     dataset, rows = run_dataset(loaded, data, fold, lists, align)
+    thresholds, threshold_text = loaded.au_thresholds(threshold, alone=loaded.reference and not dataset.paired)
     loader = run_loader(loaded, dataset, batch_size)
     peaks = PeakRecorder(loaded.predict, loaded.image_size)  # probabilities for collect_probs, map peaks kept
     out = collect_probs(peaks, loader, loaded.device, len(loaded.aus))

@@ -241,9 +241,11 @@ class _Batcher:
         heatmaps: Path | None,
         timer: StageTimer,
         neutral: torch.Tensor | dict[str, torch.Tensor] | None = None,
+        alone_thresholds: Sequence[float] | None = None,
     ):
         self.loaded, self.transform, self.batch_size, self.thresholds = loaded, transform, batch_size, thresholds
         self.heatmaps, self.timer, self.neutral = heatmaps, timer, neutral
+        self.alone_thresholds = alone_thresholds  # a reference run's faces without a neutral frame (--neutral auto)
         self.pending: list[tuple[dict[str, Any], torch.Tensor]] = []
         self.stems: dict[Path, str] = {}  # heatmap file stem of each source
 
@@ -270,8 +272,10 @@ class _Batcher:
         with self.timer.stage("model"):
             out = self.loaded.predict(images)
         probs = out["probs"].float().numpy()
+        alone = self.alone_thresholds is not None and images.shape[1] == 3
+        limits = self.alone_thresholds if alone else self.thresholds
         for row, p in zip(rows, probs, strict=True):
-            for au, value, threshold in zip(self.loaded.aus, p, self.thresholds, strict=True):
+            for au, value, threshold in zip(self.loaded.aus, p, limits, strict=True):
                 row[f"{au_label(au)}_prob"] = float(value)
                 row[au_label(au)] = int(value >= threshold)
         if self.heatmaps is not None and out.get("maps") is not None:
@@ -365,6 +369,7 @@ def run_predict(
     loaded = select_aus(run if isinstance(run, LoadedRun) else load_run(run, device=device), aus, text_cache)
     loaded = dataclasses.replace(loaded, flip=flip)
     thresholds, threshold_text = loaded.au_thresholds(threshold)
+    alone = loaded.au_thresholds(threshold, alone=True) if loaded.reference else None  # faces read alone
     if detect:
         from hiva_core.faces.detect import get_detector
 
@@ -377,7 +382,11 @@ def run_predict(
     else:
         rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
     heat_dir = _heatmap_dir(loaded, heatmaps)
-    batcher = _Batcher(loaded, transform, batch_size, thresholds, heat_dir, timer, rest)
+    if rest is None and alone is not None:  # every face read alone
+        (thresholds, threshold_text), alone = alone, None
+    batcher = _Batcher(
+        loaded, transform, batch_size, thresholds, heat_dir, timer, rest, None if alone is None else alone[0]
+    )
     rows: list[dict[str, Any]] = []
     with progress_bar("predict", frame_total(sources), progress) as advance:
         for face in stream(sources, device=loaded.device, on_frames=advance):
@@ -391,6 +400,7 @@ def run_predict(
     summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
     if resting:
         summary["resting_frames"] = resting
+        summary["thresholds_alone"] = {"source": alone[1], **dict(zip(summary["aus"], alone[0], strict=True))}
     if summary["frames_read"] == 0:
         failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
         raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")

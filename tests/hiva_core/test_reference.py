@@ -221,7 +221,7 @@ def reference_runs(people, text_cache, tmp_path_factory):
     for name, extra in (
         ("ref", reference),
         ("plain", []),
-        ("drop", [*reference, "--set", "model.reference_dropout=0.3"]),
+        ("drop", [*reference, "--set", "model.reference_dropout=0.3", "--set", "data.val_fraction=0.25"]),
     ):
         argv = train_argv(text_cache, people, root / name, "--fold", "1", *extra, epochs=12)
         assert main(argv) == 0
@@ -333,6 +333,16 @@ def test_a_dropout_run_reads_beside_the_neutral_frame_and_alone(reference_runs, 
     alone = evaluate_run(drop, str(without), fold=1)
     assert alone["avg"]["auc"] < beside["avg"]["auc"] - 0.1, (alone["avg"], beside["avg"])
     without.unlink()
+    # thresholds of its own for each reading, chosen on the validation rows read both ways
+    record = json.loads((drop / "thresholds.json").read_text())
+    assert record["alone"]["validation"].endswith("each face read without its neutral frame")
+    assert record["alone"]["frames"] == record["frames"] and record["alone"]["thresholds"] != record["thresholds"]
+    assert beside["thresholds"] == "the run's per-AU thresholds"
+    assert alone["thresholds"] == "the run's per-AU thresholds for faces read alone"
+    from hiva_core.checkpoint import load_run
+
+    loaded = load_run(drop)
+    assert loaded.alone_thresholds == {int(k[2:]): v for k, v in record["alone"]["thresholds"].items()}
 
 
 def test_predict_neutral_auto_reads_each_video_beside_its_resting_frame(reference_runs, people, tmp_path, capsys):
@@ -356,7 +366,13 @@ def test_predict_neutral_auto_reads_each_video_beside_its_resting_frame(referenc
     alone = run_predict([video, photo], drop, detect=False)  # the run reads every frame alone
     probs = alone.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float)
     rest = int(np.argmin(probs[: len(frames)].mean(1)))
+    assert alone.summary["thresholds"]["source"] == "the run's per-AU thresholds for faces read alone"
     auto = run_predict([video, photo], drop, detect=False, neutral="auto")
+    assert auto.summary["thresholds"]["source"] == "the run's per-AU thresholds"
+    assert auto.summary["thresholds_alone"]["source"] == "the run's per-AU thresholds for faces read alone"
+    limits = [auto.summary["thresholds_alone"][f"AU{a}"] for a in TINY_AUS]
+    calls = auto.rows[[f"AU{a}" for a in TINY_AUS]].to_numpy(int)[-1]  # the photo, alone: at the alone thresholds
+    np.testing.assert_array_equal(calls, (probs[-1] >= np.asarray(limits)).astype(int))
     where = auto.summary["resting_frames"][str(video)]
     assert where["frame"] == rest and where["mean_prob"] == pytest.approx(probs[rest].mean(), abs=1e-4)
     got = auto.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float)
