@@ -91,6 +91,11 @@ def run_neutral(
     if clip not in CLIPS:
         raise UserError(f"--clip must be one of {', '.join(CLIPS)}, got {clip!r}")
     parts = list_spec_name(data)
+    if parts is not None and out is not None:
+        raise UserError(
+            f"--out: {LIST_FORMATS[parts[0]].folder} list files' neutral frames are written beside the path list, "
+            "where loading the list files reads them; drop --out"
+        )
     loaded = None
     if run is not None:
         from hiva_core.checkpoint import load_run
@@ -105,13 +110,8 @@ def run_neutral(
     image_size = loaded.image_size if loaded is not None else 32
     if parts is not None:
         fmt = LIST_FORMATS[parts[0]]
-        path_file, _ = find_list_files(fmt, lists, split, fold) if lists is not None else (None, None)
         dataset = build_dataset(data, split=split, fold=fold, lists=lists, image_size=image_size, neutral=False)
-        if out is not None:
-            raise UserError(
-                f"--out: {fmt.folder} list files' neutral frames are written beside the path list, where loading the "
-                "list files reads them; drop --out"
-            )
+        path_file, _ = find_list_files(fmt, lists, split, fold)
         target = path_file.with_name(fmt.neutral_name(split, fold or 1))
         what = str(path_file)
     else:

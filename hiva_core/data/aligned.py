@@ -101,12 +101,12 @@ def align_dataset(
     keep = [i for i in range(len(dataset)) if faces[i] in found and (not rests[i] or rests[i] in found)]
     where = f"the {split} rows of {dataset.source}" if split else dataset.source
     missed = [p for p in faces if p not in found] + [f"{p} (a neutral frame)" for p in rests if p and p not in found]
-    for path in list(dict.fromkeys(missed))[:SHOW]:
+    missed = list(dict.fromkeys(missed))  # a neutral frame of many rows named once
+    for path in missed[:SHOW]:
         print(f"warning: data.align: no face found in {path}; left out of {where}", file=sys.stderr)
-    if len(set(missed)) > SHOW:
+    if len(missed) > SHOW:
         print(
-            f"warning: data.align: {len(set(missed)) - SHOW} more images without a face left out of {where}",
-            file=sys.stderr,
+            f"warning: data.align: {len(missed) - SHOW} more images without a face left out of {where}", file=sys.stderr
         )
     if not keep:
         raise UserError(
