@@ -55,8 +55,13 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
-def cleanup() -> None:
+def cleanup(synced: bool = False) -> None:
+    """Leave the process group (a no-op without one). `synced`, at a normal end: once every rank has got there, so
+    that no rank closes its connections while another still writes or evaluates (gloo can abort a rank at exit on
+    that). Not after an error: a rank that failed never arrives, and torchrun ends the others."""
     if dist.is_available() and dist.is_initialized():
+        if synced:
+            dist.barrier()
         dist.destroy_process_group()
 
 

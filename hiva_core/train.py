@@ -658,7 +658,9 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     """
     if not all_folds:
         try:
-            return fit(cfg, out, resume=resume)
+            result = fit(cfg, out, resume=resume)
+            cleanup(synced=True)
+            return result
         finally:
             cleanup()
 
@@ -677,6 +679,7 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
             fold_run = run.fold(k)
             fold_resume = resume and fold_run.can_resume()
             results[f"fold{k}"] = fit(replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume)
+        cleanup(synced=True)
     finally:
         cleanup()
     summary = None
