@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from augtext.errors import UserError
 from augtext.io import atomic_write, check_output_file
@@ -53,7 +52,7 @@ def run_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | Non
     from hiva_core.progress import progress_bar
 
     scores = []
-    with progress_bar("resting frames", len(dataset), progress) as advance, torch.no_grad():
+    with progress_bar("resting frames", len(dataset), progress) as advance:
         for images in counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance):
             scores.append(loaded.predict(images)["probs"].float().mean(1).numpy())
     return np.concatenate(scores)
@@ -149,7 +148,7 @@ def run_neutral(
         "clips": len(groups),
         "clip": clip,
         "chosen": how,
-        "resting_with_aus": int((label_scores(dataset)[rest] > 0).sum()) if loaded is None else None,
+        "resting_with_aus": int((scores[rest] > 0).sum()) if loaded is None else None,
     }
 
 
