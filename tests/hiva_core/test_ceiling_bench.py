@@ -35,6 +35,17 @@ def test_landmarks_are_put_in_one_frame():
     assert np.allclose(framed, reference[None], atol=1e-9)
 
 
+def test_detected_landmarks_move_by_the_eye_distance():
+    bench = bench_script("bench_ceiling")
+    rng = np.random.default_rng(1)
+    faces = rng.normal(size=(4000, 68, 2)) * 10
+    assert bench.detected(faces, 0.0, rng) is faces
+    moved = bench.detected(faces, 0.02, np.random.default_rng(2))
+    eyes = np.linalg.norm(faces[:, 36] - faces[:, 45], axis=1)
+    error = np.linalg.norm(moved - faces, axis=2).mean(1) / eyes  # each face's normalised mean error (300-W's)
+    assert error.mean() == pytest.approx(0.02 * np.sqrt(np.pi / 2), rel=0.02)
+
+
 def test_readers_rank_by_what_they_see_and_the_run_is_scored_face_for_face(synth, shared_data, tmp_path, capsys):
     manifest = pd.read_csv(synth / "manifest.csv")
     test = manifest[manifest["fold"] == 1]
@@ -76,6 +87,19 @@ def test_trains_on_the_folds_of_train_and_on_fewer_faces(synth, shared_data, tmp
     assert "run" not in entry and list(entry["readers"]["motion"]["per_au"]) == ["AU12"]
 
 
+def test_landmark_noise_blurs_the_geometry_not_the_motion(synth, shared_data, tmp_path):
+    argv = ["--data", str(synth), "--fold", "1", "--aus", "2,12", *_outs(tmp_path)]
+    assert bench_main("bench_ceiling", [*argv, "--name", "exact"], shared_data) == 0
+    assert bench_main("bench_ceiling", [*argv, "--landmark-noise", "0.1", "--name", "noisy"], shared_data) == 0
+    results = json.loads((tmp_path / "c.json").read_text())
+    exact, noisy = results["exact"]["readers"], results["noisy"]["readers"]
+    assert "landmark_noise" not in results["exact"] and results["noisy"]["landmark_noise"] == 0.1
+    assert "noise 0.1 outer-eye-corner distances" in results["noisy"]["what"]
+    assert noisy["motion"] == exact["motion"]
+    against = "landmarks minus the neutral"
+    assert noisy[against]["auc"] < exact[against]["auc"] - 0.05
+
+
 def test_refuses_what_it_cannot_score(synth, shared_data, tmp_path):
     manifest = pd.read_csv(synth / "manifest.csv")
     outside = manifest[manifest["fold"] == 2].head(3)
@@ -90,6 +114,7 @@ def test_refuses_what_it_cannot_score(synth, shared_data, tmp_path):
         (["--fold", "1", "--train-faces", "100000"], "training faces"),
         (["--train", str(synth)], "must be the fold left out"),  # the test faces would be training faces
         (["--train", str(synth), "--fold", "2"], "must be the fold left out"),
+        (["--fold", "1", "--landmark-noise", "-0.1"], "share of the eye distance"),
     ]
     for extra, message in cases:
         with pytest.raises(UserError, match=message):
