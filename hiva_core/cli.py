@@ -188,6 +188,11 @@ def neutral_(
     ),
     batch_size: int = typer.Option(64),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
+    align: bool | None = typer.Option(
+        None,
+        "--align/--no-align",
+        help="With --run: detect and align the faces first (default: as the run was trained).",
+    ),
 ) -> None:
     """Each frame's neutral frame, for a run with model.reference on data without them: the resting frame of its
     clip (same subject and sequence), the frame with the fewest AUs present, or with --run the one a run reads as
@@ -196,7 +201,16 @@ def neutral_(
 
     print_summary(
         run_neutral(
-            data, lists=lists, split=split, fold=fold, run=run, out=out, clip=clip, batch_size=batch_size, device=device
+            data,
+            lists=lists,
+            split=split,
+            fold=fold,
+            run=run,
+            out=out,
+            clip=clip,
+            batch_size=batch_size,
+            device=device,
+            align=align,
         )
     )
 

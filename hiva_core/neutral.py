@@ -10,7 +10,9 @@ frame is chosen
   would choose the reference from the answers: choose those by a run.
 - by a run (`run`): the frame it reads as least expressive (the lowest mean AU probability), reading each face alone:
   a run without `model.reference`, or one trained with `model.reference_dropout` (`LoadedRun.reads_alone`), as
-  `predict --neutral auto` picks a video's resting frame.
+  `predict --neutral auto` picks a video's resting frame. The run reads the faces as it was trained: a run trained
+  with `data.align` on raw images detects and aligns them first (`align`: ask for it or not). A frame without a face
+  found cannot be chosen; a clip without any gets its middle frame (and a warning).
 """
 
 from __future__ import annotations
@@ -58,6 +60,21 @@ def run_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | Non
     return np.concatenate(scores)
 
 
+def aligned_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | None = None) -> tuple[np.ndarray, int]:
+    """`run_scores` of `dataset`'s faces detected and aligned first (data.align, the run's crop cache): per row, inf
+    where no face was found; and how many such rows."""
+    from hiva_core.data.aligned import align_dataset
+
+    alone = dataset.subset(range(len(dataset)))
+    alone.references = None  # the rows' old neutral frames are replaced, not read
+    cache = loaded.config["config"].get("data", {}).get("align_cache")
+    aligned = align_dataset(alone, cache, device=loaded.device, split="chosen")
+    row = {dataset.origin(i): i for i in range(len(dataset))}  # a manifest or list lists each image once
+    scores = np.full(len(dataset), np.inf)
+    scores[[row[aligned.origin(k)] for k in range(len(aligned))]] = run_scores(loaded, aligned, batch_size, progress)
+    return scores, int(np.isinf(scores).sum())
+
+
 def resting_rows(groups: Sequence[Sequence[int]], scores: np.ndarray, total: int) -> np.ndarray:
     """Per row, the row of its clip's resting frame: the lowest score, the middle one of a tie."""
     chosen = np.empty(total, dtype=np.int64)
@@ -80,8 +97,10 @@ def run_neutral(
     batch_size: int = 64,
     device: str | None = None,
     progress: bool | None = None,
+    align: bool | None = None,
 ) -> dict[str, Any]:
-    """Choose every frame's neutral frame and write them (module docstring); returns a summary."""
+    """Choose every frame's neutral frame and write them (module docstring); returns a summary. `align` (with
+    `run`): detect and align the faces first (default: as the run was trained, its `data.align`)."""
     from hiva_core.data import build_dataset, check_images
     from hiva_core.data.lists import LIST_FORMATS, find_list_files, list_spec_name
 
@@ -95,6 +114,8 @@ def run_neutral(
             f"--out: {LIST_FORMATS[parts[0]].folder} list files' neutral frames are written beside the path list, "
             "where loading the list files reads them; drop --out"
         )
+    if align is not None and run is None:
+        raise UserError("--align/--no-align: only with --run (the labels choose without reading the images)")
     loaded = None
     if run is not None:
         from hiva_core.checkpoint import load_run
@@ -128,9 +149,15 @@ def run_neutral(
         what = str(source)
     check_output_file(target, "--out")
     groups = clips(dataset, clip)
+    faceless = 0
     if loaded is not None:
-        check_images(dataset, progress=False)
-        scores, how = run_scores(loaded, dataset, batch_size, progress), f"read alone by {loaded.run_dir}"
+        how = f"read alone by {loaded.run_dir}"
+        if loaded.config["config"].get("data", {}).get("align", False) if align is None else align:
+            scores, faceless = aligned_scores(loaded, dataset, batch_size, progress)
+            how += " (faces detected and aligned)"
+        else:
+            check_images(dataset, progress=False)
+            scores = run_scores(loaded, dataset, batch_size, progress)
     else:
         scores, how = label_scores(dataset), "by the labels (fewest AUs present)"
     chosen = resting_rows(groups, scores, len(dataset))
@@ -149,6 +176,8 @@ def run_neutral(
         "clip": clip,
         "chosen": how,
         "resting_with_aus": int((scores[rest] > 0).sum()) if loaded is None else None,
+        "faceless_frames": faceless,
+        "faceless_clips": sum(bool(np.isinf(scores[rows]).all()) for rows in groups),
     }
 
 
@@ -179,4 +208,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"\n  {summary['resting_with_aus']} clip(s) have no frame without an AU present: each is read beside its "
             "least expressive frame"
         )
+    if summary.get("faceless_frames"):
+        line += f"\n  {summary['faceless_frames']} frame(s) without a face found: never chosen"
+    if summary.get("faceless_clips"):
+        line += f"\n  warning: {summary['faceless_clips']} clip(s) without any face found: each given its middle frame"
     print(line, file=sys.stderr)

@@ -189,3 +189,56 @@ def test_align_aligns_neutral_frames_too_each_file_once(raw_faces, text_cache, t
     argv = train_argv(text_cache, manifest, out, "--set", "data.align=true", "--set", f"data.align_cache={cache}")
     assert main([*argv, "--set", "model.reference=true", "--epochs", "1"]) == 0
     assert RunFolder(out).read_config()["data"]["train_frames"] == 5
+
+
+def test_neutral_by_a_run_reads_the_faces_as_the_run_was_trained(raw_faces, text_cache, tmp_path, capsys, monkeypatch):
+    """`hiva_core neutral --run` of a run trained with data.align detects and aligns the raw photos first (the run's
+    crop cache), maps each crop's score back to its row, never chooses a frame without a face, and gives a clip
+    without any face its middle frame, with a warning; --no-align reads the photos as they are."""
+    import hiva_core.neutral as neutral
+
+    out = tmp_path / "run"
+    cache = tmp_path / "crops"
+    argv = train_argv(text_cache, raw_faces, out, "--set", "data.align=true", "--set", f"data.align_cache={cache}")
+    assert main([*argv, "--epochs", "1"]) == 0
+    Image.fromarray(np.full((90, 90, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    frame = pd.read_csv(raw_faces)
+    frame["path"] = [str(raw_faces.parent / p) for p in frame["path"]]
+    frame = pd.concat([frame, frame.iloc[[8]].assign(path=str(tmp_path / "grey.png"))], ignore_index=True)
+    frame["subject"] = ["A"] * 4 + ["B"] * 5 + ["C"]  # B: 4 photos and the wall; C: a grey image alone
+    manifest = tmp_path / "people.csv"
+    frame.to_csv(manifest, index=False)
+    capsys.readouterr()
+
+    seen = []
+    real = neutral.run_scores
+
+    def recorded(loaded, dataset, batch_size, progress=None):
+        scores = real(loaded, dataset, batch_size, progress)
+        seen.append(([dataset.origin(i) for i in range(len(dataset))], [dataset.path(i) for i in range(len(dataset))]))
+        seen[-1] += (scores,)
+        return scores
+
+    monkeypatch.setattr(neutral, "run_scores", recorded)
+    written = tmp_path / "with_neutral.csv"
+    assert main(["neutral", "--data", str(manifest), "--run", str(out), "--out", str(written)]) == 0
+    err = capsys.readouterr().err
+    assert "(faces detected and aligned)" in err and "2 frame(s) without a face found" in err
+    assert "warning: 1 clip(s) without any face found: each given its middle frame" in err
+    origins, paths, scores = seen[-1]
+    assert len(origins) == 8 and all(Path(p).is_relative_to(cache) for p in paths)  # the 8 photos' crops
+    score = dict(zip(origins, scores, strict=True))
+    chosen = pd.read_csv(written)["neutral"].tolist()
+    for subject in ("A", "B"):
+        faces = [p for p, s in zip(frame["path"], frame["subject"], strict=True) if s == subject and p in score]
+        best = min(faces, key=score.get)
+        assert [c for c, s in zip(chosen, frame["subject"], strict=True) if s == subject] == [best] * (
+            (frame["subject"] == subject).sum()
+        )
+    assert chosen[-1] == str(tmp_path / "grey.png")  # C: no face, its middle (only) frame
+
+    assert main(["neutral", "--data", str(manifest), "--run", str(out), "--out", str(written), "--no-align"]) == 0
+    assert "detected and aligned" not in capsys.readouterr().err
+    assert seen[-1][1] == frame["path"].tolist()  # the raw files, wall included
+    assert main(["neutral", "--data", str(manifest), "--out", str(written), "--align"]) == 2
+    assert "only with --run" in capsys.readouterr().err
