@@ -306,6 +306,12 @@ def predict(
         "run reading faces alone finds least expressive (a run trained with model.reference_dropout); photos are "
         "read alone.",
     ),
+    frames: bool = typer.Option(
+        False,
+        "--frames",
+        help="With --neutral auto: the images of each folder are the frames of one clip (one person, one "
+        "recording), read beside the folder's resting frame, not photos read alone.",
+    ),
 ) -> None:
     """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.
 
@@ -328,6 +334,7 @@ def predict(
         text_cache=text_cache,
         flip=flip,
         neutral=neutral,
+        frames=frames,
     )
     if out is None:
         print_predict_table(result.rows, result.aus, result.thresholds)

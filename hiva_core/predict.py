@@ -331,6 +331,7 @@ def run_predict(
     text_cache: str | os.PathLike | None = None,
     flip: bool = False,
     neutral: str | os.PathLike | None = None,
+    frames: bool = False,
 ) -> PredictResult:
     """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
 
@@ -342,7 +343,9 @@ def run_predict(
     run's own (`hiva_core.vocabulary.select_aus`: AUs it was not trained on need an open-vocabulary run and their
     descriptions in `text_cache`). `flip`: each face's probabilities and maps averaged with its mirror image's
     (`LoadedRun.flip`). `neutral`: an image of the same person at rest, near the faces' pose, which a run trained
-    with `model.reference` reads every face beside (found and aligned like the inputs; the largest face). Returns
+    with `model.reference` reads every face beside (found and aligned like the inputs; the largest face), or "auto"
+    (`resting_frames`: each clip's own). `frames`: with "auto", the images of one folder are the frames of one clip
+    (one person, one recording), not photos read alone. Returns
     the rows, a summary and stage timings; prints nothing but the progress bar
     (`hiva_core.views` shows the rows and the summary; `quiet` is accepted for old callers and has no effect).
     """
@@ -362,6 +365,12 @@ def run_predict(
     if heatmaps is not None:
         check_output_dir(heatmaps, "--heatmaps")
     sources = collect_inputs(inputs)
+    auto = neutral is not None and os.fspath(neutral) == AUTO_NEUTRAL
+    if frames and not auto:
+        raise UserError(
+            "--frames says a folder's images are the frames of one clip, whose resting frame --neutral auto chooses: "
+            "give --neutral auto too"
+        )
 
     from hiva_core.data.transforms import build_transforms
     from hiva_core.vocabulary import select_aus
@@ -377,8 +386,8 @@ def run_predict(
     transform = build_transforms(loaded.image_size, augment=False)
     stream = partial(FaceStream, timer=timer, detect=detect, batch_size=batch_size, min_face=min_face)
     resting: dict[str, dict[str, Any]] = {}
-    if neutral is not None and os.fspath(neutral) == AUTO_NEUTRAL:
-        rest, resting = resting_frames(loaded, sources, transform, stream, batch_size, progress)
+    if auto:
+        rest, resting = resting_frames(loaded, sources, transform, stream, batch_size, progress, frames)
     else:
         rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
     heat_dir = _heatmap_dir(loaded, heatmaps)
@@ -398,7 +407,7 @@ def run_predict(
     table = _frame(rows, loaded.aus)
     summary = _summary(table, sources, loaded)
     summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
-    if resting:
+    if auto:  # every clip's resting frame; faces of no clip read alone, at their own thresholds
         summary["resting_frames"] = resting
         summary["thresholds_alone"] = {"source": alone[1], **dict(zip(summary["aus"], alone[0], strict=True))}
     if summary["frames_read"] == 0:
@@ -412,17 +421,32 @@ def run_predict(
     )
 
 
-AUTO_NEUTRAL = "auto"  # predict --neutral auto: each video's own resting frame
+AUTO_NEUTRAL = "auto"  # predict --neutral auto: each clip's own resting frame
+
+
+def clip_of(path: Path, kind: str, frames: bool) -> str | None:
+    """The clip a source belongs to for `--neutral auto`: a video is one; with `frames` the images of a folder are
+    one (its path); a photo otherwise none."""
+    if kind == "video":
+        return str(path)
+    return str(path.parent) if frames else None
 
 
 def resting_frames(
-    loaded, sources: Sequence[tuple[Path, str]], transform, stream: Callable[..., FaceStream], batch_size: int, progress
+    loaded,
+    sources: Sequence[tuple[Path, str]],
+    transform,
+    stream: Callable[..., FaceStream],
+    batch_size: int,
+    progress,
+    frames: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
-    """`predict --neutral auto`: the resting frame of each video, for a run that reads faces alone too
-    (`LoadedRun.reads_alone`, model.reference_dropout). A first pass reads the largest face of every frame alone;
-    the frame whose face the run finds least expressive (the lowest mean AU probability) is the video's resting
-    frame. Returns its face as the model reads it (3, H, W) per video, and per video where it is (frame, time,
-    mean probability). Photos have no other frame of the person: they are read alone."""
+    """`predict --neutral auto`: the resting frame of each clip — a video, or with `frames` the images of one folder —
+    for a run that reads faces alone too (`LoadedRun.reads_alone`, model.reference_dropout). A first pass reads the
+    largest face of every frame alone; the frame whose face the run finds least expressive (the lowest mean AU
+    probability) is the clip's resting frame. Returns, per source of a clip, its resting face as the model reads it
+    (3, H, W), and per clip where it is (a video's frame and time, a folder's image; the mean probability). A clip
+    with fewer than two frames with a face, and photos (no other frame of the person), are read alone."""
     if not loaded.reference:
         raise UserError(
             f"--neutral auto: the run {loaded.run_dir} reads one face at a time (trained without model.reference); "
@@ -433,8 +457,10 @@ def resting_frames(
             f"--neutral auto: the run {loaded.run_dir} cannot read a face without its neutral frame, which the "
             "resting frame is chosen by; train with --set model.reference_dropout=0.3, or give --neutral IMAGE"
         )
-    videos = [(path, kind) for path, kind in sources if kind == "video"]
+    clip = {str(path): clip_of(path, kind, frames) for path, kind in sources}
+    clipped = [(path, kind) for path, kind in sources if clip[str(path)] is not None]
     best: dict[str, tuple[float, torch.Tensor, dict[str, Any]]] = {}
+    seen: dict[str, int] = {}  # frames with a face per clip
     pending: list[tuple[dict[str, Any], torch.Tensor]] = []
 
     def score() -> None:
@@ -442,21 +468,25 @@ def resting_frames(
             return
         probs = loaded.predict(torch.stack([t for _, t in pending]))["probs"].float().mean(1).tolist()
         for (row, tensor), p in zip(pending, probs, strict=True):
-            if row["source"] not in best or p < best[row["source"]][0]:
-                best[row["source"]] = (p, tensor, row)
+            key = clip[row["source"]]
+            seen[key] = seen.get(key, 0) + 1
+            if key not in best or p < best[key][0]:
+                best[key] = (p, tensor, row)
         pending.clear()
 
-    with progress_bar("resting frames", frame_total(videos), progress) as advance:
-        for row, crop in largest_per_frame(stream(videos, on_frames=advance, device=loaded.device)):
+    with progress_bar("resting frames", frame_total(clipped), progress) as advance:
+        for row, crop in largest_per_frame(stream(clipped, on_frames=advance, device=loaded.device)):
             pending.append((row, transform(crop)))
             if len(pending) >= batch_size:
                 score()
         score()
-    where = {
-        source: {"frame": int(row["frame"]), "time_s": float(row["time_s"]), "mean_prob": round(p, 4)}
-        for source, (p, _, row) in best.items()
-    }
-    return {source: tensor for source, (_, tensor, _) in best.items()}, where
+    chosen = {key: found for key, found in best.items() if seen[key] > 1}
+    where = {}
+    for key, (p, _, row) in chosen.items():
+        at = {"frame": int(row["frame"]), "time_s": float(row["time_s"])} if row["source"] == key else {}
+        where[key] = {**at, **({} if at else {"image": row["source"]}), "mean_prob": round(p, 4)}
+    rest = {source: chosen[key][1] for source, key in clip.items() if key in chosen}
+    return rest, where
 
 
 def largest_per_frame(faces: Iterable[Face]) -> Iterator[tuple[dict[str, Any], Image.Image]]:

@@ -73,10 +73,8 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
     for item in summary["unreadable"][:10]:
         lines.append(f"  unreadable: {item['source']}: {item['error']}")
     for source, where in list(summary.get("resting_frames", {}).items())[:10]:
-        lines.append(
-            f"  resting frame of {source}: frame {where['frame']} ({where['time_s']:.2f} s, mean AU probability "
-            f"{where['mean_prob']:.2f} read alone)"
-        )
+        at = f"frame {where['frame']} ({where['time_s']:.2f} s, " if "frame" in where else f"{where['image']} ("
+        lines.append(f"  resting frame of {source}: {at}mean AU probability {where['mean_prob']:.2f} read alone)")
     print("\n".join(lines), file=sys.stderr)
 
 

@@ -398,3 +398,46 @@ def test_predict_neutral_auto_reads_each_video_beside_its_resting_frame(referenc
     adapted = tmp_path / "adapted"
     assert main(["adapt", str(photo.parent), "--run", str(drop), "--out", str(adapted), "--no-detect"]) == 0
     assert (adapted / "config.json").is_file()
+
+
+def test_predict_neutral_auto_frames_reads_a_folder_of_frames_as_one_clip(reference_runs, people, tmp_path, capsys):
+    """--neutral auto --frames: the images of a folder are the frames of one clip, read beside the one the run finds
+    least expressive alone, as with --neutral of that image; a folder of one frame, and photos without --frames, are
+    read alone."""
+    from hiva_core.cli import main
+    from hiva_core.predict import run_predict
+
+    _, _, drop = reference_runs
+    df = pd.read_csv(people)
+    person = df[df["subject"] == df[df["fold"] == 1]["subject"].iloc[0]]
+    clip, single = tmp_path / "clip", tmp_path / "single"
+    clip.mkdir()
+    single.mkdir()
+    for i, p in enumerate([*person["path"], person["neutral"].iloc[0]]):
+        Image.open(people.parent / p).convert("RGB").save(clip / f"{i:03d}.png")
+    Image.open(people.parent / person["path"].iloc[1]).convert("RGB").save(single / "photo.png")
+    names = [f"AU{a}_prob" for a in TINY_AUS]
+
+    alone = run_predict([clip, single], drop, detect=False)
+    probs = alone.rows[names].to_numpy(float)
+    rest = int(np.argmin(probs[:-1].mean(1)))
+    auto = run_predict([clip, single], drop, detect=False, neutral="auto", frames=True)
+    assert auto.summary["resting_frames"] == {
+        str(clip): {"image": str(clip / f"{rest:03d}.png"), "mean_prob": pytest.approx(probs[rest].mean(), abs=1e-4)}
+    }
+    got = auto.rows[names].to_numpy(float)
+    np.testing.assert_allclose(got[-1], probs[-1], atol=1e-6)  # the folder of one photo: alone
+    given = run_predict([clip], drop, detect=False, neutral=clip / f"{rest:03d}.png")
+    np.testing.assert_allclose(got[:-1], given.rows[names].to_numpy(float), atol=1e-5)
+    assert np.abs(got[:-1] - probs[:-1]).max() > 0.01  # beside the resting frame is not alone
+    photos = run_predict([clip], drop, detect=False, neutral="auto")  # without --frames: photos, each alone
+    np.testing.assert_allclose(photos.rows[names].to_numpy(float), probs[:-1], atol=1e-6)
+    assert photos.summary["resting_frames"] == {}
+    assert photos.summary["thresholds_alone"]["source"] == "the run's per-AU thresholds for faces read alone"
+
+    capsys.readouterr()
+    argv = ["predict", str(clip), "--run", str(drop), "--no-detect", "--neutral", "auto", "--frames"]
+    assert main([*argv, "--out", str(tmp_path / "aus.csv")]) == 0
+    assert f"resting frame of {clip}: {clip / f'{rest:03d}.png'} (mean AU probability" in capsys.readouterr().err
+    assert main(["predict", str(clip), "--run", str(drop), "--no-detect", "--frames"]) == 2
+    assert "give --neutral auto too" in capsys.readouterr().err
