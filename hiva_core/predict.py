@@ -482,9 +482,9 @@ def resting_frames(
         score()
     chosen = {key: found for key, found in best.items() if seen[key] > 1}
     where = {}
-    for key, (p, _, row) in chosen.items():
+    for key, (p, _, row) in chosen.items():  # a video's frame, or a folder's image
         at = {"frame": int(row["frame"]), "time_s": float(row["time_s"])} if row["source"] == key else {}
-        where[key] = {**at, **({} if at else {"image": row["source"]}), "mean_prob": round(p, 4)}
+        where[key] = {**(at or {"image": row["source"]}), "mean_prob": round(p, 4)}
     rest = {source: chosen[key][1] for source, key in clip.items() if key in chosen}
     return rest, where
 
