@@ -215,8 +215,8 @@ def test_neutral_by_a_run_reads_the_faces_as_the_run_was_trained(raw_faces, text
 
     def recorded(loaded, dataset, batch_size, progress=None):
         scores = real(loaded, dataset, batch_size, progress)
-        seen.append(([dataset.origin(i) for i in range(len(dataset))], [dataset.path(i) for i in range(len(dataset))]))
-        seen[-1] += (scores,)
+        rows = range(len(dataset))
+        seen.append(([dataset.origin(i) for i in rows], [dataset.path(i) for i in rows], scores))
         return scores
 
     monkeypatch.setattr(neutral, "run_scores", recorded)
