@@ -247,14 +247,27 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) 
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {loaded.run_dir} predicts {loaded.aus}")
     if len(dataset) == 0:
         raise UserError(f"{data} has no frames in the rows chosen ({rows.text})")
-    if data_cfg.get("align", False) if align is None else align:
-        from hiva_core.data.aligned import align_dataset
-
-        dataset = align_dataset(dataset, data_cfg.get("align_cache"), device=loaded.device, split="chosen")
+    if aligns(loaded, align):
+        dataset = aligned_for(loaded, dataset)
     if loaded.reference and not (loaded.reads_alone and dataset.references is None):
         dataset.pair_references()  # each face beside its neutral frame (data without them: read alone, if it can)
     check_images(dataset)
     return dataset, rows
+
+
+def aligns(loaded, align: bool | None) -> bool:
+    """Whether a run's data is detected and aligned first (`eval`, `adapt --data`, `neutral --run`): `align`
+    (--align/--no-align) when given, else as the run was trained (`data.align`)."""
+    return bool(loaded.config["config"].get("data", {}).get("align", False)) if align is None else align
+
+
+def aligned_for(loaded, dataset):
+    """`dataset` detected and aligned for a run (`data.align`, in the run's crop cache `data.align_cache`), the rows
+    without a face left out."""
+    from hiva_core.data.aligned import align_dataset
+
+    cache = loaded.config["config"].get("data", {}).get("align_cache")
+    return align_dataset(dataset, cache, device=loaded.device, split="chosen")
 
 
 def run_loader(loaded, dataset, batch_size: int) -> DataLoader:

@@ -63,12 +63,11 @@ def run_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | Non
 def aligned_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | None = None) -> tuple[np.ndarray, int]:
     """`run_scores` of `dataset`'s faces detected and aligned first (data.align, the run's crop cache): per row, inf
     where no face was found; and how many such rows."""
-    from hiva_core.data.aligned import align_dataset
+    from hiva_core.evaluate import aligned_for
 
     alone = dataset.subset(range(len(dataset)))
     alone.references = None  # the rows' old neutral frames are replaced, not read
-    cache = loaded.config["config"].get("data", {}).get("align_cache")
-    aligned = align_dataset(alone, cache, device=loaded.device, split="chosen")
+    aligned = aligned_for(loaded, alone)
     row = {dataset.origin(i): i for i in range(len(dataset))}  # a manifest or list lists each image once
     scores = np.full(len(dataset), np.inf)
     scores[[row[aligned.origin(k)] for k in range(len(aligned))]] = run_scores(loaded, aligned, batch_size, progress)
@@ -152,7 +151,9 @@ def run_neutral(
     faceless = 0
     if loaded is not None:
         how = f"read alone by {loaded.run_dir}"
-        if loaded.config["config"].get("data", {}).get("align", False) if align is None else align:
+        from hiva_core.evaluate import aligns
+
+        if aligns(loaded, align):
             scores, faceless = aligned_scores(loaded, dataset, batch_size, progress)
             how += " (faces detected and aligned)"
         else:
