@@ -1,0 +1,91 @@
+"""What changed from the neutral frame in the backbone's early maps (``model.fine_change``).
+
+A model with ``model.reference`` reads each token with its change from the neutral's token, at the token grid's
+stride (16 px). The deep layers that make those tokens pool over large windows: a brow raised by half a pixel, a lip
+pressed a little thinner, leave a faint trace there. The early maps, at strides 4 and 8, are edge and texture
+detectors in place; their difference between the face and the neutral frame marks where an edge moved, and by how
+much. ``FineChange`` takes those maps from the same backbone pass (forward hooks on the stages at strides 4 and 8,
+as MixStyle finds them), subtracts the neutral's from the face's, and brings each difference to the token grid with
+stride-2 convolutions: ``width`` more channels per token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from augtext.errors import UserError
+from hiva_core.models.mixstyle import style_layers
+
+LEVEL_WIDTH = 64  # channels each early level contributes per token
+
+
+def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class FineChange(nn.Module):
+    """The change of ``backbone``'s maps at strides 4 and 8 between a face and its neutral frame, as ``width``
+    channels per token (``encode``). Forward hooks on those stages keep their maps while ``encode`` runs."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        layers = style_layers(backbone.body, backbone.timm_features)
+        if not layers:
+            raise UserError(
+                f"model option fine_change needs a CNN backbone with stages at strides 4 and 8; {backbone.name!r} "
+                f"has none (use --set model.fine_change=false)"
+            )
+        self._maps: list[torch.Tensor] | None = None  # a list only while `encode` runs the backbone
+        shapes = self._probe(backbone, layers)
+        self.levels = nn.ModuleList()
+        for channels, stride in shapes:
+            steps = max(0, round(math.log2(max(backbone.stride, stride) / stride)))
+            convs = [_conv(channels if i == 0 else LEVEL_WIDTH, LEVEL_WIDTH, 2) for i in range(steps)]
+            self.levels.append(nn.Sequential(*convs) if convs else _conv(channels, LEVEL_WIDTH, 1))
+        self.width = LEVEL_WIDTH * len(self.levels)
+        for layer in layers:
+            layer.register_forward_hook(self._keep)
+
+    def _keep(self, _module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        if self._maps is not None:
+            self._maps.append(output)
+
+    def _probe(self, backbone: nn.Module, layers: list[nn.Module]) -> list[tuple[int, int]]:
+        """(channels, stride) of each captured map, from a forward pass of a blank 64 px image."""
+        size, found = 64, []
+        hooks = [layer.register_forward_hook(lambda _m, _i, out: found.append(out)) for layer in layers]
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            with torch.no_grad():
+                backbone(torch.zeros(1, 3, size, size))
+        finally:
+            backbone.train(was_training)
+            for hook in hooks:
+                hook.remove()
+        return [(int(m.shape[1]), size // int(m.shape[-1])) for m in found]
+
+    def encode(
+        self, backbone: nn.Module, faces: torch.Tensor, rest: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[int, int], torch.Tensor]:
+        """``backbone``'s tokens of ``faces`` and then ``rest`` (one pass, ``(2B, L, C)``), their grid, and the change
+        tokens ``(B, L, width)`` of the early maps of that pass."""
+        self._maps = []
+        try:
+            tokens, grid = backbone(torch.cat([faces, rest], 0))
+            maps = self._maps
+        finally:
+            self._maps = None
+        if len(maps) != len(self.levels):
+            raise RuntimeError(f"FineChange: {len(maps)} early maps captured, expected {len(self.levels)}")
+        batch, out = faces.shape[0], []
+        for level, m in zip(self.levels, maps, strict=True):
+            x = level(m[:batch] - m[batch:])
+            if tuple(x.shape[-2:]) != tuple(grid):
+                x = F.adaptive_avg_pool2d(x, grid)
+            out.append(x)
+        return tokens, grid, torch.cat(out, 1).flatten(2).transpose(1, 2)
