@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from augtext.errors import UserError
-from hiva_core.models.mixstyle import style_layers
+from hiva_core.models.mixstyle import early_stages
 
 LEVEL_WIDTH = 64  # channels each early level contributes per token
 
@@ -33,41 +33,25 @@ class FineChange(nn.Module):
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
-        layers = style_layers(backbone.body, backbone.timm_features)
-        if not layers:
+        stages = early_stages(backbone.body, backbone.timm_features)
+        if not stages:
             raise UserError(
                 f"model option fine_change needs a CNN backbone with stages at strides 4 and 8; {backbone.name!r} "
                 f"has none (use --set model.fine_change=false)"
             )
+        self.nhwc = backbone.layout == "NHWC"  # timm's Swin and the like lay their stages out channels-last
         self._maps: list[torch.Tensor] | None = None  # a list only while `encode` runs the backbone
-        shapes = self._probe(backbone, layers)
         self.levels = nn.ModuleList()
-        for channels, stride in shapes:
+        for stride, channels, layer in stages:
             steps = max(0, round(math.log2(max(backbone.stride, stride) / stride)))
             convs = [_conv(channels if i == 0 else LEVEL_WIDTH, LEVEL_WIDTH, 2) for i in range(steps)]
             self.levels.append(nn.Sequential(*convs) if convs else _conv(channels, LEVEL_WIDTH, 1))
-        self.width = LEVEL_WIDTH * len(self.levels)
-        for layer in layers:
             layer.register_forward_hook(self._keep)
+        self.width = LEVEL_WIDTH * len(self.levels)
 
     def _keep(self, _module: nn.Module, _inputs, output: torch.Tensor) -> None:
         if self._maps is not None:
-            self._maps.append(output)
-
-    def _probe(self, backbone: nn.Module, layers: list[nn.Module]) -> list[tuple[int, int]]:
-        """(channels, stride) of each captured map, from a forward pass of a blank 64 px image."""
-        size, found = 64, []
-        hooks = [layer.register_forward_hook(lambda _m, _i, out: found.append(out)) for layer in layers]
-        was_training = backbone.training
-        backbone.eval()
-        try:
-            with torch.no_grad():
-                backbone(torch.zeros(1, 3, size, size))
-        finally:
-            backbone.train(was_training)
-            for hook in hooks:
-                hook.remove()
-        return [(int(m.shape[1]), size // int(m.shape[-1])) for m in found]
+            self._maps.append(output.permute(0, 3, 1, 2) if self.nhwc else output)
 
     def encode(
         self, backbone: nn.Module, faces: torch.Tensor, rest: torch.Tensor
