@@ -18,7 +18,6 @@ from augtext.errors import UserError
 from augtext.grounding import GEOMETRY
 from hiva_core.models.au_graph import AUGraph
 from hiva_core.models.backbone import Backbone, build_backbone
-from hiva_core.models.change import FineChange
 from hiva_core.models.cross_attention import CDCA, DDCA
 from hiva_core.models.heads import CosineHead, LinearHead
 
@@ -78,9 +77,6 @@ class ModelConfig:
     # tokens replaced by a learned "no neutral" vector, `no_reference`). A run trained with it > 0 also reads a face
     # alone, (B, 3, H, W): a photo without a resting frame, or each frame of a clip to find its resting one.
     reference_dropout: float = 0.0
-    # With `reference`: also read what changed in the backbone's early maps (strides 4 and 8), where an edge that
-    # moved by a pixel still shows, brought to the token grid (hiva_core.models.change.FineChange).
-    fine_change: bool = False
 
 
 # Options added after runs were saved, with the value those runs were built with: a config.json without the key
@@ -127,42 +123,33 @@ def reference_tokens(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tens
     alone = getattr(model, "no_reference", None)
     if alone is not None and images.ndim == 4 and images.shape[1] == 3:
         tokens, grid = backbone(images)
-        return torch.cat([tokens, alone.to(tokens.dtype).expand(*tokens.shape[:2], -1)], -1), grid
+        return torch.cat([tokens, alone.to(tokens.dtype).expand_as(tokens)], -1), grid
     if images.ndim != 4 or images.shape[1] != 6:
         also = " or a face alone as (B, 3, H, W)" if alone is not None else ""
         raise ValueError(
             f"a model with model.reference reads a face and its neutral frame stacked as (B, 6, H, W){also}, got "
             f"{tuple(images.shape)}"
         )
-    batch, fine = images.shape[0], getattr(model, "fine_change", None)
-    if fine is not None:
-        tokens, grid, detail = fine.encode(backbone, images[:, :3], images[:, 3:])
-    else:
-        tokens, grid = backbone(torch.cat([images[:, :3], images[:, 3:]], 0))
+    batch = images.shape[0]
+    tokens, grid = backbone(torch.cat([images[:, :3], images[:, 3:]], 0))
     face, rest = tokens[:batch], tokens[batch:]  # slices, not chunk: an exported graph keeps its batch size free
-    change = face - rest if fine is None else torch.cat([face - rest, detail], -1)
+    change = face - rest
     if alone is not None and model.training:  # this step's faces read without their neutral frame
         drop = torch.rand(batch, 1, 1, device=change.device) < config.reference_dropout
         change = torch.where(drop, alone.to(change.dtype).expand_as(change), change)
     return torch.cat([face, change], -1), grid
 
 
-def fine_change(backbone: Backbone, config: ModelConfig) -> FineChange | None:
-    """The early-map change reader of a model with ``fine_change`` (None without)."""
-    return FineChange(backbone) if config.reference and config.fine_change else None
-
-
-def no_reference(backbone: Backbone, config: ModelConfig, fine: FineChange | None = None) -> nn.Parameter | None:
+def no_reference(backbone: Backbone, config: ModelConfig) -> nn.Parameter | None:
     """The learned change half of a face read without a neutral frame, for a model with ``reference_dropout``."""
     if not (config.reference and config.reference_dropout > 0):
         return None
-    return nn.Parameter(torch.randn(backbone.num_features + (fine.width if fine else 0)) * 0.02)
+    return nn.Parameter(torch.randn(backbone.num_features) * 0.02)
 
 
-def token_width(backbone: Backbone, config: ModelConfig, fine: FineChange | None = None) -> int:
-    """Channels of the tokens the blocks read: the backbone's, twice with a neutral reference (and the early maps'
-    change with ``fine``)."""
-    return backbone.num_features * (2 if config.reference else 1) + (fine.width if fine else 0)
+def token_width(backbone: Backbone, config: ModelConfig) -> int:
+    """Channels of the tokens the blocks read: the backbone's, twice with a neutral reference."""
+    return backbone.num_features * (2 if config.reference else 1)
 
 
 def check_width(config: ModelConfig) -> None:
@@ -180,9 +167,8 @@ def check_width(config: ModelConfig) -> None:
             f"model.reference_dropout must be in [0, 1) (the share of training faces read without their neutral "
             f"frame), got {config.reference_dropout}"
         )
-    for option in ("reference_dropout", "fine_change"):
-        if getattr(config, option) and not config.reference:
-            raise UserError(f"model.{option} needs model.reference=true (a model that reads neutral frames)")
+    if config.reference_dropout and not config.reference:
+        raise UserError("model.reference_dropout needs model.reference=true (a model that reads neutral frames)")
 
 
 def resolve_dim(config: ModelConfig, backbone: Backbone) -> ModelConfig:
@@ -321,11 +307,8 @@ class HiVA(nn.Module):
             intensity=bool(config.intensity),
             **text,
         )
-        self.fine_change = fine_change(self.backbone, c)
-        self.proj = nn.Sequential(
-            nn.Linear(token_width(self.backbone, c, self.fine_change), c.dim), nn.LayerNorm(c.dim)
-        )
-        self.no_reference = no_reference(self.backbone, c, self.fine_change)
+        self.proj = nn.Sequential(nn.Linear(token_width(self.backbone, c), c.dim), nn.LayerNorm(c.dim))
+        self.no_reference = no_reference(self.backbone, c)
         self.build_blocks(c)
         self.geometry_head = GeometryHead(c.dim, c.num_aus, bool(c.geometry_unexplained)) if c.geometry else None
         self.intensity_head = LinearHead(c.num_aus, c.dim) if c.intensity else None
@@ -431,9 +414,8 @@ class LinearAU(nn.Module):
             config.backbone, config.pretrained, config.backbone_weights, config.output_stride, config.mixstyle
         )
         self.config = resolve_dim(config, self.backbone)  # dim unused here, but recorded like HiVA's
-        self.fine_change = fine_change(self.backbone, config)
-        self.classifier = nn.Linear(token_width(self.backbone, config, self.fine_change), config.num_aus)
-        self.no_reference = no_reference(self.backbone, config, self.fine_change)
+        self.classifier = nn.Linear(token_width(self.backbone, config), config.num_aus)
+        self.no_reference = no_reference(self.backbone, config)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         return reference_tokens(self, images)[0]

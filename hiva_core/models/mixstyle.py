@@ -46,34 +46,27 @@ class MixStyle(nn.Module):
         return f"p={self.p}, alpha={self.alpha}"
 
 
-def early_stages(body: nn.Module, timm_features: bool) -> list[tuple[int, int, nn.Module]]:
-    """``(stride, channels, module)`` of the modules whose outputs are the last feature maps at strides 4 and 8 (the
-    final output excluded).
+def style_layers(body: nn.Module, timm_features: bool) -> list[nn.Module]:
+    """The modules whose outputs are the last feature maps at strides 4 and 8 (the final output excluded).
 
-    timm models name their stages in ``feature_info`` (with the reduction and channels of each); the local backbones
-    are one ``nn.Sequential`` of blocks, whose strides and channels are read off a forward pass of a small blank image.
+    timm models name their stages in ``feature_info`` (with the reduction of each); the local backbones are one
+    ``nn.Sequential`` of blocks, whose strides are read off a forward pass of a small blank image.
     """
     if timm_features:
         info = getattr(body, "feature_info", None)
-        stages = [(int(i["reduction"]), int(i["num_chs"]), body.get_submodule(i["module"])) for i in (info or [])[:-1]]
+        stages = [(int(i["reduction"]), body.get_submodule(i["module"])) for i in (info or [])[:-1]]
     else:
         seq = next((m for m in body.modules() if isinstance(m, nn.Sequential) and len(m) >= 3), None)
         stages = _sequential_strides(seq) if seq is not None else []
-    last: dict[int, tuple[int, int, nn.Module]] = {}
-    for stage in stages:
-        if stage[0] in STYLE_STRIDES:
-            last[stage[0]] = stage
+    last: dict[int, nn.Module] = {}
+    for stride, module in stages:
+        if stride in STYLE_STRIDES:
+            last[stride] = module
     return [last[s] for s in STYLE_STRIDES if s in last]
 
 
-def style_layers(body: nn.Module, timm_features: bool) -> list[nn.Module]:
-    """The modules of ``early_stages``: where MixStyle mixes."""
-    return [module for _, _, module in early_stages(body, timm_features)]
-
-
-def _sequential_strides(seq: nn.Sequential, size: int = 64) -> list[tuple[int, int, nn.Module]]:
-    """(stride, channels, block) for every block of ``seq`` but the last, from a forward pass of a blank ``size``
-    image."""
+def _sequential_strides(seq: nn.Sequential, size: int = 64) -> list[tuple[int, nn.Module]]:
+    """(stride, block) for every block of ``seq`` but the last, from a forward pass of a blank ``size`` image."""
     x = torch.zeros(1, 3, size, size)
     out = []
     was_training = seq.training
@@ -81,7 +74,7 @@ def _sequential_strides(seq: nn.Sequential, size: int = 64) -> list[tuple[int, i
     with torch.no_grad():
         for block in seq:
             x = block(x)
-            out.append((size // x.shape[-1], int(x.shape[1]), block))
+            out.append((size // x.shape[-1], block))
     seq.train(was_training)
     return out[:-1]
 

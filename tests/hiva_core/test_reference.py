@@ -207,56 +207,11 @@ def test_reference_model_reads_the_change_from_the_neutral_frame():
     assert linear(torch.cat([face, rest], 1))["logits"].shape == (2, 3)
 
 
-def test_fine_change_reads_where_an_early_map_moved():
-    """model.fine_change: the change of the backbone's maps at strides 4 and 8 between the face and its neutral frame,
-    on the token grid. A face equal to its neutral frame has the same change token everywhere; an edge moved by one
-    pixel changes the tokens around it and no others."""
-    from hiva_core.models import create_model
-
-    kw = dict(num_aus=3, text_dim=8, backbone="tiny", dim=32, heads=4, reference=True)
-    model = create_model("hiva", **kw, fine_change=True).eval()
-    plain = create_model("hiva", **kw).eval()
-    width = model.fine_change.width
-    assert width == 2 * 64  # the tiny net's stages at strides 4 and 8
-    assert model.proj[0].in_features == plain.proj[0].in_features + width
-    rest = torch.zeros(1, 3, 64, 64)
-    rest[..., 20:44, 20:44] = 1.0  # a square
-    face = rest.clone()
-    face[..., 20:44, 44] = 1.0  # its right edge moved by one pixel
-    with torch.no_grad():
-        still = model.forward_features(torch.cat([rest, rest], 1))[..., -width:]
-        moved = model.forward_features(torch.cat([face, rest], 1))[..., -width:]
-    assert torch.allclose(still, still[:, :1].expand_as(still))  # nothing changed: one token everywhere
-    grid = int(still.shape[1] ** 0.5)  # stride 8: 8x8
-    changed = (moved - still).abs().amax(-1).reshape(grid, grid)
-    assert changed.max() > 0
-    assert changed[:, :4].max() == 0 and changed[0].max() == 0  # far from the edge: untouched
-    row, col = divmod(int(changed.argmax()), grid)
-    assert 2 <= row <= 5 and col in (5, 6)  # the moved edge: x = 44, y 20-43
-    with torch.no_grad():
-        deep = model.forward_features(torch.cat([face, rest], 1))
-    assert deep.shape[-1] == 2 * model.backbone.num_features + width
-
-    dropping = create_model("hiva", **kw, fine_change=True, reference_dropout=0.5)
-    assert dropping.no_reference.shape == (model.backbone.num_features + width,)
-    dropping.eval()
-    with torch.no_grad():
-        assert dropping(rest, torch.randn(3, 2, 8))["logits"].shape == (1, 3)  # read alone
-    linear = create_model("linear", num_aus=3, text_dim=8, backbone="tiny", reference=True, fine_change=True)
-    assert linear(torch.cat([face, rest], 1))["logits"].shape == (1, 3)
-    with pytest.raises(UserError, match="model.fine_change needs model.reference"):
-        create_model("hiva", **{**kw, "reference": False}, fine_change=True)
-    pytest.importorskip("timm")
-    with pytest.raises(UserError, match="fine_change needs a CNN backbone"):
-        create_model("hiva", **{**kw, "backbone": "vit_tiny_patch16_224"}, fine_change=True)
-
-
 # ---------------------------------------------------------------------------------- a run that reads the neutral frame
 @pytest.fixture(scope="module")
 def reference_runs(people, text_cache, tmp_path_factory):
-    """Four tiny runs on the people's folds 2-3: beside the neutral frame, of one face, beside the neutral frame
-    with a third of the faces read alone (model.reference_dropout), and beside the neutral frame with the early maps'
-    change (model.fine_change): (reference run, plain run, dropout run, fine run)."""
+    """Three tiny runs on the people's folds 2-3: beside the neutral frame, of one face, and beside the neutral frame
+    with a third of the faces read alone (model.reference_dropout): (reference run, plain run, dropout run)."""
     from hiva_core.cli import main
 
     torch.set_num_threads(1)
@@ -267,7 +222,6 @@ def reference_runs(people, text_cache, tmp_path_factory):
         ("ref", reference),
         ("plain", []),
         ("drop", [*reference, "--set", "model.reference_dropout=0.3", "--set", "data.val_fraction=0.25"]),
-        ("fine", [*reference, "--set", "model.fine_change=true"]),
     ):
         argv = train_argv(text_cache, people, root / name, "--fold", "1", *extra, epochs=12)
         assert main(argv) == 0
@@ -280,7 +234,7 @@ def test_a_run_with_the_neutral_frame_reads_what_one_face_cannot(reference_runs,
     run of one face barely above chance."""
     from hiva_core.evaluate import evaluate_run
 
-    ref, plain, *_ = reference_runs
+    ref, plain, _ = reference_runs
     assert json.loads((ref / "config.json").read_text())["model_config"]["reference"] is True
     with_rest = evaluate_run(ref, str(people), fold=1)
     alone = evaluate_run(plain, str(people), fold=1)
@@ -297,7 +251,7 @@ def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference
     from hiva_core.cli import main
     from hiva_core.predict import run_predict
 
-    ref, plain, *_ = reference_runs
+    ref, plain, _ = reference_runs
     df = pd.read_csv(people)
     without = write_manifest(people.parent / "no_neutral.csv", df.drop(columns="neutral").to_dict("records"))
     assert main(["eval", "--run", str(ref), "--data", str(without)]) == 2
@@ -338,36 +292,6 @@ def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference
     assert report["onnx"] == str(tmp_path / "ref.onnx")
 
 
-def test_a_fine_change_run_trains_reloads_predicts_and_exports(reference_runs, people, tmp_path):
-    """The run with model.fine_change reads the held-out people beside their neutral frames; predict and the ONNX
-    graph give eval's probabilities (the early maps are read by hooks on the same pass, traced into the graph)."""
-    from hiva_core.checkpoint import load_run
-    from hiva_core.data import build_dataset
-    from hiva_core.evaluate import evaluate_run
-    from hiva_core.predict import run_predict
-
-    *_, fine = reference_runs
-    assert json.loads((fine / "config.json").read_text())["model_config"]["fine_change"] is True
-    result = evaluate_run(fine, str(people), fold=1)
-    assert result["avg"]["auc"] > 0.85, result["avg"]
-    loaded = load_run(fine)
-    assert loaded.model.fine_change is not None
-    ds = build_dataset(str(people), split="test", fold=1, image_size=loaded.image_size).pair_references()
-    probs = loaded.predict(ds[0]["image"][None])["probs"][0].numpy()
-    row = pd.read_csv(people).query("fold == 1").iloc[0]
-    got = run_predict([people.parent / row["path"]], fine, detect=False, neutral=people.parent / row["neutral"])
-    np.testing.assert_allclose(got.rows[[f"AU{a}_prob" for a in TINY_AUS]].to_numpy(float)[0], probs, atol=1e-5)
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from hiva_core.export import export_onnx, run_onnx
-
-    export_onnx(fine, tmp_path / "fine.onnx")
-    batch = torch.stack([ds[i]["image"] for i in range(3)]).numpy()
-    np.testing.assert_allclose(
-        run_onnx(tmp_path / "fine.onnx", batch)["probs"], loaded.predict(torch.from_numpy(batch))["probs"], atol=1e-4
-    )
-
-
 # ------------------------------------------------------------------- a run that also reads faces alone (dropout)
 def test_reference_dropout_model_reads_a_face_alone():
     from hiva_core.models import create_model
@@ -400,7 +324,7 @@ def test_a_dropout_run_reads_beside_the_neutral_frame_and_alone(reference_runs, 
     a manifest without the column alone (as a run of one face does) instead of refusing it."""
     from hiva_core.evaluate import evaluate_run
 
-    ref, plain, drop, _ = reference_runs
+    ref, plain, drop = reference_runs
     assert json.loads((drop / "config.json").read_text())["model_config"]["reference_dropout"] == 0.3
     beside = evaluate_run(drop, str(people), fold=1)
     assert beside["avg"]["auc"] > 0.8, beside["avg"]
@@ -430,7 +354,7 @@ def test_predict_neutral_auto_reads_each_video_beside_its_resting_frame(referenc
     from hiva_core.predict import run_predict
     from tests.hiva_core.test_predict import write_video
 
-    ref, plain, drop, _ = reference_runs
+    ref, plain, drop = reference_runs
     df = pd.read_csv(people)
     person = df[df["subject"] == df[df["fold"] == 1]["subject"].iloc[0]]
     paths = [*person["path"], person["neutral"].iloc[0], *person["path"]]
@@ -483,7 +407,7 @@ def test_predict_neutral_auto_frames_reads_a_folder_of_frames_as_one_clip(refere
     from hiva_core.cli import main
     from hiva_core.predict import run_predict
 
-    _, _, drop, _ = reference_runs
+    _, _, drop = reference_runs
     df = pd.read_csv(people)
     person = df[df["subject"] == df[df["fold"] == 1]["subject"].iloc[0]]
     clip, single = tmp_path / "clip", tmp_path / "single"
