@@ -196,6 +196,19 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def save_entry(out_json: str | Path, out_md: str | Path, name: str, entry: dict, title: str, markdown) -> None:
+    """Merge ``entry`` under ``name`` into the results at ``out_json`` (atomically), rewrite ``out_md`` with
+    ``markdown`` of every entry under ``title``, and print this entry's table."""
+    out = Path(out_json)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results[name] = entry
+    with atomic_write(out, "w") as fh:
+        fh.write(json.dumps(results, indent=1) + "\n")
+    with atomic_write(Path(out_md), "w") as fh:
+        fh.write(f"# {title}\n\n" + markdown(results))
+    print(markdown({name: entry}))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="the SynthAU folder the faces come from")
@@ -232,15 +245,7 @@ def main(argv=None) -> int:
         what = f"{faces_file}, scored on {folder}"
     entry = {"what": what, **breakdown(pd.read_csv(faces_file), folder)}
 
-    out = Path(args.out_json)
-    results = json.loads(out.read_text()) if out.is_file() else {}
-    results[args.name] = entry
-    with atomic_write(out, "w") as fh:
-        fh.write(json.dumps(results, indent=1) + "\n")
-    table = markdown(results)
-    with atomic_write(Path(args.out_md), "w") as fh:
-        fh.write("# Where the F1 goes (bench/bench_breakdown.py)\n\n" + table)
-    print(markdown({args.name: entry}))
+    save_entry(args.out_json, args.out_md, args.name, entry, "Where the F1 goes (bench/bench_breakdown.py)", markdown)
     return 0
 
 

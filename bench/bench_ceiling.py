@@ -39,10 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_breakdown import group_scores, join_faces, scenes  # noqa: E402
+from bench_breakdown import group_scores, join_faces, save_entry, scenes  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
-from augtext.io import atomic_write  # noqa: E402
 from hiva_core.faces.align import similarity_transform, transform_points  # noqa: E402
 from hiva_core.metrics import NAN_TEXT, choose_thresholds  # noqa: E402
 from hiva_core.regions import parse_landmarks  # noqa: E402
@@ -228,14 +227,8 @@ def main(argv=None) -> int:
         entry["landmark_noise"] = args.landmark_noise
     entry["readers"] = ceiling(train, test, train_folder, test_folder, aus, args.landmark_noise)
 
-    out = Path(args.out_json)
-    results = json.loads(out.read_text()) if out.is_file() else {}
-    results[args.name] = entry
-    with atomic_write(out, "w") as fh:
-        fh.write(json.dumps(results, indent=1) + "\n")
-    with atomic_write(Path(args.out_md), "w") as fh:
-        fh.write("# How far one face takes a reader (bench/bench_ceiling.py)\n\n" + markdown(results))
-    print(markdown({args.name: entry}))
+    title = "How far one face takes a reader (bench/bench_ceiling.py)"
+    save_entry(args.out_json, args.out_md, args.name, entry, title, markdown)
     return 0
 
 

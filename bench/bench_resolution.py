@@ -14,7 +14,6 @@ Writes bench/results/resolution.json (one entry per --name, merged) and bench/re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,9 +23,11 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_breakdown import save_entry  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
-from augtext.io import atomic_write  # noqa: E402
 
 IMAGE_COLUMNS = ("path", "neutral")  # a face and, for a run with model.reference, its neutral frame
 
@@ -146,14 +147,8 @@ def main(argv=None) -> int:
             entry["sizes"][str(size)] = evaluate(captured_set(manifest, source.parent, size, Path(tmp)))
         print(f"{size} px: F1 {100 * entry['sizes'][str(size)]['f1']:.1f}", flush=True)
 
-    out = Path(args.out_json)
-    results = json.loads(out.read_text()) if out.is_file() else {}
-    results[args.name] = entry
-    with atomic_write(out, "w") as fh:
-        fh.write(json.dumps(results, indent=1) + "\n")
-    with atomic_write(Path(args.out_md), "w") as fh:
-        fh.write("# How much of a run's score rests on resolution (bench/bench_resolution.py)\n\n" + markdown(results))
-    print(markdown({args.name: entry}))
+    title = "How much of a run's score rests on resolution (bench/bench_resolution.py)"
+    save_entry(args.out_json, args.out_md, args.name, entry, title, markdown)
     return 0
 
 
