@@ -40,15 +40,6 @@ def captured(image: Image.Image, size: int) -> Image.Image:
     return small.resize((width, height), Image.BICUBIC)
 
 
-def manifest_of(data: str) -> Path:
-    """The manifest CSV of ``data`` (a folder holding manifest.csv, or the CSV itself)."""
-    path = Path(data)
-    manifest = path / "manifest.csv" if path.is_dir() else path
-    if not manifest.is_file() or manifest.suffix.lower() != ".csv":
-        raise UserError(f"--data {data}: not a manifest CSV or a folder with manifest.csv")
-    return manifest
-
-
 def captured_set(manifest: pd.DataFrame, root: Path, size: int, out: Path) -> Path:
     """``out/manifest.csv``: ``manifest``'s rows (image paths relative to ``root``, or absolute) with every image of
     IMAGE_COLUMNS replaced by its copy `captured` at ``size`` (``out/<column>/<n>.png``); every other column kept."""
@@ -105,7 +96,7 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="the run folder to evaluate")
-    p.add_argument("--data", required=True, help="the test set: a manifest CSV or a folder with manifest.csv")
+    p.add_argument("--data", required=True, help="the test set: a manifest (.csv, .parquet) or a folder holding one")
     p.add_argument("--fold", type=int, help="only the faces of this fold (default: as hiva_core eval picks them)")
     p.add_argument("--sizes", default="96,64,48", help="widths in pixels to capture the faces at (default 96,64,48)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -113,6 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-json", default=str(REPO / "bench" / "results" / "resolution.json"))
     p.add_argument("--out-md", default=str(REPO / "bench" / "results" / "resolution.md"))
     args = p.parse_args(argv)
+    from hiva_core.data.manifest import find_manifest, read_label_manifest
     from hiva_core.evaluate import evaluate_run
 
     try:
@@ -121,12 +113,12 @@ def main(argv=None) -> int:
         raise UserError(f"--sizes {args.sizes!r} is not a comma-separated list of pixel widths") from None
     if not sizes or sizes[-1] < 4:
         raise UserError(f"--sizes {args.sizes!r}: widths of at least 4 pixels")
-    source = manifest_of(args.data)
-    manifest = pd.read_csv(source)
+    source = find_manifest(args.data)
+    manifest = read_label_manifest(source)
     if args.fold is not None:
         if "fold" not in manifest:
             raise UserError(f"{source} has no fold column: leave --fold out")
-        manifest = manifest[manifest["fold"] == args.fold].reset_index(drop=True)
+        manifest = manifest[pd.to_numeric(manifest["fold"], errors="coerce") == args.fold].reset_index(drop=True)
         if manifest.empty:
             raise UserError(f"{source} has no faces in fold {args.fold}")
 

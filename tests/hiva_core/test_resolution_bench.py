@@ -90,7 +90,7 @@ def test_a_run_loses_what_it_read_from_detail_at_fewer_pixels(text_cache, tmp_pa
     assert "| 10 px |" in (tmp_path / "r.md").read_text()
     with pytest.raises(UserError, match="at least 4"):
         bench.main([*argv[:-4], "--sizes", "2", "--name", "x", *outs])
-    with pytest.raises(UserError, match="not a manifest"):
+    with pytest.raises(UserError, match="no manifest.parquet or manifest.csv in folder"):
         bench.main(["--run", str(run), "--data", str(tmp_path), "--name", "x", *outs])
     with pytest.raises(UserError, match="no faces in fold 7"):
         bench.main([*argv[:5], "7", "--name", "x", *outs])
