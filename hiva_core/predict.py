@@ -483,8 +483,12 @@ def resting_frames(
     chosen = {key: found for key, found in best.items() if seen[key] > 1}
     where = {}
     for key, (p, _, row) in chosen.items():  # a video's frame, or a folder's image
-        at = {"frame": int(row["frame"]), "time_s": float(row["time_s"])} if row["source"] == key else {}
-        where[key] = {**(at or {"image": row["source"]}), "mean_prob": round(p, 4)}
+        at = (
+            {"frame": int(row["frame"]), "time_s": float(row["time_s"])}
+            if row["source"] == key
+            else {"image": row["source"]}
+        )
+        where[key] = {**at, "mean_prob": round(p, 4)}
     rest = {source: chosen[key][1] for source, key in clip.items() if key in chosen}
     return rest, where
 
