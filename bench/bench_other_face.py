@@ -60,6 +60,7 @@ WHEEL_SHA256 = "384f0553a66659be95ff05b7c2d2d837376062f1d525dbd8920b029c4c6fa85e
 NPM_DATA = "package/public/data/"
 
 SCORED = (1, 2, 4, 7, 10, 12, 15, 24)
+UNSHOWN = (6, 14, 17, 23)  # BP4D AUs without a MakeHuman unit: written as unknown
 # AU -> MakeHuman expression units and weights at full intensity; "{s}" is left / right (both sides unless lopsided).
 AU_UNITS: dict[int, dict[str, float]] = {
     1: {"eyebrows-{s}-inner-up": 1.0},  # inner brow raiser
@@ -547,6 +548,8 @@ def write_set(out: Path, assets: Path, n: int, seed: int, size: int = 256) -> Pa
         for a in SCORED:
             row[f"AU{a}"] = occurrence(rec["au"][a])
             row[f"AU{a}_int"] = round(rec["au"][a], 3)
+        for a in UNSHOWN:
+            row[f"AU{a}"] = ""  # unknown: eval leaves these out, and a run of the 12 BP4D AUs reads the set as it is
         rows.append(row)
     if renderer is not None:
         renderer.release()
@@ -580,6 +583,55 @@ def score_run(run: str, manifest: Path, flip: bool = False, batch_size: int = 64
     }
 
 
+def single_au_response(run: str, work: Path, people: int, seed: int = 0, size: int = 256) -> dict:
+    """`people` people (head within 10 degrees of frontal, the set's lights and backgrounds) at rest and making each
+    SCORED AU alone at intensity 0.9: the run's mean probability of every AU on each, minus its mean at rest (`lift`,
+    rows: the AU made, columns: the AU scored). A run with `model.reference` reads each face beside the person at rest.
+    """
+    from hiva_core.checkpoint import load_run
+    from hiva_core.predict import run_predict
+
+    model = HeadModel(fetch_assets(work))
+    folder = work / f"single_seed{seed}_n{people}_{size}px"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = (0, *SCORED)
+    renderer = None
+    for p in range(people):
+        rng = np.random.default_rng([seed, 1_000_000 + p])
+        person, scene = sample_person(rng, model), sample_scene(rng)
+        scene.yaw, scene.pitch, scene.roll = scene.yaw / 3, scene.pitch / 1.5, scene.roll
+        for au in made:
+            path = folder / f"{p:04d}_AU{au}.jpg"
+            if not path.is_file():
+                renderer = renderer or HeadRenderer(model, size)
+                _jpeg(path, renderer.render(person, scene, unit_weights({au: 0.9} if au else {}, {})), 95)
+    if renderer is not None:
+        renderer.release()
+    loaded = load_run(run)
+    aus = [a for a in SCORED if a in loaded.aus]
+    probs = np.full((people, len(made), len(aus)), np.nan)
+    for p in range(people):
+        paths = [folder / f"{p:04d}_AU{au}.jpg" for au in made]
+        neutral = paths[0] if loaded.reference else None
+        rows = run_predict(paths, loaded, neutral=neutral, progress=False).rows
+        rows = rows[rows["status"] == "ok"].sort_values("face").drop_duplicates("source")
+        for i, path in enumerate(paths):
+            hit = rows[rows["source"].map(lambda s: Path(str(s)).name) == path.name]
+            if not hit.empty:
+                probs[p, i] = [float(hit.iloc[0][f"AU{a}_prob"]) for a in aus]
+    complete = ~np.isnan(probs).any(axis=(1, 2))
+    if not complete.any():
+        raise UserError(f"{run}: no person was found in every one of their single-AU renders")
+    mean = probs[complete].mean(0)
+    return {
+        "people": int(complete.sum()),
+        "aus": [f"AU{a}" for a in aus],
+        "rest": dict(zip([f"AU{a}" for a in aus], mean[0].round(4).tolist(), strict=True)),
+        "lift": {f"AU{m}": dict(zip([f"AU{a}" for a in aus], (mean[i] - mean[0]).round(4).tolist(), strict=True))
+                 for i, m in enumerate(made) if i},
+    }  # fmt: skip
+
+
 def markdown(results: dict) -> str:
     lines = []
     for name, entry in results.items():
@@ -606,6 +658,13 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256, help="render width and height in pixels (default 256)")
     p.add_argument("--flip", action="store_true", help="also average each face with its mirror image (eval --flip)")
     p.add_argument("--work", default=str(REPO / "bench" / "work" / "other_face"), help="assets and renders go here")
+    p.add_argument(
+        "--response",
+        type=int,
+        default=0,
+        metavar="PEOPLE",
+        help="also render this many people making each AU alone and report what the run sees (default 0)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out-json", default=str(RESULTS.with_suffix(".json")))
     p.add_argument("--out-md", default=str(RESULTS.with_suffix(".md")))
@@ -624,6 +683,8 @@ def main(argv=None) -> int:
             f"{run}{' with --flip' if args.flip else ''} on {args.n} MakeHuman faces (seed {args.seed}, "
             f"{args.size} px, detected and aligned), {len(entry['per_au'])} AUs"
         )
+        if args.response:
+            entry["response"] = single_au_response(run, work, args.response, args.seed, args.size)
         entry["command"] = "python bench/bench_other_face.py " + " ".join(sys.argv[1:] if argv is None else argv)
         print(f"{name}: F1 {100 * entry['f1']:.1f} (AUC {100 * entry['auc']:.1f})", flush=True)
         save_entry(args.out_json, args.out_md, name, entry, "Faces from another face model (bench/bench_other_face.py)",

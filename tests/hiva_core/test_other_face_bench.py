@@ -205,6 +205,8 @@ def test_write_set_labels_what_it_rendered_and_keeps_its_images(bench, head, tmp
         for column in ("path", "neutral"):
             with Image.open(manifest.parent / row[column]) as img:
                 assert img.size == (64, 64)
+    for a in bench.UNSHOWN:  # BP4D AUs without a unit: unknown, so eval leaves them out
+        assert rows[f"AU{a}"].isna().all()
     stamp = (manifest.parent / rows["path"][0]).stat().st_mtime_ns
     again = bench.write_set(tmp_path / "set", assets, 6, seed=3, size=64)
     assert pd.read_csv(again).equals(rows)
@@ -221,3 +223,41 @@ def test_fetch_refuses_files_that_are_not_the_pinned_ones(bench, tmp_path):
 def test_main_refuses_names_that_do_not_match_the_runs(bench, tmp_path):
     with pytest.raises(UserError, match="2 names for 1 runs"):
         bench.main(["--runs", "r1", "--names", "a,b", "--work", str(tmp_path)])
+
+
+def test_single_au_response_lines_each_render_up_with_its_au(bench, head, tmp_path, monkeypatch):
+    """The bookkeeping of the one-AU-at-a-time table: a stand-in run whose probability of AU k is 0.9 on a render of
+    AU k and 0.1 elsewhere (0.2 for AU4 on a render of AU1) must give +80 on the diagonal and +10 there."""
+    import types
+
+    import hiva_core.checkpoint
+    import hiva_core.predict
+
+    try:
+        bench.HeadRenderer(head, 64).release()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no offscreen OpenGL: {exc}")
+    monkeypatch.setattr(bench, "fetch_assets", lambda work: tmp_path / "assets")
+    run = types.SimpleNamespace(aus=[1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24], reference=False)
+    monkeypatch.setattr(hiva_core.checkpoint, "load_run", lambda path: run)
+    seen = []
+
+    def predict(paths, loaded, neutral=None, progress=False):
+        assert loaded is run and neutral is None
+        rows = []
+        for path in reversed(paths):  # any order: rows are matched by file name
+            made = int(path.stem.split("_AU")[1])
+            probs = {f"AU{a}_prob": 0.9 if a == made else 0.2 if (a, made) == (4, 1) else 0.1 for a in run.aus}
+            rows.append({"source": str(path), "face": 0, "status": "ok", **probs})
+            seen.append(path)
+        return types.SimpleNamespace(rows=pd.DataFrame(rows))
+
+    monkeypatch.setattr(hiva_core.predict, "run_predict", predict)
+    out = bench.single_au_response("run", tmp_path, people=3, seed=1, size=64)
+    assert out["people"] == 3 and len(seen) == 3 * (1 + len(bench.SCORED))
+    assert all(p.is_file() for p in seen)
+    assert out["rest"]["AU12"] == pytest.approx(0.1)
+    for made, row in out["lift"].items():
+        for scored, lift in row.items():
+            expected = 0.8 if made == scored else 0.1 if (scored, made) == ("AU4", "AU1") else 0.0
+            assert lift == pytest.approx(expected), (made, scored)
