@@ -85,7 +85,9 @@ def align_dataset(
     dataset's root). `split` names the rows in messages."""
     from hiva_core.data.dataset import check_images
 
-    folder = Path(cache) if cache is not None else default_cache(dataset)
+    # absolute: the crops' paths replace the rows' files, which are joined to the dataset's root (a relative folder
+    # would be joined to it twice)
+    folder = (Path(cache) if cache is not None else default_cache(dataset)).absolute()
     check_output_dir(folder, "data.align_cache")
     check_images(dataset, progress=False)  # a missing file is an error, as without alignment
     store = CropCache(folder)

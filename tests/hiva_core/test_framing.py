@@ -116,6 +116,20 @@ def test_align_caches_predicts_crops_and_leaves_out_faceless_images(raw_faces, c
     assert store.key(raw_faces.parent / "photo0.jpg") != key
 
 
+def test_align_works_from_a_relative_manifest_path(raw_faces, monkeypatch):
+    """A manifest named relative to the working folder: the crops are found where they were written (their folder
+    was once joined to the relative root twice: work/set/work/set/hiva_aligned/...)."""
+    from hiva_core.data import build_dataset
+    from hiva_core.data.aligned import align_dataset
+
+    monkeypatch.chdir(raw_faces.parent.parent)
+    relative = Path(raw_faces.parent.name) / raw_faces.name
+    aligned = align_dataset(build_dataset(relative, split="test", image_size=32), progress=False, split="test")
+    assert len(aligned) == 2
+    assert all(Path(aligned.path(i)).is_file() for i in range(len(aligned)))
+    assert aligned[1]["image"].shape == (3, 32, 32)
+
+
 def test_train_eval_with_align_see_one_framing(raw_faces, text_cache, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     cache = tmp_path / "crops"
