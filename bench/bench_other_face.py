@@ -646,6 +646,18 @@ def markdown(results: dict) -> str:
             "| " + " | ".join(cells) + f" | {100 * entry['f1']:.1f} ({100 * entry['auc']:.1f}) | {f05} | {floor} |"
         )
         lines.append("")
+        response = entry.get("response")
+        if response:
+            cols = response["aus"]
+            lines += [f"One AU at a time ({response['people']} people, intensity 0.9): the run's mean probability of "
+                      "each AU (columns) minus its mean at rest, x 100:", ""]  # fmt: skip
+            lines += ["| AU made | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+            lines.append(
+                "| (at rest: probability) | " + " | ".join(f"{100 * response['rest'][c]:.0f}" for c in cols) + " |"
+            )
+            for made, row in response["lift"].items():
+                lines.append(f"| {made} | " + " | ".join(f"{100 * row[c]:+.0f}" for c in cols) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 
