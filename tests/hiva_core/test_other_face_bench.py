@@ -261,3 +261,8 @@ def test_single_au_response_lines_each_render_up_with_its_au(bench, head, tmp_pa
         for scored, lift in row.items():
             expected = 0.8 if made == scored else 0.1 if (scored, made) == ("AU4", "AU1") else 0.0
             assert lift == pytest.approx(expected), (made, scored)
+    entry = {"what": "w", "per_au": {"AU12": {"f1": 0.5, "auc": 0.9}}, "f1": 0.5, "auc": 0.9, "response": out}
+    table = bench.markdown({"stand-in": entry})
+    assert "| (at rest: probability) | 10 | 10 |" in table
+    assert "| AU12 | +0 | +0 | +0 | +0 | +0 | +80 | +0 | +0 |" in table  # columns in SCORED order
+    assert "| AU1 | +80 | +0 | +10 |" in table
