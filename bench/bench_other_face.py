@@ -267,7 +267,7 @@ class Scene:
     pitch: float
     roll: float
     fov: float
-    fill: float  # the face's height as a share of the image
+    fill: float  # the head's height (chin to crown) as a share of the image
     shift: tuple[float, float]
     lights: list = field(default_factory=list)  # [(direction, colour)] * 2 + ambient colour
     background: dict = field(default_factory=dict)
