@@ -19,11 +19,13 @@ its own (rate 0.3); a present AU has intensity 0.4-1, one in five is lopsided, a
 (< 0.15) a third of the time. Scene: head turned up to 30 degrees (yaw) / 15 (pitch) / 10 (roll), two coloured
 lights and an ambient term, field of view 12-40 degrees, a flat, gradient or blotchy background, then blur and JPEG.
 Every face has a neutral frame (no AU, head within 3 degrees, same scene) in the ``neutral`` column, so runs that
-read a face beside the person at rest are measured too.
+read a face beside the person at rest are measured too. The heads are bald unless ``--hair SHARE`` gives that share of
+people one of MakeHuman's scalp-hair meshes (from a stream of its own: the faces are otherwise the same).
 
 The renders are whole heads on 256-px images, detected and aligned as ``hiva_core eval --align`` (and ``predict``)
 align a photo: the run sees them framed by the detector, not by a renderer. Per run: avg F1 over the eight AUs at the
-run's thresholds and at 0.5, AUC, the all-positive floor, per AU.
+run's thresholds and at 0.5, AUC, the all-positive floor, per AU; ``--response N`` adds what the run sees when N
+people make each AU alone. The set is a plain manifest (``hiva_core eval --run R --data <set> --align`` reads it).
 
     python bench/bench_other_face.py --runs runs/ref runs/one_face --names ref,one_face --n 400
 """
