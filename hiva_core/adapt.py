@@ -114,7 +114,7 @@ def run_adapt(
     if data is not None:
         from hiva_core.evaluate import run_dataset, run_loader
 
-        dataset, rows = run_dataset(loaded, data, fold, lists, align)
+        dataset, rows = run_dataset(loaded, data, fold, lists, align, labels=False)
         what, total = f"{data} ({rows.text})", len(dataset)
         with progress_bar("adapt", total, progress) as advance:
             batches = counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance)

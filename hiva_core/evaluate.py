@@ -230,10 +230,11 @@ def face_table(dataset, out: dict, aus: Sequence[int], thresholds: Sequence[floa
     return table
 
 
-def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) -> tuple:
+def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, labels: bool = True) -> tuple:
     """The rows of `data` that `hiva_core eval` scores for a loaded run, as a dataset at the run's image size (no
     augmentation), aligned when asked or as the run was trained (`data.align`), images checked; and the Selection
-    that says which rows (`hiva_core.data.splits.eval_selection`); `hiva_core adapt --data` takes the same rows."""
+    that says which rows (`hiva_core.data.splits.eval_selection`); `hiva_core adapt --data` takes the same rows with
+    `labels=False`: whatever AUs the data labels (adapting reads no label)."""
     from hiva_core.data import build_dataset, check_images
     from hiva_core.data.splits import eval_selection
 
@@ -241,9 +242,15 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None) 
     rows = eval_selection(data, fold, data_cfg.get("fold"))
     lists = lists if lists is not None else data_cfg.get("lists")
     dataset = build_dataset(
-        data, split=rows.split, fold=rows.fold, lists=lists, image_size=loaded.image_size, augment=False, aus=loaded.aus
+        data,
+        split=rows.split,
+        fold=rows.fold,
+        lists=lists,
+        image_size=loaded.image_size,
+        augment=False,
+        aus=loaded.aus if labels else None,
     )
-    if list(dataset.aus) != loaded.aus:
+    if labels and list(dataset.aus) != loaded.aus:
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {loaded.run_dir} predicts {loaded.aus}")
     if len(dataset) == 0:
         raise UserError(f"{data} has no frames in the rows chosen ({rows.text})")

@@ -116,6 +116,27 @@ def test_cli_adapt_writes_a_run_that_eval_uses(trained_run, tiny_faces, tmp_path
     assert json.loads(json_out.read_text())["n"] == 32
 
 
+def test_adapt_data_needs_no_labels_of_the_runs_aus(trained_run, tiny_faces, tmp_path, one_thread):
+    """Adapting reads no label: a manifest that labels only some of the run's AUs (a set from another source) adapts
+    the run exactly as the fully labelled one with the same rows."""
+    import pandas as pd
+
+    run = trained_run[0]
+    aus = load_run(run, device="cpu").aus
+    partial = pd.read_csv(tiny_faces).drop(columns=[f"AU{a}" for a in aus[1:]])
+    partial["path"] = [str(tiny_faces.parent / p) for p in partial["path"]]
+    partial.to_csv(tmp_path / "partial.csv", index=False)
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["adapt", "--run", str(run), "--out", str(full), "--data", str(tiny_faces), "--fold", "3"]) == 0
+    assert (
+        main(["adapt", "--run", str(run), "--out", str(part), "--data", str(tmp_path / "partial.csv"), "--fold", "3"])
+        == 0
+    )
+    a, b = load_run(full, device="cpu").model.state_dict(), load_run(part, device="cpu").model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
 def test_adapting_to_images_matches_adapting_to_the_same_rows(trained_run, tiny_faces, tmp_path, one_thread):
     """Aligned crops given as files (--no-detect) go through the same transform as the data's rows: the same faces in
     the same order give the same statistics; an adapted run can be adapted again and keeps both records."""
