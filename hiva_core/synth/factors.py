@@ -34,9 +34,6 @@ FACTORS: dict[str, str] = {
     "pose": "yaw up to ±45°, pitch ±30°, roll ±20°; off: yaw N(0, 8°) within ±25°, pitch N(0, 6°), roll N(0, 3°)",
     "degradations": "motion blur, defocus, low resolution, noise, JPEG 40-95, colour cast and gamma; "
     "off: mild blur, noise and JPEG 70-96",
-    "motion": "how each person's face moves for an AU: the direction every point moves turned by about 30° (at most "
-    "57°) and its distance scaled about 0.6-1.6, by smooth fields over the face (hiva_core.synth.motion); "
-    "off: every face moves as ICT's blendshapes",
 }
 ALL: tuple[str, ...] = tuple(FACTORS)
 STREAM = {name: 101 + i for i, name in enumerate(FACTORS)}  # random-stream codes (never reorder: they seed draws)

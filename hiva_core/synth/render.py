@@ -28,7 +28,6 @@ from hiva_core.synth.facemodel import (
     smoothing_operator,
     vertex_normals,
 )
-from hiva_core.synth.motion import motion_fields, vary
 from hiva_core.synth.overlays import background, degrade, draw_occluders
 from hiva_core.synth.sampling import SampleParams
 from hiva_core.synth.shading import (
@@ -200,10 +199,6 @@ class Renderer:
         self.ctx = create_context()
         self._base_key: bytes | None = None  # identity whose neutral-expression mesh is cached in self._base
         self._base: np.ndarray | None = None
-        self._motion_key, self._motion = None, None  # the person whose motion fields are cached in self._motion
-        self.rigid = np.isin(
-            model.part, [RENDERED_PARTS.index(p) for p in ("sclera_l", "sclera_r", "teeth", "gums_tongue")]
-        )
         ctx = self.ctx
         self.prog = ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
         n = model.num_vertices
@@ -246,13 +241,6 @@ class Renderer:
         if self._base_key != key:
             self._base, self._base_key = model.identity_vertices(ident.weights), key
         verts = model.vertices(ident.weights, weights, base=self._base).astype(np.float64)
-        if ident.motion is not None:  # this person's way of making the AUs: their displacement turned and scaled
-            mkey = ident.motion.phases.tobytes()
-            if self._motion_key != mkey:
-                self._motion, self._motion_key = motion_fields(ident.motion, model.neutral, self.rigid), mkey
-            au = blendshape_weights(params.au, model.expression_names, None, params.au_sides, ident.expressiveness)
-            moved = (au @ model.expression_deltas).reshape(-1, 3)  # the AUs' part (gaze and jaw shapes apart)
-            verts += vary(moved, self._motion) - moved
         rot = rotation(params.yaw, params.pitch, params.roll)
         verts = (verts - PIVOT) @ rot.T + PIVOT
         d = params.cam_distance
