@@ -150,8 +150,6 @@ def hair_look(rng: np.random.Generator, wide: bool) -> dict:
         "brow_rgb": tuple(float(x) for x in brow),
         "brow_alpha": float(rng.uniform(0.45, 1.0)),
         "brow_width": float(rng.uniform(0.15, 0.5)),
-        # centre about the landmark brow line: real faces (and other face models) have their brows nearer the eyes
-        # than ICT's brow line (bench/bench_brows.py); format 4 drew -0.25..0.35, above nearly all of them
         "brow_offset": float(rng.uniform(-0.8, 0.2)),
         "brow_arch": float(rng.uniform(-0.1, 0.4)),
         "brow_taper": float(rng.uniform(0.0, 0.7)),

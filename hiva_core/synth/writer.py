@@ -54,12 +54,11 @@ from hiva_core.synth.sampling import (
 
 MANIFEST = "manifest.csv"
 META = "synth.json"
-# 5: the brows drawn lower (look.hair_look: -0.8..0.2 cm about the landmark brow line, was -0.25..0.35), where real
-# landmarks place them (bench/bench_brows.py); 4: a lopsided AU's middle shapes at full strength, the background's noise apart from the degradations, the face's
+# 4: a lopsided AU's middle shapes at full strength, the background's noise apart from the degradations, the face's
 # size in the frame from the neutral face, a hand's shadow without wrap-around; 3: creases on 60 % of people, the
 # rest smooth (look.SMOOTH_SHARE); 2: the factors of variation
 # (hiva_core.synth.factors); 1: before them (`--factors none` ranges)
-FORMAT_VERSION = 5
+FORMAT_VERSION = 4
 FLUSH_EVERY_S = 30.0
 
 

@@ -216,7 +216,7 @@ def test_factors_through_writer_and_cli(shared_data, tmp_path):
             pytest.skip(str(exc))
         raise
     meta = json.loads((tmp_path / "a" / "synth.json").read_text())
-    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 5
+    assert meta["factors_spec"] == "all,-occluders" and meta["format_version"] == 4
     with pytest.raises(UserError, match="factors"):  # another factor set never resumes into the same folder
         run_synth(tmp_path / "a", n=2, size=32, face_model=model, factors="all", progress=False)
     with pytest.raises(UserError, match="unknown SynthAU factor"):
