@@ -150,7 +150,7 @@ def hair_look(rng: np.random.Generator, wide: bool) -> dict:
         "brow_rgb": tuple(float(x) for x in brow),
         "brow_alpha": float(rng.uniform(0.45, 1.0)),
         "brow_width": float(rng.uniform(0.15, 0.5)),
-        "brow_offset": float(rng.uniform(-0.8, 0.2)),
+        "brow_offset": float(rng.uniform(-0.25, 0.35)),
         "brow_arch": float(rng.uniform(-0.1, 0.4)),
         "brow_taper": float(rng.uniform(0.0, 0.7)),
         "brow_tail": float(rng.uniform(0.75, 1.1)),
