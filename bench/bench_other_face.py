@@ -640,6 +640,75 @@ def single_au_response(run: str, work: Path, people: int, seed: int = 0, size: i
     }  # fmt: skip
 
 
+BROW_AUS = (1, 2, 4)
+
+
+def makehuman_brows(model: HeadModel, people: int, intensity: float = 0.9) -> dict[int, np.ndarray]:
+    """AU -> (people, 2): the vertical move of the drawn brow mesh (its inner quarter's, its whole mean) in eye
+    distances (between the eyeballs' centres), on the people of ``--response``."""
+    out = {a: [] for a in BROW_AUS}
+    for k in range(people):
+        person = sample_person(np.random.default_rng([0, 1_000_000 + k]), model)
+        rest = model.identity(person)
+        ball = model.eyes.place(rest)
+        eyes = np.linalg.norm(ball[ball[:, 0] > 0].mean(0) - ball[ball[:, 0] < 0].mean(0))
+        brow = model.proxy(person.brow)
+        at_rest = brow.place(rest)
+        inner = np.abs(at_rest[:, 0]) <= np.percentile(np.abs(at_rest[:, 0]), 25)
+        for a in BROW_AUS:
+            move = brow.place(model.expression(rest, person, unit_weights({a: intensity}, {})))[:, 1] - at_rest[:, 1]
+            out[a].append((move[inner].mean() / eyes, move.mean() / eyes))
+    return {a: np.asarray(v) for a, v in out.items()}
+
+
+def synthau_brows(people: int, intensity: float = 0.9) -> dict[int, np.ndarray]:
+    """The same for SynthAU people through SynthAU's AU table: the landmark brow line (17-26; inner ends 21-22)."""
+    from hiva_core.synth import sampling
+    from hiva_core.synth.aumap import blendshape_weights
+    from hiva_core.synth.facemodel import load_face_model
+
+    ict = load_face_model(None)
+    lm = ict.landmarks68
+    out = {a: [] for a in BROW_AUS}
+    for k in range(people):
+        v = ict.identity_vertices(sampling.sample_params(0, k * sampling.SAMPLES_PER_IDENTITY).identity.weights)
+        v = v.reshape(-1, 3)
+        eyes = np.linalg.norm(v[lm[36:42]].mean(0) - v[lm[42:48]].mean(0))
+        for a in BROW_AUS:
+            move = (blendshape_weights({a: intensity}, ict.expression_names) @ ict.expression_deltas).reshape(-1, 3)
+            line = move[lm[17:27], 1]
+            out[a].append((line[[4, 5]].mean() / eyes, line.mean() / eyes))
+    return {a: np.asarray(v) for a, v in out.items()}
+
+
+def brow_reach(work: Path, people: int, intensity: float = 0.9) -> dict:
+    """How far AU1, AU2 and AU4 at `intensity` move the drawn brows, in eye distances, on `people` MakeHuman people
+    and as many SynthAU people: what the same label shows in each face model."""
+    mh, synth = makehuman_brows(HeadModel(fetch_assets(work)), people, intensity), synthau_brows(people, intensity)
+    brows = {
+        f"AU{a}": {
+            f"{kind}_{part}": round(float(moves[a][:, i].mean()), 4)
+            for kind, moves in (("makehuman", mh), ("synthau", synth))
+            for i, part in enumerate(("inner", "mean"))
+        }
+        for a in BROW_AUS
+    }
+    return {"people": people, "intensity": intensity, "unit": "eye distances, up positive", "brows": brows}
+
+
+def reach_markdown(reach: dict) -> str:
+    lines = [
+        f"Brows' vertical move at intensity {reach['intensity']} ({reach['people']} people each), in eye distances:",
+        "",
+        "| AU | MakeHuman inner | SynthAU inner | MakeHuman mean | SynthAU mean |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for au, r in reach["brows"].items():
+        lines.append(f"| {au} | {r['makehuman_inner']:+.3f} | {r['synthau_inner']:+.3f} | {r['makehuman_mean']:+.3f} | "
+                     f"{r['synthau_mean']:+.3f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: dict) -> str:
     lines = []
     for name, entry in results.items():
@@ -671,8 +740,15 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", nargs="+", required=True, help="run folders to score")
-    p.add_argument("--names", required=True, help="comma-separated names of the runs' entries in the results")
+    p.add_argument("--runs", nargs="+", help="run folders to score")
+    p.add_argument("--names", help="comma-separated names of the runs' entries in the results")
+    p.add_argument(
+        "--reach",
+        type=int,
+        default=0,
+        metavar="PEOPLE",
+        help="instead: how far AU1, AU2 and AU4 move the brows here and in SynthAU (to <results>_reach.json)",
+    )
     p.add_argument("--n", type=int, default=400, help="faces in the set (default 400, the issue's hidden set's size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="render width and height in pixels (default 256)")
@@ -690,6 +766,15 @@ def main(argv=None) -> int:
     p.add_argument("--out-json", default=str(RESULTS.with_suffix(".json")))
     p.add_argument("--out-md", default=str(RESULTS.with_suffix(".md")))
     args = p.parse_args(argv)
+    if args.reach:
+        reach = brow_reach(Path(args.work), args.reach)
+        reach["command"] = "python bench/bench_other_face.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        with atomic_write(Path(args.out_json).with_name(Path(args.out_json).stem + "_reach.json"), "w") as fh:
+            fh.write(json.dumps(reach, indent=1) + "\n")
+        print(reach_markdown(reach))
+        return 0
+    if not args.runs or not args.names:
+        raise UserError("give --runs and --names (or --reach PEOPLE)")
     names = [n.strip() for n in args.names.split(",")]
     if len(names) != len(args.runs) or not all(names):
         raise UserError(f"--names gives {len(names)} names for {len(args.runs)} runs")

@@ -229,6 +229,8 @@ def test_fetch_refuses_files_that_are_not_the_pinned_ones(bench, tmp_path):
 def test_main_refuses_names_that_do_not_match_the_runs(bench, tmp_path):
     with pytest.raises(UserError, match="2 names for 1 runs"):
         bench.main(["--runs", "r1", "--names", "a,b", "--work", str(tmp_path)])
+    with pytest.raises(UserError, match="give --runs and --names"):
+        bench.main(["--work", str(tmp_path)])
 
 
 def test_single_au_response_lines_each_render_up_with_its_au(bench, head, tmp_path, monkeypatch):
@@ -299,3 +301,34 @@ def test_hair_is_drawn_for_its_share_of_people_and_changes_nothing_else(bench, h
     changed = np.abs(haired.astype(int) - plain.astype(int)).sum(-1) > 30
     rows = np.where(changed.any(1))[0]
     assert changed.sum() > 10 and rows.max() < 48  # the crown, in the upper half of the image
+
+
+def test_brow_reach_measures_the_brows_move_in_eye_distances(bench, head, face_model_path, monkeypatch):
+    """The stand-in head's inner-brow units lift the brow mesh's vertices 0.02 dm (each side its own); its eyes, one
+    point each side, are about 2 * eye_x apart: AU1 at 0.9 moves the brows 0.018 dm over that distance, AU2 and AU4
+    (empty units) nothing. SynthAU's brows go up for AU1 and AU2 and down for AU4."""
+    eye_x = 0.3
+    ids = [int(np.argmin(np.linalg.norm(head.base - (CENTRE + [x, 0.3, 0.9]), axis=1))) for x in (eye_x, -eye_x)]
+    spots = head.base[ids] - CENTRE  # the nearest sphere vertices; the eye proxy sits exactly at +-eye_x
+    offsets = np.array([[eye_x, 0.3, 0.9], [-eye_x, 0.3, 0.9]]) - spots
+    head.eyes = bench.Proxy(np.array([[i, i, i] for i in ids]), np.array([[1.0, 0.0, 0.0]] * 2), offsets,
+                            head.eyes.tris, head.eyes.corners, head.eyes.uvs, head.eyes.texture)  # fmt: skip
+    brow = head.proxy(head.brows[0])
+    refs = np.unique(brow.ref[:, 0])
+    for eth in bench.ETHNICITIES:
+        for side, keep in (("left", head.base[refs, 0] >= 0), ("right", head.base[refs, 0] < 0)):
+            lift = np.zeros((int(keep.sum()), 3))
+            lift[:, 1] = 20  # targets are in thousandths: 0.02 dm
+            head.targets[f"expression/units/{eth}/eyebrows-{side}-inner-up"] = (refs[keep], lift)
+    moves = bench.makehuman_brows(head, 3, 0.9)
+    eyes = []  # a person's face-shape targets widen the head: their eyes sit a little further apart than 2 * eye_x
+    for k in range(3):
+        ball = head.eyes.place(head.identity(bench.sample_person(np.random.default_rng([0, 1_000_000 + k]), head)))
+        eyes.append(np.linalg.norm(ball[0] - ball[1]))
+    assert 2 * eye_x <= min(eyes) and max(eyes) < 2.2 * eye_x
+    assert moves[1][:, 1] == pytest.approx(0.018 / np.array(eyes), rel=1e-5)
+    assert moves[1][:, 0] == pytest.approx(0.018 / np.array(eyes), rel=1e-5)
+    assert np.abs(moves[2]).max() == 0 and np.abs(moves[4]).max() == 0
+    monkeypatch.setenv("HIVA_FACE_MODEL", str(face_model_path))
+    synth = bench.synthau_brows(2, 0.9)
+    assert (synth[1] > 0.02).all() and (synth[2][:, 1] > 0.02).all() and (synth[4] < -0.01).all()
