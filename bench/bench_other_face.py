@@ -669,14 +669,18 @@ def synthau_brows(people: int, intensity: float = 0.9) -> dict[int, np.ndarray]:
 
     ict = load_face_model(None)
     lm = ict.landmarks68
+    lines = {  # ICT's blendshapes move every person alike; only the eye distance differs
+        a: (blendshape_weights({a: intensity}, ict.expression_names) @ ict.expression_deltas).reshape(-1, 3)[
+            lm[17:27], 1
+        ]
+        for a in BROW_AUS
+    }
     out = {a: [] for a in BROW_AUS}
     for k in range(people):
         v = ict.identity_vertices(sampling.sample_params(0, k * sampling.SAMPLES_PER_IDENTITY).identity.weights)
         v = v.reshape(-1, 3)
         eyes = np.linalg.norm(v[lm[36:42]].mean(0) - v[lm[42:48]].mean(0))
-        for a in BROW_AUS:
-            move = (blendshape_weights({a: intensity}, ict.expression_names) @ ict.expression_deltas).reshape(-1, 3)
-            line = move[lm[17:27], 1]
+        for a, line in lines.items():
             out[a].append((line[[4, 5]].mean() / eyes, line.mean() / eyes))
     return {a: np.asarray(v) for a, v in out.items()}
 
