@@ -210,15 +210,15 @@ class HeadModel:
         self.hairs = sorted(p for p in hair if not any(w in p.stem.lower() for w in ("beard", "moustache")))
         self.eyes = Proxy.load(assets / "proxies" / "eyes" / "HighPolyEyes" / "HighPolyEyes.json")
         self.eye_textures = sorted((assets / "proxies" / "eyes" / "HighPolyEyes" / "textures").glob("*.png"))
-        self._brow_cache: dict[Path, Proxy] = {}
+        self._proxies: dict[Path, Proxy] = {}
         if not (self.skins and self.brows and self.eye_textures):
             raise UserError(f"{assets}: skins, eyebrows or eye textures missing (delete the folder to fetch again)")
 
     def proxy(self, path: Path) -> Proxy:
         """A brow or hair mesh (loaded once)."""
-        if path not in self._brow_cache:
-            self._brow_cache[path] = Proxy.load(path)
-        return self._brow_cache[path]
+        if path not in self._proxies:
+            self._proxies[path] = Proxy.load(path)
+        return self._proxies[path]
 
     def add(self, verts: np.ndarray, name: str, weight: float) -> None:
         if weight:
@@ -591,6 +591,11 @@ def score_run(run: str, manifest: Path, flip: bool = False, batch_size: int = 64
     }
 
 
+def response_rng(seed: int, person: int) -> np.random.Generator:
+    """The stream of person `person` of ``--response`` (its person, then its scene), apart from the set's faces."""
+    return np.random.default_rng([seed, 1_000_000 + person])
+
+
 def single_au_response(run: str, work: Path, people: int, seed: int = 0, size: int = 256) -> dict:
     """`people` people (head within 10 degrees of frontal, the set's lights and backgrounds) at rest and making each
     SCORED AU alone at intensity 0.9: the run's mean probability of every AU on each, minus its mean at rest (`lift`,
@@ -605,7 +610,7 @@ def single_au_response(run: str, work: Path, people: int, seed: int = 0, size: i
     made = (0, *SCORED)
     renderer = None
     for p in range(people):
-        rng = np.random.default_rng([seed, 1_000_000 + p])
+        rng = response_rng(seed, p)
         person, scene = sample_person(rng, model), sample_scene(rng)
         scene.yaw, scene.pitch, scene.roll = scene.yaw / 3, scene.pitch / 1.5, scene.roll
         for au in made:
@@ -648,7 +653,7 @@ def makehuman_brows(model: HeadModel, people: int, intensity: float = 0.9) -> di
     distances (between the eyeballs' centres), on the people of ``--response``."""
     out = {a: [] for a in BROW_AUS}
     for k in range(people):
-        person = sample_person(np.random.default_rng([0, 1_000_000 + k]), model)
+        person = sample_person(response_rng(0, k), model)
         rest = model.identity(person)
         ball = model.eyes.place(rest)
         eyes = np.linalg.norm(ball[ball[:, 0] > 0].mean(0) - ball[ball[:, 0] < 0].mean(0))

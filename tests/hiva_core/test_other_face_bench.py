@@ -323,7 +323,7 @@ def test_brow_reach_measures_the_brows_move_in_eye_distances(bench, head, face_m
     moves = bench.makehuman_brows(head, 3, 0.9)
     eyes = []  # a person's face-shape targets widen the head: their eyes sit a little further apart than 2 * eye_x
     for k in range(3):
-        ball = head.eyes.place(head.identity(bench.sample_person(np.random.default_rng([0, 1_000_000 + k]), head)))
+        ball = head.eyes.place(head.identity(bench.sample_person(bench.response_rng(0, k), head)))
         eyes.append(np.linalg.norm(ball[0] - ball[1]))
     assert 2 * eye_x <= min(eyes) and max(eyes) < 2.2 * eye_x
     assert moves[1][:, 1] == pytest.approx(0.018 / np.array(eyes), rel=1e-5)
