@@ -241,7 +241,6 @@ class Renderer:
         if self._base_key != key:
             self._base, self._base_key = model.identity_vertices(ident.weights), key
         verts = model.vertices(ident.weights, weights, base=self._base).astype(np.float64)
-        verts += self._brow_lowering(ident.identity, weights)
         rot = rotation(params.yaw, params.pitch, params.roll)
         verts = (verts - PIVOT) @ rot.T + PIVOT
         d = params.cam_distance
@@ -284,18 +283,6 @@ class Renderer:
         mvp = align @ pv
         mvp[:2] += np.outer(sim[:2, 2], pv[3])  # a translation in NDC is t * w in clip space
         return verts, weights, mvp, cam
-
-    def _brow_lowering(self, identity: int, weights: np.ndarray) -> np.ndarray | float:
-        """Trial: each person lowers the brows their own way. ICT's browDown, split into drawing together (x), the
-        drop (y) and the forward push (z), each scaled per person: x and z by 0-1.3, y by 0.7-1.8."""
-        rng = np.random.default_rng([4, int(identity)])
-        gain = np.array([rng.uniform(0.0, 1.3), rng.uniform(0.7, 1.8), rng.uniform(0.0, 1.3)])
-        out = 0.0
-        for name in ("browDown_L", "browDown_R"):
-            i = self.model.expression_names.index(name)
-            if weights[i]:
-                out = out + weights[i] * self.model.expression_deltas[i].reshape(-1, 3).astype(np.float64) * (gain - 1)
-        return out
 
     def render(self, params: SampleParams) -> Rendered:
         size, model = self.size, self.model
