@@ -34,7 +34,8 @@ import numpy as np  # noqa: E402
 from augtext.errors import UserError  # noqa: E402
 from augtext.facs import au_label, parse_au_spec  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
-from hiva_core import checkpoint as ckpt  # noqa: E402
+from hiva_core import run_folder  # noqa: E402
+from hiva_core.serialize import write_json  # noqa: E402
 
 TEST_FOLD = 1
 RESULTS = REPO / "bench" / "results"
@@ -75,9 +76,9 @@ def train(args: Namespace, stride: int, region_weight: float, synth: Path, cache
         ll.log(f"training stride {stride}, region weight {region_weight:g} -> {run}")
         cfg = ll.train_config(args, plan, "hiva", synth, cache, args.seed, args.epochs)
         t0 = time.perf_counter()
-        fit(cfg, run, resume=(run / ckpt.LAST).is_file())
-        frames = json.loads((run / ckpt.CONFIG).read_text())["data"]["train_frames"]
-        ckpt.write_json(timing, {"train_s": time.perf_counter() - t0, "images": frames * args.epochs})
+        fit(cfg, run, resume=(run / run_folder.LAST).is_file())
+        frames = json.loads((run / run_folder.CONFIG).read_text())["data"]["train_frames"]
+        write_json(timing, {"train_s": time.perf_counter() - t0, "images": frames * args.epochs})
     return json.loads(timing.read_text()) if timing.is_file() else {}
 
 
@@ -86,7 +87,7 @@ def evaluate(run: Path, synth: Path) -> dict:
 
     path = run / "eval_localisation.json"
     if not path.is_file():
-        ckpt.write_json(path, evaluate_run(run, str(synth), fold=TEST_FOLD, device="cpu"))
+        write_json(path, evaluate_run(run, str(synth), fold=TEST_FOLD, device="cpu"))
     return json.loads(path.read_text())
 
 
@@ -134,7 +135,7 @@ def attribution_localisation(run: Path, synth: Path) -> dict:
         np.concatenate(mask),
         loaded.aus,
     )
-    ckpt.write_json(path, result)
+    write_json(path, result)
     return result
 
 
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
         png = out.with_name(f"{out.stem}_s{name}.png").resolve()
         grids.append(str(png.relative_to(REPO)) if png.is_relative_to(REPO) else str(png))
         example = draw_example(run, synth, png, args.aus)
-        config = json.loads((run / ckpt.CONFIG).read_text())
+        config = json.loads((run / run_folder.CONFIG).read_text())
         runs[name] = {
             "run": str(run),
             "region_weight": weight,

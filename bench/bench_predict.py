@@ -54,8 +54,9 @@ def make_run(folder: Path, args: argparse.Namespace) -> Path:
     """A run folder with random weights and a random text prior, in the format `hiva_core train` writes."""
     from augtext.facs import DATASET_AUS
     from augtext.prior import TextPrior
-    from hiva_core import checkpoint as ck
+    from hiva_core.config import DataSection, ModelSection, TrainConfig
     from hiva_core.models import create_model
+    from hiva_core.run_folder import RunFolder
 
     aus = DATASET_AUS["bp4d"]
     rng = np.random.default_rng(0)
@@ -64,24 +65,16 @@ def make_run(folder: Path, args: argparse.Namespace) -> Path:
     prior = TextPrior(
         aus=list(aus), embeddings=emb, mask=np.ones(emb.shape[:2], bool), model="random", fingerprint="bench"
     )
+    cfg = TrainConfig(
+        data=DataSection(image_size=args.image_size), model=ModelSection(name=args.model, backbone=args.backbone)
+    )
     torch.manual_seed(0)
     model = create_model(args.model, num_aus=len(aus), text_dim=args.text_dim, backbone=args.backbone)
-    run = folder / "run"
-    ck.save_model(model, run / ck.MODEL)
-    ck.save_prior(prior, run / ck.PRIOR)
-    ck.write_json(
-        run / ck.CONFIG,
-        {
-            "format": ck.RUN_FORMAT,
-            "model_name": args.model,
-            "model_config": ck.model_config_dict(model),
-            "aus": list(aus),
-            "image_size": args.image_size,
-            "config": {},
-            "text_prior_fingerprint": "bench",
-        },
-    )
-    return run
+    run = RunFolder(folder / "run")
+    run.write_model(model)
+    run.write_prior(prior)
+    run.write_config(cfg, model, aus, prior)
+    return run.path
 
 
 def measure(args: argparse.Namespace) -> dict:

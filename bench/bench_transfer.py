@@ -37,7 +37,7 @@ import limited_labels as ll  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
 from augtext.facs import au_label, parse_au_spec  # noqa: E402
-from hiva_core import checkpoint as ckpt  # noqa: E402
+from hiva_core.serialize import write_json  # noqa: E402
 from hiva_core.synth.factors import FACTORS, factors_label, parse_factors  # noqa: E402
 
 TEST_SETS = {
@@ -80,7 +80,7 @@ def render_set(args, work: Path, factors: str, shifted: bool = False) -> Path:
         ll.log(f"rendered {n} faces ({spec}{', shifted' if shifted else ''}) in {spent / 60:.1f} min")
         times = render_times(work)
         times[folder.name] = times.get(folder.name, 0.0) + spent
-        ckpt.write_json(work / "render_s.json", times)
+        write_json(work / "render_s.json", times)
     return folder
 
 
@@ -106,7 +106,7 @@ def evaluate(run: Path, name: str, data: str, args) -> dict:
 
     path = run / f"{name}_metrics.json"
     if not path.is_file():
-        ckpt.write_json(path, evaluate_run(run, data, batch_size=2 * args.batch_size, device=args.device))
+        write_json(path, evaluate_run(run, data, batch_size=2 * args.batch_size, device=args.device))
     return json.loads(path.read_text())
 
 
@@ -140,7 +140,7 @@ def write_report(args, records: list[dict], info: dict) -> None:
         "environment": ll.environment(),
         "runs": records,
     }
-    ckpt.write_json(args.out_json, result)
+    write_json(args.out_json, result)
     floors = {s: next((r["tests"][s]["avg"]["floor_f1"] for r in records if s in r["tests"]), None) for s in TEST_SETS}
     n = {s: next((r["tests"][s]["n"] for r in records if s in r["tests"]), 0) for s in TEST_SETS}
     md = [

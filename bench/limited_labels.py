@@ -39,7 +39,8 @@ import pandas as pd  # noqa: E402
 from augtext.errors import UserError  # noqa: E402
 from augtext.facs import au_label, parse_au_spec  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
-from hiva_core import checkpoint as ckpt  # noqa: E402
+from hiva_core import run_folder  # noqa: E402
+from hiva_core.serialize import write_json  # noqa: E402
 
 MODELS = ("hiva", "hiva_no_text", "megraph_s1", "linear")
 TEXT_MODELS = ("hiva", "hiva_no_graph", "hiva_no_ddca", "hiva_no_cdca")  # models that read the text prior
@@ -288,8 +289,8 @@ def train_config(args, plan: Plan, model: str, manifest: Path, cache: Path, seed
 
 
 def finished(run: Path, epochs: int) -> bool:
-    path = run / ckpt.METRICS
-    if not (path.is_file() and (run / ckpt.MODEL).is_file()):
+    path = run / run_folder.METRICS
+    if not (path.is_file() and (run / run_folder.MODEL).is_file()):
         return False
     metrics = json.loads(path.read_text())
     return metrics.get("last_epoch") == epochs and metrics.get("last") is not None
@@ -306,15 +307,19 @@ def train_and_eval(
     epochs = plan.epochs_for(budget)
     if not finished(run, epochs):
         t0 = time.perf_counter()
-        fit(train_config(args, plan, model, manifest, cache, seed, epochs), run, resume=(run / ckpt.LAST).is_file())
-        ckpt.write_json(timing_path, {"train_s": time.perf_counter() - t0, "images": budget * epochs})
-    test = json.loads((run / ckpt.METRICS).read_text())["last"]
+        fit(
+            train_config(args, plan, model, manifest, cache, seed, epochs),
+            run,
+            resume=(run / run_folder.LAST).is_file(),
+        )
+        write_json(timing_path, {"train_s": time.perf_counter() - t0, "images": budget * epochs})
+    test = json.loads((run / run_folder.METRICS).read_text())["last"]
     shifted_path = run / "shifted_metrics.json"
     if not shifted_path.is_file():
         t0 = time.perf_counter()
         shifted = evaluate_run(run, str(shifted_dir), batch_size=2 * plan.batch_size, device=args.device)
         shifted["eval_s"] = time.perf_counter() - t0
-        ckpt.write_json(shifted_path, shifted)
+        write_json(shifted_path, shifted)
     shifted = json.loads(shifted_path.read_text())
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     return {
@@ -444,7 +449,7 @@ def write_report(args, plan: Plan, records: list[dict], data_info: dict, text_in
         s: [{"model": m, "budget": b, **v} for (m, b), v in summ.items()] for s, summ in summaries.items()
     }
     floors = {s: next((r[s] for r in records), None) for s in splits}
-    ckpt.write_json(args.out_json, result)
+    write_json(args.out_json, result)
 
     epochs_text = (
         ", ".join(f"{plan.epochs_for(b)} epochs at {b}" for b in args.budgets)

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from augtext.errors import UserError  # noqa: E402
 from augtext.facs import FACS, au_label  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
-from hiva_core import checkpoint as ckpt  # noqa: E402
+from hiva_core.serialize import write_json  # noqa: E402
 
 # arm -> (model, prior); prior None: the model reads no text (it is given the reference cache, which it ignores)
 ARMS: dict[str, tuple[str, str | None]] = {
@@ -252,7 +252,7 @@ def write_report(args: Namespace, plan, records: list[dict], data_info: dict, pr
         },
         "runs": records,
     }
-    ckpt.write_json(args.out_json, result)
+    write_json(args.out_json, result)
 
     md = ["# Does the meaning of the text prior matter? (controlled prior experiment, SynthAU)", ""]
     md.append(

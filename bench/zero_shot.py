@@ -39,7 +39,9 @@ import numpy as np  # noqa: E402
 
 from augtext.facs import au_label, parse_au_spec  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
-from hiva_core import checkpoint as ckpt  # noqa: E402
+from hiva_core import run_folder  # noqa: E402
+from hiva_core.checkpoint import load_run  # noqa: E402
+from hiva_core.serialize import write_json  # noqa: E402
 
 UNSEEN = "5,9,16,18,20,22,25,26,27,28,43"  # the SynthAU AUs outside BP4D
 TEST_FOLD = 1
@@ -118,7 +120,7 @@ def train_and_score(
     train_s = train(args, name, cache, synth, run, train_aus)
     timing = run / "timing.json"
     if train_s is not None:
-        ckpt.write_json(timing, {"train_s": train_s})
+        write_json(timing, {"train_s": train_s})
     open_vocab = name == "hiva_open"
     metrics = evaluate_run(
         run,
@@ -130,7 +132,7 @@ def train_and_score(
     seen, new = per_au(metrics, train_aus), per_au(metrics, unseen) if open_vocab else {}
     record = {
         "run": str(run),
-        "geometry": bool(json.loads((run / ckpt.CONFIG).read_text())["model_config"].get("geometry")),
+        "geometry": bool(json.loads((run / run_folder.CONFIG).read_text())["model_config"].get("geometry")),
         "n": metrics["n"],
         "train_s": json.loads(timing.read_text())["train_s"] if timing.is_file() else None,
         "seen": seen,
@@ -240,7 +242,7 @@ def detector_transfer(run: Path, synth: Path, caches: dict[str, Path], seen: lis
     from hiva_core.evaluate import collect_probs
     from hiva_core.metrics import auc_roc
 
-    loaded = ckpt.load_run(run)
+    loaded = load_run(run)
     if list(loaded.aus) != list(seen):
         raise SystemExit(f"{run} predicts {loaded.aus}, expected the seen AUs {seen}")
     data = build_dataset(
@@ -271,7 +273,7 @@ def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[
     from hiva_core.config import resolve_config
     from hiva_core.train import fit
 
-    metrics = run / ckpt.METRICS
+    metrics = run / run_folder.METRICS
     if metrics.is_file() and json.loads(metrics.read_text()).get("last_epoch") == args.epochs:
         return None
     cli = {
@@ -297,7 +299,7 @@ def train(args, name: str, cache: Path, synth: Path, run: Path, train_aus: list[
     }
     log(f"train {name} with {cache.name} -> {run}")
     t0 = time.perf_counter()
-    fit(resolve_config(cli=cli), run, resume=(run / ckpt.LAST).is_file())
+    fit(resolve_config(cli=cli), run, resume=(run / run_folder.LAST).is_file())
     return time.perf_counter() - t0
 
 
@@ -550,7 +552,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["detector_transfer"] = detector_transfer(run, synth, caches, train_aus, scored)
     if groups:
         result["leave_group_out"] = leave_group_out(args, groups, reference, shuffled, synth, work)
-    config = json.loads((work / "runs" / f"hiva_open_reference{args.run_suffix}" / ckpt.CONFIG).read_text())
+    config = json.loads((work / "runs" / f"hiva_open_reference{args.run_suffix}" / run_folder.CONFIG).read_text())
     result["settings"]["dim_used"] = config["model_config"]["dim"]
     result["environment"] = {
         "torch": torch.__version__,

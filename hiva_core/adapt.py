@@ -92,15 +92,17 @@ def run_adapt(
     model.safetensors; it is written in a temporary folder and renamed, so a failure leaves nothing. Returns the
     `adapted` record."""
     from augtext.io import check_output_dir
-    from hiva_core.checkpoint import RunFolder, load_run, write_json
+    from hiva_core.checkpoint import load_run
     from hiva_core.data.transforms import build_transforms
+    from hiva_core.run_folder import RunFolder
+    from hiva_core.serialize import write_json
 
     if batch_size < 2:
         raise UserError(f"--batch-size must be at least 2 (BatchNorm statistics need a batch), got {batch_size}")
     if bool(inputs) == (data is not None):
         raise UserError("give the faces to adapt to: images, folders or videos, or --data SPEC (one of the two)")
     if inputs and detect:
-        from hiva_core.predict import check_min_face
+        from hiva_core.faces.stream import check_min_face
 
         check_min_face(min_face)
     source, target = RunFolder(run), RunFolder(out)
@@ -125,7 +127,7 @@ def run_adapt(
                 f"the run {source.path} reads each face beside its neutral frame (model.reference): adapt it with "
                 "--data SPEC, a manifest whose `neutral` column names each face's neutral frame"
             )
-        from hiva_core.predict import FaceStream, StageTimer, collect_inputs, frame_total
+        from hiva_core.faces.stream import FaceStream, StageTimer, collect_inputs, frame_total
 
         sources = collect_inputs(inputs)
         transform = build_transforms(loaded.image_size, augment=False)

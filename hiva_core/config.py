@@ -120,7 +120,7 @@ class OptimSection:
     backbone_lr_scale: float = 1.0
     # Decay of an exponential moving average of the weights, taken after every optimizer step (0 = off). When on,
     # the average is what is evaluated and saved (model.safetensors); last.pt keeps both. 0.998 averages over about
-    # the last 500 steps; early steps use less (hiva_core.train.ema_decay).
+    # the last 500 steps; early steps use less (hiva_core.train_state.ema_decay).
     ema: float = 0.0
 
     def __post_init__(self) -> None:
@@ -139,7 +139,7 @@ class OptimSection:
 # good or better on average than any validation choice, and a validation slice of a few hundred frames can peak
 # early by chance and keep a much weaker epoch (bench/results/selection.json). val_auc reads the ranking,
 # threshold-free; val reads F1 at thresholds chosen on the same rows, which on a small slice is optimistic and noisy
-# and favours early epochs. checkpoint.val_score reads them.
+# and favours early epochs. thresholds.val_score reads them.
 VAL_SELECT = {
     "val_auc": ("val_auc", "validation avg AUC"),
     "val": ("val_f1", "validation avg F1 at its per-AU thresholds"),
@@ -155,7 +155,7 @@ class TrainSection:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "bf16"  # bf16 | fp16 | fp32; autocast only on CUDA (CPU trains in fp32)
-    channels_last: bool = True  # NHWC memory layout (faster on CUDA and on CPU: see train.use_channels_last)
+    channels_last: bool = True  # NHWC memory layout (faster on CUDA and on CPU: see train_state.use_channels_last)
     align_weight: float = 0.1  # lambda of the vision-text alignment loss
     region_weight: float = 0.1  # lambda of the loss that keeps each AU map inside its face region (task.AUTask)
     # lambda of the expression-geometry loss (a model with model.geometry on; 1, 3 and 10 measured)

@@ -164,7 +164,8 @@ def evaluate_run(
     as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that). `flip`:
     each face's probabilities averaged with its mirror image's (`LoadedRun.flip`). `per_face`: also write every
     scored face's probabilities, calls and labels there (`face_table`; .csv, .parquet or .json)."""
-    from hiva_core.checkpoint import RunFolder, load_run
+    from hiva_core.checkpoint import load_run
+    from hiva_core.run_folder import RunFolder
     from hiva_core.vocabulary import select_aus
 
     if batch_size < 1:
@@ -193,7 +194,7 @@ def evaluate_run(
     metrics["thresholds"] = threshold_text
     metrics["flip"] = flip
     if save_thresholds is not None:
-        from hiva_core.checkpoint import write_thresholds
+        from hiva_core.thresholds import write_thresholds
 
         record = threshold_record(out, loaded.aus, f"hiva_core eval of {run} on {data} ({rows.text})")
         write_thresholds(save_thresholds, record)
@@ -313,7 +314,8 @@ def run_eval(
 
     Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
     from augtext.io import check_output_file
-    from hiva_core.checkpoint import RunFolder, write_json
+    from hiva_core.run_folder import RunFolder
+    from hiva_core.serialize import write_json
 
     run = Path(run)
     if json_out is not None:

@@ -66,8 +66,9 @@ def export_onnx(
     except ImportError:
         raise UserError(f"ONNX export needs the onnx and onnxscript packages: {INSTALL_HINT}") from None
     from augtext.io import atomic_path, check_output_file
-    from hiva_core.checkpoint import LoadedRun, check_finite, load_run
+    from hiva_core.checkpoint import LoadedRun, load_run
     from hiva_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from hiva_core.serialize import check_finite
 
     onnx = Path(onnx)
     newest = onnx_lib.defs.onnx_opset_version()

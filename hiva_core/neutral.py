@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from augtext.errors import UserError
 from augtext.io import atomic_write, check_output_file
 from hiva_core.data.dataset import AUDataset
+from hiva_core.faces.media import is_image
+from hiva_core.faces.stream import FaceStream, StageTimer, frame_total, largest_faces, largest_per_frame
+from hiva_core.progress import progress_bar
 
 CLIPS = ("sequence", "subject")
 
@@ -214,3 +218,106 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("faceless_clips"):
         line += f"\n  warning: {summary['faceless_clips']} clip(s) without any face found: each given its middle frame"
     print(line, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------- predict --neutral
+AUTO_NEUTRAL = "auto"  # predict --neutral auto: each clip's own resting frame
+
+
+def clip_of(path: Path, kind: str, frames: bool) -> str | None:
+    """The clip a source belongs to for `--neutral auto`: a video is one; with `frames` the images of a folder are
+    one (its path); a photo otherwise none."""
+    if kind == "video":
+        return str(path)
+    return str(path.parent) if frames else None
+
+
+def resting_frames(
+    loaded,
+    sources: Sequence[tuple[Path, str]],
+    transform,
+    stream: Callable[..., FaceStream],
+    batch_size: int,
+    progress,
+    frames: bool = False,
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """`predict --neutral auto`: the resting frame of each clip — a video, or with `frames` the images of one folder —
+    for a run that reads faces alone too (`LoadedRun.reads_alone`, model.reference_dropout). A first pass reads the
+    largest face of every frame alone; the frame whose face the run finds least expressive (the lowest mean AU
+    probability) is the clip's resting frame. Returns, per source of a clip, its resting face as the model reads it
+    (3, H, W), and per clip where it is (a video's frame and time, a folder's image; the mean probability). A clip
+    with fewer than two frames with a face, and photos (no other frame of the person), are read alone."""
+    if not loaded.reference:
+        raise UserError(
+            f"--neutral auto: the run {loaded.run_dir} reads one face at a time (trained without model.reference); "
+            "drop --neutral"
+        )
+    if not loaded.reads_alone:
+        raise UserError(
+            f"--neutral auto: the run {loaded.run_dir} cannot read a face without its neutral frame, which the "
+            "resting frame is chosen by; train with --set model.reference_dropout=0.3, or give --neutral IMAGE"
+        )
+    clip = {str(path): clip_of(path, kind, frames) for path, kind in sources}
+    clipped = [(path, kind) for path, kind in sources if clip[str(path)] is not None]
+    best: dict[str, tuple[float, torch.Tensor, dict[str, Any]]] = {}
+    seen: dict[str, int] = {}  # frames with a face per clip
+    pending: list[tuple[dict[str, Any], torch.Tensor]] = []
+
+    def score() -> None:
+        if not pending:
+            return
+        probs = loaded.predict(torch.stack([t for _, t in pending]))["probs"].float().mean(1).tolist()
+        for (row, tensor), p in zip(pending, probs, strict=True):
+            key = clip[row["source"]]
+            seen[key] = seen.get(key, 0) + 1
+            if key not in best or p < best[key][0]:
+                best[key] = (p, tensor, row)
+        pending.clear()
+
+    with progress_bar("resting frames", frame_total(clipped), progress) as advance:
+        for row, crop in largest_per_frame(stream(clipped, on_frames=advance, device=loaded.device)):
+            pending.append((row, transform(crop)))
+            if len(pending) >= batch_size:
+                score()
+        score()
+    chosen = {key: found for key, found in best.items() if seen[key] > 1}
+    where = {}
+    for key, (p, _, row) in chosen.items():  # a video's frame, or a folder's image
+        at = (
+            {"frame": int(row["frame"]), "time_s": float(row["time_s"])}
+            if row["source"] == key
+            else {"image": row["source"]}
+        )
+        where[key] = {**at, "mean_prob": round(p, 4)}
+    rest = {source: chosen[key][1] for source, key in clip.items() if key in chosen}
+    return rest, where
+
+
+def neutral_tensor(
+    loaded, neutral: str | os.PathLike | None, transform, timer: StageTimer, *, detect: bool, min_face: float
+) -> torch.Tensor | None:
+    """The `--neutral` image's face as the model reads it (3, H, W), for a run trained with `model.reference`; None
+    without --neutral where the run reads faces alone (`LoadedRun.reads_alone`). A run that cannot and no
+    --neutral, --neutral for a run without `reference`, or no face found: UserError."""
+    reads = loaded.reference
+    if neutral is None:
+        if not loaded.reads_alone:
+            raise UserError(
+                f"the run {loaded.run_dir} reads each face beside a neutral frame of the same person "
+                "(model.reference): give --neutral IMAGE, a photo of the person at rest, near the faces' pose "
+                "(a run trained with model.reference_dropout also reads faces alone)"
+            )
+        return None
+    if not reads:
+        raise UserError(
+            f"--neutral {neutral}: the run {loaded.run_dir} reads one face at a time (trained without "
+            "model.reference); drop --neutral"
+        )
+    path = Path(neutral)
+    if not path.is_file() or not is_image(path):
+        raise UserError(f"--neutral {path}: not an image file (.jpg, .png, ...)")
+    stream = FaceStream([(path, "image")], timer, detect=detect, batch_size=1, min_face=min_face, device=loaded.device)
+    crops = largest_faces(stream, lambda row: UserError(f"--neutral {path}: cannot read the image ({row['error']})"))
+    if not crops:
+        raise UserError(f"--neutral {path}: no face found (at --min-face {min_face:g} px)")
+    return transform(crops[str(path)])

@@ -1,7 +1,7 @@
 """`data.align`: labelled raw images (photos, video frames) detected and aligned on the fly, as `hiva_core predict`
 aligns new faces, so that training, evaluation and prediction see one framing (`hiva_core.faces.align.TEMPLATE`).
 
-Each image goes through predict's own face stream (`hiva_core.predict.FaceStream`: the same reader, MTCNN call and
+Each image goes through predict's own face stream (`hiva_core.faces.stream.FaceStream`: the same reader, MTCNN call and
 256-px similarity alignment); when it holds several faces the largest is kept, as `hiva_core prepare` does. Crops
 are cached as PNG files in a folder (default `hiva_aligned/` beside the manifest, or under the list files' image
 root; `data.align_cache` names another), one file per image named by a hash of the image's absolute path, its
@@ -127,7 +127,7 @@ def align_dataset(
 def _align_images(paths: list[str], keys: dict[str, str], store: CropCache, device, progress, source: str) -> None:
     """Detect and align the images `paths` through predict's face stream; write their crops (or no-face markers)."""
     from hiva_core.faces.media import write_image
-    from hiva_core.predict import FaceStream, StageTimer, largest_faces
+    from hiva_core.faces.stream import FaceStream, StageTimer, largest_faces
     from hiva_core.progress import progress_bar
 
     timer = StageTimer()

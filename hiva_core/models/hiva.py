@@ -340,7 +340,7 @@ class HiVA(nn.Module):
         K' is K in eval and min(K, ``text_samples``) in training (only the sampled descriptions are encoded).
         Tensors that break the contract are a ValueError, a caller's bug: what a user can get wrong (a cache or run
         prior of other AUs or another dim) is refused with a UserError naming the file before the model runs
-        (``train.read_prior``, ``checkpoint.load_run``, ``vocabulary.select_aus``)."""
+        (``train_data.read_prior``, ``checkpoint.load_run``, ``vocabulary.select_aus``)."""
         c = self.config
         if not c.use_text:
             return (

@@ -151,12 +151,12 @@ def trained_run(tmp_path_factory, text_cache, tiny_faces):
 
     import torch
 
-    from hiva_core import checkpoint
+    from hiva_core import run_folder
     from hiva_core.cli import main
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     saved = {}
-    real_save = checkpoint.save_model
+    real_save = run_folder.save_model
 
     def spy(module, path):
         saved["model"] = copy.deepcopy(module).eval()
@@ -165,7 +165,7 @@ def trained_run(tmp_path_factory, text_cache, tiny_faces):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checkpoint, "save_model", spy)
+        mp.setattr(run_folder, "save_model", spy)
         rc = main(train_argv(text_cache, tiny_faces, out, "--fold", "1"))
     torch.set_num_threads(threads)
     assert rc == 0

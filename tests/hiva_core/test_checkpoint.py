@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from augtext.errors import UserError
-from hiva_core import checkpoint
+from hiva_core import serialize
 from hiva_core.checkpoint import load_run
 from hiva_core.cli import main
 from hiva_core.device import autocast, pick_device
+from hiva_core.run_folder import CONFIG, RUN_FORMAT, RunFolder
 from tests.hiva_core.conftest import train_argv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -100,10 +101,10 @@ def test_last_pt_is_weights_only(trained_run):
 
 
 def test_rng_state_round_trip():
-    state = checkpoint.rng_state()
+    state = serialize.rng_state()
     expected = (torch.rand(3), np.random.rand(3), random.random())
     torch.manual_seed(123), np.random.seed(5), random.seed(7)
-    checkpoint.set_rng_state(state)
+    serialize.set_rng_state(state)
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
@@ -131,7 +132,7 @@ def test_run_folder_keeps_the_best_and_always_the_last(tmp_path):
     keeps the earlier epoch); an epoch without evaluation changes no best. `resume` restores that state."""
     from safetensors.torch import load_file
 
-    run = checkpoint.RunFolder(tmp_path / "run")
+    run = RunFolder(tmp_path / "run")
     model = torch.nn.Linear(2, 1)
     written = []
     for epoch, f1 in enumerate([0.5, 0.7, 0.7, None, 0.6], start=1):
@@ -147,7 +148,7 @@ def test_run_folder_keeps_the_best_and_always_the_last(tmp_path):
     saved = json.loads(run.metrics_file.read_text())
     assert (saved["best_epoch"], saved["last_epoch"], saved["best"]["avg"]["f1"]) == (2, 5, 0.7)
 
-    again = checkpoint.RunFolder(run.path)
+    again = RunFolder(run.path)
     assert again.resume()["step"] == 50
     assert (again.best_f1, again.best_epoch, again.best_metrics["avg"]["f1"]) == (0.7, 2, 0.7)
     assert [int(r["epoch"]) for r in again.log_rows] == [1, 2, 3, 4, 5]
@@ -168,7 +169,7 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
             "val_auc": {"AU1": auc, "avg": auc},
         }
 
-    run = checkpoint.RunFolder(tmp_path / "run")
+    run = RunFolder(tmp_path / "run")
     model = torch.nn.Linear(2, 1)
     for epoch, (test_f1, val_f1) in enumerate([(0.5, 0.6), (0.9, 0.4), (0.6, 0.7)], start=1):
         with torch.no_grad():
@@ -179,28 +180,28 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
     saved = json.loads(run.metrics_file.read_text())
     assert saved["selected_on"] == "validation avg F1 at its per-AU thresholds" and saved["best_score"] == 0.7
     assert json.loads(run.thresholds_file.read_text())["epoch"] == 3
-    again = checkpoint.RunFolder(run.path)
+    again = RunFolder(run.path)
     again.resume()
     assert (again.best_epoch, again.selected_on) == (3, saved["selected_on"])
 
-    test_only = checkpoint.RunFolder(tmp_path / "test_only")
+    test_only = RunFolder(tmp_path / "test_only")
     for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
         test_only.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, None, "val")
     assert test_only.best_epoch == 2 and test_only.selected_on == "test avg F1 at 0.5 (no validation score)"
-    undefined = checkpoint.RunFolder(tmp_path / "undefined")  # validation rows without a positive label: F1 NaN
+    undefined = RunFolder(tmp_path / "undefined")  # validation rows without a positive label: F1 NaN
     for epoch, f1 in enumerate([0.5, 0.9, 0.6], start=1):
         undefined.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, val(float("nan")), "val")
     assert undefined.best_epoch == 2 and undefined.model_file.is_file()
 
     # val_auc follows the validation AUC, not its F1 at thresholds fitted on the same rows
-    by_auc = checkpoint.RunFolder(tmp_path / "by_auc")
+    by_auc = RunFolder(tmp_path / "by_auc")
     for epoch, (f1, auc) in enumerate([(0.8, 0.70), (0.6, 0.85), (0.7, 0.80)], start=1):
         by_auc.save_checkpoint(epoch, _metrics(0.5), model, {"epoch": epoch, "step": epoch}, val(f1, auc), "val_auc")
     assert (by_auc.best_epoch, by_auc.best_f1, by_auc.selected_on) == (2, 0.85, "validation avg AUC")
 
     # last (the default) keeps every evaluated epoch, whatever the scores: the model, its thresholds and metrics are
     # the last evaluated epoch's, and the score it reports is that epoch's validation AUC (else its test F1)
-    last = checkpoint.RunFolder(tmp_path / "last")
+    last = RunFolder(tmp_path / "last")
     for epoch, (f1, auc, test_f1) in enumerate([(0.8, 0.70, 0.9), (0.6, 0.85, 0.8), (0.7, 0.60, 0.4)], start=1):
         with torch.no_grad():
             model.weight.fill_(epoch)
@@ -212,14 +213,14 @@ def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
     saved = json.loads(last.metrics_file.read_text())
     assert (saved["best_epoch"], saved["last_epoch"]) == (3, 4)
     assert saved["selected_on"] == "the last epoch; validation avg AUC"
-    no_val = checkpoint.RunFolder(tmp_path / "last_no_val")
+    no_val = RunFolder(tmp_path / "last_no_val")
     for epoch, f1 in enumerate([0.9, 0.5], start=1):
         no_val.save_checkpoint(epoch, _metrics(f1), model, {"epoch": epoch, "step": epoch}, None, "last")
     assert (no_val.best_epoch, no_val.best_f1, no_val.selected_on) == (2, 0.5, "the last epoch; test avg F1 at 0.5")
 
 
 def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):
-    run = checkpoint.RunFolder(tmp_path / "run")
+    run = RunFolder(tmp_path / "run")
     run.check_new(resume=False)  # an empty (or absent) folder is fine
     with pytest.raises(UserError, match="nothing to resume"):
         run.check_new(resume=True)
@@ -244,12 +245,12 @@ def test_run_folder_config_round_trip(tmp_path):
     )
     cfg = TrainConfig(data=DataSection(image_size=32, fold=2), model=ModelSection(backbone="tiny", dim=32, heads=4))
     net = create_model(cfg.model.name, num_aus=2, text_dim=8, **cfg.model.overrides())
-    run = checkpoint.RunFolder(tmp_path / "run")
+    run = RunFolder(tmp_path / "run")
     run.write_config(cfg, net, prior.aus, prior, train_frames=10, test_frames=5)
     run.write_prior(prior)
     run.write_model(net)
     info = run.read_config()
-    assert info["format"] == checkpoint.RUN_FORMAT and info["aus"] == [1, 2] and info["image_size"] == 32
+    assert info["format"] == RUN_FORMAT and info["aus"] == [1, 2] and info["image_size"] == 32
     assert info["text_prior"]["descriptions_per_au"] == 3 and info["data"]["train_frames"] == 10
     built = dataclasses.replace(  # as built: hiva has no geometry or intensity head nor hiva_open's text options
         cfg.model,
@@ -263,10 +264,10 @@ def test_run_folder_config_round_trip(tmp_path):
     assert run.read_train_config() == dataclasses.replace(cfg, model=built)
     loaded = load_run(run.path, device="cpu")
     assert loaded.aus == [1, 2] and loaded.prior == prior and loaded.config == info
-    parent = checkpoint.RunFolder(tmp_path)
+    parent = RunFolder(tmp_path)
     assert not parent.is_run() and [r.path for r in parent.fold_runs()] == []
     (tmp_path / "fold2").mkdir()
-    run.config_file.rename(tmp_path / "fold2" / checkpoint.CONFIG)
+    run.config_file.rename(tmp_path / "fold2" / CONFIG)
     assert [r.path.name for r in parent.fold_runs()] == ["fold2"] and parent.fold(2).is_run()
 
 
@@ -286,7 +287,7 @@ def test_a_run_saved_before_output_stride_keeps_its_coarse_maps(tmp_path):
     for age in ("new", "old"):
         torch.manual_seed(0)
         net = create_model(cfg.model.name, num_aus=2, text_dim=8, **cfg.model.overrides())
-        run = checkpoint.RunFolder(tmp_path / age)
+        run = RunFolder(tmp_path / age)
         run.write_config(cfg, net, prior.aus, prior)
         run.write_prior(prior)
         run.write_model(net)
@@ -335,7 +336,7 @@ def test_non_finite_weights_are_refused_at_load(run_copy, tiny_faces, tmp_path, 
 def test_run_folder_attempt_removes_only_what_a_failed_first_attempt_made(tmp_path):
     """Ctrl-C (or any failure) before the first last.pt: the files, folders and parents this attempt made go again;
     afterwards the folder stays. save_checkpoint never writes non-finite weights over the last good state."""
-    run = checkpoint.RunFolder(tmp_path / "a" / "b" / "run")
+    run = RunFolder(tmp_path / "a" / "b" / "run")
     with pytest.raises(KeyboardInterrupt), run.attempt():
         run.append_log({"epoch": 1})
         run.tensorboard_dir.mkdir()

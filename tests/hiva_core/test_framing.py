@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hiva_core.checkpoint import RunFolder
 from hiva_core.cli import main
+from hiva_core.run_folder import RunFolder
 from tests.hiva_core.conftest import train_argv
 
 
@@ -93,7 +93,7 @@ def raw_faces(tmp_path_factory) -> Path:
 def test_align_caches_predicts_crops_and_leaves_out_faceless_images(raw_faces, capsys):
     from hiva_core.data import build_dataset
     from hiva_core.data.aligned import CACHE_NAME, CropCache, align_dataset
-    from hiva_core.predict import FaceStream, StageTimer
+    from hiva_core.faces.stream import FaceStream, StageTimer
 
     raw = build_dataset(raw_faces, split="train", image_size=32)
     aligned = align_dataset(raw, progress=False, split="train")
@@ -180,7 +180,7 @@ def test_align_aligns_neutral_frames_too_each_file_once(raw_faces, text_cache, t
     framing): each neutral file once however many rows name it; a row whose neutral frame has no face is left out."""
     from hiva_core.data import build_dataset
     from hiva_core.data.aligned import align_dataset
-    from hiva_core.predict import FaceStream, StageTimer
+    from hiva_core.faces.stream import FaceStream, StageTimer
 
     frame = pd.read_csv(raw_faces)
     frame["path"] = [str(raw_faces.parent / p) for p in frame["path"]]

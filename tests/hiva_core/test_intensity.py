@@ -75,8 +75,9 @@ def test_intensity_is_on_by_default_where_the_data_has_it_and_reloads(tmp_path, 
     its config saying so); on data without them it is off, and asking for it there is a UserError."""
     import json
 
-    from hiva_core.checkpoint import RunFolder, load_run
+    from hiva_core.checkpoint import load_run
     from hiva_core.cli import main
+    from hiva_core.run_folder import RunFolder
 
     path, _ = _manifest(tmp_path / "faces")
     out = tmp_path / "run"

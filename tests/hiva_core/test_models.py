@@ -255,9 +255,10 @@ def test_a_prior_that_does_not_fit_the_run_exits_2(tmp_path, capsys):
     from PIL import Image
 
     from augtext.textprior import TextPrior
-    from hiva_core.checkpoint import RunFolder, load_run
+    from hiva_core.checkpoint import load_run
     from hiva_core.cli import main
     from hiva_core.config import DataSection, ModelSection, TrainConfig
+    from hiva_core.run_folder import RunFolder
 
     def prior(aus: list[int], dim: int) -> TextPrior:
         return TextPrior(aus, np.ones((len(aus), 2, dim), np.float32), np.ones((len(aus), 2), bool), "m", "f" * 64)

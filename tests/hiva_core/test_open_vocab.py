@@ -93,8 +93,9 @@ def test_hiva_open_reads_each_aus_feature_map_and_base_rate_from_its_text():
 def test_a_hiva_open_run_saved_before_the_text_options_loads_as_built(tmp_path):
     """A config.json without model.text_film / text_bias (runs trained before they existed) rebuilds the shared-map,
     shared-bias model it was trained as, for eval, predict and --resume."""
-    from hiva_core.checkpoint import RunFolder, load_run
+    from hiva_core.checkpoint import load_run
     from hiva_core.config import DataSection, ModelSection, TrainConfig
+    from hiva_core.run_folder import RunFolder
 
     cfg = TrainConfig(data=DataSection(image_size=32), model=ModelSection(name="hiva_open", **TINY))
     prior = TextPrior(
@@ -354,8 +355,8 @@ def test_aus_errors_exit_2_and_name_the_problem(
 
 def test_a_run_keeps_the_width_it_was_built_with(tmp_path):
     """A run trained with the default width resumes at that width even if the default changes later."""
-    from hiva_core.checkpoint import RunFolder
     from hiva_core.config import DataSection, ModelSection, TrainConfig
+    from hiva_core.run_folder import RunFolder
 
     cfg = TrainConfig(data=DataSection(image_size=32), model=ModelSection(name="hiva_open", backbone="tiny", heads=4))
     assert cfg.model.dim is None

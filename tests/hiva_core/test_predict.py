@@ -24,9 +24,9 @@ def make_tiny_run(folder: Path, aus=AUS, image_size: int = IMAGE_SIZE, model: st
     import torch
 
     from augtext.prior import load_text_prior
-    from hiva_core.checkpoint import RunFolder
     from hiva_core.config import DataSection, ModelSection, TrainConfig
     from hiva_core.models import create_model
+    from hiva_core.run_folder import RunFolder
     from tests.textcache import make_text_cache
 
     prior = load_text_prior(make_text_cache(folder / "text_cache", aus=aus, per_au=3), aus=aus)
@@ -217,7 +217,7 @@ def test_face_stream_and_timer(image_folder):
     """The face stream yields one row per face, or per frame without a face / unreadable file, in input order, with
     an aligned crop for faces only; the timer sums each stage."""
     from hiva_core.faces.align import DEFAULT_SIZE
-    from hiva_core.predict import FaceStream, StageTimer, collect_inputs
+    from hiva_core.faces.stream import FaceStream, StageTimer, collect_inputs
 
     timer, frames_seen = StageTimer(), []
     faces = list(FaceStream(collect_inputs([image_folder]), timer, batch_size=2, on_frames=frames_seen.append))
@@ -343,7 +343,7 @@ def test_predict_prints_csv_when_stdout_is_not_a_terminal(image_folder, run_dir,
 def test_a_folder_gives_its_gifs_as_a_gif_given_alone_is_read(tmp_path):
     """A GIF inside a folder is an input like a GIF named directly (its first frame, as RGB); other files are not."""
     from hiva_core.faces.media import read_image
-    from hiva_core.predict import collect_inputs
+    from hiva_core.faces.stream import collect_inputs
 
     folder = tmp_path / "in"
     folder.mkdir()

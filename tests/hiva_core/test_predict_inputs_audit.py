@@ -104,7 +104,7 @@ def test_cli_finds_faces_in_rotated_phone_photos_and_cmyk_jpegs(tmp_path, run_di
 
 def test_jpegs_saved_as_jfif_or_jpe_are_found_in_folders(tmp_path):
     """Browsers and Windows save JPEGs as .jfif or .jpe: a folder scan picks them up like .jpg."""
-    from hiva_core.predict import collect_inputs
+    from hiva_core.faces.stream import collect_inputs
 
     for name in ("a.jfif", "b.JPE", "c.jpg"):
         Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(tmp_path / name, format="JPEG")

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from augtext.errors import UserError
-from hiva_core.checkpoint import RunFolder, load_run
+from hiva_core.checkpoint import load_run
 from hiva_core.cli import main
 from hiva_core.metrics import au_metrics, choose_thresholds, format_table
+from hiva_core.run_folder import RunFolder
 from tests.hiva_core.conftest import train_argv
 
 

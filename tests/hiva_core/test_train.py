@@ -107,8 +107,8 @@ def test_sections_check_their_own_values(build, needle):
 
 def test_augment_default_and_old_runs(trained_run, tmp_path):
     """New runs train with the strong augmentation; a config.json written before data.augment existed keeps basic."""
-    from hiva_core.checkpoint import RunFolder
     from hiva_core.config import TrainConfig, from_dict, to_dict
+    from hiva_core.run_folder import RunFolder
 
     assert TrainConfig().data.augment == "strong"
     assert from_dict(to_dict(TrainConfig())).data.augment == "strong"
@@ -130,7 +130,7 @@ def test_param_groups_give_the_backbone_its_own_lr():
     """At scale 1 two groups (as runs saved before the option, so their optimizer state loads); below 1 the backbone's
     parameters, and only they, sit in groups at lr * scale; the first group is the head's (its lr is logged)."""
     from hiva_core.models import create_model
-    from hiva_core.train import param_groups
+    from hiva_core.train_state import param_groups
 
     model = create_model("hiva", num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2)
     backbone = {id(p) for p in model.backbone.parameters()}
@@ -175,7 +175,7 @@ def test_backbone_lr_scale_zero_keeps_the_backbone_weights(tmp_path, text_cache,
 def test_update_ema_averages_weights_and_float_buffers():
     """After each optimizer step the average moves towards the weights by 1 - decay (less decay early on); BatchNorm's
     running statistics are averaged too, its step counter copied; the trained model is not touched."""
-    from hiva_core.train import TrainState, ema_decay
+    from hiva_core.train_state import TrainState, ema_decay
 
     assert ema_decay(0.998, 1) == pytest.approx(2 / 11) and ema_decay(0.998, 10**6) == 0.998
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))

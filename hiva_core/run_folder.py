@@ -1,0 +1,414 @@
+"""The run folder: what `hiva_core train` writes and how `eval` / `predict` / `export` read it back.
+
+runs/NAME/
+  config.json              resolved TrainConfig + model name/config + AUs + image size + text-prior fingerprint
+  model.safetensors        the best model's weights (by average F1 on the test split)
+  last.pt                  model + optimizer + scheduler + epoch + RNG + best score, for --resume
+  text_prior.safetensors   the text prior the model was trained with (prediction needs no text cache)
+  metrics.json             the best epoch's per-AU metrics (and the last epoch's)
+  thresholds.json          per-AU thresholds chosen on validation rows for the best model (eval/predict default;
+                           a run without it uses 0.5)
+  log.csv                  one row per epoch: step, losses, lr, val F1, time
+  tb/                      TensorBoard events (when the tensorboard package is installed)
+`--folds all` writes runs/NAME/fold{k}/ (each a run folder as above) and runs/NAME/summary.json.
+Every file is written atomically (temp file + rename), so a crash leaves the previous version or nothing.
+`RunFolder` owns these names and the config.json schema; everything else (trainer, eval, predict, export, tests)
+goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from augtext.errors import UserError
+from augtext.io import atomic_path, atomic_write, check_output_dir
+from augtext.textprior import TextPrior, read_text_prior, save_text_prior
+from hiva_core.config import TrainConfig
+from hiva_core.serialize import (
+    check_finite,
+    model_config_dict,
+    read_json,
+    rng_state,
+    save_model,
+    set_rng_state,
+    write_json,
+)
+from hiva_core.thresholds import read_thresholds, selected_on, val_score, write_thresholds
+
+CONFIG = "config.json"
+MODEL = "model.safetensors"
+LAST = "last.pt"
+PRIOR = "text_prior.safetensors"
+METRICS = "metrics.json"
+LOG = "log.csv"
+SUMMARY = "summary.json"
+THRESHOLDS = "thresholds.json"
+TENSORBOARD = "tb"
+RUN_FORMAT = "hiva_core.run/1"
+
+# Config keys added after runs were already being saved, with the value that reproduces such a run on --resume
+# (a new default must not change an old run): validation slices (before them every subject was trained on), the
+# augmentation recipe (before data.augment: basic; new runs: strong), the region loss (before it, none) and model
+# selection (before train.select, the test split's F1 chose the epoch).
+LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
+    ("data", "val_fraction"): 0.0,
+    ("data", "augment"): "basic",
+    ("train", "region_weight"): 0.0,
+    ("train", "select"): "test",
+}
+LOG_COLUMNS = [
+    "epoch",
+    "step",
+    "loss",
+    "asl",
+    "align",
+    "region",
+    "geometry",
+    "intensity",
+    "lr",
+    "val_f1",
+    "val_auc",
+    "time_s",
+]
+CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _file_in_run(name: str) -> property:
+    return property(lambda self: self.path / name, doc=f"`{name}` in the run folder")
+
+
+class RunFolder:
+    """One run folder: the names of its files, the config.json schema, and which model it keeps.
+
+    Like timm's CheckpointSaver it decides best and last: `save_checkpoint` writes last.pt after every epoch and
+    model.safetensors only when the epoch's selection score (the validation rows' avg AUC or F1 at their per-AU
+    thresholds, or the test split's F1 at 0.5; train.select) beats the best so far (a tie keeps the earlier epoch),
+    or after every evaluated epoch with train.select=last.
+    `best_f1` (the best selection score), `best_epoch`, `best_metrics` (that epoch's test metrics) and
+    `last_metrics` are that decision's state; `resume` restores it.
+    A `--folds all` run is a parent folder of `fold{k}` runs plus summary.json.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.best_f1 = -1.0
+        self.best_epoch = 0
+        self.best_metrics: dict | None = None
+        self.selected_on = ""  # what chose best_epoch, in words (selected_on)
+        self.last_metrics: dict | None = None
+        self.log_rows: list[dict] = []
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- file names
+    config_file = _file_in_run(CONFIG)
+    model_file = _file_in_run(MODEL)
+    last_file = _file_in_run(LAST)
+    prior_file = _file_in_run(PRIOR)
+    metrics_file = _file_in_run(METRICS)
+    log_file = _file_in_run(LOG)
+    summary_file = _file_in_run(SUMMARY)
+    thresholds_file = _file_in_run(THRESHOLDS)
+    tensorboard_dir = _file_in_run(TENSORBOARD)
+
+    def fold(self, k: int) -> RunFolder:
+        """The run of fold k inside a `--folds all` folder."""
+        return RunFolder(self.path / f"fold{k}")
+
+    def fold_runs(self) -> list[RunFolder]:
+        """The fold{k}/ runs (folders holding a config.json), in fold order."""
+        found = [RunFolder(p) for p in self.path.glob("fold*") if p.is_dir() and (p / CONFIG).is_file()]
+
+        def key(run: RunFolder):
+            tail = run.path.name[len("fold") :]
+            return (0, int(tail)) if tail.isdigit() else (1, tail)
+
+        return sorted(found, key=key)
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run's config.json (a `--folds all` parent does not)."""
+        return self.config_file.exists()
+
+    def can_resume(self) -> bool:
+        return self.last_file.is_file()
+
+    def check_new(self, resume: bool) -> None:
+        """Never write over a trained run unless asked to continue it."""
+        check_output_dir(self.path, "--out")
+        if resume:
+            if not self.can_resume():
+                raise UserError(f"--resume: {self.last_file} not found; nothing to resume (train without --resume)")
+        elif self.model_file.exists() or self.last_file.exists():
+            done, planned = self.progress() or (None, None)
+            if done is not None and done < planned:
+                raise UserError(
+                    f"{self.path} holds an unfinished run (epoch {done} of {planned}, in {LAST}): "
+                    "continue it with --resume, or delete the folder to start again"
+                )
+            raise UserError(
+                f"{self.path} already holds a trained run ({MODEL}/{LAST}); choose another --out, "
+                "or pass --resume to continue it (with more --epochs)"
+            )
+
+    def saved_epoch(self) -> int | None:
+        """The last epoch saved (metrics.json, written with last.pt); None when unknown."""
+        try:
+            return int(read_json(self.metrics_file, "metrics file")["last_epoch"])
+        except (UserError, KeyError, TypeError, ValueError):
+            return None
+
+    def progress(self) -> tuple[int, int] | None:
+        """(the last epoch saved, the epochs planned: config.json); None when unknown."""
+        try:
+            planned = int(self.read_config()["config"]["train"]["epochs"])
+        except (UserError, KeyError, TypeError, ValueError):
+            return None
+        done = self.saved_epoch()
+        return None if done is None else (done, planned)
+
+    @contextlib.contextmanager
+    def attempt(self, writer: bool = True) -> Iterator[None]:
+        """One training attempt in this folder; `writer`: this process writes the folder (rank 0).
+
+        A failure (an error, Ctrl-C) before the folder holds a last.pt removes what the attempt created: its files,
+        and the folder (and parents) when it made them. Otherwise config.json and the prior without a model would
+        look like a run. After a last.pt the folder stays, resumable, and a UserError says which epoch it keeps."""
+        made = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
+        before = set(self.path.iterdir()) if self.path.is_dir() else set()
+        try:
+            yield
+        except BaseException as exc:
+            if not writer:
+                raise
+            if not self.can_resume():
+                self._remove_new(before, made)
+                raise
+            if isinstance(exc, UserError):
+                raise UserError(
+                    f"{exc}; {LAST} keeps epoch {self.saved_epoch()}: --resume continues from it, or "
+                    f"delete {self.path} to start again"
+                ) from exc
+            raise
+
+    def _remove_new(self, before: set[Path], made: list[Path]) -> None:
+        for entry in (set(self.path.iterdir()) - before) if self.path.is_dir() else ():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        for folder in made:
+            with contextlib.suppress(OSError):  # only when empty
+                folder.rmdir()
+
+    # -- config.json and the text prior: the run's identity
+    def write_config(
+        self,
+        cfg: TrainConfig,
+        model: nn.Module,
+        aus: Sequence[int],
+        prior: TextPrior,
+        *,
+        train_frames: int | None = None,
+        test_frames: int | None = None,
+        world_size: int = 1,
+    ) -> None:
+        """config.json: the resolved training config, the model's own config, the AUs, the image size, the text prior's
+        identity and the data it was trained on."""
+        from hiva_core.config import to_dict
+
+        write_json(
+            self.config_file,
+            {
+                "format": RUN_FORMAT,
+                "config": to_dict(cfg),
+                "model_name": cfg.model.name,
+                "model_config": model_config_dict(model),
+                "aus": [int(a) for a in aus],
+                "image_size": cfg.data.image_size,
+                "text_prior": {
+                    "fingerprint": prior.fingerprint,
+                    "model": prior.model,
+                    "dim": prior.dim,
+                    "descriptions_per_au": int(prior.mask.shape[1]),
+                    "cache": cfg.text.cache,
+                },
+                "data": {
+                    "spec": cfg.data.spec,
+                    "fold": cfg.data.fold,
+                    "train_frames": train_frames,
+                    "test_frames": test_frames,
+                },
+                "world_size": world_size,
+            },
+        )
+
+    def read_config(self) -> dict[str, Any]:
+        """config.json, checked for the keys load_run needs."""
+        info = read_json(self.config_file, "run config")
+        missing = [k for k in CONFIG_KEYS if k not in info]
+        if missing:
+            raise UserError(f"{self.config_file} lacks {', '.join(missing)}: not a config written by `hiva_core train`")
+        aus, size = info["aus"], info["image_size"]
+        wrong = [
+            key
+            for key, ok in (
+                ("model_name", isinstance(info["model_name"], str)),
+                ("model_config", isinstance(info["model_config"], dict)),
+                ("aus", isinstance(aus, list) and bool(aus) and all(_is_int(a) for a in aus)),
+                ("image_size", _is_int(size) and size > 0),
+                ("config", isinstance(info["config"], dict)),
+            )
+            if not ok
+        ]
+        if wrong:
+            raise UserError(
+                f"{self.config_file}: {', '.join(f'{k} = {info[k]!r}' for k in wrong)} is not what `hiva_core train` "
+                "writes (aus: a list of AU codes, image_size: pixels, model_config: an object); the file was edited "
+                "or damaged: restore it or train the run again"
+            )
+        return info
+
+    def read_train_config(self) -> TrainConfig:
+        """The training config the run was trained with (the base of a --resume). A width, stride, geometry head or
+        open-vocabulary option left to the default is the one the model was built with (model_config's dim and the
+        keys of LEGACY_MODEL_OPTIONS, with those values for runs saved before the keys existed), so a later change of
+        the default never changes a run; nor do the data defaults that came later (val_fraction, augment)."""
+        from dataclasses import replace
+
+        from hiva_core.config import from_dict
+        from hiva_core.models.hiva import LEGACY_MODEL_OPTIONS
+
+        info = self.read_config()
+        cfg = from_dict(info["config"])
+        built = {**LEGACY_MODEL_OPTIONS, **(info.get("model_config") or {})}
+        for key in ("dim", *LEGACY_MODEL_OPTIONS):
+            if getattr(cfg.model, key) is None and built.get(key) is not None:
+                value = int(built[key]) if key in ("dim", "output_stride") else bool(built[key])
+                cfg = replace(cfg, model=replace(cfg.model, **{key: value}))
+        for (section, key), value in LEGACY_TRAIN_CONFIG.items():
+            if key not in (info["config"].get(section) or {}):
+                cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
+        return cfg
+
+    def write_prior(self, prior: TextPrior) -> None:
+        save_text_prior(prior, self.prior_file)  # atomic itself
+
+    def read_prior(self) -> TextPrior:
+        return read_text_prior(self.prior_file)
+
+    # -- checkpoints: best and last
+    def write_model(self, model: nn.Module) -> None:
+        """model.safetensors: the weights `eval`, `predict` and `export` use."""
+        save_model(model, self.model_file)
+
+    def save_checkpoint(
+        self,
+        epoch: int,
+        metrics: dict | None,
+        model: nn.Module,
+        state: dict[str, Any],
+        thresholds: dict[str, Any] | None = None,
+        select: str = "test",
+    ) -> None:
+        """The end of an epoch (rank 0): model.safetensors when the epoch's selection score beats the best so far
+        (with thresholds.json: `thresholds`, that model's per-AU thresholds, when given), then metrics.json and
+        last.pt (the trainer's `state`, the best so far and every RNG). `metrics` (the test split's) is None after
+        an epoch that was not evaluated. `select` (train.select) scores an epoch by a validation score of `thresholds`
+        (val_score: "val_auc" their avg AUC, "val" their avg F1 at their thresholds) when it is defined, else (and
+        with "test") by the test split's average F1 at 0.5. "last" keeps every evaluated epoch, so the last one
+        stays; its score (reported, not compared) is the validation AUC, else the test F1."""
+        check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
+        if metrics is not None:  # an epoch that was not evaluated changes neither the choice nor its words
+            self.last_metrics, self.selected_on = metrics, selected_on(select, thresholds)
+            score = val_score(select, thresholds)
+            score = metrics["avg"]["f1"] if score is None else score
+            if select == "last" or score > self.best_f1:
+                self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
+                self.write_model(model)
+                if thresholds is not None:
+                    self.write_thresholds({**thresholds, "epoch": epoch})
+                else:  # never leave an older model's thresholds beside this one
+                    self.thresholds_file.unlink(missing_ok=True)
+        write_json(
+            self.metrics_file,
+            {
+                "best_epoch": self.best_epoch,
+                "selected_on": self.selected_on,
+                "best_score": self.best_f1,
+                "best": self.best_metrics,
+                "last_epoch": epoch,
+                "last": metrics,
+            },
+        )
+        with atomic_path(self.last_file) as tmp:
+            torch.save({**state, "best_f1": self.best_f1, "best_epoch": self.best_epoch, "rng": rng_state()}, tmp)
+
+    def resume(self) -> dict[str, Any]:
+        """Read last.pt (weights_only) for --resume: restore every RNG, the best so far and the log rows up to its
+        epoch; return the trainer's state (model, optimizer, scheduler, scaler, epoch, step)."""
+        path = self.last_file
+        if not path.is_file():
+            raise UserError(f"{path} not found: nothing to resume; train without --resume to start this run")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a truncated/corrupt file
+            raise UserError(
+                f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc}); "
+                "start the run again without --resume in a new folder"
+            ) from None
+        set_rng_state(state["rng"])
+        self.best_f1, self.best_epoch = float(state["best_f1"]), int(state["best_epoch"])
+        self.log_rows = self._read_log(int(state["epoch"]))
+        if self.metrics_file.is_file():
+            saved = read_json(self.metrics_file, "metrics file")
+            self.best_metrics, self.selected_on = saved.get("best"), saved.get("selected_on", "test avg F1 at 0.5")
+        return state
+
+    # -- thresholds.json
+    def write_thresholds(self, record: dict[str, Any]) -> None:
+        """thresholds.json: `record` holds `thresholds` ({"AU1": t, ...}) and how they were chosen (`validation`,
+        `frames`, `epoch`, the validation F1 at them and at 0.5)."""
+        write_thresholds(self.thresholds_file, record)
+
+    def read_thresholds(self, alone: bool = False) -> dict[int, float]:
+        """{AU code: threshold} from thresholds.json (`alone`: those for faces read without their neutral frame);
+        {} when the run has none (a run from before them, or one trained without a validation slice: 0.5
+        everywhere). A damaged file is a UserError naming it."""
+        if not self.thresholds_file.is_file():
+            return {}
+        return read_thresholds(self.thresholds_file, "delete it to use 0.5", alone)
+
+    # -- log.csv and summary.json
+    def append_log(self, row: dict[str, Any]) -> None:
+        """Add one epoch's row (LOG_COLUMNS) and rewrite log.csv atomically."""
+        self.log_rows.append(row)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.log_rows)
+        with atomic_write(self.log_file, "w") as fh:
+            fh.write(buffer.getvalue())
+
+    def _read_log(self, upto_epoch: int) -> list[dict]:
+        if not self.log_file.is_file():
+            return []
+        with open(self.log_file, newline="", encoding="utf-8") as fh:
+            return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """summary.json of a `--folds all` folder: every fold's metrics and their mean."""
+        write_json(self.summary_file, summary)
