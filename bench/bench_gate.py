@@ -32,8 +32,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from augtext.descriptions import walk_pair  # noqa: E402
 from augtext.facs import FACS  # noqa: E402
-from augtext.generate import GenerateConfig, RequestLog, generate, walk_pair  # noqa: E402
+from augtext.generate import GenerateConfig, generate  # noqa: E402
 from augtext.quality import (  # noqa: E402
     GATE_MIN_SIMILARITY,
     GATE_TOP_K,
@@ -43,6 +44,7 @@ from augtext.quality import (  # noqa: E402
     score_cache,
 )
 from augtext.reference import reference_set  # noqa: E402
+from augtext.requestlog import RequestLog  # noqa: E402
 from augtext.validate import validate_description  # noqa: E402
 
 GATE_SET = REPO / "tests" / "augtext" / "data" / "gate_set.json"

@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from augtext.generate import DESCRIPTIONS_SCHEMA
+from augtext.descriptions import DESCRIPTIONS_SCHEMA
 
 # Used only for codes augtext.facs lacks (it should have every FACS code, but tests may ask for odd ones).
 _FALLBACK = {

@@ -19,7 +19,8 @@ import pytest
 from augtext.backends import Completion, RequestFailed
 from augtext.cli import main
 from augtext.facs import FACS
-from augtext.generate import GenerateConfig, RequestLog, generate
+from augtext.generate import GenerateConfig, generate
+from augtext.requestlog import RequestLog
 from augtext.validate import validate_description
 from tests.llm_server import generate_args, synth_descriptions
 
@@ -410,7 +411,7 @@ def test_parsing_is_not_in_the_key_lenient_reparses_without_asking(tmp_path):
 
 
 def test_log_sync_is_group_committed(tmp_path, monkeypatch):
-    import augtext.generate as gen
+    import augtext.requestlog as requestlog
 
     calls = []
 
@@ -418,7 +419,7 @@ def test_log_sync_is_group_committed(tmp_path, monkeypatch):
         calls.append(fd)
         time.sleep(0.02)
 
-    monkeypatch.setattr(gen.os, "fsync", slow_fsync)
+    monkeypatch.setattr(requestlog.os, "fsync", slow_fsync)
     log = RequestLog(tmp_path / "requests.jsonl")
 
     async def answer(i):
