@@ -136,15 +136,14 @@ def geometry_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
     for without it, a UserError."""
     from hiva_core.models.registry import is_open_vocabulary
 
-    has = train_ds.geometry is not None and bool(np.isfinite(train_ds.geometry).all(1).any())
-    if cfg.model.geometry is None:
-        return {"geometry": has and is_open_vocabulary(cfg.model.name) and cfg.train.geometry_weight > 0}
-    if cfg.model.geometry and not has:
-        raise UserError(
-            f"model.geometry=true needs the expression's geometry in the training data ({train_ds.source}): "
-            "manifest columns landmarks and neutral_landmarks, as `hiva_core synth` writes them"
-        )
-    return {}
+    return _head_option(
+        "geometry",
+        cfg.model.geometry,
+        has=train_ds.geometry is not None and bool(np.isfinite(train_ds.geometry).all(1).any()),
+        default=is_open_vocabulary(cfg.model.name) and cfg.train.geometry_weight > 0,
+        missing=f"model.geometry=true needs the expression's geometry in the training data ({train_ds.source}): "
+        "manifest columns landmarks and neutral_landmarks, as `hiva_core synth` writes them",
+    )
 
 
 def intensity_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
@@ -153,14 +152,23 @@ def intensity_option(cfg: TrainConfig, train_ds: AUDataset) -> dict[str, bool]:
     without them, a UserError."""
     from hiva_core.models.registry import reads_intensity
 
-    has = train_ds.intensity is not None and bool(np.isfinite(train_ds.intensity).any())
-    if cfg.model.intensity is None:
-        return {"intensity": has and reads_intensity(cfg.model.name) and cfg.train.intensity_weight > 0}
-    if cfg.model.intensity and not has:
-        raise UserError(
-            f"model.intensity=true needs AU intensities in the training data ({train_ds.source}): manifest columns "
-            "AU<k>_int in [0, 1] beside AU<k>, as `hiva_core synth` writes them"
-        )
+    return _head_option(
+        "intensity",
+        cfg.model.intensity,
+        has=train_ds.intensity is not None and bool(np.isfinite(train_ds.intensity).any()),
+        default=reads_intensity(cfg.model.name) and cfg.train.intensity_weight > 0,
+        missing=f"model.intensity=true needs AU intensities in the training data ({train_ds.source}): manifest "
+        "columns AU<k>_int in [0, 1] beside AU<k>, as `hiva_core synth` writes them",
+    )
+
+
+def _head_option(key: str, asked: bool | None, *, has: bool, default: bool, missing: str) -> dict[str, bool]:
+    """An optional head that needs targets in the training rows: left to the default (None), on where the rows `has`
+    them and the model and loss weight call for it (`default`); asked for without them, UserError(`missing`)."""
+    if asked is None:
+        return {key: has and default}
+    if asked and not has:
+        raise UserError(missing)
     return {}
 
 
