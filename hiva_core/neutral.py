@@ -55,7 +55,6 @@ def run_scores(loaded, dataset: AUDataset, batch_size: int, progress: bool | Non
     """How expressive `loaded` reads each row's face, alone: its mean AU probability."""
     from hiva_core.adapt import counted
     from hiva_core.evaluate import run_loader
-    from hiva_core.progress import progress_bar
 
     scores = []
     with progress_bar("resting frames", len(dataset), progress) as advance:
