@@ -54,6 +54,9 @@ class DataSection:
     # of training (hiva_core.data.splits); 0 = train on every subject and keep 0.5.
     val_fraction: float = 0.1
     augment: str = "strong"  # training augmentation: strong | basic | none (hiva_core.data.transforms)
+    # An absent label beside a visible intensity (AU<k>_int > 0: a SynthAU trace below the occurrence cut) in the
+    # training and validation rows: "absent" as labelled, or "unknown" (label and intensity left out of the losses).
+    traces: str = "absent"
 
     def __post_init__(self) -> None:
         _require(
@@ -61,6 +64,7 @@ class DataSection:
             (self.num_workers >= 0, "data.num_workers must be >= 0"),
             (0 <= self.val_fraction < 1, "data.val_fraction must be in [0, 1)"),
             (self.augment in ("strong", "basic", "none"), "data.augment must be strong, basic or none"),
+            (self.traces in ("absent", "unknown"), "data.traces must be absent or unknown"),
         )
         if self.aus is not None:
             from augtext.facs import parse_au_spec

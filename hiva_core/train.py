@@ -208,6 +208,14 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)
         chooses = " and the test split chooses the kept epoch" if on_val else ""
         log(info, f"per-AU thresholds stay 0.5{chooses}: {splits.val_how}")
+    if cfg.data.traces == "unknown":
+        log(
+            info,
+            f"data.traces=unknown: {splits.traces} absent labels beside a visible intensity left unknown in training"
+            if splits.traces
+            else "data.traces=unknown changes nothing: no training row has an absent AU with an intensity above 0 "
+            "(AU<k>_int columns, as `hiva_core synth` writes them)",
+        )
     if resume:  # every piece of state that the next epoch depends on
         state.load_state_dict(run.resume())
         log(

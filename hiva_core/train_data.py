@@ -36,12 +36,14 @@ def discover_folds(spec: str, lists: str | None) -> list[int]:
 @dataclass
 class Splits:
     """The rows a run uses: train, test (model selection, as the field does), and val (per-AU thresholds; None
-    without a validation slice), with `val_how`, how the validation rows were chosen."""
+    without a validation slice), with `val_how`, how the validation rows were chosen, and `traces`, how many absent
+    labels beside a visible intensity the train and val rows leave unknown (`data.traces=unknown`)."""
 
     train: AUDataset
     test: AUDataset
     val: AUDataset | None
     val_how: str
+    traces: int = 0
 
 
 def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None = None) -> Splits:
@@ -71,13 +73,16 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
             raise UserError(f"{data.spec}: the {name} split is empty")
         if cfg.model.reference:  # each face beside its neutral frame (the validation slice inherits it)
             ds.pair_references()
+    traces = 0
+    if data.traces == "unknown":  # what the model learns and is thresholded on; the test split keeps its labels
+        traces = sum(found[name].unknown_traces() for name in ("train", "val") if name in found)
     # Labels before images (cheap before slow)
     train_ds, val_ds, how = split_checked(cfg, found["train"], found.get("val"))
     for ds in found.values():
         check_images(ds, progress=info.is_main and sys.stderr.isatty())
     if val_ds is not None:  # validation rows are evaluated, not augmented
         val_ds.transform = found["test"].transform
-    return Splits(train_ds, found["test"], val_ds, how)
+    return Splits(train_ds, found["test"], val_ds, how, traces)
 
 
 def split_checked(cfg: TrainConfig, train: AUDataset, data_val: AUDataset | None = None):

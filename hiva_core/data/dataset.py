@@ -73,6 +73,16 @@ class AUDataset(Dataset):
         self.references = None if references is None else list(references)
         self.paired = paired
 
+    def unknown_traces(self) -> int:
+        """Leave unknown every absent label whose intensity is above 0 (a trace: visible, below the occurrence cut),
+        and that intensity; returns how many labels. Without intensities nothing changes (`data.traces=unknown`)."""
+        if self.intensity is None:
+            return 0
+        traces = (self.labels == 0) & (self.intensity > 0)
+        self.labels[traces] = np.nan
+        self.intensity[traces] = np.nan
+        return int(traces.sum())
+
     def pair_references(self) -> AUDataset:
         """Read every row beside its neutral frame from now on (this dataset, returned); a UserError when the source
         names none for some row."""

@@ -108,3 +108,69 @@ def test_models_without_per_au_nodes_refuse_intensity():
         with pytest.raises(UserError, match="cannot learn AU intensities"):
             create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2, intensity=True)
         create_model(name, num_aus=3, text_dim=8, backbone="tiny", dim=16, heads=2)  # the default: off
+
+
+def test_unknown_traces_leaves_absent_labels_with_an_intensity_unknown(tmp_path):
+    """`AUDataset.unknown_traces`: an absent label beside an intensity above 0 (a sub-threshold trace) becomes
+    unknown, label and intensity; present labels, absent ones at intensity 0 and AUs without intensities stay."""
+    from hiva_core.data import build_dataset
+
+    path, rows = _manifest(tmp_path)
+    rows[1]["AU1_int"] = 0.0  # an absent AU with no trace at all (written below; _manifest drew 0-0.2)
+    path = write_manifest(tmp_path / "manifest.csv", rows)
+    ds = build_dataset(path, split="all", aus=[1, 2, 4])
+    labels, intensity = ds.labels.copy(), ds.intensity.copy()
+    traces = (labels == 0) & (intensity > 0)
+    assert traces[:, :2].sum() > 10 and not traces[:, 2].any()  # AU4 has no intensity column
+    assert labels[1, 0] == 0 and not traces[1, 0]
+    assert ds.unknown_traces() == int(traces.sum())
+    assert np.isnan(ds.labels[traces]).all() and np.isnan(ds.intensity[traces]).all()
+    kept = ~traces
+    np.testing.assert_array_equal(np.nan_to_num(ds.labels[kept], nan=-1), np.nan_to_num(labels[kept], nan=-1))
+    assert ds.unknown_traces() == 0  # nothing left to change
+    plain, _ = _manifest(tmp_path / "plain", with_int=False)
+    without = build_dataset(plain, split="all")
+    before = without.labels.copy()
+    assert without.unknown_traces() == 0
+    np.testing.assert_array_equal(np.nan_to_num(without.labels, nan=-1), np.nan_to_num(before, nan=-1))
+
+
+def test_data_traces_unknown_in_the_training_rows_only(tmp_path, text_cache, one_thread, capsys):
+    """`data.traces=unknown`: the training and validation rows leave traces unknown (the run says how many), the test
+    split keeps its labels; the default keeps them absent; a data set without intensities is told it changes
+    nothing; another value is a UserError (exit status 2)."""
+    import json
+
+    from hiva_core.cli import main
+    from hiva_core.config import DataSection, TrainConfig
+    from hiva_core.distributed import DistInfo
+    from hiva_core.train_data import build_datasets
+
+    path, _ = _manifest(tmp_path / "faces", n=60)
+
+    def splits(traces: str):
+        data = DataSection(spec=str(path), fold=1, image_size=32, val_fraction=0.2, traces=traces)
+        return build_datasets(TrainConfig(data=data), DistInfo())
+
+    plain, masked = splits("absent"), splits("unknown")
+    assert plain.traces == 0 and masked.traces > 0
+    counted = 0
+    for name in ("train", "val"):
+        before, after = getattr(plain, name), getattr(masked, name)
+        traces = (before.labels == 0) & (before.intensity > 0)
+        assert traces.any() and np.isnan(after.labels[traces]).all() and np.isnan(after.intensity[traces]).all()
+        counted += int(traces.sum())
+    assert masked.traces == counted
+    np.testing.assert_array_equal(np.nan_to_num(masked.test.labels, nan=-1), np.nan_to_num(plain.test.labels, nan=-1))
+
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, path, out, "--fold", "1", "--set", "data.traces=unknown", epochs=1)) == 0
+    assert "absent labels beside a visible intensity left unknown in training" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["config"]["data"]["traces"] == "unknown"
+    bare, _ = _manifest(tmp_path / "bare", with_int=False)
+    argv = train_argv(text_cache, bare, tmp_path / "bare_run", "--fold", "1", "--set", "data.traces=unknown", epochs=1)
+    assert main(argv) == 0
+    assert "data.traces=unknown changes nothing" in capsys.readouterr().err
+    wrong = train_argv(text_cache, path, tmp_path / "wrong", "--fold", "1", "--set", "data.traces=maybe", epochs=1)
+    assert main(wrong) == 2
+    assert "data.traces must be absent or unknown" in capsys.readouterr().err
