@@ -110,6 +110,8 @@ def check_fold_labels(cfg: TrainConfig, fold_ids: list[int]) -> None:
         train = build_dataset(
             data.spec, split="train", fold=k, lists=data.lists, image_size=data.image_size, aus=data.aus
         )
+        if data.traces == "unknown":  # the labels the fold's run will train on (build_datasets)
+            train.unknown_traces()
         split_checked(replace(cfg, data=replace(data, fold=k)), train)
 
 

@@ -147,6 +147,19 @@ def test_folds_all_checks_every_folds_labels_before_training(tmp_path, text_cach
     assert f"{data}: the train split of fold 2 has no known label for AU4" in line and "(--set data.aus=1,2)" in line
 
 
+def test_folds_all_checks_the_labels_left_after_traces_go(tmp_path, text_cache, tiny_faces, capsys):
+    """--folds all with data.traces=unknown: fold 2's training rows (folds 1 and 3) label AU4 only as traces (absent
+    beside an intensity above 0), which the option leaves unknown. Refused before fold 1 trains, naming fold 2."""
+    df = _manifest(tiny_faces, tmp_path, rows=24).astype(object)
+    df["fold"] = [1, 2, 3] * 8
+    df["AU4_int"] = [0.0 if f == 2 else 0.1 for f in df["fold"]]
+    df.loc[df["fold"] != 2, "AU4"] = 0
+    data = tmp_path / "m.csv"
+    df.to_csv(data, index=False)
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys, "--folds", "all", "--set", "data.traces=unknown")
+    assert f"{data}: the train split of fold 2 has no known label for AU4" in line
+
+
 def test_au_without_positives_trains_and_unlabelled_test_au_is_a_dash(tmp_path, text_cache, tiny_faces, capsys):
     """Not refused: an AU whose training labels are all 0 (it learns "absent"), and an AU with no known label in
     the evaluated split (no F1: "–", listed under `unlabelled`)."""
