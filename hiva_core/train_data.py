@@ -73,11 +73,8 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
             raise UserError(f"{data.spec}: the {name} split is empty")
         if cfg.model.reference:  # each face beside its neutral frame (the validation slice inherits it)
             ds.pair_references()
-    traces = 0
-    if data.traces == "unknown":  # what the model learns and is thresholded on; the test split keeps its labels
-        traces = sum(found[name].unknown_traces() for name in ("train", "val") if name in found)
     # Labels before images (cheap before slow)
-    train_ds, val_ds, how = split_checked(cfg, found["train"], found.get("val"))
+    train_ds, val_ds, how, traces = split_checked(cfg, found["train"], found.get("val"))
     for ds in found.values():
         check_images(ds, progress=info.is_main and sys.stderr.isatty())
     if val_ds is not None:  # validation rows are evaluated, not augmented
@@ -87,16 +84,21 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
 
 def split_checked(cfg: TrainConfig, train: AUDataset, data_val: AUDataset | None = None):
     """validation_split of the training rows, refused (check_train_labels) where an AU has no known label among the
-    rows trained on: its head would train on nothing."""
+    rows trained on: its head would train on nothing. With `data.traces=unknown` the traces of the training and
+    validation rows are left unknown first (what the model learns and is thresholded on; the test split keeps its
+    labels). Returns (train, val | None, how the validation rows were chosen, traces left unknown)."""
     from hiva_core.data.splits import check_train_labels, validation_split
 
     data = cfg.data
+    traces = 0
+    if data.traces == "unknown":
+        traces = sum(ds.unknown_traces() for ds in (train, data_val) if ds is not None)
     where = "the train split" + (f" of fold {data.fold}" if data.fold is not None else "")
     check_train_labels(train, where)
     train_ds, val_ds, how = validation_split(train, data.val_fraction, cfg.train.seed, data_val)
     if len(train_ds) < len(train):  # the held-out slice may take an AU's only labels
         check_train_labels(train_ds, f"{where}, less its validation slice (data.val_fraction={data.val_fraction:g}),")
-    return train_ds, val_ds, how
+    return train_ds, val_ds, how, traces
 
 
 def check_fold_labels(cfg: TrainConfig, fold_ids: list[int]) -> None:
@@ -110,8 +112,6 @@ def check_fold_labels(cfg: TrainConfig, fold_ids: list[int]) -> None:
         train = build_dataset(
             data.spec, split="train", fold=k, lists=data.lists, image_size=data.image_size, aus=data.aus
         )
-        if data.traces == "unknown":  # the labels the fold's run will train on (build_datasets)
-            train.unknown_traces()
         split_checked(replace(cfg, data=replace(data, fold=k)), train)
 
 
