@@ -28,7 +28,7 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """
     command = typer.main.get_command(app)
     try:
-        command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        code = command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except UserError as exc:
         print(f"error: {unwrap_worker_error(exc)}", file=sys.stderr)
         return 2
@@ -50,4 +50,10 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print("error: unexpected internal error (the traceback above); please report it", file=sys.stderr)
         return 3
+    # Without standalone mode, typer's own click hands an Exit back as its code instead of raising it, and turns
+    # Ctrl-C into Exit(130) on the way: the commands return None, so an int here is that exit status.
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        if code == 130:
+            print("interrupted", file=sys.stderr)
+        return code
     return 0

@@ -299,6 +299,35 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
     assert stable(resumed).equals(stable(reference))
 
 
+def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path):
+    """Ctrl-C (SIGINT) mid-run: exit status 130 and one "interrupted" line, never 0 (scripts would take an
+    interrupted run for a finished one); the answers logged so far are kept and a rerun asks only the rest."""
+    llm_server.latency_s = 0.2
+    cache = tmp_path / "cache"
+    args = cli_args(llm_server, cache, "1,2,4,6,12", "--styles", "appearance,contrast", "--n", "5", "--concurrency", "2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "augtext.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = cache / "requests.jsonl"
+    deadline = time.monotonic() + 120  # a wait, not a timing assert
+    while time.monotonic() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    done = log.read_text().splitlines()
+    assert done and all(json.loads(line)["key"] for line in done)  # whole lines only
+    llm_server.latency_s = 0.0
+    llm_server.reset()
+    assert main(args) == 0
+    assert llm_server.requests == len(log.read_text().splitlines()) - len(done)
+
+
 # -- an injected backend: no HTTP at all ------------------------------------------------------------------------------
 
 PROSE = (
