@@ -53,6 +53,15 @@ class ServerUnreachable(UserError):
     not running. Not worth retries: the run stops at once (answers already logged are kept)."""
 
 
+class ServerRefused(UserError):
+    """The server answered the first request in a way no retry changes: the API key is missing or refused (HTTP
+    401/403), nothing is served at that path or for that model (404), it is not a chat-completions server (405/501),
+    or it sent a page that is not a chat completion (HTML). The run stops at once (answers already logged are kept)."""
+
+
+REFUSED_STATUS = frozenset({401, 403, 404, 405, 501})  # before the first answer: the run's settings are wrong
+
+
 class Backend(Protocol):
     name: str  # "openai" | "hf" | "reference"
     model: str  # what is recorded as the row's `model`
@@ -140,7 +149,11 @@ class OpenAIBackend:
 
         if not model:
             raise UserError("--model is required with --backend openai (the model name the server serves)")
+        if base_url is not None:
+            check_base_url(base_url)
         key = os.environ.get(api_key_env)
+        self.api_key_env = api_key_env  # the variable's name, for messages (the key stays inside the SDK client)
+        self.key_set = bool(key)
         if not key:
             if base_url is None:
                 raise UserError(
@@ -184,6 +197,8 @@ class OpenAIBackend:
                 resp = await self._client.chat.completions.create(**kwargs)
                 latency = time.perf_counter() - t0
                 if isinstance(resp, str):  # the SDK hands over a 200 body that is not JSON (an HTML page) as text
+                    if self.answered == 0:
+                        raise ServerRefused(self._not_chat(f"a page that is not a chat completion ({resp[:60]!r})"))
                     raise ValueError(f"the server's answer is not a chat completion: {resp[:80]!r}")
                 choices = resp.choices or []
                 texts = [_choice_text(c) for c in choices]
@@ -203,6 +218,8 @@ class OpenAIBackend:
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last = f"HTTP {status}: {_short(exc)}"
+                if self.answered == 0 and status in REFUSED_STATUS:
+                    raise ServerRefused(self._refused_message(status, exc)) from None
                 if not is_retryable_status(status):
                     raise RequestFailed(last) from None
                 wait = parse_retry_after(exc.response.headers if exc.response is not None else None)
@@ -211,9 +228,8 @@ class OpenAIBackend:
             except openai.APIConnectionError as exc:
                 last = f"connection error: {_short(exc).rstrip('.')}"
                 if self.answered == 0 and _refused(exc):
-                    where = self.base_url or "the OpenAI API"
                     raise ServerUnreachable(
-                        f"cannot connect to {where} (connection refused): is the server "
+                        f"cannot connect to {self.url} (connection refused): is the server "
                         "running and is --base-url right? Answers already in the cache are "
                         "kept; rerun once the server is up"
                     ) from None
@@ -231,6 +247,55 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    @property
+    def url(self) -> str:
+        """The base URL requests go to (the SDK's default when --base-url is not given)."""
+        return str(self._client.base_url).rstrip("/")
+
+    def _refused_message(self, status: int, exc: Exception) -> str:
+        """What a 401/403/404/405/501 to the first request means, and what to do. The server's own words are left
+        out for 401/403: some echo part of the key."""
+        where = f"{self.url}/chat/completions answered HTTP {status}"
+        if status in (401, 403):
+            env = self.api_key_env
+            if not self.key_set:
+                return (
+                    f"{where}: the server needs an API key, and the environment variable {env} (--api-key-env) "
+                    f"is unset; set {env} to the server's key, or name the variable that holds it with --api-key-env"
+                )
+            return (
+                f"{where}: the server refused the API key in the environment variable {env} (--api-key-env); "
+                f"check its value, or name the variable that holds the right key with --api-key-env"
+            )
+        if status == 404:
+            return (
+                f"{where} ({_server_says(exc)}): either --base-url is not the API's root (an OpenAI-compatible "
+                f"base URL usually ends in /v1) or the server does not serve --model {self.model}"
+            )
+        return self._not_chat(f"HTTP {status} ({_server_says(exc)})")
+
+    def _not_chat(self, what: str) -> str:
+        return (
+            f"{self.url}/chat/completions answered {what}: this is not an OpenAI-compatible chat-completions "
+            "server; point --base-url at one (its base URL usually ends in /v1)"
+        )
+
+
+def check_base_url(base_url: str) -> None:
+    """UserError unless `base_url` is an http(s) URL with a host (checked before anything is sent)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(base_url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a malformed IPv6 address or port
+        ok = False
+    if not ok:
+        raise UserError(
+            f"--base-url {base_url!r} is not an http(s) URL; pass the server's address with its scheme, "
+            "e.g. http://localhost:8000/v1"
+        )
 
 
 def _choice_text(choice: Any) -> str | None:
@@ -277,6 +342,16 @@ def _refused(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _server_says(exc: Any) -> str:
+    """The error message in a status error's JSON body, else the status line's reason ("Not Implemented"): not a
+    whole HTML error page."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return _short(body["message"], 120)
+    response = getattr(exc, "response", None)
+    return getattr(response, "reason_phrase", "") or "no details"
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

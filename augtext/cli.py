@@ -58,8 +58,16 @@ def generate(
     import click
 
     from augtext.backends import make_backend
+    from augtext.errors import UserError
     from augtext.facs import parse_au_spec
-    from augtext.generate import GenerateConfig, format_summary, generate, resolve_styles, shortfall_message
+    from augtext.generate import (
+        GenerateConfig,
+        format_summary,
+        generate,
+        none_answered_message,
+        resolve_styles,
+        shortfall_message,
+    )
 
     config = GenerateConfig(
         aus=tuple(parse_au_spec(au)),
@@ -81,6 +89,8 @@ def generate(
         backend, model, base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
     )
     report = generate(config, llm)
+    if report.none_answered:  # the server or the options are wrong: one line, exit 2, not a list of short pairs
+        raise UserError(none_answered_message(report))
     print(format_summary(report, config), file=sys.stderr)
     if not report.ok:
         print(shortfall_message(report, config), file=sys.stderr)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -32,8 +34,10 @@ from augtext.prior import (
     MANIFEST_VERSION,
     cache_folder,
     descriptions_fingerprint,
+    descriptions_fix,
     embedding_matrix,
     model_slug,
+    read_descriptions,
     read_manifest,
     read_parquet,
     short_error,
@@ -77,6 +81,12 @@ class EmbedReport:
     model: str
     dim: int
     written: bool
+
+    @property
+    def shared(self) -> int:
+        """Rows that share a newly encoded vector with another row: the same text in several styles (or AUs) is
+        encoded once, so `encoded + reused + shared == rows`."""
+        return self.rows - self.encoded - self.reused
 
 
 def resolve_model(model: str | None) -> ModelSpec:
@@ -122,13 +132,32 @@ def load_encoder(model: str | None = None, device: str | None = None) -> Encoder
     except ImportError as exc:
         raise UserError("sentence-transformers is not installed; `pip install sentence-transformers`") from exc
     try:
-        return SentenceTransformer(spec.source, device=device)
+        with _no_weight_loading_bar():
+            return SentenceTransformer(spec.source, device=device)
     except Exception as exc:  # the hub, tokenizers and torch all raise their own types
         raise UserError(
             f"cannot load embedding model {spec.source!r} on device {device or 'auto'} ({short_error(exc)}); "
             "offline, only local folders and models already in the Hugging Face cache load: pass --model PATH, "
             f"or leave --model out for the bundled all-MiniLM-L6-v2 ({DEFAULT_PACKAGE})"
         ) from exc
+
+
+@contextmanager
+def _no_weight_loading_bar() -> Iterator[None]:
+    """Without transformers' tqdm bars ("Loading weights: 100%|...", on stderr at every command that loads the
+    model); its warnings still show, and so do the encoding bar and generate's progress, which are not its bars."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # sentence-transformers reports that when it loads
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def embed_cache(
@@ -254,14 +283,7 @@ def _gather(
 def _read_descriptions(cache_dir: Path) -> tuple[dict[tuple[int, str, str], str], str, int]:
     """Unique (au, style, text_sha256) -> text, the descriptions fingerprint, and the number of rows."""
     path = cache_dir / DESCRIPTIONS
-    fix = (
-        f"run `augtext generate --cache {cache_dir} --au SPEC` first"
-        if not path.exists()
-        else (
-            f"restore it or rerun `augtext generate --cache {cache_dir}` (answers already in requests.jsonl are reused)"
-        )
-    )
-    table = read_parquet(path, fix=fix)
+    table = read_descriptions(cache_dir)
     missing = [c for c in _NEEDED if c not in table.column_names]
     if missing:
         raise UserError(f"{path} lacks column(s) {', '.join(missing)}; is it an augtext descriptions table?")
@@ -269,7 +291,7 @@ def _read_descriptions(cache_dir: Path) -> tuple[dict[tuple[int, str, str], str]
         raise UserError(f"{path} has no descriptions; run `augtext generate --cache {cache_dir} --au SPEC` first")
     for name in _NEEDED:
         if table.column(name).null_count:
-            raise UserError(f"{path}: column {name} has empty values; {fix}")
+            raise UserError(f"{path}: column {name} has empty values; {descriptions_fix(cache_dir)}")
     au, style, text, sha = (table.column(c).to_pylist() for c in _NEEDED)
     rows = {(int(a), s, h): t for a, s, t, h in zip(au, style, text, sha, strict=True)}
     return rows, descriptions_fingerprint(sha), table.num_rows

@@ -71,6 +71,8 @@ class GenerateConfig:
         ):
             if value < low:
                 raise UserError(f"{option} must be at least {low} (got {value})")
+        if not 0.0 <= self.temperature <= 2.0:  # OpenAI's range; a server rejects every request outside it
+            raise UserError(f"--temperature must be between 0 and 2 (got {self.temperature:g})")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -95,6 +97,12 @@ class GenerateReport:
     @property
     def ok(self) -> bool:
         return not self.shortfalls
+
+    @property
+    def none_answered(self) -> bool:
+        """Requests were sent, every one failed, and the run ended short: the server or the options are wrong, not
+        the answers (the CLI says so in one line, exit 2, instead of a shortfall)."""
+        return bool(self.failed and not self.sent and self.shortfalls)
 
 
 # -- the engine ------------------------------------------------------------------------------------------------------
@@ -246,12 +254,23 @@ class _Session:
         self.progress.update(self.report, sum(self.kept_now.values()))
 
     async def run(self) -> dict[Pair, PairResult]:
+        tasks = [
+            asyncio.ensure_future(self._pair_in_slot(au, style))
+            for au in self.config.aus
+            for style in self.config.styles
+        ]
         try:
-            await asyncio.gather(
-                *(self._pair_in_slot(au, style) for au in self.config.aus for style in self.config.styles)
-            )
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
+            # A pair that raised (the server refuses us, a bug) or Ctrl-C: the other pairs stop before the backend
+            # closes, so that none sends through a closed client or dies unreported at the loop's shutdown.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.walker.shutdown(wait=True, cancel_futures=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # the first pair's, in plan order
         return self.finals
 
     async def _pair_in_slot(self, au: int, style: str) -> None:
@@ -364,8 +383,8 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     for style in config.styles:
         render_messages(style, config.aus[0], _per_request(config), config.prompts)
     gate = SemanticGate(store=config.cache / GATE_DIR) if config.gate else None
-    if gate is not None:
-        gate.warm_up()  # the embedding model loads while the first requests are in flight
+    # The embedding model loads while the first requests are in flight.
+    warm_up = gate.warm_up() if gate is not None else None
 
     async def main() -> dict[Pair, PairResult]:
         try:
@@ -378,6 +397,10 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
         finals = asyncio.run(main())
     finally:
         log.close()
+        if warm_up is not None:
+            # Joined whatever happened: a daemon thread still inside torch when the interpreter exits aborts the
+            # process ("terminate called without an active exception", exit 134), e.g. when every request fails fast.
+            warm_up.join()
     source = (backend.name, backend.model)
     caps = {(au, style, *source): config.n for au in config.aus for style in config.styles}
     known = {(au, style, *source): res for (au, style), res in finals.items()}
@@ -440,10 +463,25 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
 
 
 def shortfall_message(report: GenerateReport, config: GenerateConfig) -> str:
-    """The one line that explains exit status 1: which pairs ended short of --n, and what to do."""
+    """The one line that explains exit status 1: which pairs ended short of --n, and what to do. A rerun helps only
+    when requests failed (they are asked again); otherwise it replays the same cached rounds and ends the same."""
     short = ", ".join(f"{au_label(au)}/{style} ({k}/{config.n})" for au, style, k in report.shortfalls)
-    why = f"; {report.failed} request(s) failed (see above)" if report.failures else ""
+    if report.failures:
+        return (
+            f"error: too few valid descriptions for {short}; {report.failed} request(s) failed (see above). Rerun "
+            "to continue (answered requests are reused, failed ones asked again), or raise --max-rounds."
+        )
     return (
-        f"error: too few valid descriptions for {short}{why}. Rerun to continue (answered requests are "
-        "reused, failed ones asked again), or raise --max-rounds."
+        f"error: too few valid descriptions for {short} after {config.max_rounds} round(s) of requests, none of "
+        f"which failed (a rerun with the same options ends the same). Raise --max-rounds to ask for more answers, "
+        "or lower --n."
+    )
+
+
+def none_answered_message(report: GenerateReport) -> str:
+    """The one line for a run in which every request sent failed (`report.none_answered`): the first failure says
+    what is wrong with the server or the options."""
+    return (
+        f"the server answered none of the {report.failed} request(s) sent; the first failure: {report.failures[0]}. "
+        "Fix that and rerun (answers already in the cache are kept)"
     )

@@ -93,6 +93,27 @@ def read_parquet(path: Path, columns: Sequence[str] | None = None, *, fix: str) 
     return table
 
 
+def descriptions_fix(cache_dir: Path) -> str:
+    """What to do about a descriptions.parquet that cannot be read or is damaged: `augtext generate` rewrites the
+    table from requests.jsonl on every run (descriptions.rebuild), ignoring a damaged one."""
+    return (
+        f"rerun `augtext generate --cache {cache_dir}` with the options that made it: it rebuilds the table from "
+        f"{cache_dir / 'requests.jsonl'} (answers already there are reused, not asked again)"
+    )
+
+
+def read_descriptions(cache_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """`cache_dir`/descriptions.parquet (those `columns`), for every reader of a cache (embed, stats, score, the
+    prior): one UserError naming the file when it is missing, another when it is unreadable."""
+    path = cache_dir / DESCRIPTIONS
+    if not path.is_file():
+        raise UserError(
+            f"{path} not found; run `augtext generate --cache {cache_dir} --au SPEC` first (or pass the --cache "
+            "that holds it)"
+        )
+    return read_parquet(path, columns, fix=descriptions_fix(cache_dir))
+
+
 def read_manifest(cache_dir: Path) -> dict[str, Any]:
     """The cache's manifest.json as a dict (UserError when missing, unreadable or of another version)."""
     path = cache_dir / MANIFEST
@@ -225,7 +246,7 @@ def load_text_prior(
 
     # Stale check: the descriptions must be exactly those the embeddings were made from.
     desc_path = cache_dir / DESCRIPTIONS
-    shas = read_parquet(desc_path, ["text_sha256"], fix=f"restore it or rerun `augtext generate --cache {cache_dir}`")
+    shas = read_descriptions(cache_dir, ["text_sha256"])
     current = descriptions_fingerprint(shas.column("text_sha256").to_pylist())
     embedded = meta.get("descriptions_fingerprint")
     if embedded != current or entry.get("descriptions_fingerprint") != current:
@@ -273,11 +294,7 @@ def load_descriptions(
     """The description texts of `aus` in a cache, chosen and ordered as `load_text_prior` chooses their embeddings
     (`styles`, `max_per_au`); an AU without any has an empty list."""
     cache_dir = cache_folder(cache_dir)
-    table = read_parquet(
-        cache_dir / DESCRIPTIONS,
-        ["au", "style", "text", "text_sha256"],
-        fix=f"restore it or rerun `augtext generate --cache {cache_dir}`",
-    )
+    table = read_descriptions(cache_dir, ["au", "style", "text", "text_sha256"])
     au_col = table.column("au").to_numpy().astype(np.int64)
     style_col = np.asarray(table.column("style").to_pylist(), dtype=object)
     sha_col = np.asarray(table.column("text_sha256").to_pylist(), dtype=object)

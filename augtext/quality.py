@@ -178,8 +178,17 @@ class SemanticGate:
 
     def warm_up(self) -> threading.Thread:
         """Load the model and encode the prototypes in a background thread (generate starts this before its first
-        request, so that loading overlaps with waiting for answers)."""
-        thread = threading.Thread(target=lambda: self.prototypes, name="gate-warm-up", daemon=True)
+        request, so that loading overlaps with waiting for answers). The caller joins the thread before it returns:
+        a thread still inside torch when the interpreter exits aborts the process. A failure to load is not
+        reported from here (no thread traceback): the first use of the gate raises it again, as a UserError."""
+
+        def load() -> None:
+            try:
+                _ = self.prototypes
+            except Exception:
+                pass  # raised again where the gate is used
+
+        thread = threading.Thread(target=load, name="gate-warm-up", daemon=True)
         thread.start()
         return thread
 
@@ -416,6 +425,7 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
         descriptions_fingerprint,
         embedding_matrix,
         model_slug,
+        read_descriptions,
         read_parquet,
         table_dim,
         table_metadata,
@@ -424,9 +434,7 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
 
     cache = cache_folder(cache)
     path = cache / DESCRIPTIONS
-    table = read_parquet(
-        path, ["au", "text", "text_sha256"], fix=f"run `augtext generate --cache {cache} --au SPEC` first"
-    )
+    table = read_descriptions(cache, ["au", "text", "text_sha256"])
     aus = [int(a) for a in table.column("au").to_pylist()]
     texts = table.column("text").to_pylist()
     shas = table.column("text_sha256").to_pylist()

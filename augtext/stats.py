@@ -64,19 +64,16 @@ class AUStats:
     samples: list[str] = field(default_factory=list)
 
 
-def _read_table(path: Path, what: str) -> Any:
+def _read_embeddings(path: Path) -> Any:
     import pyarrow.parquet as pq
 
-    # Who writes the table is who can rewrite it: generate the descriptions, embed the embeddings.
-    command = "embed" if what == "embeddings" else "generate"
     if not path.is_file():
-        raise UserError(f"{path} not found: run `augtext {command}` first (or pass --cache DIR)")
+        raise UserError(f"{path} not found: run `augtext embed` first (or pass --cache DIR)")
     try:
         return pq.read_table(path).to_pandas()
     except Exception as exc:
-        rebuilt = "it is re-encoded" if command == "embed" else "it is rebuilt from requests.jsonl"
         raise UserError(
-            f"{path} is not a readable {what} table ({exc}); delete it and rerun `augtext {command}` ({rebuilt})"
+            f"{path} is not a readable embeddings table ({exc}); delete it and rerun `augtext embed` (it is re-encoded)"
         ) from None
 
 
@@ -108,7 +105,7 @@ def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | 
     if not manifest.get("embeddings"):
         return None
     _, _, path = select_table(cache, manifest, warn=False)  # the caption names the table it took
-    df = _read_table(path, "embeddings")
+    df = _read_embeddings(path)
     if not {"au", "text_sha256", "embedding"} <= set(df.columns):
         raise UserError(f"{path} lacks the columns au, text_sha256, embedding; rerun `augtext embed`")
     return path.name, {
@@ -119,10 +116,10 @@ def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | 
 
 def compute_stats(cache: Path, samples: int = 2) -> tuple[list[AUStats], str]:
     """Per-AU statistics of the cache, and the name of what the cosine was computed on."""
-    from augtext.prior import cache_folder
+    from augtext.prior import cache_folder, read_descriptions
 
     cache = cache_folder(cache)
-    df = _read_table(cache / "descriptions.parquet", "descriptions")
+    df = read_descriptions(cache).to_pandas()
     missing = {"au", "text", "text_sha256", "style"} - set(df.columns)
     if missing:
         raise UserError(

@@ -20,9 +20,12 @@ def run_embed(cache: Path, model: str | None = None, batch_size: int = 64, devic
     """The `augtext embed` command: embed_cache plus a one-line summary."""
     report = embed_cache(cache, model=model, batch_size=batch_size, device=device)
     state = "written" if report.written else "already up to date"
+    # The same text in several styles is encoded once: say so, or the counts do not add up to the rows.
+    n = report.shared
+    shared = f", {n} repeated text{'s share' if n > 1 else ' shares'} a vector" if n else ""
     print(
         f"{report.rows} descriptions -> {report.path} ({report.dim}-d, {report.model}): {report.encoded} encoded, "
-        f"{report.reused} reused, {report.dropped} dropped; {state} in {report.seconds:.1f} s"
+        f"{report.reused} reused{shared}, {report.dropped} dropped; {state} in {report.seconds:.1f} s"
     )
     return report
 

@@ -6,6 +6,10 @@ queue is empty, `policy(body)` (if set) may pick one from the request's content,
 
 - `"ok"`          a JSON list of descriptions of the AU named in the prompt, each stating one of its visible changes
 - `"400"`          HTTP 400 (a request error: not worth retrying)
+- `"401"`          HTTP 401 (no or a wrong API key), `"403"` HTTP 403 (the key may not do this)
+- `"404"`          HTTP 404 (no such model; a wrong path is also a 404, the path is not checked beyond its end)
+- `"405"`          HTTP 405, `"501"` HTTP 501 with an HTML page (a web server that is not an LLM server)
+- `"html"`         HTTP 200 with an HTML page (a web server's welcome page)
 - `"429"`          HTTP 429 with `Retry-After: <retry_after>` (seconds)
 - `"500"`          HTTP 500
 - `"stall"`        sleeps `stall_s` seconds before answering (longer than the client's timeout)
@@ -31,7 +35,23 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-BEHAVIOURS = ("ok", "400", "429", "500", "stall", "malformed", "refusal", "offtopic", "garbage")
+BEHAVIOURS = (
+    "ok",
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "501",
+    "html",
+    "429",
+    "500",
+    "stall",
+    "malformed",
+    "refusal",
+    "offtopic",
+    "garbage",
+)
 
 _AU_RE = re.compile(r"\bAU\s?(\d{1,2})\b")
 _COUNT_RE = re.compile(r"\b(\d{1,2})\s+(?:\w+\s+){0,3}?(?:descriptions|sentences|strings)\b", re.IGNORECASE)
@@ -184,6 +204,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default backlog (5) drops connections when 32 clients connect at once
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client that stopped (a run that gave up): not the server's error, no traceback in the output
+        super().handle_error(request, client_address)
+
 
 class LLMServer:
     """Loopback OpenAI-compatible server. Use as a context manager or call start()/stop()."""
@@ -289,10 +316,12 @@ class LLMServer:
                 data = json.dumps(obj).encode()
                 self._raw(status, data, headers)
 
-            def _raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+            def _raw(
+                self, status: int, data: bytes, headers: dict[str, str] | None = None, ctype: str = "application/json"
+            ) -> None:
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", ctype)
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)
@@ -333,6 +362,19 @@ class LLMServer:
             return
         if behaviour == "500":
             handler._json(500, {"error": {"message": "internal error"}})
+            return
+        if behaviour in ("401", "403"):
+            message = "Invalid API key" if behaviour == "401" else "This key may not use this model"
+            handler._json(int(behaviour), {"error": {"message": message, "type": "invalid_request_error"}})
+            return
+        if behaviour == "404":
+            model = body.get("model")
+            handler._json(404, {"error": {"message": f"The model `{model}` does not exist", "type": "not_found"}})
+            return
+        if behaviour in ("405", "501", "html"):
+            status = {"405": 405, "501": 501, "html": 200}[behaviour]
+            page = f"<html><body><h1>{'Welcome to nginx!' if status == 200 else 'Error'}</h1></body></html>"
+            handler._raw(status, page.encode(), ctype="text/html")
             return
         if behaviour == "stall":
             self._stop.wait(self.stall_s)

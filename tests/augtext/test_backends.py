@@ -12,6 +12,7 @@ import pytest
 from augtext.backends import (
     OpenAIBackend,
     RequestFailed,
+    ServerRefused,
     ServerUnreachable,
     backoff_delay,
     is_retryable_status,
@@ -168,3 +169,33 @@ def test_backend_option_errors(monkeypatch):
         make_backend("openai", "gpt", base_url=None, api_key_env="AUGTEXT_TEST_NO_SUCH_KEY")
     with pytest.raises(UserError, match="unknown backend"):
         make_backend("vllm", "m")
+
+
+@pytest.mark.parametrize("behaviour", ["401", "403", "404", "405", "501", "html"])
+def test_a_server_that_refuses_the_first_request_is_a_user_error_at_once(llm_server, behaviour):
+    """Statuses no retry changes (and an HTML page), before any answer: a UserError naming the URL, no retries."""
+    llm_server.default = behaviour
+    backend = _backend(llm_server)
+    with pytest.raises(ServerRefused, match=rf"{llm_server.url}/chat/completions answered") as info:
+        _complete(backend)
+    assert isinstance(info.value, UserError)
+    assert llm_server.requests == 1 and backend.retries == 0
+    status = {"html": "a page that is not a chat completion"}.get(behaviour, f"HTTP {behaviour}")
+    assert status in str(info.value)
+
+
+@pytest.mark.parametrize("behaviour", ["404", "html"])
+def test_the_same_answers_after_a_good_one_are_failed_requests(llm_server, behaviour):
+    """Once the server has answered, its settings were right: a 404 or a page is this request's failure only."""
+    llm_server.default = behaviour
+    backend = _backend(llm_server, max_retries=1)
+    backend.answered = 1
+    with pytest.raises(RequestFailed):
+        _complete(backend)
+
+
+def test_base_url_must_be_http():
+    for url in ("ftp://x/v1", "localhost:8000/v1", "http://", "http://[::1"):
+        with pytest.raises(UserError, match=r"is not an http\(s\) URL"):
+            make_backend("openai", "m", base_url=url, api_key_env="AUGTEXT_TEST_NO_SUCH_KEY")
+    assert make_backend("openai", "m", base_url="https://example.org/v1").url == "https://example.org/v1"

@@ -162,6 +162,28 @@ def test_same_text_in_two_styles_is_encoded_once(tmp_path, counting):
     )
     report = embed_cache(tmp_path, encoder=counting, progress=False)
     assert (report.rows, report.encoded, counting.calls) == (2, 1, 1)
+    assert report.encoded + report.reused + report.shared == report.rows
+
+
+def test_the_summary_line_adds_up_when_texts_repeat(tmp_path, capsys, counting, monkeypatch):
+    """The same text in two styles shares one vector: the line says so, or "2 descriptions: 1 encoded, 0 reused"
+    reads as a row lost."""
+    text = "The outer ends of the eyebrows are lifted into an arch."
+    write_descriptions(tmp_path, {2: [text, "The outer brows rise and the skin above the outer eye stretches."]})
+    write_descriptions(tmp_path, {2: [text]}, style="anatomy", append=True)
+    monkeypatch.setattr(embed_mod, "load_encoder", lambda *args, **kwargs: counting)
+    assert main(["embed", "--cache", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 descriptions -> " in out and "2 encoded, 0 reused, 1 repeated text shares a vector, 0 dropped" in out
+
+
+def test_loading_the_model_prints_no_weight_loading_bar(capsys):
+    """transformers' "Loading weights: 100%|...|" bar came with every embed, stats, score and generate run."""
+    from transformers.utils import logging as hf_logging
+
+    assert embed_mod.load_encoder(device="cpu") is not None
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # switched off for the load only
 
 
 def test_crash_while_writing_leaves_the_old_table(tmp_path, counting, monkeypatch):
@@ -199,6 +221,38 @@ def test_corrupt_descriptions_exit_2_naming_the_file(tmp_path, capsys, damage):
     assert main(["embed", "--cache", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(path) in err and "augtext generate" in err
+
+
+def test_every_command_gives_one_message_for_a_corrupt_descriptions_table(tmp_path, capsys):
+    """embed, stats and score: the same line for an unreadable descriptions.parquet (another for a missing one), and
+    the advice it gives works: generate, rerun with the same options, rebuilds the table from requests.jsonl."""
+    generate = ["generate", "--au", "1,12", "--n", "3", "--no-gate", "--cache", str(tmp_path)]
+    assert main(generate) == 0
+    path = tmp_path / "descriptions.parquet"
+    before = pq.read_table(path).drop_columns(["created_utc"])
+    capsys.readouterr()
+
+    def errors() -> list[str]:
+        lines = []
+        for command in ("embed", "stats", "score"):
+            assert main([command, "--cache", str(tmp_path)]) == 2, command
+            lines.append(capsys.readouterr().err.strip())
+        return lines
+
+    path.write_bytes(path.read_bytes()[:100])
+    unreadable = errors()
+    assert len(set(unreadable)) == 1, unreadable
+    assert unreadable[0].startswith(f"error: {path} is not a readable Parquet file")
+    assert f"rerun `augtext generate --cache {tmp_path}` with the options that made it" in unreadable[0]
+    assert "requests.jsonl" in unreadable[0] and "\n" not in unreadable[0]
+    path.unlink()
+    missing = errors()
+    assert len(set(missing)) == 1 and missing[0].startswith(f"error: {path} not found; run `augtext generate")
+    assert missing[0] != unreadable[0]
+
+    path.write_bytes(b"PAR1 not a table")
+    assert main(generate) == 0  # what the message advises
+    assert pq.read_table(path).drop_columns(["created_utc"]).equals(before)
 
 
 def test_corrupt_embeddings_table_exit_2_naming_the_file(tmp_path, capsys, counting):

@@ -304,7 +304,9 @@ def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path):
     interrupted run for a finished one); the answers logged so far are kept and a rerun asks only the rest."""
     llm_server.latency_s = 0.2
     cache = tmp_path / "cache"
-    args = cli_args(llm_server, cache, "1,2,4,6,12", "--styles", "appearance,contrast", "--n", "5", "--concurrency", "2")
+    args = cli_args(
+        llm_server, cache, "1,2,4,6,12", "--styles", "appearance,contrast", "--n", "5", "--concurrency", "2"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "augtext.cli", *args],
         cwd=REPO,
@@ -582,3 +584,118 @@ def test_an_echoed_prompt_is_not_kept(llm_server, tmp_path):
     assert main(cli_args(llm_server, tmp_path, "12,25", *args)) == 1
     assert len(read(tmp_path)) == 0
     assert json.loads((tmp_path / "rejections.json").read_text())["rejected_total"] == {"duplicate": 2}
+
+
+# -- whole-server failures, option checks, what the shortfall line advises -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "says"),
+    [
+        ("401", "the environment variable AUGTEXT_TEST_NO_SUCH_KEY (--api-key-env) is unset"),
+        ("403", "the environment variable AUGTEXT_TEST_NO_SUCH_KEY (--api-key-env) is unset"),
+        ("404", "usually ends in /v1) or the server does not serve --model loopback"),
+        ("405", "HTTP 405 (Method Not Allowed): this is not an OpenAI-compatible chat-completions server"),
+        ("501", "HTTP 501 (Not Implemented): this is not an OpenAI-compatible chat-completions server"),
+        ("html", "a page that is not a chat completion ('<html>"),
+    ],
+)
+def test_a_server_that_refuses_us_is_one_line_exit_2_at_once(llm_server, tmp_path, capsys, caplog, behaviour, says):
+    """A key it needs, a wrong path or model, a web server that is not an LLM server: one line naming the URL and
+    the status, after the first answers (not a shortfall of every pair after hundreds of requests)."""
+    llm_server.default = behaviour
+    assert main(cli_args(llm_server, tmp_path, "1-26", "--max-retries", "2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+    assert f"{llm_server.url}/chat/completions answered" in err[0]
+    assert llm_server.requests <= 24  # the requests already in flight, not one per pair (120 pairs)
+    # the other pairs were stopped before the client closed: none failed on it unreported at the loop's shutdown
+    assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+
+
+def test_a_refused_key_names_the_variable_not_the_key(llm_server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AUGTEXT_TEST_KEY", "sk-test-SECRET-1234")
+    args = cli_args(llm_server, tmp_path, "1,2")
+    args[args.index("AUGTEXT_TEST_NO_SUCH_KEY")] = "AUGTEXT_TEST_KEY"
+    llm_server.default = "401"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "refused the API key in the environment variable AUGTEXT_TEST_KEY" in err and "SECRET" not in err
+
+
+def test_every_request_failing_is_one_line_exit_2_and_keeps_the_cache(llm_server, tmp_path, capsys):
+    """No request of the run answered (here: a server that rejects each as a bad request): exit 2 with the first
+    failure, not a shortfall; descriptions.parquet is still rebuilt and keeps the rows of earlier runs."""
+    assert main(cli_args(llm_server, tmp_path, "12", "--styles", "appearance", "--n", "3")) == 0
+    before = read(tmp_path)
+    llm_server.reset()
+    llm_server.default = "400"
+    capsys.readouterr()
+    assert main(cli_args(llm_server, tmp_path, "1,2", "--styles", "appearance", "--n", "3")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == err[-1], err
+    assert "answered none of the" in errors[0] and "HTTP 400" in errors[0]
+    assert "answers already in the cache are kept" in errors[0] and "--max-rounds" not in errors[0]
+    assert llm_server.requests >= 2
+    assert stable(read(tmp_path)).equals(stable(before))
+
+
+def test_partial_failure_stays_a_shortfall_that_says_rerun(llm_server, tmp_path, capsys):
+    llm_server.script(["400"])
+    args = cli_args(llm_server, tmp_path, "12", "--styles", "appearance", "--n", "6", "--max-rounds", "1")
+    assert main([*args, "--concurrency", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "1 request(s) failed" in err and "Rerun to continue" in err
+
+
+def test_shortfall_without_failures_does_not_say_rerun(tmp_path):
+    """A rerun replays the same cached rounds: with no failed request, only more rounds (or a lower --n) help."""
+    from augtext.generate import shortfall_message
+
+    config = _config(tmp_path, max_rounds=1)
+    report = generate(config, FakeBackend(["garbage", "garbage"]))
+    assert report.shortfalls and not report.failures
+    message = shortfall_message(report, config)
+    assert "AU12/appearance (0/6)" in message and "Rerun to continue" not in message
+    assert "--max-rounds" in message and "--n" in message
+    failed = generate(_config(tmp_path / "b", max_rounds=1), FakeBackend(["fail"]))
+    assert "Rerun to continue" in shortfall_message(failed, config)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--temperature", "-1", "--temperature must be between 0 and 2 (got -1)"),
+        ("--temperature", "2.5", "--temperature must be between 0 and 2 (got 2.5)"),
+        ("--base-url", "ftp://x", "--base-url 'ftp://x' is not an http(s) URL"),
+        ("--base-url", "localhost:8000/v1", "--base-url 'localhost:8000/v1' is not an http(s) URL"),
+    ],
+)
+def test_out_of_range_options_are_one_line_before_any_request(llm_server, tmp_path, capsys, option, value, says):
+    args = cli_args(llm_server, tmp_path, "1", "--styles", "appearance")
+    if option in args:
+        args[args.index(option) + 1] = value
+    else:
+        args += [option, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+    assert llm_server.requests == 0
+
+
+def test_gate_warm_up_is_over_when_generate_returns(tmp_path, monkeypatch):
+    """A warm-up thread still loading (inside torch) when the interpreter exits aborts the process (exit 134) when
+    every request fails fast: generate joins it before returning."""
+    import threading
+
+    import augtext.quality
+
+    def slow_embedder(model=None):
+        time.sleep(1.0)
+        raise RuntimeError("no model here")  # not reported by the warm-up: the gate's first use would raise it
+
+    monkeypatch.setattr(augtext.quality, "default_embedder", slow_embedder)
+    report = generate(_config(tmp_path, max_rounds=1, gate=True), FakeBackend(["fail", "fail"]))
+    assert report.failed == 2 and report.none_answered
+    assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]

@@ -159,21 +159,22 @@ def test_a_structured_refusal_is_counted_as_a_refusal(llm_server, tmp_path, caps
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type", "says"),
+    ("body", "content_type", "says", "sent"),
     [
-        (json.dumps(_completion({"content": None})), "application/json", "content is null"),
-        (json.dumps(_completion({"content": 42})), "application/json", "content is null or not a string"),
-        ("<html><body>502 Bad Gateway</body></html>", "text/html", "not a chat completion: '<html><body>502 Bad"),
+        (json.dumps(_completion({"content": None})), "application/json", "content is null", 2),
+        (json.dumps(_completion({"content": 42})), "application/json", "content is null or not a string", 2),
+        # a page in place of the first answer: not a chat-completions server, no retry
+        ("<html><body>502 Bad Gateway</body></html>", "text/html", "not a chat completion ('<html><body>502 Bad", 1),
     ],
     ids=["content-null", "content-number", "html-page"],
 )
-def test_unusable_bodies_fail_the_request_and_say_why(llm_server, tmp_path, capsys, body, content_type, says):
+def test_unusable_bodies_fail_the_request_and_say_why(llm_server, tmp_path, capsys, body, content_type, says, sent):
     _reply_with(llm_server, body.encode(), content_type)
     rc, err = _run(llm_server, tmp_path, capsys)
-    assert rc == 1 and NO_TRACE not in err, err
+    assert rc == 2 and NO_TRACE not in err, err  # the run's only request failed: one line, exit 2
     assert says in err and "1 usable choice" not in err
     assert _logged(tmp_path) == []  # not logged: a rerun asks again
-    assert llm_server.requests == 2  # retried once (--max-retries 1)
+    assert llm_server.requests == sent  # retried once (--max-retries 1)
 
 
 def test_a_logged_answer_without_text_is_asked_again(llm_server, tmp_path, capsys):
