@@ -120,14 +120,17 @@ def join_faces(faces: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """A per-face table (hiva_core eval --per-face) joined to the rows of the SynthAU folder's manifest it scored
     (the table's columns first, then the manifest's; a clear error for a face of another folder)."""
     manifest = pd.read_csv(folder / "manifest.csv")
-    # Joined by the folder's name and the path inside it: eval writes the paths as its --data was given (relative to
-    # where it ran, or absolute), so that is the part every spelling of a face's path ends with.
+    # Joined by the folder's name and the path inside it: eval writes the manifest's own path (relative to the
+    # folder); files from before it wrote the paths as its --data was given (relative to where it ran, or absolute),
+    # so that is the part every spelling of a face's path ends with.
     name = folder.resolve().name
     manifest["_path"] = [os.path.normpath(os.path.join(name, p)) for p in manifest["path"]]
     depths = {len(Path(p).parts) for p in manifest["_path"]}
     known = set(manifest["_path"])
 
     def key(path: str) -> str | None:
+        if (own := os.path.normpath(os.path.join(name, path))) in known:
+            return own
         parts = Path(os.path.normpath(path)).parts
         return next((k for d in depths if (k := os.path.join(*parts[-d:])) in known), None)
 

@@ -5,11 +5,14 @@ The run folder's layout is `hiva_core.run_folder`'s; `load_run` reads it through
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
 from augtext.errors import UserError
@@ -67,8 +70,10 @@ def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor,
 class LoadedRun:
     """A trained model ready for inference: `predict(images)` -> `{"probs": (B,A), "maps": (B,A,h,w) | None}`.
 
-    Outputs are float32 CPU tensors; images are (B,3,H,W) ImageNet-normalised at `image_size` ((B,6,H,W), each face
-    then its neutral frame, for a run with `reference`).
+    Outputs are float32 CPU tensors. `images` are faces already aligned as hiva_core aligns them
+    (`hiva_core.faces.align`: the crops `hiva_core predict` and `prepare` make; `predict` does not detect or align):
+    a (B,3,S,S) tensor ImageNet-normalised at S = `image_size` ((B,6,S,S), each face then its neutral frame, for a run
+    with `reference`), or a list of crops (PIL images or image files) that `predict` transforms so itself.
     """
 
     model: nn.Module
@@ -129,9 +134,22 @@ class LoadedRun:
             text += " (0.5 for " + ", ".join(f"AU{a}" for a in self.aus if a not in table) + ")"
         return [table.get(a, DEFAULT_THRESHOLD) for a in self.aus], text
 
+    @property
+    def input_channels(self) -> tuple[int, ...]:
+        """The channel counts `predict` takes: (3,), (6,) for a run with `reference`, (6, 3) when it also reads faces
+        alone (`reads_alone`)."""
+        return (6, 3) if self.reference and self.reads_alone else (self.channels,)
+
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        images = images.to(self.device, torch.float32)
+    def predict(
+        self, images: torch.Tensor | Sequence[Image.Image | str | os.PathLike]
+    ) -> dict[str, torch.Tensor | None]:
+        """AU probabilities `{"probs": (B, A), "maps": (B, A, h, w) | None}` (float32, CPU; AUs in `aus` order) of
+        aligned face crops (see the class): a float tensor (B, C, S, S), ImageNet-normalised at S = `image_size`
+        (`hiva_core.data.transforms.build_transforms(image_size)` of each crop), C in `input_channels`; or a list of
+        aligned crops as PIL images or image file paths (one alone is a batch of one), transformed here the same way.
+        Raises TypeError for anything else and ValueError for a tensor of the wrong shape."""
+        images = self._batch(images).to(self.device, torch.float32)
         out = self.model(images, self.text_emb, self.text_mask)
         probs, maps = torch.sigmoid(out["logits"].float()), out.get("maps")
         maps = maps.float() if maps is not None else None
@@ -141,6 +159,45 @@ class LoadedRun:
             if maps is not None:
                 maps = (maps + mirror["maps"].float().flip(-1)) / 2
         return {"probs": probs.cpu(), "maps": maps.cpu() if maps is not None else None}
+
+    def _batch(self, images) -> torch.Tensor:
+        """`predict`'s input as a (B, C, S, S) tensor (see predict)."""
+        size, channels = self.image_size, " or ".join(map(str, self.input_channels))
+        expected = (
+            f"a float tensor (B, {channels}, {size}, {size}) of aligned, ImageNet-normalised face crops, or a list of "
+            "aligned face crops (PIL images or image file paths)"
+        )
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4 or images.shape[1] not in self.input_channels:
+                raise ValueError(f"LoadedRun.predict: a tensor of shape {tuple(images.shape)}; give {expected}")
+            return images
+        if isinstance(images, (Image.Image, str, os.PathLike)):
+            images = [images]
+        if not isinstance(images, Sequence) or isinstance(images, bytes) or not images:
+            raise TypeError(f"LoadedRun.predict takes {expected}; got {_kind(images)}")
+        wrong = next((x for x in images if not isinstance(x, (Image.Image, str, os.PathLike))), None)
+        if wrong is not None:
+            raise TypeError(f"LoadedRun.predict takes {expected}; got a list holding {_kind(wrong)}")
+        if 3 not in self.input_channels:
+            raise TypeError(
+                f"LoadedRun.predict: the model of {self.run_dir} (model.reference) reads each face beside a neutral "
+                f"frame of the same person; give a (B, 6, {self.image_size}, {self.image_size}) tensor, each face's "
+                "crop then its neutral frame's, or use `hiva_core predict --neutral`"
+            )
+        from hiva_core.data.transforms import build_transforms
+        from hiva_core.faces.media import open_rgb
+
+        transform = build_transforms(self.image_size, augment=False)
+        return torch.stack(
+            [transform((x if isinstance(x, Image.Image) else open_rgb(x)).convert("RGB")) for x in images]
+        )
+
+
+def _kind(value: Any) -> str:
+    """A value's type, for an error message (with the shape of an array)."""
+    shape = getattr(value, "shape", None)
+    empty = "an empty " if isinstance(value, Sequence) and not value else ""
+    return empty + type(value).__name__ + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> LoadedRun:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -154,14 +158,21 @@ def train(
     runs = result["folds"].values() if all_folds else [result]
     for r in runs:  # rank 0 of a finished run; other ranks hold no metrics
         if r["metrics"] is not None and r["finished"]:
+            # The trainer scores the test split at 0.5; eval and predict use the run's per-AU thresholds if it has any.
+            other = (
+                f"; `hiva_core eval --run {r['out']}` scores it at the run's per-AU thresholds"
+                if r["thresholds"]
+                else ""
+            )
             print(
                 f"\n{r['out']}: epoch {r['best_epoch']} kept ({r['selected_on']} {100 * r['best_f1']:.1f}); "
-                f"test avg F1 {100 * r['metrics']['avg']['f1']:.1f}\n"
+                f"test avg F1 at 0.5 {100 * r['metrics']['avg']['f1']:.1f} (the table below, at 0.5{other})\n"
             )
             print(format_table(r["metrics"]))
     if all_folds and result["summary"] is not None:
         summary = result["summary"]
-        print(f"\n{out}: {len(result['folds'])} folds, mean avg F1 {100 * summary['mean']['avg']['f1']:.1f}\n")
+        mean = 100 * summary["mean"]["avg"]["f1"]
+        print(f"\n{out}: {len(result['folds'])} folds, mean avg F1 at 0.5 {mean:.1f} (the table below, at 0.5)\n")
         print(format_folds_table(summary))
 
 
@@ -290,7 +301,11 @@ def predict(
     inputs: list[Path] = typer.Argument(..., help="Images, folders of images, or videos."),
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
     out: Path | None = typer.Option(None, help="Results file (.csv, .parquet or .json); default: print a table."),
-    heatmaps: Path | None = typer.Option(None, help="Write per-face AU attention heatmap grids here."),
+    heatmaps: Path | None = typer.Option(
+        None,
+        help="Write per-face AU attention heatmap grids here, each AU captioned with its probability and its call "
+        "(present/absent at its threshold, as in --out); nothing is left there if predict fails or is interrupted.",
+    ),
     batch_size: int = typer.Option(16, help="Faces per model batch (and frames per detection batch)."),
     threshold: str | None = typer.Option(None, help=THRESHOLD_HELP),
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
@@ -405,13 +420,14 @@ def export(
     opset: int = typer.Option(18, help="ONNX opset (17 or later)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the file against PyTorch (onnxruntime)."),
 ) -> None:
-    """Export a trained model (text prior folded in) to ONNX: input images, outputs probs and maps."""
+    """Export a trained model (text prior folded in) to ONNX: input images (aligned face crops, normalised), outputs
+    probs and maps; the metadata holds the AU order, image size, normalisation and the run's per-AU thresholds."""
     from hiva_core.export import export_onnx
 
     report = export_onnx(run=run, onnx=onnx, opset=opset, verify=verify)
     diff = report["max_abs_diff"]
     typer.echo(
-        f"wrote {onnx} (outputs {', '.join(report['outputs'])}; "
+        f"wrote {onnx} (outputs {', '.join(report['outputs'])}; per-AU thresholds in its metadata, hiva.thresholds; "
         + (f"onnxruntime matches PyTorch to {diff:.1e})" if diff is not None else "not checked)"),
         err=True,
     )
@@ -426,8 +442,24 @@ def _all_folds(fold: int | None, folds: str | None) -> bool:
     return folds == "all"
 
 
+_OWN_CODE = tuple(str(Path(__file__).resolve().parents[1] / name) + os.sep for name in ("hiva_core", "augtext"))
+
+
+def _show_warning(plain, shown: set[str], message, category, filename, lineno, file=None, line=None) -> None:
+    """The project's own warnings (warnings.warn in hiva_core or augtext) as one line `warning: ...`, as its other
+    warnings print, each text once (the train and test splits of one manifest warn alike); any other library's as
+    Python prints them (with the source line that says where)."""
+    if not str(Path(filename).resolve()).startswith(_OWN_CODE):
+        plain(message, category, filename, lineno, file, line)
+    elif str(message) not in shown:
+        shown.add(str(message))
+        print(f"warning: {message}", file=file or sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_app(app, argv)
+    with warnings.catch_warnings():  # restored on return (tests call main again and again)
+        warnings.showwarning = partial(_show_warning, warnings.showwarning, set())
+        return run_app(app, argv)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -40,13 +41,24 @@ class TextSection:
     max_per_au: int | None = None  # cap K, the descriptions per AU; None = all
 
 
+DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """data.num_workers when not given: DEFAULT_WORKERS, at most the CPUs this process may use."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(DEFAULT_WORKERS, cpus)
+
+
 @dataclass(frozen=True)
 class DataSection:
     spec: str | None = None  # --data: manifest, SynthAU folder, or bp4d:|disfa:|gft:ROOT
     lists: str | None = None  # --lists: folder of list files
     fold: int | None = None  # held-out fold (None: the data's default)
     image_size: int = 224
-    num_workers: int = 4  # DataLoader worker processes (0 = load in the training process)
+    # DataLoader worker processes (0 = load in the training process); default 4, at most one per CPU this process may
+    # use (4 workers on 2 CPUs only contend, and torch warns about it)
+    num_workers: int = field(default_factory=default_workers)
     aus: tuple[int, ...] | None = None  # train on these AUs (an AU spec: 1,2,4 / 1-7 / bp4d); None = the data's
     align: bool = False  # raw images: detect and align each face as predict does (hiva_core.data.aligned), cached
     align_cache: str | None = None  # crop cache of data.align; None = hiva_aligned/ beside the manifest / image root

@@ -21,7 +21,14 @@ from torch.utils.data import DataLoader
 from augtext.errors import UserError
 from hiva_core.device import autocast, autocast_dtype
 from hiva_core.distributed import DistInfo, ShardSampler, gather_rows, sync_buffers
-from hiva_core.metrics import aggregate_folds, au_metrics, choose_thresholds
+from hiva_core.metrics import (
+    MIN_THRESHOLD_FRAMES,
+    aggregate_folds,
+    au_metrics,
+    choose_thresholds,
+    class_counts,
+    too_few_to_choose,
+)
 from hiva_core.regions import PeakRecorder, evaluate_localisation, pool_localisation
 
 
@@ -123,13 +130,18 @@ def val_thresholds(
 def threshold_record(out: dict, aus: list[int], how: str) -> dict:
     """Per-AU thresholds that maximise F1 on the rows of `out` (collect_probs' probs, labels, mask), as a thresholds
     file records them: the thresholds, `how` the rows were chosen, their number, the F1 there at the thresholds and
-    at 0.5, and the AUC there (train.select=val_auc chooses the kept epoch by its average)."""
-    chosen = choose_thresholds(out["probs"], out["labels"], out["mask"], aus)
+    at 0.5, and the AUC there (train.select=val_auc chooses the kept epoch by its average). An AU with fewer than
+    MIN_THRESHOLD_FRAMES positive or negative rows keeps 0.5, and `kept_05` names it with why ({} when none)."""
+    chosen = choose_thresholds(out["probs"], out["labels"], out["mask"], aus, min_each=MIN_THRESHOLD_FRAMES)
     at = au_metrics(out["probs"], out["labels"], out["mask"], aus, threshold=list(chosen.values()))
     return {
         "thresholds": chosen,
         "validation": how,
         "frames": int(len(out["probs"])),
+        "kept_05": {
+            name: f"{pos} positive and {neg} negative frames; choosing needs {MIN_THRESHOLD_FRAMES} of each"
+            for name, (pos, neg) in too_few_to_choose(class_counts(out["labels"], out["mask"], aus)).items()
+        },
         "val_f1": {name: row["f1"] for name, row in at["per_au"].items()} | {"avg": at["avg"]["f1"]},
         "val_f1_at_05": {name: row.get("f1_at_05", row["f1"]) for name, row in at["per_au"].items()}
         | {"avg": at["avg"].get("f1_at_05", at["avg"]["f1"])},
@@ -208,17 +220,20 @@ def evaluate_run(
 
 
 def face_table(dataset, out: dict, aus: Sequence[int], thresholds: Sequence[float]) -> pd.DataFrame:
-    """One row per scored face, in the dataset's order: `path` (the image file the row names; for aligned data the
-    original, not its crop), `subject`, `sequence`, `frame`, and per AU `AU<n>_prob`, `AU<n>` (the call at the
-    threshold used: 1 at or above it, as `hiva_core predict` writes it) and `AU<n>_label` (1, 0, or empty where the
-    label is unknown). `out`: collect_probs' arrays for these rows."""
+    """One row per scored face, in the dataset's order: `path` (the image as the manifest or list file names it,
+    character for character, so that it joins to the user's own table of the same images; for aligned data the
+    original, not its crop), `subject`, `sequence`, `frame`, `file` (the file that was read: `path` joined to the
+    manifest's folder or the image root), and per AU `AU<n>_prob`, `AU<n>` (the call at the threshold used: 1 at or
+    above it, as `hiva_core predict` writes it) and `AU<n>_label` (1, 0, or empty where the label is unknown).
+    `out`: collect_probs' arrays for these rows."""
     from augtext.facs import au_label
 
     metas = [dataset.meta(i) for i in range(len(dataset))]
     table = pd.DataFrame(
         {
-            "path": [dataset.origin(i) for i in range(len(dataset))],
+            "path": [named_path(dataset, i) for i in range(len(dataset))],
             **{key: [m[key] for m in metas] for key in ("subject", "sequence", "frame")},
+            "file": [dataset.origin(i) for i in range(len(dataset))],
         }
     )
     calls = out["probs"] >= np.asarray(thresholds, dtype=np.float64)
@@ -229,6 +244,17 @@ def face_table(dataset, out: dict, aus: Sequence[int], thresholds: Sequence[floa
         known = out["mask"][:, j]
         table[f"{label}_label"] = pd.array(np.where(known, out["labels"][:, j], np.nan)).astype("Int8")
     return table
+
+
+def named_path(dataset, index: int) -> str:
+    """Row `index`'s image as its source (a manifest's `path` column, a list file's line) names it: not joined to the
+    manifest's folder, so `../imgs/a.jpg` stays `../imgs/a.jpg`; for a row whose image was replaced by its aligned
+    crop, the photo's (`AUDataset.origin`, the source's own spelling, which is joined to the same root)."""
+    origin = dataset.origin(index)
+    if origin == dataset.path(index):  # the row's own file
+        return str(dataset.files[index])
+    prefix = os.path.join(dataset.root, "") if dataset.root else ""
+    return origin[len(prefix) :] if prefix and origin.startswith(prefix) else origin
 
 
 def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, labels: bool = True) -> tuple:

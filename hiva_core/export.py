@@ -8,9 +8,17 @@ folding evaluates the text branch on them at export time, so the ONNX model take
     output  probs   float32 (batch, A)        AU probabilities (sigmoid of the logits), AUs in the run's order
     output  maps    float32 (batch, A, h, w)  DDCA text→vision attention maps (absent for models without DDCA)
 
-The AU order, image size and normalisation are written into the ONNX metadata (`hiva.aus`, `hiva.image_size`,
-`hiva.mean`, `hiva.std`). Needs `pip install onnx onnxscript` (torch's exporter) and, to check the file against
-PyTorch, `onnxruntime`.
+The images are faces aligned as hiva_core aligns them (`hiva_core.faces.align`: five landmarks to the 256-px
+template, what `hiva_core predict` crops), each resized to a shorter side of round(S·256/224), centre-cropped to S,
+scaled to [0, 1] and normalised with the ImageNet mean and std (`hiva_core.data.transforms.build_transforms(S)`).
+
+The ONNX metadata (`metadata_props`) says how to feed it and read it: `hiva.aus` (JSON list of AU codes, the order
+of the outputs), `hiva.image_size` (S), `hiva.mean` and `hiva.std` (JSON lists, RGB), `hiva.outputs`, `hiva.run`,
+and the calls `hiva_core predict` makes: `hiva.thresholds` (JSON object {"AU1": t, ...}: an AU is present when its
+probability is at or above t; 0.5 for an AU the run has no threshold for) with `hiva.thresholds_source` (where they
+come from), and for a run with `model.reference_dropout` `hiva.thresholds_alone` (for faces fed without their
+neutral frame). Needs `pip install onnx onnxscript` (torch's exporter) and, to check the file against PyTorch,
+`onnxruntime`.
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ def export_onnx(
     """Export run folder `run` (or a LoadedRun) to `onnx` (written atomically); returns a small report.
 
     verify=True (and onnxruntime installed) runs the file on a random batch and compares with PyTorch: a difference
-    above `atol` is an error. The report holds the path, outputs, AUs, image size and the largest difference seen.
+    above `atol` is an error. The report holds the path, outputs, AUs, image size, the per-AU thresholds written to
+    the metadata and the largest difference seen.
     """
     try:
         import onnx as onnx_lib  # torch.onnx needs it; fail early with the install line
@@ -95,31 +104,41 @@ def export_onnx(
     with_maps = probe.get("maps") is not None
     wrapper = PriorFolded(model, loaded.text_emb.cpu(), loaded.text_mask.cpu(), with_maps).eval()
     outputs = ["probs", "maps"] if with_maps else ["probs"]
+    thresholds, source = loaded.au_thresholds()
+    metadata = {
+        "hiva.aus": json.dumps(loaded.aus),
+        "hiva.image_size": str(size),
+        "hiva.mean": json.dumps(list(IMAGENET_MEAN)),
+        "hiva.std": json.dumps(list(IMAGENET_STD)),
+        "hiva.run": str(loaded.run_dir),
+        "hiva.outputs": json.dumps(outputs),
+        "hiva.thresholds": _by_au(loaded.aus, thresholds),
+        "hiva.thresholds_source": source,
+    }
+    if loaded.reference and loaded.alone_thresholds:  # faces fed without their neutral frame
+        metadata["hiva.thresholds_alone"] = _by_au(loaded.aus, loaded.au_thresholds(alone=True)[0])
     with atomic_path(onnx) as tmp:
         _export(wrapper, example, tmp, outputs, opset)
-        _add_metadata(
-            tmp,
-            opset,
-            {
-                "hiva.aus": json.dumps(loaded.aus),
-                "hiva.image_size": str(size),
-                "hiva.mean": json.dumps(list(IMAGENET_MEAN)),
-                "hiva.std": json.dumps(list(IMAGENET_STD)),
-                "hiva.run": str(loaded.run_dir),
-                "hiva.outputs": json.dumps(outputs),
-            },
-        )
+        _add_metadata(tmp, opset, metadata)
     report: dict[str, Any] = {
         "onnx": str(onnx),
         "outputs": outputs,
         "aus": loaded.aus,
         "image_size": size,
+        "thresholds": json.loads(metadata["hiva.thresholds"]),
         "opset": opset,
         "max_abs_diff": None,
     }
     if verify:
         report["max_abs_diff"] = check_parity(wrapper, onnx, example, atol=atol)
     return report
+
+
+def _by_au(aus: list[int], thresholds: list[float]) -> str:
+    """Per-AU thresholds as the metadata holds them: a JSON object {"AU1": t, ...} in the AUs' order."""
+    from augtext.facs import au_label
+
+    return json.dumps({au_label(a): float(t) for a, t in zip(aus, thresholds, strict=True)})
 
 
 def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, outputs: list[str], opset: int) -> None:

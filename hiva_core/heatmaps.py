@@ -2,14 +2,18 @@
 
 One PNG per face: a grid of tiles, one per AU (in the run's AU order), each the crop blended with that AU's map
 (upsampled bilinearly to the crop, scaled to [0, 1] per AU, jet-like colour map) under a title strip with the AU
-label, probability and FACS name.
+label, probability, FACS name and, given the thresholds, the call `predict` writes for it ("present", in green, or
+"absent", at the threshold shown beside it).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +25,9 @@ from augtext.facs import FACS, au_label
 GRID_COLUMNS = 4
 TITLE_HEIGHT = 30
 TILE_SIZE = 224
+FONT_SIZE = 11  # pixels: two caption lines fit the title strip, and a 224-px tile holds about 40 characters
+PRESENT_COLOUR = (0, 130, 0)
+ABSENT_COLOUR = (110, 110, 110)
 # Jet-like colour map anchors (value, RGB): dark blue -> blue -> cyan -> yellow -> red -> dark red.
 _CMAP = np.array(
     [
@@ -72,28 +79,61 @@ def heatmap_grid(
     columns: int = GRID_COLUMNS,
     alpha: float = 0.45,
     tile_size: int | None = TILE_SIZE,
+    thresholds: Sequence[float] | None = None,
 ) -> Image.Image:
     """The grid image for one face: `crop` (H, W, 3) uint8 as the model saw it, `maps` (A, h, w), `probs` (A,).
 
-    Tiles are `tile_size` pixels square (the crop is resized for display; None keeps the crop's size)."""
+    Tiles are `tile_size` pixels square (the crop is resized for display; None keeps the crop's size). `thresholds`
+    (A,): each AU's caption also gives its call at that threshold, as `predict` writes it (`caption`)."""
     if tile_size and crop.shape[:2] != (tile_size, tile_size):
         crop = np.asarray(Image.fromarray(crop).resize((tile_size, tile_size), Image.Resampling.BICUBIC))
     height, width = crop.shape[:2]
     values = upsample_maps(maps, (height, width))
-    if len(values) != len(aus) or len(probs) != len(aus):
-        raise ValueError(f"heatmap_grid: {len(values)} maps and {len(probs)} probabilities for {len(aus)} AUs")
+    limits = [None] * len(aus) if thresholds is None else list(thresholds)
+    if len(values) != len(aus) or len(probs) != len(aus) or len(limits) != len(aus):
+        raise ValueError(
+            f"heatmap_grid: {len(values)} maps, {len(probs)} probabilities and {len(limits)} thresholds for "
+            f"{len(aus)} AUs"
+        )
     rows, cols = grid_shape(len(aus), columns)
     tile_h = height + TITLE_HEIGHT
     grid = Image.new("RGB", (cols * width, rows * tile_h), "white")
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default()
-    for i, (au, p) in enumerate(zip(aus, probs, strict=True)):
+    font = _font()
+    for i, (au, p, limit) in enumerate(zip(aus, probs, limits, strict=True)):
         x, y = (i % cols) * width, (i // cols) * tile_h
         grid.paste(Image.fromarray(overlay(crop, values[i], alpha)), (x, y + TITLE_HEIGHT))
         name = FACS[au].name if au in FACS else ""
-        draw.text((x + 3, y + 2), f"{au_label(au)}  p={float(p):.2f}", fill="black", font=font)
-        draw.text((x + 3, y + 15), _fit(draw, name, font, width - 6), fill=(70, 70, 70), font=font)
+        head, call, tail = caption(au, float(p), limit)
+        at = x + 3
+        for text, colour in ((head, "black"), (call, PRESENT_COLOUR if call == "present" else ABSENT_COLOUR)):
+            draw.text((at, y + 2), text, fill=colour, font=font)
+            at += draw.textlength(text, font=font)
+        draw.text((at, y + 2), _fit(draw, tail, font, x + width - 3 - at), fill=ABSENT_COLOUR, font=font)
+        draw.text((x + 3, y + 16), _fit(draw, name, font, width - 6), fill=(70, 70, 70), font=font)
+        if call == "present":  # a bar under the caption: the present AUs stand out at a glance
+            draw.rectangle((x, y + TITLE_HEIGHT - 2, x + width - 1, y + TITLE_HEIGHT - 1), fill=PRESENT_COLOUR)
     return grid
+
+
+def caption(au: int, prob: float, threshold: float | None = None) -> tuple[str, str, str]:
+    """An AU tile's first caption line in three parts (label and probability, the call, the threshold), e.g.
+    ("AU2  p=0.03  ", "present", " (thr 0.01)"): the call is `predict`'s, present at or above the threshold. Both
+    numbers get the decimals (2 to 4) that tell them apart, so the text never reads "p=0.01 absent (thr 0.01)".
+    Without a threshold: ("AU2  p=0.03", "", "")."""
+    if threshold is None:
+        return f"{au_label(au)}  p={prob:.2f}", "", ""
+    digits = next((d for d in (2, 3) if f"{prob:.{d}f}" != f"{threshold:.{d}f}"), 4)
+    call = "present" if prob >= threshold else "absent"
+    return f"{au_label(au)}  p={prob:.{digits}f}  ", call, f" (thr {threshold:.{digits}f})"
+
+
+def _font():
+    """Pillow's own font at FONT_SIZE (its bitmap font where Pillow has no FreeType)."""
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)
+    except (TypeError, ValueError, OSError):  # Pillow < 10.1 or without FreeType
+        return ImageFont.load_default()
 
 
 def save_heatmap_grid(
@@ -104,6 +144,57 @@ def save_heatmap_grid(
 
     with atomic_write(path, "wb", fsync=False) as fh:
         heatmap_grid(crop, maps, aus, probs, **kwargs).save(fh, format="PNG")
+
+
+class HeatmapFolder:
+    """`predict --heatmaps DIR`, written all or nothing, like its --out file: the PNGs go to a hidden staging folder
+    beside DIR (`file(name)`), and `commit()` moves them in at the end (renames the staging folder to DIR when DIR
+    does not exist yet). `discard()`, for a run that failed or was interrupted, removes the staging folder, whatever
+    `commit()` moved in, and the folders on DIR's path that this run made: a failure leaves no folder, no PNG."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        parent = self.path.parent
+        self.made = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
+        parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        self.staging.chmod(0o777 & ~mask)  # what mkdir would give the folder (mkdtemp's are 0700)
+        self.moved: list[Path] = []
+        self.renamed = False
+
+    def file(self, name: str) -> Path:
+        """Where to write the PNG `name` now (in the staging folder)."""
+        return self.staging / name
+
+    def final(self, name: str) -> Path:
+        """Where the PNG `name` will be once committed (what the rows name)."""
+        return self.path / name
+
+    def commit(self) -> None:
+        """Move every staged PNG into DIR (replacing files of the same name there)."""
+        if not self.path.exists():
+            os.rename(self.staging, self.path)
+            self.renamed = True
+            return
+        for staged in sorted(self.staging.iterdir()):
+            os.replace(staged, self.path / staged.name)
+            self.moved.append(self.path / staged.name)
+        self.staging.rmdir()
+
+    def discard(self) -> None:
+        """Remove what this run wrote: the staging folder, what commit() moved in, the folders it made."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.renamed:
+            shutil.rmtree(self.path, ignore_errors=True)
+        for png in self.moved:
+            png.unlink(missing_ok=True)
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else wrote there meanwhile; keep it
+                break
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:

@@ -65,20 +65,49 @@ def _counts(pred: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:
     return int(np.sum(pred & y)), int(np.sum(pred & ~y)), int(np.sum(~pred & y)), int(np.sum(~pred & ~y))
 
 
-def choose_thresholds(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray | None, aus: Sequence[int]) -> dict:
+MIN_THRESHOLD_FRAMES = 5  # of each class, among the known labels, for a threshold to be chosen (threshold_record)
+
+
+def _known(labels: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    known = ~np.isnan(labels)
+    return known if mask is None else known & np.asarray(mask, dtype=bool)
+
+
+def class_counts(labels: np.ndarray, mask: np.ndarray | None, aus: Sequence[int]) -> dict[str, tuple[int, int]]:
+    """Per AU, (positive, negative) frames among the known labels (mask, and not NaN): `{"AU1": (p, n), ...}`."""
+    labels = np.asarray(labels, dtype=np.float64)
+    known = _known(labels, mask)
+    pos = ((labels > 0.5) & known).sum(axis=0)
+    return {_label(code): (int(pos[j]), int(known[:, j].sum() - pos[j])) for j, code in enumerate(aus)}
+
+
+def too_few_to_choose(
+    counts: Mapping[str, tuple[int, int]], least: int = MIN_THRESHOLD_FRAMES
+) -> dict[str, tuple[int, int]]:
+    """The AUs of `counts` (class_counts) without a positive frame or with fewer than `least` positive or negative
+    frames, with their counts: the AUs that choose_thresholds(min_each=least) leaves at 0.5."""
+    return {name: (pos, neg) for name, (pos, neg) in counts.items() if pos == 0 or min(pos, neg) < least}
+
+
+def choose_thresholds(
+    probs: np.ndarray, labels: np.ndarray, mask: np.ndarray | None, aus: Sequence[int], min_each: int = 0
+) -> dict:
     """Per AU, the threshold that maximises F1 on these (validation) rows: `{"AU1": t, ...}`.
 
     Every cut between two distinct probabilities is tried; the threshold is the midpoint of the cut (the halfway
     point between the lowest probability predicted positive and the next one below it, or half the lowest
     probability when every frame is positive), so that it does not sit on one frame's score. Of equal F1s the highest
-    threshold wins. An AU without a positive (or any known) label keeps 0.5: F1 has nothing to choose from."""
+    threshold wins. An AU without a positive (or any known) label keeps 0.5: F1 has nothing to choose from; so does
+    one with fewer than `min_each` positive or negative known frames (too_few_to_choose): a cut fitted to a handful
+    of frames is noise (on 8 frames one AU's threshold fell to 0.013 and called the AU on almost every face)."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
-    known = ~np.isnan(labels) if mask is None else (~np.isnan(labels) & np.asarray(mask, dtype=bool))
+    known = _known(labels, mask)
+    few = too_few_to_choose(class_counts(labels, mask, aus), min_each)
     out = {}
     for j, code in enumerate(aus):
         p, y = probs[known[:, j], j], labels[known[:, j], j] > 0.5
-        if not y.any():
+        if _label(code) in few:
             out[_label(code)] = 0.5
             continue
         order = np.argsort(-p, kind="mergesort")

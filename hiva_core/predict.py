@@ -32,6 +32,7 @@ from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import check_output_dir, check_output_file
 from hiva_core.faces.stream import FaceStream, StageTimer, check_min_face, collect_inputs, frame_total
+from hiva_core.heatmaps import HeatmapFolder
 from hiva_core.neutral import AUTO_NEUTRAL, neutral_tensor, resting_frames
 from hiva_core.progress import progress_bar
 
@@ -60,7 +61,7 @@ class _Batcher:
         transform,
         batch_size: int,
         thresholds,
-        heatmaps: Path | None,
+        heatmaps: HeatmapFolder | None,
         timer: StageTimer,
         neutral: torch.Tensor | dict[str, torch.Tensor] | None = None,
         alone_thresholds: Sequence[float] | None = None,
@@ -102,17 +103,18 @@ class _Batcher:
                 row[au_label(au)] = int(value >= threshold)
         if self.heatmaps is not None and out.get("maps") is not None:
             with self.timer.stage("heatmaps"):
-                self._draw(rows, images[:, :3], out["maps"], probs)
+                self._draw(rows, images[:, :3], out["maps"], probs, limits)
 
-    def _draw(self, rows, images: torch.Tensor, maps: torch.Tensor, probs: np.ndarray) -> None:
+    def _draw(self, rows, images: torch.Tensor, maps: torch.Tensor, probs: np.ndarray, limits) -> None:
+        """One PNG per face, each AU captioned with the call its row gets (the same probability and threshold)."""
         from hiva_core.data.transforms import denormalize
         from hiva_core.heatmaps import save_heatmap_grid
 
         crops = (denormalize(images).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
         for row, crop, m, p in zip(rows, crops, maps, probs, strict=True):
-            path = self.heatmaps / self._name(row)
-            save_heatmap_grid(path, crop, m, self.loaded.aus, p)
-            row["heatmap"] = str(path)
+            name = self._name(row)
+            save_heatmap_grid(self.heatmaps.file(name), crop, m, self.loaded.aus, p, thresholds=limits)
+            row["heatmap"] = str(self.heatmaps.final(name))
 
     def _name(self, row: dict[str, Any]) -> str:
         """`<stem>[_f<frame>]_face<k>.png`; a second source with the same stem gets `<stem>_2`, ..."""
@@ -204,39 +206,46 @@ def run_predict(
         rest, resting = resting_frames(loaded, sources, transform, stream, batch_size, progress, frames)
     else:
         rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
-    heat_dir = _heatmap_dir(loaded, heatmaps)
     if rest is None and alone is not None:  # every face read alone
         (thresholds, threshold_text), alone = alone, None
-    batcher = _Batcher(
-        loaded, transform, batch_size, thresholds, heat_dir, timer, rest, None if alone is None else alone[0]
-    )
-    rows: list[dict[str, Any]] = []
-    with progress_bar("predict", frame_total(sources), progress) as advance:
-        for face in stream(sources, device=loaded.device, on_frames=advance):
-            rows.append(face.row)
-            if face.crop is not None:
-                batcher.add(face.row, face.crop)
-        batcher.flush()
+    heat = _heatmap_folder(loaded, heatmaps)
+    try:  # the heatmaps are staged: a failure or Ctrl-C leaves neither PNGs nor a half-filled folder behind
+        batcher = _Batcher(
+            loaded, transform, batch_size, thresholds, heat, timer, rest, None if alone is None else alone[0]
+        )
+        rows: list[dict[str, Any]] = []
+        with progress_bar("predict", frame_total(sources), progress) as advance:
+            for face in stream(sources, device=loaded.device, on_frames=advance):
+                rows.append(face.row)
+                if face.crop is not None:
+                    batcher.add(face.row, face.crop)
+            batcher.flush()
 
-    table = _frame(rows, loaded.aus)
-    summary = _summary(table, sources, loaded)
-    summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
-    if auto:  # every clip's resting frame; faces of no clip read alone, at their own thresholds
-        summary["resting_frames"] = resting
-        summary["thresholds_alone"] = {"source": alone[1], **dict(zip(summary["aus"], alone[0], strict=True))}
-    if summary["frames_read"] == 0:
-        failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
-        raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")
-    if out is not None:
+        table = _frame(rows, loaded.aus)
+        summary = _summary(table, sources, loaded)
+        summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
+        if auto:  # every clip's resting frame; faces of no clip read alone, at their own thresholds
+            summary["resting_frames"] = resting
+            summary["thresholds_alone"] = {"source": alone[1], **dict(zip(summary["aus"], alone[0], strict=True))}
+        if summary["frames_read"] == 0:
+            failed = "; ".join(f"{e['source']} ({e['error']})" for e in summary["unreadable"][:5])
+            raise UserError(f"none of the {len(sources)} input(s) could be read: {failed}")
         with timer.stage("write"):
-            write_rows(table, out)
+            if heat is not None:
+                heat.commit()
+            if out is not None:
+                write_rows(table, out)
+    except BaseException:
+        if heat is not None:
+            heat.discard()
+        raise
     return PredictResult(
         rows=table, summary=summary, timings=timer.totals(), aus=list(loaded.aus), thresholds=thresholds
     )
 
 
-def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
-    """The heatmap folder, created, after checking that the model has DDCA maps to draw."""
+def _heatmap_folder(loaded, heatmaps: str | os.PathLike | None) -> HeatmapFolder | None:
+    """The heatmap folder, staged (`HeatmapFolder`), after checking that the model has DDCA maps to draw."""
     if heatmaps is None:
         return None
     probe = loaded.predict(torch.zeros(1, loaded.channels, loaded.image_size, loaded.image_size))
@@ -245,8 +254,7 @@ def _heatmap_dir(loaded, heatmaps: str | os.PathLike | None) -> Path | None:
             f"the model of {loaded.run_dir} ({loaded.config.get('model_name', '?')}) has no DDCA "
             "attention maps to draw; drop --heatmaps or use a run of a model with DDCA"
         )
-    Path(heatmaps).mkdir(parents=True, exist_ok=True)
-    return Path(heatmaps)
+    return HeatmapFolder(heatmaps)
 
 
 # --------------------------------------------------------------------------------------------------------------- output

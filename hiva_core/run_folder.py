@@ -22,6 +22,7 @@ import contextlib
 import csv
 import io
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,8 @@ class RunFolder:
 
         A failure (an error, Ctrl-C) before the folder holds a last.pt removes what the attempt created: its files,
         and the folder (and parents) when it made them. Otherwise config.json and the prior without a model would
-        look like a run. After a last.pt the folder stays, resumable, and a UserError says which epoch it keeps."""
+        look like a run. After a last.pt the folder stays, resumable, and a UserError says which epoch it keeps; so
+        does a line on stderr after Ctrl-C (as the trainer's other lines; the command line then says `interrupted`)."""
         made = [p for p in (self.path, *self.path.parents) if not p.exists()]  # deepest first
         before = set(self.path.iterdir()) if self.path.is_dir() else set()
         try:
@@ -198,11 +200,23 @@ class RunFolder:
                 self._remove_new(before, made)
                 raise
             if isinstance(exc, UserError):
-                raise UserError(
-                    f"{exc}; {LAST} keeps epoch {self.saved_epoch()}: --resume continues from it, or "
-                    f"delete {self.path} to start again"
-                ) from exc
+                raise UserError(f"{exc}; {LAST} {self._kept()}") from exc
+            if isinstance(exc, KeyboardInterrupt):
+                print(f"{self.last_file} {self._kept()}", file=sys.stderr, flush=True)
             raise
+
+    def _kept(self) -> str:
+        return f"keeps epoch {self.saved_epoch()}: --resume continues from it, or delete {self.path} to start again"
+
+    def check_unfinished(self, epochs: int) -> None:
+        """--resume of a run that already trained `epochs` epochs (train.epochs, raised by --epochs or not) would train
+        nothing: a UserError saying how to train further, before anything is read or written."""
+        done = self.saved_epoch()
+        if done is not None and done >= epochs:
+            raise UserError(
+                f"{self.path} already finished all {done} epochs; pass --epochs N (more than {done}) with --resume "
+                "to train further"
+            )
 
     def _remove_new(self, before: set[Path], made: list[Path]) -> None:
         for entry in (set(self.path.iterdir()) - before) if self.path.is_dir() else ():

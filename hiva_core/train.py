@@ -24,7 +24,7 @@ from hiva_core.config import VAL_SELECT, TrainConfig
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, cleanup, env_world, init_distributed
 from hiva_core.evaluate import evaluate_model, val_thresholds
-from hiva_core.metrics import aggregate_folds
+from hiva_core.metrics import MIN_THRESHOLD_FRAMES, aggregate_folds, class_counts, too_few_to_choose
 from hiva_core.progress import ProgressBar
 from hiva_core.run_folder import CONFIG, RunFolder
 from hiva_core.train_data import Loaders, build_datasets, build_loaders, check_fold_labels, discover_folds, read_prior
@@ -184,11 +184,12 @@ def train_one_epoch(
 def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     """Train one model into the run folder `out`; with `resume`, continue it from its last.pt.
 
-    Returns `{"best_f1", "best_epoch", "selected_on", "metrics", "last", "out", "finished"}`: the kept epoch's
-    selection score (train.select: the validation avg AUC or F1, or the test avg F1; -1.0 before any evaluation),
-    that epoch (0 before), what chose it in words, its per-AU test metrics and the last evaluated epoch's (None
-    before any evaluation and on ranks other than 0), the run folder, and whether the run reached `train.epochs`
-    (False when `train.stop_after` ended it early).
+    Returns `{"best_f1", "best_epoch", "selected_on", "metrics", "last", "out", "finished", "thresholds"}`: the kept
+    epoch's selection score (train.select: the validation avg AUC or F1, or the test avg F1; -1.0 before any
+    evaluation), that epoch (0 before), what chose it in words, its per-AU test metrics at 0.5 and the last evaluated
+    epoch's (None before any evaluation and on ranks other than 0), the run folder, whether the run reached
+    `train.epochs` (False when `train.stop_after` ended it early), and whether it stores per-AU thresholds other
+    than 0.5 (what `eval` and `predict` use).
     """
     run = RunFolder(out)
     run.check_new(resume)  # before anything else: a good run is never touched by a failed start
@@ -201,10 +202,20 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     text = prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
     state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
+    if splits.held_out:
+        log(info, splits.held_out)
     on_val = cfg.train.select in VAL_SELECT
     if splits.val is not None:
         kept = " (the last epoch is kept)" if cfg.train.select == "last" else ""
         log(info, f"per-AU thresholds{' and the kept epoch' if on_val else ''}: chosen on {splits.val_how}{kept}")
+        few = too_few_to_choose(class_counts(splits.val.labels, None, aus))
+        if few:  # as threshold_record will find on every epoch (the rows and labels do not change)
+            counts = ", ".join(f"{name} ({pos} positive, {neg} negative)" for name, (pos, neg) in few.items())
+            log(
+                info,
+                f"per-AU thresholds stay 0.5 for {counts}: choosing one needs {MIN_THRESHOLD_FRAMES} positive and "
+                f"{MIN_THRESHOLD_FRAMES} negative validation frames (more validation rows: data.val_fraction)",
+            )
     elif cfg.data.val_fraction > 0:  # asked for and not possible (0: the user asked for none)
         chooses = " and the test split chooses the kept epoch" if on_val else ""
         log(info, f"per-AU thresholds stay 0.5{chooses}: {splits.val_how}")
@@ -244,6 +255,11 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
             if cfg.train.stop_after is None
             else min(cfg.train.epochs, state.epoch + cfg.train.stop_after)
         )
+        # What each epoch's line scores. The line itself keeps its words (bench/bench_selection.py parses them).
+        on_rows = (
+            ", val F1 at the per-AU thresholds chosen on the validation rows, val AUC" if splits.val is not None else ""
+        )
+        log(info, f"each epoch: test avg F1 at 0.5{on_rows}")
         with Monitor(cfg, run, info) as monitor:
             for epoch in range(state.epoch + 1, stop + 1):
                 started, state.epoch = time.time(), epoch
@@ -269,6 +285,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         "last": run.last_metrics,
         "out": str(run.path),
         "finished": stop == cfg.train.epochs,
+        "thresholds": info.is_main and any(t != 0.5 for t in run.read_thresholds().values()),
     }
 
 
@@ -290,6 +307,8 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     summary (aggregate_folds, also written to summary.json) is None unless every fold has metrics (on rank 0).
     """
     if not all_folds:
+        if resume:  # a finished run has nothing to resume: say how to train further, and leave it as it is
+            RunFolder(out).check_unfinished(cfg.train.epochs)
         try:
             result = fit(cfg, out, resume=resume)
             cleanup(synced=True)
@@ -305,6 +324,13 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     if not resume:
         for k in fold_ids:
             run.fold(k).check_new(resume=False)
+    else:  # every fold finished: nothing to resume (a finished fold among unfinished ones just reports its metrics)
+        finished = [k for k in fold_ids if (run.fold(k).saved_epoch() or 0) >= cfg.train.epochs]
+        if finished == fold_ids:
+            raise UserError(
+                f"every fold of {run.path} already finished all {cfg.train.epochs} epochs; pass --epochs N (more than "
+                f"{cfg.train.epochs}) with --resume to train further"
+            )
     check_fold_labels(cfg, fold_ids)
     results = {}
     try:

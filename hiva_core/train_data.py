@@ -18,6 +18,7 @@ from hiva_core.run_folder import RunFolder
 if TYPE_CHECKING:
     from augtext.textprior import TextPrior
     from hiva_core.data import AUDataset
+    from hiva_core.data.splits import DataLayout
 
 
 def discover_folds(spec: str, lists: str | None) -> list[int]:
@@ -44,11 +45,12 @@ class Splits:
     val: AUDataset | None
     val_how: str
     traces: int = 0
+    held_out: str = ""  # with folds and no --fold: which fold is the test split, and how to choose another ("": none)
 
 
 def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None = None) -> Splits:
     """The train, test and validation splits (hiva_core.data.splits), each aligned first with `data.align`. Images are
-    checked up front: a missing file should fail now, not hours into an epoch."""
+    checked up front (that each exists and opens as an image): a bad file should fail now, not hours into an epoch."""
     from hiva_core.data import build_dataset, check_images
     from hiva_core.data.splits import data_layout
 
@@ -61,7 +63,8 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
         "train": train_ds,
         "test": build_dataset(data.spec, split="test", augment=False, aus=train_ds.aus, **common),
     }
-    if data.fold is None and data_layout(data.spec).has_val:  # the data's own split=val rows
+    layout = data_layout(data.spec) if data.fold is None else None
+    if layout is not None and layout.has_val:  # the data's own split=val rows
         found["val"] = build_dataset(data.spec, split="val", augment=False, aus=train_ds.aus, **common)
     if data.align:
         from hiva_core.data.aligned import align_dataset
@@ -75,11 +78,26 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
             ds.pair_references()
     # Labels before images (cheap before slow)
     train_ds, val_ds, how, traces = split_checked(cfg, found["train"], found.get("val"))
-    for ds in found.values():
-        check_images(ds, progress=info.is_main and sys.stderr.isatty())
+    for ds in found.values():  # headers too: a bad test image would otherwise fail only after a whole epoch
+        check_images(ds, progress=info.is_main and sys.stderr.isatty(), headers=True)
     if val_ds is not None:  # validation rows are evaluated, not augmented
         val_ds.transform = found["test"].transform
-    return Splits(train_ds, found["test"], val_ds, how, traces)
+    return Splits(train_ds, found["test"], val_ds, how, traces, default_fold(data.spec, data.lists, layout))
+
+
+def default_fold(spec: str, lists: str | None, layout: DataLayout | None) -> str:
+    """What to say when data with folds is trained without --fold (`layout`: data_layout of the spec then, else
+    None): fold 1 is held out as the test split (as the readers default; a manifest's `split` column, when it has
+    one, chooses the rows instead). "" when a fold was given or the data has none."""
+    from hiva_core.data.splits import list_format
+
+    if layout is None or not layout.folds or (list_format(spec) is None and layout.splits):
+        return ""
+    folds = ", ".join(map(str, discover_folds(spec, lists)))
+    return (
+        f"no --fold given: fold 1 is held out as the test split (the data's folds: {folds}); "
+        "choose another with --fold K, or train every fold with --folds all"
+    )
 
 
 def split_checked(cfg: TrainConfig, train: AUDataset, data_val: AUDataset | None = None):

@@ -223,6 +223,17 @@ def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] |
     return labels[:, index], wanted
 
 
+def _unreadable(path: str) -> str | None:
+    """Why an existing image file cannot be read as an image (its header: Pillow opens it without decoding), or None."""
+    try:
+        with Image.open(path):
+            return None
+    except UnidentifiedImageError:
+        return "an empty file" if os.path.getsize(path) == 0 else "not an image file Pillow can read"
+    except (Image.DecompressionBombError, OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
 def check_images(
     dataset: AUDataset,
     limit: int | None = None,
@@ -230,11 +241,15 @@ def check_images(
     progress: bool | None = None,
     raise_missing: bool = True,
     show: int = 5,
+    headers: bool = False,
 ) -> list[str]:
     """Check that the dataset's image files exist (existence only: fast enough for BP4D's 146k frames).
 
     limit: check only that many paths, spread evenly over the dataset (None: all). Returns the missing paths; with
     raise_missing (default) a UserError names how many are missing and the first `show` of them.
+    headers: also open every image's header (no decoding; about 30 us an image, 5 s for BP4D's 146k frames from a
+    warm disk), so that an empty, cut-off or non-image file is a UserError naming it now, not when a loader reaches
+    it (`train`: after a whole epoch, for a test image).
     progress: a progress bar on stderr (default: when stderr is a terminal).
     """
     n = len(dataset)
@@ -242,15 +257,21 @@ def check_images(
     if progress is None:
         progress = sys.stderr.isatty()
     missing: list[str] = []
+    broken: list[tuple[str, str]] = []
     exists, root, files = os.path.exists, dataset.root, dataset.files
     join = os.path.join
 
     refs = dataset.references if dataset.paired else None
 
     def scan(chunk) -> None:
-        missing.extend(p for p in (join(root, files[i]) for i in chunk) if not exists(p))
+        paths = [join(root, files[i]) for i in chunk]
         if refs is not None:  # the neutral frames too
-            missing.extend(p for p in (join(root, refs[i]) for i in chunk) if not exists(p))
+            paths += [join(root, refs[i]) for i in chunk]
+        for path in paths:
+            if not exists(path):
+                missing.append(path)
+            elif headers and (why := _unreadable(path)) is not None:
+                broken.append((path, why))
 
     step = 2000
     chunks = [indices[i : i + step] for i in range(0, len(indices), step)]
@@ -272,5 +293,12 @@ def check_images(
         raise UserError(
             f"{len(missing)} of {len(indices)} checked images are missing ({dataset.source}): {first}{more}; "
             f"check the image root {dataset.root or '(paths as listed)'}"
+        )
+    if broken:
+        (path, why), more = broken[0], f" ({len(broken) - 1} more after it)" if len(broken) > 1 else ""
+        them = "the files, or remove their rows" if len(broken) > 1 else "the file, or remove its row"
+        raise UserError(
+            f"{len(broken)} of {len(indices)} images cannot be read ({dataset.source}): {path} is {why}{more}; "
+            f"replace {them} from {dataset.source}"
         )
     return missing

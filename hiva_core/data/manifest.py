@@ -11,7 +11,9 @@ empty cell is unknown): the expression's geometry (hiva_core.geometry), which an
 read; `AU<k>_int` beside `AU<k>` (the AU's intensity in [0, 1]; SynthAU writes them; an empty cell, or an unknown
 label, is unknown): what `model.intensity` learns; `neutral` (the path of a neutral frame of the same person, near
 the face's pose, relative like `path`; `synth --neutral` writes it): what a model with `model.reference` reads each
-face beside. Other columns (yaw, ...) are ignored.
+face beside. AU columns are read in any case (au12 is AU12); another column whose name starts with AU and holds a
+digit (AUl2, AU_12, AU12_c) is an error, as a mistyped AU would otherwise be left out of training unnoticed. Other
+columns (yaw, AU_notes, ...) are ignored.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from augtext.facs import au_label, parse_au_label
 from hiva_core.data.dataset import AUDataset, select_aus
 
 MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
-AU_COLUMN = re.compile(r"^AU(\d+)$")
+# A label column `AU<code>` and its intensity `AU<code>_int`, in any case (au12, Au12_int). `AU<code>_prob` and
+# `AU<code>_label` beside `AU<code>` are what `predict` and `eval --per-face` write, ignored. Any other column whose
+# name starts with "AU" and holds a digit (AUl2, AU_12, AU12_c) is an error: a mistyped AU would otherwise drop out
+# of training unnoticed. Names without a digit (AUs, AU_notes) are no AU code, mistyped or not: ignored.
+AU_COLUMN = re.compile(r"^AU(\d+)(_int|_prob|_label)?$", re.IGNORECASE)
+AU_FORM = "AU<number> (0/1 labels) or AU<number>_int (intensity in [0, 1]), e.g. AU12 or AU12_int, in any case"
 _TEXT_COLUMNS = ("path", "subject", "identity", "sequence", "frame", "split", "neutral")
 UNKNOWN_WORDS = ("nan", "na", "n/a", "none", "null")  # compared lower-case, stripped; with "" and 9, unknown
 LABELS_HINT = "labels must be 0 (absent), 1 (present), or unknown: empty, 9, NaN, NA, N/A, None or null"
@@ -95,23 +102,49 @@ def _row_label(path: Path, row: int) -> str:
     return f"line {row + 2}" if path.suffix.lower() == ".csv" else f"row {row + 1}"
 
 
-def au_columns(df: pd.DataFrame, path: Path) -> dict[int, str]:
-    """`AU<code>` columns (exactly that name) -> {code: column}, sorted by code; AU3 etc. are UserErrors."""
+def au_columns(df: pd.DataFrame, path: Path, intensity: bool = False) -> dict[int, str]:
+    """The label columns `AU<code>` (any case: au12 is AU12) -> {code: column}, sorted by code; with `intensity`, the
+    `AU<code>_int` columns instead ({} without any). A column that starts with "AU" in any case, holds a digit and is
+    neither (nor
+    `_prob`/`_label` beside its label column), an unknown code (AU3) or one AU named twice (AU12, au12) is a UserError
+    naming the column."""
     found: dict[int, str] = {}
-    for column in df.columns:
-        if not AU_COLUMN.match(str(column)):
+    beside: dict[str, str] = {}  # AU12_prob -> its code's digits: fine only beside an AU12 column
+    for column in map(str, df.columns):
+        if column[:2].upper() != "AU" or not any(c.isdigit() for c in column):
+            continue  # not an AU column, nor one mistyped (AUs, AU_notes: no code in it)
+        match = AU_COLUMN.match(column)
+        if match is None:
+            raise UserError(f"{path}: column {column!r} is not an AU column; {_AU_COLUMN_FIX}")
+        suffix = (match.group(2) or "").lower()
+        if suffix in ("_prob", "_label"):
+            beside[column] = match.group(1)
+        if suffix != ("_int" if intensity else ""):
             continue
         try:
-            code = parse_au_label(str(column))
+            code = parse_au_label(match.group(1))
         except UserError as exc:
             raise UserError(f"{path}: column {column}: {exc}") from None
         if code in found:
-            raise UserError(f"{path}: columns {found[code]} and {column} are both {au_label(code)}")
-        found[code] = str(column)
+            raise UserError(f"{path}: columns {found[code]} and {column} are both {au_label(code)}{suffix}")
+        found[code] = column
+    if intensity:
+        return dict(sorted(found.items()))
     if not found:
         have = ", ".join(map(str, df.columns))
         raise UserError(f"{path} has no AU label columns (AU1, AU2, ...); its columns: {have}")
+    alone = [c for c, digits in beside.items() if int(digits) not in found]
+    if alone:
+        raise UserError(
+            f"{path}: column {alone[0]!r} has no label column AU{beside[alone[0]]} beside it; {_AU_COLUMN_FIX}"
+        )
     return dict(sorted(found.items()))
+
+
+_AU_COLUMN_FIX = (
+    f"columns that start with AU are read as labels: name them {AU_FORM}, and rename any other so that it does not "
+    "start with AU"
+)
 
 
 def _labels(df: pd.DataFrame, columns: dict[int, str], path: Path) -> np.ndarray:
@@ -211,16 +244,16 @@ def _geometry(df: pd.DataFrame, path: Path) -> np.ndarray | None:
         return expression_geometry(face, neutral).astype(np.float32)
 
 
-def _intensity(df: pd.DataFrame, columns: dict[int, str], labels: np.ndarray) -> np.ndarray | None:
+def _intensity(df: pd.DataFrame, columns: dict[int, str], labels: np.ndarray, path: Path) -> np.ndarray | None:
     """AU intensities (N, A) in [0, 1] from `AU<k>_int` columns (SynthAU), NaN where unknown (no column, an empty
-    cell, an unknown label); None without any such column."""
-    names = [f"{column}_int" for column in columns.values()]
-    if not any(name in df.columns for name in names):
+    cell, an unknown label); None without any such column beside a label column."""
+    names = au_columns(df, path, intensity=True)
+    if not any(code in names for code in columns):
         return None
     out = np.full(labels.shape, np.nan, dtype=np.float32)
-    for j, name in enumerate(names):
-        if name in df.columns:
-            out[:, j] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float32)
+    for j, code in enumerate(columns):
+        if code in names:
+            out[:, j] = pd.to_numeric(df[names[code]], errors="coerce").to_numpy(dtype=np.float32)
     out[np.isnan(labels)] = np.nan
     return np.clip(out, 0.0, 1.0)
 
@@ -272,7 +305,7 @@ def load_manifest_dataset(
     keep = _select_rows(df, path, split, fold)
     df, labels = df[keep], labels[keep]
     geometry = _geometry(df, path)
-    intensity = _intensity(df, columns, labels)
+    intensity = _intensity(df, columns, labels, path)
     labels, aus = select_aus(labels, list(columns), aus, str(path))
     if intensity is not None:  # the chosen AUs' columns, in their order
         intensity = intensity[:, [list(columns).index(a) for a in aus]]

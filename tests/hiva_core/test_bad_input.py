@@ -72,6 +72,38 @@ def test_manifest_semicolons_say_so(tmp_path, text_cache, tiny_faces, capsys):
     assert "no 'path' column" in line and "separated by ';'" in line and "comma-separated" in line
 
 
+@pytest.mark.parametrize("column", ["AUl2", "AU 2", "AU2_c"])
+def test_mistyped_au_column_is_refused(tmp_path, text_cache, tiny_faces, capsys, column):
+    """AU2 mistyped: its labels were silently left out and the run trained without AU2 (exit 0)."""
+    data = tmp_path / "m.csv"
+    _manifest(tiny_faces, tmp_path).rename(columns={"AU2": column}).to_csv(data, index=False)
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert line.startswith(f"error: {data}: column '{column}' is not an AU column; ") and "AU<number>_int" in line
+
+
+def test_au_columns_in_any_case_train(tmp_path, text_cache, tiny_faces, capsys):
+    data = tmp_path / "m.csv"
+    df = _manifest(tiny_faces, tmp_path).rename(columns={"AU2": "au2", "AU4": "Au4"})
+    df.assign(split=["test"] * 4 + ["train"] * 8).to_csv(data, index=False)
+    assert main(train_argv(text_cache, data, tmp_path / "run", "--set", "train.max_steps_per_epoch=1", epochs=1)) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["aus"] == [1, 2, 4]
+
+
+def test_corrupt_test_image_fails_before_training(tmp_path, text_cache, tiny_faces, capsys):
+    """A test image that is not an image: named before the first step, not after a whole epoch of training."""
+    df = _manifest(tiny_faces, tmp_path).assign(split=["test"] * 4 + ["train"] * 8)
+    bad = tmp_path / "bad.png"
+    bad.write_text("not a png")
+    df.loc[2, "path"] = str(bad)
+    data = tmp_path / "m.csv"
+    df.to_csv(data, index=False)
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert line == (
+        f"error: 1 of 4 images cannot be read ({data}): {bad} is not an image file Pillow can read; replace the file, "
+        f"or remove its row from {data}"
+    )
+
+
 def test_unknown_dataset_name_is_named(tmp_path, trained_run, capsys):
     run_dir, _ = trained_run
     assert main(["eval", "--run", str(run_dir), "--data", f"bp4:{tmp_path}", "--lists", str(tmp_path)]) == 2

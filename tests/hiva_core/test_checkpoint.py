@@ -230,6 +230,21 @@ def test_run_folder_refuses_to_overwrite_or_resume_nothing(tmp_path):
     run.check_new(resume=True)
 
 
+def test_resuming_a_finished_run_says_how_to_train_further(tmp_path):
+    """--resume of a run that has trained all its epochs trains nothing: refused, saying how to go on; more --epochs
+    continue it."""
+    run = RunFolder(tmp_path / "run")
+    run.check_unfinished(2)  # nothing saved yet: fit's own checks speak
+    run.save_checkpoint(2, None, torch.nn.Linear(2, 1), {"epoch": 2, "step": 2})
+    for epochs in (2, 1):
+        with pytest.raises(UserError) as caught:
+            run.check_unfinished(epochs)
+        assert str(caught.value) == (
+            f"{run.path} already finished all 2 epochs; pass --epochs N (more than 2) with --resume to train further"
+        )
+    run.check_unfinished(3)
+
+
 def test_run_folder_config_round_trip(tmp_path):
     """config.json written through RunFolder is what load_run and --resume read back."""
     from augtext.textprior import TextPrior
@@ -333,7 +348,7 @@ def test_non_finite_weights_are_refused_at_load(run_copy, tiny_faces, tmp_path, 
         assert err.startswith("error: ") and "model.safetensors" in err and "non-finite" in err, err
 
 
-def test_run_folder_attempt_removes_only_what_a_failed_first_attempt_made(tmp_path):
+def test_run_folder_attempt_removes_only_what_a_failed_first_attempt_made(tmp_path, capsys):
     """Ctrl-C (or any failure) before the first last.pt: the files, folders and parents this attempt made go again;
     afterwards the folder stays. save_checkpoint never writes non-finite weights over the last good state."""
     run = RunFolder(tmp_path / "a" / "b" / "run")
@@ -350,6 +365,15 @@ def test_run_folder_attempt_removes_only_what_a_failed_first_attempt_made(tmp_pa
     with pytest.raises(UserError, match=r"cannot go on; last\.pt keeps epoch 1"), run.attempt():
         run.save_checkpoint(1, None, model, {"epoch": 1, "step": 1})
         raise UserError("cannot go on")
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt), run.attempt():  # Ctrl-C after a last.pt: one line says how to go on
+        raise KeyboardInterrupt
+    assert capsys.readouterr().err == (
+        f"{run.last_file} keeps epoch 1: --resume continues from it, or delete {run.path} to start again\n"
+    )
+    with pytest.raises(KeyboardInterrupt), run.attempt(writer=False):  # only rank 0 says it
+        raise KeyboardInterrupt
+    assert capsys.readouterr().err == ""
     with torch.no_grad():
         model.weight.fill_(float("nan"))
     with pytest.raises(UserError, match="the model at the end of epoch 2 holds non-finite weights"):

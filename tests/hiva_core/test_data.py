@@ -161,6 +161,23 @@ def test_missing_and_broken_images(bp4d_small):
         ds[5]
 
 
+def test_check_images_opens_headers_when_asked(bp4d_small):
+    """`headers`: an empty or non-image file fails the check, naming it, instead of failing once a loader reads it
+    (in `train`: after a whole epoch, for a test image)."""
+    root, lists, paths, _ = bp4d_small
+    ds = build_dataset(f"bp4d:{root}", split="test", fold=1, lists=lists, image_size=SIZE)
+    assert check_images(ds, headers=True) == []
+    (root / paths[5]).write_bytes(b"not a jpeg at all")
+    assert check_images(ds) == []  # existence only
+    with pytest.raises(UserError) as caught:
+        check_images(ds, headers=True)
+    assert f"1 of 20 images cannot be read ({ds.source}): {root / paths[5]} is not an image file" in str(caught.value)
+    assert str(caught.value).endswith(f"replace the file, or remove its row from {ds.source}")
+    (root / paths[7]).write_bytes(b"")
+    with pytest.raises(UserError, match=r"2 of 20 images cannot be read .* \(1 more after it\); replace the files"):
+        check_images(ds, headers=True)
+
+
 def test_worker_errors_unwrap(bp4d_small):
     root, lists, paths, _ = bp4d_small
     ds = build_dataset(f"bp4d:{root}", split="test", fold=1, lists=lists, image_size=SIZE)
@@ -335,6 +352,13 @@ def test_manifest_folder_and_no_split_columns(tmp_path):
         build_dataset(tmp_path / "faces", split="train")
 
 
+def test_columns_that_start_with_au_without_a_code_are_ignored(tmp_path):
+    """AUs, AU_notes: no AU code in them, so not a mistyped AU column; the labels are read as without them."""
+    rows = [{"path": "a.png", "AU1": 1, "AU12": 0, "AUs": "1", "AU_notes": "x"}, {"path": "b.png", "AU1": 0, "AU12": 1}]
+    write_manifest(tmp_path / "m.csv", rows)
+    assert build_dataset(tmp_path / "m.csv", split="all").aus == [1, 12]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -345,6 +369,12 @@ def test_manifest_folder_and_no_split_columns(tmp_path):
         ({"path": None}, r"bad\.csv: line 2: empty path"),
         ({"fold": "x"}, r"line 2: fold = 'x' is not an integer"),
         ({"AU01": 1}, r"columns AU1 and AU01 are both AU1"),
+        ({"au1": 1}, r"columns AU1 and au1 are both AU1"),
+        # a column that starts with AU but is no AU column: a mistyped AU was silently left out of training
+        ({"AUl2": 1}, r"bad\.csv: column 'AUl2' is not an AU column; .*AU<number> \(0/1 labels\) or AU<number>_int"),
+        ({"AU_12": 1}, r"column 'AU_12' is not an AU column; .*rename any other"),
+        ({"au12_c": 1}, r"column 'au12_c' is not an AU column"),
+        ({"AU6_prob": 0.2}, r"column 'AU6_prob' has no label column AU6 beside it"),
     ],
 )
 def test_bad_manifests(tmp_path, change, message):
@@ -353,6 +383,20 @@ def test_bad_manifests(tmp_path, change, message):
     write_manifest(tmp_path / "bad.csv", rows)
     with pytest.raises(UserError, match=message):
         build_dataset(tmp_path / "bad.csv", split="train")
+
+
+def test_manifest_au_columns_in_any_case(tmp_path):
+    """au1 is AU1 and aU12_INT AU12's intensity; predict's and eval --per-face's AU12_prob / AU12_label beside AU12
+    are ignored."""
+    rows = [
+        {"path": "a.png", "au1": 1, "Au12": 0, "aU12_INT": 0.2, "AU12_prob": 0.4, "AU12_label": 0, "fold": 1},
+        {"path": "b.png", "au1": 0, "Au12": 1, "aU12_INT": 0.9, "AU12_prob": 0.7, "AU12_label": 1, "fold": 2},
+    ]
+    write_manifest(tmp_path / "m.csv", rows)
+    ds = build_dataset(tmp_path / "m.csv", split="all")
+    assert ds.aus == [1, 12]
+    np.testing.assert_array_equal(ds.labels, [[1, 0], [0, 1]])
+    np.testing.assert_allclose(ds.intensity, [[np.nan, 0.2], [np.nan, 0.9]])
 
 
 def test_manifest_unknown_spellings(tmp_path):

@@ -55,6 +55,42 @@ def test_onnx_needs_no_text_prior_and_carries_metadata(exported):
     assert model.opset_import[0].version >= 17
 
 
+def test_onnx_metadata_holds_the_thresholds_that_give_predicts_calls(exported, tmp_path):
+    """`hiva.thresholds` are the run's per-AU thresholds: the ONNX probabilities of an aligned crop, fed as the
+    module docstring says (resize, centre crop, ImageNet mean/std), at them are `hiva_core predict`'s calls."""
+    import dataclasses
+
+    import onnx
+    from PIL import Image
+
+    from hiva_core.data.transforms import build_transforms
+    from hiva_core.export import export_onnx
+    from hiva_core.predict import run_predict
+
+    loaded, _, _ = exported
+    Image.fromarray(np.random.default_rng(3).integers(0, 255, (100, 100, 3), dtype=np.uint8)).save(tmp_path / "c.png")
+    probs = run_predict([tmp_path / "c.png"], loaded, detect=False).rows.iloc[0]
+    # thresholds just above or below each probability: both calls occur, and 0.5 would not give them
+    cuts = {a: float(probs[f"AU{a}_prob"]) + (-2e-3 if i % 2 else 2e-3) for i, a in enumerate(loaded.aus)}
+    run = dataclasses.replace(loaded, thresholds=cuts)
+    report = export_onnx(run, tmp_path / "t.onnx", verify=False)
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "t.onnx")).metadata_props}
+    stored = json.loads(meta["hiva.thresholds"])
+    assert list(stored) == [f"AU{a}" for a in json.loads(meta["hiva.aus"])] and report["thresholds"] == stored
+    assert (
+        stored == pytest.approx({f"AU{a}": t for a, t in cuts.items()}) and "per-AU" in meta["hiva.thresholds_source"]
+    )
+
+    size, mean, std = int(meta["hiva.image_size"]), json.loads(meta["hiva.mean"]), json.loads(meta["hiva.std"])
+    assert mean == [0.485, 0.456, 0.406] and std == [0.229, 0.224, 0.225]
+    images = build_transforms(size)(Image.open(tmp_path / "c.png").convert("RGB"))[None].numpy()
+    session = ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_probs,) = session.run(["probs"], {"images": images})
+    onnx_calls = [int(p >= stored[f"AU{a}"]) for a, p in zip(loaded.aus, onnx_probs[0], strict=True)]
+    row = run_predict([tmp_path / "c.png"], run, detect=False).rows.iloc[0]
+    assert onnx_calls == [int(row[f"AU{a}"]) for a in loaded.aus] == [i % 2 for i in range(len(loaded.aus))]
+
+
 def test_cli_export_and_bad_output_name(exported, tmp_path):
     from hiva_core.cli import main
 

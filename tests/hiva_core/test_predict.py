@@ -352,3 +352,127 @@ def test_a_folder_gives_its_gifs_as_a_gif_given_alone_is_read(tmp_path):
     assert collect_inputs([folder]) == [(folder / "face.gif", "image")]
     assert collect_inputs([folder / "face.gif"]) == [(folder / "face.gif", "image")]
     assert np.asarray(read_image(folder / "face.gif")).shape == (30, 40, 3)
+
+
+# ------------------------------------------------------------------------------------------- heatmaps (user reports)
+def test_heatmap_captions_give_the_call_the_csv_gives():
+    """Each AU's caption says present or absent at its threshold, with enough decimals to tell the two apart."""
+    from hiva_core.heatmaps import caption
+
+    assert caption(2, 0.03, 0.013) == ("AU2  p=0.03  ", "present", " (thr 0.01)")
+    assert caption(2, 0.012, 0.013) == ("AU2  p=0.012  ", "absent", " (thr 0.013)")  # not "0.01 absent (thr 0.01)"
+    assert caption(12, 0.50001, 0.5) == ("AU12  p=0.5000  ", "present", " (thr 0.5000)")  # at the threshold: present
+    assert caption(4, 0.98) == ("AU4  p=0.98", "", "")  # no threshold given: the probability alone
+
+
+def _bars(png: Path, count: int) -> list[bool]:
+    """Per AU tile of a predict heatmap: whether its caption is underlined in the colour of a present AU."""
+    from hiva_core.heatmaps import PRESENT_COLOUR, TILE_SIZE, TITLE_HEIGHT, grid_shape
+
+    _, cols = grid_shape(count)
+    with Image.open(png) as im:
+        grid = np.asarray(im.convert("RGB"))
+    bars = []
+    for i in range(count):
+        y, x = (i // cols) * (TILE_SIZE + TITLE_HEIGHT) + TITLE_HEIGHT - 1, (i % cols) * TILE_SIZE
+        bars.append(bool((grid[y, x + 5 : x + TILE_SIZE - 5] == PRESENT_COLOUR).all()))
+    return bars
+
+
+def test_heatmap_captions_agree_with_the_rows_at_per_au_thresholds(tmp_path, loaded, astronaut):
+    """The PNG says present exactly for the AUs the CSV calls present (here thresholds just below or above each
+    probability, so both calls occur), and the caption carries the call in words."""
+    from hiva_core.predict import run_predict
+    from hiva_core.thresholds import write_thresholds
+
+    Image.fromarray(astronaut).resize((96, 96)).save(tmp_path / "crop.png")
+    probs = run_predict([tmp_path / "crop.png"], loaded, detect=False).rows.iloc[0]
+    cuts = {f"AU{a}": float(probs[f"AU{a}_prob"]) + (-1e-3 if i % 2 else 1e-3) for i, a in enumerate(AUS)}
+    write_thresholds(tmp_path / "thr.json", {"thresholds": cuts})
+    row = run_predict(
+        [tmp_path / "crop.png"], loaded, detect=False, threshold=tmp_path / "thr.json", heatmaps=tmp_path / "heat"
+    ).rows.iloc[0]
+    calls = [bool(row[f"AU{a}"]) for a in AUS]
+    assert calls == [bool(i % 2) for i in range(len(AUS))]
+    assert _bars(Path(row["heatmap"]), len(AUS)) == calls
+
+
+def test_heatmap_grid_caption_strip_shows_the_call(loaded):
+    """Drawn with thresholds, a tile's title strip differs between a present and an absent call (the words and the
+    underline), and from the strip without a call."""
+    from hiva_core.heatmaps import TITLE_HEIGHT, heatmap_grid
+
+    crop = np.full((64, 64, 3), 120, np.uint8)
+    maps = np.random.default_rng(0).random((1, 4, 4))
+    strips = [
+        np.asarray(heatmap_grid(crop, maps, [2], [0.03], thresholds=t))[:TITLE_HEIGHT] for t in ([0.013], [0.05], None)
+    ]
+    assert not np.array_equal(strips[0], strips[1]) and not np.array_equal(strips[1], strips[2])
+    with pytest.raises(ValueError, match="thresholds"):
+        heatmap_grid(crop, maps, [2], [0.03], thresholds=[0.5, 0.5])
+
+
+def test_a_failed_predict_leaves_no_heatmap_folder_behind(tmp_path, loaded):
+    """No input readable (exit status 2): neither the heatmap folder nor its parent that predict would have made."""
+    from hiva_core.predict import run_predict
+
+    (tmp_path / "corrupt.jpg").write_bytes(b"not a JPEG")
+    with pytest.raises(UserError, match="could be read"):
+        run_predict([tmp_path / "corrupt.jpg"], loaded, out=tmp_path / "e" / "c.csv", heatmaps=tmp_path / "e" / "hm3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jpg"]
+
+
+def test_an_interrupted_predict_leaves_the_heatmap_folder_as_it_was(tmp_path, loaded, astronaut, monkeypatch):
+    """Ctrl-C after some PNGs of a video were drawn: no PNG of this run, no CSV, no staging folder, and the files
+    already in the folder untouched; a run that ends well puts its PNGs beside them."""
+    import hiva_core.heatmaps as heatmaps
+    from hiva_core.predict import run_predict
+
+    face = np.asarray(Image.fromarray(astronaut).resize((96, 96)))
+    write_video(tmp_path / "clip.mp4", [face] * 8)
+    heat = tmp_path / "heat"
+    heat.mkdir()
+    (heat / "clip_f000000_face0.png").write_bytes(b"an earlier run's")
+    real, drawn = heatmaps.save_heatmap_grid, []
+
+    def interrupted(path, *args, **kwargs):
+        if len(drawn) == 3:
+            raise KeyboardInterrupt
+        drawn.append(path)
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(heatmaps, "save_heatmap_grid", interrupted)
+    out = tmp_path / "c.csv"
+    with pytest.raises(KeyboardInterrupt):
+        run_predict([tmp_path / "clip.mp4"], loaded, out=out, heatmaps=heat, detect=False, batch_size=2)
+    assert len(drawn) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "heat"]  # no CSV, no staging folder
+    assert [p.name for p in heat.iterdir()] == ["clip_f000000_face0.png"]
+    assert (heat / "clip_f000000_face0.png").read_bytes() == b"an earlier run's"
+
+    monkeypatch.setattr(heatmaps, "save_heatmap_grid", real)
+    rows = run_predict([tmp_path / "clip.mp4"], loaded, out=out, heatmaps=heat, detect=False, batch_size=2).rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "clip.mp4", "heat"]
+    assert sorted(p.name for p in heat.iterdir()) == sorted(Path(p).name for p in rows["heatmap"])
+    assert all(Path(p).parent == heat and Path(p).is_file() for p in rows["heatmap"]) and len(rows) == 8
+
+
+# ---------------------------------------------------------------------------------------- LoadedRun.predict inputs
+def test_loaded_run_predicts_aligned_crops_given_as_images_or_files(tmp_path, loaded, astronaut):
+    """`run.predict` takes the normalised tensor, or aligned crops as PIL images or files (transformed as predict
+    --no-detect does); anything else is a TypeError that names what it takes."""
+    import torch
+
+    from hiva_core.data.transforms import build_transforms
+
+    crop = Image.fromarray(astronaut).resize((128, 128))
+    crop.save(tmp_path / "crop.png")
+    expected = loaded.predict(build_transforms(IMAGE_SIZE)(crop)[None])["probs"]
+    for given in ([crop], crop, [tmp_path / "crop.png"], [str(tmp_path / "crop.png")]):
+        np.testing.assert_allclose(loaded.predict(given)["probs"], expected, atol=1e-6)
+    assert loaded.predict([crop, crop])["probs"].shape == (2, len(AUS))
+    for bad in (np.asarray(crop), [np.asarray(crop)], [], 3):
+        with pytest.raises(TypeError, match=r"aligned.*\(PIL images or image file paths\)"):
+            loaded.predict(bad)
+    with pytest.raises(ValueError, match=rf"shape \(3, {IMAGE_SIZE}, {IMAGE_SIZE}\).*float tensor \(B, 3"):
+        loaded.predict(torch.zeros(3, IMAGE_SIZE, IMAGE_SIZE))

@@ -36,6 +36,29 @@ def test_choose_thresholds_maximises_f1_between_scores():
     assert tied["AU4"] == pytest.approx(0.3)
 
 
+def test_thresholds_need_five_frames_of_each_class():
+    """A threshold fitted to a handful of frames is noise (on 8 frames one fell to 0.013 and called its AU on 22 of
+    23 faces): an AU with fewer than 5 positive or 5 negative known frames keeps 0.5, and the record says why."""
+    from hiva_core.evaluate import threshold_record
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((12, 3), dtype=np.float32)
+    labels[:4, 0] = 1  # AU1: 4 positive, 8 negative
+    labels[:5, 1] = 1  # AU2: 5 positive, 7 negative
+    labels[:8, 2] = 1
+    probs = 0.3 * labels + rng.uniform(0, 0.2, labels.shape)  # every AU ranked perfectly, all below 0.5
+    labels[7, 2] = np.nan  # AU4: 7 positive, 4 negative (an unknown label does not count)
+    assert all(t != 0.5 for t in choose_thresholds(probs, labels, None, [1, 2, 4]).values())  # no floor: all chosen
+    chosen = choose_thresholds(probs, labels, None, [1, 2, 4], min_each=5)
+    assert chosen["AU1"] == chosen["AU4"] == 0.5 and chosen["AU2"] < 0.5
+    record = threshold_record({"probs": probs, "labels": labels, "mask": ~np.isnan(labels)}, [1, 2, 4], "rows")
+    assert record["thresholds"] == chosen
+    assert record["kept_05"] == {
+        "AU1": "4 positive and 8 negative frames; choosing needs 5 of each",
+        "AU4": "7 positive and 4 negative frames; choosing needs 5 of each",
+    }
+
+
 def test_table_shows_both_thresholds_only_when_they_differ():
     probs, labels = np.array([[0.4], [0.1]]), np.array([[1.0], [0.0]])
     plain = format_table(au_metrics(probs, labels, None, [12]))
@@ -48,14 +71,15 @@ def test_table_shows_both_thresholds_only_when_they_differ():
 # --------------------------------------------------------------------------------------------- a real tiny run
 @pytest.fixture(scope="module")
 def thresholded_run(tmp_path_factory, text_cache, tiny_faces):
-    """Fold 1 of the tiny faces with the default validation slice (1 of the 8 training subjects held out)."""
+    """Fold 1 of the tiny faces with a validation slice of 2 of the 8 training subjects (16 frames: every AU has the
+    5 positive and 5 negative frames a threshold is chosen on; the default 10 %, 8 frames, leaves them all at 0.5)."""
     import torch
 
     out = tmp_path_factory.mktemp("thr") / "run"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(train_argv(text_cache, tiny_faces, out, "--fold", "1", "--set", "data.val_fraction=0.1")) == 0
+        assert main(train_argv(text_cache, tiny_faces, out, "--fold", "1", "--set", "data.val_fraction=0.25")) == 0
     finally:
         torch.set_num_threads(threads)
     return out
@@ -65,15 +89,16 @@ def test_train_stores_thresholds_chosen_on_held_out_subjects(thresholded_run, ti
     run = RunFolder(thresholded_run)
     record = json.loads(run.thresholds_file.read_text())
     assert record["format"] == "hiva_core.thresholds/1" and set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
-    assert record["validation"].startswith("1 of 8 training subjects held out of training")
+    assert record["validation"].startswith("2 of 8 training subjects held out of training")
     metrics = json.loads(run.metrics_file.read_text())  # the kept epoch (the last) and its thresholds: on those rows
     assert record["epoch"] == metrics["best_epoch"] and metrics["best_score"] == record["val_auc"]["avg"]
     assert metrics["selected_on"] == "the last epoch; validation avg AUC"  # train.select's default, last
     assert metrics["best_epoch"] == metrics["last_epoch"]
-    assert record["frames"] == 8 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
+    assert record["frames"] == 16 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
+    assert record["kept_05"] == {}  # each AU has at least 5 positive and 5 negative frames there
     assert record["val_f1"]["avg"] >= record["val_f1_at_05"]["avg"]  # chosen to maximise F1 on those rows
     info = run.read_config()
-    assert info["config"]["data"]["val_fraction"] == 0.1 and info["data"]["train_frames"] == 64 - 8
+    assert info["config"]["data"]["val_fraction"] == 0.25 and info["data"]["train_frames"] == 64 - 16
     assert run.read_thresholds() == {int(k[2:]): v for k, v in record["thresholds"].items()}
     assert load_run(thresholded_run, device="cpu").thresholds == run.read_thresholds()
 
@@ -228,10 +253,23 @@ def test_log_line_names_every_score_and_an_epoch_without_evaluation(tmp_path, te
     argv = train_argv(text_cache, tiny_faces, tmp_path / "run", "--fold", "1", epochs=2)
     argv += ["--set", "data.val_fraction=0.1", "--set", "train.eval_every=2", "--set", "train.max_steps_per_epoch=1"]
     assert main(argv) == 0
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.lstrip().startswith("epoch ")]
+    printed = capsys.readouterr()
+    err = printed.err.splitlines()
+    lines = [line for line in err if line.lstrip().startswith("epoch ")]
     assert len(lines) == 2
     assert "not evaluated (train.eval_every)" in lines[0] and "kept epoch" not in lines[0] and "nan" not in lines[0]
     assert re.search(r"test avg F1 [\d.]+ +val F1 [\d.]+ AUC [\d.]+ +kept epoch 2 \([\d.]+\)", lines[1]), lines[1]
+    # What the scores are: the test split's F1 at 0.5 (eval's are at the run's thresholds), said once above the
+    # epochs and again under them.
+    legend = "each epoch: test avg F1 at 0.5, val F1 at the per-AU thresholds chosen on the validation rows, val AUC"
+    assert err[err.index(lines[0]) - 1] == legend
+    assert re.search(r"; test avg F1 at 0\.5 [\d.]+ \(the table below, at 0\.5\)", printed.out), printed.out
+    # 8 validation frames: too few for any AU's threshold, and one line says which and why.
+    assert (
+        "per-AU thresholds stay 0.5 for AU1 (2 positive, 6 negative), AU2 (4 positive, 4 negative), AU4 (5 positive, "
+        "3 negative): choosing one needs 5 positive and 5 negative validation frames" in printed.err
+    )
+    assert set(json.loads((tmp_path / "run" / "thresholds.json").read_text())["kept_05"]) == {"AU1", "AU2", "AU4"}
 
 
 # ------------------------------------------------------------------------------------------------ per face
@@ -253,8 +291,9 @@ def test_eval_writes_every_face_with_its_calls_and_labels(thresholded_run, tiny_
     table, result = pd.read_csv(faces), json.loads(scored.read_text())
     assert len(table) == result["n"] == len(test_rows) and result["per_face"] == str(faces)
     assert list(table.columns[:4]) == ["path", "subject", "sequence", "frame"]
-    expected = [str(tiny_faces.parent / p) for p in manifest.loc[test_rows, "path"]]
-    assert [str(Path(p)) for p in table["path"]] == [str(Path(p)) for p in expected]  # the dataset's order
+    expected = list(manifest.loc[test_rows, "path"])  # the manifest's own values, in the dataset's order
+    assert list(table["path"]) == expected
+    assert [Path(p) for p in table["file"]] == [tiny_faces.parent / p for p in expected]  # the files read
     assert table["AU2_label"].isna().sum() == 5 and table["AU1_label"].notna().all()
     for au, row in result["per_au"].items():
         assert ((table[f"{au}_prob"] >= row["threshold"]).astype(int) == table[au]).all()

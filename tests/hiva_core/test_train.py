@@ -65,6 +65,18 @@ def test_config_errors(bad, needle):
         assert "train.epochs" in str(info.value) and "train.batch_size" in str(info.value)  # lists valid keys
 
 
+def test_default_loader_workers_are_capped_at_the_cpus(monkeypatch):
+    """4 workers on 2 CPUs only contend (and torch warns, twice): the default takes at most one per usable CPU; a
+    number the user sets is kept."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert TrainConfig().data.num_workers == 2 and resolve_config(None, {}, []).data.num_workers == 2
+    assert resolve_config(None, {}, ["data.num_workers=4"]).data.num_workers == 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert TrainConfig().data.num_workers == 4
+
+
 def test_valid_keys_cover_sections():
     keys = valid_keys()
     assert {"text.cache", "data.spec", "model.backbone", "optim.lr", "train.epochs"} <= set(keys)
@@ -273,9 +285,12 @@ def test_load_run_matches_trained_model(trained_run, tiny_faces):
 @pytest.mark.parametrize(
     "extra", [(), ("--set", "optim.ema=0.9"), ("--set", "model.mixstyle=0.5")], ids=["plain", "ema", "mixstyle"]
 )
-def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra):
+def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra, capsys):
     full, parts = tmp_path / "full", tmp_path / "parts"
     assert main(train_argv(text_cache, tiny_faces, full, *extra, epochs=3)) == 0
+    # Data with folds and no --fold: the run says which fold it holds out, and how to choose another.
+    held_out = "no --fold given: fold 1 is held out as the test split (the data's folds: 1, 2, 3); choose another"
+    assert held_out in capsys.readouterr().err
     assert main(train_argv(text_cache, tiny_faces, parts, *extra, "--set", "train.stop_after=2", epochs=3)) == 0
     assert len(pd.read_csv(parts / "log.csv")) == 2
     assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 0
@@ -289,11 +304,20 @@ def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra):
             assert torch.equal(value, b[part][key]), (part, key)
     best_a, best_b = load_file(full / "model.safetensors"), load_file(parts / "model.safetensors")
     assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
-    # A finished run resumed again trains nothing and changes nothing.
+    # A finished run resumed again has nothing to train: refused (exit 2), saying how to go on, the folder untouched.
     before = digest(parts)
-    assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 0
-    after = digest(parts)
-    assert before["model.safetensors"] == after["model.safetensors"] and before["last.pt"] == after["last.pt"]
+    capsys.readouterr()
+    assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 2
+    assert capsys.readouterr().err == (
+        f"error: {parts} already finished all 3 epochs; pass --epochs N (more than 3) with --resume to train further\n"
+    )
+    assert digest(parts) == before
+    if not extra:  # more epochs continue it
+        assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=4)) == 0
+        assert (
+            len(pd.read_csv(parts / "log.csv")) == 4
+            and json.loads((parts / "metrics.json").read_text())["last_epoch"] == 4
+        )
 
 
 def test_folds_all(tmp_path, text_cache, tiny_faces, capsys):
@@ -312,9 +336,11 @@ def test_folds_all(tmp_path, text_cache, tiny_faces, capsys):
     out_json = tmp_path / "cv.json"
     assert main(["eval", "--run", str(out), "--data", str(tiny_faces), "--folds", "all", "--json", str(out_json)]) == 0
     assert json.loads(out_json.read_text())["mean"]["avg"]["f1"] == pytest.approx(summary["mean"]["avg"]["f1"])
-    # Training again into the same folder is refused before any fold is touched.
+    # Training again into the same folder is refused before any fold is touched; so is resuming it, every fold done.
     before = digest(out / "fold2")
     assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 2
+    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", "--resume", epochs=2)) == 2
+    assert f"every fold of {out} already finished all 2 epochs; pass --epochs N" in capsys.readouterr().err
     assert digest(out / "fold2") == before
 
 
@@ -473,6 +499,45 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_epoch(
     assert "unfinished run (epoch 1 of 3" in err and "--resume" in err and "delete" in err, err
     assert main(train_argv(text_cache, tiny_faces, out, "--resume", epochs=3)) == 0
     assert len(pd.read_csv(out / "log.csv")) == 3
+
+
+def test_ctrl_c_after_an_epoch_says_the_run_is_resumable(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
+    """Ctrl-C in epoch 2 (4 steps an epoch): exit 130, and the line before `interrupted` says what last.pt keeps and
+    how to go on; --resume then finishes the run."""
+    from hiva_core.task import AUTask
+
+    real, calls = AUTask.forward, []
+
+    def forward(self, batch, *args):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(self, batch, *args)
+
+    monkeypatch.setattr(AUTask, "forward", forward)
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, tiny_faces, out, epochs=3)) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2:] == [
+        f"{out / 'last.pt'} keeps epoch 1: --resume continues from it, or delete {out} to start again",
+        "interrupted",
+    ]
+    monkeypatch.undo()
+    assert main(train_argv(text_cache, tiny_faces, out, "--resume", epochs=3)) == 0
+    assert len(pd.read_csv(out / "log.csv")) == 3
+
+
+def test_the_projects_warnings_are_one_line(tmp_path, text_cache, tiny_faces, capsys):
+    """A warning of the project's own (a manifest without a fold or split column) is one `warning: ...` line, once,
+    not Python's `file:line: UserWarning` and the source line under it."""
+    frame = pd.read_csv(tiny_faces).head(24).drop(columns="fold")
+    frame["path"] = [str(tiny_faces.parent / p) for p in frame["path"]]
+    data = tmp_path / "nofolds.csv"
+    frame.to_csv(data, index=False)
+    assert main(train_argv(text_cache, data, tmp_path / "run", "--set", "train.max_steps_per_epoch=1", epochs=1)) == 0
+    err = capsys.readouterr().err
+    line = f"warning: {data} has no fold or split column: all 24 rows serve as both train and test data"
+    assert err.splitlines().count(line) == 1 and "Warning" not in err and "warnings.warn" not in err, err
 
 
 def test_a_run_that_fails_in_its_first_epoch_leaves_nothing(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
