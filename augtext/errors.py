@@ -25,7 +25,7 @@ def unwrap_worker_error(exc: UserError) -> UserError:
     return exc
 
 
-def short_error(exc: BaseException) -> str:
-    """An exception as one line of at most 160 characters, for a UserError message."""
+def short_error(exc: BaseException | str, limit: int = 160) -> str:
+    """An exception (or a server's message) as one line of at most `limit` characters, for a message."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

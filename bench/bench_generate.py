@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from augtext.backends import OpenAIBackend  # noqa: E402
+from augtext.backend_openai import OpenAIBackend  # noqa: E402
 from augtext.facs import FACS  # noqa: E402
 from augtext.generate import GenerateConfig, generate  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402

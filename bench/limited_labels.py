@@ -131,7 +131,7 @@ class LazyBackend:
     name = "hf"
 
     def __init__(self, args):
-        from augtext.backends import HFBackend, resolve_hf_model
+        from augtext.backend_hf import HFBackend, resolve_hf_model
 
         self.args, self.model = args, resolve_hf_model(args.llm_model)[2]
         self.max_samples_per_call = HFBackend.max_samples_per_call

@@ -9,16 +9,8 @@ import time
 
 import pytest
 
-from augtext.backends import (
-    OpenAIBackend,
-    RequestFailed,
-    ServerRefused,
-    ServerUnreachable,
-    backoff_delay,
-    is_retryable_status,
-    make_backend,
-    parse_retry_after,
-)
+from augtext.backend_openai import OpenAIBackend, backoff_delay, is_retryable_status, parse_retry_after
+from augtext.backends import RequestFailed, ServerRefused, ServerUnreachable, make_backend
 from augtext.errors import UserError
 
 MESSAGES = [

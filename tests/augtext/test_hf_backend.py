@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from augtext.backends import SMOLLM2_FILE, SMOLLM2_NAME, resolve_hf_model, smollm2_location
+from augtext.backend_hf import SMOLLM2_FILE, SMOLLM2_NAME, resolve_hf_model, smollm2_location
 from augtext.facs import FACS
 from augtext.generate import GenerateConfig, generate
 from augtext.templates import render_messages
@@ -42,7 +42,7 @@ def test_model_argument_forms(tmp_path):
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from augtext.backends import HFBackend
+    from augtext.backend_hf import HFBackend
 
     return HFBackend()
 
