@@ -66,6 +66,8 @@ class HFBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from augtext.embed import no_weight_loading_bar
+
         source, gguf_file, self.model = resolve_hf_model(model)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -73,8 +75,9 @@ class HFBackend:
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
-            self.lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kw).to(self.device).eval()
+            with no_weight_loading_bar():
+                self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+                self.lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kw).to(self.device).eval()
         except OSError as exc:
             raise UserError(f"cannot load hf model {model or source!r}: {short_error(exc, 200)}") from None
         if self.tokenizer.pad_token_id is None:

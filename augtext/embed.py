@@ -132,7 +132,7 @@ def load_encoder(model: str | None = None, device: str | None = None) -> Encoder
     except ImportError as exc:
         raise UserError("sentence-transformers is not installed; `pip install sentence-transformers`") from exc
     try:
-        with _no_weight_loading_bar():
+        with no_weight_loading_bar():
             return SentenceTransformer(spec.source, device=device)
     except Exception as exc:  # the hub, tokenizers and torch all raise their own types
         raise UserError(
@@ -143,7 +143,7 @@ def load_encoder(model: str | None = None, device: str | None = None) -> Encoder
 
 
 @contextmanager
-def _no_weight_loading_bar() -> Iterator[None]:
+def no_weight_loading_bar() -> Iterator[None]:
     """Without transformers' tqdm bars ("Loading weights: 100%|...", on stderr at every command that loads the
     model); its warnings still show, and so do the encoding bar and generate's progress, which are not its bars."""
     try:
