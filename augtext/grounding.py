@@ -55,6 +55,8 @@ _PARTS = (
     ("lips", r"lip line|mouth line|lips?|red (?:parts?|margins?)|vermilion"),
     ("mouth", r"mouths?"),
     ("teeth", r"teeth|tooth|gums?|incisors?"),
+    # the neck and the skin under the jaw are not the jaw (the neck tightener pulls them down, the jaw stays)
+    (None, r"(?:skin |area )?(?:under|below|beneath) (?:the |its )?(?:jaw|chin)(?: line)?|necks?|throat|collarbones?"),
     ("jaw", r"(?:lower )?jaws?|mandible"),
     ("chin", r"chin(?: boss)?"),
     ("nose", r"nose|nostrils?|nasal|alae?"),

@@ -17,14 +17,19 @@ EXPECTED: dict[int, list[tuple[str, int]]] = {
     5: [("eye_opening", 1)],
     6: [("eye_opening", -1)],
     7: [("eye_opening", -1)],
+    # AU8 draws the lips toward each other while the jaw is lowered (it is coded with AU25/26): its descriptions say so
+    8: [("lip_thickness", -1), ("lip_opening", -1), ("jaw_drop", 1)],
     9: [("nose_lip_distance", -1)],
     10: [("nose_lip_distance", -1)],
+    11: [("nose_lip_distance", -1)],
     12: [("corner_height", 1)],
+    13: [("corner_height", 1)],
     14: [("mouth_width", 1), ("lip_thickness", -1)],
     15: [("corner_height", -1)],
     16: [("lip_opening", 1)],
     17: [("chin_lip_distance", -1)],
     18: [("mouth_width", -1)],
+    19: [("lip_opening", 1)],  # the tongue shows between the lips
     20: [("mouth_width", 1)],
     22: [("mouth_width", -1), ("lip_opening", 1)],
     23: [("lip_thickness", -1)],
@@ -35,6 +40,9 @@ EXPECTED: dict[int, list[tuple[str, int]]] = {
     28: [("lip_thickness", -1)],
     43: [("eye_opening", -1)],
 }
+# AU21, the neck tightener, moves no measure of the face's landmarks (the neck is not in them): what its descriptions
+# ground to is their companions' (lips pressed in effort, stretched in fear), so it is not held to one here.
+GROUNDED = tuple(au for au in REFERENCE_AUS if au in EXPECTED)
 # Paraphrases in the style an LLM writes, not taken from the reference set.
 PARAPHRASES: dict[int, list[str]] = {
     1: [
@@ -146,7 +154,11 @@ def _supports(weights: np.ndarray, expected: list[tuple[str, int]]) -> bool:
     return clear and not any(s * _w(weights, m) < 0 for m, s in expected)
 
 
-@pytest.mark.parametrize("au", REFERENCE_AUS)
+def test_every_reference_au_but_the_neck_has_its_measure() -> None:
+    assert set(REFERENCE_AUS) - set(GROUNDED) == {21}
+
+
+@pytest.mark.parametrize("au", GROUNDED)
 def test_reference_descriptions_ground_to_the_aus_measure(au: int) -> None:
     weights = ground(reference_texts(au))
     assert _main_is(weights, EXPECTED[au]), f"AU{au}: {describe(weights)}"
@@ -160,8 +172,8 @@ def test_reference_descriptions_name_companion_measures() -> None:
 def test_shuffled_descriptions_mostly_miss() -> None:
     """The control: each AU grounded with another AU's descriptions. Only AUs that share a measure (AU23 and AU24,
     AU16 and AU25, ...) can still hit, so the test above could fail."""
-    grounded = {au: ground(reference_texts(au)) for au in REFERENCE_AUS}
-    rng, aus, hits = random.Random(0), list(REFERENCE_AUS), []
+    grounded = {au: ground(reference_texts(au)) for au in GROUNDED}
+    rng, aus, hits = random.Random(0), list(GROUNDED), []
     for _ in range(200):
         other = aus[:]
         while any(a == b for a, b in zip(aus, other, strict=True)):
@@ -248,3 +260,10 @@ def test_describe() -> None:
 def test_non_strings_are_a_type_error(bad: object) -> None:
     with pytest.raises(TypeError):
         ground(bad)  # type: ignore[arg-type]
+
+
+def test_the_neck_and_the_skin_under_the_jaw_are_not_the_jaw() -> None:
+    """The neck tightener's "skin under the jaw is pulled down" was read as the jaw dropping."""
+    assert _w(ground(["The skin under the jaw is pulled down and the neck looks strained."]), "jaw_drop") == 0
+    assert _w(ground(["Vertical cords stand out below the chin, down toward the collarbones."]), "jaw_drop") == 0
+    assert _w(ground(["The jaw drops and the mouth hangs open."]), "jaw_drop") > 0

@@ -49,7 +49,7 @@ def test_reference_set_covers_every_dataset_au_and_style():
     for au in REFERENCE_AUS:
         for style in styles:
             assert len(ref.get((au, style), ())) == PER_PAIR, f"AU{au}/{style}"
-    assert sum(len(t) for t in ref.values()) == len(REFERENCE_AUS) * len(styles) * PER_PAIR  # 23 x 5 x 10 = 1150
+    assert sum(len(t) for t in ref.values()) == len(REFERENCE_AUS) * len(styles) * PER_PAIR  # 28 x 5 x 10 = 1400
     for (au, style), texts in ref.items():
         assert au in FACS and style in styles
         assert len(set(texts)) == len(texts), f"AU{au}/{style} repeats a text"
