@@ -13,7 +13,8 @@ embeddings (unit vectors, so a dot product is a cosine):
 - Diversity: mean pairwise cosine distance (1 - cosine) among one AU's descriptions.
 
 `SemanticGate` keeps a description only if it is close enough to its own AU's reference text and its own AU ranks
-among the top k of all FACS AUs. Its defaults were set by measuring the project's reference description set and
+among the top k of all FACS AUs (not counting the AUs the text itself names: a context or contrast text is about them
+too). Its defaults were set by measuring the project's reference description set and
 real SmolLM2 answers (bench/bench_prior_quality.py; README "Prior quality").
 """
 
@@ -121,6 +122,14 @@ def strip_labels(text: str) -> str:
     return stripped if any(c.isalpha() for c in stripped) else text
 
 
+_NAMED_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
+
+
+def named_aus(text: str) -> set[int]:
+    """The AU codes a text names ("AU4", "action unit 12")."""
+    return {int(code) for code in _NAMED_RE.findall(text)}
+
+
 def facs_prototypes(au: ActionUnit) -> list[str]:
     """Texts that stand for the AU in the gate: its reference text, each visible change and its muscular basis."""
     return [
@@ -148,8 +157,9 @@ class SemanticGate:
     them, its reference descriptions. A text's similarity to an AU is the mean cosine of the AU's GATE_TOP_M most
     similar prototypes, never counting a prototype identical to the text itself (so the reference set is judged
     leave-one-out). Kept: similarity to the own AU at least `min_similarity` (else `far_from_au`: about something
-    else, e.g. a shop that sells lip balm), and the own AU among the `top_k` most similar AUs (else `other_au`:
-    a description of a different action, e.g. pressed lips labelled as a jaw drop).
+    else, e.g. a shop that sells lip balm), and the own AU among the `top_k` most similar AUs, AUs the text names
+    besides its own not counted (else `other_au`: a description of a different action, e.g. pressed lips labelled as
+    a jaw drop).
     """
 
     def __init__(
@@ -253,6 +263,12 @@ class SemanticGate:
         codes = self.prototypes[0]
         sims = self.au_similarities(self.embedder([strip_labels(t) for t in texts]))
         own = sims[:, codes.index(au)]
+        # An AU the text names besides its own does not outrank it: a context text ("with AU4, ...") or a contrast
+        # ("unlike AU17, ...") is about that AU too by design. What it says of its own AU must still be near it.
+        for i, text in enumerate(texts):
+            for code in named_aus(text) - {au}:
+                if code in codes:
+                    sims[i, codes.index(code)] = -np.inf
         ranks = 1 + (sims > own[:, None]).sum(axis=1)
         out = []
         for s, r in zip(own.tolist(), ranks.tolist(), strict=True):

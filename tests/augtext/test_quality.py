@@ -348,3 +348,20 @@ def test_gate_judges_the_text_not_a_copied_au_label(embedder):
     off = "The new phone case comes in seven colours and ships next week."
     labelled = gate.check([f"AU12 (Lip Corner Puller): {off}"], 12)[0]
     assert labelled.reason == "far_from_au"
+
+
+def test_gate_does_not_count_the_aus_a_text_names_against_it(embedder):
+    """A contrast or context text is about the AU it names too: that AU does not outrank the text's own. Without
+    this, the AU15 contrast below ranked third behind AU17 and AU12 (`other_au`). What the text says of its own AU
+    must still be near it: another AU's description naming that AU is dropped as before."""
+    gate = SemanticGate(embedder)
+    contrast = (
+        "Unlike AU17, where the chin boss is pushed up and wrinkles like the skin of an orange, in AU15 the mouth "
+        "turns down at the corners, giving a sad expression."
+    )
+    assert gate.check([contrast], 15)[0].reason is None
+    others = [
+        "With AU6, the cheeks are lifted and crow's feet wrinkles appear at the outer eye corners.",  # sent as AU1
+        "With AU12, the lip corners are pulled up and back toward the cheekbones.",  # sent as AU15
+    ]
+    assert [d.reason for d in gate.check(others[:1], 1) + gate.check(others[1:], 15)] == ["other_au", "other_au"]
