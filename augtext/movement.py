@@ -38,7 +38,7 @@ _CHANGE_RE = re.compile(
 )
 # Negated or contrasting clauses ("not lowered", "instead of lifting the corners", "unlike AU15, which pulls them
 # down"), up to the next punctuation: a direction stated there is not the description's own.
-_NOT = r"\b(?:not|no longer|never)\b|n['\u2019]t\b"  # "not raised", "don't rise"
+_NOT = r"\b(?:not|no|nor|never)\b|n['\u2019]t\b"  # "not raised", "don't rise", "no gap shows" (not a parting)
 NEGATED_RE = re.compile(
     rf"(?:{_NOT}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
     r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in)\b)[^.,;:!?]*",

@@ -192,6 +192,7 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
         ("The lip corners are pulled down, turning the mouth into an inverted U of sadness.", AU12, "wrong_direction"),
         ("The lip corners appear to be raised, with folds on the skin below them.", AU15, "wrong_direction"),
         ("The lips are pressed firmly together into a thin tight line across the face.", AU25, "wrong_direction"),
+        ("The lips are pressed tightly together so no gap shows.", AU25, "wrong_direction"),  # "no gap": not a parting
         ("The lips part slightly so that a small gap shows between them.", AU24, "wrong_direction"),
         ("The eyebrows go up in surprise and the whole brow arches high.", AU4, "wrong_direction"),
         ("The upper eyelids lift so far that white shows above the irises.", AU43, "wrong_direction"),
