@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
 
 import click
 import typer
@@ -19,7 +23,29 @@ _EXITS = (click.exceptions.Exit, typer.Exit)
 _ABORTS = (click.exceptions.Abort, typer.Abort)
 
 
+_OWN_CODE = tuple(str(Path(__file__).resolve().parents[1] / name) + os.sep for name in ("hiva_core", "augtext"))
+
+
+def _show_warning(plain, shown: set[str], message, category, filename, lineno, file=None, line=None) -> None:
+    """The project's own warnings (warnings.warn in hiva_core or augtext) as one line `warning: ...`, as its other
+    warnings print, each text once (the train and test splits of one manifest warn alike); any other library's as
+    Python prints them (with the source line that says where)."""
+    if not str(Path(filename).resolve()).startswith(_OWN_CODE):
+        plain(message, category, filename, lineno, file, line)
+    elif str(message) not in shown:
+        shown.add(str(message))
+        print(f"warning: {message}", file=file or sys.stderr, flush=True)
+
+
 def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
+    """Run a Typer app as a program (`_run`), the project's own warnings shown as one line each (`_show_warning`;
+    restored on return: tests call the CLIs again and again)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = partial(_show_warning, warnings.showwarning, set())
+        return _run(app, argv)
+
+
+def _run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program: 0 on success, 2 on bad input and every handled failure, 3 on an unexpected
     error (a bug: the traceback is printed). 1 is left to the commands' own meaning (`augtext generate`: some AU/style
     ended short of --n).

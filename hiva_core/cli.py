@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import warnings
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import typer
@@ -442,24 +438,8 @@ def _all_folds(fold: int | None, folds: str | None) -> bool:
     return folds == "all"
 
 
-_OWN_CODE = tuple(str(Path(__file__).resolve().parents[1] / name) + os.sep for name in ("hiva_core", "augtext"))
-
-
-def _show_warning(plain, shown: set[str], message, category, filename, lineno, file=None, line=None) -> None:
-    """The project's own warnings (warnings.warn in hiva_core or augtext) as one line `warning: ...`, as its other
-    warnings print, each text once (the train and test splits of one manifest warn alike); any other library's as
-    Python prints them (with the source line that says where)."""
-    if not str(Path(filename).resolve()).startswith(_OWN_CODE):
-        plain(message, category, filename, lineno, file, line)
-    elif str(message) not in shown:
-        shown.add(str(message))
-        print(f"warning: {message}", file=file or sys.stderr, flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    with warnings.catch_warnings():  # restored on return (tests call main again and again)
-        warnings.showwarning = partial(_show_warning, warnings.showwarning, set())
-        return run_app(app, argv)
+    return run_app(app, argv)
 
 
 if __name__ == "__main__":
