@@ -33,7 +33,7 @@ from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import remove_stale_temps, utc_now
 from augtext.quality import SemanticGate
-from augtext.reference import few_shot_examples
+from augtext.reference import REFERENCE_AUS, few_shot_examples
 from augtext.requestlog import LOG_NAME, RequestLog, request_key, sample_seed
 from augtext.templates import available_styles, render_messages
 
@@ -377,6 +377,13 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
             file=sys.stderr,
         )
     report = GenerateReport()
+    lacking = [au for au in config.aus if au not in REFERENCE_AUS] if backend.name == "reference" else []
+    if lacking:  # they end short like any short AU (exit 1); say why now, not after four empty rounds
+        print(
+            f"warning: the reference set has no descriptions for {', '.join(map(au_label, lacking))}; they will end "
+            "short: use --backend hf or --backend openai for them",
+            file=sys.stderr,
+        )
 
     # Each style once up front, so that a broken template stops the run before anything is sent; the other prompts
     # are rendered as their pairs start, overlapping with requests in flight.

@@ -699,3 +699,10 @@ def test_gate_warm_up_is_over_when_generate_returns(tmp_path, monkeypatch):
     report = generate(_config(tmp_path, max_rounds=1, gate=True), FakeBackend(["fail", "fail"]))
     assert report.failed == 2 and report.none_answered
     assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]
+
+
+def test_reference_backend_names_the_aus_its_set_lacks_up_front(tmp_path, capsys):
+    """AU29 is not in the reference set: it ends short (exit 1, as any short AU), and the run says why first."""
+    assert main(["generate", "--au", "1,29", "--n", "2", "--cache", str(tmp_path), "--no-gate"]) == 1
+    err = capsys.readouterr().err
+    assert "warning: the reference set has no descriptions for AU29; they will end short" in err
