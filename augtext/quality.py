@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from augtext.facs import FACS, ActionUnit
+from augtext.validate import named_aus
 
 GATE_MIN_SIMILARITY = 0.60
 """Similarity to the own AU's prototypes (see SemanticGate) below which a description is not about the AU
@@ -120,14 +121,6 @@ def strip_labels(text: str) -> str:
     wrong, toward that AU's prototypes). Unchanged if nothing else would be left."""
     stripped = " ".join(re.sub(r"\(\s*\)", " ", _LABEL_RE.sub(" ", text)).split())
     return stripped if any(c.isalpha() for c in stripped) else text
-
-
-_NAMED_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
-
-
-def named_aus(text: str) -> set[int]:
-    """The AU codes a text names ("AU4", "action unit 12")."""
-    return {int(code) for code in _NAMED_RE.findall(text)}
 
 
 def facs_prototypes(au: ActionUnit) -> list[str]:

@@ -365,11 +365,16 @@ def _topic_re(au: ActionUnit) -> re.Pattern[str]:
     return re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+def named_aus(text: str) -> set[int]:
+    """The AU codes a text names ("AU4", "action unit 12")."""
+    return {int(code) for code in _AU_CODE_RE.findall(text)}
+
+
 def names_other_au(text: str, au: ActionUnit) -> bool:
     """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, and not only
     in contrasts ("unlike AU4, ...") or as companions ("together with AU6, ...", "combined with AU1 and AU4"), which
     the contrast and context styles ask for."""
-    codes = {int(c) for c in _AU_CODE_RE.findall(text)}
+    codes = named_aus(text)
     if not codes or au.code in codes:
         return False
     return bool(_AU_CODE_RE.search(_COMPANION_RE.sub(" ", NEGATED_RE.sub(" ", text))))
