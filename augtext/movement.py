@@ -120,6 +120,9 @@ _CHIN = r"chin|mentalis"
 _JAW = r"jaw|mandible|masseter|temporalis|pterygoid"
 _LIPS = r"(?<!upper )(?<!lower )lips?\b"
 _TEETH_APART = r"teeth (?:\w+ )?apart|(?:between|separat\w*) the (?:upper and lower )?teeth"
+_PUCKER = r"pucker|purs|kiss|knot|gather|draw\w* (?:\w+ )?(?:\w+ )?(?:toward|to) the (?:middle|midline|cent)"
+_FUNNEL = r"funnel|flar|evert|turn\w* (?:\w+ )?(?:\w+ )?out|trumpet"
+_PRESS = r"press|squeez|compress|clamp|clench"
 PARTS: dict[int, tuple[str, str]] = {
     # AU: (where it moves the face, where its lookalikes do), for the lookalikes FACS tells apart by *where* the
     # change shows rather than by its direction: the inner vs the outer brow (AU1, AU2); the upper lid and the white
@@ -146,6 +149,12 @@ PARTS: dict[int, tuple[str, str]] = {
     25: (r"lips?\b", _JAW),
     26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS),
     27: (rf"{_JAW}|{_CHIN}|stretch|wide|yawn|scream|digastric", _LIPS),
+    # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
+    # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
+    18: (_PUCKER, _FUNNEL),
+    22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
+    23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", _PRESS),
+    24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
 }
 _MOVES_RE, _PARTS_RE = (
     {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
@@ -179,6 +188,40 @@ _NAME_RE = re.compile(
 )
 
 
+_AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
+
+
+def named_aus(text: str) -> set[int]:
+    """The AU codes a text names ("AU4", "action unit 12")."""
+    return {int(code) for code in _AU_CODE_RE.findall(text)}
+
+
+# Clauses: split at punctuation and before the words that open a contrast or a second clause.
+_CLAUSE_RE = re.compile(r"\s*[,;:]\s*|\s+(?=(?:whereas|while|but|yet)\b)", re.IGNORECASE)
+_RELATIVE_RE = re.compile(r"(?:which|that|where|who|whose|when)\b", re.IGNORECASE)
+_CONTRAST_OPENER_RE = re.compile(
+    r"^(?:whereas|while in|while|but|yet|unlike|in contrast(?: to| with)?)\b", re.IGNORECASE
+)
+
+
+def own_clauses(text: str, au: ActionUnit) -> str:
+    """`text` without the clauses about another AU it names by code: a clause that names another AU and not `au`
+    ("AU16 pulls the lower lip down", "unlike AU12"), with the relative clause that follows it ("which pulls the
+    lip corners up"). A clause that names `au` loses its contrast opener: in "AU16 pulls the lower lip down, whereas
+    AU17 pushes it up" the "whereas" clause is the text's own. Unchanged when the text names no other AU."""
+    if not named_aus(text) - {au.code}:
+        return text
+    kept, foreign = [], False
+    for clause in _CLAUSE_RE.split(text):
+        codes = named_aus(clause)
+        if codes and au.code not in codes or foreign and _RELATIVE_RE.match(clause):
+            foreign = True
+            continue
+        foreign = False
+        kept.append(_CONTRAST_OPENER_RE.sub("", clause).strip() if au.code in codes else clause)
+    return ", ".join(c for c in kept if c)
+
+
 def _movement_text(text: str) -> str:
     """`text` without the words that look like a movement but name something: AU names and positions."""
     return _POSITION_RE.sub(" ", _NAME_RE.sub(" ", text))
@@ -205,8 +248,10 @@ def _parts_text(text: str) -> str:
 
 
 def wrong_direction(text: str, au: ActionUnit) -> bool:
-    """Whether `text`, outside its negated clauses, states the opposite of `au`'s movement and none of its own
-    (MOVES), or names only the part of the face a lookalike of `au` moves and none of `au`'s own part (PARTS)."""
+    """Whether `text`, outside its negated clauses and its clauses about other AUs it names (`own_clauses`), states
+    the opposite of `au`'s movement and none of its own (MOVES), or names only the part of the face a lookalike of
+    `au` moves and none of `au`'s own part (PARTS)."""
+    text = own_clauses(text, au)
     plain = NEGATED_RE.sub(" ", _movement_text(text))
     moves = _MOVES_RE.get(au.code)
     if moves and moves[1].search(plain) and not moves[0].search(plain):

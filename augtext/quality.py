@@ -14,8 +14,8 @@ embeddings (unit vectors, so a dot product is a cosine):
 
 `SemanticGate` keeps a description only if it is close enough to its own AU's reference text and its own AU ranks
 among the top k of all FACS AUs (not counting the AUs the text itself names: a context or contrast text is about them
-too). Its defaults were set by measuring the project's reference description set and
-real SmolLM2 answers (bench/bench_prior_quality.py; README "Prior quality").
+too), judged whole or, failing that, clause by clause. Its defaults were set by measuring the project's reference
+description set and real SmolLM2 answers (bench/bench_gate.py; README "Prior quality").
 """
 
 from __future__ import annotations
@@ -137,6 +137,20 @@ class GateDecision:
     reason: str | None  # None: keep; else one of GATE_REASONS
     similarity: float  # the own AU's prototype similarity (mean of the best GATE_TOP_M)
     rank: int  # 1 = the own AU is the nearest
+    clause: str | None = None  # the clause that was judged, where the whole text failed and one of its clauses passed
+
+
+_CLAUSE_SPLIT_RE = re.compile(r",?\s+(?:while|whereas)\s+|;\s*|:\s+|,\s+(?:and|but)\s+", re.IGNORECASE)
+CLAUSE_MIN_WORDS = 4
+"""A part shorter than this ("with AU6", "but not much") is not judged as a clause on its own."""
+
+
+def clauses(text: str) -> list[str]:
+    """The clauses of a sentence that has more than one: split at "while", "whereas", ";", ":", ", and", ", but".
+    Parts of fewer than CLAUSE_MIN_WORDS words are left out; [] unless two clauses are left."""
+    parts = [p.strip(" ,.") for p in _CLAUSE_SPLIT_RE.split(text)]
+    parts = [p for p in parts if len(p.split()) >= CLAUSE_MIN_WORDS]
+    return parts if len(parts) > 1 else []
 
 
 GATE_TOP_M = 3
@@ -152,7 +166,7 @@ class SemanticGate:
     leave-one-out). Kept: similarity to the own AU at least `min_similarity` (else `far_from_au`: about something
     else, e.g. a shop that sells lip balm), and the own AU among the `top_k` most similar AUs, AUs the text names
     besides its own not counted (else `other_au`: a description of a different action, e.g. pressed lips labelled as
-    a jaw drop).
+    a jaw drop). A text that fails whole is kept if one of its clauses passes (`clauses`).
     """
 
     def __init__(
@@ -162,6 +176,7 @@ class SemanticGate:
         top_k: int = GATE_TOP_K,
         use_reference_set: bool = True,
         store: Path | None = None,
+        judge_clauses: bool = True,
     ) -> None:
         self._embedder = embedder
         self.store = store  # a folder to keep the prototype vectors in between runs (None: encode every run)
@@ -170,6 +185,7 @@ class SemanticGate:
         self.min_similarity = min_similarity
         self.top_k = top_k
         self.use_reference_set = use_reference_set
+        self.judge_clauses = judge_clauses
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -238,11 +254,12 @@ class SemanticGate:
             np.savez(fh, key=np.asarray(key), vectors=vectors)
         return vectors
 
-    def au_similarities(self, vectors: np.ndarray) -> np.ndarray:
-        """(N, A) similarity of each text to each FACS AU (A = every FACS code, ascending)."""
+    def au_similarities(self, vectors: np.ndarray, sources: np.ndarray | None = None) -> np.ndarray:
+        """(N, A) similarity of each text to each FACS AU (A = every FACS code, ascending). A text is never compared
+        with a prototype identical to itself, or to its `sources` row (the whole text a clause was taken from)."""
         codes, owners, protos = self.prototypes
         sims = vectors @ protos.T
-        sims[sims > 0.9999] = -1.0  # a text is never its own prototype
+        sims[(sims if sources is None else sources @ protos.T) > 0.9999] = -1.0
         out = np.empty((len(vectors), len(codes)), dtype=np.float32)
         for j, code in enumerate(codes):
             block = sims[:, owners == code]
@@ -251,15 +268,35 @@ class SemanticGate:
         return out
 
     def check(self, texts: Sequence[str], au: int) -> list[GateDecision]:
+        """One decision per text. A text is judged whole; one that fails is judged again clause by clause (see
+        `clauses`; not with `judge_clauses=False`) and kept if one of its clauses passes: an LLM often joins what the
+        AU does to what a companion or look-alike does ("the lip corners are pulled down, while the inner brows
+        rise"), and the whole sentence then sits between the two AUs."""
         if not texts:
             return []
+        stripped = [strip_labels(t) for t in texts]
+        named = [named_aus(t) - {au} for t in texts]
+        vectors = self.embedder(stripped)
+        out = self._judge(self.au_similarities(vectors), named, au)
+        if not self.judge_clauses:
+            return out
+        parts = [(i, c) for i, d in enumerate(out) if d.reason is not None for c in clauses(stripped[i])]
+        if parts:
+            rows = [i for i, _ in parts]
+            sims = self.au_similarities(self.embedder([c for _, c in parts]), sources=vectors[rows])
+            for (i, clause), d in zip(parts, self._judge(sims, [set()] * len(rows), au), strict=True):
+                if d.reason is None and out[i].reason is not None:
+                    out[i] = GateDecision(None, d.similarity, d.rank, clause)
+        return out
+
+    def _judge(self, sims: np.ndarray, named: list[set[int]], au: int) -> list[GateDecision]:
+        """Decisions from (N, A) AU similarities; `named`: per text, the other AUs it names."""
         codes = self.prototypes[0]
-        sims = self.au_similarities(self.embedder([strip_labels(t) for t in texts]))
-        own = sims[:, codes.index(au)]
+        own = sims[:, codes.index(au)].copy()
         # An AU the text names besides its own does not outrank it: a context text ("with AU4, ...") or a contrast
         # ("unlike AU17, ...") is about that AU too by design. What it says of its own AU must still be near it.
-        for i, text in enumerate(texts):
-            for code in named_aus(text) - {au}:
+        for i, others in enumerate(named):
+            for code in others:
                 if code in codes:
                     sims[i, codes.index(code)] = -np.inf
         ranks = 1 + (sims > own[:, None]).sum(axis=1)

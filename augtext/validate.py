@@ -22,7 +22,7 @@ import re
 import unicodedata
 
 from augtext.facs import ActionUnit
-from augtext.movement import NEGATED_RE, says_change, wrong_direction
+from augtext.movement import _AU_CODE_RE, NEGATED_RE, named_aus, says_change, wrong_direction
 
 PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
 """Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
@@ -77,7 +77,6 @@ _DIGIT_RE = re.compile(r"\d")
 _CURLY_QUOTES = str.maketrans("\u201c\u201d", '""')
 # Markdown emphasis around words ("**The brows rise**, ...", "*slightly*"): formatting, not part of the text.
 _EMPHASIS_RE = re.compile(r"(\*\*|__|\*)(?=\S)(.+?)(?<=\S)\1")
-_AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
 _AU_LIST = r"(?:AU|action\s+units?)\s*-?\s*\d{1,2}(?:\s*(?:,|\+|&|and|or)\s*(?:AU|action\s+unit)?\s*-?\s*\d{1,2}\b)*"
 _COMPANION_RE = re.compile(rf"(?:\b(?:with|plus|alongside|accompanied by|and)|\+)\s*{_AU_LIST}", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
@@ -363,11 +362,6 @@ def _topic_re(au: ActionUnit) -> re.Pattern[str]:
     words = sorted({f for w in topic_words(au) for f in topic_forms(w)}, key=len, reverse=True)
     pattern = "|".join(re.escape(w).replace(r"\ ", r"[\s-]+") for w in words)
     return re.compile(rf"(?<![A-Za-z0-9])(?:{pattern})(?![A-Za-z0-9])", re.IGNORECASE)
-
-
-def named_aus(text: str) -> set[int]:
-    """The AU codes a text names ("AU4", "action unit 12")."""
-    return {int(code) for code in _AU_CODE_RE.findall(text)}
 
 
 def names_other_au(text: str, au: ActionUnit) -> bool:

@@ -425,6 +425,15 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
         ("The jaw is pulled far down and the mouth opens very wide, as in a yawn.", 25, 27),
         ("The lips part slightly and a small gap shows between them.", 26, 25),
         ("The lips part slightly, revealing the teeth.", 27, 25),
+        # lip shapes: the funnel's flare vs the pucker's knot; pressing vs tightening without pressing
+        ("The lips flare forward and turn outward, so the mouth forms a wide ring.", 18, 22),
+        ("The lips are gathered into a small wrinkled knot, as if blowing a kiss.", 22, 18),
+        ("The lips are squeezed hard against each other until the skin around them bulges.", 23, 24),
+        (
+            "The lips are tightened and thinned, their red parts rolled slightly in, with a small gap between them.",
+            24,
+            23,
+        ),
         # the own part named only as staying still is not the part that moves
         ("The outer ends of the eyebrows are lifted high toward the temples while the inner ends stay flat.", 1, 2),
     ],
@@ -462,6 +471,29 @@ def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
 )
 def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a contrast that states the look-alike's movement first and the own AU's after "whereas": the look-alike's
+        # clause (it names only the look-alike's code) is not the text's, the own one is (own_clauses)
+        ("AU12 lifts the lip corners, whereas AU15 drags them downward.", 15),
+        ("AU2 pulls up the outer brow, but AU4 lowers the brows and draws them together.", 4),
+        ("Unlike AU12, which draws the corners up, AU20 stretches them straight out toward the ears.", 20),
+        ("AU25 separates the lips with the jaw still, while AU26 lets the jaw drop.", 26),
+    ],
+)
+def test_a_look_alikes_clause_in_a_contrast_is_not_the_texts_own(text, au):
+    from augtext.movement import named_aus, own_clauses
+
+    assert validate_description(text, FACS[au]) is None
+    own = own_clauses(text, FACS[au])
+    assert named_aus(own) == {au}, own
+    # a contrast describes both AUs: sent as the look-alike, it passes too (its own clause is then the other one)
+    (other,) = named_aus(text) - {au}
+    assert validate_description(text, FACS[other]) is None
+    assert named_aus(own_clauses(text, FACS[other])) == {other}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,120 @@
+"""Benchmark: what `augtext generate` keeps of LLM-style answers (the rules, then the semantic gate).
+
+Three labelled answer sets in bench/data, each with correct descriptions (per AU and style), another AU's
+descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project's reference set:
+- scripted_answers.json: what a scripted OpenAI-compatible server (a user-tester's, AUs 1-26) answered one run; the
+  development set of the gate's clause judging and of the contrast-clause rule;
+- heldout_answers.json: written to measure (AUs 1-28), without seeing the gate or its prototypes; its misses were
+  read to find the contrast-clause rule and the lip-shape look-alikes, so it is no longer blind for those;
+- blind_answers.json: written blind (the 17 BP4D/DISFA AUs, several model voices), measured once.
+
+For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
+the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
+style for the correct descriptions. `--package DIR` measures another checkout's augtext (an older commit: `git
+worktree add /tmp/before <rev>`), with these same sets.
+
+    python bench/bench_answers.py [--package DIR] [--out bench/results/answers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "bench" / "data"
+SETS = ("scripted_answers", "heldout_answers", "blind_answers")
+
+
+def kept(gate, items: list[tuple[int, str]]) -> np.ndarray:
+    """Whether the gate keeps each (au, text), in the order given."""
+    out = np.zeros(len(items), dtype=bool)
+    for au in sorted({a for a, _ in items}):
+        rows = [i for i, (a, _) in enumerate(items) if a == au]
+        out[rows] = [d.reason is None for d in gate.check([items[i][1] for i in rows], au)]
+    return out
+
+
+def measure(package: Path) -> dict:
+    sys.path.insert(0, str(package))
+    from augtext.facs import FACS
+    from augtext.quality import SemanticGate, default_embedder
+    from augtext.reference import reference_set
+    from augtext.validate import validate_description
+
+    embedder = default_embedder()
+    gates = {"gate": SemanticGate(embedder)}
+    if "judge_clauses" in inspect.signature(SemanticGate).parameters:
+        gates["gate_whole"] = SemanticGate(embedder, judge_clauses=False)
+    groups = {"reference_set": {"correct": [(au, t, style) for (au, style), ts in reference_set().items() for t in ts]}}
+    for name in SETS:
+        data = json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
+        groups[name] = {
+            "correct": [(int(x["au"]), x["text"], x["style"]) for x in data["correct"]],
+            "wrong_au": [(int(x["au"]), x["text"], None) for x in data["wrong_au"]],
+            "off_domain": [(int(x["au"]), x["text"], None) for x in data["off_domain"]],
+        }
+    rev = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    result: dict = {"package": str(package), "commit": rev.stdout.strip() or None, "sets": {}}
+    for name, kinds in groups.items():
+        for kind, rows in kinds.items():
+            items = [(a, t) for a, t, _ in rows]
+            rules = np.array([validate_description(t, FACS[a]) is None for a, t in items])
+            entry: dict = {"sentences": len(items), "rules": float(rules.mean())}
+            for gate_name, gate in gates.items():
+                ok = kept(gate, items)
+                entry[gate_name] = float(ok.mean())
+                entry[f"kept{gate_name[4:]}"] = float((rules & ok).mean())
+                if kind == "correct" and gate_name == "gate":
+                    aus, styles = np.array([a for a, _ in items]), np.array([s for _, _, s in rows])
+                    entry["kept_per_au"] = {f"AU{a}": float((rules & ok)[aus == a].mean()) for a in sorted(set(aus))}
+                    entry["kept_per_style"] = {s: float((rules & ok)[styles == s].mean()) for s in sorted(set(styles))}
+            result["sets"][f"{name}:{kind}"] = entry
+    return result
+
+
+def report(r: dict) -> str:
+    lines = [
+        f"augtext of {r['commit'] or r['package']}",
+        "",
+        "| sentences | n | pass the rules | the gate | kept (both) | kept, gate on whole texts only |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, e in r["sets"].items():
+        whole = f"{e['kept_whole']:.3f}" if "kept_whole" in e else "—"
+        lines.append(f"| {name} | {e['sentences']} | {e['rules']:.3f} | {e['gate']:.3f} | {e['kept']:.3f} | {whole} |")
+    for name, e in r["sets"].items():
+        if "kept_per_au" in e and not name.startswith("reference"):
+            low = {k: v for k, v in e["kept_per_au"].items() if v < 0.8}
+            lines.append(
+                f"{name}: kept per style "
+                + ", ".join(f"{k} {v:.2f}" for k, v in e["kept_per_style"].items())
+                + "; AUs under 0.80: "
+                + (", ".join(f"{k} {v:.2f}" for k, v in low.items()) or "none")
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--package", type=Path, default=REPO, help="a checkout whose augtext is measured (default: this)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "answers.json")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = measure(args.package.resolve())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    text = report(result)
+    args.out.with_suffix(".md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
