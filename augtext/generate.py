@@ -463,6 +463,11 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
     ]
     if report.rejections:
         lines.append("rejected: " + ", ".join(f"{r} {c}" for r, c in report.rejections.most_common()))
+    if thinking := report.rejections.get("reasoning_only"):
+        lines.append(
+            f"{thinking} answer(s) held only the model's reasoning (<think>...), cut short or with nothing after it: "
+            "raise --max-tokens (a reasoning model may think for thousands of tokens), or turn its thinking off"
+        )
     if report.failures:  # not logged, so the next run asks them again
         more = f" (and {len(report.failures) - 3} more)" if len(report.failures) > 3 else ""
         lines.append("failed requests: " + "; ".join(report.failures[:3]) + more)

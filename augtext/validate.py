@@ -24,9 +24,10 @@ import unicodedata
 from augtext.facs import ActionUnit
 from augtext.movement import _AU_CODE_RE, NEGATED_RE, named_aus, says_change, wrong_direction
 
-PARSE_REASONS = ("empty_response", "malformed_json", "no_json", "no_list")
-"""Why a whole response yielded nothing: blank; JSON that starts but does not parse (e.g. truncated); neither JSON
-nor list lines; JSON without any string in a list."""
+PARSE_REASONS = ("empty_response", "reasoning_only", "malformed_json", "no_json", "no_list")
+"""Why a whole response yielded nothing: blank; only a reasoning model's thinking (`<think>…`, cut short by
+--max-tokens or with nothing after it); JSON that starts but does not parse (e.g. truncated); neither JSON nor list
+lines; JSON without any string in a list."""
 
 TEXT_REASONS = (
     "refusal",
@@ -69,6 +70,7 @@ _MARKER = r"(?:[-*\u2022\u2013]|\(?\d{1,3}[.):])"
 _LIST_LINE_RE = re.compile(rf"^\s*{_MARKER}\s+(\S.*)$")
 _MARKER_RE = re.compile(rf"^\s*{_MARKER}\s+")
 _QUOTED_LINE_RE = re.compile(r'^\s*(["\u201c].*["\u201d])\s*,?\s*$')  # "The brows rise.",
+_TABLE_ROW_RE = re.compile(r"^\s*\|(.*)\|\s*$")  # | 1 | The brows rise. |  (a markdown table's row)
 # A complete JSON string literal used as a value: followed by a comma, a closing bracket/brace or the end.
 _JSON_STRING_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"(?=\s*(?:[,\]}]|$))')
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(A-Z0-9])")
@@ -77,6 +79,8 @@ _DIGIT_RE = re.compile(r"\d")
 _CURLY_QUOTES = str.maketrans("\u201c\u201d", '""')
 # Markdown emphasis around words ("**The brows rise**, ...", "*slightly*"): formatting, not part of the text.
 _EMPHASIS_RE = re.compile(r"(\*\*|__|\*)(?=\S)(.+?)(?<=\S)\1")
+# A bold label that heads an item ("**Appearance:** The brows rise", "**Anatomy**: ..."): a heading, not the text.
+_HEADING_RE = re.compile(r"^(\*\*|__)[^*_\n]{1,40}?(?::\1|\1\s*:)\s*")
 _AU_LIST = r"(?:AU|action\s+units?)\s*-?\s*\d{1,2}(?:\s*(?:,|\+|&|and|or)\s*(?:AU|action\s+unit)?\s*-?\s*\d{1,2}\b)*"
 _COMPANION_RE = re.compile(rf"(?:\b(?:with|plus|alongside|accompanied by|and)|\+)\s*{_AU_LIST}", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
@@ -127,10 +131,12 @@ class ParseError(ValueError):
 def parse_response(raw: str, lenient: bool = False) -> list[str]:
     """Extract the descriptions from one LLM answer (cleaned with `clean_text`, empty ones dropped).
 
-    Accepted, in this order: JSON inside a ``` fence, the first JSON value in the text (a list of strings, a list of
-    objects with a "text"/"description" field, an object holding such a list, a lone string; single-quoted Python
+    A reasoning model's thinking (`<think>…</think>`, also `<thinking>`, `<reasoning>`; or only the closing tag, when
+    the chat template opened it) is not the answer: what follows it is parsed. Accepted, in this order: JSON inside a
+    ``` fence, the first JSON value in the text (a list of strings, a list of
+    objects with a "text"/"description" field, an object holding such lists, a lone string; single-quoted Python
     lists too), then numbered/bulleted lines, then (in an answer without any JSON) lines that are each one quoted
-    text. Anything else raises ParseError.
+    text, or a markdown table's rows. Anything else raises ParseError.
 
     `lenient=True` salvages more from answers that ignore the format, as tiny models often do: the complete strings
     of a truncated JSON list, or else the sentences of a plain-prose answer. Every salvaged text still has to pass
@@ -138,6 +144,7 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     """
     if raw is None or not raw.strip():
         raise ParseError("empty_response")
+    raw = _answer_after_reasoning(raw)
     fenced = [m.group(1) for m in _FENCE_RE.finditer(raw)]
     failure = "no_json"
     curly = raw.translate(_CURLY_QUOTES)  # a list quoted with typographic quotes: [“The brows rise.”, ...]
@@ -150,6 +157,11 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _LIST_LINE_RE.match(line))]
     if not lines and failure == "no_json":  # no JSON at all: one quoted description per line is a list too
         lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _QUOTED_LINE_RE.match(line))]
+    if not lines and failure == "no_json":  # a markdown table: each body row's longest cell
+        rows = [m.group(1).split("|") for line in raw.splitlines() if (m := _TABLE_ROW_RE.match(line))]
+        rule = [set("".join(cells)) <= set(" -:") for cells in rows]  # |---|---| under the header row
+        body = rows[rule.index(True) + 1 :] if True in rule else rows
+        lines = [clean_text(max(cells, key=len)) for cells in body]
     lines = [t for t in lines if t]
     if lines:
         return lines
@@ -159,6 +171,26 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
         if salvaged:
             return salvaged
     raise ParseError(failure)
+
+
+_REASONING_TAGS = r"think|thinking|reasoning"
+_REASONING_END_RE = re.compile(rf"</(?:{_REASONING_TAGS})\s*>", re.IGNORECASE)
+_REASONING_START_RE = re.compile(rf"<(?:{_REASONING_TAGS})\s*>", re.IGNORECASE)
+
+
+def _answer_after_reasoning(raw: str) -> str:
+    """`raw` after its last closing reasoning tag; the part before an opening tag that never closes (thinking cut
+    short by the token limit). ParseError("reasoning_only") when no answer is left."""
+    ends = list(_REASONING_END_RE.finditer(raw))
+    if ends:
+        answer = raw[ends[-1].end() :]
+    elif start := _REASONING_START_RE.search(raw):
+        answer = raw[: start.start()]
+    else:
+        return raw
+    if not answer.strip():
+        raise ParseError("reasoning_only")
+    return answer
 
 
 def _complete_strings(raw: str) -> list[str]:
@@ -192,11 +224,11 @@ def _json_texts(text: str) -> tuple[list[str], str]:
     status = "no_json"
     candidates: list[object] = []
     try:
-        candidates.append(json.loads(text))
+        candidates.append(json.loads(text, strict=False))  # strict=False: a line break inside a string, as LLMs write
     except (ValueError, RecursionError):  # RecursionError: brackets nested past the decoder's depth ("[[[[...")
         pass
     if not (candidates and isinstance(candidates[0], str)):
-        decoder = json.JSONDecoder()
+        decoder = json.JSONDecoder(strict=False)
         end = len(text.rstrip())
         for m in re.finditer(r"[\[{]", text):
             try:
@@ -249,9 +281,13 @@ def _strings(value: object) -> list[str]:
                 out.extend(_strings(item))
         return out
     if isinstance(value, dict):
-        for key in (*_LIST_KEYS, *value.keys()):
+        for key in _LIST_KEYS:
             if isinstance(value.get(key), list) and (found := _strings(value[key])):
                 return found
+        # lists under other keys: all of them ({"appearance": [...], "anatomical": [...]}, {"AU1": [...]})
+        lists = [found for v in value.values() if isinstance(v, list) and (found := _strings(v))]
+        if lists:
+            return [t for found in lists for t in found]
         if len(value) >= 2 and all(isinstance(v, str) and _DIGIT_RE.search(k) for k, v in value.items()):
             return list(value.values())  # numbered descriptions: {"1": "...", "2": "..."}, {"sentence_1": "..."}
         return _dict_text(value)
@@ -269,8 +305,9 @@ def _dict_text(item: dict) -> list[str]:
 
 
 def clean_text(text: str) -> str:
-    """One line, single spaces, no list marker ("1.", "-", "*"), no markdown emphasis ("**", "*") and no wrapping
-    quotes or trailing comma; HTML entities decoded, control and invisible format characters removed."""
+    """One line, single spaces, no list marker ("1.", "-", "*"), no bold heading ("**Appearance:**"), no markdown
+    emphasis ("**", "*") and no wrapping quotes or trailing comma; HTML entities decoded, control and invisible format
+    characters removed."""
     text = _ENTITY_RE.sub(lambda m: html.unescape(m.group()), str(text))  # "&amp;", "&#39;": escaped, not text
     text = unicodedata.normalize("NFKC", text).replace("\u200b", " ")  # a zero-width space still parts two words
     text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
@@ -278,7 +315,7 @@ def clean_text(text: str) -> str:
     previous = None
     while text != previous:
         previous = text
-        text = _EMPHASIS_RE.sub(r"\2", _MARKER_RE.sub("", text)).strip().rstrip(",").strip()
+        text = _EMPHASIS_RE.sub(r"\2", _HEADING_RE.sub("", _MARKER_RE.sub("", text))).strip().rstrip(",").strip()
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text

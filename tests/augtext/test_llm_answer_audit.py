@@ -94,6 +94,23 @@ def test_good_descriptions_are_kept_clean_whatever_the_wrapping(llm_server, tmp_
     assert _kept(tmp_path) == GOOD
 
 
+def test_a_reasoning_models_thinking_is_not_its_answer(llm_server, tmp_path, capsys):
+    """A reasoning model served without a reasoning parser (DeepSeek-R1 distills, Qwen3, QwQ) puts its thinking in
+    the content; the list it drafts there is not its answer. Thinking cut short by --max-tokens is counted as
+    `reasoning_only`, and the summary says what to change."""
+    draft = json.dumps(["The brows are pulled down and together."])
+    llm_server.answer = lambda code, k: (
+        f"<think>\nAU12 is the smile. Draft: {draft}? No.\n</think>\n\n{json.dumps(GOOD)}"
+    )
+    rc, err = _run(llm_server, tmp_path / "answered", capsys)
+    assert rc == 0, err
+    assert _kept(tmp_path / "answered") == GOOD
+    llm_server.answer = lambda code, k: f"<think>\nAU12 is the smile. Draft: {draft}, and then"
+    rc, err = _run(llm_server, tmp_path / "cut", capsys)
+    assert rc == 1 and _rejected(tmp_path / "cut") == {"reasoning_only": 1} and _kept(tmp_path / "cut") == []
+    assert "raise --max-tokens" in err and NO_TRACE not in err, err
+
+
 def test_html_entities_are_decoded_not_kept():
     from augtext.validate import clean_text
 

@@ -47,6 +47,28 @@ def test_parse_real_looking_outputs(raw):
     assert parse_response(raw) == [A, B]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the answer after a reasoning model's thinking, not the list it drafted inside it
+        f'<think>\nThey want AU1. Draft: ["The brows drop."] -- no, that is AU4.\n</think>\n\n["{A}", "{B}"]',
+        f'<thinking>Two sentences.</thinking>["{A}", "{B}"]',
+        f'<think>\n<think>nested</think> more thought\n</think>\n```json\n["{A}", "{B}"]\n```',
+        # the chat template opened <think> in the prompt: the answer holds only its end
+        f'Draft: ["The brows drop."]. Fine.\n</think>\n["{A}", "{B}"]',
+        # a line break inside a JSON string (not valid JSON; LLMs write it)
+        f'["{A.replace(" are ", chr(10) + "are ")}", "{B}"]',  # "...eyebrows<newline>are pulled..."
+        # bold headings on list items
+        f"1. **Appearance:** {A}\n2. **Anatomy**: {B}",
+        # lists under keys of their own; a markdown table
+        json.dumps({"appearance": [A], "anatomical": [B]}),
+        f"| # | description |\n|---|---|\n| 1 | {A} |\n| 2 | {B} |",
+    ],
+)
+def test_parse_reasoning_line_breaks_and_headings(raw):
+    assert parse_response(raw) == [A, B]
+
+
 def test_parse_single_json_string_and_object():
     assert parse_response(f'"{A}"') == [A]
     assert parse_response(f'{{"description": "{A}"}}') == [A]
@@ -67,6 +89,10 @@ def test_parse_single_json_string_and_object():
         ("[]", "no_list"),
         ("[1, 2, 3]", "no_list"),
         ('["", "  "]', "no_list"),
+        # a reasoning model's thinking and no answer: cut short by the token limit, or nothing after it
+        (f'<think>\nThe user wants AU1. Maybe ["{A}"]... let me also', "reasoning_only"),
+        (f'<think>The user wants AU1: ["{A}"]</think>\n\n', "reasoning_only"),
+        (f'The user wants AU1, e.g. ["{A}"]. Let me write the list.\n</think>', "reasoning_only"),
     ],
 )
 def test_parse_errors(raw, reason):
