@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -39,16 +41,34 @@ def _show_warning(plain, shown: set[str], message, category, filename, lineno, f
 
 def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program (`_run`), the project's own warnings shown as one line each (`_show_warning`;
-    restored on return: tests call the CLIs again and again)."""
-    with warnings.catch_warnings():
-        warnings.showwarning = partial(_show_warning, warnings.showwarning, set())
-        return _run(app, argv)
+    restored on return: tests call the CLIs again and again). SIGTERM (what `timeout`, `docker stop` and systemd
+    send) takes the path of Ctrl-C — partial outputs are removed, nothing half-written is left — and exits 143."""
+    terminated: list[int] = []
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = partial(_show_warning, warnings.showwarning, set())
+            code = _run(app, argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if code == 130:
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
+    return code
 
 
 def _run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program: 0 on success, 2 on bad input and every handled failure, 3 on an unexpected
-    error (a bug: the traceback is printed). 1 is left to the commands' own meaning (`augtext generate`: some AU/style
-    ended short of --n).
+    error (a bug: the traceback is printed), 130 when interrupted. 1 is left to the commands' own meaning (`augtext
+    generate`: some AU/style ended short of --n).
 
     Callable from tests (`main(["generate", ...])`) as well as from the console script.
     """
@@ -66,11 +86,7 @@ def _run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
         else:
             print(f"error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    except _ABORTS:
-        print("aborted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (*_ABORTS, KeyboardInterrupt):  # Ctrl-C (run_app says so; SIGTERM comes here too)
         return 130
     except Exception:  # a bug, not bad input: say so, with the traceback to report
         traceback.print_exc()
@@ -79,7 +95,5 @@ def _run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     # Without standalone mode, typer's own click hands an Exit back as its code instead of raising it, and turns
     # Ctrl-C into Exit(130) on the way: the commands return None, so an int here is that exit status.
     if isinstance(code, int) and not isinstance(code, bool) and code:
-        if code == 130:
-            print("interrupted", file=sys.stderr)
         return code
     return 0

@@ -61,6 +61,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state, strict=True)
 
 
+# ImageNet normalisation maps [0, 1] to [-2.12, 2.64]; beyond this a tensor holds pixel values (0-255), not crops
+# normalised as build_transforms does (a margin for resizing filters that overshoot)
+MAX_NORMALISED = 10.0
+
+
 def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The prior's (A,K,D) embeddings and (A,K) mask as tensors on `device` (moved once, reused every step)."""
     return (torch.from_numpy(prior.embeddings).to(device), torch.from_numpy(prior.mask).to(device))
@@ -126,7 +131,13 @@ class LoadedRun:
         elif threshold is None:
             table, source = self.thresholds, "the run's per-AU thresholds"
         else:
-            table = read_thresholds(threshold, "give a thresholds file from `hiva_core eval --save-thresholds`")
+            fix = (
+                "--threshold takes a number in [0, 1] (one threshold for every AU, e.g. 0.5) or a thresholds JSON "
+                "file (`hiva_core eval --save-thresholds`, or a run's thresholds.json)"
+            )
+            if Path(threshold).is_dir():
+                raise UserError(f"--threshold {threshold} is a folder; {fix}: {RunFolder(threshold).thresholds_file}?")
+            table = read_thresholds(threshold, fix)
             source, none = f"the per-AU thresholds of {threshold}", f"threshold 0.5 ({threshold} has none of these AUs)"
         stored = [a for a in self.aus if a in table]
         text = source if stored else none
@@ -147,8 +158,11 @@ class LoadedRun:
         """AU probabilities `{"probs": (B, A), "maps": (B, A, h, w) | None}` (float32, CPU; AUs in `aus` order) of
         aligned face crops (see the class): a float tensor (B, C, S, S), ImageNet-normalised at S = `image_size`
         (`hiva_core.data.transforms.build_transforms(image_size)` of each crop), C in `input_channels`; or a list of
-        aligned crops as PIL images or image file paths (one alone is a batch of one), transformed here the same way.
-        Raises TypeError for anything else and ValueError for a tensor of the wrong shape."""
+        aligned crops as PIL images or image file paths (one alone is a batch of one), read as the image files are
+        (`hiva_core.faces.media.to_rgb`: 16-bit and other modes scaled to 8-bit RGB) and transformed the same way.
+        Raises TypeError for anything else, a tensor that is not floating point included (uint8 pixels: normalise
+        them as build_transforms does), and ValueError for a float tensor of another shape than (B, C, S, S) or with
+        values no normalised crop has (0-255 pixels)."""
         images = self._batch(images).to(self.device, torch.float32)
         out = self.model(images, self.text_emb, self.text_mask)
         probs, maps = torch.sigmoid(out["logits"].float()), out.get("maps")
@@ -168,8 +182,20 @@ class LoadedRun:
             "aligned face crops (PIL images or image file paths)"
         )
         if isinstance(images, torch.Tensor):
-            if images.ndim != 4 or images.shape[1] not in self.input_channels:
+            if not images.is_floating_point():
+                raise TypeError(
+                    f"LoadedRun.predict: a {images.dtype} tensor; give {expected}: each crop scaled to [0, 1] and "
+                    "normalised with the ImageNet mean and std, as hiva_core.data.transforms.build_transforms("
+                    f"{size}) makes it (not 0-255 pixel values)"
+                )
+            if images.ndim != 4 or images.shape[1] not in self.input_channels or images.shape[2:] != (size, size):
                 raise ValueError(f"LoadedRun.predict: a tensor of shape {tuple(images.shape)}; give {expected}")
+            if images.numel() and images.detach().abs().max() > MAX_NORMALISED:
+                raise ValueError(
+                    f"LoadedRun.predict: a tensor with values up to {float(images.detach().abs().max()):g}, not "
+                    f"ImageNet-normalised (within about +-2.7); give {expected}, as hiva_core.data.transforms."
+                    f"build_transforms({size}) makes it (0-255 pixel values need scaling to [0, 1], then normalising)"
+                )
             return images
         if isinstance(images, (Image.Image, str, os.PathLike)):
             images = [images]
@@ -185,12 +211,10 @@ class LoadedRun:
                 "crop then its neutral frame's, or use `hiva_core predict --neutral`"
             )
         from hiva_core.data.transforms import build_transforms
-        from hiva_core.faces.media import open_rgb
+        from hiva_core.faces.media import open_rgb, to_rgb
 
         transform = build_transforms(self.image_size, augment=False)
-        return torch.stack(
-            [transform((x if isinstance(x, Image.Image) else open_rgb(x)).convert("RGB")) for x in images]
-        )
+        return torch.stack([transform(to_rgb(x) if isinstance(x, Image.Image) else open_rgb(x)) for x in images])
 
 
 def _kind(value: Any) -> str:
@@ -198,6 +222,16 @@ def _kind(value: Any) -> str:
     shape = getattr(value, "shape", None)
     empty = "an empty " if isinstance(value, Sequence) and not value else ""
     return empty + type(value).__name__ + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def check_not_fold_parent(run: RunFolder, also: str = "") -> None:
+    """A UserError for a `--folds all` folder given where one run is meant: it holds one run per fold (fold1/, ...),
+    not a model; `also` names another way (eval's --folds all)."""
+    if not run.is_run() and run.fold_runs():
+        raise UserError(
+            f"{run.path} holds one run per fold ({', '.join(r.path.name for r in run.fold_runs())}); "
+            f"{also}give --run {run.path}/foldK"
+        )
 
 
 def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> LoadedRun:
@@ -211,6 +245,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
     if not run.path.is_dir():
         what = "is a file, not a run folder" if run.path.exists() else "not found"
         raise UserError(f"run folder {run.path} {what}; give the folder written by `hiva_core train --out`")
+    check_not_fold_parent(run)
     info = run.read_config()
     prior = run.read_prior()
     aus = [int(a) for a in info["aus"]]

@@ -127,8 +127,9 @@ def train(
 ) -> None:
     """Train a HiVA model on labelled faces with the text prior."""
     from hiva_core.config import resolve_config
-    from hiva_core.metrics import format_folds_table, format_table
+    from hiva_core.metrics import format_table
     from hiva_core.train import resume_config, run_train
+    from hiva_core.views import cli_words, format_fold_summary, train_result_line
 
     if out is None:
         raise UserError("hiva_core train needs --out runs/NAME")
@@ -149,27 +150,25 @@ def train(
     }
     base = resume_config(out, all_folds) if resume else None
     cfg = resolve_config(config, options, set_ or (), base=base)
-    result = run_train(cfg, out, resume=resume, all_folds=all_folds)
+    try:
+        result = run_train(cfg, out, resume=resume, all_folds=all_folds)
+    except UserError as exc:  # the library's messages name its keyword arguments: name the options instead
+        raise UserError(cli_words(str(exc))) from exc
 
     runs = result["folds"].values() if all_folds else [result]
     for r in runs:  # rank 0 of a finished run; other ranks hold no metrics
         if r["metrics"] is not None and r["finished"]:
             # The trainer scores the test split at 0.5; eval and predict use the run's per-AU thresholds if it has any.
-            other = (
-                f"; `hiva_core eval --run {r['out']}` scores it at the run's per-AU thresholds"
-                if r["thresholds"]
-                else ""
-            )
-            print(
-                f"\n{r['out']}: epoch {r['best_epoch']} kept ({r['selected_on']} {100 * r['best_f1']:.1f}); "
-                f"test avg F1 at 0.5 {100 * r['metrics']['avg']['f1']:.1f} (the table below, at 0.5{other})\n"
-            )
+            print(f"\n{train_result_line(r)}\n")
             print(format_table(r["metrics"]))
     if all_folds and result["summary"] is not None:
         summary = result["summary"]
         mean = 100 * summary["mean"]["avg"]["f1"]
-        print(f"\n{out}: {len(result['folds'])} folds, mean avg F1 at 0.5 {mean:.1f} (the table below, at 0.5)\n")
-        print(format_folds_table(summary))
+        print(
+            f"\n{out}: {len(result['folds'])} folds, avg F1 at 0.5 {mean:.1f} (each AU's F1 averaged over the folds, "
+            "then over the AUs; the table below, at 0.5)\n"
+        )
+        print(format_fold_summary(summary))
 
 
 @app.command("neutral")
@@ -253,8 +252,9 @@ def eval_(
     floor; with landmarks in the data (SynthAU), the localisation of the maps (share of present AUs whose map peaks in
     the AU's region). Data without a fold or split column is evaluated whole."""
     from hiva_core.evaluate import run_eval
-    from hiva_core.metrics import format_folds_table, format_table
+    from hiva_core.metrics import format_table
     from hiva_core.regions import format_localisation
+    from hiva_core.views import eval_header, format_fold_summary
 
     all_folds = _all_folds(fold, folds)
     result = run_eval(
@@ -273,13 +273,12 @@ def eval_(
         flip=flip,
         per_face=per_face,
     )
+    print(eval_header(result) + "\n")
     if all_folds:
-        print(format_folds_table(result))
+        print(format_fold_summary(result))
         if result["mean"].get("localisation"):
             print("\nOver all folds (hits and pairs pooled). " + format_localisation(result["mean"]["localisation"]))
     else:
-        mirrored = "; each face averaged with its mirror image" if flip else ""
-        print(f"{run} on {data} ({result['rows']}, {result['n']} frames; {result['thresholds']}{mirrored})\n")
         print(format_table(result))
         if result.get("localisation"):
             print("\n" + format_localisation(result["localisation"]))

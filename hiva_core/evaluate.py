@@ -9,8 +9,9 @@ unlabelled faces in, AU probabilities out (`LoadedRun.predict`, `hiva_core predi
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,7 @@ def evaluate_run(
         )
     loaded = dataclasses.replace(select_aus(load_run(run, device=device), aus, text_cache), flip=flip)
     loaded.au_thresholds(threshold)  # a bad --threshold fails before any work
+    check_trained_rows(loaded, data, fold, choosing=save_thresholds is not None)
     dataset, rows = run_dataset(loaded, data, fold, lists, align)
     thresholds, threshold_text = loaded.au_thresholds(threshold, alone=loaded.reference and not dataset.paired)
     loader = run_loader(loaded, dataset, batch_size)
@@ -201,6 +203,7 @@ def evaluate_run(
     if localisation is not None:  # the model draws maps and the data has landmarks
         metrics["localisation"] = localisation
     metrics["run"] = str(run)
+    metrics["data"] = str(data)
     metrics["fold"] = rows.fold
     metrics["rows"] = rows.text
     metrics["thresholds"] = threshold_text
@@ -217,6 +220,40 @@ def evaluate_run(
         write_rows(face_table(dataset, out, loaded.aus, thresholds), Path(per_face))
         metrics["per_face"] = str(per_face)
     return metrics
+
+
+def check_trained_rows(loaded, data: str, fold: int | None, choosing: bool = False) -> None:
+    """`eval --fold K` of the data the run was trained on, K not the fold it held out (splits.trained_fold): its rows
+    were trained on. Scoring them is refused (a UserError naming the run's fold and the run to use instead): their F1
+    would pass for a test score. `choosing` (--save-thresholds: the rows choose thresholds, no test F1 is reported)
+    only warns: thresholds chosen on faces the run has seen fit its overconfident probabilities there."""
+    import warnings
+
+    from hiva_core.data.splits import trained_fold
+
+    data_cfg = loaded.config["config"].get("data", {})
+    held = trained_fold(data, fold, data_cfg.get("spec"), data_cfg.get("fold"))
+    if held is None:
+        return
+    run = Path(loaded.run_dir)
+    default = "" if data_cfg.get("fold") is not None else ", the default: it was trained without --fold"
+    what = (
+        f"{run} was trained with fold {held} held out ({run / 'config.json'}: data.fold {held}{default}); fold "
+        f"{fold}'s test rows are among its training rows"
+    )
+    if choosing:
+        warnings.warn(
+            f"{what}: thresholds chosen on them fit faces the run has seen; choose them on rows it was not trained on "
+            f"(fold {held}'s, or another sample of the domain)",
+            UserWarning,
+            stacklevel=2,
+        )
+        return
+    other = f"--run {run.parent / f'fold{fold}'}" if run.name == f"fold{held}" else f"a run trained with --fold {fold}"
+    raise UserError(
+        f"{what}, so their F1 would be a training score: evaluate it on fold {held} (leave --fold out), or evaluate "
+        f"the run that held out fold {fold} ({other})"
+    )
 
 
 def face_table(dataset, out: dict, aus: Sequence[int], thresholds: Sequence[float]) -> pd.DataFrame:
@@ -263,11 +300,19 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, 
     that says which rows (`hiva_core.data.splits.eval_selection`); `hiva_core adapt --data` takes the same rows with
     `labels=False`: whatever AUs the data labels (adapting reads no label)."""
     from hiva_core.data import build_dataset, check_images
-    from hiva_core.data.splits import eval_selection
+    from hiva_core.data.splits import check_split_subjects, eval_selection, list_format, same_data
 
     data_cfg = loaded.config["config"].get("data", {})
     rows = eval_selection(data, fold, data_cfg.get("fold"))
-    lists = lists if lists is not None else data_cfg.get("lists")
+    if lists is None and data_cfg.get("lists") is not None and list_format(data) is not None:
+        lists = data_cfg["lists"]
+        if not os.path.isdir(lists):
+            raise UserError(
+                f"list folder not found: {lists} (data.lists of {Path(loaded.run_dir) / 'config.json'}, as the run "
+                "was trained; a relative path is relative to the folder it was trained in): give --lists DIR"
+            )
+    if labels and same_data(data, data_cfg.get("spec")):  # the test F1 of a run trained on these lists
+        check_split_subjects(data, lists, rows.fold, need_train=False)
     dataset = build_dataset(
         data,
         split=rows.split,
@@ -338,24 +383,24 @@ def run_eval(
     `aus`, `text_cache`, `threshold`, `align`, `flip`, `save_thresholds` and `per_face` (one run only): as
     evaluate_run.
 
-    Returns evaluate_run's metrics, or aggregate_folds' summary with all_folds."""
-    from augtext.io import check_output_file
+    Returns evaluate_run's metrics, or with all_folds fold_summary's summary under folds_header's fields (what
+    the table is of: run, data, rows, frames, thresholds)."""
     from hiva_core.run_folder import RunFolder
     from hiva_core.serialize import write_json
 
     run = Path(run)
     if json_out is not None:
-        check_output_file(json_out, "--json")  # before the work, not after it
+        output_file(json_out, "--json", "eval.json")  # before the work, not after it
     if save_thresholds is not None:
         if all_folds:
             raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
-        check_output_file(save_thresholds, "--save-thresholds")
+        output_file(save_thresholds, "--save-thresholds", "thresholds.json")
     if per_face is not None:
         from hiva_core.predict import OUT_SUFFIXES
 
         if all_folds:
             raise UserError("--per-face takes one run: give --run RUN/foldK instead of --folds all")
-        check_output_file(per_face, "--per-face")
+        output_file(per_face, "--per-face", "faces.csv")
         if per_face.suffix.lower() not in OUT_SUFFIXES:
             raise UserError(f"--per-face {per_face}: unknown format {per_face.suffix!r}; use {', '.join(OUT_SUFFIXES)}")
     options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align, "flip": flip}
@@ -364,7 +409,7 @@ def run_eval(
         if not runs:
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
         per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, **options) for r in runs}
-        result = aggregate_folds(per_fold)
+        result = {**folds_header(run, data, per_fold, flip), **fold_summary(per_fold)}
         if all(m.get("localisation") for m in per_fold.values()):
             result["mean"]["localisation"] = pool_localisation([m["localisation"] for m in per_fold.values()])
     else:
@@ -374,3 +419,51 @@ def run_eval(
     if json_out is not None:
         write_json(json_out, result)
     return result
+
+
+def output_file(path: str | Path, option: str, example: str) -> Path:
+    """`path` as a file eval may write (checked before the work): a folder is a UserError suggesting `example` in it
+    (`--json out` -> out/eval.json), as is a path that cannot be written (augtext.io.check_output_file)."""
+    from augtext.io import check_output_file
+
+    if Path(path).is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name (e.g. {Path(path) / example})")
+    return check_output_file(path, option)
+
+
+def _mean_defined(values: Sequence[float]) -> float:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    return float(sum(finite) / len(finite)) if finite else float("nan")
+
+
+def fold_summary(per_fold: Mapping[str, Mapping]) -> dict:
+    """The mean over folds of `--folds all` (train's summary.json, `eval --folds all`): aggregate_folds' `folds` and
+    per-AU means, with `mean.avg` the paper's Avg: each AU's F1 per fold, averaged over the folds where the AU is
+    labelled (`mean.per_au`), then over the AUs — the mean of the "F1 mean" column, as ME-GraphAU and MDHR report
+    BP4D/DISFA. `mean.avg_of_folds` is the mean of the folds' own averages: the same number unless an AU has no known
+    label in some fold (that fold averages fewer AUs), and then not the figure to report."""
+    summary = aggregate_folds(per_fold)
+    mean = summary["mean"]
+    mean["avg_of_folds"] = mean["avg"]
+    mean["avg"] = {key: _mean_defined([row[key] for row in mean["per_au"].values()]) for key in mean["avg"]}
+    return summary
+
+
+def folds_header(run: str | Path, data: str, per_fold: Mapping[str, Mapping], flip: bool) -> dict:
+    """What an `eval --folds all` table is of, as evaluate_run's metrics say it for one run: `run`, `data`, `rows`
+    (the folds, each scored by its own run), `n` (frames in all), `thresholds` (where they come from: said once when
+    every fold's are alike, else per fold) and `flip`."""
+    texts = {name: m["thresholds"] for name, m in per_fold.items()}
+    if len(set(texts.values())) == 1:
+        thresholds = f"every fold at {next(iter(texts.values()))}"
+    else:
+        thresholds = "; ".join(f"{name} at {text}" for name, text in texts.items())
+    folds = ", ".join(str(m["fold"]) if m["fold"] is not None else m["rows"] for m in per_fold.values())
+    return {
+        "run": str(run),
+        "data": str(data),
+        "rows": f"folds {folds}, each scored by the run that held it out",
+        "n": int(sum(m["n"] for m in per_fold.values())),
+        "thresholds": thresholds,
+        "flip": flip,
+    }

@@ -8,10 +8,13 @@ label, probability, FACS name and, given the thresholds, the call `predict` writ
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -146,22 +149,35 @@ def save_heatmap_grid(
         heatmap_grid(crop, maps, aus, probs, **kwargs).save(fh, format="PNG")
 
 
+INDEX = ".hiva_heatmaps.json"  # in DIR: the PNGs predict wrote there last, the only files a later run removes
+_STARTED = time.time()  # about when this process started: staging folders older than it are another process's
+
+
 class HeatmapFolder:
-    """`predict --heatmaps DIR`, written all or nothing, like its --out file: the PNGs go to a hidden staging folder
-    beside DIR (`file(name)`), and `commit()` moves them in at the end (renames the staging folder to DIR when DIR
-    does not exist yet). `discard()`, for a run that failed or was interrupted, removes the staging folder, whatever
-    `commit()` moved in, and the folders on DIR's path that this run made: a failure leaves no folder, no PNG."""
+    """`predict --heatmaps DIR`, written all or nothing, like its --out file, and left holding exactly the PNGs the
+    rows name. The PNGs go to a hidden staging folder beside DIR (`.DIR.<pid>.<random>.tmp`, `file(name)`);
+    `commit()` moves them in (renames the staging folder to DIR when DIR does not exist yet) with an index of them
+    (INDEX), and sets aside what the previous run's index lists and the files the new PNGs replace; `finish()`, once
+    the run's --out is written too, drops those; `discard()`, for a run that failed or was interrupted, removes the
+    staging folder and whatever `commit()` moved in, puts back what it set aside and removes the folders on DIR's
+    path that this run made: a failure leaves DIR as it was. Files in DIR that no index lists (the user's, or PNGs
+    of versions before the index) are never removed. Staging folders of runs that were killed are removed when the
+    next run into DIR starts (`remove_stale_staging`)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         parent = self.path.parent
         self.made = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
         parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent))
+        remove_stale_staging(self.path)
+        prefix = f".{self.path.name}.{os.getpid()}."
+        self.staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
         mask = os.umask(0)
         os.umask(mask)
         self.staging.chmod(0o777 & ~mask)  # what mkdir would give the folder (mkdtemp's are 0700)
+        self.set_aside = self.staging / ".replaced"  # DIR's files that commit() replaced or found stale
         self.moved: list[Path] = []
+        self.aside: list[str] = []
         self.renamed = False
 
     def file(self, name: str) -> Path:
@@ -173,28 +189,99 @@ class HeatmapFolder:
         return self.path / name
 
     def commit(self) -> None:
-        """Move every staged PNG into DIR (replacing files of the same name there)."""
+        """Move every staged PNG and their index into DIR; set aside the PNGs the previous run's index lists and the
+        files of DIR the new ones replace."""
+        names = sorted(p.name for p in self.staging.iterdir())
+        _write_index(self.staging / INDEX, names)
         if not self.path.exists():
             os.rename(self.staging, self.path)
             self.renamed = True
             return
-        for staged in sorted(self.staging.iterdir()):
-            os.replace(staged, self.path / staged.name)
-            self.moved.append(self.path / staged.name)
-        self.staging.rmdir()
+        self.set_aside.mkdir()
+        for name in sorted({*read_index(self.path), *names, INDEX}):
+            if os.path.lexists(self.path / name) and not (self.path / name).is_dir():
+                os.replace(self.path / name, self.set_aside / name)
+                self.aside.append(name)
+        for name in (INDEX, *names):  # the index first: a run killed in between leaves no PNG it does not list
+            os.replace(self.staging / name, self.path / name)
+            self.moved.append(self.path / name)
+
+    def finish(self) -> None:
+        """The run succeeded: drop the staging folder with what commit() set aside."""
+        if not self.renamed:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def discard(self) -> None:
-        """Remove what this run wrote: the staging folder, what commit() moved in, the folders it made."""
-        shutil.rmtree(self.staging, ignore_errors=True)
+        """Undo this run: the staging folder, what commit() moved in and the folders it made go; what it set aside
+        comes back."""
         if self.renamed:
             shutil.rmtree(self.path, ignore_errors=True)
-        for png in self.moved:
-            png.unlink(missing_ok=True)
+        for moved in self.moved:
+            moved.unlink(missing_ok=True)
+        for name in self.aside:
+            os.replace(self.set_aside / name, self.path / name)
+        shutil.rmtree(self.staging, ignore_errors=True)
         for folder in self.made:
             try:
                 folder.rmdir()
             except OSError:  # not empty: something else wrote there meanwhile; keep it
                 break
+
+
+def read_index(folder: Path) -> list[str]:
+    """The PNG names a heatmap folder's INDEX lists: plain file names ending in .png only (an index edited to name
+    other files, or damaged, removes nothing)."""
+    try:
+        files = json.loads((folder / INDEX).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [n for n in files if isinstance(n, str) and n == Path(n).name and n.endswith(".png") and n[0] != "."]
+
+
+def _write_index(path: Path, names: Sequence[str]) -> None:
+    record = {"written_by": "hiva_core predict --heatmaps", "files": list(names)}
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def remove_stale_staging(path: str | os.PathLike) -> list[Path]:
+    """Remove the staging folders that runs into heatmap folder `path` left when they were killed (SIGKILL, or a
+    SIGTERM nothing caught): `.NAME.<pid>.<random>.tmp` beside it, older than this process, of a process that no
+    longer runs (`.NAME.<random>.tmp` of older versions: older than this process). Returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for folder in path.parent.iterdir():
+        found = pattern.fullmatch(folder.name)
+        if not found or folder.is_symlink() or not folder.is_dir():
+            continue
+        pid = int(found[1]) if found[1] else None
+        try:
+            if folder.stat().st_mtime >= _STARTED or (pid is not None and _running(pid)):
+                continue
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` (another than this one) still runs; where that cannot be told (Windows), True."""
+    if pid == os.getpid():
+        return False  # this process started after the folder was made: the pid was another's, reused
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process
+        return True
+    return True
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:

@@ -241,7 +241,9 @@ def format_table(metrics: Mapping) -> str:
 
 
 def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
-    """Mean over folds (the paper's figure): per AU and for the averages, of F1, AUC, positive rate and floor F1.
+    """Mean over folds: per AU and for the folds' averages, of F1, AUC, positive rate and floor F1. The figure to
+    report is the mean of the per-AU means (`hiva_core.evaluate.fold_summary`'s `mean.avg`); `mean.avg` here is the
+    mean of the folds' own averages, which differs when an AU is unknown in a fold.
 
     `fold_metrics` maps a fold name ("fold1") to that fold's `au_metrics` dict; every fold must have the same AUs.
     Returns `{"folds": {name: metrics}, "mean": {"aus", "per_au": {AU: {...}}, "avg": {...}}}`; means skip folds

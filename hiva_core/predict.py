@@ -16,6 +16,7 @@ counts them, and the command fails (exit status 2) only when not a single input 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from PIL import Image
 from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import check_output_dir, check_output_file
-from hiva_core.faces.stream import FaceStream, StageTimer, check_min_face, collect_inputs, frame_total
+from hiva_core.faces.stream import FaceStream, Sources, StageTimer, check_min_face, collect_inputs, frame_total
 from hiva_core.heatmaps import HeatmapFolder
 from hiva_core.neutral import AUTO_NEUTRAL, neutral_tensor, resting_frames
 from hiva_core.progress import progress_bar
@@ -117,20 +118,23 @@ class _Batcher:
             row["heatmap"] = str(self.heatmaps.final(name))
 
     def _name(self, row: dict[str, Any]) -> str:
-        """`<stem>[_f<frame>]_face<k>.png`; a second source with the same stem gets `<stem>_2`, ..."""
+        """`<stem>_<ext>[_f<frame>]_face<k>.png`: gray.jpg's first face is gray_jpg_face0.png, gray.png's
+        gray_png_face0.png (sources that differ in their suffix only), frame 12 of astro.mp4's
+        astro_mp4_f000012_face0.png; a second source of the same name (in another folder) gets `<stem>_<ext>_2`."""
         source = Path(row["source"])
         stem = self.stems.get(source)
         if stem is None:
-            stem, n = source.stem, 2
+            base = f"{source.stem}_{source.suffix[1:]}" if source.suffix else source.name
+            stem, n = base, 2
             while stem in self.stems.values():
-                stem, n = f"{source.stem}_{n}", n + 1
+                stem, n = f"{base}_{n}", n + 1
             self.stems[source] = stem
         frame = f"_f{row['frame']:06d}" if row["kind"] == "video" else ""
         return f"{stem}{frame}_face{row['face']}.png"
 
 
 def run_predict(
-    inputs: Sequence[str | os.PathLike],
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
     run,
     out: str | os.PathLike | None = None,
     heatmaps: str | os.PathLike | None = None,
@@ -148,7 +152,9 @@ def run_predict(
     neutral: str | os.PathLike | None = None,
     frames: bool = False,
 ) -> PredictResult:
-    """Detect, align and score every face in `inputs` with the model of run folder `run` (or a LoadedRun).
+    """Detect, align and score every face in `inputs` (paths of images, videos or folders; one path alone is one
+    input; images in memory are a TypeError: aligned crops go to `LoadedRun.predict`) with the model of run folder
+    `run` (or a LoadedRun).
 
     `threshold`: one for every AU instead of the run's per-AU thresholds (0.5 restores the plain rule), or a
     thresholds file (`hiva_core eval --save-thresholds`) whose per-AU thresholds replace the run's.
@@ -239,6 +245,8 @@ def run_predict(
         if heat is not None:
             heat.discard()
         raise
+    if heat is not None:
+        heat.finish()
     return PredictResult(
         rows=table, summary=summary, timings=timer.totals(), aus=list(loaded.aus), thresholds=thresholds
     )
@@ -302,8 +310,9 @@ def write_rows(table: pd.DataFrame, out: Path) -> None:
         with atomic_path(out) as tmp:
             table.to_parquet(tmp, index=False)
     else:
+        records = json.loads(table.to_json(orient="records"))  # NaN and <NA> as null; then plain "/" (not "\/")
         with atomic_write(out, "w") as fh:
-            fh.write(table.to_json(orient="records", indent=1))
+            json.dump(records, fh, indent=1, ensure_ascii=False)
             fh.write("\n")
 
 
@@ -312,7 +321,7 @@ def write_csv(table: pd.DataFrame, fh: TextIO) -> None:
     table.to_csv(fh, index=False, lineterminator="\n", float_format="%.6g")
 
 
-def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> dict[str, Any]:
+def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
     status = table["status"]
     first = table.drop_duplicates(["source", "frame"])
     unreadable = table[status == "unreadable"]
@@ -328,4 +337,5 @@ def _summary(table: pd.DataFrame, sources: list[tuple[Path, str]], loaded) -> di
         "frames_without_face": int(len(no_face)),
         "no_face": [{"source": r.source, "frame": int(r.frame)} for r in no_face.itertuples()],
         "unreadable": [{"source": r.source, "error": r.error} for r in unreadable.itertuples()],
+        "skipped": [str(p) for p in sources.skipped],  # in the folders given: other files, hidden ones, subfolders
     }

@@ -8,7 +8,8 @@ runs/NAME/
   metrics.json             the best epoch's per-AU metrics (and the last epoch's)
   thresholds.json          per-AU thresholds chosen on validation rows for the best model (eval/predict default;
                            a run without it uses 0.5)
-  log.csv                  one row per epoch: step, losses, lr, val F1, time
+  log.csv                  one row per epoch: step, losses, lr, the test split's F1 at 0.5 and AUC, the validation
+                           rows' F1 at their per-AU thresholds and AUC, time (LOG_COLUMNS)
   tb/                      TensorBoard events (when the tensorboard package is installed)
 `--folds all` writes runs/NAME/fold{k}/ (each a run folder as above) and runs/NAME/summary.json.
 Every file is written atomically (temp file + rename), so a crash leaves the previous version or nothing.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -66,6 +68,10 @@ LEGACY_TRAIN_CONFIG: dict[tuple[str, str], Any] = {
     ("train", "region_weight"): 0.0,
     ("train", "select"): "test",
 }
+# log.csv, one row per epoch. test_f1/test_auc: the test split's average F1 at 0.5 and AUC; val_rows_f1/val_rows_auc:
+# the validation rows' average F1 at the per-AU thresholds chosen on them, and AUC (empty without validation rows, and
+# in rows written before these columns). val_f1/val_auc repeat test_f1/test_auc: the names log.csv had for them
+# before the others existed, kept for the scripts that read them.
 LOG_COLUMNS = [
     "epoch",
     "step",
@@ -76,11 +82,42 @@ LOG_COLUMNS = [
     "geometry",
     "intensity",
     "lr",
+    "test_f1",
+    "test_auc",
+    "val_rows_f1",
+    "val_rows_auc",
     "val_f1",
     "val_auc",
     "time_s",
 ]
+LEGACY_LOG_COLUMNS = {"test_f1": "val_f1", "test_auc": "val_auc"}  # a new column, read from an old log's name
 CONFIG_KEYS = ("model_name", "model_config", "aus", "image_size", "config")  # what load_run needs from config.json
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with its paths absolute, as config.json stores them: text.cache, data.spec (a manifest or SynthAU folder,
+    or the image root of `bp4d:ROOT`), data.lists, data.align_cache and model.backbone_weights. A path typed relative
+    to one working directory (`--lists lists_sub`) would not be found by a `--resume` or `eval` from another."""
+    from dataclasses import replace
+
+    from hiva_core.data.lists import split_list_spec
+
+    def absolute(value: Any) -> Any:
+        return value if value is None else os.path.abspath(os.fspath(value))
+
+    spec = cfg.data.spec
+    if spec is not None:
+        parts = split_list_spec(spec)
+        if parts is None:
+            spec = absolute(spec)
+        elif parts[1]:  # `bp4d:ROOT`: the name as typed, the root absolute
+            spec = f"{os.fspath(spec).partition(':')[0]}:{absolute(parts[1])}"
+    return replace(
+        cfg,
+        text=replace(cfg.text, cache=absolute(cfg.text.cache)),
+        data=replace(cfg.data, spec=spec, lists=absolute(cfg.data.lists), align_cache=absolute(cfg.data.align_cache)),
+        model=replace(cfg.model, backbone_weights=absolute(cfg.model.backbone_weights)),
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -103,8 +140,9 @@ class RunFolder:
     A `--folds all` run is a parent folder of `fold{k}` runs plus summary.json.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, fold_of: str | Path | None = None):
         self.path = Path(path)
+        self.fold_of = None if fold_of is None else Path(fold_of)  # the `--folds all` folder of a fold run
         self.best_f1 = -1.0
         self.best_epoch = 0
         self.best_metrics: dict | None = None
@@ -128,7 +166,7 @@ class RunFolder:
 
     def fold(self, k: int) -> RunFolder:
         """The run of fold k inside a `--folds all` folder."""
-        return RunFolder(self.path / f"fold{k}")
+        return RunFolder(self.path / f"fold{k}", fold_of=self.path)
 
     def fold_runs(self) -> list[RunFolder]:
         """The fold{k}/ runs (folders holding a config.json), in fold order."""
@@ -206,6 +244,11 @@ class RunFolder:
             raise
 
     def _kept(self) -> str:
+        if self.fold_of is not None:  # resumed through its parent: `--out runs/X --resume` finds no config.json
+            return (
+                f"keeps epoch {self.saved_epoch()}: --folds all --resume (with --out {self.fold_of}) continues from "
+                f"it, or delete {self.path} to train this fold from the start"
+            )
         return f"keeps epoch {self.saved_epoch()}: --resume continues from it, or delete {self.path} to start again"
 
     def check_unfinished(self, epochs: int) -> None:
@@ -241,9 +284,11 @@ class RunFolder:
         world_size: int = 1,
     ) -> None:
         """config.json: the resolved training config, the model's own config, the AUs, the image size, the text prior's
-        identity and the data it was trained on."""
+        identity and the data it was trained on; every path in it absolute (absolute_paths), so that the run resumes
+        and evaluates from any working directory."""
         from hiva_core.config import to_dict
 
+        cfg = absolute_paths(cfg)
         write_json(
             self.config_file,
             {
@@ -411,17 +456,24 @@ class RunFolder:
         """Add one epoch's row (LOG_COLUMNS) and rewrite log.csv atomically."""
         self.log_rows.append(row)
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(self.log_rows)
         with atomic_write(self.log_file, "w") as fh:
             fh.write(buffer.getvalue())
 
     def _read_log(self, upto_epoch: int) -> list[dict]:
+        """log.csv's rows up to an epoch, in LOG_COLUMNS: a log written before test_f1/test_auc has them from its
+        val_f1/val_auc (which held the test split's), and no validation rows' scores."""
         if not self.log_file.is_file():
             return []
         with open(self.log_file, newline="", encoding="utf-8") as fh:
-            return [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
+            rows = [row for row in csv.DictReader(fh) if int(row["epoch"]) <= upto_epoch]
+        for row in rows:
+            for new, old in LEGACY_LOG_COLUMNS.items():
+                if not row.get(new):
+                    row[new] = row.get(old, "")
+        return rows
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """summary.json of a `--folds all` folder: every fold's metrics and their mean."""

@@ -9,6 +9,7 @@ optimizer and scheduler state.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import sys
 import time
@@ -23,8 +24,8 @@ from hiva_core.checkpoint import prior_tensors
 from hiva_core.config import VAL_SELECT, TrainConfig
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, cleanup, env_world, init_distributed
-from hiva_core.evaluate import evaluate_model, val_thresholds
-from hiva_core.metrics import MIN_THRESHOLD_FRAMES, aggregate_folds, class_counts, too_few_to_choose
+from hiva_core.evaluate import evaluate_model, fold_summary, val_thresholds
+from hiva_core.metrics import MIN_THRESHOLD_FRAMES, class_counts, too_few_to_choose
 from hiva_core.progress import ProgressBar
 from hiva_core.run_folder import CONFIG, RunFolder
 from hiva_core.train_data import Loaders, build_datasets, build_loaders, check_fold_labels, discover_folds, read_prior
@@ -89,28 +90,38 @@ class Monitor:
         started: float,
         thresholds: dict | None = None,
     ) -> None:
-        """After the run folder was saved (rank 0): log.csv's row, TensorBoard's val/avg_f1 and the log line (the
-        test split's F1 at 0.5, the validation rows' F1 at their thresholds and AUC, and the kept epoch's selection
-        score; an epoch that was not evaluated says so).
-        log.csv's val_f1/val_auc columns hold the test split's, as they always have."""
-        val_f1 = metrics["avg"]["f1"] if metrics else float("nan")
-        val_auc = metrics["avg"]["auc"] if metrics else float("nan")
+        """After the run folder was saved (rank 0): log.csv's row, TensorBoard's scalars and the log line (the test
+        split's F1 at 0.5, the validation rows' F1 at their thresholds and AUC, and the kept epoch's selection score;
+        an epoch that was not evaluated says so).
+        log.csv: test_f1/test_auc the test split's, val_rows_f1/val_rows_auc the validation rows' (run_folder's
+        LOG_COLUMNS); its val_f1/val_auc columns, and TensorBoard's val/avg_f1, repeat the test split's, as they
+        always have."""
+        test_f1 = metrics["avg"]["f1"] if metrics else float("nan")
+        test_auc = metrics["avg"]["auc"] if metrics else float("nan")
+        val_f1 = thresholds["val_f1"]["avg"] if thresholds else float("nan")
+        val_auc = thresholds["val_auc"]["avg"] if thresholds else float("nan")
         self.run.append_log(
             {
                 "epoch": state.epoch,
                 "step": state.step,
                 **{k: f"{v:.6f}" for k, v in losses.items()},
                 "lr": f"{state.lr:.3e}",
-                "val_f1": f"{val_f1:.6f}",
-                "val_auc": f"{val_auc:.6f}",
+                "test_f1": f"{test_f1:.6f}",
+                "test_auc": f"{test_auc:.6f}",
+                "val_rows_f1": f"{val_f1:.6f}" if thresholds else "",
+                "val_rows_auc": f"{val_auc:.6f}" if thresholds else "",
+                "val_f1": f"{test_f1:.6f}",
+                "val_auc": f"{test_auc:.6f}",
                 "time_s": f"{time.time() - started:.2f}",
             }
         )
         if metrics is not None:
-            self.scalars(state.step, {"val/avg_f1": val_f1})
-        scores = f"test avg F1 {100 * val_f1:.1f}  " if metrics else "not evaluated (train.eval_every)  "
+            self.scalars(state.step, {"test/avg_f1": test_f1, "test/avg_auc": test_auc, "val/avg_f1": test_f1})
         if thresholds:
-            scores += f"val F1 {100 * thresholds['val_f1']['avg']:.1f} AUC {100 * thresholds['val_auc']['avg']:.1f}  "
+            self.scalars(state.step, {"val_rows/avg_f1": val_f1, "val_rows/avg_auc": val_auc})
+        scores = f"test avg F1 {100 * test_f1:.1f}  " if metrics else "not evaluated (train.eval_every)  "
+        if thresholds:
+            scores += f"val F1 {100 * val_f1:.1f} AUC {100 * val_auc:.1f}  "
         kept = f"kept epoch {self.run.best_epoch} ({100 * self.run.best_f1:.1f})  " if self.run.best_epoch else ""
         log(
             self.info,
@@ -181,8 +192,9 @@ def train_one_epoch(
 
 
 # ------------------------------------------------------------------------------------------------------------------ fit
-def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
-    """Train one model into the run folder `out`; with `resume`, continue it from its last.pt.
+def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | Path | None = None) -> dict:
+    """Train one model into the run folder `out`; with `resume`, continue it from its last.pt. `fold_of`: the
+    `--folds all` folder `out` is a fold of (what the messages tell to resume).
 
     Returns `{"best_f1", "best_epoch", "selected_on", "metrics", "last", "out", "finished", "thresholds"}`: the kept
     epoch's selection score (train.select: the validation avg AUC or F1, or the test avg F1; -1.0 before any
@@ -191,7 +203,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     `train.epochs` (False when `train.stop_after` ended it early), and whether it stores per-AU thresholds other
     than 0.5 (what `eval` and `predict` use).
     """
-    run = RunFolder(out)
+    run = RunFolder(out, fold_of=fold_of)
     run.check_new(resume)  # before anything else: a good run is never touched by a failed start
     info, device = init_distributed(pick_device(cfg.train.device))
     seed_everything(cfg.train.seed)
@@ -229,11 +241,11 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         )
     if resume:  # every piece of state that the next epoch depends on
         state.load_state_dict(run.resume())
-        log(
-            info,
-            f"resuming {run.path} at epoch {state.epoch + 1} "
-            f"(kept epoch {run.best_epoch}, selection score {100 * run.best_f1:.1f})",
-        )
+        kept = f"kept epoch {run.best_epoch}, selection score {100 * run.best_f1:.1f}"
+        if state.epoch >= cfg.train.epochs:  # a finished fold of `--folds all --resume`: reported as it is
+            log(info, f"{run.path} already finished all {cfg.train.epochs} epochs ({kept}): nothing to train")
+        else:
+            log(info, f"resuming {run.path} at epoch {state.epoch + 1} of {cfg.train.epochs} ({kept})")
     # A failure before the first last.pt removes what this attempt wrote (no half-made run is left behind); one
     # after it keeps the folder, resumable, and says which epoch last.pt holds.
     with run.attempt(writer=info.is_main):
@@ -259,7 +271,8 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         on_rows = (
             ", val F1 at the per-AU thresholds chosen on the validation rows, val AUC" if splits.val is not None else ""
         )
-        log(info, f"each epoch: test avg F1 at 0.5{on_rows}")
+        if stop > state.epoch:
+            log(info, f"each epoch: test avg F1 at 0.5{on_rows}")
         with Monitor(cfg, run, info) as monitor:
             for epoch in range(state.epoch + 1, stop + 1):
                 started, state.epoch = time.time(), epoch
@@ -290,22 +303,65 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------- the command
-def resume_config(out: str | Path, all_folds: bool = False) -> TrainConfig:
-    """The config a run was trained with: the base of `--resume`, so that repeating the original command (or adding
-    --epochs) continues it. With `all_folds`, the first fold's."""
+def saved_run(out: str | Path, all_folds: bool = False) -> RunFolder:
+    """The run whose config.json a `--resume` of `out` starts from: `out`, or with `all_folds` its first fold."""
     run = RunFolder(out)
     saved = next(iter(run.fold_runs()), None) if all_folds else run
     if saved is None or not saved.config_file.is_file():
+        folds = run.fold_runs()
+        if folds and not all_folds:  # a `--folds all` folder resumed without it
+            raise UserError(
+                f"--resume: {run.path} holds one run per fold ({', '.join(r.path.name for r in folds)}), no "
+                f"{CONFIG} of its own: add --folds all to resume every fold (or give --out {folds[0].path} for one)"
+            )
         raise UserError(f"--resume: no {CONFIG} under {run.path}; nothing to resume (train without --resume)")
-    return saved.read_train_config()
+    return saved
+
+
+def resume_config(out: str | Path, all_folds: bool = False) -> TrainConfig:
+    """The config a run was trained with: the base of `--resume`, so that repeating the original command (or adding
+    --epochs) continues it. With `all_folds`, the first fold's."""
+    return saved_run(out, all_folds).read_train_config()
+
+
+# The paths a resumed run reads again, with the option that gives another: (section, key, option).
+SAVED_PATHS = (
+    ("data", "spec", "--data SPEC"),
+    ("data", "lists", "--lists DIR"),
+    ("model", "backbone_weights", "--backbone-weights FILE"),
+)
+
+
+def check_saved_paths(cfg: TrainConfig, out: str | Path, all_folds: bool = False) -> None:
+    """A path that `--resume` took from the run's config.json (not given again on the command line) and that is not
+    there: a UserError saying that it came from that config.json and which option gives another. Runs saved before
+    config.json held absolute paths hold them as typed, relative to the folder the run was started in."""
+    from hiva_core.data.lists import split_list_spec
+
+    saved = saved_run(out, all_folds)
+    base = saved.read_train_config()
+    for section, key, option in SAVED_PATHS:
+        value = getattr(getattr(cfg, section), key)
+        if value is None or os.fspath(value) != os.fspath(getattr(getattr(base, section), key) or ""):
+            continue  # given on the command line
+        path = os.fspath(value)
+        parts = split_list_spec(path) if key == "spec" else None
+        path = parts[1] if parts is not None else path
+        if path and not os.path.exists(path):
+            raise UserError(
+                f"{section}.{key} {path!r} not found (from {saved.config_file}, as the run was trained; a relative "
+                f"path is relative to the folder the run was started in): give {option} to say where it is now"
+            )
 
 
 def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds: bool = False) -> dict:
     """`hiva_core train`: `fit` one run into `out`, or with `all_folds` every fold into out/fold{k}/.
 
     One run returns fit's result. All folds return `{"folds": {"fold1": fit's result, ...}, "summary": ...}`; the
-    summary (aggregate_folds, also written to summary.json) is None unless every fold has metrics (on rank 0).
+    summary (fold_summary, also written to summary.json) is None unless every fold has metrics (on rank 0).
     """
+    if resume:
+        check_saved_paths(cfg, out, all_folds)
     if not all_folds:
         if resume:  # a finished run has nothing to resume: say how to train further, and leave it as it is
             RunFolder(out).check_unfinished(cfg.train.epochs)
@@ -334,15 +390,19 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     check_fold_labels(cfg, fold_ids)
     results = {}
     try:
-        for k in fold_ids:
+        for i, k in enumerate(fold_ids):
             fold_run = run.fold(k)
             fold_resume = resume and fold_run.can_resume()
-            results[f"fold{k}"] = fit(replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume)
+            if env_world().is_main:  # each fold's lines under a line of its own
+                print(f"\nfold {k} ({i + 1} of {len(fold_ids)}): {fold_run.path}", file=sys.stderr, flush=True)
+            results[f"fold{k}"] = fit(
+                replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume, fold_of=run.path
+            )
         cleanup(synced=True)
     finally:
         cleanup()
     summary = None
     if all(r["metrics"] is not None for r in results.values()) and env_world().is_main:
-        summary = aggregate_folds({name: r["metrics"] for name, r in results.items()})
+        summary = fold_summary({name: r["metrics"] for name, r in results.items()})
         run.write_summary(summary)
     return {"folds": results, "summary": summary}

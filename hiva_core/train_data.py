@@ -52,7 +52,7 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
     """The train, test and validation splits (hiva_core.data.splits), each aligned first with `data.align`. Images are
     checked up front (that each exists and opens as an image): a bad file should fail now, not hours into an epoch."""
     from hiva_core.data import build_dataset, check_images
-    from hiva_core.data.splits import data_layout
+    from hiva_core.data.splits import check_split_subjects, data_layout
 
     data = cfg.data
     if data.spec is None:
@@ -63,6 +63,7 @@ def build_datasets(cfg: TrainConfig, info: DistInfo, device: torch.device | None
         "train": train_ds,
         "test": build_dataset(data.spec, split="test", augment=False, aus=train_ds.aus, **common),
     }
+    check_split_subjects(data.spec, data.lists, data.fold)  # list files: no test subject among the trained ones
     layout = data_layout(data.spec) if data.fold is None else None
     if layout is not None and layout.has_val:  # the data's own split=val rows
         found["val"] = build_dataset(data.spec, split="val", augment=False, aus=train_ds.aus, **common)
@@ -120,10 +121,12 @@ def split_checked(cfg: TrainConfig, train: AUDataset, data_val: AUDataset | None
 
 
 def check_fold_labels(cfg: TrainConfig, fold_ids: list[int]) -> None:
-    """Every fold's training labels, checked as each fold's own run will (split_checked), before the first fold
-    trains: with --folds all a fold refused after the ones before it trained for hours would waste them. Reads the
-    lists or the manifest only (no images, no alignment: align_dataset keeps the rows and labels)."""
+    """Every fold's training labels, checked as each fold's own run will (split_checked), and for list files that its
+    train and test lists share no subject (check_split_subjects), before the first fold trains: with --folds all a
+    fold refused after the ones before it trained for hours would waste them. Reads the lists or the manifest only
+    (no images, no alignment: align_dataset keeps the rows and labels)."""
     from hiva_core.data import build_dataset
+    from hiva_core.data.splits import check_split_subjects
 
     data = cfg.data
     for k in fold_ids:  # a fold's run holds its validation slice out of its own training rows (build_datasets)
@@ -131,6 +134,7 @@ def check_fold_labels(cfg: TrainConfig, fold_ids: list[int]) -> None:
             data.spec, split="train", fold=k, lists=data.lists, image_size=data.image_size, aus=data.aus
         )
         split_checked(replace(cfg, data=replace(data, fold=k)), train)
+        check_split_subjects(data.spec, data.lists, k)
 
 
 def read_prior(cfg: TrainConfig, run: RunFolder, aus: list[int], resume: bool) -> TextPrior:

@@ -61,6 +61,10 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
         f"{summary['frames_without_face']} without a face",
         f"{len(summary['unreadable'])} unreadable",
     ]
+    skipped = summary.get("skipped", [])
+    if skipped:  # what the folders given hold besides images and videos: other files, hidden files, subfolders
+        names = ", ".join(Path(s).name for s in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        parts.append(f"{len(skipped)} other file(s) in the folders skipped ({names})")
     lines = ["predict: " + ", ".join(parts) + (f" -> {out}" if out else "")]
     source = summary.get("thresholds", {}).get("source", "")
     if source.startswith(("the run's", "the per-AU")):  # not the plain 0.5 of earlier versions: say so
@@ -89,3 +93,67 @@ def print_prepare_summary(summary: dict[str, Any]) -> None:
         + f"\ntrain with: --data {summary['dataset']}:{summary['images']} --lists {summary['list_dir']}",
         file=sys.stderr,
     )
+
+
+def eval_header(result: dict[str, Any]) -> str:
+    """The line above an `eval` table: the run, the data, which rows (one fold, or every fold each by its own run) and
+    how many frames, and the thresholds the F1 is at."""
+    mirrored = "; each face averaged with its mirror image" if result.get("flip") else ""
+    frames = "frames in all" if "mean" in result else "frames"
+    return (
+        f"{result['run']} on {result['data']} ({result['rows']}, {result['n']} {frames}; {result['thresholds']}"
+        f"{mirrored})"
+    )
+
+
+def format_fold_summary(summary: dict[str, Any]) -> str:
+    """The `--folds all` table (hiva_core.metrics.format_folds_table of evaluate.fold_summary): every Avg cell is the
+    mean of its column above — a fold's own average, and under the mean columns the mean over AUs of each AU's mean
+    over folds, the figure to report. When the mean of the folds' own averages differs (an AU without a known label
+    in some fold), a note says what each number is."""
+    from hiva_core.metrics import format_folds_table
+
+    table = format_folds_table(summary)
+    mean, folds = summary["mean"], summary["folds"]
+    of_folds = mean.get("avg_of_folds", {}).get("f1")
+    avg = mean["avg"]["f1"]
+    if of_folds is None or avg is None or abs(of_folds - avg) < 5e-4:
+        return table
+    fewer = ", ".join(
+        f"{name} averages {len(m['per_au']) - len(m['unlabelled'])} of {len(m['per_au'])} AUs"
+        for name, m in folds.items()
+        if m.get("unlabelled")
+    )
+    return (
+        f"{table}\n\nAvg of the F1 mean column, {100 * avg:.1f}: each AU's F1 averaged over the folds where it is "
+        f"labelled, then over the AUs — the figure to report (as ME-GraphAU and MDHR report BP4D/DISFA; JSON "
+        f"mean.avg). The mean of the folds' own averages is {100 * of_folds:.1f} (mean.avg_of_folds): {fewer}."
+    )
+
+
+def train_result_line(result: dict[str, Any]) -> str:
+    """The line above a trained run's table: the kept epoch and what chose it, the test split's average F1 at 0.5
+    (said once when it is also the kept epoch's score), and where per-AU thresholds are scored."""
+    other = (
+        f"; `hiva_core eval --run {result['out']}` scores it at the run's per-AU thresholds"
+        if result["thresholds"]
+        else ""
+    )
+    kept = f"{result['out']}: epoch {result['best_epoch']} kept ({result['selected_on']} {100 * result['best_f1']:.1f}"
+    if "test avg F1" in result["selected_on"]:  # the kept epoch's score is the test F1 itself
+        return f"{kept}; the table below, at 0.5{other})"
+    return f"{kept}); test avg F1 at 0.5 {100 * result['metrics']['avg']['f1']:.1f} (the table below, at 0.5{other})"
+
+
+# The library's messages name its keyword arguments; the command line's users type options.
+CLI_SPELLINGS = {
+    "backbone_weights=PATH": "--backbone-weights FILE",
+    "backbone='mobilenetv2'": "--backbone mobilenetv2",
+}
+
+
+def cli_words(message: str) -> str:
+    """A library error message in the words of the `hiva_core` command line (CLI_SPELLINGS)."""
+    for library, option in CLI_SPELLINGS.items():
+        message = message.replace(library, option)
+    return message

@@ -38,7 +38,8 @@ SHOW = 10  # images named one by one in the warnings; the rest are counted
 def alignment_id(min_face: float = MIN_FACE) -> str:
     """What a crop depends on besides its image: template, crop size (predict's), detector and the face picked."""
     spec = {"template": TEMPLATE.round(6).tolist(), "size": DEFAULT_SIZE, "detector": "mtcnn", "min_face": min_face}
-    return json.dumps({**spec, "min_score": 0.9, "pick": "largest", "version": 1}, sort_keys=True)
+    # version 2: landmarks refined at fixed scales (faces.detect.refine) and large photos filtered before the warp
+    return json.dumps({**spec, "min_score": 0.9, "pick": "largest", "version": 2}, sort_keys=True)
 
 
 class CropCache:

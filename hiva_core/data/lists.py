@@ -137,6 +137,74 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     return lines
 
 
+def check_listed_once(files: Sequence[str], path: str | os.PathLike) -> None:
+    """An image named on two lines of a path list is a UserError naming the list file and both line numbers (as a
+    manifest that lists an image twice): it would be counted twice in training and in the metrics."""
+    if len(set(files)) == len(files):  # the common case, in one pass
+        return
+    first: dict[str, int] = {}
+    again = []
+    for i, name in enumerate(files):
+        if name in first:
+            again.append((i, first[name]))
+        else:
+            first[name] = i
+    i, j = again[0]
+    more = f" ({len(again) - 1} more repeated line(s) after it)" if len(again) > 1 else ""
+    raise UserError(
+        f"{path}: line {i + 1} names {files[i]!r} again (first on line {j + 1}){more}; list each image once "
+        "(and its label row once, in the label file)"
+    )
+
+
+def _subjects(files: Sequence[str], folder_depth: int) -> dict[str, int]:
+    """{subject: frames} of a path list (frame_meta's subject; "" for paths without one)."""
+    frames: dict[str, int] = {}
+    for folder in (name.replace("\\", "/").rpartition("/")[0] for name in files):
+        frames[folder] = frames.get(folder, 0) + 1
+    out: dict[str, int] = {}
+    for folder, n in frames.items():
+        subject = frame_meta(f"{folder}/x", folder_depth)[0] if folder else ""
+        out[subject] = out.get(subject, 0) + n
+    return out
+
+
+def check_subject_exclusive(name: str, lists: str | os.PathLike, fold: int | None, *, need_train: bool = True) -> None:
+    """The train and test lists of one fold (GFT: its one split) share no subject, and no image: the BP4D/DISFA
+    folds and GFT's split are subject-exclusive, so a test subject that is also trained on leaks into the test F1. A
+    UserError naming the subjects (or images, for paths without a subject folder) and both list files.
+    `need_train=False` (eval): data without a train list of that fold is not checked."""
+    fmt = LIST_FORMATS[name]
+    test_file, _ = find_list_files(fmt, lists, "test", fold)
+    try:
+        train_file, _ = find_list_files(fmt, lists, "train", fold)
+    except UserError:
+        if need_train:
+            raise
+        return
+    train, test = read_path_list(train_file), read_path_list(test_file)
+    check_listed_once(train, train_file)
+    check_listed_once(test, test_file)
+    in_train, in_test = _subjects(train, fmt.folder_depth), _subjects(test, fmt.folder_depth)
+    shared = sorted(s for s in in_test if s and s in in_train)
+    which = f"fold {1 if fold is None else fold}" if fmt.folds else "the split"
+    if shared:
+        shown = ", ".join(f"{s} ({in_test[s]} test / {in_train[s]} training frames)" for s in shared[:10])
+        more = f" and {len(shared) - 10} more" if len(shared) > 10 else ""
+        raise UserError(
+            f"{len(shared)} subject(s) of {test_file} are also in {train_file}: {shown}{more}; {fmt.folder}'s "
+            f"protocol is subject-exclusive, and {which}'s test F1 would score faces of people it trained on: "
+            "remove them from one of the two lists (the shipped ME-GraphAU/MDHR lists share none)"
+        )
+    both = set(train).intersection(test)
+    if both:
+        line = next(i for i, p in enumerate(test) if p in both)
+        raise UserError(
+            f"{len(both)} image(s) of {test_file} are also in {train_file} (the first on line {line + 1}: "
+            f"{test[line]!r}); {which}'s test F1 would score images it trained on: list each image in one split"
+        )
+
+
 def read_label_list(path: str | os.PathLike, aus: Sequence[int]) -> np.ndarray:
     """Space-separated labels, one row per frame, one column per AU -> float32 (N, A), NaN where 9 (unknown).
 
@@ -227,6 +295,26 @@ def _meta_of_row(files: list[str], folder_depth: int, index: int) -> tuple[str, 
     return frame_meta(files[index], folder_depth)
 
 
+def check_image_root(
+    name: str, root: str | os.PathLike, files: Sequence[str], path_file: Path, sample: int = 50
+) -> None:
+    """`hiva_core prepare` writes its crops to OUT/images and its lists to OUT/lists: `--data bp4d:OUT` finds
+    (nearly) none of the images. When a spread sample of the listed images is (nearly) all missing under `root` but
+    the first is found under `root`/images, a UserError says so and names the spec to give instead (any other
+    missing image is check_images' to report)."""
+    if not files or os.path.isabs(files[0]):
+        return
+    picks = [files[i] for i in np.linspace(0, len(files) - 1, num=min(sample, len(files)), dtype=int)]
+    missing = sum(not os.path.exists(os.path.join(root, f)) for f in picks)
+    images = os.path.join(root, "images")
+    if missing >= 0.9 * len(picks) and os.path.exists(os.path.join(images, files[0])):
+        raise UserError(
+            f"{missing} of {len(picks)} images of {path_file} checked are missing under the image root {root}, "
+            f"but {os.path.join(images, files[0])} exists: did you mean {images}? (--data {name}:{images}; "
+            "`hiva_core prepare` writes the crops to OUT/images and the lists to OUT/lists)"
+        )
+
+
 def load_list_dataset(
     name: str,
     root: str | os.PathLike,
@@ -243,6 +331,7 @@ def load_list_dataset(
     fmt = LIST_FORMATS[name]
     path_file, label_file = find_list_files(fmt, lists, split, fold)
     files = read_path_list(path_file)
+    check_listed_once(files, path_file)
     labels = read_label_list(label_file, fmt.aus)
     if len(files) != len(labels):
         raise UserError(
@@ -252,6 +341,7 @@ def load_list_dataset(
     if not files:
         raise UserError(f"{path_file} lists no images")
     source = f"{path_file.name} + {label_file.name}"
+    check_image_root(name, root, files, path_file)
     labels, aus = select_aus(labels, fmt.aus, aus, source)
     # partial of a module-level function, not a lambda: DataLoader workers may pickle the dataset (spawn)
     meta = partial(_meta_of_row, files, fmt.folder_depth)

@@ -9,6 +9,10 @@ validation slice on which `train` chooses per-AU thresholds.
   training split: `fraction` of its subjects (whole subjects, drawn with the run's seed), or, when the data names too
   few subjects for that, the same fraction of its frames.
 - Training labels (`check_train_labels`): every AU trained on needs a known label (0 or 1) among the training rows.
+- Subjects (`check_split_subjects`): the train and test lists of a fold of BP4D/DISFA (GFT: its split) share no
+  subject, as their protocols are subject-exclusive; a manifest's folds and splits are its own protocol, unchecked.
+- The run's held-out fold (`trained_fold`): `eval --fold K` of the data a run was trained on scores fold K only
+  when K is the fold it held out; any other fold's rows were trained on.
 """
 
 from __future__ import annotations
@@ -86,6 +90,53 @@ def eval_selection(spec: str | os.PathLike, fold: int | None, run_fold: int | No
     if layout.splits:
         return Selection("test", None, "split test")
     return Selection("all", None, "all rows: no fold or split column")
+
+
+def check_split_subjects(
+    spec: str | os.PathLike, lists: str | os.PathLike | None, fold: int | None, *, need_train: bool = True
+) -> None:
+    """List files (`bp4d:`, `disfa:`, `gft:`): a subject of the fold's test list that is also in its train list is a
+    UserError naming both (hiva_core.data.lists.check_subject_exclusive); `need_train=False`: data without that train
+    list is not checked (eval). Manifests are not checked."""
+    from hiva_core.data.lists import check_subject_exclusive
+
+    fmt = list_format(spec)
+    if fmt is None or lists is None:
+        return
+    check_subject_exclusive(fmt.name, lists, fold if fmt.folds else None, need_train=need_train)
+
+
+def same_data(spec: str | os.PathLike, run_spec: str | os.PathLike | None) -> bool:
+    """Whether `spec` names the data a run was trained on (`run_spec`, its config.json's data.spec): the same list
+    format (`bp4d:` is BP4D's folds wherever its images and lists lie), or the same manifest file (or SynthAU
+    folder). False when that cannot be told (a run's relative path that is not found from here)."""
+    from hiva_core.data.manifest import find_manifest
+
+    if run_spec is None:
+        return False
+    try:
+        fmt, run_fmt = list_format(spec), list_format(run_spec)
+        if fmt is not None or run_fmt is not None:
+            return fmt is not None and run_fmt is not None and fmt.name == run_fmt.name
+        return find_manifest(spec).resolve() == find_manifest(run_spec).resolve()
+    except UserError:
+        return False
+
+
+def trained_fold(
+    spec: str | os.PathLike, fold: int | None, run_spec: str | os.PathLike | None, run_fold: int | None
+) -> int | None:
+    """The fold a run held out, when `eval --fold K` (`fold`) of the data the run was trained on (same_data) names
+    another: fold K's test rows are among the run's training rows. None when K is the run's fold, when no fold is
+    named, and for other data. A run trained without --fold held out fold 1 (as the readers default), unless it
+    chose its rows by a manifest's split column."""
+    if fold is None or not same_data(spec, run_spec):
+        return None
+    layout = data_layout(spec)
+    if not layout.folds or (run_fold is None and list_format(spec) is None and layout.splits):
+        return None
+    held = 1 if run_fold is None else run_fold
+    return held if fold != held else None
 
 
 def validation_split(

@@ -68,10 +68,22 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
 
+PREFILTER_BELOW = 0.8
+"""A warp that shrinks the image below this scale (crop pixels per image pixel) first reduces the part of the image
+the crop covers with a Lanczos filter, so that the bilinear warp samples about 1:1: sampling a large photo's face
+every few pixels without a filter aliases fine detail (brows, creases) into the crop, and the crop then changes with
+the photo's resolution."""
+
+
 def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Resample `image` (H, W, C uint8) into a crop of `size` (side, or (width, height)) with the original → crop
-    affine `matrix`; bilinear, black outside the image."""
+    affine `matrix`; bilinear (after a Lanczos reduction when it shrinks the image, see PREFILTER_BELOW), black
+    outside the image."""
     width, height = (size, size) if isinstance(size, int) else size
+    matrix = np.asarray(matrix, dtype=np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if 0 < scale < PREFILTER_BELOW:
+        image, matrix = _reduce_for(image, matrix, scale, width, height)
     inv = invert_affine(matrix)
     # PIL puts pixel centres at k + 0.5 and wants the crop → original map: shift in and out by half a pixel.
     a, b, c = inv[0]
@@ -80,6 +92,32 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, in
     pil = Image.fromarray(np.ascontiguousarray(image))
     out = pil.transform((width, height), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
     return np.asarray(out)
+
+
+def _reduce_for(
+    image: np.ndarray, matrix: np.ndarray, scale: float, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The part of `image` a (width, height) crop covers (plus a margin for the filter), reduced by 1/`scale` with
+    Lanczos, and the original → crop matrix rewritten for it."""
+    corners = transform_points(
+        np.array([[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5], [width - 0.5, height - 0.5]]),
+        invert_affine(matrix),
+    )
+    pad = 3.0 / scale  # Lanczos' reach at the reduced scale, in image pixels
+    x0, y0 = (max(0, int(np.floor(v - pad))) for v in corners.min(0))
+    x1 = min(image.shape[1], int(np.ceil(corners[:, 0].max() + pad)) + 1)
+    y1 = min(image.shape[0], int(np.ceil(corners[:, 1].max() + pad)) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the crop lies outside the image: nothing to filter
+        return image, matrix
+    part = Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    new_w, new_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    reduced = np.asarray(part.resize((new_w, new_h), Image.Resampling.LANCZOS))
+    fx, fy = (x1 - x0) / new_w, (y1 - y0) / new_h
+    # a reduced pixel r sits at x = (r + 0.5) * fx - 0.5 + x0 in the image
+    to_image = np.array([[fx, 0.0, 0.5 * fx - 0.5 + x0], [0.0, fy, 0.5 * fy - 0.5 + y0]])
+    return reduced, np.hstack(
+        [matrix[:, :2] @ to_image[:, :2], (matrix[:, :2] @ to_image[:, 2] + matrix[:, 2])[:, None]]
+    )
 
 
 def align(image: np.ndarray, landmarks, size: int = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:

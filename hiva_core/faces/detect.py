@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from augtext.errors import UserError
+from hiva_core.faces.align import invert_affine, transform_points, warp_affine
 
 INSTALL_HINT = "pip install --no-deps facenet-pytorch"
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -125,12 +126,45 @@ def get_detector(device: str | torch.device | None = None) -> FaceDetector:
 def detect_faces(
     image: np.ndarray, *, min_score: float = 0.9, min_size: float = 20.0, device: str | torch.device | None = None
 ) -> list[Face]:
-    """Every face in an RGB uint8 image (H, W, 3), sorted left→right by box centre.
+    """Every face in an RGB uint8 image (H, W, 3), sorted left→right by box centre, its landmarks found again at fixed
+    scales (`refine`).
 
     `min_score` drops weak detections (MTCNN's final-stage probability); `min_size` (pixels) is the smallest face
     searched for: raising it makes detection on large frames much faster.
     """
-    return get_detector(device)([image], min_score=min_score, min_size=min_size)[0]
+    return detect_faces_batch([image], min_score=min_score, min_size=min_size, device=device)[0]
+
+
+REFINE_SIDE = 256
+REFINE_SPANS = (1.6, 1.8, 2.0, 2.2, 2.5)
+"""`refine` finds each face again in REFINE_SIDE-pixel crops around it whose side is these multiples of its box."""
+
+
+def refine(detector: FaceDetector, image: np.ndarray, face: Face, *, min_score: float = 0.9) -> Face:
+    """`face` with its landmarks found again at fixed scales: the mean over crops around it of REFINE_SIDE pixels
+    whose sides span REFINE_SPANS times the box (one detector call). Unchanged if no crop finds it.
+
+    MTCNN's landmarks jitter with the image's resolution, and a model reading the brows against the aligned frame
+    reads a frame a few pixels off as a brow raise or not (AU1 0.46-0.64 on one astronaut photo saved at 8 sizes).
+    Over six real photos, each at 0.6-2.5 times its size, the aligned crop's frame moved by 12 % of the eye distance
+    on average (mean range of 9 frame points); with these five spans, by 5 %. The box and score stay the first
+    detection's.
+    """
+    x1, y1, x2, y2 = face.box
+    cx, cy, side = 0.5 * (x1 + x2), 0.5 * (y1 + y2), max(x2 - x1, y2 - y1, 1.0)
+    matrices = [
+        np.array([[s, 0.0, REFINE_SIDE / 2 - s * cx], [0.0, s, REFINE_SIDE / 2 - s * cy]])
+        for s in (REFINE_SIDE / (span * side) for span in REFINE_SPANS)
+    ]
+    crops = np.stack([warp_affine(image, m, REFINE_SIDE) for m in matrices])
+    points = [
+        transform_points(min(found, key=lambda f: abs(f.center_x - REFINE_SIDE / 2)).landmarks, invert_affine(m))
+        for m, found in zip(matrices, detector(crops, min_score=min_score, min_size=REFINE_SIDE / 6), strict=True)
+        if found
+    ]
+    if not points:
+        return face
+    return Face(box=face.box, score=face.score, landmarks=np.mean(points, axis=0).astype(np.float32))
 
 
 def detect_faces_batch(
@@ -141,7 +175,7 @@ def detect_faces_batch(
     device: str | torch.device | None = None,
 ) -> list[list[Face]]:
     """`detect_faces` for many images; images of equal size run through the networks together, up to
-    `MAX_BATCH_PIXELS` pixels per call (always at least one image)."""
+    `MAX_BATCH_PIXELS` pixels per call (always at least one image); each face then refined on its own (`refine`)."""
     results: list[list[Face] | None] = [None] * len(images)
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, im in enumerate(images):
@@ -153,7 +187,7 @@ def detect_faces_batch(
             idx = same[start : start + step]
             found = detector([images[i] for i in idx], min_score=min_score, min_size=min_size)
             for i, faces in zip(idx, found, strict=True):
-                results[i] = faces
+                results[i] = [refine(detector, images[i], face, min_score=min_score) for face in faces]
     return [r if r is not None else [] for r in results]
 
 

@@ -6,20 +6,58 @@ Videos are decoded with PyAV (`pip install av`; its wheels bundle FFmpeg, so no 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageSequence
 
 from augtext.errors import UserError
 
 # .jfif and .jpe: JPEGs as some browsers and Windows save them
-IMAGE_SUFFIXES = frozenset(
+_BASE_IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 )
+# Other photo formats, taken where this Pillow opens them (with the codec each needs, `PIL.features`): AVIF, HEIF
+# (.heic/.heif: only with the pillow-heif plugin installed), JPEG 2000, QOI, TGA, PBM/PNM, APNG, MPO. Pillow's other
+# formats (icons, PSD, EPS, its MPEG probe) are not photos.
+_PHOTO_FORMATS = {
+    "AVIF": "avif",
+    "HEIF": None,
+    "JPEG2000": "jpg_2000",
+    "QOI": None,
+    "TGA": None,
+    "PPM": None,
+    "PNG": None,
+    "MPO": None,
+}
+# Formats that can hold an animation (GIF, APNG, animated WebP): such a file with more than one frame is read as a
+# video (`is_animated`); only these are opened to check, not every JPEG.
+_ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})
+_ANIMATED_SUFFIXES = frozenset({".gif", ".png", ".apng", ".webp"})
+
+
+def _image_suffixes() -> frozenset[str]:
+    """IMAGE_SUFFIXES: the base set, plus the suffixes of the photo formats this Pillow (and plugin) can open."""
+    from PIL import features
+
+    with contextlib.suppress(ImportError):  # .heic / .heif, as phones save photos: only through this plugin
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    found = set(_BASE_IMAGE_SUFFIXES)
+    for suffix, fmt in Image.registered_extensions().items():
+        if fmt in _PHOTO_FORMATS and fmt in Image.OPEN:
+            feature = _PHOTO_FORMATS[fmt]
+            if feature is None or features.check(feature):
+                found.add(suffix)
+    return frozenset(found)
+
+
+IMAGE_SUFFIXES = _image_suffixes()
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 VIDEO_HINT = "pip install av"
 
@@ -30,6 +68,19 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def is_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_animated(path: str | os.PathLike) -> bool:
+    """Whether an image file is an animation of more than one frame (an animated GIF, APNG or WebP), which `predict`
+    reads as a video (`iter_video`). False for a still image and for a file that cannot be opened (its reader
+    reports it)."""
+    if Path(path).suffix.lower() not in _ANIMATED_SUFFIXES:
+        return False
+    try:
+        with Image.open(path) as im:
+            return im.format in _ANIMATED_FORMATS and bool(getattr(im, "is_animated", False))
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
+        return False
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -72,7 +123,14 @@ def _av():
 
 
 def video_frame_count(path: str | os.PathLike) -> int | None:
-    """Frames in the first video stream as the container declares it (None when it does not say, or unreadable)."""
+    """Frames in the first video stream as the container declares it, or in an animated image (None when it does
+    not say, or unreadable)."""
+    if not is_video(path):
+        try:
+            with Image.open(path) as im:
+                return int(getattr(im, "n_frames", 1))
+        except Exception:  # noqa: BLE001 - unreadable: iter_video reports the real error
+            return None
     av = _av()
     try:
         with av.open(str(path)) as container:
@@ -83,10 +141,16 @@ def video_frame_count(path: str | os.PathLike) -> int | None:
 
 
 def iter_video(path: str | os.PathLike) -> Iterator[tuple[int, float | None, np.ndarray]]:
-    """(frame index from 0, presentation time in seconds, RGB uint8 frame) for every frame of the first video stream.
+    """(frame index from 0, presentation time in seconds, RGB uint8 frame) for every frame of the first video stream,
+    or of an animated image (`is_animated`: GIF, APNG, WebP, read with Pillow).
 
+    Frames come out as displayed: the rotation a phone records for a video filmed upright but stored sideways (the
+    display matrix, or an older file's `rotate` tag; `video_rotation`) is applied, as EXIF orientation is to photos.
     Decoder errors propagate (as av.FFmpegError / OSError / ValueError); the caller decides how to report them.
     """
+    if not is_video(path):
+        yield from _iter_animation(path)
+        return
     av = _av()
     with av.open(str(path)) as container:
         if not container.streams.video:
@@ -96,7 +160,39 @@ def iter_video(path: str | os.PathLike) -> Iterator[tuple[int, float | None, np.
         rate = float(stream.average_rate) if stream.average_rate else None
         for index, frame in enumerate(container.decode(stream)):
             time = float(frame.time) if frame.time is not None else (index / rate if rate else None)
-            yield index, time, frame.to_ndarray(format="rgb24")
+            image = frame.to_ndarray(format="rgb24")
+            turns = round(video_rotation(frame, stream) / 90) % 4
+            yield index, time, np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def video_rotation(frame, stream) -> float:
+    """Degrees counter-clockwise by which a decoded frame must be turned to be shown upright (0, 90, 180, -90;
+    `iter_video` turns by the nearest quarter turn).
+
+    Phones store a portrait video's pixels sideways and record the turn: a display matrix (FFmpeg's DISPLAYMATRIX
+    side data, which recent PyAV reads as `frame.rotation`), or a `rotate` tag in older files (clockwise degrees)."""
+    rotation = getattr(frame, "rotation", None)  # recent PyAV
+    if rotation is not None:
+        return float(rotation)
+    for data in getattr(frame, "side_data", ()):
+        if "DISPLAYMATRIX" in str(getattr(data, "type", "")):
+            matrix = np.frombuffer(bytes(data), dtype=np.int32, count=9).astype(np.float64)
+            if matrix[0] or matrix[1]:  # av_display_rotation_get: the matrix's rotation, counter-clockwise
+                return -math.degrees(math.atan2(matrix[1], matrix[0]))
+    with contextlib.suppress(TypeError, ValueError):
+        return -float(stream.metadata.get("rotate", 0))
+    return 0.0
+
+
+def _iter_animation(path: str | os.PathLike) -> Iterator[tuple[int, float | None, np.ndarray]]:
+    """An animated image's frames, as `iter_video` gives a video's: times from each frame's duration (None when
+    the file gives none)."""
+    with Image.open(path) as im:
+        elapsed = 0.0
+        for index, frame in enumerate(ImageSequence.Iterator(im)):
+            duration = frame.info.get("duration")
+            yield index, elapsed / 1000.0 if duration is not None else None, np.asarray(to_rgb(frame))
+            elapsed += float(duration or 0)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:

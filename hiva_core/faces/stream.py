@@ -23,9 +23,10 @@ from PIL import Image
 
 from augtext.errors import UserError
 from hiva_core.faces.align import DEFAULT_SIZE, align
-from hiva_core.faces.media import is_image, is_video, iter_video, read_image, video_frame_count
+from hiva_core.faces.media import is_animated, is_image, is_video, iter_video, read_image, video_frame_count
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # https://..., ftp:/...; not C:/ (one letter)
+_URL_SLASHES = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)")  # what a Path leaves of "https://"
 
 
 STAGES = ("read", "detect", "align", "model", "heatmaps", "write")
@@ -44,31 +45,80 @@ class Frame:
 
 
 # --------------------------------------------------------------------------------------------------------------- inputs
-def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
+class Sources(list):
+    """`collect_inputs`' list of (path, "image" | "video"), and `skipped`: the files and subfolders of the folders
+    given that are not read (other suffixes, hidden files, subfolders: folders are not searched recursively)."""
+
+    def __init__(self, items: Iterable[tuple[Path, str]] = (), skipped: Iterable[Path] = ()):
+        super().__init__(items)
+        self.skipped: list[Path] = list(skipped)
+
+
+def collect_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> Sources:
     """(path, "image" | "video") for every input: files as given, folders expanded to their images and videos (sorted,
-    not recursive, hidden files skipped). A path that does not exist, or a folder with nothing to read, is a
-    UserError; a file that exists but is not an image is reported later, when it fails to decode."""
+    not recursive, hidden files skipped; what is skipped is in `Sources.skipped`). One path alone is one input. An
+    animated image (GIF, APNG, WebP of more than one frame) is a video. A path that does not exist, or a folder with
+    nothing to read, is a UserError; a file that exists but is not an image is reported later, when it fails to
+    decode. Anything but paths (an image in memory) is a TypeError."""
+    if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, Iterable) or hasattr(inputs, "shape"):
+        inputs = [inputs]  # one path; an image in memory (PIL, an array) is refused below, by what it is
     if not inputs:
         raise UserError("predict needs at least one image, folder or video")
-    sources: list[tuple[Path, str]] = []
+    sources = Sources()
     for raw in inputs:
-        path = Path(raw)
-        if _URL.match(os.fspath(raw)):  # Path has already folded "https://" into "https:/"
-            raise UserError(f"input {raw}: a URL; predict reads local files only: download it, then give its path")
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and (is_image(p) or is_video(p))
+        if not isinstance(raw, (str, os.PathLike)):
+            raise TypeError(
+                f"the inputs are paths of images, videos or folders (str or Path), got {_kind(raw)}: save it to a "
+                "file first, or give aligned face crops in memory to LoadedRun.predict (hiva_core.load(RUN).predict)"
             )
+        path, text = Path(raw), os.fspath(raw)
+        if _URL.match(text):
+            shown = text if isinstance(raw, str) else _URL_SLASHES.sub(r"\1://", text, count=1)  # Path folded "//"
+            raise UserError(f"input {shown}: a URL; predict reads local files only: download it, then give its path")
+        if path.is_dir():
+            found, skipped = _scan(path)
             if not found:
-                raise UserError(f"folder {path} holds no images or videos (looked for .jpg, .png, .mp4, .avi, ...)")
-            sources.extend((p, "video" if is_video(p) else "image") for p in found)
+                raise UserError(
+                    f"folder {path} holds no images or videos (looked for .jpg, .png, .mp4, .avi, ...; not in "
+                    f"subfolders){_skipped_text(skipped)}"
+                )
+            sources.extend((p, _kind_of(p)) for p in found)
+            sources.skipped.extend(skipped)
         elif path.is_file():
-            sources.append((path, "video" if is_video(path) else "image"))
+            sources.append((path, _kind_of(path)))
         elif path.exists():
             raise UserError(f"input {path} is neither a file nor a folder (a device, a pipe?); give images or videos")
         else:
             raise UserError(f"input not found: {path}")
     return sources
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
+    """A folder's images and videos, and the rest of what it holds (skipped), both sorted."""
+    found, skipped = [], []
+    for p in sorted(folder.iterdir()):
+        readable = p.is_file() and not p.name.startswith(".") and (is_image(p) or is_video(p))
+        (found if readable else skipped).append(p)
+    return found, skipped
+
+
+def _skipped_text(skipped: Sequence[Path]) -> str:
+    """'; it holds 2 other file(s) or folder(s): notes.txt, sub/' (up to five names), or ''."""
+    if not skipped:
+        return ""
+    names = [p.name + ("/" if p.is_dir() else "") for p in skipped[:5]]
+    more = ", ..." if len(skipped) > 5 else ""
+    return f"; it holds {len(skipped)} other file(s) or folder(s): {', '.join(names)}{more}"
+
+
+def _kind_of(path: Path) -> str:
+    return "video" if is_video(path) or is_animated(path) else "image"
+
+
+def _kind(value: Any) -> str:
+    """What a value is, for an error message: its type (a PIL Image, an ndarray of shape (H, W, 3))."""
+    shape = getattr(value, "shape", None)
+    return f"a {type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
 
 
 def check_min_face(min_face: float) -> None:
@@ -99,10 +149,23 @@ def iter_frames(sources: Iterable[tuple[Path, str]]) -> Iterator[Frame]:
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - same for the decoder
-            yield Frame(path, kind, index + 1, None, error=_reason(exc))
+            yield Frame(path, kind, index + 1, None, error=_video_reason(exc, index + 1))
         else:
             if index < 0:
                 yield Frame(path, kind, 0, None, error="no decodable video frame")
+
+
+def _video_reason(exc: BaseException, decoded: int) -> str:
+    """Why a video stopped: FFmpeg's errors name its internals (`avcodec_receive_frame()`), so say what they mean."""
+    if type(exc).__module__.split(".")[0] != "av":
+        return _reason(exc)
+    detail = getattr(exc, "strerror", None) or _reason(exc)
+    if decoded:
+        return (
+            f"the video could not be decoded past frame {decoded - 1} ({decoded} frame(s) read; damaged or truncated "
+            f"file; FFmpeg: {detail})"
+        )
+    return f"the video could not be decoded (damaged or truncated file, or not a video; FFmpeg: {detail})"
 
 
 def _reason(exc: BaseException) -> str:

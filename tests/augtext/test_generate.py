@@ -299,9 +299,13 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
     assert stable(resumed).equals(stable(reference))
 
 
-def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path, sig, status, word):
     """Ctrl-C (SIGINT) mid-run: exit status 130 and one "interrupted" line, never 0 (scripts would take an
-    interrupted run for a finished one); the answers logged so far are kept and a rerun asks only the rest."""
+    interrupted run for a finished one); the answers logged so far are kept and a rerun asks only the rest. SIGTERM
+    (`timeout`, `docker stop`) takes the same path: 143 and "terminated" (it killed the process before, mid-write)."""
     llm_server.latency_s = 0.2
     cache = tmp_path / "cache"
     args = cli_args(
@@ -318,10 +322,10 @@ def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path):
     deadline = time.monotonic() + 120  # a wait, not a timing assert
     while time.monotonic() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 3):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == status, err
+    assert err.strip().splitlines()[-1] == word and "Traceback" not in err
     done = log.read_text().splitlines()
     assert done and all(json.loads(line)["key"] for line in done)  # whole lines only
     llm_server.latency_s = 0.0

@@ -217,11 +217,11 @@ def test_text_cache_that_is_a_file(tmp_path, text_cache, tiny_faces, capsys):
 def test_list_files_from_windows_editors_read(tmp_path, text_cache, capsys, one_thread):
     """A byte-order mark, old Mac (CR) line ends and spaces after a path are how editors save list files: read as
     the paths and labels they hold."""
-    paths = [f"SN001/{i}.png" for i in range(8)]
     labels = [[i % 2, (i + 1) % 2, 0, 1, 0, i % 2, 0, 1] for i in range(8)]
-    write_images(tmp_path / "img", paths)
     lists = tmp_path / "lists"
-    for split in ("train", "test"):
+    for split, subject in (("train", "SN001"), ("test", "SN002")):  # subject-exclusive, as the protocol is
+        paths = [f"{subject}/{i}.png" for i in range(8)]
+        write_images(tmp_path / "img", paths)
         path_file, label_file = write_list_pair(
             lists / f"DISFA_{split}_path_fold1.txt", lists / f"DISFA_{split}_label_fold1.txt", paths, labels
         )
@@ -278,7 +278,7 @@ def test_predict_inputs_that_are_not_files(trained_run, capsys):
     run_dir, _ = trained_run
     assert main(["predict", "https://example.com/face.jpg", "--run", str(run_dir), "--no-detect"]) == 2
     line = _error_line(capsys)
-    assert "https:/example.com/face.jpg: a URL" in line and "download it" in line
+    assert "example.com/face.jpg: a URL" in line and "download it" in line  # https:/ or, as typed, https://
     assert main(["predict", "/dev/null", "--run", str(run_dir), "--no-detect"]) == 2
     assert "input /dev/null is neither a file nor a folder" in _error_line(capsys)
 

@@ -492,3 +492,88 @@ def test_manifest_unknown_label_spellings_are_exactly_the_documented_ones(tmp_pa
         (tmp_path / "bad.csv").write_text(f"path,AU1,AU2,split\na.png,1,0,train\nb.png,{cell},1,train\n")
         with pytest.raises(UserError, match=r"bad\.csv: line 3: AU1 = .* is not allowed.*N/A, None"):
             build_dataset(tmp_path / "bad.csv", split="train")
+
+
+# ------------------------------------------------------------------- list files: each image once, subject-exclusive
+def _bp4d_fold(folder: Path, train: list[str], test: list[str], fold: int = 1) -> Path:
+    """BP4D list pairs of one fold (all labels 0) under `folder`; returns it."""
+    for split, paths in (("train", train), ("test", test)):
+        write_list_pair(
+            folder / f"BP4D_{split}_img_path_fold{fold}.txt",
+            folder / f"BP4D_{split}_label_fold{fold}.txt",
+            paths,
+            [[0] * 12] * len(paths),
+        )
+    return folder
+
+
+def test_a_list_that_names_an_image_twice_is_an_error_naming_the_file_and_lines(tmp_path):
+    """As a manifest that lists an image twice: the frame would count twice in training and in the metrics."""
+    paths = ["F001/T1/1.jpg", "F001/T1/2.jpg", "F001/T1/3.jpg", "F001/T1/1.jpg", "F001/T1/2.jpg"]
+    lists = _bp4d_fold(tmp_path / "lists", paths, ["M001/T1/1.jpg"])
+    write_images(tmp_path / "img", [*paths[:3], "M001/T1/1.jpg"], size=16)
+    with pytest.raises(UserError) as info:
+        build_dataset(f"bp4d:{tmp_path / 'img'}", split="train", fold=1, lists=lists)
+    assert str(info.value).startswith(
+        f"{lists / 'BP4D_train_img_path_fold1.txt'}: line 4 names 'F001/T1/1.jpg' again (first on line 1) "
+        "(1 more repeated line(s) after it); list each image once"
+    )
+    assert len(build_dataset(f"bp4d:{tmp_path / 'img'}", split="test", fold=1, lists=lists)) == 1
+
+
+def test_train_and_test_lists_of_a_fold_must_not_share_a_subject(tmp_path, protocols):
+    """The BP4D/DISFA folds are subject-exclusive: a test subject also in the training list is an error naming the
+    subjects (with their frames) and both list files; an image in both, without subject folders, too. The shipped
+    lists pass, all three folds."""
+    from hiva_core.data.lists import check_subject_exclusive
+
+    lists = _bp4d_fold(
+        tmp_path / "overlap", ["F001/T1/1.jpg", "F002/T1/1.jpg", "M003/T2/5.jpg"], ["M003/T1/1.jpg", "M004/T1/1.jpg"]
+    )
+    with pytest.raises(UserError) as info:
+        check_subject_exclusive("bp4d", lists, 1)
+    assert str(info.value).startswith(
+        f"1 subject(s) of {lists / 'BP4D_test_img_path_fold1.txt'} are also in "
+        f"{lists / 'BP4D_train_img_path_fold1.txt'}: M003 (1 test / 1 training frames); BP4D's protocol is "
+        "subject-exclusive, and fold 1's test F1 would score faces of people it trained on"
+    )
+    flat = tmp_path / "flat"
+    for split, paths in (("train", ["a.png", "b.png"]), ("test", ["c.png", "a.png"])):
+        write_list_pair(flat / f"GFT_{split}_img_path.txt", flat / f"GFT_{split}_label.txt", paths, [[0] * 10] * 2)
+    with pytest.raises(
+        UserError,
+        match=r"1 image\(s\) of .*GFT_test_img_path\.txt are also in .*GFT_train_img_path"
+        r"\.txt \(the first on line 2: 'a\.png'\)",
+    ):
+        check_subject_exclusive("gft", flat, None)
+    check_subject_exclusive("bp4d", _bp4d_fold(tmp_path / "good", ["F001/T1/1.jpg"], ["M001/T1/1.jpg"]), 1)
+    (flat / "GFT_train_img_path.txt").unlink()
+    (flat / "GFT_train_label.txt").unlink()
+    check_subject_exclusive("gft", flat, None, need_train=False)  # eval of test lists alone: nothing to compare
+    with pytest.raises(UserError, match="no GFT_train_img_path.txt"):
+        check_subject_exclusive("gft", flat, None)
+    for name in ("bp4d", "disfa"):
+        for fold in (1, 2, 3):
+            check_subject_exclusive(name, protocols, fold)
+
+
+def test_images_under_root_images_say_did_you_mean(tmp_path):
+    """`hiva_core prepare` writes OUT/images and OUT/lists: `--data bp4d:OUT` finds none of the images, and the error
+    names OUT/images; with a few images missing only, it is check_images' usual error."""
+    paths = [f"F001/T1/{i}.jpg" for i in range(6)]
+    out = tmp_path / "out"
+    lists = _bp4d_fold(out / "lists", ["M001/T1/1.jpg"], paths)
+    write_images(out / "images", paths, size=16)
+    with pytest.raises(UserError) as info:
+        build_dataset(f"bp4d:{out}", split="test", fold=1, lists=out / "lists")
+    assert f"6 of 6 images of {lists / 'BP4D_test_img_path_fold1.txt'} checked are missing under the image root " in (
+        str(info.value)
+    )
+    assert f"did you mean {out / 'images'}? (--data bp4d:{out / 'images'};" in str(info.value)
+    assert len(build_dataset(f"bp4d:{out / 'images'}", split="test", fold=1, lists=out / "lists")) == 6
+    (out / "F001" / "T1").mkdir(parents=True)  # most images found under the root: no guess
+    for rel in paths[:5]:
+        write_image(out / rel, size=16)
+    ds = build_dataset(f"bp4d:{out}", split="test", fold=1, lists=out / "lists")
+    with pytest.raises(UserError, match=r"1 of 6 checked images are missing"):
+        check_images(ds)

@@ -155,3 +155,40 @@ def test_template_is_a_centred_face():
     assert np.isclose((le[0] + re[0]) / 2, 0.5) and np.isclose(nose[0], 0.5)
     assert np.isclose(re[0] - le[0], 0.30)
     np.testing.assert_allclose(template_points(256)[2], [127.5, 140.3])
+
+
+def test_a_crop_does_not_change_with_the_photos_resolution():
+    """The same scene in a photo 4x larger gives the same crop: a warp that shrinks the image filters it first
+    (PREFILTER_BELOW). Without the filter, bilinear sampling every 4th pixel aliases fine detail (here: pixel
+    noise, the finest there is; on faces, brows and creases) into the crop: a mean difference of 38 grey levels
+    against the crop of the 4x-reduced photo, under 5 with it."""
+    from PIL import Image
+
+    detail = np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    reduced = np.asarray(Image.fromarray(detail).resize((512, 512), Image.Resampling.BOX))
+    landmarks = np.array([[220.0, 100.0], [265.0, 100.0], [243.0, 125.0], [225.0, 150.0], [262.0, 150.0]])
+    small_crop, _ = align(reduced, landmarks, size=112)
+    big_crop, matrix = align(detail, (landmarks + 0.5) * 4 - 0.5, size=112)
+    assert np.sqrt(abs(np.linalg.det(matrix[:, :2]))) < 0.3  # the big photo is shrunk about 7x
+    assert np.abs(small_crop.astype(float) - big_crop.astype(float)).mean() < 5.0
+
+
+def test_the_aligned_frame_holds_still_across_a_photos_resolutions(astronaut):
+    """MTCNN's landmarks jitter with the image's resolution; `refine` finds them again at fixed scales, so that the
+    same photo at 0.6-2.5 times its size is framed alike. Measured as the mean range (over the sizes) of 9 points of
+    the aligned crop's frame mapped back into the photo, in % of the eye distance: 14.4 from the detector alone on
+    this photo, 6.2 refined."""
+    from PIL import Image
+
+    from hiva_core.faces.align import similarity_transform, template_points
+
+    grid = np.array([[x, y] for x in (0, 128, 255) for y in (0, 128, 255)], dtype=float)
+    frames = []
+    for zoom in (0.6, 1.0, 1.5, 2.5):
+        side = round(512 * zoom)
+        image = np.asarray(Image.fromarray(astronaut).resize((side, side), Image.Resampling.LANCZOS))
+        face = max(detect_faces(image), key=lambda f: f.size)
+        points = (face.landmarks + 0.5) / zoom - 0.5  # in the 512-px photo
+        matrix = similarity_transform(points, template_points(256))
+        frames.append(transform_points(grid, invert_affine(matrix)) / np.linalg.norm(points[0] - points[1]) * 100)
+    assert np.ptp(np.stack(frames), axis=0).mean() < 9.0

@@ -161,7 +161,7 @@ def test_heatmap_grid_per_face(image_folder, loaded, tmp_path):
         quiet=True,
     ).rows
     pngs = sorted(heat.glob("*.png"))
-    assert [p.name for p in pngs] == ["astronaut_2_face0.png", "astronaut_face0.png"]
+    assert [p.name for p in pngs] == ["astronaut_jpg_2_face0.png", "astronaut_jpg_face0.png"]
     assert list(table["heatmap"]) == [str(pngs[1]), "", str(pngs[0])]
     rows, cols = grid_shape(len(AUS))
     assert rows * cols >= len(AUS) > (rows - 1) * cols  # exactly enough tiles for the AUs
@@ -424,7 +424,7 @@ def test_a_failed_predict_leaves_no_heatmap_folder_behind(tmp_path, loaded):
 
 def test_an_interrupted_predict_leaves_the_heatmap_folder_as_it_was(tmp_path, loaded, astronaut, monkeypatch):
     """Ctrl-C after some PNGs of a video were drawn: no PNG of this run, no CSV, no staging folder, and the files
-    already in the folder untouched; a run that ends well puts its PNGs beside them."""
+    already in the folder untouched; a run that ends well puts its PNGs and their index beside them."""
     import hiva_core.heatmaps as heatmaps
     from hiva_core.predict import run_predict
 
@@ -453,7 +453,9 @@ def test_an_interrupted_predict_leaves_the_heatmap_folder_as_it_was(tmp_path, lo
     monkeypatch.setattr(heatmaps, "save_heatmap_grid", real)
     rows = run_predict([tmp_path / "clip.mp4"], loaded, out=out, heatmaps=heat, detect=False, batch_size=2).rows
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "clip.mp4", "heat"]
-    assert sorted(p.name for p in heat.iterdir()) == sorted(Path(p).name for p in rows["heatmap"])
+    written = sorted(Path(p).name for p in rows["heatmap"])
+    assert sorted(p.name for p in heat.iterdir()) == sorted([heatmaps.INDEX, "clip_f000000_face0.png", *written])
+    assert (heat / "clip_f000000_face0.png").read_bytes() == b"an earlier run's"  # not predict's: kept
     assert all(Path(p).parent == heat and Path(p).is_file() for p in rows["heatmap"]) and len(rows) == 8
 
 
@@ -476,3 +478,116 @@ def test_loaded_run_predicts_aligned_crops_given_as_images_or_files(tmp_path, lo
             loaded.predict(bad)
     with pytest.raises(ValueError, match=rf"shape \(3, {IMAGE_SIZE}, {IMAGE_SIZE}\).*float tensor \(B, 3"):
         loaded.predict(torch.zeros(3, IMAGE_SIZE, IMAGE_SIZE))
+
+
+def test_loaded_run_reads_16_bit_pil_images_as_the_file_reader_does(loaded, astronaut):
+    """A 16-bit PIL image (I;16, I) is scaled to 8 bits as an image file is (`to_rgb`), not clipped to near-white by
+    Pillow's convert("RGB")."""
+    grey = np.asarray(Image.fromarray(astronaut).resize((96, 96)).convert("L"))
+    expected = loaded.predict([Image.fromarray(grey)])["probs"]
+    deep = Image.fromarray(grey.astype(np.uint16) * 257)
+    for image in (deep, deep.convert("I")):
+        assert image.mode in ("I;16", "I")
+        np.testing.assert_allclose(loaded.predict([image])["probs"], expected, atol=1e-5)
+
+
+def test_loaded_run_refuses_tensors_it_would_misread(loaded):
+    """A tensor of another size than the run's, uint8 pixels, or float pixels of 0-255 were scored silently: a
+    ValueError naming the (B, 3, S, S) expected, a TypeError saying the crops must be normalised floats."""
+    import torch
+
+    s = IMAGE_SIZE
+    assert loaded.predict(torch.zeros(2, 3, s, s))["probs"].shape == (2, len(AUS))
+    with pytest.raises(ValueError, match=rf"shape \(1, 3, {2 * s}, {2 * s}\); give a float tensor \(B, 3, {s}, {s}\)"):
+        loaded.predict(torch.zeros(1, 3, 2 * s, 2 * s))
+    with pytest.raises(TypeError, match=r"torch.uint8 tensor.*normalised with the ImageNet mean.*build_transforms"):
+        loaded.predict(torch.full((1, 3, s, s), 200, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"values up to 200, not ImageNet-normalised"):
+        loaded.predict(torch.full((1, 3, s, s), 200.0))
+
+
+def _crop_files(folder: Path, astronaut: np.ndarray, *names: str) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    crop = Image.fromarray(astronaut).resize((64, 64))
+    for name in names:
+        crop.save(folder / name)
+    return [folder / name for name in names]
+
+
+def test_a_rerun_into_a_heatmap_folder_leaves_what_its_rows_name(tmp_path, loaded, astronaut):
+    """The folder matches the CSV after each run: the PNGs an earlier predict wrote there (its index lists them) go,
+    the user's own files stay; sources that differ in their suffix only (gray.jpg, gray.png) get names of their
+    own."""
+    from hiva_core.heatmaps import INDEX, read_index
+    from hiva_core.predict import run_predict
+
+    heat = tmp_path / "heat"
+    heat.mkdir()
+    (heat / "mine.png").write_bytes(b"the user's")
+    jpg, png = _crop_files(tmp_path / "in", astronaut, "gray.jpg", "gray.png")
+    first = run_predict([jpg, png], loaded, heatmaps=heat, detect=False).rows
+    assert [Path(p).name for p in first["heatmap"]] == ["gray_jpg_face0.png", "gray_png_face0.png"]
+    second = run_predict([png], loaded, heatmaps=heat, detect=False).rows
+    assert list(second["heatmap"]) == [str(heat / "gray_png_face0.png")]
+    assert sorted(p.name for p in heat.iterdir()) == sorted([INDEX, "gray_png_face0.png", "mine.png"])
+    assert read_index(heat) == ["gray_png_face0.png"] and (heat / "mine.png").read_bytes() == b"the user's"
+
+
+def test_a_failed_rerun_puts_the_heatmap_folder_back(tmp_path, loaded, astronaut, monkeypatch):
+    """A run that fails after its PNGs were moved in (writing --out) leaves the folder as the run before left it:
+    its PNGs, the one it replaced, and its index."""
+    from hiva_core import predict
+    from hiva_core.heatmaps import INDEX
+
+    heat = tmp_path / "heat"
+    a, b = _crop_files(tmp_path / "in", astronaut, "a.png", "b.png")
+    predict.run_predict([a, b], loaded, heatmaps=heat, detect=False)
+    before = {p.name: p.read_bytes() for p in heat.iterdir()}
+    assert sorted(before) == [INDEX, "a_png_face0.png", "b_png_face0.png"]
+
+    def full_disk(table, out):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(predict, "write_rows", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        predict.run_predict([b], loaded, heatmaps=heat, detect=False, out=tmp_path / "r.csv", flip=True)
+    assert {p.name: p.read_bytes() for p in heat.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heat", "in"]  # no staging folder left
+
+
+def test_staging_folders_of_killed_runs_are_removed_by_the_next_run(tmp_path, loaded, astronaut):
+    """A run killed (SIGKILL) leaves its hidden staging folder beside the heatmap folder; the next run into that
+    folder removes those of processes that no longer run, and keeps a running one's and anything else."""
+    import os
+    import subprocess
+    import sys
+
+    from hiva_core.predict import run_predict
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    names = {
+        f".heat.{dead}.abcd_123.tmp": False,  # a killed run's: removed
+        ".heat.k2j4h5g6.tmp": False,  # a killed run of an older version (no pid in the name): removed
+        f".heat.{os.getppid()}.zzzzzzzz.tmp": True,  # a run still going: kept
+        ".other.abcdefgh.tmp": True,  # another folder's
+        ".heat.notmine": True,
+    }
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x_face0.png").write_bytes(b"png")
+        os.utime(tmp_path / name, (1e9, 1e9))  # long before this process started
+    (a,) = _crop_files(tmp_path / "in", astronaut, "a.png")
+    run_predict([a], loaded, heatmaps=tmp_path / "heat", detect=False)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == sorted(name for name, kept in names.items() if kept)
+
+
+def test_json_output_writes_plain_slashes(tmp_path, loaded, astronaut):
+    from hiva_core.predict import run_predict
+
+    (a,) = _crop_files(tmp_path / "in", astronaut, "a.png")
+    run_predict([a], loaded, detect=False, out=tmp_path / "r.json")
+    text = (tmp_path / "r.json").read_text()
+    assert "\\/" not in text and f'"source": "{a}"' in text
+    assert json.loads(text)[0]["time_s"] is None

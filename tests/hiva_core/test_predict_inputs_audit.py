@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from augtext.errors import UserError
+
 pytest.importorskip("facenet_pytorch", reason="face detection needs: pip install --no-deps facenet-pytorch")
 
 
@@ -111,3 +113,180 @@ def test_jpegs_saved_as_jfif_or_jpe_are_found_in_folders(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     found = sorted(path.name for path, kind in collect_inputs([tmp_path]) if kind == "image")
     assert found == ["a.jfif", "b.JPE", "c.jpg"]
+
+
+# ------------------------------------------------------------------------- phone videos, GIFs, folders (user report)
+@pytest.mark.parametrize("rotation", [-90, 90, 180])
+def test_a_phone_video_is_read_upright_by_its_display_rotation(tmp_path, astronaut, rotation):
+    """Phones store a portrait video sideways and record the turn that shows it upright (the display matrix): its
+    frames are read as displayed, like a photo's EXIF orientation, or every frame is `no_face`."""
+    import av
+
+    from hiva_core.faces.media import iter_video
+
+    shown = np.asarray(Image.fromarray(astronaut).resize((96, 64)))
+    stored = np.ascontiguousarray(np.rot90(shown, -rotation // 90))  # turned back by `rotation` it is `shown`
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = stored.shape[1], stored.shape[0], "yuv420p", 4e6
+        if not hasattr(stream, "set_display_rotation"):
+            pytest.skip("this PyAV cannot write a display matrix")
+        stream.set_display_rotation(rotation)
+        for _ in range(2):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        container.mux(stream.encode())
+    frames = [image for _, _, image in iter_video(path)]
+    assert len(frames) == 2
+    for image in frames:
+        assert image.shape == shown.shape and image.flags["C_CONTIGUOUS"]
+        assert np.abs(image.astype(int) - shown).mean() < 10  # lossy codec: close, not equal
+
+
+def test_video_rotation_of_older_pyav_and_older_files():
+    """Without `frame.rotation` (PyAV before 14) the display matrix is read from the frame's side data; a file of
+    older phones has a `rotate` tag (clockwise degrees) instead."""
+    from types import SimpleNamespace
+
+    from hiva_core.faces.media import video_rotation
+
+    quarter = np.array([0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30], dtype=np.int32)  # a phone's portrait matrix
+    side = type("SideData", (), {"type": "Type.DISPLAYMATRIX", "__bytes__": lambda self: quarter.tobytes()})()
+    plain = SimpleNamespace(metadata={})
+    assert video_rotation(SimpleNamespace(rotation=-90), plain) == -90
+    assert video_rotation(SimpleNamespace(side_data=[side]), plain) == pytest.approx(-90)
+    assert video_rotation(SimpleNamespace(side_data=[]), SimpleNamespace(metadata={"rotate": "90"})) == -90
+    assert video_rotation(SimpleNamespace(side_data=[]), plain) == 0
+
+
+def test_an_animated_gif_is_read_as_a_video(tmp_path, astronaut):
+    """A GIF of several frames is a clip: every frame read, with its index and time (from the frames' durations);
+    a still GIF stays an image."""
+    from hiva_core.faces.media import video_frame_count
+    from hiva_core.faces.stream import collect_inputs, iter_frames
+
+    face = Image.fromarray(astronaut).resize((64, 64))
+    frames = [face, face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), Image.new("RGB", (64, 64), (0, 90, 0))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=200, loop=0)
+    face.save(tmp_path / "still.gif")
+    sources = collect_inputs([tmp_path])
+    assert [(p.name, kind) for p, kind in sources] == [("anim.gif", "video"), ("still.gif", "image")]
+    assert video_frame_count(tmp_path / "anim.gif") == 3
+    read = list(iter_frames(sources[:1]))
+    assert [(f.kind, f.index, f.time) for f in read] == [("video", 0, 0.0), ("video", 1, 0.2), ("video", 2, 0.4)]
+    assert all(f.image.shape == (64, 64, 3) and f.image.dtype == np.uint8 for f in read)
+    assert read[2].image[..., 1].mean() > 80 > read[2].image[..., 0].mean()  # the green frame, in colour
+
+
+def test_a_folder_reads_every_photo_format_pillow_opens_and_says_what_it_skipped(tmp_path, astronaut):
+    """An .avif (which Pillow here opens) in a folder is read like one named directly; other files, hidden files and
+    subfolders are skipped, and the result says which (`summary["skipped"]`) instead of dropping them silently."""
+    from PIL import features
+
+    from hiva_core.faces.media import IMAGE_SUFFIXES
+    from hiva_core.faces.stream import collect_inputs
+
+    assert ".mpg" not in IMAGE_SUFFIXES and ".mpeg" not in IMAGE_SUFFIXES  # Pillow's MPEG probe is not a photo
+    image = Image.fromarray(astronaut).resize((64, 64))
+    names = ["a.jpg"]
+    image.save(tmp_path / "a.jpg")
+    if features.check("avif"):
+        image.save(tmp_path / "b.avif")
+        names.append("b.avif")
+    (tmp_path / "notes.txt").write_text("not an image")
+    image.save(tmp_path / ".hidden.jpg")
+    (tmp_path / "sub").mkdir()
+    sources = collect_inputs([tmp_path])
+    assert [p.name for p, _ in sources] == names
+    assert [p.name for p in sources.skipped] == [".hidden.jpg", "notes.txt", "sub"]
+    with pytest.raises(UserError, match=r"holds no images or videos.*3 other file\(s\) or folder\(s\): notes.txt"):
+        (tmp_path / "sub" / "notes.txt").write_text("")
+        for name in ("one.doc", "two.doc"):
+            (tmp_path / "sub" / name).write_text("")
+        collect_inputs([tmp_path / "sub"])
+
+
+def test_the_summary_names_the_skipped_files(tmp_path, run_dir, astronaut):
+    from hiva_core.predict import run_predict
+
+    Image.fromarray(astronaut).resize((64, 64)).save(tmp_path / "a.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    summary = run_predict(tmp_path, run_dir, detect=False, device="cpu").summary
+    assert summary["skipped"] == [str(tmp_path / "notes.txt")]
+
+
+# ------------------------------------------------------------------------------------- messages (user report)
+def test_run_predict_takes_paths_and_says_so(tmp_path, run_dir, astronaut):
+    """An image in memory is not a path: a TypeError that says what run_predict takes and where images go; one path
+    given alone (not in a list) is one input, not a list of its letters."""
+    from hiva_core.predict import run_predict
+
+    photo = Image.fromarray(astronaut).resize((64, 64))
+    for given in ([photo], [np.asarray(photo)], photo):
+        with pytest.raises(TypeError, match=r"paths of images, videos or folders.*LoadedRun.predict"):
+            run_predict(given, run_dir, device="cpu")
+    photo.save(tmp_path / "one.png")
+    for given in (str(tmp_path / "one.png"), tmp_path / "one.png"):
+        rows = run_predict(given, run_dir, detect=False, device="cpu").rows
+        assert list(rows["source"]) == [str(tmp_path / "one.png")] and list(rows["status"]) == ["ok"]
+
+
+def test_a_url_is_named_as_given():
+    """A Path folds "https://" into "https:/" (the CLI's arguments are Paths): the message shows the URL given."""
+    from hiva_core.faces.stream import collect_inputs
+
+    for given in ("https://example.com/face.jpg", Path("https://example.com/face.jpg")):
+        with pytest.raises(UserError, match=r"input https://example\.com/face\.jpg: a URL"):
+            collect_inputs([given])
+
+
+def test_a_truncated_video_says_where_decoding_stopped(tmp_path, monkeypatch):
+    """FFmpeg's error names its internals (`avcodec_receive_frame()`): the row says the video could not be decoded
+    past the last frame read, and that the file is damaged or truncated."""
+    import av
+
+    from hiva_core.faces import stream
+
+    def truncated(path):
+        for index in range(3):
+            yield index, index / 10, np.zeros((8, 8, 3), np.uint8)
+        raise av.error.InvalidDataError(
+            1094995529, "Invalid data found when processing input", "avcodec_receive_frame()"
+        )
+
+    monkeypatch.setattr(stream, "iter_video", truncated)
+    frames = list(stream.iter_frames([(tmp_path / "clip.mp4", "video")]))
+    assert [f.error for f in frames[:3]] == [None] * 3
+    assert frames[3].index == 3 and "avcodec" not in frames[3].error
+    assert frames[3].error.startswith("the video could not be decoded past frame 2 (3 frame(s) read; damaged or trunc")
+    (tmp_path / "cut.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))  # a header, then nothing
+    monkeypatch.undo()
+    (frame,) = stream.iter_frames([(tmp_path / "cut.mp4", "video")])
+    assert frame.error.startswith("the video could not be decoded (damaged or truncated file")
+
+
+def test_threshold_that_is_neither_a_number_nor_a_file(run_dir, tmp_path):
+    from hiva_core.checkpoint import load_run
+
+    loaded = load_run(run_dir, device="cpu")
+    with pytest.raises(UserError, match=r"^abc not found.*--threshold takes a number in \[0, 1\].*thresholds JSON"):
+        loaded.au_thresholds("abc")
+    with pytest.raises(UserError, match=r"is a folder; --threshold takes a number in \[0, 1\].*thresholds.json\?"):
+        loaded.au_thresholds(str(tmp_path))
+
+
+def test_a_folder_of_fold_runs_is_named_as_such(run_dir, tmp_path):
+    """`--run runs/bp4d` of a `--folds all` training holds fold1/, fold2/, ...: the hint eval gives, not "config.json
+    not found"."""
+    import shutil
+
+    from hiva_core.checkpoint import load_run
+    from hiva_core.predict import run_predict
+
+    for k in (1, 2, 3):
+        shutil.copytree(run_dir, tmp_path / "bp4d" / f"fold{k}")
+    with pytest.raises(UserError, match=r"bp4d holds one run per fold \(fold1, fold2, fold3\); give --run .*foldK"):
+        load_run(tmp_path / "bp4d")
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    with pytest.raises(UserError, match="one run per fold"):
+        run_predict([tmp_path / "a.png"], tmp_path / "bp4d")

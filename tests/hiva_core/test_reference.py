@@ -269,7 +269,7 @@ def test_eval_predict_export_and_adapt_of_a_run_with_the_neutral_frame(reference
     with pytest.raises(UserError, match="no face found"):  # found and aligned like the inputs: a band image has none
         run_predict([face], ref, neutral=rest)
     result = run_predict([face], ref, detect=False, neutral=rest, heatmaps=tmp_path / "maps")
-    assert (tmp_path / "maps" / f"{face.stem}_face0.png").is_file()
+    assert (tmp_path / "maps" / f"{face.stem}_{face.suffix[1:]}_face0.png").is_file()
     # the same probabilities as eval's batch of that face beside its neutral frame
     from hiva_core.checkpoint import load_run
     from hiva_core.data import build_dataset

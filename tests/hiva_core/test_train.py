@@ -554,3 +554,136 @@ def test_a_run_that_fails_in_its_first_epoch_leaves_nothing(tmp_path, text_cache
     _spoil_loss_at(monkeypatch, 1)
     assert main(train_argv(text_cache, tiny_faces, kept)) == 2
     assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+
+
+# ------------------------------------------------------------------------------ --folds all: interrupted, resumed
+def test_ctrl_c_in_folds_all_says_folds_all_resume(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
+    """Ctrl-C in fold 2's second epoch (4 steps an epoch, 2 epochs a fold): the line before `interrupted` says
+    `--folds all --resume` (a plain --resume of the parent finds no config.json, and says to add --folds all); each
+    fold's lines are under a line naming it; the resume reports the finished fold 1 without training it (not
+    "resuming at epoch 3" of 2) and finishes folds 2 and 3."""
+    from hiva_core.task import AUTask
+
+    real, calls = AUTask.forward, []
+
+    def forward(self, batch, *args):
+        calls.append(1)
+        if len(calls) == 14:
+            raise KeyboardInterrupt
+        return real(self, batch, *args)
+
+    monkeypatch.setattr(AUTask, "forward", forward)
+    out = tmp_path / "cv"
+    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2:] == [
+        f"{out / 'fold2' / 'last.pt'} keeps epoch 1: --folds all --resume (with --out {out}) continues from it, or "
+        f"delete {out / 'fold2'} to train this fold from the start",
+        "interrupted",
+    ]
+    assert f"fold 1 (1 of 3): {out / 'fold1'}" in err and f"fold 2 (2 of 3): {out / 'fold2'}" in err
+    monkeypatch.undo()
+    assert main(["train", "--out", str(out), "--resume"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --resume: {out} holds one run per fold (fold1, fold2), no config.json of its own: add --folds all to "
+        f"resume every fold (or give --out {out / 'fold1'} for one)\n"
+    )
+    assert main(["train", "--out", str(out), "--resume", "--folds", "all"]) == 0
+    err = capsys.readouterr().err
+    assert f"{out / 'fold1'} already finished all 2 epochs (kept epoch 2, " in err and "nothing to train" in err
+    assert f"resuming {out / 'fold1'}" not in err
+    assert f"resuming {out / 'fold2'} at epoch 2 of 2 (kept epoch 1, " in err
+    assert all(len(pd.read_csv(out / f"fold{k}" / "log.csv")) == 2 for k in (1, 2, 3))
+
+
+def test_final_line_says_the_test_f1_once(trained_run, tmp_path, text_cache, tiny_faces, capsys):
+    """Without validation rows the kept epoch's score is the test F1 at 0.5: the line says it once."""
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, tiny_faces, out, "--fold", "1", epochs=1)) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(f"{out}: epoch 1 kept"))
+    f1 = json.loads((out / "metrics.json").read_text())["best"]["avg"]["f1"]
+    assert line == f"{out}: epoch 1 kept (the last epoch; test avg F1 at 0.5 {100 * f1:.1f}; the table below, at 0.5)"
+
+
+def test_log_csv_names_the_test_and_validation_scores(tmp_path, text_cache, tiny_faces, capsys):
+    """log.csv: test_f1/test_auc the test split's (as the legacy val_f1/val_auc still are), val_rows_f1/val_rows_auc
+    the validation rows' F1 at their thresholds and AUC (what the epoch line prints as `val F1 … AUC …`); a log
+    written before these columns is read back on --resume, its test scores under the new names."""
+    out = tmp_path / "run"
+    argv = train_argv(text_cache, tiny_faces, out, "--fold", "1", "--set", "data.val_fraction=0.25", epochs=2)
+    assert main([*argv, "--set", "train.stop_after=1"]) == 0
+    log = pd.read_csv(out / "log.csv")
+    assert list(log.columns[9:]) == [
+        "test_f1",
+        "test_auc",
+        "val_rows_f1",
+        "val_rows_auc",
+        "val_f1",
+        "val_auc",
+        "time_s",
+    ]
+    test = json.loads((out / "metrics.json").read_text())["last"]["avg"]
+    record = json.loads((out / "thresholds.json").read_text())
+    assert log["test_f1"][0] == pytest.approx(test["f1"], abs=1e-6) and log["val_f1"][0] == log["test_f1"][0]
+    assert log["test_auc"][0] == pytest.approx(test["auc"], abs=1e-6) and log["val_auc"][0] == log["test_auc"][0]
+    assert log["val_rows_f1"][0] == pytest.approx(record["val_f1"]["avg"], abs=1e-6)
+    assert log["val_rows_auc"][0] == pytest.approx(record["val_auc"]["avg"], abs=1e-6)
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("epoch 1/2"))
+    assert f"val F1 {100 * record['val_f1']['avg']:.1f} AUC {100 * record['val_auc']['avg']:.1f}" in line
+    # The log of an older version: no test_*/val_rows_* columns, its val_f1/val_auc the test split's.
+    old = log[[c for c in log.columns if not c.startswith(("test_", "val_rows_"))]]
+    old.to_csv(out / "log.csv", index=False)
+    assert main([*argv, "--resume"]) == 0
+    again = pd.read_csv(out / "log.csv")
+    assert list(again["epoch"]) == [1, 2] and again["test_f1"][0] == pytest.approx(log["test_f1"][0])
+    assert pd.isna(again["val_rows_f1"][0]) and not pd.isna(again["val_rows_f1"][1])
+
+
+def test_config_stores_absolute_paths_and_a_missing_one_names_config_json(
+    tmp_path, text_cache, tiny_faces, capsys, monkeypatch
+):
+    """Paths typed relative (`--data faces/manifest.csv`) are stored absolute, so `--resume` works from another
+    folder; a run whose config.json holds a relative path that is not found from here names that file and the
+    option to give."""
+    shutil.copytree(tiny_faces.parent, tmp_path / "faces")
+    monkeypatch.chdir(tmp_path)
+    argv = train_argv(text_cache, Path("faces/manifest.csv"), Path("run"), "--fold", "1", epochs=2)
+    assert main([*argv, "--set", "train.stop_after=1", "--set", "data.align_cache=crops"]) == 0
+    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert info["config"]["data"]["spec"] == str(tmp_path / "faces" / "manifest.csv")
+    assert info["config"]["data"]["align_cache"] == str(tmp_path / "crops")
+    assert info["data"]["spec"] == str(tmp_path / "faces" / "manifest.csv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    shutil.copytree(tmp_path / "run", tmp_path / "old")
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 0
+    info["config"]["data"]["spec"] = "faces/manifest.csv"  # as runs saved before kept it
+    (tmp_path / "old" / "config.json").write_text(json.dumps(info))
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "old"), "--resume"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: data.spec 'faces/manifest.csv' not found (from {tmp_path / 'old' / 'config.json'}, as the run was "
+        "trained; a relative path is relative to the folder the run was started in): give --data SPEC to say where "
+        "it is now\n"
+    )
+    assert main(["train", "--out", str(tmp_path / "old"), "--resume", "--data", str(tmp_path / "faces")]) == 0
+
+
+def test_eval_json_that_is_a_folder_suggests_a_file_in_it(trained_run, tiny_faces, tmp_path, capsys):
+    run, _ = trained_run
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --json {tmp_path} is a folder; give a file name (e.g. {tmp_path / 'eval.json'})\n"
+    )
+
+
+def test_offline_pretrained_failure_names_the_option_users_type(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
+    """The library's message says backbone_weights=PATH (its keyword); `hiva_core train` says --backbone-weights."""
+    from hiva_core.models import backbone
+
+    monkeypatch.setattr(backbone, "default_mobilenet_weights", lambda: None)
+    argv = train_argv(text_cache, tiny_faces, tmp_path / "run", "--backbone", "mobilenetv2", "--pretrained", epochs=1)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "or pass --backbone-weights FILE" in err and "backbone_weights=" not in err, err
