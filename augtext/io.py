@@ -32,14 +32,15 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
     return removed
 
 
-def check_output_file(path: str | os.PathLike, option: str) -> Path:
+def check_output_file(path: str | os.PathLike, option: str, example: str = "out") -> Path:
     """`path` as a file a command may write (call it before the work): a UserError naming `option` when it is a
-    folder, when a part of its folder path is a file, or when that folder is not writable."""
+    folder (suggesting the file `example` in it: `--json out` -> out/eval.json), when a part of its folder path is a
+    file, or when that folder is not writable."""
     from augtext.errors import UserError
 
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"{option} {path} is a folder; give a file name (e.g. {path / ('out' + path.suffix)})")
+        raise UserError(f"{option} {path} is a folder; give a file name (e.g. {path / example})")
     _check_writable_folder(path.parent, path, option)
     return path
 

@@ -108,7 +108,7 @@ def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> Ca
     from augtext.io import atomic_write, check_output_file
 
     if json_path is not None:
-        check_output_file(json_path, "--json")  # before the work, not after it
+        check_output_file(json_path, "--json", "score.json")  # before the work, not after it
     result = score_cache(cache, model)
     console = Console(highlight=False)
     if not console.is_terminal:

@@ -385,22 +385,23 @@ def run_eval(
 
     Returns evaluate_run's metrics, or with all_folds fold_summary's summary under folds_header's fields (what
     the table is of: run, data, rows, frames, thresholds)."""
+    from augtext.io import check_output_file
     from hiva_core.run_folder import RunFolder
     from hiva_core.serialize import write_json
 
     run = Path(run)
     if json_out is not None:
-        output_file(json_out, "--json", "eval.json")  # before the work, not after it
+        check_output_file(json_out, "--json", "eval.json")  # before the work, not after it
     if save_thresholds is not None:
         if all_folds:
             raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
-        output_file(save_thresholds, "--save-thresholds", "thresholds.json")
+        check_output_file(save_thresholds, "--save-thresholds", "thresholds.json")
     if per_face is not None:
         from hiva_core.predict import OUT_SUFFIXES
 
         if all_folds:
             raise UserError("--per-face takes one run: give --run RUN/foldK instead of --folds all")
-        output_file(per_face, "--per-face", "faces.csv")
+        check_output_file(per_face, "--per-face", "faces.csv")
         if per_face.suffix.lower() not in OUT_SUFFIXES:
             raise UserError(f"--per-face {per_face}: unknown format {per_face.suffix!r}; use {', '.join(OUT_SUFFIXES)}")
     options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align, "flip": flip}
@@ -419,16 +420,6 @@ def run_eval(
     if json_out is not None:
         write_json(json_out, result)
     return result
-
-
-def output_file(path: str | Path, option: str, example: str) -> Path:
-    """`path` as a file eval may write (checked before the work): a folder is a UserError suggesting `example` in it
-    (`--json out` -> out/eval.json), as is a path that cannot be written (augtext.io.check_output_file)."""
-    from augtext.io import check_output_file
-
-    if Path(path).is_dir():
-        raise UserError(f"{option} {path} is a folder; give a file name (e.g. {Path(path) / example})")
-    return check_output_file(path, option)
 
 
 def _mean_defined(values: Sequence[float]) -> float:

@@ -89,7 +89,7 @@ def export_onnx(
         )
     if onnx.suffix.lower() != ".onnx":
         raise UserError(f"--onnx {onnx}: the output file must end in .onnx")
-    check_output_file(onnx, "--onnx")
+    check_output_file(onnx, "--onnx", "model.onnx")
     loaded = run if isinstance(run, LoadedRun) else load_run(run, device="cpu")
     model = loaded.model.to("cpu").eval()
     check_finite(model.state_dict(), f"the model of {loaded.run_dir}")  # also a LoadedRun changed in memory

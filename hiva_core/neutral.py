@@ -149,7 +149,7 @@ def run_neutral(
             raise UserError(f"--out {target} is the manifest read; write the copy with its neutral column elsewhere")
         dataset = build_dataset(data, split="all", image_size=image_size)
         what = str(source)
-    check_output_file(target, "--out")
+    check_output_file(target, "--out", "manifest_neutral.csv")
     groups = clips(dataset, clip)
     faceless = 0
     if loaded is not None:

@@ -183,7 +183,7 @@ def run_predict(
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"--out {out}: unknown format {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
     if out is not None:
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", "aus.csv")
     if heatmaps is not None:
         check_output_dir(heatmaps, "--heatmaps")
     sources = collect_inputs(inputs)

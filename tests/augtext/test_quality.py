@@ -306,7 +306,8 @@ def test_score_errors_name_the_file(tmp_path, capsys):
     assert "descriptions.parquet" in capsys.readouterr().err
     (tmp_path / "taken.json").mkdir()  # checked before any scoring (issue 11)
     assert main(["score", "--cache", str(tmp_path), "--json", str(tmp_path / "taken.json")]) == 2
-    assert "--json" in capsys.readouterr().err
+    taken = tmp_path / "taken.json"
+    assert f"--json {taken} is a folder; give a file name (e.g. {taken / 'score.json'})" in capsys.readouterr().err
 
 
 def test_facs_reference_text_holds_the_facts():

@@ -156,7 +156,7 @@ def test_export_refuses_non_finite_weights_and_output_folders(exported, tmp_path
     loaded, _, _ = exported
     (tmp_path / "taken.onnx").mkdir()
     assert main(["export", "--run", str(loaded.run_dir), "--onnx", str(tmp_path / "taken.onnx")]) == 2
-    assert "is a folder" in capsys.readouterr().err
+    assert f"is a folder; give a file name (e.g. {tmp_path / 'taken.onnx' / 'model.onnx'})" in capsys.readouterr().err
     spoiled = copy.copy(loaded)
     spoiled.model = copy.deepcopy(loaded.model)
     with torch.no_grad():
