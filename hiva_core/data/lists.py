@@ -187,6 +187,8 @@ def check_subject_exclusive(name: str, lists: str | os.PathLike, fold: int | Non
     check_listed_once(test, test_file)
     in_train, in_test = _subjects(train, fmt.folder_depth), _subjects(test, fmt.folder_depth)
     shared = sorted(s for s in in_test if s and s in in_train)
+    if len(in_train) == 1 and in_train.keys() == in_test.keys():  # one folder holds every image: no subject folders
+        shared = []  # ("images/F001_T1_1.jpg"): only the images themselves can be compared
     which = f"fold {1 if fold is None else fold}" if fmt.folds else "the split"
     if shared:
         shown = ", ".join(f"{s} ({in_test[s]} test / {in_train[s]} training frames)" for s in shared[:10])

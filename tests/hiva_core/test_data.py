@@ -547,6 +547,11 @@ def test_train_and_test_lists_of_a_fold_must_not_share_a_subject(tmp_path, proto
     ):
         check_subject_exclusive("gft", flat, None)
     check_subject_exclusive("bp4d", _bp4d_fold(tmp_path / "good", ["F001/T1/1.jpg"], ["M001/T1/1.jpg"]), 1)
+    # every image in one folder (no subject folders, the subject in the file name): one shared "subject" is no overlap
+    one_folder = _bp4d_fold(tmp_path / "one_folder", ["images/F001_T1_1.jpg"], ["images/M001_T1_1.jpg"])
+    check_subject_exclusive("bp4d", one_folder, 1)
+    with pytest.raises(UserError, match=r"1 image\(s\) of .* are also in"):
+        check_subject_exclusive("bp4d", _bp4d_fold(tmp_path / "same", ["images/a.jpg"], ["images/a.jpg"]), 1)
     (flat / "GFT_train_img_path.txt").unlink()
     (flat / "GFT_train_label.txt").unlink()
     check_subject_exclusive("gft", flat, None, need_train=False)  # eval of test lists alone: nothing to compare
