@@ -31,6 +31,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_answers import kept  # noqa: E402  (what the gate keeps of (au, text) pairs, in order)
 
 from augtext.descriptions import walk_pair  # noqa: E402
 from augtext.facs import FACS  # noqa: E402
@@ -59,15 +62,6 @@ def decisions(gate: SemanticGate, items: list[tuple[int, str]]) -> np.ndarray:
         texts = [t for a, t in items if a == au]
         out += [(d.similarity, d.rank) for d in gate.check(texts, au)]
     return np.asarray(out, dtype=np.float64).reshape(-1, 2)
-
-
-def kept(gate: SemanticGate, items: list[tuple[int, str]]) -> np.ndarray:
-    """Whether the gate keeps each (au, text), in the order given."""
-    out = np.zeros(len(items), dtype=bool)
-    for au in sorted({a for a, _ in items}):
-        rows = [i for i, (a, _) in enumerate(items) if a == au]
-        out[rows] = [d.reason is None for d in gate.check([items[i][1] for i in rows], au)]
-    return out
 
 
 def grid(sim_rank: np.ndarray) -> dict[str, float]:
