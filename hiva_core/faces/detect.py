@@ -145,10 +145,10 @@ def refine(detector: FaceDetector, image: np.ndarray, face: Face, *, min_score: 
     whose sides span REFINE_SPANS times the box (one detector call). Unchanged if no crop finds it.
 
     MTCNN's landmarks jitter with the image's resolution, and a model reading the brows against the aligned frame
-    reads a frame a few pixels off as a brow raise or not (AU1 0.46-0.64 on one astronaut photo saved at 8 sizes).
-    Over six real photos, each at 0.6-2.5 times its size, the aligned crop's frame moved by 12 % of the eye distance
-    on average (mean range of 9 frame points); with these five spans, by 5 %. The box and score stay the first
-    detection's.
+    reads a frame a few pixels off as a brow raise or not (AU1 0.46-0.64 on one astronaut photo saved at 7 sizes,
+    512-4096 px). Over six real photos, each at 0.6-2.5 times its size, the aligned crop's frame moved by 12 % of
+    the eye distance on average (mean range of 9 frame points); with these five spans, by 5 %
+    (bench/bench_landmarks.py). The box and score stay the first detection's.
     """
     x1, y1, x2, y2 = face.box
     cx, cy, side = 0.5 * (x1 + x2), 0.5 * (y1 + y2), max(x2 - x1, y2 - y1, 1.0)
