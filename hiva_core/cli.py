@@ -288,6 +288,11 @@ def eval_(
                 f"\nper-AU thresholds chosen on these {saved['frames']} frames written to {saved['path']} (avg F1 "
                 f"there {100 * saved['val_f1']['avg']:.1f}, optimistic: chosen and scored on the same rows); use "
                 "them with --threshold FILE on other faces of this domain"
+                + (
+                    f"; {', '.join(saved['kept_05'])} keep 0.5 (the file's kept_05 says why)"
+                    if saved["kept_05"]
+                    else ""
+                )
             )
 
 

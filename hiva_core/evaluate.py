@@ -28,6 +28,7 @@ from hiva_core.metrics import (
     au_metrics,
     choose_thresholds,
     class_counts,
+    threshold_gains,
     too_few_to_choose,
 )
 from hiva_core.regions import PeakRecorder, evaluate_localisation, pool_localisation
@@ -120,29 +121,55 @@ def val_thresholds(
     if loader is None:
         return None
     val = model_probs(model, loader, text, device, len(aus), info)
-    record = None if val is None else threshold_record(val, aus, how)
+    subjects = row_subjects(loader.dataset)
+    record = None if val is None else threshold_record(val, aus, how, subjects)
     if getattr(model, "no_reference", None) is not None:  # model.reference_dropout: faces read alone too
         alone = model_probs(model, loader, text, device, len(aus), info, channels=3)
         if record is not None:
-            record["alone"] = threshold_record(alone, aus, f"{how}, each face read without its neutral frame")
+            record["alone"] = threshold_record(alone, aus, f"{how}, each face read without its neutral frame", subjects)
     return record
 
 
-def threshold_record(out: dict, aus: list[int], how: str) -> dict:
+def row_subjects(dataset) -> list[str]:
+    """The subject of each row of a dataset, in row order (threshold_record halves rows by them)."""
+    return [dataset.meta(i)["subject"] for i in range(len(dataset))]
+
+
+def threshold_record(out: dict, aus: list[int], how: str, groups: Sequence | None = None) -> dict:
     """Per-AU thresholds that maximise F1 on the rows of `out` (collect_probs' probs, labels, mask), as a thresholds
     file records them: the thresholds, `how` the rows were chosen, their number, the F1 there at the thresholds and
-    at 0.5, and the AUC there (train.select=val_auc chooses the kept epoch by its average). An AU with fewer than
-    MIN_THRESHOLD_FRAMES positive or negative rows keeps 0.5, and `kept_05` names it with why ({} when none)."""
-    chosen = choose_thresholds(out["probs"], out["labels"], out["mask"], aus, min_each=MIN_THRESHOLD_FRAMES)
-    at = au_metrics(out["probs"], out["labels"], out["mask"], aus, threshold=list(chosen.values()))
+    at 0.5, and the AUC there (train.select=val_auc chooses the kept epoch by its average). An AU keeps 0.5 when it
+    has fewer than MIN_THRESHOLD_FRAMES positive or negative rows, or when choosing does not pay on rows it was not
+    chosen on (metrics.threshold_gains, halves of the rows' `groups`, their subjects): `kept_05` names it with why
+    ({} when none), `gain` holds every AU's out-of-sample F1 gain."""
+    probs, labels, mask = out["probs"], out["labels"], out["mask"]
+    chosen = choose_thresholds(probs, labels, mask, aus, min_each=MIN_THRESHOLD_FRAMES)
+    gains = threshold_gains(probs, labels, mask, aus, groups, min_each=MIN_THRESHOLD_FRAMES)
+    counts = class_counts(labels, mask, aus)
+    few = too_few_to_choose(counts)
+    kept = {
+        name: f"{pos} positive and {neg} negative frames; choosing needs {MIN_THRESHOLD_FRAMES} of each"
+        for name, (pos, neg) in few.items()
+    }
+    for name, gain in gains.items():
+        if name in few or gain > 0:
+            continue
+        chosen[name] = 0.5
+        pos, neg = counts[name]
+        kept[name] = (
+            f"{pos} positive and {neg} negative frames, too few to check a threshold chosen on half of them against "
+            f"the other half (each half needs {MIN_THRESHOLD_FRAMES} of each)"
+            if math.isnan(gain)
+            else f"a threshold chosen on half of these frames scored {100 * gain:+.1f} F1 against 0.5 on the other "
+            "half: choosing does not pay here"
+        )
+    at = au_metrics(probs, labels, mask, aus, threshold=list(chosen.values()))
     return {
         "thresholds": chosen,
         "validation": how,
-        "frames": int(len(out["probs"])),
-        "kept_05": {
-            name: f"{pos} positive and {neg} negative frames; choosing needs {MIN_THRESHOLD_FRAMES} of each"
-            for name, (pos, neg) in too_few_to_choose(class_counts(out["labels"], out["mask"], aus)).items()
-        },
+        "frames": int(len(probs)),
+        "kept_05": kept,
+        "gain": gains,  # NaN (null in the file) where it could not be checked
         "val_f1": {name: row["f1"] for name, row in at["per_au"].items()} | {"avg": at["avg"]["f1"]},
         "val_f1_at_05": {name: row.get("f1_at_05", row["f1"]) for name, row in at["per_au"].items()}
         | {"avg": at["avg"].get("f1_at_05", at["avg"]["f1"])},
@@ -211,7 +238,8 @@ def evaluate_run(
     if save_thresholds is not None:
         from hiva_core.thresholds import write_thresholds
 
-        record = threshold_record(out, loaded.aus, f"hiva_core eval of {run} on {data} ({rows.text})")
+        how = f"hiva_core eval of {run} on {data} ({rows.text})"
+        record = threshold_record(out, loaded.aus, how, row_subjects(dataset))
         write_thresholds(save_thresholds, record)
         metrics["saved_thresholds"] = {"path": str(save_thresholds), **record}
     if per_face is not None:

@@ -230,6 +230,7 @@ def run_predict(
         table = _frame(rows, loaded.aus)
         summary = _summary(table, sources, loaded)
         summary["thresholds"] = {"source": threshold_text, **dict(zip(summary["aus"], thresholds, strict=True))}
+        summary["weak_aus"] = weak_aus(loaded)
         if auto:  # every clip's resting frame; faces of no clip read alone, at their own thresholds
             summary["resting_frames"] = resting
             summary["thresholds_alone"] = {"source": alone[1], **dict(zip(summary["aus"], alone[0], strict=True))}
@@ -319,6 +320,18 @@ def write_rows(table: pd.DataFrame, out: Path) -> None:
 def write_csv(table: pd.DataFrame, fh: TextIO) -> None:
     """The rows as CSV (`--out FILE.csv`, and the command's output when stdout is not a terminal)."""
     table.to_csv(fh, index=False, lineterminator="\n", float_format="%.6g")
+
+
+WEAK_AUC = 0.7  # validation AUC below which an AU's labels are little better than chance ("poor" discrimination)
+
+
+def weak_aus(loaded) -> dict[str, float]:
+    """{"AU15": 0.65, ...}: the run's AUs whose validation AUC (thresholds.json, the kept epoch's) is below WEAK_AUC,
+    whose 0/1 labels a reader should not take at face value; {} for a run without validation rows."""
+    from hiva_core.run_folder import RunFolder
+
+    auc = RunFolder(loaded.run_dir).read_val_auc()
+    return {au_label(a): auc[a] for a in loaded.aus if a in auc and auc[a] < WEAK_AUC}
 
 
 def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from hiva_core.serialize import (
     set_rng_state,
     write_json,
 )
-from hiva_core.thresholds import read_thresholds, selected_on, val_score, write_thresholds
+from hiva_core.thresholds import read_thresholds, read_val_auc, selected_on, val_score, write_thresholds
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -450,6 +450,11 @@ class RunFolder:
         if not self.thresholds_file.is_file():
             return {}
         return read_thresholds(self.thresholds_file, "delete it to use 0.5", alone)
+
+    def read_val_auc(self) -> dict[int, float]:
+        """{AU code: AUC on the validation rows its threshold was chosen on} (thresholds.read_val_auc); {} when the
+        run has no thresholds.json."""
+        return read_val_auc(self.thresholds_file) if self.thresholds_file.is_file() else {}
 
     # -- log.csv and summary.json
     def append_log(self, row: dict[str, Any]) -> None:

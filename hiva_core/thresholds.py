@@ -70,6 +70,19 @@ def read_thresholds(path: str | Path, fix: str, alone: bool = False) -> dict[int
     return out
 
 
+def read_val_auc(path: str | Path) -> dict[int, float]:
+    """{AU code: AUC} on the rows a thresholds file's thresholds were chosen on (its `val_auc`, the kept epoch's for a
+    run's thresholds.json); {} when the file holds none, and no entry for an AU whose AUC is undefined there."""
+    from augtext.facs import parse_au_label
+
+    record = read_json(Path(path), "thresholds file").get("val_auc")
+    out: dict[int, float] = {}
+    for name, value in (record if isinstance(record, dict) else {}).items():
+        if name != "avg" and isinstance(value, (int, float)) and math.isfinite(value):
+            out[parse_au_label(str(name))] = float(value)
+    return out
+
+
 def threshold_number(threshold: float | str | Path | None) -> float | None:
     """--threshold as one number for every AU (checked to lie in [0, 1]); None when it is unset or names a file."""
     if threshold is None or isinstance(threshold, Path):

@@ -69,6 +69,15 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
     source = summary.get("thresholds", {}).get("source", "")
     if source.startswith(("the run's", "the per-AU")):  # not the plain 0.5 of earlier versions: say so
         lines[0] += f"; AU labels at {source} (--threshold 0.5 for 0.5)"
+    weak = summary.get("weak_aus", {})
+    if weak:  # the run's AUs that its validation faces found little better than chance
+        from hiva_core.predict import WEAK_AUC
+
+        names = ", ".join(f"{name} ({auc:.2f})" for name, auc in weak.items())
+        lines.append(
+            f"  weak on this run's validation faces, AUC below {WEAK_AUC:.2f}: {names}; their 0/1 labels are often "
+            "wrong (read the probabilities, or train longer or on more faces)"
+        )
     by_source: dict[str, int] = {}
     for item in summary["no_face"]:
         by_source[item["source"]] = by_source.get(item["source"], 0) + 1

@@ -52,11 +52,47 @@ def test_thresholds_need_five_frames_of_each_class():
     chosen = choose_thresholds(probs, labels, None, [1, 2, 4], min_each=5)
     assert chosen["AU1"] == chosen["AU4"] == 0.5 and chosen["AU2"] < 0.5
     record = threshold_record({"probs": probs, "labels": labels, "mask": ~np.isnan(labels)}, [1, 2, 4], "rows")
-    assert record["thresholds"] == chosen
+    assert record["thresholds"] == chosen | {"AU2": 0.5}  # AU2's choice cannot be checked on halves of 12 frames
     assert record["kept_05"] == {
         "AU1": "4 positive and 8 negative frames; choosing needs 5 of each",
+        "AU2": "5 positive and 7 negative frames, too few to check a threshold chosen on half of them against the "
+        "other half (each half needs 5 of each)",
         "AU4": "7 positive and 4 negative frames; choosing needs 5 of each",
     }
+    assert all(np.isnan(gain) for gain in record["gain"].values())  # null in the file: no half could choose
+
+
+def test_a_threshold_is_kept_only_where_choosing_pays_on_other_subjects():
+    """A threshold that maximises F1 on the validation rows always beats 0.5 there, noise included: it is kept only
+    where one chosen on half of the subjects beats 0.5 on the other half (metrics.threshold_gains)."""
+    from hiva_core.evaluate import threshold_record
+    from hiva_core.metrics import threshold_gains
+
+    rng = np.random.default_rng(1)
+    subjects = np.repeat([f"S{i}" for i in range(10)], 12)
+    labels = (rng.uniform(size=(120, 3)) < 0.4).astype(np.float32)
+    probs = np.empty_like(labels)
+    # AU1: ranked perfectly but every probability below 0.5 (positives 0.30-0.45): 0.5 calls none, a cut between pays.
+    probs[:, 0] = np.where(labels[:, 0] > 0, rng.uniform(0.30, 0.45, 120), rng.uniform(0.0, 0.25, 120))
+    # AU2: ranked perfectly around 0.5 already: a chosen cut cannot do better than 0.5 anywhere.
+    probs[:, 1] = np.where(labels[:, 1] > 0, rng.uniform(0.6, 0.9, 120), rng.uniform(0.1, 0.4, 120))
+    # AU4: no better than chance.
+    probs[:, 2] = rng.uniform(0.0, 1.0, 120)
+    out = {"probs": probs, "labels": labels, "mask": np.ones_like(labels, dtype=bool)}
+    gains = threshold_gains(probs, labels, None, [1, 2, 4], subjects, min_each=5)
+    assert gains["AU1"] == pytest.approx(1.0) and gains["AU2"] == 0.0
+    assert gains == threshold_gains(probs, labels, None, [1, 2, 4], subjects, min_each=5)  # the same rows, the same
+    record = threshold_record(out, [1, 2, 4], "rows", subjects)
+    chosen = choose_thresholds(probs, labels, None, [1, 2, 4], min_each=5)
+    assert record["thresholds"]["AU1"] == chosen["AU1"] < 0.45 and record["thresholds"]["AU2"] == 0.5
+    assert record["kept_05"]["AU2"] == (
+        "a threshold chosen on half of these frames scored +0.0 F1 against 0.5 on the other half: choosing does not "
+        "pay here"
+    )
+    assert record["gain"]["AU1"] == pytest.approx(1.0) and record["val_f1"]["AU1"] == 1.0
+    # Chance scores: calling the AU on every face is F1's own floor and beats 0.5's coin flips on any half, so F1
+    # keeps choosing low there; the record shows it by the AU's AUC (about 0.5).
+    assert (record["thresholds"]["AU4"] < 0.5) == (gains["AU4"] > 0) and abs(record["val_auc"]["AU4"] - 0.5) < 0.1
 
 
 def test_table_shows_both_thresholds_only_when_they_differ():
@@ -71,15 +107,16 @@ def test_table_shows_both_thresholds_only_when_they_differ():
 # --------------------------------------------------------------------------------------------- a real tiny run
 @pytest.fixture(scope="module")
 def thresholded_run(tmp_path_factory, text_cache, tiny_faces):
-    """Fold 1 of the tiny faces with a validation slice of 2 of the 8 training subjects (16 frames: every AU has the
-    5 positive and 5 negative frames a threshold is chosen on; the default 10 %, 8 frames, leaves them all at 0.5)."""
+    """Fold 1 of the tiny faces with a validation slice of 4 of the 8 training subjects (32 frames: every AU has the
+    5 positive and 5 negative frames per half of them that a threshold is chosen and checked on; the default 10 %,
+    8 frames, leaves them all at 0.5)."""
     import torch
 
     out = tmp_path_factory.mktemp("thr") / "run"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(train_argv(text_cache, tiny_faces, out, "--fold", "1", "--set", "data.val_fraction=0.25")) == 0
+        assert main(train_argv(text_cache, tiny_faces, out, "--fold", "1", "--set", "data.val_fraction=0.5")) == 0
     finally:
         torch.set_num_threads(threads)
     return out
@@ -89,16 +126,17 @@ def test_train_stores_thresholds_chosen_on_held_out_subjects(thresholded_run, ti
     run = RunFolder(thresholded_run)
     record = json.loads(run.thresholds_file.read_text())
     assert record["format"] == "hiva_core.thresholds/1" and set(record["thresholds"]) == {"AU1", "AU2", "AU4"}
-    assert record["validation"].startswith("2 of 8 training subjects held out of training")
+    assert record["validation"].startswith("4 of 8 training subjects held out of training")
     metrics = json.loads(run.metrics_file.read_text())  # the kept epoch (the last) and its thresholds: on those rows
     assert record["epoch"] == metrics["best_epoch"] and metrics["best_score"] == record["val_auc"]["avg"]
     assert metrics["selected_on"] == "the last epoch; validation avg AUC"  # train.select's default, last
     assert metrics["best_epoch"] == metrics["last_epoch"]
-    assert record["frames"] == 16 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
-    assert record["kept_05"] == {}  # each AU has at least 5 positive and 5 negative frames there
+    assert record["frames"] == 32 and all(0.0 <= t <= 1.0 for t in record["thresholds"].values())
+    assert record["kept_05"] == {}  # each AU has 5 positive and 5 negative frames in each half of them
+    assert all(record["gain"][au] > 0 for au in ("AU1", "AU2", "AU4"))  # and choosing paid on the other half
     assert record["val_f1"]["avg"] >= record["val_f1_at_05"]["avg"]  # chosen to maximise F1 on those rows
     info = run.read_config()
-    assert info["config"]["data"]["val_fraction"] == 0.25 and info["data"]["train_frames"] == 64 - 16
+    assert info["config"]["data"]["val_fraction"] == 0.5 and info["data"]["train_frames"] == 64 - 32
     assert run.read_thresholds() == {int(k[2:]): v for k, v in record["thresholds"].items()}
     assert load_run(thresholded_run, device="cpu").thresholds == run.read_thresholds()
 
@@ -147,6 +185,27 @@ def test_predict_uses_stored_thresholds_unless_told(thresholded_run, tiny_faces,
     assert main(["predict", *map(str, images), "--run", str(copy), "--no-detect", "--out", str(out)]) == 0
     assert (pd.read_csv(out)["AU1"] == int(below)).all()
     assert "AU labels at the run's per-AU thresholds" in capsys.readouterr().err
+
+
+def test_predict_names_the_aus_its_validation_faces_found_weak(thresholded_run, tiny_faces, tmp_path, capsys):
+    """An AU the run ranks little better than chance on its validation faces (AUC below 0.70) is named under
+    predict's summary: its 0/1 labels, at an F1-optimal threshold, are often wrong."""
+    from hiva_core.predict import run_predict
+
+    copy = tmp_path / "run"
+    shutil.copytree(thresholded_run, copy)
+    folder = RunFolder(copy)
+    record = json.loads(folder.thresholds_file.read_text())
+    record["val_auc"] |= {"AU1": float("nan"), "AU2": 0.62, "AU4": 0.7}  # undefined, weak, and just good enough
+    folder.write_thresholds(record)
+    images = sorted(tiny_faces.parent.glob("img/*.png"))[:3]
+    assert run_predict(images, copy, detect=False, device="cpu").summary["weak_aus"] == {"AU2": 0.62}
+    assert (
+        main(["predict", *map(str, images), "--run", str(copy), "--no-detect", "--out", str(tmp_path / "a.csv")]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "weak on this run's validation faces, AUC below 0.70: AU2 (0.62); their 0/1 labels are often wrong" in err
+    assert run_predict(images, thresholded_run, detect=False, device="cpu").summary["weak_aus"] == {}
 
 
 def test_runs_without_thresholds_keep_half(trained_run, tiny_faces, tmp_path, capsys):
