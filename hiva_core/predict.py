@@ -283,6 +283,7 @@ def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
         "y1",
         "x2",
         "y2",
+        "face_in_image",
         *[f"{lab}_prob" for lab in labels],
         *labels,
         "heatmap",
@@ -292,7 +293,7 @@ def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
     table["face"] = table["face"].astype("Int64")
     for lab in labels:
         table[lab] = table[lab].astype("Int8")
-    for col in ("time_s", "score", "x1", "y1", "x2", "y2", *[f"{lab}_prob" for lab in labels]):
+    for col in ("time_s", "score", "x1", "y1", "x2", "y2", "face_in_image", *[f"{lab}_prob" for lab in labels]):
         table[col] = table[col].astype("float64")
     for col in ("error", "heatmap"):
         table[col] = table[col].fillna("").astype(str)
@@ -322,6 +323,7 @@ def write_csv(table: pd.DataFrame, fh: TextIO) -> None:
     table.to_csv(fh, index=False, lineterminator="\n", float_format="%.6g")
 
 
+PARTIAL_BELOW = 0.9  # a face with less of itself inside the image (face_in_image) is named as cut off by the frame
 WEAK_AUC = 0.7  # validation AUC below which an AU's labels are little better than chance ("poor" discrimination)
 
 
@@ -351,4 +353,14 @@ def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
         "no_face": [{"source": r.source, "frame": int(r.frame)} for r in no_face.itertuples()],
         "unreadable": [{"source": r.source, "error": r.error} for r in unreadable.itertuples()],
         "skipped": [str(p) for p in sources.skipped],  # in the folders given: other files, hidden ones, subfolders
+        "partial_faces": [
+            {
+                "source": r.source,
+                "kind": r.kind,
+                "frame": int(r.frame),
+                "face": int(r.face),
+                "face_in_image": r.face_in_image,
+            }
+            for r in table[(status == "ok") & (table["face_in_image"] < PARTIAL_BELOW)].itertuples()
+        ],
     }

@@ -69,6 +69,20 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
     source = summary.get("thresholds", {}).get("source", "")
     if source.startswith(("the run's", "the per-AU")):  # not the plain 0.5 of earlier versions: say so
         lines[0] += f"; AU labels at {source} (--threshold 0.5 for 0.5)"
+    partial = summary.get("partial_faces", [])
+    if partial:  # faces the frame cuts off: the crop is black where the image ends
+        from hiva_core.predict import PARTIAL_BELOW
+
+        first = ", ".join(
+            f"{Path(p['source']).name}"
+            + (f" frame {p['frame']}" if p["kind"] == "video" else "")
+            + f" ({p['face_in_image']:.0%})"
+            for p in partial[:3]
+        )
+        lines.append(
+            f"  {len(partial)} face(s) partly outside the image (under {PARTIAL_BELOW:.0%} of the face inside, column "
+            f"face_in_image; their AUs read less reliably): {first}" + (", ..." if len(partial) > 3 else "")
+        )
     weak = summary.get("weak_aus", {})
     if weak:  # the run's AUs that its validation faces found little better than chance
         from hiva_core.predict import WEAK_AUC

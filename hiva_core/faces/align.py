@@ -29,6 +29,23 @@ TEMPLATE = np.array([[0.350, 0.380], [0.650, 0.380], [0.500, 0.550], [0.375, 0.7
 DEFAULT_SIZE = 256
 
 
+# The face in a crop (fractions of its side: x0, y0, x1, y1): hairline to chin, cheek to cheek (the docstring above)
+FACE_BOX = (0.17, 0.08, 0.83, 0.90)
+
+
+def face_in_image(matrix: np.ndarray, image_shape: tuple[int, ...], size: int = DEFAULT_SIZE) -> float:
+    """The share of the face (FACE_BOX of the crop, a 16 × 16 grid of points over it) that the original → crop
+    `matrix` takes from inside the image of `image_shape` (H, W, ...): 1.0 for a whole face, less where the crop
+    reaches past the image's edge (black there) — a face cut off by the frame."""
+    x0, y0, x1, y1 = FACE_BOX
+    steps = (np.arange(16) + 0.5) / 16
+    xs, ys = np.meshgrid(x0 + (x1 - x0) * steps, y0 + (y1 - y0) * steps)
+    points = transform_points(np.stack([xs.ravel(), ys.ravel()], axis=1) * size - 0.5, invert_affine(matrix))
+    height, width = image_shape[:2]
+    inside = (points[:, 0] >= -0.5) & (points[:, 0] <= width - 0.5) & (points[:, 1] >= -0.5)
+    return float((inside & (points[:, 1] <= height - 0.5)).mean())
+
+
 def template_points(size: int = DEFAULT_SIZE) -> np.ndarray:
     """The five template landmarks in pixel coordinates of a `size`×`size` crop."""
     return TEMPLATE * size - 0.5

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from augtext.errors import UserError
-from hiva_core.faces.align import DEFAULT_SIZE, align
+from hiva_core.faces.align import DEFAULT_SIZE, align, face_in_image
 from hiva_core.faces.media import is_animated, is_image, is_video, iter_video, read_image, video_frame_count
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # https://..., ftp:/...; not C:/ (one letter)
@@ -250,7 +250,16 @@ class FaceStream:
         elif not self.detect:
             h, w = frame.image.shape[:2]
             yield FaceRow(
-                {**base, "face": 0, "status": "ok", "x1": 0.0, "y1": 0.0, "x2": float(w), "y2": float(h)},
+                {
+                    **base,
+                    "face": 0,
+                    "status": "ok",
+                    "x1": 0.0,
+                    "y1": 0.0,
+                    "x2": float(w),
+                    "y2": float(h),
+                    "face_in_image": 1.0,
+                },
                 Image.fromarray(frame.image),
             )
         elif not faces:
@@ -258,10 +267,12 @@ class FaceStream:
         else:
             for k, face in enumerate(faces):
                 with self.timer.stage("align"):
-                    crop, _ = align(frame.image, face.landmarks, size=DEFAULT_SIZE)
+                    crop, matrix = align(frame.image, face.landmarks, size=DEFAULT_SIZE)
                 x1, y1, x2, y2 = face.box
+                box = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+                inside = face_in_image(matrix, frame.image.shape)
                 yield FaceRow(
-                    {**base, "face": k, "status": "ok", "score": face.score, "x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                    {**base, "face": k, "status": "ok", "score": face.score, **box, "face_in_image": inside},
                     Image.fromarray(crop),
                 )
 

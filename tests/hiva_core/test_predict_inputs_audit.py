@@ -290,3 +290,30 @@ def test_a_folder_of_fold_runs_is_named_as_such(run_dir, tmp_path):
     Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
     with pytest.raises(UserError, match="one run per fold"):
         run_predict([tmp_path / "a.png"], tmp_path / "bp4d")
+
+
+def test_a_face_cut_off_by_the_frame_is_named(astronaut, run_dir, tmp_path, capsys):
+    """A face the image's edge cuts off is aligned into a crop that is black past the edge: its row says how much of
+    the face lies inside the image (face_in_image) and the summary names it; a whole face reads 1.0."""
+    from hiva_core.cli import main
+    from hiva_core.faces.align import align, face_in_image
+    from hiva_core.faces.detect import detect_faces
+    from hiva_core.predict import run_predict
+
+    face = max(detect_faces(astronaut), key=lambda f: f.size)
+    _, matrix = align(astronaut, face.landmarks)
+    assert face_in_image(matrix, astronaut.shape) == 1.0
+    assert face_in_image(matrix, (150, 512)) < 0.9  # the same face with the image ending at its mouth
+    whole, chin = tmp_path / "whole.png", tmp_path / "no_chin.png"
+    Image.fromarray(astronaut).save(whole)
+    Image.fromarray(astronaut[:150]).save(chin)  # the frame ends below the nose: mouth and chin cut off
+    result = run_predict([whole, chin], run_dir, device="cpu")
+    rows = result.rows.set_index(result.rows["source"].map(lambda s: Path(s).name))
+    assert rows.loc["whole.png", "face_in_image"] == 1.0 and rows.loc["no_chin.png", "face_in_image"] < 0.9
+    assert [Path(p["source"]).name for p in result.summary["partial_faces"]] == ["no_chin.png"]
+    out = tmp_path / "rows.csv"
+    assert main(["predict", str(whole), str(chin), "--run", str(run_dir), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "1 face(s) partly outside the image (under 90% of the face inside, column face_in_image" in err
+    assert "no_chin.png (" in err and "whole.png (" not in err
+    assert "face_in_image" in pd.read_csv(out).columns
