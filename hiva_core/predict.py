@@ -6,11 +6,12 @@ searched for faces (MTCNN, `hiva_core.faces.detect`), each face is aligned to th
 centre crop, ImageNet normalisation) and run through the model in batches.
 
 One row per face: source, kind (image/video), frame index and time (video; 0 and empty for images), face index
-(left to right), status, box, detector score, the share of the face inside the image (`face_in_image`), per AU the probability (`AU12_prob`) and the 0/1 label at the AU's
-threshold (`AU12`): the run's per-AU thresholds (thresholds.json, chosen on validation rows at training; 0.5 for an AU
-without one), or one `threshold` for every AU. A frame without a face gives one row with status `no_face`; a file
-that cannot be read gives one row with status `unreadable` and the reason in `error`. Neither is fatal: the summary
-counts them, and the command fails (exit status 2) only when not a single input could be read.
+(left to right), status, box, detector score, the share of the face inside the image (`face_in_image`), per AU the
+probability (`AU12_prob`) and the 0/1 label at the AU's threshold (`AU12`): the run's per-AU thresholds
+(thresholds.json, chosen on validation rows at training; 0.5 for an AU without one), or one `threshold` for every
+AU. A frame without a face gives one row with status `no_face`; a file that cannot be read gives one row with status
+`unreadable` and the reason in `error`. Neither is fatal: the summary counts them, and the command fails (exit status
+2) only when not a single input could be read.
 """
 
 from __future__ import annotations

@@ -140,13 +140,23 @@ def video_frame_count(path: str | os.PathLike) -> int | None:
         return None
 
 
+# FFmpeg decodes a file cut off mid-stream (its header, with the frame count, at the front) up to the cut and stops
+# without an error; more frames than this share (and one) missing from the declared count says the file ends early.
+MISSING_FRAMES = 0.01
+
+
+class TruncatedVideo(ValueError):
+    """A video whose decoding ended well before the frame count its header declares (iter_video)."""
+
+
 def iter_video(path: str | os.PathLike) -> Iterator[tuple[int, float | None, np.ndarray]]:
     """(frame index from 0, presentation time in seconds, RGB uint8 frame) for every frame of the first video stream,
     or of an animated image (`is_animated`: GIF, APNG, WebP, read with Pillow).
 
     Frames come out as displayed: the rotation a phone records for a video filmed upright but stored sideways (the
     display matrix, or an older file's `rotate` tag; `video_rotation`) is applied, as EXIF orientation is to photos.
-    Decoder errors propagate (as av.FFmpegError / OSError / ValueError); the caller decides how to report them.
+    Decoder errors propagate (as av.FFmpegError / OSError / ValueError), and so does a TruncatedVideo after the last
+    frame of a file that ends early; the caller decides how to report them.
     """
     if not is_video(path):
         yield from _iter_animation(path)
@@ -158,11 +168,17 @@ def iter_video(path: str | os.PathLike) -> Iterator[tuple[int, float | None, np.
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate) if stream.average_rate else None
+        declared, decoded = int(stream.frames or 0), 0
         for index, frame in enumerate(container.decode(stream)):
             time = float(frame.time) if frame.time is not None else (index / rate if rate else None)
             image = frame.to_ndarray(format="rgb24")
             turns = round(video_rotation(frame, stream) / 90) % 4
+            decoded = index + 1
             yield index, time, np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+    if decoded < declared * (1 - MISSING_FRAMES) - 1:
+        raise TruncatedVideo(
+            f"the video ended after {decoded} of the {declared} frames its header declares (damaged or truncated file)"
+        )
 
 
 def video_rotation(frame, stream) -> float:

@@ -23,7 +23,15 @@ from PIL import Image
 
 from augtext.errors import UserError
 from hiva_core.faces.align import DEFAULT_SIZE, align, face_in_image
-from hiva_core.faces.media import is_animated, is_image, is_video, iter_video, read_image, video_frame_count
+from hiva_core.faces.media import (
+    TruncatedVideo,
+    is_animated,
+    is_image,
+    is_video,
+    iter_video,
+    read_image,
+    video_frame_count,
+)
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # https://..., ftp:/...; not C:/ (one letter)
 _URL_SLASHES = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)")  # what a Path leaves of "https://"
@@ -157,6 +165,8 @@ def iter_frames(sources: Iterable[tuple[Path, str]]) -> Iterator[Frame]:
 
 def _video_reason(exc: BaseException, decoded: int) -> str:
     """Why a video stopped: FFmpeg's errors name its internals (`avcodec_receive_frame()`), so say what they mean."""
+    if isinstance(exc, TruncatedVideo):  # its message says it all
+        return str(exc)
     if type(exc).__module__.split(".")[0] != "av":
         return _reason(exc)
     detail = getattr(exc, "strerror", None) or _reason(exc)

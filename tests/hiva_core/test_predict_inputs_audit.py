@@ -317,3 +317,33 @@ def test_a_face_cut_off_by_the_frame_is_named(astronaut, run_dir, tmp_path, caps
     assert "1 face(s) partly outside the image (under 90% of the face inside, column face_in_image" in err
     assert "no_chin.png (" in err and "whole.png (" not in err
     assert "face_in_image" in pd.read_csv(out).columns
+
+
+def test_a_video_cut_off_mid_stream_is_not_read_as_whole(tmp_path):
+    """An MP4 with its header at the front (a phone's, or `-movflags faststart`) cut off mid-stream decodes up to the
+    cut without any FFmpeg error: the frames read are kept, and a row after them says the file ends early."""
+    import av
+
+    from hiva_core.faces import stream
+
+    whole = tmp_path / "whole.mp4"
+    container = av.open(str(whole), "w", options={"movflags": "faststart"})
+    video = container.add_stream("h264", rate=30)
+    video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+    for i in range(60):
+        image = np.full((64, 64, 3), 4 * i, np.uint8)
+        for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in video.encode():
+        container.mux(packet)
+    container.close()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 3 // 4])
+    frames = list(stream.iter_frames([(whole, "video")]))
+    assert len(frames) == 60 and all(f.error is None for f in frames)
+    frames = list(stream.iter_frames([(cut, "video")]))
+    read, last = [f for f in frames if f.error is None], frames[-1]
+    assert 0 < len(read) < 50 and last.index == len(read) and len(frames) == len(read) + 1
+    assert last.error == (
+        f"the video ended after {len(read)} of the 60 frames its header declares (damaged or truncated file)"
+    )
