@@ -71,12 +71,13 @@ class Backend(Protocol):
 
 
 class ReferenceBackend:
-    """Answers from the project's reference description set (augtext/reference/), offline and in no time.
+    """Answers from the project's reference description set (augtext/reference/), offline, with no model.
 
     Sample i of (AU, style) is the JSON list of the set's texts [i * per_request, (i + 1) * per_request) in file
-    order, so `--n N` keeps the first N of a style; past the end of the set the answer is an empty list, and an AU or
-    style the set lacks ends short of `--n` like with any backend. The recorded model is the set's content hash
-    (`reference-<sha>`): an edited set gives new request keys, and a rerun writes the new texts.
+    order, so `--n N` keeps the first N of a style; past the end of the set the answer is an empty list. A pair the
+    set lacks is never asked (`augtext.generate.generate` leaves it out: alone an error, beside others exit 1). The
+    recorded model is the set's content hash (`reference-<sha>`): an edited set gives new request keys, and a rerun
+    writes the new texts.
     """
 
     name = "reference"

@@ -22,7 +22,7 @@ def generate(
     au: str = typer.Option(..., "--au", help="AUs: a range '1-26', a list '1,2,4', or a preset bp4d|disfa|gft."),
     backend: str = typer.Option(
         "reference",
-        help="reference (the project's own descriptions, offline, instant), openai (any "
+        help="reference (the project's own descriptions: offline, no LLM, nothing to download), openai (any "
         "OpenAI-compatible server) or hf (local transformers model).",
     ),
     model: str | None = typer.Option(None, help="Model name/id/path. Default: bundled SmolLM2-135M-Instruct (hf)."),

@@ -761,10 +761,10 @@ def parse_au_label(label: str) -> int:
 
 
 def _valid_codes_hint() -> str:
-    return f"Valid codes: {_compact(sorted(FACS))}; presets: {'|'.join(DATASET_AUS)}."
+    return f"Valid codes: {compact_codes(sorted(FACS))}; presets: {'|'.join(DATASET_AUS)}."
 
 
-def _compact(codes: list[int]) -> str:
+def compact_codes(codes: list[int]) -> str:
     """[1, 2, 4, 5, 6] -> "1-2, 4-6"."""
     runs: list[list[int]] = []
     for c in codes:
@@ -779,8 +779,9 @@ def parse_au_spec(spec: str) -> list[int]:
     """Expand an AU spec into sorted, unique FACS codes.
 
     Accepts comma-separated parts, each a code (`12`, `AU12`), a range (`1-26`, `AU1-AU7`: the codes FACS defines
-    in it) or a dataset preset (`bp4d`, `disfa`, `gft`; case-insensitive). Anything else is a UserError that quotes
-    the bad part and lists the valid codes.
+    in it; a range ending past the highest code, 46, is refused as a likely typo) or a dataset preset (`bp4d`,
+    `disfa`, `gft`; case-insensitive). Anything else is a UserError that quotes the bad part and lists the valid
+    codes.
     """
     if spec is None or not str(spec).strip():
         raise UserError(f"empty AU spec. {_valid_codes_hint()}")
@@ -805,6 +806,14 @@ def _parse_part(part: str, spec: str) -> list[int]:
             raise UserError(f"malformed range {part!r} {where} (expected e.g. 1-26). {_valid_codes_hint()}")
         if lo > hi:
             raise UserError(f"empty range {part!r} {where}: {lo} > {hi}. {_valid_codes_hint()}")
+        # Codes FACS lacks inside its range are skipped (1-26 has no 3), but an end past the last code is a typo
+        # (1-200 for 1-20?), not a wish for every AU: taking it silently would hide the mistake.
+        top = max(FACS)
+        if hi > top:
+            raise UserError(
+                f"range {part!r} {where} ends at {hi}, past AU{top}, the highest FACS code augtext knows "
+                f"(a typo?); end it at {top} or below. {_valid_codes_hint()}"
+            )
         found = [c for c in FACS if lo <= c <= hi]
         if not found:
             raise UserError(f"range {part!r} {where} holds no FACS action unit. {_valid_codes_hint()}")

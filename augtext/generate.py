@@ -33,7 +33,7 @@ from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import remove_stale_temps, utc_now
 from augtext.quality import SemanticGate
-from augtext.reference import REFERENCE_AUS, few_shot_examples
+from augtext.reference import LLM_INSTEAD, few_shot_examples, gaps_message, reference_gaps, reference_texts
 from augtext.requestlog import LOG_NAME, RequestLog, request_key, sample_seed
 from augtext.templates import available_styles, render_messages
 
@@ -90,13 +90,15 @@ class GenerateReport:
     kept: dict[Pair, int] = field(default_factory=dict)
     rejections: Counter = field(default_factory=Counter)
     shortfalls: list[tuple[int, str, int]] = field(default_factory=list)  # (au, style, kept) below n
+    lacking: list[Pair] = field(default_factory=list)  # pairs the backend has nothing for: not asked, none kept
+    backend: str = ""  # the backend's name (the advice for a shortfall depends on it)
     failures: list[str] = field(default_factory=list)  # one message per failed request (first few are shown)
     rows: int = 0  # rows in descriptions.parquet (whole log)
     elapsed_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.shortfalls
+        return not self.shortfalls and not self.lacking
 
     @property
     def none_answered(self) -> bool:
@@ -253,12 +255,8 @@ class _Session:
         self.report.retries = self.backend.retries
         self.progress.update(self.report, sum(self.kept_now.values()))
 
-    async def run(self) -> dict[Pair, PairResult]:
-        tasks = [
-            asyncio.ensure_future(self._pair_in_slot(au, style))
-            for au in self.config.aus
-            for style in self.config.styles
-        ]
+    async def run(self, pairs: list[Pair]) -> dict[Pair, PairResult]:
+        tasks = [asyncio.ensure_future(self._pair_in_slot(au, style)) for au, style in pairs]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
@@ -364,6 +362,13 @@ class _Session:
 def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     """Run the generation for `config` with `backend`; write the log, descriptions.parquet and rejections.json."""
     t0 = time.perf_counter()
+    # The reference backend answers a pair its set lacks with empty lists only: such pairs are not asked at all.
+    # Nothing else asked is bad input (exit 2, before the cache is touched); else the rest is generated.
+    lacking = reference_gaps(config.aus, config.styles) if backend.name == "reference" else []
+    skip = set(lacking)
+    pairs = [(au, style) for au in config.aus for style in config.styles if (au, style) not in skip]
+    if not pairs:
+        raise UserError(gaps_message(lacking))
     check_writable(config.cache)  # before any request: an answer that cannot be logged is lost
     for name in (DESCRIPTIONS_NAME, REJECTIONS_NAME):
         remove_stale_temps(config.cache / name)
@@ -376,14 +381,9 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
             "its request is asked again",
             file=sys.stderr,
         )
-    report = GenerateReport()
-    lacking = [au for au in config.aus if au not in REFERENCE_AUS] if backend.name == "reference" else []
-    if lacking:  # they end short like any short AU (exit 1); say why now, not after four empty rounds
-        print(
-            f"warning: the reference set has no descriptions for {', '.join(map(au_label, lacking))}; they will end "
-            "short: use --backend hf or --backend openai for them",
-            file=sys.stderr,
-        )
+    report = GenerateReport(lacking=lacking, backend=backend.name)
+    if lacking:  # said once, before the first request; the closing line (exit 1) points back here
+        print(f"warning: {gaps_message(lacking)}. The rest is generated now", file=sys.stderr)
 
     # Each style once up front, so that a broken template stops the run before anything is sent; the other prompts
     # are rendered as their pairs start, overlapping with requests in flight.
@@ -396,7 +396,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     async def main() -> dict[Pair, PairResult]:
         try:
             with _Progress(config.progress) as progress:
-                return await _Session(config, backend, log, report, progress, gate).run()
+                return await _Session(config, backend, log, report, progress, gate).run(pairs)
         finally:
             await backend.aclose()
 
@@ -409,7 +409,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
             # process ("terminate called without an active exception", exit 134), e.g. when every request fails fast.
             warm_up.join()
     source = (backend.name, backend.model)
-    caps = {(au, style, *source): config.n for au in config.aus for style in config.styles}
+    caps = {(au, style, *source): config.n for au, style in pairs}
     known = {(au, style, *source): res for (au, style), res in finals.items()}
     report.rows = rebuild(config.cache, log, caps, known, config.lenient, gate)
     for (au, style), res in sorted(finals.items()):
@@ -476,18 +476,39 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
 
 def shortfall_message(report: GenerateReport, config: GenerateConfig) -> str:
     """The one line that explains exit status 1: which pairs ended short of --n, and what to do. A rerun helps only
-    when requests failed (they are asked again); otherwise it replays the same cached rounds and ends the same."""
-    short = ", ".join(f"{au_label(au)}/{style} ({k}/{config.n})" for au, style, k in report.shortfalls)
-    if report.failures:
-        return (
-            f"error: too few valid descriptions for {short}; {report.failed} request(s) failed (see above). Rerun "
-            "to continue (answered requests are reused, failed ones asked again), or raise --max-rounds."
-        )
-    return (
-        f"error: too few valid descriptions for {short} after {config.max_rounds} round(s) of requests, none of "
-        f"which failed (a rerun with the same options ends the same). Raise --max-rounds to ask for more answers, "
-        "or lower --n."
-    )
+    when requests failed (they are asked again); otherwise it replays the same cached rounds and ends the same, and
+    with the reference backend more rounds add nothing either (its set is finite). Pairs the backend has nothing
+    for (`report.lacking`) were explained by the warning at the start and are only named here."""
+    parts = []
+    if report.shortfalls:
+        short = ", ".join(f"{au_label(au)}/{style} ({k}/{config.n})" for au, style, k in report.shortfalls)
+        if report.failures:
+            parts.append(
+                f"too few valid descriptions for {short}; {report.failed} request(s) failed (see above). Rerun "
+                "to continue (answered requests are reused, failed ones asked again), or raise --max-rounds"
+            )
+        elif report.backend == "reference":
+            most = max(len(reference_texts(au, style)) for au, style, _ in report.shortfalls)
+            parts.append(
+                f"too few valid descriptions for {short}: the reference set holds at most {most} per AU and style, "
+                f"and more rounds add none once they are used up. Lower --n, or generate more with {LLM_INSTEAD}"
+            )
+        else:
+            parts.append(
+                f"too few valid descriptions for {short} after {config.max_rounds} round(s) of requests, none of "
+                "which failed (a rerun with the same options ends the same). Raise --max-rounds to ask for more "
+                "answers, or lower --n"
+            )
+    if report.lacking:
+        parts.append(f"{_pairs_label(report.lacking, config)} not generated: the reference set has none (see above)")
+    return "error: " + "; ".join(parts) + "."
+
+
+def _pairs_label(pairs: list[Pair], config: GenerateConfig) -> str:
+    """The pairs named briefly: `AU45` for an AU that lacks every asked style, `AU12/mine` for a single pair."""
+    whole = [au for au in config.aus if all((au, style) in pairs for style in config.styles)]
+    rest = [f"{au_label(au)}/{style}" for au, style in pairs if au not in whole]
+    return ", ".join([*map(au_label, whole), *rest])
 
 
 def none_answered_message(report: GenerateReport) -> str:

@@ -198,7 +198,7 @@ def select_table(
     if not matches:
         raise UserError(
             f"no embeddings for model {model!r} in {where} (it has: {', '.join(tables)}); "
-            f"run `augtext embed --cache {cache_dir} --model {model}` or pick one of those"
+            f"run `augtext embed --cache {cache_dir} --model {model}` to embed the descriptions there with that model"
         )
     if len(matches) > 1:
         raise UserError(
@@ -268,10 +268,11 @@ def load_text_prior(
         labels = ", ".join(f"AU{a}" for a in absent) or "any AU"
         which = f" in style(s) {', '.join(styles)}" if styles is not None else ""
         verb = "has" if len(absent) == 1 else "have"
-        spec = ",".join(str(a) for a in absent) or "SPEC"
+        from augtext.reference import generate_command  # an LLM backend for AUs the reference set lacks
+
+        command = generate_command(cache_dir, absent) if absent else f"`augtext generate --cache {cache_dir} --au SPEC`"
         raise UserError(
-            f"{labels} {verb} no descriptions{which} in {cache_dir}; "
-            f"run `augtext generate --cache {cache_dir} --au {spec}` and then `augtext embed`"
+            f"{labels} {verb} no descriptions{which} in {cache_dir}; run {command} and then `augtext embed`"
         )
 
     matrix = embedding_matrix(table.column("embedding"), dim)

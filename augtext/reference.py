@@ -14,10 +14,11 @@ import hashlib
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from augtext.errors import UserError
-from augtext.facs import FACS
+from augtext.facs import FACS, au_label, compact_codes
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 REFERENCE_AUS = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 43)
@@ -73,6 +74,51 @@ def reference_version() -> str:
     changes the request keys (and a rerun writes the new texts)."""
     digest = hashlib.sha256(json.dumps(sorted(reference_set().items())).encode("utf-8")).hexdigest()
     return f"reference-{digest[:12]}"
+
+
+def reference_gaps(aus: Sequence[int], styles: Sequence[str]) -> list[tuple[int, str]]:
+    """The (au, style) pairs of `aus` x `styles` that the set has no descriptions for (the reference backend can
+    only answer them with empty lists)."""
+    ref = reference_set()
+    return [(au, style) for au in aus for style in styles if (au, style) not in ref]
+
+
+LLM_INSTEAD = (
+    "an LLM backend: --backend openai --model M --base-url URL (any OpenAI-compatible server) or --backend hf "
+    "(a local transformers model); see the README, section Generate"
+)
+
+
+def gaps_message(pairs: Sequence[tuple[int, str]]) -> str:
+    """What the set lacks of `pairs` (from `reference_gaps`), what it covers, and what to use instead."""
+    ref = reference_set()
+    have_aus = sorted({au for au, _ in ref})
+    have_styles = sorted({style for _, style in ref})
+    aus = sorted({au for au, _ in pairs if au not in have_aus})
+    styles = sorted({style for _, style in pairs if style not in have_styles})
+    parts = [f"for {', '.join(map(au_label, aus))}"] if aus else []
+    parts += [f"in style(s) {', '.join(styles)}"] if styles else []
+    if not parts:  # the set has the AUs and the styles, not in these pairs
+        parts = [f"for {', '.join(f'{au_label(au)}/{style}' for au, style in pairs)}"]
+    return (
+        f"the reference set (--backend reference) has no descriptions {' and none '.join(parts)}: it covers AUs "
+        f"{compact_codes(have_aus)} in the styles {', '.join(have_styles)}. Generate "
+        f"{', '.join(map(au_label, aus)) if aus else 'those'} with {LLM_INSTEAD}"
+    )
+
+
+def generate_command(cache_dir: str | Path, aus: Sequence[int]) -> str:
+    """The `augtext generate` command that writes descriptions of `aus` into `cache_dir`: with an LLM backend when
+    the reference set (the default backend) lacks any of them, since it would end with none."""
+    command = f"`augtext generate --cache {cache_dir} --au {','.join(map(str, aus))}"
+    have = {au for au, _ in reference_set()}
+    lacking = [au for au in aus if au not in have]
+    if not lacking:
+        return command + "`"
+    return (
+        f"{command} --backend openai --model M --base-url URL` (or --backend hf: the offline reference set has no "
+        f"{', '.join(map(au_label, lacking))})"
+    )
 
 
 def few_shot_examples(au: int, style: str, n: int) -> list[str]:

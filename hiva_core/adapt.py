@@ -23,6 +23,7 @@ from augtext.errors import UserError
 from hiva_core.progress import progress_bar
 
 MIN_FACES = 16  # fewer faces than this give statistics noisier than the trained ones
+MIN_FACE_PX = 20.0  # --min-face when not given: predict's smallest face searched for
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
@@ -81,16 +82,17 @@ def run_adapt(
     detect: bool = True,
     batch_size: int = 64,
     device: str | torch.device | None = None,
-    min_face: float = 20.0,
+    min_face: float | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Write `out`: the run folder `run` with its BatchNorm statistics re-estimated on faces of a new domain, either
     `inputs` (images, folders, videos; faces detected and aligned as `hiva_core predict` does, or taken as aligned
-    crops with `detect=False`) or the rows of `data` that `hiva_core eval` would score (`fold`, `lists`, `align` as
-    there; labels unused). Every face counts once; at least MIN_FACES are needed. `out` holds the run's config.json
-    (with an `adapted` record: from which run, on what, how many faces), text prior and thresholds, and the adapted
-    model.safetensors; it is written in a temporary folder and renamed, so a failure leaves nothing. Returns the
-    `adapted` record."""
+    crops with `detect=False`; `min_face` in pixels, default MIN_FACE_PX) or the rows of `data` that `hiva_core eval`
+    would score (`fold`, `lists`, `align` as there; labels unused, none needed). An option that does not apply to the
+    way the faces are given is a UserError (check_options). Every face counts once; at least MIN_FACES are needed.
+    `out` holds the run's config.json (with an `adapted` record: from which run, on what, how many faces, paths
+    absolute), text prior and thresholds, and the adapted model.safetensors; it is written in a temporary folder and
+    renamed, so a failure leaves nothing. Returns the `adapted` record."""
     from augtext.io import check_output_dir
     from hiva_core.checkpoint import load_run
     from hiva_core.data.transforms import build_transforms
@@ -99,8 +101,8 @@ def run_adapt(
 
     if batch_size < 2:
         raise UserError(f"--batch-size must be at least 2 (BatchNorm statistics need a batch), got {batch_size}")
-    if bool(inputs) == (data is not None):
-        raise UserError("give the faces to adapt to: images, folders or videos, or --data SPEC (one of the two)")
+    check_options(inputs, data, fold=fold, lists=lists, align=align, detect=detect, min_face=min_face)
+    min_face = MIN_FACE_PX if min_face is None else min_face
     if inputs and detect:
         from hiva_core.faces.stream import check_min_face
 
@@ -116,8 +118,8 @@ def run_adapt(
     if data is not None:
         from hiva_core.evaluate import run_dataset, run_loader
 
-        dataset, rows = run_dataset(loaded, data, fold, lists, align, labels=False)
-        what, total = f"{data} ({rows.text})", len(dataset)
+        dataset, rows = run_dataset(loaded, data, fold, lists, align, labels=False)  # a manifest of paths will do
+        what, total = f"{absolute_spec(data)} ({rows.text})", len(dataset)
         with progress_bar("adapt", total, progress) as advance:
             batches = counted((batch["image"] for batch in run_loader(loaded, dataset, batch_size)), advance)
             seen = adapt_batchnorm(loaded.model, batches, text, loaded.device)
@@ -131,7 +133,7 @@ def run_adapt(
 
         sources = collect_inputs(inputs)
         transform = build_transforms(loaded.image_size, augment=False)
-        named = ", ".join(str(p) for p in inputs[:3])
+        named = ", ".join(os.path.abspath(p) for p in inputs[:3])
         what = named + (f" and {len(inputs) - 3} more input(s)" if len(inputs) > 3 else "")
         with progress_bar("adapt", frame_total(sources), progress) as advance:
             stream = FaceStream(
@@ -145,7 +147,7 @@ def run_adapt(
             "than the trained ones); nothing written"
         )
     record = {
-        "from": str(source.path),
+        "from": os.path.abspath(source.path),
         "on": what,
         "faces": seen,
         "batchnorm_layers": len(batchnorm_layers(loaded.model)),
@@ -169,6 +171,66 @@ def run_adapt(
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return record
+
+
+def check_options(
+    inputs: Sequence[str | os.PathLike],
+    data: str | None,
+    *,
+    fold: int | None = None,
+    lists: str | os.PathLike | None = None,
+    align: bool | None = None,
+    detect: bool = True,
+    min_face: float | None = None,
+) -> None:
+    """The faces given one way (`inputs` or `data`), and no option that does not apply to that way: `fold`, `lists`
+    and `align` choose and prepare the rows of `data` (`lists` those of list files only), `detect=False` and
+    `min_face` tell how faces are found in `inputs` (`min_face` only where they are searched for). Such an option is a
+    UserError naming it (taken to no effect, it would be ignored without a word)."""
+    from hiva_core.data.lists import list_spec_name
+
+    if bool(inputs) == (data is not None):
+        raise UserError("give the faces to adapt to: images, folders or videos, or --data SPEC (one of the two)")
+    if inputs:
+        for name, value, what in (
+            ("--fold", fold, "it chooses the data's rows"),
+            ("--lists", lists, "it names the list files of bp4d:|disfa:|gft: data"),
+            ("--align" if align else "--no-align", align, "it says whether the data's rows are aligned first"),
+        ):
+            if value is not None:
+                raise UserError(
+                    f"{name} applies to --data only ({what}); faces given as images, folders or videos are found and "
+                    "aligned as predict does (or taken as aligned crops with --no-detect): drop it"
+                )
+        if not detect and min_face is not None:
+            raise UserError(
+                "--min-face sets the smallest face searched for, and with --no-detect none is searched (the inputs "
+                "are aligned crops): drop one of the two"
+            )
+        return
+    if not detect:
+        raise UserError(
+            "--no-detect applies to faces given as images, folders or videos; the rows of --data are read as eval "
+            "reads them (--align/--no-align to detect and align them first): drop it"
+        )
+    if min_face is not None:
+        raise UserError(
+            "--min-face applies to faces searched for in images, folders or videos; the rows of --data are aligned "
+            "(--align) as eval aligns them: drop it"
+        )
+    if lists is not None and list_spec_name(data) is None:
+        raise UserError(
+            f"--lists applies to --data bp4d:|disfa:|gft:ROOT (list files) only; {data} is a manifest (or SynthAU "
+            "folder), which names its rows itself: drop --lists"
+        )
+
+
+def absolute_spec(data: str) -> str:
+    """A --data spec with its path absolute, as config.json stores a run's data.spec (run_folder.absolute_paths)."""
+    from hiva_core.config import DataSection, TrainConfig
+    from hiva_core.run_folder import absolute_paths
+
+    return absolute_paths(TrainConfig(data=DataSection(spec=data))).data.spec
 
 
 def counted(batches: Iterable[torch.Tensor], advance) -> Iterator[torch.Tensor]:

@@ -130,6 +130,8 @@ class LoadedRun:
             table, source = self.alone_thresholds, "the run's per-AU thresholds for faces read alone"
         elif threshold is None:
             table, source = self.thresholds, "the run's per-AU thresholds"
+            if table:  # thresholds, but none of these AUs': ones it was not trained on (open vocabulary)
+                none = "threshold 0.5 (the run has no thresholds for these AUs: it was not trained on them)"
         else:
             fix = (
                 "--threshold takes a number in [0, 1] (one threshold for every AU, e.g. 0.5) or a thresholds JSON "

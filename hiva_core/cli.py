@@ -361,19 +361,29 @@ def adapt(
     inputs: list[Path] = typer.Argument(None, help="Faces of the new domain: images, folders of images, or videos."),
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
     out: Path = typer.Option(..., help="New run folder for the adapted model (must not exist, or be empty)."),
-    data: str | None = typer.Option(None, help="Adapt to the rows of this data that `eval` would score instead."),
-    fold: int | None = typer.Option(None, help="With --data: the fold whose rows to use (default: as eval)."),
-    lists: Path | None = typer.Option(None, help="With --data bp4d:|disfa:|gft:ROOT: the folder of list files."),
-    align: bool | None = typer.Option(
-        None, "--align/--no-align", help="With --data: detect and align the faces first (default: as eval does)."
+    data: str | None = typer.Option(
+        None,
+        help="Adapt to the rows of this data that `eval` would score instead: a manifest (a `path` column is enough, "
+        "no labels needed), SynthAU folder, or bp4d:|disfa:|gft:ROOT.",
     ),
-    no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops: skip detection."),
+    fold: int | None = typer.Option(None, help="With --data only: the fold whose rows to use (default: as eval)."),
+    lists: Path | None = typer.Option(None, help="With --data bp4d:|disfa:|gft:ROOT only: the folder of list files."),
+    align: bool | None = typer.Option(
+        None, "--align/--no-align", help="With --data only: detect and align the faces first (default: as eval does)."
+    ),
+    no_detect: bool = typer.Option(
+        False, "--no-detect", help="Inputs only (not --data): they are already aligned face crops, skip detection."
+    ),
     batch_size: int = typer.Option(64, help="Faces per BatchNorm batch."),
     device: str | None = typer.Option(None, help="auto (default), cpu, cuda, cuda:N or mps."),
-    min_face: float = typer.Option(20.0, help="Smallest face searched for, in pixels."),
+    min_face: float | None = typer.Option(
+        None,
+        help="Inputs searched for faces only (not --data, not --no-detect): smallest face, in pixels (default 20).",
+    ),
 ) -> None:
     """Adapt a run to a new domain without labels: its BatchNorm statistics re-estimated on faces of that domain
-    (AdaBN), written as a new run folder for eval, predict and export. Give at least 16 faces."""
+    (AdaBN), written as a new run folder for eval, predict and export. Give at least 16 faces, either as inputs or as
+    --data; an option for the other way is an error."""
     from hiva_core.adapt import run_adapt
 
     record = run_adapt(
@@ -417,7 +427,9 @@ def prepare(
 def export(
     run: Path = typer.Option(..., help="Run folder."),
     onnx: Path = typer.Option(..., help="Output .onnx file."),
-    opset: int = typer.Option(18, help="ONNX opset (17 or later)."),
+    opset: int = typer.Option(
+        18, help="ONNX opset: 18 (the lowest torch's exporter writes for this model) up to the installed onnx's newest."
+    ),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the file against PyTorch (onnxruntime)."),
 ) -> None:
     """Export a trained model (text prior folded in) to ONNX: input images (aligned face crops, normalised), outputs

@@ -219,7 +219,7 @@ def evaluate_run(
         )
     loaded = dataclasses.replace(select_aus(load_run(run, device=device), aus, text_cache), flip=flip)
     loaded.au_thresholds(threshold)  # a bad --threshold fails before any work
-    check_trained_rows(loaded, data, fold, choosing=save_thresholds is not None)
+    trained_on = check_trained_rows(loaded, data, fold, choosing=save_thresholds is not None)
     dataset, rows = run_dataset(loaded, data, fold, lists, align)
     thresholds, threshold_text = loaded.au_thresholds(threshold, alone=loaded.reference and not dataset.paired)
     loader = run_loader(loaded, dataset, batch_size)
@@ -232,7 +232,8 @@ def evaluate_run(
     metrics["run"] = str(run)
     metrics["data"] = str(data)
     metrics["fold"] = rows.fold
-    metrics["rows"] = rows.text
+    metrics["rows"] = rows.text + ("; rows the run trained on: a training score, not a test F1" if trained_on else "")
+    metrics["trained_rows"] = trained_on
     metrics["thresholds"] = threshold_text
     metrics["flip"] = flip
     if save_thresholds is not None:
@@ -250,11 +251,12 @@ def evaluate_run(
     return metrics
 
 
-def check_trained_rows(loaded, data: str, fold: int | None, choosing: bool = False) -> None:
+def check_trained_rows(loaded, data: str, fold: int | None, choosing: bool = False) -> bool:
     """`eval --fold K` of the data the run was trained on, K not the fold it held out (splits.trained_fold): its rows
     were trained on. Scoring them is refused (a UserError naming the run's fold and the run to use instead): their F1
-    would pass for a test score. `choosing` (--save-thresholds: the rows choose thresholds, no test F1 is reported)
-    only warns: thresholds chosen on faces the run has seen fit its overconfident probabilities there."""
+    would pass for a test score. `choosing` (--save-thresholds: the rows choose thresholds) only warns: thresholds
+    chosen on faces the run has seen fit its overconfident probabilities there; True then (the table's header says
+    its F1 is a training score), False for rows the run did not train on."""
     import warnings
 
     from hiva_core.data.splits import trained_fold
@@ -262,7 +264,7 @@ def check_trained_rows(loaded, data: str, fold: int | None, choosing: bool = Fal
     data_cfg = loaded.config["config"].get("data", {})
     held = trained_fold(data, fold, data_cfg.get("spec"), data_cfg.get("fold"))
     if held is None:
-        return
+        return False
     run = Path(loaded.run_dir)
     default = "" if data_cfg.get("fold") is not None else ", the default: it was trained without --fold"
     what = (
@@ -276,7 +278,7 @@ def check_trained_rows(loaded, data: str, fold: int | None, choosing: bool = Fal
             UserWarning,
             stacklevel=2,
         )
-        return
+        return True
     other = f"--run {run.parent / f'fold{fold}'}" if run.name == f"fold{held}" else f"a run trained with --fold {fold}"
     raise UserError(
         f"{what}, so their F1 would be a training score: evaluate it on fold {held} (leave --fold out), or evaluate "
@@ -349,6 +351,7 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, 
         image_size=loaded.image_size,
         augment=False,
         aus=loaded.aus if labels else None,
+        labels=labels,
     )
     if labels and list(dataset.aus) != loaded.aus:
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {loaded.run_dir} predicts {loaded.aus}")

@@ -89,7 +89,7 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
 
         names = ", ".join(f"{name} ({auc:.2f})" for name, auc in weak.items())
         lines.append(
-            f"  weak on this run's validation faces, AUC below {WEAK_AUC:.2f}: {names}; their 0/1 labels are often "
+            f"  weak on the run's validation faces, AUC below {WEAK_AUC:.2f}: {names}; their 0/1 labels are often "
             "wrong (read the probabilities, or train longer or on more faces)"
         )
     by_source: dict[str, int] = {}

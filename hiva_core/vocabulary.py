@@ -25,6 +25,7 @@ from torch import nn
 
 from augtext.errors import UserError
 from augtext.facs import au_label, parse_au_spec
+from augtext.reference import generate_command
 from augtext.textprior import TextPrior
 from hiva_core.checkpoint import LoadedRun, prior_tensors
 from hiva_core.models import open_vocabulary
@@ -184,8 +185,8 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
             raise UserError(
                 f"{_labels(new)} {'is' if len(new) == 1 else 'are'} not among the AUs run "
                 f"{loaded.run_dir} was trained on ({_labels(loaded.aus)}); pass --text-cache DIR holding "
-                f"{'its' if len(new) == 1 else 'their'} descriptions (augtext generate --au "
-                f"{','.join(map(str, new))} --cache DIR, then augtext embed --cache DIR)"
+                f"{'its' if len(new) == 1 else 'their'} descriptions ({generate_command('DIR', new)}, then "
+                "`augtext embed --cache DIR`)"
             )
         prior = stack_priors(prior, extra_prior(loaded, new, text_cache))
     model = loaded.model

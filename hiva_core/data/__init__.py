@@ -35,6 +35,7 @@ def build_dataset(
     augment: bool | str = False,
     aus: Sequence[int] | None = None,
     neutral: bool = True,
+    labels: bool = True,
 ) -> AUDataset:
     """The dataset named by a `--data` spec, for one split.
 
@@ -43,7 +44,8 @@ def build_dataset(
     holding manifest.parquet / manifest.csv (SynthAU). aus: pick and order the label columns (default: the data's).
     split: train / test, `val` (a manifest's split=val rows) or `all` (every row of a manifest, whatever its folds).
     Images are not opened here; `check_images` checks they exist, a bad one fails when its item is read.
-    `neutral=False`: list files without their neutral list (`hiva_core neutral` writing it anew).
+    `neutral=False`: list files without their neutral list (`hiva_core neutral` writing it anew). `labels=False`: a
+    manifest needs no AU column (faces read without labels, `adapt --data`).
     """
     if split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -63,4 +65,4 @@ def build_dataset(
         return load_list_dataset(
             name, root, lists, split=split, fold=fold, aus=aus, transform=transform, neutral=neutral
         )
-    return load_manifest_dataset(text, split=split, fold=fold, aus=aus, transform=transform)
+    return load_manifest_dataset(text, split=split, fold=fold, aus=aus, transform=transform, labels=labels)

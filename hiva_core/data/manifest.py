@@ -13,7 +13,8 @@ label, is unknown): what `model.intensity` learns; `neutral` (the path of a neut
 the face's pose, relative like `path`; `synth --neutral` writes it): what a model with `model.reference` reads each
 face beside. AU columns are read in any case (au12 is AU12); another column whose name starts with AU and holds a
 digit (AUl2, AU_12, AU12_c) is an error, as a mistyped AU would otherwise be left out of training unnoticed. Other
-columns (yaw, AU_notes, ...) are ignored.
+columns (yaw, AU_notes, ...) are ignored. A manifest without any AU column is an error, except with
+`load_manifest_dataset(labels=False)` (`hiva_core adapt --data`, which reads no label).
 """
 
 from __future__ import annotations
@@ -102,12 +103,12 @@ def _row_label(path: Path, row: int) -> str:
     return f"line {row + 2}" if path.suffix.lower() == ".csv" else f"row {row + 1}"
 
 
-def au_columns(df: pd.DataFrame, path: Path, intensity: bool = False) -> dict[int, str]:
+def au_columns(df: pd.DataFrame, path: Path, intensity: bool = False, required: bool = True) -> dict[int, str]:
     """The label columns `AU<code>` (any case: au12 is AU12) -> {code: column}, sorted by code; with `intensity`, the
     `AU<code>_int` columns instead ({} without any). A column that starts with "AU" in any case, holds a digit and is
     neither (nor
     `_prob`/`_label` beside its label column), an unknown code (AU3) or one AU named twice (AU12, au12) is a UserError
-    naming the column."""
+    naming the column; so is a manifest without any label column, unless not `required` ({})."""
     found: dict[int, str] = {}
     beside: dict[str, str] = {}  # AU12_prob -> its code's digits: fine only beside an AU12 column
     for column in map(str, df.columns):
@@ -130,6 +131,8 @@ def au_columns(df: pd.DataFrame, path: Path, intensity: bool = False) -> dict[in
         found[code] = column
     if intensity:
         return dict(sorted(found.items()))
+    if not found and not required:
+        return {}
     if not found:
         have = ", ".join(map(str, df.columns))
         raise UserError(f"{path} has no AU label columns (AU1, AU2, ...); its columns: {have}")
@@ -280,15 +283,17 @@ def load_manifest_dataset(
     fold: int | None = None,
     aus: Sequence[int] | None = None,
     transform=None,
+    labels: bool = True,
 ) -> AUDataset:
-    """A manifest file or folder -> AUDataset of the rows of one split."""
+    """A manifest file or folder -> AUDataset of the rows of one split; `labels=False`: a manifest without any AU
+    column is read as its paths, a dataset of no AUs (for reading faces without their labels: `adapt --data`)."""
     path = find_manifest(spec)
     df = read_label_manifest(path)
     if "path" not in df.columns:
         sep = next((c for c in ";\t|" if any(c in str(name) for name in df.columns)), None)
         hint = f"; its header looks separated by {sep!r}: write the manifest comma-separated" if sep else ""
         raise UserError(f"{path} has no 'path' column; its columns: {', '.join(map(str, df.columns))}{hint}")
-    columns = au_columns(df, path)
+    columns = au_columns(df, path, required=labels)
     labels = _labels(df, columns, path)
     empty = df["path"].isna() | df["path"].astype(str).str.strip().eq("")
     if empty.any():

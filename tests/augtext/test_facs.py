@@ -140,6 +140,9 @@ def test_parse_au_spec(spec, expected):
         ("5-2", "'5-2'"),
         ("3-3", "'3-3'"),
         ("3-0", "'3-0'"),
+        ("1-200", "'1-200'"),
+        ("1-47", "'1-47'"),
+        ("bp4d,50-60", "'50-60'"),
         ("1,,2", "empty item"),
         ("", "empty AU spec"),
         ("ckplus", "'ckplus'"),
@@ -153,6 +156,15 @@ def test_bad_specs_name_the_part_and_list_valid_codes(spec, quoted):
     assert quoted in message
     assert "Valid codes: 1-2, 4-39, 41-46" in message
     assert "bp4d" in message
+
+
+@pytest.mark.parametrize("spec", ["1-200", "1-47", "45-99", "AU1-AU100"])
+def test_a_range_ending_past_the_last_code_is_refused(spec):
+    """Inside 1-46 a range skips the codes FACS lacks (1-26 has no 3); one that ends past 46 is a typo, not a wish for
+    every AU, and used to be taken silently."""
+    with pytest.raises(UserError, match=rf"range '{spec}' in AU spec '{spec}' ends at \d+, past AU46, the highest"):
+        parse_au_spec(spec)
+    assert parse_au_spec("1-46") == MAIN_CODES and parse_au_spec("45-46") == [45, 46]
 
 
 def test_labels():

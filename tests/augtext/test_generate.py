@@ -705,8 +705,28 @@ def test_gate_warm_up_is_over_when_generate_returns(tmp_path, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]
 
 
-def test_reference_backend_names_the_aus_its_set_lacks_up_front(tmp_path, capsys):
-    """AU29 is not in the reference set: it ends short (exit 1, as any short AU), and the run says why first."""
-    assert main(["generate", "--au", "1,29", "--n", "2", "--cache", str(tmp_path), "--no-gate"]) == 1
-    err = capsys.readouterr().err
-    assert "warning: the reference set has no descriptions for AU29; they will end short" in err
+def test_reference_backend_generates_the_aus_it_has_and_names_the_others_once(tmp_path, capsys):
+    """AU29 is not in the reference set: it is not asked (no request, nothing logged), AU1 is generated exactly as
+    alone, and the run ends with exit 1 (an AU got none) in a line that points back to the one warning, without
+    advice that cannot help (more rounds, a lower --n)."""
+    args = ["generate", "--n", "2", "--no-gate"]
+    assert main([*args, "--au", "1,29", "--cache", str(tmp_path / "both")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    warnings = [line for line in err if line.startswith("warning:")]
+    assert len(warnings) == 1 and "has no descriptions for AU29: it covers AUs 1-2, 4-28, 43" in warnings[0]
+    assert "Generate AU29 with an LLM backend: --backend openai" in warnings[0]
+    assert err[-1] == "error: AU29 not generated: the reference set has none (see above)."
+    assert not [line for line in err if "--max-rounds" in line or "--n" in line]
+    entries = RequestLog(tmp_path / "both" / "requests.jsonl").entries.values()
+    assert {e["au"] for e in entries} == {1}
+    assert main([*args, "--au", "1", "--cache", str(tmp_path / "alone")]) == 0
+    assert stable(read(tmp_path / "both")).equals(stable(read(tmp_path / "alone")))
+
+
+def test_reference_shortfall_does_not_advise_more_rounds(tmp_path, capsys):
+    """The reference set holds 10 texts per AU and style: no number of rounds reaches --n 12."""
+    args = ["generate", "--au", "1", "--n", "12", "--styles", "appearance", "--no-gate", "--cache", str(tmp_path)]
+    assert main(args) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "AU1/appearance (10/12)" in last and "the reference set holds at most 10 per AU and style" in last
+    assert "--max-rounds" not in last and "Lower --n" in last and "--backend openai" in last

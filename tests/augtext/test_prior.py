@@ -83,6 +83,17 @@ def test_missing_au_is_named(shared_cache):
         load_text_prior(shared_cache, aus=[6, 1, 17])
 
 
+def test_missing_au_the_reference_set_lacks_suggests_an_llm_backend(shared_cache):
+    """The default backend (reference) has no AU45: the command suggested must not be one that ends with none."""
+    with pytest.raises(UserError) as info:
+        load_text_prior(shared_cache, aus=[1, 45])
+    assert "--au 45 --backend openai --model M --base-url URL` (or --backend hf" in str(info.value)
+    assert "reference set has no AU45" in str(info.value)
+    with pytest.raises(UserError) as info:
+        load_text_prior(shared_cache, aus=[1, 17])  # in the reference set: the plain command does it
+    assert "--backend" not in str(info.value)
+
+
 def test_stale_manifest(cache):
     write_descriptions(cache, {12: ["The lip corners rise and the cheeks lift into a broad smile."]}, append=True)
     with pytest.raises(
@@ -162,8 +173,12 @@ def test_model_selection(tmp_path):
     cache = make_text_cache(tmp_path / "cache", [1, 12], per_au=2, encoder=minilm())
     assert load_text_prior(cache, model="all-MiniLM-L6-v2").model == "sentence-transformers/all-MiniLM-L6-v2"
     assert load_text_prior(cache, model="sentence-transformers/all-MiniLM-L6-v2").dim == 384
-    with pytest.raises(UserError, match=r"no embeddings for model 'bge-small' .*it has: all-MiniLM-L6-v2"):
+    with pytest.raises(UserError, match=r"no embeddings for model 'bge-small' .*it has: all-MiniLM-L6-v2") as info:
         load_text_prior(cache, model="bge-small")
+    # Advice every caller can follow (eval/predict take the run's model: they cannot pick another table).
+    assert str(info.value).endswith(
+        f"run `augtext embed --cache {cache} --model bge-small` to embed the descriptions there with that model"
+    )
     # Same slug, another model: its own table, chosen by name, never mistaken for the first.
     embed_cache(cache, model="other-org/all-MiniLM-L6-v2", encoder=minilm(), progress=False)
     with pytest.warns(UserWarning, match="several embedding models"):

@@ -17,6 +17,8 @@ from augtext.reference import (
     REFERENCE_AUS,
     REFERENCE_DIR,
     few_shot_examples,
+    gaps_message,
+    reference_gaps,
     reference_set,
     reference_texts,
     reference_version,
@@ -205,10 +207,39 @@ def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
     )
 
 
-def test_reference_backend_is_short_for_an_au_the_set_lacks(tmp_path, capsys):
+def test_reference_backend_refuses_an_au_the_set_lacks(tmp_path, capsys):
+    """Asked only for AUs its set lacks, the reference backend could answer nothing but empty lists (it used to send
+    190 of them and advise more rounds): one line naming what it covers and what to use instead, exit 2, before the
+    cache is touched."""
     assert 45 not in REFERENCE_AUS
-    assert main(["generate", "--au", "45", "--n", "2", "--styles", "appearance", "--cache", str(tmp_path)]) == 1
-    assert "AU45/appearance (0/2)" in capsys.readouterr().err
+    cache = tmp_path / "c"
+    assert main(["generate", "--au", "45", "--n", "2", "--styles", "appearance", "--cache", str(cache)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(
+        "error: the reference set (--backend reference) has no descriptions for AU45: it covers AUs 1-2, 4-28, 43 "
+    )
+    assert "Generate AU45 with an LLM backend: --backend openai" in err[0] and "--backend hf" in err[0]
+    assert "--max-rounds" not in err[0] and "README" in err[0]
+    assert not cache.exists()
+
+
+def test_reference_gaps_name_styles_the_set_lacks():
+    """A style of the user's own (--prompts) has no reference texts either."""
+    assert reference_gaps([12, 45], ["appearance"]) == [(45, "appearance")]
+    message = gaps_message(reference_gaps([12], ["appearance", "mine"]))
+    assert "has no descriptions in style(s) mine: it covers AUs" in message and "Generate those with" in message
+
+
+def test_reference_backend_help_makes_no_speed_claim():
+    """5 AUs take about 20 s (the semantic gate encodes every text): not "instant"."""
+    import typer
+
+    from augtext.cli import app
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["generate"].params}
+    text = params["backend"].help
+    assert "instant" not in text and "offline, no LLM, nothing to download" in text
 
 
 def test_reference_backend_refuses_a_model(tmp_path, capsys):

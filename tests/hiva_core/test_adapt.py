@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -137,6 +139,29 @@ def test_adapt_data_needs_no_labels_of_the_runs_aus(trained_run, tiny_faces, tmp
         torch.testing.assert_close(a[key], b[key])
 
 
+def test_adapt_data_needs_no_label_column(trained_run, tiny_faces, tmp_path, one_thread, capsys):
+    """A manifest of paths alone (with a fold column, or the fold's rows only) adapts the run as the labelled one
+    with the same rows; eval, which scores labels, still refuses it."""
+    run = trained_run[0]
+    rows = pd.read_csv(tiny_faces)
+    rows["path"] = [str(tiny_faces.parent / p) for p in rows["path"]]
+    rows[["path", "fold"]].to_csv(tmp_path / "paths_fold.csv", index=False)
+    rows.loc[rows["fold"] == 3, ["path"]].to_csv(tmp_path / "paths.csv", index=False)
+    runs = {name: tmp_path / name for name in ("full", "paths_fold", "paths")}
+    assert main(["adapt", "--run", str(run), "--out", str(runs["full"]), "--data", str(tiny_faces), "--fold", "3"]) == 0
+    paths_fold = ["--data", str(tmp_path / "paths_fold.csv"), "--fold", "3"]
+    assert main(["adapt", "--run", str(run), "--out", str(runs["paths_fold"]), *paths_fold]) == 0
+    assert main(["adapt", "--run", str(run), "--out", str(runs["paths"]), "--data", str(tmp_path / "paths.csv")]) == 0
+    capsys.readouterr()
+    full = load_run(runs["full"], device="cpu").model.state_dict()
+    for name in ("paths_fold", "paths"):
+        adapted = load_run(runs[name], device="cpu").model.state_dict()
+        for key in full:
+            torch.testing.assert_close(adapted[key], full[key])
+    assert main(["eval", "--run", str(run), "--data", str(tmp_path / "paths.csv")]) == 2
+    assert "has no AU label columns" in capsys.readouterr().err
+
+
 def test_adapting_to_images_matches_adapting_to_the_same_rows(trained_run, tiny_faces, tmp_path, one_thread):
     """Aligned crops given as files (--no-detect) go through the same transform as the data's rows: the same faces in
     the same order give the same statistics; an adapted run can be adapted again and keeps both records."""
@@ -170,6 +195,25 @@ def test_adapting_to_images_matches_adapting_to_the_same_rows(trained_run, tiny_
 
     assert main(["adapt", "--run", str(by_files), "--out", str(again), "--data", str(tiny_faces), "--fold", "1"]) == 0
     assert [r["from"] for r in json.loads((again / "config.json").read_text())["adapted"]] == [str(run), str(by_files)]
+
+
+def test_adapted_record_holds_absolute_paths(trained_run, tiny_faces, tmp_path, one_thread, monkeypatch):
+    """Paths typed relative to the working folder are stored absolute, as train's config.json stores them: the run
+    adapted from, the manifest and the input folder adapted on."""
+    shutil.copytree(trained_run[0], tmp_path / "run")
+    (tmp_path / "faces").mkdir()
+    for path in fold_files(tiny_faces, 3):
+        shutil.copy(path, tmp_path / "faces")
+    monkeypatch.chdir(tmp_path)
+    manifest = os.path.relpath(tiny_faces, tmp_path)
+    assert main(["adapt", "--run", "run", "--out", "by_rows", "--data", manifest, "--fold", "3"]) == 0
+    assert main(["adapt", "--run", "run", "--out", "by_files", "--no-detect", "faces"]) == 0
+    by_rows, by_files = (
+        json.loads(Path(name, "config.json").read_text())["adapted"][0] for name in ("by_rows", "by_files")
+    )
+    assert by_rows["from"] == by_files["from"] == str(tmp_path / "run")
+    assert by_rows["on"] == f"{tiny_faces} (fold 3)"
+    assert by_files["on"] == str(tmp_path / "faces")
 
 
 def test_adapt_to_photos_finds_and_aligns_the_faces(trained_run, tmp_path, one_thread, capsys):
@@ -208,10 +252,36 @@ def test_adapt_refuses_bad_requests_and_writes_nothing(trained_run, tiny_faces, 
         (["--data", str(tiny_faces), "--out", str(busy)], "is not empty"),
         (["--data", str(tiny_faces), "--run", str(tmp_path)], "not a run folder"),
         (["--data", str(tmp_path / "missing.csv")], "missing.csv"),
+        # an option for the other way of giving the faces: named, not ignored
+        ([*few, "--fold", "2"], "--fold applies to --data only"),
+        ([*few, "--lists", str(tmp_path / "nowhere"), "--align"], "--lists applies to --data only"),
+        ([*few, "--align"], "--align applies to --data only"),
+        ([*few, "--no-align", "--no-detect"], "--no-align applies to --data only"),
+        ([*few, "--no-detect", "--min-face", "30"], "with --no-detect none is searched"),
+        (["--data", str(tiny_faces), "--no-detect"], "--no-detect applies to faces given as images"),
+        (["--data", str(tiny_faces), "--min-face", "30"], "--min-face applies to faces searched for"),
+        (["--data", str(tiny_faces), "--lists", str(tmp_path)], "--lists applies to --data bp4d:|disfa:|gft:ROOT"),
     ]
     for extra, message in cases:
         assert main(["adapt", "--run", run, "--out", str(out), *extra]) == 2, extra
-        assert message in capsys.readouterr().err, extra
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, extra  # one line
         assert not out.exists(), extra
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
     assert files_of(busy) == {"keep.txt": b"mine"}
+
+
+def test_help_names_the_values_the_code_takes():
+    """export's --opset help names the lowest opset export_onnx takes (and its default), adapt's --min-face help the
+    default run_adapt uses: help written apart from the code must not drift from it."""
+    import typer
+
+    from hiva_core import export
+    from hiva_core.adapt import MIN_FACE_PX
+    from hiva_core.cli import app
+
+    commands = typer.main.get_command(app).commands
+    opset = next(p for p in commands["export"].params if p.name == "opset")
+    assert re.findall(r"\d+", opset.help)[0] == str(export.MIN_OPSET) and opset.default == export.OPSET
+    min_face = next(p for p in commands["adapt"].params if p.name == "min_face")
+    assert f"default {MIN_FACE_PX:g})" in min_face.help

@@ -113,12 +113,17 @@ def test_eval_of_a_fold_the_run_trained_on_is_refused(bp4d_folds, tmp_path, one_
     assert not (tmp_path / "f2.json").exists()
     assert main([*argv, "--fold", "1"]) == 0
     capsys.readouterr()
-    # Choosing thresholds on them reports no test F1: allowed, with a warning that they fit faces the run has seen.
-    assert main([*argv, "--fold", "2", "--save-thresholds", str(tmp_path / "thr.json")]) == 0
+    # Choosing thresholds on them is allowed, with a warning that they fit faces the run has seen; the table printed
+    # beside says its F1 is a training score, not a test F1.
+    scored = tmp_path / "f2_choose.json"
+    assert main([*argv, "--fold", "2", "--save-thresholds", str(tmp_path / "thr.json"), "--json", str(scored)]) == 0
     warning = (
         f"warning: {out / 'fold1'} was trained with fold 1 held out ({out / 'fold1' / 'config.json'}: data.fold 1)"
     )
-    assert capsys.readouterr().err.startswith(warning + "; fold 2's test rows are among its training rows: thresholds")
+    printed = capsys.readouterr()
+    assert printed.err.startswith(warning + "; fold 2's test rows are among its training rows: thresholds")
+    assert "(fold 2; rows the run trained on: a training score, not a test F1, " in printed.out
+    assert json.loads(scored.read_text())["trained_rows"] is True
     assert (tmp_path / "thr.json").is_file()
 
 

@@ -7,6 +7,7 @@ reference backend (`augtext generate --backend reference`), then evaluated and r
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from augtext.textprior import TextPrior, shuffled_prior
 from hiva_core.cli import main
 from hiva_core.models import create_model, default_dim, open_vocabulary
 from hiva_core.task import AUTask
+from hiva_core.thresholds import write_thresholds
 from tests.hiva_core.conftest import train_argv
 
 D = 16
@@ -251,6 +253,14 @@ def test_zero_shot_eval_and_predict_on_an_unseen_au(open_run, reference_cache, t
     assert np.isfinite(both["per_au"]["AU4"]["auc"]) and both["n"] == seen["n"]
     alone = _eval(open_run, tiny_faces, tmp_path, "--aus", "4", "--text-cache", str(reference_cache))
     assert alone["per_au"]["AU4"] == both["per_au"]["AU4"]  # the model runs over its training AUs + the new one
+    # With thresholds for its own AUs (AU1, AU2), the header says why the new one is at 0.5.
+    stored = tmp_path / "stored"
+    shutil.copytree(open_run, stored)
+    write_thresholds(stored / "thresholds.json", {"thresholds": {"AU1": 0.4, "AU2": 0.6}})
+    alone = _eval(stored, tiny_faces, tmp_path, "--aus", "4", "--text-cache", str(reference_cache))
+    assert alone["thresholds"] == "threshold 0.5 (the run has no thresholds for these AUs: it was not trained on them)"
+    both = _eval(stored, tiny_faces, tmp_path, "--aus", "1,2,4", "--text-cache", str(reference_cache))
+    assert both["thresholds"] == "the run's per-AU thresholds (0.5 for AU4)"
 
     images = sorted((tiny_faces.parent / "img").glob("*.png"))[:3]
     table, heat = tmp_path / "zero_shot.csv", tmp_path / "heat"
@@ -328,7 +338,9 @@ def other_model_cache(tmp_path_factory) -> Path:
     ("which", "extra", "needles"),
     [
         ("per_au", ["--aus", "4,6", "--text-cache", "{ref}"], ["per-AU parameters", "AU6", "hiva_open"]),
-        ("open", ["--aus", "4"], ["AU4", "--text-cache"]),
+        ("open", ["--aus", "4"], ["AU4", "--text-cache", "`augtext generate --cache DIR --au 4`"]),
+        # AU45 has no reference descriptions: the command named takes an LLM backend
+        ("open", ["--aus", "45"], ["AU45", "--text-cache", "--au 45 --backend openai", "--backend hf"]),
         ("open", ["--aus", "2,9", "--text-cache", "{ref}"], ["AU9", "no descriptions"]),
         ("open", ["--aus", "4", "--text-cache", "{other}"], ["AU4", "all-MiniLM-L6-v2", "fake-encoder"]),
         ("open", ["--text-cache", "{ref}"], ["--aus"]),

@@ -204,7 +204,7 @@ def test_predict_names_the_aus_its_validation_faces_found_weak(thresholded_run, 
         main(["predict", *map(str, images), "--run", str(copy), "--no-detect", "--out", str(tmp_path / "a.csv")]) == 0
     )
     err = capsys.readouterr().err
-    assert "weak on this run's validation faces, AUC below 0.70: AU2 (0.62); their 0/1 labels are often wrong" in err
+    assert "weak on the run's validation faces, AUC below 0.70: AU2 (0.62); their 0/1 labels are often wrong" in err
     assert run_predict(images, thresholded_run, detect=False, device="cpu").summary["weak_aus"] == {}
 
 
