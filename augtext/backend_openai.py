@@ -238,8 +238,10 @@ def check_base_url(base_url: str) -> None:
 def _choice_text(choice: Any) -> str | None:
     """The text of one chat-completion choice, or None when it has none. Content may be a string or a list of
     content parts (the text parts are joined; "thinking" parts are not the answer). A message without content but
-    with a `refusal` (OpenAI's structured refusals) answers with the refusal, which validation counts as one. Lone
-    UTF-16 surrogates (half an emoji's escape pair) are dropped: they cannot be written to the log as UTF-8."""
+    with a `refusal` (OpenAI's structured refusals) answers with the refusal, which validation counts as one; one with
+    only a reasoning field (`reasoning_content`: thinking cut short by the token limit) answers with that thinking in
+    <think>, which validation counts as reasoning_only. Lone UTF-16 surrogates (half an emoji's escape pair) are
+    dropped: they cannot be written to the log as UTF-8."""
     message = getattr(choice, "message", None)
     content = getattr(message, "content", None)
     if isinstance(content, list):
@@ -249,9 +251,17 @@ def _choice_text(choice: Any) -> str | None:
         content = "".join(texts) if texts else None
     if content is None and isinstance(getattr(message, "refusal", None), str):
         content = message.refusal
+    reasoning = next((r for k in _REASONING_FIELDS if isinstance(r := getattr(message, k, None), str) and r), None)
+    if reasoning is not None and not (isinstance(content, str) and content.strip()):
+        # a reasoning model's thinking in a field of its own and no answer (cut short by the token limit): an answer
+        # of thinking only, which parse_response counts as reasoning_only ("raise --max-tokens")
+        content = f"<think>{reasoning}"
     if not isinstance(content, str):
         return None
     return _SURROGATE_RE.sub("", content)
+
+
+_REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM's and other servers' field for a model's thinking
 
 
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")

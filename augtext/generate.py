@@ -36,6 +36,7 @@ from augtext.quality import SemanticGate
 from augtext.reference import LLM_INSTEAD, few_shot_examples, gaps_message, reference_gaps, reference_texts
 from augtext.requestlog import LOG_NAME, RequestLog, request_key, sample_seed
 from augtext.templates import available_styles, render_messages
+from augtext.validate import PARSE_REASONS
 
 DEFAULT_PER_REQUEST = 5
 
@@ -461,8 +462,14 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
         f"kept {kept} descriptions for {len(report.kept)} AU/style pairs (target {config.n} each); "
         f"{report.rows} rows in {config.cache / DESCRIPTIONS_NAME}",
     ]
-    if report.rejections:
-        lines.append("rejected: " + ", ".join(f"{r} {c}" for r, c in report.rejections.most_common()))
+    texts = [(r, c) for r, c in report.rejections.most_common() if r not in PARSE_REASONS]
+    answers = [(r, c) for r, c in report.rejections.most_common() if r in PARSE_REASONS]
+    if texts:
+        lines.append("rejected descriptions: " + ", ".join(f"{r} {c}" for r, c in texts))
+    if answers:  # whole answers that gave no description at all
+        lines.append("answers that gave none: " + ", ".join(f"{r} {c}" for r, c in answers))
+    if advice := unread_advice(report, config):
+        lines.append(advice)
     if thinking := report.rejections.get("reasoning_only"):
         lines.append(
             f"{thinking} answer(s) held only the model's reasoning (<think>...), cut short or with nothing after it: "
@@ -472,6 +479,28 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
         more = f" (and {len(report.failures) - 3} more)" if len(report.failures) > 3 else ""
         lines.append("failed requests: " + "; ".join(report.failures[:3]) + more)
     return "\n".join(lines)
+
+
+def unread_advice(report: GenerateReport, config: GenerateConfig) -> str:
+    """What to do about answers augtext could not read, when strict parsing left some (None otherwise): answers in no
+    format it reads (`no_json`, `no_list`) and broken or cut-off JSON (`malformed_json`) are re-read by --lenient from
+    the log, without asking again; cut-off JSON also says to raise --max-tokens."""
+    if config.lenient:
+        return ""
+    unread = sum(report.rejections.get(r, 0) for r in ("no_json", "no_list"))
+    broken = report.rejections.get("malformed_json", 0)
+    parts = []
+    if unread:
+        parts.append(
+            f"{unread} answer(s) were in no format augtext reads (a JSON list, numbered or bulleted lines, ...): "
+            "--lenient takes their sentences"
+        )
+    if broken:
+        parts.append(
+            f"{broken} answer(s) held JSON that breaks off (often the token limit): raise --max-tokens, or --lenient "
+            "keeps their complete strings"
+        )
+    return "; ".join(parts) + " (a rerun re-reads the logged answers without asking again)" if parts else ""
 
 
 def shortfall_message(report: GenerateReport, config: GenerateConfig) -> str:
@@ -492,6 +521,12 @@ def shortfall_message(report: GenerateReport, config: GenerateConfig) -> str:
             parts.append(
                 f"too few valid descriptions for {short}: the reference set holds at most {most} per AU and style, "
                 f"and more rounds add none once they are used up. Lower --n, or generate more with {LLM_INSTEAD}"
+            )
+        elif unread_advice(report, config):
+            parts.append(
+                f"too few valid descriptions for {short} after {config.max_rounds} round(s) of requests: answers "
+                "augtext could not read (see above); rerun with --lenient (or raise --max-tokens for JSON cut off), "
+                "raise --max-rounds, or lower --n"
             )
         else:
             parts.append(

@@ -15,6 +15,7 @@ so that stats can count rejections by a fixed vocabulary.
 from __future__ import annotations
 
 import ast
+import csv
 import functools
 import html
 import json
@@ -62,13 +63,27 @@ duplicates. 0.7 catches copies that differ by a word or two, or by punctuation/w
 sentences that share the AU's stock phrase but say something else stay well below it (typically 0.3-0.5)."""
 SHINGLE = 5
 
-_TEXT_KEYS = ("text", "description", "sentence", "desc", "content")
+_TEXT_KEYS = ("text", "description", "sentence", "desc", "content")  # compared lower-case
 _LIST_KEYS = ("descriptions", "sentences", "items", "texts", "results", "data", "answer", "output")
 _FENCE_RE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
-# List markers: "-", "*", "•", "–", "1.", "1)", "(1)", "1:". Not letters: "(A)" is an intensity level, not a marker.
-_MARKER = r"(?:[-*\u2022\u2013]|\(?\d{1,3}[.):])"
-_LIST_LINE_RE = re.compile(rf"^\s*{_MARKER}\s+(\S.*)$")
-_MARKER_RE = re.compile(rf"^\s*{_MARKER}\s+")
+# List markers: bullets ("-", "*", "+", "•", "–", "—", "·", "‣", "◦", "▪", "●", ...), numbers ("1.", "1)", "(1)",
+# "1:", "1 -", "1" before a tab), bold numbers ("**1.**") and lower-case letters ("a)"). Not capitals: "(A)" is an
+# intensity level, part of the text. A number needs no space before a capital ("1.The ...").
+_BULLETS = "-*+\u2022\u2013\u2014\u00b7\u2023\u2043\u2219\u25aa\u25ab\u25a0\u25a1\u25cf\u25cb\u25e6\u27a4\u2192"
+_NUMBER = r"(?:\(?\d{1,3}[.):]|\d{1,3}\s+[-\u2013\u2014](?=\s)|\d{1,3}(?=\t)|[a-z]\))"
+_MARKER = rf"(?:[{_BULLETS}]|{_NUMBER}|\*\*{_NUMBER}\*\*|__{_NUMBER}__)"
+_LIST_LINE_RE = re.compile(rf"^\s*{_MARKER}(?:\s+|(?<=[.):])(?=[A-Z]))(\S.*)$")
+_MARKER_RE = re.compile(rf"^\s*{_MARKER}(?:\s+|(?<=[.):])(?=[A-Z]))")
+_YAML_BLOCK_RE = re.compile(r"^[>|][-+]?(?:\s+|$)")  # "- >-" then the text on the lines below: a YAML folded block
+_HTML_ITEM_RE = re.compile(r"<li\b[^>]*>(.*?)(?:</li\s*>|(?=<li\b)|(?=</[ou]l\s*>)|\Z)", re.IGNORECASE | re.DOTALL)
+_HTML_TAG_RE = re.compile(r"<[^>]{0,200}>")
+# A // comment in JSON: a line of its own, or after a value (`"...", // 1`) up to the line's end, no quote in it
+_COMMENT_RE = re.compile(r"^[ \t]*//[^\n]*$|(?<=[,\[{\]}\"\d])[ \t]*//[^\n\"]*$", re.MULTILINE)
+_LABEL_LINE_RE = re.compile(
+    r"^\s*(?:\*\*)?(?:description|sentence|item|example|option)\s*#?\d{1,3}(?:\*\*)?\s*[:.)\-\u2013\u2014]\s*(\S.*)$",
+    re.IGNORECASE,
+)  # "Description 1: The lip corners ...": a numbered item
+_MD_HEADING_RE = re.compile(r"^\s*#{1,6}\s+\S")  # "### Description 1": a heading over its item's lines
 _QUOTED_LINE_RE = re.compile(r'^\s*(["\u201c].*["\u201d])\s*,?\s*$')  # "The brows rise.",
 _TABLE_ROW_RE = re.compile(r"^\s*\|(.*)\|\s*$")  # | 1 | The brows rise. |  (a markdown table's row)
 # A complete JSON string literal used as a value: followed by a comma, a closing bracket/brace or the end.
@@ -79,8 +94,19 @@ _DIGIT_RE = re.compile(r"\d")
 _CURLY_QUOTES = str.maketrans("\u201c\u201d", '""')
 # Markdown emphasis around words ("**The brows rise**, ...", "*slightly*"): formatting, not part of the text.
 _EMPHASIS_RE = re.compile(r"(\*\*|__|\*)(?=\S)(.+?)(?<=\S)\1")
-# A bold label that heads an item ("**Appearance:** The brows rise", "**Anatomy**: ..."): a heading, not the text.
-_HEADING_RE = re.compile(r"^(\*\*|__)[^*_\n]{1,40}?(?::\1|\1\s*:)\s*")
+# A bold label that heads an item ("**Appearance:** The brows rise", "**Anatomy**: ...", "**Smile shape** – ..."): a
+# heading, not the text.
+_HEADING_RE = re.compile(r"^(\*\*|__)[^*_\n]{1,40}?(?::\1|\1\s*(?::|[-\u2013\u2014](?=\s)))\s*")
+# A label before the text: the AU's code ("AU12: ...", "AU12 (Lip Corner Puller) - ...") or the item's name
+# ("Description 1: ...", "Sentence 2 - ..."). A code followed by words ("AU12 pulls ...") is the text itself.
+_LABEL_RE = re.compile(
+    r"^(?:(?:AU|action\s+unit)\s*-?\s*\d{1,2}(?:\s*\([^)]{1,40}\))?"
+    r"|(?:description|sentence|text|item|example|option|answer|output)(?:\s*#?\d{1,3})?)"
+    r"\s*(?::|[-\u2013\u2014](?=\s))\s*(?=\S)",
+    re.IGNORECASE,
+)
+# An intensity level heading a line ("(A) the lip corners lift only barely"): an item, the level kept in its text.
+_LEVEL_LINE_RE = re.compile(r"^\s*(\([A-E]\)\s+\S.*)$")
 _AU_LIST = r"(?:AU|action\s+units?)\s*-?\s*\d{1,2}(?:\s*(?:,|\+|&|and|or)\s*(?:AU|action\s+unit)?\s*-?\s*\d{1,2}\b)*"
 _COMPANION_RE = re.compile(rf"(?:\b(?:with|plus|alongside|accompanied by|and)|\+)\s*{_AU_LIST}", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
@@ -154,14 +180,11 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
             return texts
         if status == "no_list" or (status == "malformed_json" and failure == "no_json"):
             failure = status
-    lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _LIST_LINE_RE.match(line))]
-    if not lines and failure == "no_json":  # no JSON at all: one quoted description per line is a list too
-        lines = [clean_text(m.group(1)) for line in raw.splitlines() if (m := _QUOTED_LINE_RE.match(line))]
-    if not lines and failure == "no_json":  # a markdown table: each body row's longest cell
-        rows = [m.group(1).split("|") for line in raw.splitlines() if (m := _TABLE_ROW_RE.match(line))]
-        rule = [set("".join(cells)) <= set(" -:") for cells in rows]  # |---|---| under the header row
-        body = rows[rule.index(True) + 1 :] if True in rule else rows
-        lines = [clean_text(max(cells, key=len)) for cells in body]
+    lines = _list_items(raw)
+    if not lines and failure == "no_json":  # no JSON at all: other shapes of a list
+        for shape in (_html_items, _quoted_lines, _table_rows, _csv_rows, _heading_sections):
+            if lines := [t for t in map(clean_text, shape(raw)) if t]:
+                break
     lines = [t for t in lines if t]
     if lines:
         return lines
@@ -176,6 +199,78 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
 _REASONING_TAGS = r"think|thinking|reasoning"
 _REASONING_END_RE = re.compile(rf"</(?:{_REASONING_TAGS})\s*>", re.IGNORECASE)
 _REASONING_START_RE = re.compile(rf"<(?:{_REASONING_TAGS})\s*>", re.IGNORECASE)
+
+
+def _list_items(raw: str) -> list[str]:
+    """The items of a numbered or bulleted list, each with its continuation lines: the lines under an item that are
+    indented or go on in lower case ("1. The lip corners are pulled up\n   and back ..."), up to a blank line, the
+    next item or any other line. A YAML folded block ("- >-" with the text below) reads the same way."""
+    items: list[str] = []
+    current: list[str] | None = None
+    for line in raw.splitlines():
+        if m := _LIST_LINE_RE.match(line) or _LEVEL_LINE_RE.match(line) or _LABEL_LINE_RE.match(line):
+            if current is not None:
+                items.append(" ".join(current))
+            current = [_YAML_BLOCK_RE.sub("", m.group(1))]
+        elif current is not None and line.strip() and (line[:1].isspace() or line.lstrip()[:1].islower()):
+            current.append(line.strip())
+        elif current is not None:
+            items.append(" ".join(current))
+            current = None
+    if current is not None:
+        items.append(" ".join(current))
+    return [t for t in map(clean_text, items) if t]
+
+
+def _html_items(raw: str) -> list[str]:
+    """The <li> items of an HTML list, their tags removed."""
+    return [_HTML_TAG_RE.sub(" ", m.group(1)) for m in _HTML_ITEM_RE.finditer(raw)]
+
+
+def _quoted_lines(raw: str) -> list[str]:
+    """One quoted description per line ("The brows rise.",)."""
+    return [m.group(1) for line in raw.splitlines() if (m := _QUOTED_LINE_RE.match(line))]
+
+
+def _table_rows(raw: str) -> list[str]:
+    """A markdown table: each body row's longest cell."""
+    rows = [m.group(1).split("|") for line in raw.splitlines() if (m := _TABLE_ROW_RE.match(line))]
+    rule = [set("".join(cells)) <= set(" -:") for cells in rows]  # |---|---| under the header row
+    body = rows[rule.index(True) + 1 :] if True in rule else rows
+    return [max(cells, key=len) for cells in body]
+
+
+def _csv_rows(raw: str) -> list[str]:
+    """CSV (or tab-separated) rows under a header that names a text column ("id,description")."""
+    lines = [line for line in raw.strip().splitlines() if line.strip()]
+    if len(lines) < 2:
+        return []
+    delimiter = "\t" if "\t" in lines[0] else ","
+    header = [cell.strip().lower() for cell in next(csv.reader([lines[0]], delimiter=delimiter))]
+    column = next((header.index(key) for key in _TEXT_KEYS if key in header), None)
+    if column is None:
+        return []
+    rows = csv.reader(lines[1:], delimiter=delimiter)
+    return [row[column] for row in rows if len(row) > column]
+
+
+def _heading_sections(raw: str) -> list[str]:
+    """Markdown headings, each over its item ("### Description 1" then the text): the lines under every heading."""
+    items: list[str] = []
+    current: list[str] | None = None
+    for line in raw.splitlines():
+        if _MD_HEADING_RE.match(line):
+            if current:
+                items.append(" ".join(current))
+            current = []
+        elif current is not None and line.strip():
+            current.append(line.strip())
+        elif current:  # a blank line ends the item's paragraph
+            items.append(" ".join(current))
+            current = None
+    if current:
+        items.append(" ".join(current))
+    return items if len(items) >= 2 else []
 
 
 def _answer_after_reasoning(raw: str) -> str:
@@ -241,15 +336,18 @@ def _json_texts(text: str) -> tuple[list[str], str]:
                 cut_short = exc.pos >= end or exc.msg.startswith("Unterminated string")
                 if cut_short and candidates[-1] is None:
                     break  # cut short: everything after this bracket is inside the broken value, not a value of its own
+    best: list[str] = []
     for value in candidates:
         if value is None:
             status = "malformed_json" if status == "no_json" else status
             continue
         texts = [t for t in (clean_text(s) for s in _strings(value)) if t]
-        if texts:
-            return texts, "ok"
-        status = "no_list"
-    return [], status
+        if texts and len(texts) >= len(best):  # the largest (of equals the last): not a prompt's example echoed first
+            best = texts
+        status = "ok" if best else "no_list"
+    if not best and status == "malformed_json" and _COMMENT_RE.search(text):  # JSON with // comments
+        return _json_texts(_COMMENT_RE.sub("", text))
+    return best, status
 
 
 def _literal(text: str, start: int) -> object:
@@ -281,33 +379,44 @@ def _strings(value: object) -> list[str]:
                 out.extend(_strings(item))
         return out
     if isinstance(value, dict):
+        lower = {str(k).lower(): v for k, v in value.items()}
         for key in _LIST_KEYS:
-            if isinstance(value.get(key), list) and (found := _strings(value[key])):
+            if isinstance(lower.get(key), list) and (found := _strings(lower[key])):
                 return found
+            if isinstance(lower.get(key), str) and len(found := _list_items(lower[key])) >= 2:
+                return found  # {"descriptions": "1. ...\n2. ..."}: the list written as one string
         # lists under other keys: all of them ({"appearance": [...], "anatomical": [...]}, {"AU1": [...]})
         lists = [found for v in value.values() if isinstance(v, list) and (found := _strings(v))]
         if lists:
             return [t for found in lists for t in found]
-        if len(value) >= 2 and all(isinstance(v, str) and _DIGIT_RE.search(k) for k, v in value.items()):
+        if len(value) >= 2 and all(isinstance(v, str) and _DIGIT_RE.search(str(k)) for k, v in value.items()):
             return list(value.values())  # numbered descriptions: {"1": "...", "2": "..."}, {"sentence_1": "..."}
-        return _dict_text(value)
+        if found := _dict_text(value):
+            return found
+        if len(value) >= 2 and all(isinstance(v, str) for v in value.values()):
+            return [v for v in value.values() if len(v.split()) >= 3]  # {"appearance": "...", "anatomical": "..."}
+        return []
     return []
 
 
 def _dict_text(item: dict) -> list[str]:
+    """The text of one description object: its "text"/"description"/... field in any case, else its one string
+    value of several words ({"index": 0, "sentence_text": "..."})."""
+    lower = {str(k).lower(): v for k, v in item.items()}
     for key in _TEXT_KEYS:
-        if isinstance(item.get(key), str):
-            return [item[key]]
-    return []
+        if isinstance(lower.get(key), str):
+            return [lower[key]]
+    wordy = [v for v in item.values() if isinstance(v, str) and len(v.split()) >= 3]
+    return wordy if len(wordy) == 1 else []
 
 
 # ---------------------------------------------------------------------------------------------- validation ---
 
 
 def clean_text(text: str) -> str:
-    """One line, single spaces, no list marker ("1.", "-", "*"), no bold heading ("**Appearance:**"), no markdown
-    emphasis ("**", "*") and no wrapping quotes or trailing comma; HTML entities decoded, control and invisible format
-    characters removed."""
+    """One line, single spaces, no list marker ("1.", "-", "*"), no bold heading ("**Appearance:**"), no label
+    ("AU12:", "Description 1:"), no markdown emphasis ("**", "*") and no wrapping quotes or trailing comma; HTML
+    entities decoded, control and invisible format characters removed."""
     text = _ENTITY_RE.sub(lambda m: html.unescape(m.group()), str(text))  # "&amp;", "&#39;": escaped, not text
     text = unicodedata.normalize("NFKC", text).replace("\u200b", " ")  # a zero-width space still parts two words
     text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
@@ -315,7 +424,8 @@ def clean_text(text: str) -> str:
     previous = None
     while text != previous:
         previous = text
-        text = _EMPHASIS_RE.sub(r"\2", _HEADING_RE.sub("", _MARKER_RE.sub("", text))).strip().rstrip(",").strip()
+        text = _HEADING_RE.sub("", _MARKER_RE.sub("", text))
+        text = _EMPHASIS_RE.sub(r"\2", _LABEL_RE.sub("", text)).strip().rstrip(",").strip()
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text

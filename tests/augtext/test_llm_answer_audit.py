@@ -205,3 +205,28 @@ def test_a_logged_answer_without_text_is_asked_again(llm_server, tmp_path, capsy
     rc, err = _run(llm_server, tmp_path, capsys)
     assert rc == 0 and "skipped 1 unreadable line" in err, err
     assert llm_server.requests == 1 and len(_kept(tmp_path)) == 3
+
+
+@pytest.mark.parametrize("content", [None, ""])
+def test_thinking_in_a_field_of_its_own_and_no_answer_is_reasoning_only(llm_server, tmp_path, capsys, content):
+    """vLLM's reasoning parser puts a model's thinking in `reasoning_content`; cut short by --max-tokens, the answer
+    has no content (null or ""). That is an answer of thinking only — counted as `reasoning_only` with the advice to
+    raise --max-tokens — not a failed request asked again and again."""
+    message = {"content": content, "reasoning_content": "AU12 is the lip corner puller. Let me draft five"}
+    _reply_with(llm_server, json.dumps(_completion(message)).encode())
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 1 and _rejected(tmp_path) == {"reasoning_only": 1}, err
+    assert "raise --max-tokens" in err and "failed requests" not in err and NO_TRACE not in err
+
+
+def test_answers_in_no_format_it_reads_say_lenient_rereads_them(llm_server, tmp_path, capsys):
+    """Plain prose, one description per line without any marker: strict parsing (the openai default) reads no list
+    there; the summary and the closing line say that --lenient reads them, from the log, without asking again."""
+    llm_server.answer = lambda code, k: "\n".join(GOOD)
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 1 and _rejected(tmp_path) == {"no_json": 1}, err
+    assert "answers that gave none: no_json 1" in err
+    assert "1 answer(s) were in no format augtext reads" in err and "--lenient takes their sentences" in err
+    assert "rerun with --lenient" in err.splitlines()[-1] and "Raise --max-rounds" not in err
+    rc = main(generate_args(llm_server, tmp_path, "12", *FAST, "--lenient"))
+    assert rc == 0 and _kept(tmp_path) == GOOD and llm_server.requests == 1  # the logged answer, read again

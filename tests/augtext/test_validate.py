@@ -321,8 +321,14 @@ def test_code_json_and_markup_are_rejected(text):
         "Sentence 2: the lips are pressed firmly together at the mouth.",
     ],
 )
-def test_labels_before_the_text_are_talk_about_the_answer(text):
-    assert validate_description(text, FACS[24]) == "garbage"
+def test_labels_before_the_text_are_stripped(text):
+    """A label before the text ("Text:", "Sentence 2:", "Description 1 -", "AU24:") names the item; the text after it
+    is what is judged (talk about the answer after a label is still talk: "Text: Here are ...")."""
+    assert validate_description(text, FACS[24]) is None
+    assert clean_text(text).lower().startswith("the lips are pressed firmly together")
+    assert clean_text("AU24 (Lip Pressor): the lips are pressed together.") == "the lips are pressed together."
+    assert clean_text("AU24 presses the lips together.") == "AU24 presses the lips together."  # the text itself
+    assert validate_description("Text: Here are three sentences about the lips pressing.", FACS[24]) == "garbage"
 
 
 @pytest.mark.parametrize(
@@ -546,6 +552,55 @@ def test_another_aus_code_outside_contrasts_and_companions_is_wrong_au(text, au)
 )
 def test_parse_more_answer_shapes(raw):
     assert parse_response(raw) == [A, B]
+
+
+A2, B2 = A.split(" are pulled "), B.split(" appear ")  # each text cut in two, for items over two lines
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # list items over several lines: indented, or going on in lower case; a blank line between items
+        f"1. {A2[0]}\n   are pulled {A2[1]}\n2. {B2[0]}\n   appear {B2[1]}",
+        f"1. {A2[0]}\nare pulled {A2[1]}\n\n2. {B2[0]}\nappear {B2[1]}\n\nHope this helps!",
+        f"descriptions:\n  - >-\n    {A2[0]}\n    are pulled {A2[1]}\n  - >-\n    {B2[0]}\n    appear {B2[1]}",  # YAML
+        # other markers: dashes and dots of every kind, no space after a number, "1 -", bold numbers, letters, tabs
+        f"\u2014 {A}\n\u00b7 {B}",
+        f"\u25e6 {A}\n\u25aa {B}",
+        f"1.{A}\n2.{B}",
+        f"1 - {A}\n2 - {B}",
+        f"**1.** {A}\n**2.** {B}",
+        f"a) {A}\nb) {B}",
+        f"1\t{A}\n2\t{B}",
+        # labels before the text: the item's name, the AU's code, a bold title with a dash
+        f"Description 1: {A}\nDescription 2: {B}",
+        f"1. Description: {A}\n2. Description: {B}",
+        f"- AU1: {A}\n- AU1 (Inner Brow Raiser) - {B}",
+        f"1. **Brow shape** \u2013 {A}\n2. **Forehead** \u2013 {B}",
+        json.dumps([f"AU1: {A}", f"AU1: {B}"]),
+        # HTML, CSV, markdown headings over each item
+        f"<ol>\n  <li>{A}</li>\n  <li><b>{B}</b></li>\n</ol>",
+        f"<ul><li>{A}<li>{B}</ul>",
+        f'id,description\n1,"{A}"\n2,"{B}"',
+        f"### Description 1\n{A}\n\n### Description 2\n{B}",
+        # JSON: keys in any case, one wordy field, style names with one string each, a list written as one string,
+        # // comments, the prompt's example echoed before the answer
+        json.dumps([{"Description": A}, {"DESCRIPTION": B}]),
+        json.dumps([{"index": 0, "sentence_text": A}, {"index": 1, "sentence_text": B}]),
+        json.dumps({"appearance": A, "anatomical": B}),
+        json.dumps({"descriptions": f"1. {A}\n2. {B}"}),
+        f'[\n  // the brows\n  "{A}",\n  "{B}" // the forehead\n]',
+        f'Write 2 descriptions as a JSON list, e.g. ["When AU1 shows, the brows rise."]\n\nAnswer:\n["{A}", "{B}"]',
+    ],
+)
+def test_parse_list_shapes_llms_write(raw):
+    assert parse_response(raw) == [A, B]
+
+
+def test_intensity_levels_heading_lines_stay_in_the_text():
+    """ "(A) ..." heads an intensity level's line: the lines are a list, each keeping its level."""
+    raw = f"(A) {A}\n(B) {B}"
+    assert parse_response(raw) == [f"(A) {A}", f"(B) {B}"]
 
 
 def test_markdown_emphasis_does_not_hide_talk_about_the_answer():
