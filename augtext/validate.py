@@ -374,7 +374,7 @@ def _strings(value: object) -> list[str]:
             if isinstance(item, str):
                 out.append(item)
             elif isinstance(item, dict):
-                out.extend(_dict_text(item))
+                out.extend(_dict_text(item, any_field=True))
             elif isinstance(item, list):  # [["..."], ["..."]]: one list per description
                 out.extend(_strings(item))
         return out
@@ -399,15 +399,16 @@ def _strings(value: object) -> list[str]:
     return []
 
 
-def _dict_text(item: dict) -> list[str]:
-    """The text of one description object: its "text"/"description"/... field in any case, else its one string
-    value of several words ({"index": 0, "sentence_text": "..."})."""
+def _dict_text(item: dict, any_field: bool = False) -> list[str]:
+    """The text of one description object: its "text"/"description"/... field in any case; with `any_field` (an
+    object in a list of them) else its one string value of several words ({"index": 0, "sentence_text": "..."}), so
+    that an answer that is one object of another kind ({"error": "..."}) is not taken for a description."""
     lower = {str(k).lower(): v for k, v in item.items()}
     for key in _TEXT_KEYS:
         if isinstance(lower.get(key), str):
             return [lower[key]]
     wordy = [v for v in item.values() if isinstance(v, str) and len(v.split()) >= 3]
-    return wordy if len(wordy) == 1 else []
+    return wordy if any_field and len(wordy) == 1 else []
 
 
 # ---------------------------------------------------------------------------------------------- validation ---

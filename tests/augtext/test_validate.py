@@ -86,6 +86,7 @@ def test_parse_single_json_string_and_object():
         (f'Here:\n[\n  {{"description": "{A}"}},\n  {{"description": "The', "malformed_json"),
         ("The inner brows go up. The forehead wrinkles.", "no_json"),
         ('{"error": "rate limited"}', "no_list"),
+        ('{"error": "You exceeded your current quota, please check your plan."}', "no_list"),
         ("[]", "no_list"),
         ("[1, 2, 3]", "no_list"),
         ('["", "  "]', "no_list"),
