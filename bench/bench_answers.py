@@ -6,7 +6,9 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
   development set of the gate's clause judging and of the contrast-clause rule;
 - heldout_answers.json: written to measure (AUs 1-28), without seeing the gate or its prototypes; its misses were
   read to find the contrast-clause rule and the lip-shape look-alikes, so it is no longer blind for those;
-- blind_answers.json: written blind (the 17 BP4D/DISFA AUs, several model voices), measured once.
+- blind_answers.json: written blind (the 17 BP4D/DISFA AUs, several model voices), measured once;
+- blind_intensity_answers.json: the intensity style only (the level first, as its prompt asks, in many forms), written
+  blind to the gate to measure the level phrase's removal before judging (quality.strip_labels), measured once.
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -30,7 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "bench" / "data"
-SETS = ("scripted_answers", "heldout_answers", "blind_answers")
+SETS = ("scripted_answers", "heldout_answers", "blind_answers", "blind_intensity_answers")
 
 
 def kept(gate, items: list[tuple[int, str]]) -> np.ndarray:
@@ -65,6 +67,8 @@ def measure(package: Path) -> dict:
     result: dict = {"package": str(package), "commit": rev.stdout.strip() or None, "sets": {}}
     for name, kinds in groups.items():
         for kind, rows in kinds.items():
+            if not rows:
+                continue
             items = [(a, t) for a, t, _ in rows]
             rules = np.array([validate_description(t, FACS[a]) is None for a, t in items])
             entry: dict = {"sentences": len(items), "rules": float(rules.mean())}

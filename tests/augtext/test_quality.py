@@ -382,6 +382,31 @@ def test_gate_judges_the_text_not_a_copied_au_label(embedder):
     assert labelled.reason == "far_from_au"
 
 
+@pytest.mark.parametrize(
+    ("text", "judged"),
+    [
+        ("At level D (severe) of AU1, the inner brows rise high.", "the inner brows rise high."),
+        ("Level B: the lip corners are clearly pulled up.", "the lip corners are clearly pulled up."),
+        ("A (trace): the lip corners lift only barely.", "the lip corners lift only barely."),
+        ("At trace intensity (A), the inner brows rise.", "the inner brows rise."),
+        ("Scored at E, the jaw hangs wide open.", "the jaw hangs wide open."),
+        ("At E intensity the lip corners are dragged down.", "the lip corners are dragged down."),
+        ("E - maximum: the lips are pressed hard.", "the lips are pressed hard."),
+        ("D, severe: the brows are pulled down hard.", "the brows are pulled down hard."),
+        # a letter without a level's context is a word of the text
+        ("A faint tug raises the lip corners.", "A faint tug raises the lip corners."),
+        ("At rest the lips are closed.", "At rest the lips are closed."),
+    ],
+)
+def test_gate_judges_the_text_not_the_intensity_level_it_starts_with(text, judged):
+    """The intensity prompt asks every sentence to start with its level; the level phrase is the prompt's format, and
+    judged with the text it pulled correct intensity texts away from their AU (bench_answers: blind intensity set
+    kept 119 -> 123 of 136, another AU's 3 -> 1 of 68)."""
+    from augtext.quality import strip_labels
+
+    assert strip_labels(text) == judged
+
+
 def test_gate_does_not_count_the_aus_a_text_names_against_it(embedder):
     """A contrast or context text is about the AU it names too: that AU does not outrank the text's own. Without
     this, the AU15 contrast below ranked third behind AU17 and AU12 (`other_au`). What the text says of its own AU
