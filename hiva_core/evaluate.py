@@ -121,18 +121,13 @@ def val_thresholds(
     if loader is None:
         return None
     val = model_probs(model, loader, text, device, len(aus), info)
-    subjects = row_subjects(loader.dataset)
+    subjects = loader.dataset.subjects()
     record = None if val is None else threshold_record(val, aus, how, subjects)
     if getattr(model, "no_reference", None) is not None:  # model.reference_dropout: faces read alone too
         alone = model_probs(model, loader, text, device, len(aus), info, channels=3)
         if record is not None:
             record["alone"] = threshold_record(alone, aus, f"{how}, each face read without its neutral frame", subjects)
     return record
-
-
-def row_subjects(dataset) -> list[str]:
-    """The subject of each row of a dataset, in row order (threshold_record halves rows by them)."""
-    return [dataset.meta(i)["subject"] for i in range(len(dataset))]
 
 
 def threshold_record(out: dict, aus: list[int], how: str, groups: Sequence | None = None) -> dict:
@@ -240,7 +235,7 @@ def evaluate_run(
         from hiva_core.thresholds import write_thresholds
 
         how = f"hiva_core eval of {run} on {data} ({rows.text})"
-        record = threshold_record(out, loaded.aus, how, row_subjects(dataset))
+        record = threshold_record(out, loaded.aus, how, dataset.subjects())
         write_thresholds(save_thresholds, record)
         metrics["saved_thresholds"] = {"path": str(save_thresholds), **record}
     if per_face is not None:

@@ -117,6 +117,11 @@ class AUDataset(Dataset):
         """Full image paths (built on first use: list files hold 100k+ frames)."""
         return [Path(self.root, f) for f in self.files]
 
+    def subjects(self) -> list[str]:
+        """Each row's subject, in row order ("" where the source does not say): the validation slice holds out whole
+        ones, and thresholds are checked on halves of them."""
+        return [self._meta(i)[0] if self._meta else "" for i in range(len(self))]
+
     def meta(self, index: int) -> dict[str, str]:
         subject, sequence, frame = self._meta(index) if self._meta else ("", "", "")
         return {"path": self.path(index), "subject": subject, "sequence": sequence, "frame": frame}

@@ -150,7 +150,7 @@ def validation_split(
     if fraction <= 0:
         return train, None, "no validation split (data.val_fraction = 0)"
     n = len(train)
-    subjects = [train.meta(i)["subject"] for i in range(n)]
+    subjects = train.subjects()
     names = sorted(set(subjects))
     rng = np.random.default_rng(seed)
     k = round(fraction * len(names))
