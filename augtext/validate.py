@@ -1,8 +1,8 @@
 """Turn an LLM answer into candidate descriptions and decide which ones to keep.
 
 - `parse_response(raw)` extracts the list of strings from a chat answer (JSON, fenced JSON, JSON inside prose,
-  or, when there is no JSON at all, numbered/bulleted lines). It raises `ParseError` with a short reason code.
-  `parse_response(raw, lenient=True)` also salvages truncated lists and plain-prose answers (tiny models).
+  or, when there is no JSON at all, numbered/bulleted or plain lines). It raises `ParseError` with a short reason
+  code. `parse_response(raw, lenient=True)` also salvages truncated lists and reads prose by sentence (tiny models).
 - `clean_text(text)` normalises one candidate (whitespace, list markers, wrapping quotes).
 - `validate_description(text, au)` returns None for a usable description or a short reason code.
   The movement rules (`says_change`, `wrong_direction`, `MOVES`, `PARTS`) are in `augtext.movement`.
@@ -162,10 +162,12 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     ``` fence, the first JSON value in the text (a list of strings, a list of
     objects with a "text"/"description" field, an object holding such lists, a lone string; single-quoted Python
     lists too), then numbered/bulleted lines, then (in an answer without any JSON) lines that are each one quoted
-    text, or a markdown table's rows. Anything else raises ParseError.
+    text, a markdown table's rows, and at last (strict only) plain lines or paragraphs, two or more. Anything else
+    (one paragraph of prose) raises ParseError.
 
     `lenient=True` salvages more from answers that ignore the format, as tiny models often do: the complete strings
-    of a truncated JSON list, or else the sentences of a plain-prose answer. Every salvaged text still has to pass
+    of a truncated JSON list, or else the sentences of a prose answer, plain lines included (a tiny model's line is
+    seldom one clean description; its sentences often are). Every salvaged text still has to pass
     `validate_description`, so this trades precision of the parse for yield.
     """
     if raw is None or not raw.strip():
@@ -182,7 +184,8 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
             failure = status
     lines = _list_items(raw)
     if not lines and failure == "no_json":  # no JSON at all: other shapes of a list
-        for shape in (_html_items, _quoted_lines, _table_rows, _csv_rows, _heading_sections):
+        plain = () if lenient else (_plain_lines,)  # a small model's lines ramble: --lenient reads their sentences
+        for shape in (_html_items, _quoted_lines, _table_rows, _csv_rows, _heading_sections, *plain):
             if lines := [t for t in map(clean_text, shape(raw)) if t]:
                 break
     lines = [t for t in lines if t]
@@ -252,6 +255,28 @@ def _csv_rows(raw: str) -> list[str]:
         return []
     rows = csv.reader(lines[1:], delimiter=delimiter)
     return [row[column] for row in rows if len(row) > column]
+
+
+def _plain_lines(raw: str) -> list[str]:
+    """Descriptions one per line, or one per paragraph, without any marker: each line but those that introduce or
+    head the list (ending in ':'); a line joined to the one above it when that one ends mid-sentence or this one goes
+    on in lower case (text wrapped by hand). Two such items at least: a single line or paragraph is prose, whose
+    sentences only --lenient reads."""
+    items: list[str] = []
+    joinable = False
+    for line in raw.splitlines():
+        text = line.strip()
+        if not text or text.endswith(":"):
+            joinable = False
+        elif joinable and (text[0].islower() or not _SENTENCE_DONE_RE.search(items[-1])):
+            items[-1] += " " + text
+        else:
+            items.append(text)
+            joinable = True
+    return items if len(items) >= 2 else []
+
+
+_SENTENCE_DONE_RE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 
 
 def _heading_sections(raw: str) -> list[str]:
@@ -427,12 +452,17 @@ def clean_text(text: str) -> str:
         previous = text
         text = _HEADING_RE.sub("", _MARKER_RE.sub("", text))
         text = _EMPHASIS_RE.sub(r"\2", _LABEL_RE.sub("", text)).strip().rstrip(",").strip()
+        text = _WORD_COUNT_RE.sub("", text)
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text
 
 
 _ENTITY_RE = re.compile(r"&(?:[A-Za-z]{2,8}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+# A length the model notes after its text, as a prompt's word limit invites: "(14 words)", "[15 words]", "- 12 words".
+_WORD_COUNT_RE = re.compile(
+    r"\s*(?:\(\s*\d{1,3}\s+words?\s*\)|\[\s*\d{1,3}\s+words?\s*\]|[-\u2013\u2014]\s*\d{1,3}\s+words?)\.?$", re.I
+)
 # Unicode categories of characters no description holds: control (NUL, ESC), format (soft hyphen, BOM, zero-width
 # joiners) and lone surrogates (half of an emoji's JSON escape pair, which cannot even be written as UTF-8).
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs"})

@@ -207,6 +207,23 @@ def test_a_logged_answer_without_text_is_asked_again(llm_server, tmp_path, capsy
     assert llm_server.requests == 1 and len(_kept(tmp_path)) == 3
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "\n".join(GOOD),
+        "Here are three descriptions of AU12:\n\n" + "\n\n".join(GOOD) + "\n",
+        # wrapped by hand: a line going on in lower case belongs to the one above
+        GOOD[0] + "\n" + GOOD[1].replace(" the cheeks", "\nthe cheeks") + "\n" + GOOD[2].replace(" so ", "\nso "),
+    ],
+)
+def test_descriptions_one_per_line_without_markers_are_read(llm_server, tmp_path, capsys, answer):
+    """A list written without numbers or bullets, one description per line or per paragraph (as many chat models
+    answer), is read as a list, in strict mode too; an introducing line ending in ':' is not a description."""
+    llm_server.answer = lambda code, k: answer
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 0 and _kept(tmp_path) == GOOD and _rejected(tmp_path) == {}, err
+
+
 @pytest.mark.parametrize("content", [None, ""])
 def test_thinking_in_a_field_of_its_own_and_no_answer_is_reasoning_only(llm_server, tmp_path, capsys, content):
     """vLLM's reasoning parser puts a model's thinking in `reasoning_content`; cut short by --max-tokens, the answer
@@ -220,9 +237,9 @@ def test_thinking_in_a_field_of_its_own_and_no_answer_is_reasoning_only(llm_serv
 
 
 def test_answers_in_no_format_it_reads_say_lenient_rereads_them(llm_server, tmp_path, capsys):
-    """Plain prose, one description per line without any marker: strict parsing (the openai default) reads no list
-    there; the summary and the closing line say that --lenient reads them, from the log, without asking again."""
-    llm_server.answer = lambda code, k: "\n".join(GOOD)
+    """One paragraph of prose: strict parsing (the openai default) reads no list there; the summary and the closing
+    line say that --lenient reads its sentences, from the log, without asking again."""
+    llm_server.answer = lambda code, k: " ".join(GOOD)
     rc, err = _run(llm_server, tmp_path, capsys)
     assert rc == 1 and _rejected(tmp_path) == {"no_json": 1}, err
     assert "answers that gave none: no_json 1" in err

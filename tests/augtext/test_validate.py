@@ -104,7 +104,7 @@ def test_parse_errors(raw, reason):
 
 
 PROSE = (
-    "AU1 lifts the inner ends of the eyebrows. The forehead wrinkles in the middle!\n\n"
+    "AU1 lifts the inner ends of the eyebrows. The forehead wrinkles in the middle! "
     "In short: the brows slant upward toward the centre"
 )
 
@@ -132,6 +132,23 @@ def test_lenient_parse_salvages_what_strict_rejects(raw, strict_reason, salvaged
     assert parse_response(raw, lenient=True) == salvaged
 
 
+def test_plain_lines_and_paragraphs_are_a_list():
+    """Descriptions one per line or per paragraph, without markers, are items (whole: a two-sentence description
+    stays one); a line ending in ':' introduces them; a line going on in lower case, or after a line that ends
+    mid-sentence, is the one above, wrapped. --lenient reads such prose by sentence, as it reads a small model's (whose lines ramble)."""
+    two = f"{A} {B}"
+    assert parse_response(f"{A}\n{B}") == [A, B]
+    answer = f"Here are two descriptions of AU1:\n\n{two}\n\n{A}\n"
+    assert parse_response(answer) == [two, A]
+    assert parse_response(answer, lenient=True) == ["Here are two descriptions of AU1:", A, B, A]
+    wrapped = A.replace(" the eyebrows", "\n  the eyebrows")
+    assert wrapped != A and parse_response(f"{wrapped}\n{B}") == [A, B]
+    first, rest = "The inner ends of the eyebrows are pulled upward by the", "Frontalis muscle above them."
+    assert parse_response(f"{first}\n{rest}\n{B}") == [f"{first} {rest}", B]  # ends mid-sentence: goes on
+    with pytest.raises(ParseError, match="no_json"):  # one line of prose is no list
+        parse_response(f"Here is one:\n{two}")
+
+
 def test_lenient_parse_still_rejects_nothing():
     for raw in ("", "  ", "...", "[ ]", "[", '["'):
         with pytest.raises(ParseError):
@@ -155,6 +172,11 @@ def test_parse_prefers_list_lines_over_a_stray_bracket():
         ("(A) At trace level the brow barely rises.", "(A) At trace level the brow barely rises."),
         ('"Raised" brows and a "surprised" look.', '"Raised" brows and a "surprised" look.'),
         ("2 eyebrows rise.", "2 eyebrows rise."),
+        # a length the model notes after the text, as a word limit in the prompt invites
+        ("1) The brow rises toward the hairline. (7 words)", "The brow rises toward the hairline."),
+        ("The brow rises toward the hairline. [7 words]", "The brow rises toward the hairline."),
+        ("The brow rises toward the hairline \u2013 6 words", "The brow rises toward the hairline"),
+        ("The brow rises (about 2 words) slightly.", "The brow rises (about 2 words) slightly."),
     ],
 )
 def test_clean_text(raw, clean):
