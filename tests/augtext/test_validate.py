@@ -135,7 +135,8 @@ def test_lenient_parse_salvages_what_strict_rejects(raw, strict_reason, salvaged
 def test_plain_lines_and_paragraphs_are_a_list():
     """Descriptions one per line or per paragraph, without markers, are items (whole: a two-sentence description
     stays one); a line ending in ':' introduces them; a line going on in lower case, or after a line that ends
-    mid-sentence, is the one above, wrapped. --lenient reads such prose by sentence, as it reads a small model's (whose lines ramble)."""
+    mid-sentence, is the one above, wrapped. --lenient reads such prose by sentence, as it reads a small model's
+    (whose lines ramble)."""
     two = f"{A} {B}"
     assert parse_response(f"{A}\n{B}") == [A, B]
     answer = f"Here are two descriptions of AU1:\n\n{two}\n\n{A}\n"
