@@ -328,10 +328,18 @@ def _complete_strings(raw: str) -> list[str]:
 
 
 def _sentences(raw: str) -> list[str]:
-    """The sentences of a prose answer, one per line or split at sentence ends."""
-    out = []
+    """The sentences of a prose answer, one per line or split at sentence ends; a line that goes on in lower case
+    after one ending mid-sentence is its rest (text wrapped by hand), not a sentence of its own."""
+    lines: list[str] = []
     for line in raw.splitlines():
-        for sentence in _SENTENCE_END_RE.split(line.strip()):
+        text = line.strip()
+        if lines and lines[-1] and text[:1].islower() and not _SENTENCE_DONE_RE.search(lines[-1]):
+            lines[-1] += " " + text
+        else:
+            lines.append(text)
+    out = []
+    for line in lines:
+        for sentence in _SENTENCE_END_RE.split(line):
             text = clean_text(sentence)
             if text and any(c.isalpha() for c in text):
                 out.append(text)

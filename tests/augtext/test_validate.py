@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 
@@ -148,6 +149,17 @@ def test_plain_lines_and_paragraphs_are_a_list():
     assert parse_response(f"{first}\n{rest}\n{B}") == [f"{first} {rest}", B]  # ends mid-sentence: goes on
     with pytest.raises(ParseError, match="no_json"):  # one line of prose is no list
         parse_response(f"Here is one:\n{two}")
+
+
+def test_lenient_parse_puts_hand_wrapped_lines_back_together():
+    """Prose wrapped by hand at a fixed width: --lenient reads whole sentences, not the halves of a line break (which
+    could pass the rules as a description cut short: "The corners of the mouth are drawn back and up at an angle
+    toward the")."""
+    prose = f"{A} {B} {A.replace('The inner', 'Then the inner')}"
+    wrapped = "\n".join(textwrap.wrap(prose, 40))
+    assert any(line[:1].islower() for line in wrapped.splitlines()[1:])
+    assert parse_response(wrapped, lenient=True) == [A, B, A.replace("The inner", "Then the inner")]
+    assert parse_response("The brows lower\nThe eyes narrow", lenient=True) == ["The brows lower", "The eyes narrow"]
 
 
 def test_lenient_parse_still_rejects_nothing():
@@ -364,6 +376,8 @@ def test_labels_before_the_text_are_stripped(text):
         (7, "The valid answer is shown in the list here today for everyone.", False),
         (12, "A crooked half-smile shows on one side of the face only.", True),
         (24, "The lips are pressed hard together and the skin bunches around them.", True),
+        # AU4's own sign without the word brow: the frown names it
+        (4, "The skin above the upper eyelids bulges and the face takes on a frowning look.", True),
     ],
 )
 def test_topic_words_match_whole_words_with_listed_inflections(au, text, ok):
