@@ -1,4 +1,4 @@
-"""The rebuilding of `descriptions.parquet` and `rejections.json` from the whole request log.
+"""The rebuilding of `descriptions.parquet`, `rejected.parquet` and `rejections.json` from the whole request log.
 
 Owns the descriptions table's layout (`DESCRIPTIONS_SCHEMA`) and the walk that turns one pair's logged answers into
 kept texts (parse, rule checks, the semantic gate, de-duplication, the cap): `walk_pair`, used by the generation
@@ -29,6 +29,7 @@ from augtext.validate import DUPLICATE, NearDuplicateFilter, ParseError, parse_r
 
 DESCRIPTIONS_NAME = "descriptions.parquet"
 REJECTIONS_NAME = "rejections.json"
+REJECTED_NAME = "rejected.parquet"
 GATE_DIR = "gate"  # the semantic gate's prototype vectors, kept between runs (derived; safe to delete)
 # One row per kept description, with its provenance (docs/INTERFACES.md "augtext cache layout").
 DESCRIPTIONS_SCHEMA = pa.schema(
@@ -51,6 +52,21 @@ DESCRIPTIONS_SCHEMA = pa.schema(
     ]
 )
 
+# One row per text (or whole answer) that was not kept, and why: what `rejections.json` counts, to read.
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("au", pa.int16()),
+        ("style", pa.string()),
+        ("backend", pa.string()),
+        ("model", pa.string()),
+        ("request_key", pa.string()),
+        ("reason", pa.string()),  # validate.REJECTION_REASONS
+        ("text", pa.string()),  # the description, or the whole answer (up to ANSWER_CHARS) when none was read in it
+        ("similarity", pa.float32()),  # to its own AU, for the gate's reasons (far_from_au, other_au); else null
+    ]
+)
+ANSWER_CHARS = 2000
+
 Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of one pair from one model in the cache
 
 
@@ -61,6 +77,7 @@ Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of o
 class PairResult:
     kept: list[tuple[dict[str, Any], int, str]] = field(default_factory=list)  # (entry, position, text)
     rejections: Counter = field(default_factory=Counter)
+    rejected: list[tuple[str, str, str, float | None]] = field(default_factory=list)  # (key, reason, text, similarity)
     answered: int = 0
     surplus: int = 0  # valid texts beyond the cap
     keys: frozenset[str] = frozenset()  # the answers it was computed from
@@ -84,6 +101,11 @@ def walk_pair(
     """
     result = PairResult(keys=frozenset(e["key"] for e in entries), cap=cap)
     unit = FACS[au]
+
+    def reject(entry: dict[str, Any], reason: str, text: str, similarity: float | None = None) -> None:
+        result.rejections[reason] += 1
+        result.rejected.append((entry["key"], reason, text, similarity))
+
     candidates: list[tuple[dict[str, Any], int, str]] = []
     for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
         result.answered += 1
@@ -91,19 +113,19 @@ def walk_pair(
             texts = parse_response(entry["text"], lenient=entry["backend"] == "hf" if lenient is None else lenient)
         except ParseError as exc:  # a whole answer without descriptions; a plain refusal is counted as such
             refused = validate_description(entry["text"] or "", unit) == "refusal"
-            result.rejections["refusal" if refused else exc.reason] += 1
+            reject(entry, "refusal" if refused else exc.reason, (entry["text"] or "")[:ANSWER_CHARS])
             continue
         for pos, text in enumerate(texts):
             reason = validate_description(text, unit)
             if reason is not None:
-                result.rejections[reason] += 1
+                reject(entry, reason, text)
             else:
                 candidates.append((entry, pos, text))
     decisions = gate.check([c[2] for c in candidates], au) if gate is not None and candidates else []
     seen: dict[str, NearDuplicateFilter] = {}
     for i, (entry, pos, text) in enumerate(candidates):
         if decisions and decisions[i].reason is not None:
-            result.rejections[decisions[i].reason] += 1
+            reject(entry, decisions[i].reason, text, decisions[i].similarity)
             continue
         style = str(entry["style"])
         if style not in seen:
@@ -112,7 +134,7 @@ def walk_pair(
             )
             seen[style] = NearDuplicateFilter(copies)
         if seen[style].is_duplicate(text):
-            result.rejections[DUPLICATE] += 1
+            reject(entry, DUPLICATE, text)
         elif cap is not None and len(result.kept) >= cap:
             result.surplus += 1
         else:
@@ -147,19 +169,50 @@ def _answers_sha(entries: list[dict[str, Any]]) -> str:
 
 def _previous(cache: Path) -> tuple[dict[Source, dict[str, Any]], pa.Table | None]:
     """The per-source records of the last rejections.json and the last descriptions table (empty/None if unusable)."""
-    import pyarrow.parquet as pq
-
     try:
         report = json.loads((cache / REJECTIONS_NAME).read_text(encoding="utf-8"))
         records = {(int(p["au"]), str(p["style"]), str(p["backend"]), str(p["model"])): p for p in report["pairs"]}
     except (OSError, ValueError, KeyError, TypeError):
         return {}, None
+    return records, _read_table(cache / DESCRIPTIONS_NAME, DESCRIPTIONS_SCHEMA)
+
+
+def _read_table(path: Path, schema: pa.Schema) -> pa.Table | None:
+    """The table at `path` if it reads with exactly `schema`, else None."""
+    import pyarrow.parquet as pq
+
     try:
-        table = pq.read_table(cache / DESCRIPTIONS_NAME)
-        table = table if table.schema.equals(DESCRIPTIONS_SCHEMA) else None
+        table = pq.read_table(path)
     except (OSError, pa.ArrowException):
-        table = None
-    return records, table
+        return None
+    return table if table.schema.equals(schema) else None
+
+
+def _of_source(table: pa.Table, source: Source) -> pa.Table:
+    """The rows of `table` (au, style, backend and model columns) that belong to `source`."""
+    pc = pa.compute
+    au, style, backend, model = source
+    mask = pc.and_(
+        pc.and_(pc.equal(table["au"], au), pc.equal(table["style"], style)),
+        pc.and_(pc.equal(table["backend"], backend), pc.equal(table["model"], model)),
+    )
+    return table.filter(mask)
+
+
+def _rejected_table(source: Source, res: PairResult) -> pa.Table:
+    columns = list(zip(*res.rejected, strict=True)) or [[], [], [], []]
+    n = len(res.rejected)
+    values = {
+        "au": [source[0]] * n,
+        "style": [source[1]] * n,
+        "backend": [source[2]] * n,
+        "model": [source[3]] * n,
+        "request_key": columns[0],
+        "reason": columns[1],
+        "text": columns[2],
+        "similarity": columns[3],
+    }
+    return pa.table({f.name: pa.array(values[f.name], type=f.type) for f in REJECTED_SCHEMA}, schema=REJECTED_SCHEMA)
 
 
 def _rows_table(source: Source, res: PairResult) -> pa.Table:
@@ -194,7 +247,8 @@ def rebuild(
     lenient: bool | None = None,
     gate: SemanticGate | None = None,
 ) -> int:
-    """Rewrite descriptions.parquet and rejections.json from the whole log; returns the number of rows.
+    """Rewrite descriptions.parquet, rejected.parquet and rejections.json from the whole log; returns the number of
+    rows.
 
     The rows of one source (a pair from one backend and model) are a function of its answers, its cap and whether
     the gate judged them. This run's sources (`caps`; `known`: already walked by it) are walked with this run's
@@ -207,7 +261,9 @@ def rebuild(
     known = known or {}
     judge = gate
     records, old_table = _previous(cache)
+    old_rejected = _read_table(cache / REJECTED_NAME, REJECTED_SCHEMA)  # None: a cache from before the file
     tables: list[pa.Table] = []
+    rejected: list[pa.Table] = []
     pairs: list[dict[str, Any]] = []
     totals: Counter = Counter()
     for g, es in sorted(_source_entries(log).items()):
@@ -216,13 +272,9 @@ def rebuild(
         answers = _answers_sha(es)
         previous = records.get(g)
         if g not in caps and previous is not None and previous.get("answers") == answers and old_table is not None:
-            mask = pa.compute.and_(
-                pa.compute.and_(pa.compute.equal(old_table["au"], g[0]), pa.compute.equal(old_table["style"], g[1])),
-                pa.compute.and_(
-                    pa.compute.equal(old_table["backend"], g[2]), pa.compute.equal(old_table["model"], g[3])
-                ),
-            )
-            tables.append(old_table.filter(mask))
+            tables.append(_of_source(old_table, g))
+            if old_rejected is not None:
+                rejected.append(_of_source(old_rejected, g))
             pairs.append(previous)
             totals.update(previous.get("rejected", {}))
             continue
@@ -234,6 +286,7 @@ def rebuild(
         if res is None or res.cap != cap or res.keys != frozenset(e["key"] for e in es):
             res = walk_pair(es, g[0], cap, lenient, judge if gated else None)
         tables.append(_rows_table(g, res))
+        rejected.append(_rejected_table(g, res))
         pairs.append(
             {
                 "au": g[0],
@@ -253,6 +306,8 @@ def rebuild(
     table = pa.concat_tables(tables) if tables else DESCRIPTIONS_SCHEMA.empty_table()
     with atomic_path(cache / DESCRIPTIONS_NAME) as tmp:
         pq.write_table(table, tmp)
+    with atomic_path(cache / REJECTED_NAME) as tmp:
+        pq.write_table(pa.concat_tables(rejected) if rejected else REJECTED_SCHEMA.empty_table(), tmp)
     report = {"version": 1, "pairs": pairs, "rejected_total": dict(sorted(totals.items()))}
     with atomic_write(cache / REJECTIONS_NAME, "w") as fh:
         json.dump(report, fh, indent=1)

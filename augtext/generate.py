@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from augtext.backends import Backend, RequestFailed, RequestSpec
-from augtext.descriptions import DESCRIPTIONS_NAME, GATE_DIR, REJECTIONS_NAME, PairResult, rebuild, walk_pair
+from augtext.descriptions import (
+    DESCRIPTIONS_NAME,
+    GATE_DIR,
+    REJECTED_NAME,
+    REJECTIONS_NAME,
+    PairResult,
+    rebuild,
+    walk_pair,
+)
 from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import remove_stale_temps, utc_now
@@ -371,7 +379,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     if not pairs:
         raise UserError(gaps_message(lacking))
     check_writable(config.cache)  # before any request: an answer that cannot be logged is lost
-    for name in (DESCRIPTIONS_NAME, REJECTIONS_NAME):
+    for name in (DESCRIPTIONS_NAME, REJECTED_NAME, REJECTIONS_NAME):
         remove_stale_temps(config.cache / name)
     log = RequestLog(config.cache / LOG_NAME)
     if log.skipped:
@@ -468,6 +476,8 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
         lines.append("rejected descriptions: " + ", ".join(f"{r} {c}" for r, c in texts))
     if answers:  # whole answers that gave no description at all
         lines.append("answers that gave none: " + ", ".join(f"{r} {c}" for r, c in answers))
+    if texts or answers:
+        lines.append(f"each of them, with its reason: {config.cache / REJECTED_NAME}")
     if advice := unread_advice(report, config):
         lines.append(advice)
     if thinking := report.rejections.get("reasoning_only"):

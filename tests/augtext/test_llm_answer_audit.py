@@ -247,3 +247,54 @@ def test_answers_in_no_format_it_reads_say_lenient_rereads_them(llm_server, tmp_
     assert "rerun with --lenient" in err.splitlines()[-1] and "Raise --max-rounds" not in err
     rc = main(generate_args(llm_server, tmp_path, "12", *FAST, "--lenient"))
     assert rc == 0 and _kept(tmp_path) == GOOD and llm_server.requests == 1  # the logged answer, read again
+
+
+def test_every_text_not_kept_is_in_rejected_parquet_with_its_reason(llm_server, tmp_path, capsys):
+    """rejections.json counts; rejected.parquet says which text, from which answer, and why — whole answers read
+    as none (the answer itself), texts the rules drop and repeats — and a run for another pair carries it over."""
+    off_topic = "The committee meets every Tuesday to review the budget for next year."
+    answers = iter(["\n".join(f"{i}. {t}" for i, t in enumerate([*GOOD, off_topic, GOOD[0]], 1)), " ".join(GOOD)])
+    llm_server.answer = lambda code, k: next(answers)
+    rc = main(
+        generate_args(
+            llm_server, tmp_path, "12", "--styles", "appearance", "--n", "4", "--max-rounds", "2", "--no-gate"
+        )
+    )
+    err = capsys.readouterr().err
+    table = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
+    rows = {(r["reason"], r["text"]) for r in table}
+    assert rc == 1 and _kept(tmp_path) == GOOD, err
+    assert f"each of them, with its reason: {tmp_path / 'rejected.parquet'}" in err
+    assert rows == {("off_topic", off_topic), ("duplicate", GOOD[0]), ("no_json", " ".join(GOOD))}, table
+    assert {(r["au"], r["style"], r["model"]) for r in table} == {(12, "appearance", "loopback")}
+    assert {r["request_key"] for r in table} == {e["key"] for e in _logged(tmp_path)}
+    assert sum(_rejected(tmp_path).values()) == len(table)
+    llm_server.answer = lambda code, k: json.dumps(GOOD)
+    assert main(generate_args(llm_server, tmp_path, "1", *FAST)) in (0, 1)
+    again = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
+    assert [r for r in again if r["au"] == 12] == table  # the AU12 rows carried over as they were
+
+
+def test_the_gates_rejections_carry_its_similarity():
+    """A text the semantic gate drops is recorded with the reason and its similarity to its own AU (walk_pair with a
+    stand-in gate: the real one is measured in bench/bench_answers.py)."""
+    from augtext.descriptions import walk_pair
+    from augtext.quality import GateDecision
+
+    class Gate:
+        def check(self, texts, au):
+            return [
+                GateDecision("other_au" if "cheeks" in t else None, 0.55 if "cheeks" in t else 0.8, 1) for t in texts
+            ]
+
+    entry = {
+        "key": "k1",
+        "sample_idx": 0,
+        "text": json.dumps(GOOD),
+        "backend": "openai",
+        "model": "m",
+        "style": "appearance",
+    }
+    res = walk_pair([entry], 12, cap=5, lenient=False, gate=Gate())
+    assert [t for _, _, t in res.kept] == [GOOD[0], GOOD[2]]
+    assert res.rejected == [("k1", "other_au", GOOD[1], 0.55)]
