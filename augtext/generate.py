@@ -44,7 +44,7 @@ from augtext.quality import SemanticGate
 from augtext.reference import LLM_INSTEAD, few_shot_examples, gaps_message, reference_gaps, reference_texts
 from augtext.requestlog import LOG_NAME, RequestLog, request_key, sample_seed
 from augtext.templates import available_styles, render_messages
-from augtext.validate import PARSE_REASONS
+from augtext.validate import GATE_REASONS, PARSE_REASONS
 
 DEFAULT_PER_REQUEST = 5
 
@@ -99,6 +99,7 @@ class GenerateReport:
     kept: dict[Pair, int] = field(default_factory=dict)
     rejections: Counter = field(default_factory=Counter)
     shortfalls: list[tuple[int, str, int]] = field(default_factory=list)  # (au, style, kept) below n
+    gated: int = 0  # texts of the short pairs that passed the rules and were dropped by the semantic gate
     lacking: list[Pair] = field(default_factory=list)  # pairs the backend has nothing for: not asked, none kept
     backend: str = ""  # the backend's name (the advice for a shortfall depends on it)
     failures: list[str] = field(default_factory=list)  # one message per failed request (first few are shown)
@@ -426,6 +427,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
         report.rejections.update(res.rejections)
         if len(res.kept) < config.n:
             report.shortfalls.append((au, style, len(res.kept)))
+            report.gated += sum(res.rejections[r] for r in GATE_REASONS)
     report.elapsed_s = time.perf_counter() - t0
     return report
 
@@ -544,6 +546,12 @@ def shortfall_message(report: GenerateReport, config: GenerateConfig) -> str:
                 "which failed (a rerun with the same options ends the same). Raise --max-rounds to ask for more "
                 "answers, or lower --n"
             )
+    if report.gated:
+        parts.append(
+            f"the semantic gate dropped {report.gated} of their texts as not about their AU (each with its similarity "
+            f"in {config.cache / REJECTED_NAME}): if they read right to you, rerun with --no-gate to keep them (the "
+            "logged answers are re-read, not asked again)"
+        )
     if report.lacking:
         parts.append(f"{_pairs_label(report.lacking, config)} not generated: the reference set has none (see above)")
     return "error: " + "; ".join(parts) + "."

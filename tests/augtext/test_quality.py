@@ -181,6 +181,32 @@ def test_no_gate_keeps_what_the_rules_keep(llm_server, tmp_path):
         assert main(generate_args(llm_server, str(cache), "24", *args)) == status
 
 
+def test_a_shortfall_the_gate_caused_says_so_and_no_gate_keeps_the_logged_texts(llm_server, tmp_path, capsys):
+    # The gate is what left the pair short: the error line counts its drops, names rejected.parquet and --no-gate,
+    # and the rerun with --no-gate keeps the texts from the logged answers without asking the server again.
+    sealed = "Press the lid firmly to seal the container before putting it in the freezer."
+    llm_server.answer = lambda code, k: json.dumps([sealed])
+    cache = tmp_path / "c"
+    args = ["--styles", "appearance", "--n", "1", "--max-rounds", "1"]
+    assert main(generate_args(llm_server, str(cache), "24", *args)) == 1
+    err = capsys.readouterr().err
+    assert "the semantic gate dropped 1 of their texts" in err and "--no-gate" in err
+    assert str(cache / "rejected.parquet") in err
+    asked = llm_server.requests
+    assert main(generate_args(llm_server, str(cache), "24", *args, "--no-gate")) == 0
+    assert llm_server.requests == asked
+    assert pq.read_table(cache / "descriptions.parquet").column("text").to_pylist() == [sealed]
+    assert "semantic gate" not in capsys.readouterr().err
+
+
+def test_a_shortfall_without_gate_drops_does_not_blame_the_gate(llm_server, tmp_path, capsys):
+    llm_server.answer = lambda code, k: json.dumps(["Lips."])  # too short: the rules drop it, not the gate
+    args = ["--styles", "appearance", "--n", "1", "--max-rounds", "1"]
+    assert main(generate_args(llm_server, str(tmp_path), "24", *args)) == 1
+    err = capsys.readouterr().err
+    assert "too few valid descriptions" in err and "semantic gate" not in err
+
+
 # -- the reference backend ---------------------------------------------------------------------------------------
 
 
