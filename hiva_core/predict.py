@@ -6,7 +6,8 @@ searched for faces (MTCNN, `hiva_core.faces.detect`), each face is aligned to th
 centre crop, ImageNet normalisation) and run through the model in batches.
 
 One row per face: source, kind (image/video), frame index and time (video; 0 and empty for images), face index
-(left to right), status, box, detector score, the share of the face inside the image (`face_in_image`), per AU the
+(left to right), status, box, detector score, the share of the face inside the image (`face_in_image`), the eye
+distance in the image in pixels (`eye_px`: how many pixels the face has), per AU the
 probability (`AU12_prob`) and the 0/1 label at the AU's threshold (`AU12`): the run's per-AU thresholds
 (thresholds.json, chosen on validation rows at training; 0.5 for an AU without one), or one `threshold` for every
 AU. A frame without a face gives one row with status `no_face`; a file that cannot be read gives one row with status
@@ -285,6 +286,7 @@ def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
         "x2",
         "y2",
         "face_in_image",
+        "eye_px",
         *[f"{lab}_prob" for lab in labels],
         *labels,
         "heatmap",
@@ -294,7 +296,17 @@ def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
     table["face"] = table["face"].astype("Int64")
     for lab in labels:
         table[lab] = table[lab].astype("Int8")
-    for col in ("time_s", "score", "x1", "y1", "x2", "y2", "face_in_image", *[f"{lab}_prob" for lab in labels]):
+    for col in (
+        "time_s",
+        "score",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "face_in_image",
+        "eye_px",
+        *[f"{lab}_prob" for lab in labels],
+    ):
         table[col] = table[col].astype("float64")
     for col in ("error", "heatmap"):
         table[col] = table[col].fillna("").astype(str)
@@ -325,6 +337,11 @@ def write_csv(table: pd.DataFrame, fh: TextIO) -> None:
 
 
 PARTIAL_BELOW = 0.9  # a face with less of itself inside the image (face_in_image) is named as cut off by the frame
+SMALL_UPSCALE = 2.0
+"""A face whose crop the run reads enlarged more than this many times (its eye distance in the image under 1/2 of the
+one the run's input has) is named as small: on real photos shrunk step by step, a run's AU probabilities stay within
+about 0.01 of the full-size photo's while the face is not enlarged, and drift 0.04 (7 % of calls flipped) at 2×, 0.08
+(14 %) at 3.5× (bench/bench_small_faces.py)."""
 WEAK_AUC = 0.7  # validation AUC below which an AU's labels are little better than chance ("poor" discrimination)
 
 
@@ -337,8 +354,18 @@ def weak_aus(loaded) -> dict[str, float]:
     return {au_label(a): auc[a] for a in loaded.aus if a in auc and auc[a] < WEAK_AUC}
 
 
+def run_eye_px(image_size: int) -> float:
+    """The eye distance, in pixels, of the faces a run of `image_size` reads: an aligned crop resized to
+    `resize_size(image_size)` and centre-cropped (`build_transforms`)."""
+    from hiva_core.data.transforms import resize_size
+    from hiva_core.faces.align import EYE_DISTANCE
+
+    return EYE_DISTANCE * resize_size(image_size)
+
+
 def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
     status = table["status"]
+    small_below = run_eye_px(loaded.image_size) / SMALL_UPSCALE
     first = table.drop_duplicates(["source", "frame"])
     unreadable = table[status == "unreadable"]
     no_face = table[status == "no_face"]
@@ -363,5 +390,10 @@ def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
                 "face_in_image": r.face_in_image,
             }
             for r in table[(status == "ok") & (table["face_in_image"] < PARTIAL_BELOW)].itertuples()
+        ],
+        "small_below_px": small_below,  # eye distance in the image under which a face is enlarged SMALL_UPSCALE×
+        "small_faces": [
+            {"source": r.source, "kind": r.kind, "frame": int(r.frame), "face": int(r.face), "eye_px": r.eye_px}
+            for r in table[(status == "ok") & (table["eye_px"] < small_below)].itertuples()
         ],
     }

@@ -83,6 +83,22 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
             f"  {len(partial)} face(s) partly outside the image (under {PARTIAL_BELOW:.0%} of the face inside, column "
             f"face_in_image; their AUs read less reliably): {first}" + (", ..." if len(partial) > 3 else "")
         )
+    small = summary.get("small_faces", [])
+    if small:  # faces with few pixels: their crops are enlarged more than SMALL_UPSCALE times
+        from hiva_core.predict import SMALL_UPSCALE
+
+        first = ", ".join(
+            f"{Path(p['source']).name}"
+            + (f" frame {p['frame']}" if p["kind"] == "video" else "")
+            + f" ({p['eye_px']:.0f} px)"
+            for p in small[:3]
+        )
+        below = summary["small_below_px"]
+        lines.append(
+            f"  {len(small)} face(s) small in the image (eyes under {below:.0f} px apart, column eye_px: enlarged more "
+            f"than {SMALL_UPSCALE:g}x to the {below * SMALL_UPSCALE:.0f} px the run reads; their AUs read less "
+            f"reliably): {first}" + (", ..." if len(small) > 3 else "")
+        )
     weak = summary.get("weak_aus", {})
     if weak:  # the run's AUs that its validation faces found little better than chance
         from hiva_core.predict import WEAK_AUC

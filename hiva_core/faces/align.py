@@ -46,6 +46,15 @@ def face_in_image(matrix: np.ndarray, image_shape: tuple[int, ...], size: int = 
     return float((inside & (points[:, 1] <= height - 0.5)).mean())
 
 
+EYE_DISTANCE = float(TEMPLATE[1, 0] - TEMPLATE[0, 0])  # the eyes' distance in an aligned crop, fraction of its side
+
+
+def eye_distance_px(matrix: np.ndarray, size: int = DEFAULT_SIZE) -> float:
+    """The face's eye distance in the original image, in pixels, as the original → crop `matrix` (to a `size` crop)
+    fits it: how many of the image's pixels the face has (a crop's eye distance is EYE_DISTANCE × its side)."""
+    return EYE_DISTANCE * size / float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, dtype=np.float64)[:, :2]))))
+
+
 def template_points(size: int = DEFAULT_SIZE) -> np.ndarray:
     """The five template landmarks in pixel coordinates of a `size`×`size` crop."""
     return TEMPLATE * size - 0.5

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from augtext.errors import UserError
-from hiva_core.faces.align import DEFAULT_SIZE, align, face_in_image
+from hiva_core.faces.align import DEFAULT_SIZE, EYE_DISTANCE, align, eye_distance_px, face_in_image
 from hiva_core.faces.media import (
     TruncatedVideo,
     is_animated,
@@ -269,6 +269,7 @@ class FaceStream:
                     "x2": float(w),
                     "y2": float(h),
                     "face_in_image": 1.0,
+                    "eye_px": EYE_DISTANCE * w,  # an aligned crop: its eyes where the template puts them
                 },
                 Image.fromarray(frame.image),
             )
@@ -281,8 +282,17 @@ class FaceStream:
                 x1, y1, x2, y2 = face.box
                 box = {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
                 inside = face_in_image(matrix, frame.image.shape)
+                eye = eye_distance_px(matrix)
                 yield FaceRow(
-                    {**base, "face": k, "status": "ok", "score": face.score, **box, "face_in_image": inside},
+                    {
+                        **base,
+                        "face": k,
+                        "status": "ok",
+                        "score": face.score,
+                        **box,
+                        "face_in_image": inside,
+                        "eye_px": eye,
+                    },
                     Image.fromarray(crop),
                 )
 
