@@ -340,8 +340,8 @@ PARTIAL_BELOW = 0.9  # a face with less of itself inside the image (face_in_imag
 SMALL_UPSCALE = 2.0
 """A face whose crop the run reads enlarged more than this many times (its eye distance in the image under 1/2 of the
 one the run's input has) is named as small: on real photos shrunk step by step, a run's AU probabilities stay within
-about 0.01 of the full-size photo's while the face is not enlarged, and drift 0.04 (7 % of calls flipped) at 2×, 0.08
-(14 %) at 3.5× (bench/bench_small_faces.py)."""
+about 0.01 of the full-size photo's while the face is not enlarged, and drift 0.037 (5 % of calls flipped) at 2.1×,
+0.076 (12 %) at 3.5× (bench/bench_small_faces.py)."""
 WEAK_AUC = 0.7  # validation AUC below which an AU's labels are little better than chance ("poor" discrimination)
 
 
