@@ -269,44 +269,21 @@ def _heatmap_folder(loaded, heatmaps: str | os.PathLike | None) -> HeatmapFolder
 
 
 # --------------------------------------------------------------------------------------------------------------- output
+_FACE_FLOATS = ("score", "x1", "y1", "x2", "y2", "face_in_image", "eye_px")  # a found face's float columns
+
+
 def _frame(rows: list[dict[str, Any]], aus: Sequence[int]) -> pd.DataFrame:
     """Rows -> DataFrame with a fixed column order and nullable integer columns (empty where not applicable)."""
     labels = [au_label(a) for a in aus]
-    columns = [
-        "source",
-        "kind",
-        "frame",
-        "time_s",
-        "face",
-        "status",
-        "error",
-        "score",
-        "x1",
-        "y1",
-        "x2",
-        "y2",
-        "face_in_image",
-        "eye_px",
-        *[f"{lab}_prob" for lab in labels],
-        *labels,
-        "heatmap",
-    ]
+    probs = [f"{lab}_prob" for lab in labels]
+    head = ["source", "kind", "frame", "time_s", "face", "status", "error"]
+    columns = [*head, *_FACE_FLOATS, *probs, *labels, "heatmap"]
     table = pd.DataFrame(rows, columns=columns)
     table["frame"] = table["frame"].astype("Int64")
     table["face"] = table["face"].astype("Int64")
     for lab in labels:
         table[lab] = table[lab].astype("Int8")
-    for col in (
-        "time_s",
-        "score",
-        "x1",
-        "y1",
-        "x2",
-        "y2",
-        "face_in_image",
-        "eye_px",
-        *[f"{lab}_prob" for lab in labels],
-    ):
+    for col in ("time_s", *_FACE_FLOATS, *probs):
         table[col] = table[col].astype("float64")
     for col in ("error", "heatmap"):
         table[col] = table[col].fillna("").astype(str)

@@ -50,6 +50,15 @@ def print_predict_table(table: pd.DataFrame, aus: Sequence[int], threshold: floa
     Console(soft_wrap=False).print(view)
 
 
+def _first_faces(faces: list[dict[str, Any]], detail: str) -> str:
+    """The first three faces of a summary list by file name (and frame), each with `detail` formatted from it."""
+    names = ", ".join(
+        Path(f["source"]).name + (f" frame {f['frame']}" if f["kind"] == "video" else "") + f" ({detail.format(**f)})"
+        for f in faces[:3]
+    )
+    return names + (", ..." if len(faces) > 3 else "")
+
+
 def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
     """`hiva_core predict`: what was read and found, on stderr (the first ten frames without a face and unreadable
     files by name)."""
@@ -73,31 +82,19 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
     if partial:  # faces the frame cuts off: the crop is black where the image ends
         from hiva_core.predict import PARTIAL_BELOW
 
-        first = ", ".join(
-            f"{Path(p['source']).name}"
-            + (f" frame {p['frame']}" if p["kind"] == "video" else "")
-            + f" ({p['face_in_image']:.0%})"
-            for p in partial[:3]
-        )
         lines.append(
             f"  {len(partial)} face(s) partly outside the image (under {PARTIAL_BELOW:.0%} of the face inside, column "
-            f"face_in_image; their AUs read less reliably): {first}" + (", ..." if len(partial) > 3 else "")
+            f"face_in_image; their AUs read less reliably): {_first_faces(partial, '{face_in_image:.0%}')}"
         )
     small = summary.get("small_faces", [])
     if small:  # faces with few pixels: their crops are enlarged more than SMALL_UPSCALE times
         from hiva_core.predict import SMALL_UPSCALE
 
-        first = ", ".join(
-            f"{Path(p['source']).name}"
-            + (f" frame {p['frame']}" if p["kind"] == "video" else "")
-            + f" ({p['eye_px']:.0f} px)"
-            for p in small[:3]
-        )
         below = summary["small_below_px"]
         lines.append(
             f"  {len(small)} face(s) small in the image (eyes under {below:.0f} px apart, column eye_px: enlarged more "
             f"than {SMALL_UPSCALE:g}x to the {below * SMALL_UPSCALE:.0f} px the run reads; their AUs read less "
-            f"reliably): {first}" + (", ..." if len(small) > 3 else "")
+            f"reliably): {_first_faces(small, '{eye_px:.0f} px')}"
         )
     weak = summary.get("weak_aus", {})
     if weak:  # the run's AUs that its validation faces found little better than chance
