@@ -10,7 +10,7 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
 - blind_intensity_answers.json: the intensity style only (the level first, as its prompt asks, in many forms), written
   blind to the gate to measure the level phrase's removal before judging (quality.strip_labels), measured once.
 - blind_bp4d_answers.json: the 12 BP4D AUs, 10 correct texts each in the five styles (4 appearance), 36 of another AU
-  (mostly look-alikes) and 20 off-domain, written blind to the gate and to the other sets, measured once (d2cbef2).
+  (mostly look-alikes) and 20 off-domain, written blind to the gate and to the other sets, measured once (4ca8f94).
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
