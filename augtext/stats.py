@@ -94,6 +94,34 @@ def read_rejections(cache: Path) -> dict[str, Any] | None:
     return data
 
 
+def rejected_samples(cache: Path, per_reason: int) -> list[dict[str, Any]]:
+    """Up to `per_reason` rows of the cache's rejected.parquet for each reason, the most frequent reason first and
+    each reason's rows taken evenly through the file: `au`, `style`, `reason`, `similarity` (the gate's; None for
+    other reasons) and `text`. [] when the cache has no such file (one from before it); UserError when it is
+    corrupt."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from augtext.descriptions import REJECTED_NAME
+
+    path = cache / REJECTED_NAME
+    if per_reason < 1 or not path.is_file():
+        return []
+    try:
+        df = pq.read_table(path, columns=["au", "style", "reason", "similarity", "text"]).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` to rewrite it") from None
+    out = []
+    for reason in df["reason"].value_counts(sort=True).index:
+        group = df[df["reason"] == reason]
+        for row in group.iloc[:: max(1, len(group) // per_reason)][:per_reason].itertuples():
+            similarity = None if row.similarity is None or row.similarity != row.similarity else float(row.similarity)
+            out.append(
+                {"au": int(row.au), "style": row.style, "reason": reason, "similarity": similarity, "text": row.text}
+            )
+    return out
+
+
 def _embeddings(cache: Path) -> tuple[str, dict[tuple[int, str], np.ndarray]] | None:
     """(table file name, {(au, text_sha256): vector}) from the embeddings table the manifest lists first; None
     before `augtext embed` (no manifest.json, or one without tables). A corrupt manifest is a UserError."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from augtext.descriptions import REJECTED_NAME
 from augtext.embed import EmbedReport, embed_cache
 from augtext.facs import au_label
 from augtext.quality import CacheScore, score_cache
-from augtext.stats import AUStats, compute_stats
+from augtext.stats import AUStats, compute_stats, rejected_samples
 from augtext.templates import PACKAGE_PROMPTS, _style_files, render_messages, style_description
+
+SHOWN_CHARS = 240  # a rejected whole answer (up to descriptions.ANSWER_CHARS) is cut to this in `augtext stats`
 
 
 def run_embed(cache: Path, model: str | None = None, batch_size: int = 64, device: str | None = None) -> EmbedReport:
@@ -84,6 +87,19 @@ def run_stats(cache: Path, samples: int = 2) -> list[AUStats]:
             if r.rejected:
                 rej.add_row(au_label(r.au), *(str(r.rejected.get(reason, 0)) for reason in reasons))
         console.print(rej)
+
+    dropped = rejected_samples(Path(cache), samples)
+    if dropped:  # what the rules and the gate dropped, so that a reader can judge them (all: rejected.parquet)
+        drp = Table(title=f"sample rejected texts (all of them, with their requests: {Path(cache) / REJECTED_NAME})")
+        drp.add_column("AU", no_wrap=True)
+        drp.add_column("reason", no_wrap=True)
+        drp.add_column("sim.", justify="right")
+        drp.add_column("text")
+        for d in dropped:
+            sim = "" if d["similarity"] is None else f"{d['similarity']:.2f}"
+            text = d["text"] if len(d["text"]) <= SHOWN_CHARS else d["text"][: SHOWN_CHARS - 1] + "…"
+            drp.add_row(au_label(d["au"]), d["reason"], sim, text)
+        console.print(drp)
 
     if samples > 0:
         smp = Table(title="sample texts", show_lines=False)

@@ -140,3 +140,37 @@ def test_damaged_embeddings_table_says_rerun_embed(cache, capsys):
 def test_stats_ends_with_the_prior_quality_line(cache, capsys):
     assert main(["stats", "--cache", str(cache), "--samples", "1"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("prior quality: ")
+
+
+def test_stats_shows_sample_rejected_texts_per_reason(cache, capsys):
+    # The scripted refusal and off-topic answers were dropped: stats shows one of each (--samples 1) with its AU and
+    # reason, and names rejected.parquet, which holds them all.
+    import pyarrow.parquet as pq
+
+    from augtext.stats import rejected_samples
+
+    table = pq.read_table(cache / "rejected.parquet").to_pandas()
+    reasons = table["reason"].value_counts()
+    samples = rejected_samples(cache, 1)
+    assert [s["reason"] for s in samples] == list(reasons.index)
+    assert all(s["text"] in set(table["text"]) and s["au"] in (1, 12) for s in samples)
+    assert len(rejected_samples(cache, 2)) == sum(min(2, n) for n in reasons)
+    assert main(["stats", "--cache", str(cache), "--samples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "sample rejected texts" in out and "rejected.parquet" in out
+    for s in samples:
+        assert s["reason"] in out and s["text"][:30] in out
+
+
+def test_stats_without_or_with_a_damaged_rejected_parquet(cache, capsys):
+    from augtext.stats import rejected_samples
+
+    (cache / "rejected.parquet").write_bytes(b"PAR1 garbage")
+    with pytest.raises(UserError, match="rejected.parquet is corrupt"):
+        rejected_samples(cache, 2)
+    assert main(["stats", "--cache", str(cache)]) == 2
+    assert "rejected.parquet" in capsys.readouterr().err
+    (cache / "rejected.parquet").unlink()  # a cache from before the file: no sample table, the rest as before
+    assert rejected_samples(cache, 2) == []
+    assert main(["stats", "--cache", str(cache)]) == 0
+    assert "sample rejected texts" not in capsys.readouterr().out
