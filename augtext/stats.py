@@ -99,6 +99,7 @@ def rejected_samples(cache: Path, per_reason: int) -> list[dict[str, Any]]:
     each reason's rows taken evenly through the file: `au`, `style`, `reason`, `similarity` (the gate's; None for
     other reasons) and `text`. [] when the cache has no such file (one from before it); UserError when it is
     corrupt."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -115,7 +116,7 @@ def rejected_samples(cache: Path, per_reason: int) -> list[dict[str, Any]]:
     for reason in df["reason"].value_counts(sort=True).index:
         group = df[df["reason"] == reason]
         for row in group.iloc[:: max(1, len(group) // per_reason)][:per_reason].itertuples():
-            similarity = None if row.similarity is None or row.similarity != row.similarity else float(row.similarity)
+            similarity = None if pd.isna(row.similarity) else float(row.similarity)
             out.append(
                 {"au": int(row.au), "style": row.style, "reason": reason, "similarity": similarity, "text": row.text}
             )
