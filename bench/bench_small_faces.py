@@ -1,11 +1,11 @@
-"""Benchmark: how far a run's AU readings drift as the face gets fewer pixels (hiva_core.predict.SMALL_UPSCALE).
+"""Benchmark: how far a run's AU readings drift as the face gets fewer pixels (hiva_core.predict.SMALL_EYE_PX).
 
 Each real photo (skimage's astronaut, the four posed photos and every third coded video frame of bench_real_faces.py's
 media) is shrunk with Lanczos until its face box is W pixels wide, for W from 160 down to 24 (only sizes below the
 photo's own), and read end to end by `run_predict` (detect, align, the run; `--min-face 8`). Against the photo at its
 own size, per W: how many photos' faces are found, the mean and largest change of an AU probability, the share of
-0/1 calls that flip, and the median of `eye_px` (the face's eye distance in the image) and of the enlargement the run's
-crop makes of it (the run's input eye distance / `eye_px`).
+0/1 calls that flip, and the median of `eye_px` (the face's eye distance in the image) and the enlargement the run's
+crop makes of it (the run's input eye distance, `run_eye_px`, over that median).
 
     python bench/bench_small_faces.py --run quickstart/runs/hiva [--work bench/work/real_faces] [--out ...]
 """
@@ -42,6 +42,15 @@ def photos(media: Path) -> dict[str, Image.Image]:
     return out
 
 
+def run_eye_px(image_size: int) -> float:
+    """The eye distance, in pixels, of the faces a run of `image_size` reads: an aligned crop resized to
+    `resize_size(image_size)` and centre-cropped, as `build_transforms` makes it."""
+    from hiva_core.data.transforms import resize_size
+    from hiva_core.faces.align import EYE_DISTANCE
+
+    return EYE_DISTANCE * resize_size(image_size)
+
+
 def largest_face(loaded, image: Image.Image, folder: Path, name: str) -> dict | None:
     """The run's reading of the largest face in `image` (saved as PNG and read as predict reads a photo)."""
     from hiva_core.predict import run_predict
@@ -64,7 +73,7 @@ def largest_face(loaded, image: Image.Image, folder: Path, name: str) -> dict | 
 
 def main(argv: list[str] | None = None) -> dict:
     from hiva_core.checkpoint import load_run
-    from hiva_core.predict import SMALL_UPSCALE, run_eye_px
+    from hiva_core.predict import SMALL_EYE_PX
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True)
@@ -110,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "run": args.run,
         "image_size": loaded.image_size,
         "run_eye_px": run_eye,
-        "small_upscale": SMALL_UPSCALE,
+        "small_eye_px": SMALL_EYE_PX,
         "table": table,
         "readings": readings,
     }

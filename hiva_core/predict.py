@@ -314,11 +314,12 @@ def write_csv(table: pd.DataFrame, fh: TextIO) -> None:
 
 
 PARTIAL_BELOW = 0.9  # a face with less of itself inside the image (face_in_image) is named as cut off by the frame
-SMALL_UPSCALE = 2.0
-"""A face whose crop the run reads enlarged more than this many times (its eye distance in the image under 1/2 of the
-one the run's input has) is named as small: on real photos shrunk step by step, a run's AU probabilities stay within
-about 0.01 of the full-size photo's while the face is not enlarged, and drift 0.037 (5 % of calls flipped) at 2.1×,
-0.076 (12 %) at 3.5× (bench/bench_small_faces.py)."""
+SMALL_EYE_PX = 25.0
+"""A face whose eyes are less than this many pixels apart in the image (its box about 55 px wide) is named as small.
+On real photos shrunk step by step (bench/bench_small_faces.py), two runs' AU probabilities move from the full-size
+photo's about 0.01 while the face keeps its pixels, and about 3 times as far (0.027-0.038) at 22 px: the drift follows
+the face's pixels more than how far a run enlarges it (a 224-px run enlarges a 22-px face 3.5 times, a 112-px run 1.7
+times, and both drift alike)."""
 WEAK_AUC = 0.7  # validation AUC below which an AU's labels are little better than chance ("poor" discrimination)
 
 
@@ -331,18 +332,8 @@ def weak_aus(loaded) -> dict[str, float]:
     return {au_label(a): auc[a] for a in loaded.aus if a in auc and auc[a] < WEAK_AUC}
 
 
-def run_eye_px(image_size: int) -> float:
-    """The eye distance, in pixels, of the faces a run of `image_size` reads: an aligned crop resized to
-    `resize_size(image_size)` and centre-cropped (`build_transforms`)."""
-    from hiva_core.data.transforms import resize_size
-    from hiva_core.faces.align import EYE_DISTANCE
-
-    return EYE_DISTANCE * resize_size(image_size)
-
-
 def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
     status = table["status"]
-    small_below = run_eye_px(loaded.image_size) / SMALL_UPSCALE
     first = table.drop_duplicates(["source", "frame"])
     unreadable = table[status == "unreadable"]
     no_face = table[status == "no_face"]
@@ -368,9 +359,9 @@ def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
             }
             for r in table[(status == "ok") & (table["face_in_image"] < PARTIAL_BELOW)].itertuples()
         ],
-        "small_below_px": small_below,  # eye distance in the image under which a face is enlarged SMALL_UPSCALE×
+        "small_below_px": SMALL_EYE_PX,
         "small_faces": [
             {"source": r.source, "kind": r.kind, "frame": int(r.frame), "face": int(r.face), "eye_px": r.eye_px}
-            for r in table[(status == "ok") & (table["eye_px"] < small_below)].itertuples()
+            for r in table[(status == "ok") & (table["eye_px"] < SMALL_EYE_PX)].itertuples()
         ],
     }

@@ -87,14 +87,10 @@ def print_predict_summary(summary: dict[str, Any], out: Path | None) -> None:
             f"face_in_image; their AUs read less reliably): {_first_faces(partial, '{face_in_image:.0%}')}"
         )
     small = summary.get("small_faces", [])
-    if small:  # faces with few pixels: their crops are enlarged more than SMALL_UPSCALE times
-        from hiva_core.predict import SMALL_UPSCALE
-
-        below = summary["small_below_px"]
+    if small:  # faces with few pixels: their AUs drift
         lines.append(
-            f"  {len(small)} face(s) small in the image (eyes under {below:.0f} px apart, column eye_px: enlarged more "
-            f"than {SMALL_UPSCALE:g}x to the {below * SMALL_UPSCALE:.0f} px the run reads; their AUs read less "
-            f"reliably): {_first_faces(small, '{eye_px:.0f} px')}"
+            f"  {len(small)} face(s) small in the image (eyes under {summary['small_below_px']:.0f} px apart, column "
+            f"eye_px; their AUs read less reliably): {_first_faces(small, '{eye_px:.0f} px')}"
         )
     weak = summary.get("weak_aus", {})
     if weak:  # the run's AUs that its validation faces found little better than chance

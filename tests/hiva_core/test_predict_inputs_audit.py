@@ -320,30 +320,30 @@ def test_a_face_cut_off_by_the_frame_is_named(astronaut, run_dir, tmp_path, caps
 
 
 def test_a_face_with_few_pixels_is_named_with_its_eye_distance(astronaut, run_dir, tmp_path, capsys):
-    """A face so small in the image that the run's crop enlarges it more than SMALL_UPSCALE times reads less
-    reliably: its row's eye_px (the eye distance in the image) says so, and the summary names it; the same face at
-    full size and an aligned crop at the run's own size are not named."""
+    """A face with its eyes under SMALL_EYE_PX apart in the image reads less reliably: its row's eye_px (the eye
+    distance in the image) says so, and the summary names it; the same face at full size and an aligned crop with
+    enough pixels are not named."""
     from hiva_core.cli import main
-    from hiva_core.predict import SMALL_UPSCALE, run_eye_px, run_predict
+    from hiva_core.predict import SMALL_EYE_PX, run_predict
 
+    assert SMALL_EYE_PX == 25
     whole, small, crop = tmp_path / "whole.png", tmp_path / "small.png", tmp_path / "crop.png"
     Image.fromarray(astronaut).save(whole)
     Image.fromarray(astronaut).resize((102, 102), Image.Resampling.LANCZOS).save(small)  # eyes about 8.5 px apart
-    Image.fromarray(astronaut).resize((80, 80)).save(crop)
-    below = run_eye_px(64) / SMALL_UPSCALE  # the tiny run reads 64-px crops of 73-px resized faces
-    assert 10 < below < 12
+    Image.fromarray(astronaut).resize((100, 100)).save(crop)
     result = run_predict([whole, small], run_dir, device="cpu", min_face=8)
     rows = result.rows.set_index(result.rows["source"].map(lambda s: Path(s).name))
     assert 40 < rows.loc["whole.png", "eye_px"] < 46 and 7 < rows.loc["small.png", "eye_px"] < 10
     assert [Path(p["source"]).name for p in result.summary["small_faces"]] == ["small.png"]
-    assert result.summary["small_below_px"] == pytest.approx(below)
+    assert result.summary["small_below_px"] == SMALL_EYE_PX
     aligned = run_predict([crop], run_dir, device="cpu", detect=False)
-    assert aligned.rows["eye_px"].tolist() == [pytest.approx(24.0)] and aligned.summary["small_faces"] == []
+    assert aligned.rows["eye_px"].tolist() == [pytest.approx(30.0)] and aligned.summary["small_faces"] == []
     out = tmp_path / "rows.csv"
     assert main(["predict", str(whole), str(small), "--run", str(run_dir), "--min-face", "8", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "1 face(s) small in the image (eyes under 11 px apart, column eye_px: enlarged more than 2x" in err
-    assert "small.png (" in err and "whole.png (" not in err
+    assert "1 face(s) small in the image (eyes under 25 px apart, column eye_px; their AUs read less reliably)" in err
+    assert "small.png (8 px)" in err or "small.png (9 px)" in err
+    assert "whole.png (" not in err
     assert "eye_px" in pd.read_csv(out).columns
 
 

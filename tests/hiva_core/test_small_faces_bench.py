@@ -30,6 +30,7 @@ def test_small_faces_bench_reads_each_size_against_the_photo_at_its_own(trained_
     assert 80 < readings["full"]["box_px"] < 95 and "80" in readings and "40" in readings
     assert 35 < readings["full"]["eye_px"] < 50 and readings["40"]["eye_px"] < readings["80"]["eye_px"]
     assert table[40]["enlarged"] > table[80]["enlarged"] > 0
+    assert result["run_eye_px"] == pytest.approx(0.3 * round(result["image_size"] * 256 / 224))
     assert table[80]["enlarged"] == pytest.approx(result["run_eye_px"] / table[80]["eye_px"])
     for row in table.values():
         assert 0 <= row["mean_change"] <= row["max_change"] <= 1 and 0 <= row["calls_flipped"] <= 1
