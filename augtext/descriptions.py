@@ -76,12 +76,16 @@ Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of o
 @dataclass
 class PairResult:
     kept: list[tuple[dict[str, Any], int, str]] = field(default_factory=list)  # (entry, position, text)
-    rejections: Counter = field(default_factory=Counter)
     rejected: list[tuple[str, str, str, float | None]] = field(default_factory=list)  # (key, reason, text, similarity)
     answered: int = 0
     surplus: int = 0  # valid texts beyond the cap
     keys: frozenset[str] = frozenset()  # the answers it was computed from
     cap: int | None = None
+
+    @property
+    def rejections(self) -> Counter:
+        """How many of the rejected texts each reason dropped (in the order the reasons first occur)."""
+        return Counter(reason for _, reason, _, _ in self.rejected)
 
 
 def walk_pair(
@@ -103,7 +107,6 @@ def walk_pair(
     unit = FACS[au]
 
     def reject(entry: dict[str, Any], reason: str, text: str, similarity: float | None = None) -> None:
-        result.rejections[reason] += 1
         result.rejected.append((entry["key"], reason, text, similarity))
 
     candidates: list[tuple[dict[str, Any], int, str]] = []
