@@ -88,7 +88,20 @@ def generate(
     llm = make_backend(
         backend, model, base_url=base_url, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries
     )
-    report = generate(config, llm)
+    try:
+        report = generate(config, llm)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what is kept, one line before run_app's "interrupted"
+        from augtext.requestlog import LOG_NAME
+
+        log = cache / LOG_NAME
+        if log.is_file():
+            answered = sum(1 for _ in log.open("rb"))
+            print(
+                f"{log} keeps the {answered} answer(s) received: the same command resumes without asking for them "
+                "again",
+                file=sys.stderr,
+            )
+        raise
     if report.none_answered:  # the server or the options are wrong: one line, exit 2, not a list of short pairs
         raise UserError(none_answered_message(report))
     print(format_summary(report, config), file=sys.stderr)

@@ -39,14 +39,17 @@ _CHANGE_RE = re.compile(
 # Negated or contrasting clauses ("not lowered", "instead of lifting the corners", "unlike AU15, which pulls them
 # down"), up to the next punctuation: a direction stated there is not the description's own.
 _NOT = r"\b(?:not|no|nor|never)\b|n['\u2019]t\b"  # "not raised", "don't rise", "no gap shows" (not a parting)
+# A denial reaches to the clause's end, or to a "but"/"yet" that says what the face does instead ("does not pull the
+# corners down but tightens them": the tightening is the text's own).
+_DENIAL = rf"(?:{_NOT})(?:(?!\b(?:but|yet)\b)[^.,;:!?])*"
 NEGATED_RE = re.compile(
-    rf"(?:{_NOT}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
-    r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in)\b)[^.,;:!?]*",
+    rf"{_DENIAL}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
+    r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in)\b[^.,;:!?]*",
     re.IGNORECASE,
 )
 # Denied clauses only ("the inner brows do not rise"): a movement stated there is not one the face makes. Contrasts
 # ("unlike AU2, ...", "compared with AU2 the inner brows rise more") still say what the face does.
-_DENIED_RE = re.compile(rf"(?:{_NOT})[^.,;:!?]*", re.IGNORECASE)
+_DENIED_RE = re.compile(_DENIAL, re.IGNORECASE)
 # Words that name a position, not a movement: "lower" before a part of the face ("the lower lip", "lower lids",
 # "the lower and upper lids") is where, not "lowered".
 _POSITION_RE = re.compile(
@@ -70,7 +73,16 @@ MOVES: dict[int, tuple[str, str]] = {
     2: _BROW_RAISE,
     4: (r"lower|down|together|knit|furrow|frown|scowl|inward|bunch", r"rais|lift|up\b|upward|arch|elevat|ris|rose"),
     5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
+    6: (
+        r"rais|lift|ris|rose|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
+        r"|orbicularis|contract",
+        r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell",
+    ),
     7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
+    10: (
+        r"rais|lift|ris|rose|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
+        r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|depress",
+    ),
     12: (
         r"up\b|upward|rais|lift|smil|back|ris|obliqu|zygomatic",
         r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears",
@@ -161,11 +173,13 @@ _MOVES_RE, _PARTS_RE = (
     for table in (MOVES, PARTS)
 )
 # Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
-# not move") or as where a movement goes ("toward the cheekbones", "toward the eyes"): not the part that moves.
-_OPENER = r"\b(?:while|whereas|with|and|but|yet|though)\b"
+# not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
+# the eyes"): not the part that moves.
+_OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping)\b"
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
-    rf"|unchanged|unraised|at rest|in place|still|level(?! [A-E]\b)|smooth)\b|{_NOT})[^.,;:!?]*",
+    rf"|unchanged|unraised|untouched|unaffected|motionless|at rest|in place|still|level(?! [A-E]\b)|smooth"
+    rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*",
     re.IGNORECASE,
 )
 _TOWARD_RE = re.compile(r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose)\b", re.IGNORECASE)

@@ -83,7 +83,9 @@ _LABEL_LINE_RE = re.compile(
     r"^\s*(?:\*\*)?(?:description|sentence|item|example|option)\s*#?\d{1,3}(?:\*\*)?\s*[:.)\-\u2013\u2014]\s*(\S.*)$",
     re.IGNORECASE,
 )  # "Description 1: The lip corners ...": a numbered item
-_MD_HEADING_RE = re.compile(r"^\s*#{1,6}\s+\S")  # "### Description 1": a heading over its item's lines
+# A heading over its item's lines: "### Description 1", or a line that is only a short bold label ("**1. Smile
+# shape**", "__Anatomy:__"; at most 5 words, shorter than any description).
+_MD_HEADING_RE = re.compile(r"^\s*(?:#{1,6}\s+\S|(\*\*|__)(?:[^*_\s]+[ \t]*){1,5}:?\1:?\s*$)")
 _QUOTED_LINE_RE = re.compile(r'^\s*(["\u201c].*["\u201d])\s*,?\s*$')  # "The brows rise.",
 _TABLE_ROW_RE = re.compile(r"^\s*\|(.*)\|\s*$")  # | 1 | The brows rise. |  (a markdown table's row)
 # A complete JSON string literal used as a value: followed by a comma, a closing bracket/brace or the end.
@@ -96,7 +98,9 @@ _CURLY_QUOTES = str.maketrans("\u201c\u201d", '""')
 _EMPHASIS_RE = re.compile(r"(\*\*|__|\*)(?=\S)(.+?)(?<=\S)\1")
 # A bold label that heads an item ("**Appearance:** The brows rise", "**Anatomy**: ...", "**Smile shape** – ..."): a
 # heading, not the text.
-_HEADING_RE = re.compile(r"^(\*\*|__)[^*_\n]{1,40}?(?::\1|\1\s*(?::|[-\u2013\u2014](?=\s)))\s*")
+_HEADING_RE = re.compile(
+    r"^(\*\*|__)[^*_\n]{1,40}?(?::\1|\1\s*(?::|[-\u2013\u2014](?=\s))|[.:]?\1\s+(?=[A-Z]))\s*"
+)  # also a bold label before a new sentence ("**Smile shape** The lip corners ...": a heading joined to its text)
 # A label before the text: the AU's code ("AU12: ...", "AU12 (Lip Corner Puller) - ...") or the item's name
 # ("Description 1: ...", "Sentence 2 - ..."). A code followed by words ("AU12 pulls ...") is the text itself.
 _LABEL_RE = re.compile(
@@ -259,16 +263,18 @@ def _csv_rows(raw: str) -> list[str]:
 
 def _plain_lines(raw: str) -> list[str]:
     """Descriptions one per line, or one per paragraph, without any marker: each line but those that introduce or
-    head the list (ending in ':'); a line joined to the one above it when that one ends mid-sentence or this one goes
-    on in lower case (text wrapped by hand). Two such items at least: a single line or paragraph is prose, whose
-    sentences only --lenient reads."""
+    head the list (ending in ':', or a short bold label); a line joined to the one above it when that one plainly
+    breaks off (after a comma, a dash or a word no sentence ends on: "pulled upward by the") or this one goes on in
+    lower case (text wrapped by hand). A line without a full stop is still an item of its own ("The brows lower" over
+    "The eyes narrow"). Two such items at least: a single line or paragraph is prose, whose sentences only --lenient
+    reads."""
     items: list[str] = []
     joinable = False
     for line in raw.splitlines():
         text = line.strip()
-        if not text or text.endswith(":"):
+        if not text or text.endswith(":") or _MD_HEADING_RE.match(text):
             joinable = False
-        elif joinable and (text[0].islower() or not _SENTENCE_DONE_RE.search(items[-1])):
+        elif joinable and (text[0].islower() or _ENDS_MID_RE.search(items[-1])):
             items[-1] += " " + text
         else:
             items.append(text)
@@ -277,6 +283,13 @@ def _plain_lines(raw: str) -> list[str]:
 
 
 _SENTENCE_DONE_RE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
+# A line that breaks off mid-sentence: it ends on a comma, an opening bracket or dash, or a word no sentence ends on.
+_ENDS_MID_RE = re.compile(
+    r"(?:[,(\[\-\u2013\u2014]|\b(?:the|a|an|of|to|by|and|or|nor|with|from|in|into|onto|on|at|toward|towards|for|as"
+    r"|than|that|which|whose|its|their|his|her|is|are|was|were|be|being|so|but|while|whereas|under|over|above|below"
+    r"|between|beneath|near|around|across|along|against|both|each|this|these|those|more|less|very))\s*$",
+    re.IGNORECASE,
+)
 
 
 def _heading_sections(raw: str) -> list[str]:

@@ -304,8 +304,9 @@ def test_killed_run_resumes_to_the_same_result(llm_server, tmp_path):
 )
 def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path, sig, status, word):
     """Ctrl-C (SIGINT) mid-run: exit status 130 and one "interrupted" line, never 0 (scripts would take an
-    interrupted run for a finished one); the answers logged so far are kept and a rerun asks only the rest. SIGTERM
-    (`timeout`, `docker stop`) takes the same path: 143 and "terminated" (it killed the process before, mid-write)."""
+    interrupted run for a finished one), after one that says the answers logged so far are kept and the same
+    command resumes, which it does, asking only the rest. SIGTERM (`timeout`, `docker stop`) takes the same path:
+    143 and "terminated" (it killed the process before, mid-write)."""
     llm_server.latency_s = 0.2
     cache = tmp_path / "cache"
     args = cli_args(
@@ -328,6 +329,11 @@ def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path, sig,
     assert err.strip().splitlines()[-1] == word and "Traceback" not in err
     done = log.read_text().splitlines()
     assert done and all(json.loads(line)["key"] for line in done)  # whole lines only
+    kept = err.strip().splitlines()[-2]
+    assert (
+        kept
+        == f"{log} keeps the {len(done)} answer(s) received: the same command resumes without asking for them again"
+    )
     llm_server.latency_s = 0.0
     llm_server.reset()
     assert main(args) == 0

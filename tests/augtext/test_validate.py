@@ -151,6 +151,29 @@ def test_plain_lines_and_paragraphs_are_a_list():
         parse_response(f"Here is one:\n{two}")
 
 
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_bold_label_over_its_text_is_a_heading_not_part_of_it(lenient):
+    """A short bold label on a line of its own ("**1. Smile shape**") heads the description below it, with or
+    without a blank line between, as markdown headings do; in a list item it is cut off the text as a bold lead-in
+    ("**Appearance:** ...") is (user test 49: "Smile shape The lip corners are ..." was kept)."""
+    want = [A, B]
+    for sep in ("\n", "\n\n"):
+        raw = f"**1. Inner brows**{sep}{A}\n\n**2. Forehead lines**{sep}{B}\n"
+        assert parse_response(raw, lenient=lenient) == want
+    assert parse_response(f"__Anatomy:__\n{A}\n__Appearance__\n{B}", lenient=lenient) == want
+    assert parse_response(f"1. **Inner brows**\n   {A}\n2. **Forehead lines**\n   {B}", lenient=lenient) == want
+
+
+def test_plain_lines_without_full_stops_are_items_of_their_own():
+    """Descriptions one per line without a full stop (bold or not) are items; only a line that plainly breaks off
+    (a comma, a dash, a word no sentence ends on) goes on in the next one."""
+    one, two = "The inner brows rise toward the forehead", "The outer brows are lifted high over the eyes"
+    assert parse_response(f"{one}\n{two}") == [one, two]
+    assert parse_response(f"**{one}**\n**{two}**") == [one, two]
+    assert parse_response(f"{one} and the\n{two}\n{one}") == [f"{one} and the {two}", one]
+    assert parse_response(f"{one},\nFrontalis pulling them\n{two}") == [f"{one}, Frontalis pulling them", two]
+
+
 def test_lenient_parse_puts_hand_wrapped_lines_back_together():
     """Prose wrapped by hand at a fixed width: --lenient reads whole sentences, not the halves of a line break (which
     could pass the rules as a description cut short: "The corners of the mouth are drawn back and up at an angle
@@ -432,6 +455,11 @@ def test_names_positions_and_denied_movements_say_no_change(text, au):
         ("The inner brows are drawn up toward the centre of the forehead.", 2),
         ("The outer ends of the eyebrows are lifted, arching the brows at the sides.", 1),
         ("The tails of the eyebrows go up toward the temples, arching the outer brows.", 1),
+        # the cheeks and the upper lip go up in AU6 and AU10; down is their opposite (user test 49's scripted server)
+        ("The cheeks drop and the skin under the eyes is smoothed downward.", 6),
+        ("The upper lip is pushed down and pressed against the lower lip.", 10),
+        # a denial ends at "but": what follows is the text's own (here the opposite of AU12's)
+        ("The lip corners are not raised but pulled down into a frown.", 12),
     ],
 )
 def test_the_opposite_movement_or_the_other_end_of_the_brow_is_wrong_direction(text, au):
@@ -462,6 +490,12 @@ def test_the_opposite_movement_or_the_other_end_of_the_brow_is_wrong_direction(t
         ("Together with AU1 and AU4, the lip corners turn down, giving a clear look of sadness.", 15),
         ("With AU26, the lips part as the jaw drops, opening the mouth wider.", 25),
         ("AU1 with AU2 raises the whole brow, the outer ends arching high.", 2),
+        # a denial followed by "but" and the own movement, as a contrast sentence puts it (user test 49)
+        ("Compared with AU15, AU14 does not pull the lip corners down but tightens them and forms dimples.", 14),
+        ("The brows are not only lowered but also drawn together into a frown.", 4),
+        # the cheeks and the upper lip going up, with a "down" elsewhere in the sentence
+        ("The cheeks rise and the outer brow tails are pulled down a little toward the eyes.", 6),
+        ("Together with AU15, the upper lip rises and the lip corners are pulled down.", 10),
     ],
 )
 def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
@@ -506,6 +540,8 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
         ),
         # the own part named only as staying still is not the part that moves
         ("The outer ends of the eyebrows are lifted high toward the temples while the inner ends stay flat.", 1, 2),
+        ("The inner ends of the eyebrows rise, leaving the outer brow tails where they were.", 2, 1),
+        ("The outer brow tails lift, keeping the inner ends of the brows untouched.", 1, 2),
     ],
 )
 def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
