@@ -224,7 +224,11 @@ def neutral_(
 @app.command("eval")
 def eval_(
     run: Path = typer.Option(..., help="Run folder written by `hiva_core train`."),
-    data: str = typer.Option(..., help="Manifest, SynthAU folder, or bp4d:|disfa:|gft:ROOT."),
+    data: str | None = typer.Option(
+        None,
+        help="Manifest, SynthAU folder, or bp4d:|disfa:|gft:ROOT (default: the data the run was trained on, from its "
+        "config.json: its own test split).",
+    ),
     lists: Path | None = typer.Option(None, help="Folder of list files for bp4d:/disfa:/gft: data."),
     fold: int | None = typer.Option(None, help="Fold to evaluate (default: the run's fold)."),
     folds: str | None = typer.Option(None, help="'all': evaluate runs/NAME/fold*/ and report the mean."),

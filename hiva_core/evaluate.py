@@ -199,8 +199,10 @@ def evaluate_run(
     as a thresholds file that `--threshold FILE` reads (the run's own thresholds.json when it names that). `flip`:
     each face's probabilities averaged with its mirror image's (`LoadedRun.flip`). `per_face`: also write every
     scored face's probabilities, calls and labels there (`face_table`; .csv, .parquet or .json)."""
+    import warnings
+
     from hiva_core.checkpoint import load_run
-    from hiva_core.run_folder import RunFolder
+    from hiva_core.run_folder import TRAIN_FACES, RunFolder
     from hiva_core.vocabulary import select_aus
 
     if batch_size < 1:
@@ -227,8 +229,22 @@ def evaluate_run(
     metrics["run"] = str(run)
     metrics["data"] = str(data)
     metrics["fold"] = rows.fold
-    metrics["rows"] = rows.text + ("; rows the run trained on: a training score, not a test F1" if trained_on else "")
-    metrics["trained_rows"] = trained_on
+    seen = folder.count_trained_faces([dataset.origin(i) for i in range(len(dataset))])
+    if trained_on:
+        rows_text = "; rows the run trained on: a training score, not a test F1"
+    elif seen:  # another manifest of the same images, a copy of the training one, data without folds
+        rows_text = f"; {seen} of these {len(dataset)} faces are training faces of the run: a training score there"
+        warnings.warn(
+            f"{seen} of the {len(dataset)} faces scored are among {run}'s training faces ({TRAIN_FACES}): their F1 "
+            "is a training score, not a test one",
+            UserWarning,
+            stacklevel=2,
+        )
+    else:
+        rows_text = ""
+    metrics["rows"] = rows.text + rows_text
+    metrics["trained_rows"] = trained_on or bool(seen)
+    metrics["trained_faces"] = seen
     metrics["thresholds"] = threshold_text
     metrics["flip"] = flip
     if save_thresholds is not None:
@@ -391,7 +407,7 @@ def run_loader(loaded, dataset, batch_size: int) -> DataLoader:
 
 def run_eval(
     run: Path,
-    data: str,
+    data: str | None = None,
     lists: Path | None = None,
     fold: int | None = None,
     all_folds: bool = False,
@@ -406,8 +422,8 @@ def run_eval(
     per_face: Path | None = None,
 ) -> dict:
     """Evaluate a run (or, with all_folds, every runs/NAME/fold*/ on its own fold); write `json_out` if given.
-    `aus`, `text_cache`, `threshold`, `align`, `flip`, `save_thresholds` and `per_face` (one run only): as
-    evaluate_run.
+    `data` None: the data the run was trained on (`trained_data`). `aus`, `text_cache`, `threshold`, `align`,
+    `flip`, `save_thresholds` and `per_face` (one run only): as evaluate_run.
 
     Returns evaluate_run's metrics, or with all_folds fold_summary's summary under folds_header's fields (what
     the table is of: run, data, rows, frames, thresholds)."""
@@ -430,6 +446,8 @@ def run_eval(
         check_output_file(per_face, "--per-face", "faces.csv")
         if per_face.suffix.lower() not in OUT_SUFFIXES:
             raise UserError(f"--per-face {per_face}: unknown format {per_face.suffix!r}; use {', '.join(OUT_SUFFIXES)}")
+    if data is None:
+        data, lists = trained_data(run, all_folds, lists)
     options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align, "flip": flip}
     if all_folds:
         runs = RunFolder(run).fold_runs()
@@ -446,6 +464,24 @@ def run_eval(
     if json_out is not None:
         write_json(json_out, result)
     return result
+
+
+def trained_data(run: Path, all_folds: bool, lists: Path | None) -> tuple[str, Path | None]:
+    """The data a run was trained on, from its config.json (a `--folds all` folder's: its first fold's): the spec,
+    and the list folder unless `lists` gives another. What `eval` scores without --data: the run's own test split."""
+    from hiva_core.run_folder import RunFolder
+
+    folder = RunFolder(run)
+    saved = next(iter(folder.fold_runs()), folder) if all_folds else folder
+    if not saved.config_file.is_file():
+        raise UserError(
+            f"--run {run}: no config.json there, so no data to evaluate; give a run trained by `hiva_core "
+            "train` (and --data for other faces than its own)"
+        )
+    cfg = saved.read_train_config()
+    if cfg.data.spec is None:
+        raise UserError(f"{saved.config_file} names no data; give --data")
+    return cfg.data.spec, lists if lists is not None else cfg.data.lists
 
 
 def _mean_defined(values: Sequence[float]) -> float:

@@ -8,6 +8,8 @@ runs/NAME/
   metrics.json             the best epoch's per-AU metrics (and the last epoch's)
   thresholds.json          per-AU thresholds chosen on validation rows for the best model (eval/predict default;
                            a run without it uses 0.5)
+  train_faces.npy          a 64-bit key of every training image file (face_keys): `eval` counts the faces it scores
+                           that the run was trained on, whatever manifest or list names them
   log.csv                  one row per epoch: step, losses, lr, the test split's F1 at 0.5 and AUC, the validation
                            rows' F1 at their per-AU thresholds and AUC, time (LOG_COLUMNS)
   tb/                      TensorBoard events (when the tensorboard package is installed)
@@ -29,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,6 +58,7 @@ METRICS = "metrics.json"
 LOG = "log.csv"
 SUMMARY = "summary.json"
 THRESHOLDS = "thresholds.json"
+TRAIN_FACES = "train_faces.npy"
 TENSORBOARD = "tb"
 RUN_FORMAT = "hiva_core.run/1"
 
@@ -120,6 +124,17 @@ def absolute_paths(cfg: TrainConfig) -> TrainConfig:
     )
 
 
+def face_keys(files: Sequence[str | os.PathLike]) -> np.ndarray:
+    """A 64-bit key per image file: a hash of its real path (links and relative paths resolved), so that the same
+    file named by another manifest, a copy of one, a link or a list file has the same key."""
+    import hashlib
+
+    keys = [
+        int.from_bytes(hashlib.blake2b(os.path.realpath(f).encode(), digest_size=8).digest(), "little") for f in files
+    ]
+    return np.asarray(keys, dtype=np.uint64)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -163,6 +178,7 @@ class RunFolder:
     summary_file = _file_in_run(SUMMARY)
     thresholds_file = _file_in_run(THRESHOLDS)
     tensorboard_dir = _file_in_run(TENSORBOARD)
+    train_faces_file = _file_in_run(TRAIN_FACES)
 
     def fold(self, k: int) -> RunFolder:
         """The run of fold k inside a `--folds all` folder."""
@@ -362,6 +378,23 @@ class RunFolder:
             if key not in (info["config"].get(section) or {}):
                 cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
         return cfg
+
+    def write_train_faces(self, files: Sequence[str | os.PathLike]) -> None:
+        """train_faces.npy: the sorted keys (face_keys) of the training rows' image files."""
+        with atomic_path(self.train_faces_file) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.unique(face_keys(files)), allow_pickle=False)
+
+    def count_trained_faces(self, files: Sequence[str | os.PathLike]) -> int | None:
+        """How many of `files` the run was trained on (train_faces.npy); None for a run saved without the record."""
+        if not self.train_faces_file.is_file():
+            return None
+        try:
+            trained = np.load(self.train_faces_file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"{self.train_faces_file} is damaged ({exc}); delete it to evaluate without the check"
+            ) from None
+        return int(np.isin(face_keys(files), trained).sum())
 
     def write_prior(self, prior: TextPrior) -> None:
         save_text_prior(prior, self.prior_file)  # atomic itself

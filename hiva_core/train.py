@@ -240,6 +240,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
             "(AU<k>_int columns, as `hiva_core synth` writes them)",
         )
     if resume:  # every piece of state that the next epoch depends on
+        check_same_frames(run, cfg, len(splits.train))
         state.load_state_dict(run.resume())
         kept = f"kept epoch {run.best_epoch}, selection score {100 * run.best_f1:.1f}"
         if state.epoch >= cfg.train.epochs:  # a finished fold of `--folds all --resume`: reported as it is
@@ -252,6 +253,8 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
         if info.is_main:  # the run's identity, written before the first step
             if not resume:
                 run.write_prior(prior)
+            if not resume or not run.train_faces_file.is_file():  # what eval counts as faces the run has seen
+                run.write_train_faces([splits.train.origin(i) for i in range(len(splits.train))])
             run.write_config(
                 cfg,
                 state.model,
@@ -302,6 +305,18 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
     }
 
 
+def check_same_frames(run: RunFolder, cfg: TrainConfig, frames: int) -> None:
+    """A --resume on data with another number of training frames than the run was trained on (config.json's
+    data.train_frames) is a UserError: --data and --lists may say where the data is now, not give other data."""
+    trained = (run.read_config().get("data") or {}).get("train_frames")
+    if trained is not None and trained != frames:
+        raise UserError(
+            f"--resume: {cfg.data.spec} gives {frames} training frames, {run.path} was trained on {trained} "
+            f"({run.config_file}): resume it on the data it was trained on (--data and --lists only say where that "
+            "data is now), or train a new run into another --out"
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------- the command
 def saved_run(out: str | Path, all_folds: bool = False) -> RunFolder:
     """The run whose config.json a `--resume` of `out` starts from: `out`, or with `all_folds` its first fold."""
@@ -314,6 +329,11 @@ def saved_run(out: str | Path, all_folds: bool = False) -> RunFolder:
                 f"--resume: {run.path} holds one run per fold ({', '.join(r.path.name for r in folds)}), no "
                 f"{CONFIG} of its own: add --folds all to resume every fold (or give --out {folds[0].path} for one)"
             )
+        if all_folds and run.config_file.is_file():  # one run resumed with --folds all
+            raise UserError(
+                f"--resume --folds all: {run.path} is one run (its own {CONFIG}), not a `--folds all` folder of one "
+                "run per fold: resume it without --folds all"
+            )
         raise UserError(f"--resume: no {CONFIG} under {run.path}; nothing to resume (train without --resume)")
     return saved
 
@@ -322,6 +342,60 @@ def resume_config(out: str | Path, all_folds: bool = False) -> TrainConfig:
     """The config a run was trained with: the base of `--resume`, so that repeating the original command (or adding
     --epochs) continues it. With `all_folds`, the first fold's."""
     return saved_run(out, all_folds).read_train_config()
+
+
+# What a --resume may change: the length (train.epochs: the cosine schedule is stretched over the new total), where
+# the data and files are now (paths that moved; the training frames are counted again, see fit), the average of the
+# weights (optim.ema, taken up from then on) and how the run is carried out. Anything else would train the rest of
+# the run otherwise than config.json says it was trained (the optimizer's schedule comes from last.pt, so a new
+# --lr would be recorded and not used) or fail to load last.pt (another backbone).
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "train.epochs",
+        *("data.spec", "data.lists", "data.align_cache", "text.cache", "model.backbone_weights"),
+        "optim.ema",
+        *("train.device", "train.precision", "train.channels_last", "data.num_workers", "train.eval_batch_size"),
+        *("train.stop_after", "train.eval_every", "train.log_every", "train.tensorboard", "train.progress"),
+        "train.find_unused_parameters",
+    }
+)
+# The train options that set a config key, for the message (any other key is given with --set).
+TRAIN_OPTIONS = {
+    "model.name": "--model",
+    "model.backbone": "--backbone",
+    "model.pretrained": "--pretrained",
+    "data.fold": "--fold",
+    "train.batch_size": "--batch-size",
+    "optim.lr": "--lr",
+    "data.image_size": "--image-size",
+}
+
+
+def check_resume_changes(cfg: TrainConfig, base: TrainConfig, saved: RunFolder) -> None:
+    """A UserError naming every key that a --resume gives otherwise than the run was trained with (`base`, its
+    config.json), other than those in RESUME_MAY_CHANGE."""
+    from hiva_core.config import valid_keys
+
+    def value(config: TrainConfig, dotted: str) -> object:
+        section, _, key = dotted.partition(".")
+        return getattr(getattr(config, section), key)
+
+    changed = [
+        (key, value(cfg, key), value(base, key))
+        for key in valid_keys()
+        if key not in RESUME_MAY_CHANGE and value(cfg, key) != value(base, key)
+    ]
+    if changed:
+        given = ", ".join(
+            f"{TRAIN_OPTIONS[key]} {new}" if key in TRAIN_OPTIONS else f"{key}={new}" for key, new, _ in changed
+        )
+        trained = ", ".join(f"{key} {old}" for key, _, old in changed)
+        raise UserError(
+            f"--resume continues {saved.path} as it was trained ({trained}, in {saved.config_file}), not with "
+            f"{given}: leave {'it' if len(changed) == 1 else 'them'} out to resume, or train a new run into another "
+            "--out (on --resume only --epochs, the paths of data and files that moved, optim.ema and how the run "
+            "is carried out — device, precision, workers, evaluation and logging — may change)"
+        )
 
 
 # The paths a resumed run reads again, with the option that gives another: (section, key, option).
@@ -361,6 +435,8 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     summary (fold_summary, also written to summary.json) is None unless every fold has metrics (on rank 0).
     """
     if resume:
+        saved = saved_run(out, all_folds)
+        check_resume_changes(cfg, saved.read_train_config(), saved)
         check_saved_paths(cfg, out, all_folds)
     if not all_folds:
         if resume:  # a finished run has nothing to resume: say how to train further, and leave it as it is

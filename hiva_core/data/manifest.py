@@ -247,18 +247,36 @@ def _geometry(df: pd.DataFrame, path: Path) -> np.ndarray | None:
         return expression_geometry(face, neutral).astype(np.float32)
 
 
+INTENSITY_HINT = (
+    "intensities are in [0, 1] (FACS A-E as 0.2-1.0: a 0-5 scale divided by 5), or unknown: empty, 9, NaN, NA, N/A, "
+    "None or null"
+)
+
+
 def _intensity(df: pd.DataFrame, columns: dict[int, str], labels: np.ndarray, path: Path) -> np.ndarray | None:
-    """AU intensities (N, A) in [0, 1] from `AU<k>_int` columns (SynthAU), NaN where unknown (no column, an empty
-    cell, an unknown label); None without any such column beside a label column."""
+    """AU intensities (N, A) in [0, 1] from `AU<k>_int` columns (SynthAU), NaN where unknown (no column, an unknown
+    cell as for labels, an unknown label); None without any such column beside a label column. A cell outside [0, 1]
+    or not a number is a UserError naming it (a 0-5 scale was clipped to 0/1 before, 9 read as full intensity)."""
     names = au_columns(df, path, intensity=True)
     if not any(code in names for code in columns):
         return None
     out = np.full(labels.shape, np.nan, dtype=np.float32)
     for j, code in enumerate(columns):
         if code in names:
-            out[:, j] = pd.to_numeric(df[names[code]], errors="coerce").to_numpy(dtype=np.float32)
+            raw = df[names[code]]
+            text = raw.astype(str).str.strip().str.lower()
+            unknown = raw.isna() | text.eq("") | text.isin(UNKNOWN_WORDS)
+            values = pd.to_numeric(text.where(~unknown), errors="coerce")
+            nine = values.eq(9)  # unknown, as for labels (BP4D's intensity files use 9)
+            bad = ~unknown & ~nine & ~values.between(0, 1)  # a non-number is NaN, never between
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise UserError(
+                    f"{_row_name(path, row)}: {names[code]} = {_cell(raw, row)!r} is not allowed; {INTENSITY_HINT}"
+                )
+            out[:, j] = values.where(~nine).to_numpy(dtype=np.float32, na_value=np.nan)
     out[np.isnan(labels)] = np.nan
-    return np.clip(out, 0.0, 1.0)
+    return out
 
 
 def _manifest_meta(files, subjects, sequences, frames, index: int) -> tuple[str, str, str]:

@@ -41,6 +41,32 @@ def test_manifest_reads_intensities_in_the_chosen_aus_order(tmp_path):
     assert build_dataset(plain, split="all").intensity is None
 
 
+@pytest.mark.parametrize("cell", [3, -1, 1.5, "strong", "B"])
+def test_an_intensity_outside_0_1_is_an_error_naming_it(tmp_path, cell):
+    """A 0-5 scale, a -1 or a word in an AU<k>_int column is an error naming the line and the value (it was clipped
+    to 0 or 1, or left out, without a word); 9 and the label's unknown words are unknown, as in an AU<k> column."""
+    from augtext.errors import UserError
+    from hiva_core.data import build_dataset
+
+    path, rows = _manifest(tmp_path)
+    text = path.read_text().splitlines()
+    header = text[0].split(",")
+    column = header.index("AU1_int")
+    for line, value in ((3, cell), (4, 9), (5, ""), (6, "N/A")):
+        cells = text[line].split(",")
+        cells[column] = str(value)
+        text[line] = ",".join(cells)
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(UserError, match=rf"line 4: AU1_int = '{cell}' is not allowed; intensities are in \[0, 1\]"):
+        build_dataset(path, split="all")
+    cells = text[3].split(",")
+    cells[column] = "0.4"
+    text[3] = ",".join(cells)
+    path.write_text("\n".join(text) + "\n")
+    intensity = build_dataset(path, split="all", aus=[1]).intensity[:, 0]
+    assert intensity[2] == pytest.approx(0.4) and np.isnan(intensity[3:6]).all()
+
+
 def test_intensity_loss_counts_known_cells_only():
     from hiva_core.models import create_model
     from hiva_core.task import AUTask

@@ -261,6 +261,42 @@ def test_eval_prints_table_and_json(trained_run, tiny_faces, tmp_path, capsys):
     assert result["avg"]["f1"] >= 0.9 and result["fold"] == 1
 
 
+def test_eval_without_data_scores_the_runs_own_test_split(trained_run, tiny_faces, tmp_path, capsys):
+    """`eval --run R` (the command train's closing line names) reads the data from the run's config.json and scores
+    its held-out fold: the same table as with --data."""
+    run, _ = trained_run
+    given, default = tmp_path / "given.json", tmp_path / "default.json"
+    assert main(["eval", "--run", str(run), "--data", str(tiny_faces), "--json", str(given)]) == 0
+    assert main(["eval", "--run", str(run), "--json", str(default)]) == 0
+    a, b = json.loads(given.read_text()), json.loads(default.read_text())
+    assert a["per_au"] == b["per_au"] and b["fold"] == 1 and b["trained_rows"] is False and b["trained_faces"] == 0
+    assert main(["eval", "--run", str(tmp_path)]) == 2
+    assert "no config.json there" in capsys.readouterr().err
+
+
+def test_eval_counts_the_runs_training_faces_whatever_names_them(trained_run, tiny_faces, tmp_path, capsys):
+    """A copy of the training manifest, with its fold 2 (training rows of a run that held out fold 1) or without
+    folds (evaluated whole): eval knows the faces by their files (train_faces.npy), says how many were trained on and
+    flags the score as a training one; the held-out fold has none."""
+    run, _ = trained_run
+    df = pd.read_csv(tiny_faces).assign(path=lambda d: [str(tiny_faces.parent / p) for p in d["path"]])
+    copy, whole = tmp_path / "copy.csv", tmp_path / "whole.csv"
+    df.to_csv(copy, index=False)
+    df.drop(columns="fold").to_csv(whole, index=False)
+    for data, fold, expect in [
+        (copy, ["--fold", "2"], (df["fold"] == 2).sum()),
+        (whole, [], 96 - (df["fold"] == 1).sum()),
+    ]:
+        out = tmp_path / "out.json"
+        assert main(["eval", "--run", str(run), "--data", str(data), *fold, "--json", str(out)]) == 0
+        result, captured = json.loads(out.read_text()), capsys.readouterr()
+        assert result["trained_faces"] == expect and result["trained_rows"] is True
+        assert f"{expect} of these {result['n']} faces are training faces of the run" in captured.out
+        assert "training faces" in captured.err and "training score" in captured.err
+    assert main(["eval", "--run", str(run), "--data", str(copy), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["trained_faces"] == 0
+
+
 def test_load_run_matches_trained_model(trained_run, tiny_faces):
     from hiva_core.checkpoint import load_run
     from hiva_core.data import build_dataset
@@ -525,6 +561,38 @@ def test_ctrl_c_after_an_epoch_says_the_run_is_resumable(tmp_path, text_cache, t
     monkeypatch.undo()
     assert main(train_argv(text_cache, tiny_faces, out, "--resume", epochs=3)) == 0
     assert len(pd.read_csv(out / "log.csv")) == 3
+
+
+def test_resume_refuses_options_that_would_train_the_rest_otherwise(tmp_path, text_cache, tiny_faces, capsys):
+    """--resume continues a run as config.json says it was trained: another learning rate, batch size, backbone or
+    --set key is refused naming the option and the run's value (exit 2, config.json and last.pt untouched; before,
+    --lr was recorded and not used, --backbone crashed loading last.pt), as is other data (another number of training
+    frames) and --folds all on one run. --epochs, a moved --data, optim.ema and how it runs may change."""
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, tiny_faces, out, "--set", "train.stop_after=1", epochs=3)) == 0
+    config, last = (out / "config.json").read_bytes(), (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    for extra, words in [
+        (["--lr", "0.5"], ["--lr 0.5", "optim.lr 0.003"]),
+        (["--batch-size", "4", "--backbone", "mobilenetv2"], ["--batch-size 4", "--backbone mobilenetv2", "them out"]),
+        (["--set", "data.augment=strong"], ["data.augment=strong", "data.augment basic"]),
+    ]:
+        assert main(train_argv(text_cache, tiny_faces, out, "--resume", *extra, epochs=3)) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("error: --resume continues") and all(w in err for w in words), err
+    assert main(train_argv(text_cache, tiny_faces, out, "--resume", "--folds", "all", epochs=3)) == 2
+    assert "is one run" in capsys.readouterr().err
+    fewer = tmp_path / "fewer.csv"
+    pd.read_csv(tiny_faces).assign(path=lambda d: [str(tiny_faces.parent / p) for p in d["path"]]).iloc[::2].to_csv(
+        fewer, index=False
+    )
+    assert main(train_argv(text_cache, fewer, out, "--resume", epochs=3)) == 2
+    err = capsys.readouterr().err
+    assert "training frames" in err and "was trained on" in err, err
+    assert (out / "config.json").read_bytes() == config and (out / "last.pt").read_bytes() == last
+    ok = ["--resume", "--set", "train.stop_after=null", "--set", "optim.ema=0.5", "--set", "train.log_every=5"]
+    assert main(train_argv(text_cache, tiny_faces, out, *ok, epochs=4)) == 0
+    assert len(pd.read_csv(out / "log.csv")) == 4
 
 
 def test_the_projects_warnings_are_one_line(tmp_path, text_cache, tiny_faces, capsys):
