@@ -249,6 +249,16 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
         raise UserError(f"run folder {run.path} {what}; give the folder written by `hiva_core train --out`")
     check_not_fold_parent(run)
     info = run.read_config()
+    done, planned = run.progress() or (None, None)
+    if done is not None and done < planned:  # stopped (Ctrl-C, train.stop_after) before its last epoch
+        import warnings
+
+        warnings.warn(
+            f"{run.path} is unfinished: {done} of its {planned} epochs trained (`hiva_core train --resume` finishes "
+            "it); its kept epoch so far is used",
+            UserWarning,
+            stacklevel=2,
+        )
     prior = run.read_prior()
     aus = [int(a) for a in info["aus"]]
     if prior.aus != aus:

@@ -341,6 +341,7 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, 
     that says which rows (`hiva_core.data.splits.eval_selection`); `hiva_core adapt --data` takes the same rows with
     `labels=False`: whatever AUs the data labels (adapting reads no label)."""
     from hiva_core.data import build_dataset, check_images
+    from hiva_core.data.dataset import MissingAUs
     from hiva_core.data.splits import check_split_subjects, eval_selection, list_format, same_data
 
     data_cfg = loaded.config["config"].get("data", {})
@@ -354,16 +355,24 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, 
             )
     if labels and same_data(data, data_cfg.get("spec")):  # the test F1 of a run trained on these lists
         check_split_subjects(data, lists, rows.fold, need_train=False)
-    dataset = build_dataset(
-        data,
-        split=rows.split,
-        fold=rows.fold,
-        lists=lists,
-        image_size=loaded.image_size,
-        augment=False,
-        aus=loaded.aus if labels else None,
-        labels=labels,
-    )
+    try:
+        dataset = build_dataset(
+            data,
+            split=rows.split,
+            fold=rows.fold,
+            lists=lists,
+            image_size=loaded.image_size,
+            augment=False,
+            aus=loaded.aus if labels else None,
+            labels=labels,
+        )
+    except MissingAUs as exc:  # the run's AUs the data lacks: say how to score the ones it has
+        hint = (
+            f"score those it labels with --aus {','.join(map(str, exc.common))}"
+            if exc.common
+            else "it labels none of them"
+        )
+        raise UserError(f"{exc} (the run predicts {', '.join(f'AU{a}' for a in loaded.aus)}): {hint}") from None
     if labels and list(dataset.aus) != loaded.aus:
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {loaded.run_dir} predicts {loaded.aus}")
     if len(dataset) == 0:

@@ -212,6 +212,14 @@ def _subset_meta(meta: MetaFn | None, indices: list[int], index: int) -> tuple[s
     return meta(indices[index]) if meta else ("", "", "")
 
 
+class MissingAUs(UserError):
+    """AUs asked for that the data does not label (select_aus); `common`: those asked for that it does label."""
+
+    def __init__(self, message: str, common: list[int]) -> None:
+        super().__init__(message)
+        self.common = common
+
+
 def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] | None, source: str):
     """Pick and order label columns: `aus=None` keeps the data's own; an AU the data lacks is a UserError."""
     data_aus = [int(a) for a in data_aus]
@@ -223,7 +231,10 @@ def select_aus(labels: np.ndarray, data_aus: Sequence[int], aus: Sequence[int] |
     missing = [a for a in wanted if a not in data_aus]
     if missing:
         have = ", ".join(au_label(a) for a in data_aus)
-        raise UserError(f"{', '.join(au_label(a) for a in missing)} not labelled in {source}; its AUs are: {have}")
+        raise MissingAUs(
+            f"{', '.join(au_label(a) for a in missing)} not labelled in {source}; its AUs are: {have}",
+            [a for a in wanted if a in data_aus],
+        )
     index = [data_aus.index(a) for a in wanted]
     return labels[:, index], wanted
 

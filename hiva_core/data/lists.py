@@ -208,7 +208,8 @@ def check_subject_exclusive(name: str, lists: str | os.PathLike, fold: int | Non
 
 
 def read_label_list(path: str | os.PathLike, aus: Sequence[int]) -> np.ndarray:
-    """Space-separated labels, one row per frame, one column per AU -> float32 (N, A), NaN where 9 (unknown).
+    """Labels separated by spaces (tabs, commas), one row per frame, one column per AU -> float32 (N, A), NaN where
+    9 (unknown).
 
     Only 0, 1 and 9 are allowed; another value or a wrong number of columns is a UserError naming file and line.
     The common layout (one digit per value, single spaces) is parsed in one vectorised pass.
@@ -245,7 +246,7 @@ def _parse_general(text: str, aus: Sequence[int], path: Path) -> np.ndarray:
     labels = np.empty((len(lines), len(aus)), dtype=np.float32)
     value = {"0": 0.0, "1": 1.0, "9": np.nan}
     for i, line in enumerate(lines):
-        tokens = line.split()
+        tokens = line.replace(",", " ").split()  # spaces, tabs or commas between the labels
         if len(tokens) != len(aus):
             names = " ".join(au_label(a) for a in aus)
             raise UserError(f"{path}: line {i + 1} has {len(tokens)} values, expected {len(aus)} ({names})")

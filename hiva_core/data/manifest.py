@@ -76,6 +76,8 @@ def read_label_manifest(path: str | os.PathLike) -> pd.DataFrame:
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"cannot read manifest {path}: {exc}") from None
     df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+    if df.empty:  # a header alone: every later message (no rows of fold 1, its folds: []) would say less
+        raise UserError(f"manifest {path} has no rows, only its header; add a row per image")
     return df
 
 

@@ -72,6 +72,25 @@ def test_manifest_semicolons_say_so(tmp_path, text_cache, tiny_faces, capsys):
     assert "no 'path' column" in line and "separated by ';'" in line and "comma-separated" in line
 
 
+def test_manifest_with_a_header_only_says_it_has_no_rows(tmp_path, text_cache, tiny_faces, capsys):
+    data = tmp_path / "m.csv"
+    _manifest(tiny_faces, tmp_path).head(0).to_csv(data, index=False)
+    line = _train_fails(text_cache, data, tmp_path / "run", capsys)
+    assert f"manifest {data} has no rows, only its header" in line
+
+
+def test_eval_on_data_lacking_some_of_the_runs_aus_says_which_to_score(tmp_path, trained_run, tiny_faces, capsys):
+    """The run predicts AU1, AU2, AU4; data labelling only AU2 and AU4: the error says to score those with --aus,
+    which then works."""
+    run, _ = trained_run
+    data = tmp_path / "m.csv"
+    _manifest(tiny_faces, tmp_path, rows=40).drop(columns="AU1").to_csv(data, index=False)
+    assert main(["eval", "--run", str(run), "--data", str(data)]) == 2
+    line = _error_line(capsys)
+    assert "AU1 not labelled in" in line and "score those it labels with --aus 2,4" in line, line
+    assert main(["eval", "--run", str(run), "--data", str(data), "--aus", "2,4"]) == 0
+
+
 @pytest.mark.parametrize("column", ["AUl2", "AU 2", "AU2_c"])
 def test_mistyped_au_column_is_refused(tmp_path, text_cache, tiny_faces, capsys, column):
     """AU2 mistyped: its labels were silently left out and the run trained without AU2 (exit 0)."""
@@ -215,8 +234,8 @@ def test_text_cache_that_is_a_file(tmp_path, text_cache, tiny_faces, capsys):
 
 # ------------------------------------------------------------------------------------------------------ list files
 def test_list_files_from_windows_editors_read(tmp_path, text_cache, capsys, one_thread):
-    """A byte-order mark, old Mac (CR) line ends and spaces after a path are how editors save list files: read as
-    the paths and labels they hold."""
+    """A byte-order mark, old Mac (CR) line ends, spaces after a path and commas between labels are how editors save
+    list files: read as the paths and labels they hold."""
     labels = [[i % 2, (i + 1) % 2, 0, 1, 0, i % 2, 0, 1] for i in range(8)]
     lists = tmp_path / "lists"
     for split, subject in (("train", "SN001"), ("test", "SN002")):  # subject-exclusive, as the protocol is
@@ -227,6 +246,8 @@ def test_list_files_from_windows_editors_read(tmp_path, text_cache, capsys, one_
         )
         path_file.write_bytes(b"\xef\xbb\xbf" + path_file.read_bytes().replace(b"\n", b"  \r\n"))
         label_file.write_bytes(b"\xef\xbb\xbf" + label_file.read_bytes().replace(b"\n", b"\r"))
+        if split == "test":  # labels separated by commas, as a spreadsheet saves them
+            label_file.write_bytes(label_file.read_bytes().replace(b" ", b","))
     out = tmp_path / "run"
     argv = train_argv(text_cache, f"disfa:{tmp_path / 'img'}", out, "--lists", str(lists), epochs=1)
     assert main([*argv, "--set", "data.aus=1,2,4,6"]) == 0, capsys.readouterr().err

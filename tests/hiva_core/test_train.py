@@ -572,6 +572,8 @@ def test_resume_refuses_options_that_would_train_the_rest_otherwise(tmp_path, te
     assert main(train_argv(text_cache, tiny_faces, out, "--set", "train.stop_after=1", epochs=3)) == 0
     config, last = (out / "config.json").read_bytes(), (out / "last.pt").read_bytes()
     capsys.readouterr()
+    assert main(["eval", "--run", str(out)]) == 0  # an unfinished run is scored, and says so
+    assert f"{out} is unfinished: 1 of its 3 epochs trained" in capsys.readouterr().err
     for extra, words in [
         (["--lr", "0.5"], ["--lr 0.5", "optim.lr 0.003"]),
         (["--batch-size", "4", "--backbone", "mobilenetv2"], ["--batch-size 4", "--backbone mobilenetv2", "them out"]),
