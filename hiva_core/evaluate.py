@@ -245,6 +245,7 @@ def evaluate_run(
     metrics["rows"] = rows.text + rows_text
     metrics["trained_rows"] = trained_on or bool(seen)
     metrics["trained_faces"] = seen
+    metrics["no_face"] = rows.no_face
     metrics["thresholds"] = threshold_text
     metrics["flip"] = flip
     if save_thresholds is not None:
@@ -378,7 +379,12 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, 
     if len(dataset) == 0:
         raise UserError(f"{data} has no frames in the rows chosen ({rows.text})")
     if aligns(loaded, align):
+        before = len(dataset)
         dataset = aligned_for(loaded, dataset)
+        if len(dataset) < before:  # said in the header and the JSON, not only in a warning
+            dropped = before - len(dataset)
+            text = f"{rows.text}; {dropped} of its {before} frames left out: no face found"
+            rows = dataclasses.replace(rows, text=text, no_face=dropped)
     if loaded.reference and not (loaded.reads_alone and dataset.references is None):
         dataset.pair_references()  # each face beside its neutral frame (data without them: read alone, if it can)
     check_images(dataset)

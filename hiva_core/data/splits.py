@@ -71,11 +71,13 @@ def data_layout(spec: str | os.PathLike) -> DataLayout:
 
 @dataclass(frozen=True)
 class Selection:
-    """The rows `eval` scores: `split` and `fold` for build_dataset, and `text`, what a table header says."""
+    """The rows `eval` scores: `split` and `fold` for build_dataset, and `text`, what a table header says;
+    `no_face`: how many of them were left out because no face was found in them (data aligned on the fly)."""
 
     split: str
     fold: int | None
     text: str
+    no_face: int = 0
 
 
 def eval_selection(spec: str | os.PathLike, fold: int | None, run_fold: int | None) -> Selection:

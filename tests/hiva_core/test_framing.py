@@ -151,6 +151,17 @@ def test_train_eval_with_align_see_one_framing(raw_faces, text_cache, tmp_path, 
     assert "(split test, 2 frames;" in capsys.readouterr().out
     assert main(["eval", "--run", str(out), "--data", str(raw_faces), "--no-align"]) == 0  # the raw photos
     assert "(split test, 2 frames;" in capsys.readouterr().out
+    # A test image without a face: left out, and the header and the JSON say so (not only a warning).
+    walled = raw_faces.parent / "walled.csv"
+    pd.read_csv(raw_faces).assign(split=lambda d: d["split"].where(d["path"] != "wall.png", "test")).to_csv(
+        walled, index=False
+    )
+    monkeypatch.undo()  # the wall's crop was cached as no face; a copy of the manifest finds it all the same
+    scored = tmp_path / "walled.json"
+    assert main(["eval", "--run", str(out), "--data", str(walled), "--json", str(scored)]) == 0
+    assert "split test; 1 of its 3 frames left out: no face found, 2 frames;" in capsys.readouterr().out
+    result = json.loads(scored.read_text())
+    assert result["no_face"] == 1 and result["n"] == 2 and result["trained_faces"] == 0
 
 
 def test_align_errors_name_the_problem(raw_faces, tmp_path, capsys):
