@@ -255,6 +255,20 @@ def _unlabelled_note(names: Sequence[str], where: str = "this split") -> str:
     return f"\n\n– {', '.join(names)}: no known label in {where}; left out of the average." if names else ""
 
 
+def never_present(per_au: Mapping[str, Mapping]) -> list[str]:
+    """The AUs labelled in a split but never present there (every known label 0): their F1 is 0 whatever is called."""
+    return [name for name, row in per_au.items() if row.get("n") and row.get("tp", 0) + row.get("fn", 0) == 0]
+
+
+def _never_present_note(names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    return (
+        f"\n\n{', '.join(names)}: never present in this split (every known label 0), so F1 0 whatever the run calls "
+        "and AUC undefined; counted in the average F1 (--aus without them leaves them out)."
+    )
+
+
 def _pct(value: float) -> str:
     return NAN_TEXT if value is None or math.isnan(value) else f"{100.0 * value:.1f}"
 
@@ -283,7 +297,8 @@ def format_table(metrics: Mapping) -> str:
         f"| **Avg** | **{_pct(avg['f1'])}** |{extra(avg)} {_pct(avg['auc'])} | {_pct(avg['pos_rate'])} | "
         f"{_pct(avg['floor_f1'])} |"
     )
-    return "\n".join(lines) + _unlabelled_note(unlabelled(metrics["per_au"]))
+    per_au = metrics["per_au"]
+    return "\n".join(lines) + _unlabelled_note(unlabelled(per_au)) + _never_present_note(never_present(per_au))
 
 
 def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:

@@ -92,7 +92,13 @@ def test_format_table_markdown():
     assert lines[2] == "| AU1 | 66.7 | 88.9 | 50.0 | 66.7 |"
     assert lines[3] == "| AU2 | 0.0 | – | 0.0 | 0.0 |"  # undefined AUC prints as a dash
     assert lines[4].startswith("| **Avg** | **33.3** | 88.9 |")
-    assert all(line.count("|") == 6 for line in lines)
+    assert all(line.count("|") == 6 for line in lines[:5])
+    # AU2 is labelled and never present: a note says why its F1 is 0 and what the average does with it
+    assert lines[5:] == [
+        "",
+        "AU2: never present in this split (every known label 0), so F1 0 whatever the run calls and AUC undefined; "
+        "counted in the average F1 (--aus without them leaves them out).",
+    ]
 
 
 def test_fold_aggregation():
