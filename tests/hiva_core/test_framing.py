@@ -31,14 +31,18 @@ def test_eval_of_a_fold_run_on_data_without_folds_scores_every_row(trained_run, 
     out = tmp_path / "whole.json"
     assert main(["eval", "--run", str(run), "--data", str(whole), "--json", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "(all rows: no fold or split column, 96 frames;" in captured.out and "warning" not in captured.err
+    # every row, 64 of them the run's training faces (folds 2 and 3): said in the header, the JSON and a warning
+    rows = (
+        "all rows: no fold or split column; 64 of these 96 faces are training faces of the run: a training score there"
+    )
+    assert f"({rows}, 96 frames;" in captured.out and "training faces (train_faces.npy)" in captured.err
     result = json.loads(out.read_text())
-    assert result["n"] == 96 and result["fold"] is None and result["rows"] == "all rows: no fold or split column"
+    assert result["n"] == 96 and result["fold"] is None and result["rows"] == rows and result["trained_faces"] == 64
     # A split column: its test rows. Folds: the run's fold, as before.
     split = _manifest(
         tiny_faces,
         tmp_path / "split.csv",
-        lambda f: f.assign(split=np.where(f["fold"] == 2, "test", "train")).drop(columns="fold"),
+        lambda f: f.assign(split=np.where(f["fold"] == 1, "test", "train")).drop(columns="fold"),  # held out
     )
     assert main(["eval", "--run", str(run), "--data", str(split)]) == 0
     assert "(split test, 32 frames;" in capsys.readouterr().out
