@@ -331,6 +331,9 @@ def predict(
         help="With --neutral auto: the images of each folder are the frames of one clip (one person, one "
         "recording), read beside the folder's resting frame, not photos read alone.",
     ),
+    every: int = typer.Option(
+        1, help="Videos: score every N-th frame only (0, N, 2N, ...; rows keep their frame numbers). Default: all."
+    ),
 ) -> None:
     """AU probabilities for new faces: detect, align, predict, and optionally draw heatmaps.
 
@@ -354,6 +357,7 @@ def predict(
         flip=flip,
         neutral=neutral,
         frames=frames,
+        every=every,
     )
     if out is None:
         print_predict_table(result.rows, result.aus, result.thresholds)

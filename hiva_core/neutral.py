@@ -273,7 +273,8 @@ def resting_frames(
                 best[key] = (p, tensor, row)
         pending.clear()
 
-    with progress_bar("resting frames", frame_total(clipped), progress) as advance:
+    every = getattr(stream, "keywords", {}).get("every", 1)  # predict --every: the stream reads every N-th frame
+    with progress_bar("resting frames", frame_total(clipped, every), progress) as advance:
         for row, crop in largest_per_frame(stream(clipped, on_frames=advance, device=loaded.device)):
             pending.append((row, transform(crop)))
             if len(pending) >= batch_size:

@@ -136,13 +136,21 @@ def check_min_face(min_face: float) -> None:
         raise UserError(f"--min-face must be a positive number of pixels (e.g. 20), got {min_face}")
 
 
-def frame_total(sources: Sequence[tuple[Path, str]]) -> int:
-    """How many frames `sources` hold (a video whose length is unknown counts 0): a progress bar's total."""
-    return sum(1 if kind == "image" else (video_frame_count(p) or 0) for p, kind in sources)
+def frame_total(sources: Sequence[tuple[Path, str]], every: int = 1) -> int:
+    """How many frames `sources` hold, of a video every `every`-th (a video whose length is unknown counts 0): a
+    progress bar's total."""
+    return sum(1 if kind == "image" else -(-(video_frame_count(p) or 0) // every) for p, kind in sources)
 
 
-def iter_frames(sources: Iterable[tuple[Path, str]]) -> Iterator[Frame]:
-    """Decode every source into frames; a failure becomes a Frame with `error` (and ends that video)."""
+def check_every(every: int) -> None:
+    """--every must be a whole number of frames, at least 1 (every frame)."""
+    if every < 1:
+        raise UserError(f"--every must be at least 1 (1: every frame of a video, 10: every tenth), got {every}")
+
+
+def iter_frames(sources: Iterable[tuple[Path, str]], every: int = 1) -> Iterator[Frame]:
+    """Decode every source into frames, of a video only every `every`-th (frames 0, every, 2 x every, ...: their
+    indices kept); a failure becomes a Frame with `error` (and ends that video)."""
     for path, kind in sources:
         if kind == "image":
             try:
@@ -153,7 +161,8 @@ def iter_frames(sources: Iterable[tuple[Path, str]]) -> Iterator[Frame]:
         index = -1
         try:
             for index, t, image in iter_video(path):
-                yield Frame(path, kind, index, t, image=image)
+                if index % every == 0:
+                    yield Frame(path, kind, index, t, image=image)
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - same for the decoder
@@ -215,7 +224,8 @@ class FaceRow:
 class FaceStream:
     """Inputs in, faces out, in input order: frames are decoded and searched for faces (MTCNN) `batch_size` at a time,
     and each face is aligned to the training template. With `detect=False` every frame is taken as an aligned face.
-    `on_frames(n)` hears how many frames each batch held (a progress bar)."""
+    `on_frames(n)` hears how many frames each batch held (a progress bar). `every`: of a video, only every N-th
+    frame."""
 
     def __init__(
         self,
@@ -227,12 +237,13 @@ class FaceStream:
         min_face: float = 20.0,
         device: torch.device | None = None,
         on_frames: Callable[[int], None] = lambda n: None,
+        every: int = 1,
     ):
-        self.sources, self.timer, self.detect = sources, timer, detect
+        self.sources, self.timer, self.detect, self.every = sources, timer, detect, every
         self.batch_size, self.min_face, self.device, self.on_frames = batch_size, min_face, device, on_frames
 
     def __iter__(self) -> Iterator[FaceRow]:
-        frames = iter_frames(self.sources)
+        frames = iter_frames(self.sources, self.every)
         while True:
             with self.timer.stage("read"):
                 chunk = list(islice(frames, self.batch_size))

@@ -318,6 +318,18 @@ def test_min_face_must_be_positive(tmp_path, trained_run, tiny_faces, capsys, va
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_predict_every_must_be_at_least_one(tmp_path, trained_run, tiny_faces, capsys, value):
+    run_dir, _ = trained_run
+    out = tmp_path / "p.csv"
+    image = str(tiny_faces.parent / "img" / "000.png")
+    assert main(["predict", image, "--run", str(run_dir), "--every", value, "--out", str(out)]) == 2
+    assert f"--every must be at least 1 (1: every frame of a video, 10: every tenth), got {value}" in _error_line(
+        capsys
+    )
+    assert not out.exists()
+
+
 def test_cuda_asked_for_without_cuda_names_the_option(trained_run, tiny_faces, capsys):
     import torch
 

@@ -144,6 +144,14 @@ def test_predict_video_with_a_no_face_stretch(tmp_path, loaded, astronaut):
     assert (table["kind"] == "video").all()
     assert table.loc[table["status"] == "ok", "AU1_prob"].notna().all()
     assert result.summary["frames_without_face"] == 4 and result.summary["faces"] == 6
+    # --every 3: frames 0, 3, 6, 9, the same rows as in the full read (a long clip read 3x faster)
+    every = run_predict([video], loaded, batch_size=4, every=3).rows
+    assert list(every["frame"]) == [0, 3, 6, 9] and list(every["status"]) == ["ok", "no_face", "no_face", "ok"]
+    full = table.set_index("frame").loc[[0, 3, 6, 9]]
+    np.testing.assert_allclose(every["AU1_prob"].to_numpy(), full["AU1_prob"].to_numpy(), atol=1e-6)
+    from hiva_core.faces.stream import frame_total
+
+    assert frame_total([(video, "video")], 3) == 4 and frame_total([(video, "video")], 1) == 10
 
 
 def test_heatmap_grid_per_face(image_folder, loaded, tmp_path):
