@@ -416,19 +416,28 @@ def adapt(
 
 @app.command()
 def prepare(
-    dataset: str = typer.Argument(..., help="bp4d, disfa or gft."),
+    dataset: str = typer.Argument(
+        ..., help="bp4d, disfa, gft, or videos (your own: each video with a label CSV of the same name beside it)."
+    ),
     root: Path = typer.Option(..., help="The raw dataset tree."),
-    out: Path = typer.Option(..., help="Output folder: aligned crops + list files."),
+    out: Path = typer.Option(..., help="Output folder: aligned crops + list files (videos: + manifest.csv)."),
     workers: int = typer.Option(1, help="Processes (one sequence each at a time)."),
     device: str | None = typer.Option(None, help="Face detector device: auto (default), cpu, cuda, cuda:N."),
+    frame_base: int | None = typer.Option(
+        None, help="videos: the number a label CSV gives a video's first frame, 0 (default) or 1."
+    ),
 ) -> None:
-    """Raw BP4D/DISFA/GFT trees -> aligned 256x256 faces + list files + folds (resumable).
+    """Raw BP4D/DISFA/GFT trees, or your own labelled videos -> aligned 256x256 faces + list files (videos: a
+    manifest) + folds (resumable).
 
-    Writes OUT/images/, OUT/lists/ and OUT/prepare_report.csv (frames left out: no face, missing, unreadable)."""
+    Writes OUT/images/, OUT/lists/ (videos: OUT/manifest.csv) and OUT/prepare_report.csv (frames left out: no face,
+    missing, unreadable)."""
     from hiva_core.prepare import run_prepare
     from hiva_core.views import print_prepare_summary
 
-    print_prepare_summary(run_prepare(dataset=dataset, root=root, out=out, workers=workers, device=device))
+    print_prepare_summary(
+        run_prepare(dataset=dataset, root=root, out=out, workers=workers, device=device, frame_base=frame_base)
+    )
 
 
 @app.command()

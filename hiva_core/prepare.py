@@ -30,6 +30,15 @@ GFT    AU coding  `AUCoding/<subject>.csv` or `AUCoding/<subject>_<sequence>.csv
 Folds (BP4D, DISFA): the subject-exclusive 3-fold partition of ME-GraphAU / MDHR (fold k's test subjects below;
 train = the other two folds). A subject outside it (not part of the public datasets) is assigned to the folds in
 sorted order, round robin, with a warning.
+
+Your own videos (`prepare videos`): every video under --root with a label CSV of the same name beside it
+(`S01/clip.mp4` + `S01/clip.csv`). The CSV has a frame column (`frame`, `frame_idx`, `frame_index`,
+`frame_number`, ... in any case) numbering the video's frames from --frame-base (0: the first decoded frame is 0),
+and AU columns read as a manifest's (`AU12`, `au12`; 0, 1, unknown: empty, 9, NaN, ...); an optional `subject`
+column, else the subject is the video's folder under --root (the video's name when it lies in --root itself). Crops
+go to OUT/images/<the video's path without its suffix>/<frame>.jpg and the labelled crops to OUT/manifest.csv
+(path, subject, sequence, frame, fold, AU columns), folds 1-3 by subject in sorted order, round robin (none with one
+subject): train with `--data OUT/manifest.csv`.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from augtext.errors import UserError
 from augtext.facs import DATASET_AUS, au_label, parse_au_label
@@ -266,6 +276,119 @@ def _gft_split(root: Path, subjects: list[str]) -> dict[str, int]:
     return {s: int(i % 5 == 4) for i, s in enumerate(subjects)}
 
 
+# --------------------------------------------------------------------------------------------------- your own videos
+VIDEOS = "videos"
+# The names a label CSV's frame column may have (compared lower-case, spaces and dashes as underscores).
+FRAME_COLUMNS = (
+    "frame", "frame_idx", "frame_index", "frame_number", "frame_no", "frame_num", "frame_id", "frameindex",
+    "framenumber", "frames",
+)  # fmt: skip
+
+
+def read_video_labels(path: Path, frame_base: int) -> tuple[list[int], dict[int, np.ndarray], str | None]:
+    """A video's label CSV -> (frame numbers, {AU code: labels 1/0/NaN per row}, its subject column's one value or
+    None). A missing frame column, a frame number that is not a whole number at least `frame_base`, a frame listed
+    twice, or a `subject` column with several values is a UserError naming the file (and line)."""
+    from hiva_core.data.manifest import _labels, au_columns, read_label_manifest
+
+    df = read_label_manifest(path)
+    names = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): c for c in df.columns}
+    column = next((names[n] for n in FRAME_COLUMNS if n in names), None)
+    if column is None:
+        raise UserError(
+            f"{path} has no frame column ({', '.join(FRAME_COLUMNS[:4])}, ...: each row's frame number in the video "
+            f"beside it); its columns: {', '.join(map(str, df.columns[:10]))}"
+        )
+    frames = pd.to_numeric(df[column], errors="coerce")
+    bad = frames.isna() | (frames != frames.round()) | (frames < frame_base)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(
+            f"{path}: line {row + 2}: {column} = {df[column].iloc[row]!r} is not a frame number (whole, from "
+            f"--frame-base {frame_base})"
+        )
+    frames = frames.astype(np.int64).tolist()
+    seen: dict[int, int] = {}
+    for i, frame in enumerate(frames):
+        if frame in seen:
+            raise UserError(f"{path}: line {i + 2}: frame {frame} is listed again (first on line {seen[frame] + 2})")
+        seen[frame] = i
+    columns = au_columns(df, path)
+    labels = _labels(df, columns, path)
+    subject = None
+    if "subject" in names:
+        values = sorted({str(v).strip() for v in df[names["subject"]] if str(v).strip()})
+        if len(values) > 1:
+            raise UserError(f"{path}: its subject column names {', '.join(values[:4])}: one video, one subject")
+        subject = values[0] if values else None
+    return frames, {code: labels[:, j] for j, code in enumerate(columns)}, subject
+
+
+def scan_videos(root: Path, skip: Path | None, frame_base: int) -> tuple[list[SequenceJob], dict[str, int], list[int]]:
+    """The videos under `root` with a label CSV beside them -> sequence jobs, each subject's fold (1-3 in sorted
+    order, round robin; 0 for all when there is one subject) and the AUs labelled (the union of the CSVs' columns: an
+    AU a CSV lacks is unknown, 9, in its rows)."""
+    tree = _Tree(root, skip)
+    videos = [p for p in tree.files if p.suffix.lower() in VIDEO_SUFFIXES]
+    labelled = [(v, v.with_suffix(".csv")) for v in videos if v.with_suffix(".csv").is_file()]
+    unlabelled = [v for v in videos if not v.with_suffix(".csv").is_file()]
+    if not labelled:
+        raise UserError(
+            f"no video with a label CSV beside it under {root} (clip.mp4 + clip.csv: a frame column and AU columns)"
+            + (f"; found {len(videos)} video(s) without one, e.g. {videos[0]}" if videos else "")
+        )
+    if unlabelled:
+        names = ", ".join(str(v.relative_to(root)) for v in unlabelled[:5])
+        print(
+            f"warning: {len(unlabelled)} video(s) without a label CSV beside them left out: {names}"
+            + (", ..." if len(unlabelled) > 5 else ""),
+            file=sys.stderr,
+        )
+    read = [(video, *read_video_labels(csv_path, frame_base)) for video, csv_path in labelled]
+    aus = sorted({code for _, _, labels, _ in read for code in labels})
+    jobs = []
+    for video, frames, labels, subject in read:
+        sequence = video.relative_to(root).with_suffix("").as_posix()
+        if subject is None:
+            parts = video.relative_to(root).parts
+            subject = parts[0] if len(parts) > 1 else video.stem
+        codes = np.full((len(frames), len(aus)), UNKNOWN, dtype=np.int64)
+        for j, code in enumerate(aus):
+            if code in labels:
+                column = labels[code]
+                codes[~np.isnan(column), j] = column[~np.isnan(column)].astype(np.int64)
+        frame_jobs = tuple(
+            FrameJob(f, f"{sequence}/{f}.jpg", tuple(int(v) for v in row)) for f, row in zip(frames, codes, strict=True)
+        )
+        jobs.append(SequenceJob(subject, sequence, None, video, frame_base, frame_jobs))
+    subjects = sorted({j.subject for j in jobs})
+    folds = {s: (1 + i % min(3, len(subjects)) if len(subjects) > 1 else 0) for i, s in enumerate(subjects)}
+    return jobs, folds, aus
+
+
+def write_video_manifest(path: Path, jobs: list[SequenceJob], folds: dict[str, int], aus: Sequence[int], ok: set[str]):
+    """OUT/manifest.csv: one row per cropped frame (path under OUT, subject, sequence, frame, fold unless there is
+    one subject, AU<k> as 1 / 0 / empty for unknown); returns the rows written."""
+    from augtext.io import atomic_write
+
+    rows = [
+        {
+            "path": f"images/{fj.out_rel}",
+            "subject": job.subject,
+            "sequence": job.sequence,
+            "frame": fj.frame,
+            **({"fold": folds[job.subject]} if len(set(folds.values())) > 1 else {}),
+            **{f"AU{a}": ("" if v == UNKNOWN else v) for a, v in zip(aus, fj.labels, strict=True)},
+        }
+        for job in jobs
+        for fj in job.frames
+        if fj.out_rel in ok
+    ]
+    with atomic_write(path, "w") as fh:
+        pd.DataFrame(rows, columns=list(rows[0]) if rows else ["path"]).to_csv(fh, index=False, lineterminator="\n")
+    return len(rows)
+
+
 # -------------------------------------------------------------------------------------------------------- processing
 def process_sequence(job: SequenceJob, images: Path, device: str | None = None, chunk: int = 8) -> list[tuple]:
     """Crop every frame of one sequence not cropped yet -> [(frame, status, detail)] with status
@@ -396,13 +519,20 @@ def run_prepare(
     *,
     device: str | None = None,
     progress: bool | None = None,
+    frame_base: int | None = None,
 ) -> dict:
-    """Raw tree -> OUT/images (aligned 256-px crops), OUT/lists (list files), OUT/prepare_report.csv; returns a
-    summary (frames per status, list sizes, where things went; `hiva_core.views.print_prepare_summary` shows it).
-    `device`: the face detector's (default: auto, CUDA when present)."""
+    """Raw tree -> OUT/images (aligned 256-px crops), OUT/lists (list files; `videos`: OUT/manifest.csv),
+    OUT/prepare_report.csv; returns a summary (frames per status, list sizes, where things went;
+    `hiva_core.views.print_prepare_summary` shows it). `device`: the face detector's (default: auto, CUDA when
+    present). `frame_base` (videos only): the number of a video's first frame in its label CSV (default 0)."""
     dataset = dataset.lower()
-    if dataset not in DATASET_AUS:
-        raise UserError(f"unknown dataset {dataset!r}; use bp4d, disfa or gft")
+    if dataset not in (*DATASET_AUS, VIDEOS):
+        raise UserError(f"unknown dataset {dataset!r}; use bp4d, disfa, gft or videos (your own, with label CSVs)")
+    if frame_base is not None and dataset != VIDEOS:
+        raise UserError(f"--frame-base is for `prepare videos` (label CSVs beside your videos), not {dataset}")
+    frame_base = 0 if frame_base is None else frame_base
+    if frame_base < 0:
+        raise UserError(f"--frame-base must be 0 or more (the number of a video's first frame), got {frame_base}")
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise UserError(f"raw dataset folder not found: {root}")
@@ -413,7 +543,10 @@ def run_prepare(
 
     device = str(pick_device(device))
     t0 = time.perf_counter()
-    jobs, folds = scan(dataset, root, skip=out)
+    if dataset == VIDEOS:
+        jobs, folds, aus = scan_videos(root, out, frame_base)
+    else:
+        jobs, folds = scan(dataset, root, skip=out)
     images = out / "images"
     total = sum(len(j.frames) for j in jobs)
     results: dict[str, list[tuple]] = {}
@@ -427,7 +560,12 @@ def run_prepare(
         else:
             _run_pool(jobs, images, device, workers, results, advance)
     ok = {fj.out_rel for j in jobs for fj, (_, status, _) in _pairs(j, results[j.name]) if status == "ok"}
-    counts = write_lists(dataset, jobs, folds, ok, out / "lists")
+    if dataset == VIDEOS:
+        manifest = out / "manifest.csv"
+        outputs = {"manifest": str(manifest), "rows": write_video_manifest(manifest, jobs, folds, aus, ok)}
+        outputs |= {"aus": aus, "subjects": len(folds), "folds": sorted(set(folds.values()) - {0})}
+    else:
+        outputs = {"lists": write_lists(dataset, jobs, folds, ok, out / "lists"), "list_dir": str(out / "lists")}
     report = out / "prepare_report.csv"
     problems = _write_report(report, jobs, results)
     summary = {
@@ -435,9 +573,8 @@ def run_prepare(
         "frames": total,
         "cropped": len(ok),
         "problems": problems,
-        "lists": counts,
+        **outputs,
         "images": str(images),
-        "list_dir": str(out / "lists"),
         "report": str(report),
         "seconds": round(time.perf_counter() - t0, 1),
     }

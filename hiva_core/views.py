@@ -122,7 +122,12 @@ def print_prepare_summary(summary: dict[str, Any]) -> None:
     print(
         f"prepare {summary['dataset']}: {summary['cropped']}/{summary['frames']} labelled frames cropped"
         + (f"; not used: {detail} (see {summary['report']})" if problems else "")
-        + f"\ntrain with: --data {summary['dataset']}:{summary['images']} --lists {summary['list_dir']}",
+        + (
+            f"\ntrain with: --data {summary['manifest']} ({summary['rows']} rows, {summary['subjects']} subject(s), "
+            f"folds {', '.join(map(str, summary['folds'])) or 'none: one subject'})"
+            if "manifest" in summary
+            else f"\ntrain with: --data {summary['dataset']}:{summary['images']} --lists {summary['list_dir']}"
+        ),
         file=sys.stderr,
     )
 

@@ -233,3 +233,76 @@ def test_prepare_out_that_is_a_file_is_a_user_error(bp4d_root, tmp_path):
     with pytest.raises(UserError, match=r"--out .*taken is a file, not a folder"):
         run_prepare("bp4d", bp4d_root, taken)
     assert taken.read_text() == "a file"
+
+
+# ------------------------------------------------------------------------------------------------ your own videos
+def test_prepare_videos_with_label_csvs_beside_them(tmp_path, face, capsys, text_cache):
+    """Your own labelled videos, as an engineer keeps them: subject folders of clips, each with a CSV of its frames'
+    labels in its own spelling (Frame / frame_idx, AU01 / au12, 9 or empty for unknown), a clip without labels
+    (left out, said), a subject column naming another person. The manifest holds each labelled frame that shows a
+    face, with its labels, subject and a subject-exclusive fold; it trains and evaluates as any manifest."""
+    from hiva_core.cli import main
+    from hiva_core.data import build_dataset
+    from hiva_core.prepare import run_prepare
+    from tests.hiva_core.conftest import train_argv
+
+    root = tmp_path / "videos"
+    clips = {  # path: (frames shown, CSV text)
+        "S01/smile.mp4": (
+            [frame(face), frame(face, shift=2), frame(face, with_face=False), frame(face, shift=4)],
+            "Frame,AU01,AU12\n0,1,0\n1,0,1\n2,1,1\n3,9,1\n",
+        ),
+        "S02/talk.mp4": ([frame(face, shift=1), frame(face, shift=3)], "frame_idx,au1,au12,au4\n0,0,,1\n1,1,0,0\n"),
+        "S03/a.mp4": ([frame(face), frame(face, shift=1)], "frame,AU1,subject\n1,1,Anna\n"),  # only frame 1 labelled
+        "S03/unlabelled.mp4": ([frame(face)], None),
+    }
+    for rel, (frames, text) in clips.items():
+        write_video(root / rel, frames)
+        if text is not None:
+            (root / rel).with_suffix(".csv").write_text(text)
+    out = tmp_path / "out"
+    summary = run_prepare("videos", root, out, progress=False)
+    assert "1 video(s) without a label CSV beside them left out: S03/unlabelled.mp4" in capsys.readouterr().err
+    assert summary["cropped"] == 6 and summary["problems"] == {"no_face": 1} and summary["aus"] == [1, 4, 12]
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert list(manifest.columns) == ["path", "subject", "sequence", "frame", "fold", "AU1", "AU4", "AU12"]
+    smile = manifest[manifest["sequence"] == "S01/smile"]
+    assert list(smile["frame"]) == [0, 1, 3] and list(smile["path"]) == [f"images/S01/smile/{f}.jpg" for f in (0, 1, 3)]
+    assert list(smile["AU1"].astype(str)) == ["1", "0", ""] and list(smile["AU4"].astype(str)) == ["", "", ""]
+    assert list(manifest["subject"]) == ["S01"] * 3 + ["S02"] * 2 + ["Anna"]
+    assert manifest.groupby("subject")["fold"].nunique().eq(1).all() and manifest["fold"].nunique() == 3
+    ds = build_dataset(out / "manifest.csv", split="all", image_size=64, aus=[1, 4, 12])
+    assert len(ds) == 6 and ds[0]["image"].shape == (3, 64, 64)
+    np.testing.assert_array_equal(ds.labels[3], [0, 1, np.nan])  # S02 frame 0: AU1 0, AU4 1, AU12 unknown
+    # a second run redoes nothing; the command says what to train with, and that trains
+    assert run_prepare("videos", root, out, progress=False)["cropped"] == 6
+    assert main(["prepare", "videos", "--root", str(root), "--out", str(out)]) == 0
+    assert f"train with: --data {out / 'manifest.csv'} (6 rows, 3 subject(s), folds 1, 2, 3)" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert main(train_argv(text_cache, out / "manifest.csv", run, "--set", "data.aus=1,4", epochs=1)) == 0
+    assert main(["eval", "--run", str(run)]) == 0  # its held-out subject, Anna (fold 1)
+    assert "(fold 1, 1 frames;" in capsys.readouterr().out
+
+
+def test_prepare_videos_errors_name_the_file(tmp_path, face):
+    from hiva_core.prepare import run_prepare
+
+    root = tmp_path / "videos"
+    with pytest.raises(UserError, match="no video with a label CSV beside it"):
+        run_prepare("videos", tmp_path, tmp_path / "out")
+    write_video(root / "clip.mp4", [frame(face), frame(face)])
+    for text, match in [
+        ("t,AU1\n0,1\n", r"clip.csv has no frame column"),
+        ("frame,AU1\n0,1\n1.5,0\n", r"clip.csv: line 3: frame = '1.5' is not a frame number"),
+        ("frame,AU1\n0,1\n0,0\n", r"clip.csv: line 3: frame 0 is listed again \(first on line 2\)"),
+        ("frame,AU1\n0,2\n", r"clip.csv: line 2: AU1 = 2 is not allowed"),
+        ("frame,AU1,subject\n0,1,Ann\n1,1,Bob\n", r"one video, one subject"),
+    ]:
+        (root / "clip.csv").write_text(text)
+        with pytest.raises(UserError, match=match):
+            run_prepare("videos", root, tmp_path / "out")
+    (root / "clip.csv").write_text("frame,AU1\n0,1\n")
+    with pytest.raises(UserError, match=r"line 2: frame = '0' is not a frame number \(whole, from --frame-base 1\)"):
+        run_prepare("videos", root, tmp_path / "out", frame_base=1)
+    with pytest.raises(UserError, match="--frame-base is for `prepare videos`"):
+        run_prepare("bp4d", root, tmp_path / "out", frame_base=1)
