@@ -34,7 +34,14 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "bench" / "data"
-SETS = ("scripted_answers", "heldout_answers", "blind_answers", "blind_intensity_answers", "blind_bp4d_answers")
+SETS = (
+    "scripted_answers",
+    "heldout_answers",
+    "blind_answers",
+    "blind_intensity_answers",
+    "blind_bp4d_answers",
+    "user49_answers",
+)
 
 
 def kept(gate, items: list[tuple[int, str]]) -> np.ndarray:
