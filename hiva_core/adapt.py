@@ -162,8 +162,9 @@ def run_adapt(
         temp.mkdir(parents=True)
         write_json(staged.config_file, config)
         shutil.copyfile(source.prior_file, staged.prior_file)
-        if source.thresholds_file.is_file():
-            shutil.copyfile(source.thresholds_file, staged.thresholds_file)
+        for name in ("thresholds_file", "train_faces_file"):  # its thresholds; the faces its weights were trained on
+            if getattr(source, name).is_file():
+                shutil.copyfile(getattr(source, name), getattr(staged, name))
         staged.write_model(loaded.model)
         if target.path.exists():
             target.path.rmdir()  # empty, checked above

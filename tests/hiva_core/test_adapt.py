@@ -102,8 +102,10 @@ def test_cli_adapt_writes_a_run_that_eval_uses(trained_run, tiny_faces, tmp_path
         "model.safetensors",
         "text_prior.safetensors",
         "thresholds.json",
+        "train_faces.npy",  # the faces its weights were trained on: eval still counts them
     ]
     assert (out / "thresholds.json").read_bytes() == original["thresholds.json"]
+    assert (out / "train_faces.npy").read_bytes() == original["train_faces.npy"]
     assert (out / "text_prior.safetensors").read_bytes() == original["text_prior.safetensors"]
     config = json.loads((out / "config.json").read_text())
     (record,) = config["adapted"]
