@@ -126,7 +126,10 @@ def train(
     set_: list[str] | None = typer.Option(None, "--set", help="Any config key: --set section.key=value"),
 ) -> None:
     """Train a HiVA model on labelled faces with the text prior."""
+    import sys
+
     from hiva_core.config import resolve_config
+    from hiva_core.distributed import env_world
     from hiva_core.metrics import format_table
     from hiva_core.train import resume_config, run_train
     from hiva_core.views import cli_words, format_fold_summary, train_result_line
@@ -156,11 +159,21 @@ def train(
         raise UserError(cli_words(str(exc))) from exc
 
     runs = result["folds"].values() if all_folds else [result]
+    unfinished = []
     for r in runs:  # rank 0 of a finished run; other ranks hold no metrics
         if r["metrics"] is not None and r["finished"]:
             # The trainer scores the test split at 0.5; eval and predict use the run's per-AU thresholds if it has any.
             print(f"\n{train_result_line(r)}\n")
             print(format_table(r["metrics"]))
+        elif not r["finished"]:
+            unfinished.append(r["out"])
+    if unfinished and env_world().is_main:  # train.stop_after ended it: a script must not take it for a result
+        resume = f"--folds all --resume --out {out}" if all_folds else "--resume"
+        print(
+            f"{', '.join(unfinished)}: stopped before epoch {cfg.train.epochs} (train.stop_after); `hiva_core train "
+            f"{resume}` continues{' (no summary.json until every fold finishes)' if all_folds else ''}",
+            file=sys.stderr,
+        )
     if all_folds and result["summary"] is not None:
         summary = result["summary"]
         mean = 100 * summary["mean"]["avg"]["f1"]

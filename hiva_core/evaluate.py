@@ -470,6 +470,20 @@ def run_eval(
             raise UserError(f"no fold runs (fold*/config.json) under {run}; was it trained with --folds all?")
         per_fold = {r.path.name: evaluate_run(r.path, data, lists, None, batch_size, **options) for r in runs}
         result = {**folds_header(run, data, per_fold, flip), **fold_summary(per_fold)}
+        missing = missing_folds(data, lists, per_fold)
+        result["missing_folds"] = missing
+        if missing:  # a mean of fewer folds than the data has is not the protocol's figure: said where it is read
+            import warnings
+
+            gone = ", ".join(map(str, missing))
+            result["rows"] += f"; not fold {gone} (no run under {run}): a mean of {len(per_fold)} folds, not all"
+            warnings.warn(
+                f"{run} has no run for fold {gone} of {data}: the mean covers {len(per_fold)} of its folds, not the "
+                "3-fold figure (train the missing fold with --folds all --resume, or --fold K --out "
+                f"{Path(run) / 'foldK'})",
+                UserWarning,
+                stacklevel=2,
+            )
         if all(m.get("localisation") for m in per_fold.values()):
             result["mean"]["localisation"] = pool_localisation([m["localisation"] for m in per_fold.values()])
     else:
@@ -479,6 +493,18 @@ def run_eval(
     if json_out is not None:
         write_json(json_out, result)
     return result
+
+
+def missing_folds(data: str, lists, per_fold: Mapping[str, Mapping]) -> list[int]:
+    """The data's folds (`--folds all` would train) that no fold run scored; [] when the data has no folds."""
+    from hiva_core.train_data import discover_folds
+
+    try:
+        folds = discover_folds(str(data), None if lists is None else str(lists))
+    except UserError:
+        return []
+    scored = {m["fold"] for m in per_fold.values()}
+    return [k for k in folds if k not in scored]
 
 
 def trained_data(run: Path, all_folds: bool, lists: Path | None) -> tuple[str, Path | None]:

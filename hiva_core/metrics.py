@@ -319,8 +319,9 @@ def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
         if list(fold_metrics[name]["per_au"]) != au_names:
             raise ValueError(f"{name} has AUs {list(fold_metrics[name]['per_au'])}, {names[0]} has {au_names}")
     keys = ("f1", "auc", "pos_rate", "floor_f1")
-    if all("f1_at_05" in fold_metrics[n]["avg"] for n in names):  # per-AU thresholds: F1 at 0.5 too
+    if any("f1_at_05" in fold_metrics[n]["avg"] for n in names):  # per-AU thresholds: F1 at 0.5 too
         keys = ("f1", "f1_at_05", "auc", "pos_rate", "floor_f1")
+        fold_metrics = {n: _at_05_too(fold_metrics[n]) for n in names}
     per_au = {au: {k: _nanmean([fold_metrics[n]["per_au"][au][k] for n in names]) for k in keys} for au in au_names}
     # The average over folds is the mean of the per-fold averages (the paper's figure).
     avg = {k: _nanmean([fold_metrics[n]["avg"][k] for n in names]) for k in keys}
@@ -328,6 +329,16 @@ def aggregate_folds(fold_metrics: Mapping[str, Mapping]) -> dict:
         "folds": {n: dict(fold_metrics[n]) for n in names},
         "mean": {"aus": list(first["aus"]), "per_au": per_au, "avg": avg},
     }
+
+
+def _at_05_too(metrics: Mapping) -> dict:
+    """A fold's metrics with `f1_at_05` (and each AU's `threshold`) as a fold scored at per-AU thresholds has them:
+    a fold whose run keeps 0.5 for every AU was scored at 0.5, so its F1 is its F1 at 0.5. Every fold of one table
+    then has the same columns and keys."""
+    if "f1_at_05" in metrics["avg"]:
+        return dict(metrics)
+    per_au = {au: {**row, "threshold": 0.5, "f1_at_05": row["f1"]} for au, row in metrics["per_au"].items()}
+    return {**metrics, "per_au": per_au, "avg": {**metrics["avg"], "f1_at_05": metrics["avg"]["f1"]}}
 
 
 def format_folds_table(summary: Mapping) -> str:

@@ -477,8 +477,8 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
         cleanup(synced=True)
     finally:
         cleanup()
-    summary = None
-    if all(r["metrics"] is not None for r in results.values()) and env_world().is_main:
+    summary = None  # only for folds that all finished: a mean of unfinished folds is no result (train.stop_after)
+    if all(r["metrics"] is not None and r["finished"] for r in results.values()) and env_world().is_main:
         summary = fold_summary({name: r["metrics"] for name, r in results.items()})
         run.write_summary(summary)
     return {"folds": results, "summary": summary}

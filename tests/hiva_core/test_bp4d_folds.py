@@ -96,6 +96,21 @@ def test_folds_eval_says_what_the_table_is_of_and_its_avg_is_the_column_mean(bp4
     assert f"Avg of the F1 mean column, {100 * mean['avg']['f1']:.1f}: each AU's F1 averaged over the folds" in printed
     assert f"The mean of the folds' own averages is {100 * mean['avg_of_folds']['f1']:.1f}" in printed
     assert "fold1 averages 11 of 12 AUs" in printed
+    assert result["missing_folds"] == []
+    # A fold without its run: the mean of the others is said to be one, in the header, the JSON and a warning.
+    two = tmp_path / "two"
+    shutil.copytree(out, two, ignore=shutil.ignore_patterns("fold3"))
+    partial = tmp_path / "two.json"
+    assert (
+        main(
+            ["eval", "--run", str(two), "--data", spec, "--lists", str(lists), "--folds", "all", "--json", str(partial)]
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    rows = f"folds 1, 2, each scored by the run that held it out; not fold 3 (no run under {two}): a mean of 2 folds, not all"
+    assert json.loads(partial.read_text())["rows"] == rows and json.loads(partial.read_text())["missing_folds"] == [3]
+    assert rows in captured.out and "the mean covers 2 of its folds" in captured.err
 
 
 def test_eval_of_a_fold_the_run_trained_on_is_refused(bp4d_folds, tmp_path, one_thread, capsys):

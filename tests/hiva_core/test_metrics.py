@@ -117,6 +117,14 @@ def test_fold_aggregation():
     assert json.loads(text)["folds"]["fold1"]["per_au"]["AU2"]["auc"] is None
     with pytest.raises(ValueError):
         aggregate_folds({"fold1": fold1, "fold2": au_metrics(PROBS[:, :1], LABELS[:, :1], None, [1])})
+    # One fold scored at per-AU thresholds, the other at 0.5 (its run kept 0.5 for every AU): both have F1 at 0.5
+    # (the second's is its F1), so the table has the column and every fold's JSON the key.
+    tuned = au_metrics(PROBS, LABELS, None, [1, 2], threshold=[0.3, 0.5])
+    mixed = aggregate_folds({"fold1": tuned, "fold2": fold2})
+    assert all("f1_at_05" in m["avg"] and "f1_at_05" in m["per_au"]["AU1"] for m in mixed["folds"].values())
+    assert mixed["folds"]["fold2"]["avg"]["f1_at_05"] == fold2["avg"]["f1"]
+    assert mixed["mean"]["avg"]["f1_at_05"] == pytest.approx((tuned["avg"]["f1_at_05"] + fold2["avg"]["f1"]) / 2)
+    assert "F1 at 0.5 mean" in format_folds_table(mixed).splitlines()[0]
 
 
 @pytest.mark.parametrize("name, folder, floor", [("bp4d", "BP4D", 48.0), ("disfa", "DISFA", 18.6)])

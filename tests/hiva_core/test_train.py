@@ -329,6 +329,9 @@ def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra, ca
     assert held_out in capsys.readouterr().err
     assert main(train_argv(text_cache, tiny_faces, parts, *extra, "--set", "train.stop_after=2", epochs=3)) == 0
     assert len(pd.read_csv(parts / "log.csv")) == 2
+    stopped = capsys.readouterr()  # no table, and a line a script can read: not a finished run
+    assert "**Avg**" not in stopped.out
+    assert f"{parts}: stopped before epoch 3 (train.stop_after); `hiva_core train --resume` continues" in stopped.err
     assert main(train_argv(text_cache, tiny_faces, parts, "--resume", epochs=3)) == 0
     assert len(pd.read_csv(parts / "log.csv")) == 3
     a, b = torch.load(full / "last.pt", weights_only=True), torch.load(parts / "last.pt", weights_only=True)
@@ -354,6 +357,21 @@ def test_resume_equals_uninterrupted(tmp_path, text_cache, tiny_faces, extra, ca
             len(pd.read_csv(parts / "log.csv")) == 4
             and json.loads((parts / "metrics.json").read_text())["last_epoch"] == 4
         )
+
+
+def test_folds_all_stopped_early_writes_no_summary(tmp_path, text_cache, tiny_faces, capsys):
+    """train.stop_after ends each fold early: no summary.json and no mean (a mean of unfinished folds is no result),
+    a line saying so and how to go on; --folds all --resume finishes every fold and writes it."""
+    out = tmp_path / "cv"
+    stop = ("--folds", "all", "--set", "train.stop_after=1")
+    assert main(train_argv(text_cache, tiny_faces, out, *stop, epochs=2)) == 0
+    captured = capsys.readouterr()
+    assert not (out / "summary.json").exists() and "F1 mean" not in captured.out
+    assert "stopped before epoch 2 (train.stop_after); `hiva_core train --folds all --resume" in captured.err
+    assert "(no summary.json until every fold finishes)" in captured.err
+    resume = ("--folds", "all", "--resume", "--set", "train.stop_after=null")
+    assert main(train_argv(text_cache, tiny_faces, out, *resume, epochs=2)) == 0
+    assert (out / "summary.json").is_file() and "F1 mean" in capsys.readouterr().out
 
 
 def test_folds_all(tmp_path, text_cache, tiny_faces, capsys):
