@@ -216,6 +216,7 @@ def evaluate_run(
         )
     loaded = dataclasses.replace(select_aus(load_run(run, device=device), aus, text_cache), flip=flip)
     loaded.au_thresholds(threshold)  # a bad --threshold fails before any work
+    check_fold_exists(data, lists, fold)
     trained_on = check_trained_rows(loaded, data, fold, choosing=save_thresholds is not None)
     dataset, rows = run_dataset(loaded, data, fold, lists, align)
     thresholds, threshold_text = loaded.au_thresholds(threshold, alone=loaded.reference and not dataset.paired)
@@ -261,6 +262,21 @@ def evaluate_run(
         write_rows(face_table(dataset, out, loaded.aus, thresholds), Path(per_face))
         metrics["per_face"] = str(per_face)
     return metrics
+
+
+def check_fold_exists(data: str, lists, fold: int | None) -> None:
+    """`eval --fold K` of data whose folds are known (list files: 1-3; a manifest's fold column) and hold no K: a
+    UserError naming its folds (data without folds is said so where its rows are chosen)."""
+    from hiva_core.train_data import discover_folds
+
+    if fold is None:
+        return
+    try:
+        folds = discover_folds(str(data), None if lists is None else str(lists))
+    except UserError:
+        return
+    if fold not in folds:
+        raise UserError(f"--fold {fold}: {data} has no fold {fold}; its folds: {', '.join(map(str, folds))}")
 
 
 def check_trained_rows(loaded, data: str, fold: int | None, choosing: bool = False) -> bool:
@@ -510,9 +526,13 @@ def missing_folds(data: str, lists, per_fold: Mapping[str, Mapping]) -> list[int
 def trained_data(run: Path, all_folds: bool, lists: Path | None) -> tuple[str, Path | None]:
     """The data a run was trained on, from its config.json (a `--folds all` folder's: its first fold's): the spec,
     and the list folder unless `lists` gives another. What `eval` scores without --data: the run's own test split."""
+    from hiva_core.checkpoint import check_not_fold_parent
+    from hiva_core.data.lists import split_list_spec
     from hiva_core.run_folder import RunFolder
 
     folder = RunFolder(run)
+    if not all_folds:
+        check_not_fold_parent(folder, also="evaluate them with --folds all, or ")
     saved = next(iter(folder.fold_runs()), folder) if all_folds else folder
     if not saved.config_file.is_file():
         raise UserError(
@@ -522,6 +542,17 @@ def trained_data(run: Path, all_folds: bool, lists: Path | None) -> tuple[str, P
     cfg = saved.read_train_config()
     if cfg.data.spec is None:
         raise UserError(f"{saved.config_file} names no data; give --data")
+    parts = split_list_spec(cfg.data.spec)
+    where = parts[1] if parts is not None else cfg.data.spec
+    for path, key, option in (
+        (where, "data.spec", "--data SPEC"),
+        (lists or cfg.data.lists, "data.lists", "--lists DIR"),
+    ):
+        if path and not os.path.exists(path):  # the data moved since: say where the path came from
+            raise UserError(
+                f"{key} {path} not found (from {saved.config_file}, as the run was trained): give {option} to say "
+                "where it is now"
+            )
     return cfg.data.spec, lists if lists is not None else cfg.data.lists
 
 

@@ -272,6 +272,12 @@ class RunFolder:
         nothing: a UserError saying how to train further, before anything is read or written."""
         done = self.saved_epoch()
         if done is not None and done >= epochs:
+            planned = (self.progress() or (done, done))[1]
+            if planned > done:  # unfinished, and --epochs asks for no more than it has
+                raise UserError(
+                    f"{self.path} has trained {done} of its {planned} epochs, and --epochs {epochs} asks for no more: "
+                    f"leave --epochs out to finish it, or pass more than {done}"
+                )
             raise UserError(
                 f"{self.path} already finished all {done} epochs; pass --epochs N (more than {done}) with --resume "
                 "to train further"

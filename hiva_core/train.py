@@ -471,9 +471,19 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
             fold_resume = resume and fold_run.can_resume()
             if env_world().is_main:  # each fold's lines under a line of its own
                 print(f"\nfold {k} ({i + 1} of {len(fold_ids)}): {fold_run.path}", file=sys.stderr, flush=True)
-            results[f"fold{k}"] = fit(
-                replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume, fold_of=run.path
-            )
+            try:
+                results[f"fold{k}"] = fit(
+                    replace(cfg, data=replace(cfg.data, fold=k)), fold_run.path, resume=fold_resume, fold_of=run.path
+                )
+            except KeyboardInterrupt:  # before this fold's first last.pt: say what the folds before it keep
+                if env_world().is_main and not fold_run.can_resume() and (kept := [f"fold{j}" for j in fold_ids[:i]]):
+                    print(
+                        f"{run.path}: {', '.join(kept)} kept; `hiva_core train --folds all --resume --out {run.path}` "
+                        f"continues from fold {k}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                raise
         cleanup(synced=True)
     finally:
         cleanup()

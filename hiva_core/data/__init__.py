@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from augtext.errors import UserError, unwrap_worker_error
 from hiva_core.data.dataset import AUDataset, check_images
@@ -65,4 +66,24 @@ def build_dataset(
         return load_list_dataset(
             name, root, lists, split=split, fold=fold, aus=aus, transform=transform, neutral=neutral
         )
+    if lists is not None and os.path.isdir(text):  # list files given beside a folder without its dataset's prefix
+        guess = _list_dataset_in(lists)
+        raise UserError(
+            f"--data {text} with --lists: list-file data is named with its dataset, "
+            f"{guess or 'bp4d'}:{text}"
+            + ("" if guess else " (or disfa:, gft:)")
+            + "; a manifest (a .csv/.parquet, or a folder holding one) takes no --lists"
+        )
     return load_manifest_dataset(text, split=split, fold=fold, aus=aus, transform=transform, labels=labels)
+
+
+def _list_dataset_in(lists: str | os.PathLike) -> str | None:
+    """The dataset whose list files a folder holds (BP4D_*.txt or a BP4D/ folder: bp4d), when one only."""
+    from hiva_core.data.lists import LIST_FORMATS
+
+    folder = Path(lists)
+    if not folder.is_dir():
+        return None
+    names = {p.name.upper() for p in folder.iterdir()}
+    found = [name for name, fmt in LIST_FORMATS.items() if any(n.startswith(f"{fmt.folder.upper()}") for n in names)]
+    return found[0] if len(found) == 1 else None

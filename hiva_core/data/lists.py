@@ -19,7 +19,7 @@ from augtext.errors import UserError
 from augtext.facs import DATASET_AUS, au_label
 from hiva_core.data.dataset import AUDataset, select_aus
 
-_ALLOWED_HINT = "labels must be 0 (absent), 1 (present) or 9 (unknown)"
+_ALLOWED_HINT = "labels must be 0 (absent), 1 (present) or 9 (unknown; where your files write -1 for unknown, write 9)"
 _LIST_SPEC = re.compile(r"^([A-Za-z0-9]+):(.*)$")
 
 
@@ -262,6 +262,10 @@ def _parse_general(text: str, aus: Sequence[int], path: Path) -> np.ndarray:
 def find_list_files(fmt: ListFormat, lists: str | os.PathLike, split: str, fold: int | None) -> tuple[Path, Path]:
     """The (paths, labels) files of one split: in `lists` itself or in `lists/<BP4D|DISFA|GFT>/`."""
     lists = Path(lists)
+    if lists.is_file():
+        raise UserError(
+            f"--lists {lists} is a file: give the folder holding the {fmt.folder} list files ({lists.parent})"
+        )
     if not lists.is_dir():
         raise UserError(f"list folder not found: {lists} (give the folder holding the {fmt.folder} list files)")
     if fmt.folds:

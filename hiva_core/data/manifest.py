@@ -53,7 +53,10 @@ def find_manifest(spec: str | os.PathLike) -> Path:
         for name in MANIFEST_NAMES:
             if (path / name).is_file():
                 return path / name
-        raise UserError(f"no {' or '.join(MANIFEST_NAMES)} in folder {path}")
+        raise UserError(
+            f"no {' or '.join(MANIFEST_NAMES)} in folder {path} (the images of BP4D/DISFA/GFT list files are named "
+            f"with their dataset: --data bp4d:{path} --lists DIR)"
+        )
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise UserError(f"manifest must be a .csv or .parquet file (or a folder holding one), got {path}")
     if not path.is_file():

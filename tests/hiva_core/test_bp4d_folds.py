@@ -108,7 +108,10 @@ def test_folds_eval_says_what_the_table_is_of_and_its_avg_is_the_column_mean(bp4
         == 0
     )
     captured = capsys.readouterr()
-    rows = f"folds 1, 2, each scored by the run that held it out; not fold 3 (no run under {two}): a mean of 2 folds, not all"
+    rows = (
+        f"folds 1, 2, each scored by the run that held it out; not fold 3 (no run under {two}): a mean of 2 folds, "
+        "not all"
+    )
     assert json.loads(partial.read_text())["rows"] == rows and json.loads(partial.read_text())["missing_folds"] == [3]
     assert rows in captured.out and "the mean covers 2 of its folds" in captured.err
 
@@ -202,3 +205,36 @@ def test_a_runs_relative_list_folder_from_another_folder(bp4d_folds, tmp_path, o
     assert main(["eval", "--run", str(old), "--data", f"bp4d:{root}", "--lists", str(lists)]) == 0
     assert main(["eval", "--run", str(out / "fold1"), "--data", f"bp4d:{root}"]) == 0
     capsys.readouterr()
+
+
+def test_a_phd_students_mistakes_with_bp4d_lists_get_the_right_words(bp4d_folds, tmp_path, one_thread, capsys):
+    """Found by the third user test: a fold the data does not have, the `--folds all` folder given as one run, data
+    moved since training, list-file data named without its dataset, a list file given as --lists: each one line
+    that says what is wrong and what to give instead."""
+    root, lists, out, _, _ = bp4d_folds
+    spec = f"bp4d:{root}"
+
+    def error(*argv: str) -> str:
+        assert main(list(argv)) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    fold1 = str(out / "fold1")
+    assert "--fold 4: " in error("eval", "--run", fold1, "--data", spec, "--lists", str(lists), "--fold", "4")
+    assert "its folds: 1, 2, 3" in error("eval", "--run", fold1, "--fold", "4")
+    assert f"evaluate them with --folds all, or give --run {out}/foldK" in error(
+        "eval", "--run", str(out), "--fold", "1"
+    )
+    moved = tmp_path / "moved"
+    shutil.copytree(out / "fold1", moved / "fold1")
+    config = json.loads((moved / "fold1" / "config.json").read_text())
+    config["config"]["data"]["lists"] = str(tmp_path / "gone")
+    (moved / "fold1" / "config.json").write_text(json.dumps(config))
+    line = error("eval", "--run", str(moved / "fold1"))
+    assert f"data.lists {tmp_path / 'gone'} not found (from {moved / 'fold1' / 'config.json'}" in line
+    assert "give --lists DIR" in line
+    line = error("eval", "--run", fold1, "--data", str(root), "--lists", str(lists))
+    assert f"named with their dataset: --data bp4d:{root} --lists DIR" in line
+    a_file = next((lists / "BP4D").glob("BP4D_test_img_path_fold1.txt"), None) or next(lists.rglob("*.txt"))
+    assert f"--lists {a_file} is a file" in error("eval", "--run", fold1, "--data", spec, "--lists", str(a_file))

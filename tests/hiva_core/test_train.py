@@ -592,6 +592,8 @@ def test_resume_refuses_options_that_would_train_the_rest_otherwise(tmp_path, te
     capsys.readouterr()
     assert main(["eval", "--run", str(out)]) == 0  # an unfinished run is scored, and says so
     assert f"{out} is unfinished: 1 of its 3 epochs trained" in capsys.readouterr().err
+    assert main(train_argv(text_cache, tiny_faces, out, "--resume", epochs=1)) == 2  # not "already finished"
+    assert f"{out} has trained 1 of its 3 epochs, and --epochs 1 asks for no more" in capsys.readouterr().err
     for extra, words in [
         (["--lr", "0.5"], ["--lr 0.5", "optim.lr 0.003"]),
         (["--batch-size", "4", "--backbone", "mobilenetv2"], ["--batch-size 4", "--backbone mobilenetv2", "them out"]),
@@ -645,6 +647,31 @@ def test_a_run_that_fails_in_its_first_epoch_leaves_nothing(tmp_path, text_cache
 
 
 # ------------------------------------------------------------------------------ --folds all: interrupted, resumed
+def test_ctrl_c_in_a_folds_first_epoch_says_what_the_earlier_folds_keep(
+    tmp_path, text_cache, tiny_faces, capsys, monkeypatch
+):
+    """Ctrl-C in fold 2's first epoch (no last.pt of its own yet): the line before `interrupted` says fold 1 is kept
+    and `--folds all --resume` continues from fold 2 (it said only `interrupted`)."""
+    from hiva_core.task import AUTask
+
+    real, calls = AUTask.forward, []
+
+    def forward(self, batch, *args):
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real(self, batch, *args)
+
+    monkeypatch.setattr(AUTask, "forward", forward)
+    out = tmp_path / "cv"
+    assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-2:] == [
+        f"{out}: fold1 kept; `hiva_core train --folds all --resume --out {out}` continues from fold 2",
+        "interrupted",
+    ]
+    assert not (out / "fold2").exists() and (out / "fold1" / "model.safetensors").is_file()
+
+
 def test_ctrl_c_in_folds_all_says_folds_all_resume(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
     """Ctrl-C in fold 2's second epoch (4 steps an epoch, 2 epochs a fold): the line before `interrupted` says
     `--folds all --resume` (a plain --resume of the parent finds no config.json, and says to add --folds all); each
