@@ -209,6 +209,8 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
     seed_everything(cfg.train.seed)
 
     splits = build_datasets(cfg, info, device)
+    if resume:  # other data is refused before anything is said of it
+        check_same_frames(run, cfg, len(splits.train))
     aus = list(splits.train.aus)
     prior = read_prior(cfg, run, aus, resume)
     text = prior_tensors(prior, device)  # moved to the device once, reused by every step
@@ -240,7 +242,6 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
             "(AU<k>_int columns, as `hiva_core synth` writes them)",
         )
     if resume:  # every piece of state that the next epoch depends on
-        check_same_frames(run, cfg, len(splits.train))
         state.load_state_dict(run.resume())
         kept = f"kept epoch {run.best_epoch}, selection score {100 * run.best_f1:.1f}"
         if state.epoch >= cfg.train.epochs:  # a finished fold of `--folds all --resume`: reported as it is
