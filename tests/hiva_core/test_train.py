@@ -555,20 +555,25 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_epoch(
     assert len(pd.read_csv(out / "log.csv")) == 3
 
 
-def test_ctrl_c_after_an_epoch_says_the_run_is_resumable(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
-    """Ctrl-C in epoch 2 (4 steps an epoch): exit 130, and the line before `interrupted` says what last.pt keeps and
-    how to go on; --resume then finishes the run."""
+def _ctrl_c_at_step(monkeypatch, step: int) -> None:
+    """Ctrl-C (KeyboardInterrupt) at the `step`-th training forward pass of the task, counted from 1."""
     from hiva_core.task import AUTask
 
     real, calls = AUTask.forward, []
 
     def forward(self, batch, *args):
         calls.append(1)
-        if len(calls) == 6:
+        if len(calls) == step:
             raise KeyboardInterrupt
         return real(self, batch, *args)
 
     monkeypatch.setattr(AUTask, "forward", forward)
+
+
+def test_ctrl_c_after_an_epoch_says_the_run_is_resumable(tmp_path, text_cache, tiny_faces, capsys, monkeypatch):
+    """Ctrl-C in epoch 2 (4 steps an epoch): exit 130, and the line before `interrupted` says what last.pt keeps and
+    how to go on; --resume then finishes the run."""
+    _ctrl_c_at_step(monkeypatch, 6)
     out = tmp_path / "run"
     assert main(train_argv(text_cache, tiny_faces, out, epochs=3)) == 130
     err = capsys.readouterr().err.strip().splitlines()
@@ -652,17 +657,7 @@ def test_ctrl_c_in_a_folds_first_epoch_says_what_the_earlier_folds_keep(
 ):
     """Ctrl-C in fold 2's first epoch (no last.pt of its own yet): the line before `interrupted` says fold 1 is kept
     and `--folds all --resume` continues from fold 2 (it said only `interrupted`)."""
-    from hiva_core.task import AUTask
-
-    real, calls = AUTask.forward, []
-
-    def forward(self, batch, *args):
-        calls.append(1)
-        if len(calls) == 10:
-            raise KeyboardInterrupt
-        return real(self, batch, *args)
-
-    monkeypatch.setattr(AUTask, "forward", forward)
+    _ctrl_c_at_step(monkeypatch, 10)
     out = tmp_path / "cv"
     assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 130
     assert capsys.readouterr().err.strip().splitlines()[-2:] == [
@@ -677,17 +672,7 @@ def test_ctrl_c_in_folds_all_says_folds_all_resume(tmp_path, text_cache, tiny_fa
     `--folds all --resume` (a plain --resume of the parent finds no config.json, and says to add --folds all); each
     fold's lines are under a line naming it; the resume reports the finished fold 1 without training it (not
     "resuming at epoch 3" of 2) and finishes folds 2 and 3."""
-    from hiva_core.task import AUTask
-
-    real, calls = AUTask.forward, []
-
-    def forward(self, batch, *args):
-        calls.append(1)
-        if len(calls) == 14:
-            raise KeyboardInterrupt
-        return real(self, batch, *args)
-
-    monkeypatch.setattr(AUTask, "forward", forward)
+    _ctrl_c_at_step(monkeypatch, 14)
     out = tmp_path / "cv"
     assert main(train_argv(text_cache, tiny_faces, out, "--folds", "all", epochs=2)) == 130
     err = capsys.readouterr().err.strip().splitlines()
