@@ -2,7 +2,8 @@
 
 A rich live bar when enabled, nothing when disabled. `enabled=None` means "when stderr is a terminal" (predict and
 prepare by default); a caller may force it on (train's `train.progress`, rank 0 only). The bars are transient: they
-vanish when done, so that what stays on screen is the command's own output.
+vanish when done, so that what stays on screen is the command's own output. Forced on where stderr is no terminal (a
+log file, `nohup`), where a live bar shows nothing, a plain line every tenth of a task says how far it is.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class ProgressBar:
     def __init__(self, enabled: bool | None = None, *, info: bool = False, eta: bool = True):
         self.bar = None
         self._live: AbstractContextManager = nullcontext()  # the bar once there is one: entered and left with us
+        self._plain: dict[int, dict[str, Any]] | None = None  # forced on without a terminal: tasks shown as lines
         if enabled is False:
             return
         from rich.console import Console
@@ -35,7 +37,9 @@ class ProgressBar:
         )
 
         console = Console(stderr=True)
-        if enabled is None and not console.is_terminal:
+        if not console.is_terminal:
+            if enabled:  # a log file: a line every tenth of a task
+                self._plain = {}
             return
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
         if info:
@@ -45,7 +49,7 @@ class ProgressBar:
 
     @property
     def enabled(self) -> bool:
-        return self.bar is not None
+        return self.bar is not None or self._plain is not None
 
     def __enter__(self) -> ProgressBar:
         self._live.__enter__()
@@ -55,16 +59,47 @@ class ProgressBar:
         self._live.__exit__(*exc)
 
     def task(self, description: str, total: int | None) -> Any:
+        if self._plain is not None:
+            import time
+
+            key = len(self._plain)
+            self._plain[key] = {"what": description, "total": total or 0, "done": 0, "shown": 0, "t0": time.time()}
+            return key
         return self.bar.add_task(description, total=total or None, info="") if self.bar is not None else None
 
     def update(self, task: Any, advance: int = 1, info: str | None = None) -> None:
-        if self.bar is not None:
+        if self._plain is not None:
+            self._plain_line(self._plain[task], advance, info)
+        elif self.bar is not None:
             fields = {} if info is None else {"info": info}
             self.bar.update(task, advance=advance, **fields)
 
     def done(self, task: Any) -> None:
-        if self.bar is not None:
+        if self._plain is not None:
+            self._plain.pop(task, None)
+        elif self.bar is not None:
             self.bar.remove_task(task)
+
+    @staticmethod
+    def _plain_line(state: dict[str, Any], advance: int, info: str | None) -> None:
+        """One line on stderr each time a task passes another tenth of its total (none without a known total, and
+        none at its end: the caller's own line says it is done)."""
+        import sys
+        import time
+
+        state["done"] += advance
+        total, done = state["total"], state["done"]
+        tenth = 10 * done // total if total else 0
+        if 0 < tenth < 10 and tenth > state["shown"]:
+            state["shown"] = tenth
+            seconds = time.time() - state["t0"]
+            left = seconds * (total - done) / done
+            extra = f" {info}" if info else ""
+            print(
+                f"{state['what']}: {done}/{total} ({10 * tenth}%){extra}, {seconds:.0f} s, about {left:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 @contextmanager

@@ -28,9 +28,19 @@ def test_off_or_piped_prints_nothing(capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_forced_on_without_a_terminal():
-    """train.progress forces the bar on (rank 0), whatever stderr is."""
-    assert ProgressBar(True).enabled
+def test_forced_on_without_a_terminal_prints_a_line_a_tenth(capsys):
+    """train.progress forces the bar on (rank 0), whatever stderr is; where stderr is a log file, where a live bar
+    shows nothing, a plain line every tenth of a task says how far it is (the second user test's BP4D epoch printed
+    nothing for 4 minutes)."""
+    with ProgressBar(True, info=True) as bar:
+        assert bar.enabled
+        task = bar.task("epoch 3/20", 20)
+        for step in range(20):
+            bar.update(task, info=f"loss {1 / (step + 1):.4f}")
+        bar.done(task)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 9 and lines[0].startswith("epoch 3/20: 2/20 (10%) loss 0.5000, ")
+    assert lines[-1].startswith("epoch 3/20: 18/20 (90%) loss 0.0556, ") and lines[-1].endswith(" s left")
 
 
 def test_a_terminal_gets_the_live_bar(terminal, capsys):
