@@ -155,17 +155,29 @@ _AU_COLUMN_FIX = (
 )
 
 
+def _read_cells(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(unknown, values) of a label or intensity column: unknown where a cell is empty, null or an unknown word
+    (UNKNOWN_WORDS; isna: a Parquet null, a float NaN), else the number it holds (NaN for a non-number). 9, unknown
+    too, is left to the caller."""
+    text = raw.astype(str).str.strip().str.lower()
+    unknown = raw.isna() | text.eq("") | text.isin(UNKNOWN_WORDS)
+    values = pd.to_numeric((raw.astype(float) if raw.dtype == bool else text).where(~unknown), errors="coerce")
+    return unknown, values
+
+
+def _refuse_cells(bad: pd.Series, raw: pd.Series, column: str, path: Path, hint: str) -> None:
+    """A UserError naming the first `bad` cell of `column` (its line and value) and `hint`."""
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{_row_name(path, row)}: {column} = {_cell(raw, row)!r} is not allowed; {hint}")
+
+
 def _labels(df: pd.DataFrame, columns: dict[int, str], path: Path) -> np.ndarray:
     labels = np.empty((len(df), len(columns)), dtype=np.float32)
     for j, column in enumerate(columns.values()):
         raw = df[column]
-        text = raw.astype(str).str.strip().str.lower()
-        unknown = raw.isna() | text.eq("") | text.isin(UNKNOWN_WORDS)  # isna: a Parquet null, a float NaN
-        values = pd.to_numeric((raw.astype(float) if raw.dtype == bool else text).where(~unknown), errors="coerce")
-        bad = ~unknown & ~values.isin([0, 1, 9])
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(f"{_row_name(path, row)}: {column} = {_cell(raw, row)!r} is not allowed; {LABELS_HINT}")
+        unknown, values = _read_cells(raw)
+        _refuse_cells(~unknown & ~values.isin([0, 1, 9]), raw, column, path, LABELS_HINT)
         labels[:, j] = values.where(values != 9).to_numpy(dtype=np.float32, na_value=np.nan)
     return labels
 
@@ -269,16 +281,10 @@ def _intensity(df: pd.DataFrame, columns: dict[int, str], labels: np.ndarray, pa
     for j, code in enumerate(columns):
         if code in names:
             raw = df[names[code]]
-            text = raw.astype(str).str.strip().str.lower()
-            unknown = raw.isna() | text.eq("") | text.isin(UNKNOWN_WORDS)
-            values = pd.to_numeric(text.where(~unknown), errors="coerce")
+            unknown, values = _read_cells(raw)
             nine = values.eq(9)  # unknown, as for labels (BP4D's intensity files use 9)
-            bad = ~unknown & ~nine & ~values.between(0, 1)  # a non-number is NaN, never between
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise UserError(
-                    f"{_row_name(path, row)}: {names[code]} = {_cell(raw, row)!r} is not allowed; {INTENSITY_HINT}"
-                )
+            # a non-number is NaN, never between
+            _refuse_cells(~unknown & ~nine & ~values.between(0, 1), raw, names[code], path, INTENSITY_HINT)
             out[:, j] = values.where(~nine).to_numpy(dtype=np.float32, na_value=np.nan)
     out[np.isnan(labels)] = np.nan
     return out
