@@ -264,18 +264,21 @@ def evaluate_run(
     return metrics
 
 
+def data_folds(data: str, lists) -> list[int]:
+    """The folds `--folds all` would train on `data` (train_data.discover_folds); [] for data without folds."""
+    from hiva_core.train_data import discover_folds
+
+    try:
+        return discover_folds(str(data), None if lists is None else str(lists))
+    except UserError:
+        return []
+
+
 def check_fold_exists(data: str, lists, fold: int | None) -> None:
     """`eval --fold K` of data whose folds are known (list files: 1-3; a manifest's fold column) and hold no K: a
     UserError naming its folds (data without folds is said so where its rows are chosen)."""
-    from hiva_core.train_data import discover_folds
-
-    if fold is None:
-        return
-    try:
-        folds = discover_folds(str(data), None if lists is None else str(lists))
-    except UserError:
-        return
-    if fold not in folds:
+    folds = data_folds(data, lists) if fold is not None else []
+    if folds and fold not in folds:
         raise UserError(f"--fold {fold}: {data} has no fold {fold}; its folds: {', '.join(map(str, folds))}")
 
 
@@ -513,21 +516,14 @@ def run_eval(
 
 def missing_folds(data: str, lists, per_fold: Mapping[str, Mapping]) -> list[int]:
     """The data's folds (`--folds all` would train) that no fold run scored; [] when the data has no folds."""
-    from hiva_core.train_data import discover_folds
-
-    try:
-        folds = discover_folds(str(data), None if lists is None else str(lists))
-    except UserError:
-        return []
     scored = {m["fold"] for m in per_fold.values()}
-    return [k for k in folds if k not in scored]
+    return [k for k in data_folds(data, lists) if k not in scored]
 
 
 def trained_data(run: Path, all_folds: bool, lists: Path | None) -> tuple[str, Path | None]:
     """The data a run was trained on, from its config.json (a `--folds all` folder's: its first fold's): the spec,
     and the list folder unless `lists` gives another. What `eval` scores without --data: the run's own test split."""
     from hiva_core.checkpoint import check_not_fold_parent
-    from hiva_core.data.lists import split_list_spec
     from hiva_core.run_folder import RunFolder
 
     folder = RunFolder(run)
@@ -542,17 +538,9 @@ def trained_data(run: Path, all_folds: bool, lists: Path | None) -> tuple[str, P
     cfg = saved.read_train_config()
     if cfg.data.spec is None:
         raise UserError(f"{saved.config_file} names no data; give --data")
-    parts = split_list_spec(cfg.data.spec)
-    where = parts[1] if parts is not None else cfg.data.spec
-    for path, key, option in (
-        (where, "data.spec", "--data SPEC"),
-        (lists or cfg.data.lists, "data.lists", "--lists DIR"),
-    ):
-        if path and not os.path.exists(path):  # the data moved since: say where the path came from
-            raise UserError(
-                f"{key} {path} not found (from {saved.config_file}, as the run was trained): give {option} to say "
-                "where it is now"
-            )
+    saved.check_saved_path("data.spec", cfg.data.spec, "--data SPEC")  # moved since training: say where from
+    if lists is None:
+        saved.check_saved_path("data.lists", cfg.data.lists, "--lists DIR")
     return cfg.data.spec, lists if lists is not None else cfg.data.lists
 
 

@@ -385,6 +385,23 @@ class RunFolder:
                 cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{key: value})})
         return cfg
 
+    def check_saved_path(self, key: str, value: str | os.PathLike | None, option: str) -> None:
+        """A path config.json gives for `key` (of `data.spec`, the image root of a `bp4d:ROOT` spec) that is not
+        there: a UserError saying it came from config.json and which `option` gives it anew. Runs saved before
+        config.json held absolute paths hold them as typed, relative to the folder the run was started in."""
+        from hiva_core.data.lists import split_list_spec
+
+        if value is None:
+            return
+        path = os.fspath(value)
+        parts = split_list_spec(path) if key == "data.spec" else None
+        path = parts[1] if parts is not None else path
+        if path and not os.path.exists(path):
+            raise UserError(
+                f"{key} {path!r} not found (from {self.config_file}, as the run was trained; a relative path is "
+                f"relative to the folder the run was started in): give {option} to say where it is now"
+            )
+
     def write_train_faces(self, files: Sequence[str | os.PathLike]) -> None:
         """train_faces.npy: the sorted keys (face_keys) of the training rows' image files."""
         with atomic_path(self.train_faces_file) as tmp, open(tmp, "wb") as fh:

@@ -407,26 +407,15 @@ SAVED_PATHS = (
 )
 
 
-def check_saved_paths(cfg: TrainConfig, out: str | Path, all_folds: bool = False) -> None:
-    """A path that `--resume` took from the run's config.json (not given again on the command line) and that is not
-    there: a UserError saying that it came from that config.json and which option gives another. Runs saved before
-    config.json held absolute paths hold them as typed, relative to the folder the run was started in."""
-    from hiva_core.data.lists import split_list_spec
-
-    saved = saved_run(out, all_folds)
-    base = saved.read_train_config()
+def check_saved_paths(cfg: TrainConfig, base: TrainConfig, saved: RunFolder) -> None:
+    """A path that `--resume` took from the run's config.json (`base`; not given again on the command line) and that
+    is not there: a UserError saying that it came from that config.json and which option gives another
+    (RunFolder.check_saved_path)."""
     for section, key, option in SAVED_PATHS:
         value = getattr(getattr(cfg, section), key)
         if value is None or os.fspath(value) != os.fspath(getattr(getattr(base, section), key) or ""):
             continue  # given on the command line
-        path = os.fspath(value)
-        parts = split_list_spec(path) if key == "spec" else None
-        path = parts[1] if parts is not None else path
-        if path and not os.path.exists(path):
-            raise UserError(
-                f"{section}.{key} {path!r} not found (from {saved.config_file}, as the run was trained; a relative "
-                f"path is relative to the folder the run was started in): give {option} to say where it is now"
-            )
+        saved.check_saved_path(f"{section}.{key}", value, option)
 
 
 def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds: bool = False) -> dict:
@@ -437,8 +426,9 @@ def run_train(cfg: TrainConfig, out: str | Path, resume: bool = False, all_folds
     """
     if resume:
         saved = saved_run(out, all_folds)
-        check_resume_changes(cfg, saved.read_train_config(), saved)
-        check_saved_paths(cfg, out, all_folds)
+        base = saved.read_train_config()
+        check_resume_changes(cfg, base, saved)
+        check_saved_paths(cfg, base, saved)
     if not all_folds:
         if resume:  # a finished run has nothing to resume: say how to train further, and leave it as it is
             RunFolder(out).check_unfinished(cfg.train.epochs)

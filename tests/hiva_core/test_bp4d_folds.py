@@ -232,7 +232,7 @@ def test_a_phd_students_mistakes_with_bp4d_lists_get_the_right_words(bp4d_folds,
     config["config"]["data"]["lists"] = str(tmp_path / "gone")
     (moved / "fold1" / "config.json").write_text(json.dumps(config))
     line = error("eval", "--run", str(moved / "fold1"))
-    assert f"data.lists {tmp_path / 'gone'} not found (from {moved / 'fold1' / 'config.json'}" in line
+    assert f"data.lists {str(tmp_path / 'gone')!r} not found (from {moved / 'fold1' / 'config.json'}" in line
     assert "give --lists DIR" in line
     line = error("eval", "--run", fold1, "--data", str(root), "--lists", str(lists))
     assert f"named with their dataset: --data bp4d:{root} --lists DIR" in line
