@@ -239,13 +239,15 @@ def resting_frames(
     batch_size: int,
     progress,
     frames: bool = False,
+    every: int = 1,
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
     """`predict --neutral auto`: the resting frame of each clip — a video, or with `frames` the images of one folder —
     for a run that reads faces alone too (`LoadedRun.reads_alone`, model.reference_dropout). A first pass reads the
     largest face of every frame alone; the frame whose face the run finds least expressive (the lowest mean AU
     probability) is the clip's resting frame. Returns, per source of a clip, its resting face as the model reads it
     (3, H, W), and per clip where it is (a video's frame and time, a folder's image; the mean probability). A clip
-    with fewer than two frames with a face, and photos (no other frame of the person), are read alone."""
+    with fewer than two frames with a face, and photos (no other frame of the person), are read alone. `every`: the
+    `stream` reads every N-th frame of a video (predict --every), for the progress bar's total."""
     if not loaded.reference:
         raise UserError(
             f"--neutral auto: the run {loaded.run_dir} reads one face at a time (trained without model.reference); "
@@ -273,7 +275,6 @@ def resting_frames(
                 best[key] = (p, tensor, row)
         pending.clear()
 
-    every = getattr(stream, "keywords", {}).get("every", 1)  # predict --every: the stream reads every N-th frame
     with progress_bar("resting frames", frame_total(clipped, every), progress) as advance:
         for row, crop in largest_per_frame(stream(clipped, on_frames=advance, device=loaded.device)):
             pending.append((row, transform(crop)))

@@ -222,7 +222,7 @@ def run_predict(
     stream = partial(FaceStream, timer=timer, detect=detect, batch_size=batch_size, min_face=min_face, every=every)
     resting: dict[str, dict[str, Any]] = {}
     if auto:
-        rest, resting = resting_frames(loaded, sources, transform, stream, batch_size, progress, frames)
+        rest, resting = resting_frames(loaded, sources, transform, stream, batch_size, progress, frames, every)
     else:
         rest = neutral_tensor(loaded, neutral, transform, timer, detect=detect, min_face=min_face)
     if rest is None and alone is not None:  # every face read alone

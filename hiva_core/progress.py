@@ -62,7 +62,7 @@ class ProgressBar:
         if self._plain is not None:
             import time
 
-            key = len(self._plain)
+            key = max(self._plain, default=-1) + 1  # never a live task's key (len() would be, after a done())
             self._plain[key] = {"what": description, "total": total or 0, "done": 0, "shown": 0, "t0": time.time()}
             return key
         return self.bar.add_task(description, total=total or None, info="") if self.bar is not None else None

@@ -41,6 +41,14 @@ def test_forced_on_without_a_terminal_prints_a_line_a_tenth(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 9 and lines[0].startswith("epoch 3/20: 2/20 (10%) loss 0.5000, ")
     assert lines[-1].startswith("epoch 3/20: 18/20 (90%) loss 0.0556, ") and lines[-1].endswith(" s left")
+    with ProgressBar(True) as bar:  # a task added after another's done() gets a key of its own
+        first, second = bar.task("a", 10), bar.task("b", 10)
+        bar.done(first)
+        third = bar.task("c", 10)
+        bar.update(second, 5)
+        bar.update(third, 2)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["b: 5/10 (50%)", "c: 2/10 (20%)"]
 
 
 def test_a_terminal_gets_the_live_bar(terminal, capsys):
