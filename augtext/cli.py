@@ -95,7 +95,8 @@ def generate(
 
         log = cache / LOG_NAME
         if log.is_file():
-            answered = sum(1 for _ in log.open("rb"))
+            with log.open("rb") as fh:
+                answered = sum(1 for _ in fh)
             print(
                 f"{log} keeps the {answered} answer(s) received: the same command resumes without asking for them "
                 "again",
