@@ -79,6 +79,17 @@ def test_manifest_with_a_header_only_says_it_has_no_rows(tmp_path, text_cache, t
     assert f"manifest {data} has no rows, only its header" in line
 
 
+def test_list_file_images_named_without_their_dataset(tmp_path, text_cache, capsys):
+    """`--data IMAGES --lists DIR` without `bp4d:`: train says how to name it, the dataset guessed from the list
+    files DIR holds (it said only that the folder holds no manifest)."""
+    write_images(tmp_path / "img", ["S1/0.png"])
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "DISFA_train_path_fold1.txt").write_text("S1/0.png\n")
+    line = _train_fails(text_cache, tmp_path / "img", tmp_path / "run", capsys, "--lists", str(lists))
+    assert f"list-file data is named with its dataset, disfa:{tmp_path / 'img'}; a manifest" in line
+
+
 def test_eval_on_data_lacking_some_of_the_runs_aus_says_which_to_score(tmp_path, trained_run, tiny_faces, capsys):
     """The run predicts AU1, AU2, AU4; data labelling only AU2 and AU4: the error says to score those with --aus,
     which then works."""
