@@ -178,6 +178,23 @@ def test_check_images_opens_headers_when_asked(bp4d_small):
         check_images(ds, headers=True)
 
 
+def test_check_images_finds_a_cut_off_file(bp4d_small):
+    """A JPEG cut off mid-way opens (its header is whole) but lacks its end: the check decodes it and names it. Data
+    appended after a whole image's end (some cameras do) or zero padding is no reason to refuse it."""
+    root, lists, paths, _ = bp4d_small
+    ds = build_dataset(f"bp4d:{root}", split="test", fold=1, lists=lists, image_size=SIZE)
+    whole = (root / paths[3]).read_bytes()
+    (root / paths[3]).write_bytes(whole + b"trailer written by a camera" + bytes(100))
+    (root / paths[4]).write_bytes(whole + bytes(10))
+    assert check_images(ds, headers=True) == []
+    (root / paths[3]).write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(UserError) as caught:
+        check_images(ds, headers=True)
+    assert f"1 of 20 images cannot be read ({ds.source}): {root / paths[3]} is cut off or damaged (image file is" in str(
+        caught.value
+    )
+
+
 def test_worker_errors_unwrap(bp4d_small):
     root, lists, paths, _ = bp4d_small
     ds = build_dataset(f"bp4d:{root}", split="test", fold=1, lists=lists, image_size=SIZE)
