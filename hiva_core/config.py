@@ -187,7 +187,9 @@ class TrainSection:
     log_every: int = 10  # TensorBoard step logging period
     tensorboard: bool = True  # when the tensorboard package is installed
     progress: bool = True  # rich progress bars
-    find_unused_parameters: bool = True  # DDP: ablations leave some parameters out of the loss
+    # DDP: whether some parameters are left out of the loss (an ablation's branch); None: found out before the first
+    # step from one training batch (hiva_core.train_state.unused_parameters)
+    find_unused_parameters: bool | None = None
 
     def __post_init__(self) -> None:
         _require(

@@ -29,7 +29,7 @@ from hiva_core.metrics import MIN_THRESHOLD_FRAMES, class_counts, too_few_to_cho
 from hiva_core.progress import ProgressBar
 from hiva_core.run_folder import CONFIG, RunFolder
 from hiva_core.train_data import Loaders, build_datasets, build_loaders, check_fold_labels, discover_folds, read_prior
-from hiva_core.train_state import TrainState, build_state, use_channels_last
+from hiva_core.train_state import TrainState, build_state, step_inputs, use_channels_last
 
 
 # ------------------------------------------------------------------------------------------------------ building blocks
@@ -145,18 +145,7 @@ def train_one_epoch(
     for i, batch in enumerate(loaders.train):
         if i >= n_batches:
             break
-        images = batch["image"].to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        inputs = {
-            "image": images,
-            "labels": batch["labels"].to(device, non_blocking=True),
-            "mask": batch["mask"].to(device, non_blocking=True),
-        }
-        for target in ("geometry", "intensity"):  # the optional targets some data carry, with their masks
-            if target in batch:
-                for key in (target, f"{target}_mask"):
-                    inputs[key] = batch[key].to(device, non_blocking=True)
+        inputs = step_inputs(batch, device, channels_last)
         # Gradient accumulation: step every `accum` batches (and at the end); under DDP only that last
         # micro-batch all-reduces gradients (no_sync on the others).
         stepping = (i + 1) % accum == 0 or i + 1 == n_batches
@@ -215,7 +204,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
     prior = read_prior(cfg, run, aus, resume)
     text = prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
-    state = build_state(cfg, splits.train, prior.dim, loaders.batches, device, info)
+    state = build_state(cfg, splits.train, text, loaders.batches, device, info)
     if splits.held_out:
         log(info, splits.held_out)
     on_val = cfg.train.select in VAL_SELECT

@@ -172,8 +172,52 @@ def _head_option(key: str, asked: bool | None, *, has: bool, default: bool, miss
     return {}
 
 
+def step_inputs(batch: dict, device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+    """What a training step hands the task: a loader's batch on `device` (images channels_last when asked), with the
+    optional targets some data carry (geometry, intensity) and their masks."""
+    images = batch["image"].to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    inputs = {
+        "image": images,
+        "labels": batch["labels"].to(device, non_blocking=True),
+        "mask": batch["mask"].to(device, non_blocking=True),
+    }
+    for target in ("geometry", "intensity"):
+        if target in batch:
+            for key in (target, f"{target}_mask"):
+                inputs[key] = batch[key].to(device, non_blocking=True)
+    return inputs
+
+
+def unused_parameters(task: nn.Module, train_ds: AUDataset, text: tuple, device: torch.device) -> list[str]:
+    """The trainable parameters a training step's loss does not reach (DDP must be told of any: an ablation's unused
+    branch), found from the first two training samples. Leaves no trace: the random streams and the BatchNorm
+    statistics are as before, and no gradient is stored."""
+    from torch.utils.data import default_collate
+
+    params = [(name, p) for name, p in task.named_parameters() if p.requires_grad]
+    buffers = {name: b.clone() for name, b in task.named_buffers()}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        batch = default_collate([train_ds[i] for i in range(min(2, len(train_ds)))])
+        was_training = task.training
+        task.train()
+        loss = task(step_inputs(batch, device, channels_last=False), *text)["loss"]
+        grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
+        task.train(was_training)
+    with torch.no_grad():
+        for name, b in task.named_buffers():
+            b.copy_(buffers[name])
+    return [name for (name, _), g in zip(params, grads) if g is None]
+
+
 def build_state(
-    cfg: TrainConfig, train_ds: AUDataset, text_dim: int, batches: int, device: torch.device, info: DistInfo
+    cfg: TrainConfig,
+    train_ds: AUDataset,
+    text: tuple[torch.Tensor, torch.Tensor],
+    batches: int,
+    device: torch.device,
+    info: DistInfo,
 ) -> TrainState:
     """Model, task (model + loss), optimizer, lr schedule and loss scaler, before the first step.
 
@@ -186,7 +230,7 @@ def build_state(
     model = create_model(
         cfg.model.name,
         num_aus=len(train_ds.aus),
-        text_dim=text_dim,
+        text_dim=text[0].shape[-1],
         **cfg.model.overrides(),
         **geometry_option(cfg, train_ds),
         **intensity_option(cfg, train_ds),
@@ -210,10 +254,11 @@ def build_state(
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
+        find_unused = cfg.train.find_unused_parameters
+        if find_unused is None:  # the extra pass over the graph every step only where it is needed
+            find_unused = bool(unused_parameters(task, train_ds, text, device))
         step_module = DDP(
-            task,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.train.find_unused_parameters,
+            task, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=find_unused
         )
     optimizer = torch.optim.AdamW(
         param_groups(task, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.backbone_lr_scale),

@@ -57,3 +57,47 @@ def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
     assert json.loads((out / "thresholds.json").read_text())["frames"] == 8  # 1 of 8 training subjects
     assert proc.stdout.count("| **Avg** |") == 1  # only rank 0 prints
     assert "ema" in torch.load(out / "last.pt", weights_only=True)
+    # Every parameter of the default model reaches the loss: DDP is not asked to look for unused ones (PyTorch would
+    # warn, once per rank, that the search finds none and slows every step).
+    assert "find_unused_parameters" not in proc.stderr
+
+
+def test_torchrun_with_a_branch_the_loss_leaves_out(tmp_path, text_cache, tiny_faces):
+    """The linear head leaves the text-to-vision cross-attention out of the loss: found before the first step, DDP
+    is told, and training runs (without it DDP stops at the second step, asking for find_unused_parameters)."""
+    out = tmp_path / "ddp_linear"
+    argv = train_argv(
+        text_cache, tiny_faces, out, "--fold", "1", "--batch-size", "8", "--set", "train.max_steps_per_epoch=2",
+        "--set", "model.head=linear", epochs=1,
+    )  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "hiva_core.cli"]
+    proc = subprocess.run([*cmd, *argv], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert list(pd.read_csv(out / "log.csv")["step"]) == [2]
+
+
+def test_unused_parameters_leaves_no_trace(text_cache, tiny_faces):
+    """The probe names the parameters a step's loss does not reach and changes nothing: the random stream, the
+    BatchNorm statistics and the gradients are as before."""
+    from hiva_core.checkpoint import prior_tensors
+    from hiva_core.data import build_dataset
+    from hiva_core.models import create_model
+    from hiva_core.task import AUTask
+    from augtext.prior import load_text_prior
+    from hiva_core.train_state import unused_parameters
+
+    ds = build_dataset(str(tiny_faces), split="train", fold=1, image_size=32, augment="strong")
+    text = prior_tensors(load_text_prior(text_cache, list(ds.aus)), torch.device("cpu"))
+    for head, unused in (("cosine", False), ("linear", True)):
+        model = create_model("hiva", num_aus=len(ds.aus), text_dim=text[0].shape[-1], backbone="tiny", dim=32, head=head)
+        task = AUTask(model, aus=list(ds.aus), region_weight=0.1)
+        buffers = {name: b.clone() for name, b in task.named_buffers()}
+        stream = torch.get_rng_state()
+        names = unused_parameters(task, ds, text, torch.device("cpu"))
+        assert bool(names) is unused
+        if unused:
+            assert all(".text_to_vision." in name for name in names), names
+        assert torch.equal(torch.get_rng_state(), stream)
+        assert all(torch.equal(b, buffers[name]) for name, b in task.named_buffers())
+        assert all(p.grad is None for p in task.parameters())
