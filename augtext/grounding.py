@@ -14,8 +14,11 @@ for the same reason (a sentence embedding cannot tell "up" from "down"), it work
 - a clause without a part refers to the last part named ("the brows are pulled down and drawn together");
 - AU names ("Brow Lowerer") and positions ("the lower lip") are not movements (movement._NAME_RE, _POSITION_RE);
 - a part said to stay or remain where it is does not move ("while the cheeks stay down").
+- a clause about a part the measures leave out ("the neck tightens") is not about the part named before it;
+- an opening said to become smaller ("narrows the gap between the lips") is the lips closing.
 Each (measure, sign) counts once per description; measures below a quarter of the strongest are stray mentions
-(companion AUs, "in a smile the cheeks rise too") and are dropped.
+(companion AUs, "in a smile the cheeks rise too") and are dropped, and descriptions whose strongest measure has the
+net votes of fewer than a fifth of them ground nothing (AU21's: the neck, which no measure sees).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ GEOMETRY: tuple[str, ...] = (
     "chin_lip_distance",
 )
 _STRAY = 0.25  # a measure weaker than this share of the strongest one is a stray mention
+# The strongest measure needs the net votes of this share of the descriptions, or they ground nothing: an AU whose
+# descriptions mostly name what the measures leave out (AU21, the neck) is not read from the mentions of its companions
+# in a few of them ("in terror the lips part and the neck tightens").
+_SUPPORT = 0.2
 
 # Parts, most specific first: at each place the first that matches wins ("lip corners" is not "lips"). `None` names
 # words that must not be read as a part they contain ("eye corners" are not lip corners).
@@ -116,7 +123,7 @@ RULES: tuple[tuple[tuple[str, ...], str, str, int], ...] = (
     (_LIPS, r"upturn|turn\w* up|curv\w* up", "corner_height", 1),
     (_LIPS, r"downturn|inverted|turn\w* down|curv\w* down|bend\w* down", "corner_height", -1),
     (_LIPS, rf"{_APART}|open", "lip_opening", 1),
-    (_LIPS, _CLOSE, "lip_opening", -1),
+    (_LIPS, rf"{_CLOSE}|toward each other|close in|closer", "lip_opening", -1),
     (("lower_lip",), _DOWN, "lip_opening", 1),
     (("teeth",), r"show|expos|bar(?:e|es|ed|ing)\b|uncover|visible|in view|reveal|glimpse", "lip_opening", 1),
     (("jaw",), rf"{_DOWN}|open|slack|loose|apart", "jaw_drop", 1),
@@ -156,6 +163,13 @@ _STILL_RE = re.compile(
     r"\b(?:stay(?:s|ed|ing)?|remain(?:s|ed|ing)?|unmoved|unchanged|at rest|in place)\b(?! (?:closed|shut|open|apart))",
     re.I,
 )
+# The opening between the lips said to become smaller ("narrows the gap between the lips", "the mouth opening gets
+# smaller"): the lips close, whatever "opening" and "gap" would say alone.
+_OPENING = r"(?:(?:the|its|their|a) )?(?:mouth )?(?:opening|gap)(?: between (?:them|(?:the |its |their )?lips))?"
+_SMALLER = r"(?:smaller|narrow(?:s|ed|ing)?|shrink(?:s|ing)?|shrank|reduc(?:e|es|ed|ing)|clos(?:e|es|ed|ing))\b"
+_NARROWED_RE = re.compile(
+    rf"\b(?:{_SMALLER} {_OPENING}\b|{_OPENING} (?:(?!and\b|while\b|but\b)\w+ ){{0,3}}{_SMALLER})", re.IGNORECASE
+)
 _CLAUSE_RE = re.compile(r"[.;:,!?()]+|\b(?:and|while|as|with|but|whereas|yet|then)\b", re.IGNORECASE)
 _SUBJECT_RE = re.compile(rf"{_PART_RE.pattern}|{_INNER_RE.pattern}|{_OUTER_RE.pattern}", re.IGNORECASE)
 
@@ -190,16 +204,19 @@ def _votes(text: str) -> set[tuple[int, int]]:
     """{(measure index, sign)} that one description supports."""
     text = re.sub(r"\b(?:upper and lower|lower and upper)\b", " ", _NAME_RE.sub(" ", text), flags=re.I)
     text = _CONTRAST_RE.sub(_keep_parts, re.sub(r"upside[- ]down", "inverted", text, flags=re.I))
+    text = _NARROWED_RE.sub(" the lips close ", text)
     votes: set[tuple[int, int]] = set()
     previous: set[str] = set()
     for clause in _CLAUSE_RE.split(text):
         own = _sides(_parts(clause), clause)
+        # a clause about a part the measures leave out ("the neck tightens") is not about the part named before it
+        elsewhere = not own and bool(_part_matches(clause))
         if not _STILL_RE.search(clause):
             moves = _moves(clause)
             # the movement goes with the clause's own parts or, when none fits, with the last part named before
-            votes |= _rule_votes(own, moves) or _rule_votes(_sides(previous, clause), moves)
+            votes |= _rule_votes(own, moves) or (set() if elsewhere else _rule_votes(_sides(previous, clause), moves))
             votes |= {(m, s) for words, m, s in _PHRASES if words.search(moves)}
-        previous = own or previous
+        previous = set() if elsewhere else own or previous
     return votes
 
 
@@ -217,8 +234,9 @@ def _rule_votes(parts: set[str], moves: str) -> set[tuple[int, int]]:
 
 def ground(texts: Sequence[str]) -> np.ndarray:
     """Signed weights over `GEOMETRY` (float64, sum of |w| is 1) that the descriptions `texts` of one AU support;
-    all zeros when they name no part moving in a known way. Each description votes once per (measure, sign); a
-    measure's weight is its net vote share, measures under a quarter of the strongest are dropped."""
+    all zeros when they name no part moving in a known way, or when no measure has the net votes of a fifth of them.
+    Each description votes once per (measure, sign); a measure's weight is its net vote share, measures under a
+    quarter of the strongest are dropped."""
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise TypeError("ground() takes a sequence of description strings (a list of str, not one str)")
     net = np.zeros(len(GEOMETRY), dtype=np.int64)  # integer votes: the result cannot depend on the order
@@ -227,7 +245,7 @@ def ground(texts: Sequence[str]) -> np.ndarray:
             net[m] += s
     weights = net.astype(np.float64) / max(len(texts), 1)
     peak = np.abs(weights).max(initial=0.0)
-    if peak == 0:
+    if peak < _SUPPORT:
         return np.zeros(len(GEOMETRY))
     weights[np.abs(weights) < _STRAY * peak] = 0.0
     return weights / np.abs(weights).sum()

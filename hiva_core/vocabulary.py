@@ -99,7 +99,10 @@ def grounded_queries(loaded: LoadedRun, new: Sequence[int], text_cache: str | Pa
             queries[au] = weights
             note = f"scored from the face's geometry: {describe(weights)}"
         else:
-            note = "its descriptions name no change of the face's geometry: scored by the cosine head"
+            note = (
+                "its descriptions name no change of the face's geometry (none that a fifth of them agree on): "
+                "scored by the cosine head"
+            )
         print(f"{au_label(au)}: {note} (its {len(texts[au])} descriptions)", file=sys.stderr)
     return queries
 

@@ -158,6 +158,26 @@ def test_every_reference_au_but_the_neck_has_its_measure() -> None:
     assert set(REFERENCE_AUS) - set(GROUNDED) == {21}
 
 
+def test_the_neck_grounds_nothing() -> None:
+    """AU21's descriptions name the neck, which no measure sees; the companions a few of them mention ("in terror the
+    lips part") are no reading of it: the cosine head scores it."""
+    assert not ground(reference_texts(21)).any()
+    neck = ground(["In terror the lips part and the neck tightens, the skin of the neck pulled taut into cords."])
+    assert _w(neck, "lip_opening") > 0 and _w(neck, "lip_thickness") == 0  # "taut" is the neck's, not the lips'
+
+
+def test_lips_toward_each_other_close_the_opening() -> None:
+    """AU8 draws the lips toward each other over a lowered jaw: the opening between the lips gets smaller."""
+    assert _w(ground(reference_texts(8)), "lip_opening") < 0
+    for text in (
+        "The lips move toward each other while the jaw stays lowered, so the mouth opening gets smaller.",
+        "Contraction of the orbicularis oris with the mandible held down narrows the gap between the lips.",
+        "The fibres shorten, shrinking the mouth opening while the teeth remain separated.",
+    ):
+        assert _w(ground([text]), "lip_opening") < 0, text
+    assert _w(ground(["The lips part slightly, leaving a small gap between them."]), "lip_opening") > 0
+
+
 @pytest.mark.parametrize("au", GROUNDED)
 def test_reference_descriptions_ground_to_the_aus_measure(au: int) -> None:
     weights = ground(reference_texts(au))
