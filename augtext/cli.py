@@ -150,7 +150,7 @@ def score(
 @app.command()
 def templates(
     show: str | None = typer.Argument(None, help="A style to render."),
-    au: int = typer.Option(12, "--au", help="AU code to render the style for."),
+    au: str = typer.Option("12", "--au", help="The AU(s) to render the style for: 12, AU12, 1,2,4, bp4d ..."),
     prompts: Path | None = typer.Option(None, help="Directory of extra/overriding *.j2 templates."),
     n: int = typer.Option(8, "--n", help="Descriptions the rendered prompt asks for."),
 ) -> None:

@@ -173,6 +173,13 @@ def table_path(cache_dir: Path, slug: str, entry: dict[str, Any]) -> Path:
     return cache_dir / entry.get("path", f"{EMBEDDINGS_DIR}/{slug}.parquet")
 
 
+def _table_label(slug: str, entry: dict[str, Any]) -> str:
+    """A manifest's table as a message names it: `all-MiniLM-L6-v2 (/models/other/all-MiniLM-L6-v2, 128-d)`."""
+    about = [str(entry["model"])] if entry.get("model", slug) != slug else []
+    about += [f"{entry['dim']}-d"] if entry.get("dim") else []
+    return f"{slug} ({', '.join(about)})" if about else slug
+
+
 def select_table(
     cache_dir: Path, manifest: dict[str, Any], model: str | None = None, *, warn: bool = True
 ) -> tuple[str, dict[str, Any], Path]:
@@ -196,8 +203,9 @@ def select_table(
     names = {model, str(Path(model).expanduser().resolve())} if Path(model).expanduser().exists() else {model}
     matches = [s for s, entry in tables.items() if s in names or entry.get("model") in names]
     if not matches:
+        has = ", ".join(_table_label(slug, entry) for slug, entry in tables.items())
         raise UserError(
-            f"no embeddings for model {model!r} in {where} (it has: {', '.join(tables)}); "
+            f"no embeddings for model {model!r} in {where} (it has: {has}); "
             f"run `augtext embed --cache {cache_dir} --model {model}` to embed the descriptions there with that model"
         )
     if len(matches) > 1:
@@ -222,6 +230,12 @@ def load_text_prior(
     (style, text_sha256); `max_per_au` keeps at most that many, taken round-robin over the styles so that a cap keeps
     the styles balanced. Raises `UserError` naming the file or AU for anything missing, corrupt or stale.
     """
+    if aus is not None:
+        from augtext.facs import get_au
+
+        aus = [get_au(int(a)).code for a in aus]  # an AU FACS lacks is named as such, not sent to generate
+        if not aus:
+            raise UserError("the AU list is empty: name at least one AU (aus=None takes every AU in the cache)")
     cache_dir = cache_folder(cache_dir)
     if not cache_dir.is_dir():
         raise UserError(
@@ -265,14 +279,15 @@ def load_text_prior(
         raise UserError(f"AU list {wanted} repeats an AU")
     absent = [a for a in wanted if a not in set(present)]
     if absent or not wanted:
-        labels = ", ".join(f"AU{a}" for a in absent) or "any AU"
+        labels = ", ".join(f"AU{a}" for a in absent) or "no AU"  # none: every row was of other styles
         which = f" in style(s) {', '.join(styles)}" if styles is not None else ""
-        verb = "has" if len(absent) == 1 else "have"
+        verb = "have" if len(absent) > 1 else "has"
         from augtext.reference import generate_command  # an LLM backend for AUs the reference set lacks
 
         command = generate_command(cache_dir, absent) if absent else f"`augtext generate --cache {cache_dir} --au SPEC`"
         raise UserError(
-            f"{labels} {verb} no descriptions{which} in {cache_dir}; run {command} and then `augtext embed`"
+            f"{labels} {verb} {'no ' if absent else ''}descriptions{which} in {cache_dir}; run {command} and then "
+            "`augtext embed`"
         )
 
     matrix = embedding_matrix(table.column("embedding"), dim)

@@ -161,8 +161,11 @@ def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> Ca
     return result
 
 
-def run_templates(show: str | None, au: int, prompts: str | Path | None, n: int = 8) -> None:
-    """CLI: list the styles with their descriptions, or print one style's messages rendered for an AU."""
+def run_templates(show: str | None, au: int | str, prompts: str | Path | None, n: int = 8) -> None:
+    """CLI: list the styles with their descriptions, or print one style's messages rendered for each AU of `au` (an
+    AU code or any spec `--au` takes elsewhere: "AU12", "1,2,4", "bp4d")."""
+    from augtext.facs import parse_au_spec
+
     from rich.console import Console
     from rich.table import Table
 
@@ -178,8 +181,11 @@ def run_templates(show: str | None, au: int, prompts: str | Path | None, n: int 
             table.add_row(style, style_description(style, prompts), source)
         console.print(table)
         return
-    messages, sha = render_messages(show, au, n, prompts)
-    console.print(f"# style {show}, {au_label(au)}, n={n}, template sha256 {sha}", markup=False)
-    for message in messages:
-        console.print(f"\n--- {message['role']} ---", markup=False)
-        console.print(message["content"], markup=False)
+    for i, code in enumerate(parse_au_spec(str(au))):
+        messages, sha = render_messages(show, code, n, prompts)
+        if i:
+            console.print()
+        console.print(f"# style {show}, {au_label(code)}, n={n}, template sha256 {sha}", markup=False)
+        for message in messages:
+            console.print(f"\n--- {message['role']} ---", markup=False)
+            console.print(message["content"], markup=False)

@@ -83,6 +83,17 @@ def test_missing_au_is_named(shared_cache):
         load_text_prior(shared_cache, aus=[6, 1, 17])
 
 
+def test_an_au_facs_lacks_or_no_au_is_named_as_such(shared_cache, tmp_path):
+    """Not "AU3 has no descriptions; run augtext generate --au 3": generate refuses AU3 too."""
+    for aus in ([3], [1, 99]):
+        with pytest.raises(UserError, match=rf"^AU{aus[-1]} is not a FACS action unit"):
+            load_text_prior(shared_cache, aus=aus)
+    with pytest.raises(UserError, match=r"^the AU list is empty"):
+        load_text_prior(shared_cache, aus=[])
+    with pytest.raises(UserError, match=r"^no AU has descriptions in style\(s\) mine in "):
+        load_text_prior(shared_cache, styles=["mine"])
+
+
 def test_missing_au_the_reference_set_lacks_suggests_an_llm_backend(shared_cache):
     """The default backend (reference) has no AU45: the command suggested must not be one that ends with none."""
     with pytest.raises(UserError) as info:
@@ -173,7 +184,9 @@ def test_model_selection(tmp_path):
     cache = make_text_cache(tmp_path / "cache", [1, 12], per_au=2, encoder=minilm())
     assert load_text_prior(cache, model="all-MiniLM-L6-v2").model == "sentence-transformers/all-MiniLM-L6-v2"
     assert load_text_prior(cache, model="sentence-transformers/all-MiniLM-L6-v2").dim == 384
-    with pytest.raises(UserError, match=r"no embeddings for model 'bge-small' .*it has: all-MiniLM-L6-v2") as info:
+    # Each table named with the model that made it and its width (a slug may be another model's folder name).
+    has = r"it has: all-MiniLM-L6-v2 \(sentence-transformers/all-MiniLM-L6-v2, 384-d\)\)"
+    with pytest.raises(UserError, match=rf"no embeddings for model 'bge-small' .*{has}") as info:
         load_text_prior(cache, model="bge-small")
     # Advice every caller can follow (eval/predict take the run's model: they cannot pick another table).
     assert str(info.value).endswith(

@@ -182,6 +182,15 @@ def test_cli_renders_a_style(capsys):
     assert "AU6 (Cheek Raiser)" in out and "JSON list of 3 strings" in out and "AU7" in out
 
 
+def test_cli_renders_for_any_au_spec(capsys):
+    """--au takes what it takes elsewhere: a label, or a list (each AU's prompt in turn)."""
+    assert cli.main(["templates", "contrast", "--au", "AU12", "--n", "3"]) == 0
+    assert "# style contrast, AU12, n=3" in capsys.readouterr().out
+    assert cli.main(["templates", "contrast", "--au", "5,9", "--n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("# style contrast, AU") == 2 and "AU5 (Upper Lid Raiser)" in out and "AU9 (Nose Wrinkler)" in out
+
+
 def test_cli_user_prompts(tmp_path, capsys):
     user = _write(tmp_path, "mine.j2", "{# Mine. #}\n[system]\ns\n[user]\n{{ au.name }}\n")
     assert cli.main(["templates", "--prompts", str(user)]) == 0
