@@ -91,6 +91,8 @@ class LoadedRun:
     text_emb: torch.Tensor = field(repr=False, default=None)
     text_mask: torch.Tensor = field(repr=False, default=None)
     thresholds: dict[int, float] = field(default_factory=dict)  # thresholds.json; an AU not in it uses 0.5
+    # AUs the run was not trained on (`--aus`, hiva_core.vocabulary.select_aus): how each is scored, in words
+    unseen: dict[int, str] = field(default_factory=dict)
     # thresholds.json's `alone` ones (model.reference_dropout): for faces read without their neutral frame
     alone_thresholds: dict[int, float] = field(default_factory=dict)
     # Test-time flip: average each face's probabilities with its mirror image's, and its maps with the mirror's

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from augtext.errors import UserError
+from augtext.facs import au_label
 from hiva_core.device import autocast, autocast_dtype
 from hiva_core.distributed import DistInfo, ShardSampler, gather_rows, sync_buffers
 from hiva_core.metrics import (
@@ -249,6 +250,8 @@ def evaluate_run(
     metrics["no_face"] = rows.no_face
     metrics["thresholds"] = threshold_text
     metrics["flip"] = flip
+    if loaded.unseen:  # AUs the run was not trained on: what scored each
+        metrics["unseen_aus"] = {au_label(a): how for a, how in loaded.unseen.items()}
     if save_thresholds is not None:
         from hiva_core.thresholds import write_thresholds
 

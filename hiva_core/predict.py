@@ -351,6 +351,7 @@ def _summary(table: pd.DataFrame, sources: Sources, loaded) -> dict[str, Any]:
     return {
         "run": str(loaded.run_dir),
         "aus": [au_label(a) for a in loaded.aus],
+        "unseen_aus": {au_label(a): how for a, how in loaded.unseen.items()},  # not trained on: what scored each
         "flip": loaded.flip,
         "images": sum(kind == "image" for _, kind in sources),
         "videos": sum(kind == "video" for _, kind in sources),

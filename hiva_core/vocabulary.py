@@ -193,10 +193,17 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
             )
         prior = stack_priors(prior, extra_prior(loaded, new, text_cache))
     model = loaded.model
+    unseen = {a: "the cosine head (the run has no geometry head)" for a in new}
     if new and getattr(model, "geometry_head", None) is not None:
-        from augtext.grounding import GEOMETRY
+        from augtext.grounding import GEOMETRY, describe
 
         queries = grounded_queries(loaded, new, text_cache)
+        unseen = {
+            a: f"the face's geometry: {describe(queries[a])}"
+            if a in queries
+            else "the cosine head (its descriptions name no change of the face's geometry)"
+            for a in new
+        }
         if queries:
             table = np.stack([queries.get(a, np.zeros(len(GEOMETRY))) for a in prior.aus])
             model = GroundedScores(model, table, [a in queries for a in prior.aus])
@@ -204,5 +211,11 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
     model = model if columns == list(range(len(prior.aus))) else AUColumns(model, columns)
     emb, mask = prior_tensors(prior, loaded.device)
     return dataclasses.replace(
-        loaded, model=model.to(loaded.device).eval(), prior=prior, aus=codes, text_emb=emb, text_mask=mask
+        loaded,
+        model=model.to(loaded.device).eval(),
+        prior=prior,
+        aus=codes,
+        text_emb=emb,
+        text_mask=mask,
+        unseen=unseen,
     )

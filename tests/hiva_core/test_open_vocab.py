@@ -251,6 +251,8 @@ def test_zero_shot_eval_and_predict_on_an_unseen_au(open_run, reference_cache, t
     both = _eval(open_run, tiny_faces, tmp_path, "--aus", "1,2,4", "--text-cache", str(reference_cache))
     assert list(both["per_au"]) == ["AU1", "AU2", "AU4"]
     assert np.isfinite(both["per_au"]["AU4"]["auc"]) and both["n"] == seen["n"]
+    # what scored the AU the run was not trained on, for the paper's table
+    assert both["unseen_aus"] == {"AU4": "the cosine head (the run has no geometry head)"} and "unseen_aus" not in seen
     alone = _eval(open_run, tiny_faces, tmp_path, "--aus", "4", "--text-cache", str(reference_cache))
     assert alone["per_au"]["AU4"] == both["per_au"]["AU4"]  # the model runs over its training AUs + the new one
     # With thresholds for its own AUs (AU1, AU2), the header says why the new one is at 0.5.
@@ -433,6 +435,7 @@ def test_an_unseen_au_is_scored_from_the_geometry_its_descriptions_name(
     grounded = _eval(geometry_run, geometry_faces, tmp_path, "--aus", "4", "--text-cache", str(reference_cache))
     err = capsys.readouterr().err
     assert "AU4: scored from the face's geometry: brow_gap -" in err, err
+    assert grounded["unseen_aus"]["AU4"].startswith("the face's geometry: brow_gap -"), grounded["unseen_aus"]
     assert grounded["per_au"]["AU4"]["auc"] > 0.9, grounded["per_au"]["AU4"]
     # the shuffled control: AU4 given another AU's descriptions reads another measure. Both derangements of the three
     # AUs (the second is the first applied twice): with AU2's it reads the outer brows, which never move on these
