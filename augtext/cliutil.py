@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import signal
 import sys
 import threading
@@ -65,6 +67,39 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     return code
 
 
+_ENVIRONMENT = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the file system",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+}
+_TEMP_RE = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")  # augtext.io.atomic_path's temp file: name the file itself
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """A one-line account of an error the machine raised while a command wrote or read (a full disk, a file name too
+    long, ...), found anywhere in `exc`'s chain; None for any other error."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT:
+            what = _ENVIRONMENT[exc.errno]
+            if exc.filename is None:
+                return f"{what} ({exc.strerror or exc}); nothing half-written is kept: free space or fix it, then rerun"
+            path = Path(os.fsdecode(exc.filename))
+            shown = path.with_name(m.group(1)) if (m := _TEMP_RE.match(path.name)) else path
+            fix = "choose a shorter path" if exc.errno == errno.ENAMETOOLONG else "fix that, then run the command again"
+            return f"{what}: {shown}; {fix} (nothing half-written is kept)"
+        if isinstance(exc, (OSError, RuntimeError)) and "No space left on device" in str(exc):
+            return "no space left on the device; free some space and run the command again (nothing half-written is kept)"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program: 0 on success, 2 on bad input and every handled failure, 3 on an unexpected
     error (a bug: the traceback is printed), 130 when interrupted. 1 is left to the commands' own meaning (`augtext
@@ -88,7 +123,11 @@ def _run(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except (*_ABORTS, KeyboardInterrupt):  # Ctrl-C (run_app says so; SIGTERM comes here too)
         return 130
-    except Exception:  # a bug, not bad input: say so, with the traceback to report
+    except Exception as exc:  # a bug, not bad input: say so, with the traceback to report
+        where = _environment_error(exc)
+        if where is not None:  # a full disk, a name too long, a read-only place: the machine's, not a bug
+            print(f"error: {where}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         print("error: unexpected internal error (the traceback above); please report it", file=sys.stderr)
         return 3

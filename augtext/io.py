@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
@@ -19,29 +20,50 @@ def _umask_mode() -> int:
     return (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~mask
 
 
+_TEMP_NAME = 200  # of a file name, at most this much goes into its temp file's name (a name holds 255 bytes)
+
+
+def temp_prefix(name: str) -> str:
+    """The start of the temp file's name that `atomic_path` writes a file `name` through: `.name.` (cut short for a
+    long name, so that the temp name stays legal wherever the name itself is)."""
+    cut = name.encode()[:_TEMP_NAME].decode(errors="ignore")
+    return f".{cut}."
+
+
 def remove_stale_temps(path: str | os.PathLike) -> int:
     """Delete the temp files that `atomic_path(path)` left behind when its process was killed mid-write; returns
     how many. Call it where a single writer starts (a second writer at the same time would lose its temp file)."""
     target = Path(path)
     removed = 0
     if target.parent.is_dir():
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        for stale in target.parent.glob(f"{glob.escape(temp_prefix(target.name))}*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
                 removed += 1
     return removed
 
 
-def check_output_file(path: str | os.PathLike, option: str, example: str = "out") -> Path:
+def check_output_file(
+    path: str | os.PathLike,
+    option: str,
+    example: str = "out",
+    reads: Iterable[tuple[str | os.PathLike, str]] = (),
+) -> Path:
     """`path` as a file a command may write (call it before the work): a UserError naming `option` when it is a
     folder (suggesting the file `example` in it: `--json out` -> out/eval.json), when a part of its folder path is a
-    file, or when that folder is not writable."""
+    file, when that folder is not writable, or when it is one of the files the command reads (`reads`: (file, what
+    it is), e.g. the manifest evaluated or the run's config.json; by any path or link that leads to it)."""
     from augtext.errors import UserError
 
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file name (e.g. {path / example})")
     _check_writable_folder(path.parent, path, option)
+    if path.exists():
+        for source, what in reads:
+            with contextlib.suppress(OSError):  # a source that does not exist is no file to lose
+                if os.path.samefile(path, source):
+                    raise UserError(f"{option} {path} is {what}, which this command reads; write to another file")
     return path
 
 
@@ -65,16 +87,31 @@ def _check_writable_folder(folder: Path, shown: Path, option: str) -> None:
         raise UserError(f"{option} {shown}: cannot write in {existing} (permission denied); choose another path")
 
 
+def write_target(path: str | os.PathLike) -> Path | None:
+    """Where an all-or-nothing write of `path` goes: `path`, or the file a symbolic link there points to (the link
+    stays a link); None when `path` is a device, pipe or socket (`/dev/stdout`, a FIFO), written as a stream."""
+    target = Path(path)
+    with contextlib.suppress(OSError):
+        if not stat.S_ISREG(os.stat(target).st_mode):  # follows links; a missing file raises: a new file
+            return None
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     """Write `path` all or nothing, for libraries that want a file name (pyarrow, safetensors, torch.save): yields a
     temp path in the same folder, which is fsynced and renamed over `path` when the block ends without error.
 
-    A crash (or an exception inside the block) leaves the old file untouched and no partial file behind.
+    A crash (or an exception inside the block) leaves the old file untouched and no partial file behind. A symbolic
+    link is kept: the file it points to is the one replaced. A device, pipe or socket (`/dev/stdout`) is not replaced
+    by a file: it is written directly (a stream has no all or nothing).
     """
-    target = Path(path)
+    target = write_target(path)
+    if target is None:
+        yield Path(path)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)

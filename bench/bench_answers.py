@@ -41,6 +41,7 @@ SETS = (
     "blind_intensity_answers",
     "blind_bp4d_answers",
     "user49_answers",
+    "blind50_answers",
 )
 
 

@@ -468,23 +468,27 @@ def run_eval(
     from hiva_core.run_folder import RunFolder
     from hiva_core.serialize import write_json
 
+    from hiva_core.data.splits import data_files
+
     run = Path(run)
+    if data is None:
+        data, lists = trained_data(run, all_folds, lists)
+    reads = [*RunFolder(run).own_files(), *data_files(data, lists)]  # no output is written over them
     if json_out is not None:
-        check_output_file(json_out, "--json", "eval.json")  # before the work, not after it
+        check_output_file(json_out, "--json", "eval.json", reads)  # before the work, not after it
     if save_thresholds is not None:
         if all_folds:
             raise UserError("--save-thresholds takes one run: give --run RUN/foldK instead of --folds all")
-        check_output_file(save_thresholds, "--save-thresholds", "thresholds.json")
+        own = RunFolder(run).thresholds_file  # the run's own thresholds.json: replaced when asked (see above)
+        check_output_file(save_thresholds, "--save-thresholds", "thresholds.json", [r for r in reads if r[0] != own])
     if per_face is not None:
         from hiva_core.predict import OUT_SUFFIXES
 
         if all_folds:
             raise UserError("--per-face takes one run: give --run RUN/foldK instead of --folds all")
-        check_output_file(per_face, "--per-face", "faces.csv")
+        check_output_file(per_face, "--per-face", "faces.csv", reads)
         if per_face.suffix.lower() not in OUT_SUFFIXES:
             raise UserError(f"--per-face {per_face}: unknown format {per_face.suffix!r}; use {', '.join(OUT_SUFFIXES)}")
-    if data is None:
-        data, lists = trained_data(run, all_folds, lists)
     options = {"aus": aus, "text_cache": text_cache, "threshold": threshold, "align": align, "flip": flip}
     if all_folds:
         runs = RunFolder(run).fold_runs()

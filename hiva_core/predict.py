@@ -196,7 +196,10 @@ def run_predict(
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise UserError(f"--out {out}: unknown format {out.suffix!r}; use one of {', '.join(OUT_SUFFIXES)}")
     if out is not None:
-        check_output_file(out, "--out", "aus.csv")
+        from hiva_core.run_folder import RunFolder
+
+        folder = run.run_dir if isinstance(run, LoadedRun) else Path(run)
+        check_output_file(out, "--out", "aus.csv", RunFolder(folder).own_files())
     if heatmaps is not None:
         check_output_dir(heatmaps, "--heatmaps")
     sources = collect_inputs(inputs)

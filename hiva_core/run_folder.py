@@ -194,6 +194,13 @@ class RunFolder:
 
         return sorted(found, key=key)
 
+    def own_files(self) -> list[tuple[Path, str]]:
+        """(file, what it is) for every file of the run this folder holds, and of its fold runs (a `--folds all`
+        parent): what a command's output must not be written over (`augtext.io.check_output_file`'s `reads`)."""
+        names = (CONFIG, MODEL, LAST, PRIOR, METRICS, LOG, SUMMARY, THRESHOLDS, TRAIN_FACES)
+        own = [(self.path / name, f"run {self.path}'s {name}") for name in names]
+        return own + [item for fold in self.fold_runs() for item in fold.own_files()]
+
     def is_run(self) -> bool:
         """Whether the folder holds a run's config.json (a `--folds all` parent does not)."""
         return self.config_file.exists()

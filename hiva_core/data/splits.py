@@ -17,9 +17,11 @@ validation slice on which `train` chooses per-AU thresholds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,6 +50,19 @@ def list_format(spec: str | os.PathLike):
 
     parts = list_spec_name(spec)
     return LIST_FORMATS.get(parts[0]) if parts else None
+
+
+def data_files(spec: str | os.PathLike, lists: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """(file, what it is) for the files a `--data` spec is read from: its manifest, or the list files in `lists`
+    (what a command's output must not be written over); [] where they are not found (the reading says so)."""
+    from hiva_core.data.manifest import find_manifest
+
+    if list_format(spec) is None:
+        with contextlib.suppress(UserError):
+            return [(find_manifest(spec), "the manifest read")]
+        return []
+    folder = Path(lists) if lists is not None else None
+    return [(f, "a list file read") for f in folder.iterdir() if f.is_file()] if folder and folder.is_dir() else []
 
 
 def split_name(value: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,16 +213,10 @@ def _iter_animation(path: str | os.PathLike) -> Iterator[tuple[int, float | None
 def write_image(path: str | os.PathLike, image: np.ndarray, quality: int = 95) -> None:
     """Save an RGB uint8 image (format from the suffix) through a temp file + rename, so a killed run never leaves a
     half-written file that a resumed run would take as done."""
+    from augtext.io import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-            options = {"quality": quality} if fmt == "JPEG" else {}
-            Image.fromarray(image).save(fh, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {"quality": quality} if fmt == "JPEG" else {}
+    with atomic_write(path, fsync=False) as fh:
+        Image.fromarray(image).save(fh, format=fmt, **options)

@@ -59,3 +59,37 @@ def test_an_aligned_rows_path_is_its_photos_as_the_manifest_names_it(tmp_path):
     assert list(table["path"]) == ["imgs/c.jpg", "../imgs/a.jpg", str(tmp_path / "b.jpg")]
     assert list(table["file"]) == [raw.path(2), raw.path(0), raw.path(1)]
     assert list(table["AU1"]) == [1, 1, 1]
+
+
+def test_no_output_is_written_over_what_the_command_reads(run_dir, tmp_path, capsys):
+    """The user's manifest and the run's own files are inputs: `--per-face data.csv` or `--json RUN/config.json`
+    (also through a link) is refused before any work, the files as they were; the run's thresholds.json is what
+    `--save-thresholds` may replace on purpose."""
+    import os
+
+    from hiva_core.cli import main
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "imgs").mkdir()
+    rows = []
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+        rows.append({"path": f"imgs/{i}.png", **{f"AU{a}": i % 2 for a in AUS}})
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    (tmp_path / "link.json").symlink_to(run_dir / "config.json")
+    before = {p: p.read_bytes() for p in (manifest, run_dir / "config.json")}
+    cases = [
+        (["--per-face", str(manifest)], f"--per-face {manifest} is the manifest read, which this command reads"),
+        (["--json", str(run_dir / "config.json")], f"is run {run_dir}'s config.json, which this command reads"),
+        (["--json", str(tmp_path / "link.json")], f"is run {run_dir}'s config.json"),
+        (["--save-thresholds", str(manifest)], "is the manifest read"),
+    ]
+    for extra, message in cases:
+        assert main(["eval", "--run", str(run_dir), "--data", str(manifest), *extra]) == 2
+        assert message in capsys.readouterr().err
+    argv = ["predict", str(tmp_path / "imgs"), "--run", str(run_dir), "--no-detect", "--out", str(run_dir / "config.json")]
+    assert main(argv) == 2
+    assert f"is run {run_dir}'s config.json, which this command reads" in capsys.readouterr().err
+    assert all(p.read_bytes() == content for p, content in before.items())
+    assert os.path.islink(tmp_path / "link.json")
