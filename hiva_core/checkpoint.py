@@ -255,9 +255,10 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
     if done is not None and done < planned:  # stopped (Ctrl-C, train.stop_after) before its last epoch
         import warnings
 
+        finish = "`hiva_core train --resume` finishes it" if run.can_resume() else "stopped before last.pt was saved"
         warnings.warn(
-            f"{run.path} is unfinished: {done} of its {planned} epochs trained (`hiva_core train --resume` finishes "
-            "it); its kept epoch so far is used",
+            f"{run.path} is unfinished: {done} of its {planned} epochs trained ({finish}); its kept epoch so far is "
+            "used",
             UserWarning,
             stacklevel=2,
         )

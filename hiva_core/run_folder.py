@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from augtext.errors import UserError
-from augtext.io import atomic_path, atomic_write, check_output_dir
+from augtext.io import atomic_path, atomic_write, check_output_dir, remove_stale_temps
 from augtext.textprior import TextPrior, read_text_prior, save_text_prior
 from hiva_core.config import TrainConfig
 from hiva_core.serialize import (
@@ -209,8 +209,16 @@ class RunFolder:
         return self.last_file.is_file()
 
     def check_new(self, resume: bool) -> None:
-        """Never write over a trained run unless asked to continue it."""
+        """Never write over a trained run unless asked to continue it. Removes the temp files a killed save left."""
         check_output_dir(self.path, "--out")
+        for path, _ in self.own_files():
+            remove_stale_temps(path)
+        if self.model_file.exists() and not self.can_resume() and self.progress() is not None:
+            # killed (kill -9, a lost machine) between epoch 1's model and its last.pt: Ctrl-C would have cleaned up
+            raise UserError(
+                f"{self.path} holds the start of a training that stopped before its first epoch was saved ({MODEL} "
+                f"and {METRICS}, no {LAST}): nothing can continue it; delete the folder, or choose another --out"
+            )
         if resume:
             if not self.can_resume():
                 raise UserError(f"--resume: {self.last_file} not found; nothing to resume (train without --resume)")

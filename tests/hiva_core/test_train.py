@@ -586,6 +586,25 @@ def test_ctrl_c_after_an_epoch_says_the_run_is_resumable(tmp_path, text_cache, t
     assert len(pd.read_csv(out / "log.csv")) == 3
 
 
+def test_a_run_killed_before_its_first_last_pt_says_so(tmp_path, text_cache, tiny_faces, capsys):
+    """kill -9 between epoch 1's model.safetensors and its last.pt (no Ctrl-C cleanup): train and --resume both say
+    nothing can continue it (not "continue it with --resume" and "nothing to resume" in turn), eval says it cannot be
+    resumed, and the killed save's temp file is removed."""
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, tiny_faces, out, "--set", "train.stop_after=1", epochs=3)) == 0
+    (out / "last.pt").rename(out / ".last.pt.k2j3x9q1.tmp")  # as the kill left it
+    (out / "log.csv").unlink()
+    capsys.readouterr()
+    for resume in ([], ["--resume"]):
+        assert main(train_argv(text_cache, tiny_faces, out, *resume, epochs=3)) == 2
+        err = capsys.readouterr().err
+        assert "holds the start of a training that stopped before its first epoch was saved" in err, err
+        assert "delete the folder, or choose another --out" in err
+        assert not list(out.glob(".last.pt.*.tmp"))
+    assert main(["eval", "--run", str(out)]) == 0
+    assert "1 of its 3 epochs trained (stopped before last.pt was saved)" in capsys.readouterr().err
+
+
 def test_resume_refuses_options_that_would_train_the_rest_otherwise(tmp_path, text_cache, tiny_faces, capsys):
     """--resume continues a run as config.json says it was trained: another learning rate, batch size, backbone or
     --set key is refused naming the option and the run's value (exit 2, config.json and last.pt untouched; before,
