@@ -35,6 +35,9 @@ from augtext.facs import au_label, parse_au_label
 from hiva_core.data.dataset import AUDataset, select_aus
 
 MANIFEST_NAMES = ("manifest.parquet", "manifest.csv")
+# The rows so far of a set still being written (`hiva_core synth` writes manifest.csv only once every image is done):
+# a folder holding it alone is an unfinished set, not data.
+MANIFEST_PARTIAL = "manifest.partial.csv"
 # A label column `AU<code>` and its intensity `AU<code>_int`, in any case (au12, Au12_int). `AU<code>_prob` and
 # `AU<code>_label` beside `AU<code>` are what `predict` and `eval --per-face` write, ignored. Any other column whose
 # name starts with "AU" and holds a digit (AUl2, AU_12, AU12_c) is an error: a mistyped AU would otherwise drop out
@@ -53,6 +56,12 @@ def find_manifest(spec: str | os.PathLike) -> Path:
         for name in MANIFEST_NAMES:
             if (path / name).is_file():
                 return path / name
+        if (path / MANIFEST_PARTIAL).is_file():
+            raise UserError(
+                f"{path} holds an unfinished set (stopped before its last image: its rows so far are in "
+                f"{path / MANIFEST_PARTIAL}); run the command that made it again to finish it (`hiva_core synth --out "
+                f"{path} ...` resumes), or give that file as --data to use the rows so far"
+            )
         raise UserError(
             f"no {' or '.join(MANIFEST_NAMES)} in folder {path} (the images of BP4D/DISFA/GFT list files are named "
             f"with their dataset: --data bp4d:{path} --lists DIR)"

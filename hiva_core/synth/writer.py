@@ -5,8 +5,10 @@ Folder layout:
     out/manifest.csv            one row per image (see MANIFEST COLUMNS below), read by hiva_core.data
     out/synth.json              how the set was made (seed, size, split, factors, face model, AU table, calibration)
 
-Resuming: rows of the old manifest whose image is valid are kept; an image without a row (a run killed between
-manifest writes, every FLUSH_EVERY_S seconds) keeps its file and gets its row recomputed from (seed, index) without
+While rendering, and when stopped before the last image, the rows so far are in out/manifest.partial.csv (every
+FLUSH_EVERY_S seconds); manifest.csv is written once every image is done, so that no reader takes a part of a set for
+the set. Resuming: rows of the old manifests whose image is valid are kept; an image without a row (a run killed between
+manifest writes) keeps its file and gets its row recomputed from (seed, index) without
 rendering; missing or unreadable images are rendered again (deterministic: the same bytes).
 
 Manifest columns: `path` (relative to the manifest), `AU<code>` occurrence 0/1 for every SYNTH_AUS code,
@@ -39,6 +41,7 @@ from PIL import Image
 from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import atomic_write, utc_now
+from hiva_core.data.manifest import MANIFEST_PARTIAL
 from hiva_core.synth.aumap import AU_BLENDSHAPES, OCCURRENCE_THRESHOLD, SYNTH_AUS
 from hiva_core.synth.calibration import FALLBACK_SOURCE, bp4d_combinations
 from hiva_core.synth.factors import FACTORS, factors_label, parse_factors
@@ -324,8 +327,8 @@ def run_synth(
         json.dump(meta, fh, indent=1)
 
     columns = manifest_columns(shifted, labels, neutral)
-    manifest = out / MANIFEST
-    old = _read_rows(manifest)
+    manifest, partial = out / MANIFEST, out / MANIFEST_PARTIAL
+    old = {**_read_rows(manifest), **_read_rows(partial)}  # an unfinished run's rows are the newer
 
     def done(i: int, row: dict) -> bool:
         # a row without neutral landmarks (written before that column) is made again from its image's parameters
@@ -359,11 +362,15 @@ def run_synth(
                     rows[int(row["index"])] = row
                     bar.advance(task)
                     if time.monotonic() - last_flush > FLUSH_EVERY_S:
-                        _write_manifest(manifest, rows, columns)
+                        _write_manifest(partial, rows, columns)
                         last_flush = time.monotonic()
             finally:
                 if pool is not None:
                     pool.shutdown(cancel_futures=True)
     finally:
-        _write_manifest(manifest, rows, columns)
+        if len(rows) == n:  # the set is whole: only now a manifest that train and eval read
+            _write_manifest(manifest, rows, columns)
+            partial.unlink(missing_ok=True)
+        else:  # Ctrl-C, an error: the rows so far, for the resumed run (data readers name it as unfinished)
+            _write_manifest(partial, rows, columns)
     return manifest

@@ -344,6 +344,36 @@ def test_manifest_loads_through_build_dataset(synth_set):
     np.testing.assert_array_equal(item["labels"].numpy(), [row["AU1"], row["AU12"], row["AU25"]])
 
 
+def test_a_set_stopped_before_its_last_image_is_no_data_until_finished(
+    tmp_path, face_model_path, monkeypatch, synth_set
+):
+    """Ctrl-C after 5 of 12 images: no manifest.csv (train and eval would take 5 faces for the set), the rows so far
+    in manifest.partial.csv; reading the folder as data names the unfinished set; the same command finishes it,
+    byte for byte the set rendered in one go."""
+    from hiva_core.data.manifest import find_manifest
+    from hiva_core.synth import writer
+
+    real, calls = writer._Worker.__call__, []
+
+    def call(self, i):
+        calls.append(i)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(self, i)
+
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(writer._Worker, "__call__", call)
+    with pytest.raises(KeyboardInterrupt):
+        run_synth(out, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False, workers=1)
+    assert not (out / "manifest.csv").exists() and len(pd.read_csv(out / "manifest.partial.csv")) == 5
+    with pytest.raises(UserError, match=r"holds an unfinished set .*manifest.partial.csv.*hiva_core synth --out"):
+        find_manifest(out)
+    monkeypatch.undo()
+    run_synth(out, n=12, size=SIZE, seed=3, face_model=face_model_path, progress=False, workers=1)
+    assert not (out / "manifest.partial.csv").exists()
+    assert (out / "manifest.csv").read_text() == (synth_set / "manifest.csv").read_text()
+
+
 def test_resume_rerenders_only_missing_images(synth_set, face_model_path):
     before = {p.name: p.read_bytes() for p in (synth_set / "images").iterdir()}
     manifest = (synth_set / "manifest.csv").read_text()
