@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,13 @@ def load_text_prior(
     au_col = table.column("au").to_numpy().astype(np.int64)
     style_col = np.asarray(table.column("style").to_pylist(), dtype=object)
     sha_col = np.asarray(table.column("text_sha256").to_pylist(), dtype=object)
+    # One embedding per description: a table edited by hand (a row removed or repeated) keeps its fingerprint, which
+    # covers the descriptions, not the table.
+    if Counter(sha_col.tolist()) != Counter(shas.column("text_sha256").to_pylist()):
+        raise UserError(
+            f"{path} does not hold one embedding per description of {desc_path} ({len(sha_col)} rows for "
+            f"{shas.num_rows} descriptions): it was changed since `augtext embed` wrote it; delete it and {rerun}"
+        )
     keep = np.ones(len(au_col), dtype=bool)
     if styles is not None:
         styles = list(styles)
@@ -291,6 +299,13 @@ def load_text_prior(
         )
 
     matrix = embedding_matrix(table.column("embedding"), dim)
+    broken = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if len(broken):
+        where = ", ".join(f"AU{au_col[i]} ({style_col[i]})" for i in broken[:3])
+        raise UserError(
+            f"{path} holds {len(broken)} embedding(s) that are not finite numbers (NaN or infinity; {where}): it was "
+            f"damaged or edited; delete it and {rerun}"
+        )
     picks = [_order_rows(np.flatnonzero(keep & (au_col == a)), style_col, sha_col, max_per_au) for a in wanted]
     k = max(len(p) for p in picks)
     embeddings = np.zeros((len(wanted), k, dim), dtype=np.float32)

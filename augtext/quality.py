@@ -518,6 +518,8 @@ def score_cache(cache: Any, model: str | None = None, embedder: TextEmbedder | N
                 index = {s: i for i, s in enumerate(emb.column("text_sha256").to_pylist())}
                 matrix = embedding_matrix(emb.column("embedding"), table_dim(emb_path, emb.schema))
                 vectors, source = matrix[[index[s] for s in shas]], "cache"
+                if not np.isfinite(vectors).all():  # edited or damaged: encode instead, as below
+                    vectors, source = None, "encoded"
         except (UserError, KeyError):
             vectors = None  # unusable table: encode instead (augtext embed reports what is wrong with it)
     if vectors is None:

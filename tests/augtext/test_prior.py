@@ -125,6 +125,30 @@ def test_table_newer_than_manifest_is_stale(cache):
         load_text_prior(cache)
 
 
+@pytest.mark.parametrize("edit", ["drop a row", "repeat rows", "a NaN"])
+def test_a_table_edited_by_hand_is_refused(cache, edit):
+    """The fingerprint covers the descriptions, not the table: a row removed or repeated, or an embedding that is not
+    a number, would train on another prior than the run records (or stop it with a NaN loss mid-epoch)."""
+    import pyarrow as pa
+
+    path = cache / TABLE
+    table = pq.read_table(path)
+    if edit == "drop a row":
+        table = table.slice(1)
+    elif edit == "repeat rows":
+        table = pa.concat_tables([table, table.slice(0, 3)])
+    else:
+        values = table.column("embedding").combine_chunks()
+        flat = values.flatten().to_numpy().copy()
+        flat[5] = np.nan
+        array = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), values.type.list_size)
+        table = table.set_column(table.schema.get_field_index("embedding"), table.schema.field("embedding"), array)
+    pq.write_table(table, path)  # schema metadata (fingerprint, dim) kept
+    expect = "holds 1 embedding.s. that are not finite" if edit == "a NaN" else "does not hold one embedding per desc"
+    with pytest.raises(UserError, match=rf"all-MiniLM-L6-v2\.parquet {expect}.*delete it and run `augtext embed"):
+        load_text_prior(cache)
+
+
 def test_dim_metadata_disagrees_with_column(cache):
     path = cache / TABLE
     table = pq.read_table(path)
