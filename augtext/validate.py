@@ -26,7 +26,8 @@ from augtext.facs import ActionUnit
 from augtext.movement import _AU_CODE_RE, NEGATED_RE, named_aus, says_change, wrong_direction
 
 PARSE_REASONS = ("empty_response", "reasoning_only", "malformed_json", "no_json", "no_list")
-"""Why a whole response yielded nothing: blank; only a reasoning model's thinking (`<think>…`, cut short by
+"""Why a whole response yielded nothing: blank, or an empty JSON list or object (`[]`: nothing to re-read); only a
+reasoning model's thinking (`<think>…`, cut short by
 --max-tokens or with nothing after it); JSON that starts but does not parse (e.g. truncated); neither JSON nor list
 lines; JSON without any string in a list."""
 
@@ -177,6 +178,12 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     if raw is None or not raw.strip():
         raise ParseError("empty_response")
     raw = _answer_after_reasoning(raw)
+    try:
+        whole = json.loads(raw.strip(), strict=False)
+    except (ValueError, RecursionError):
+        whole = None
+    if isinstance(whole, (list, dict)) and _hollow(whole):
+        raise ParseError("empty_response")  # well-formed and empty (`[]`): no format to blame, nothing --lenient reads
     fenced = [m.group(1) for m in _FENCE_RE.finditer(raw)]
     failure = "no_json"
     curly = raw.translate(_CURLY_QUOTES)  # a list quoted with typographic quotes: [“The brows rise.”, ...]
@@ -201,6 +208,13 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
         if salvaged:
             return salvaged
     raise ParseError(failure)
+
+
+def _hollow(value: object) -> bool:
+    """A JSON list or object with nothing in it but empty lists and objects (`[]`, `{"descriptions": []}`)."""
+    if isinstance(value, dict):
+        return all(_hollow(v) for v in value.values())
+    return isinstance(value, list) and all(_hollow(v) for v in value)
 
 
 _REASONING_TAGS = r"think|thinking|reasoning"

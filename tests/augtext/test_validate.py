@@ -88,7 +88,8 @@ def test_parse_single_json_string_and_object():
         ("The inner brows go up. The forehead wrinkles.", "no_json"),
         ('{"error": "rate limited"}', "no_list"),
         ('{"error": "You exceeded your current quota, please check your plan."}', "no_list"),
-        ("[]", "no_list"),
+        ("[]", "empty_response"),  # well-formed and empty (the reference set run out): nothing for --lenient
+        ('{"descriptions": []}', "empty_response"),
         ("[1, 2, 3]", "no_list"),
         ('["", "  "]', "no_list"),
         # a reasoning model's thinking and no answer: cut short by the token limit, or nothing after it
