@@ -95,7 +95,9 @@ def _environment_error(exc: BaseException) -> str | None:
             fix = "choose a shorter path" if exc.errno == errno.ENAMETOOLONG else "fix that, then run the command again"
             return f"{what}: {shown}; {fix} (nothing half-written is kept)"
         if isinstance(exc, (OSError, RuntimeError)) and "No space left on device" in str(exc):
-            return "no space left on the device; free some space and run the command again (nothing half-written is kept)"
+            return (
+                "no space left on the device; free some space and run the command again (nothing half-written is kept)"
+            )
         exc = exc.__cause__ or exc.__context__
     return None
 

@@ -60,7 +60,7 @@ _POSITION_RE = re.compile(
 )
 _PART = r"(?<!red )part(?:s|ed|ing)?\b(?! of)"  # the lips part; not "the red parts of the lips", "their red parts"
 _BROW_RAISE = (
-    r"rais|lift|up\b|upward|arch|ris|rose|elevat|high",
+    r"rais|lift|up\b|upward|arch|ris(?:e|es|en|ing)\b|rose|elevat|high",
     r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sink|sank|sunk|knit",
 )
 MOVES: dict[int, tuple[str, str]] = {
@@ -71,20 +71,23 @@ MOVES: dict[int, tuple[str, str]] = {
     # ("up" and "down" sit close together in a sentence embedding), the words can.
     1: _BROW_RAISE,
     2: _BROW_RAISE,
-    4: (r"lower|down|together|knit|furrow|frown|scowl|inward|bunch", r"rais|lift|up\b|upward|arch|elevat|ris|rose"),
+    4: (
+        r"lower|down|together|knit|furrow|frown|scowl|inward|bunch",
+        r"rais|lift|up\b|upward|arch|elevat|ris(?:e|es|en|ing)\b|rose",
+    ),
     5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
     6: (
-        r"rais|lift|ris|rose|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
+        r"rais|lift|ris(?:e|es|en|ing)\b|rose|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
         r"|orbicularis|contract",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell",
     ),
     7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
     10: (
-        r"rais|lift|ris|rose|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
+        r"rais|lift|ris(?:e|es|en|ing)\b|rose|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|depress",
     ),
     12: (
-        r"up\b|upward|rais|lift|smil|back|ris|obliqu|zygomatic",
+        r"up\b|upward|rais|lift|smil|back|ris(?:e|es|en|ing)\b|rose\b|obliqu|zygomatic",
         r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears",
     ),
     14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),
@@ -216,6 +219,27 @@ _RELATIVE_RE = re.compile(r"(?:which|that|where|who|whose|when)\b", re.IGNORECAS
 _CONTRAST_OPENER_RE = re.compile(
     r"^(?:whereas|while in|while|but|yet|unlike|in contrast(?: to| with)?)\b", re.IGNORECASE
 )
+
+
+_SELF_CONTRAST = (
+    r"\b(?:unlike|rather than|as opposed to|in contrast (?:to|with)|instead of|not to be confused with|"
+    r"compared (?:to|with)|differs? from)\s+(?:the\s+)?(?:{au}|{name})(?:\s*\([^)]*\))?\s*(?:[,;:]|which\b|that\b)"
+)
+
+
+@functools.cache
+def _self_contrast_re(au: ActionUnit) -> re.Pattern[str]:
+    name = re.escape(au.name).replace(r"\ ", r"[\s-]+")
+    return re.compile(_SELF_CONTRAST.format(au=rf"AU\s?{au.code}\b", name=rf"{name}\b"), re.IGNORECASE)
+
+
+def contrasts_itself(text: str, au: ActionUnit) -> bool:
+    """Whether `text` sets itself against the AU it is sent as and names no other ("Unlike AU12, which pulls the
+    corners up, this movement pulls them down", "unlike the Lip Corner Puller, ..."): what it describes is then an
+    unnamed other movement. A contrast that names the other AU describes both, as the contrast style asks ("Unlike
+    AU12, which draws the corners up, AU20 stretches them"); nor is a comparison of the AU with itself at another
+    level one ("unlike AU12 at trace level, ...")."""
+    return not named_aus(text) - {au.code} and bool(_self_contrast_re(au).search(text))
 
 
 def own_clauses(text: str, au: ActionUnit) -> str:

@@ -164,10 +164,10 @@ def run_score(cache: Any, json_path: Any = None, model: str | None = None) -> Ca
 def run_templates(show: str | None, au: int | str, prompts: str | Path | None, n: int = 8) -> None:
     """CLI: list the styles with their descriptions, or print one style's messages rendered for each AU of `au` (an
     AU code or any spec `--au` takes elsewhere: "AU12", "1,2,4", "bp4d")."""
-    from augtext.facs import parse_au_spec
-
     from rich.console import Console
     from rich.table import Table
+
+    from augtext.facs import parse_au_spec
 
     console = Console(highlight=False, soft_wrap=True)
     if show is None:

@@ -11,6 +11,11 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
   blind to the gate to measure the level phrase's removal before judging (quality.strip_labels), measured once.
 - blind_bp4d_answers.json: the 12 BP4D AUs, 10 correct texts each in the five styles (4 appearance), 36 of another AU
   (mostly look-alikes) and 20 off-domain, written blind to the gate and to the other sets, measured once (4ca8f94).
+- user49_answers.json: what user test 49's scripted server sent (a development set since its misses were fixed).
+- blind50_answers.json: 18 AUs (the 12 BP4D and 5, 9, 20, 25, 26, 43), 10 correct texts each, 48 of another AU or the
+  opposite movement, 40 off-domain (half naming the part and a change: cosmetics, surgery, grooming), written blind
+  and measured once (6fbfc61's rules: see the README); its misses then gave the rule on what is done to a face and the
+  self-contrast rule, so it is a development set for those.
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per

@@ -465,10 +465,9 @@ def run_eval(
     Returns evaluate_run's metrics, or with all_folds fold_summary's summary under folds_header's fields (what
     the table is of: run, data, rows, frames, thresholds)."""
     from augtext.io import check_output_file
+    from hiva_core.data.splits import data_files
     from hiva_core.run_folder import RunFolder
     from hiva_core.serialize import write_json
-
-    from hiva_core.data.splits import data_files
 
     run = Path(run)
     if data is None:

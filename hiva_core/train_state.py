@@ -208,7 +208,7 @@ def unused_parameters(task: nn.Module, train_ds: AUDataset, text: tuple, device:
     with torch.no_grad():
         for name, b in task.named_buffers():
             b.copy_(buffers[name])
-    return [name for (name, _), g in zip(params, grads) if g is None]
+    return [name for (name, _), g in zip(params, grads, strict=True) if g is None]
 
 
 def build_state(

@@ -616,6 +616,50 @@ def test_another_aus_code_outside_contrasts_and_companions_is_wrong_au(text, au)
 
 
 @pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("Unlike AU12, which pulls the corners up, this movement pulls the lip corners down into an arc.", 12),
+        ("Rather than the Lip Corner Puller, which lifts the corners, this action presses the lips into a line.", 12),
+        ("As opposed to AU1 (the inner brow raiser), the outer ends of the brows are lifted here.", 1),
+    ],
+)
+def test_a_text_set_against_the_au_it_is_sent_as_is_wrong_au(text, au):
+    """It describes another, unnamed movement (a contrast naming the other AU describes both: the test above);
+    comparing the AU with itself at another level is no such contrast (below)."""
+    assert validate_description(text, FACS[au]) == "wrong_au"
+
+
+def test_the_au_compared_with_itself_at_another_level_passes():
+    text = "Unlike AU12 at trace level, at level E the lip corners are pulled far up and back into a broad smile."
+    assert validate_description(text, FACS[12]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("Brow lifts are a cosmetic procedure that raises sagging eyebrows and smooths the forehead lines.", 1),
+        ("Botox injected between the eyebrows relaxes the frown lines there for three to four months.", 4),
+        ("A chin implant projects the chin forward and upward and balances a weak jawline in profile.", 17),
+        ("Mascara brushed from the roots upward makes the lashes look longer and opens up the eyes.", 5),
+        ("Plucking the hairs under the outer brows raises their arch and makes the eyes look more open.", 2),
+        ("Eyebrow shapes go in and out of fashion every few years.", 2),
+        ("Cheek dimples are an inherited trait linked to a variation in the cheek muscle.", 14),
+    ],
+)
+def test_what_is_done_to_a_face_is_off_topic(text, au):
+    """Cosmetics, surgery, injections, grooming, products, inherited looks: they name the part and even a change,
+    and describe no facial action."""
+    assert validate_description(text, FACS[au]) == "off_topic"
+
+
+def test_the_lip_stretchers_muscle_is_no_rise():
+    """"risorius" is not "rise": the lip stretcher sent as AU12 states its sideways pull and no rise."""
+    text = "The risorius pulls the lip corners horizontally toward the ears, flattening the lips without an upward curve."
+    assert validate_description(text, FACS[12]) == "wrong_direction"
+    assert validate_description(text, FACS[20]) is None
+
+
+@pytest.mark.parametrize(
     "raw",
     [
         json.dumps({"sentence_1": A, "sentence_2": B}),  # numbered descriptions in an object

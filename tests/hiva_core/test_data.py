@@ -190,8 +190,9 @@ def test_check_images_finds_a_cut_off_file(bp4d_small):
     (root / paths[3]).write_bytes(whole[: len(whole) * 2 // 3])
     with pytest.raises(UserError) as caught:
         check_images(ds, headers=True)
-    assert f"1 of 20 images cannot be read ({ds.source}): {root / paths[3]} is cut off or damaged (image file is" in str(
-        caught.value
+    assert (
+        f"1 of 20 images cannot be read ({ds.source}): {root / paths[3]} is cut off or damaged (image file is"
+        in str(caught.value)
     )
 
 

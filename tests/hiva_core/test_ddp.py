@@ -71,7 +71,16 @@ def test_torchrun_with_a_branch_the_loss_leaves_out(tmp_path, text_cache, tiny_f
         "--set", "model.head=linear", epochs=1,
     )  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "hiva_core.cli"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "hiva_core.cli",
+    ]
     proc = subprocess.run([*cmd, *argv], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert list(pd.read_csv(out / "log.csv")["step"]) == [2]
@@ -80,17 +89,19 @@ def test_torchrun_with_a_branch_the_loss_leaves_out(tmp_path, text_cache, tiny_f
 def test_unused_parameters_leaves_no_trace(text_cache, tiny_faces):
     """The probe names the parameters a step's loss does not reach and changes nothing: the random stream, the
     BatchNorm statistics and the gradients are as before."""
+    from augtext.prior import load_text_prior
     from hiva_core.checkpoint import prior_tensors
     from hiva_core.data import build_dataset
     from hiva_core.models import create_model
     from hiva_core.task import AUTask
-    from augtext.prior import load_text_prior
     from hiva_core.train_state import unused_parameters
 
     ds = build_dataset(str(tiny_faces), split="train", fold=1, image_size=32, augment="strong")
     text = prior_tensors(load_text_prior(text_cache, list(ds.aus)), torch.device("cpu"))
     for head, unused in (("cosine", False), ("linear", True)):
-        model = create_model("hiva", num_aus=len(ds.aus), text_dim=text[0].shape[-1], backbone="tiny", dim=32, head=head)
+        model = create_model(
+            "hiva", num_aus=len(ds.aus), text_dim=text[0].shape[-1], backbone="tiny", dim=32, head=head
+        )
         task = AUTask(model, aus=list(ds.aus), region_weight=0.1)
         buffers = {name: b.clone() for name, b in task.named_buffers()}
         stream = torch.get_rng_state()

@@ -88,7 +88,15 @@ def test_no_output_is_written_over_what_the_command_reads(run_dir, tmp_path, cap
     for extra, message in cases:
         assert main(["eval", "--run", str(run_dir), "--data", str(manifest), *extra]) == 2
         assert message in capsys.readouterr().err
-    argv = ["predict", str(tmp_path / "imgs"), "--run", str(run_dir), "--no-detect", "--out", str(run_dir / "config.json")]
+    argv = [
+        "predict",
+        str(tmp_path / "imgs"),
+        "--run",
+        str(run_dir),
+        "--no-detect",
+        "--out",
+        str(run_dir / "config.json"),
+    ]
     assert main(argv) == 2
     assert f"is run {run_dir}'s config.json, which this command reads" in capsys.readouterr().err
     assert all(p.read_bytes() == content for p, content in before.items())
