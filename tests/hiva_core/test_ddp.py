@@ -13,6 +13,16 @@ import torch
 from tests.hiva_core.conftest import REPO, train_argv
 
 
+def _torchrun(argv: list[str]) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node 2 -m hiva_core.cli ARGV` (gloo on CPU), which must succeed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*run, "-m", "hiva_core.cli"]
+    proc = subprocess.run([*cmd, *argv], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
 def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
     out = tmp_path / "ddp"
     argv = train_argv(
@@ -31,20 +41,7 @@ def test_torchrun_two_processes(tmp_path, text_cache, tiny_faces):
         "optim.ema=0.9",  # the weights' average, kept on every rank, is what is evaluated
         epochs=2,
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "hiva_core.cli",
-        *argv,
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = _torchrun(argv)
     for name in ("config.json", "model.safetensors", "last.pt", "text_prior.safetensors", "metrics.json", "log.csv"):
         assert (out / name).is_file(), name
     info = json.loads((out / "config.json").read_text())
@@ -70,19 +67,7 @@ def test_torchrun_with_a_branch_the_loss_leaves_out(tmp_path, text_cache, tiny_f
         text_cache, tiny_faces, out, "--fold", "1", "--batch-size", "8", "--set", "train.max_steps_per_epoch=2",
         "--set", "model.head=linear", epochs=1,
     )  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "hiva_core.cli",
-    ]
-    proc = subprocess.run([*cmd, *argv], env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    _torchrun(argv)
     assert list(pd.read_csv(out / "log.csv")["step"]) == [2]
 
 
