@@ -653,7 +653,7 @@ def test_what_is_done_to_a_face_is_off_topic(text, au):
 
 
 def test_the_lip_stretchers_muscle_is_no_rise():
-    """"risorius" is not "rise": the lip stretcher sent as AU12 states its sideways pull and no rise."""
+    """ "risorius" is not "rise": the lip stretcher sent as AU12 states its sideways pull and no rise."""
     text = "The risorius pulls the lip corners horizontally toward the ears, flattening the lips without an upward arc."
     assert validate_description(text, FACS[12]) == "wrong_direction"
     assert validate_description(text, FACS[20]) is None
