@@ -89,7 +89,7 @@ def _environment_error(exc: BaseException) -> str | None:
         if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT:
             what = _ENVIRONMENT[exc.errno]
             if exc.filename is None:
-                return f"{what} ({exc.strerror or exc}); nothing half-written is kept: free space or fix it, then rerun"
+                return f"{what}; fix that, then run the command again (nothing half-written is kept)"
             path = Path(os.fsdecode(exc.filename))
             shown = path.with_name(m.group(1)) if (m := _TEMP_RE.match(path.name)) else path
             fix = "choose a shorter path" if exc.errno == errno.ENAMETOOLONG else "fix that, then run the command again"
