@@ -9,6 +9,7 @@ import email.utils
 import os
 import random
 import re
+import sys
 import time
 from typing import Any
 
@@ -20,6 +21,9 @@ REFUSED_STATUS = frozenset({401, 403, 404, 405, 501})  # before the first answer
 
 
 # -- retry policy ---------------------------------------------------------------------------------------------------
+
+
+LONG_WAIT_S = 10.0  # a Retry-After wait at least this long is said on stderr (the longer ones each time)
 
 
 def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
@@ -105,6 +109,7 @@ class OpenAIBackend:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
+        self._said_wait = 0.0  # the longest Retry-After wait said on stderr so far
         self.retries = 0
         self.answered = 0  # successful answers so far: connection errors after the first are retried
         self._client = AsyncOpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
@@ -177,6 +182,10 @@ class OpenAIBackend:
             self.retries += 1
             if wait is not None:
                 delay = min(wait, self.max_retry_after)
+                if delay >= LONG_WAIT_S and delay > self._said_wait:  # not a silent pause of minutes
+                    self._said_wait = delay
+                    capped = f" (capped from {wait:g} s)" if wait > delay else ""
+                    print(f"the server asks to wait {delay:g} s{capped} before retrying (Retry-After)", file=sys.stderr)
             else:
                 delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
             await asyncio.sleep(delay)

@@ -139,7 +139,7 @@ _UNITS = (
             "the skin above the eyes bulges and the eye opening narrows from above",
         ),
         "brows",
-        (*_BROW, "furrow", "between the eyes", "frown"),
+        (*_BROW, "furrow", "between the eyes", "above the eyes", "frown"),
         (1, 7, 9, 15, 17, 23),
         (1, 9, 44),
     ),

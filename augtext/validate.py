@@ -23,7 +23,15 @@ import re
 import unicodedata
 
 from augtext.facs import ActionUnit
-from augtext.movement import _AU_CODE_RE, NEGATED_RE, contrasts_itself, named_aus, says_change, wrong_direction
+from augtext.movement import (
+    _AU_CODE_RE,
+    NEGATED_RE,
+    contrasts_itself,
+    named_aus,
+    own_clauses,
+    says_change,
+    wrong_direction,
+)
 
 PARSE_REASONS = ("empty_response", "reasoning_only", "malformed_json", "no_json", "no_list")
 """Why a whole response yielded nothing: blank, or an empty JSON list or object (`[]`: nothing to re-read); only a
@@ -76,6 +84,8 @@ _MARKER = rf"(?:[{_BULLETS}]|{_NUMBER}|\*\*{_NUMBER}\*\*|__{_NUMBER}__)"
 _LIST_LINE_RE = re.compile(rf"^\s*{_MARKER}(?:\s+|(?<=[.):])(?=[A-Z]))(\S.*)$")
 _MARKER_RE = re.compile(rf"^\s*{_MARKER}(?:\s+|(?<=[.):])(?=[A-Z]))")
 _YAML_BLOCK_RE = re.compile(r"^[>|][-+]?(?:\s+|$)")  # "- >-" then the text on the lines below: a YAML folded block
+# Another field of a YAML item ("- text: The brows rise." then "    words: 4"): no continuation of the text
+_YAML_FIELD_RE = re.compile(r"^\s+[a-z_]{2,20}:\s+\S+(?:\s+\S+){0,2}\s*$")
 _HTML_ITEM_RE = re.compile(r"<li\b[^>]*>(.*?)(?:</li\s*>|(?=<li\b)|(?=</[ou]l\s*>)|\Z)", re.IGNORECASE | re.DOTALL)
 _HTML_TAG_RE = re.compile(r"<[^>]{0,200}>")
 # A // comment in JSON: a line of its own, or after a value (`"...", // 1`) up to the line's end, no quote in it
@@ -233,7 +243,12 @@ def _list_items(raw: str) -> list[str]:
             if current is not None:
                 items.append(" ".join(current))
             current = [_YAML_BLOCK_RE.sub("", m.group(1))]
-        elif current is not None and line.strip() and (line[:1].isspace() or line.lstrip()[:1].islower()):
+        elif (
+            current is not None
+            and line.strip()
+            and (line[:1].isspace() or line.lstrip()[:1].islower())
+            and not _YAML_FIELD_RE.match(line)
+        ):
             current.append(line.strip())
         elif current is not None:
             items.append(" ".join(current))
@@ -488,9 +503,27 @@ def clean_text(text: str) -> str:
         text = _HEADING_RE.sub("", _MARKER_RE.sub("", text))
         text = _EMPHASIS_RE.sub(r"\2", _LABEL_RE.sub("", text)).strip().rstrip(",").strip()
         text = _WORD_COUNT_RE.sub("", text)
+        text = _TAG_RE.sub("", _PLAIN_LABEL_RE.sub("", text)).strip()
+        if m := _QUOTED_COMMENT_RE.match(text):
+            text = m.group(2)
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text
+
+
+# A plain label before the text ("Visible change: The lip corners ..."): one to three words, the first capitalised,
+# before a capitalised sentence; not an intensity level, which the intensity style asks the text to start with.
+_PLAIN_LABEL_RE = re.compile(
+    r"^(?!(?i:trace|slight|marked|pronounced|severe|extreme|maximum|level|intensity|mild|moderate|strong|weak|subtle)\b)"
+    r"[A-Z][a-z]+(?: [a-z]+){0,2}:\s+(?=[A-Z])"
+)
+# A tag after the text: the AU's code or a short name in brackets ("... U (AU15).", "... downward [AU15].",
+# "... disappointed. (Lip Corner Depressor)").
+_TAG_RE = re.compile(
+    r"\s*[(\[]\s*AU\s?\d{1,2}[A-E]?\s*[)\]](?=\s*[.!?]?\s*$)|(?<=[.!?])\s*[(\[][A-Za-z][A-Za-z ,'-]{0,40}[)\]]$"
+)
+# A quoted text and a comment after it ("\"The lip corners are pulled down.\" - the visible change"): the quoted text.
+_QUOTED_COMMENT_RE = re.compile(r'^(["\u201c])([^"\u201c\u201d]{12,})["\u201d]\s*(?:[-\u2013\u2014:]\s+|\()\S.*$')
 
 
 _ENTITY_RE = re.compile(r"&(?:[A-Za-z]{2,8}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
@@ -627,7 +660,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "wrong_au"
     if not _topic_re(au).search(text) or _DONE_TO_FACE_RE.search(text):
         return "off_topic"
-    if not says_change(text, au):
+    if not says_change(own_clauses(text, au), au):  # not only in clauses about another AU it names
         return "no_change"
     if wrong_direction(text, au):
         return "wrong_direction"

@@ -89,6 +89,21 @@ def test_retry_after_is_honoured(llm_server):
     assert gap >= 1.0
 
 
+def test_a_long_retry_after_is_capped_and_said(llm_server, monkeypatch, capsys):
+    """Retry-After: 3600 is not an hour of silence: the wait is capped (max_retry_after, 300 s by default) and a wait
+    of LONG_WAIT_S or more is said on stderr."""
+    from augtext import backend_openai
+
+    monkeypatch.setattr(backend_openai, "LONG_WAIT_S", 0.5)
+    llm_server.retry_after = 3600.0
+    llm_server.script(["429"])
+    backend = _backend(llm_server, max_retry_after=1.0)
+    t0 = time.perf_counter()
+    [c] = _complete(backend)
+    assert 1.0 <= time.perf_counter() - t0 < 30 and backend.retries == 1
+    assert "the server asks to wait 1 s (capped from 3600 s) before retrying (Retry-After)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("behaviour", ["500", "malformed", "stall"])
 def test_transient_failures_are_retried(llm_server, behaviour):
     llm_server.script([behaviour, behaviour])
