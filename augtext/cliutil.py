@@ -45,22 +45,27 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None) -> int:
     """Run a Typer app as a program (`_run`), the project's own warnings shown as one line each (`_show_warning`;
     restored on return: tests call the CLIs again and again). SIGTERM (what `timeout`, `docker stop` and systemd
     send) takes the path of Ctrl-C — partial outputs are removed, nothing half-written is left — and exits 143."""
-    terminated: list[int] = []
+    signals: list[int] = []
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        terminated.append(signum)
+    def on_signal(signum: int, frame: object) -> None:
+        signals.append(signum)
         raise KeyboardInterrupt
 
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        # SIGINT too: asyncio.run's own Ctrl-C handler cancels the main task instead, and a cancellation that lands
+        # in a shielded close (httpx's, after the last answer) is absorbed: the run then ended with exit 0.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with warnings.catch_warnings():
             warnings.showwarning = partial(_show_warning, warnings.showwarning, set())
             code = _run(app, argv)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if signals and code == 0:  # a signal some code swallowed: never report an interrupted run as finished
+        code = 130
+    terminated = [s for s in signals if s == signal.SIGTERM]
     if code == 130:
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         return 128 + signal.SIGTERM if terminated else 130

@@ -104,3 +104,24 @@ def test_the_machine_s_errors_are_one_line_and_exit_2(error, expect, capsys):
         raise OSError(errno.ENOENT, "No such file or directory", "/a/bug")
 
     assert run_app(app, ["bug"]) == 3
+
+
+def test_a_ctrl_c_some_code_swallowed_is_still_no_success(capsys):
+    """Ctrl-C that a library absorbs (asyncio's cancellation landing in httpx's shielded close did, after the last
+    answer: `augtext generate` then exited 0) still exits 130: scripts never take an interrupted run for a
+    finished one."""
+    import signal
+    import time
+
+    app = typer.Typer()
+
+    @app.command()
+    def work() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+
+    assert run_app(app, []) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted"
