@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import signal
 import sys
 import threading
@@ -18,6 +17,7 @@ import click
 import typer
 
 from augtext.errors import UserError, unwrap_worker_error
+from augtext.io import written_file
 
 # Typer 0.2x runs its own copy of click: its usage errors (unknown option, missing or malformed value), --help's exit
 # and Ctrl-C are not the click package's classes. Catch both families, so that a mistyped option is a usage error
@@ -82,7 +82,6 @@ _ENVIRONMENT = {
     errno.EPERM: "operation not permitted",
     errno.EIO: "input/output error",
 }
-_TEMP_RE = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")  # augtext.io.atomic_path's temp file: name the file itself
 
 
 def _environment_error(exc: BaseException) -> str | None:
@@ -95,8 +94,7 @@ def _environment_error(exc: BaseException) -> str | None:
             what = _ENVIRONMENT[exc.errno]
             if exc.filename is None:
                 return f"{what}; fix that, then run the command again (nothing half-written is kept)"
-            path = Path(os.fsdecode(exc.filename))
-            shown = path.with_name(m.group(1)) if (m := _TEMP_RE.match(path.name)) else path
+            shown = written_file(os.fsdecode(exc.filename))  # the file, not its temp file
             fix = "choose a shorter path" if exc.errno == errno.ENAMETOOLONG else "fix that, then run the command again"
             return f"{what}: {shown}; {fix} (nothing half-written is kept)"
         if isinstance(exc, (OSError, RuntimeError)) and "No space left on device" in str(exc):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,18 @@ def temp_prefix(name: str) -> str:
     long name, so that the temp name stays legal wherever the name itself is)."""
     cut = name.encode()[:_TEMP_NAME].decode(errors="ignore")
     return f".{cut}."
+
+
+_TEMP_RE = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.tmp$")  # temp_prefix, mkstemp's 8 characters, ".tmp"
+
+
+def written_file(path: str | os.PathLike) -> Path:
+    """The file that `path` is written as, when it is one of `atomic_path`'s temp files (`out/.eval.json.k2j3x9q1.tmp`
+    -> `out/eval.json`, what a message should name); otherwise `path` itself. A long name's cut (temp_prefix) stays
+    cut."""
+    path = Path(path)
+    m = _TEMP_RE.match(path.name)
+    return path.with_name(m.group(1)) if m else path
 
 
 def remove_stale_temps(path: str | os.PathLike) -> int:

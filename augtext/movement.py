@@ -59,8 +59,9 @@ _POSITION_RE = re.compile(
     re.IGNORECASE,
 )
 _PART = r"(?<!red )part(?:s|ed|ing)?\b(?! of)"  # the lips part; not "the red parts of the lips", "their red parts"
+_RISE = r"ris(?:e|es|en|ing)\b|rose"  # not "ris": "risorius" is the lip stretcher's muscle, no rise
 _BROW_RAISE = (
-    r"rais|lift|up\b|upward|arch|ris(?:e|es|en|ing)\b|rose|elevat|high",
+    rf"rais|lift|up\b|upward|arch|{_RISE}|elevat|high",
     r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sink|sank|sunk|knit",
 )
 MOVES: dict[int, tuple[str, str]] = {
@@ -73,21 +74,21 @@ MOVES: dict[int, tuple[str, str]] = {
     2: _BROW_RAISE,
     4: (
         r"lower|down|together|knit|furrow|frown|scowl|inward|bunch",
-        r"rais|lift|up\b|upward|arch|elevat|ris(?:e|es|en|ing)\b|rose",
+        rf"rais|lift|up\b|upward|arch|elevat|{_RISE}",
     ),
     5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
     6: (
-        r"rais|lift|ris(?:e|es|en|ing)\b|rose|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
+        rf"rais|lift|{_RISE}|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
         r"|orbicularis|contract",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell",
     ),
     7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
     10: (
-        r"rais|lift|ris(?:e|es|en|ing)\b|rose|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
+        rf"rais|lift|{_RISE}|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|depress",
     ),
     12: (
-        r"up\b|upward|rais|lift|smil|back|ris(?:e|es|en|ing)\b|rose\b|obliqu|zygomatic",
+        rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|zygomatic",
         r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears",
     ),
     14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),

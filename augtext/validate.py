@@ -610,8 +610,8 @@ def topic_forms(word: str) -> tuple[str, ...]:
 _DONE_TO_FACE_RE = re.compile(
     r"\b(?:cosmetic\w*|surg(?:ery|eries|ical|ically|eon|eons)|\w+plast(?:y|ies)|botox|botulinum|fillers?|"
     r"inject(?:s|ed|ing|ions?)?|implants?|creams?|serums?|lotions?|retinol|moisturi[sz]\w*|make-?up|mascara|"
-    r"eyeliner|lipsticks?|lip gloss|concealer|pluck\w*|tweez\w*|waxing|tape|sleep mask|dermal|(?:cosmetic )?"
-    r"procedures?|inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?)\b",
+    r"eyeliner|lipsticks?|lip gloss|concealer|pluck\w*|tweez\w*|waxing|tape|sleep mask|dermal|procedures?|"
+    r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?)\b",
     re.IGNORECASE,
 )
 

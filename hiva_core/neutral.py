@@ -145,11 +145,10 @@ def run_neutral(
         target = Path(out)
         if target.suffix.lower() not in (".csv", ".parquet"):
             raise UserError(f"--out {target}: write the manifest as .csv or .parquet")
-        if target.resolve() == source.resolve():
-            raise UserError(f"--out {target} is the manifest read; write the copy with its neutral column elsewhere")
         dataset = build_dataset(data, split="all", image_size=image_size)
         what = str(source)
-    check_output_file(target, "--out", "manifest_neutral.csv")
+    reads = [] if parts is not None else [(source, "the manifest read")]  # a list file's neutral file is rewritten
+    check_output_file(target, "--out", "manifest_neutral.csv", reads)
     groups = clips(dataset, clip)
     faceless = 0
     if loaded is not None:

@@ -83,28 +83,32 @@ class GroundedScores(nn.Module):
         return {**out, "logits": torch.where(self.use, grounded, out["logits"].float())}
 
 
-def grounded_queries(loaded: LoadedRun, new: Sequence[int], text_cache: str | Path) -> dict[int, np.ndarray]:
-    """{AU: what its descriptions say its face does, as weights over the geometry measures} for each AU of `new`
-    (descriptions from `text_cache`, chosen with the run's text options); an AU whose descriptions name no measure is
-    left out and said on stderr."""
+def grounded_queries(
+    loaded: LoadedRun, new: Sequence[int], text_cache: str | Path
+) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """({AU: what its descriptions say its face does, as weights over the geometry measures}, {AU: what scores it, in
+    words}) for the AUs of `new` (descriptions from `text_cache`, chosen with the run's text options); an AU whose
+    descriptions name no measure has no weights (the cosine head scores it). Each is said on stderr."""
     from augtext.grounding import describe, ground
     from augtext.prior import load_descriptions
 
     text_cfg = loaded.config.get("config", {}).get("text", {}) or {}
     texts = load_descriptions(text_cache, new, text_cfg.get("styles"), text_cfg.get("max_per_au"))
-    queries = {}
+    queries, how = {}, {}
     for au in new:
         weights = ground(texts[au])
         if np.abs(weights).sum() > 0:
             queries[au] = weights
-            note = f"scored from the face's geometry: {describe(weights)}"
+            how[au] = f"the face's geometry: {describe(weights)}"
+            note = f"scored from {how[au]}"
         else:
+            how[au] = "the cosine head (its descriptions name no change of the face's geometry)"
             note = (
                 "its descriptions name no change of the face's geometry (none that a fifth of them agree on): "
                 "scored by the cosine head"
             )
         print(f"{au_label(au)}: {note} (its {len(texts[au])} descriptions)", file=sys.stderr)
-    return queries
+    return queries, how
 
 
 def stack_priors(first: TextPrior, second: TextPrior) -> TextPrior:
@@ -195,15 +199,9 @@ def select_aus(loaded: LoadedRun, aus: str | Sequence[int] | None, text_cache: s
     model = loaded.model
     unseen = {a: "the cosine head (the run has no geometry head)" for a in new}
     if new and getattr(model, "geometry_head", None) is not None:
-        from augtext.grounding import GEOMETRY, describe
+        from augtext.grounding import GEOMETRY
 
-        queries = grounded_queries(loaded, new, text_cache)
-        unseen = {
-            a: f"the face's geometry: {describe(queries[a])}"
-            if a in queries
-            else "the cosine head (its descriptions name no change of the face's geometry)"
-            for a in new
-        }
+        queries, unseen = grounded_queries(loaded, new, text_cache)
         if queries:
             table = np.stack([queries.get(a, np.zeros(len(GEOMETRY))) for a in prior.aus])
             model = GroundedScores(model, table, [a in queries for a in prior.aus])
