@@ -249,9 +249,10 @@ def rebuild(
     known: dict[Source, PairResult] | None = None,
     lenient: bool | None = None,
     gate: SemanticGate | None = None,
-) -> int:
+) -> tuple[int, dict[Source, PairResult]]:
     """Rewrite descriptions.parquet, rejected.parquet and rejections.json from the whole log; returns the number of
-    rows.
+    rows and what this run's sources hold (walked over all their logged answers: a rerun with fewer rounds than the
+    run that logged them still counts every answer, as the table does).
 
     The rows of one source (a pair from one backend and model) are a function of its answers, its cap and whether
     the gate judged them. This run's sources (`caps`; `known`: already walked by it) are walked with this run's
@@ -269,6 +270,7 @@ def rebuild(
     rejected: list[pa.Table] = []
     pairs: list[dict[str, Any]] = []
     totals: Counter = Counter()
+    results: dict[Source, PairResult] = {}
     for g, es in sorted(_source_entries(log).items()):
         if g[0] not in FACS:
             continue
@@ -288,6 +290,8 @@ def rebuild(
         res = known.get(g)
         if res is None or res.cap != cap or res.keys != frozenset(e["key"] for e in es):
             res = walk_pair(es, g[0], cap, lenient, judge if gated else None)
+        if g in caps:
+            results[g] = res
         tables.append(_rows_table(g, res))
         rejected.append(_rejected_table(g, res))
         pairs.append(
@@ -314,4 +318,4 @@ def rebuild(
     report = {"version": 1, "pairs": pairs, "rejected_total": dict(sorted(totals.items()))}
     with atomic_write(cache / REJECTIONS_NAME, "w") as fh:
         json.dump(report, fh, indent=1)
-    return table.num_rows
+    return table.num_rows, results

@@ -421,8 +421,9 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
     source = (backend.name, backend.model)
     caps = {(au, style, *source): config.n for au, style in pairs}
     known = {(au, style, *source): res for (au, style), res in finals.items()}
-    report.rows = rebuild(config.cache, log, caps, known, config.lenient, gate)
+    report.rows, walked = rebuild(config.cache, log, caps, known, config.lenient, gate)
     for (au, style), res in sorted(finals.items()):
+        res = walked.get((au, style, *source), res)  # what the table holds of the pair, its answers all counted
         report.kept[(au, style)] = len(res.kept)
         report.rejections.update(res.rejections)
         if len(res.kept) < config.n:

@@ -451,6 +451,20 @@ def test_parsing_is_not_in_the_key_lenient_reparses_without_asking(tmp_path):
     assert len(read(tmp_path)) == 3
 
 
+def test_the_closing_count_is_what_the_table_holds_after_a_run_that_went_further(tmp_path):
+    # The strict run's second round asked for 12 more (its yield was 0); a lenient rerun of one round reaches only the
+    # first 2 answers, but the table is rebuilt from every logged answer: the report counts the same rows.
+    strict = generate(_config(tmp_path, max_rounds=2, lenient=False), FakeBackend(["garbage"] * 2 + ["prose"] * 12))
+    assert strict.kept[(12, "appearance")] == 0 and strict.rejections["no_json"] == 14
+    again = FakeBackend()
+    lenient = generate(_config(tmp_path, max_rounds=1, lenient=True), again)
+    assert again.calls == []
+    held = len(read(tmp_path))
+    assert held == 3  # PROSE's three sentences, said twelve times
+    assert lenient.kept[(12, "appearance")] == held and lenient.shortfalls == [(12, "appearance", held)]
+    assert lenient.rejections["duplicate"] >= 1
+
+
 def test_log_sync_is_group_committed(tmp_path, monkeypatch):
     import augtext.requestlog as requestlog
 
