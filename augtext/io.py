@@ -140,6 +140,17 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Write several files all or nothing, as atomic_path writes one: yields a temp path for each. When the block ends
+    without error they are renamed over their targets in the order given (the last is the commit point a reader
+    trusts), else every temp file is removed and no target changes: a full disk at the third file leaves the first
+    two as they were."""
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(atomic_path(p)) for p in reversed(paths)]  # the last entered is renamed first
+        yield temps[::-1]
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", fsync: bool = True) -> Iterator[IO]:
     """Like atomic_path, yielding the open temp file (`mode` "w" for text in UTF-8, "wb" for bytes)."""
     with atomic_path(path, fsync=fsync) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:

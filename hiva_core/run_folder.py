@@ -27,7 +27,7 @@ import io
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from augtext.errors import UserError
-from augtext.io import atomic_path, atomic_write, check_output_dir, remove_stale_temps
+from augtext.io import atomic_path, atomic_paths, atomic_write, check_output_dir, remove_stale_temps
 from augtext.textprior import TextPrior, read_text_prior, save_text_prior
 from hiva_core.config import TrainConfig
 from hiva_core.serialize import (
@@ -456,36 +456,42 @@ class RunFolder:
     ) -> None:
         """The end of an epoch (rank 0): model.safetensors when the epoch's selection score beats the best so far
         (with thresholds.json: `thresholds`, that model's per-AU thresholds, when given), then metrics.json and
-        last.pt (the trainer's `state`, the best so far and every RNG). `metrics` (the test split's) is None after
-        an epoch that was not evaluated. `select` (train.select) scores an epoch by a validation score of `thresholds`
-        (val_score: "val_auc" their avg AUC, "val" their avg F1 at their thresholds) when it is defined, else (and
-        with "test") by the test split's average F1 at 0.5. "last" keeps every evaluated epoch, so the last one
-        stays; its score (reported, not compared) is the validation AUC, else the test F1."""
+        last.pt (the trainer's `state`, the best so far and every RNG), all or nothing: a save that fails part-way
+        (a full disk) leaves every file at the epoch before, which --resume then redoes. `metrics` (the test
+        split's) is None after an epoch that was not evaluated. `select` (train.select) scores an epoch by a
+        validation score of `thresholds` (val_score: "val_auc" their avg AUC, "val" their avg F1 at their
+        thresholds) when it is defined, else (and with "test") by the test split's average F1 at 0.5. "last" keeps
+        every evaluated epoch, so the last one stays; its score (reported, not compared) is the validation AUC, else
+        the test F1."""
         check_finite(model.state_dict(), f"the model at the end of epoch {epoch}")  # keep the last good state
+        writes: dict[Path, Callable[[Path], None]] = {}
+        best = False
         if metrics is not None:  # an epoch that was not evaluated changes neither the choice nor its words
             self.last_metrics, self.selected_on = metrics, selected_on(select, thresholds)
             score = val_score(select, thresholds)
             score = metrics["avg"]["f1"] if score is None else score
-            if select == "last" or score > self.best_f1:
+            best = select == "last" or score > self.best_f1
+            if best:
                 self.best_f1, self.best_epoch, self.best_metrics = score, epoch, metrics
-                self.write_model(model)
+                writes[self.model_file] = lambda tmp: save_model(model, tmp)
                 if thresholds is not None:
-                    self.write_thresholds({**thresholds, "epoch": epoch})
-                else:  # never leave an older model's thresholds beside this one
-                    self.thresholds_file.unlink(missing_ok=True)
-        write_json(
-            self.metrics_file,
-            {
-                "best_epoch": self.best_epoch,
-                "selected_on": self.selected_on,
-                "best_score": self.best_f1,
-                "best": self.best_metrics,
-                "last_epoch": epoch,
-                "last": metrics,
-            },
-        )
-        with atomic_path(self.last_file) as tmp:
-            torch.save({**state, "best_f1": self.best_f1, "best_epoch": self.best_epoch, "rng": rng_state()}, tmp)
+                    writes[self.thresholds_file] = lambda tmp: write_thresholds(tmp, {**thresholds, "epoch": epoch})
+        record = {
+            "best_epoch": self.best_epoch,
+            "selected_on": self.selected_on,
+            "best_score": self.best_f1,
+            "best": self.best_metrics,
+            "last_epoch": epoch,
+            "last": metrics,
+        }
+        writes[self.metrics_file] = lambda tmp: write_json(tmp, record)
+        last = {**state, "best_f1": self.best_f1, "best_epoch": self.best_epoch, "rng": rng_state()}
+        writes[self.last_file] = lambda tmp: torch.save(last, tmp)  # renamed last: the epoch is saved once it is
+        with atomic_paths(*writes) as temps:
+            for write, tmp in zip(writes.values(), temps, strict=True):
+                write(tmp)
+        if best and thresholds is None:  # never leave an older model's thresholds beside this one
+            self.thresholds_file.unlink(missing_ok=True)
 
     def resume(self) -> dict[str, Any]:
         """Read last.pt (weights_only) for --resume: restore every RNG, the best so far and the log rows up to its

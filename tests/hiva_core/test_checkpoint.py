@@ -6,6 +6,7 @@ import dataclasses
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,6 +153,32 @@ def test_run_folder_keeps_the_best_and_always_the_last(tmp_path):
     assert again.resume()["step"] == 50
     assert (again.best_f1, again.best_epoch, again.best_metrics["avg"]["f1"]) == (0.7, 2, 0.7)
     assert [int(r["epoch"]) for r in again.log_rows] == [1, 2, 3, 4, 5]
+
+
+def test_a_save_that_fails_part_way_changes_no_file(tmp_path, monkeypatch):
+    """A full disk while last.pt is written, after the new best model and metrics.json were: every file stays at the
+    epoch before (the one --resume redoes from), and no temp file is left."""
+    import errno
+
+    run = RunFolder(tmp_path / "run")
+    model = torch.nn.Linear(2, 1)
+    val = {"thresholds": {"AU1": 0.4}, "validation": "val", "frames": 9}
+    run.save_checkpoint(1, _metrics(0.5), model, {"epoch": 1, "step": 1}, val, "test")
+    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
+    assert {"model.safetensors", "thresholds.json", "metrics.json", "last.pt"} <= set(before)
+
+    def full(obj, path):
+        Path(path).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    with pytest.raises(OSError, match="No space"):
+        run.save_checkpoint(2, _metrics(0.9), model, {"epoch": 2, "step": 2}, {**val, "thresholds": {"AU1": 0.2}})
+    assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before
+    monkeypatch.undo()
+    assert RunFolder(run.path).resume()["epoch"] == 1
 
 
 def test_run_folder_selects_on_validation_when_asked_and_possible(tmp_path):
