@@ -188,12 +188,6 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     if raw is None or not raw.strip():
         raise ParseError("empty_response")
     raw = _answer_after_reasoning(raw)
-    try:
-        whole = json.loads(raw.strip(), strict=False)
-    except (ValueError, RecursionError):
-        whole = None
-    if isinstance(whole, (list, dict)) and _hollow(whole):
-        raise ParseError("empty_response")  # well-formed and empty (`[]`): no format to blame, nothing --lenient reads
     fenced = [m.group(1) for m in _FENCE_RE.finditer(raw)]
     failure = "no_json"
     curly = raw.translate(_CURLY_QUOTES)  # a list quoted with typographic quotes: [“The brows rise.”, ...]
@@ -201,6 +195,8 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
         texts, status = _json_texts(chunk)
         if texts:
             return texts
+        if status == "empty" and chunk is raw:
+            raise ParseError("empty_response")  # well-formed and empty (`[]`): no format to blame, nothing to salvage
         if status == "no_list" or (status == "malformed_json" and failure == "no_json"):
             failure = status
     lines = _list_items(raw)
@@ -390,13 +386,16 @@ def _sentences(raw: str) -> list[str]:
 
 def _json_texts(text: str) -> tuple[list[str], str]:
     """The cleaned strings of the first JSON (or Python-literal) value in `text` that holds any, else ([], status):
-    "no_list" if JSON was decoded but held no text, "malformed_json" if a '[' or '{' never decoded, "no_json"."""
+    "empty" if `text` is one JSON list or object with nothing in it (`[]`, `{"descriptions": []}`), "no_list" if JSON
+    was decoded but held no text, "malformed_json" if a '[' or '{' never decoded, "no_json"."""
     status = "no_json"
     candidates: list[object] = []
     try:
         candidates.append(json.loads(text, strict=False))  # strict=False: a line break inside a string, as LLMs write
     except (ValueError, RecursionError):  # RecursionError: brackets nested past the decoder's depth ("[[[[...")
         pass
+    if candidates and isinstance(candidates[0], (list, dict)) and _hollow(candidates[0]):
+        return [], "empty"
     if not (candidates and isinstance(candidates[0], str)):
         decoder = json.JSONDecoder(strict=False)
         end = len(text.rstrip())
