@@ -165,6 +165,25 @@ PARTS: dict[int, tuple[str, str]] = {
     25: (r"lips?\b", _JAW),
     26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS),
     27: (rf"{_JAW}|{_CHIN}|stretch|wide|yawn|scream|digastric", _LIPS),
+    # The rarer mouth AUs: the lips moving toward each other from apart (AU8) vs pressed, tightened or sucked in; the
+    # nasolabial furrow deepened (AU11) vs the lip corners of a smile; the tongue shown (AU19) vs a mouth merely
+    # open; the lips sucked in over the teeth (AU28) vs pressed, tightened or pushed out.
+    8: (
+        r"(?:towards?|in on) (?:each other|one another)|closer|close in|approach|meet"
+        r"|narrow\w* (?:the )?(?:gap|opening|space)|smaller|shrink|less open",
+        rf"suck|roll|inward|over the teeth|{_PRESS}|thin\b|tighten",
+    ),
+    11: (
+        r"nasolabial|furrow|fold|crease|groove|skin (?:beside|next to|above)|sides? of the upper lip|near its sides"
+        r"|zygomaticus minor",
+        rf"{_LIP_CORNERS}|smil|grin|zygomaticus major",
+    ),
+    19: (r"tongue", rf"{_JAW}|{_LIPS}|teeth|mouth"),
+    28: (
+        r"suck|roll|inward|in(?:to)? the mouth|inside|(?:over|behind) the (?:\w+ )?teeth|(?:drawn|pulled|tucked) in\b"
+        r"|tuck|disappear|vanish|hid|invert",
+        rf"{_PRESS}|tight|thin|taut|tens|{_FUNNEL}|outward|protrud|pout|pucker",
+    ),
     # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
     # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
     18: (_PUCKER, _FUNNEL),
@@ -235,12 +254,12 @@ def _self_contrast_re(au: ActionUnit) -> re.Pattern[str]:
 
 
 def contrasts_itself(text: str, au: ActionUnit) -> bool:
-    """Whether `text` sets itself against the AU it is sent as and names no other ("Unlike AU12, which pulls the
-    corners up, this movement pulls them down", "unlike the Lip Corner Puller, ..."): what it describes is then an
-    unnamed other movement. A contrast that names the other AU describes both, as the contrast style asks ("Unlike
-    AU12, which draws the corners up, AU20 stretches them"); nor is a comparison of the AU with itself at another
-    level one ("unlike AU12 at trace level, ...")."""
-    return not named_aus(text) - {au.code} and bool(_self_contrast_re(au).search(text))
+    """Whether `text` sets itself against the AU it is sent as ("Unlike AU12, which pulls the corners up, this
+    movement pulls them down", "unlike the Lip Corner Puller, ...", "Unlike AU16, which bares the lower teeth, AU15
+    pulls the corners down"): what it describes is another movement, named or not. The contrast style sets the AU
+    against a look-alike, not against itself ("Unlike AU12, which draws the corners up, AU20 stretches them" is AU20's
+    text); nor is a comparison of the AU with itself at another level one ("unlike AU12 at trace level, ...")."""
+    return bool(_self_contrast_re(au).search(text))
 
 
 def own_clauses(text: str, au: ActionUnit) -> str:
@@ -272,13 +291,22 @@ def _muscle_re(au: ActionUnit) -> re.Pattern[str] | None:
     return re.compile(rf"\b(?:{'|'.join(map(re.escape, words))})", re.IGNORECASE) if words else None
 
 
+# A muscle's nerve or blood supply: a text about it ("the mentalis is innervated by the marginal mandibular nerve")
+# names the muscle without saying what it does.
+_SUPPLY_RE = re.compile(
+    r"\b(?:innervat\w*|nerves?|supplied by|(?:blood|nerve) supply|arter(?:y|ies)|veins?)\b", re.IGNORECASE
+)
+
+
 def says_change(text: str, au: ActionUnit) -> bool:
-    """Whether `text` says what the face does: a movement or visible sign (_CHANGE_RE), or the AU's muscle, outside
-    denied clauses ("the brows do not rise") and not as part of a name ("the Inner Brow Raiser") or a position
-    ("the lower lip")."""
+    """Whether `text` says what the face does: a movement or visible sign (_CHANGE_RE), or the AU's muscle (not in a
+    text about its nerve or blood supply), outside denied clauses ("the brows do not rise") and not as part of a name
+    ("the Inner Brow Raiser") or a position ("the lower lip")."""
     plain = _DENIED_RE.sub(" ", _movement_text(text))
+    if _CHANGE_RE.search(plain):
+        return True
     muscle = _muscle_re(au)
-    return bool(_CHANGE_RE.search(plain)) or (muscle is not None and bool(muscle.search(plain)))
+    return muscle is not None and bool(muscle.search(plain)) and not _SUPPLY_RE.search(plain)
 
 
 def _parts_text(text: str) -> str:

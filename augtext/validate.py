@@ -610,7 +610,17 @@ _DONE_TO_FACE_RE = re.compile(
     r"\b(?:cosmetic\w*|surg(?:ery|eries|ical|ically|eon|eons)|\w+plast(?:y|ies)|botox|botulinum|fillers?|"
     r"inject(?:s|ed|ing|ions?)?|implants?|creams?|serums?|lotions?|retinol|moisturi[sz]\w*|make-?up|mascara|"
     r"eyeliner|lipsticks?|lip gloss|concealer|pluck\w*|tweez\w*|waxing|tape|sleep mask|dermal|procedures?|"
-    r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?)\b",
+    r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?"
+    r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin)\b",
+    re.IGNORECASE,
+)
+# A text whose subject is an animal ("A snake can open its mouth extremely wide ...", "Chipmunks stretch their cheek
+# pouches ...") is about no human face, whatever it moves; a simile ("like a dog baring its teeth") is not a subject.
+_ANIMAL_RE = re.compile(
+    r"^(?:(?:a|an|the|most|many|some|all|every)\s+)?(?:[a-z]+\s+)?(?:snake|serpent|dog|pupp(?:y|ie)|cat|kitten|horse"
+    r"|cow|sheep|goat|pig|monkey|ape|chimpanzee|chimp|gorilla|orangutan|baboon|giraffe|chipmunk|hamster|squirrel"
+    r"|rabbit|mouse|mice|rat|bird|parrot|owl|fish|frog|toad|lion|tiger|wol(?:f|ve)|bear|fox|crocodile|alligator"
+    r"|shark|whale|dolphin|camel|elephant|animal|mammal|primate|pet)(?:e?s|'s|s')?\b",
     re.IGNORECASE,
 )
 
@@ -657,7 +667,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "too_long"
     if names_other_au(text, au) or contrasts_itself(text, au):
         return "wrong_au"
-    if not _topic_re(au).search(text) or _DONE_TO_FACE_RE.search(text):
+    if not _topic_re(au).search(text) or _DONE_TO_FACE_RE.search(text) or _ANIMAL_RE.match(text):
         return "off_topic"
     if not says_change(own_clauses(text, au), au):  # not only in clauses about another AU it names
         return "no_change"

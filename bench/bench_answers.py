@@ -16,6 +16,9 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
   opposite movement, 40 off-domain (half naming the part and a change: cosmetics, surgery, grooming), written blind
   and measured once (6fbfc61's rules: see the README); its misses then gave the rule on what is done to a face and the
   self-contrast rule, so it is a development set for those.
+- blind51_answers.json: the ten rarer AUs of 1-28 no blind set held (8, 11, 13, 16, 18, 19, 21, 22, 27, 28), 10 correct
+  texts each in the five styles, 40 of another AU (mostly look-alikes) and 30 off-domain, written blind and measured
+  once (see the README).
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -47,6 +50,7 @@ SETS = (
     "blind_bp4d_answers",
     "user49_answers",
     "blind50_answers",
+    "blind51_answers",
 )
 
 

@@ -6,6 +6,7 @@ import textwrap
 import pytest
 
 from augtext.facs import FACS
+from augtext.movement import named_aus
 from augtext.validate import (
     GATE_REASONS,
     NEAR_DUPLICATE_THRESHOLD,
@@ -552,6 +553,14 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
             24,
             23,
         ),
+        # the rarer mouth AUs: toward each other vs pressed or sucked in; the furrow vs a smile; the tongue vs an open
+        # mouth; sucked in vs pressed, tightened or pushed out
+        ("Both lips are rolled in behind the teeth until no red shows.", 8, 28),
+        ("The lips are squeezed hard against each other until the skin around them bulges.", 8, 24),
+        ("The zygomaticus major draws the lip corners up and back into a grin.", 11, 12),
+        ("The mouth falls open as the jaw drops, while the tongue stays behind the lower teeth.", 19, 26),
+        ("The lips are pressed tightly together without being drawn into the mouth.", 28, 24),
+        ("The lips are pushed forward and turned outward into a flared ring.", 28, 22),
         # the own part named only as staying still is not the part that moves
         ("The outer ends of the eyebrows are lifted high toward the temples while the inner ends stay flat.", 1, 2),
         ("The inner ends of the eyebrows rise, leaving the outer brow tails where they were.", 2, 1),
@@ -600,7 +609,6 @@ def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
         # clause (it names only the look-alike's code) is not the text's, the own one is (own_clauses)
         ("AU12 lifts the lip corners, whereas AU15 drags them downward.", 15),
         ("AU2 pulls up the outer brow, but AU4 lowers the brows and draws them together.", 4),
-        ("Unlike AU12, which draws the corners up, AU20 stretches them straight out toward the ears.", 20),
         ("AU25 separates the lips with the jaw still, while AU26 lets the jaw drop.", 26),
     ],
 )
@@ -634,12 +642,17 @@ def test_another_aus_code_outside_contrasts_and_companions_is_wrong_au(text, au)
         ("Unlike AU12, which pulls the corners up, this movement pulls the lip corners down into an arc.", 12),
         ("Rather than the Lip Corner Puller, which lifts the corners, this action presses the lips into a line.", 12),
         ("As opposed to AU1 (the inner brow raiser), the outer ends of the brows are lifted here.", 1),
+        # named: what it describes is the other AU, its text (a contrast stating both, as above, describes both)
+        ("Unlike AU12, which draws the corners up, AU20 stretches them straight out toward the ears.", 12),
+        ("Unlike AU16, which bares the lower teeth, AU15 pulls the lip corners down over them.", 16),
     ],
 )
 def test_a_text_set_against_the_au_it_is_sent_as_is_wrong_au(text, au):
-    """It describes another, unnamed movement (a contrast naming the other AU describes both: the test above);
-    comparing the AU with itself at another level is no such contrast (below)."""
+    """It describes another movement, named or not; comparing the AU with itself at another level is no such
+    contrast (below). Sent as the other AU, the same text is a contrast that style asks for."""
     assert validate_description(text, FACS[au]) == "wrong_au"
+    for other in named_aus(text) - {au}:
+        assert validate_description(text, FACS[other]) is None
 
 
 def test_the_au_compared_with_itself_at_another_level_passes():
@@ -657,12 +670,36 @@ def test_the_au_compared_with_itself_at_another_level_passes():
         ("Plucking the hairs under the outer brows raises their arch and makes the eyes look more open.", 2),
         ("Eyebrow shapes go in and out of fashion every few years.", 2),
         ("Cheek dimples are an inherited trait linked to a variation in the cheek muscle.", 14),
+        ("Forehead lines grow deeper with age as the skin thins and loses its elasticity.", 1),
+        ("Older skin sags around the mouth, so the lip corners droop even at rest.", 15),
+        ("A horse curls its upper lip up to draw scents toward a special organ in its nose.", 10),
+        ("Most monkeys bare their teeth with the lips pulled back as a sign of fear.", 12),
     ],
 )
 def test_what_is_done_to_a_face_is_off_topic(text, au):
-    """Cosmetics, surgery, injections, grooming, products, inherited looks: they name the part and even a change,
-    and describe no facial action."""
+    """Cosmetics, surgery, injections, grooming, products, inherited looks, ageing, an animal's face: they name the
+    part and even a change, and describe no facial action of a person."""
     assert validate_description(text, FACS[au]) == "off_topic"
+
+
+def test_an_animal_in_a_simile_is_no_animal_subject():
+    text = "Like a dog about to snarl, the upper lip is drawn up and the upper teeth are bared."
+    assert validate_description(text, FACS[10]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        ("The frontalis is supplied by the temporal branch of the facial nerve.", 1, "no_change"),
+        ("The mentalis receives its blood from the inferior labial artery and lies over the chin.", 17, "no_change"),
+        # the nerve beside a movement: the movement is the text's
+        ("Signals along the facial nerve make the zygomaticus major pull the lip corners up.", 12, None),
+        # the muscle alone, no supply: the anatomical style's change
+        ("In AU17 the work is done by the mentalis, a small muscle of the chin.", 17, None),
+    ],
+)
+def test_a_muscles_nerve_or_blood_supply_is_no_change(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
 
 
 def test_the_lip_stretchers_muscle_is_no_rise():
