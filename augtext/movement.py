@@ -170,12 +170,13 @@ PARTS: dict[int, tuple[str, str]] = {
     # open; the lips sucked in over the teeth (AU28) vs pressed, tightened or pushed out.
     8: (
         r"(?:towards?|in on) (?:each other|one another)|closer|close in|approach|meet"
-        r"|narrow\w* (?:the )?(?:gap|opening|space)|smaller|shrink|less open",
+        r"|narrow\w* (?:the )?(?:gap|opening|space)|smaller|shrink|less open"
+        r"|(?:draw\w*|drew|pull\w*|br(?:ing|ings|ought)|com(?:e|es|ing)|mov\w*|clos\w*)(?: \w+){0,2} together",
         rf"suck|roll|inward|over the teeth|{_PRESS}|thin\b|tighten",
     ),
     11: (
         r"nasolabial|furrow|fold|crease|groove|skin (?:beside|next to|above)|sides? of the upper lip|near its sides"
-        r"|zygomaticus minor",
+        rf"|zygomaticus minor|{_UPPER_LIP}",
         rf"{_LIP_CORNERS}|smil|grin|zygomaticus major",
     ),
     19: (r"tongue", rf"{_JAW}|{_LIPS}|teeth|mouth"),

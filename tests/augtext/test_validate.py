@@ -596,6 +596,10 @@ def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
         ("Unlike AU25, the lips do not just part: the whole jaw drops down.", 26),
         ("The mouth drops open and the lips fall apart.", 26),
         ("The jaw drops as far as it can and the lips are stretched, as in a yawn.", 27),
+        ("The lips tighten and draw together over the open jaw.", 8),
+        ("AU11 pulls the upper lip up and out near the lip corners.", 11),
+        ("The lips are tightly sucked in and rolled over the teeth.", 28),
+        ("With AU25 and AU26, the tongue is pushed out between the parted lips over the lower teeth.", 19),
     ],
 )
 def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
