@@ -89,7 +89,7 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     12: (
         rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|zygomatic",
-        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears",
+        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck",
     ),
     14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),
     15: (
@@ -184,6 +184,12 @@ PARTS: dict[int, tuple[str, str]] = {
         r"suck|roll|inward|in(?:to)? the mouth|inside|(?:over|behind) the (?:\w+ )?teeth|(?:drawn|pulled|tucked) in\b"
         r"|tuck|disappear|vanish|hid|invert",
         rf"{_PRESS}|tight|thin|taut|tens|{_FUNNEL}|outward|protrud|pout|pucker",
+    ),
+    # Eyes closed and kept closed (AU43) vs a blink (AU45), told apart by how long.
+    43: (
+        r"stay|remain|held|hold|kept|keep|longer|(?:several|few|many|some|two|three|for) (?:\w+ )?(?:seconds|minutes)"
+        r"|sleep|rest\b|restful|relax",
+        r"blink|brief|momentar|instant|quick|flutter|fraction of a second|reopen",
     ),
     # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
     # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
