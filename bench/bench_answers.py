@@ -19,6 +19,8 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
 - blind51_answers.json: the ten rarer AUs of 1-28 no blind set held (8, 11, 13, 16, 18, 19, 21, 22, 27, 28), 10 correct
   texts each in the five styles, 40 of another AU (mostly look-alikes) and 30 off-domain, written blind and measured
   once (see the README).
+- user51_answers.json: user test 51's labelled bank (a scripted server's, AUs 1-26, mostly the less common ones;
+  another AU's texts and the AU's own opposite movement under wrong_au), measured once blind (see the README).
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -51,6 +53,7 @@ SETS = (
     "user49_answers",
     "blind50_answers",
     "blind51_answers",
+    "user51_answers",
 )
 
 
