@@ -82,7 +82,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"|orbicularis|contract",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell",
     ),
-    7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open"),
+    7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open|relax|sag|droop|larger|bigger"),
     10: (
         rf"rais|lift|{_RISE}|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|depress",
@@ -103,10 +103,14 @@ MOVES: dict[int, tuple[str, str]] = {
     18: (r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|narrow", r"stretch|sideways"),
     20: (
         r"stretch|sideways|horizontal|wide|lateral|elongat|flatten|outward|ears",
-        r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil",
+        r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil|forward"
+        r"|toward the (?:middle|midline|cent)",
     ),
     22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", r"stretch|sideways"),
-    23: (r"tight|narrow|thin|press|tens|firm|together|roll", rf"{_PART}|apart|open|separat"),
+    23: (
+        r"tight|narrow|thin|press|tens|firm|together|roll",
+        rf"{_PART}|apart|open|separat|relax|loosen|fuller|thicker|widen",
+    ),
     24: (r"press|together|squeez|compress|firm|tight|shut|clos", rf"{_PART}|apart|open|separat|gap"),
     25: (rf"{_PART}|open|apart|separat|gap|relax", r"press|clos|shut|seal|together|roll|suck"),
     26: (
@@ -115,8 +119,38 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     27: (r"open|stretch|down\b|wide|drop|apart|gap", r"clos|shut|press|clench|seal"),
     43: (r"clos|shut|lower|droop|drop|cover|down\b|fall|fell", r"wide|widen|rais|open|lift"),
+    # The rarer AUs' movements and their opposites: the nose wrinkled up vs flattened down (AU9), the furrow deepened
+    # vs smoothed (AU11), the corners pulled up sharply vs down (AU13), the lower lip down vs pushed up (AU16), the
+    # tongue out vs drawn back in (AU19), the neck tightened vs slack (AU21).
+    9: (
+        rf"wrinkl|crinkl|scrunch|crumpl|creas|furrow|fold|bunch|rais|lift|up\b|upward|{_RISE}|elevat|flar|snarl|sneer",
+        r"flatten|smooth|relax|depress|(?:nostrils?|wings?) (?:\w+ ){1,3}(?:down\b|downward)",
+    ),
+    11: (
+        rf"deepen|deeper|pronounced|sharper|etched|groove|crease|pull|draw|rais|lift|up\b|upward|{_RISE}",
+        r"flatten|smooth|shallow|fade|soften|down\b|downward",
+    ),
+    13: (
+        rf"up\b|upward|upturn|rais|lift|{_RISE}|elevat|smil|grin|puff|caninus|levator",
+        r"down\b|downward|downturn|depress|droop|frown|sag",
+    ),
+    16: (
+        r"down\b|downward|lower(?:s|ed|ing)?\b|depress|drop|expos|bar(?:e|es|ed|ing)\b|show|evert|turn\w* out|outward",
+        rf"up\b|upward|rais|lift|{_RISE}|elevat|pout",
+    ),
+    19: (
+        r"out\b|outward|forward|protrud|stick|poke|thrust|extend|past|beyond|show|visible|between the (?:lips|teeth)",
+        r"back\b|backward|retract|withdr[ae]w|hid|behind the (?:\w+ )?teeth|inside|into the mouth",
+    ),
+    21: (
+        r"tight|tens|taut|cord|band|ridge|stand|strain|stretch|pull|bulg|contract|platysma",
+        r"relax|loose|slack|hang|sag|smooth|soft",
+    ),
 }
-_INNER_BROW = r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
+_INNER_BROW = (
+    r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
+    r"|(?:near|nearest|by|above) the nose"
+)
 _OUTER_BROW = r"outer|lateral|tails?\b|temple"
 # Where on the face a lookalike's movement shows, as words (matched at a word start, in the text as written: "lower
 # lip" is a part here, not a position).
@@ -171,8 +205,9 @@ PARTS: dict[int, tuple[str, str]] = {
     8: (
         r"(?:towards?|in on) (?:each other|one another)|closer|close in|approach|meet"
         r"|narrow\w* (?:the )?(?:gap|opening|space)|smaller|shrink|less open"
+        r"|clos(?:e|es|ing) (?:the )?(?:mouth|lips|gap)"
         r"|(?:draw\w*|drew|pull\w*|br(?:ing|ings|ought)|com(?:e|es|ing)|mov\w*|clos\w*)(?: \w+){0,2} together",
-        rf"suck|roll|inward|over the teeth|{_PRESS}|thin\b|tighten",
+        rf"suck|roll|inward|over the teeth|{_PRESS}|thin\b|tighten|masseter",
     ),
     11: (
         r"nasolabial|furrow|fold|crease|groove|skin (?:beside|next to|above)|sides? of the upper lip|near its sides"
@@ -212,7 +247,7 @@ _STILL_RE = re.compile(
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*",
     re.IGNORECASE,
 )
-_TOWARD_RE = re.compile(r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose)\b", re.IGNORECASE)
+_TOWARD_RE = re.compile(r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b", re.IGNORECASE)
 # The AUs' names are names, not movements: "AU12 is the Lip Corner Puller" says nothing the face does. Before the
 # change and direction checks, every multi-word FACS name written as a name ("Lips Part", "Jaw Drop") is taken out,
 # and in any case the agent noun that ends a name ("raiser", "puller", "depressor": a movement's stem + er/or, what

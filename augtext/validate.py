@@ -623,6 +623,16 @@ _ANIMAL_RE = re.compile(
     r"|shark|whale|dolphin|camel|elephant|animal|mammal|primate|pet)(?:e?s|'s|s')?\b",
     re.IGNORECASE,
 )
+# An idiom explained ("Hold your tongue means to stop yourself from saying something", "Keep a stiff upper lip is a
+# British idiom ...") is about words, not a face; "as if saying 'oo'" is no idiom.
+_IDIOM_RE = re.compile(
+    r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) saying"
+    r"|way of (?:saying|asking|telling)"
+    r"|means? (?:to|you|someone|somebody|treating|watching|being|doing|keeping|staying|that you))\b",
+    re.IGNORECASE,
+)
+# What names a face part and even a change without describing a facial action of a person.
+_NOT_AN_ACTION = (_DONE_TO_FACE_RE, _ANIMAL_RE, _IDIOM_RE)
 
 
 @functools.cache
@@ -667,7 +677,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "too_long"
     if names_other_au(text, au) or contrasts_itself(text, au):
         return "wrong_au"
-    if not _topic_re(au).search(text) or _DONE_TO_FACE_RE.search(text) or _ANIMAL_RE.match(text):
+    if not _topic_re(au).search(text) or any(r.search(text) for r in _NOT_AN_ACTION):
         return "off_topic"
     if not says_change(own_clauses(text, au), au):  # not only in clauses about another AU it names
         return "no_change"

@@ -283,12 +283,26 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
         ("The lips part slightly so that a small gap shows between them.", AU24, "wrong_direction"),
         ("The eyebrows go up in surprise and the whole brow arches high.", AU4, "wrong_direction"),
         ("The upper eyelids lift so far that white shows above the irises.", AU43, "wrong_direction"),
+        # ... for the rarer AUs too: lids slack, a nose smoothed, a furrow flattened, corners dropped, a lower lip
+        # pushed up, a tongue drawn in, a pucker sent as a stretch, a neck gone slack, lips relaxed and full
+        ("The lids go slack and droop, leaving the eyes looking bigger and softer.", FACS[7], "wrong_direction"),
+        ("The skin of the nose is smoothed flat and the nostril wings sink down.", FACS[9], "wrong_direction"),
+        ("The fold beside the nose fades and softens, its skin smoothed.", FACS[11], "wrong_direction"),
+        ("The corners of the mouth drop steeply downward into tight points.", FACS[13], "wrong_direction"),
+        ("The chin pushes the lower lip upward into a pout.", FACS[16], "wrong_direction"),
+        ("The tongue retracts and is hidden behind the teeth.", FACS[19], "wrong_direction"),
+        ("The lips are pushed forward and their corners drawn toward the middle.", FACS[20], "wrong_direction"),
+        ("The skin of the neck loosens and sags below the jaw.", FACS[21], "wrong_direction"),
+        ("The lips relax and loosen, and their red margins look fuller.", FACS[23], "wrong_direction"),
         # Negated or contrasting clauses do not count, the own movement wins, and a noun is not a movement.
         ("Instead of lifting the lip corners, the depressor pulls them down and out.", AU15, None),
         ("Unlike the lip corner depressor, which pulls them down, it draws the corners up.", AU12, None),
         ("The lips part and are no longer pressed together.", AU25, None),
         ("The lips are pressed together so that their red parts narrow and bulge.", AU24, None),
         ("The brows are lowered and drawn together, not raised.", AU4, None),
+        ("AU9 lowers the inner brows as a side effect, but unlike AU4 it also wrinkles the nose.", FACS[9], None),
+        ("The brows tilt into an oblique line, high near the nose and lower toward the temples.", AU1, None),
+        ("As if trying to close the mouth with the lips alone while the jaw hangs down.", FACS[8], None),
     ],
 )
 def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au, reason):
@@ -682,17 +696,21 @@ def test_the_au_compared_with_itself_at_another_level_passes():
         ("Older skin sags around the mouth, so the lip corners droop even at rest.", 15),
         ("A horse curls its upper lip up to draw scents toward a special organ in its nose.", 10),
         ("Most monkeys bare their teeth with the lips pulled back as a sign of fear.", 12),
+        ("Keep your chin up is an idiom for staying hopeful in hard times.", 17),
+        ("Raising an eyebrow at something means treating it with suspicion.", 2),
     ],
 )
 def test_what_is_done_to_a_face_is_off_topic(text, au):
-    """Cosmetics, surgery, injections, grooming, products, inherited looks, ageing, an animal's face: they name the
+    """Cosmetics, surgery, injections, grooming, products, inherited looks, ageing, an animal, an idiom: they name the
     part and even a change, and describe no facial action of a person."""
     assert validate_description(text, FACS[au]) == "off_topic"
 
 
-def test_an_animal_in_a_simile_is_no_animal_subject():
+def test_an_animal_in_a_simile_or_a_word_said_is_no_subject():
     text = "Like a dog about to snarl, the upper lip is drawn up and the upper teeth are bared."
     assert validate_description(text, FACS[10]) is None
+    text = "The lips push forward and flare into a funnel, as if saying 'oo'."
+    assert validate_description(text, FACS[22]) is None
 
 
 @pytest.mark.parametrize(
