@@ -219,22 +219,25 @@ def select_table(
 
 def load_text_prior(
     cache_dir: str | Path,
-    aus: Sequence[int] | None = None,
+    aus: Sequence[int | str] | str | None = None,
     model: str | None = None,
-    styles: Sequence[str] | None = None,
+    styles: Sequence[str] | str | None = None,
     max_per_au: int | None = None,
 ) -> TextPrior:
     """Read an embedded augtext cache into a `TextPrior` with one row per AU, in the order of `aus`.
 
-    `aus=None` takes every AU in the table (ascending). `model` is a slug or model name from the manifest (`None`: the
-    only/first table). `styles` keeps only those description styles. Within an AU the descriptions are ordered by
-    (style, text_sha256); `max_per_au` keeps at most that many, taken round-robin over the styles so that a cap keeps
-    the styles balanced. Raises `UserError` naming the file or AU for anything missing, corrupt or stale.
+    `aus`: codes or labels ([1, 2, "AU4"]) in that order, or an AU spec as the command line takes it ("bp4d",
+    "1-26": ascending); `None` takes every AU in the table (ascending). `model` is a slug or model name from the
+    manifest (`None`: the only/first table). `styles` keeps only those description styles (a style no description
+    has is named, with the cache's styles). Within an AU the descriptions are ordered by (style, text_sha256);
+    `max_per_au` keeps at most that many, taken round-robin over the styles so that a cap keeps the styles balanced.
+    Raises `UserError` naming the file or AU for anything missing, corrupt or stale.
     """
     if aus is not None:
-        from augtext.facs import get_au
+        from augtext.facs import parse_au_label, parse_au_spec
 
-        aus = [get_au(int(a)).code for a in aus]  # an AU FACS lacks is named as such, not sent to generate
+        # "bp4d", "1-26" as on the command line; codes or labels ("AU12"); an AU FACS lacks is named as such
+        aus = parse_au_spec(aus) if isinstance(aus, str) else [parse_au_label(str(a)) for a in aus]
         if not aus:
             raise UserError("the AU list is empty: name at least one AU (aus=None takes every AU in the cache)")
     cache_dir = cache_folder(cache_dir)
@@ -279,7 +282,13 @@ def load_text_prior(
         )
     keep = np.ones(len(au_col), dtype=bool)
     if styles is not None:
-        styles = list(styles)
+        styles = [styles] if isinstance(styles, str) else list(styles)
+        unknown = sorted(set(styles) - set(style_col.tolist()))
+        if unknown:
+            raise UserError(
+                f"no description in {cache_dir} has style {', '.join(map(repr, unknown))}; its styles: "
+                f"{', '.join(sorted(set(style_col.tolist())))}"
+            )
         keep &= np.isin(style_col, styles)
     present = sorted(set(au_col[keep].tolist()))
     wanted = present if aus is None else [int(a) for a in aus]

@@ -6,7 +6,7 @@ The run folder's layout is `hiva_core.run_folder`'s; `load_run` reads it through
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
 # ImageNet normalisation maps [0, 1] to [-2.12, 2.64]; beyond this a tensor holds pixel values (0-255), not crops
 # normalised as build_transforms does (a margin for resizing filters that overshoot)
 MAX_NORMALISED = 10.0
+PREDICT_BATCH = 64  # crops read and scored at a time by LoadedRun.predict
 
 
 def prior_tensors(prior: TextPrior, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,17 +158,30 @@ class LoadedRun:
 
     @torch.no_grad()
     def predict(
-        self, images: torch.Tensor | Sequence[Image.Image | str | os.PathLike]
+        self, images: torch.Tensor | Iterable[Image.Image | str | os.PathLike], batch_size: int = PREDICT_BATCH
     ) -> dict[str, torch.Tensor | None]:
         """AU probabilities `{"probs": (B, A), "maps": (B, A, h, w) | None}` (float32, CPU; AUs in `aus` order) of
         aligned face crops (see the class): a float tensor (B, C, S, S), ImageNet-normalised at S = `image_size`
-        (`hiva_core.data.transforms.build_transforms(image_size)` of each crop), C in `input_channels`; or a list of
-        aligned crops as PIL images or image file paths (one alone is a batch of one), read as the image files are
-        (`hiva_core.faces.media.to_rgb`: 16-bit and other modes scaled to 8-bit RGB) and transformed the same way.
+        (`hiva_core.data.transforms.build_transforms(image_size)` of each crop), C in `input_channels`; or aligned
+        crops as PIL images or image file paths, in a list or any iterable of them (a pandas column, a generator; one
+        alone is a batch of one; none gives B = 0), read as the image files are (`hiva_core.faces.media.to_rgb`:
+        16-bit and other modes scaled to 8-bit RGB) and transformed the same way. They are read and scored
+        `batch_size` at a time, so memory does not grow with their number.
         Raises TypeError for anything else, a tensor that is not floating point included (uint8 pixels: normalise
-        them as build_transforms does), and ValueError for a float tensor of another shape than (B, C, S, S) or with
-        values no normalised crop has (0-255 pixels)."""
-        images = self._batch(images).to(self.device, torch.float32)
+        them as build_transforms does); ValueError for a float tensor of another shape than (B, C, S, S), with
+        values no normalised crop has (0-255 pixels) or with NaN or infinite values (0-1 pixels never normalised
+        cannot be told from a normalised crop: normalise them); UserError for a file that is missing or no image."""
+        if batch_size < 1:
+            raise ValueError(f"LoadedRun.predict: batch_size {batch_size}; give 1 or more")
+        items = self._inputs(images)
+        chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)] or [items]
+        parts = [self._score(self._batch(chunk)) for chunk in chunks]
+        maps = [m for _, m in parts if m is not None]
+        return {"probs": torch.cat([p for p, _ in parts]), "maps": torch.cat(maps) if maps else None}
+
+    def _score(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(probs, maps) of one batch on the CPU; the mean with the mirror image's under `flip`."""
+        images = images.to(self.device, torch.float32)
         out = self.model(images, self.text_emb, self.text_mask)
         probs, maps = torch.sigmoid(out["logits"].float()), out.get("maps")
         maps = maps.float() if maps is not None else None
@@ -176,15 +190,18 @@ class LoadedRun:
             probs = (probs + torch.sigmoid(mirror["logits"].float())) / 2
             if maps is not None:
                 maps = (maps + mirror["maps"].float().flip(-1)) / 2
-        return {"probs": probs.cpu(), "maps": maps.cpu() if maps is not None else None}
+        return probs.cpu(), maps.cpu() if maps is not None else None
 
-    def _batch(self, images) -> torch.Tensor:
-        """`predict`'s input as a (B, C, S, S) tensor (see predict)."""
+    def _expected(self) -> str:
         size, channels = self.image_size, " or ".join(map(str, self.input_channels))
-        expected = (
-            f"a float tensor (B, {channels}, {size}, {size}) of aligned, ImageNet-normalised face crops, or a list of "
-            "aligned face crops (PIL images or image file paths)"
+        return (
+            f"a float tensor (B, {channels}, {size}, {size}) of aligned, ImageNet-normalised face crops, or aligned "
+            "face crops (PIL images or image file paths) in a list or other iterable"
         )
+
+    def _inputs(self, images) -> torch.Tensor | list[Image.Image | str | os.PathLike]:
+        """`predict`'s input checked: the tensor, or the crops as a list (see predict)."""
+        size, expected = self.image_size, self._expected()
         if isinstance(images, torch.Tensor):
             if not images.is_floating_point():
                 raise TypeError(
@@ -194,6 +211,8 @@ class LoadedRun:
                 )
             if images.ndim != 4 or images.shape[1] not in self.input_channels or images.shape[2:] != (size, size):
                 raise ValueError(f"LoadedRun.predict: a tensor of shape {tuple(images.shape)}; give {expected}")
+            if images.numel() and not torch.isfinite(images.detach()).all():
+                raise ValueError(f"LoadedRun.predict: a tensor holding NaN or infinite values; give {expected}")
             if images.numel() and images.detach().abs().max() > MAX_NORMALISED:
                 raise ValueError(
                     f"LoadedRun.predict: a tensor with values up to {float(images.detach().abs().max()):g}, not "
@@ -203,22 +222,41 @@ class LoadedRun:
             return images
         if isinstance(images, (Image.Image, str, os.PathLike)):
             images = [images]
-        if not isinstance(images, Sequence) or isinstance(images, bytes) or not images:
+        pixels = getattr(getattr(images, "dtype", None), "kind", "O") not in "OUS"  # an image array, not of paths
+        if isinstance(images, (bytes, dict)) or not isinstance(images, Iterable) or pixels:
             raise TypeError(f"LoadedRun.predict takes {expected}; got {_kind(images)}")
+        images = list(images)
         wrong = next((x for x in images if not isinstance(x, (Image.Image, str, os.PathLike))), None)
         if wrong is not None:
-            raise TypeError(f"LoadedRun.predict takes {expected}; got a list holding {_kind(wrong)}")
-        if 3 not in self.input_channels:
+            raise TypeError(f"LoadedRun.predict takes {expected}; got crops holding {_kind(wrong)}")
+        if images and 3 not in self.input_channels:
             raise TypeError(
                 f"LoadedRun.predict: the model of {self.run_dir} (model.reference) reads each face beside a neutral "
                 f"frame of the same person; give a (B, 6, {self.image_size}, {self.image_size}) tensor, each face's "
                 "crop then its neutral frame's, or use `hiva_core predict --neutral`"
             )
+        return images
+
+    def _batch(self, images: torch.Tensor | list) -> torch.Tensor:
+        """One chunk of checked inputs as a (B, C, S, S) tensor: the crops read and transformed."""
+        if isinstance(images, torch.Tensor):
+            return images
+        if not images:
+            return torch.zeros(0, self.input_channels[-1], self.image_size, self.image_size)
         from hiva_core.data.transforms import build_transforms
         from hiva_core.faces.media import open_rgb, to_rgb
 
+        def read(x: Image.Image | str | os.PathLike) -> Image.Image:
+            if isinstance(x, Image.Image):
+                return to_rgb(x)
+            try:
+                return open_rgb(x)
+            except (OSError, ValueError) as exc:  # missing, a folder, no image (PIL's UnidentifiedImageError)
+                what = "not found" if not Path(x).exists() else f"not a readable image ({type(exc).__name__})"
+                raise UserError(f"LoadedRun.predict: {x} is {what}; give aligned face crops") from None
+
         transform = build_transforms(self.image_size, augment=False)
-        return torch.stack([transform(to_rgb(x) if isinstance(x, Image.Image) else open_rgb(x)) for x in images])
+        return torch.stack([transform(read(x)) for x in images])
 
 
 def _kind(value: Any) -> str:

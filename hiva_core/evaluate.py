@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from hiva_core.metrics import (
     too_few_to_choose,
 )
 from hiva_core.regions import PeakRecorder, evaluate_localisation, pool_localisation
+
+if TYPE_CHECKING:
+    from hiva_core.checkpoint import LoadedRun
 
 
 def collect_probs(
@@ -174,7 +178,7 @@ def threshold_record(out: dict, aus: list[int], how: str, groups: Sequence | Non
 
 
 def evaluate_run(
-    run: str | Path,
+    run: str | Path | LoadedRun,
     data: str,
     lists: str | Path | None = None,
     fold: int | None = None,
@@ -188,8 +192,10 @@ def evaluate_run(
     flip: bool = False,
     per_face: str | Path | None = None,
 ) -> dict:
-    """Metrics of one run folder on the test split of `data` (`hiva_core.data.splits.eval_selection`: `fold`, else
-    the run's own fold when the data has folds, else the data's test split, else every row; `rows` says which).
+    """Metrics of one run (its folder, or a run `hiva_core.load` gave) on the test split of `data`
+    (`hiva_core.data.splits.eval_selection`: `fold`, else the run's own fold when the data has folds, else the data's
+    test split, else every row; `rows` says which). F1, AUC and the other scores are fractions (0.291), which the
+    printed tables show as percentages (29.1).
 
     `aus` (a spec or codes): score these AUs instead of the run's own; AUs it was not trained on need an
     open-vocabulary run and their descriptions in `text_cache` (`hiva_core.vocabulary.select_aus`).
@@ -202,20 +208,22 @@ def evaluate_run(
     scored face's probabilities, calls and labels there (`face_table`; .csv, .parquet or .json)."""
     import warnings
 
-    from hiva_core.checkpoint import load_run
+    from hiva_core.checkpoint import LoadedRun, load_run
     from hiva_core.run_folder import TRAIN_FACES, RunFolder
     from hiva_core.vocabulary import select_aus
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    run = Path(run)
+    given = run if isinstance(run, LoadedRun) else None
+    run = Path(given.run_dir if given is not None else run)
     folder = RunFolder(run)
     if not folder.is_run() and folder.fold_runs():
         raise UserError(
             f"{run} holds one run per fold ({', '.join(r.path.name for r in folder.fold_runs())}); "
             f"evaluate them with --folds all, or give --run {run}/foldK"
         )
-    loaded = dataclasses.replace(select_aus(load_run(run, device=device), aus, text_cache), flip=flip)
+    loaded = given if given is not None else load_run(run, device=device)
+    loaded = dataclasses.replace(select_aus(loaded, aus, text_cache), flip=flip or loaded.flip)
     loaded.au_thresholds(threshold)  # a bad --threshold fails before any work
     check_fold_exists(data, lists, fold)
     trained_on = check_trained_rows(loaded, data, fold, choosing=save_thresholds is not None)
@@ -249,7 +257,7 @@ def evaluate_run(
     metrics["trained_faces"] = seen
     metrics["no_face"] = rows.no_face
     metrics["thresholds"] = threshold_text
-    metrics["flip"] = flip
+    metrics["flip"] = loaded.flip
     if loaded.unseen:  # AUs the run was not trained on: what scored each
         metrics["unseen_aus"] = {au_label(a): how for a, how in loaded.unseen.items()}
     if save_thresholds is not None:

@@ -350,6 +350,9 @@ class HiVA(nn.Module):
             )
         if text_emb is None:
             raise ValueError(f"model {c.name!r} uses the text prior: pass text_emb (A, K, D)")
+        # the prior's numpy arrays (load_text_prior's `embeddings`, `mask`) are taken as they are
+        text_emb = torch.as_tensor(text_emb)
+        text_mask = None if text_mask is None else torch.as_tensor(text_mask)
         aus = "A" if self.open_vocabulary else c.num_aus  # an open-vocabulary model takes any number of AUs
         if text_emb.ndim != 3 or text_emb.shape[2] != c.text_dim or (aus != "A" and text_emb.shape[0] != aus):
             raise ValueError(

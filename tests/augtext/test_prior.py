@@ -90,8 +90,20 @@ def test_an_au_facs_lacks_or_no_au_is_named_as_such(shared_cache, tmp_path):
             load_text_prior(shared_cache, aus=aus)
     with pytest.raises(UserError, match=r"^the AU list is empty"):
         load_text_prior(shared_cache, aus=[])
-    with pytest.raises(UserError, match=r"^no AU has descriptions in style\(s\) mine in "):
+    styles = "anatomy, appearance, contrast"
+    with pytest.raises(UserError, match=rf"^no description in .* has style 'mine'; its styles: {styles}$"):
         load_text_prior(shared_cache, styles=["mine"])
+
+
+def test_aus_as_the_command_line_gives_them(shared_cache):
+    """An AU spec ("1,2", "bp4d") or labels ("AU2") as well as codes; a bad one is the spec parser's error."""
+    expected = load_text_prior(shared_cache, aus=[2, 1])
+    assert load_text_prior(shared_cache, aus=["AU2", "au1"]).aus == expected.aus == [2, 1]
+    assert load_text_prior(shared_cache, aus="1,2").aus == [1, 2]
+    with pytest.raises(UserError, match=r"malformed AU 'b' in AU spec 'b'"):
+        load_text_prior(shared_cache, aus="b")
+    with pytest.raises(UserError, match=r"not an AU label: 'bp'"):
+        load_text_prior(shared_cache, aus=["bp"])
 
 
 def test_missing_au_the_reference_set_lacks_suggests_an_llm_backend(shared_cache):

@@ -102,6 +102,13 @@ def test_eval_flip_reports_the_mirror_averaged_metrics(tmp_path_factory, tiny_fa
         assert flipped["per_au"][au]["auc"] == pytest.approx(by_hand["per_au"][au]["auc"], abs=1e-6)
         assert flipped["per_au"][au]["f1"] == pytest.approx(by_hand["per_au"][au]["f1"], abs=1e-6)
     assert any(flipped["per_au"][a]["auc"] != plain["per_au"][a]["auc"] for a in ("AU1", "AU2", "AU4"))
+    # from Python: a loaded run (its flip as set) is evaluated as its folder is
+    from hiva_core.evaluate import evaluate_run
+
+    given = evaluate_run(dataclasses.replace(loaded, flip=True), str(tiny_faces), threshold=0.5)
+    assert given["flip"] is True
+    for au in ("AU1", "AU2", "AU4"):
+        assert given["per_au"][au]["auc"] == pytest.approx(flipped["per_au"][au]["auc"], abs=1e-6)
 
 
 def test_eval_loader_uses_no_more_workers_than_cpus(loaded):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -486,3 +487,14 @@ def test_mixstyle_is_a_model_option_that_saves_and_rebuilds():
         make("hiva", mixstyle=1.5)
     with pytest.raises(UserError, match="mixstyle needs a CNN backbone.*vit_tiny_patch16_224"):
         build_backbone("vit_tiny_patch16_224", mixstyle=0.5)
+
+
+def test_the_prior_can_be_given_as_load_text_prior_returns_it():
+    """`prior.embeddings` and `prior.mask` are numpy arrays: the model takes them as the torch tensors they hold."""
+    torch.manual_seed(0)
+    model = create_model("hiva", 3, D, **TINY).eval()
+    emb, mask = np.random.default_rng(0).standard_normal((3, K, D)).astype(np.float32), np.ones((3, K), dtype=bool)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(images, torch.from_numpy(emb), torch.from_numpy(mask))["logits"]
+        torch.testing.assert_close(model(images, emb, mask)["logits"], expected)

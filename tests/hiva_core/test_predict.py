@@ -481,11 +481,35 @@ def test_loaded_run_predicts_aligned_crops_given_as_images_or_files(tmp_path, lo
     for given in ([crop], crop, [tmp_path / "crop.png"], [str(tmp_path / "crop.png")]):
         np.testing.assert_allclose(loaded.predict(given)["probs"], expected, atol=1e-6)
     assert loaded.predict([crop, crop])["probs"].shape == (2, len(AUS))
-    for bad in (np.asarray(crop), [np.asarray(crop)], [], 3):
+    for bad in (np.asarray(crop), [np.asarray(crop)], 3, {"a": crop}):
         with pytest.raises(TypeError, match=r"aligned.*\(PIL images or image file paths\)"):
             loaded.predict(bad)
     with pytest.raises(ValueError, match=rf"shape \(3, {IMAGE_SIZE}, {IMAGE_SIZE}\).*float tensor \(B, 3"):
         loaded.predict(torch.zeros(3, IMAGE_SIZE, IMAGE_SIZE))
+
+
+def test_loaded_run_reads_crops_from_any_iterable_in_batches(tmp_path, loaded, astronaut):
+    """A pandas column, a numpy array or a generator of paths reads as a list does; none gives an empty result; the
+    crops are scored `batch_size` at a time with the same probabilities; a missing or unreadable file is a UserError
+    naming it."""
+    crops = [Image.fromarray(astronaut).resize((100 + 7 * i, 100 + 7 * i)) for i in range(5)]
+    paths = []
+    for i, crop in enumerate(crops):
+        crop.save(tmp_path / f"c{i}.png")
+        paths.append(str(tmp_path / f"c{i}.png"))
+    expected = loaded.predict(crops)
+    for given in (pd.Series(paths), np.asarray(paths), (p for p in paths), tuple(paths)):
+        np.testing.assert_allclose(loaded.predict(given)["probs"], expected["probs"], atol=1e-6)
+    for size in (1, 2):
+        out = loaded.predict(crops, batch_size=size)
+        np.testing.assert_allclose(out["probs"], expected["probs"], atol=1e-5)
+        np.testing.assert_allclose(out["maps"], expected["maps"], atol=1e-5)
+    empty = loaded.predict([])
+    assert empty["probs"].shape == (0, len(AUS)) and empty["maps"].shape[:2] == (0, len(AUS))
+    (tmp_path / "notes.png").write_text("not an image")
+    for bad, what in ((tmp_path / "gone.png", "not found"), (tmp_path / "notes.png", "not a readable image")):
+        with pytest.raises(UserError, match=rf"{bad.name} is {what}"):
+            loaded.predict([paths[0], bad])
 
 
 def test_loaded_run_reads_16_bit_pil_images_as_the_file_reader_does(loaded, astronaut):
@@ -510,6 +534,8 @@ def test_loaded_run_refuses_tensors_it_would_misread(loaded):
         loaded.predict(torch.zeros(1, 3, 2 * s, 2 * s))
     with pytest.raises(TypeError, match=r"torch.uint8 tensor.*normalised with the ImageNet mean.*build_transforms"):
         loaded.predict(torch.full((1, 3, s, s), 200, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        loaded.predict(torch.full((1, 3, s, s), float("nan")))
     with pytest.raises(ValueError, match=r"values up to 200, not ImageNet-normalised"):
         loaded.predict(torch.full((1, 3, s, s), 200.0))
 
@@ -599,3 +625,23 @@ def test_json_output_writes_plain_slashes(tmp_path, loaded, astronaut):
     text = (tmp_path / "r.json").read_text()
     assert "\\/" not in text and f'"source": "{a}"' in text
     assert json.loads(text)[0]["time_s"] is None
+
+
+def test_the_readmes_align_recipe_scores_a_photo_as_predict_does(tmp_path, loaded, astronaut):
+    """The README's second Python block (a photo detected and aligned by hand, then `run.predict`) gives what
+    `hiva_core predict` gives for it."""
+    import re
+
+    from hiva_core.predict import run_predict
+    from tests.hiva_core.conftest import REPO
+
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Python API", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    assert '"photo.jpg"' in code, "the README's recipe no longer reads photo.jpg"
+    scope = {"run": loaded}
+    exec(compile(code.replace('"photo.jpg"', repr(str(photo))), "README.md (align recipe)", "exec"), scope)  # noqa: S102
+    table = run_predict([photo], loaded, quiet=True).rows
+    expected = table[[f"AU{a}_prob" for a in loaded.aus]].to_numpy(dtype=float)
+    np.testing.assert_allclose(scope["probs"].numpy(), expected, atol=1e-4)
