@@ -100,7 +100,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"push|rais|lift|up\b|upward|wrinkl|dimpl|bulg|pout|protrud|curl|pucker|bunch|tens|mentalis",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|hang|slack",
     ),
-    18: (r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|narrow", r"stretch|sideways"),
+    18: (r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push", r"stretch|sideways|thin|tighten"),
     20: (
         r"stretch|sideways|horizontal|wide|lateral|elongat|flatten|outward|ears",
         r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil|forward"

@@ -294,6 +294,7 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
         ("The lips are pushed forward and their corners drawn toward the middle.", FACS[20], "wrong_direction"),
         ("The skin of the neck loosens and sags below the jaw.", FACS[21], "wrong_direction"),
         ("The lips relax and loosen, and their red margins look fuller.", FACS[23], "wrong_direction"),
+        ("The lips tighten and thin into a firm, flat line.", FACS[18], "wrong_direction"),
         # Negated or contrasting clauses do not count, the own movement wins, and a noun is not a movement.
         ("Instead of lifting the lip corners, the depressor pulls them down and out.", AU15, None),
         ("Unlike the lip corner depressor, which pulls them down, it draws the corners up.", AU12, None),
