@@ -699,10 +699,12 @@ def test_the_au_compared_with_itself_at_another_level_passes():
         ("Most monkeys bare their teeth with the lips pulled back as a sign of fear.", 12),
         ("Keep your chin up is an idiom for staying hopeful in hard times.", 17),
         ("Raising an eyebrow at something means treating it with suspicion.", 2),
+        ("Bell's palsy can leave one lip corner drooping down for weeks.", 15),
+        ("A fractured jaw is wired shut so the mouth cannot open while it heals.", 26),
     ],
 )
 def test_what_is_done_to_a_face_is_off_topic(text, au):
-    """Cosmetics, surgery, injections, grooming, products, inherited looks, ageing, an animal, an idiom: they name the
+    """Cosmetics, surgery, grooming, products, inherited looks, ageing, illness, an animal, an idiom: they name the
     part and even a change, and describe no facial action of a person."""
     assert validate_description(text, FACS[au]) == "off_topic"
 
