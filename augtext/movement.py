@@ -215,6 +215,11 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"{_LIP_CORNERS}|smil|grin|zygomaticus major",
     ),
     19: (r"tongue", rf"{_JAW}|{_LIPS}|teeth|mouth"),
+    # The sharp lip pull (AU13) vs the smile's broad oblique pull (AU12), told apart by the shape of the corners.
+    13: (
+        r"sharp|steep|narrow|point|peak|pinch|puff|bulg|tight|caninus|levator|straight up|vertical",
+        r"obliqu|zygomaticus major|broad|sweeping|gentle|back\b|backward",
+    ),
     28: (
         r"suck|roll|inward|in(?:to)? the mouth|inside|(?:over|behind) the (?:\w+ )?teeth|(?:drawn|pulled|tucked) in\b"
         r"|tuck|disappear|vanish|hid|invert",

@@ -576,6 +576,8 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
         ("The mouth falls open as the jaw drops, while the tongue stays behind the lower teeth.", 19, 26),
         ("The lips are pressed tightly together without being drawn into the mouth.", 28, 24),
         ("The lips are pushed forward and turned outward into a flared ring.", 28, 22),
+        # a smile's broad oblique pull is not the sharp lip pull
+        ("The lip corners are drawn obliquely up and back into a broad, gentle smile.", 13, 12),
         # a blink is no eye closure held; the dimpler's corners pulled in are no smile
         ("The lids drop and lift again in a quick blink that is over in a moment.", 43, 45),
         ("The lip corners are tucked inward and tightened, and a dimple forms beside each.", 12, 14),
@@ -615,6 +617,7 @@ def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
         ("The mouth drops open and the lips fall apart.", 26),
         ("The jaw drops as far as it can and the lips are stretched, as in a yawn.", 27),
         ("The lips tighten and draw together over the open jaw.", 8),
+        ("Unlike AU12's broad oblique pull, AU13 draws the lip corners up sharply into points.", 13),
         ("The eyes close and stay closed for several seconds, much longer than a blink.", 43),
         ("AU11 pulls the upper lip up and out near the lip corners.", 11),
         ("The lips are tightly sucked in and rolled over the teeth.", 28),
