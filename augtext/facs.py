@@ -538,7 +538,7 @@ _UNITS = (
         "Cheek Blow",
         "air pressure against a relaxed buccinator, orbicularis oris closing the lips",
         (
-            "air is blown into the mouth so the cheeks expand",
+            "air is blown out through the closed or nearly closed lips, so the cheeks expand",
             "the cheeks bulge outward and may extend above the lips",
             "the lips are closed or nearly closed against the air",
         ),

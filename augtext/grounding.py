@@ -170,6 +170,12 @@ _SMALLER = r"(?:smaller|narrow(?:s|ed|ing)?|shrink(?:s|ing)?|shrank|reduc(?:e|es
 _NARROWED_RE = re.compile(
     rf"\b(?:{_SMALLER} {_OPENING}\b|{_OPENING} (?:(?!and\b|while\b|but\b)\w+ ){{0,3}}{_SMALLER})", re.IGNORECASE
 )
+_FILLED_RE = re.compile(r"\b(?:air|breath|blow|blew|blown|inflat\w*|balloon\w*|tongue)\b", re.IGNORECASE)
+_THRUST_RE = re.compile(
+    r"\b(?:jaw|mandible|chin)(?: \w+){0,3} (?:forward|thrust\w*|jut\w*|ahead|sideways|to (?:one|either) side"
+    r"|off (?:the )?(?:midline|centre|center)|skew\w*)\b",
+    re.IGNORECASE,
+)
 _CLAUSE_RE = re.compile(r"[.;:,!?()]+|\b(?:and|while|as|with|but|whereas|yet|then)\b", re.IGNORECASE)
 _SUBJECT_RE = re.compile(rf"{_PART_RE.pattern}|{_INNER_RE.pattern}|{_OUTER_RE.pattern}", re.IGNORECASE)
 
@@ -207,8 +213,11 @@ def _votes(text: str) -> set[tuple[int, int]]:
     text = _NARROWED_RE.sub(" the lips close ", text)
     votes: set[tuple[int, int]] = set()
     previous: set[str] = set()
+    # cheeks pushed out by air or the tongue (not raised), the jaw pushed forward or to one side (not dropped or
+    # raised): no measure sees them
+    unseen = ({"cheeks"} if _FILLED_RE.search(text) else set()) | ({"jaw", "chin"} if _THRUST_RE.search(text) else set())
     for clause in _CLAUSE_RE.split(text):
-        own = _sides(_parts(clause), clause)
+        own = _sides(_parts(clause), clause) - unseen
         # a clause about a part the measures leave out ("the neck tightens") is not about the part named before it
         elsewhere = not own and bool(_part_matches(clause))
         if not _STILL_RE.search(clause):

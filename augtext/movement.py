@@ -32,13 +32,14 @@ _CHANGE_RE = re.compile(
     r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))"
     r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
     r"|visible|shape|chang|strain|skew|crooked|lopsided|asymmetr"
-    r"|midline|shiny|wet\b|moist|meet|saying|inward|outward"
+    r"|midline|shiny|wet\b|moist|meet|saying|inward|outward|disappear|vanish|larger|smaller|bigger|grip|indent"
     r"|sideways|forward|backward|together|toward|away)",
     re.IGNORECASE,
 )
 # Negated or contrasting clauses ("not lowered", "instead of lifting the corners", "unlike AU15, which pulls them
 # down"), up to the next punctuation: a direction stated there is not the description's own.
-_NOT = r"\b(?:not|no|nor|never)\b|n['\u2019]t\b"  # "not raised", "don't rise", "no gap shows" (not a parting)
+# "not raised", "don't rise", "no gap shows" (not a parting), "nothing escapes"
+_NOT = r"\b(?:not|no|nor|never|nothing)\b|n['\u2019]t\b"
 # A denial reaches to the clause's end, or to a "but"/"yet" that says what the face does instead ("does not pull the
 # corners down but tightens them": the tightening is the text's own).
 _DENIAL = rf"(?:{_NOT})(?:(?!\b(?:but|yet)\b)[^.,;:!?])*"
@@ -146,6 +147,24 @@ MOVES: dict[int, tuple[str, str]] = {
         r"tight|tens|taut|cord|band|ridge|stand|strain|stretch|pull|bulg|contract|platysma",
         r"relax|loose|slack|hang|sag|smooth|soft",
     ),
+    # AUs 29-46: the jaw clenched vs let drop (AU31); the cheeks filled with air vs sucked in (AU33-35); the nostrils
+    # flared vs narrowed (AU38, AU39); the lids lowered vs raised (AU41).
+    31: (
+        r"clench|clamp|grit|grind|bit(?:e|es|ing)\b|tight|tens|bulg|hard|firm|contract",
+        rf"relax|slack|loose|drop|{_PART}|open|apart|separat|hang|fall",
+    ),
+    33: (_FILL := r"puff|inflat|balloon|bulg|swell|fill|expand|blow|blew|blown|fuller|fullness", _HOLLOW := (
+        r"suck|hollow|sunk|sink|cave|concave|dent|gaunt|(?:draw\w*|drawn|drew|pull\w*) (?:\w+ ){0,2}in\b|inward"
+    )),
+    34: (_FILL, _HOLLOW),
+    35: (_HOLLOW, _FILL),
+    38: (
+        _FLARE := r"flar|widen|wider|dilat|enlarg|larger|expand|spread|rounder|open(?:s|ed)?\b",
+        _PINCH := r"narrow|compress|constrict|pinch|squeez|slit|smaller|thinner|shrink|shrank|flatten|inward"
+        r"|(?:draw\w*|drawn|drew|pull\w*) (?:\w+ ){0,2}in\b|press\w* (?:\w+ ){0,2}against",
+    ),
+    39: (_PINCH, _FLARE),
+    41: (r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax", r"rais|lift|wide|widen|retract|stare"),
 }
 _INNER_BROW = (
     r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
@@ -231,12 +250,55 @@ PARTS: dict[int, tuple[str, str]] = {
         r"|sleep|rest\b|restful|relax",
         r"blink|brief|momentar|instant|quick|flutter|fraction of a second|reopen",
     ),
+    # The jaw pushed forward (AU29) vs moved to one side (AU30) or the chin boss pushed up, wrinkling (AU17).
+    29: (
+        _FORWARD := r"forward|thrust|jut|ahead|in front of|underbite|project|protrud",
+        r"chin boss|wrinkl|dimpl|pout|"
+        + (
+            _ASIDE := r"sideways|to (?:one|the|either) side|left|right|lateral|off (?:the )?(?:centre|center|midline)"
+            r"|skew|asymmetr|crooked|lopsided"
+        ),
+    ),
+    30: (_ASIDE, _FORWARD),
     # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
     # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
     18: (_PUCKER, _FUNNEL),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
     23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", _PRESS),
     24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
+    # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
+    # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
+    # (AU19); the tongue passing along the lips (AU37) vs held out, or the lips bitten or sucked in; the lids almost
+    # closed (AU42) vs fully closed and kept so (AU43); a blink's brief closure of both eyes (AU45) vs one eye (AU46)
+    # or the eyes kept closed (AU43).
+    33: (
+        _BLOW := r"blow|blew|blown|expel|exhal|escap|outgoing|leav|let\w* (?:\w+ ){0,2}out|out (?:through|of|between)"
+        r"|stream|candle|whistl",
+        _HELD := r"(?:air|breath) (?:is |being )?(?:held|trapped|kept)|(?:hold\w*|held|keep\w*|kept|trap\w*) (?:\w+ ){0,2}"
+        r"(?:air|breath)|held in|trapped|sealed",
+    ),
+    34: (_HELD, rf"blow\w* (?:\w+ ){{0,2}}out|blown out|blew out|expel|exhal|let\w* (?:\w+ ){{0,2}}out|out through|stream"),
+    36: (
+        r"bulg|bump|lump|swell|push\w* (?:\w+ ){0,3}(?:against|out)|press\w* (?:\w+ ){0,3}against|from (?:the )?inside"
+        r"|inside (?:of )?(?:the|a|one) (?:\w+ )?(?:lip|cheek)|(?:under|behind|beneath) (?:the|a|one) (?:\w+ )?(?:lip|cheek)",
+        r"protrud|stick\w* out|out of the mouth|outside the mouth|past the lips|between the lips|air\b|inflat|balloon",
+    ),
+    37: (
+        r"wip|lick|sweep|swept|slid|glid|(?:run|runs|ran|mov\w*|pass\w*|travel\w*|trac\w*) (?:\w+ ){0,3}(?:along|across|over)"
+        r"|wet|moist|shiny",
+        r"held out|stick\w* out|protrud|suck|bit(?:e|es|ing|ten)\b|roll\w* in|teeth (?:\w+ ){0,3}(?:press|sink|dig|clamp)",
+    ),
+    42: (
+        r"slit|sliver|narrow|almost|nearly|partly|crack|thin (?:line|band|opening|gap|strip)",
+        r"sag|droop|heavy|blink|flick|reopen|open\w* (?:\w+ )?again|"
+        + (_SHUT := r"(?:fully|completely|entirely|tightly) (?:closed|shut)|(?:clos\w*|shut\w*) (?:fully|completely|entirely)"
+        r"|(?:stay\w*|remain\w*|kept|held) (?:\w+ )?(?:closed|shut)"),
+    ),
+    45: (
+        r"blink|brief|quick|rapid|momentar|instant|flick|flutter|spring|at once|immediately|both",
+        rf"{_SHUT}|(?:only |just )?one eye|single eye|wink|sleep",
+    ),
+    46: (r"one eye|one side|single eye|wink|(?:other|opposite) (?:eye|side)|one-sided", r"both eyes|both lids|blink"),
 }
 _MOVES_RE, _PARTS_RE = (
     {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
@@ -298,6 +360,34 @@ _SELF_CONTRAST = (
 def _self_contrast_re(au: ActionUnit) -> re.Pattern[str]:
     name = re.escape(au.name).replace(r"\ ", r"[\s-]+")
     return re.compile(_SELF_CONTRAST.format(au=rf"AU\s?{au.code}\b", name=rf"{name}\b"), re.IGNORECASE)
+
+
+@functools.cache
+def _own_name_re(au: ActionUnit) -> re.Pattern[str]:
+    """`au`'s FACS name as a text names the AU: as written ("Cheek Blow", "Jaw Clencher", "Slit"), or in lower case
+    as a noun: after an article ("the cheek blow", "a blink", "the lip wipe") or, for a name ending in an agent noun,
+    as that action's noun ("nostril dilation", "the nostril compressor"). Names that read as a clause in lower case
+    ("the lips part", "with the eyes closed") count only as written."""
+    words = au.name.split()
+    *head, last = (re.escape(w) for w in words)
+    agent = words[-1].lower() in _AGENT_NOUNS
+    noun = rf"{last[:-2]}(?:ion|ions|ers?|ors?)" if agent else rf"{last}s?"
+    gap = r"[\s-]+"
+    lower = gap.join([*head, noun])
+    forms = [rf"(?-i:{gap.join([*head, last])})\b"]  # as written
+    if not words[0].endswith("s"):
+        forms.append(rf"\b(?:a|an|the|this|that|its|each|every)\s+{lower}\b")
+        if agent:
+            forms.append(rf"{lower}\b")
+    return re.compile(rf"\b(?:{'|'.join(forms)})", re.IGNORECASE)
+
+
+def names_itself(text: str, au: ActionUnit) -> bool:
+    """Whether `text`, outside its negated and contrasting clauses, names `au` by code or by its FACS name
+    (`_own_name_re`): "AU36 raises a small bump; the cheek blow instead inflates the whole cheek" names AU33, and so
+    does "AU34 holds the air in, whereas the cheek blow lets it out" (a "whereas" clause states the text's own)."""
+    plain = NEGATED_RE.sub(" ", re.sub(r"\b(?:whereas|while in)\b", ",", text, flags=re.IGNORECASE))
+    return au.code in named_aus(plain) or bool(_own_name_re(au).search(plain))
 
 
 def contrasts_itself(text: str, au: ActionUnit) -> bool:
@@ -375,3 +465,15 @@ def wrong_direction(text: str, au: ActionUnit) -> bool:
         where = _parts_text(text)
         return bool(parts[1].search(where)) and not parts[0].search(where)
     return False
+
+
+def states_own_movement(text: str, au: ActionUnit) -> bool:
+    """Whether `text`, outside its negated clauses and its clauses about other AUs it names, states `au`'s own
+    movement (MOVES) and names its own part (PARTS), for an AU that has either table (False for one that has none)."""
+    moves, parts = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code)
+    if not moves and not parts:
+        return False
+    text = own_clauses(text, au)
+    if moves and not moves[0].search(NEGATED_RE.sub(" ", _movement_text(text))):
+        return False
+    return not parts or bool(parts[0].search(_parts_text(text)))

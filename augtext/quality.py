@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from augtext.facs import FACS, ActionUnit
+from augtext.movement import own_clauses, states_own_movement
 from augtext.validate import named_aus
 
 GATE_MIN_SIMILARITY = 0.60
@@ -168,6 +169,31 @@ def clauses(text: str) -> list[str]:
     return parts if len(parts) > 1 else []
 
 
+def _not_counted(text: str, au: int) -> set[int]:
+    """The AUs that do not outrank `au` for `text`: those it names besides its own and, where its own clauses state
+    `au`'s own movement (`states_own_movement`), their FACS look-alikes too. A context or contrast text ("together
+    with AU1, the lip corners are pulled down ...", "unlike AU25, which only parts the lips, AU26 lowers the jaw") sits
+    near what it names and near that AU's neighbours (AU2 and AU4 beside AU1); one that states no movement of its own
+    AU ("with AU6, the cheeks are lifted ..." sent as AU1) is judged as before."""
+    named = named_aus(text) - {au}
+    if named and au in FACS and states_own_movement(text, FACS[au]):
+        named |= {look for code in named if code in FACS for look in FACS[code].lookalikes} - {au}
+    return named
+
+
+def _parts(text: str, stripped: str, au: int) -> list[str]:
+    """What of a text that failed whole is judged again: its clauses (`clauses`) and, for a text that names other
+    AUs, what is left without its clauses about them (movement.own_clauses: "Unlike AU17, where the chin boss is
+    pushed up ..., in AU15 the mouth turns down at the corners" leaves "in AU15 the mouth turns down at the corners",
+    which the split at "while", ";", ", and" does not isolate). `stripped`: the text without labels."""
+    parts = clauses(stripped)
+    if au in FACS and named_aus(text) - {au}:
+        own = strip_labels(own_clauses(text, FACS[au])).strip(" ,.;:")
+        if own != stripped.strip(" ,.;:") and len(own.split()) >= CLAUSE_MIN_WORDS and own not in parts:
+            parts.append(own)
+    return parts
+
+
 GATE_TOP_M = 3
 """An AU's similarity to a text is the mean of its GATE_TOP_M most similar prototypes (robust to one lucky match)."""
 
@@ -180,8 +206,10 @@ class SemanticGate:
     similar prototypes, never counting a prototype identical to the text itself (so the reference set is judged
     leave-one-out). Kept: similarity to the own AU at least `min_similarity` (else `far_from_au`: about something
     else, e.g. a shop that sells lip balm), and the own AU among the `top_k` most similar AUs, AUs the text names
-    besides its own not counted (else `other_au`: a description of a different action, e.g. pressed lips labelled as
-    a jaw drop). A text that fails whole is kept if one of its clauses passes (`clauses`).
+    besides its own not counted, nor their look-alikes where the text states its own AU's movement (`_not_counted`;
+    else `other_au`: a description of a different action, e.g. pressed lips labelled as a jaw drop). A text that fails
+    whole is kept if one of its clauses passes, or what is left of it without its clauses about the AUs it names
+    (`_parts`).
     """
 
     def __init__(
@@ -290,12 +318,12 @@ class SemanticGate:
         if not texts:
             return []
         stripped = [strip_labels(t) for t in texts]
-        named = [named_aus(t) - {au} for t in texts]
+        named = [_not_counted(t, au) for t in texts]
         vectors = self.embedder(stripped)
         out = self._judge(self.au_similarities(vectors), named, au)
         if not self.judge_clauses:
             return out
-        parts = [(i, c) for i, d in enumerate(out) if d.reason is not None for c in clauses(stripped[i])]
+        parts = [(i, c) for i, d in enumerate(out) if d.reason is not None for c in _parts(texts[i], stripped[i], au)]
         if parts:
             rows = [i for i, _ in parts]
             sims = self.au_similarities(self.embedder([c for _, c in parts]), sources=vectors[rows])

@@ -21,12 +21,11 @@ from augtext.errors import UserError
 from augtext.facs import FACS, au_label, compact_codes
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
-REFERENCE_AUS = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 43)
-"""Every AU that BP4D, DISFA (all 12 of its coded AUs, not only the 8 of the usual protocol) or GFT label, every
-other AU the SynthAU renderer labels (16, 18, 22, 27, 28, 43), so that the zero-shot experiment can score them all,
-and the rest of 1-28 (8, 11, 13, 19, 21), so that `augtext generate --au 1-26` is complete offline and the semantic
-gate has reference prototypes for every AU of that range: the set covers each of them in every package style, 10
-descriptions each (tests check this)."""
+REFERENCE_AUS = tuple(sorted(FACS))
+"""Every FACS AU (1-46 but 3 and 40): those BP4D, DISFA (all 12 of its coded AUs) or GFT label, the others the SynthAU
+renderer labels (16, 18, 22, 27, 28, 43), so that the zero-shot experiment can score them all, and the rest, so that
+`augtext generate` is complete offline for any range of AUs and the semantic gate has reference prototypes for every AU
+it ranks: the set covers each of them in every package style, 10 descriptions each (tests check this)."""
 REFERENCE_KEYS = ("au", "style", "text")
 
 
@@ -108,17 +107,9 @@ def gaps_message(pairs: Sequence[tuple[int, str]]) -> str:
 
 
 def generate_command(cache_dir: str | Path, aus: Sequence[int]) -> str:
-    """The `augtext generate` command that writes descriptions of `aus` into `cache_dir`: with an LLM backend when
-    the reference set (the default backend) lacks any of them, since it would end with none."""
-    command = f"`augtext generate --cache {cache_dir} --au {','.join(map(str, aus))}"
-    have = {au for au, _ in reference_set()}
-    lacking = [au for au in aus if au not in have]
-    if not lacking:
-        return command + "`"
-    return (
-        f"{command} --backend openai --model M --base-url URL` (or --backend hf: the offline reference set has no "
-        f"{', '.join(map(au_label, lacking))})"
-    )
+    """The `augtext generate` command that writes descriptions of `aus` into `cache_dir` (the default backend, the
+    reference set, has every FACS AU)."""
+    return f"`augtext generate --cache {cache_dir} --au {','.join(map(str, aus))}`"
 
 
 def few_shot_examples(au: int, style: str, n: int) -> list[str]:

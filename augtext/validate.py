@@ -28,6 +28,7 @@ from augtext.movement import (
     NEGATED_RE,
     contrasts_itself,
     named_aus,
+    names_itself,
     own_clauses,
     says_change,
     wrong_direction,
@@ -644,11 +645,12 @@ def _topic_re(au: ActionUnit) -> re.Pattern[str]:
 
 
 def names_other_au(text: str, au: ActionUnit) -> bool:
-    """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, and not only
-    in contrasts ("unlike AU4, ...") or as companions ("together with AU6, ...", "combined with AU1 and AU4"), which
-    the contrast and context styles ask for."""
+    """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, does not name
+    `au` by its FACS name either ("AU43 keeps the eyes shut; a wink closes one eye briefly" sent as AU46: see
+    `names_itself`), and names them not only in contrasts ("unlike AU4, ...") or as companions ("together with AU6,
+    ...", "combined with AU1 and AU4"), which the contrast and context styles ask for."""
     codes = named_aus(text)
-    if not codes or au.code in codes:
+    if not codes or au.code in codes or names_itself(text, au):
         return False
     return bool(_AU_CODE_RE.search(_COMPANION_RE.sub(" ", NEGATED_RE.sub(" ", text))))
 

@@ -21,6 +21,9 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
   once (see the README).
 - user51_answers.json: user test 51's labelled bank (a scripted server's, AUs 1-26, mostly the less common ones;
   another AU's texts and the AU's own opposite movement under wrong_au), measured once blind (see the README).
+- blind52_answers.json: the AUs of 29-46 no set held (29-39, 41, 42, 44-46: the jaw, cheeks, tongue, nostrils and
+  lids), 8 correct texts each in the five styles, 48 of another AU (look-alikes and opposite movements) and 30
+  off-domain, written blind and measured once (see the README).
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -54,6 +57,7 @@ SETS = (
     "blind50_answers",
     "blind51_answers",
     "user51_answers",
+    "blind52_answers",
 )
 
 

@@ -1,7 +1,7 @@
 """Benchmark: the semantic gate and the reference set, measured (augtext.quality, augtext/reference/).
 
 1. Pass rates of the gate over a grid of (min_similarity, top_k), on
-   - the project's reference set (1,400 sentences, judged leave-one-out: a text is never its own prototype),
+   - the project's reference set (2,200 sentences, judged leave-one-out: a text is never its own prototype),
    - the labelled sentence set of the tests (tests/augtext/data/gate_set.json: correct descriptions of the 12 BP4D
      AUs, off-domain sentences that contain face words, descriptions of a different AU of the same region),
    - real LLM answers, if `--llm-cache DIR` points at caches made with `augtext generate --backend hf` (their

@@ -725,21 +725,24 @@ def test_gate_warm_up_is_over_when_generate_returns(tmp_path, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]
 
 
-def test_reference_backend_generates_the_aus_it_has_and_names_the_others_once(tmp_path, capsys):
-    """AU29 is not in the reference set: it is not asked (no request, nothing logged), AU1 is generated exactly as
-    alone, and the run ends with exit 1 (an AU got none) in a line that points back to the one warning, without
-    advice that cannot help (more rounds, a lower --n)."""
-    args = ["generate", "--n", "2", "--no-gate"]
-    assert main([*args, "--au", "1,29", "--cache", str(tmp_path / "both")]) == 1
+def test_reference_backend_generates_the_styles_it_has_and_names_the_others_once(tmp_path, capsys):
+    """A style of the user's own (--prompts) is not in the reference set: it is not asked (no request, nothing
+    logged), the package's style is generated exactly as alone, and the run ends with exit 1 (a pair got none) in a
+    line that points back to the one warning, without advice that cannot help (more rounds, a lower --n)."""
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "mine.j2").write_text((Path(__file__).parents[2] / "augtext/prompts/appearance.j2").read_text())
+    args = ["generate", "--n", "2", "--no-gate", "--au", "1", "--prompts", str(prompts)]
+    assert main([*args, "--styles", "appearance,mine", "--cache", str(tmp_path / "both")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     warnings = [line for line in err if line.startswith("warning:")]
-    assert len(warnings) == 1 and "has no descriptions for AU29: it covers AUs 1-2, 4-28, 43" in warnings[0]
-    assert "Generate AU29 with an LLM backend: --backend openai" in warnings[0]
-    assert err[-1] == "error: AU29 not generated: the reference set has none (see above)."
+    assert len(warnings) == 1 and "has no descriptions in style(s) mine: it covers AUs 1-2, 4-39, 41-46" in warnings[0]
+    assert "Generate those with an LLM backend: --backend openai" in warnings[0]
+    assert err[-1] == "error: AU1/mine not generated: the reference set has none (see above)."
     assert not [line for line in err if "--max-rounds" in line or "--n" in line]
     entries = RequestLog(tmp_path / "both" / "requests.jsonl").entries.values()
-    assert {e["au"] for e in entries} == {1}
-    assert main([*args, "--au", "1", "--cache", str(tmp_path / "alone")]) == 0
+    assert {e["style"] for e in entries} == {"appearance"}
+    assert main([*args, "--styles", "appearance", "--cache", str(tmp_path / "alone")]) == 0
     assert stable(read(tmp_path / "both")).equals(stable(read(tmp_path / "alone")))
 
 

@@ -106,14 +106,11 @@ def test_aus_as_the_command_line_gives_them(shared_cache):
         load_text_prior(shared_cache, aus=["bp"])
 
 
-def test_missing_au_the_reference_set_lacks_suggests_an_llm_backend(shared_cache):
-    """The default backend (reference) has no AU45: the command suggested must not be one that ends with none."""
+def test_an_au_missing_from_the_cache_suggests_the_command_that_writes_it(shared_cache):
+    """The default backend (the reference set) has every FACS AU, AU45 too: the plain command writes it offline."""
     with pytest.raises(UserError) as info:
         load_text_prior(shared_cache, aus=[1, 45])
-    assert "--au 45 --backend openai --model M --base-url URL` (or --backend hf" in str(info.value)
-    assert "reference set has no AU45" in str(info.value)
-    with pytest.raises(UserError) as info:
-        load_text_prior(shared_cache, aus=[1, 17])  # in the reference set: the plain command does it
+    assert f"`augtext generate --cache {shared_cache} --au 45`" in str(info.value)
     assert "--backend" not in str(info.value)
 
 

@@ -24,7 +24,7 @@ from augtext.reference import (
     reference_version,
 )
 from augtext.templates import available_styles, render_messages
-from augtext.validate import validate_description
+from augtext.validate import named_aus, validate_description
 from tests.llm_server import generate_args
 
 GATE_SET = json.loads((Path(__file__).parent / "data" / "gate_set.json").read_text(encoding="utf-8"))
@@ -51,7 +51,7 @@ def test_reference_set_covers_every_dataset_au_and_style():
     for au in REFERENCE_AUS:
         for style in styles:
             assert len(ref.get((au, style), ())) == PER_PAIR, f"AU{au}/{style}"
-    assert sum(len(t) for t in ref.values()) == len(REFERENCE_AUS) * len(styles) * PER_PAIR  # 28 x 5 x 10 = 1400
+    assert sum(len(t) for t in ref.values()) == len(REFERENCE_AUS) * len(styles) * PER_PAIR  # 44 x 5 x 10 = 2200
     for (au, style), texts in ref.items():
         assert au in FACS and style in styles
         assert len(set(texts)) == len(texts), f"AU{au}/{style} repeats a text"
@@ -117,8 +117,7 @@ def test_few_shot_examples_are_fixed_and_from_the_pair():
     ex = few_shot_examples(12, "appearance", 3)
     assert ex == few_shot_examples(12, "appearance", 3) and len(ex) == 3
     assert set(ex) <= set(reference_texts(12, "appearance"))
-    unlisted = min(set(FACS) - set(REFERENCE_AUS))  # an AU the set does not describe
-    assert few_shot_examples(12, "appearance", 0) == [] and few_shot_examples(unlisted, "appearance", 3) == []
+    assert few_shot_examples(12, "appearance", 0) == [] and few_shot_examples(12, "mine", 3) == []  # a user's style
     messages, _ = render_messages("appearance", 12, 5, examples=ex)
     assert all(e in messages[1]["content"] for e in ex)
     plain, _ = render_messages("appearance", 12, 5)
@@ -233,26 +232,30 @@ def test_reference_backend_writes_the_set_offline(tmp_path, capsys):
     )
 
 
-def test_reference_backend_refuses_an_au_the_set_lacks(tmp_path, capsys):
-    """Asked only for AUs its set lacks, the reference backend could answer nothing but empty lists (it used to send
-    190 of them and advise more rounds): one line naming what it covers and what to use instead, exit 2, before the
-    cache is touched."""
-    assert 45 not in REFERENCE_AUS
+def test_reference_backend_refuses_a_style_the_set_lacks(tmp_path, capsys):
+    """Asked only for a style of the user's own (--prompts), the reference backend could answer nothing but empty
+    lists (it used to send them and advise more rounds): one line naming what it covers and what to use instead,
+    exit 2, before the cache is touched."""
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "mine.j2").write_text((Path(__file__).parents[2] / "augtext/prompts/appearance.j2").read_text())
     cache = tmp_path / "c"
-    assert main(["generate", "--au", "45", "--n", "2", "--styles", "appearance", "--cache", str(cache)]) == 2
+    args = ["generate", "--au", "45", "--n", "2", "--styles", "mine", "--prompts", str(prompts), "--cache", str(cache)]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith(
-        "error: the reference set (--backend reference) has no descriptions for AU45: it covers AUs 1-2, 4-28, 43 "
+        "error: the reference set (--backend reference) has no descriptions in style(s) mine: it covers AUs 1-2, "
+        "4-39, 41-46 in the styles anatomical, appearance, context, contrast, intensity. "
     )
-    assert "Generate AU45 with an LLM backend: --backend openai" in err[0] and "--backend hf" in err[0]
+    assert "Generate those with an LLM backend: --backend openai" in err[0] and "--backend hf" in err[0]
     assert "--max-rounds" not in err[0] and "README" in err[0]
     assert not cache.exists()
 
 
 def test_reference_gaps_name_styles_the_set_lacks():
     """A style of the user's own (--prompts) has no reference texts either."""
-    assert reference_gaps([12, 45], ["appearance"]) == [(45, "appearance")]
+    assert reference_gaps([12, 45], ["appearance", "mine"]) == [(12, "mine"), (45, "mine")]
     message = gaps_message(reference_gaps([12], ["appearance", "mine"]))
     assert "has no descriptions in style(s) mine: it covers AUs" in message and "Generate those with" in message
 
@@ -448,6 +451,46 @@ def test_gate_does_not_count_the_aus_a_text_names_against_it(embedder):
         "With AU12, the lip corners are pulled up and back toward the cheekbones.",  # sent as AU15
     ]
     assert [d.reason for d in gate.check(others[:1], 1) + gate.check(others[1:], 15)] == ["other_au", "other_au"]
+
+
+def test_gate_does_not_count_a_named_aus_lookalikes_where_the_text_states_its_own_movement(embedder, monkeypatch):
+    """A context text naming AU1 sits near AU1's look-alikes too (AU2, AU4): where its own clauses state its own AU's
+    movement, they do not outrank it either (these four were `other_au`, ranks 3-4); a text that states none of its
+    own AU's movement is judged as before (the companion-only texts of the test above). Judged whole
+    (`judge_clauses=False`): judging the text's own clauses alone keeps some of them by another road (below)."""
+    gate = SemanticGate(embedder, judge_clauses=False)
+    kept = [
+        ("Together with AU1, the lip corners are pulled down by the depressor anguli oris and the inner ends of the "
+         "eyebrows are drawn upward by the medial frontalis.", 15),
+        ("Together with AU2, the jaw drops and the mouth hangs open and the outer ends of the eyebrows are lifted by "
+         "the lateral frontalis.", 26),
+        ("Unlike AU15, which lowers only the lip corners, AU16 pulls the whole lower lip down.", 16),
+        ("AU14 tucks the lip corners inward to make dimples, whereas AU13 lifts them up sharply and puffs the cheeks.",
+         13),
+    ]
+    assert [gate.check([t], au)[0].reason for t, au in kept] == [None] * 4
+    with monkeypatch.context() as m:  # counting the named AUs only, as before
+        m.setattr("augtext.quality._not_counted", lambda text, au: named_aus(text) - {au})
+        assert [gate.check([t], au)[0].reason for t, au in kept] == ["other_au"] * 4
+
+
+def test_gate_judges_a_contrast_texts_own_clauses_alone(embedder, monkeypatch):
+    """A contrast whose look-alike clause comes first and is not split off at "while", ";" or ", and" is judged again
+    without its clauses about the AUs it names: what it says of its own AU decides. A text whose own clause describes
+    another AU is still dropped."""
+    from augtext import quality
+    from augtext.quality import _parts, strip_labels
+
+    text = "Compared with AU4, which pulls the brows down, AU7 narrows the eyes by tightening the lower lids."
+    assert _parts(text, strip_labels(text), 7) == ["narrows the eyes by tightening the lower lids"]
+    gate = SemanticGate(embedder)
+    decision = gate.check([text], 7)[0]
+    assert (decision.reason, decision.rank, decision.clause) == (None, 1, "narrows the eyes by tightening the lower lids")
+    wrong = "Unlike AU12, which lifts the lip corners, here the chin boss is pushed up and wrinkles."  # as AU15
+    assert gate.check([wrong], 15)[0].reason == "other_au"
+    with monkeypatch.context() as m:  # the clauses alone, as before
+        m.setattr(quality, "_parts", lambda text, stripped, au: quality.clauses(stripped))
+        assert gate.check([text], 7)[0].reason == "other_au"
 
 
 def test_clauses_split_a_sentence_at_its_joints():

@@ -681,6 +681,74 @@ def test_a_text_set_against_the_au_it_is_sent_as_is_wrong_au(text, au):
         assert validate_description(text, FACS[other]) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("AU34 keeps the air behind sealed lips; the cheek blow lets it stream out between them.", 33),
+        ("AU9 wrinkles the bridge of the nose, while nostril dilation widens the nostril openings.", 38),
+        ("AU45 closes both eyes for an instant; a wink shuts one eye while the other stays open.", 46),
+        ("AU24 presses the lips together, whereas the Jaw Clencher bulges the masseter at the jaw angle.", 31),
+        ("AU43 shuts the eyes completely; Slit leaves a thin line of the eye showing between the lids.", 42),
+    ],
+)
+def test_a_text_naming_its_own_au_by_name_beside_another_code_is_not_wrong_au(text, au):
+    """The contrast style often names the look-alike by code and its own AU by name."""
+    assert validate_description(text, FACS[au]) is None
+
+
+def test_its_own_name_in_a_contrast_or_as_a_common_phrase_does_not_name_the_au():
+    # a denied or contrasted name is the look-alike's; "the lips part" is a clause, not AU25's name
+    assert validate_description("Unlike a blink, AU46 shuts only one eye while the other stays open.", FACS[45]) == "wrong_au"
+    assert validate_description("AU26 lowers the jaw so that the teeth separate and the lips part.", FACS[25]) == "wrong_au"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The masseter relaxes and the jaw drops open, so the teeth come apart.", 31),
+        ("The cheeks are sucked in between the teeth, leaving hollows on both sides.", 33),
+        ("The cheeks are drawn in against the molars, so the face looks gaunt.", 34),
+        ("The cheeks swell and balloon outward with air held behind the lips.", 35),
+        ("The nostrils are pinched narrow, the nostril wings drawn in toward the septum.", 38),
+        ("The nostril wings flare outward, the openings becoming larger and rounder.", 39),
+        ("The upper eyelids are raised so that white shows above the iris.", 41),
+        ("The cheeks puff out round, the air held in the mouth behind sealed lips.", 33),  # AU34's
+        ("The cheeks swell as air is blown out through the pursed lips, as when cooling soup.", 34),  # AU33's
+        ("The tongue sticks out of the mouth between the lips, its tip visible.", 36),  # AU19's
+        ("The upper teeth bite down on the lower lip, denting it.", 37),  # AU32's
+        ("The eyes close completely and remain shut for several seconds.", 42),  # AU43's
+        ("One eye closes for a moment while the other stays open.", 45),  # AU46's
+        ("Both eyes close and reopen in a quick flick.", 46),  # AU45's
+    ],
+)
+def test_the_rarer_aus_opposites_and_lookalikes_are_wrong_direction(text, au):
+    """AUs 29-46: the cheeks filled vs sucked in, the nostrils flared vs pinched, the jaw clenched vs let drop, the lid
+    lowered vs raised (MOVES); air blown out vs held, a tongue bulge vs the tongue shown, the lips wiped vs bitten, a
+    slit vs closed eyes, a blink vs a wink (PARTS)."""
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The teeth are clenched hard and the masseter bulges at the angle of the jaw.", 31),
+        ("Air is blown out through the nearly closed lips and the cheeks expand with it.", 33),
+        ("The cheeks puff out with air held in the mouth behind closed lips.", 34),
+        ("The cheeks are sucked in between the teeth, so hollows appear on both sides.", 35),
+        ("The tongue pushes against the inside of the lower lip, raising a bulge under it.", 36),
+        ("The tip of the tongue sweeps across the upper lip, leaving it moist.", 37),
+        ("The nostril wings flare and the nostrils widen.", 38),
+        ("The nostrils are pinched narrow and look slit-like.", 39),
+        ("The upper eyelids droop and cover more of the iris, the eyes half open and heavy.", 41),
+        ("The lids are lowered until the eye is a narrow slit, almost but not fully closed.", 42),
+        ("Both eyes close and reopen at once, the lids meeting only briefly.", 45),
+        ("One eye closes and reopens while the other eye stays open.", 46),
+    ],
+)
+def test_the_rarer_aus_own_movements_pass_the_rules(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
 def test_the_au_compared_with_itself_at_another_level_passes():
     text = "Unlike AU12 at trace level, at level E the lip corners are pulled far up and back into a broad smile."
     assert validate_description(text, FACS[12]) is None
