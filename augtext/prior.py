@@ -299,7 +299,7 @@ def load_text_prior(
         labels = ", ".join(f"AU{a}" for a in absent) or "no AU"  # none: every row was of other styles
         which = f" in style(s) {', '.join(styles)}" if styles is not None else ""
         verb = "have" if len(absent) > 1 else "has"
-        from augtext.reference import generate_command  # an LLM backend for AUs the reference set lacks
+        from augtext.reference import generate_command
 
         command = generate_command(cache_dir, absent) if absent else f"`augtext generate --cache {cache_dir} --au SPEC`"
         raise UserError(

@@ -341,8 +341,8 @@ def other_model_cache(tmp_path_factory) -> Path:
     [
         ("per_au", ["--aus", "4,6", "--text-cache", "{ref}"], ["per-AU parameters", "AU6", "hiva_open"]),
         ("open", ["--aus", "4"], ["AU4", "--text-cache", "`augtext generate --cache DIR --au 4`"]),
-        # AU45 has no reference descriptions: the command named takes an LLM backend
-        ("open", ["--aus", "45"], ["AU45", "--text-cache", "--au 45 --backend openai", "--backend hf"]),
+        # AU45 too: the reference set (the default backend) has every FACS AU, so the plain command writes it
+        ("open", ["--aus", "45"], ["AU45", "--text-cache", "`augtext generate --cache DIR --au 45`"]),
         ("open", ["--aus", "2,9", "--text-cache", "{ref}"], ["AU9", "no descriptions"]),
         ("open", ["--aus", "4", "--text-cache", "{other}"], ["AU4", "all-MiniLM-L6-v2", "fake-encoder"]),
         ("open", ["--text-cache", "{ref}"], ["--aus"]),
