@@ -215,7 +215,9 @@ def _votes(text: str) -> set[tuple[int, int]]:
     previous: set[str] = set()
     # cheeks pushed out by air or the tongue (not raised), the jaw pushed forward or to one side (not dropped or
     # raised): no measure sees them
-    unseen = ({"cheeks"} if _FILLED_RE.search(text) else set()) | ({"jaw", "chin"} if _THRUST_RE.search(text) else set())
+    unseen = ({"cheeks"} if _FILLED_RE.search(text) else set()) | (
+        {"jaw", "chin"} if _THRUST_RE.search(text) else set()
+    )
     for clause in _CLAUSE_RE.split(text):
         own = _sides(_parts(clause), clause) - unseen
         # a clause about a part the measures leave out ("the neck tightens") is not about the part named before it

@@ -65,6 +65,32 @@ _BROW_RAISE = (
     rf"rais|lift|up\b|upward|arch|{_RISE}|elevat|high",
     r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sink|sank|sunk|knit",
 )
+# The jaw, cheeks, nostrils and lids of AUs 29-46 (MOVES and PARTS below).
+_CLENCH = r"clench|clamp|grit|grind|bit(?:e|es|ing)\b|tight|tens|bulg|hard|firm|contract"
+_FILL = r"puff|inflat|balloon|bulg|swell|fill|expand|blow|blew|blown|fuller|fullness"
+_HOLLOW = r"suck|hollow|sunk|sink|cave|concave|dent|gaunt|(?:draw\w*|drawn|drew|pull\w*) (?:\w+ ){0,2}in\b|inward"
+_FLARE = r"flar|widen|wider|dilat|enlarg|larger|expand|spread|rounder|open(?:s|ed)?\b"
+_PINCH = (
+    r"narrow|compress|constrict|pinch|squeez|slit|smaller|thinner|shrink|shrank|flatten|inward"
+    r"|(?:draw\w*|drawn|drew|pull\w*) (?:\w+ ){0,2}in\b|press\w* (?:\w+ ){0,2}against"
+)
+_BLOW = (
+    r"blow|blew|blown|expel|exhal|escap|outgoing|leav|let\w* (?:\w+ ){0,2}out|out (?:through|of|between)"
+    r"|stream|candle|whistl"
+)
+_HELD = (
+    r"(?:air|breath) (?:is |being )?(?:held|trapped|kept)|(?:hold\w*|held|keep\w*|kept|trap\w*) (?:\w+ ){0,2}"
+    r"(?:air|breath)|held in|trapped|sealed"
+)
+_SHUT = (
+    r"(?:fully|completely|entirely|tightly) (?:closed|shut)|(?:clos\w*|shut\w*) (?:fully|completely|entirely)"
+    r"|(?:stay\w*|remain\w*|kept|held) (?:\w+ )?(?:closed|shut)"
+)
+_FORWARD = r"forward|thrust|jut|ahead|in front of|underbite|project|protrud"
+_ASIDE = (
+    r"sideways|to (?:one|the|either) side|left|right|lateral|off (?:the )?(?:centre|center|midline)"
+    r"|skew|asymmetr|crooked|lopsided"
+)
 MOVES: dict[int, tuple[str, str]] = {
     # AU: (its own movement, the opposite one), as word stems. Only for AUs whose movement has an opposite that a
     # description of a lookalike or antagonist states: brows up/down, lids open/closed, lip corners up/down/sideways/
@@ -149,22 +175,16 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     # AUs 29-46: the jaw clenched vs let drop (AU31); the cheeks filled with air vs sucked in (AU33-35); the nostrils
     # flared vs narrowed (AU38, AU39); the lids lowered vs raised (AU41).
-    31: (
-        r"clench|clamp|grit|grind|bit(?:e|es|ing)\b|tight|tens|bulg|hard|firm|contract",
-        rf"relax|slack|loose|drop|{_PART}|open|apart|separat|hang|fall",
-    ),
-    33: (_FILL := r"puff|inflat|balloon|bulg|swell|fill|expand|blow|blew|blown|fuller|fullness", _HOLLOW := (
-        r"suck|hollow|sunk|sink|cave|concave|dent|gaunt|(?:draw\w*|drawn|drew|pull\w*) (?:\w+ ){0,2}in\b|inward"
-    )),
+    31: (_CLENCH, rf"relax|slack|loose|drop|{_PART}|open|apart|separat|hang|fall"),
+    33: (_FILL, _HOLLOW),
     34: (_FILL, _HOLLOW),
     35: (_HOLLOW, _FILL),
-    38: (
-        _FLARE := r"flar|widen|wider|dilat|enlarg|larger|expand|spread|rounder|open(?:s|ed)?\b",
-        _PINCH := r"narrow|compress|constrict|pinch|squeez|slit|smaller|thinner|shrink|shrank|flatten|inward"
-        r"|(?:draw\w*|drawn|drew|pull\w*) (?:\w+ ){0,2}in\b|press\w* (?:\w+ ){0,2}against",
-    ),
+    38: (_FLARE, _PINCH),
     39: (_PINCH, _FLARE),
-    41: (r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax", r"rais|lift|wide|widen|retract|stare"),
+    41: (
+        r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax",
+        r"rais|lift|wide|widen|retract|stare",
+    ),
 }
 _INNER_BROW = (
     r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
@@ -251,14 +271,7 @@ PARTS: dict[int, tuple[str, str]] = {
         r"blink|brief|momentar|instant|quick|flutter|fraction of a second|reopen",
     ),
     # The jaw pushed forward (AU29) vs moved to one side (AU30) or the chin boss pushed up, wrinkling (AU17).
-    29: (
-        _FORWARD := r"forward|thrust|jut|ahead|in front of|underbite|project|protrud",
-        r"chin boss|wrinkl|dimpl|pout|"
-        + (
-            _ASIDE := r"sideways|to (?:one|the|either) side|left|right|lateral|off (?:the )?(?:centre|center|midline)"
-            r"|skew|asymmetr|crooked|lopsided"
-        ),
-    ),
+    29: (_FORWARD, rf"chin boss|wrinkl|dimpl|pout|{_ASIDE}"),
     30: (_ASIDE, _FORWARD),
     # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
     # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
@@ -271,28 +284,23 @@ PARTS: dict[int, tuple[str, str]] = {
     # (AU19); the tongue passing along the lips (AU37) vs held out, or the lips bitten or sucked in; the lids almost
     # closed (AU42) vs fully closed and kept so (AU43); a blink's brief closure of both eyes (AU45) vs one eye (AU46)
     # or the eyes kept closed (AU43).
-    33: (
-        _BLOW := r"blow|blew|blown|expel|exhal|escap|outgoing|leav|let\w* (?:\w+ ){0,2}out|out (?:through|of|between)"
-        r"|stream|candle|whistl",
-        _HELD := r"(?:air|breath) (?:is |being )?(?:held|trapped|kept)|(?:hold\w*|held|keep\w*|kept|trap\w*) (?:\w+ ){0,2}"
-        r"(?:air|breath)|held in|trapped|sealed",
-    ),
-    34: (_HELD, rf"blow\w* (?:\w+ ){{0,2}}out|blown out|blew out|expel|exhal|let\w* (?:\w+ ){{0,2}}out|out through|stream"),
+    33: (_BLOW, _HELD),
+    34: (_HELD, r"blow\w* (?:\w+ ){0,2}out|blown out|blew out|expel|exhal|let\w* (?:\w+ ){0,2}out|out through|stream"),
     36: (
         r"bulg|bump|lump|swell|push\w* (?:\w+ ){0,3}(?:against|out)|press\w* (?:\w+ ){0,3}against|from (?:the )?inside"
-        r"|inside (?:of )?(?:the|a|one) (?:\w+ )?(?:lip|cheek)|(?:under|behind|beneath) (?:the|a|one) (?:\w+ )?(?:lip|cheek)",
+        r"|inside (?:of )?(?:the|a|one) (?:\w+ )?(?:lip|cheek)"
+        r"|(?:under|behind|beneath) (?:the|a|one) (?:\w+ )?(?:lip|cheek)",
         r"protrud|stick\w* out|out of the mouth|outside the mouth|past the lips|between the lips|air\b|inflat|balloon",
     ),
     37: (
-        r"wip|lick|sweep|swept|slid|glid|(?:run|runs|ran|mov\w*|pass\w*|travel\w*|trac\w*) (?:\w+ ){0,3}(?:along|across|over)"
-        r"|wet|moist|shiny",
-        r"held out|stick\w* out|protrud|suck|bit(?:e|es|ing|ten)\b|roll\w* in|teeth (?:\w+ ){0,3}(?:press|sink|dig|clamp)",
+        r"wip|lick|sweep|swept|slid|glid|wet|moist|shiny"
+        r"|(?:run|runs|ran|mov\w*|pass\w*|travel\w*|trac\w*) (?:\w+ ){0,3}(?:along|across|over)",
+        r"held out|stick\w* out|protrud|suck|bit(?:e|es|ing|ten)\b|roll\w* in"
+        r"|teeth (?:\w+ ){0,3}(?:press|sink|dig|clamp)",
     ),
     42: (
         r"slit|sliver|narrow|almost|nearly|partly|crack|thin (?:line|band|opening|gap|strip)",
-        r"sag|droop|heavy|blink|flick|reopen|open\w* (?:\w+ )?again|"
-        + (_SHUT := r"(?:fully|completely|entirely|tightly) (?:closed|shut)|(?:clos\w*|shut\w*) (?:fully|completely|entirely)"
-        r"|(?:stay\w*|remain\w*|kept|held) (?:\w+ )?(?:closed|shut)"),
+        rf"sag|droop|heavy|blink|flick|reopen|open\w* (?:\w+ )?again|{_SHUT}",
     ),
     45: (
         r"blink|brief|quick|rapid|momentar|instant|flick|flutter|spring|at once|immediately|both",

@@ -460,13 +460,22 @@ def test_gate_does_not_count_a_named_aus_lookalikes_where_the_text_states_its_ow
     (`judge_clauses=False`): judging the text's own clauses alone keeps some of them by another road (below)."""
     gate = SemanticGate(embedder, judge_clauses=False)
     kept = [
-        ("Together with AU1, the lip corners are pulled down by the depressor anguli oris and the inner ends of the "
-         "eyebrows are drawn upward by the medial frontalis.", 15),
-        ("Together with AU2, the jaw drops and the mouth hangs open and the outer ends of the eyebrows are lifted by "
-         "the lateral frontalis.", 26),
+        (
+            "Together with AU1, the lip corners are pulled down by the depressor anguli oris and the inner ends of the "
+            "eyebrows are drawn upward by the medial frontalis.",
+            15,
+        ),
+        (
+            "Together with AU2, the jaw drops and the mouth hangs open and the outer ends of the eyebrows are lifted "
+            "by the lateral frontalis.",
+            26,
+        ),
         ("Unlike AU15, which lowers only the lip corners, AU16 pulls the whole lower lip down.", 16),
-        ("AU14 tucks the lip corners inward to make dimples, whereas AU13 lifts them up sharply and puffs the cheeks.",
-         13),
+        (
+            "AU14 tucks the lip corners inward to make dimples, whereas AU13 lifts them up sharply and puffs the "
+            "cheeks.",
+            13,
+        ),
     ]
     assert [gate.check([t], au)[0].reason for t, au in kept] == [None] * 4
     with monkeypatch.context() as m:  # counting the named AUs only, as before
@@ -485,7 +494,11 @@ def test_gate_judges_a_contrast_texts_own_clauses_alone(embedder, monkeypatch):
     assert _parts(text, strip_labels(text), 7) == ["narrows the eyes by tightening the lower lids"]
     gate = SemanticGate(embedder)
     decision = gate.check([text], 7)[0]
-    assert (decision.reason, decision.rank, decision.clause) == (None, 1, "narrows the eyes by tightening the lower lids")
+    assert (decision.reason, decision.rank, decision.clause) == (
+        None,
+        1,
+        "narrows the eyes by tightening the lower lids",
+    )
     wrong = "Unlike AU12, which lifts the lip corners, here the chin boss is pushed up and wrinkles."  # as AU15
     assert gate.check([wrong], 15)[0].reason == "other_au"
     with monkeypatch.context() as m:  # the clauses alone, as before

@@ -698,8 +698,14 @@ def test_a_text_naming_its_own_au_by_name_beside_another_code_is_not_wrong_au(te
 
 def test_its_own_name_in_a_contrast_or_as_a_common_phrase_does_not_name_the_au():
     # a denied or contrasted name is the look-alike's; "the lips part" is a clause, not AU25's name
-    assert validate_description("Unlike a blink, AU46 shuts only one eye while the other stays open.", FACS[45]) == "wrong_au"
-    assert validate_description("AU26 lowers the jaw so that the teeth separate and the lips part.", FACS[25]) == "wrong_au"
+    assert (
+        validate_description("Unlike a blink, AU46 shuts only one eye while the other stays open.", FACS[45])
+        == "wrong_au"
+    )
+    assert (
+        validate_description("AU26 lowers the jaw so that the teeth separate and the lips part.", FACS[25])
+        == "wrong_au"
+    )
 
 
 @pytest.mark.parametrize(
