@@ -459,20 +459,22 @@ def _parts_text(text: str) -> str:
     return _TOWARD_RE.sub(" ", NEGATED_RE.sub(" ", _STILL_RE.sub(" ", _NAME_RE.sub(" ", text))))
 
 
+def _own_reading(text: str, au: ActionUnit) -> tuple[str, str]:
+    """`text`'s own clauses (`own_clauses`) as MOVES reads them (without names, positions and negated clauses) and
+    as PARTS reads them (`_parts_text`)."""
+    text = own_clauses(text, au)
+    return NEGATED_RE.sub(" ", _movement_text(text)), _parts_text(text)
+
+
 def wrong_direction(text: str, au: ActionUnit) -> bool:
     """Whether `text`, outside its negated clauses and its clauses about other AUs it names (`own_clauses`), states
     the opposite of `au`'s movement and none of its own (MOVES), or names only the part of the face a lookalike of
     `au` moves and none of `au`'s own part (PARTS)."""
-    text = own_clauses(text, au)
-    plain = NEGATED_RE.sub(" ", _movement_text(text))
-    moves = _MOVES_RE.get(au.code)
+    plain, where = _own_reading(text, au)
+    moves, parts = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code)
     if moves and moves[1].search(plain) and not moves[0].search(plain):
         return True
-    parts = _PARTS_RE.get(au.code)
-    if parts:
-        where = _parts_text(text)
-        return bool(parts[1].search(where)) and not parts[0].search(where)
-    return False
+    return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(where)
 
 
 def states_own_movement(text: str, au: ActionUnit) -> bool:
@@ -481,7 +483,5 @@ def states_own_movement(text: str, au: ActionUnit) -> bool:
     moves, parts = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code)
     if not moves and not parts:
         return False
-    text = own_clauses(text, au)
-    if moves and not moves[0].search(NEGATED_RE.sub(" ", _movement_text(text))):
-        return False
-    return not parts or bool(parts[0].search(_parts_text(text)))
+    plain, where = _own_reading(text, au)
+    return (not moves or bool(moves[0].search(plain))) and (not parts or bool(parts[0].search(where)))

@@ -291,7 +291,7 @@ def load_text_prior(
             )
         keep &= np.isin(style_col, styles)
     present = sorted(set(au_col[keep].tolist()))
-    wanted = present if aus is None else [int(a) for a in aus]
+    wanted = present if aus is None else list(aus)
     if len(set(wanted)) != len(wanted):
         raise UserError(f"AU list {wanted} repeats an AU")
     absent = [a for a in wanted if a not in set(present)]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from augtext.errors import UserError
-from augtext.facs import FACS, au_label, compact_codes
+from augtext.facs import FACS, compact_codes
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 REFERENCE_AUS = tuple(sorted(FACS))
@@ -89,20 +89,14 @@ LLM_INSTEAD = (
 
 
 def gaps_message(pairs: Sequence[tuple[int, str]]) -> str:
-    """What the set lacks of `pairs` (from `reference_gaps`), what it covers, and what to use instead."""
+    """What the set lacks of `pairs` (from `reference_gaps`: styles of the user's own, as the set covers every FACS AU
+    in every package style), what it covers, and what to use instead."""
     ref = reference_set()
-    have_aus = sorted({au for au, _ in ref})
-    have_styles = sorted({style for _, style in ref})
-    aus = sorted({au for au, _ in pairs if au not in have_aus})
-    styles = sorted({style for _, style in pairs if style not in have_styles})
-    parts = [f"for {', '.join(map(au_label, aus))}"] if aus else []
-    parts += [f"in style(s) {', '.join(styles)}"] if styles else []
-    if not parts:  # the set has the AUs and the styles, not in these pairs
-        parts = [f"for {', '.join(f'{au_label(au)}/{style}' for au, style in pairs)}"]
+    styles = sorted({style for _, style in pairs})
     return (
-        f"the reference set (--backend reference) has no descriptions {' and none '.join(parts)}: it covers AUs "
-        f"{compact_codes(have_aus)} in the styles {', '.join(have_styles)}. Generate "
-        f"{', '.join(map(au_label, aus)) if aus else 'those'} with {LLM_INSTEAD}"
+        f"the reference set (--backend reference) has no descriptions in style(s) {', '.join(styles)}: it covers AUs "
+        f"{compact_codes(sorted({au for au, _ in ref}))} in the styles {', '.join(sorted({s for _, s in ref}))}. "
+        f"Generate those with {LLM_INSTEAD}"
     )
 
 
