@@ -15,8 +15,9 @@ Which codes are here (the choice, and why):
 - 3 was never assigned. 40 (sniff) is left out: FACS lists it among gross behaviours, seen in breathing rather
   than as a change of the face's appearance, and no face dataset labels it. 47 and up are not AUs (head and eye
   position, visibility and gross-behaviour codes).
-- 41 (lid droop), 42 (slit) and 44 (squint) are kept although FACS 2002 reorganised eye closure (much of what 41
-  and 42 described is scored there as intensities of 43): the codes remain in the literature and in older data.
+- 41 (lid droop), 42 (slit) and 44 (squint) are kept although FACS 2002 reorganised the eyes' actions (lid droop
+  and slit are scored there as intensities of 43, squint as 7): the codes remain in the literature and in older
+  data (`SCORED_AS`).
 """
 
 from __future__ import annotations
@@ -716,6 +717,17 @@ _UNITS = (
 
 FACS: dict[int, ActionUnit] = {au.code: au for au in _UNITS}
 """Every AU this project knows, by integer FACS code."""
+
+SCORED_AS: dict[int, int] = {41: 43, 42: 43, 44: 7}
+"""Codes FACS 2002 scores as another AU: lid droop (41) and slit (42) as intensities of eyes closed (43), squint (44)
+as the lid tightener (7, the same palpebral part of the orbicularis oculi). Descriptions of either code of a pair are
+descriptions of one action: the semantic gate does not let one outrank the other."""
+
+
+def scored_as(code: int) -> int:
+    """The AU that FACS 2002 scores `code` as (`SCORED_AS`; the code itself for every other AU)."""
+    return SCORED_AS.get(code, code)
+
 
 DATASET_AUS: dict[str, list[int]] = {
     "bp4d": [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],

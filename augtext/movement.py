@@ -183,7 +183,7 @@ MOVES: dict[int, tuple[str, str]] = {
     39: (_PINCH, _FLARE),
     41: (
         r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax",
-        r"rais|lift|wide|widen|retract|stare",
+        rf"rais|lift|wide|widen|retract|stare|{_SHUT}",
     ),
 }
 _INNER_BROW = (
@@ -196,6 +196,8 @@ _OUTER_BROW = r"outer|lateral|tails?\b|temple"
 _BROWS = r"(?:eye)?brows?|forehead"
 _UPPER_LID = r"upper (?:eye)?lids?|whites?\b|sclera|eyeballs?|iris|stare|staring|levator|palpebrae"
 _LOWER_LID = r"lower (?:eye)?lids?"
+# "bags below the lower lids" says where the cheek's skin gathers (AU6), not that the lids move (AU7)
+_BELOW_LOWER_LID = "".join(rf"(?<!{w} the lower )" for w in ("under", "below", "beneath"))
 _CHEEKS = (
     r"cheeks?\b|cheekbones?|malar|crow|bags?\b|(?:under|below|beneath) the (?:eyes?|lower)|temples?|crinkl"
     r"|(?:outer )?eye corners?|corners? of the eyes|around the eyes?|orbital|infraorbital"
@@ -225,7 +227,7 @@ PARTS: dict[int, tuple[str, str]] = {
     2: (_OUTER_BROW, _INNER_BROW),
     5: (rf"{_UPPER_LID}|wide|widen|eyes? (?:\w+ )?(?:\w+ )?open(?:s|ed)?\b", rf"{_BROWS}|{_CHEEKS}|{_LOWER_LID}"),
     6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}"),
-    7: (rf"(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
+    7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS}", rf"{_NOSE}|{_LOWER_LIP}"),
     12: (rf"{_LIP_CORNERS}|{_LIPS}|mouth|smil|grin|zygomaticus", r"crow|(?:eye)?lids?\b|eye corners?"),
@@ -276,6 +278,7 @@ PARTS: dict[int, tuple[str, str]] = {
     # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
     # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
     18: (_PUCKER, _FUNNEL),
+    20: (rf"{_LIP_CORNERS}|{_LIPS}|corners?\b|mouth|risorius", r"neck|throat|cords?\b|tendons?\b|collarbones?"),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
     23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", _PRESS),
     24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
@@ -475,6 +478,11 @@ def wrong_direction(text: str, au: ActionUnit) -> bool:
     if moves and moves[1].search(plain) and not moves[0].search(plain):
         return True
     return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(where)
+
+
+def has_movement_words(au: ActionUnit) -> bool:
+    """Whether `au` has a word table (MOVES or PARTS): whether `states_own_movement` can say it is not stated."""
+    return au.code in MOVES or au.code in PARTS
 
 
 def states_own_movement(text: str, au: ActionUnit) -> bool:

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from augtext.facs import FACS, ActionUnit
-from augtext.movement import own_clauses, states_own_movement
+from augtext.facs import FACS, ActionUnit, scored_as
+from augtext.movement import has_movement_words, own_clauses, states_own_movement
 from augtext.validate import named_aus
 
 GATE_MIN_SIMILARITY = 0.60
@@ -171,14 +171,34 @@ def clauses(text: str) -> list[str]:
 
 def _not_counted(text: str, au: int) -> set[int]:
     """The AUs that do not outrank `au` for `text`: those it names besides its own and, where its own clauses state
-    `au`'s own movement (`states_own_movement`), their FACS look-alikes too. A context or contrast text ("together
-    with AU1, the lip corners are pulled down ...", "unlike AU25, which only parts the lips, AU26 lowers the jaw") sits
-    near what it names and near that AU's neighbours (AU2 and AU4 beside AU1); one that states no movement of its own
-    AU ("with AU6, the cheeks are lifted ..." sent as AU1) is judged as before."""
+    `au`'s own movement (`states_own_movement`):
+    - the FACS look-alikes of the AUs it names. A context or contrast text ("together with AU1, the lip corners are
+      pulled down ...", "unlike AU25, which only parts the lips, AU26 lowers the jaw") sits near what it names and
+      near that AU's neighbours (AU2 and AU4 beside AU1);
+    - every AU with movement words (`has_movement_words`) whose movement it does not state, unless that AU and `au`
+      are look-alikes: "the cheeks puff slightly as the lip corners are pulled up in a sharp, narrow angle" (AU13)
+      sits near the cheek puff (AU34) in the embedding, but says nothing of air held in the mouth; a look-alike stays
+      counted, because the words a look-alike's description uses often state the other's movement too (a sharp
+      lip pull and a smile both pull the corners up).
+    One that states no movement of its own AU ("with AU6, the cheeks are lifted ..." sent as AU1) is judged as
+    before."""
     named = named_aus(text) - {au}
-    if named and au in FACS and states_own_movement(text, FACS[au]):
-        named |= {look for code in named if code in FACS for look in FACS[code].lookalikes} - {au}
-    return named
+    if au not in FACS or not states_own_movement(text, FACS[au]):
+        return named
+    named |= {look for code in named if code in FACS for look in FACS[code].lookalikes}
+    near = _lookalikes(au)
+    named |= {
+        code
+        for code, other in FACS.items()
+        if code not in near and has_movement_words(other) and not states_own_movement(text, other)
+    }
+    return named - {au}
+
+
+@functools.cache
+def _lookalikes(au: int) -> frozenset[int]:
+    """`au`'s FACS look-alikes and the AUs that list `au` as theirs."""
+    return frozenset(FACS[au].lookalikes) | {code for code, other in FACS.items() if au in other.lookalikes}
 
 
 def _parts(text: str, stripped: str, au: int) -> list[str]:
@@ -342,7 +362,16 @@ class SemanticGate:
             for code in others:
                 if code in codes:
                     sims[i, codes.index(code)] = -np.inf
-        ranks = 1 + (sims > own[:, None]).sum(axis=1)
+        # AUs that FACS 2002 scores as one action (`scored_as`: squint as the lid tightener, slit and lid droop as eyes
+        # closed) are one competitor, and none for a text about that action: "the palpebral orbicularis oculi tenses
+        # the lids and narrows the eyes" is AU7 and AU44 alike, and a slit is between a squint and closed eyes.
+        action = scored_as(au)
+        groups: dict[int, list[int]] = {}
+        for j, code in enumerate(codes):
+            if scored_as(code) != action:
+                groups.setdefault(scored_as(code), []).append(j)
+        best = np.stack([sims[:, cols].max(axis=1) for cols in groups.values()], axis=1)
+        ranks = 1 + (best > own[:, None]).sum(axis=1)
         out = []
         for s, r in zip(own.tolist(), ranks.tolist(), strict=True):
             reason = "far_from_au" if s < self.min_similarity else "other_au" if r > self.top_k else None

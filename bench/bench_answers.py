@@ -24,6 +24,10 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
 - blind52_answers.json: the AUs of 29-46 no set held (29-39, 41, 42, 44-46: the jaw, cheeks, tongue, nostrils and
   lids), 8 correct texts each in the five styles, 48 of another AU (look-alikes and opposite movements) and 30
   off-domain, written blind and measured once (see the README).
+- blind53_answers.json: 16 AUs of 1-43 (4, 6, 7, 9-15, 17, 20, 23, 24, 26, 43) against the look-alikes of 29-46 that
+  the complete reference set brought in: 8 correct texts each in the five styles, 48 of another AU (at least two per
+  AU from 29-46: squint or slit as AU7, cheek puff as AU13, cheek suck as AU14, ...) and 24 off-domain, written blind
+  and measured once (see the README).
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -58,6 +62,7 @@ SETS = (
     "blind51_answers",
     "user51_answers",
     "blind52_answers",
+    "blind53_answers",
 )
 
 

@@ -483,13 +483,61 @@ def test_gate_does_not_count_a_named_aus_lookalikes_where_the_text_states_its_ow
         assert [gate.check([t], au)[0].reason for t, au in kept] == ["other_au"] * 4
 
 
+def test_gate_does_not_count_aus_whose_movement_the_text_does_not_state(embedder, monkeypatch):
+    """Where a text states its own AU's movement, an AU with movement words whose movement it does not state does not
+    outrank it: a sharp lip pull whose cheeks swell is near the cheek puff (AU34) in the embedding but says nothing
+    of air held in the mouth; a tightened lid is near the slit and the eyes closed. A look-alike of the own AU is
+    still counted (a broad smile sent as the dimpler stays dropped), and so is every AU where the text states no
+    movement of its own AU."""
+    from augtext import quality
+
+    gate = SemanticGate(embedder)
+    texts = {
+        13: "The cheeks swell slightly while the lip corners rise at a steep angle.",
+        7: "The palpebral orbicularis oculi tenses the eyelids so that the eyes look narrowed.",
+    }
+    assert [gate.check([t], au)[0].reason for au, t in texts.items()] == [None, None]
+    smile = "The lip corners are pulled up and back toward the cheekbones in a broad smile."
+    assert validate_description(smile, FACS[14]) is None
+    assert gate.check([smile], 14)[0].reason == "other_au"
+    with monkeypatch.context() as m:  # look-alikes left out too: the smile would pass as AU14
+        m.setattr(quality, "_lookalikes", lambda au: frozenset())
+        assert gate.check([smile], 14)[0].reason is None
+    with monkeypatch.context() as m:  # counting the named AUs only, as before
+        m.setattr(quality, "_not_counted", lambda text, au: named_aus(text) - {au})
+        assert [gate.check([t], au)[0].reason for au, t in texts.items()] == ["other_au", "other_au"]
+
+
+def test_gate_counts_the_aus_facs_2002_scores_as_one_action_once(embedder, monkeypatch):
+    """FACS 2002 scores squint (AU44) as the lid tightener (AU7) and slit and lid droop (AU42, AU41) as intensities of
+    eyes closed (AU43): a lid tightening is not outranked by the squint, and the slit and eyes closed above it count
+    as one competitor."""
+    from augtext import quality
+    from augtext.facs import SCORED_AS, scored_as
+
+    assert SCORED_AS == {41: 43, 42: 43, 44: 7} and scored_as(44) == 7 and scored_as(12) == 12
+    text = "The eyelids tense and the eyes look narrowed, as in a squint."
+    gate = SemanticGate(embedder)
+    assert validate_description(text, FACS[7]) is None
+    assert gate.check([text], 7)[0].reason is None
+    sims = gate.au_similarities(embedder([text]))[0]
+    codes = gate.prototypes[0]
+    above = {c for c, s in zip(codes, sims, strict=True) if s > sims[codes.index(7)]}
+    assert {44, 42} <= above or {44, 43} <= above  # what FACS 2002 scores as AU7 and AU43 ranks above it
+    with monkeypatch.context() as m:  # every code its own competitor
+        m.setattr(quality, "scored_as", lambda code: code)
+        assert gate.check([text], 7)[0].reason == "other_au"
+
+
 def test_gate_judges_a_contrast_texts_own_clauses_alone(embedder, monkeypatch):
     """A contrast whose look-alike clause comes first and is not split off at "while", ";" or ", and" is judged again
     without its clauses about the AUs it names: what it says of its own AU decides. A text whose own clause describes
-    another AU is still dropped."""
+    another AU is still dropped. (Judged with the named AUs alone not counted: counting fewer AUs, the gate keeps the
+    whole text, and the clause path is not reached.)"""
     from augtext import quality
     from augtext.quality import _parts, strip_labels
 
+    monkeypatch.setattr(quality, "_not_counted", lambda text, au: named_aus(text) - {au})
     text = "Compared with AU4, which pulls the brows down, AU7 narrows the eyes by tightening the lower lids."
     assert _parts(text, strip_labels(text), 7) == ["narrows the eyes by tightening the lower lids"]
     gate = SemanticGate(embedder)
@@ -522,10 +570,12 @@ def test_clauses_split_a_sentence_at_its_joints():
     assert clauses("The lip corners are pulled up and back toward the cheekbones.") == []  # "and" without a comma
 
 
-def test_gate_keeps_a_sentence_one_of_whose_clauses_is_about_its_au(embedder):
+def test_gate_keeps_a_sentence_one_of_whose_clauses_is_about_its_au(embedder, monkeypatch):
     """An LLM joins what the AU does to what the rest of the face does; whole, such a sentence can sit nearer other
     AUs (the jaw drop below ranked 5th for AU26 beside raised brows). A clause about the own AU keeps it; a sentence
-    none of whose clauses is about the own AU is dropped as before."""
+    none of whose clauses is about the own AU is dropped as before. (With the named AUs alone not counted, as the gate
+    judged before it left out the AUs whose movement a text does not state: whole, these two now pass.)"""
+    monkeypatch.setattr("augtext.quality._not_counted", lambda text, au: named_aus(text) - {au})
     gate = SemanticGate(embedder)
     whole = SemanticGate(embedder, judge_clauses=False)
     mixed = {

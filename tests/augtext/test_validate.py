@@ -490,6 +490,12 @@ def test_names_positions_and_denied_movements_say_no_change(text, au):
         ("The upper lip is pushed down and pressed against the lower lip.", 10),
         # a denial ends at "but": what follows is the text's own (here the opposite of AU12's)
         ("The lip corners are not raised but pulled down into a frown.", 12),
+        # bags below the lower lids are where the cheek's skin gathers (AU6), not lids that tighten (AU7)
+        ("The cheeks push up, crow's feet form and bags appear beneath the lower lids.", 7),
+        # the lip stretcher's platysma shows in the neck, but a text about the neck alone is the neck tightener
+        ("The platysma contracts and the cords of the neck stand out under the skin.", 20),
+        # lid droop stops short of closing: lids that close completely are eyes closed (AU43)
+        ("The upper lids close completely and remain shut for a while.", 41),
     ],
 )
 def test_the_opposite_movement_or_the_other_end_of_the_brow_is_wrong_direction(text, au):
@@ -622,6 +628,9 @@ def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
         ("AU11 pulls the upper lip up and out near the lip corners.", 11),
         ("The lips are tightly sucked in and rolled over the teeth.", 28),
         ("With AU25 and AU26, the tongue is pushed out between the parted lips over the lower teeth.", 19),
+        ("The lower lids tighten and a small bulge forms below the lower lids as the cheeks stay still.", 7),
+        ("The lips stretch sideways and flatten, and with the platysma the cords of the neck may show.", 20),
+        ("The upper lids droop heavily but do not close completely.", 41),
     ],
 )
 def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
