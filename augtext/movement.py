@@ -465,7 +465,12 @@ def _parts_text(text: str) -> str:
 def _own_reading(text: str, au: ActionUnit) -> tuple[str, str]:
     """`text`'s own clauses (`own_clauses`) as MOVES reads them (without names, positions and negated clauses) and
     as PARTS reads them (`_parts_text`)."""
-    text = own_clauses(text, au)
+    return _reading(own_clauses(text, au))
+
+
+@functools.lru_cache(maxsize=4096)
+def _reading(text: str) -> tuple[str, str]:
+    # one reading per text, whichever AU asks (the gate asks for every AU with movement words: `has_movement_words`)
     return NEGATED_RE.sub(" ", _movement_text(text)), _parts_text(text)
 
 
