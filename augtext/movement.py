@@ -174,7 +174,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"relax|loose|slack|hang|sag|smooth|soft",
     ),
     # AUs 29-46: the jaw clenched vs let drop (AU31); the cheeks filled with air vs sucked in (AU33-35); the nostrils
-    # flared vs narrowed (AU38, AU39); the lids lowered vs raised (AU41).
+    # flared vs narrowed (AU38, AU39); the lids lowered vs raised, or closed completely (AU41; that is AU43).
     31: (_CLENCH, rf"relax|slack|loose|drop|{_PART}|open|apart|separat|hang|fall"),
     33: (_FILL, _HOLLOW),
     34: (_FILL, _HOLLOW),
@@ -220,7 +220,8 @@ PARTS: dict[int, tuple[str, str]] = {
     # above the iris (AU5) vs the brows (AU1, AU2), the cheeks, crow's feet and bags under the eye (AU6) or the lids
     # themselves, tightened (AU7); the cheeks and eye corners (AU6) vs the lip corners (AU12); the nose (AU9) vs the
     # upper lip (AU10) vs the lower lip (AU16); the lip corners (AU15) vs the lower lip (AU16) or the chin (AU17);
-    # the lips (AU25) vs the jaw (AU26, AU27). A text that names a lookalike's part and none of the own counts as
+    # the lips (AU25) vs the jaw (AU26, AU27); the lips (AU20, whose platysma can show in the neck) vs the neck alone
+    # (AU21). A text that names a lookalike's part and none of the own counts as
     # wrong_direction: these pairs are each other's nearest AUs in the gate, which keeps either. A text naming both
     # passes (companions, contrasts); parts named as staying still or as where a movement goes do not count.
     1: (_INNER_BROW, _OUTER_BROW),

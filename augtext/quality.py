@@ -226,8 +226,9 @@ class SemanticGate:
     similar prototypes, never counting a prototype identical to the text itself (so the reference set is judged
     leave-one-out). Kept: similarity to the own AU at least `min_similarity` (else `far_from_au`: about something
     else, e.g. a shop that sells lip balm), and the own AU among the `top_k` most similar AUs, AUs the text names
-    besides its own not counted, nor their look-alikes where the text states its own AU's movement (`_not_counted`;
-    else `other_au`: a description of a different action, e.g. pressed lips labelled as a jaw drop). A text that fails
+    besides its own not counted, nor, where the text states its own AU's movement, their look-alikes and the AUs whose
+    movement it does not state (`_not_counted`), and AUs FACS 2002 scores as one action (`scored_as`) counting once
+    (else `other_au`: a description of a different action, e.g. pressed lips labelled as a jaw drop). A text that fails
     whole is kept if one of its clauses passes, or what is left of it without its clauses about the AUs it names
     (`_parts`).
     """
