@@ -440,10 +440,14 @@ def _muscle_re(au: ActionUnit) -> re.Pattern[str] | None:
     return re.compile(rf"\b(?:{'|'.join(map(re.escape, words))})", re.IGNORECASE) if words else None
 
 
-# A muscle's nerve or blood supply: a text about it ("the mentalis is innervated by the marginal mandibular nerve")
+# A muscle's nerve or blood supply, where it arises and inserts, or what it was once called: a text about these ("the
+# mentalis is innervated by the marginal mandibular nerve", "the levator anguli oris was once called caninus")
 # names the muscle without saying what it does.
 _SUPPLY_RE = re.compile(
-    r"\b(?:innervat\w*|nerves?|supplied by|(?:blood|nerve) supply|arter(?:y|ies)|veins?)\b", re.IGNORECASE
+    r"\b(?:innervat\w*|nerves?|supplied by|(?:blood|nerve) supply|arter(?:y|ies)|veins?"
+    r"|aris\w* from|originat\w*|inserts? (?:into|on)|(?:once|also|formerly|sometimes) (?:called|known as)"
+    r"|named (?:after|for)|its name)\b",
+    re.IGNORECASE,
 )
 
 

@@ -807,8 +807,16 @@ def test_an_animal_in_a_simile_or_a_word_said_is_no_subject():
     [
         ("The frontalis is supplied by the temporal branch of the facial nerve.", 1, "no_change"),
         ("The mentalis receives its blood from the inferior labial artery and lies over the chin.", 17, "no_change"),
+        # where the muscle starts and ends, and how it got its name: anatomy, not an action
+        (
+            "The mentalis arises from the incisive fossa of the mandible and inserts into the skin of the chin.",
+            17,
+            "no_change",
+        ),
+        ("The depressor anguli oris is also known as the triangularis muscle of the face.", 15, "no_change"),
         # the nerve beside a movement: the movement is the text's
         ("Signals along the facial nerve make the zygomaticus major pull the lip corners up.", 12, None),
+        ("The zygomaticus major, which arises from the cheekbone, pulls the lip corners up and back.", 12, None),
         # the muscle alone, no supply: the anatomical style's change
         ("In AU17 the work is done by the mentalis, a small muscle of the chin.", 17, None),
     ],
