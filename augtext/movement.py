@@ -318,7 +318,7 @@ _MOVES_RE, _PARTS_RE = (
 )
 # Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
 # not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
-# the eyes"): not the part that moves.
+# the eyes", a lid "covering part of the iris"): not the part that moves.
 _OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping)\b"
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
@@ -326,7 +326,11 @@ _STILL_RE = re.compile(
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*",
     re.IGNORECASE,
 )
-_TOWARD_RE = re.compile(r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b", re.IGNORECASE)
+_TOWARD_RE = re.compile(
+    r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b"
+    r"|\bcover\w* (?:\w+ ){0,3}(?:the )?(?:lower |bottom |upper |top )?(?:iris|pupil)",
+    re.IGNORECASE,
+)
 # The AUs' names are names, not movements: "AU12 is the Lip Corner Puller" says nothing the face does. Before the
 # change and direction checks, every multi-word FACS name written as a name ("Lips Part", "Jaw Drop") is taken out,
 # and in any case the agent noun that ends a name ("raiser", "puller", "depressor": a movement's stem + er/or, what

@@ -930,3 +930,16 @@ def test_markdown_emphasis_does_not_hide_talk_about_the_answer():
     assert (
         validate_description("**Certainly! The lip corners are pulled up toward the cheekbones.**", AU12) == "garbage"
     )
+
+
+def test_a_lid_covering_the_iris_is_not_the_upper_lid_raiser_stated():
+    """The upper lid raiser (AU5) shows more of the iris; a lid that rises or falls to cover part of it says where a
+    movement goes, not AU5's part. The gate then does not count AU5 against a lid tightening that says so."""
+    from augtext.movement import states_own_movement
+
+    assert not states_own_movement("The lower lid pushes up to cover part of the iris.", FACS[5])
+    assert not states_own_movement("The lower eyelid is raised, covering part of the lower iris.", FACS[5])
+    assert states_own_movement("The upper lid is raised, exposing the top of the iris.", FACS[5])
+    assert (
+        validate_description("The lower lid pushes up to cover part of the iris and the eye narrows.", FACS[7]) is None
+    )
