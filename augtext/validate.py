@@ -618,11 +618,17 @@ _DONE_TO_FACE_RE = re.compile(
 )
 # A text whose subject is an animal ("A snake can open its mouth extremely wide ...", "Chipmunks stretch their cheek
 # pouches ...") is about no human face, whatever it moves; a simile ("like a dog baring its teeth") is not a subject.
-_ANIMAL_RE = re.compile(
-    r"^(?:(?:a|an|the|most|many|some|all|every)\s+)?(?:[a-z]+\s+)?(?:snake|serpent|dog|pupp(?:y|ie)|cat|kitten|horse"
+_ANIMALS = (
+    r"(?:snake|serpent|dog|pupp(?:y|ie)|cat|kitten|horse"
     r"|cow|sheep|goat|pig|monkey|ape|chimpanzee|chimp|gorilla|orangutan|baboon|giraffe|chipmunk|hamster|squirrel"
     r"|rabbit|mouse|mice|rat|bird|parrot|owl|fish|frog|toad|lion|tiger|wol(?:f|ve)|bear|fox|crocodile|alligator"
-    r"|shark|whale|dolphin|camel|elephant|animal|mammal|primate|pet)(?:e?s|'s|s')?\b",
+    r"|shark|whale|dolphin|camel|elephant|animal|mammal|primate|pet)"
+)
+# ... or, after an opening phrase, whose subject is an animal's part ("In bright light a cat's pupils narrow ..."),
+# not in a simile ("like a dog's snarl", "as a cat's would").
+_ANIMAL_RE = re.compile(
+    rf"^(?:(?:a|an|the|most|many|some|all|every)\s+)?(?:[a-z]+\s+)?{_ANIMALS}(?:e?s|'s|s')?\b"
+    rf"|(?<!like )(?<!as )\b(?:a|an|the)\s+{_ANIMALS}(?:'s|s')\s",
     re.IGNORECASE,
 )
 # An idiom explained ("Hold your tongue means to stop yourself from saying something", "Keep a stiff upper lip is a

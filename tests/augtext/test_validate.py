@@ -783,6 +783,7 @@ def test_the_au_compared_with_itself_at_another_level_passes():
         ("Older skin sags around the mouth, so the lip corners droop even at rest.", 15),
         ("A horse curls its upper lip up to draw scents toward a special organ in its nose.", 10),
         ("Most monkeys bare their teeth with the lips pulled back as a sign of fear.", 12),
+        ("At the vet, the dog's lips pull back over its teeth.", 10),  # an animal's part after an opening phrase
         ("Keep your chin up is an idiom for staying hopeful in hard times.", 17),
         ("Raising an eyebrow at something means treating it with suspicion.", 2),
         ("Bell's palsy can leave one lip corner drooping down for weeks.", 15),
@@ -800,6 +801,10 @@ def test_an_animal_in_a_simile_or_a_word_said_is_no_subject():
     assert validate_description(text, FACS[10]) is None
     text = "The lips push forward and flare into a funnel, as if saying 'oo'."
     assert validate_description(text, FACS[22]) is None
+    text = "The upper lip curls up like a dog's snarl, baring the canine teeth."
+    assert validate_description(text, FACS[10]) is None
+    text = "The lips pull back as a dog's would when it snarls, and the upper teeth show."
+    assert validate_description(text, FACS[10]) is None
 
 
 @pytest.mark.parametrize(
