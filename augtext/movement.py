@@ -444,13 +444,13 @@ def _muscle_re(au: ActionUnit) -> re.Pattern[str] | None:
     return re.compile(rf"\b(?:{'|'.join(map(re.escape, words))})", re.IGNORECASE) if words else None
 
 
-# A muscle's nerve or blood supply, where it arises and inserts, or what it was once called: a text about these ("the
-# mentalis is innervated by the marginal mandibular nerve", "the levator anguli oris was once called caninus")
-# names the muscle without saying what it does.
+# A muscle's nerve or blood supply, where it arises and inserts, what it was once called or what kind of organ it is:
+# a text about these ("the mentalis is innervated by the marginal mandibular nerve", "the levator anguli oris was
+# once called caninus", "the tongue is a muscular organ") names the muscle without saying what it does.
 _SUPPLY_RE = re.compile(
     r"\b(?:innervat\w*|nerves?|supplied by|(?:blood|nerve) supply|arter(?:y|ies)|veins?"
     r"|aris\w* from|originat\w*|inserts? (?:into|on)|(?:once|also|formerly|sometimes) (?:called|known as)"
-    r"|named (?:after|for)|its name)\b",
+    r"|named (?:after|for)|its name|(?:is|are) (?:a|an) (?:\w+ ){0,2}(?:organ|muscle)s?)\b",
     re.IGNORECASE,
 )
 

@@ -819,6 +819,7 @@ def test_an_animal_in_a_simile_or_a_word_said_is_no_subject():
             "no_change",
         ),
         ("The depressor anguli oris is also known as the triangularis muscle of the face.", 15, "no_change"),
+        ("The tongue is a muscular organ that helps with taste and speech.", 19, "no_change"),
         # the nerve beside a movement: the movement is the text's
         ("Signals along the facial nerve make the zygomaticus major pull the lip corners up.", 12, None),
         ("The zygomaticus major, which arises from the cheekbone, pulls the lip corners up and back.", 12, None),
