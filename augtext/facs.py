@@ -729,6 +729,90 @@ def scored_as(code: int) -> int:
     return SCORED_AS.get(code, code)
 
 
+MUSCLES: dict[str, str] = {
+    "frontalis": r"(?:occipito-?)?frontalis",
+    "corrugator supercilii": r"corrugators?(?: supercilii)?",
+    "depressor supercilii": r"depressor supercilii",
+    "procerus": r"procerus",
+    "levator palpebrae superioris": r"levator palpebrae(?: superioris)?",
+    "orbicularis oculi": r"orbicularis oculi|pars (?:orbitalis|palpebralis)",
+    "orbicularis oris": r"orbicularis oris",
+    "levator labii superioris alaeque nasi": r"levator labii superioris alaeque nasi|alaeque nasi",
+    "levator labii superioris": r"levator labii superioris(?! alaeque)",
+    "zygomaticus minor": r"zygomaticus minor",
+    "zygomaticus major": r"zygomaticus major",
+    "levator anguli oris": r"levator anguli oris|caninus",
+    "buccinator": r"buccinators?",
+    "depressor anguli oris": r"depressor anguli oris|triangularis",
+    "depressor labii inferioris": r"depressor labii inferioris|quadratus labii inferioris",
+    "mentalis": r"mentalis",
+    "incisivus": r"incisiv(?:us|ii|i)\b",
+    "risorius": r"risorius",
+    "platysma": r"platysmas?",
+    "masseter": r"masseters?",
+    "temporalis": r"temporalis",
+    "pterygoid": r"pterygoids?",
+    "digastric": r"digastrics?",
+    "nasalis": r"nasalis",
+    "depressor septi": r"depressor septi",
+}
+"""The facial and jaw muscles that the AUs' `muscles` strings name, each with the names a description calls it by
+(standard, Latin part and older names: "pars orbitalis", "caninus", "triangularis"). An AU's own muscles are those
+whose pattern its `muscles` string matches (`own_muscles`); a description that credits the AU to other muscles only
+is wrong (validate's `wrong_muscle`). The tongue's and "jaw muscles" are no names: AUs 19, 32, 36 and 37 have none."""
+
+MUSCLE_GROUPS: dict[str, tuple[str, ...]] = {
+    r"zygomaticus(?! major| minor)": ("zygomaticus major", "zygomaticus minor"),
+    r"quadratus labii superioris": (
+        "levator labii superioris alaeque nasi",
+        "levator labii superioris",
+        "zygomaticus minor",
+    ),
+    r"levator labii(?! superioris)": ("levator labii superioris alaeque nasi", "levator labii superioris"),
+    r"orbicularis(?! oculi| oris)": ("orbicularis oculi", "orbicularis oris"),
+}
+"""Names that stand for any of several `MUSCLES`: "the zygomaticus" for either zygomatic muscle, the old "quadratus
+labii superioris" for its three heads (AUs 9, 10 and 11), "the orbicularis" for either ring muscle."""
+
+MUSCLE_RE = re.compile(
+    "|".join(
+        [rf"(?P<m{i}>\b(?:{pattern}))" for i, pattern in enumerate(MUSCLES.values())]
+        + [rf"(?P<g{i}>\b(?:{pattern}))" for i, pattern in enumerate(MUSCLE_GROUPS)]
+    ),
+    re.IGNORECASE,
+)
+
+
+def muscles_named(text: str) -> list[frozenset[str]]:
+    """The `MUSCLES` a text names, one set per mention (a group name: every muscle it may stand for)."""
+    names, groups = list(MUSCLES), list(MUSCLE_GROUPS.values())
+    out = []
+    for match in MUSCLE_RE.finditer(text):
+        key = match.lastgroup or ""
+        out.append(frozenset([names[int(key[1:])]] if key[0] == "m" else groups[int(key[1:])]))
+    return out
+
+
+def own_muscles(code: int) -> frozenset[str]:
+    """The `MUSCLES` that FACS credits AU `code` to (those its `muscles` string names; empty where it names none),
+    relaxing ones (`RELAXED`) included."""
+    return frozenset().union(*muscles_named(FACS[code].muscles)) if code in FACS else frozenset()
+
+
+RELAXED: dict[int, frozenset[str]] = {
+    25: frozenset({"mentalis", "orbicularis oris"}),
+    26: frozenset({"masseter", "temporalis", "pterygoid"}),
+    33: frozenset({"buccinator"}),
+    34: frozenset({"buccinator"}),
+    41: frozenset({"levator palpebrae superioris"}),
+    43: frozenset({"levator palpebrae superioris"}),
+    45: frozenset({"levator palpebrae superioris"}),
+}
+"""The own muscles whose *relaxation* makes the AU (its `muscles` string: "relaxation of masseter, ..."; "a relaxed
+buccinator"): a text crediting the AU to one of them contracting ("the masseter contracts and pulls the jaw down" as
+AU26) is wrong."""
+
+
 DATASET_AUS: dict[str, list[int]] = {
     "bp4d": [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24],
     "disfa": [1, 2, 4, 6, 9, 12, 25, 26],

@@ -4,6 +4,8 @@
   positions (`no_change` otherwise).
 - `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`) or only the part of the face a lookalike moves
   (`PARTS`), and none of its own, outside negated and contrasting clauses (`NEGATED_RE`).
+- `credits_other_muscle(text, au)`: the AU's action credited to muscles FACS does not credit it to, and to none of
+  its own (`facs.MUSCLES`).
 
 Word rules, because a sentence embedding cannot tell "up" from "down" (the semantic gate lets such texts through).
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
-from augtext.facs import FACS, ActionUnit, muscle_words
+from augtext.facs import FACS, MUSCLE_RE, RELAXED, ActionUnit, muscle_words, muscles_named, own_muscles
 
 # What a description of an action says the face does: a movement (verbs by stem, direction words), a visible sign
 # (wrinkles, furrows, bulges, gaps, comparatives such as "higher") or, in the anatomical style, the muscle
@@ -91,6 +93,8 @@ _ASIDE = (
     r"sideways|to (?:one|the|either) side|left|right|lateral|off (?:the )?(?:centre|center|midline)"
     r"|skew|asymmetr|crooked|lopsided"
 )
+# Lips rolled in over the teeth (AU28's suck): the opposite of lips pushed or flared forward (AU18, AU22).
+_ROLLED_IN = r"roll\w* (?:\w+ ){0,3}(?:in\b|inward|into|over the teeth)|suck"
 MOVES: dict[int, tuple[str, str]] = {
     # AU: (its own movement, the opposite one), as word stems. Only for AUs whose movement has an opposite that a
     # description of a lookalike or antagonist states: brows up/down, lids open/closed, lip corners up/down/sideways/
@@ -103,10 +107,13 @@ MOVES: dict[int, tuple[str, str]] = {
         r"lower|down|together|knit|furrow|frown|scowl|inward|bunch",
         rf"rais|lift|up\b|upward|arch|elevat|{_RISE}",
     ),
-    5: (r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring", r"clos|shut|narrow|droop|squint"),
+    5: (
+        r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring",
+        r"clos|shut|narrow|droop|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover",
+    ),
     6: (
         rf"rais|lift|{_RISE}|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
-        r"|orbicularis|contract",
+        r"|orbicularis|contract|inward|toward the eyes?\b",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell",
     ),
     7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open|relax|sag|droop|larger|bigger"),
@@ -127,13 +134,16 @@ MOVES: dict[int, tuple[str, str]] = {
         r"push|rais|lift|up\b|upward|wrinkl|dimpl|bulg|pout|protrud|curl|pucker|bunch|tens|mentalis",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|hang|slack",
     ),
-    18: (r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push", r"stretch|sideways|thin|tighten"),
+    18: (
+        r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push",
+        rf"stretch|sideways|thin|tighten|{_ROLLED_IN}",
+    ),
     20: (
         r"stretch|sideways|horizontal|wide|lateral|elongat|flatten|outward|ears",
         r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil|forward"
         r"|toward the (?:middle|midline|cent)",
     ),
-    22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", r"stretch|sideways"),
+    22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", rf"stretch|sideways|{_ROLLED_IN}"),
     23: (
         r"tight|narrow|thin|press|tens|firm|together|roll",
         rf"{_PART}|apart|open|separat|relax|loosen|fuller|thicker|widen",
@@ -483,13 +493,26 @@ def _reading(text: str) -> tuple[str, str]:
     return NEGATED_RE.sub(" ", _movement_text(text)), _parts_text(text)
 
 
+# Own movement words that say no direction: a muscle's name, pulling, drawing, contracting. They count toward
+# `states_own_movement`, but a text that states the opposite direction is not saved by them ("the zygomaticus major
+# pulls the lip corners down" as AU12).
+_UNDIRECTED_RE = re.compile(rf"{MUSCLE_RE.pattern}|\b(?:pull|draw|drew|drag|tug|contract)\w*", re.IGNORECASE)
+# Where a muscle runs ("which runs from the cheekbone down to the corner of the mouth") is anatomy, not a direction.
+_COURSE_RE = re.compile(
+    r"\b(?:runs?|running|ran|extends?|extending|passes|passing|courses?|coursing|descends?|descending|spans?|spanning"
+    r"|fans?|fanning)\b(?! (?:up|down|out))(?:(?!\b(?:as|and|while|when|so|but|whereas)\b)[^.,;:!?])*",
+    re.IGNORECASE,
+)
+
+
 def wrong_direction(text: str, au: ActionUnit) -> bool:
     """Whether `text`, outside its negated clauses and its clauses about other AUs it names (`own_clauses`), states
-    the opposite of `au`'s movement and none of its own (MOVES), or names only the part of the face a lookalike of
-    `au` moves and none of `au`'s own part (PARTS)."""
+    the opposite of `au`'s movement and none of its own (MOVES; own words that say no direction, `_UNDIRECTED_RE`,
+    do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), or names only the part of
+    the face a lookalike of `au` moves and none of `au`'s own part (PARTS)."""
     plain, where = _own_reading(text, au)
     moves, parts = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code)
-    if moves and moves[1].search(plain) and not moves[0].search(plain):
+    if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
         return True
     return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(where)
 
@@ -507,3 +530,43 @@ def states_own_movement(text: str, au: ActionUnit) -> bool:
         return False
     plain, where = _own_reading(text, au)
     return (not moves or bool(moves[0].search(plain))) and (not parts or bool(parts[0].search(where)))
+
+
+# A muscle said to relax, rest, hold a part where it is or oppose ("the frontalis relaxes", "the orbicularis oris
+# keeps the lips shut", "its antagonist, the levator palpebrae") is not what the text credits the action to.
+_IDLE_RE = re.compile(
+    r"\b(?:relax\w*|slack\w*|loosen\w*|releas\w*|eas(?:e|es|ed|ing)\b|let\w* go|(?:go|goes|went) limp|gives? way"
+    r"|at rest|inactive|passive\w*|antagonis\w*|oppos\w*|los(?:e|es|ing) (?:\w+ ){0,3}tone|less (?:pull|tone)"
+    r"|stops? \w+ing|ceas\w*|no longer|keeps?|keeping|kept|holds?|holding|held)\b",
+    re.IGNORECASE,
+)
+# A clause of its own: what one muscle does ("the lids close as the levator relaxes"); an appositive ("its lifting
+# muscle, the levator palpebrae superioris, relaxes") stays in its clause.
+_PIECE_RE = re.compile(r"[.;:!?()]+|\b(?:and|while|whereas|but|yet|so|as|because|when|whilst)\b", re.IGNORECASE)
+
+
+def credits_other_muscle(text: str, au: ActionUnit) -> bool:
+    """Whether `text` credits `au`'s action to muscles FACS credits it not to: outside its negated and contrasting
+    clauses, its clauses about other AUs it names (`own_clauses`) and its clauses where a muscle relaxes, holds a part
+    or opposes (`_IDLE_RE`), it names muscles (`facs.MUSCLES`), none of them `au`'s own (`own_muscles`) or those of an
+    AU it names by code or FACS name ("together with the Cheek Raiser's orbicularis oculi, ..."), and no own muscle
+    relaxes. "AU12: the risorius pulls the lip corners up" and "the corrugator lifts the inner brows" (AU1) do;
+    "unlike the zygomaticus major, which pulls the corners up, the triangularis pulls them down" (AU15) does not.
+    A muscle whose relaxation makes the AU (`facs.RELAXED`) is its own only where the text says something relaxes:
+    "the masseter contracts and pulls the jaw down" (AU26) credits the wrong action. False for an AU whose muscles
+    have no name here (the tongue's)."""
+    own = own_muscles(au.code)
+    if not own:
+        return False
+    plain = NEGATED_RE.sub(" ", own_clauses(text, au))
+    acting, idle = [], []
+    for piece in _PIECE_RE.split(plain):
+        (idle if _IDLE_RE.search(piece) else acting).extend(muscles_named(piece))
+    if not acting:
+        return False
+    named = named_aus(text) | {code for code, other in FACS.items() if _own_name_re(other).search(text)}
+    named.discard(au.code)
+    # a muscle whose relaxation makes the AU is its own where the text says something relaxes, not contracting alone
+    relaxed = frozenset() if _IDLE_RE.search(plain) else RELAXED.get(au.code, frozenset())
+    allowed = (own - relaxed).union(*(own_muscles(code) for code in named))
+    return not any(m & allowed for m in acting) and not any(m & own for m in idle)

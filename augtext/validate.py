@@ -27,6 +27,7 @@ from augtext.movement import (
     _AU_CODE_RE,
     NEGATED_RE,
     contrasts_itself,
+    credits_other_muscle,
     named_aus,
     names_itself,
     own_clauses,
@@ -51,13 +52,16 @@ TEXT_REASONS = (
     "off_topic",
     "no_change",
     "wrong_direction",
+    "wrong_muscle",
 )
 """Why one description is dropped, in the order `validate_description` checks them. `markup`: code, JSON or markup
 fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs). `no_change`: on topic but says
 nothing of what the face does (no movement, no visible sign, no muscle: "The nose is in the middle of the face and
 is used for breathing."). `wrong_direction`: states the AU's opposite movement and not its own ("the lip corners
 are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVES), or names only the part of the
-face a lookalike moves ("the upper eyelids are raised" sent as AU6; see PARTS)."""
+face a lookalike moves ("the upper eyelids are raised" sent as AU6; see PARTS). `wrong_muscle`: credits the AU to
+muscles FACS does not credit it to and to none of its own ("the corrugator lifts the inner brows" sent as AU1; see
+movement.credits_other_muscle)."""
 GATE_REASONS = ("far_from_au", "other_au")
 """Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
 too far from its own AU's FACS reference, or nearer to other AUs than to its own."""
@@ -613,7 +617,14 @@ _DONE_TO_FACE_RE = re.compile(
     r"eyeliner|lipsticks?|lip gloss|concealer|pluck\w*|tweez\w*|waxing|tape|sleep mask|dermal|procedures?|"
     r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?"
     r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin"
-    r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*)\b",
+    r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*"
+    r"|massag\w*|pencil\w*)\b",
+    re.IGNORECASE,
+)
+# A muscle's history rather than its action: its embryology, the origin of its name, what pierces it.
+_TRIVIA_RE = re.compile(
+    r"\b(?:embryo\w*|mesoderm\w*|pharyngeal|branchial|etymolog\w*|(?:from|in) (?:the )?(?:greek|latin)\b"
+    r"|(?:takes?|took|gets?|got|derives?|derived) (?:its|their) names?|pierced by)",
     re.IGNORECASE,
 )
 # A text whose subject is an animal ("A snake can open its mouth extremely wide ...", "Chipmunks stretch their cheek
@@ -640,7 +651,7 @@ _IDIOM_RE = re.compile(
     re.IGNORECASE,
 )
 # What names a face part and even a change without describing a facial action of a person.
-_NOT_AN_ACTION = (_DONE_TO_FACE_RE, _ANIMAL_RE, _IDIOM_RE)
+_NOT_AN_ACTION = (_DONE_TO_FACE_RE, _TRIVIA_RE, _ANIMAL_RE, _IDIOM_RE)
 
 
 @functools.cache
@@ -692,6 +703,8 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "no_change"
     if wrong_direction(text, au):
         return "wrong_direction"
+    if credits_other_muscle(text, au):
+        return "wrong_muscle"
     return None
 
 

@@ -63,7 +63,12 @@ SETS = (
     "user51_answers",
     "blind52_answers",
     "blind53_answers",
+    "blind54_answers",
 )
+
+WRONG = ("wrong_au", "wrong_fact", "off_domain")
+"""The kinds of text a set may hold besides correct ones: another AU's description under this AU, this AU's with a
+wrong fact (a muscle that does not make it, the opposite movement), text that describes no facial action."""
 
 
 def kept(gate, items: list[tuple[int, str]]) -> np.ndarray:
@@ -91,8 +96,7 @@ def measure(package: Path) -> dict:
         data = json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
         groups[name] = {
             "correct": [(int(x["au"]), x["text"], x["style"]) for x in data["correct"]],
-            "wrong_au": [(int(x["au"]), x["text"], None) for x in data["wrong_au"]],
-            "off_domain": [(int(x["au"]), x["text"], None) for x in data["off_domain"]],
+            **{kind: [(int(x["au"]), x["text"], None) for x in data.get(kind, [])] for kind in WRONG},
         }
     rev = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     result: dict = {"package": str(package), "commit": rev.stdout.strip() or None, "sets": {}}

@@ -295,6 +295,23 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
         ("The skin of the neck loosens and sags below the jaw.", FACS[21], "wrong_direction"),
         ("The lips relax and loosen, and their red margins look fuller.", FACS[23], "wrong_direction"),
         ("The lips tighten and thin into a firm, flat line.", FACS[18], "wrong_direction"),
+        # A muscle's name or a pull says no direction: it does not save a stated opposite; where a muscle runs is none.
+        ("In AU12 the zygomaticus major pulls the lip corners down and inward into a frown.", AU12, "wrong_direction"),
+        ("The levator labii superioris pulls the upper lip downward over the teeth.", FACS[10], "wrong_direction"),
+        (
+            "The levator palpebrae superioris contracts and lowers the upper eyelid, covering the eye.",
+            FACS[5],
+            "wrong_direction",
+        ),
+        (
+            "The lip corner puller is zygomaticus major, which runs from the cheekbone down to the mouth corner.",
+            AU12,
+            None,
+        ),
+        ("The orbicularis oculi pulls the skin around the eye inward and may lower the brows slightly.", FACS[6], None),
+        # Lips rolled in over the teeth are the opposite of a funnel or a pucker.
+        ("The lips are rolled inward over the teeth until their red parts disappear.", FACS[22], "wrong_direction"),
+        ("The lips are sucked in and rolled over the teeth, thinning the mouth.", FACS[18], "wrong_direction"),
         # Negated or contrasting clauses do not count, the own movement wins, and a noun is not a movement.
         ("Instead of lifting the lip corners, the depressor pulls them down and out.", AU15, None),
         ("Unlike the lip corner depressor, which pulls them down, it draws the corners up.", AU12, None),
@@ -308,6 +325,69 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
 )
 def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au, reason):
     assert validate_description(text, au) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        # The AU's movement credited to a muscle that does not make it, and to none of its own: what small LLMs invent.
+        ("AU12: the corrugator supercilii contracts, pulling the lip corners up into a smile.", AU12, "wrong_muscle"),
+        ("The inner brows are lifted by the zygomaticus major, giving an oblique brow.", AU1, "wrong_muscle"),
+        ("The mentalis muscle pulls the lip corners downward into a frown.", AU15, "wrong_muscle"),
+        ("The frontalis lifts the cheeks and narrows the eyes from below.", FACS[6], "wrong_muscle"),
+        ("The brows are lowered and drawn together by the levator palpebrae superioris.", AU4, "wrong_muscle"),
+        ("The buccinator tightens the lips, narrowing the red of the lips.", FACS[23], "wrong_muscle"),
+        ("Contraction of the risorius deepens the nasolabial furrow in its middle.", FACS[11], "wrong_muscle"),
+        ("The orbicularis draws the lip corners up toward the cheekbones.", AU12, "wrong_muscle"),  # either ring
+        # ... by any of its names, old or Latin; a name that stands for several muscles counts for each of them
+        ("The pars orbitalis of the orbicularis oculi pulls the cheeks up, bagging the lower lids.", FACS[6], None),
+        ("The triangularis draws the corners of the mouth down and out.", AU15, None),
+        ("The caninus lifts the lip corners sharply into a narrow point.", FACS[13], None),
+        ("The zygomaticus pulls the lip corners up and back in a smile.", AU12, None),
+        ("The quadratus labii superioris raises the upper lip, baring the upper teeth.", FACS[10], None),
+        # Other muscles in a contrast, a denial, a companion's clause, relaxing or opposing do not count.
+        ("Unlike the zygomaticus major, which pulls the corners up, this muscle pulls the corners down.", AU15, None),
+        ("Not the mentalis but a muscle beside it pulls the lip corners down and out.", AU15, None),
+        ("Together with AU6, whose orbicularis oculi lifts the cheeks, the lip corners rise.", AU12, None),
+        ("With the Cheek Raiser's orbicularis oculi crinkling the eyes, the lip corners are pulled up.", AU12, None),
+        ("The upper lids are lifted high while the orbicularis oculi relaxes.", FACS[5], None),
+        ("The masseter relaxes and the jaw drops, parting the lips.", FACS[26], None),
+        # An AU made by a muscle's relaxation (facs.RELAXED) is not made by that muscle contracting.
+        (
+            "AU26 lowers the jaw because the masseter contracts strongly and pulls the mandible down.",
+            FACS[26],
+            "wrong_muscle",
+        ),
+        (
+            "Contraction of the levator palpebrae superioris pulls the upper lids down over the eyes.",
+            AU43,
+            "wrong_muscle",
+        ),
+        ("The jaw falls open as the masseter and temporalis let go.", FACS[26], None),
+        ("In surprise the orbicularis oris relaxes so the lips part, and the frontalis lifts the brows.", AU25, None),
+        ("The zygomaticus major pulls the corners up, beside the orbicularis oculi of the cheeks.", AU12, None),
+        # An AU whose muscles have no name in the table (the tongue's) is not judged by muscle.
+        ("The genioglossus pushes the tongue forward so that it shows between the lips.", FACS[19], None),
+    ],
+)
+def test_descriptions_credit_the_aus_own_muscle(text, au, reason):
+    assert validate_description(text, au) == reason
+
+
+def test_muscle_names_and_each_aus_own_muscles():
+    from augtext.facs import MUSCLES, muscles_named, own_muscles
+
+    # every AU whose muscles string names a muscle of the table has it as its own; the tongue's and the jaw's have none
+    assert own_muscles(12) == {"zygomaticus major"} and own_muscles(9) == {"levator labii superioris alaeque nasi"}
+    assert own_muscles(10) == {"levator labii superioris"}  # not AU9's longer name
+    assert own_muscles(26) == {"masseter", "temporalis", "pterygoid"} and own_muscles(19) == frozenset()
+    assert all(own_muscles(code) <= set(MUSCLES) for code in FACS)
+    assert {m for code in FACS for m in own_muscles(code)} == set(MUSCLES)  # no muscle of the table is no AU's
+    assert muscles_named("the zygomaticus, then the zygomaticus minor") == [
+        {"zygomaticus major", "zygomaticus minor"},
+        {"zygomaticus minor"},
+    ]
+    assert muscles_named("the lip's levator and the frontal bone") == []  # no muscle's name
 
 
 def test_every_facs_visible_change_says_a_change_in_its_aus_direction():
