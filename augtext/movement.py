@@ -570,3 +570,15 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     relaxed = frozenset() if _IDLE_RE.search(plain) else RELAXED.get(au.code, frozenset())
     allowed = (own - relaxed).union(*(own_muscles(code) for code in named))
     return not any(m & allowed for m in acting) and not any(m & own for m in idle)
+
+
+def contrasted_aus(text: str) -> set[int]:
+    """The AUs whose muscles `text` names only to set them aside, in a negated or contrasting clause ("unlike a frown
+    made by the corrugator, ...": AU4): a contrast by muscle, as "unlike AU4, ..." is one by code."""
+    return {
+        code
+        for span in NEGATED_RE.findall(text)
+        for muscles in muscles_named(span)
+        for code in FACS
+        if muscles & own_muscles(code)
+    }

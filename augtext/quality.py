@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from augtext.facs import FACS, ActionUnit, scored_as
-from augtext.movement import has_movement_words, own_clauses, states_own_movement
+from augtext.movement import contrasted_aus, has_movement_words, own_clauses, states_own_movement
 from augtext.validate import named_aus
 
 GATE_MIN_SIMILARITY = 0.60
@@ -170,8 +170,9 @@ def clauses(text: str) -> list[str]:
 
 
 def _not_counted(text: str, au: int) -> set[int]:
-    """The AUs that do not outrank `au` for `text`: those it names besides its own and, where its own clauses state
-    `au`'s own movement (`states_own_movement`):
+    """The AUs that do not outrank `au` for `text`: those it names besides its own (by code, or by a muscle it sets
+    aside: `movement.contrasted_aus`, "unlike a frown made by the corrugator, ..." names AU4) and, where its own
+    clauses state `au`'s own movement (`states_own_movement`):
     - the FACS look-alikes of the AUs it names. A context or contrast text ("together with AU1, the lip corners are
       pulled down ...", "unlike AU25, which only parts the lips, AU26 lowers the jaw") sits near what it names and
       near that AU's neighbours (AU2 and AU4 beside AU1);
@@ -182,7 +183,7 @@ def _not_counted(text: str, au: int) -> set[int]:
       lip pull and a smile both pull the corners up).
     One that states no movement of its own AU ("with AU6, the cheeks are lifted ..." sent as AU1) is judged as
     before."""
-    named = named_aus(text) - {au}
+    named = (named_aus(text) | contrasted_aus(text)) - {au}
     if au not in FACS or not states_own_movement(text, FACS[au]):
         return named
     named |= {look for code in named if code in FACS for look in FACS[code].lookalikes}

@@ -554,6 +554,26 @@ def test_gate_judges_a_contrast_texts_own_clauses_alone(embedder, monkeypatch):
         assert gate.check([text], 7)[0].reason == "other_au"
 
 
+def test_gate_does_not_count_an_au_the_text_sets_aside_by_its_muscle(embedder, monkeypatch):
+    """A contrast by muscle ("unlike a frown made by the corrugator, ...") is about that muscle's AU by design, as one
+    by code is: the AU is not counted against the text's own (movement.contrasted_aus)."""
+    from augtext import quality
+    from augtext.movement import contrasted_aus
+
+    text = (
+        "Unlike a frown made by the corrugator, which lowers and knits the brows, AU1 uses the central part of the"
+        " frontalis to lift only the inner brow ends."
+    )
+    assert contrasted_aus(text) == {4}
+    assert contrasted_aus("The mentalis pushes the chin up, unlike the zygomaticus major.") == {12}
+    assert contrasted_aus("The mentalis pushes the chin boss up and wrinkles it.") == set()  # no contrast
+    gate = SemanticGate(embedder)
+    assert gate.check([text], 1)[0].reason is None
+    with monkeypatch.context() as m:  # counted, AU4 outranks it
+        m.setattr(quality, "contrasted_aus", lambda text: set())
+        assert gate.check([text], 1)[0].reason == "other_au"
+
+
 def test_clauses_split_a_sentence_at_its_joints():
     from augtext.quality import clauses
 

@@ -868,11 +868,18 @@ def test_the_au_compared_with_itself_at_another_level_passes():
         ("Raising an eyebrow at something means treating it with suspicion.", 2),
         ("Bell's palsy can leave one lip corner drooping down for weeks.", 15),
         ("A fractured jaw is wired shut so the mouth cannot open while it heals.", 26),
+        ("Massage the masseter in small circles to ease the tension of teeth grinding.", 26),
+        ("Short upward strokes of eyebrow pencil along the outer brow make sparse tails look fuller.", 2),
+        # a muscle's embryology, the origin of its name, what pierces it
+        ("The mentalis develops from the mesoderm of the second pharyngeal arch, as do its neighbours.", 17),
+        ("The zygomaticus major takes its name from the zygomatic bone, whose arch joins face and skull.", 12),
+        ("The risorius was named from the Latin risus, laughter, and is thin or absent in many people.", 20),
+        ("The buccinator is pierced by the parotid duct and helps keep food between the teeth.", 14),
     ],
 )
 def test_what_is_done_to_a_face_is_off_topic(text, au):
-    """Cosmetics, surgery, grooming, products, inherited looks, ageing, illness, an animal, an idiom: they name the
-    part and even a change, and describe no facial action of a person."""
+    """Cosmetics, surgery, grooming, massage, products, inherited looks, ageing, illness, a muscle's history, an
+    animal, an idiom: they name the part and even a change, and describe no facial action of a person."""
     assert validate_description(text, FACS[au]) == "off_topic"
 
 
