@@ -1,7 +1,8 @@
 """Benchmark: what `augtext generate` keeps of LLM-style answers (the rules, then the semantic gate).
 
-Three labelled answer sets in bench/data, each with correct descriptions (per AU and style), another AU's
-descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project's reference set:
+Labelled answer sets in bench/data, each with correct descriptions (per AU and style), another AU's descriptions
+sent as this AU (`wrong_au`) or this AU's with a wrong fact (`wrong_fact`), and off-domain text, plus the project's
+reference set:
 - scripted_answers.json: what a scripted OpenAI-compatible server (a user-tester's, AUs 1-26) answered one run; the
   development set of the gate's clause judging and of the contrast-clause rule;
 - heldout_answers.json: written to measure (AUs 1-28), without seeing the gate or its prototypes; its misses were
@@ -28,6 +29,10 @@ descriptions sent as this AU (`wrong_au`) and off-domain text, plus the project'
   the complete reference set brought in: 8 correct texts each in the five styles, 48 of another AU (at least two per
   AU from 29-46: squint or slit as AU7, cheek puff as AU13, cheek suck as AU14, ...) and 24 off-domain, written blind
   and measured once (see the README).
+- blind54_answers.json: 24 AUs, 5 correct texts each (most naming the AU's muscle, many a second muscle correctly),
+  72 wrong facts under the AU (`wrong_fact`: the movement credited to a muscle that does not make it, or the own
+  muscle moving the wrong way) and 20 off-domain (muscle trivia), written blind and measured once (d16176a: see the
+  README); its misses gave the muscle rule and three more, so it is a development set for those.
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
