@@ -795,22 +795,18 @@ def muscles_named(text: str) -> list[frozenset[str]]:
 
 def own_muscles(code: int) -> frozenset[str]:
     """The `MUSCLES` that FACS credits AU `code` to (those its `muscles` string names; empty where it names none),
-    relaxing ones (`RELAXED`) included."""
+    relaxing ones (`relaxed_muscles`) included."""
     return frozenset().union(*muscles_named(FACS[code].muscles)) if code in FACS else frozenset()
 
 
-RELAXED: dict[int, frozenset[str]] = {
-    25: frozenset({"mentalis", "orbicularis oris"}),
-    26: frozenset({"masseter", "temporalis", "pterygoid"}),
-    33: frozenset({"buccinator"}),
-    34: frozenset({"buccinator"}),
-    41: frozenset({"levator palpebrae superioris"}),
-    43: frozenset({"levator palpebrae superioris"}),
-    45: frozenset({"levator palpebrae superioris"}),
-}
-"""The own muscles whose *relaxation* makes the AU (its `muscles` string: "relaxation of masseter, ..."; "a relaxed
-buccinator"): a text crediting the AU to one of them contracting ("the masseter contracts and pulls the jaw down" as
-AU26) is wrong."""
+def relaxed_muscles(code: int) -> frozenset[str]:
+    """The own muscles whose *relaxation* makes AU `code`, as its `muscles` string says ("relaxation of masseter,
+    temporalis and internal pterygoid", "a relaxed buccinator"): a text crediting the AU to one of them contracting
+    ("the masseter contracts and pulls the jaw down" as AU26) is wrong."""
+    if code not in FACS:
+        return frozenset()
+    spans = re.findall(r"relaxation of ([^;]*)|relaxed (\w+)", FACS[code].muscles)
+    return frozenset().union(*muscles_named(" ".join(a or b for a, b in spans)))
 
 
 DATASET_AUS: dict[str, list[int]] = {

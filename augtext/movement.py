@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
-from augtext.facs import FACS, MUSCLE_RE, RELAXED, ActionUnit, muscle_words, muscles_named, own_muscles
+from augtext.facs import FACS, MUSCLE_RE, ActionUnit, muscle_words, muscles_named, own_muscles, relaxed_muscles
 
 # What a description of an action says the face does: a movement (verbs by stem, direction words), a visible sign
 # (wrinkles, furrows, bulges, gaps, comparatives such as "higher") or, in the anatomical style, the muscle
@@ -552,9 +552,9 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     AU it names by code or FACS name ("together with the Cheek Raiser's orbicularis oculi, ..."), and no own muscle
     relaxes. "AU12: the risorius pulls the lip corners up" and "the corrugator lifts the inner brows" (AU1) do;
     "unlike the zygomaticus major, which pulls the corners up, the triangularis pulls them down" (AU15) does not.
-    A muscle whose relaxation makes the AU (`facs.RELAXED`) is its own only where the text says something relaxes:
-    "the masseter contracts and pulls the jaw down" (AU26) credits the wrong action. False for an AU whose muscles
-    have no name here (the tongue's)."""
+    A muscle whose relaxation makes the AU (`facs.relaxed_muscles`) is its own only where the text says something
+    relaxes: "the masseter contracts and pulls the jaw down" (AU26) credits the wrong action. False for an AU whose
+    muscles have no name here (the tongue's)."""
     own = own_muscles(au.code)
     if not own:
         return False
@@ -567,7 +567,7 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     named = named_aus(text) | {code for code, other in FACS.items() if _own_name_re(other).search(text)}
     named.discard(au.code)
     # a muscle whose relaxation makes the AU is its own where the text says something relaxes, not contracting alone
-    relaxed = frozenset() if _IDLE_RE.search(plain) else RELAXED.get(au.code, frozenset())
+    relaxed = frozenset() if _IDLE_RE.search(plain) else relaxed_muscles(au.code)
     allowed = (own - relaxed).union(*(own_muscles(code) for code in named))
     return not any(m & allowed for m in acting) and not any(m & own for m in idle)
 

@@ -352,7 +352,7 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
         ("With the Cheek Raiser's orbicularis oculi crinkling the eyes, the lip corners are pulled up.", AU12, None),
         ("The upper lids are lifted high while the orbicularis oculi relaxes.", FACS[5], None),
         ("The masseter relaxes and the jaw drops, parting the lips.", FACS[26], None),
-        # An AU made by a muscle's relaxation (facs.RELAXED) is not made by that muscle contracting.
+        # An AU made by a muscle's relaxation (facs.relaxed_muscles) is not made by that muscle contracting.
         (
             "AU26 lowers the jaw because the masseter contracts strongly and pulls the mandible down.",
             FACS[26],
@@ -388,6 +388,13 @@ def test_muscle_names_and_each_aus_own_muscles():
         {"zygomaticus minor"},
     ]
     assert muscles_named("the lip's levator and the frontal bone") == []  # no muscle's name
+    # what the muscles string says relaxes: "relaxation of A, B and C" up to a ";", "a relaxed B" alone
+    from augtext.facs import relaxed_muscles
+
+    assert relaxed_muscles(26) == {"masseter", "temporalis", "pterygoid"}
+    assert relaxed_muscles(33) == {"buccinator"}  # not the orbicularis oris that closes the lips
+    assert relaxed_muscles(43) == {"levator palpebrae superioris"}  # not the orbicularis oculi after the ";"
+    assert relaxed_muscles(12) == frozenset()
 
 
 def test_every_facs_visible_change_says_a_change_in_its_aus_direction():
