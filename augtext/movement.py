@@ -532,6 +532,12 @@ def states_own_movement(text: str, au: ActionUnit) -> bool:
     return (not moves or bool(moves[0].search(plain))) and (not parts or bool(parts[0].search(where)))
 
 
+def states_own_movement_in_words(text: str, au: ActionUnit) -> bool:
+    """`states_own_movement` without the words that say no direction (`_UNDIRECTED_RE`: a muscle's name, a pull):
+    "the zygomaticus major takes its name from the zygomatic bone" names AU12's muscle and states no movement."""
+    return states_own_movement(_UNDIRECTED_RE.sub(" ", text), au)
+
+
 # A muscle said to relax, rest, hold a part where it is or oppose ("the frontalis relaxes", "the orbicularis oris
 # keeps the lips shut", "its antagonist, the levator palpebrae") is not what the text credits the action to.
 _IDLE_RE = re.compile(

@@ -32,6 +32,7 @@ from augtext.movement import (
     names_itself,
     own_clauses,
     says_change,
+    states_own_movement_in_words,
     wrong_direction,
 )
 
@@ -618,13 +619,15 @@ _DONE_TO_FACE_RE = re.compile(
     r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?"
     r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin"
     r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*"
-    r"|massag\w*|pencil\w*)\b",
+    r"|massag\w*|(?:brow|eyebrow|eye|lip|kohl) pencils?)\b",
     re.IGNORECASE,
 )
-# A muscle's history rather than its action: its embryology, the origin of its name, what pierces it.
+# A muscle's history rather than its action: its embryology, the origin of its name, what pierces it. Off topic
+# unless the text also states the AU's own movement ("the zygomaticus major, which takes its name from the cheekbone,
+# pulls the lip corners up" is a description).
 _TRIVIA_RE = re.compile(
     r"\b(?:embryo\w*|mesoderm\w*|pharyngeal|branchial|etymolog\w*|(?:from|in) (?:the )?(?:greek|latin)\b"
-    r"|(?:takes?|took|gets?|got|derives?|derived) (?:its|their) names?|pierced by)",
+    r"|(?:takes?|took|gets?|got|derives?|derived) (?:its|their) names?|named from|pierced by)",
     re.IGNORECASE,
 )
 # A text whose subject is an animal ("A snake can open its mouth extremely wide ...", "Chipmunks stretch their cheek
@@ -651,7 +654,7 @@ _IDIOM_RE = re.compile(
     re.IGNORECASE,
 )
 # What names a face part and even a change without describing a facial action of a person.
-_NOT_AN_ACTION = (_DONE_TO_FACE_RE, _TRIVIA_RE, _ANIMAL_RE, _IDIOM_RE)
+_NOT_AN_ACTION = (_DONE_TO_FACE_RE, _ANIMAL_RE, _IDIOM_RE)
 
 
 @functools.cache
@@ -698,6 +701,8 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
     if names_other_au(text, au) or contrasts_itself(text, au):
         return "wrong_au"
     if not _topic_re(au).search(text) or any(r.search(text) for r in _NOT_AN_ACTION):
+        return "off_topic"
+    if _TRIVIA_RE.search(text) and not states_own_movement_in_words(text, au):
         return "off_topic"
     if not says_change(own_clauses(text, au), au):  # not only in clauses about another AU it names
         return "no_change"

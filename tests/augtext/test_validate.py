@@ -890,6 +890,14 @@ def test_what_is_done_to_a_face_is_off_topic(text, au):
     assert validate_description(text, FACS[au]) == "off_topic"
 
 
+def test_a_muscles_history_beside_its_action_and_a_pencil_thin_line_are_descriptions():
+    text = "The zygomaticus major, which takes its name from the cheekbone, pulls the lip corners up and back."
+    assert validate_description(text, FACS[12]) is None
+    text = "The corrugator supercilii, in Latin the wrinkler of the brow, draws the brows down and together."
+    assert validate_description(text, FACS[4]) is None
+    assert validate_description("The lips are pressed into a pencil-thin line, firm and pale.", FACS[24]) is None
+
+
 def test_an_animal_in_a_simile_or_a_word_said_is_no_subject():
     text = "Like a dog about to snarl, the upper lip is drawn up and the upper teeth are bared."
     assert validate_description(text, FACS[10]) is None
