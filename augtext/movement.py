@@ -548,14 +548,15 @@ _IDLE_RE = re.compile(
 )
 # A clause of its own: what one muscle does ("the lids close as the levator relaxes"); an appositive ("its lifting
 # muscle, the levator palpebrae superioris, relaxes") stays in its clause.
-_PIECE_RE = re.compile(r"[.;:!?()]+|\b(?:and|while|whereas|but|yet|so|as|because|when|whilst)\b", re.IGNORECASE)
+_PIECE_RE = re.compile(r"[.;:!?()]+|\b(?:and|while|whereas|but|yet|so|as|when|whilst)\b", re.IGNORECASE)
 
 
 def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     """Whether `text` credits `au`'s action to muscles FACS credits it not to: outside its negated and contrasting
     clauses, its clauses about other AUs it names (`own_clauses`) and its clauses where a muscle relaxes, holds a part
     or opposes (`_IDLE_RE`), it names muscles (`facs.MUSCLES`), none of them `au`'s own (`own_muscles`) or those of an
-    AU it names by code or FACS name ("together with the Cheek Raiser's orbicularis oculi, ..."), and no own muscle
+    AU it names by code or FACS name ("together with the Cheek Raiser's orbicularis oculi, ..."), nor, in a text that
+    states `au`'s movement, one at its own AU's work in a clause of its own (`_companions_work`), and no own muscle
     relaxes. "AU12: the risorius pulls the lip corners up" and "the corrugator lifts the inner brows" (AU1) do;
     "unlike the zygomaticus major, which pulls the corners up, the triangularis pulls them down" (AU15) does not.
     A muscle whose relaxation makes the AU (`facs.relaxed_muscles`) is its own only where the text says something
@@ -566,8 +567,14 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
         return False
     plain = NEGATED_RE.sub(" ", own_clauses(text, au))
     acting, idle = [], []
+    says_own = states_own_movement_in_words(plain, au)
     for piece in _PIECE_RE.split(plain):
-        (idle if _IDLE_RE.search(piece) else acting).extend(muscles_named(piece))
+        if _IDLE_RE.search(piece):
+            idle.extend(muscles_named(piece))
+        else:  # a companion's work is told in a clause of its own, commas included ("with the mentalis pushing the
+            # chin up, the lip corners are pulled down": AU15)
+            for part in piece.split(","):
+                acting.extend(m for m in muscles_named(part) if not (says_own and _companions_work(part, m, au)))
     if not acting:
         return False
     named = named_aus(text) | {code for code, other in FACS.items() if _own_name_re(other).search(text)}
@@ -576,6 +583,18 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     relaxed = frozenset() if _IDLE_RE.search(plain) else relaxed_muscles(au.code)
     allowed = (own - relaxed).union(*(own_muscles(code) for code in named))
     return not any(m & allowed for m in acting) and not any(m & own for m in idle)
+
+
+def _companions_work(piece: str, muscles: frozenset[str], au: ActionUnit) -> bool:
+    """Whether `piece` has `muscles` make another AU's movement and states none of `au`'s: in "the lip corners are
+    pulled up while the orbicularis oculi lifts the cheeks" (AU12) the "while" clause is the companion AU6 at work,
+    not a claim about what makes AU12 (the text must state AU12's movement elsewhere: `credits_other_muscle`)."""
+    if states_own_movement_in_words(piece, au):
+        return False
+    return any(
+        code != au.code and muscles & own_muscles(code) and states_own_movement_in_words(piece, other)
+        for code, other in FACS.items()
+    )
 
 
 def contrasted_aus(text: str) -> set[int]:

@@ -366,6 +366,22 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
         ("The jaw falls open as the masseter and temporalis let go.", FACS[26], None),
         ("In surprise the orbicularis oris relaxes so the lips part, and the frontalis lifts the brows.", AU25, None),
         ("The zygomaticus major pulls the corners up, beside the orbicularis oculi of the cheeks.", AU12, None),
+        # A companion's muscle at its own work, in a clause of its own, beside the AU's movement: context, not a credit
+        (
+            "The lip corners are pulled up while the orbicularis oculi lifts the cheeks and narrows the eyes.",
+            AU12,
+            None,
+        ),
+        ("In sadness the inner brows rise while the corrugator draws them together.", AU1, None),
+        ("With the mentalis pushing the chin up, the lip corners are pulled down into a pout.", AU15, None),
+        ("As the zygomaticus major lifts the lip corners, the cheeks rise and the lower lids bag.", FACS[6], None),
+        # ... but a muscle said to cause the AU's movement is credited with it
+        (
+            "The lips are pressed together because the mentalis pushes the lower lip up against the upper.",
+            FACS[24],
+            "wrong_muscle",
+        ),
+        ("The corrugator contracts, and the inner ends of the brows are lifted.", AU1, "wrong_muscle"),
         # An AU whose muscles have no name in the table (the tongue's) is not judged by muscle.
         ("The genioglossus pushes the tongue forward so that it shows between the lips.", FACS[19], None),
     ],
