@@ -298,3 +298,20 @@ def test_the_gates_rejections_carry_its_similarity():
     res = walk_pair([entry], 12, cap=5, lenient=False, gate=Gate())
     assert [t for _, _, t in res.kept] == [GOOD[0], GOOD[2]]
     assert res.rejected == [("k1", "other_au", GOOD[1], 0.55)]
+
+
+def test_a_wrong_muscle_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_server, tmp_path, capsys):
+    """An answer that credits the AU's right movement to the wrong muscle (what a model that mixes up its anatomy
+    writes) is dropped as `wrong_muscle`, counted in rejections.json and kept with its reason in rejected.parquet; the
+    good descriptions of the same answer are kept."""
+    wrong = [
+        "The risorius contracts and pulls the lip corners up into a broad smile.",
+        "The lip corners rise toward the cheekbones as the buccinator contracts.",
+    ]
+    llm_server.answer = lambda code, k: json.dumps([GOOD[0], wrong[0], GOOD[2], wrong[1], GOOD[1]])
+    rc, err = _run(llm_server, tmp_path, capsys)
+    assert rc == 0, err
+    assert _kept(tmp_path) == [GOOD[0], GOOD[2], GOOD[1]]
+    assert _rejected(tmp_path).get("wrong_muscle") == 2
+    rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
+    assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_muscle", t) for t in wrong)
