@@ -122,7 +122,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|depress",
     ),
     12: (
-        rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|zygomatic",
+        rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|high\b|higher|zygomatic",
         r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck",
     ),
     14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),
@@ -592,9 +592,18 @@ def _companions_work(piece: str, muscles: frozenset[str], au: ActionUnit) -> boo
     if states_own_movement_in_words(piece, au):
         return False
     return any(
-        code != au.code and muscles & own_muscles(code) and states_own_movement_in_words(piece, other)
+        code != au.code and muscles & own_muscles(code) and _moves_in_words(piece, other)
         for code, other in FACS.items()
     )
+
+
+def _moves_in_words(text: str, au: ActionUnit) -> bool:
+    """Whether `text` states `au`'s movement (MOVES, for an AU without one: `states_own_movement`), not counting the
+    words that say no direction, whatever part it names: "the frontalis raises the brows" is AU1's or AU2's work."""
+    moves = _MOVES_RE.get(au.code)
+    if not moves:
+        return states_own_movement_in_words(text, au)
+    return bool(moves[0].search(_reading(own_clauses(_UNDIRECTED_RE.sub(" ", text), au))[0]))
 
 
 def contrasted_aus(text: str) -> set[int]:

@@ -33,6 +33,9 @@ reference set:
   72 wrong facts under the AU (`wrong_fact`: the movement credited to a muscle that does not make it, or the own
   muscle moving the wrong way) and 20 off-domain (muscle trivia), written blind and measured once (d16176a: see the
   README); its misses gave the muscle rule and three more, so it is a development set for those.
+- blind55_answers.json: the 12 BP4D AUs in context (8 correct texts each, most naming a companion's, a look-alike's or
+  an antagonist's muscle beside the AU's, often without its code) and 19 rarer AUs with named muscles (4 each), 62
+  wrong facts and 20 off-domain, written blind and measured once (cdb8867: see the README).
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -69,6 +72,7 @@ SETS = (
     "blind52_answers",
     "blind53_answers",
     "blind54_answers",
+    "blind55_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

@@ -375,6 +375,18 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
         ("In sadness the inner brows rise while the corrugator draws them together.", AU1, None),
         ("With the mentalis pushing the chin up, the lip corners are pulled down into a pout.", AU15, None),
         ("As the zygomaticus major lifts the lip corners, the cheeks rise and the lower lids bag.", FACS[6], None),
+        # ... the companion's movement whatever part it names ("the brows": AU1's or AU2's), corners pulled high
+        (
+            "In surprise the jaw drops while the frontalis raises the brows and the levator palpebrae opens the eyes.",
+            FACS[26],
+            None,
+        ),
+        (
+            "The cheeks push up and the crow's feet deepen, as in a laugh where the zygomaticus major pulls the lip"
+            " corners high.",
+            FACS[6],
+            None,
+        ),
         # ... but a muscle said to cause the AU's movement is credited with it
         (
             "The lips are pressed together because the mentalis pushes the lower lip up against the upper.",
