@@ -735,7 +735,8 @@ MUSCLES: dict[str, str] = {
     "depressor supercilii": r"depressor supercilii",
     "procerus": r"procerus",
     "levator palpebrae superioris": r"levator palpebrae(?: superioris)?",
-    "orbicularis oculi": r"orbicularis oculi|pars (?:orbitalis|palpebralis)",
+    "orbicularis oculi, orbital part": r"pars orbitalis",
+    "orbicularis oculi, palpebral part": r"pars palpebralis",
     "orbicularis oris": r"orbicularis oris",
     "levator labii superioris alaeque nasi": r"levator labii superioris alaeque nasi|alaeque nasi",
     "levator labii superioris": r"levator labii superioris(?! alaeque)",
@@ -755,11 +756,17 @@ MUSCLES: dict[str, str] = {
     "digastric": r"digastrics?",
     "nasalis": r"nasalis",
     "depressor septi": r"depressor septi",
+    "sternocleidomastoid": r"sternocleidomastoids?|sternomastoids?",
+    "auricularis": r"auricular(?:is|es)(?: (?:anterior|superior|posterior))?|auricular muscles?",
+    "mylohyoid": r"mylohyoids?",
+    "geniohyoid": r"geniohyoids?",
 }
 """The facial and jaw muscles that the AUs' `muscles` strings name, each with the names a description calls it by
 (standard, Latin part and older names: "pars orbitalis", "caninus", "triangularis"). An AU's own muscles are those
 whose pattern its `muscles` string matches (`own_muscles`); a description that credits the AU to other muscles only
-is wrong (validate's `wrong_muscle`). The tongue's and "jaw muscles" are no names: AUs 19, 32, 36 and 37 have none."""
+is wrong (validate's `wrong_muscle`). The tongue's and "jaw muscles" are no names: AUs 19, 32, 36 and 37 have none.
+The last four make no AU (the neck's sternocleidomastoid, the ears' muscles, two jaw openers under the chin): credited
+with an AU's movement, they are always another muscle than its own."""
 
 MUSCLE_GROUPS: dict[str, tuple[str, ...]] = {
     r"zygomaticus(?! major| minor)": ("zygomaticus major", "zygomaticus minor"),
@@ -769,10 +776,31 @@ MUSCLE_GROUPS: dict[str, tuple[str, ...]] = {
         "zygomaticus minor",
     ),
     r"levator labii(?! superioris)": ("levator labii superioris alaeque nasi", "levator labii superioris"),
-    r"orbicularis(?! oculi| oris)": ("orbicularis oculi", "orbicularis oris"),
+    r"orbicularis oculi": ("orbicularis oculi, orbital part", "orbicularis oculi, palpebral part"),
+    r"orbicularis(?! oculi| oris)": (
+        "orbicularis oculi, orbital part",
+        "orbicularis oculi, palpebral part",
+        "orbicularis oris",
+    ),
 }
 """Names that stand for any of several `MUSCLES`: "the zygomaticus" for either zygomatic muscle, the old "quadratus
-labii superioris" for its three heads (AUs 9, 10 and 11), "the orbicularis" for either ring muscle."""
+labii superioris" for its three heads (AUs 9, 10 and 11), "the orbicularis oculi" for either of its parts (the orbital
+ring of AU6, the palpebral part in the lids of AU7, 43-45), "the orbicularis" for either ring muscle."""
+
+# A part of the orbicularis oculi named in words ("the orbital part of the orbicularis oculi", "orbicularis oculi,
+# palpebral portion", "the palpebral orbicularis") is that part: read as "pars orbitalis" / "pars palpebralis".
+_OCULI_PART_RES = tuple(
+    (
+        re.compile(
+            rf"\b(?:(?:the )?{part}(?:is)? (?:part|portion|fibres|fibers|ring|division|section|layer)s? of (?:the )?"
+            rf"orbicularis(?: oculi)?|orbicularis oculi,? \(?(?:pars )?{part}(?:is)?(?: (?:part|portion))?\)?"
+            rf"|{part} orbicularis(?: oculi)?)",
+            re.IGNORECASE,
+        ),
+        f"pars {part}is",
+    )
+    for part in ("orbital", "palpebral")
+)
 
 MUSCLE_RE = re.compile(
     "|".join(
@@ -786,6 +814,8 @@ MUSCLE_RE = re.compile(
 def muscles_named(text: str) -> list[frozenset[str]]:
     """The `MUSCLES` a text names, one set per mention (a group name: every muscle it may stand for)."""
     names, groups = list(MUSCLES), list(MUSCLE_GROUPS.values())
+    for part_re, pars in _OCULI_PART_RES:
+        text = part_re.sub(pars, text)
     out = []
     for match in MUSCLE_RE.finditer(text):
         key = match.lastgroup or ""

@@ -339,6 +339,22 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
         ("The buccinator tightens the lips, narrowing the red of the lips.", FACS[23], "wrong_muscle"),
         ("Contraction of the risorius deepens the nasolabial furrow in its middle.", FACS[11], "wrong_muscle"),
         ("The orbicularis draws the lip corners up toward the cheekbones.", AU12, "wrong_muscle"),  # either ring
+        # ... the orbicularis oculi's other part; a muscle that makes no AU
+        (
+            "The palpebral part of the orbicularis oculi lifts the cheeks and forms crow's feet.",
+            FACS[6],
+            "wrong_muscle",
+        ),
+        (
+            "The lids tighten as the orbital part of the orbicularis oculi contracts, narrowing the eye.",
+            FACS[7],
+            "wrong_muscle",
+        ),
+        (
+            "The neck tightens into vertical cords through contraction of the sternocleidomastoid.",
+            FACS[21],
+            "wrong_muscle",
+        ),
         # ... by any of its names, old or Latin; a name that stands for several muscles counts for each of them
         ("The pars orbitalis of the orbicularis oculi pulls the cheeks up, bagging the lower lids.", FACS[6], None),
         ("The triangularis draws the corners of the mouth down and out.", AU15, None),
@@ -410,7 +426,24 @@ def test_muscle_names_and_each_aus_own_muscles():
     assert own_muscles(10) == {"levator labii superioris"}  # not AU9's longer name
     assert own_muscles(26) == {"masseter", "temporalis", "pterygoid"} and own_muscles(19) == frozenset()
     assert all(own_muscles(code) <= set(MUSCLES) for code in FACS)
-    assert {m for code in FACS for m in own_muscles(code)} == set(MUSCLES)  # no muscle of the table is no AU's
+    # every muscle of the table is some AU's, but the four that make none (a neck, ear and two jaw muscles)
+    assert set(MUSCLES) - {m for code in FACS for m in own_muscles(code)} == {
+        "sternocleidomastoid",
+        "auricularis",
+        "mylohyoid",
+        "geniohyoid",
+    }
+    # the orbicularis oculi's parts: the orbital ring is AU6's, the palpebral part in the lids AU7's; unnamed, either
+    orbital, palpebral = "orbicularis oculi, orbital part", "orbicularis oculi, palpebral part"
+    assert own_muscles(6) == {orbital} and own_muscles(7) == {palpebral} and own_muscles(46) == {orbital, palpebral}
+    for text, part in [
+        ("the orbital part of the orbicularis oculi", orbital),
+        ("orbicularis oculi, palpebral portion", palpebral),
+        ("the palpebral orbicularis", palpebral),
+        ("the orbicularis oculi (pars orbitalis)", orbital),
+    ]:
+        assert muscles_named(text) == [{part}], text
+    assert muscles_named("the orbicularis oculi") == [{orbital, palpebral}]
     assert muscles_named("the zygomaticus, then the zygomaticus minor") == [
         {"zygomaticus major", "zygomaticus minor"},
         {"zygomaticus minor"},
