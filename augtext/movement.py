@@ -135,7 +135,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|hang|slack",
     ),
     18: (
-        r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push",
+        r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|medial|toward the (?:midline|middle|cent)",
         rf"stretch|sideways|thin|tighten|{_ROLLED_IN}",
     ),
     20: (
@@ -428,18 +428,22 @@ def contrasts_itself(text: str, au: ActionUnit) -> bool:
 def own_clauses(text: str, au: ActionUnit) -> str:
     """`text` without the clauses about another AU it names by code: a clause that names another AU and not `au`
     ("AU16 pulls the lower lip down", "unlike AU12"), with the relative clause that follows it ("which pulls the
-    lip corners up"). A clause that names `au` loses its contrast opener: in "AU16 pulls the lower lip down, whereas
-    AU17 pushes it up" the "whereas" clause is the text's own. Unchanged when the text names no other AU."""
+    lip corners up"). A clause that names `au`, or names no AU but `au`'s own muscle at work, loses its contrast
+    opener: in "AU16 pulls the lower lip down, whereas AU17 pushes it up" the "whereas" clause is the text's own, as
+    in "AU15 and AU17 co-occur, but the mentalis pushes the chin up, whereas the triangularis pulls the corners down".
+    Unchanged when the text names no other AU."""
     if not named_aus(text) - {au.code}:
         return text
     kept, foreign = [], False
+    own = own_muscles(au.code)
     for clause in _CLAUSE_RE.split(text):
         codes = named_aus(clause)
         if codes and au.code not in codes or foreign and _RELATIVE_RE.match(clause):
             foreign = True
             continue
         foreign = False
-        kept.append(_CONTRAST_OPENER_RE.sub("", clause).strip() if au.code in codes else clause)
+        mine = au.code in codes or not codes and any(m & own for m in muscles_named(clause))
+        kept.append(_CONTRAST_OPENER_RE.sub("", clause).strip() if mine else clause)
     return ", ".join(c for c in kept if c)
 
 

@@ -309,6 +309,19 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
             None,
         ),
         ("The orbicularis oculi pulls the skin around the eye inward and may lower the brows slightly.", FACS[6], None),
+        # A "whereas" clause with the AU's own muscle at work is the text's own, not a contrast.
+        (
+            "AU15 and AU17 co-occur, but the mentalis pushes the lower lip up, whereas the triangularis pulls"
+            " the corners down.",
+            AU15,
+            None,
+        ),
+        (
+            "AU18 works against AU20: the risorius stretches the corners outward, whereas the incisivus muscles"
+            " pull them toward the midline.",
+            FACS[18],
+            None,
+        ),
         # Lips rolled in over the teeth are the opposite of a funnel or a pucker.
         ("The lips are rolled inward over the teeth until their red parts disappear.", FACS[22], "wrong_direction"),
         ("The lips are sucked in and rolled over the teeth, thinning the mouth.", FACS[18], "wrong_direction"),
