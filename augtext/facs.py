@@ -730,7 +730,8 @@ def scored_as(code: int) -> int:
 
 
 MUSCLES: dict[str, str] = {
-    "frontalis": r"(?:occipito-?)?frontalis",
+    "frontalis, medial part": r"frontalis pars medialis",
+    "frontalis, lateral part": r"frontalis pars lateralis",
     "corrugator supercilii": r"corrugators?(?: supercilii)?",
     "depressor supercilii": r"depressor supercilii",
     "procerus": r"procerus",
@@ -769,6 +770,7 @@ The last four make no AU (the neck's sternocleidomastoid, the ears' muscles, two
 with an AU's movement, they are always another muscle than its own."""
 
 MUSCLE_GROUPS: dict[str, tuple[str, ...]] = {
+    r"(?:occipito-?)?frontalis": ("frontalis, medial part", "frontalis, lateral part"),
     r"zygomaticus(?! major| minor)": ("zygomaticus major", "zygomaticus minor"),
     r"quadratus labii superioris": (
         "levator labii superioris alaeque nasi",
@@ -783,10 +785,26 @@ MUSCLE_GROUPS: dict[str, tuple[str, ...]] = {
         "orbicularis oris",
     ),
 }
-"""Names that stand for any of several `MUSCLES`: "the zygomaticus" for either zygomatic muscle, the old "quadratus
-labii superioris" for its three heads (AUs 9, 10 and 11), "the orbicularis oculi" for either of its parts (the orbital
-ring of AU6, the palpebral part in the lids of AU7, 43-45), "the orbicularis" for either ring muscle."""
+"""Names that stand for any of several `MUSCLES`: "the frontalis" for either of its parts (the medial part of AU1, the
+lateral part of AU2), "the zygomaticus" for either zygomatic muscle, the old "quadratus labii superioris" for its three
+heads (AUs 9, 10 and 11), "the orbicularis oculi" for either of its parts (the orbital ring of AU6, the palpebral part
+in the lids of AU7, 43-45), "the orbicularis" for either ring muscle."""
 
+# A part of the frontalis named in words ("the medial part of the frontalis", "frontalis, pars lateralis", "the outer
+# frontalis") is that part: read as "frontalis pars medialis" / "frontalis pars lateralis".
+_FRONTALIS = r"(?:occipito-?)?frontalis"
+_FRONTALIS_PART_RES = tuple(
+    (
+        re.compile(
+            rf"\b(?:(?:the )?(?:{words}) (?:part|portion|fibres|fibers|belly|section|half)s? of (?:the )?"
+            rf"{_FRONTALIS}|pars {latin} of (?:the )?{_FRONTALIS}|{_FRONTALIS},? \(?(?:pars )?(?:{latin}|{words})"
+            rf"(?: (?:part|portion|fibres|fibers))?\b(?! (?:to|of)\b)\)?|(?:{words}) {_FRONTALIS})",
+            re.IGNORECASE,
+        ),
+        f"frontalis pars {latin}",
+    )
+    for words, latin in (("medial|inner|central|middle", "medialis"), ("lateral|outer", "lateralis"))
+)
 # A part of the orbicularis oculi named in words ("the orbital part of the orbicularis oculi", "orbicularis oculi,
 # palpebral portion", "the palpebral orbicularis") is that part: read as "pars orbitalis" / "pars palpebralis".
 _OCULI_PART_RES = tuple(
@@ -814,7 +832,7 @@ MUSCLE_RE = re.compile(
 def muscles_named(text: str) -> list[frozenset[str]]:
     """The `MUSCLES` a text names, one set per mention (a group name: every muscle it may stand for)."""
     names, groups = list(MUSCLES), list(MUSCLE_GROUPS.values())
-    for part_re, pars in _OCULI_PART_RES:
+    for part_re, pars in (*_FRONTALIS_PART_RES, *_OCULI_PART_RES):
         text = part_re.sub(pars, text)
     out = []
     for match in MUSCLE_RE.finditer(text):

@@ -368,6 +368,15 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
             FACS[21],
             "wrong_muscle",
         ),
+        # ... the frontalis's other part: its medial part makes AU1, its lateral part AU2; "the frontalis" either
+        ("The lateral part of the frontalis lifts the inner ends of the brows upward.", AU1, "wrong_muscle"),
+        ("The medial frontalis lifts the tails of the eyebrows upward at the sides.", FACS[2], "wrong_muscle"),
+        ("The frontalis lifts the inner ends of the brows upward.", AU1, None),
+        (
+            "The outer brows rise as the lateral frontalis contracts, while the medial frontalis stays at rest.",
+            FACS[2],
+            None,
+        ),
         # ... by any of its names, old or Latin; a name that stands for several muscles counts for each of them
         ("The pars orbitalis of the orbicularis oculi pulls the cheeks up, bagging the lower lids.", FACS[6], None),
         ("The triangularis draws the corners of the mouth down and out.", AU15, None),
@@ -457,6 +466,17 @@ def test_muscle_names_and_each_aus_own_muscles():
     ]:
         assert muscles_named(text) == [{part}], text
     assert muscles_named("the orbicularis oculi") == [{orbital, palpebral}]
+    medial, lateral = "frontalis, medial part", "frontalis, lateral part"
+    assert own_muscles(1) == {medial} and own_muscles(2) == {lateral}
+    for text, part in [
+        ("the medial part of the frontalis", medial),
+        ("frontalis, pars lateralis", lateral),
+        ("the outer frontalis", lateral),
+        ("the central fibres of the frontalis", medial),
+    ]:
+        assert muscles_named(text) == [{part}], text
+    assert muscles_named("the occipitofrontalis") == [{medial, lateral}]
+    assert muscles_named("the frontalis, lateral to the corrugator")[0] == {medial, lateral}  # where it lies
     assert muscles_named("the zygomaticus, then the zygomaticus minor") == [
         {"zygomaticus major", "zygomaticus minor"},
         {"zygomaticus minor"},
