@@ -22,6 +22,7 @@ Which codes are here (the choice, and why):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -841,12 +842,14 @@ def muscles_named(text: str) -> list[frozenset[str]]:
     return out
 
 
+@functools.cache
 def own_muscles(code: int) -> frozenset[str]:
     """The `MUSCLES` that FACS credits AU `code` to (those its `muscles` string names; empty where it names none),
     relaxing ones (`relaxed_muscles`) included."""
     return frozenset().union(*muscles_named(FACS[code].muscles)) if code in FACS else frozenset()
 
 
+@functools.cache
 def relaxed_muscles(code: int) -> frozenset[str]:
     """The own muscles whose *relaxation* makes AU `code`, as its `muscles` string says ("relaxation of masseter,
     temporalis and internal pterygoid", "a relaxed buccinator"): a text crediting the AU to one of them contracting

@@ -607,7 +607,7 @@ def _moves_in_words(text: str, au: ActionUnit) -> bool:
     moves = _MOVES_RE.get(au.code)
     if not moves:
         return states_own_movement_in_words(text, au)
-    return bool(moves[0].search(_reading(own_clauses(_UNDIRECTED_RE.sub(" ", text), au))[0]))
+    return bool(moves[0].search(_own_reading(_UNDIRECTED_RE.sub(" ", text), au)[0]))
 
 
 def contrasted_aus(text: str) -> set[int]:
