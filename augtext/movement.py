@@ -589,11 +589,21 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     return not any(m & allowed for m in acting) and not any(m & own for m in idle)
 
 
+# An expression named as the setting ("in a Duchenne smile", "during a frown"): where, not what the clause's muscle does.
+_SETTING_RE = re.compile(
+    r"\b(?:in|during|with|within|for|of)\s+(?:(?:a|an|the|this|that|such|his|her|their|its)\s+)?(?:[\w-]+\s+){0,2}?"
+    r"(?:smile|grin|laugh|frown|scowl|pout|sneer|grimace|expression|display)s?\b",
+    re.IGNORECASE,
+)
+
+
 def _companions_work(piece: str, muscles: frozenset[str], au: ActionUnit) -> bool:
     """Whether `piece` has `muscles` make another AU's movement and states none of `au`'s: in "the lip corners are
     pulled up while the orbicularis oculi lifts the cheeks" (AU12) the "while" clause is the companion AU6 at work,
-    not a claim about what makes AU12 (the text must state AU12's movement elsewhere: `credits_other_muscle`)."""
-    if states_own_movement_in_words(piece, au):
+    not a claim about what makes AU12 (the text must state AU12's movement elsewhere: `credits_other_muscle`). An
+    expression named as the clause's setting ("in a Duchenne smile the orbicularis oculi crinkles the eyes") is not
+    `au`'s movement stated there."""
+    if states_own_movement_in_words(_SETTING_RE.sub(" ", piece), au):
         return False
     return any(
         code != au.code and muscles & own_muscles(code) and _moves_in_words(piece, other)
