@@ -589,7 +589,7 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     return not any(m & allowed for m in acting) and not any(m & own for m in idle)
 
 
-# An expression named as the setting ("in a Duchenne smile", "during a frown"): where, not what the clause's muscle does.
+# An expression named as the setting ("in a Duchenne smile", "during a frown"): where, not what its muscle does.
 _SETTING_RE = re.compile(
     r"\b(?:in|during|with|within|for|of)\s+(?:(?:a|an|the|this|that|such|his|her|their|its)\s+)?(?:[\w-]+\s+){0,2}?"
     r"(?:smile|grin|laugh|frown|scowl|pout|sneer|grimace|expression|display)s?\b",

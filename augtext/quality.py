@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from augtext.facs import FACS, ActionUnit, scored_as
+from augtext.levels import LEVEL_WORD
 from augtext.movement import contrasted_aus, has_movement_words, own_clauses, states_own_movement
 from augtext.validate import named_aus
 
@@ -116,7 +117,7 @@ def default_embedder(model: str | None = None) -> TextEmbedder:
 _LABEL_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*\d{1,2}\b(?:\s*\([^)]{0,60}\))?\s*:?", re.IGNORECASE)
 
 
-_LEVEL_WORD = r"(?:trace|slight|marked|pronounced|severe|extreme|maximum|maximal)"
+_LEVEL_WORD = LEVEL_WORD
 # The intensity level a text starts with, as the intensity prompt asks ("At level B (slight) of AU4,", "Level C:",
 # "A (trace):", "At trace intensity (A),", "Scored at E,", "E - maximum:"): a letter only with a level's context.
 _LEVEL_LEAD_RE = re.compile(

@@ -23,6 +23,7 @@ import re
 import unicodedata
 
 from augtext.facs import ActionUnit
+from augtext.levels import contradicts_level
 from augtext.movement import (
     _AU_CODE_RE,
     NEGATED_RE,
@@ -54,6 +55,7 @@ TEXT_REASONS = (
     "no_change",
     "wrong_direction",
     "wrong_muscle",
+    "wrong_level",
 )
 """Why one description is dropped, in the order `validate_description` checks them. `markup`: code, JSON or markup
 fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs). `no_change`: on topic but says
@@ -62,7 +64,8 @@ is used for breathing."). `wrong_direction`: states the AU's opposite movement a
 are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVES), or names only the part of the
 face a lookalike moves ("the upper eyelids are raised" sent as AU6; see PARTS). `wrong_muscle`: credits the AU to
 muscles FACS does not credit it to and to none of its own ("the corrugator lifts the inner brows" sent as AU1; see
-movement.credits_other_muscle)."""
+movement.credits_other_muscle). `wrong_level`: states one FACS intensity level and describes the other end of
+the scale ("At level A (trace), the lip corners are pulled up as far as possible"; see levels.contradicts_level)."""
 GATE_REASONS = ("far_from_au", "other_au")
 """Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
 too far from its own AU's FACS reference, or nearer to other AUs than to its own."""
@@ -710,6 +713,8 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "wrong_direction"
     if credits_other_muscle(text, au):
         return "wrong_muscle"
+    if contradicts_level(text):
+        return "wrong_level"
     return None
 
 

@@ -36,6 +36,11 @@ reference set:
 - blind55_answers.json: the 12 BP4D AUs in context (8 correct texts each, most naming a companion's, a look-alike's or
   an antagonist's muscle beside the AU's, often without its code) and 19 rarer AUs with named muscles (4 each), 62
   wrong facts and 20 off-domain, written blind and measured once (cdb8867: see the README).
+- blind56_answers.json: the intensity style for 16 AUs, 6 correct texts each (levels A-E and a range, the level
+  stated at the start, in the middle, at the end or in words), 56 wrong facts (`wrong_level`: the AU's movement at a
+  degree the level stated contradicts, or the scale misstated) and 12 off-domain (about intensity scoring), written
+  blind and measured once (943bb0c and the first level rule: see the README); its misses then gave the rule's level
+  phrases, so it is a development set for those.
 
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
@@ -73,6 +78,7 @@ SETS = (
     "blind53_answers",
     "blind54_answers",
     "blind55_answers",
+    "blind56_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

@@ -1,0 +1,79 @@
+"""FACS intensity levels in a description: which level it states, and whether what it describes contradicts it.
+
+FACS scores an AU's intensity in five levels, A (trace) to E (maximum). The intensity prompt asks an LLM to start each
+sentence with its level, and a small model often states one level and describes another: "At level A (trace), the
+lip corners are pulled up as far as possible", "Level E: the brows barely move". The movement is the AU's, so no
+other rule sees it, but the sentence says something false about the scale.
+"""
+
+from __future__ import annotations
+
+import re
+
+from augtext.movement import NEGATED_RE
+
+LEVELS = {"A": "trace", "B": "slight", "C": "marked", "D": "severe", "E": "maximum"}
+"""FACS's intensity levels and the word each is named by (Ekman, Friesen & Hager 2002)."""
+
+LEVEL_WORD = r"(?:trace|slight|marked|pronounced|severe|extreme|maximum|maximal)"
+"""A word that names an intensity level ("at trace intensity", "B (slight)"), in a regular expression."""
+
+_WORD_LEVEL = {"pronounced": "C", "extreme": "D", "maximal": "E", **{word: level for level, word in LEVELS.items()}}
+
+# A level letter only in a level's context, upper case: "level B", "intensity (D)", "a C-level", "(E)", "scored as an
+# A", "B:" or "At E," at the start, "at D", "at A to ...".
+_LETTER_RES = (
+    re.compile(r"\b[Ll]evel\s+\(?([A-E])\)?(?![\w'])"),
+    re.compile(r"\b[Ii]ntensity\s+\(?([A-E])\)?(?![\w'])"),
+    re.compile(r"(?<![\w'])([A-E])[\s-]+(?:level|intensity)\b"),
+    re.compile(r"\(([A-E])\)"),
+    re.compile(r"\b(?:[Ss]cor|[Cc]od|[Rr]at)(?:ed|es?|ing)\s+(?:(?:as|at|an?)\s+)*([A-E])(?![\w'])"),
+    re.compile(r"^\s*(?:[Aa]t\s+)?([A-E])\s*(?=[(:,\u2013\u2014-])"),
+    re.compile(r"\b[Aa]t\s+([B-E])(?![\w'])"),
+    re.compile(r"\b[Aa]t\s+(A)(?=\s*(?:[,;:.)\u2013\u2014]|$|\s(?:to|and|or|through)\b))"),  # not "at a slant"
+)
+# A level named in words only: "at trace intensity", "at the maximum level".
+_NAMED_LEVEL_RE = re.compile(
+    rf"\b(?:at|with|for)\s+(?:(?:the|its|a|an)\s+)?({LEVEL_WORD})\s+(?:level|intensity)\b", re.IGNORECASE
+)
+# The level phrase itself, whose words say the level, not the degree described: "(trace)", "(D - severe)", "at
+# maximum intensity", "level E".
+_LEVEL_PHRASE_RE = re.compile(
+    rf"\((?:[A-E]\b[^)]*|{LEVEL_WORD}[^)]*)\)|\b{LEVEL_WORD}\s+(?:level|intensity)\b|\b(?:level|intensity)\s+\(?[A-E]\)?",
+    re.IGNORECASE,
+)
+_WEAK_RE = re.compile(
+    r"\b(?:traces?|barely|hardly|scarcely|faint\w*|slight\w*|subtle|subtly|minimal\w*|a little|a bit|hint|mild\w*"
+    r"|weak\w*|gentle|gently|imperceptibl\w*|almost invisible|only just"
+    r"|just (?:visible|perceptible|noticeable|detectable))\b",
+    re.IGNORECASE,
+)
+_STRONG_RE = re.compile(
+    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong\w*|severe\w*|intense\w*|dramatic\w*|forceful\w*|deep\w*"
+    r"|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard|firm|firmly|tightly|heav\w+|massive\w*"
+    r"|exaggerated|utmost|highest|greatest"
+    r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?))\b",
+    re.IGNORECASE,
+)
+
+
+def stated_levels(text: str) -> set[str]:
+    """The intensity levels `text` states ("At level B (slight) ...": {"B"}), by letter in a level's context, else by a
+    level's name ("at trace intensity": {"A"})."""
+    found = {m.group(1) for pattern in _LETTER_RES for m in pattern.finditer(text)}
+    return found or {_WORD_LEVEL[m.group(1).lower()] for m in _NAMED_LEVEL_RE.finditer(text)}
+
+
+def contradicts_level(text: str) -> bool:
+    """Whether `text` states one intensity level and describes the other end of the scale: a trace or slight level
+    (A, B) with only strong degree words ("as far as possible", "deep", "fully", "the strongest"), or a severe or
+    maximum one (D, E) with only weak ones ("barely", "faint", "a trace"). Words in negated and contrasting clauses
+    do not count ("unlike the faint trace of level A, ..."), nor the level phrase's own; a text naming several levels
+    (a range, a comparison) or a degree of both kinds ("pressed hard; only a faint line remains") is not judged."""
+    levels = stated_levels(text)
+    if len(levels) != 1:
+        return False
+    body = NEGATED_RE.sub(" ", _LEVEL_PHRASE_RE.sub(" ", text))
+    weak, strong = bool(_WEAK_RE.search(body)), bool(_STRONG_RE.search(body))
+    level = next(iter(levels))
+    return (level in "AB" and strong and not weak) or (level in "DE" and weak and not strong)
