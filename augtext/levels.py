@@ -21,7 +21,7 @@ LEVEL_WORD = r"(?:trace|slight|marked|pronounced|severe|extreme|maximum|maximal)
 _WORD_LEVEL = {"pronounced": "C", "extreme": "D", "maximal": "E", **{word: level for level, word in LEVELS.items()}}
 
 # A level letter only in a level's context, upper case: "level B", "intensity (D)", "a C-level", "(E)", "scored as an
-# A", "B:" or "At E," at the start, "at D", "at A to ...".
+# A", "B:" or "At E," at the start, "at D".
 _LETTER_RES = (
     re.compile(r"\b[Ll]evel\s+\(?([A-E])\)?(?![\w'])"),
     re.compile(r"\b[Ii]ntensity\s+\(?([A-E])\)?(?![\w'])"),
@@ -29,17 +29,25 @@ _LETTER_RES = (
     re.compile(r"\(([A-E])\)"),
     re.compile(r"\b(?:[Ss]cor|[Cc]od|[Rr]at)(?:ed|es?|ing)\s+(?:(?:as|at|an?)\s+)*([A-E])(?![\w'])"),
     re.compile(r"^\s*(?:[Aa]t\s+)?([A-E])\s*(?=[(:,\u2013\u2014-])"),
-    re.compile(r"\b[Aa]t\s+([B-E])(?![\w'])"),
-    re.compile(r"\b[Aa]t\s+(A)(?=\s*(?:[,;:.)\u2013\u2014]|$|\s(?:to|and|or|through)\b))"),  # not "at a slant"
+    re.compile(r"\b[Aa]t\s+([A-E])(?![\w'\u2019])"),  # a capital A mid-sentence is no article
 )
-# A level named in words only: "at trace intensity", "at the maximum level".
+# A level named in words only: "at trace intensity", "at the maximum level", "at its maximum".
 _NAMED_LEVEL_RE = re.compile(
-    rf"\b(?:at|with|for)\s+(?:(?:the|its|a|an)\s+)?({LEVEL_WORD})\s+(?:level|intensity)\b", re.IGNORECASE
+    rf"\b(?:at|with|for)\s+(?:(?:the|its|their|a|an)\s+)?({LEVEL_WORD})\s+(?:level|intensity)\b"
+    r"|\bat\s+(?:its|their)\s+(maximum|maximal)\b",
+    re.IGNORECASE,
 )
 # The level phrase itself, whose words say the level, not the degree described: "(trace)", "(D - severe)", "at
 # maximum intensity", "level E".
 _LEVEL_PHRASE_RE = re.compile(
-    rf"\((?:[A-E]\b[^)]*|{LEVEL_WORD}[^)]*)\)|\b{LEVEL_WORD}\s+(?:level|intensity)\b|\b(?:level|intensity)\s+\(?[A-E]\)?",
+    rf"\((?:[A-E]\b[^)]*|{LEVEL_WORD}[^)]*)\)|\b{LEVEL_WORD}\s+(?:level|intensity)\b|\b(?:level|intensity)\s+\(?[A-E]\)?"
+    rf"|\b{LEVEL_WORD}[\s,]*(?=\(?[A-E]\b)|\b(?:at|with|for)\s+(?:its|their)\s+(?:maximum|maximal)\b",
+    re.IGNORECASE,
+)
+# A part hidden by a strong action ("the eyes nearly closed, the iris barely visible"): not a faint change.
+_HIDDEN_PART_RE = re.compile(
+    r"\b(?:iris(?:es)?|pupils?|whites?|sclera|eyes?|eyeballs?|(?:upper |lower )?(?:eye)?lids?|teeth|lips?|red)\b"
+    r"[^.,;:]{0,20}?\b(?:barely|hardly|scarcely) (?:visible|seen|shows?|showing)\b",
     re.IGNORECASE,
 )
 _WEAK_RE = re.compile(
@@ -61,7 +69,7 @@ def stated_levels(text: str) -> set[str]:
     """The intensity levels `text` states ("At level B (slight) ...": {"B"}), by letter in a level's context, else by a
     level's name ("at trace intensity": {"A"})."""
     found = {m.group(1) for pattern in _LETTER_RES for m in pattern.finditer(text)}
-    return found or {_WORD_LEVEL[m.group(1).lower()] for m in _NAMED_LEVEL_RE.finditer(text)}
+    return found or {_WORD_LEVEL[(m.group(1) or m.group(2)).lower()] for m in _NAMED_LEVEL_RE.finditer(text)}
 
 
 def contradicts_level(text: str) -> bool:
@@ -73,7 +81,7 @@ def contradicts_level(text: str) -> bool:
     levels = stated_levels(text)
     if len(levels) != 1:
         return False
-    body = NEGATED_RE.sub(" ", _LEVEL_PHRASE_RE.sub(" ", text))
+    body = NEGATED_RE.sub(" ", _HIDDEN_PART_RE.sub(" ", _LEVEL_PHRASE_RE.sub(" ", text)))
     weak, strong = bool(_WEAK_RE.search(body)), bool(_STRONG_RE.search(body))
     level = next(iter(levels))
     return (level in "AB" and strong and not weak) or (level in "DE" and weak and not strong)

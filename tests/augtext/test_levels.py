@@ -19,6 +19,8 @@ from augtext.validate import validate_description
         ("At trace intensity the corners lift a hair.", {"A"}),
         ("At the maximum level the jaw hangs wide open.", {"E"}),
         ("From a faint trace at A to deep furrows at E, the brows knit.", {"A", "E"}),
+        ("The nose wrinkler at A raises the upper lip.", {"A"}),
+        ("At its maximum the jaw hangs open.", {"E"}),
         # the article "a" and a capital at a sentence's start are no levels
         ("A faint tug lifts the lip corners a little.", set()),
         ("The lip corners are pulled up at a slant.", set()),
@@ -39,6 +41,10 @@ def test_the_level_a_text_states(text, levels):
         "The lips are pressed together with maximal force, which FACS scores as an A.",
         "At trace intensity the cheeks are pushed up as high as they can go, with very deep crow's feet.",
         "D (severe) - the nose wrinkles only a little, a faint line on its bridge.",
+        # the level's own name beside its letter is no degree: "a slight, B-level ...", "a severe, D-level ..."
+        "A slight, B-level raise pulls the lip corners up as far as they go.",
+        "The corners rise a little, barely noticeable: a severe, D-level smile.",
+        "At its maximum, the smile lifts the corners so faintly that the change is hardly visible.",
     ],
 )
 def test_a_level_contradicted_by_the_degree_described(text):
@@ -58,6 +64,8 @@ def test_a_level_contradicted_by_the_degree_described(text):
         "Level B (slight): the lids droop but do not close fully.",  # a denied degree is not the one described
         "At level B (slight), a small tension shows along the lid margins as the lower lid begins to tighten.",
         "The lip corners are pulled up as far as they go.",  # no level stated: nothing to contradict
+        # a part hidden by a strong action is not a faint change
+        "At E the lids are squeezed shut, the iris barely visible between them.",
     ],
 )
 def test_a_level_the_text_agrees_with(text):

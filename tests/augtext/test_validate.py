@@ -413,7 +413,7 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
         ("In sadness the inner brows rise while the corrugator draws them together.", AU1, None),
         # ... an expression named as the clause's setting is not the AU's movement stated there
         ("In a Duchenne smile the orbicularis oculi crinkles the eyes as the lip corners rise.", AU12, None),
-        ("The lip corners are pulled up as the orbicularis oculi raises the cheeks during a genuine smile.", AU12, None),
+        ("The lip corners are pulled up as the orbicularis oculi raises the cheeks in a genuine smile.", AU12, None),
         ("In a Duchenne smile the orbicularis oculi pulls the lip corners up.", AU12, "wrong_muscle"),
         ("With the mentalis pushing the chin up, the lip corners are pulled down into a pout.", AU15, None),
         ("As the zygomaticus major lifts the lip corners, the cheeks rise and the lower lids bag.", FACS[6], None),
