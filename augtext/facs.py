@@ -791,34 +791,39 @@ lateral part of AU2), "the zygomaticus" for either zygomatic muscle, the old "qu
 heads (AUs 9, 10 and 11), "the orbicularis oculi" for either of its parts (the orbital ring of AU6, the palpebral part
 in the lids of AU7, 43-45), "the orbicularis" for either ring muscle."""
 
-# A part of the frontalis named in words ("the medial part of the frontalis", "frontalis, pars lateralis", "the outer
-# frontalis") is that part: read as "frontalis pars medialis" / "frontalis pars lateralis".
-_FRONTALIS = r"(?:occipito-?)?frontalis"
-_FRONTALIS_PART_RES = tuple(
-    (
-        re.compile(
-            rf"\b(?:(?:the )?(?:{words}) (?:part|portion|fibres|fibers|belly|section|half)s? of (?:the )?"
-            rf"{_FRONTALIS}|pars {latin} of (?:the )?{_FRONTALIS}|{_FRONTALIS},? \(?(?:pars )?(?:{latin}|{words})"
-            rf"(?: (?:part|portion|fibres|fibers))?\b(?! (?:to|of)\b)\)?|(?:{words}) {_FRONTALIS})",
-            re.IGNORECASE,
-        ),
-        f"frontalis pars {latin}",
+_PART_NOUNS = r"(?:part|portion|fibres|fibers|belly|section|half|ring|division|layer)s?"
+
+
+def _part_res(muscle: str, parts: tuple[tuple[str, str], ...], read_as: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """Patterns of a part of `muscle` named in words ("the medial part of the frontalis", "pars lateralis of the
+    frontalis", "frontalis, pars lateralis", "orbicularis oculi (palpebral portion)", "the outer frontalis"), each
+    with what it is read as: `read_as` filled with the part's Latin word. `parts`: (its words, its Latin word)."""
+    return tuple(
+        (
+            re.compile(
+                rf"\b(?:(?:the )?(?:{words}) {_PART_NOUNS} of (?:the )?{muscle}|pars {latin} of (?:the )?{muscle}"
+                rf"|{muscle},? \(?(?:pars )?(?:{latin}|{words})(?: (?:part|portion|fibres|fibers))?\b"
+                rf"(?! (?:to|of)\b)\)?"
+                rf"|(?:{words}) {muscle})",
+                re.IGNORECASE,
+            ),
+            read_as.format(latin),
+        )
+        for words, latin in parts
     )
-    for words, latin in (("medial|inner|central|middle", "medialis"), ("lateral|outer", "lateralis"))
-)
-# A part of the orbicularis oculi named in words ("the orbital part of the orbicularis oculi", "orbicularis oculi,
-# palpebral portion", "the palpebral orbicularis") is that part: read as "pars orbitalis" / "pars palpebralis".
-_OCULI_PART_RES = tuple(
-    (
-        re.compile(
-            rf"\b(?:(?:the )?{part}(?:is)? (?:part|portion|fibres|fibers|ring|division|section|layer)s? of (?:the )?"
-            rf"orbicularis(?: oculi)?|orbicularis oculi,? \(?(?:pars )?{part}(?:is)?(?: (?:part|portion))?\)?"
-            rf"|{part} orbicularis(?: oculi)?)",
-            re.IGNORECASE,
-        ),
-        f"pars {part}is",
-    )
-    for part in ("orbital", "palpebral")
+
+
+# A part of the frontalis or of the orbicularis oculi named in words is that part, read as MUSCLES names it: "the
+# medial part of the frontalis" as "frontalis pars medialis", "the palpebral orbicularis" as "pars palpebralis".
+_PART_RES = (
+    *_part_res(
+        r"(?:occipito-?)?frontalis",
+        (("medial|inner|central|middle", "medialis"), ("lateral|outer", "lateralis")),
+        "frontalis pars {}",
+    ),
+    *_part_res(
+        r"orbicularis(?: oculi)?", (("orbital(?:is)?", "orbitalis"), ("palpebral(?:is)?", "palpebralis")), "pars {}"
+    ),
 )
 
 MUSCLE_RE = re.compile(
@@ -833,7 +838,7 @@ MUSCLE_RE = re.compile(
 def muscles_named(text: str) -> list[frozenset[str]]:
     """The `MUSCLES` a text names, one set per mention (a group name: every muscle it may stand for)."""
     names, groups = list(MUSCLES), list(MUSCLE_GROUPS.values())
-    for part_re, pars in (*_FRONTALIS_PART_RES, *_OCULI_PART_RES):
+    for part_re, pars in _PART_RES:
         text = part_re.sub(pars, text)
     out = []
     for match in MUSCLE_RE.finditer(text):
