@@ -315,3 +315,26 @@ def test_a_wrong_muscle_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_
     assert _rejected(tmp_path).get("wrong_muscle") == 2
     rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
     assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_muscle", t) for t in wrong)
+
+
+def test_a_wrong_level_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_server, tmp_path, capsys):
+    """An intensity answer whose stated level contradicts the degree it describes (what a small model writes when
+    it copies the level from the prompt and describes another) is dropped as `wrong_level`, counted and kept with
+    its reason in rejected.parquet; the answer's consistent levels are kept."""
+    good = [
+        "At level A (trace), the lip corners lift only slightly toward the cheekbones.",
+        "Level D (severe): the lip corners are pulled far up and back, deepening the nasolabial folds.",
+        "At level E (maximum), the lip corners are pulled up as far as they go, the cheeks bunched high.",
+    ]
+    wrong = [
+        "At level A (trace), the lip corners are pulled up as far as possible into a huge grin.",
+        "Level E (maximum): the lip corners barely lift, a faint change hardly visible.",
+    ]
+    llm_server.answer = lambda code, k: json.dumps([good[0], wrong[0], good[1], wrong[1], good[2]])
+    args = ["--styles", "intensity", "--n", "3", "--max-rounds", "1", "--max-retries", "1", "--no-gate"]
+    rc = main(generate_args(llm_server, tmp_path, "12", *args))
+    assert rc == 0, capsys.readouterr().err
+    assert _kept(tmp_path) == good
+    assert _rejected(tmp_path).get("wrong_level") == 2
+    rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
+    assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_level", t) for t in wrong)
