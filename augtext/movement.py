@@ -22,7 +22,7 @@ from augtext.facs import FACS, MUSCLE_RE, ActionUnit, muscle_words, muscles_name
 # (checked apart, from the AU's `muscles`). A sentence with none of them talks about the face, not an action on it.
 # Stems match at a word start; the short ones that are also common nouns or names are spelled out.
 _CHANGE_RE = re.compile(
-    r"\b(?:rais|lift|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench|part(?:s|ed|ing)?"
+    r"\b(?:rais|lift|hoist|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench|part(?:s|ed|ing)?"
     r"\b(?! of)|apart|open|clos|shut|seal|narrow|widen|wide\b|wider|squint|blink|wrinkl|creas|crinkl|furrow|fold"
     r"|groove|lines?\b|bulg|bunch|puff|swell|deepen|deeper|hollow|dimpl|dent|tighten|tight|tens|firm|stiffen|stretch"
     r"|lengthen|elongat|flatten|thin|shorten|shorter|longer|higher|lower\b|drop|dip|sag|droop|sink|sunk|fall|fell"
@@ -64,7 +64,7 @@ _POSITION_RE = re.compile(
 _PART = r"(?<!red )part(?:s|ed|ing)?\b(?! of)"  # the lips part; not "the red parts of the lips", "their red parts"
 _RISE = r"ris(?:e|es|en|ing)\b|rose"  # not "ris": "risorius" is the lip stretcher's muscle, no rise
 _BROW_RAISE = (
-    rf"rais|lift|up\b|upward|arch|{_RISE}|elevat|high",
+    rf"rais|lift|hoist|up\b|upward|arch|{_RISE}|elevat|high",
     r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sink|sank|sunk|knit",
 )
 # The jaw, cheeks, nostrils and lids of AUs 29-46 (MOVES and PARTS below).
@@ -105,7 +105,7 @@ MOVES: dict[int, tuple[str, str]] = {
     2: _BROW_RAISE,
     4: (
         r"lower|down|together|knit|furrow|frown|scowl|inward|bunch",
-        rf"rais|lift|up\b|upward|arch|elevat|{_RISE}",
+        rf"rais|lift|hoist|up\b|upward|arch|elevat|{_RISE}",
     ),
     5: (
         r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring",

@@ -325,6 +325,14 @@ AU4, AU15, AU24, AU25, AU43 = FACS[4], FACS[15], FACS[24], FACS[25], FACS[43]
         # Lips rolled in over the teeth are the opposite of a funnel or a pucker.
         ("The lips are rolled inward over the teeth until their red parts disappear.", FACS[22], "wrong_direction"),
         ("The lips are sucked in and rolled over the teeth, thinning the mouth.", FACS[18], "wrong_direction"),
+        # "hoist" is a raise: the own movement beside another muscle's lowering, and the opposite of a frown
+        (
+            "In a sceptical look the lateral frontalis hoists one outer brow while the corrugator pulls the other"
+            " down.",
+            FACS[2],
+            None,
+        ),
+        ("The eyebrows are hoisted high, smoothing the skin between them.", AU4, "wrong_direction"),
         # Negated or contrasting clauses do not count, the own movement wins, and a noun is not a movement.
         ("Instead of lifting the lip corners, the depressor pulls them down and out.", AU15, None),
         ("Unlike the lip corner depressor, which pulls them down, it draws the corners up.", AU12, None),
