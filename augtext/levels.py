@@ -25,7 +25,7 @@ _WORD_LEVEL = {"pronounced": "C", "extreme": "D", "maximal": "E", **{word: level
 _LETTER_RES = (
     re.compile(r"\b[Ll]evel\s+\(?([A-E])\)?(?![\w'])"),
     re.compile(r"\b[Ii]ntensity\s+\(?([A-E])\)?(?![\w'])"),
-    re.compile(r"(?<![\w'])([A-E])[\s-]+(?:level|intensity)\b"),
+    re.compile(r"(?<![\w'])(?:([B-E])[\s-]|(A)-|(?<=\ban )(A) )(?:level|intensity)\b"),  # not "A level gaze"
     re.compile(r"\(([A-E])\)"),
     re.compile(r"\b(?:[Ss]cor|[Cc]od|[Rr]at)(?:ed|es?|ing)\s+(?:(?:as|at|an?)\s+)*([A-E])(?![\w'])"),
     re.compile(r"^\s*(?:[Aa]t\s+)?([A-E])\s*(?=[(:,\u2013\u2014-])"),
@@ -68,7 +68,7 @@ _STRONG_RE = re.compile(
 def stated_levels(text: str) -> set[str]:
     """The intensity levels `text` states ("At level B (slight) ...": {"B"}), by letter in a level's context, else by a
     level's name ("at trace intensity": {"A"})."""
-    found = {m.group(1) for pattern in _LETTER_RES for m in pattern.finditer(text)}
+    found = {m.group(m.lastindex) for pattern in _LETTER_RES for m in pattern.finditer(text)}
     return found or {_WORD_LEVEL[(m.group(1) or m.group(2)).lower()] for m in _NAMED_LEVEL_RE.finditer(text)}
 
 

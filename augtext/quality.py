@@ -117,13 +117,12 @@ def default_embedder(model: str | None = None) -> TextEmbedder:
 _LABEL_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*\d{1,2}\b(?:\s*\([^)]{0,60}\))?\s*:?", re.IGNORECASE)
 
 
-_LEVEL_WORD = LEVEL_WORD
 # The intensity level a text starts with, as the intensity prompt asks ("At level B (slight) of AU4,", "Level C:",
 # "A (trace):", "At trace intensity (A),", "Scored at E,", "E - maximum:"): a letter only with a level's context.
 _LEVEL_LEAD_RE = re.compile(
-    rf"^(?:(?:scored\s+)?at\s+|with\s+|for\s+)?(?:the\s+)?(?:{_LEVEL_WORD}\s+)?"
+    rf"^(?:(?:scored\s+)?at\s+|with\s+|for\s+)?(?:the\s+)?(?:{LEVEL_WORD}\s+)?"
     rf"(?:(?:(?:intensity|level)\s+\(?[A-E]\)?|\([A-E]\)|[A-E](?=\s*[(:,\u2013\u2014-]))|(?<=at\s)[A-E]\b)"
-    rf"(?:\s*\({_LEVEL_WORD}[^)]{{0,20}}\))?(?:\s*[,\u2013\u2014-]?\s*{_LEVEL_WORD})?(?:\s+(?:intensity|level))?"
+    rf"(?:\s*\({LEVEL_WORD}[^)]{{0,20}}\))?(?:\s*[,\u2013\u2014-]?\s*{LEVEL_WORD})?(?:\s+(?:intensity|level))?"
     rf"(?:\s+of\b)?\s*[,:;\u2013\u2014-]?\s*",
     re.IGNORECASE,
 )

@@ -23,6 +23,7 @@ from augtext.validate import validate_description
         ("At its maximum the jaw hangs open.", {"E"}),
         # the article "a" and a capital at a sentence's start are no levels
         ("A faint tug lifts the lip corners a little.", set()),
+        ("A level, calm brow line sits above the eyes.", set()),
         ("The lip corners are pulled up at a slant.", set()),
     ],
 )
