@@ -62,6 +62,7 @@ def test_a_level_contradicted_by_the_degree_described(text):
         "From a faint trace at A to deep furrows at E, the brows descend and knit.",
         "At level D (severe), the lids narrow strongly; the iris is barely visible.",
         "Level C (marked): the upper lip is clearly raised.",
+        "At level B (slight), the nasolabial furrow becomes deeper as the upper lip rises.",  # than at rest
         "Level B (slight): the lids droop but do not close fully.",  # a denied degree is not the one described
         "At level B (slight), a small tension shows along the lid margins as the lower lid begins to tighten.",
         "The lip corners are pulled up as far as they go.",  # no level stated: nothing to contradict
