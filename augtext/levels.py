@@ -58,8 +58,8 @@ _WEAK_RE = re.compile(
 )
 # Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree.
 _STRONG_RE = re.compile(
-    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong\w*|severe\w*|intense\w*|dramatic\w*|forceful\w*|deep|deeply|deepest"
-    r"|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard|firm|firmly|tightly|heav\w+|massive\w*"
+    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*|deep|deeply|deepest"
+    r"|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard|firm|firmly|tightly|heavy|heavily|massive\w*"
     r"|exaggerated|utmost|highest|greatest"
     r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?))\b",
     re.IGNORECASE,
