@@ -19,6 +19,16 @@ LEVEL_WORD = r"(?:trace|slight|marked|pronounced|severe|extreme|maximum|maximal)
 """A word that names an intensity level ("at trace intensity", "B (slight)"), in a regular expression."""
 
 _WORD_LEVEL = {"pronounced": "C", "extreme": "D", "maximal": "E", **{word: level for level, word in LEVELS.items()}}
+_NAME_FITS = {**{word: {level} for word, level in _WORD_LEVEL.items()}, "extreme": {"D", "E"}}  # "E (extreme)" is loose
+
+# A letter paired with a level's name: after "level"/"at" ("level B (slight)", "at D - severe"), as a heading ("B
+# (slight):", "E - maximum,"), or the name first ("maximum (E)", "a severe, D-level"); not "A (slight) pull ...".
+_SEP = r"\s*(?:\(\s*|[-\u2013\u2014,]\s*)"
+_PAIRED_RE = re.compile(
+    rf"\b(?i:level|intensity|at)\s+\(?([A-E])\)?{_SEP}(?i:{LEVEL_WORD})\b"
+    rf"|(?<![\w'])([A-E]){_SEP}(?i:{LEVEL_WORD})\b[^):,;.]{{0,20}}\)?(?=\s*(?:[:,;\u2013\u2014-]|$))"
+    rf"|\b(?i:{LEVEL_WORD})\s*(?:\(\s*([A-E])\s*\)|[-\u2013\u2014,]\s*([A-E])[\s-]+(?i:level|intensity)\b)"
+)
 
 # A level letter only in a level's context, upper case: "level B", "intensity (D)", "a C-level", "(E)", "scored as an
 # A", "B:" or "At E," at the start, "at D".
@@ -78,7 +88,13 @@ def contradicts_level(text: str) -> bool:
     (A, B) with only strong degree words ("as far as possible", "deep", "fully", "the strongest"), or a severe or
     maximum one (D, E) with only weak ones ("barely", "faint", "a trace"). Words in negated and contrasting clauses
     do not count ("unlike the faint trace of level A, ..."), nor the level phrase's own; a text naming several levels
-    (a range, a comparison) or a degree of both kinds ("pressed hard; only a faint line remains") is not judged."""
+    (a range, a comparison) or a degree of both kinds ("pressed hard; only a faint line remains") is not judged. A
+    letter paired with another level's name ("At level B (marked), ...") misstates the scale itself."""
+    for m in _PAIRED_RE.finditer(text):  # the scale itself misstated: "level B (marked)", "D (maximum)"
+        letter = m.group(m.lastindex)
+        name = re.search(LEVEL_WORD, m.group(0), re.IGNORECASE).group(0).lower()
+        if letter not in _NAME_FITS[name]:
+            return True
     levels = stated_levels(text)
     if len(levels) != 1:
         return False

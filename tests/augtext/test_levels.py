@@ -46,6 +46,10 @@ def test_the_level_a_text_states(text, levels):
         "A slight, B-level raise pulls the lip corners up as far as they go.",
         "The corners rise a little, barely noticeable: a severe, D-level smile.",
         "At its maximum, the smile lifts the corners so faintly that the change is hardly visible.",
+        # the scale itself misstated: a letter with another level's name (SmolLM2 wrote the first)
+        "At level B (marked), the eyebrows are drawn down and the eye opening narrows from above.",
+        "B (marked): the lip corners rise.",
+        "A severe, B-level raise lifts the corners.",
     ],
 )
 def test_a_level_contradicted_by_the_degree_described(text):
@@ -63,6 +67,8 @@ def test_a_level_contradicted_by_the_degree_described(text):
         "At level D (severe), the lids narrow strongly; the iris is barely visible.",
         "Level C (marked): the upper lip is clearly raised.",
         "At level B (slight), the nasolabial furrow becomes deeper as the upper lip rises.",  # than at rest
+        "At level E (extreme), the lids are squeezed hard.",  # extreme: FACS's D, loosely E
+        "A (slight) pull lifts the lip corners a little.",  # an article, not level A
         "Level B (slight): the lids droop but do not close fully.",  # a denied degree is not the one described
         "At level B (slight), a small tension shows along the lid margins as the lower lid begins to tighten.",
         "The lip corners are pulled up as far as they go.",  # no level stated: nothing to contradict
