@@ -23,9 +23,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from augtext.backends import Backend, RequestFailed, RequestSpec
 from augtext.descriptions import (
@@ -411,7 +412,7 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
             await backend.aclose()
 
     try:
-        finals = asyncio.run(main())
+        finals = _run_loop(main())
     finally:
         log.close()
         if warm_up is not None:
@@ -431,6 +432,37 @@ def generate(config: GenerateConfig, backend: Backend) -> GenerateReport:
             report.gated += sum(res.rejections[r] for r in GATE_REASONS)
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+T = TypeVar("T")
+SHUTDOWN_GRACE_S = 30.0
+"""After Ctrl-C or SIGTERM, how long the run's tasks get to finish their cancellation before the loop is closed."""
+
+
+def _run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` with a bounded shutdown. Ctrl-C and SIGTERM raise KeyboardInterrupt wherever the main
+    thread is (cliutil.run_app), even inside the loop's own machinery; asyncio.run then cancels every task and waits
+    for all of them without end, and one that absorbed its cancellation (httpx's shielded close) or waits on a
+    callback the interrupt cut off hangs the exit (seen once in CI). Here the tasks left get SHUTDOWN_GRACE_S to
+    finish, then the loop is closed anyway: every answer is already in the log, flushed line by line."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _, stuck = loop.run_until_complete(asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S))
+                if stuck:  # abandoned: no "Task was destroyed but it is pending!" when they are collected
+                    loop.set_exception_handler(lambda _loop, _context: None)
+            loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), SHUTDOWN_GRACE_S))
+            loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), SHUTDOWN_GRACE_S))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def check_writable(cache: Path) -> None:

@@ -340,6 +340,36 @@ def test_ctrl_c_exits_130_and_keeps_what_was_answered(llm_server, tmp_path, sig,
     assert llm_server.requests == len(log.read_text().splitlines()) - len(done)
 
 
+def test_an_interrupted_run_closes_its_loop_even_when_a_task_absorbs_its_cancellation(monkeypatch):
+    """Ctrl-C can land anywhere in the loop; a task that swallows its cancellation (as httpx's shielded close can)
+    must not hang the exit: the tasks left get SHUTDOWN_GRACE_S, then the loop closes and the interrupt goes on."""
+    import augtext.generate as gen
+
+    monkeypatch.setattr(gen, "SHUTDOWN_GRACE_S", 0.2)
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    async def interrupted() -> None:
+        asyncio.ensure_future(stubborn())
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    async def finished() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        gen._run_loop(interrupted())
+    assert time.monotonic() - t0 < 30  # a wait bounded by the grace, not a timing assert: asyncio.run never returns
+    assert gen._run_loop(finished()) == 7
+
+
 # -- an injected backend: no HTTP at all ------------------------------------------------------------------------------
 
 PROSE = (
