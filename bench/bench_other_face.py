@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 from bench_breakdown import fetch_pinned, save_entry  # noqa: E402
+from limited_labels import cli  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
@@ -810,8 +811,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    cli(main)

@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_breakdown import save_entry  # noqa: E402
+from limited_labels import cli  # noqa: E402
 
 from augtext.errors import UserError  # noqa: E402
 
@@ -145,8 +146,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    cli(main)
