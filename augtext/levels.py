@@ -18,6 +18,17 @@ LEVELS = {"A": "trace", "B": "slight", "C": "marked", "D": "severe", "E": "maxim
 LEVEL_WORD = r"(?:trace|slight|marked|pronounced|severe|extreme|maximum|maximal)"
 """A word that names an intensity level ("at trace intensity", "B (slight)"), in a regular expression."""
 
+LEVEL_LEAD_RE = re.compile(
+    rf"^(?:(?:scored\s+)?at\s+|with\s+|for\s+)?(?:the\s+)?(?:{LEVEL_WORD}\s+)?"
+    rf"(?:(?:(?:intensity|level)\s+\(?[A-E]\)?|\([A-E]\)|[A-E](?=\s*[(:,\u2013\u2014-]))|(?<=at\s)[A-E]\b)"
+    rf"(?:\s*\({LEVEL_WORD}[^)]{{0,20}}\))?(?:\s*[,\u2013\u2014-]?\s*{LEVEL_WORD})?(?:\s+(?:intensity|level))?"
+    rf"(?:\s+of\b)?\s*[,:;\u2013\u2014-]?\s*",
+    re.IGNORECASE,
+)
+"""The intensity level a text starts with, as the intensity prompt asks ("At level B (slight) of AU4,", "Level C:",
+"A (trace):", "At trace intensity (A),", "Scored at E,", "E - maximum:"): a letter only with a level's context. The
+gate judges a text without it (quality.strip_labels)."""
+
 _WORD_LEVEL = {"pronounced": "C", "extreme": "D", "maximal": "E", **{word: level for level, word in LEVELS.items()}}
 _NAME_FITS = {**{word: {level} for word, level in _WORD_LEVEL.items()}, "extreme": {"D", "E"}}  # "E (extreme)" is loose
 
@@ -68,9 +79,9 @@ _WEAK_RE = re.compile(
 )
 # Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree.
 _STRONG_RE = re.compile(
-    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*|deep|deeply|deepest"
-    r"|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard|firm|firmly|tightly|heavy|heavily|massive\w*"
-    r"|exaggerated|utmost|highest|greatest"
+    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*"
+    r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard|firm|firmly|tightly"
+    r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest"
     r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?))\b",
     re.IGNORECASE,
 )

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from augtext.facs import FACS, ActionUnit, scored_as
-from augtext.levels import LEVEL_WORD
+from augtext.levels import LEVEL_LEAD_RE
 from augtext.movement import contrasted_aus, has_movement_words, own_clauses, states_own_movement
 from augtext.validate import named_aus
 
@@ -117,17 +117,6 @@ def default_embedder(model: str | None = None) -> TextEmbedder:
 _LABEL_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*\d{1,2}\b(?:\s*\([^)]{0,60}\))?\s*:?", re.IGNORECASE)
 
 
-# The intensity level a text starts with, as the intensity prompt asks ("At level B (slight) of AU4,", "Level C:",
-# "A (trace):", "At trace intensity (A),", "Scored at E,", "E - maximum:"): a letter only with a level's context.
-_LEVEL_LEAD_RE = re.compile(
-    rf"^(?:(?:scored\s+)?at\s+|with\s+|for\s+)?(?:the\s+)?(?:{LEVEL_WORD}\s+)?"
-    rf"(?:(?:(?:intensity|level)\s+\(?[A-E]\)?|\([A-E]\)|[A-E](?=\s*[(:,\u2013\u2014-]))|(?<=at\s)[A-E]\b)"
-    rf"(?:\s*\({LEVEL_WORD}[^)]{{0,20}}\))?(?:\s*[,\u2013\u2014-]?\s*{LEVEL_WORD})?(?:\s+(?:intensity|level))?"
-    rf"(?:\s+of\b)?\s*[,:;\u2013\u2014-]?\s*",
-    re.IGNORECASE,
-)
-
-
 def strip_labels(text: str) -> str:
     """The text without AU labels ("AU12", "AU12 (Lip Corner Puller)", "action unit 4:") and without the intensity
     level it starts with ("At level B (slight) of AU4, ..."): the gate judges what a text says about the face, not
@@ -135,7 +124,7 @@ def strip_labels(text: str) -> str:
     prototypes; a level phrase pulls every text of the intensity style toward one another). Unchanged if nothing
     else would be left."""
     stripped = " ".join(re.sub(r"\(\s*\)", " ", _LABEL_RE.sub(" ", text)).split())
-    stripped = _LEVEL_LEAD_RE.sub("", stripped, count=1)
+    stripped = LEVEL_LEAD_RE.sub("", stripped, count=1)
     return stripped if any(c.isalpha() for c in stripped) else text
 
 
