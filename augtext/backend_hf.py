@@ -116,7 +116,13 @@ class HFBackend:
             n_tok = next((i for i, t in enumerate(row) if t in eos), len(row))
             text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
             results.append(
-                Completion(text=text, prompt_tokens=prompt_len, completion_tokens=n_tok, latency_s=latency / n_samples)
+                Completion(
+                    text=text,
+                    prompt_tokens=prompt_len,
+                    completion_tokens=n_tok,
+                    latency_s=latency / n_samples,
+                    cut=n_tok >= max_tokens,  # no end-of-text token before the limit
+                )
             )
         return results
 

@@ -154,8 +154,14 @@ class OpenAIBackend:
                 per = max(1, len(texts))
                 self.answered += 1
                 return [
-                    Completion(text=t, prompt_tokens=pt, completion_tokens=ct // per, latency_s=latency)
-                    for t in texts[:n_samples]
+                    Completion(
+                        text=t,
+                        prompt_tokens=pt,
+                        completion_tokens=ct // per,
+                        latency_s=latency,
+                        cut=getattr(c, "finish_reason", None) == "length",
+                    )
+                    for t, c in zip(texts[:n_samples], choices, strict=False)
                 ]
             except openai.APIStatusError as exc:
                 status = exc.status_code

@@ -20,6 +20,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    cut: bool = False  # the answer stopped at the token limit (finish_reason "length"), not where the model ended it
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,14 @@ from augtext.quality import SemanticGate
 from augtext.reference import reference_texts
 from augtext.requestlog import RequestLog
 from augtext.templates import render_messages
-from augtext.validate import DUPLICATE, NearDuplicateFilter, ParseError, parse_response, validate_description
+from augtext.validate import (
+    DUPLICATE,
+    NearDuplicateFilter,
+    ParseError,
+    ends_at_cut,
+    parse_response,
+    validate_description,
+)
 
 DESCRIPTIONS_NAME = "descriptions.parquet"
 REJECTIONS_NAME = "rejections.json"
@@ -101,7 +108,9 @@ def walk_pair(
     to `parse_response`; None means lenient for answers of the hf backend (small local models) only. `gate` drops
     texts that passed the rule checks but are not about `au` (far_from_au, other_au). LLM texts that copy one of the
     project's reference descriptions of the pair (e.g. a few-shot example) or the answer the prompt shows as its
-    format example (`prompt_answers`: an LLM that echoes its prompt) count as duplicates.
+    format example (`prompt_answers`: an LLM that echoes its prompt) count as duplicates. An answer logged as cut at
+    its token limit (`"cut": true`) keeps the complete strings of the JSON it breaks off, and the text it breaks off in
+    is rejected as cut_off.
     """
     result = PairResult(keys=frozenset(e["key"] for e in entries), cap=cap)
     unit = FACS[au]
@@ -112,14 +121,18 @@ def walk_pair(
     candidates: list[tuple[dict[str, Any], int, str]] = []
     for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
         result.answered += 1
+        cut = bool(entry.get("cut"))
         try:
-            texts = parse_response(entry["text"], lenient=entry["backend"] == "hf" if lenient is None else lenient)
+            texts = parse_response(
+                entry["text"], lenient=entry["backend"] == "hf" if lenient is None else lenient, cut=cut
+            )
         except ParseError as exc:  # a whole answer without descriptions; a plain refusal is counted as such
             refused = validate_description(entry["text"] or "", unit) == "refusal"
             reject(entry, "refusal" if refused else exc.reason, (entry["text"] or "")[:ANSWER_CHARS])
             continue
         for pos, text in enumerate(texts):
-            reason = validate_description(text, unit)
+            at_cut = cut and pos == len(texts) - 1 and ends_at_cut(entry["text"], text)
+            reason = "cut_off" if at_cut else validate_description(text, unit)
             if reason is not None:
                 reject(entry, reason, text)
             else:

@@ -360,6 +360,8 @@ class _Session:
                 "sample_idx": idx,
                 "template_sha256": pair.template_sha256,
             }
+            if comp.cut:  # stopped at --max-tokens: the text it breaks off in is not kept (descriptions.walk_pair)
+                entry["cut"] = True
             if len(idxs) > 1:  # several samples from one seeded call: record how to reproduce them
                 entry["call"] = {"seed": seeds[0], "n_samples": len(idxs), "position": j}
             fd = self.log.append(entry)
@@ -515,6 +517,11 @@ def format_summary(report: GenerateReport, config: GenerateConfig) -> str:
         lines.append(f"each of them, with its reason: {config.cache / REJECTED_NAME}")
     if advice := unread_advice(report, config):
         lines.append(advice)
+    if cut := report.rejections.get("cut_off"):
+        lines.append(
+            f"{cut} text(s) broke off unfinished (cut_off), most often where an answer reached --max-tokens "
+            f"({config.max_tokens}): raise it to keep more of each answer"
+        )
     if thinking := report.rejections.get("reasoning_only"):
         lines.append(
             f"{thinking} answer(s) held only the model's reasoning (<think>...), cut short or with nothing after it: "

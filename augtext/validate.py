@@ -56,6 +56,7 @@ TEXT_REASONS = (
     "wrong_direction",
     "wrong_muscle",
     "wrong_level",
+    "cut_off",
 )
 """Why one description is dropped, in the order `validate_description` checks them. `markup`: code, JSON or markup
 fragments (braces, brackets, tags, snake_case identifiers, assignments, URLs). `no_change`: on topic but says
@@ -65,7 +66,9 @@ are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVE
 face a lookalike moves ("the upper eyelids are raised" sent as AU6; see PARTS). `wrong_muscle`: credits the AU to
 muscles FACS does not credit it to and to none of its own ("the corrugator lifts the inner brows" sent as AU1; see
 movement.credits_other_muscle). `wrong_level`: states one FACS intensity level and describes the other end of
-the scale ("At level A (trace), the lip corners are pulled up as far as possible"; see levels.contradicts_level)."""
+the scale ("At level A (trace), the lip corners are pulled up as far as possible"; see levels.contradicts_level).
+`cut_off`: breaks off unfinished, on a word no sentence ends on ("... the inner brows are pulled up by the"), or is
+the text an answer cut at --max-tokens ended in (`descriptions.walk_pair`, from the server's finish_reason)."""
 GATE_REASONS = ("far_from_au", "other_au")
 """Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
 too far from its own AU's FACS reference, or nearer to other AUs than to its own."""
@@ -178,7 +181,7 @@ class ParseError(ValueError):
 # --------------------------------------------------------------------------------------------------- parsing ---
 
 
-def parse_response(raw: str, lenient: bool = False) -> list[str]:
+def parse_response(raw: str, lenient: bool = False, cut: bool = False) -> list[str]:
     """Extract the descriptions from one LLM answer (cleaned with `clean_text`, empty ones dropped).
 
     A reasoning model's thinking (`<think>…</think>`, also `<thinking>`, `<reasoning>`; or only the closing tag, when
@@ -193,6 +196,10 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     of a truncated JSON list, or else the sentences of a prose answer, plain lines included (a tiny model's line is
     seldom one clean description; its sentences often are). Every salvaged text still has to pass
     `validate_description`, so this trades precision of the parse for yield.
+
+    `cut=True` says the answer stopped at its token limit (the server's finish_reason "length"): a JSON list it
+    breaks off gives its complete strings even when strict, then the unfinished one, so that the caller can reject it
+    (`ends_at_cut`).
     """
     if raw is None or not raw.strip():
         raise ParseError("empty_response")
@@ -217,9 +224,11 @@ def parse_response(raw: str, lenient: bool = False) -> list[str]:
     lines = [t for t in lines if t]
     if lines:
         return lines
-    if lenient:
+    if lenient or (cut and failure == "malformed_json"):
         salvaged = _complete_strings(raw) if failure == "malformed_json" else []
-        salvaged = salvaged or _sentences(raw)
+        if cut and failure == "malformed_json" and (salvaged or not lenient):  # else lenient reads the sentences
+            salvaged += _unfinished_string(raw)
+        salvaged = salvaged or (_sentences(raw) if lenient else [])
         if salvaged:
             return salvaged
     raise ParseError(failure)
@@ -362,16 +371,29 @@ def _answer_after_reasoning(raw: str) -> str:
 
 def _complete_strings(raw: str) -> list[str]:
     """The finished string values of a JSON list cut short ('["a", "b", "c' -> a, b)."""
-    start = min((i for i in (raw.find("["), raw.find("{")) if i >= 0), default=-1)
-    out = []
-    for m in _JSON_STRING_RE.finditer(raw, start if start >= 0 else 0):
-        try:
-            text = clean_text(json.loads(f'"{m.group(1)}"'))
-        except ValueError:
-            continue
-        if text:
-            out.append(text)
-    return out
+    return [text for m in _JSON_STRING_RE.finditer(raw, _json_start(raw)) if (text := _json_string(m.group(1)))]
+
+
+def _unfinished_string(raw: str) -> list[str]:
+    """The string a JSON list cut short breaks off in ('["a", "b", "c' -> c), if it has begun."""
+    end = max((m.end() for m in _JSON_STRING_RE.finditer(raw, _json_start(raw))), default=_json_start(raw))
+    m = _UNFINISHED_STRING_RE.search(raw, end)
+    return [text] if m and (text := _json_string(m.group(1))) else []
+
+
+def _json_start(raw: str) -> int:
+    return min((i for i in (raw.find("["), raw.find("{")) if i >= 0), default=0)
+
+
+_UNFINISHED_STRING_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)\\?$')
+
+
+def _json_string(body: str) -> str:
+    """A JSON string's body, decoded and cleaned; "" where it does not decode."""
+    try:
+        return clean_text(json.loads(f'"{body}"'))
+    except ValueError:
+        return ""
 
 
 def _sentences(raw: str) -> list[str]:
@@ -715,7 +737,34 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "wrong_muscle"
     if contradicts_level(text):
         return "wrong_level"
+    if breaks_off(text):
+        return "cut_off"
     return None
+
+
+# A word no sentence ends on, in lower case (an article, a preposition that needs its object, a conjunction, a
+# modal): a text that stops on one was cut short. Stricter than _ENDS_MID_RE, which only joins a line to the next
+# one: words a description may end on ("drawn in", "pulled over", "than that", "more") are not here.
+_BREAKS_OFF_RE = re.compile(
+    r"(?:[;(\[{/&\-\u2013\u2014]|\b(?:the|a|an|of|to|by|and|or|nor|with|from|into|onto|toward|towards|for|as|than"
+    r"|at|which|whose|its|their|his|your|our|my|but|while|whereas|because|although|if|whether|between|beneath"
+    r"|against|each|very|may|might|can|could|will|would|should|must))\s*$"
+)
+
+
+def breaks_off(text: str) -> bool:
+    """Whether a (cleaned) text stops mid-sentence: no closing full stop, and its last word or mark is one no
+    sentence ends on ("... as the inner brows are raised by the", "... the skin below the lips may")."""
+    return not _SENTENCE_DONE_RE.search(text) and bool(_BREAKS_OFF_RE.search(text))
+
+
+def ends_at_cut(raw: str, text: str) -> bool:
+    """Whether `text`, parsed from the answer `raw`, runs to the very end of it and does not end a sentence: the
+    text an answer cut at its token limit broke off in. Compared by the last three words (cleaning may drop marks)."""
+    if _SENTENCE_DONE_RE.search(text):
+        return False
+    tail = re.findall(r"\w+", text)[-3:]
+    return bool(tail) and re.findall(r"\w+", raw)[-len(tail) :] == tail
 
 
 # --------------------------------------------------------------------------------------------- duplicates ---

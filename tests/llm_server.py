@@ -234,6 +234,9 @@ class LLMServer:
         # optional scripted answers: (au named in the prompt, descriptions asked for) -> the completion's text, used
         # in place of the synthetic descriptions of "ok" (scripted LLM answers: exact sentences to validate)
         self.answer: Callable[[int, int], str] | None = None
+        # a real server's token limit, with words for tokens: an answer longer than the request's max_tokens words is
+        # cut there and its finish_reason is "length" (off: every answer is whole, finish_reason "stop")
+        self.token_limit = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.requests = 0  # POST /v1/chat/completions received (whatever the answer)
@@ -396,6 +399,9 @@ class LLMServer:
             text = json.dumps(rng.sample(_OFFTOPIC, min(k, len(_OFFTOPIC))))
         else:  # garbage or malformed
             text = "lorem ipsum " * rng.randint(1, 4)
+        finish = "stop"
+        if self.token_limit and len(words := list(re.finditer(r"\S+", text))) > int(body.get("max_tokens") or 1e9):
+            text, finish = text[: words[int(body["max_tokens"]) - 1].end()], "length"
         n = int(body.get("n") or 1)
         payload = {
             "id": f"chatcmpl-{digest.hex()[:12]}",
@@ -403,7 +409,7 @@ class LLMServer:
             "created": int(time.time()),
             "model": body.get("model", self.model),
             "choices": [
-                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
                 for i in range(n)
             ],
             "usage": {

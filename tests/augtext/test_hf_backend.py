@@ -82,6 +82,18 @@ def test_smollm2_sampling_is_seeded(smollm2):
 
 @pytest.mark.slow
 @needs_smollm2
+def test_smollm2_answer_stopped_by_the_token_limit_is_marked_cut(smollm2):
+    """An answer that reaches max_tokens without its end-of-text token is `cut` (the text it breaks off in is then
+    not kept); one the model ends itself is not."""
+    messages, _ = render_messages("appearance", 12, 3)
+    short = asyncio.run(smollm2.complete(messages, n_samples=1, seed=1, temperature=0.9, max_tokens=6))[0]
+    assert short.cut and short.completion_tokens == 6
+    long = asyncio.run(smollm2.complete(messages, n_samples=1, seed=1, temperature=0.9, max_tokens=400))[0]
+    assert long.cut == (long.completion_tokens >= 400)
+
+
+@pytest.mark.slow
+@needs_smollm2
 def test_smollm2_end_to_end(smollm2, tmp_path):
     config = GenerateConfig(
         aus=(12,),

@@ -338,3 +338,51 @@ def test_a_wrong_level_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_s
     assert _rejected(tmp_path).get("wrong_level") == 2
     rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
     assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_level", t) for t in wrong)
+
+
+CUT_TAIL = "The lip corners are drawn up toward the cheekbones as the zygomaticus major contracts."
+
+
+@pytest.mark.parametrize(
+    ("shape", "max_tokens", "broken"),
+    [
+        ("json", 52, "The lip corners are drawn up"),  # cut inside the fourth string (GOOD: 46 words)
+        ("lines", 56, "The lip corners are drawn up"),  # "1." ... "4." markers count as words
+        ("json", 46, None),  # cut just after the third string: nothing broken, nothing lost
+    ],
+)
+def test_an_answer_cut_at_max_tokens_loses_only_the_text_it_breaks_off_in(
+    llm_server, tmp_path, capsys, shape, max_tokens, broken
+):
+    """A server stops an answer at --max-tokens and says so (finish_reason "length"). The log records it
+    (`"cut": true`); the complete texts before the cut are kept, strict JSON parsing included (the JSON breaks off,
+    yet its finished strings are whole), and the text it breaks off in is rejected as cut_off with a line that says to
+    raise --max-tokens. A rerun re-reads the log and ends the same."""
+    texts = [*GOOD, CUT_TAIL]
+    answer = json.dumps(texts) if shape == "json" else "\n".join(f"{i}. {t}" for i, t in enumerate(texts, 1))
+    llm_server.answer = lambda code, k: answer
+    llm_server.token_limit = True
+    args = generate_args(llm_server, tmp_path, "12", *FAST, "--max-tokens", str(max_tokens))
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert _kept(tmp_path) == GOOD
+    log = _logged(tmp_path)
+    assert log and all(e["cut"] is True for e in log)
+    rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist() if broken else []
+    assert [(r["reason"], r["text"]) for r in rejected] == ([("cut_off", broken)] if broken else [])
+    assert ("broke off unfinished (cut_off)" in err and f"--max-tokens ({max_tokens})" in err) == bool(broken), err
+    before = (tmp_path / "descriptions.parquet").read_bytes()
+    assert main(args) == 0
+    assert _logged(tmp_path) == log and (tmp_path / "descriptions.parquet").read_bytes() == before
+
+
+def test_an_answer_the_model_ended_itself_is_not_cut(llm_server, tmp_path, capsys):
+    """Under the limit the server's finish_reason is "stop": nothing is marked cut, and a last text without a full
+    stop is kept (a list's lines often have none)."""
+    llm_server.answer = lambda code, k: "\n".join(f"- {t.rstrip('.')}" for t in GOOD)
+    llm_server.token_limit = True
+    rc = main(generate_args(llm_server, tmp_path, "12", *FAST, "--max-tokens", "400"))
+    assert rc == 0, capsys.readouterr().err
+    assert _kept(tmp_path) == [t.rstrip(".") for t in GOOD]
+    assert all("cut" not in e for e in _logged(tmp_path))

@@ -15,7 +15,9 @@ from augtext.validate import (
     TEXT_REASONS,
     NearDuplicateFilter,
     ParseError,
+    breaks_off,
     clean_text,
+    ends_at_cut,
     parse_response,
     validate_description,
 )
@@ -1160,3 +1162,46 @@ def test_a_lid_covering_the_iris_is_not_the_upper_lid_raiser_stated():
     assert (
         validate_description("The lower lid pushes up to cover part of the iris and the eye narrows.", FACS[7]) is None
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The furrow beside the lip corners deepens as they are pulled up toward the", 12),
+        ("The lips take a downturned shape. The skin below the lip corners may", 15),  # a real SmolLM2 answer's end
+        ("The inner brows are pulled upward by the frontalis and", 1),
+        ("The lip corners are drawn up and back, deepening the folds of", 12),
+        ("The inner ends of the eyebrows rise as the medial frontalis contracts, which", 1),
+        ("The brows are lowered and drawn together (", 4),
+    ],
+)
+def test_a_text_that_breaks_off_is_cut_off(text, au):
+    """Otherwise a good description: only its end is wrong."""
+    assert breaks_off(text)
+    assert validate_description(text, FACS[au]) == "cut_off"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The inner ends of the eyebrows are drawn up",  # particles a description ends on
+        "The brows are lowered and drawn in",
+        "The lips are pressed together and the corners pushed out",
+        "The lip corners are pulled down further than that",
+        "Level A: the lip corners lift slightly. words: 9 level: A",  # a level letter, not the article
+        "The inner brows rise toward the.",  # a full stop ends it, whatever precedes (not this rule's business)
+    ],
+)
+def test_a_text_that_ends_on_a_word_a_sentence_may_end_on_is_not_cut_off(text):
+    assert not breaks_off(text)
+
+
+def test_the_text_an_answer_breaks_off_in_is_found_by_its_end():
+    raw = '["The brows rise.", "The inner brows are pulled up by the medial fron'
+    texts = parse_response(raw, cut=True)
+    assert texts == ["The brows rise.", "The inner brows are pulled up by the medial fron"]
+    assert ends_at_cut(raw, texts[-1]) and not ends_at_cut(raw, texts[0])
+    assert not ends_at_cut("1. The brows rise.\n2. The inner brows lift.", "The inner brows lift.")  # it ended
+    with pytest.raises(ParseError, match="malformed_json"):  # not said to be cut: strict parsing still refuses it
+        parse_response(raw)
+    assert parse_response('["The brows rise.", "', cut=True) == ["The brows rise."]  # nothing of the next one yet
