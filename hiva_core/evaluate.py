@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -408,7 +409,10 @@ def run_dataset(loaded, data: str, fold: int | None, lists, align: bool | None, 
         raise UserError(f"{data} gives AUs {dataset.aus} but the run {loaded.run_dir} predicts {loaded.aus}")
     if len(dataset) == 0:
         raise UserError(f"{data} has no frames in the rows chosen ({rows.text})")
-    if aligns(loaded, align):
+    reframed = align is None and not aligns(loaded, None) and unframed(loaded, dataset)
+    if reframed:  # the header says it, beside the scores
+        rows = dataclasses.replace(rows, text=f"{rows.text}; faces detected and aligned first: framed unlike the run's")
+    if aligns(loaded, align) or reframed:
         before = len(dataset)
         dataset = aligned_for(loaded, dataset)
         if len(dataset) < before:  # said in the header and the JSON, not only in a warning
@@ -425,6 +429,39 @@ def aligns(loaded, align: bool | None) -> bool:
     """Whether a run's data is detected and aligned first (`eval`, `adapt --data`, `neutral --run`): `align`
     (--align/--no-align) when given, else as the run was trained (`data.align`)."""
     return bool(loaded.config["config"].get("data", {}).get("align", False)) if align is None else align
+
+
+def unframed(loaded, dataset) -> bool:
+    """Whether `eval` (or `adapt --data`), not told --align/--no-align, aligns data a run was not trained to align,
+    because its faces are framed unlike the run's training faces (config.json's data.framing) and aligning frames them
+    as those were: training faces framed as the template (SynthAU, `prepare` crops) and faces that are not (raw
+    renders or photos). It says so in one line. Faces framed otherwise than the training faces, which aligning would
+    not mend (a run trained on raw frames), or beside a run that has no record, get a warning and are scored as they
+    are; so do faces the sample finds none in."""
+    from hiva_core.data.aligned import Framing, measure_framing
+
+    recorded = (loaded.config.get("data") or {}).get("framing")
+    try:
+        theirs = measure_framing([dataset.path(i) for i in range(len(dataset))], device=loaded.device)
+    except ImportError:  # no detector installed: nothing to measure (nor to align with)
+        return False
+    ours = Framing(**recorded) if recorded else None
+    if theirs is None or (theirs.like(ours) if ours is not None else theirs.framed):
+        return False
+    if ours is not None and ours.framed:
+        print(
+            f"{dataset.source}: {theirs.describe()}, not framed as the run's training faces: each face is detected "
+            "and aligned first, as predict does (--no-align scores the images as they are)",
+            file=sys.stderr,
+        )
+        return True
+    trained = "not on record" if ours is None else ours.describe()
+    print(
+        f"warning: {dataset.source}: {theirs.describe()}, framed unlike the run's training faces ({trained}); scored "
+        "as they are: --align detects and aligns them to the template, what a run trained on aligned faces expects",
+        file=sys.stderr,
+    )
+    return False
 
 
 def aligned_for(loaded, dataset):

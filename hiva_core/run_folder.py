@@ -319,10 +319,12 @@ class RunFolder:
         train_frames: int | None = None,
         test_frames: int | None = None,
         world_size: int = 1,
+        framing: dict[str, float] | None = None,
     ) -> None:
         """config.json: the resolved training config, the model's own config, the AUs, the image size, the text prior's
-        identity and the data it was trained on; every path in it absolute (absolute_paths), so that the run resumes
-        and evaluates from any working directory."""
+        identity and the data it was trained on (with `framing`: how its training faces sit in their images,
+        `hiva_core.data.aligned.Framing` as a dict, or None where no face was found); every path in it absolute
+        (absolute_paths), so that the run resumes and evaluates from any working directory."""
         from hiva_core.config import to_dict
 
         cfg = absolute_paths(cfg)
@@ -347,6 +349,7 @@ class RunFolder:
                     "fold": cfg.data.fold,
                     "train_frames": train_frames,
                     "test_frames": test_frames,
+                    "framing": framing,
                 },
                 "world_size": world_size,
             },

@@ -22,6 +22,7 @@ import torch
 from augtext.errors import UserError
 from hiva_core.checkpoint import prior_tensors
 from hiva_core.config import VAL_SELECT, TrainConfig
+from hiva_core.data.aligned import framing_record
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, cleanup, env_world, init_distributed
 from hiva_core.evaluate import evaluate_model, fold_summary, val_thresholds
@@ -253,6 +254,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
                 train_frames=len(splits.train),
                 test_frames=len(splits.test),
                 world_size=info.world_size,
+                framing=framing_record(splits.train, state.device),
             )
 
         stop = (

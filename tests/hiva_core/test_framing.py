@@ -271,3 +271,58 @@ def test_neutral_by_a_run_reads_the_faces_as_the_run_was_trained(raw_faces, text
     assert seen[-1][1] == frame["path"].tolist()  # the raw files, wall included
     assert main(["neutral", "--data", str(manifest), "--out", str(written), "--align"]) == 2
     assert "only with --run" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- faces framed unlike the run's
+def test_framing_is_measured_against_the_template(raw_faces, tmp_path):
+    """The astronaut pasted small and off centre on a canvas is not framed; its aligned crops are, and so is a crop
+    that is only a little off (a SynthAU render's turned head measures no worse)."""
+    from hiva_core.data import build_dataset
+    from hiva_core.data.aligned import Framing, align_dataset, measure_framing
+
+    raw = build_dataset(raw_faces, split="all", image_size=32)
+    paths = [raw.path(i) for i in range(len(raw))]
+    loose = measure_framing(paths)
+    assert loose is not None and not loose.framed and loose.found == 8 and loose.sampled == 9  # the wall: no face
+    crops = align_dataset(raw, tmp_path / "crops", progress=False)
+    tight = measure_framing([crops.path(i) for i in range(len(crops))])
+    assert tight is not None and tight.framed and abs(tight.scale - 1) < 0.05 and tight.shift < 0.03
+    assert tight.like(tight) and not loose.like(tight) and not tight.like(loose)
+    assert measure_framing([str(raw_faces.parent / "wall.png")]) is None
+    assert "0.50 times the template's size" in Framing(2.0, 0.2, 3, 4).describe()
+
+
+def test_eval_aligns_faces_framed_unlike_the_runs_training_faces(raw_faces, text_cache, tmp_path, capsys):
+    """A run trained on aligned crops (no data.align: they are framed already) records their framing; `eval` of raw
+    photos of the same faces, not told --align, finds them framed otherwise and aligns them first, saying so;
+    --no-align scores them as they are; the crops themselves are scored as they are without a word. A run without
+    the record (trained before it) gets a warning and the photos as they are."""
+    from hiva_core.data import build_dataset
+    from hiva_core.data.aligned import align_dataset
+
+    raw = build_dataset(raw_faces, split="all", image_size=32)
+    crops = align_dataset(raw, tmp_path / "crops", progress=False)
+    frame = pd.read_csv(raw_faces)
+    frame = frame[frame["path"] != "wall.png"].assign(path=[crops.path(i) for i in range(len(crops))])
+    frame.to_csv(tmp_path / "crops.csv", index=False)
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, tmp_path / "crops.csv", out, epochs=1)) == 0
+    framing = RunFolder(out).read_config()["data"]["framing"]
+    assert framing["found"] == 6 and abs(framing["scale"] - 1) < 0.05
+    capsys.readouterr()
+
+    assert main(["eval", "--run", str(out), "--data", str(raw_faces)]) == 0
+    captured = capsys.readouterr()
+    assert "not framed as the run's training faces: each face is detected and aligned first" in captured.err
+    assert "(split test; faces detected and aligned first: framed unlike the run's, 2 frames;" in captured.out
+    assert main(["eval", "--run", str(out), "--data", str(raw_faces), "--no-align"]) == 0
+    assert "framed" not in capsys.readouterr().err
+    assert main(["eval", "--run", str(out), "--data", str(tmp_path / "crops.csv")]) == 0
+    assert "framed" not in capsys.readouterr().err
+
+    info = json.loads((out / "config.json").read_text())
+    info["data"].pop("framing")  # a run saved before the record
+    (out / "config.json").write_text(json.dumps(info))
+    assert main(["eval", "--run", str(out), "--data", str(raw_faces)]) == 0
+    err = capsys.readouterr().err
+    assert "framed unlike the run's training faces (not on record); scored as they are: --align" in err
