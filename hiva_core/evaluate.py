@@ -432,33 +432,35 @@ def aligns(loaded, align: bool | None) -> bool:
 
 
 def unframed(loaded, dataset) -> bool:
-    """Whether `eval` (or `adapt --data`), not told --align/--no-align, aligns data a run was not trained to align,
-    because its faces are framed unlike the run's training faces (config.json's data.framing) and aligning frames them
-    as those were: training faces framed as the template (SynthAU, `prepare` crops) and faces that are not (raw
-    renders or photos). It says so in one line. Faces framed otherwise than the training faces, which aligning would
-    not mend (a run trained on raw frames), or beside a run that has no record, get a warning and are scored as they
-    are; so do faces the sample finds none in."""
+    """Whether `eval` (or `adapt --data`), not told --align/--no-align, aligns data a run was not trained to align:
+    the run's training faces were framed as the template (config.json's data.framing: SynthAU, `prepare` crops) and
+    these are not (raw renders, photos), so aligning frames them as the run saw its faces. It says so in one line.
+    Beside a run without the record, faces not framed as the template get a warning and are scored as they are; a
+    run trained on unaligned faces (raw frames) reads any faces as they are (`train` said so), as do faces the sample
+    finds none in."""
     from hiva_core.data.aligned import Framing, measure_framing
 
     recorded = (loaded.config.get("data") or {}).get("framing")
+    ours = Framing(**recorded) if recorded else None
+    if ours is not None and not ours.framed:
+        return False
     try:
         theirs = measure_framing([dataset.path(i) for i in range(len(dataset))], device=loaded.device)
     except ImportError:  # no detector installed: nothing to measure (nor to align with)
         return False
-    ours = Framing(**recorded) if recorded else None
-    if theirs is None or (theirs.like(ours) if ours is not None else theirs.framed):
+    if theirs is None or theirs.framed:
         return False
-    if ours is not None and ours.framed:
+    if ours is not None:
         print(
             f"{dataset.source}: {theirs.describe()}, not framed as the run's training faces: each face is detected "
             "and aligned first, as predict does (--no-align scores the images as they are)",
             file=sys.stderr,
         )
         return True
-    trained = "not on record" if ours is None else ours.describe()
     print(
-        f"warning: {dataset.source}: {theirs.describe()}, framed unlike the run's training faces ({trained}); scored "
-        "as they are: --align detects and aligns them to the template, what a run trained on aligned faces expects",
+        f"warning: {dataset.source}: {theirs.describe()}, not framed as hiva_core's template; scored as they are "
+        "(the run has no record of its training faces' framing): --align detects and aligns them, what a run "
+        "trained on aligned faces (SynthAU, prepare) expects",
         file=sys.stderr,
     )
     return False

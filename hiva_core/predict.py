@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -221,6 +222,11 @@ def run_predict(
         from hiva_core.faces.detect import get_detector
 
         get_detector(loaded.device)  # a missing detector package fails here, before any work
+        from hiva_core.data.aligned import unaligned_note
+
+        data = loaded.config.get("data") or {}
+        if note := unaligned_note(data.get("framing"), loaded.config["config"].get("data", {}).get("align", False)):
+            print(f"warning: {note}; predict aligns every face to the template: its scores may be off", file=sys.stderr)
     transform = build_transforms(loaded.image_size, augment=False)
     stream = partial(FaceStream, timer=timer, detect=detect, batch_size=batch_size, min_face=min_face, every=every)
     resting: dict[str, dict[str, Any]] = {}

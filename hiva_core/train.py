@@ -22,7 +22,7 @@ import torch
 from augtext.errors import UserError
 from hiva_core.checkpoint import prior_tensors
 from hiva_core.config import VAL_SELECT, TrainConfig
-from hiva_core.data.aligned import framing_record
+from hiva_core.data.aligned import framing_record, unaligned_note
 from hiva_core.device import autocast, autocast_dtype, pick_device
 from hiva_core.distributed import DistInfo, cleanup, env_world, init_distributed
 from hiva_core.evaluate import evaluate_model, fold_summary, val_thresholds
@@ -240,6 +240,9 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
             log(info, f"resuming {run.path} at epoch {state.epoch + 1} of {cfg.train.epochs} ({kept})")
     # A failure before the first last.pt removes what this attempt wrote (no half-made run is left behind); one
     # after it keeps the folder, resumable, and says which epoch last.pt holds.
+    framing = framing_record(splits.train, state.device) if info.is_main else None
+    if note := unaligned_note(framing, cfg.data.align):  # predict will read photos framed otherwise
+        log(info, f"note: {note}")
     with run.attempt(writer=info.is_main):
         if info.is_main:  # the run's identity, written before the first step
             if not resume:
@@ -254,7 +257,7 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
                 train_frames=len(splits.train),
                 test_frames=len(splits.test),
                 world_size=info.world_size,
-                framing=framing_record(splits.train, state.device),
+                framing=framing,
             )
 
         stop = (
