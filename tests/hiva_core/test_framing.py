@@ -322,6 +322,11 @@ def test_eval_aligns_faces_framed_unlike_the_runs_training_faces(raw_faces, text
     photo = str(raw_faces.parent / "photo0.jpg")
     assert main(["predict", photo, "--run", str(out), "--out", str(tmp_path / "p.csv")]) == 0
     assert "not aligned" not in capsys.readouterr().err  # trained on aligned crops: predict frames faces alike
+    adapted = tmp_path / "adapted"  # adapt --data reads the rows eval would, framed the same way (too few to adapt)
+    assert main(["adapt", "--run", str(out), "--out", str(adapted), "--data", str(raw_faces)]) == 2
+    err = capsys.readouterr().err
+    assert "not framed as the run's training faces: each face is detected and aligned first" in err
+    assert "found 2 face(s)" in err and "faces detected and aligned first" in err and not adapted.exists()
 
     info = json.loads((out / "config.json").read_text())
     info["data"].pop("framing")  # a run saved before the record
