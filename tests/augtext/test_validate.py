@@ -1205,3 +1205,7 @@ def test_the_text_an_answer_breaks_off_in_is_found_by_its_end():
     with pytest.raises(ParseError, match="malformed_json"):  # not said to be cut: strict parsing still refuses it
         parse_response(raw)
     assert parse_response('["The brows rise.", "', cut=True) == ["The brows rise."]  # nothing of the next one yet
+    assert parse_response(raw, lenient=True, cut=True) == texts  # --lenient: the same, the unfinished one last
+    prose = '["The inner brows rise toward the forehead and'  # no finished string: lenient reads it as before
+    assert parse_response(prose, lenient=True, cut=True) == parse_response(prose, lenient=True)
+    assert parse_response(prose, cut=True) == ["The inner brows rise toward the forehead and"]  # strict: the string
