@@ -251,7 +251,10 @@ def eval_(
     text_cache: Path | None = typer.Option(None, help=TEXT_CACHE_HELP),
     threshold: str | None = typer.Option(None, help=THRESHOLD_HELP),
     align: bool | None = typer.Option(
-        None, "--align/--no-align", help="Detect and align the faces first (default: as the run was trained)."
+        None,
+        "--align/--no-align",
+        help="Detect and align the faces first (default: as the run was trained, and also when the faces are "
+        "framed unlike the run's template-framed training faces, which it says).",
     ),
     save_thresholds: Path | None = typer.Option(
         None,
