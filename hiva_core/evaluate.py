@@ -444,11 +444,8 @@ def unframed(loaded, dataset) -> bool:
     ours = Framing(**recorded) if recorded else None
     if ours is not None and not ours.framed:
         return False
-    try:
-        theirs = measure_framing([dataset.path(i) for i in range(len(dataset))], device=loaded.device)
-    except ImportError:  # no detector installed: nothing to measure (nor to align with)
-        return False
-    if theirs is None or theirs.framed:
+    theirs = measure_framing([dataset.path(i) for i in range(len(dataset))], device=loaded.device)
+    if theirs is None or theirs.framed:  # no face found, or no detector installed: nothing to align with
         return False
     if ours is not None:
         print(

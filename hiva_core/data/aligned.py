@@ -161,11 +161,16 @@ class Framing:
 def measure_framing(paths: list[str], device=None, sample: int = FRAMING_SAMPLE) -> Framing | None:
     """How faces sit in the images `paths` (an evenly spread sample of `sample`): each one's largest face's five
     points fitted to the template at the image's size (`faces.align.similarity_transform`). None when the sample
-    holds no face the detector finds (drawings, crops too small to detect)."""
+    holds no face the detector finds (drawings, crops too small to detect), or the detector is not installed (train
+    and eval do not need it otherwise)."""
     from hiva_core.faces.align import similarity_transform, template_points
-    from hiva_core.faces.detect import detect_faces_batch
+    from hiva_core.faces.detect import detect_faces_batch, get_detector
     from hiva_core.faces.media import read_image
 
+    try:
+        get_detector(device)
+    except UserError:  # facenet-pytorch is missing: nothing to measure with
+        return None
     chosen = [paths[i] for i in sorted({int(k) for k in np.linspace(0, len(paths) - 1, min(sample, len(paths)))})]
     images = []
     for path in chosen:
@@ -190,10 +195,7 @@ def measure_framing(paths: list[str], device=None, sample: int = FRAMING_SAMPLE)
 def framing_record(dataset: AUDataset, device=None) -> dict[str, float] | None:
     """`measure_framing` of a dataset's images as a run records it (config.json's data.framing); None where no face
     is found in the sample or the detector is not installed."""
-    try:
-        framing = measure_framing([dataset.path(i) for i in range(len(dataset))], device=device)
-    except ImportError:
-        return None
+    framing = measure_framing([dataset.path(i) for i in range(len(dataset))], device=device)
     return None if framing is None else dataclasses.asdict(framing)
 
 
@@ -201,11 +203,12 @@ def unaligned_note(framing: dict | None, align: bool) -> str:
     """What to say of a run whose training faces (`framing`, config.json's data.framing) are not framed as the
     template and were not aligned (`align`: data.align), e.g. raw video frames: `predict` aligns new faces to the
     template, so it reads them framed otherwise than the run learnt. "" for every other run (and without a record)."""
-    if not framing or align or Framing(**framing).framed:
+    measured = Framing(**framing) if framing else None
+    if measured is None or align or measured.framed:
         return ""
     return (
-        f"the run's training faces were not aligned ({Framing(**framing).describe()}; `--set data.align=true` "
-        "aligns them as predict aligns new faces)"
+        f"the run's training faces were not aligned ({measured.describe()}; `--set data.align=true` aligns them as "
+        "predict aligns new faces)"
     )
 
 

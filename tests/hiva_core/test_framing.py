@@ -348,3 +348,24 @@ def test_a_run_trained_on_unaligned_faces_is_told_so_and_predict_warns(raw_faces
     assert "warning: the run's training faces were not aligned" in capsys.readouterr().err
     assert main(["eval", "--run", str(out), "--data", str(raw_faces)]) == 0
     assert "framed" not in capsys.readouterr().err
+
+
+def test_without_the_detector_package_train_and_eval_read_faces_as_before(
+    tiny_faces, text_cache, tmp_path, capsys, monkeypatch
+):
+    """The framing check needs facenet-pytorch; where it is not installed, train records no framing and eval scores
+    the data as it is: neither needs the detector otherwise, and neither fails for the lack of it."""
+    import sys
+
+    import hiva_core.faces.detect as detect
+    from hiva_core.data.aligned import measure_framing
+
+    for name in [m for m in sys.modules if m.startswith("facenet_pytorch")] + ["facenet_pytorch"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setattr(detect, "_DETECTORS", {})
+    assert measure_framing([str(tiny_faces.parent / p) for p in pd.read_csv(tiny_faces)["path"][:4]]) is None
+    out = tmp_path / "run"
+    assert main(train_argv(text_cache, tiny_faces, out, epochs=1)) == 0
+    assert RunFolder(out).read_config()["data"]["framing"] is None
+    assert main(["eval", "--run", str(out), "--data", str(tiny_faces)]) == 0
+    assert "framed" not in capsys.readouterr().err
