@@ -224,9 +224,10 @@ def parse_response(raw: str, lenient: bool = False, cut: bool = False) -> list[s
     lines = [t for t in lines if t]
     if lines:
         return lines
-    if lenient or (cut and failure == "malformed_json"):
-        salvaged = _complete_strings(raw) if failure == "malformed_json" else []
-        if cut and failure == "malformed_json" and (salvaged or not lenient):  # else lenient reads the sentences
+    broken = failure == "malformed_json"
+    if lenient or (cut and broken):
+        salvaged = _complete_strings(raw) if broken else []
+        if cut and broken and (salvaged or not lenient):  # else lenient reads the sentences, as without the cut
             salvaged += _unfinished_string(raw)
         salvaged = salvaged or (_sentences(raw) if lenient else [])
         if salvaged:
