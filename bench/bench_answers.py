@@ -42,6 +42,11 @@ reference set:
   blind and measured once (943bb0c and the first level rule: see the README); its misses then gave the rule's level
   phrases, so it is a development set for those.
 
+Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
+random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
+`--max-tokens` leaves its last text when the server does not say it cut it. The share passing the rules, and the
+share rejected as `cut_off` (`validate.breaks_off`: the last word is one no sentence ends on).
+
 For each set: the share passing the rules (`validate_description`), the gate (at its defaults), both (kept), and
 the same with the gate judging whole texts only (`judge_clauses=False`, where the package has it). Per AU and per
 style for the correct descriptions. `--package DIR` measures another checkout's augtext (an older commit: `git
@@ -56,6 +61,7 @@ import argparse
 import inspect
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +137,29 @@ def measure(package: Path) -> dict:
                     entry["kept_per_au"] = {f"AU{a}": float((rules & ok)[aus == a].mean()) for a in sorted(set(aus))}
                     entry["kept_per_style"] = {s: float((rules & ok)[styles == s].mean()) for s in sorted(set(styles))}
             result["sets"][f"{name}:{kind}"] = entry
+    result["cut_short"] = cut_short([(a, t) for name in SETS for a, t, _ in groups[name]["correct"]], FACS)
     return result
+
+
+def cut_short(items: list[tuple[int, str]], facs: dict, seed: int = 0) -> dict:
+    """The texts of `items` the rules pass, nine words or more, each cut after a random word from the sixth to the last
+    but one (no full stop): how many the rules still pass, and how many they reject as unfinished (`cut_off`)."""
+    from augtext.validate import validate_description
+
+    rng, verdicts = random.Random(seed), []
+    for au, text in items:
+        words = text.split()
+        if len(words) < 9 or validate_description(text, facs[au]) is not None:
+            continue
+        cut = " ".join(words[: rng.randint(6, len(words) - 1)]).rstrip(".,;:")
+        verdicts.append(validate_description(cut, facs[au]))
+    n = max(len(verdicts), 1)
+    return {
+        "texts": len(verdicts),
+        "seed": seed,
+        "cut_pass_rules": sum(v is None for v in verdicts) / n,
+        "cut_off": sum(v == "cut_off" for v in verdicts) / n,
+    }
 
 
 def report(r: dict) -> str:
@@ -153,6 +181,12 @@ def report(r: dict) -> str:
                 + "; AUs under 0.80: "
                 + (", ".join(f"{k} {v:.2f}" for k, v in low.items()) or "none")
             )
+    if c := r.get("cut_short"):
+        lines.append(
+            f"cut short ({c['texts']} correct texts the rules pass, nine words or more, cut after a random word): "
+            f"pass the rules {c['cut_pass_rules']:.3f}, "
+            f"rejected as cut_off {c['cut_off']:.3f}"
+        )
     return "\n".join(lines)
 
 
