@@ -34,8 +34,6 @@ FACTORS: dict[str, str] = {
     "pose": "yaw up to ±45°, pitch ±30°, roll ±20°; off: yaw N(0, 8°) within ±25°, pitch N(0, 6°), roll N(0, 3°)",
     "degradations": "motion blur, defocus, low resolution, noise, JPEG 40-95, colour cast and gamma; "
     "off: mild blur, noise and JPEG 70-96",
-    "shape": "each face at rest sculpted beyond ICT's identity space by a smooth random field along its normals "
-    "(hiva_core.synth.shape); off: ICT's identity space only",
 }
 ALL: tuple[str, ...] = tuple(FACTORS)
 STREAM = {name: 101 + i for i, name in enumerate(FACTORS)}  # random-stream codes (never reorder: they seed draws)

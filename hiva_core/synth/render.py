@@ -30,7 +30,6 @@ from hiva_core.synth.facemodel import (
 )
 from hiva_core.synth.overlays import background, degrade, draw_occluders
 from hiva_core.synth.sampling import SampleParams
-from hiva_core.synth.shape import EYE_FADE, MOUTH_FADE, sculpt
 from hiva_core.synth.shading import (
     COVERAGE_FRAGMENT_SHADER,
     COVERAGE_VERTEX_SHADER,
@@ -200,7 +199,6 @@ class Renderer:
         self.ctx = create_context()
         self._base_key: bytes | None = None  # identity whose neutral-expression mesh is cached in self._base
         self._base: np.ndarray | None = None
-        self.skin = np.isin(model.part, [RENDERED_PARTS.index(p) for p in ("face", "head")])  # what `shape` sculpts
         ctx = self.ctx
         self.prog = ctx.program(vertex_shader=VERTEX_SHADER, fragment_shader=FRAGMENT_SHADER)
         n = model.num_vertices
@@ -242,8 +240,6 @@ class Renderer:
         key = ident.weights.tobytes()
         if self._base_key != key:
             self._base, self._base_key = model.identity_vertices(ident.weights), key
-            if ident.shape is not None:
-                self._base = self._sculpted(ident.shape, self._base)
         verts = model.vertices(ident.weights, weights, base=self._base).astype(np.float64)
         rot = rotation(params.yaw, params.pitch, params.roll)
         verts = (verts - PIVOT) @ rot.T + PIVOT
@@ -287,17 +283,6 @@ class Renderer:
         mvp = align @ pv
         mvp[:2] += np.outer(sim[:2, 2], pv[3])  # a translation in NDC is t * w in clip space
         return verts, weights, mvp, cam
-
-    def _sculpted(self, shape, base: np.ndarray) -> np.ndarray:
-        """The person at rest (flat V*3) sculpted by `shape`: skin only, fading out at the lids and the lips' edge."""
-        model, v = self.model, base.reshape(-1, 3).astype(np.float64)
-        eyes = [v[ids].mean(0) for ids in self.eye_ids]
-        to_eye = np.minimum(*(np.linalg.norm(v - c, axis=1) for c in eyes))
-        inner_lips = v[model.landmarks68[[60, 61, 62, 63, 64, 65, 66, 67, 60]]]
-        weight = (1 - _smooth(to_eye, *EYE_FADE)) * (1 - _smooth(_polyline_distance(v, inner_lips), *MOUTH_FADE))
-        weight *= self.skin
-        out = sculpt(shape, v, vertex_normals(v, model.triangles).astype(np.float64), weight)
-        return out.reshape(-1).astype(base.dtype)
 
     def render(self, params: SampleParams) -> Rendered:
         size, model = self.size, self.model

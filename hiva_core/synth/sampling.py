@@ -20,7 +20,6 @@ from hiva_core.synth.expressions import sample_expression
 from hiva_core.synth.factors import ALL, factor_rng, parse_factors
 from hiva_core.synth.look import Look, beard_look, crease_look, hair_look, skin_look
 from hiva_core.synth.overlays import sample_occluders
-from hiva_core.synth.shape import Shape, sample_shape
 
 SAMPLES_PER_IDENTITY = 8  # consecutive indices share one synthetic person (shape, skin, eyes, brows, hair)
 NUM_FOLDS = 3
@@ -87,7 +86,6 @@ class Identity:
     lip_tint: float
     look: Look = field(default_factory=Look)  # skin detail, creases, brows, hair, facial hair (the shader's part)
     expressiveness: float = 1.0  # gain on every blendshape (how much this person's face moves per AU intensity)
-    shape: Shape | None = None  # the face at rest sculpted beyond ICT's identity space (the `shape` factor)
 
 
 @dataclass
@@ -180,7 +178,6 @@ def sample_identity(seed: int, identity: int, shifted: bool, factors=ALL) -> Ide
         lip_tint=skin["lip_tint"],
         look=look,
         expressiveness=float(gain) if "intensity" in on else 1.0,
-        shape=sample_shape(rng("shape")) if "shape" in on else None,
     )
 
 
