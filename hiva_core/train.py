@@ -131,39 +131,6 @@ class Monitor:
 
 
 # ------------------------------------------------------------------------------------------------------------ one epoch
-_UPPER = {1, 2, 4, 5, 7, 41, 42, 43, 44, 45, 46}  # AUs above the seam (brows, lids)
-_UNSURE = {6, 9, 10}  # AUs on both sides of it (cheeks, nose, nostril wings): unknown in a swapped face
-_SWAP = {"aus": None}  # trial: HIVA_REGION_SWAP=p swaps the lower face (below y = 0.62 of the crop) with a partner's
-
-
-def region_swap(inputs: dict, aus: list[int], p: float, step: int) -> dict:
-    g = torch.Generator().manual_seed(1000003 * step + 7)
-    x = inputs["image"]
-    b, _, h, _ = x.shape
-    pick = torch.rand(b, generator=g) < p
-    if not bool(pick.any()):
-        return inputs
-    partner = torch.randperm(b, generator=g).to(x.device)
-    pick = pick.to(x.device)
-    row = torch.arange(h, dtype=torch.float32) / h
-    w = torch.clamp((row - 0.59) / 0.06, 0, 1).view(1, 1, h, 1).to(x.device, x.dtype)
-    mixed = x * (1 - w) + x[partner] * w
-    out = dict(inputs)
-    out["image"] = torch.where(pick.view(b, 1, 1, 1), mixed, x).contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.where(pick.view(b, 1, 1, 1), mixed, x)
-    lower = torch.tensor([a not in _UPPER for a in aus], device=x.device)
-    unsure = torch.tensor([a in _UNSURE for a in aus], device=x.device)
-    swap = pick[:, None] & lower[None, :]
-    for key, mask in (("labels", "mask"), ("intensity", "intensity_mask")):
-        if key not in inputs:
-            continue
-        out[key] = torch.where(swap, inputs[key][partner], inputs[key])
-        m = torch.where(swap, inputs[mask][partner], inputs[mask])
-        out[mask] = torch.where(pick[:, None] & unsure[None, :], torch.zeros_like(m), m)
-    if "geometry_mask" in inputs:
-        out["geometry_mask"] = torch.where(pick.view(b, *[1] * (inputs["geometry_mask"].dim() - 1)), torch.zeros_like(inputs["geometry_mask"]), inputs["geometry_mask"])
-    return out
-
-
 def train_one_epoch(
     state: TrainState, loaders: Loaders, text: tuple, cfg: TrainConfig, monitor: Monitor
 ) -> dict[str, float]:
@@ -180,8 +147,6 @@ def train_one_epoch(
         if i >= n_batches:
             break
         inputs = step_inputs(batch, device, channels_last)
-        if (p := float(os.environ.get("HIVA_REGION_SWAP", "0"))) > 0:
-            inputs = region_swap(inputs, _SWAP["aus"], p, state.step * 1000 + i)
         # Gradient accumulation: step every `accum` batches (and at the end); under DDP only that last
         # micro-batch all-reduces gradients (no_sync on the others).
         stepping = (i + 1) % accum == 0 or i + 1 == n_batches
@@ -237,7 +202,6 @@ def fit(cfg: TrainConfig, out: str | Path, resume: bool = False, fold_of: str | 
     if resume:  # other data is refused before anything is said of it
         check_same_frames(run, cfg, len(splits.train))
     aus = list(splits.train.aus)
-    _SWAP["aus"] = [int(str(a).removeprefix("AU")) for a in aus]
     prior = read_prior(cfg, run, aus, resume)
     text = prior_tensors(prior, device)  # moved to the device once, reused by every step
     loaders = build_loaders(cfg, splits, device, info)
