@@ -184,8 +184,7 @@ def report(r: dict) -> str:
     if c := r.get("cut_short"):
         lines.append(
             f"cut short ({c['texts']} correct texts the rules pass, nine words or more, cut after a random word): "
-            f"pass the rules {c['cut_pass_rules']:.3f}, "
-            f"rejected as cut_off {c['cut_off']:.3f}"
+            f"pass the rules {c['cut_pass_rules']:.3f}, rejected as cut_off {c['cut_off']:.3f}"
         )
     return "\n".join(lines)
 
