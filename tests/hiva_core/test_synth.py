@@ -488,7 +488,9 @@ def test_posed_set_records_its_expressions_and_refuses_mixing(face_model_path, t
 def test_independent_labels_keep_the_rates_and_drop_the_co_occurrence():
     bp4d = calibration.BP4D_AUS
     rows = {
-        kind: np.array([[sampling.sample_params(0, i, labels=kind).labels[a] for a in bp4d] for i in range(1500)])
+        kind: np.array(
+            [[p.labels[a] for a in bp4d] for p in (sampling.sample_params(0, i, labels=kind) for i in range(1500))]
+        )
         for kind in ("bp4d", "independent")
     }
     np.testing.assert_allclose(rows["independent"].mean(0), calibration.bp4d_marginals(), atol=0.05)
