@@ -223,9 +223,9 @@ def run_predict(
 
         get_detector(loaded.device)  # a missing detector package fails here, before any work
         from hiva_core.data.aligned import unaligned_note
+        from hiva_core.evaluate import aligns
 
-        data = loaded.config.get("data") or {}
-        if note := unaligned_note(data.get("framing"), loaded.config["config"].get("data", {}).get("align", False)):
+        if note := unaligned_note((loaded.config.get("data") or {}).get("framing"), aligns(loaded, None)):
             print(f"warning: {note}; predict aligns every face to the template: its scores may be off", file=sys.stderr)
     transform = build_transforms(loaded.image_size, augment=False)
     stream = partial(FaceStream, timer=timer, detect=detect, batch_size=batch_size, min_face=min_face, every=every)
