@@ -270,6 +270,10 @@ class _Session:
         tasks = [asyncio.ensure_future(self._pair_in_slot(au, style)) for au, style in pairs]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C or SIGTERM (this task cancelled): the gate stops making its prototypes, so
+            if self.gate is not None:  # that the walker below and the warm-up thread end at once, not after them all
+                self.gate.stop()
+            raise
         finally:
             # A pair that raised (the server refuses us, a bug) or Ctrl-C: the other pairs stop before the backend
             # closes, so that none sends through a closed client or dies unreported at the loop's shutdown.

@@ -206,6 +206,13 @@ def _parts(text: str, stripped: str, au: int) -> list[str]:
 
 GATE_TOP_M = 3
 """An AU's similarity to a text is the mean of its GATE_TOP_M most similar prototypes (robust to one lucky match)."""
+PROTOTYPE_CHUNK = 256
+"""Prototypes are encoded this many at a time: the first run in a cache encodes about 2,500 (half a minute on 2
+cores), and a run interrupted meanwhile stops at the next chunk (`SemanticGate.stop`) instead of after all of them."""
+
+
+class GateStopped(RuntimeError):
+    """The gate was stopped (`SemanticGate.stop`) before its prototypes were made."""
 
 
 class SemanticGate:
@@ -235,6 +242,7 @@ class SemanticGate:
         self._embedder = embedder
         self.store = store  # a folder to keep the prototype vectors in between runs (None: encode every run)
         self._lock = threading.Lock()  # the model and prototypes are made once, by whichever thread needs them first
+        self._stop = threading.Event()
         self._prototypes: tuple[list[int], np.ndarray, np.ndarray] | None = None
         self.min_similarity = min_similarity
         self.top_k = top_k
@@ -265,6 +273,11 @@ class SemanticGate:
         thread.start()
         return thread
 
+    def stop(self) -> None:
+        """Stop making the prototypes (a run interrupted by Ctrl-C or SIGTERM): a thread making them raises
+        GateStopped at its next chunk, and so does every later use of the gate that needs them; made ones stay."""
+        self._stop.set()
+
     @property
     def prototypes(self) -> tuple[list[int], np.ndarray, np.ndarray]:
         """(codes, prototype AU per row (P,), prototype vectors (P, D))."""
@@ -289,7 +302,7 @@ class SemanticGate:
     def _stored_vectors(self, embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
         """The prototypes' vectors, from `store` when it holds them for this model and these exact texts."""
         if self.store is None:
-            return embedder(texts)
+            return self._encode(embedder, texts)
         import hashlib
 
         from augtext.io import atomic_path
@@ -303,10 +316,18 @@ class SemanticGate:
                     return data["vectors"]
         except (OSError, KeyError, ValueError):
             pass  # missing, stale or damaged: encode again
-        vectors = embedder(texts)
+        vectors = self._encode(embedder, texts)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, key=np.asarray(key), vectors=vectors)
         return vectors
+
+    def _encode(self, embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
+        """`embedder(texts)`, PROTOTYPE_CHUNK texts at a time, GateStopped before any chunk once `stop` was called."""
+        for start in range(0, len(texts), PROTOTYPE_CHUNK):
+            if self._stop.is_set():
+                raise GateStopped("the semantic gate was stopped before its prototypes were made")
+            embedder(texts[start : start + PROTOTYPE_CHUNK])  # memoised: the call below stacks them
+        return embedder(texts)
 
     def au_similarities(self, vectors: np.ndarray, sources: np.ndarray | None = None) -> np.ndarray:
         """(N, A) similarity of each text to each FACS AU (A = every FACS code, ascending). A text is never compared

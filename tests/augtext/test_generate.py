@@ -755,6 +755,44 @@ def test_gate_warm_up_is_over_when_generate_returns(tmp_path, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]
 
 
+def test_an_interrupted_run_stops_the_gate_making_its_prototypes(tmp_path, monkeypatch):
+    """Ctrl-C while the gate's prototypes are encoded (the first run in a cache: about 2,500 texts, half a minute on
+    2 cores; the Ctrl-C tests above waited for all of them) ends the run at the next chunk: the warm-up thread and
+    the walker waiting on it stop, and no prototypes are stored half made."""
+    import math
+    import threading
+
+    import numpy as np
+
+    import augtext.quality
+    from augtext.facs import FACS
+    from augtext.quality import PROTOTYPE_CHUNK, facs_prototypes
+    from augtext.reference import reference_texts
+
+    chunks: list[int] = []
+
+    class SlowEmbedder:  # the TextEmbedder interface, 0.1 s per call
+        name = "slow"
+
+        def __call__(self, texts):
+            chunks.append(len(texts))
+            time.sleep(0.1)
+            return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+    class Interrupted(FakeBackend):  # Ctrl-C lands while the first request waits for its answer
+        async def complete(self, *args, **kwargs):
+            await asyncio.sleep(0.3)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(augtext.quality, "default_embedder", lambda model=None: SlowEmbedder())
+    with pytest.raises(KeyboardInterrupt):
+        generate(_config(tmp_path, gate=True), Interrupted())
+    prototypes = sum(len(facs_prototypes(FACS[c])) + len(reference_texts(c)) for c in FACS)
+    assert 1 <= len(chunks) < math.ceil(prototypes / PROTOTYPE_CHUNK) / 2, chunks
+    assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]
+    assert not list(tmp_path.rglob("prototypes-*"))
+
+
 def test_reference_backend_generates_the_styles_it_has_and_names_the_others_once(tmp_path, capsys):
     """A style of the user's own (--prompts) is not in the reference set: it is not asked (no request, nothing
     logged), the package's style is generated exactly as alone, and the run ends with exit 1 (a pair got none) in a
