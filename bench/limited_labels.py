@@ -90,7 +90,7 @@ def synth_set(args, folder: Path, n: int, shifted: bool = False, factors: str = 
 
 
 def render(args, work: Path) -> tuple[Path, Path, dict]:
-    n = render_count(max(args.budgets))
+    n = render_count(max(*args.budgets, args.render_for))
     t0 = time.perf_counter()
     log(f"rendering SynthAU: {n} faces (3 identity folds) + {args.n_shifted} shifted, {args.render_size} px")
     train_dir = synth_set(args, work / "synth", n)
@@ -604,6 +604,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--set", dest="extra", action="append", default=[], help="any trainer config key=value")
     ap.add_argument("--synth-seed", type=int, default=0)
+    ap.add_argument(
+        "--render-for",
+        type=int,
+        default=0,
+        help="render as for this largest budget (small budgets: the held-out fold of that budget)",
+    )
     ap.add_argument("--labels", default="bp4d", help=LABELS_HELP)
     ap.add_argument("--n-shifted", type=int, default=500)
     ap.add_argument("--render-workers", type=int, default=1)

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from tests.hiva_core.benchscript import bench_main
+from tests.hiva_core.benchscript import bench_main, bench_script
 
 
 def test_limited_labels_toy(tmp_path, shared_data, text_cache, one_thread, monkeypatch):
@@ -65,3 +65,14 @@ def test_limited_labels_toy(tmp_path, shared_data, text_cache, one_thread, monke
     monkeypatch.setattr(hiva_core.train, "fit", no_fit)
     again = bench_main("limited_labels", argv, shared_data)
     assert [r["test"] for r in again["runs"]] == [r["test"] for r in result["runs"]]
+
+
+def test_render_for_renders_the_held_out_fold_of_a_larger_budget(tmp_path, monkeypatch):
+    """Small budgets with `--render-for N` are scored on the held-out faces a budget of N would have (the prior
+    control at 50 and 100 images on the 504 faces of the 1,000-image experiment), not on a handful."""
+    ll = bench_script("limited_labels")
+    asked: list[tuple[str, int]] = []
+    monkeypatch.setattr(ll, "synth_set", lambda args, folder, n, shifted=False: asked.append((folder.name, n)))
+    ll.render(ll.parse_args(["--budgets", "50,100", "--render-for", "1000"]), tmp_path)
+    ll.render(ll.parse_args(["--budgets", "50,100"]), tmp_path)
+    assert asked == [("synth", 1512), ("synth_shifted", 500), ("synth", 168), ("synth_shifted", 500)]
