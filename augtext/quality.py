@@ -323,11 +323,12 @@ class SemanticGate:
 
     def _encode(self, embedder: TextEmbedder, texts: list[str]) -> np.ndarray:
         """`embedder(texts)`, PROTOTYPE_CHUNK texts at a time, GateStopped before any chunk once `stop` was called."""
+        chunks = []
         for start in range(0, len(texts), PROTOTYPE_CHUNK):
             if self._stop.is_set():
                 raise GateStopped("the semantic gate was stopped before its prototypes were made")
-            embedder(texts[start : start + PROTOTYPE_CHUNK])  # memoised: the call below stacks them
-        return embedder(texts)
+            chunks.append(embedder(texts[start : start + PROTOTYPE_CHUNK]))
+        return np.concatenate(chunks)
 
     def au_similarities(self, vectors: np.ndarray, sources: np.ndarray | None = None) -> np.ndarray:
         """(N, A) similarity of each text to each FACS AU (A = every FACS code, ascending). A text is never compared

@@ -765,18 +765,19 @@ def test_an_interrupted_run_stops_the_gate_making_its_prototypes(tmp_path, monke
     import numpy as np
 
     import augtext.quality
-    from augtext.facs import FACS
-    from augtext.quality import PROTOTYPE_CHUNK, facs_prototypes
-    from augtext.reference import reference_texts
+    from augtext.quality import PROTOTYPE_CHUNK, SemanticGate
 
     chunks: list[int] = []
 
-    class SlowEmbedder:  # the TextEmbedder interface, 0.1 s per call
+    class SlowEmbedder:  # the TextEmbedder interface, `delay` s per call
         name = "slow"
+
+        def __init__(self, delay: float) -> None:
+            self.delay = delay
 
         def __call__(self, texts):
             chunks.append(len(texts))
-            time.sleep(0.1)
+            time.sleep(self.delay)
             return np.full((len(texts), 4), 0.5, dtype=np.float32)
 
     class Interrupted(FakeBackend):  # Ctrl-C lands while the first request waits for its answer
@@ -784,11 +785,14 @@ def test_an_interrupted_run_stops_the_gate_making_its_prototypes(tmp_path, monke
             await asyncio.sleep(0.3)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(augtext.quality, "default_embedder", lambda model=None: SlowEmbedder())
+    prototypes = len(SemanticGate(embedder=SlowEmbedder(0.0)).prototypes[1])  # made whole when not stopped
+    assert chunks == [PROTOTYPE_CHUNK] * (len(chunks) - 1) + [prototypes - PROTOTYPE_CHUNK * (len(chunks) - 1)]
+    whole = len(chunks)
+    chunks.clear()
+    monkeypatch.setattr(augtext.quality, "default_embedder", lambda model=None: SlowEmbedder(0.1))
     with pytest.raises(KeyboardInterrupt):
         generate(_config(tmp_path, gate=True), Interrupted())
-    prototypes = sum(len(facs_prototypes(FACS[c])) + len(reference_texts(c)) for c in FACS)
-    assert 1 <= len(chunks) < math.ceil(prototypes / PROTOTYPE_CHUNK) / 2, chunks
+    assert whole == math.ceil(prototypes / PROTOTYPE_CHUNK) and 1 <= len(chunks) < whole / 2, chunks
     assert not [t for t in threading.enumerate() if t.name == "gate-warm-up"]
     assert not list(tmp_path.rglob("prototypes-*"))
 
