@@ -883,6 +883,22 @@ EXPRESSIONS: dict[str, tuple[int, ...]] = {
 }
 """Prototypical AU combinations of the basic emotional expressions (as commonly summarised from EMFACS)."""
 
+EMOTION_AUS: dict[str, frozenset[int]] = {
+    "happiness": frozenset({6, 7, 12, 13, 25, 26, 27}),
+    "sadness": frozenset({1, 4, 6, 11, 15, 17, 25, 26, 41, 42, 43, 54, 64}),
+    "surprise": frozenset({1, 2, 5, 25, 26, 27}),
+    "fear": frozenset({1, 2, 4, 5, 7, 20, 25, 26, 27}),
+    "anger": frozenset({4, 5, 7, 10, 16, 17, 22, 23, 24, 25, 26, 38}),
+    "disgust": frozenset({4, 6, 7, 9, 10, 11, 15, 16, 17, 25, 26}),
+    "contempt": frozenset({10, 12, 14}),
+}
+"""Every AU an emotion's expression may hold: the EXPRESSIONS prototypes with EMFACS's variants (sadness's 11, 17 and
+6 + 15, anger's 10, 16, 22, 17 + 23/24, disgust's 10, 16, 17, surprise's and fear's open mouths), the eyes and head of
+sadness (41-43 lids, 54 head down, 64 eyes down), the nostril flare of anger (38), the narrowed lids of a felt smile
+(7) and the brow lowering, cheek raise and lid tightening that come with a strong nose wrinkle (disgust's 4, 6, 7), and
+the one-sided lip raise often called contempt's sneer (10). Generous on purpose: `emotions.wrong_emotion` rejects a
+text only for an emotion that holds none of this."""
+
 _LABEL_RE = re.compile(r"^\s*au\s*(\d+)\s*$", re.IGNORECASE)
 
 

@@ -22,6 +22,7 @@ import json
 import re
 import unicodedata
 
+from augtext.emotions import wrong_emotion
 from augtext.facs import ActionUnit
 from augtext.levels import contradicts_level
 from augtext.movement import (
@@ -55,6 +56,7 @@ TEXT_REASONS = (
     "no_change",
     "wrong_direction",
     "wrong_muscle",
+    "wrong_emotion",
     "wrong_level",
     "cut_off",
 )
@@ -65,8 +67,10 @@ is used for breathing."). `wrong_direction`: states the AU's opposite movement a
 are pulled down" sent as AU12, "the lips are pressed together" as AU25; see MOVES), or names only the part of the
 face a lookalike moves ("the upper eyelids are raised" sent as AU6; see PARTS). `wrong_muscle`: credits the AU to
 muscles FACS does not credit it to and to none of its own ("the corrugator lifts the inner brows" sent as AU1; see
-movement.credits_other_muscle). `wrong_level`: states one FACS intensity level and describes the other end of
-the scale ("At level A (trace), the lip corners are pulled up as far as possible"; see levels.contradicts_level).
+movement.credits_other_muscle). `wrong_emotion`: puts the AU only in the expression of emotions it is no part of
+("AU12 pulls the lip corners up, the core of an angry face"; see emotions.wrong_emotion). `wrong_level`: states one
+FACS intensity level and describes the other end of the scale ("At level A (trace), the lip corners are pulled up as
+far as possible"; see levels.contradicts_level).
 `cut_off`: breaks off unfinished, on a word no sentence ends on ("... the inner brows are pulled up by the"), or is
 the text an answer cut at --max-tokens ended in (`descriptions.walk_pair`, from the server's finish_reason)."""
 GATE_REASONS = ("far_from_au", "other_au")
@@ -736,6 +740,8 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "wrong_direction"
     if credits_other_muscle(text, au):
         return "wrong_muscle"
+    if wrong_emotion(text, au):
+        return "wrong_emotion"
     if contradicts_level(text):
         return "wrong_level"
     if breaks_off(text):

@@ -41,6 +41,12 @@ reference set:
   degree the level stated contradicts, or the scale misstated) and 12 off-domain (about intensity scoring), written
   blind and measured once (943bb0c and the first level rule: see the README); its misses then gave the rule's level
   phrases, so it is a development set for those.
+- blind59_answers.json: emotions and look-alikes. 16 AUs (1, 2, 4-7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 26) in context
+  texts, 7 correct each (6 in an emotion the AU belongs to, 1 naming another only to set it apart), 64 wrong facts
+  (`wrong_emotion`: the AU's movement put in an emotion EMFACS does not put it in); 27 correct texts of nine AUs
+  (25-27, 33, 34, 41-43, 45) and 40 of a look-alike sent as its neighbour (33/34, 41/42/43/45, 25/26/27, 5 as 1); 20
+  off-domain (about emotions, no movement). Written blind and measured once (the emotion rule was written before the
+  set was seen: see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -85,6 +91,7 @@ SETS = (
     "blind54_answers",
     "blind55_answers",
     "blind56_answers",
+    "blind59_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
