@@ -2,8 +2,9 @@
 
 - `says_change(text, au)`: a movement, a visible sign or the AU's muscle, outside denied clauses, AU names and
   positions (`no_change` otherwise).
-- `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`) or only the part of the face a lookalike moves
-  (`PARTS`), and none of its own, outside negated and contrasting clauses (`NEGATED_RE`).
+- `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`), only a neighbour's degree of it (`DEGREES`) or
+  only the part of the face a lookalike moves (`PARTS`), and none of its own, outside negated and contrasting clauses
+  (`NEGATED_RE`) and the FACS names a text calls a movement by (`_CALLED_RE`).
 - `credits_other_muscle(text, au)`: the AU's action credited to muscles FACS does not credit it to, and to none of
   its own (`facs.MUSCLES`).
 
@@ -322,9 +323,38 @@ PARTS: dict[int, tuple[str, str]] = {
     ),
     46: (r"one eye|one side|single eye|wink|(?:other|opposite) (?:eye|side)|one-sided", r"both eyes|both lids|blink"),
 }
-_MOVES_RE, _PARTS_RE = (
+_RELAXED = r"relax|slack|loose|limp|hang|hung|gravity|let\w* (?:\w+ ){0,2}(?:drop|fall|open)"
+_FORCED = (
+    r"stretch|forc|strain|taut|tension|tense|tensed|as (?:wide|far) as (?:possible|it can|they can)"
+    r"|digastric|pterygoid"
+)
+DEGREES: dict[int, tuple[str, str]] = {
+    # AU: (how far or how hard its movement goes, how a neighbour's same movement goes), for the AUs FACS tells from
+    # a neighbour by degree, not direction or place: the eyes closed completely (AU43) vs drooping or narrowed to a
+    # slit and still open (AU41, AU42); the jaw let drop by relaxing (AU26) vs pulled down and the mouth stretched
+    # wide (AU27), and back; the eyes shut briefly (AU45) vs kept shut (AU43). A text is wrong_direction when it states
+    # only the neighbour's degree.
+    43: (
+        r"clos(?:es|ed|ing|ure)\b|close\b(?! (?:together|to)\b)|shut|meet|meets|met\b|touch|seal",
+        r"(?:remain|stay|still|kept|keep)\w* (?:\w+ )?open|half[- ]open|partly|partway|part of the way|partial|slit"
+        r"|sliver|narrow|thin (?:line|opening|gap|band)|almost|nearly|droop|sag|heavy|sleepy|drowsy",
+    ),
+    45: (
+        r"blink|brief|quick|rapid|momentar|instant|flick|flutter|at once|immediately|reopen|open\w* (?:\w+ )?again"
+        r"|(?:fraction|split) of a second",
+        r"sustain|prolong|for a while|longer than a blink"
+        r"|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut)"
+        r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
+    ),
+    26: (rf"{_RELAXED}|fall|fell|drop", _FORCED),
+    27: (
+        rf"{_FORCED}|wide|far\b|maxim|yawn|scream|gap(?:e|es|ed|ing)\b|elongat|actively|strongly",
+        rf"{_RELAXED}|simply|gentl|lazi|lazy",
+    ),
+}
+_MOVES_RE, _PARTS_RE, _DEGREES_RE = (
     {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
-    for table in (MOVES, PARTS)
+    for table in (MOVES, PARTS, DEGREES)
 )
 # Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
 # not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
@@ -358,6 +388,26 @@ _NAME_RE = re.compile(
         + [rf"(?i:\b(?:{'|'.join(_AGENT_NOUNS)})s?\b)"]
     )
 )
+# A FACS name in lower case, or a one-word name, where the text calls its movement by it ("...; this is the cheek
+# blow", "the jaw drop action", "In Blink, the lids ..."): a name, not a movement or a part. A confused answer
+# describes one AU and calls it its neighbour's name; read as words, the name's "blow", "drop" or "inner brow" would
+# pass the description as the neighbour's own movement.
+_NAMES = "|".join(
+    re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in sorted(FACS.values(), key=lambda a: -len(a.name))
+)
+_CALLED_RE = re.compile(
+    rf"\b(?:(?:this|that|it|which) is|is called|called|known as|termed|named|scored as|coded as|label+ed as)\s+"
+    rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
+    rf"|\b(?:the\s+|an?\s+)?(?:{_NAMES})\s+(?:action|movement|unit)\b"
+    rf"|(?-i:\bIn (?:an? |the )?(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
+    re.IGNORECASE,
+)
+
+
+def strip_names(text: str) -> str:
+    """`text` without the AUs' FACS names: as written (multi-word), agent nouns ("raiser", "depressor") and any name
+    where the text calls its movement by it (`_CALLED_RE`)."""
+    return _NAME_RE.sub(" ", _CALLED_RE.sub(" ", text))
 
 
 _AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)
@@ -449,7 +499,7 @@ def own_clauses(text: str, au: ActionUnit) -> str:
 
 def _movement_text(text: str) -> str:
     """`text` without the words that look like a movement but name something: AU names and positions."""
-    return _POSITION_RE.sub(" ", _NAME_RE.sub(" ", text))
+    return _POSITION_RE.sub(" ", strip_names(text))
 
 
 @functools.cache
@@ -482,7 +532,7 @@ def says_change(text: str, au: ActionUnit) -> bool:
 
 def _parts_text(text: str) -> str:
     """`text` without names, negated clauses, parts that stay still and where a movement goes (see PARTS)."""
-    return _TOWARD_RE.sub(" ", NEGATED_RE.sub(" ", _STILL_RE.sub(" ", _NAME_RE.sub(" ", text))))
+    return _TOWARD_RE.sub(" ", NEGATED_RE.sub(" ", _STILL_RE.sub(" ", strip_names(text))))
 
 
 def _own_reading(text: str, au: ActionUnit) -> tuple[str, str]:
@@ -509,14 +559,19 @@ _COURSE_RE = re.compile(
 )
 
 
-def wrong_direction(text: str, au: ActionUnit) -> bool:
+def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     """Whether `text`, outside its negated clauses and its clauses about other AUs it names (`own_clauses`), states
     the opposite of `au`'s movement and none of its own (MOVES; own words that say no direction, `_UNDIRECTED_RE`,
-    do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), or names only the part of
-    the face a lookalike of `au` moves and none of `au`'s own part (PARTS)."""
+    do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), states only a neighbour's
+    degree of it (DEGREES), or names only the part of the face a lookalike of `au` moves and none of `au`'s own part
+    (PARTS). `by_degree=False` leaves DEGREES out, for a text that states an intensity level: FACS 2002 scores AU43's
+    lower levels as the lids lowered short of closure ("At level A, the upper lids sit just lower, the eyes still
+    open")."""
     plain, where = _own_reading(text, au)
-    moves, parts = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code)
+    moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
     if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
+        return True
+    if by_degree and degrees and degrees[1].search(plain) and not degrees[0].search(plain):
         return True
     return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(where)
 

@@ -24,7 +24,7 @@ import unicodedata
 
 from augtext.emotions import wrong_emotion
 from augtext.facs import ActionUnit
-from augtext.levels import contradicts_level
+from augtext.levels import contradicts_level, stated_levels
 from augtext.movement import (
     _AU_CODE_RE,
     NEGATED_RE,
@@ -139,7 +139,11 @@ _LABEL_RE = re.compile(
 # An intensity level heading a line ("(A) the lip corners lift only barely"): an item, the level kept in its text.
 _LEVEL_LINE_RE = re.compile(r"^\s*(\([A-E]\)\s+\S.*)$")
 _AU_LIST = r"(?:AU|action\s+units?)\s*-?\s*\d{1,2}(?:\s*(?:,|\+|&|and|or)\s*(?:AU|action\s+unit)?\s*-?\s*\d{1,2}\b)*"
-_COMPANION_RE = re.compile(rf"(?:\b(?:with|plus|alongside|accompanied by|and)|\+)\s*{_AU_LIST}", re.IGNORECASE)
+_COMPANION_RE = re.compile(
+    rf"(?:\b(?:with|plus|alongside|accompanied by|and)(?:\s+(?!(?:while|whereas|but|which)\b)[\w-]+){{0,6}}?|\+)"
+    rf"\s*\(?{_AU_LIST}|\bby\s+{_AU_LIST}",
+    re.IGNORECASE,
+)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
 _REFUSAL_RE = re.compile(
     r"\b(?:i['\u2019]?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can['\u2019]?t|"
@@ -698,7 +702,8 @@ def names_other_au(text: str, au: ActionUnit) -> bool:
     """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, does not name
     `au` by its FACS name either ("AU43 keeps the eyes shut; a wink closes one eye briefly" sent as AU46: see
     `names_itself`), and names them not only in contrasts ("unlike AU4, ...") or as companions ("together with AU6,
-    ...", "combined with AU1 and AU4"), which the contrast and context styles ask for."""
+    ...", "combined with AU1 and AU4", "with a trace of AU12", "combine with pressed lips (AU24)", "the lips pressed
+    together by AU24"), which the contrast and context styles ask for."""
     codes = named_aus(text)
     if not codes or au.code in codes or names_itself(text, au):
         return False
@@ -736,7 +741,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "off_topic"
     if not says_change(own_clauses(text, au), au):  # not only in clauses about another AU it names
         return "no_change"
-    if wrong_direction(text, au):
+    if wrong_direction(text, au, by_degree=not stated_levels(text)):
         return "wrong_direction"
     if credits_other_muscle(text, au):
         return "wrong_muscle"

@@ -1209,3 +1209,56 @@ def test_the_text_an_answer_breaks_off_in_is_found_by_its_end():
     prose = '["The inner brows rise toward the forehead and'  # no finished string: lenient reads it as before
     assert parse_response(prose, lenient=True, cut=True) == parse_response(prose, lenient=True)
     assert parse_response(prose, cut=True) == ["The inner brows rise toward the forehead and"]  # strict: the string
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a neighbour's degree of the same movement (DEGREES)
+        ("The upper eyelids droop slightly, so the eyes look sleepy but remain open.", 43),  # AU41's
+        ("The lids lower until the eyes are just a slit, a sliver of the iris showing between them.", 43),  # AU42's
+        ("The mouth is stretched wide open as the jaw is pulled down strongly, the lips taut.", 26),  # AU27's
+        ("The jaw simply hangs loose, the mouth slack and a little open.", 27),  # AU26's
+        ("The eyelids are shut for a sustained period, the eyes completely covered.", 45),  # AU43's
+        # described as one AU, called by the neighbour's name in lower case
+        ("The cheeks swell while the lips stay pressed shut, keeping the air in; this is the cheek blow.", 33),
+        ("The lips are parted, but the jaw stays in place; this is the jaw drop action.", 26),
+        ("In Blink, the eyelids stay closed for several seconds as if asleep.", 45),
+        ("The upper lids drop, cover the eyes and remain closed for a while; this is the blink action.", 45),
+    ],
+)
+def test_a_neighbours_degree_or_a_name_the_text_calls_it_by_is_wrong_direction(text, au):
+    """The jaw's and lids' neighbours differ by how far or how long the same movement goes (AU26 let drop vs AU27
+    pulled wide; AU41/42 short of closure vs AU43 closed; AU43 kept vs AU45 brief); a text that states only the
+    neighbour's, or describes one AU and calls it by the neighbour's name ("this is the cheek blow"), is wrong."""
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The upper lids droop until they meet the lower lids and the eyes stay closed.", 43),
+        ("At level A (trace), the upper eyelids sit just lower than at rest, the eyes still open.", 43),  # FACS 2002
+        ("The jaw drops open as its muscles relax, leaving a gap between the teeth without stretching the lips.", 26),
+        ("The jaw is pulled far down, the mouth much wider than in a relaxed jaw drop.", 27),
+        ("The eyes close and reopen at once; unlike eyes kept shut for a while, a blink is brief.", 45),
+        ("When one eye closes and reopens while the other eye remains open, it is a wink, not a blink.", 46),
+    ],
+)
+def test_the_own_degree_passes_beside_a_neighbours_in_a_contrast_or_a_stated_level(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The lowered, knitted brows combine with pressed lips (AU24) and tensed lower lids.", 4),
+        ("The lids tense and the eye opening narrows, while the lips are pressed together by AU24.", 7),
+        ("In grief the lip corners turn down, together with the inner brow raise of AU1.", 15),
+        ("One mouth corner tightens into a dimple, sometimes with a trace of AU12 on the same side.", 14),
+    ],
+)
+def test_a_companion_named_by_code_after_its_movement_is_context_not_wrong_au(text, au):
+    """The context style asks for companions; a model names one by code after describing it ("pressed lips (AU24)",
+    "pressed together by AU24", "the inner brow raise of AU1") as often as before ("together with AU6, ...")."""
+    assert validate_description(text, FACS[au]) is None
