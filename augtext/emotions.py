@@ -35,8 +35,8 @@ them in."""
 
 _EMOTION_RES = {emotion: re.compile(rf"\b(?:{words})\b", re.IGNORECASE) for emotion, words in EMOTION_WORDS.items()}
 
-# A clause that names an emotion without putting the AU in it: a face that hides, fakes or is mistaken for one ("a
-# polite smile that can mask sadness", "often misread as anger").
+# A text whose face hides, fakes or is mistaken for an emotion ("a polite smile that can mask sadness", "often misread
+# as anger"): which emotion the AU shows is not what its emotion words say, so it is not judged.
 _NOT_SHOWN_RE = re.compile(
     r"\b(?:mask\w*|hid(?:e|es|ing|den)|conceal\w*|cover(?:s|ing)? up|suppress\w*|disguis\w*|feign\w*|fak(?:e|es|ed|ing)"
     r"|pretend\w*|pos(?:e|ed|ing) as|mistak\w*|misread\w*|misinterpret\w*|confus\w*|read as|taken for)\b",
