@@ -317,49 +317,53 @@ def test_a_wrong_muscle_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_
     assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_muscle", t) for t in wrong)
 
 
-def test_a_wrong_level_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_server, tmp_path, capsys):
-    """An intensity answer whose stated level contradicts the degree it describes (what a small model writes when
-    it copies the level from the prompt and describes another) is dropped as `wrong_level`, counted and kept with
-    its reason in rejected.parquet; the answer's consistent levels are kept."""
-    good = [
-        "At level A (trace), the lip corners lift only slightly toward the cheekbones.",
-        "Level D (severe): the lip corners are pulled far up and back, deepening the nasolabial folds.",
-        "At level E (maximum), the lip corners are pulled up as far as they go, the cheeks bunched high.",
-    ]
-    wrong = [
-        "At level A (trace), the lip corners are pulled up as far as possible into a huge grin.",
-        "Level E (maximum): the lip corners barely lift, a faint change hardly visible.",
-    ]
+@pytest.mark.parametrize(
+    ("style", "reason", "good", "wrong"),
+    [
+        # an intensity answer whose stated level contradicts the degree it describes (a small model copies the level
+        # from the prompt and describes another)
+        (
+            "intensity",
+            "wrong_level",
+            [
+                "At level A (trace), the lip corners lift only slightly toward the cheekbones.",
+                "Level D (severe): the lip corners are pulled far up and back, deepening the nasolabial folds.",
+                "At level E (maximum), the lip corners are pulled up as far as they go, the cheeks bunched high.",
+            ],
+            [
+                "At level A (trace), the lip corners are pulled up as far as possible into a huge grin.",
+                "Level E (maximum): the lip corners barely lift, a faint change hardly visible.",
+            ],
+        ),
+        # a context answer that sets the AU in an emotion it is no part of (a small model's guess)
+        (
+            "context",
+            "wrong_emotion",
+            [
+                "With AU6 raising the cheeks, the lip corners are pulled up into the smile of happiness.",
+                "A one-sided pull of the lip corner, with a dimple beside it, shows contempt.",
+                "The lip corners are drawn up, unlike the tight mouth of an angry face.",
+            ],
+            [
+                "The lip corners are pulled up and back, the core of an angry face.",
+                "In fear the lip corners are drawn up toward the cheekbones.",
+            ],
+        ),
+    ],
+)
+def test_a_wrong_fact_is_dropped_with_its_reason_and_nothing_else_is_lost(
+    llm_server, tmp_path, capsys, style, reason, good, wrong
+):
+    """The wrong texts are dropped with their reason, counted and kept with it in rejected.parquet; the answer's right
+    texts are kept."""
     llm_server.answer = lambda code, k: json.dumps([good[0], wrong[0], good[1], wrong[1], good[2]])
-    args = ["--styles", "intensity", "--n", "3", "--max-rounds", "1", "--max-retries", "1", "--no-gate"]
+    args = ["--styles", style, "--n", "3", "--max-rounds", "1", "--max-retries", "1", "--no-gate"]
     rc = main(generate_args(llm_server, tmp_path, "12", *args))
     assert rc == 0, capsys.readouterr().err
     assert _kept(tmp_path) == good
-    assert _rejected(tmp_path).get("wrong_level") == 2
+    assert _rejected(tmp_path).get(reason) == 2
     rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
-    assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_level", t) for t in wrong)
-
-
-def test_a_wrong_emotion_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_server, tmp_path, capsys):
-    """A context answer that sets the AU in an emotion it is no part of (a small model's guess) is dropped as
-    `wrong_emotion`, counted and kept with its reason in rejected.parquet; the answer's right pairings are kept."""
-    good = [
-        "With AU6 raising the cheeks, the lip corners are pulled up into the smile of happiness.",
-        "A one-sided pull of the lip corner, with a dimple beside it, shows contempt.",
-        "The lip corners are drawn up, unlike the tight mouth of an angry face.",
-    ]
-    wrong = [
-        "The lip corners are pulled up and back, the core of an angry face.",
-        "In fear the lip corners are drawn up toward the cheekbones.",
-    ]
-    llm_server.answer = lambda code, k: json.dumps([good[0], wrong[0], good[1], wrong[1], good[2]])
-    args = ["--styles", "context", "--n", "3", "--max-rounds", "1", "--max-retries", "1", "--no-gate"]
-    rc = main(generate_args(llm_server, tmp_path, "12", *args))
-    assert rc == 0, capsys.readouterr().err
-    assert _kept(tmp_path) == good
-    assert _rejected(tmp_path).get("wrong_emotion") == 2
-    rejected = pq.read_table(tmp_path / "rejected.parquet").to_pylist()
-    assert sorted((r["reason"], r["text"]) for r in rejected) == sorted(("wrong_emotion", t) for t in wrong)
+    assert sorted((r["reason"], r["text"]) for r in rejected) == sorted((reason, t) for t in wrong)
 
 
 CUT_TAIL = "The lip corners are drawn up toward the cheekbones as the zygomaticus major contracts."
