@@ -297,8 +297,8 @@ PARTS: dict[int, tuple[str, str]] = {
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
     # (AU19); the tongue passing along the lips (AU37) vs held out, or the lips bitten or sucked in; the lids almost
-    # closed (AU42) vs fully closed and kept so (AU43); a blink's brief closure of both eyes (AU45) vs one eye (AU46)
-    # or the eyes kept closed (AU43).
+    # closed (AU42) vs fully closed and kept so (AU43); a blink's closure of both eyes (AU45) vs one eye (AU46), and
+    # back (a blink's brevity against eyes kept closed is in DEGREES).
     33: (_BLOW, _HELD),
     34: (_HELD, r"blow\w* (?:\w+ ){0,2}out|blown out|blew out|expel|exhal|let\w* (?:\w+ ){0,2}out|out through|stream"),
     36: (
@@ -318,12 +318,15 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"sag|droop|heavy|blink|flick|reopen|open\w* (?:\w+ )?again|{_SHUT}",
     ),
     45: (
-        r"blink|brief|quick|rapid|momentar|instant|flick|flutter|spring|at once|immediately|both",
-        rf"{_SHUT}|(?:only |just )?one eye|single eye|wink|sleep",
+        r"both|two eyes|each eye|symmetr|simultaneous",
+        r"(?:only |just )?one (?:eye|lid|eyelid|side)\b|single eye|one-sided|(?:left|right) eye|wink",
     ),
-    46: (r"one eye|one side|single eye|wink|(?:other|opposite) (?:eye|side)|one-sided", r"both eyes|both lids|blink"),
+    46: (
+        r"one eye|one side|single eye|wink|(?:other|opposite) (?:eye|side)|one-sided",
+        r"both (?:\w+ )?(?:eyes|lids|eyelids|sides)|(?:the )?two eyes|symmetr|simultaneous|blink",
+    ),
 }
-_RELAXED = r"relax|slack|loose|limp|hang|hung|gravity|let\w* (?:\w+ ){0,2}(?:drop|fall|open)"
+_RELAXED = r"relax|slack|loose|limp|hang|hung|sag|gravity|own weight|let\w* go|let\w* (?:\w+ ){0,2}(?:drop|fall|open)"
 _FORCED = (
     r"stretch|forc|strain|taut|tension|tense|tensed|as (?:wide|far) as (?:possible|it can|they can)"
     r"|digastric|pterygoid"
@@ -331,27 +334,38 @@ _FORCED = (
 DEGREES: dict[int, tuple[str, str]] = {
     # AU: (how far or how hard its movement goes, how a neighbour's same movement goes), for the AUs FACS tells from
     # a neighbour by degree, not direction or place: the eyes closed completely (AU43) vs drooping or narrowed to a
-    # slit and still open (AU41, AU42); the jaw let drop by relaxing (AU26) vs pulled down and the mouth stretched
-    # wide (AU27), and back; the eyes shut briefly (AU45) vs kept shut (AU43). A text is wrong_direction when it states
-    # only the neighbour's degree.
+    # slit and still open (AU41, AU42), and back (AU42); the jaw let drop by relaxing (AU26) vs pulled down and the
+    # mouth stretched wide (AU27), and back; the eyes shut briefly (AU45) vs kept shut (AU43). A text is
+    # wrong_direction when it states only the neighbour's degree.
     43: (
         r"clos(?:es|ed|ing|ure)\b|close\b(?! (?:together|to)\b)|shut|meet|meets|met\b|touch|seal",
         r"(?:remain|stay|still|kept|keep)\w* (?:\w+ )?open|half[- ]open|partly|partway|part of the way|partial|slit"
         r"|sliver|narrow|thin (?:line|opening|gap|band)|almost|nearly|droop|sag|heavy|sleepy|drowsy",
     ),
+    42: (
+        r"slit|sliver|narrow|almost|nearly|partly|partial|crack|thin|short of|peer|squint",
+        r"fully|completely|entirely|totally|all the way|shut|sleep|for a long time",
+    ),
     45: (
         r"blink|brief|quick|rapid|momentar|instant|flick|flutter|at once|immediately|reopen|open\w* (?:\w+ )?again"
         r"|(?:fraction|split) of a second",
-        r"sustain|prolong|for a while|longer than a blink"
-        r"|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut)"
+        rf"{_SHUT}|sustain|prolong|for a while|longer than a blink|sleep"
+        r"|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut|down)"
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
     ),
     26: (rf"{_RELAXED}|fall|fell|drop", _FORCED),
     27: (
         rf"{_FORCED}|wide|far\b|maxim|yawn|scream|gap(?:e|es|ed|ing)\b|elongat|actively|strongly",
-        rf"{_RELAXED}|simply|gentl|lazi|lazy",
+        rf"{_RELAXED}|simply|gentl|lazi|lazy|moderate",
     ),
 }
+# What a degree is set against or falls short of is not the text's own degree: "well past a relaxed opening", "wider
+# than a jaw drop", "the lids almost meet", "stops just short of closing".
+_COMPARED_RE = re.compile(
+    r"\b(?:past|beyond|than)\b[^.,;:!?]*"
+    r"|\b(?:almost|nearly|(?:just )?short of)\s+(?:\w+\s+){0,2}?(?:meet\w*|clos\w*|shut\w*|touch\w*)",
+    re.IGNORECASE,
+)
 _MOVES_RE, _PARTS_RE, _DEGREES_RE = (
     {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
     for table in (MOVES, PARTS, DEGREES)
@@ -388,8 +402,9 @@ _NAME_RE = re.compile(
         + [rf"(?i:\b(?:{'|'.join(_AGENT_NOUNS)})s?\b)"]
     )
 )
-# A FACS name in lower case, or a one-word name, where the text calls its movement by it ("...; this is the cheek
-# blow", "the jaw drop action", "In Blink, the lids ..."): a name, not a movement or a part. A confused answer
+# A FACS name in lower case where the text calls its movement by it ("...; this is the cheek blow", "the jaw drop
+# action"), or a one-word name as written ("In Blink, the lids ...", "Slit: the eyes ..."): a name, not a movement or
+# a part. A confused answer
 # describes one AU and calls it its neighbour's name; read as words, the name's "blow", "drop" or "inner brow" would
 # pass the description as the neighbour's own movement.
 _NAMES = "|".join(
@@ -399,7 +414,7 @@ _CALLED_RE = re.compile(
     rf"\b(?:(?:this|that|it|which) is|is called|called|known as|termed|named|scored as|coded as|label+ed as)\s+"
     rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
     rf"|\b(?:the\s+|an?\s+)?(?:{_NAMES})\s+(?:action|movement|unit)\b"
-    rf"|(?-i:\bIn (?:an? |the )?(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
+    rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
     re.IGNORECASE,
 )
 
@@ -571,8 +586,10 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
     if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
         return True
-    if by_degree and degrees and degrees[1].search(plain) and not degrees[0].search(plain):
-        return True
+    if by_degree and degrees:
+        said = _COMPARED_RE.sub(" ", plain)
+        if degrees[1].search(said) and not degrees[0].search(said):
+            return True
     return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(where)
 
 

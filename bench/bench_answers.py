@@ -46,7 +46,12 @@ reference set:
   (`wrong_emotion`: the AU's movement put in an emotion EMFACS does not put it in); 27 correct texts of nine AUs
   (25-27, 33, 34, 41-43, 45) and 40 of a look-alike sent as its neighbour (33/34, 41/42/43/45, 25/26/27, 5 as 1); 20
   off-domain (about emotions, no movement). Written blind and measured once (the emotion rule was written before the
-  set was seen: see the README).
+  set was seen: see the README); its misses then gave the degree, called-name and companion rules, so it is a
+  development set for those.
+- blind59b_answers.json: the test set of those rules. 40 correct texts of the jaw's and lids' eight AUs (25-27, 41-43,
+  45, 46) and 48 of a neighbour sent as its look-alike, in both directions of twelve pairs; 36 correct texts of the 12
+  BP4D AUs in other styles than context that name an emotion in passing, and 24 `wrong_emotion`; 10 off-domain (eye,
+  jaw and sleep physiology). Written blind and measured once (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -92,6 +97,7 @@ SETS = (
     "blind55_answers",
     "blind56_answers",
     "blind59_answers",
+    "blind59b_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

@@ -1225,6 +1225,12 @@ def test_the_text_an_answer_breaks_off_in_is_found_by_its_end():
         ("The lips are parted, but the jaw stays in place; this is the jaw drop action.", 26),
         ("In Blink, the eyelids stay closed for several seconds as if asleep.", 45),
         ("The upper lids drop, cover the eyes and remain closed for a while; this is the blink action.", 45),
+        ("The lids almost meet, leaving a thin line of the eye between them.", 43),  # AU42's: "almost" is short of it
+        ("Slit: the upper lids come all the way down and cover the eyes entirely, as in sleep.", 42),  # AU43's
+        ("The jaw is yanked down well past a relaxed opening, the mouth strained wide open.", 26),  # AU27's
+        ("The masseter lets go and the jaw sags under its own weight, a moderate gap between the teeth.", 27),  # AU26's
+        ("Only one eyelid comes down and goes up again while the other eye keeps looking ahead.", 45),  # AU46's
+        ("Both upper eyelids sweep down together and lift again at once.", 46),  # AU45's
     ],
 )
 def test_a_neighbours_degree_or_a_name_the_text_calls_it_by_is_wrong_direction(text, au):
@@ -1243,6 +1249,9 @@ def test_a_neighbours_degree_or_a_name_the_text_calls_it_by_is_wrong_direction(t
         ("The jaw is pulled far down, the mouth much wider than in a relaxed jaw drop.", 27),
         ("The eyes close and reopen at once; unlike eyes kept shut for a while, a blink is brief.", 45),
         ("When one eye closes and reopens while the other eye remains open, it is a wink, not a blink.", 46),
+        ("The lids lower until the eye is a narrow slit, almost but not completely shut.", 42),
+        ("The mouth opens far wider than a relaxed jaw drop, the jaw pulled down hard.", 27),
+        ("Both eyes close and open again in a fraction of a second.", 45),
     ],
 )
 def test_the_own_degree_passes_beside_a_neighbours_in_a_contrast_or_a_stated_level(text, au):
