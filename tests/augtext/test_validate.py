@@ -993,6 +993,10 @@ def test_the_au_compared_with_itself_at_another_level_passes():
         ("The zygomaticus major takes its name from the zygomatic bone, whose arch joins face and skull.", 12),
         ("The risorius was named from the Latin risus, laughter, and is thin or absent in many people.", 20),
         ("The buccinator is pierced by the parotid duct and helps keep food between the teeth.", 14),
+        # the face's evolution and inheritance, how often a movement is made and what it does for the eye
+        ("Among primates only modern humans have a bony chin; it evolved in our own species.", 17),
+        ("People blink about 15 times per minute, less often while reading a screen.", 45),
+        ("Every blink spreads the tear film over the cornea and keeps the eye moist.", 45),
     ],
 )
 def test_what_is_done_to_a_face_is_off_topic(text, au):
@@ -1007,6 +1011,8 @@ def test_a_muscles_history_beside_its_action_and_a_pencil_thin_line_are_descript
     text = "The corrugator supercilii, in Latin the wrinkler of the brow, draws the brows down and together."
     assert validate_description(text, FACS[4]) is None
     assert validate_description("The lips are pressed into a pencil-thin line, firm and pale.", FACS[24]) is None
+    text = "Both eyes close and reopen in a fraction of a second, spreading the tear film over the cornea."
+    assert validate_description(text, FACS[45]) is None
 
 
 def test_an_animal_in_a_simile_or_a_word_said_is_no_subject():
