@@ -347,8 +347,8 @@ DEGREES: dict[int, tuple[str, str]] = {
         r"fully|completely|entirely|totally|all the way|shut|sleep|for a long time",
     ),
     45: (
-        r"blink|brief|quick|rapid|momentar|instant|flick|flutter|at once|immediately|reopen|open\w* (?:\w+ )?again"
-        r"|(?:fraction|split) of a second",
+        r"brief|quick|rapid|momentar|instant|flick|flutter|at once|immediately|reopen|open\w* (?:\w+ )?again"
+        r"|(?:fraction|split) of a second",  # not "blink": the name says no duration
         rf"{_SHUT}|sustain|prolong|for a while|longer than a blink|sleep"
         r"|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut|down)"
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
@@ -600,12 +600,14 @@ def has_movement_words(au: ActionUnit) -> bool:
 
 def states_own_movement(text: str, au: ActionUnit) -> bool:
     """Whether `text`, outside its negated clauses and its clauses about other AUs it names, states `au`'s own
-    movement (MOVES) and names its own part (PARTS), for an AU that has either table (False for one that has none)."""
-    moves, parts = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code)
+    movement (MOVES) and names its own part (PARTS) or its own degree (DEGREES: "the lids close and reopen quickly" is
+    a blink's, whichever eyes it names), for an AU that has either table (False for one that has none)."""
+    moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
     if not moves and not parts:
         return False
     plain, where = _own_reading(text, au)
-    return (not moves or bool(moves[0].search(plain))) and (not parts or bool(parts[0].search(where)))
+    own_part = not parts or bool(parts[0].search(where)) or bool(degrees and degrees[0].search(plain))
+    return (not moves or bool(moves[0].search(plain))) and own_part
 
 
 def states_own_movement_in_words(text: str, au: ActionUnit) -> bool:
