@@ -404,9 +404,8 @@ _NAME_RE = re.compile(
 )
 # A FACS name in lower case where the text calls its movement by it ("...; this is the cheek blow", "the jaw drop
 # action"), or a one-word name as written ("In Blink, the lids ...", "Slit: the eyes ..."): a name, not a movement or
-# a part. A confused answer
-# describes one AU and calls it its neighbour's name; read as words, the name's "blow", "drop" or "inner brow" would
-# pass the description as the neighbour's own movement.
+# a part. A confused answer describes one AU and calls it its neighbour's name; read as words, the name's "blow",
+# "drop" or "inner brow" would pass the description as the neighbour's own movement.
 _NAMES = "|".join(
     re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in sorted(FACS.values(), key=lambda a: -len(a.name))
 )
