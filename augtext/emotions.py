@@ -27,11 +27,12 @@ EMOTION_WORDS: dict[str, str] = {
 """The words that name each basic emotion, in a regular expression (adjectives, nouns and adverbs; "unhappy" is
 sadness, not happiness)."""
 
-JUDGED = frozenset({1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24})
-"""The AUs whose place among the basic emotions EMFACS settles. The others are not judged: the mouth's opening (25-27)
-and the lids' closing (43, 45) come with many emotions (a roar of rage, eyes shut in a laugh), and the rarer AUs (the
-neck's 21 in fear or effort, the jaw's 29 and 31 in anger, the tongue's 19 in disgust) with whichever a text sets
-them in."""
+JUDGED = frozenset({1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26})
+"""The AUs whose place among the basic emotions EMFACS settles. The lips' parting and the jaw's drop (25, 26) come with
+every emotion but contempt (EMOTION_AUS), so only contempt is wrong for them. The others are not judged: the mouth
+stretched open (27) and the lids' closing (43, 45) come with many expressions outside the prototypes (a roar of
+rage, eyes shut in a laugh), and the rarer AUs (the neck's 21 in fear or effort, the jaw's 29 and 31 in anger, the
+tongue's 19 in disgust) with whichever a text sets them in."""
 
 _EMOTION_RES = {emotion: re.compile(rf"\b(?:{words})\b", re.IGNORECASE) for emotion, words in EMOTION_WORDS.items()}
 

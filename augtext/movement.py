@@ -353,7 +353,7 @@ DEGREES: dict[int, tuple[str, str]] = {
         r"|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut|down)"
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
     ),
-    26: (rf"{_RELAXED}|fall|fell|drop", _FORCED),
+    26: (rf"{_RELAXED}|fall|fell|drop", rf"{_FORCED}|actively"),
     27: (
         rf"{_FORCED}|wide|far\b|maxim|yawn|scream|gap(?:e|es|ed|ing)\b|elongat|actively|strongly",
         rf"{_RELAXED}|simply|gentl|lazi|lazy|moderate",
@@ -372,10 +372,15 @@ _MOVES_RE, _PARTS_RE, _DEGREES_RE = (
 )
 # Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
 # not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
-# the eyes", a lid "covering part of the iris"): not the part that moves.
+# the eyes", a lid "covering part of the iris"): not the part that moves. Two parts can stay still together ("but the
+# chin and mandible remain at rest"): the "and" between them opens no clause.
 _OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping)\b"
+_STILL_PART = (
+    r"(?:\s+(?:the|its|their|his|her)\b)?(?:\s+(?:upper|lower|inner|outer))?\s+(?:chin|jaw|mandible|teeth|lips?|brows?"
+    r"|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin)\s+and\b"
+)
 _STILL_RE = re.compile(
-    rf"{_OPENER}(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
+    rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
     rf"|unchanged|unraised|untouched|unaffected|motionless|at rest|in place|still|level(?! [A-E]\b)|smooth"
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*",
     re.IGNORECASE,

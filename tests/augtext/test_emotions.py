@@ -28,6 +28,9 @@ def test_every_prototype_au_is_in_its_emotion():
         (20, "In a happy smile the risorius stretches the lips sideways toward the ears."),
         (23, "The lips tighten and narrow into thin red lines, as people show when they are sad."),
         (6, "AU6 raises the cheeks and gathers the skin below the eyes: a fearful face."),
+        # the lips' parting and the jaw's drop come with every emotion but contempt
+        (26, "The jaw falls open as the masseter relaxes, the hallmark of a contemptuous face."),
+        (25, "The lips part a little, the key sign of contempt."),
     ],
 )
 def test_the_au_in_an_emotion_it_has_no_part_in_is_dropped(au, text):
@@ -54,6 +57,9 @@ def test_the_au_in_an_emotion_it_has_no_part_in_is_dropped(au, text):
         (4, "The lowered, knitted brows of concentration are often misread as happiness."),
         # an AU whose emotions EMFACS does not settle is not judged
         (27, "In a roar of rage the jaw is dragged down and the mouth stretched wide open."),
+        (26, "In surprise the jaw drops and the mouth falls open."),
+        (26, "The jaw hangs slack, the mouth open, in a sad, exhausted face."),
+        (25, "In a happy laugh the lips part, showing the teeth."),
         (43, "In a deep, happy laugh the eyes close, the lids shut above the raised cheeks."),
         # no emotion at all, and a word that is no emotion
         (1, "The inner brows rise, surprisingly far for so small a muscle."),

@@ -1239,6 +1239,9 @@ def test_the_text_an_answer_breaks_off_in_is_found_by_its_end():
         ("Slit: the upper lids come all the way down and cover the eyes entirely, as in sleep.", 42),  # AU43's
         ("The jaw is yanked down well past a relaxed opening, the mouth strained wide open.", 26),  # AU27's
         ("The masseter lets go and the jaw sags under its own weight, a moderate gap between the teeth.", 27),  # AU26's
+        ("The jaw is actively pulled down, so the mouth gapes wide and the skin around it tightens.", 26),  # AU27's
+        # two parts kept still together: neither is the part that moves (AU25's lips, not AU26's jaw)
+        ("A thin gap opens between the lips as they relax, but the chin and mandible remain at rest.", 26),
         ("Only one eyelid comes down and goes up again while the other eye keeps looking ahead.", 45),  # AU46's
         ("Both upper eyelids sweep down together and lift again at once.", 46),  # AU45's
     ],
@@ -1262,6 +1265,7 @@ def test_a_neighbours_degree_or_a_name_the_text_calls_it_by_is_wrong_direction(t
         ("The lids lower until the eye is a narrow slit, almost but not completely shut.", 42),
         ("The mouth opens far wider than a relaxed jaw drop, the jaw pulled down hard.", 27),
         ("Both eyes close and open again in a fraction of a second.", 45),
+        ("The mouth opens a little, while the jaw and teeth stay where they are.", 25),
     ],
 )
 def test_the_own_degree_passes_beside_a_neighbours_in_a_contrast_or_a_stated_level(text, au):
