@@ -73,14 +73,15 @@ _HIDDEN_PART_RE = re.compile(
 )
 _WEAK_RE = re.compile(
     r"\b(?:traces?|barely|hardly|scarcely|faint\w*|slight\w*|subtle|subtly|minimal\w*|a little|a bit|hint|mild\w*"
-    r"|weak\w*|gentle|gently|imperceptibl\w*|almost invisible|only just"
-    r"|just (?:visible|perceptible|noticeable|detectable))\b",
+    r"|weak\w*|gentle|gently|lightly|imperceptibl\w*|almost invisible|only just"
+    r"|just (?:visible|perceptible|noticeable|detectable)|hard to (?:see|spot|notice|detect|tell|make out))\b",
     re.IGNORECASE,
 )
-# Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree.
+# Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree, nor "hard to
+# see" (a weak one).
 _STRONG_RE = re.compile(
     r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*"
-    r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard|firm|firmly|tightly"
+    r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard(?! to)|firm|firmly|tightly"
     r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest"
     r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?))\b",
     re.IGNORECASE,

@@ -147,7 +147,7 @@ MOVES: dict[int, tuple[str, str]] = {
     22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", rf"stretch|sideways|{_ROLLED_IN}"),
     23: (
         r"tight|narrow|thin|press|tens|firm|together|roll",
-        rf"{_PART}|apart|open|separat|relax|loosen|fuller|thicker|widen",
+        rf"{_PART}|apart|open|separat|relax|loosen|fuller|thicker|widen|funnel|flar|evert|trumpet|pout|protrud|forward",
     ),
     24: (r"press|together|squeez|compress|firm|tight|shut|clos", rf"{_PART}|apart|open|separat|gap"),
     25: (rf"{_PART}|open|apart|separat|gap|relax", r"press|clos|shut|seal|together|roll|suck"),
@@ -161,8 +161,8 @@ MOVES: dict[int, tuple[str, str]] = {
     # vs smoothed (AU11), the corners pulled up sharply vs down (AU13), the lower lip down vs pushed up (AU16), the
     # tongue out vs drawn back in (AU19), the neck tightened vs slack (AU21).
     9: (
-        rf"wrinkl|crinkl|scrunch|crumpl|creas|furrow|fold|bunch|rais|lift|up\b|upward|{_RISE}|elevat|flar|snarl|sneer",
-        r"flatten|smooth|relax|depress|(?:nostrils?|wings?) (?:\w+ ){1,3}(?:down\b|downward)",
+        rf"wrinkl|crinkl|scrunch|crumpl|creas|furrow|fold|bunch|rais|lift|up\b|upward|{_RISE}|elevat|snarl|sneer",
+        r"flatten|smooth|relax|depress|dilat|flar|(?:nostrils?|wings?) (?:\w+ ){1,3}(?:down\b|downward)",
     ),
     11: (
         rf"deepen|deeper|pronounced|sharper|etched|groove|crease|pull|draw|rais|lift|up\b|upward|{_RISE}",
@@ -185,7 +185,9 @@ MOVES: dict[int, tuple[str, str]] = {
         r"relax|loose|slack|hang|sag|smooth|soft",
     ),
     # AUs 29-46: the jaw clenched vs let drop (AU31); the cheeks filled with air vs sucked in (AU33-35); the nostrils
-    # flared vs narrowed (AU38, AU39); the lids lowered vs raised, or closed completely (AU41; that is AU43).
+    # flared vs narrowed (AU38, AU39); the lids lowered vs raised, or closed completely (AU41; that is AU43); the lids
+    # closing for a moment vs narrowed by tensing them, the eyes kept open (AU45: "without the eyes closing, the lids
+    # tense and the lower lid rises" is AU7's). Reopening is a blink's own, so "open" is no opposite.
     31: (_CLENCH, rf"relax|slack|loose|drop|{_PART}|open|apart|separat|hang|fall"),
     33: (_FILL, _HOLLOW),
     34: (_FILL, _HOLLOW),
@@ -196,6 +198,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax",
         rf"rais|lift|wide|widen|retract|stare|{_SHUT}",
     ),
+    45: (r"clos|shut|lower|droop|drop|cover|down\b|fall|fell|meet|met\b|touch|blink", r"narrow|squint|tens|tight|rais|lift"),
 }
 _INNER_BROW = (
     r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
@@ -221,6 +224,7 @@ _LOWER_LIP = r"lower lip|lower teeth|gums?\b"
 _CHIN = r"chin|mentalis"
 _JAW = r"jaw|mandible|masseter|temporalis|pterygoid"
 _LIPS = r"(?<!upper )(?<!lower )lips?\b"
+_LIPS_THEMSELVES = rf"{_LIPS}(?! corners?)"  # the lips, not their corners (AU12's, AU15's part)
 _TEETH_APART = r"teeth (?:\w+ )?apart|(?:between|separat\w*) the (?:upper and lower )?teeth"
 _PUCKER = r"pucker|purs|kiss|knot|gather|draw\w* (?:\w+ )?(?:\w+ )?(?:toward|to) the (?:middle|midline|cent)"
 _FUNNEL = r"funnel|flar|evert|turn\w* (?:\w+ )?(?:\w+ )?out|trumpet"
@@ -241,8 +245,8 @@ PARTS: dict[int, tuple[str, str]] = {
     6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}"),
     7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}"),
-    10: (rf"{_UPPER_LIP}|{_LIPS}", rf"{_NOSE}|{_LOWER_LIP}"),
-    12: (rf"{_LIP_CORNERS}|{_LIPS}|mouth|smil|grin|zygomaticus", r"crow|(?:eye)?lids?\b|eye corners?"),
+    10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
+    12: (rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b|{_LIPS}|mouth|smil|grin|zygomaticus", r"crow|(?:eye)?lids?\b|eye corners?"),
     15: (
         rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down|depressor anguli|triangularis",
         rf"{_LOWER_LIP}|{_CHIN}",
@@ -250,8 +254,8 @@ PARTS: dict[int, tuple[str, str]] = {
     16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}"),
     17: (rf"{_CHIN}|{_LOWER_LIP}|pout", rf"{_LIP_CORNERS}|{_UPPER_LIP}|{_NOSE}"),
     25: (r"lips?\b", _JAW),
-    26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS),
-    27: (rf"{_JAW}|{_CHIN}|stretch|wide|yawn|scream|digastric", _LIPS),
+    26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS_THEMSELVES),
+    27: (rf"{_JAW}|{_CHIN}|stretch|wide|yawn|scream|digastric", _LIPS_THEMSELVES),
     # The rarer mouth AUs: the lips moving toward each other from apart (AU8) vs pressed, tightened or sucked in; the
     # nasolabial furrow deepened (AU11) vs the lip corners of a smile; the tongue shown (AU19) vs a mouth merely
     # open; the lips sucked in over the teeth (AU28) vs pressed, tightened or pushed out.
@@ -387,6 +391,8 @@ _STILL_RE = re.compile(
 )
 _TOWARD_RE = re.compile(
     r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b"
+    r"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:lip |mouth )?corners? of the (?:mouth|lips?)\b"
+    r"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:lip|mouth) corners?\b"
     r"|\bcover\w* (?:\w+ ){0,3}(?:the )?(?:lower |bottom |upper |top )?(?:iris|pupil)",
     re.IGNORECASE,
 )

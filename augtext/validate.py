@@ -645,12 +645,13 @@ def topic_forms(word: str) -> tuple[str, ...]:
 # What is done TO a face (cosmetics, surgery, injections, grooming, products), what befalls it (ageing, illness,
 # injury) or what is said of its looks (inherited traits, fashion) is no account of what the face does, however it
 # names the part and a change ("Brow lifts are a cosmetic procedure that raises sagging eyebrows", "Botox relaxes the
-# frown lines"). No correct description of the answer sets in bench/data names any of these.
+# frown lines"). No correct description of the answer sets in bench/data names any of these ("a by-product of
+# wrinkling the nose" names no product).
 _DONE_TO_FACE_RE = re.compile(
     r"\b(?:cosmetic\w*|surg(?:ery|eries|ical|ically|eon|eons)|\w+plast(?:y|ies)|botox|botulinum|fillers?|"
     r"inject(?:s|ed|ing|ions?)?|implants?|creams?|serums?|lotions?|retinol|moisturi[sz]\w*|make-?up|mascara|"
     r"eyeliner|lipsticks?|lip gloss|concealer|pluck\w*|tweez\w*|waxing|tape|sleep mask|dermal|procedures?|"
-    r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|products?"
+    r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|(?<!by-)(?<!by )products?"
     r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin"
     r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*"
     r"|massag\w*|(?:brow|eyebrow|eye|lip|kohl) pencils?)\b",

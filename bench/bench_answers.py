@@ -52,6 +52,11 @@ reference set:
   45, 46) and 48 of a neighbour sent as its look-alike, in both directions of twelve pairs; 36 correct texts of the 12
   BP4D AUs in other styles than context that name an emotion in passing, and 24 `wrong_emotion`; 10 off-domain (eye,
   jaw and sleep physiology). Written blind and measured once (see the README).
+- blind60_answers.json: a general set in the voice of a mid-sized model: the 12 BP4D AUs (8 correct texts each, all
+  five styles) and AUs 5, 9, 20, 25, 26, 43, 45 (4 each), 50 of another AU (the usual confusions), 36 wrong facts (a
+  wrong muscle, movement, emotion or level) and 14 off-domain (software, trivia, a refusal). Written blind and measured
+  once (e25d32f's rules; 5911e7c's decide it the same: see the README); its misses then gave the lip-corner, funnel,
+  nostril-flare, blink and "by-product" rules, so it is a development set for those.
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -98,6 +103,7 @@ SETS = (
     "blind56_answers",
     "blind59_answers",
     "blind59b_answers",
+    "blind60_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

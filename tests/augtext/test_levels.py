@@ -74,6 +74,9 @@ def test_a_level_contradicted_by_the_degree_described(text):
         "The lip corners are pulled up as far as they go.",  # no level stated: nothing to contradict
         # a part hidden by a strong action is not a faint change
         "At E the lids are squeezed shut, the iris barely visible between them.",
+        # "hard to see" is a weak degree, not a hard press
+        "At level A (trace), the lips are pressed together only lightly, and the narrowing is hard to see.",
+        "At level A (trace), the lips press together, a change that is hard to spot.",
     ],
 )
 def test_a_level_the_text_agrees_with(text):

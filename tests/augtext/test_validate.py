@@ -451,6 +451,8 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
             "wrong_muscle",
         ),
         ("The corrugator contracts, and the inner ends of the brows are lifted.", AU1, "wrong_muscle"),
+        # "the corners" alone are the lip corners: the sharp lip puller's muscle pulling them is no companion's work
+        ("The levator anguli oris pulls the corners up at a sharp angle.", FACS[12], "wrong_muscle"),
         # An AU whose muscles have no name in the table (the tongue's) is not judged by muscle.
         ("The genioglossus pushes the tongue forward so that it shows between the lips.", FACS[19], None),
     ],
@@ -785,6 +787,12 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
         # a blink is no eye closure held; the dimpler's corners pulled in are no smile
         ("The lids drop and lift again in a quick blink that is over in a moment.", 43, 45),
         ("The lip corners are tucked inward and tightened, and a dimple forms beside each.", 12, 14),
+        # the lip corners are a smile's part, not the upper lip's; lips pushed forward and flared are no tightening;
+        # nostrils flared are AU38's, not the nose wrinkled; lids tensed with the eyes kept open are no blink
+        ("The corners of the mouth are drawn up and back toward the cheekbones in a broad smile.", 10, 12),
+        ("The lips are pushed forward and funnelled outward, their red parts turned out.", 23, 22),
+        ("The nostrils dilate and flare wide, as in heavy breathing.", 9, 38),
+        ("The lids tense and the lower lid rises, narrowing the eyes without closing them.", 45, 7),
         # the own part named only as staying still is not the part that moves
         ("The outer ends of the eyebrows are lifted high toward the temples while the inner ends stay flat.", 1, 2),
         ("The inner ends of the eyebrows rise, leaving the outer brow tails where they were.", 2, 1),
@@ -829,6 +837,10 @@ def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
         ("The lower lids tighten and a small bulge forms below the lower lids as the cheeks stay still.", 7),
         ("The lips stretch sideways and flatten, and with the platysma the cords of the neck may show.", 20),
         ("The upper lids droop heavily but do not close completely.", 41),
+        # the nasolabial furrow is the upper lip raiser's sign; lip corners rising are no lips parting
+        ("The upper part of the nasolabial furrow deepens and the nostril wings widen and lift.", 10),
+        ("In a laugh the mouth falls open as the jaw drops, and the lip corners rise.", 26),
+        ("The furrow from the nostril down toward the lip corner deepens as the upper lip rises.", 10),
     ],
 )
 def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
@@ -1008,6 +1020,8 @@ def test_what_is_done_to_a_face_is_off_topic(text, au):
 def test_a_muscles_history_beside_its_action_and_a_pencil_thin_line_are_descriptions():
     text = "The zygomaticus major, which takes its name from the cheekbone, pulls the lip corners up and back."
     assert validate_description(text, FACS[12]) is None
+    text = "Whereas AU9 lowers the brows only as a by-product of wrinkling the nose, AU4 pulls them down and together."
+    assert validate_description(text, FACS[4]) is None
     text = "The corrugator supercilii, in Latin the wrinkler of the brow, draws the brows down and together."
     assert validate_description(text, FACS[4]) is None
     assert validate_description("The lips are pressed into a pencil-thin line, firm and pale.", FACS[24]) is None
