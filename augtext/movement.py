@@ -198,7 +198,10 @@ MOVES: dict[int, tuple[str, str]] = {
         r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax",
         rf"rais|lift|wide|widen|retract|stare|{_SHUT}",
     ),
-    45: (r"clos|shut|lower|droop|drop|cover|down\b|fall|fell|meet|met\b|touch|blink", r"narrow|squint|tens|tight|rais|lift"),
+    45: (
+        r"clos|shut|lower|droop|drop|cover|down\b|fall|fell|meet|met\b|touch|blink",
+        r"narrow|squint|tens|tight|rais|lift",
+    ),
 }
 _INNER_BROW = (
     r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
@@ -246,7 +249,10 @@ PARTS: dict[int, tuple[str, str]] = {
     7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
-    12: (rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b|{_LIPS}|mouth|smil|grin|zygomaticus", r"crow|(?:eye)?lids?\b|eye corners?"),
+    12: (
+        rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b|{_LIPS}|mouth|smil|grin|zygomaticus",
+        r"crow|(?:eye)?lids?\b|eye corners?",
+    ),
     15: (
         rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down|depressor anguli|triangularis",
         rf"{_LOWER_LIP}|{_CHIN}",
@@ -584,6 +590,23 @@ _COURSE_RE = re.compile(
 )
 
 
+# An object pronoun for a part the text names in a clause about another AU: in "Unlike AU12, which lifts the lip
+# corners, AU15 pulls them down" the own clause names its part as "them".
+_PRONOUN_RE = re.compile(r"\b(?:them|it)\b", re.IGNORECASE)
+
+
+def _own_part(where: str, text: str, au: ActionUnit, own: re.Pattern[str]) -> bool:
+    """Whether the own clauses' parts reading `where` names the AU's own part (`own`, PARTS' first pattern), or refers
+    to it by an object pronoun where the part is named in a clause about another AU the text names by code (one
+    `own_clauses` leaves out)."""
+    if own.search(where):
+        return True
+    if not _PRONOUN_RE.search(where):
+        return False
+    own_text = own_clauses(text, au)
+    return own_text != text and bool(own.search(strip_names(text)))
+
+
 def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     """Whether `text`, outside its negated clauses and its clauses about other AUs it names (`own_clauses`), states
     the opposite of `au`'s movement and none of its own (MOVES; own words that say no direction, `_UNDIRECTED_RE`,
@@ -600,7 +623,7 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
         said = _COMPARED_RE.sub(" ", plain)
         if degrees[1].search(said) and not degrees[0].search(said):
             return True
-    return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(where)
+    return bool(parts) and bool(parts[1].search(where)) and not _own_part(where, text, au, parts[0])
 
 
 def has_movement_words(au: ActionUnit) -> bool:
@@ -616,7 +639,7 @@ def states_own_movement(text: str, au: ActionUnit) -> bool:
     if not moves and not parts:
         return False
     plain, where = _own_reading(text, au)
-    own_part = not parts or bool(parts[0].search(where)) or bool(degrees and degrees[0].search(plain))
+    own_part = not parts or _own_part(where, text, au, parts[0]) or bool(degrees and degrees[0].search(plain))
     return (not moves or bool(moves[0].search(plain))) and own_part
 
 

@@ -508,6 +508,28 @@ def test_gate_does_not_count_aus_whose_movement_the_text_does_not_state(embedder
         assert [gate.check([t], au)[0].reason for au, t in texts.items()] == ["other_au", "other_au"]
 
 
+def test_an_own_part_named_in_a_contrast_and_called_them_is_the_own_movement_stated(embedder, monkeypatch):
+    """The contrast style's commonest shape names the own part in the look-alike's clause and calls it "them" in its
+    own: "Unlike AU12, which lifts the lip corners, AU15 pulls them down" states AU15's movement, so AUs whose
+    movement it does not state (AU13's sharp pull) do not outrank it (it was `other_au`, rank 3)."""
+    import re
+
+    from augtext import movement
+
+    text = "Unlike AU12, which lifts the lip corners, AU15 pulls them down."
+    assert movement.states_own_movement(text, FACS[15])
+    assert SemanticGate(embedder).check([text], 15)[0].reason is None
+    chin = "Unlike AU12, which lifts the lip corners, AU15 pulls them toward the chin."  # the chin is AU17's part
+    assert validate_description(chin, FACS[15]) is None
+    # a possessive or a part named outside a clause about another AU is no such reference
+    lip = "The upper lip rises, its centre most, while the nose stays smooth."
+    assert not movement.states_own_movement(lip, FACS[9])
+    monkeypatch.setattr(movement, "_PRONOUN_RE", re.compile(r"(?!)"))
+    assert not movement.states_own_movement(text, FACS[15])
+    assert SemanticGate(embedder).check([text], 15)[0].reason == "other_au"
+    assert validate_description(chin, FACS[15]) == "wrong_direction"
+
+
 def test_gate_counts_the_aus_facs_2002_scores_as_one_action_once(embedder, monkeypatch):
     """FACS 2002 scores squint (AU44) as the lid tightener (AU7) and slit and lid droop (AU42, AU41) as intensities of
     eyes closed (AU43): a lid tightening is not outranked by the squint, and the slit and eyes closed above it count
