@@ -598,13 +598,13 @@ _PRONOUN_RE = re.compile(r"\b(?:them|it)\b", re.IGNORECASE)
 def _own_part(where: str, text: str, au: ActionUnit, own: re.Pattern[str]) -> bool:
     """Whether the own clauses' parts reading `where` names the AU's own part (`own`, PARTS' first pattern), or refers
     to it by an object pronoun where the part is named in a clause about another AU the text names by code (one
-    `own_clauses` leaves out)."""
+    `own_clauses` leaves out) and the own clauses name `au` by code: the text sets the two AUs side by side."""
     if own.search(where):
         return True
     if not _PRONOUN_RE.search(where):
         return False
     own_text = own_clauses(text, au)
-    return own_text != text and bool(own.search(strip_names(text)))
+    return own_text != text and au.code in named_aus(own_text) and bool(own.search(strip_names(text)))
 
 
 def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
