@@ -37,6 +37,6 @@ EOF
 hiva_core synth --out "$QS/synthau" --n "$N_FACES" --size 128 --seed 0
 rm -rf "$QS/runs/hiva"  # the quick start always trains afresh (train refuses to overwrite a finished run)
 hiva_core train --text-cache "$QS/cache" --data "$QS/synthau" --out "$QS/runs/hiva" --fold 1 \
-    --model hiva --backbone mobilenetv2 --pretrained --epochs "$EPOCHS" --batch-size 32 --lr 1e-3 --image-size 112 \
+    --model hiva --backbone mobilenetv2 --pretrained --epochs "$EPOCHS" --batch-size 32 --lr 1e-3 --image-size 128 \
     --set data.aus=bp4d --set data.num_workers=0
 hiva_core eval --run "$QS/runs/hiva" --data "$QS/synthau" --fold 1 --json "$QS/runs/hiva/eval.json"
