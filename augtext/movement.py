@@ -126,7 +126,10 @@ MOVES: dict[int, tuple[str, str]] = {
         rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|high\b|higher|zygomatic",
         r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck",
     ),
-    14: (r"tight|inward|dimpl|tuck|firm|press|in\b|buccinator", r"sideways|stretch|toward the ears"),
+    14: (
+        r"tight|inward|dimpl|tuck|firm|press|(?:pull|draw|drawn|drew|suck|tug)\w* (?:\w+ )?in\b|buccinator",
+        r"sideways|stretch|toward the ears|obliqu|smil|grin|toward the cheekbones?",
+    ),
     15: (
         r"down\b|downward|downturn|depress|droop|sag|frown|lower",  # not "turn": "turn up" is AU12's
         r"up\b|upward|upturn|rais|lift|smil",

@@ -696,6 +696,8 @@ def test_names_positions_and_denied_movements_say_no_change(text, au):
         ("The platysma contracts and the cords of the neck stand out under the skin.", 20),
         # lid droop stops short of closing: lids that close completely are eyes closed (AU43)
         ("The upper lids close completely and remain shut for a while.", 41),
+        # the dimpler pulls the corners in: "In AU14" is a preposition, not a corner pulled in
+        ("In AU14 the lip corners are pulled outward and apart, stretching the cheeks flat.", 14),
     ],
 )
 def test_the_opposite_movement_or_the_other_end_of_the_brow_is_wrong_direction(text, au):
@@ -793,6 +795,8 @@ def test_right_descriptions_in_many_phrasings_pass_the_rules(text, au):
         ("The lips are pushed forward and funnelled outward, their red parts turned out.", 23, 22),
         ("The nostrils dilate and flare wide, as in heavy breathing.", 9, 38),
         ("The lids tense and the lower lid rises, narrowing the eyes without closing them.", 45, 7),
+        # a smile's oblique pull toward the cheekbones is no dimpler
+        ("The corners of the mouth rise obliquely toward the cheekbones in a wide smile.", 14, 12),
         # the own part named only as staying still is not the part that moves
         ("The outer ends of the eyebrows are lifted high toward the temples while the inner ends stay flat.", 1, 2),
         ("The inner ends of the eyebrows rise, leaving the outer brow tails where they were.", 2, 1),
@@ -841,6 +845,7 @@ def test_a_lookalikes_part_alone_is_wrong_direction(text, au, described):
         ("The upper part of the nasolabial furrow deepens and the nostril wings widen and lift.", 10),
         ("In a laugh the mouth falls open as the jaw drops, and the lip corners rise.", 26),
         ("The furrow from the nostril down toward the lip corner deepens as the upper lip rises.", 10),
+        ("The lip corners are drawn in and tightened in a suppressed smile, a small dimple beside each.", 14),
     ],
 )
 def test_own_part_beside_a_lookalikes_part_passes_the_rules(text, au):
