@@ -165,30 +165,21 @@ def _not_counted(text: str, au: int) -> set[int]:
     - the FACS look-alikes of the AUs it names. A context or contrast text ("together with AU1, the lip corners are
       pulled down ...", "unlike AU25, which only parts the lips, AU26 lowers the jaw") sits near what it names and
       near that AU's neighbours (AU2 and AU4 beside AU1);
-    - every AU with movement words (`has_movement_words`) whose movement it does not state, unless that AU and `au`
-      are look-alikes: "the cheeks puff slightly as the lip corners are pulled up in a sharp, narrow angle" (AU13)
-      sits near the cheek puff (AU34) in the embedding, but says nothing of air held in the mouth; a look-alike stays
-      counted, because the words a look-alike's description uses often state the other's movement too (a sharp
-      lip pull and a smile both pull the corners up).
+    - every AU with movement words (`has_movement_words`) whose movement it does not state: "the cheeks puff slightly
+      as the lip corners are pulled up in a sharp, narrow angle" (AU13) sits near the cheek puff (AU34) in the
+      embedding, but says nothing of air held in the mouth; "the lip corners are pressed into the cheeks" (AU14) sits
+      near the smile (AU12, its look-alike) but pulls nothing up. A look-alike whose movement the text states stays
+      counted (a sharp lip pull and a smile both pull the corners up).
     One that states no movement of its own AU ("with AU6, the cheeks are lifted ..." sent as AU1) is judged as
     before."""
     named = (named_aus(text) | contrasted_aus(text)) - {au}
     if au not in FACS or not states_own_movement(text, FACS[au]):
         return named
     named |= {look for code in named if code in FACS for look in FACS[code].lookalikes}
-    near = _lookalikes(au)
     named |= {
-        code
-        for code, other in FACS.items()
-        if code not in near and has_movement_words(other) and not states_own_movement(text, other)
+        code for code, other in FACS.items() if has_movement_words(other) and not states_own_movement(text, other)
     }
     return named - {au}
-
-
-@functools.cache
-def _lookalikes(au: int) -> frozenset[int]:
-    """`au`'s FACS look-alikes and the AUs that list `au` as theirs."""
-    return frozenset(FACS[au].lookalikes) | {code for code, other in FACS.items() if au in other.lookalikes}
 
 
 def _parts(text: str, stripped: str, au: int) -> list[str]:
