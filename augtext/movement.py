@@ -131,7 +131,8 @@ MOVES: dict[int, tuple[str, str]] = {
         r"sideways|stretch|toward the ears|obliqu|smil|grin|toward the cheekbones?",
     ),
     15: (
-        r"down\b|downward|downturn|depress|droop|sag|frown|lower",  # not "turn": "turn up" is AU12's
+        # not "turn": "turn up" is AU12's; not "sink in": the dimpler's corners sink inward
+        r"down\b|downward|downturn|depress|droop|sag|(?:sink|sinks|sinking|sank)\b(?! in\b| into| inward)|frown|lower",
         r"up\b|upward|upturn|rais|lift|smil",
     ),
     17: (

@@ -1304,3 +1304,13 @@ def test_a_companion_named_by_code_after_its_movement_is_context_not_wrong_au(te
     """The context style asks for companions; a model names one by code after describing it ("pressed lips (AU24)",
     "pressed together by AU24", "the inner brow raise of AU1") as often as before ("together with AU6, ...")."""
     assert validate_description(text, FACS[au]) is None
+
+
+def test_corners_that_sink_are_pulled_down_unless_they_sink_in():
+    """Mouth corners that "sink" state AU15's movement (so the gate does not count AUs whose movement the text does not
+    state against it); the dimpler's corners that "sink into small dimples" or "sink inward" do not."""
+    from augtext.movement import states_own_movement
+
+    assert states_own_movement("The mouth corners sink and the lips stretch a little, a glum look.", FACS[15])
+    assert not states_own_movement("An observer notices the lip corners sink into small dimples.", FACS[15])
+    assert not states_own_movement("The lip corners firm and sink inward as a dimple deepens.", FACS[15])
