@@ -57,6 +57,10 @@ reference set:
   wrong muscle, movement, emotion or level) and 14 off-domain (software, trivia, a refusal). Written blind and measured
   once (e25d32f's rules; 5911e7c's decide it the same: see the README); its misses then gave the lip-corner, funnel,
   nostril-flare, blink and "by-product" rules, so it is a development set for those.
+- blind60b_answers.json: the lower face's look-alikes (AU10, 12-17, 20, 23, 24), 10 correct texts each (a third in
+  the contrast style, many with the look-alike's part named and the own clause's "them"), 50 of a look-alike, 20
+  wrong facts and 10 off-domain. Written blind and measured once, on e25d32f's rules and on the session's last (see
+  the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -104,6 +108,7 @@ SETS = (
     "blind59_answers",
     "blind59b_answers",
     "blind60_answers",
+    "blind60b_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
