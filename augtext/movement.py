@@ -96,6 +96,7 @@ _ASIDE = (
 )
 # Lips rolled in over the teeth (AU28's suck): the opposite of lips pushed or flared forward (AU18, AU22).
 _ROLLED_IN = r"roll\w* (?:\w+ ){0,3}(?:in\b|inward|into|over the teeth)|suck"
+_LIDS_DOWN = r"clos|shut|lower|droop|drop|cover|down\b|fall|fell"  # the upper lids coming down (AU43, AU45)
 MOVES: dict[int, tuple[str, str]] = {
     # AU: (its own movement, the opposite one), as word stems. Only for AUs whose movement has an opposite that a
     # description of a lookalike or antagonist states: brows up/down, lids open/closed, lip corners up/down/sideways/
@@ -160,7 +161,7 @@ MOVES: dict[int, tuple[str, str]] = {
         r"clos|shut|press|clench|seal|pucker|purs|roll|suck",
     ),
     27: (r"open|stretch|down\b|wide|drop|apart|gap", r"clos|shut|press|clench|seal"),
-    43: (r"clos|shut|lower|droop|drop|cover|down\b|fall|fell", r"wide|widen|rais|open|lift"),
+    43: (_LIDS_DOWN, r"wide|widen|rais|open|lift"),
     # The rarer AUs' movements and their opposites: the nose wrinkled up vs flattened down (AU9), the furrow deepened
     # vs smoothed (AU11), the corners pulled up sharply vs down (AU13), the lower lip down vs pushed up (AU16), the
     # tongue out vs drawn back in (AU19), the neck tightened vs slack (AU21).
@@ -203,7 +204,7 @@ MOVES: dict[int, tuple[str, str]] = {
         rf"rais|lift|wide|widen|retract|stare|{_SHUT}",
     ),
     45: (
-        r"clos|shut|lower|droop|drop|cover|down\b|fall|fell|meet|met\b|touch|blink",
+        rf"{_LIDS_DOWN}|meet|met\b|touch|blink",
         r"narrow|squint|tens|tight|rais|lift",
     ),
 }
@@ -401,8 +402,7 @@ _STILL_RE = re.compile(
 )
 _TOWARD_RE = re.compile(
     r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b"
-    r"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:lip |mouth )?corners? of the (?:mouth|lips?)\b"
-    r"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:lip|mouth) corners?\b"
+    rf"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:{_LIP_CORNERS})\b"
     r"|\bcover\w* (?:\w+ ){0,3}(?:the )?(?:lower |bottom |upper |top )?(?:iris|pupil)",
     re.IGNORECASE,
 )
