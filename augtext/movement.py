@@ -23,9 +23,9 @@ from augtext.facs import FACS, MUSCLE_RE, ActionUnit, muscle_words, muscles_name
 # (checked apart, from the AU's `muscles`). A sentence with none of them talks about the face, not an action on it.
 # Stems match at a word start; the short ones that are also common nouns or names are spelled out.
 _CHANGE_RE = re.compile(
-    r"\b(?:rais|lift|hoist|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench|part(?:s|ed|ing)?"
-    r"\b(?! of)|apart|open|clos|shut|seal|narrow|widen|wide\b|wider|squint|blink|wrinkl|creas|crinkl|furrow|fold"
-    r"|groove|lines?\b|bulg|bunch|puff|swell|deepen|deeper|hollow|dimpl|dent|tighten|tight|tens|firm|stiffen|stretch"
+    r"\b(?:rais|lift|hoist|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench"
+    r"|parting\b|part(?:s|ed)?\b(?! of)|apart|open|clos|shut|seal|narrow|widen|wide\b|wider|squint|blink|wrinkl"
+    r"|creas|crinkl|furrow|fold|groove|lines?\b|bulg|bunch|puff|swell|deepen|deeper|hollow|dimpl|dent|tighten|tight|tens|firm|stiffen|stretch"
     r"|lengthen|elongat|flatten|thin|shorten|shorter|longer|higher|lower\b|drop|dip|sag|droop|sink|sunk|fall|fell"
     r"|hang|pucker|purs|pout|funnel|protrud|jut|thrust|roll|suck|tuck|curl|evert|invert|flar|dilat|constrict|arch"
     r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
@@ -48,6 +48,7 @@ _NOT = r"\b(?:not|no|nor|never|nothing)\b|n['\u2019]t\b"
 _DENIAL = rf"(?:{_NOT})(?:(?!\b(?:but|yet)\b)[^.,;:!?])*"
 NEGATED_RE = re.compile(
     rf"{_DENIAL}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
+    r"|(?:separat|distinguish|tell|tells|set|sets)\w* (?:it|this|them) (?:apart )?from"
     r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in)\b[^.,;:!?]*",
     re.IGNORECASE,
 )
@@ -62,7 +63,8 @@ _POSITION_RE = re.compile(
     r"|mouth|chin|nose|corners?|eyes?|orbit|red|vermilion|incisors?|row|belly|fibres|fibers)\b)",
     re.IGNORECASE,
 )
-_PART = r"(?<!red )part(?:s|ed|ing)?\b(?! of)"  # the lips part; not "the red parts of the lips", "their red parts"
+# the lips part, a parting of the lips; not "the red parts of the lips", "their red parts"
+_PART = r"(?:(?<!red )part(?:s|ed)?\b(?! of)|parting\b)"
 _RISE = r"ris(?:e|es|en|ing)\b|rose"  # not "ris": "risorius" is the lip stretcher's muscle, no rise
 _BROW_RAISE = (
     rf"rais|lift|hoist|up\b|upward|arch|{_RISE}|elevat|high",
@@ -389,7 +391,7 @@ _MOVES_RE, _PARTS_RE, _DEGREES_RE = (
 # not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
 # the eyes", a lid "covering part of the iris"): not the part that moves. Two parts can stay still together ("but the
 # chin and mandible remain at rest"): the "and" between them opens no clause.
-_OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping)\b"
+_OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping|keeps?)\b"
 _STILL_PART = (
     r"(?:\s+(?:the|its|their|his|her)\b)?(?:\s+(?:upper|lower|inner|outer))?\s+(?:chin|jaw|mandible|teeth|lips?|brows?"
     r"|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin)\s+and\b"
@@ -417,10 +419,17 @@ _AGENT_NOUNS = sorted(
         if w[-2:] in ("er", "or") and _CHANGE_RE.match(w[:-2])
     }
 )
+# A name that ends in an agent noun is a name in any case, head words and all: "the lower lip depressor stretches the
+# lips sideways" moves no lower lip.
+_AGENT_NAMES = [
+    r"[\s-]+".join(map(re.escape, au.name.lower().split()))
+    for au in sorted(FACS.values(), key=lambda a: -len(a.name))
+    if " " in au.name and au.name.split()[-1].lower() in _AGENT_NOUNS
+]
 _NAME_RE = re.compile(
     "|".join(
         [rf"\b{re.escape(au.name)}\b" for au in sorted(FACS.values(), key=lambda a: -len(a.name)) if " " in au.name]
-        + [rf"(?i:\b(?:{'|'.join(_AGENT_NOUNS)})s?\b)"]
+        + [rf"(?i:\b(?:{'|'.join(_AGENT_NAMES)})s?\b)", rf"(?i:\b(?:{'|'.join(_AGENT_NOUNS)})s?\b)"]
     )
 )
 # A FACS name in lower case where the text calls its movement by it ("...; this is the cheek blow", "the jaw drop
@@ -517,19 +526,29 @@ def own_clauses(text: str, au: ActionUnit) -> str:
     opener: in "AU16 pulls the lower lip down, whereas AU17 pushes it up" the "whereas" clause is the text's own, as
     in "AU15 and AU17 co-occur, but the mentalis pushes the chin up, whereas the triangularis pulls the corners down".
     Unchanged when the text names no other AU."""
-    if not named_aus(text) - {au.code}:
+    others = named_aus(text) - {au.code}
+    if not others:
         return text
     kept, foreign = [], False
     own = own_muscles(au.code)
     for clause in _CLAUSE_RE.split(text):
         codes = named_aus(clause)
-        if codes and au.code not in codes or foreign and _RELATIVE_RE.match(clause):
+        about_another = codes and au.code not in codes or not codes and _companions(clause, others, au)
+        if about_another or foreign and _RELATIVE_RE.match(clause):
             foreign = True
             continue
         foreign = False
         mine = au.code in codes or not codes and any(m & own for m in muscles_named(clause))
         kept.append(_CONTRAST_OPENER_RE.sub("", clause).strip() if mine else clause)
     return ", ".join(c for c in kept if c)
+
+
+def _companions(clause: str, others: set[int], au: ActionUnit) -> bool:
+    """Whether `clause`, which names no AU, states the movement of one the text names by code (`others`) and not
+    `au`'s: "Paired with AU4 and AU9, the cheek raiser squeezes the eyes while the brows lower" tells AU4's lowering
+    in a clause of its own."""
+    said = any(c in FACS and states_own_movement(clause, FACS[c]) for c in others)
+    return said and not states_own_movement(clause, au)
 
 
 def _movement_text(text: str) -> str:

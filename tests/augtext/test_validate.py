@@ -1314,3 +1314,42 @@ def test_corners_that_sink_are_pulled_down_unless_they_sink_in():
     assert states_own_movement("The mouth corners sink and the lips stretch a little, a glum look.", FACS[15])
     assert not states_own_movement("An observer notices the lip corners sink into small dimples.", FACS[15])
     assert not states_own_movement("The lip corners firm and sink inward as a dimple deepens.", FACS[15])
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a name ending in an agent noun is a name in lower case too: its "lower lip" or "lip corner" is no part the
+        # text moves, and what the text moves is the look-alike's part
+        ("The lip corner depressor pulls the middle of the lower lip down, baring the lower teeth.", 15),
+        ("In the upper lip raiser, the lip corners are pulled up sharply into points and the cheeks puff out.", 10),
+        ("The lower-lip depressor draws the lip corners down into an arch.", 16),
+    ],
+)
+def test_a_lower_case_name_is_no_part_the_text_moves(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a clause that names no AU but states the movement of a companion the text names by code is the
+        # companion's: the brows lowering is AU4's, not a look-alike's part that AU6 moves
+        ("Paired with AU4 and AU9 in a face of pain, the cheek raiser squeezes the eyes while the brows lower.", 6),
+        ("When AU5 joins AU4, the eyes glare: the brows come down, yet the upper lids are still pulled up.", 5),
+        # parts kept smooth, and the AU set apart from a look-alike, are not what the text moves
+        (
+            "The lid tightener keeps the cheeks and the outer eye corners smooth, which separates it from a cheek "
+            "raise with its crow's-feet creases.",
+            7,
+        ),
+        # a parting of the lips is a movement ("parts of the face" is not)
+        (
+            "AU25 differs from AU27: the mouth stretch pulls the jaw far down, whereas AU25 is only a parting of the "
+            "lips.",
+            25,
+        ),
+    ],
+)
+def test_a_companions_clause_and_a_part_kept_smooth_are_not_the_texts_part(text, au):
+    assert validate_description(text, FACS[au]) is None
