@@ -148,7 +148,7 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     20: (
         r"stretch|sideways|horizontal|wide|lateral|elongat|flatten|outward|ears",
-        r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil|forward"
+        r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil|forward|down\b|downward|downturn|frown"
         r"|toward the (?:middle|midline|cent)",
     ),
     22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", rf"stretch|sideways|{_ROLLED_IN}"),
@@ -230,11 +230,12 @@ _LIDS = r"(?:eye)?lids?\b|lid margins?|lashes"
 _LIP_CORNERS = r"(?:lip|mouth) corners?|corners? of the (?:lips?|mouth)"
 _NOSE = r"nose|nostrils?|nasal|alae?\b|bridge"
 _UPPER_LIP = r"upper lip|upper teeth|philtrum"
-_LOWER_LIP = r"lower lip|lower teeth|gums?\b"
+_LOWER_LIP = r"(?:lower|bottom) (?:front )?(?:lip|teeth)|gums?\b"
 _CHIN = r"chin|mentalis"
 _JAW = r"jaw|mandible|masseter|temporalis|pterygoid"
 _LIPS = r"(?<!upper )(?<!lower )lips?\b"
 _LIPS_THEMSELVES = rf"{_LIPS}(?! corners?)"  # the lips, not their corners (AU12's, AU15's part)
+_BOTH_LIPS = r"(?<!upper )(?<!lower )(?<!bottom )(?<!top )lips\b(?! corners?)"  # both lips, not "the lip" (the lower)
 _TEETH_APART = r"teeth (?:\w+ )?apart|(?:between|separat\w*) the (?:upper and lower )?teeth"
 _PUCKER = r"pucker|purs|kiss|knot|gather|draw\w* (?:\w+ )?(?:\w+ )?(?:toward|to) the (?:middle|midline|cent)"
 _FUNNEL = r"funnel|flar|evert|turn\w* (?:\w+ )?(?:\w+ )?out|trumpet"
@@ -264,8 +265,8 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down|depressor anguli|triangularis",
         rf"{_LOWER_LIP}|{_CHIN}",
     ),
-    16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}"),
-    17: (rf"{_CHIN}|{_LOWER_LIP}|pout", rf"{_LIP_CORNERS}|{_UPPER_LIP}|{_NOSE}"),
+    16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}|{_BOTH_LIPS}"),
+    17: (rf"{_CHIN}|{_LOWER_LIP}|pout", rf"{_LIP_CORNERS}|{_UPPER_LIP}|{_NOSE}|{_BOTH_LIPS}"),
     25: (r"lips?\b", _JAW),
     26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS_THEMSELVES),
     27: (rf"{_JAW}|{_CHIN}|stretch|wide|yawn|scream|digastric", _LIPS_THEMSELVES),
@@ -288,7 +289,7 @@ PARTS: dict[int, tuple[str, str]] = {
     # The sharp lip pull (AU13) vs the smile's broad oblique pull (AU12), told apart by the shape of the corners.
     13: (
         r"sharp|steep|narrow|point|peak|pinch|puff|bulg|tight|caninus|levator|straight up|vertical",
-        r"obliqu|zygomaticus major|broad|sweeping|gentle|back\b|backward",
+        r"obliqu|zygomaticus major|broad|sweeping|gentl|back\b|backward",
     ),
     28: (
         r"suck|roll|inward|in(?:to)? the mouth|inside|(?:over|behind) the (?:\w+ )?teeth|(?:drawn|pulled|tucked) in\b"
@@ -309,7 +310,7 @@ PARTS: dict[int, tuple[str, str]] = {
     18: (_PUCKER, _FUNNEL),
     20: (rf"{_LIP_CORNERS}|{_LIPS}|corners?\b|mouth|risorius", r"neck|throat|cords?\b|tendons?\b|collarbones?"),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
-    23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", _PRESS),
+    23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", rf"{_PRESS}|against (?:each other|one another)"),
     24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
@@ -398,7 +399,7 @@ _STILL_PART = (
 )
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
-    rf"|unchanged|unraised|untouched|unaffected|motionless|at rest|in place|still|level(?! [A-E]\b)|smooth"
+    rf"|unchanged|unraised|untouched|unaffected|motionless|at rest|in place|still|level(?! [A-E]\b)|(?<!\ba )smooth"
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*",
     re.IGNORECASE,
 )
@@ -627,7 +628,7 @@ def _own_part(where: str, text: str, au: ActionUnit, own: re.Pattern[str]) -> bo
     if not _PRONOUN_RE.search(where):
         return False
     own_text = own_clauses(text, au)
-    return own_text != text and au.code in named_aus(own_text) and bool(own.search(strip_names(text)))
+    return own_text != text and au.code in named_aus(own_text) and bool(own.search(_parts_text(text)))
 
 
 def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:

@@ -1353,3 +1353,48 @@ def test_a_lower_case_name_is_no_part_the_text_moves(text, au):
 )
 def test_a_companions_clause_and_a_part_kept_smooth_are_not_the_texts_part(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # both lips pressed, tightened or funnelled, the chin and lower lip left out: the lips' AUs (23, 24, 22), not
+        # the chin raiser's or the lower lip depressor's
+        ("The lips are pressed together tightly.", 17),
+        ("Unlike AU16, which pulls the lower lip down, AU17 tightens and thins the lips without moving the chin.", 17),
+        ("The lower lip depressor stretches both lips out sideways toward the ears, flattening the mouth.", 16),
+        # lip corners drawn down are AU15's, not the lip stretcher's
+        ("AU12 lifts the lip corners, whereas AU20 pulls them down toward the jaw in a frown.", 20),
+        ("The lip corners are pulled downward and the chin wrinkles under them.", 20),
+        # lips pushed against each other are pressed (AU24), not tightened
+        ("Unlike AU20, which stretches the lips sideways, AU23 pushes them firmly against each other.", 23),
+        # a smooth oblique pull "gently up and back" is the smile's, not the sharp lip puller's; "a smooth line" is
+        # no part kept still, and a part named only in a denied clause ("no cheek puffing") is not the text's
+        (
+            "AU14 tucks the corners in, whereas AU13 pulls them gently up and back along a smooth oblique line, with "
+            "no cheek puffing at all.",
+            13,
+        ),
+    ],
+)
+def test_a_look_alikes_lips_or_direction_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # the lower lip as "the bottom lip", "the lip" after it is named, "the lower front teeth"
+        ("The bottom lip drops away from the teeth and stretches a bit sideways, so the lower front teeth show.", 16),
+        (
+            "Whereas AU26 drops the jaw and carries the lower lip with it, AU16 lowers the lip on its own, pulling it "
+            "away from the teeth.",
+            16,
+        ),
+        ("The mentalis pushes the chin boss up, so the lower lip pouts and the lips press together.", 17),
+        ("The lip corners are stretched sideways and slightly down, the lips flattened against the teeth.", 20),
+        ("The lips tighten and narrow, their red margins thinning, while pressing slightly together.", 23),
+    ],
+)
+def test_the_own_part_beside_a_look_alikes_lips_passes(text, au):
+    assert validate_description(text, FACS[au]) is None
