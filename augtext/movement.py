@@ -136,7 +136,7 @@ MOVES: dict[int, tuple[str, str]] = {
     15: (
         # not "turn": "turn up" is AU12's; not "sink in": the dimpler's corners sink inward
         r"down\b|downward|downturn|depress|droop|sag|(?:sink|sinks|sinking|sank)\b(?! in\b| into| inward)|frown|lower",
-        r"up\b|upward|upturn|rais|lift|smil",
+        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears",
     ),
     17: (
         r"push|rais|lift|up\b|upward|wrinkl|dimpl|bulg|pout|protrud|curl|pucker|bunch|tens|mentalis",
@@ -308,7 +308,10 @@ PARTS: dict[int, tuple[str, str]] = {
     # Look-alikes told apart by the shape of the lips rather than where: the pucker's small knot drawn toward the
     # middle vs the funnel's lips flared outward; pressed lips vs lips tightened and thinned without pressing.
     18: (_PUCKER, _FUNNEL),
-    20: (rf"{_LIP_CORNERS}|{_LIPS}|corners?\b|mouth|risorius", r"neck|throat|cords?\b|tendons?\b|collarbones?"),
+    20: (
+        rf"{_LIP_CORNERS}|{_LIPS}|corners?\b|mouth|risorius",
+        rf"neck|throat|cords?\b|tendons?\b|collarbones?|{_LOWER_LIP}",
+    ),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
     23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", rf"{_PRESS}|against (?:each other|one another)"),
     24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),

@@ -1368,6 +1368,10 @@ def test_a_companions_clause_and_a_part_kept_smooth_are_not_the_texts_part(text,
         ("The lip corners are pulled downward and the chin wrinkles under them.", 20),
         # lips pushed against each other are pressed (AU24), not tightened
         ("Unlike AU20, which stretches the lips sideways, AU23 pushes them firmly against each other.", 23),
+        # corners pulled straight out toward the ears are the lip stretcher's, not the lip corner depressor's; the
+        # lower lip lowered is the lower lip depressor's, not the lip stretcher's
+        ("C (marked): the lips are stretched laterally, the corners pulled straight out toward the ears.", 15),
+        ("The lower lip is lowered and stretched, and the chin skin may flatten.", 20),
         # a smooth oblique pull "gently up and back" is the smile's, not the sharp lip puller's; "a smooth line" is
         # no part kept still, and a part named only in a denied clause ("no cheek puffing") is not the text's
         (
@@ -1394,6 +1398,8 @@ def test_a_look_alikes_lips_or_direction_is_wrong_direction(text, au):
         ("The mentalis pushes the chin boss up, so the lower lip pouts and the lips press together.", 17),
         ("The lip corners are stretched sideways and slightly down, the lips flattened against the teeth.", 20),
         ("The lips tighten and narrow, their red margins thinning, while pressing slightly together.", 23),
+        ("The lower lip is stretched horizontally, and small bulges may appear below the lip corners.", 15),
+        ("The lower lip is stretched a little sideways as the corners turn down, a sad, pouting look.", 15),
     ],
 )
 def test_the_own_part_beside_a_look_alikes_lips_passes(text, au):
