@@ -52,7 +52,7 @@ _BROW = ("brow", "eyebrow", "forehead", "glabella", "frown line", "wrinkle")
 _EYE = ("eye", "eyelid", "lid", "eyelash", "lash", "orbit", "socket", "palpebral", "orbicularis oculi")
 _CHEEK = ("cheek", "cheekbone", "malar", "zygomatic", "zygomaticus")
 _NOSE = ("nose", "nostril", "nasal", "nasalis", "ala", "alae", "bridge")
-_MOUTH = ("mouth", "lip", "lips", "corner", "oral", "orbicularis oris", "philtrum", "teeth", "smile")
+_MOUTH = ("mouth", "lip", "lips", "corner", "oral", "orbicularis oris", "philtrum", "teeth", "smile", "smirk")
 _JAW = ("jaw", "mandible", "chin", "teeth", "mouth")
 _TONGUE = ("tongue", "mouth", "lip", "teeth")
 # Words in the `muscles` strings that say nothing about where on the face a description is.

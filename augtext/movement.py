@@ -36,6 +36,7 @@ _CHANGE_RE = re.compile(
     r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
     r"|visible|shape|chang|strain|skew|crooked|lopsided|asymmetr"
     r"|midline|shiny|wet\b|moist|meet|saying|inward|outward|disappear|vanish|larger|smaller|bigger|grip|indent"
+    r"|stream|escap"
     r"|sideways|forward|backward|together|toward|away)",
     re.IGNORECASE,
 )
@@ -46,8 +47,14 @@ _NOT = r"\b(?:not|no|nor|never|nothing)\b|n['\u2019]t\b"
 # A denial reaches to the clause's end, or to a "but"/"yet" that says what the face does instead ("does not pull the
 # corners down but tightens them": the tightening is the text's own).
 _DENIAL = rf"(?:{_NOT})(?:(?!\b(?:but|yet)\b)[^.,;:!?])*"
+# "unlike AU4 it also wrinkles the nose": a contrast with a code and no comma ends where the own clause's subject starts
+_CODE_CONTRAST = (
+    r"\b(?:unlike|as opposed to|compared (?:with|to)|in contrast (?:with|to))\s+AU\s?\d{1,2}(?:\s*\([^)]*\))?"
+    r"(?=\s+(?:it|this|they|AU\s?\d{1,2})\b)"
+)
+_CODE_CONTRAST_RE = re.compile(_CODE_CONTRAST, re.IGNORECASE)
 NEGATED_RE = re.compile(
-    rf"{_DENIAL}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
+    rf"{_DENIAL}|{_CODE_CONTRAST}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
     r"|(?:separat|distinguish|tell|tells|set|sets)\w* (?:it|this|them) (?:apart )?from"
     r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in)\b[^.,;:!?]*",
     re.IGNORECASE,
@@ -224,7 +231,7 @@ _LOWER_LID = r"lower (?:eye)?lids?"
 _BELOW_LOWER_LID = "".join(rf"(?<!{w} the lower )" for w in ("under", "below", "beneath"))
 _CHEEKS = (
     r"cheeks?\b|cheekbones?|malar|crow|bags?\b|(?:under|below|beneath) the (?:eyes?|lower)|temples?|crinkl"
-    r"|(?:outer )?eye corners?|corners? of the eyes|around the eyes?|orbital|infraorbital"
+    r"|(?:outer )?eye corners?|corners? of the eyes|around the eyes?|orbital(?! part| portion)|infraorbital"
 )
 _LIDS = r"(?:eye)?lids?\b|lid margins?|lashes"
 _LIP_CORNERS = r"(?:lip|mouth) corners?|corners? of the (?:lips?|mouth)"
@@ -255,12 +262,14 @@ PARTS: dict[int, tuple[str, str]] = {
     5: (rf"{_UPPER_LID}|wide|widen|eyes? (?:\w+ )?(?:\w+ )?open(?:s|ed)?\b", rf"{_BROWS}|{_CHEEKS}|{_LOWER_LID}"),
     6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}"),
     7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
-    9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}"),
+    9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
     12: (
         rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b|{_LIPS}|mouth|smil|grin|zygomaticus",
         r"crow|(?:eye)?lids?\b|eye corners?",
     ),
+    # the dimpler's corners and cheeks vs both lips pressed or tightened (AU24's, AU23's part)
+    14: (rf"{_LIP_CORNERS}|corners?\b|dimpl|cheeks?\b|mouth|smirk", rf"{_BOTH_LIPS}|lip red|red parts?|vermilion"),
     15: (
         rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down|depressor anguli|triangularis",
         rf"{_LOWER_LIP}|{_CHIN}",
@@ -313,7 +322,7 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"neck|throat|cords?\b|tendons?\b|collarbones?|{_LOWER_LIP}",
     ),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
-    23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", rf"{_PRESS}|against (?:each other|one another)"),
+    23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", rf"{_PRESS}|against (?:each other|one another)|{_CHIN}"),
     24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
@@ -387,9 +396,18 @@ _COMPARED_RE = re.compile(
     r"|\b(?:almost|nearly|(?:just )?short of)\s+(?:\w+\s+){0,2}?(?:meet\w*|clos\w*|shut\w*|touch\w*)",
     re.IGNORECASE,
 )
-_MOVES_RE, _PARTS_RE, _DEGREES_RE = (
+# The region a brow raise shows in at all: a text that names the upper lid or the white above the iris and no brow
+# ("the outer brow raiser widens the eyes by lifting the upper eyelid") tells the upper lid raiser's movement, whatever
+# it calls it. (PARTS tells the inner from the outer brow; a text about the brows and the lids, as in surprise, names
+# a brow.)
+_LIDS_WIDENED = r"upper (?:eye)?lids?\b(?! fold)|whites?\b|sclera|iris|stare|staring"  # not the fold AU2 stretches
+REGIONS: dict[int, tuple[str, str]] = {
+    1: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
+    2: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
+}
+_MOVES_RE, _PARTS_RE, _DEGREES_RE, _REGIONS_RE = (
     {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
-    for table in (MOVES, PARTS, DEGREES)
+    for table in (MOVES, PARTS, DEGREES, REGIONS)
 )
 # Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
 # not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
@@ -443,10 +461,18 @@ _NAME_RE = re.compile(
 _NAMES = "|".join(
     re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in sorted(FACS.values(), key=lambda a: -len(a.name))
 )
+# A two-word name as the subject of a verb ("the jaw drop stretches the mouth open"): a noun, not the jaw dropping.
+# Not the names a plural starts ("the lips part"), nor the agent names (`_AGENT_NAMES`, names in any case).
+_NOUN_NAMES = "|".join(
+    re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+")
+    for au in FACS.values()
+    if len(words := au.name.lower().split()) == 2 and not words[0].endswith("s") and words[1] not in _AGENT_NOUNS
+)
 _CALLED_RE = re.compile(
     rf"\b(?:(?:this|that|it|which) is|is called|called|known as|termed|named|scored as|coded as|label+ed as)\s+"
     rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
     rf"|\b(?:the\s+|an?\s+)?(?:{_NAMES})\s+(?:action|movement|unit)\b"
+    rf"|\b(?:the|a|an|this|that)\s+(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
     rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
     re.IGNORECASE,
 )
@@ -536,7 +562,7 @@ def own_clauses(text: str, au: ActionUnit) -> str:
     kept, foreign = [], False
     own = own_muscles(au.code)
     for clause in _CLAUSE_RE.split(text):
-        codes = named_aus(clause)
+        codes = named_aus(_CODE_CONTRAST_RE.sub(" ", clause))  # "but unlike AU4 it wrinkles the nose" is the own AU's
         about_another = codes and au.code not in codes or not codes and _companions(clause, others, au)
         if about_another or foreign and _RELATIVE_RE.match(clause):
             foreign = True
@@ -650,6 +676,9 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
         said = _COMPARED_RE.sub(" ", plain)
         if degrees[1].search(said) and not degrees[0].search(said):
             return True
+    region = _REGIONS_RE.get(au.code)
+    if region and region[1].search(where) and not region[0].search(where):
+        return True
     return bool(parts) and bool(parts[1].search(where)) and not _own_part(where, text, au, parts[0])
 
 

@@ -605,6 +605,7 @@ _IRREGULAR = {
     "part": ("parted", "parts", "parting"),
     "pucker": ("puckered", "puckers", "puckering"),
     "smile": ("smiles", "smiled", "smiling"),
+    "smirk": ("smirks", "smirked", "smirking"),
     "frown": ("frowns", "frowned", "frowning"),
     "wrinkle": ("wrinkles", "wrinkled", "wrinkling"),
     "furrow": ("furrows", "furrowed"),

@@ -60,7 +60,12 @@ reference set:
 - blind60b_answers.json: the lower face's look-alikes (AU10, 12-17, 20, 23, 24), 10 correct texts each (a third in
   the contrast style, many with the look-alike's part named and the own clause's "them"), 50 of a look-alike, 20
   wrong facts and 10 off-domain. Written blind and measured once, on e25d32f's rules and on the session's last (see
-  the README).
+  the README); its misses then gave the lower-case name, both-lips and companion-clause rules, so it is a development
+  set for those.
+- blind61_answers.json: look-alikes over the whole face, the AU named five ways (code, capitalised name, lower-case
+  name as the subject, muscle, "this action unit"): 130 correct texts of 18 AUs (1, 2, 4-7, 9, 10, 12, 14, 15, 17,
+  23, 24 in all five styles; 20, 25, 26, 43), 70 of a look-alike, 30 wrong facts and 12 off-domain. Written blind
+  and measured once, on 7d7860c's rules and after blind60b's (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -109,6 +114,7 @@ SETS = (
     "blind59b_answers",
     "blind60_answers",
     "blind60b_answers",
+    "blind61_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

@@ -1404,3 +1404,73 @@ def test_a_look_alikes_lips_or_direction_is_wrong_direction(text, au):
 )
 def test_the_own_part_beside_a_look_alikes_lips_passes(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a brow raise told only at the eyes, whatever it is called: the upper lid raiser's movement
+        (
+            "In surprise, the outer brow raiser widens the eyes by lifting the upper eyelid, exposing white above "
+            "the iris.",
+            2,
+        ),
+        ("The upper eyelids lift and the eyes look enlarged, white above the iris; this is the inner brow raiser.", 1),
+        # the brows lowered and knit with the nose left out: the brow lowerer's, not the nose wrinkler's
+        (
+            "This action unit lowers and draws the brows together, producing vertical furrows, with no change to "
+            "the nose.",
+            9,
+        ),
+        # the orbital part of the orbicularis oculi is a muscle's name, not the cheek or the eye's surround
+        (
+            "The orbital part of the orbicularis oculi tenses the lids and draws the lower lid up, narrowing the "
+            "eye slit while the cheek stays still.",
+            6,
+        ),
+        # both lips pressed or funnelled are not the dimpler's corners
+        (
+            "When the buccinator contracts, the lips are pressed firmly together and bulges form above and below "
+            "the lip red.",
+            14,
+        ),
+        ("The lips are drawn toward each other while the mouth stays slightly open.", 14),
+        # the chin pushed up is the chin raiser's, not the lip tightener's
+        ("When angry, the lip tightener pushes the chin boss up so the lower lip rises and the chin wrinkles.", 23),
+        # a two-word name as the subject of a verb is a noun: "the jaw drop stretches" drops no jaw
+        (
+            "Unlike the lips part action, the jaw drop stretches the mouth open as wide as possible, pulling the "
+            "lower jaw far down.",
+            26,
+        ),
+    ],
+)
+def test_a_look_alikes_region_or_a_name_as_subject_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        (
+            "The skin of the upper eyelid fold is stretched upward at the outer corner, exposing more of the eye cover "
+            "fold.",
+            2,
+        ),  # the fold AU2 stretches is no lid raised
+        ("In surprise the brows rise and the upper lids lift, so white shows above the iris.", 1),
+        ("AU9 lowers the inner brows as a side effect, but unlike AU4 it also wrinkles the nose.", 9),
+        (
+            "The lip corners tighten and sink into the cheeks, a small dimple beside each, the lips pressed a little.",
+            14,
+        ),
+        (
+            "A unilateral AU14, maybe with a slight AU12 on the same side, gives the one-sided tight smirk of "
+            "contempt.",
+            14,
+        ),
+        ("The lips tighten and narrow, and with AU17 the chin boss pushes up beneath them.", 23),
+        ("A jaw drop can occur with the lips closed, the teeth parted behind them.", 26),
+    ],
+)
+def test_the_own_region_beside_a_look_alikes_passes(text, au):
+    assert validate_description(text, FACS[au]) is None
