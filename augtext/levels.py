@@ -77,6 +77,14 @@ _WEAK_RE = re.compile(
     r"|just (?:visible|perceptible|noticeable|detectable)|hard to (?:see|spot|notice|detect|tell|make out))\b",
     re.IGNORECASE,
 )
+# The faintest degrees, below what a marked (C) level shows: "only a trace", "barely visible", "almost invisible"; not
+# "slight", "a little" or "the jaw barely moves", which a marked level's secondary signs may show.
+_FAINT_RE = re.compile(
+    r"\b(?:(?:only|just|merely) a (?:faint |slight )?trace|a mere trace|imperceptibl\w*|almost invisible"
+    r"|(?:barely|hardly|scarcely|only just|just) (?:visible|perceptible|noticeable|detectable|detect|see|notice|seen)"
+    r"|hard to (?:see|spot|notice|detect|tell|make out))\b",
+    re.IGNORECASE,
+)
 # Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree, nor "hard to
 # see" (a weak one).
 _STRONG_RE = re.compile(
@@ -97,8 +105,9 @@ def stated_levels(text: str) -> set[str]:
 
 def contradicts_level(text: str) -> bool:
     """Whether `text` states one intensity level and describes the other end of the scale: a trace or slight level
-    (A, B) with only strong degree words ("as far as possible", "deep", "fully", "the strongest"), or a severe or
-    maximum one (D, E) with only weak ones ("barely", "faint", "a trace"). Words in negated and contrasting clauses
+    (A, B) with only strong degree words ("as far as possible", "deep", "fully", "the strongest"), a severe or
+    maximum one (D, E) with only weak ones ("barely", "faint", "a trace"), or a marked one (C) with only the faintest
+    ("only a trace", "barely visible"; not "slight"). Words in negated and contrasting clauses
     do not count ("unlike the faint trace of level A, ..."), nor the level phrase's own; a text naming several levels
     (a range, a comparison) or a degree of both kinds ("pressed hard; only a faint line remains") is not judged. A
     letter paired with another level's name ("At level B (marked), ...") misstates the scale itself."""
@@ -113,4 +122,8 @@ def contradicts_level(text: str) -> bool:
     body = NEGATED_RE.sub(" ", _HIDDEN_PART_RE.sub(" ", _LEVEL_PHRASE_RE.sub(" ", text)))
     weak, strong = bool(_WEAK_RE.search(body)), bool(_STRONG_RE.search(body))
     level = next(iter(levels))
-    return (level in "AB" and strong and not weak) or (level in "DE" and weak and not strong)
+    if level in "AB":
+        return strong and not weak
+    if level == "C":  # marked: only the faintest degrees contradict it ("only a trace, barely visible")
+        return bool(_FAINT_RE.search(body)) and not strong
+    return weak and not strong

@@ -50,6 +50,9 @@ def test_the_level_a_text_states(text, levels):
         "At level B (marked), the eyebrows are drawn down and the eye opening narrows from above.",
         "B (marked): the lip corners rise.",
         "A severe, B-level raise lifts the corners.",
+        # a marked level (C) with only the faintest degree
+        "At level C (marked), the lip corners rise by only a trace, so slight that it is barely visible.",
+        "Level C: the corners lift, a change a coder can barely detect.",
     ],
 )
 def test_a_level_contradicted_by_the_degree_described(text):
@@ -77,6 +80,10 @@ def test_a_level_contradicted_by_the_degree_described(text):
         # "hard to see" is a weak degree, not a hard press
         "At level A (trace), the lips are pressed together only lightly, and the narrowing is hard to see.",
         "At level A (trace), the lips press together, a change that is hard to spot.",
+        # a marked level's slight secondary signs, or another part that barely moves
+        "At level C (marked), the mouth opens a little as the lips come apart while the jaw barely moves.",
+        "Level C (marked): the eyes are narrow cracks, with only a faint line of eye between the lids.",
+        "At level C, the corners rise clearly and the cheeks lift slightly.",
     ],
 )
 def test_a_level_the_text_agrees_with(text):
