@@ -384,6 +384,12 @@ DEGREES: dict[int, tuple[str, str]] = {
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
     ),
     26: (rf"{_RELAXED}|fall|fell|drop", rf"{_FORCED}|actively"),
+    # the smile's broad, oblique pull vs the sharp lip puller's steep, narrow one with the cheeks puffed (AU13;
+    # PARTS tells AU13 from AU12 the other way)
+    12: (
+        r"obliqu|back\b|backward|broad|curv|crescent|u-shape|toward the cheekbones?|smil|grin|wide",
+        r"sharp|steep|point|peak|pinch|puff",
+    ),
     27: (
         rf"{_FORCED}|wide|far\b|maxim|yawn|scream|gap(?:e|es|ed|ing)\b|elongat|actively|strongly",
         rf"{_RELAXED}|simply|gentl|lazi|lazy|moderate",

@@ -452,7 +452,7 @@ def test_descriptions_must_say_what_the_face_does_in_the_aus_direction(text, au,
         ),
         ("The corrugator contracts, and the inner ends of the brows are lifted.", AU1, "wrong_muscle"),
         # "the corners" alone are the lip corners: the sharp lip puller's muscle pulling them is no companion's work
-        ("The levator anguli oris pulls the corners up at a sharp angle.", FACS[12], "wrong_muscle"),
+        ("The levator anguli oris pulls the corners up toward the cheeks.", FACS[12], "wrong_muscle"),
         # An AU whose muscles have no name in the table (the tongue's) is not judged by muscle.
         ("The genioglossus pushes the tongue forward so that it shows between the lips.", FACS[19], None),
     ],
@@ -1437,6 +1437,9 @@ def test_the_own_part_beside_a_look_alikes_lips_passes(text, au):
         ("The lips are drawn toward each other while the mouth stays slightly open.", 14),
         # the chin pushed up is the chin raiser's, not the lip tightener's
         ("When angry, the lip tightener pushes the chin boss up so the lower lip rises and the chin wrinkles.", 23),
+        # corners pulled up sharply into points with the cheeks puffed: the sharp lip puller's shape, not the smile's
+        ("The lip corners are pulled up steeply into sharp little points while the cheeks puff out beside them.", 12),
+        ("The cheeks puff out as the lip corners are pulled up sharply, while the lips are not drawn back far.", 12),
         # a two-word name as the subject of a verb is a noun: "the jaw drop stretches" drops no jaw
         (
             "Unlike the lips part action, the jaw drop stretches the mouth open as wide as possible, pulling the "
@@ -1470,6 +1473,8 @@ def test_a_look_alikes_region_or_a_name_as_subject_is_wrong_direction(text, au):
         ),
         ("The lips tighten and narrow, and with AU17 the chin boss pushes up beneath them.", 23),
         ("A jaw drop can occur with the lips closed, the teeth parted behind them.", 26),
+        ("The lip corners are pulled up and back in a broad smile, and the cheeks puff up a little.", 12),
+        ("The zygomaticus major pulls the corners obliquely up toward the cheekbones, sharply at high intensity.", 12),
     ],
 )
 def test_the_own_region_beside_a_look_alikes_passes(text, au):
