@@ -36,7 +36,7 @@ _CHANGE_RE = re.compile(
     r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
     r"|visible|shape|chang|strain|skew|crooked|lopsided|asymmetr"
     r"|midline|shiny|wet\b|moist|meet|saying|inward|outward|disappear|vanish|larger|smaller|bigger|grip|indent"
-    r"|stream|escap"
+    r"|stream|escap|smirk"
     r"|sideways|forward|backward|together|toward|away)",
     re.IGNORECASE,
 )
@@ -156,6 +156,7 @@ MOVES: dict[int, tuple[str, str]] = {
     20: (
         r"stretch|sideways|horizontal|wide|lateral|elongat|flatten|outward|ears",
         r"pucker|funnel|purs|protrud|pout|dimpl|tuck|inward|up\b|upward|smil|forward|down\b|downward|downturn|frown"
+        rf"|drop|{_PART}"
         r"|toward the (?:middle|midline|cent)",
     ),
     22: (r"funnel|forward|protrud|pout|flar|round|push|evert|turn", rf"stretch|sideways|{_ROLLED_IN}"),
@@ -225,10 +226,14 @@ _OUTER_BROW = r"outer|lateral|tails?\b|temple"
 # Where on the face a lookalike's movement shows, as words (matched at a word start, in the text as written: "lower
 # lip" is a part here, not a position).
 _BROWS = r"(?:eye)?brows?|forehead"
-_UPPER_LID = r"upper (?:eye)?lids?|whites?\b|sclera|eyeballs?|iris|stare|staring|levator|palpebrae"
+_RAISED_LID = r"upper (?:eye)?lids?|whites?\b|sclera|eyeballs?|iris|levator|palpebrae"
+_UPPER_LID = rf"{_RAISED_LID}|stare|staring"  # a stare is the wide eyes' look; an angry glare narrows them too (AU7)
 _LOWER_LID = r"lower (?:eye)?lids?"
 # "bags below the lower lids" says where the cheek's skin gathers (AU6), not that the lids move (AU7)
-_BELOW_LOWER_LID = "".join(rf"(?<!{w} the lower )" for w in ("under", "below", "beneath"))
+_BELOW_LOWER_LID = "".join(rf"(?<!{w} the lower )" for w in ("under", "below", "beneath")) + "".join(
+    rf"(?<!{w} lower )"
+    for w in ("bagged", "baggy", "puffy")  # "bagged lower lids": the cheek's bags, not the lids
+)
 _CHEEKS = (
     r"cheeks?\b|cheekbones?|malar|crow|bags?\b|(?:under|below|beneath) the (?:eyes?|lower)|temples?|crinkl"
     r"|(?:outer )?eye corners?|corners? of the eyes|around the eyes?|orbital(?! part| portion)|infraorbital"
@@ -261,7 +266,7 @@ PARTS: dict[int, tuple[str, str]] = {
     2: (_OUTER_BROW, _INNER_BROW),
     5: (rf"{_UPPER_LID}|wide|widen|eyes? (?:\w+ )?(?:\w+ )?open(?:s|ed)?\b", rf"{_BROWS}|{_CHEEKS}|{_LOWER_LID}"),
     6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}"),
-    7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_UPPER_LID}"),
+    7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_RAISED_LID}"),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
     12: (
@@ -322,7 +327,10 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"neck|throat|cords?\b|tendons?\b|collarbones?|{_LOWER_LIP}",
     ),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
-    23: (r"tight|narrow|thin|tens|taut|roll|orbicularis", rf"{_PRESS}|against (?:each other|one another)|{_CHIN}"),
+    23: (
+        r"tight|narrow|thin|tens|taut|roll|orbicularis",
+        rf"{_PRESS}|against (?:each other|one another)|{_CHIN}|suck|over the teeth|into the mouth",
+    ),
     24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
@@ -468,7 +476,8 @@ _NAMES = "|".join(
     re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in sorted(FACS.values(), key=lambda a: -len(a.name))
 )
 # A two-word name as the subject of a verb ("the jaw drop stretches the mouth open"): a noun, not the jaw dropping.
-# Not the names a plural starts ("the lips part"), nor the agent names (`_AGENT_NAMES`, names in any case).
+# Not the names a plural starts ("the lips part"), nor the agent names (`_AGENT_NAMES`, names in any case). Any name
+# as a heading ("With lips part, the jaw ...") is a name too.
 _NOUN_NAMES = "|".join(
     re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+")
     for au in FACS.values()
@@ -479,6 +488,7 @@ _CALLED_RE = re.compile(
     rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
     rf"|\b(?:the\s+|an?\s+)?(?:{_NAMES})\s+(?:action|movement|unit)\b"
     rf"|\b(?:the|a|an|this|that)\s+(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
+    rf"|\b(?:with|in|for|during)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])"
     rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
     re.IGNORECASE,
 )
@@ -685,7 +695,10 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     region = _REGIONS_RE.get(au.code)
     if region and region[1].search(where) and not region[0].search(where):
         return True
-    return bool(parts) and bool(parts[1].search(where)) and not _own_part(where, text, au, parts[0])
+    # where the own clauses name a look-alike's part, a pronoun there refers to it ("AU14 presses the lips together,
+    # making them thin"), not to an own part named in another AU's clause; an expression named as the setting ("in a
+    # smile, AU12 raises the cheeks") is not the own part moving
+    return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(_SETTING_RE.sub(" ", where))
 
 
 def has_movement_words(au: ActionUnit) -> bool:

@@ -606,6 +606,7 @@ _IRREGULAR = {
     "pucker": ("puckered", "puckers", "puckering"),
     "smile": ("smiles", "smiled", "smiling"),
     "smirk": ("smirks", "smirked", "smirking"),
+    "lip": ("lipped",),  # "tight-lipped", "thin-lipped"
     "frown": ("frowns", "frowned", "frowning"),
     "wrinkle": ("wrinkles", "wrinkled", "wrinkling"),
     "furrow": ("furrows", "furrowed"),

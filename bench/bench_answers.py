@@ -65,7 +65,12 @@ reference set:
 - blind61_answers.json: look-alikes over the whole face, the AU named five ways (code, capitalised name, lower-case
   name as the subject, muscle, "this action unit"): 130 correct texts of 18 AUs (1, 2, 4-7, 9, 10, 12, 14, 15, 17,
   23, 24 in all five styles; 20, 25, 26, 43), 70 of a look-alike, 30 wrong facts and 12 off-domain. Written blind
-  and measured once, on 7d7860c's rules and after blind60b's (see the README).
+  and measured once, on 7d7860c's rules and after blind60b's (see the README); its misses then gave the region, AU14
+  lips, AU23 chin, two-word name, sharp-smile and marked-level rules, so it is a development set for those.
+- blind61b_answers.json: the test set of those rules, in the same shape: 120 correct texts (18 AUs x 6 in four or five
+  styles, a third contrasts; 12 of AUs 13, 18, 22, 27, 28, 41, 43, 45), 72 of a look-alike (the AU named six ways,
+  some in the intensity and context styles), 30 wrong facts and 12 off-domain. Written blind and measured once, on
+  7d7860c's rules and on 58c38b9's (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -115,6 +120,7 @@ SETS = (
     "blind60_answers",
     "blind60b_answers",
     "blind61_answers",
+    "blind61b_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

@@ -1479,3 +1479,37 @@ def test_a_look_alikes_region_or_a_name_as_subject_is_wrong_direction(text, au):
 )
 def test_the_own_region_beside_a_look_alikes_passes(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a pronoun after a look-alike's part in the own clause refers to that part
+        ("AU12 lifts the corners, whereas AU14 presses the lips firmly together, making them thin.", 14),
+        # the jaw dropped, the lips parted: not the lip stretcher's; lips sucked over the teeth: not the tightener's
+        ("In fear, the risorius drops the jaw and parts the lips.", 20),
+        ("Lip tightener: the lips are sucked into the mouth over the teeth.", 23),
+        # a smile named as the setting is no lip corner moving; bags below the lids are the cheek's
+        ("In a smile, AU12 raises the cheeks and gathers crow's feet at the outer eye corners.", 12),
+        ("At level E of AU7 the cheeks are pushed up hard, with deep crow's feet and strongly bagged lower lids.", 7),
+        # a name as a heading is a name
+        ("With lips part, the jaw is actively pulled far down and the mouth stretched wide open.", 25),
+    ],
+)
+def test_a_look_alikes_part_beside_a_pronoun_a_setting_or_a_heading_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("AU7 narrows the eyes in anger, alongside the lowered brows of AU4, producing a hard, focused stare.", 7),
+        ("A one-sided AU14, perhaps with a trace of AU12 on the same side, is the typical smirk of contempt.", 14),
+        ("AU24 with AU17 gives a tight-lipped, clenched look of holding back anger.", 24),
+        ("The lips stretch sideways and part a little as the jaw drops in a scream of fear.", 20),
+        ("The lip edges roll in slightly and thin, the lips tightened over the teeth.", 23),
+        ("In a broad smile the lip corners are pulled up and back toward the cheekbones.", 12),
+    ],
+)
+def test_a_glare_a_smirk_tight_lips_and_the_own_part_in_a_setting_pass(text, au):
+    assert validate_description(text, FACS[au]) is None
