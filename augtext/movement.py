@@ -396,7 +396,8 @@ DEGREES: dict[int, tuple[str, str]] = {
     # PARTS tells AU13 from AU12 the other way)
     12: (
         r"obliqu|back\b|backward|broad|curv|crescent|u-shape|toward the cheekbones?|smil|grin|wide",
-        r"sharp|steep|point|peak|pinch|puff",
+        r"steep|into (?:\w+ ){0,2}points?\b|pointed|peaked|into (?:a |an )?(?:\w+ )?peak\b|pinch|puff"
+        r"|sharp(?:ly)? (?:up|upward|angle|point)|(?:up|upward) sharply|at a sharp angle",
     ),
     27: (
         rf"{_FORCED}|wide|far\b|maxim|yawn|scream|gap(?:e|es|ed|ing)\b|elongat|actively|strongly",

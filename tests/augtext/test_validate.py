@@ -1509,6 +1509,8 @@ def test_a_look_alikes_part_beside_a_pronoun_a_setting_or_a_heading_is_wrong_dir
         ("The lips stretch sideways and part a little as the jaw drops in a scream of fear.", 20),
         ("The lip edges roll in slightly and thin, the lips tightened over the teeth.", 23),
         ("In a broad smile the lip corners are pulled up and back toward the cheekbones.", 12),
+        # "peak intensity" and a sharp rise are no sharp lip pull's pointed corners
+        ("At peak intensity the lip corners rise sharply and the cheeks lift.", 12),
     ],
 )
 def test_a_glare_a_smirk_tight_lips_and_the_own_part_in_a_setting_pass(text, au):
