@@ -2,9 +2,9 @@
 
 - `says_change(text, au)`: a movement, a visible sign or the AU's muscle, outside denied clauses, AU names and
   positions (`no_change` otherwise).
-- `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`), only a neighbour's degree of it (`DEGREES`) or
-  only the part of the face a lookalike moves (`PARTS`), and none of its own, outside negated and contrasting clauses
-  (`NEGATED_RE`) and the FACS names a text calls a movement by (`_CALLED_RE`).
+- `wrong_direction(text, au)`: the AU's opposite movement (`MOVES`), only a neighbour's degree of it (`DEGREES`),
+  only the part of the face a lookalike moves (`PARTS`) or only its region (`REGIONS`), and none of its own, outside
+  negated and contrasting clauses (`NEGATED_RE`) and the FACS names a text calls a movement by (`_CALLED_RE`).
 - `credits_other_muscle(text, au)`: the AU's action credited to muscles FACS does not credit it to, and to none of
   its own (`facs.MUSCLES`).
 
@@ -425,8 +425,9 @@ _MOVES_RE, _PARTS_RE, _DEGREES_RE, _REGIONS_RE = (
     for table in (MOVES, PARTS, DEGREES, REGIONS)
 )
 # Parts named as staying still ("while the inner ends stay flat", "with the cheeks staying down", "and the cheeks do
-# not move", "leaving the outer tails where they were") or as where a movement goes ("toward the cheekbones", "toward
-# the eyes", a lid "covering part of the iris"): not the part that moves. Two parts can stay still together ("but the
+# not move", "leaving the outer tails where they were", "keeps the cheeks smooth"; not "a smooth line") or as where a
+# movement goes ("toward the cheekbones", "toward the eyes", a lid "covering part of the iris"): not the part that
+# moves. Two parts can stay still together ("but the
 # chin and mandible remain at rest"): the "and" between them opens no clause.
 _OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping|keeps?)\b"
 _STILL_PART = (
@@ -681,10 +682,10 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     """Whether `text`, outside its negated clauses and its clauses about other AUs it names (`own_clauses`), states
     the opposite of `au`'s movement and none of its own (MOVES; own words that say no direction, `_UNDIRECTED_RE`,
     do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), states only a neighbour's
-    degree of it (DEGREES), or names only the part of the face a lookalike of `au` moves and none of `au`'s own part
-    (PARTS). `by_degree=False` leaves DEGREES out, for a text that states an intensity level: FACS 2002 scores AU43's
-    lower levels as the lids lowered short of closure ("At level A, the upper lids sit just lower, the eyes still
-    open")."""
+    degree of it (DEGREES), names only the part of the face a lookalike of `au` moves and none of `au`'s own part
+    (PARTS), or names a lookalike's region and not `au`'s at all (REGIONS). `by_degree=False` leaves DEGREES out, for
+    a text that states an intensity level: FACS 2002 scores AU43's lower levels as the lids lowered short of closure
+    ("At level A, the upper lids sit just lower, the eyes still open")."""
     plain, where = _own_reading(text, au)
     moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
     if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
