@@ -142,8 +142,9 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     15: (
         # not "turn": "turn up" is AU12's; not "sink in": the dimpler's corners sink inward
-        r"down\b|downward|downturn|depress|droop|sag|(?:sink|sinks|sinking|sank)\b(?! in\b| into| inward)|frown|lower",
-        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears",
+        r"down\b|downward|downturn|depress|droop|sag|(?:sink|sinks|sinking|sank)\b(?! in\b| into| inward)|frown|lower"
+        r"|drop|dip",
+        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears|to the sides|sideways|elongat",
     ),
     17: (
         r"push|rais|lift|up\b|upward|wrinkl|dimpl|bulg|pout|protrud|curl|pucker|bunch|tens|mentalis",
@@ -265,7 +266,7 @@ PARTS: dict[int, tuple[str, str]] = {
     1: (_INNER_BROW, _OUTER_BROW),
     2: (_OUTER_BROW, _INNER_BROW),
     5: (rf"{_UPPER_LID}|wide|widen|eyes? (?:\w+ )?(?:\w+ )?open(?:s|ed)?\b", rf"{_BROWS}|{_CHEEKS}|{_LOWER_LID}"),
-    6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}"),
+    6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}|{_NOSE}"),
     7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_RAISED_LID}"),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
@@ -276,7 +277,7 @@ PARTS: dict[int, tuple[str, str]] = {
     # the dimpler's corners and cheeks vs both lips pressed or tightened (AU24's, AU23's part)
     14: (rf"{_LIP_CORNERS}|corners?\b|dimpl|cheeks?\b|mouth|smirk", rf"{_BOTH_LIPS}|lip red|red parts?|vermilion"),
     15: (
-        rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down|depressor anguli|triangularis",
+        rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down",
         rf"{_LOWER_LIP}|{_CHIN}",
     ),
     16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}|{_BOTH_LIPS}"),
@@ -328,10 +329,10 @@ PARTS: dict[int, tuple[str, str]] = {
     ),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
     23: (
-        r"tight|narrow|thin|tens|taut|roll|orbicularis",
+        r"tight|narrow|thin|tens|taut|roll",
         rf"{_PRESS}|against (?:each other|one another)|{_CHIN}|suck|over the teeth|into the mouth",
     ),
-    24: (rf"{_PRESS}|together|against each other|shut|seal|clos", r"tighten|tight\b|taut|roll"),
+    24: (rf"{_PRESS}|together|against each other|shut|seal|clos", rf"tighten|tight\b|taut|roll|{_CHIN}"),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
     # (AU19); the tongue passing along the lips (AU37) vs held out, or the lips bitten or sucked in; the lids almost
@@ -436,8 +437,13 @@ _STILL_PART = (
 )
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
-    rf"|unchanged|unraised|untouched|unaffected|motionless|at rest|in place|still|level(?! [A-E]\b)|(?<!\ba )smooth"
-    rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*",
+    rf"|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|motionless|at rest|in place|still"
+    rf"|level(?! [A-E]\b)"
+    rf"|(?<!\ba )smooth"
+    rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
+    # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving"
+    r"|,\s+(?:the|its|their|his|her)\s+(?:[\w-]+\s+){0,3}?(?:unchanged|unmoved|untouched|unaffected|unwrinkled"
+    r"|uncreased|motionless|at rest|in place|still\b|not moving|not \w+ed\b)[^.,;:!?]*",
     re.IGNORECASE,
 )
 _TOWARD_RE = re.compile(
@@ -479,18 +485,23 @@ _NAMES = "|".join(
 )
 # A two-word name as the subject of a verb ("the jaw drop stretches the mouth open"): a noun, not the jaw dropping.
 # Not the names a plural starts ("the lips part"), nor the agent names (`_AGENT_NAMES`, names in any case). Any name
-# as a heading ("With lips part, the jaw ...") is a name too.
+# as a heading ("With lips part, the jaw ...", "Jaw drop: ...", "Level C of jaw drop: ...") is a name too, and a name
+# a plural starts before a singular verb ("lips part is the mandible pulled down").
 _NOUN_NAMES = "|".join(
     re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+")
     for au in FACS.values()
     if len(words := au.name.lower().split()) == 2 and not words[0].endswith("s") and words[1] not in _AGENT_NOUNS
+)
+_PLURAL_NAMES = "|".join(
+    re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in FACS.values() if au.name.split()[0].endswith("s")
 )
 _CALLED_RE = re.compile(
     rf"\b(?:(?:this|that|it|which) is|is called|called|known as|termed|named|scored as|coded as|label+ed as)\s+"
     rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
     rf"|\b(?:the\s+|an?\s+)?(?:{_NAMES})\s+(?:action|movement|unit)\b"
     rf"|\b(?:the|a|an|this|that)\s+(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
-    rf"|\b(?:with|in|for|during)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])"
+    rf"|\b(?:with|in|for|during|of)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])|^\s*(?:{_NAMES})(?=\s*:)"
+    rf"|\b(?:{_PLURAL_NAMES})(?=\s+(?:is|was|means|refers)\b)"
     rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
     re.IGNORECASE,
 )
@@ -510,8 +521,9 @@ def named_aus(text: str) -> set[int]:
     return {int(code) for code in _AU_CODE_RE.findall(text)}
 
 
-# Clauses: split at punctuation and before the words that open a contrast or a second clause.
-_CLAUSE_RE = re.compile(r"\s*[,;:]\s*|\s+(?=(?:whereas|while|but|yet)\b)", re.IGNORECASE)
+# Clauses: split at punctuation, before the words that open a contrast or a second clause, and after a code's label
+# ("brows knit (AU4) and the corners pulled down").
+_CLAUSE_RE = re.compile(r"\s*[,;:]\s*|\s+(?=(?:whereas|while|but|yet)\b)|(?<=\))\s+(?=and\b)", re.IGNORECASE)
 _RELATIVE_RE = re.compile(r"(?:which|that|where|who|whose|when)\b", re.IGNORECASE)
 _CONTRAST_OPENER_RE = re.compile(
     r"^(?:whereas|while in|while|but|yet|unlike|in contrast(?: to| with)?)\b", re.IGNORECASE
@@ -586,9 +598,20 @@ def own_clauses(text: str, au: ActionUnit) -> str:
             foreign = True
             continue
         foreign = False
-        mine = au.code in codes or not codes and any(m & own for m in muscles_named(clause))
+        mine = (
+            au.code in codes
+            or not codes
+            and (
+                any(m & own for m in muscles_named(clause))
+                or bool(_own_name_re(au).search(clause) or _SELF_RE.search(clause))
+            )
+        )
         kept.append(_CONTRAST_OPENER_RE.sub("", clause).strip() if mine else clause)
     return ", ".join(c for c in kept if c)
+
+
+# The AU a text is about, referred to as such ("whereas this AU raises the outer portions")
+_SELF_RE = re.compile(r"\bthis (?:AU|action unit|unit|action|movement)\b", re.IGNORECASE)
 
 
 def _companions(clause: str, others: set[int], au: ActionUnit) -> bool:

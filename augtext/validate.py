@@ -34,6 +34,7 @@ from augtext.movement import (
     names_itself,
     own_clauses,
     says_change,
+    states_own_movement,
     states_own_movement_in_words,
     wrong_direction,
 )
@@ -144,6 +145,13 @@ _COMPANION_RE = re.compile(
     rf"\s*\(?{_AU_LIST}|\bby\s+{_AU_LIST}",
     re.IGNORECASE,
 )
+# A contrast whose own clause calls the AU "this AU" ("AU1 tilts the inner ends up, whereas this AU raises the outer
+# portions"): the code it names is the look-alike's.
+_THIS_AU_CONTRAST_RE = re.compile(
+    r"\b(?:whereas|while|but|yet)\s+(?:in\s+)?this\s+(?:AU|action\s+unit|unit|action|movement)\b", re.IGNORECASE
+)
+# A code in parentheses after what it names: "brows drawn together (AU4)", "(AU1, AU2, AU4)", "(AU1+2)".
+_LABEL_CODES_RE = re.compile(rf"\(\s*{_AU_LIST}\s*\)", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
 _REFUSAL_RE = re.compile(
     r"\b(?:i['\u2019]?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can['\u2019]?t|"
@@ -707,13 +715,20 @@ def _topic_re(au: ActionUnit) -> re.Pattern[str]:
 def names_other_au(text: str, au: ActionUnit) -> bool:
     """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, does not name
     `au` by its FACS name either ("AU43 keeps the eyes shut; a wink closes one eye briefly" sent as AU46: see
-    `names_itself`), and names them not only in contrasts ("unlike AU4, ...") or as companions ("together with AU6,
+    `names_itself`) nor as "this AU" in a contrast, and names them not only in contrasts ("unlike AU4, ...") or as
+    companions ("together with AU6,
     ...", "combined with AU1 and AU4", "with a trace of AU12", "combine with pressed lips (AU24)", "the lips pressed
     together by AU24"), which the contrast and context styles ask for."""
     codes = named_aus(text)
     if not codes or au.code in codes or names_itself(text, au):
         return False
-    return bool(_AU_CODE_RE.search(_COMPANION_RE.sub(" ", NEGATED_RE.sub(" ", text))))
+    rest = _COMPANION_RE.sub(" ", NEGATED_RE.sub(" ", text))
+    if not _AU_CODE_RE.search(rest) or _THIS_AU_CONTRAST_RE.search(text):
+        return False
+    # codes only as the labels of companions' clauses ("Sadness: inner brows up (AU1), brows knit (AU4) and the mouth
+    # corners pulled down", AU15), beside a clause that states the own AU's movement
+    labels_only = not _AU_CODE_RE.search(_LABEL_CODES_RE.sub(" ", rest))
+    return not (labels_only and states_own_movement(own_clauses(text, au), au))
 
 
 def validate_description(text: str, au: ActionUnit) -> str | None:

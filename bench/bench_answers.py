@@ -70,7 +70,12 @@ reference set:
 - blind61b_answers.json: the test set of those rules, in the same shape: 120 correct texts (18 AUs x 6 in four or five
   styles, a third contrasts; 12 of AUs 13, 18, 22, 27, 28, 41, 43, 45), 72 of a look-alike (the AU named six ways,
   some in the intensity and context styles), 30 wrong facts and 12 off-domain. Written blind and measured once, on
-  7d7860c's rules and on 58c38b9's (see the README).
+  7d7860c's rules and on 58c38b9's (see the README); its misses then gave the pronoun, setting, heading and stare
+  rules, so it is a development set for those.
+- blind61c_answers.json: the test set of all of those, in another voice: 112 correct texts (16 AUs x 7, a third
+  contrasts, many context texts listing an emotion's AUs with the companions' codes in parentheses), 64 of a
+  look-alike, 24 wrong facts, 10 off-domain. Written blind and measured once, on 7d7860c's rules and on eb7079a's
+  (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -121,6 +126,7 @@ SETS = (
     "blind60b_answers",
     "blind61_answers",
     "blind61b_answers",
+    "blind61c_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

@@ -1515,3 +1515,53 @@ def test_a_look_alikes_part_beside_a_pronoun_a_setting_or_a_heading_is_wrong_dir
 )
 def test_a_glare_a_smirk_tight_lips_and_the_own_part_in_a_setting_pass(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # an emotion's AUs listed with the companions' codes in parentheses, the own AU's movement uncoded
+        ("Sadness: inner brows up (AU1), brows knit (AU4) and the mouth corners pulled down, a downcast face.", 15),
+        ("Anger: lowered brows (AU4), tense glaring lids (AU7) and tight, thinned lips.", 23),
+        ("Surprise: brows raised (AU1+2), eyes widened (AU5), jaw dropped.", 26),
+        # the own AU called "this AU" in a contrast's own clause
+        ("AU1 tilts the brows up at their inner ends, whereas this AU raises the outer portions of the brows.", 2),
+    ],
+)
+def test_companions_labelled_by_code_and_this_au_in_a_contrast_pass(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a label's code with nothing of the own AU's movement beside it is still another AU's text
+        ("The brows are lowered and drawn together (AU4), creating vertical furrows.", 1),
+        # the own AU named in a "whereas" clause by its name: that clause is the text's own
+        ("AU9 wrinkles the nose, whereas upper lip raiser pushes the chin and lower lip up, wrinkling the chin.", 10),
+        # a part left unwrinkled, or unchanged after a comma, is not the part that moves
+        ("AU4 knits the brows, whereas AU9 pulls the upper lip up and leaves the nose bridge unwrinkled.", 9),
+        (
+            "Happiness, AU12: the cheeks push up, lower-lid bags form and crow's feet appear, the mouth itself "
+            "unchanged.",
+            12,
+        ),
+        ("AU26: the lips part while the teeth stay together, the jaw not moving.", 26),
+        # the nose is no cheek raiser's part; the lips stretched to the sides are no lip corner depressor's
+        (
+            "With AU12 in a smile, orbicularis oculi shows as the nose wrinkling along its bridge and the nostrils "
+            "lifting.",
+            6,
+        ),
+        ("Lip corner depressor: the lips stretch to the sides and flatten, the mouth elongated.", 15),
+        # a muscle named is not the part that moves: the lower lip and the chin are the look-alikes'
+        ("Compared with AU17, the triangularis draws the lower lip down and slightly out, baring the lower teeth.", 15),
+        ("Unlike AU24, orbicularis oris in this action pushes the chin up and wrinkles it, lifting the lower lip.", 23),
+        ("lip pressor, in anger with AU4: the chin boss pushes up and the chin skin wrinkles like orange peel.", 24),
+        # a name as a heading
+        ("Jaw drop: the mouth is stretched wide open by an active pull of the jaw, the lips drawn tight.", 26),
+        ("Level C of jaw drop: the lips are clearly pressed tight together.", 26),
+    ],
+)
+def test_a_label_a_name_or_a_still_part_does_not_save_a_look_alikes_text(text, au):
+    assert validate_description(text, FACS[au]) is not None
