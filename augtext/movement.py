@@ -30,7 +30,8 @@ _CHANGE_RE = re.compile(
     r"|hang|pucker|purs|pout|funnel|protrud|jut|thrust|roll|suck|tuck|curl|evert|invert|flar|dilat|constrict|arch"
     r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
     r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
-    r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b|up\b|upward|upturn|down\b|downward|downturn"
+    r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b(?! the\b| part\b)"  # not "the bone forms the ..."
+    r"|up\b|upward|upturn|down\b|downward|downturn"
     r"|(?:shows?|appears?) (?:on|in|at|up|as|above|below|between|along|beside|around|across|more|less)\b"
     r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))"
     r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
@@ -95,8 +96,9 @@ _HELD = (
     r"(?:air|breath)|held in|trapped|sealed"
 )
 _SHUT = (
-    r"(?:fully|completely|entirely|tightly) (?:closed|shut)|(?:clos\w*|shut\w*) (?:fully|completely|entirely)"
-    r"|(?:stay\w*|remain\w*|kept|held) (?:\w+ )?(?:closed|shut)"
+    r"(?:fully|completely|entirely|tightly) (?:closed|shut)"
+    r"|(?:clos\w*|shut\w*) (?:\w+ ){0,2}(?:fully|completely|entirely)"
+    r"|(?:stay\w*|remain\w*|kept|keeps?|keeping|held) (?:\w+ )?(?:closed|shut)"
 )
 _FORWARD = r"forward|thrust|jut|ahead|in front of|underbite|project|protrud"
 _ASIDE = (
@@ -134,7 +136,8 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     12: (
         rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|high\b|higher|zygomatic",
-        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck",
+        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck"
+        r"|dimpl",
     ),
     14: (
         r"tight|inward|dimpl|tuck|firm|press|(?:pull|draw|drawn|drew|suck|tug)\w* (?:\w+ )?in\b|buccinator",
@@ -303,7 +306,7 @@ PARTS: dict[int, tuple[str, str]] = {
     19: (r"tongue", rf"{_JAW}|{_LIPS}|teeth|mouth"),
     # The sharp lip pull (AU13) vs the smile's broad oblique pull (AU12), told apart by the shape of the corners.
     13: (
-        r"sharp|steep|narrow|point|peak|pinch|puff|bulg|tight|caninus|levator|straight up|vertical",
+        r"sharp|steep|narrow|point|peak|pinch|puff(?!er)|bulg|tight|caninus|levator|straight up|vertical",
         r"obliqu|zygomaticus major|broad|sweeping|gentl|back\b|backward",
     ),
     28: (
@@ -332,7 +335,10 @@ PARTS: dict[int, tuple[str, str]] = {
         r"tight|narrow|thin|tens|taut|roll",
         rf"{_PRESS}|against (?:each other|one another)|{_CHIN}|suck|over the teeth|into the mouth",
     ),
-    24: (rf"{_PRESS}|together|against each other|shut|seal|clos", rf"tighten|tight\b|taut|roll|{_CHIN}"),
+    24: (
+        rf"{_PRESS}|together|against each other|shut|seal|clos",
+        rf"tighten|tight\b|taut|roll|{_CHIN}|suck|over the teeth|into the mouth",
+    ),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
     # (AU19); the tongue passing along the lips (AU37) vs held out, or the lips bitten or sucked in; the lids almost
@@ -393,6 +399,12 @@ DEGREES: dict[int, tuple[str, str]] = {
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
     ),
     26: (rf"{_RELAXED}|fall|fell|drop", rf"{_FORCED}|actively"),
+    # the lids drooping, still open (AU41) vs shut and kept shut (AU43)
+    41: (
+        r"droop|sag|heavy|hang|half|partly|partway|part of the way|partial|sleepy|drowsy|still open"
+        r"|(?:stay|remain)\w* open|short of",
+        _SHUT,
+    ),
     # the smile's broad, oblique pull vs the sharp lip puller's steep, narrow one with the cheeks puffed (AU13;
     # PARTS tells AU13 from AU12 the other way)
     12: (

@@ -664,7 +664,8 @@ _DONE_TO_FACE_RE = re.compile(
     r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|(?<!by-)(?<!by )products?"
     r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin"
     r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*"
-    r"|massag\w*|(?:brow|eyebrow|eye|lip|kohl) pencils?)\b",
+    r"|massag\w*|(?:brow|eyebrow|eye|lip|kohl) pencils?|(?:eye)?brow threading|hair removal|exercises?|workouts?"
+    r"|(?:chin|pull|push)-?ups?)\b",
     re.IGNORECASE,
 )
 # A muscle's history rather than its action: its embryology, the origin of its name, what pierces it; the face's

@@ -75,7 +75,10 @@ reference set:
 - blind61c_answers.json: the test set of all of those, in another voice: 112 correct texts (16 AUs x 7, a third
   contrasts, many context texts listing an emotion's AUs with the companions' codes in parentheses), 64 of a
   look-alike, 24 wrong facts, 10 off-domain. Written blind and measured once, on 7d7860c's rules and on eb7079a's
-  (see the README).
+  (see the README); its misses then gave the companion-label, "this AU" and heading rules.
+- blind61d_answers.json: the test set of the session's final rules: 120 correct texts (17 AUs x 6 in all five styles,
+  18 of AUs 13, 16, 18, 22, 27, 28, 41, 43, 45), 72 of a look-alike (both directions of the usual pairs), 24 wrong
+  facts, 10 off-domain. Written blind and measured once, on 7d7860c's rules and on a362f9f's (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -127,6 +130,7 @@ SETS = (
     "blind61_answers",
     "blind61b_answers",
     "blind61c_answers",
+    "blind61d_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

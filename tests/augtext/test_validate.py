@@ -1565,3 +1565,45 @@ def test_companions_labelled_by_code_and_this_au_in_a_contrast_pass(text, au):
 )
 def test_a_label_a_name_or_a_still_part_does_not_save_a_look_alikes_text(text, au):
     assert validate_description(text, FACS[au]) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # threading, exercise and a chin-up are no facial action; a bone that forms a wall moves nothing
+        ("Eyebrow threading removes unwanted hair by twisting a thin cotton thread along the brow line.", 1),
+        ("A chin-up is a bodyweight exercise in which you pull yourself up to a bar with your palms facing you.", 17),
+        ("The zygomatic bone forms the prominence of the cheek and part of the lateral wall of the orbit.", 12),
+    ],
+)
+def test_grooming_exercise_and_bones_are_not_facial_actions(text, au):
+    assert validate_description(text, FACS[au]) in {"off_topic", "no_change"}
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("In contempt, the zygomaticus major action shows as one lip corner tightened and dimpled.", 12),
+        ("Lip pressor: the lips are sucked into the mouth over the teeth until their red parts disappear.", 24),
+        (
+            "AU13 (cheek puffer) pulls the lip corners up and back at a moderate angle, with no puffing of the cheeks.",
+            13,
+        ),
+        ("AU41 closes the eyes completely and keeps them closed, with the upper lids relaxed.", 41),
+    ],
+)
+def test_a_dimple_a_lip_suck_an_old_name_and_shut_eyes_are_look_alikes(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("Threading a needle, a person may stick the tongue tip out between the lips in concentration.", 19),
+        ("Wrinkles form across the bridge of the nose as it is pulled up.", 9),
+        ("The upper lids droop and hang heavily, the eyes half open and sleepy.", 41),
+        ("In a broad smile the lip corners rise up and back, and a dimple may show in the cheek.", 12),
+    ],
+)
+def test_a_needle_forming_wrinkles_a_droop_and_a_smiles_dimple_pass(text, au):
+    assert validate_description(text, FACS[au]) is None
