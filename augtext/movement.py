@@ -136,8 +136,7 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     12: (
         rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|high\b|higher|zygomatic",
-        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck"
-        r"|dimpl",
+        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck",
     ),
     14: (
         r"tight|inward|dimpl|tuck|firm|press|(?:pull|draw|drawn|drew|suck|tug)\w* (?:\w+ )?in\b|buccinator",
