@@ -71,10 +71,11 @@ _HIDDEN_PART_RE = re.compile(
     r"[^.,;:]{0,20}?\b(?:barely|hardly|scarcely) (?:visible|seen|shows?|showing)\b",
     re.IGNORECASE,
 )
+_HARD_TO_SEE = r"hard to (?:see|spot|notice|detect|tell|make out)"  # a weak degree, the faintest ones among them
 _WEAK_RE = re.compile(
     r"\b(?:traces?|barely|hardly|scarcely|faint\w*|slight\w*|subtle|subtly|minimal\w*|a little|a bit|hint|mild\w*"
     r"|weak\w*|gentle|gently|lightly|imperceptibl\w*|almost invisible|only just"
-    r"|just (?:visible|perceptible|noticeable|detectable)|hard to (?:see|spot|notice|detect|tell|make out))\b",
+    rf"|just (?:visible|perceptible|noticeable|detectable)|{_HARD_TO_SEE})\b",
     re.IGNORECASE,
 )
 # The faintest degrees, below what a marked (C) level shows: "only a trace", "barely visible", "almost invisible"; not
@@ -82,7 +83,7 @@ _WEAK_RE = re.compile(
 _FAINT_RE = re.compile(
     r"\b(?:(?:only|just|merely) a (?:faint |slight )?trace|a mere trace|imperceptibl\w*|almost invisible"
     r"|(?:barely|hardly|scarcely|only just|just) (?:visible|perceptible|noticeable|detectable|detect|see|notice|seen)"
-    r"|hard to (?:see|spot|notice|detect|tell|make out))\b",
+    rf"|{_HARD_TO_SEE})\b",
     re.IGNORECASE,
 )
 # Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree, nor "hard to

@@ -476,14 +476,18 @@ _AGENT_NOUNS = sorted(
 )
 # A name that ends in an agent noun is a name in any case, head words and all: "the lower lip depressor stretches the
 # lips sideways" moves no lower lip.
-_AGENT_NAMES = [
-    r"[\s-]+".join(map(re.escape, au.name.lower().split()))
-    for au in sorted(FACS.values(), key=lambda a: -len(a.name))
-    if " " in au.name and au.name.split()[-1].lower() in _AGENT_NOUNS
-]
+_BY_LENGTH = sorted(FACS.values(), key=lambda a: -len(a.name))  # longest first: "lip corner puller" before "lip"
+
+
+def _lower_name(au: ActionUnit) -> str:
+    """`au`'s FACS name in lower case as a pattern, its words apart by spaces or hyphens ("lip[\\s-]+corner ...")."""
+    return re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+")
+
+
+_AGENT_NAMES = [_lower_name(au) for au in _BY_LENGTH if " " in au.name and au.name.split()[-1].lower() in _AGENT_NOUNS]
 _NAME_RE = re.compile(
     "|".join(
-        [rf"\b{re.escape(au.name)}\b" for au in sorted(FACS.values(), key=lambda a: -len(a.name)) if " " in au.name]
+        [rf"\b{re.escape(au.name)}\b" for au in _BY_LENGTH if " " in au.name]
         + [rf"(?i:\b(?:{'|'.join(_AGENT_NAMES)})s?\b)", rf"(?i:\b(?:{'|'.join(_AGENT_NOUNS)})s?\b)"]
     )
 )
@@ -491,21 +495,17 @@ _NAME_RE = re.compile(
 # action"), or a one-word name as written ("In Blink, the lids ...", "Slit: the eyes ..."): a name, not a movement or
 # a part. A confused answer describes one AU and calls it its neighbour's name; read as words, the name's "blow",
 # "drop" or "inner brow" would pass the description as the neighbour's own movement.
-_NAMES = "|".join(
-    re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in sorted(FACS.values(), key=lambda a: -len(a.name))
-)
+_NAMES = "|".join(_lower_name(au) for au in _BY_LENGTH)
 # A two-word name as the subject of a verb ("the jaw drop stretches the mouth open"): a noun, not the jaw dropping.
 # Not the names a plural starts ("the lips part"), nor the agent names (`_AGENT_NAMES`, names in any case). Any name
 # as a heading ("With lips part, the jaw ...", "Jaw drop: ...", "Level C of jaw drop: ...") is a name too, and a name
 # a plural starts before a singular verb ("lips part is the mandible pulled down").
 _NOUN_NAMES = "|".join(
-    re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+")
+    _lower_name(au)
     for au in FACS.values()
     if len(words := au.name.lower().split()) == 2 and not words[0].endswith("s") and words[1] not in _AGENT_NOUNS
 )
-_PLURAL_NAMES = "|".join(
-    re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+") for au in FACS.values() if au.name.split()[0].endswith("s")
-)
+_PLURAL_NAMES = "|".join(_lower_name(au) for au in FACS.values() if au.name.split()[0].endswith("s"))
 _CALLED_RE = re.compile(
     rf"\b(?:(?:this|that|it|which) is|is called|called|known as|termed|named|scored as|coded as|label+ed as)\s+"
     rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
@@ -622,7 +622,8 @@ def own_clauses(text: str, au: ActionUnit) -> str:
 
 
 # The AU a text is about, referred to as such ("whereas this AU raises the outer portions")
-_SELF_RE = re.compile(r"\bthis (?:AU|action unit|unit|action|movement)\b", re.IGNORECASE)
+SELF_REF = r"\bthis\s+(?:AU|action\s+unit|unit|action|movement)\b"
+_SELF_RE = re.compile(SELF_REF, re.IGNORECASE)
 
 
 def _companions(clause: str, others: set[int], au: ActionUnit) -> bool:

@@ -28,6 +28,7 @@ from augtext.levels import contradicts_level, stated_levels
 from augtext.movement import (
     _AU_CODE_RE,
     NEGATED_RE,
+    SELF_REF,
     contrasts_itself,
     credits_other_muscle,
     named_aus,
@@ -147,9 +148,7 @@ _COMPANION_RE = re.compile(
 )
 # A contrast whose own clause calls the AU "this AU" ("AU1 tilts the inner ends up, whereas this AU raises the outer
 # portions"): the code it names is the look-alike's.
-_THIS_AU_CONTRAST_RE = re.compile(
-    r"\b(?:whereas|while|but|yet)\s+(?:in\s+)?this\s+(?:AU|action\s+unit|unit|action|movement)\b", re.IGNORECASE
-)
+_THIS_AU_CONTRAST_RE = re.compile(rf"\b(?:whereas|while|but|yet)\s+(?:in\s+)?{SELF_REF}", re.IGNORECASE)
 # A code in parentheses after what it names: "brows drawn together (AU4)", "(AU1, AU2, AU4)", "(AU1+2)".
 _LABEL_CODES_RE = re.compile(rf"\(\s*{_AU_LIST}\s*\)", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
