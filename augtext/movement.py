@@ -106,6 +106,8 @@ _ASIDE = (
     r"|skew|asymmetr|crooked|lopsided"
 )
 # Lips rolled in over the teeth (AU28's suck): the opposite of lips pushed or flared forward (AU18, AU22).
+# A stare is the wide eyes' look; a hard, angry or glaring one narrows them (AU7)
+_WIDE_STARE = "".join(rf"(?<!{w} )" for w in ("hard", "angry", "glaring", "cold", "narrow")) + "star(?:e|es|ed|ing)"
 _ROLLED_IN = r"roll\w* (?:\w+ ){0,3}(?:in\b|inward|into|over the teeth)|suck"
 _LIDS_DOWN = r"clos|shut|lower|droop|drop|cover|down\b|fall|fell"  # the upper lids coming down (AU43, AU45)
 MOVES: dict[int, tuple[str, str]] = {
@@ -121,7 +123,7 @@ MOVES: dict[int, tuple[str, str]] = {
         rf"rais|lift|hoist|up\b|upward|arch|elevat|{_RISE}",
     ),
     5: (
-        r"rais|lift|wide|widen|open|retract|up\b|upward|stare|staring",
+        rf"rais|lift|wide|widen|open(?!ing\b)|opening (?:the|them|it|up)\b|retract|up\b|upward|{_WIDE_STARE}",
         r"clos|shut|narrow|droop|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover",
     ),
     6: (
@@ -136,11 +138,12 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     12: (
         rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|high\b|higher|zygomatic",
-        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck",
+        r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck"
+        r"|tighten",
     ),
     14: (
         r"tight|inward|dimpl|tuck|firm|press|(?:pull|draw|drawn|drew|suck|tug)\w* (?:\w+ )?in\b|buccinator",
-        r"sideways|stretch|toward the ears|obliqu|smil|grin|toward the cheekbones?",
+        r"sideways|stretch|toward the ears|obliqu|smil|grin|toward the cheekbones?|frown|downturn|turn\w* down",
     ),
     15: (
         # not "turn": "turn up" is AU12's; not "sink in": the dimpler's corners sink inward
@@ -230,7 +233,7 @@ _OUTER_BROW = r"outer|lateral|tails?\b|temple"
 # lip" is a part here, not a position).
 _BROWS = r"(?:eye)?brows?|forehead"
 _RAISED_LID = r"upper (?:eye)?lids?|whites?\b|sclera|eyeballs?|iris|levator|palpebrae"
-_UPPER_LID = rf"{_RAISED_LID}|stare|staring"  # a stare is the wide eyes' look; an angry glare narrows them too (AU7)
+_UPPER_LID = rf"{_RAISED_LID}|{_WIDE_STARE}"
 _LOWER_LID = r"lower (?:eye)?lids?"
 # "bags below the lower lids" says where the cheek's skin gathers (AU6), not that the lids move (AU7)
 _BELOW_LOWER_LID = "".join(rf"(?<!{w} the lower )" for w in ("under", "below", "beneath")) + "".join(
@@ -245,12 +248,17 @@ _LIDS = r"(?:eye)?lids?\b|lid margins?|lashes"
 _LIP_CORNERS = r"(?:lip|mouth) corners?|corners? of the (?:lips?|mouth)"
 _NOSE = r"nose|nostrils?|nasal|alae?\b|bridge"
 _UPPER_LIP = r"upper lip|upper teeth|philtrum"
-_LOWER_LIP = r"(?:lower|bottom) (?:front )?(?:lip|teeth)|gums?\b"
+_LOWER_LIP = r"(?<!upper and )(?<!top and )(?:lower|bottom) (?:front )?(?:lip|teeth)|gums?\b"
 _CHIN = r"chin|mentalis"
 _JAW = r"jaw|mandible|masseter|temporalis|pterygoid"
 _LIPS = r"(?<!upper )(?<!lower )lips?\b"
-_LIPS_THEMSELVES = rf"{_LIPS}(?! corners?)"  # the lips, not their corners (AU12's, AU15's part)
-_BOTH_LIPS = r"(?<!upper )(?<!lower )(?<!bottom )(?<!top )lips\b(?! corners?)"  # both lips, not "the lip" (the lower)
+_OF_CORNERS = r"(?<!corners of the )(?<!corner of the )"
+_LIPS_THEMSELVES = rf"{_OF_CORNERS}{_LIPS}(?! corners?)"  # the lips, not their corners (AU12's, AU15's part)
+# both lips, not "the lip" (the lower) nor their corners
+_BOTH_LIPS = (
+    rf"{_OF_CORNERS}(?<!upper )(?<!lower )(?<!bottom )(?<!top )lips\b(?! corners?)"
+    r"|(?:upper|top) and (?:lower|bottom) lips?\b"
+)
 _TEETH_APART = r"teeth (?:\w+ )?apart|(?:between|separat\w*) the (?:upper and lower )?teeth"
 _PUCKER = r"pucker|purs|kiss|knot|gather|draw\w* (?:\w+ )?(?:\w+ )?(?:toward|to) the (?:middle|midline|cent)"
 _FUNNEL = r"funnel|flar|evert|turn\w* (?:\w+ )?(?:\w+ )?out|trumpet"
@@ -269,7 +277,11 @@ PARTS: dict[int, tuple[str, str]] = {
     2: (_OUTER_BROW, _INNER_BROW),
     5: (rf"{_UPPER_LID}|wide|widen|eyes? (?:\w+ )?(?:\w+ )?open(?:s|ed)?\b", rf"{_BROWS}|{_CHEEKS}|{_LOWER_LID}"),
     6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}|{_NOSE}"),
-    7: (rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain", rf"{_CHEEKS}|{_RAISED_LID}"),
+    7: (
+        rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain|narrow\w* (?:the )?eyes?\b"
+        r"|eyes? (?:\w+ )?narrow",
+        rf"{_CHEEKS}|{_RAISED_LID}|{_BROWS}",
+    ),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
     12: (
@@ -427,7 +439,7 @@ _COMPARED_RE = re.compile(
 # ("the outer brow raiser widens the eyes by lifting the upper eyelid") tells the upper lid raiser's movement, whatever
 # it calls it. (PARTS tells the inner from the outer brow; a text about the brows and the lids, as in surprise, names
 # a brow.)
-_LIDS_WIDENED = r"upper (?:eye)?lids?\b(?! fold)|whites?\b|sclera|iris|stare|staring"  # not the fold AU2 stretches
+_LIDS_WIDENED = rf"upper (?:eye)?lids?\b(?! fold)|whites?\b|sclera|iris|{_WIDE_STARE}"  # not the fold AU2 stretches
 REGIONS: dict[int, tuple[str, str]] = {
     1: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
     2: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
@@ -449,7 +461,7 @@ _STILL_PART = (
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
     rf"|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|motionless|at rest|in place|still"
-    rf"|level(?! [A-E]\b)"
+    rf"|level(?! [A-E]\b)|little (?:or no )?(?:change|movement|motion)|(?:hardly|barely) (?:any )?(?:chang|mov)\w*"
     rf"|(?<!\ba )smooth"
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
     # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving"
@@ -604,19 +616,17 @@ def own_clauses(text: str, au: ActionUnit) -> str:
     own = own_muscles(au.code)
     for clause in _CLAUSE_RE.split(text):
         codes = named_aus(_CODE_CONTRAST_RE.sub(" ", clause))  # "but unlike AU4 it wrinkles the nose" is the own AU's
-        about_another = codes and au.code not in codes or not codes and _companions(clause, others, au)
+        # the own AU by name ("the lid tightener appears with AU4", "..., the Lip Tightener presses the lips") is the
+        # own AU's clause, whatever else it names or states
+        by_name = bool(_own_name_re(au).search(clause) or _SELF_RE.search(clause))
+        about_another = not by_name and (
+            codes and au.code not in codes or not codes and _companions(clause, others, au)
+        )
         if about_another or foreign and _RELATIVE_RE.match(clause):
             foreign = True
             continue
         foreign = False
-        mine = (
-            au.code in codes
-            or not codes
-            and (
-                any(m & own for m in muscles_named(clause))
-                or bool(_own_name_re(au).search(clause) or _SELF_RE.search(clause))
-            )
-        )
+        mine = au.code in codes or by_name or not codes and any(m & own for m in muscles_named(clause))
         kept.append(_CONTRAST_OPENER_RE.sub("", clause).strip() if mine else clause)
     return ", ".join(c for c in kept if c)
 
