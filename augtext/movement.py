@@ -31,11 +31,12 @@ _CHANGE_RE = re.compile(
     r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
     r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
     r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b(?! the\b| part\b)"  # not "the bone forms the ..."
+    r"|shap(?:e|es|ed|ing)\b(?! the [\w-]+\b(?! into\b))"  # nor "the protuberance shapes the chin" (but "... into")
     r"|up\b|upward|upturn|down\b|downward|downturn"
     r"|(?:shows?|appears?) (?:on|in|at|up|as|above|below|between|along|beside|around|across|more|less)\b"
     r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))"
     r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
-    r"|visible|shape|chang|strain|skew|crooked|lopsided|asymmetr"
+    r"|visible|chang|strain|skew|crooked|lopsided|asymmetr"
     r"|midline|shiny|wet\b|moist|meet|saying|inward|outward|disappear|vanish|larger|smaller|bigger|grip|indent"
     r"|stream|escap|smirk"
     r"|sideways|forward|backward|together|toward|away)",
@@ -75,7 +76,7 @@ _POSITION_RE = re.compile(
 _PART = r"(?:(?<!red )part(?:s|ed)?\b(?! of)|parting\b)"
 _RISE = r"ris(?:e|es|en|ing)\b|rose"  # not "ris": "risorius" is the lip stretcher's muscle, no rise
 _BROW_RAISE = (
-    rf"rais|lift|hoist|up\b|upward|arch|{_RISE}|elevat|high",
+    rf"rais|lift|hoist|up\b|upward|(?<!the )arch|{_RISE}|elevat|high",  # not "flattening the arch"
     r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sink|sank|sunk|knit",
 )
 # The jaw, cheeks, nostrils and lids of AUs 29-46 (MOVES and PARTS below).
@@ -219,6 +220,8 @@ MOVES: dict[int, tuple[str, str]] = {
         r"droop|sag|lower|heavy|hang|drop|fall|half|partly|partway|cover|relax",
         rf"rais|lift|wide|widen|retract|stare|{_SHUT}",
     ),
+    # the lids lowered to a slit (AU42) vs raised, the eye widened
+    42: (rf"{_LIDS_DOWN}|narrow|slit|almost|nearly|partly", rf"rais|lift|{_RISE}|wide|widen|retract|up\b|upward"),
     45: (
         rf"{_LIDS_DOWN}|meet|met\b|touch|blink",
         r"narrow|squint|tens|tight|rais|lift",
@@ -285,7 +288,7 @@ PARTS: dict[int, tuple[str, str]] = {
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
     12: (
-        rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b|{_LIPS}|mouth|smil|grin|zygomaticus",
+        rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b(?! of the eyes?)|{_LIPS}|mouth|smil|grin|zygomaticus",
         r"crow|(?:eye)?lids?\b|eye corners?",
     ),
     # the dimpler's corners and cheeks vs both lips pressed or tightened (AU24's, AU23's part)
@@ -453,26 +456,35 @@ _MOVES_RE, _PARTS_RE, _DEGREES_RE, _REGIONS_RE = (
 # movement goes ("toward the cheekbones", "toward the eyes", a lid "covering part of the iris"): not the part that
 # moves. Two parts can stay still together ("but the
 # chin and mandible remain at rest"): the "and" between them opens no clause.
-_OPENER = r"\b(?:while|whereas|with|and|but|yet|though|leaving|keeping|keeps?)\b"
+_OPENER = (
+    r"\b(?:while|whereas|with|and|but|yet|though|which|leaving|keeping|keeps?"
+    r"|so(?= (?:that )?(?:the|its|their|his|her)\b))\b"  # "so the jaw stays", not "so far that"
+)
 _STILL_PART = (
     r"(?:\s+(?:the|its|their|his|her)\b)?(?:\s+(?:upper|lower|inner|outer))?\s+(?:chin|jaw|mandible|teeth|lips?|brows?"
     r"|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin)\s+and\b"
 )
+_UNMOVED = r"unmoved|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|unlined|motionless"
 _STILL_RE = re.compile(
-    rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:stays?|stayed|staying|remains?|remained|remaining|unmoved"
-    rf"|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|motionless|at rest|in place|still"
-    rf"|level(?! [A-E]\b)|little (?:or no )?(?:change|movement|motion)|(?:hardly|barely) (?:any )?(?:chang|mov)\w*"
-    rf"|(?<!\ba )smooth"
+    rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:"
+    # staying put, not staying somewhere: "the wrinkles stay in the central forehead" is where they show
+    r"(?:stays?|stayed|staying|remains?|remained|remaining)(?! (?:in|on|at|within|along|across) the\b)"
+    rf"|{_UNMOVED}|at rest|in place|still|level(?! [A-E]\b)"
+    r"|little (?:or no )?(?:change|movement|motion)|(?:hardly|barely) (?:any )?(?:chang|mov)\w*"
+    r"|(?<!\ba )smooth"
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
     # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving"
-    r"|,\s+(?:the|its|their|his|her)\s+(?:[\w-]+\s+){0,3}?(?:unchanged|unmoved|untouched|unaffected|unwrinkled"
-    r"|uncreased|motionless|at rest|in place|still\b|not moving|not \w+ed\b)[^.,;:!?]*",
+    rf"|,\s+(?:the|its|their|his|her)\s+(?:[\w-]+\s+){{0,3}}?(?:{_UNMOVED}|at rest|in place|still\b|not moving"
+    r"|not \w+ed\b)[^.,;:!?]*"
+    # a part called still: "above an unlined nose", "the unmoved brows"
+    rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+",
     re.IGNORECASE,
 )
 _TOWARD_RE = re.compile(
     r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b"
     rf"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:{_LIP_CORNERS})\b"
-    r"|\bcover\w* (?:\w+ ){0,3}(?:the )?(?:lower |bottom |upper |top )?(?:iris|pupil)",
+    r"|\bcover\w* (?:\w+ ){0,3}(?:the )?(?:lower |bottom |upper |top )?(?:iris|pupil)"
+    r"|\b(?:against|into) the (?:lower |upper )?(?:eye)?lids?\b",  # the cheek's skin pushed against the lower lid
     re.IGNORECASE,
 )
 # The AUs' names are names, not movements: "AU12 is the Lip Corner Puller" says nothing the face does. Before the
@@ -546,7 +558,9 @@ def named_aus(text: str) -> set[int]:
 
 # Clauses: split at punctuation, before the words that open a contrast or a second clause, and after a code's label
 # ("brows knit (AU4) and the corners pulled down").
-_CLAUSE_RE = re.compile(r"\s*[,;:]\s*|\s+(?=(?:whereas|while|but|yet)\b)|(?<=\))\s+(?=and\b)", re.IGNORECASE)
+_CLAUSE_RE = re.compile(
+    r"\s*[,;:\u2014]\s*|\s+\u2013\s+|\s+-{1,2}\s+|\s+(?=(?:whereas|while|but|yet)\b)|(?<=\))\s+(?=and\b)", re.IGNORECASE
+)
 _RELATIVE_RE = re.compile(r"(?:which|that|where|who|whose|when)\b", re.IGNORECASE)
 _CONTRAST_OPENER_RE = re.compile(
     r"^(?:whereas|while in|while|but|yet|unlike|in contrast(?: to| with)?)\b", re.IGNORECASE

@@ -668,14 +668,15 @@ _DONE_TO_FACE_RE = re.compile(
     re.IGNORECASE,
 )
 # A muscle's history rather than its action: its embryology, the origin of its name, what pierces it; the face's
-# evolution and inheritance, a muscle's strength, how often a movement is made and what it does for the eye. Off topic
-# unless the text also states the AU's own movement ("the zygomaticus major, which takes its name from the cheekbone,
-# pulls the lip corners up" is a description).
+# evolution and inheritance, how its bones meet, a muscle's strength, how often a movement is made and what it does
+# for the eye. Off topic unless the text also states the AU's own movement ("the zygomaticus major, which takes its
+# name from the cheekbone, pulls the lip corners up" is a description).
 _TRIVIA_RE = re.compile(
     r"\b(?:embryo\w*|mesoderm\w*|pharyngeal|branchial|etymolog\w*|(?:from|in) (?:the )?(?:greek|latin)\b"
     r"|(?:takes?|took|gets?|got|derives?|derived) (?:its|their) names?|named from|pierced by"
     r"|evolution\w*|evolved|unique to|primates?|heritab\w*|cleft chin|strongest muscle|grinding|bruxism"
-    r"|per (?:minute|hour|day)|times (?:a|per|each) (?:minute|hour|day)|tear film|cornea\w*)",
+    r"|per (?:minute|hour|day)|times (?:a|per|each) (?:minute|hour|day)|tear film|cornea\w*"
+    r"|articulat\w*|foramen|foramina|sutures?|bones? (?:meet|join|fuse)\w*)",
     re.IGNORECASE,
 )
 # A text whose subject is an animal ("A snake can open its mouth extremely wide ...", "Chipmunks stretch their cheek
