@@ -26,7 +26,7 @@ _CHANGE_RE = re.compile(
     r"\b(?:rais|lift|hoist|lower(?:s|ed|ing)?\b|pull|draw|drew|drag|tug|push|press|compress|squeez|clench"
     r"|parting\b|part(?:s|ed)?\b(?! of)|apart|open|clos|shut|seal|narrow|widen|wide\b|wider|squint|blink|wrinkl"
     r"|creas|crinkl|furrow|fold|groove|lines?\b|bulg|bunch|puff|swell|deepen|deeper|hollow|dimpl|dent|tighten|tight|tens|firm|stiffen|stretch"
-    r"|lengthen|elongat|flatten|thin|shorten|shorter|longer|higher|lower\b|drop|dip|sag|droop|sink|sunk|fall|fell"
+    r"|lengthen|elongat|flatten|thin(?!nest)|shorten|shorter|longer|higher|lower\b|drop|dip|sag|droop|sink|sunk|fall|fell"
     r"|hang|pucker|purs|pout|funnel|protrud|jut|thrust|roll|suck|tuck|curl|evert|invert|flar|dilat|constrict|arch"
     r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
     r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
@@ -508,11 +508,23 @@ def _lower_name(au: ActionUnit) -> str:
     return re.escape(au.name.lower()).replace(r"\ ", r"[\s-]+")
 
 
-_AGENT_NAMES = [_lower_name(au) for au in _BY_LENGTH if " " in au.name and au.name.split()[-1].lower() in _AGENT_NOUNS]
+def _either_agent(pattern: str) -> str:
+    """A pattern ending in an agent noun with either ending: "lip pressor" or "lip presser"."""
+    return rf"{pattern[:-2]}(?:er|or)"
+
+
+_AGENT_NAMES = [
+    _either_agent(_lower_name(au))
+    for au in _BY_LENGTH
+    if " " in au.name and au.name.split()[-1].lower() in _AGENT_NOUNS
+]
 _NAME_RE = re.compile(
     "|".join(
         [rf"\b{re.escape(au.name)}\b" for au in _BY_LENGTH if " " in au.name]
-        + [rf"(?i:\b(?:{'|'.join(_AGENT_NAMES)})s?\b)", rf"(?i:\b(?:{'|'.join(_AGENT_NOUNS)})s?\b)"]
+        + [
+            rf"(?i:\b(?:{'|'.join(_AGENT_NAMES)})s?\b)",
+            rf"(?i:\b(?:{'|'.join(map(_either_agent, _AGENT_NOUNS))})s?\b)",
+        ]
     )
 )
 # A FACS name in lower case where the text calls its movement by it ("...; this is the cheek blow", "the jaw drop
@@ -708,10 +720,11 @@ def _reading(text: str) -> tuple[str, str]:
     return NEGATED_RE.sub(" ", _movement_text(text)), _parts_text(text)
 
 
-# Own movement words that say no direction: a muscle's name, pulling, drawing, contracting. They count toward
-# `states_own_movement`, but a text that states the opposite direction is not saved by them ("the zygomaticus major
-# pulls the lip corners down" as AU12).
-_UNDIRECTED_RE = re.compile(rf"{MUSCLE_RE.pattern}|\b(?:pull|draw|drew|drag|tug|contract)\w*", re.IGNORECASE)
+# Own movement words that say no direction: a muscle's name, pulling, drawing, contracting, stretching. They count
+# toward `states_own_movement`, but a text that states the opposite direction is not saved by them ("the zygomaticus
+# major pulls the lip corners down" as AU12, "the lip corners are pulled downward and the lower lip stretches" as
+# AU20).
+_UNDIRECTED_RE = re.compile(rf"{MUSCLE_RE.pattern}|\b(?:pull|draw|drew|drag|tug|contract|stretch)\w*", re.IGNORECASE)
 # Where a muscle runs ("which runs from the cheekbone down to the corner of the mouth") is anatomy, not a direction.
 _COURSE_RE = re.compile(
     r"\b(?:runs?|running|ran|extends?|extending|passes|passing|courses?|coursing|descends?|descending|spans?|spanning"

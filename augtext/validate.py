@@ -147,8 +147,13 @@ _COMPANION_RE = re.compile(
     re.IGNORECASE,
 )
 # A contrast whose own clause calls the AU "this AU" ("AU1 tilts the inner ends up, whereas this AU raises the outer
-# portions"): the code it names is the look-alike's.
-_THIS_AU_CONTRAST_RE = re.compile(rf"\b(?:whereas|while|but|yet)\s+(?:in\s+)?{SELF_REF}", re.IGNORECASE)
+# portions", "This AU differs from AU4: ..."): the code it names is the look-alike's.
+_THIS_AU_CONTRAST_RE = re.compile(
+    rf"\b(?:whereas|while|but|yet)\s+(?:in\s+)?{SELF_REF}"
+    rf"|{SELF_REF}\s+(?:differs?|is\s+(?:different|distinct)|(?:can\s+be\s+)?(?:told|set)\s+apart|is\s+distinguished)"
+    r"\s+from\b",
+    re.IGNORECASE,
+)
 # A code in parentheses after what it names: "brows drawn together (AU4)", "(AU1, AU2, AU4)", "(AU1+2)".
 _LABEL_CODES_RE = re.compile(rf"\(\s*{_AU_LIST}\s*\)", re.IGNORECASE)
 _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
