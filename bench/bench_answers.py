@@ -79,6 +79,18 @@ reference set:
 - blind61d_answers.json: the test set of the session's final rules: 120 correct texts (17 AUs x 6 in all five styles,
   18 of AUs 13, 16, 18, 22, 27, 28, 41, 43, 45), 72 of a look-alike (both directions of the usual pairs), 24 wrong
   facts, 10 off-domain. Written blind and measured once, on 7d7860c's rules and on a362f9f's (see the README).
+- blind62_answers.json: a small model's voice (stock openers, hedges, the AU named by code, name, lower-case name or
+  "this action unit"): 120 correct texts (17 AUs x 6 in all five styles, 18 of AUs 11, 13, 16, 18, 22, 28, 41, 43,
+  46; a third contrasts), 72 of a look-alike or the opposite movement, 24 wrong facts (6 per kind) and 20 off-domain
+  (14 naming a face part). Written blind and measured once, on 7d7860c's rules and on abd8eac's (see the README); its
+  misses then gave the own-name clause, narrowed-eyes, both-lips and stare rules, so it is a development set for those.
+- blind62b_answers.json: a large model's voice (glabella, philtrum, palpebral fissure; dashes and semicolons), the same
+  shape (AUs 1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 17, 18, 20, 23, 24, 26, 43 x 6; 18 of AUs 5, 8, 19, 21, 25, 27, 38, 42,
+  45), 20 off-domain (13 naming a face part). Written blind and measured once, on 7d7860c's and abd8eac's rules; its
+  misses gave the dash, still-clause, AU42 and bone rules.
+- blind62c_answers.json: a mid-sized model's voice (plain, "In the image, ..."), the same shape (AUs 1, 2, 4-7, 9, 10,
+  12, 14-17, 20, 23, 24, 26 x 6; 18 of AUs 11, 13, 18, 22, 25, 27, 28, 43, 45), 20 off-domain (17 naming a face part).
+  Written blind and measured once, on 7d7860c's and abd8eac's rules and on fca2669's (blind62's and blind62b's rules).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -131,6 +143,9 @@ SETS = (
     "blind61b_answers",
     "blind61c_answers",
     "blind61d_answers",
+    "blind62_answers",
+    "blind62b_answers",
+    "blind62c_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

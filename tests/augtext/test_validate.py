@@ -1608,3 +1608,74 @@ def test_a_dimple_a_lip_suck_an_old_name_and_shut_eyes_are_look_alikes(text, au)
 )
 def test_a_needle_forming_wrinkles_a_droop_and_a_smiles_dimple_pass(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # the own AU by name after a look-alike's clause: its clause, not a companion's
+        ("Compared with AU1, which lifts the outer brow, the Outer Brow Raiser raises the inner brow corners.", 2),
+        ("Unlike AU24, which only thins the lips, the Lip Tightener presses the lips hard against each other.", 23),
+        # both lips, the brows, the corners of the lips, an eye 'opening', a hard stare: the look-alike's
+        ("The chin raiser presses the upper and lower lips firmly together.", 17),
+        ("In anger, the lid tightener draws the brows down and together, furrowing the glabella.", 7),
+        ("In this AU the corners of the lips are drawn up and back toward the cheekbones.", 10),
+        ("When the upper lid raiser acts, the lids tighten and the lower lid rises, narrowing the eye opening.", 5),
+        ("Unlike AU14, which lifts the corners, AU12 tightens the corners and forms dimples.", 12),
+        ("At level C of the dimpler, the lip line angles down into a frown.", 14),
+        ("The nose wrinkler draws the brows together and down above an unlined nose.", 9),
+        ("In a genuine smile, AU12 is the lifting of the cheeks and crow's feet at the outer corners of the eyes.", 12),
+        (
+            "Unlike AU6, which tightens the lid margins, AU7 raises the cheeks, pushing skin against the lower lid.",
+            7,
+        ),
+        ("In Slit, the upper eyelid rises to reveal sclera above the iris.", 42),
+        ("In the outer brow raiser, the lateral frontalis lowers the brow tails, flattening the arch.", 2),
+        ("The Lip Presser pushes the chin boss upward and wrinkles the chin.", 24),
+        ("At level C of AU20, the lip corners are pulled downward and the lower lip stretches into an inverted U.", 20),
+        ("In AU26 the lips separate while the teeth stay together, so the mandible remains in place.", 26),
+    ],
+)
+def test_a_look_alikes_movement_under_the_own_name_a_dash_or_a_still_clause_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("In AU6 the palpebral part of the orbicularis oculi tightens the lids, with little change in the cheeks.", 6),
+        ("The paired nasal bones meet at the midline to form the bridge of the nose.", 9),
+        ("The mental protuberance of the mandible shapes the chin.", 17),
+        ("The skin of the upper eyelid is among the thinnest on the body.", 5),
+    ],
+)
+def test_a_still_cheek_bones_that_meet_and_the_thinnest_skin_are_not_the_aus_movement(text, au):
+    assert validate_description(text, FACS[au]) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        (
+            "In anger, the lid tightener often appears with AU4 and AU23, giving a hard stare with lowered brows, "
+            "narrowed eyes and tightened lips.",
+            7,
+        ),
+        ("Anger pairs AU4 with AU5, AU7 and AU23 \u2014 a lowered, knotted brow over glaring eyes and tight lips.", 4),
+        (
+            "In pain, AU6 co-occurs with AU4 and AU7 \u2014 the cheeks lift, the brows lower, the eyes squeeze.",
+            6,
+        ),
+        (
+            "Whereas AU27 pulls the jaw down forcibly, Jaw Drop is a passive opening in which the lips stay slack.",
+            26,
+        ),
+        ("Compared with AU1+2, AU1 alone leaves the brow tails where they are, so the wrinkles stay in the centre.", 1),
+        ("With AU42 the upper lids sag so far that only a thin slit of the eye remains visible.", 42),
+        ("When someone is happy, the Lip Corner Puller shapes the mouth into a smile.", 12),
+        ("This AU differs from AU4: instead of lowering the brows, it pulls the inner brow corners upward.", 1),
+        ("This action unit differs from AU28 because the lips are pressed together, not pulled in over the teeth.", 24),
+    ],
+)
+def test_the_own_name_beside_companions_a_dash_and_this_au_differing_pass(text, au):
+    assert validate_description(text, FACS[au]) is None
