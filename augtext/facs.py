@@ -792,6 +792,7 @@ heads (AUs 9, 10 and 11), "the orbicularis oculi" for either of its parts (the o
 in the lids of AU7, 43-45), "the orbicularis" for either ring muscle."""
 
 _PART_NOUNS = r"(?:part|portion|fibres|fibers|belly|section|half|ring|division|layer)s?"
+_OWNER = r"(?:(?:the|its|your|their|his|her) )?"  # "the palpebral part of your orbicularis oculi"
 
 
 def _part_res(muscle: str, parts: tuple[tuple[str, str], ...], read_as: str) -> tuple[tuple[re.Pattern[str], str], ...]:
@@ -801,7 +802,7 @@ def _part_res(muscle: str, parts: tuple[tuple[str, str], ...], read_as: str) -> 
     return tuple(
         (
             re.compile(
-                rf"\b(?:(?:the )?(?:{words}) {_PART_NOUNS} of (?:the )?{muscle}|pars {latin} of (?:the )?{muscle}"
+                rf"\b(?:(?:the )?(?:{words}) {_PART_NOUNS} of {_OWNER}{muscle}|pars {latin} of {_OWNER}{muscle}"
                 rf"|{muscle},? \(?(?:pars )?(?:{latin}|{words})(?: (?:part|portion|fibres|fibers))?\b"
                 rf"(?! (?:to|of)\b)\)?"
                 rf"|(?:{words}) {muscle})",

@@ -140,17 +140,18 @@ MOVES: dict[int, tuple[str, str]] = {
     12: (
         rf"up\b|upward|rais|lift|smil|back|{_RISE}\b|obliqu|high\b|higher|zygomatic",
         r"down\b|downward|downturn|depress|droop|frown|sag|sideways|horizontal|flatten|toward the ears|inward|tuck"
-        r"|tighten",
+        r"|tighten|straight out|to the sides?\b|flat\b",
     ),
     14: (
         r"tight|inward|dimpl|tuck|firm|press|(?:pull|draw|drawn|drew|suck|tug)\w* (?:\w+ )?in\b|buccinator",
-        r"sideways|stretch|toward the ears|obliqu|smil|grin|toward the cheekbones?|frown|downturn|turn\w* down",
+        r"sideways|stretch|toward the ears|obliqu|smil|grin|toward the cheekbones?|frown|downturn|turn\w* down"
+        r"|(?:pull|draw|drag)\w* (?:\w+ ){0,2}down",
     ),
     15: (
         # not "turn": "turn up" is AU12's; not "sink in": the dimpler's corners sink inward
         r"down\b|downward|downturn|depress|droop|sag|(?:sink|sinks|sinking|sank)\b(?! in\b| into| inward)|frown|lower"
         r"|drop|dip",
-        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears|to the sides|sideways|elongat",
+        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears|to the sides?\b|sideways|elongat",
     ),
     17: (
         r"push|rais|lift|up\b|upward|wrinkl|dimpl|bulg|pout|protrud|curl|pucker|bunch|tens|mentalis",
@@ -285,7 +286,7 @@ PARTS: dict[int, tuple[str, str]] = {
         r"|eyes? (?:\w+ )?narrow",
         rf"{_CHEEKS}|{_RAISED_LID}|{_BROWS}",
     ),
-    9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}"),
+    9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}|{_LOWER_LIP}"),
     10: (rf"{_UPPER_LIP}|{_LIPS_THEMSELVES}|nasolabial|fold|furrow", rf"{_NOSE}|{_LOWER_LIP}|{_LIP_CORNERS}"),
     12: (
         rf"{_LIP_CORNERS}|(?<!eye )(?<!at the )corners?\b(?! of the eyes?)|{_LIPS}|mouth|smil|grin|zygomaticus",
@@ -385,7 +386,9 @@ PARTS: dict[int, tuple[str, str]] = {
         r"both (?:\w+ )?(?:eyes|lids|eyelids|sides)|(?:the )?two eyes|symmetr|simultaneous|blink",
     ),
 }
-_RELAXED = r"relax|slack|loose|limp|hang|hung|sag|gravity|own weight|let\w* go|let\w* (?:\w+ ){0,2}(?:drop|fall|open)"
+_RELAXED = (
+    r"passiv|relax|slack|loose|limp|hang|hung|sag|gravity|own weight|let\w* go|let\w* (?:\w+ ){0,2}(?:drop|fall|open)"
+)
 _FORCED = (
     r"stretch|forc|strain|taut|tension|tense|tensed|as (?:wide|far) as (?:possible|it can|they can)"
     r"|digastric|pterygoid"
@@ -431,6 +434,9 @@ DEGREES: dict[int, tuple[str, str]] = {
         rf"{_RELAXED}|simply|gentl|lazi|lazy|moderate",
     ),
 }
+# The AUs whose neighbour's degree FACS scores as their own lower or higher levels (AU43's lids lowered short of
+# closure at A-D, a jaw drop's or a mouth stretch's degrees): a stated level leaves their degree to the level.
+_LEVELLED_DEGREES = frozenset({26, 27, 41, 42, 43})
 # What a degree is set against or falls short of is not the text's own degree: "well past a relaxed opening", "wider
 # than a jaw drop", "the lids almost meet", "stops just short of closing".
 _COMPARED_RE = re.compile(
@@ -461,15 +467,16 @@ _OPENER = (
     r"|so(?= (?:that )?(?:the|its|their|his|her)\b))\b"  # "so the jaw stays", not "so far that"
 )
 _STILL_PART = (
-    r"(?:\s+(?:the|its|their|his|her)\b)?(?:\s+(?:upper|lower|inner|outer))?\s+(?:chin|jaw|mandible|teeth|lips?|brows?"
-    r"|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin)\s+and\b"
+    r"(?:\s+(?:the|its|their|his|her)\b)?(?:\s+(?:upper|lower|inner|outer|nasal))?\s+(?:chin|jaw|mandible|teeth|lips?"
+    r"|brows?|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin|root|bridge|wings?"
+    r"|neck)\s+and\b"
 )
 _UNMOVED = r"unmoved|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|unlined|motionless"
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:"
     # staying put, not staying somewhere: "the wrinkles stay in the central forehead" is where they show
     r"(?:stays?|stayed|staying|remains?|remained|remaining)(?! (?:in|on|at|within|along|across) the\b)"
-    rf"|{_UNMOVED}|at rest|in place|still|level(?! [A-E]\b)"
+    rf"|{_UNMOVED}|at rest|in place|still|free of|level(?! [A-E]\b)"
     r"|little (?:or no )?(?:change|movement|motion)|(?:hardly|barely) (?:any )?(?:chang|mov)\w*"
     r"|(?<!\ba )smooth"
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
@@ -477,7 +484,9 @@ _STILL_RE = re.compile(
     rf"|,\s+(?:the|its|their|his|her)\s+(?:[\w-]+\s+){{0,3}}?(?:{_UNMOVED}|at rest|in place|still\b|not moving"
     r"|not \w+ed\b)[^.,;:!?]*"
     # a part called still: "above an unlined nose", "the unmoved brows"
-    rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+",
+    rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+"
+    # a part that does not move, after a comma: ", cheeks do not move", ", the brows don't rise"
+    r"|,\s+(?:(?:the|its|their|his|her|your)\s+)?(?:[\w-]+\s+){0,2}?(?:do|does|did)(?:\s+not\b|n['\u2019]t\b)[^.,;:!?]*",
     re.IGNORECASE,
 )
 _TOWARD_RE = re.compile(
@@ -549,6 +558,11 @@ _CALLED_RE = re.compile(
     rf"|\b(?:the|a|an|this|that)\s+(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
     rf"|\b(?:with|in|for|during|of)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])|^\s*(?:{_NAMES})(?=\s*:)"
     rf"|\b(?:{_PLURAL_NAMES})(?=\s+(?:is|was|means|refers)\b)"
+    # the name the text opens with as its subject ("Jaw drop is just ..."), beside its code ("Lips part AU25 ...";
+    # not "your lips part (AU25)", a movement and its label), or a level's ("At level E of jaw drop the jaw ...")
+    rf"|^\s*(?:the\s+)?(?:{_NAMES})(?=\s+(?:is|was|means|refers)\b)"
+    rf"|\b(?:{_NAMES})(?=\s*(?:AU|action\s+unit)\s*-?\s*\d)"
+    rf"|\b(?:level|intensity)\s+[A-E]\s+(?:of|for|in)\s+(?:the\s+)?(?:{_NAMES})\b"
     rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
     re.IGNORECASE,
 )
@@ -568,10 +582,12 @@ def named_aus(text: str) -> set[int]:
     return {int(code) for code in _AU_CODE_RE.findall(text)}
 
 
-# Clauses: split at punctuation, before the words that open a contrast or a second clause, and after a code's label
-# ("brows knit (AU4) and the corners pulled down").
+# Clauses: split at punctuation and dashes, before the words that open a contrast or a second clause, after a code's
+# label ("brows knit (AU4) and the corners pulled down") and before "and in AU26 ...".
 _CLAUSE_RE = re.compile(
-    r"\s*[,;:\u2014]\s*|\s+\u2013\s+|\s+-{1,2}\s+|\s+(?=(?:whereas|while|but|yet)\b)|(?<=\))\s+(?=and\b)", re.IGNORECASE
+    r"\s*[,;:\u2014]\s*|\s+\u2013\s+|\s+-{1,2}\s+|\s+(?=(?:whereas|while|but|yet)\b)|(?<=\))\s+(?=and\b)"
+    r"|\s+(?=and\s+(?:in|with|for|during)\s+(?:AU|action\s+unit)\s*-?\s*\d)",  # "... and in AU26 only the lips open"
+    re.IGNORECASE,
 )
 _RELATIVE_RE = re.compile(r"(?:which|that|where|who|whose|when)\b", re.IGNORECASE)
 _CONTRAST_OPENER_RE = re.compile(
@@ -670,9 +686,16 @@ def _companions(clause: str, others: set[int], au: ActionUnit) -> bool:
     return said and not states_own_movement(clause, au)
 
 
+# "a dimple pops up beside each corner": it appears, nothing is raised
+_APPEARS_RE = re.compile(
+    r"\b(?:pops?|popping|popped|crops?|cropping|cropped|shows?|showing|showed)\s+up\b", re.IGNORECASE
+)
+
+
 def _movement_text(text: str) -> str:
-    """`text` without the words that look like a movement but name something: AU names and positions."""
-    return _POSITION_RE.sub(" ", strip_names(text))
+    """`text` without the words that look like a movement but name something: AU names and positions; a sign that
+    "pops up" appears."""
+    return _APPEARS_RE.sub(" appears", _POSITION_RE.sub(" ", strip_names(text)))
 
 
 @functools.cache
@@ -755,14 +778,15 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     the opposite of `au`'s movement and none of its own (MOVES; own words that say no direction, `_UNDIRECTED_RE`,
     do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), states only a neighbour's
     degree of it (DEGREES), names only the part of the face a lookalike of `au` moves and none of `au`'s own part
-    (PARTS), or names a lookalike's region and not `au`'s at all (REGIONS). `by_degree=False` leaves DEGREES out, for
-    a text that states an intensity level: FACS 2002 scores AU43's lower levels as the lids lowered short of closure
-    ("At level A, the upper lids sit just lower, the eyes still open")."""
+    (PARTS), or names a lookalike's region and not `au`'s at all (REGIONS). `by_degree=False` leaves DEGREES out for
+    the AUs whose neighbour's degree FACS scores as their own levels (`_LEVELLED_DEGREES`), for a text that states an
+    intensity level: FACS 2002 scores AU43's lower levels as the lids lowered short of closure ("At level A, the upper
+    lids sit just lower, the eyes still open"); a smile's shape (AU12 against AU13's sharp pull) is no level."""
     plain, where = _own_reading(text, au)
     moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
     if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
         return True
-    if by_degree and degrees:
+    if degrees and (by_degree or au.code not in _LEVELLED_DEGREES):
         said = _COMPARED_RE.sub(" ", plain)
         if degrees[1].search(said) and not degrees[0].search(said):
             return True

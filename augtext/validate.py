@@ -29,6 +29,7 @@ from augtext.movement import (
     _AU_CODE_RE,
     NEGATED_RE,
     SELF_REF,
+    _lower_name,
     contrasts_itself,
     credits_other_muscle,
     named_aus,
@@ -703,12 +704,30 @@ _ANIMAL_RE = re.compile(
 # British idiom ...") is about words, not a face; "as if saying 'oo'" is no idiom.
 _IDIOM_RE = re.compile(
     r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) saying"
-    r"|way of (?:saying|asking|telling)"
-    r"|means? (?:to|you|someone|somebody|treating|watching|being|doing|keeping|staying|that you))\b",
+    r"|way of (?:saying|asking|telling))\b",
     re.IGNORECASE,
 )
-# What names a face part and even a change without describing a facial action of a person.
-_NOT_AN_ACTION = (_DONE_TO_FACE_RE, _ANIMAL_RE, _IDIOM_RE)
+# What a phrase means ("Hold your tongue means to stop ..."): an idiom's meaning, unless the phrase is the AU ("mouth
+# stretch means you're actively yanking your jaw down", "AU27 means ...").
+_MEANS_RE = re.compile(
+    r"\bmeans? (?:to|you|someone|somebody|treating|watching|being|doing|keeping|staying|that you)\b", re.IGNORECASE
+)
+
+
+@functools.cache
+def _defined_re(au: ActionUnit) -> re.Pattern[str]:
+    """`au` named just before what it means: its name in any case, its code or "this AU" (a label in brackets
+    after it)."""
+    return re.compile(rf"(?:\b{_lower_name(au)}|\bAU\s?{au.code}|{SELF_REF})\s*(?:\([^)]*\)\s*)?$", re.IGNORECASE)
+
+
+def _not_an_action(text: str, au: ActionUnit) -> bool:
+    """Whether `text` names a face part and even a change without describing a facial action of a person: what is
+    done to a face, an animal's, an idiom explained."""
+    if any(r.search(text) for r in (_DONE_TO_FACE_RE, _ANIMAL_RE, _IDIOM_RE)):
+        return True
+    means = _MEANS_RE.search(text)
+    return bool(means) and not _defined_re(au).search(text[: means.start()])
 
 
 @functools.cache
@@ -762,7 +781,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "too_long"
     if names_other_au(text, au) or contrasts_itself(text, au):
         return "wrong_au"
-    if not _topic_re(au).search(text) or any(r.search(text) for r in _NOT_AN_ACTION):
+    if not _topic_re(au).search(text) or _not_an_action(text, au):
         return "off_topic"
     if _TRIVIA_RE.search(text) and not states_own_movement_in_words(text, au):
         return "off_topic"

@@ -1679,3 +1679,64 @@ def test_a_still_cheek_bones_that_meet_and_the_thinnest_skin_are_not_the_aus_mov
 )
 def test_the_own_name_beside_companions_a_dash_and_this_au_differing_pass(text, au):
     assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a part that does not move after a comma, or left free of wrinkles, is no own part
+        ("Cheek raiser tightens the eyelids and the lower lid bulges, cheeks do not move.", 6),
+        (
+            "The nose wrinkler raises the upper lip, leaving the nasal root and sides of the nose free of wrinkles.",
+            9,
+        ),
+        # the look-alike's part or direction: the lower lip for AU9, straight out or flat for AU12, pulled down for
+        # AU14, to the side for AU15
+        ("In disgust the nose wrinkler pulls the lower lip down and out so the bottom teeth show.", 9),
+        ("The lip corner puller pulls the lips straight out to the side so the mouth looks flat.", 12),
+        ("That smug look is the dimpler: one side of your mouth pulls straight down at the corner.", 14),
+        ("The lip corner depressor stretches the lips to the side so the mouth becomes long.", 15),
+        # a dimple that pops up raises nothing; a sharp pull with puffed cheeks at a stated level is AU13's
+        ("With AU12 your mouth corners tuck in tight and a little dimple pops up beside each one.", 12),
+        ("At intensity C, the Lip Corner Puller makes a sharp upward pull of the corners, the cheeks puffed out.", 12),
+        # a name beside its code, as the opening subject or after a level moves nothing; "and in AU26" is AU26's
+        ("Lips part AU25 press the lips tight together so the mouth is closed.", 25),
+        ("Jaw drop is just your lips coming apart a little while your teeth stay together.", 26),
+        ("At level E of jaw drop the jaw is pulled up hard and the teeth clench together.", 26),
+        ("AU25 differs from AU26 because in AU25 the jaw drops down and in AU26 only the lips open.", 25),
+    ],
+)
+def test_a_part_left_still_a_name_as_subject_and_a_sharp_pull_at_a_level_are_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+def test_the_palpebral_part_of_your_orbicularis_is_the_lid_tighteners_muscle():
+    text = "The cheek raiser comes from the palpebral part of your orbicularis oculi, which lifts your cheeks."
+    assert validate_description(text, FACS[6]) == "wrong_muscle"
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        (
+            "Unlike a relaxed jaw drop (AU26), mouth stretch means you're actively yanking your jaw down very far.",
+            27,
+            None,
+        ),
+        (
+            "The jaw drop is a passive lowering of the mandible, while a mouth stretch pulls the jaw open very wide.",
+            26,
+            None,
+        ),
+        (
+            "In surprise your brows shoot up, your eyes widen, and your lips part (AU25), with your jaw dropping too.",
+            25,
+            None,
+        ),
+        ("The lower lip is stretched horizontally, and small bulges may appear below the lip corners.", 15, None),
+        # an idiom's meaning is still no facial action
+        ("Keeping your chin up means you stay cheerful when things go wrong.", 17, "off_topic"),
+    ],
+)
+def test_what_the_aus_name_means_and_a_movement_labelled_by_code_pass(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
