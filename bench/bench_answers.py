@@ -90,7 +90,12 @@ reference set:
   misses gave the dash, still-clause, AU42 and bone rules.
 - blind62c_answers.json: a mid-sized model's voice (plain, "In the image, ..."), the same shape (AUs 1, 2, 4-7, 9, 10,
   12, 14-17, 20, 23, 24, 26 x 6; 18 of AUs 11, 13, 18, 22, 25, 27, 28, 43, 45), 20 off-domain (17 naming a face part).
-  Written blind and measured once, on 7d7860c's and abd8eac's rules and on fca2669's (blind62's and blind62b's rules).
+  Written blind and measured once, on 7d7860c's and abd8eac's rules and on fca2669's (blind62's and blind62b's rules);
+  its misses gave the "this AU differs from" and agent-spelling rules.
+- blind62d_answers.json: the test set of those rules, three voices mixed (a tiny model's broken grammar, a clinical
+  one, a casual second-person one): 126 correct texts (AUs 1, 2, 4-7, 9, 10, 12, 14, 15, 17, 20, 23-26, 43 x 6; 18 of
+  AUs 8, 11, 13, 16, 18, 22, 27, 28, 45), 76 of a look-alike, 24 wrong facts, 20 off-domain (15 naming a face part).
+  Written blind and measured once, on 7d7860c's, abd8eac's and c2232f8's rules (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -146,6 +151,7 @@ SETS = (
     "blind62_answers",
     "blind62b_answers",
     "blind62c_answers",
+    "blind62d_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
