@@ -125,7 +125,7 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     5: (
         rf"rais|lift|wide|widen|open(?!ing\b)|opening (?:the|them|it|up)\b|retract|up\b|upward|{_WIDE_STARE}",
-        r"clos|shut|narrow|droop|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover",
+        r"clos|shut|narrow|droop|sag|heavy|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover",
     ),
     6: (
         rf"rais|lift|{_RISE}|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
@@ -333,7 +333,8 @@ PARTS: dict[int, tuple[str, str]] = {
     43: (
         r"stay|remain|held|hold|kept|keep|longer|(?:several|few|many|some|two|three|for) (?:\w+ )?(?:seconds|minutes)"
         r"|sleep|rest\b|restful|relax",
-        r"blink|brief|momentar|instant|quick|flutter|fraction of a second|reopen",
+        r"blink|brief|momentar|instant|quick|flutter|flick|(?:fraction|split) of a second|split second|reopen"
+        r"|open\w* (?:\w+ )?again",
     ),
     # The jaw pushed forward (AU29) vs moved to one side (AU30) or the chin boss pushed up, wrinkling (AU17).
     29: (_FORWARD, rf"chin boss|wrinkl|dimpl|pout|{_ASIDE}"),
@@ -352,7 +353,7 @@ PARTS: dict[int, tuple[str, str]] = {
     ),
     24: (
         rf"{_PRESS}|together|against each other|shut|seal|clos",
-        rf"tighten|tight\b|taut|roll|{_CHIN}|suck|over the teeth|into the mouth",
+        rf"tighten|tight\b|taut|roll|{_CHIN}|suck|over (?:the )?teeth|in(?:to|side)(?: of)? (?:the )?mouth",
     ),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
@@ -480,9 +481,10 @@ _STILL_RE = re.compile(
     r"|little (?:or no )?(?:change|movement|motion)|(?:hardly|barely) (?:any )?(?:chang|mov)\w*"
     r"|(?<!\ba )smooth"
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
-    # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving"
-    rf"|,\s+(?:the|its|their|his|her)\s+(?:[\w-]+\s+){{0,3}}?(?:{_UNMOVED}|at rest|in place|still\b|not moving"
-    r"|not \w+ed\b)[^.,;:!?]*"
+    # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving",
+    # ", outer brow unchanged", ", nose itself smooth"
+    rf"|,\s+(?:(?:the|its|their|his|her)\s+)?(?:[\w-]+\s+){{0,3}}?(?:{_UNMOVED}|at rest|in place|still\b|not moving"
+    r"|not \w+ed\b|smooth\b)[^.,;:!?]*"
     # a part called still: "above an unlined nose", "the unmoved brows"
     rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+"
     # a part that does not move, after a comma: ", cheeks do not move", ", the brows don't rise"
@@ -563,6 +565,7 @@ _CALLED_RE = re.compile(
     rf"|^\s*(?:the\s+)?(?:{_NAMES})(?=\s+(?:is|was|means|refers)\b)"
     rf"|\b(?:{_NAMES})(?=\s*(?:AU|action\s+unit)\s*-?\s*\d)"
     rf"|\b(?:level|intensity)\s+[A-E]\s+(?:of|for|in)\s+(?:the\s+)?(?:{_NAMES})\b"
+    rf"|\b(?:in|with|during)\s+(?:{_NAMES})(?=\s+(?:the|a|an|your|his|her|their)\b)"
     rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
     re.IGNORECASE,
 )

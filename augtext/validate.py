@@ -664,13 +664,13 @@ def topic_forms(word: str) -> tuple[str, ...]:
 # wrinkling the nose" names no product).
 _DONE_TO_FACE_RE = re.compile(
     r"\b(?:cosmetic\w*|surg(?:ery|eries|ical|ically|eon|eons)|\w+plast(?:y|ies)|botox|botulinum|fillers?|"
-    r"inject(?:s|ed|ing|ions?)?|implants?|creams?|serums?|lotions?|retinol|moisturi[sz]\w*|make-?up|mascara|"
+    r"inject(?:s|ed|ing|ions?)?|implants?|(?<!ice )creams?|serums?|lotions?|retinol|moisturi[sz]\w*|make-?up|mascara|"
     r"eyeliner|lipsticks?|lip gloss|concealer|pluck\w*|tweez\w*|waxing|tape|sleep mask|dermal|procedures?|"
     r"inherited|genetic\w*|attractive|fashion\w*|trend(?:s|y)?|salons?|whiten\w*|brands?|(?<!by-)(?<!by )products?"
     r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin"
     r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*"
     r"|massag\w*|(?:brow|eyebrow|eye|lip|kohl) pencils?|(?:eye)?brow threading|hair removal|exercises?|workouts?"
-    r"|(?:chin|pull|push)-?ups?)\b",
+    r"|(?:chin|pull|push)-?ups?|dentures?|orthodont\w*)\b",
     re.IGNORECASE,
 )
 # A muscle's history rather than its action: its embryology, the origin of its name, what pierces it; the face's

@@ -1740,3 +1740,28 @@ def test_the_palpebral_part_of_your_orbicularis_is_the_lid_tighteners_muscle():
 )
 def test_what_the_aus_name_means_and_a_movement_labelled_by_code_pass(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # a part left unchanged or smooth after a comma, with no article, is still
+        ("AU2 at level D: inner brow corners strongly raised, central forehead furrowed, outer brow unchanged.", 2),
+        ("AU9: brows drawn down and together, vertical furrows between the brows, nose itself smooth.", 9),
+        # sagging lids, lips over the teeth, a name setting the clause, a flick that opens again: the look-alike's
+        ("Action Unit 5 lets the upper lids sag halfway over the irises, giving a heavy-eyed look.", 5),
+        ("At level C of lip presser the lips are pulled inside of mouth over teeth so the red part is hidden.", 24),
+        ("In jaw drop the lips separate slightly, showing the front teeth, while the teeth remain in contact.", 26),
+        ("A gust of wind hits the face and AU43 makes the eyelids flick shut and open again in a split second.", 43),
+    ],
+)
+def test_a_bare_still_part_a_sag_a_name_setting_a_clause_and_a_flick_are_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+def test_a_denture_is_done_to_the_face_and_ice_cream_is_no_cream():
+    assert validate_description("Lower denture rubbing the gums: have it relined, do not file it down.", FACS[16]) == (
+        "off_topic"
+    )
+    text = "A child about to cry over a dropped ice cream: the inner brows rise with AU1, the mouth corners sag."
+    assert validate_description(text, FACS[15]) is None
