@@ -95,7 +95,12 @@ reference set:
 - blind62d_answers.json: the test set of those rules, three voices mixed (a tiny model's broken grammar, a clinical
   one, a casual second-person one): 126 correct texts (AUs 1, 2, 4-7, 9, 10, 12, 14, 15, 17, 20, 23-26, 43 x 6; 18 of
   AUs 8, 11, 13, 16, 18, 22, 27, 28, 45), 76 of a look-alike, 24 wrong facts, 20 off-domain (15 naming a face part).
-  Written blind and measured once, on 7d7860c's, abd8eac's and c2232f8's rules (see the README).
+  Written blind and measured once, on 7d7860c's, abd8eac's and c2232f8's rules (see the README); its misses gave
+  the name-as-subject, name-beside-code and levelled-degree rules.
+- blind62e_answers.json: the test set of the session's rules, four voices mixed (non-native English, textbook, a terse
+  annotator's, storytelling: "Picture someone who ..."): 126 correct texts (AUs 1, 2, 4-7, 9, 10, 12, 14-17, 20, 23,
+  24, 26, 45 x 6; 18 of AUs 11, 13, 18, 22, 25, 27, 28, 41, 43), 76 of a look-alike, 24 wrong facts, 20 off-domain.
+  Written blind and measured once, on 7d7860c's, abd8eac's and 68ed0b3's rules (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -152,6 +157,7 @@ SETS = (
     "blind62b_answers",
     "blind62c_answers",
     "blind62d_answers",
+    "blind62e_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
