@@ -483,7 +483,8 @@ _STILL_RE = re.compile(
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
     # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving",
     # ", outer brow unchanged", ", nose itself smooth"
-    rf"|,\s+(?:(?:the|its|their|his|her)\s+)?(?:[\w-]+\s+){{0,3}}?(?:{_UNMOVED}|at rest|in place|still\b|not moving"
+    rf"|,\s+(?:(?:the|its|their|his|her)\s+)?(?:(?!(?:they|it|AU\d*|is|are|stays?|remains?)\b)[\w-]+\s+){{0,3}}?"
+    rf"(?:{_UNMOVED}|at rest|in place|still\b|not moving"
     r"|not \w+ed\b|smooth\b)[^.,;:!?]*"
     # a part called still: "above an unlined nose", "the unmoved brows"
     rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+"
