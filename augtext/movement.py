@@ -106,9 +106,9 @@ _ASIDE = (
     r"sideways|to (?:one|the|either) side|left|right|lateral|off (?:the )?(?:centre|center|midline)"
     r"|skew|asymmetr|crooked|lopsided"
 )
-# Lips rolled in over the teeth (AU28's suck): the opposite of lips pushed or flared forward (AU18, AU22).
 # A stare is the wide eyes' look; a hard, angry or glaring one narrows them (AU7)
 _WIDE_STARE = "".join(rf"(?<!{w} )" for w in ("hard", "angry", "glaring", "cold", "narrow")) + "star(?:e|es|ed|ing)"
+# Lips rolled in over the teeth (AU28's suck): the opposite of lips pushed or flared forward (AU18, AU22).
 _ROLLED_IN = r"roll\w* (?:\w+ ){0,3}(?:in\b|inward|into|over the teeth)|suck"
 _LIDS_DOWN = r"clos|shut|lower|droop|drop|cover|down\b|fall|fell"  # the upper lids coming down (AU43, AU45)
 MOVES: dict[int, tuple[str, str]] = {
