@@ -91,7 +91,7 @@ _FAINT_RE = re.compile(
 _STRONG_RE = re.compile(
     r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*"
     r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard(?! to)|firm|firmly|tightly"
-    r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest"
+    r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest|fullest|widest|largest"
     r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?))\b",
     re.IGNORECASE,
 )

@@ -30,8 +30,10 @@ _CHANGE_RE = re.compile(
     r"|hang|pucker|purs|pout|funnel|protrud|jut|thrust|roll|suck|tuck|curl|evert|invert|flar|dilat|constrict|arch"
     r"|knit|slant|tilt|angl|curv|turn|twist|bow|round|mov|shift|displac|ris|rose|elevat|depress|retract|contract"
     r"|flex|relax|separat|gap|expos|bar(?:e|es|ed|ing)\b|reveal|hid|cover|scrunch|pinch|snarl|sneer|grimac|frown"
-    r"|grin|yawn|bite|bitten|lick|wipe|blow|wink|form(?:s|ed|ing)?\b(?! the\b| part\b)"  # not "the bone forms the ..."
-    r"|shap(?:e|es|ed|ing)\b(?! the [\w-]+\b(?! into\b))"  # nor "the protuberance shapes the chin" (but "... into")
+    r"|grin|yawn|bite|bitten|lick|wipe|blow|wink"
+    r"|form(?:s|ed|ing)?\b(?! the\b| part\b)"  # not "the bone forms the ..."
+    # nor "the protuberance shapes the chin" (but "... into") or "gives the chin its shape"
+    r"|(?<!its )(?<!their )shap(?:e|es|ed|ing)\b(?! the [\w-]+\b(?! into\b))"
     r"|up\b|upward|upturn|down\b|downward|downturn"
     r"|(?:shows?|appears?) (?:on|in|at|up|as|above|below|between|along|beside|around|across|more|less)\b"
     r"|show(?:s|ing)?(?=\s*(?:[,.;:!?)]|$|through|behind))"
@@ -128,9 +130,9 @@ MOVES: dict[int, tuple[str, str]] = {
         r"clos|shut|narrow|droop|sag|heavy|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover",
     ),
     6: (
-        rf"rais|lift|{_RISE}|up\b|upward|push|bunch|puff|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint|draw|pull"
-        r"|orbicularis|contract|inward|toward the eyes?\b",
-        r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell",
+        rf"rais|lift|{_RISE}|up\b|upward|push|bunch|puff(?!\w* out)|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint"
+        r"|draw|pull|orbicularis|contract|inward|toward the eyes?\b",
+        r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell|puff\w* out",  # a cheek puff
     ),
     7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open|relax|sag|droop|larger|bigger"),
     10: (
@@ -348,7 +350,7 @@ PARTS: dict[int, tuple[str, str]] = {
     ),
     22: (rf"{_FUNNEL}|round|oo\b", _PUCKER),
     23: (
-        r"tight|narrow|thin|tens|taut|roll",
+        r"tighten|tighter|tightness|narrow|thin|tens|taut|roll",  # not "closed tight", "tightly" (how hard)
         rf"{_PRESS}|against (?:each other|one another)|{_CHIN}|suck|over the teeth|into the mouth",
     ),
     24: (
@@ -417,6 +419,8 @@ DEGREES: dict[int, tuple[str, str]] = {
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
     ),
     26: (rf"{_RELAXED}|fall|fell|drop", rf"{_FORCED}|actively"),
+    # the lips parted, the jaw's opening at most a relaxed one (AU25) vs the mouth stretched open by force (AU27)
+    25: (r"slight|small|little|narrow|gentl|relax|a few millimet|just\b", rf"{_FORCED}|forceful|very wide|yawn|scream"),
     # the lids drooping, still open (AU41) vs shut and kept shut (AU43)
     41: (
         r"droop|sag|heavy|hang|half|partly|partway|part of the way|partial|sleepy|drowsy|still open"
@@ -436,8 +440,9 @@ DEGREES: dict[int, tuple[str, str]] = {
     ),
 }
 # The AUs whose neighbour's degree FACS scores as their own lower or higher levels (AU43's lids lowered short of
-# closure at A-D, a jaw drop's or a mouth stretch's degrees): a stated level leaves their degree to the level.
-_LEVELLED_DEGREES = frozenset({26, 27, 41, 42, 43})
+# closure at A-D, the lips parted as far as they go at E, a jaw drop's or a mouth stretch's degrees): a stated level
+# leaves their degree to the level.
+_LEVELLED_DEGREES = frozenset({25, 26, 27, 41, 42, 43})
 # What a degree is set against or falls short of is not the text's own degree: "well past a relaxed opening", "wider
 # than a jaw drop", "the lids almost meet", "stops just short of closing".
 _COMPARED_RE = re.compile(

@@ -151,6 +151,7 @@ _COMPANION_RE = re.compile(
 # portions", "This AU differs from AU4: ..."): the code it names is the look-alike's.
 _THIS_AU_CONTRAST_RE = re.compile(
     rf"\b(?:whereas|while|but|yet)\s+(?:in\s+)?{SELF_REF}"
+    rf"|^(?:where|whereas|while)\s+(?:AU|action\s+unit)\s*\d+[^,;]*[,;]\s*{SELF_REF}"
     rf"|{SELF_REF}\s+(?:differs?|is\s+(?:different|distinct)|(?:can\s+be\s+)?(?:told|set)\s+apart|is\s+distinguished)"
     r"\s+from\b",
     re.IGNORECASE,

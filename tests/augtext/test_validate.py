@@ -1765,3 +1765,49 @@ def test_a_denture_is_done_to_the_face_and_ice_cream_is_no_cream():
     )
     text = "A child about to cry over a dropped ice cream: the inner brows rise with AU1, the mouth corners sag."
     assert validate_description(text, FACS[15]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        # lips closed tight or clamped tightly: how hard they are pressed, the lip pressor's, not the tightener's
+        (
+            "When the lip tightener acts, the lips are pressed firmly together (closed tight), with bulges above.",
+            23,
+            "wrong_direction",
+        ),
+        (
+            "Unlike AU24, which thins the lips without pressing them, AU23 clamps them tightly together.",
+            23,
+            "wrong_direction",
+        ),
+        # the mouth stretched open by force is AU27's degree, not the lips parting's
+        (
+            "When the lips part, the mouth is stretched open very wide by forceful jaw opening, pulling the lips taut.",
+            25,
+            "wrong_direction",
+        ),
+        # a cheek puffed out is no cheek raise
+        (
+            "AU6 (Cheek Raiser): the cheeks are puffed out with air held in the closed mouth, round and full.",
+            6,
+            "wrong_direction",
+        ),
+        # the fullest extent at a slight level; a shape as a noun is no change
+        (
+            "At level B (slight), AU26 drops the jaw to its fullest relaxed extent, the mouth hanging wide.",
+            26,
+            "wrong_level",
+        ),
+        (
+            "The mental protuberance is the bony prominence of the mandible that gives the chin its shape.",
+            17,
+            "no_change",
+        ),
+        # "Where AU20 ..., this action ..." sets the own AU against AU20
+        ("Where AU20 stretches the lips sideways, this action gathers them toward the centre into a pucker.", 18, None),
+        ("At maximum (E) intensity, the lips are separated as far as they can go without lowering the jaw.", 25, None),
+    ],
+)
+def test_lips_closed_tight_a_forced_stretch_a_puffed_cheek_and_the_fullest_extent_at_b(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
