@@ -100,7 +100,12 @@ reference set:
 - blind62e_answers.json: the test set of the session's rules, four voices mixed (non-native English, textbook, a terse
   annotator's, storytelling: "Picture someone who ..."): 126 correct texts (AUs 1, 2, 4-7, 9, 10, 12, 14-17, 20, 23,
   24, 26, 45 x 6; 18 of AUs 11, 13, 18, 22, 25, 27, 28, 41, 43), 76 of a look-alike, 24 wrong facts, 20 off-domain.
-  Written blind and measured once, on 7d7860c's, abd8eac's and 68ed0b3's rules (see the README).
+  Written blind and measured once, on 7d7860c's, abd8eac's and 68ed0b3's rules (see the README); its misses gave the
+  bare still-part, sagging-lid, over-teeth and flick rules.
+- blind62f_answers.json: the test set of those, four voices mixed (parentheticals, a British FACS coder's jargon, the
+  emotion first, metaphors): 126 correct texts (AUs 1, 2, 4-7, 9, 10, 12, 14, 15, 17, 18, 20, 23-26 x 6; 18 of AUs
+  8, 11, 13, 16, 22, 27, 28, 43, 45), 76 of a look-alike, 24 wrong facts, 20 off-domain. Written blind and measured
+  once, on 7d7860c's, abd8eac's and dcc4f26's rules (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -158,6 +163,7 @@ SETS = (
     "blind62c_answers",
     "blind62d_answers",
     "blind62e_answers",
+    "blind62f_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
