@@ -420,7 +420,11 @@ DEGREES: dict[int, tuple[str, str]] = {
     ),
     26: (rf"{_RELAXED}|fall|fell|drop", rf"{_FORCED}|actively"),
     # the lips parted, the jaw's opening at most a relaxed one (AU25) vs the mouth stretched open by force (AU27)
-    25: (r"slight|small|little|narrow|gentl|relax|a few millimet|just\b", rf"{_FORCED}|forceful|very wide|yawn|scream"),
+    # (the own degree only as the parting's: `states_own_movement` reads it as the own part)
+    25: (
+        r"a few millimet|slightly (?:apart|parted|open)|(?:small|narrow|slight|little|modest) (?:gap|opening|parting)",
+        rf"{_FORCED}|forceful|very wide|yawn|scream",
+    ),
     # the lids drooping, still open (AU41) vs shut and kept shut (AU43)
     41: (
         r"droop|sag|heavy|hang|half|partly|partway|part of the way|partial|sleepy|drowsy|still open"
