@@ -16,7 +16,16 @@ from __future__ import annotations
 import functools
 import re
 
-from augtext.facs import FACS, MUSCLE_RE, ActionUnit, muscle_words, muscles_named, own_muscles, relaxed_muscles
+from augtext.facs import (
+    _PART_RES,
+    FACS,
+    MUSCLE_RE,
+    ActionUnit,
+    muscle_words,
+    muscles_named,
+    own_muscles,
+    relaxed_muscles,
+)
 
 # What a description of an action says the face does: a movement (verbs by stem, direction words), a visible sign
 # (wrinkles, furrows, bulges, gaps, comparatives such as "higher") or, in the anatomical style, the muscle
@@ -153,7 +162,7 @@ MOVES: dict[int, tuple[str, str]] = {
         # not "turn": "turn up" is AU12's; not "sink in": the dimpler's corners sink inward
         r"down\b|downward|downturn|depress|droop|sag|(?:sink|sinks|sinking|sank)\b(?! in\b| into| inward)|frown|lower"
         r"|drop|dip",
-        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears|to the sides?\b|sideways|elongat",
+        r"up\b|upward|upturn|rais|lift|smil|straight out|toward the ears|to the sides?\b|sideways|laterally|elongat",
     ),
     17: (
         r"push|rais|lift|up\b|upward|wrinkl|dimpl|bulg|pout|protrud|curl|pucker|bunch|tens|mentalis",
@@ -354,8 +363,9 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"{_PRESS}|against (?:each other|one another)|{_CHIN}|suck|over the teeth|into the mouth",
     ),
     24: (
-        rf"{_PRESS}|together|against each other|shut|seal|clos",
-        rf"tighten|tight\b|taut|roll|{_CHIN}|suck|over (?:the )?teeth|in(?:to|side)(?: of)? (?:the )?mouth",
+        rf"{_PRESS}|together|against (?:each other|one another)|shut|seal|clos",
+        rf"tighten|tight\b|taut|tens|thin|roll|{_CHIN}|suck|over (?:the )?teeth"
+        r"|in(?:to|side)(?: of)? (?:the )?mouth",
     ),
     # AUs 29-46, told apart from their look-alikes by what the movement does: air blown out through the lips (AU33)
     # vs held behind closed lips (AU34); the tongue pushing a bulge from inside (AU36) vs shown outside the mouth
@@ -705,6 +715,13 @@ _APPEARS_RE = re.compile(
 )
 
 
+def _without_muscles(text: str) -> str:
+    """`text` without the muscles it names ("the medial part of the frontalis", "the orbital orbicularis oculi")."""
+    for part_re, pars in _PART_RES:
+        text = part_re.sub(pars, text)
+    return MUSCLE_RE.sub(" ", text)
+
+
 def _movement_text(text: str) -> str:
     """`text` without the words that look like a movement but name something: AU names and positions; a sign that
     "pops up" appears."""
@@ -809,7 +826,13 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     # where the own clauses name a look-alike's part, a pronoun there refers to it ("AU14 presses the lips together,
     # making them thin"), not to an own part named in another AU's clause; an expression named as the setting ("in a
     # smile, AU12 raises the cheeks") is not the own part moving
-    return bool(parts) and bool(parts[1].search(where)) and not parts[0].search(_SETTING_RE.sub(" ", where))
+    # a muscle's name is no part that moves: "produced by the medial frontalis, lifts the outer ends" (AU1) names no
+    # inner brow
+    return (
+        bool(parts)
+        and bool(parts[1].search(where))
+        and not parts[0].search(_without_muscles(_SETTING_RE.sub(" ", where)))
+    )
 
 
 def has_movement_words(au: ActionUnit) -> bool:

@@ -1811,3 +1811,32 @@ def test_a_denture_is_done_to_the_face_and_ice_cream_is_no_cream():
 )
 def test_lips_closed_tight_a_forced_stretch_a_puffed_cheek_and_the_fullest_extent_at_b(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # the prompt's own name and muscle before a look-alike's movement: a muscle's name is no part that moves
+        ("AU1 (Inner Brow Raiser), produced by the medial frontalis, lifts the outer ends of the eyebrows.", 1),
+        ("AU2 (Outer Brow Raiser), driven by the lateral frontalis, raises the inner corners of the brows.", 2),
+        ("AU6 (Cheek Raiser), produced by the orbital orbicularis oculi, pulls the lip corners up and back.", 6),
+        (
+            "AU5 (Upper Lid Raiser), from the levator palpebrae superioris, tightens the lids, raising the lower lid.",
+            5,
+        ),
+        ("AU15 (Lip Corner Depressor) pulls the lip corners laterally, stretching and flattening the lips.", 15),
+        (
+            "AU24 (Lip Pressor), from the orbicularis oris, narrows and tenses the lips without pressing them.",
+            24,
+        ),
+    ],
+)
+def test_the_aus_own_muscle_named_beside_a_look_alikes_movement_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+def test_lips_pushed_against_one_another_are_pressed():
+    text = (
+        "An observer will see lips pushed tightly against one another, the red parts flattened and slightly narrowed."
+    )
+    assert validate_description(text, FACS[24]) is None
