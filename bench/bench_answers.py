@@ -105,7 +105,13 @@ reference set:
 - blind62f_answers.json: the test set of those, four voices mixed (parentheticals, a British FACS coder's jargon, the
   emotion first, metaphors): 126 correct texts (AUs 1, 2, 4-7, 9, 10, 12, 14, 15, 17, 18, 20, 23-26 x 6; 18 of AUs
   8, 11, 13, 16, 22, 27, 28, 43, 45), 76 of a look-alike, 24 wrong facts, 20 off-domain. Written blind and measured
-  once, on 7d7860c's, abd8eac's and dcc4f26's rules (see the README).
+  once, on 7d7860c's, abd8eac's and dcc4f26's rules (see the README); its misses gave the lip-tightness, forced-parting
+  and cheek-puff rules.
+- blind62g_answers.json: the test set of those, three voices mixed (one echoing the prompt's label, name and muscle
+  before the movement, a terse assertive one, an observer of a video frame or photo): 126 correct texts (AUs 1, 2,
+  4-7, 9, 10, 12, 14-17, 20, 23, 24, 26, 43 x 6; 18 of AUs 8, 11, 13, 18, 22, 25, 27, 28, 45), 76 of a look-alike
+  (many naming the labelled AU's correct name and muscle first), 24 wrong facts, 20 off-domain. Written blind and
+  measured once, on 7d7860c's, abd8eac's and 4fce0dc's rules (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -164,6 +170,7 @@ SETS = (
     "blind62d_answers",
     "blind62e_answers",
     "blind62f_answers",
+    "blind62g_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
