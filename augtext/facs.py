@@ -836,13 +836,19 @@ MUSCLE_RE = re.compile(
 )
 
 
+def muscle_parts_as_named(text: str) -> str:
+    """`text` with each part of the frontalis or the orbicularis oculi named in words read as MUSCLES names it ("the
+    medial part of the frontalis" as "frontalis pars medialis"), for MUSCLE_RE."""
+    for part_re, pars in _PART_RES:
+        text = part_re.sub(pars, text)
+    return text
+
+
 def muscles_named(text: str) -> list[frozenset[str]]:
     """The `MUSCLES` a text names, one set per mention (a group name: every muscle it may stand for)."""
     names, groups = list(MUSCLES), list(MUSCLE_GROUPS.values())
-    for part_re, pars in _PART_RES:
-        text = part_re.sub(pars, text)
     out = []
-    for match in MUSCLE_RE.finditer(text):
+    for match in MUSCLE_RE.finditer(muscle_parts_as_named(text)):
         key = match.lastgroup or ""
         out.append(frozenset([names[int(key[1:])]] if key[0] == "m" else groups[int(key[1:])]))
     return out

@@ -17,10 +17,10 @@ import functools
 import re
 
 from augtext.facs import (
-    _PART_RES,
     FACS,
     MUSCLE_RE,
     ActionUnit,
+    muscle_parts_as_named,
     muscle_words,
     muscles_named,
     own_muscles,
@@ -717,9 +717,7 @@ _APPEARS_RE = re.compile(
 
 def _without_muscles(text: str) -> str:
     """`text` without the muscles it names ("the medial part of the frontalis", "the orbital orbicularis oculi")."""
-    for part_re, pars in _PART_RES:
-        text = part_re.sub(pars, text)
-    return MUSCLE_RE.sub(" ", text)
+    return MUSCLE_RE.sub(" ", muscle_parts_as_named(text))
 
 
 def _movement_text(text: str) -> str:
