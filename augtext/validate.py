@@ -742,9 +742,8 @@ def names_other_au(text: str, au: ActionUnit) -> bool:
     """Whether `text` says by code that it describes another AU: it names codes, none of them `au`'s, does not name
     `au` by its FACS name either ("AU43 keeps the eyes shut; a wink closes one eye briefly" sent as AU46: see
     `names_itself`) nor as "this AU" in a contrast, and names them not only in contrasts ("unlike AU4, ...") or as
-    companions ("together with AU6,
-    ...", "combined with AU1 and AU4", "with a trace of AU12", "combine with pressed lips (AU24)", "the lips pressed
-    together by AU24"), which the contrast and context styles ask for."""
+    companions ("together with AU6, ...", "combined with AU1 and AU4", "with a trace of AU12", "combine with pressed
+    lips (AU24)", "the lips pressed together by AU24"), which the contrast and context styles ask for."""
     codes = named_aus(text)
     if not codes or au.code in codes or names_itself(text, au):
         return False
