@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${HIVA_VENV:-.venv}
 [ -x "$VENV/bin/hiva_core" ] || bash scripts/install.sh
-export PATH="$PWD/$VENV/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+VENV=$(cd "$VENV" && pwd)  # HIVA_VENV may be relative to the checkout or absolute
+export PATH="$VENV/bin:$PATH" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 QS=${QS:-quickstart}
 N_FACES=${N_FACES:-1800}
 EPOCHS=${EPOCHS:-12}
