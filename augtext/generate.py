@@ -41,7 +41,7 @@ from augtext.descriptions import (
 from augtext.errors import UserError
 from augtext.facs import au_label
 from augtext.io import remove_stale_temps, utc_now
-from augtext.quality import SemanticGate
+from augtext.quality import GateStopped, SemanticGate
 from augtext.reference import LLM_INSTEAD, few_shot_examples, gaps_message, reference_gaps, reference_texts
 from augtext.requestlog import LOG_NAME, RequestLog, request_key, sample_seed
 from augtext.templates import available_styles, render_messages
@@ -269,7 +269,9 @@ class _Session:
     async def run(self, pairs: list[Pair]) -> dict[Pair, PairResult]:
         tasks = [asyncio.ensure_future(self._pair_in_slot(au, style)) for au, style in pairs]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            if self.gate is not None and any(not t.cancelled() and t.exception() is not None for t in done):
+                self.gate.stop()  # a pair failed (the server is down, refuses us): the run ends without judging more
         except BaseException:  # Ctrl-C or SIGTERM (this task cancelled): the gate stops making its prototypes, so
             if self.gate is not None:  # that the walker below and the warm-up thread end at once, not after them all
                 self.gate.stop()
@@ -281,9 +283,9 @@ class _Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.walker.shutdown(wait=True, cancel_futures=True)
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # the first pair's, in plan order
+        errors = [task.exception() for task in tasks if not task.cancelled() and task.exception() is not None]
+        if errors:  # the first pair's, in plan order; not a walk the stopped gate ended
+            raise next((e for e in errors if not isinstance(e, GateStopped)), errors[0])
         return self.finals
 
     async def _pair_in_slot(self, au: int, style: str) -> None:
