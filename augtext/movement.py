@@ -49,7 +49,7 @@ _CHANGE_RE = re.compile(
     r"|show(?:s|ing)? (?:the |more |some )?(?:upper |lower |top |bottom )?(?:teeth|gums|whites?|sclera|inside)"
     r"|visible|chang|strain|skew|crooked|lopsided|asymmetr"
     r"|midline|shiny|wet\b|moist|meet|saying|inward|outward|disappear|vanish|larger|smaller|bigger|grip|indent"
-    r"|stream|escap|smirk"
+    r"|stream|escap|smirk|(?<!to )inflat|gather|taut"
     r"|sideways|forward|backward|together|toward|away)",
     re.IGNORECASE,
 )
@@ -236,14 +236,15 @@ MOVES: dict[int, tuple[str, str]] = {
     42: (rf"{_LIDS_DOWN}|narrow|slit|almost|nearly|partly", rf"rais|lift|{_RISE}|wide|widen|retract|up\b|upward"),
     45: (
         rf"{_LIDS_DOWN}|meet|met\b|touch|blink",
-        r"narrow|squint|tens|tight|rais|lift",
+        r"narrow|squint|tens|tight|rais|lift|widen|wide\b|retract",
     ),
 }
+_WHOLE_BROW = r"(?:whole|entire|full) (?:eye)?brows?"  # the inner and outer ends together (AU1+2)
 _INNER_BROW = (
     r"inner|medial|cent(?:re|er|ral)|middle|midline|(?:eye)?brow heads?|heads? of the (?:eye)?brows?"
-    r"|(?:near|nearest|by|above) the nose"
+    rf"|(?:near|nearest|by|above) the nose|{_WHOLE_BROW}"
 )
-_OUTER_BROW = r"outer|lateral|tails?\b|temple"
+_OUTER_BROW = rf"outer|lateral|tails?\b|temple|{_WHOLE_BROW}"
 # Where on the face a lookalike's movement shows, as words (matched at a word start, in the text as written: "lower
 # lip" is a part here, not a position).
 _BROWS = r"(?:eye)?brows?|forehead"
@@ -283,9 +284,9 @@ PARTS: dict[int, tuple[str, str]] = {
     # change shows rather than by its direction: the inner vs the outer brow (AU1, AU2); the upper lid and the white
     # above the iris (AU5) vs the brows (AU1, AU2), the cheeks, crow's feet and bags under the eye (AU6) or the lids
     # themselves, tightened (AU7); the cheeks and eye corners (AU6) vs the lip corners (AU12); the nose (AU9) vs the
-    # upper lip (AU10) vs the lower lip (AU16); the lip corners (AU15) vs the lower lip (AU16) or the chin (AU17);
-    # the lips (AU25) vs the jaw (AU26, AU27); the lips (AU20, whose platysma can show in the neck) vs the neck alone
-    # (AU21). A text that names a lookalike's part and none of the own counts as
+    # upper lip (AU10) vs the lower lip (AU16) and back, or the jaw (AU26); the lip corners (AU15) vs the lower lip
+    # (AU16) or the chin (AU17); the lips (AU25) vs the jaw (AU26, AU27); the lips (AU20, whose platysma can show in
+    # the neck) vs the neck alone (AU21). A text that names a lookalike's part and none of the own counts as
     # wrong_direction: these pairs are each other's nearest AUs in the gate, which keeps either. A text naming both
     # passes (companions, contrasts); parts named as staying still or as where a movement goes do not count.
     1: (_INNER_BROW, _OUTER_BROW),
@@ -294,7 +295,7 @@ PARTS: dict[int, tuple[str, str]] = {
     6: (_CHEEKS, rf"{_LIDS}|{_UPPER_LID}|{_LIP_CORNERS}|smil|{_BROWS}|{_NOSE}"),
     7: (
         rf"{_BELOW_LOWER_LID}(?<!upper ){_LIDS}|taut|tens|straighten|squint|strain|narrow\w* (?:the )?eyes?\b"
-        r"|eyes? (?:\w+ )?narrow",
+        r"|eyes? (?:\w+ )?narrow|narrow\w* (?:each|both) eyes?\b",
         rf"{_CHEEKS}|{_RAISED_LID}|{_BROWS}",
     ),
     9: (_NOSE, rf"{_UPPER_LIP}|{_LIPS}|{_BROWS}|{_LOWER_LIP}"),
@@ -309,7 +310,7 @@ PARTS: dict[int, tuple[str, str]] = {
         rf"{_LIP_CORNERS}|corners?\b|frown|inverted|downturn|turn\w* down",
         rf"{_LOWER_LIP}|{_CHIN}",
     ),
-    16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}|{_BOTH_LIPS}"),
+    16: (rf"{_LOWER_LIP}|{_CHIN}|depressor labii", rf"{_UPPER_LIP}|{_NOSE}|{_LIP_CORNERS}|{_BOTH_LIPS}|{_JAW}"),
     17: (rf"{_CHIN}|{_LOWER_LIP}|pout", rf"{_LIP_CORNERS}|{_UPPER_LIP}|{_NOSE}|{_BOTH_LIPS}"),
     25: (r"lips?\b", _JAW),
     26: (rf"{_JAW}|{_CHIN}|{_TEETH_APART}|hang|drop|gap(?:e|es|ed|ing)\b", _LIPS_THEMSELVES),
@@ -403,15 +404,15 @@ _RELAXED = (
     r"passiv|relax|slack|loose|limp|hang|hung|sag|gravity|own weight|let\w* go|let\w* (?:\w+ ){0,2}(?:drop|fall|open)"
 )
 _FORCED = (
-    r"stretch|forc|strain|taut|tension|tense|tensed|as (?:wide|far) as (?:possible|it can|they can)"
+    r"stretch|forc|strain|taut|tension|tense|tensed|active\b|as (?:wide|far) as (?:possible|it can|they can)"
     r"|digastric|pterygoid"
 )
 DEGREES: dict[int, tuple[str, str]] = {
     # AU: (how far or how hard its movement goes, how a neighbour's same movement goes), for the AUs FACS tells from
     # a neighbour by degree, not direction or place: the eyes closed completely (AU43) vs drooping or narrowed to a
     # slit and still open (AU41, AU42), and back (AU42); the jaw let drop by relaxing (AU26) vs pulled down and the
-    # mouth stretched wide (AU27), and back; the eyes shut briefly (AU45) vs kept shut (AU43). A text is
-    # wrong_direction when it states only the neighbour's degree.
+    # mouth stretched wide (AU27), and back; the eyes shut briefly (AU45) vs kept shut (AU43) or the lids drooping
+    # partway (AU41). A text is wrong_direction when it states only the neighbour's degree.
     43: (
         r"clos(?:es|ed|ing|ure)\b|close\b(?! (?:together|to)\b)|shut|meet|meets|met\b|touch|seal",
         r"(?:remain|stay|still|kept|keep)\w* (?:\w+ )?open|half[- ]open|partly|partway|part of the way|partial|slit"
@@ -424,8 +425,8 @@ DEGREES: dict[int, tuple[str, str]] = {
     45: (
         r"brief|quick|rapid|momentar|instant|flick|flutter|at once|immediately|reopen|open\w* (?:\w+ )?again"
         r"|(?:fraction|split) of a second",  # not "blink": the name says no duration
-        rf"{_SHUT}|sustain|prolong|for a while|longer than a blink|sleep"
-        r"|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut|down)"
+        rf"{_SHUT}|sustain|prolong|for a while|longer than a blink|sleep|partway|partly|half[- ]?(?:closed|open|way)"
+        r"|heavy|(?:stay|remain|kept|keep|held|hold)\w* (?:\w+ )?(?:closed|shut|down|lowered)"
         r"|for (?:several|a few|many|some|two|three) (?:\w+ )?(?:seconds|minutes|moments)",
     ),
     26: (rf"{_RELAXED}|fall|fell|drop", rf"{_FORCED}|actively"),
@@ -491,7 +492,13 @@ _STILL_PART = (
     r"|brows?|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin|root|bridge|wings?"
     r"|neck)\s+and\b"
 )
-_UNMOVED = r"unmoved|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|unlined|motionless"
+_UNMOVED = (
+    r"unmoved|unchanged|unraised|untouched|unaffected|unwrinkled|uncreased|unlined|motionless"
+    r"|in (?:its |their |a |the )?(?:resting|rest|neutral) positions?"
+)
+# The rest of a still clause, up to what else it says: "keeps the cheek still and only tautens the lids" (the lids
+# move), "the lips stay in view and move toward each other".
+_REST = r"(?:(?!\b(?:and|but|yet|while|whereas)\b)[^.,;:!?])*"
 _STILL_RE = re.compile(
     rf"{_OPENER}(?:{_STILL_PART})?(?:(?!{_OPENER})[^.,;:!?])*?(?:\b(?:"
     # staying put, not staying somewhere: "the wrinkles stay in the central forehead" is where they show
@@ -499,21 +506,26 @@ _STILL_RE = re.compile(
     rf"|{_UNMOVED}|at rest|in place|still|free of|level(?! [A-E]\b)"
     r"|little (?:or no )?(?:change|movement|motion)|(?:hardly|barely) (?:any )?(?:chang|mov)\w*"
     r"|(?<!\ba )smooth"
-    rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT})[^.,;:!?]*"
+    rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT}){_REST}"
     # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving",
     # ", outer brow unchanged", ", nose itself smooth"
     rf"|,\s+(?:(?:the|its|their|his|her)\s+)?(?:(?!(?:they|it|AU\d*|is|are|stays?|remains?)\b)[\w-]+\s+){{0,3}}?"
     rf"(?:{_UNMOVED}|at rest|in place|still\b|not moving"
-    r"|not \w+ed\b|smooth\b)[^.,;:!?]*"
+    rf"|not \w+ed\b|smooth\b){_REST}"
     # a part called still: "above an unlined nose", "the unmoved brows"
     rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+"
     # a part that does not move, after a comma: ", cheeks do not move", ", the brows don't rise"
-    r"|,\s+(?:(?:the|its|their|his|her|your)\s+)?(?:[\w-]+\s+){0,2}?(?:do|does|did)(?:\s+not\b|n['\u2019]t\b)[^.,;:!?]*",
+    r"|,\s+(?:(?:the|its|their|his|her|your)\s+)?(?:[\w-]+\s+){0,2}?(?:do|does|did)(?:\s+not\b|n['\u2019]t\b)[^.,;:!?]*"
+    # a part that stays, after a comma or semicolon, up to what else the clause says: "; the cheek stays flat", ", the
+    # jaw remaining in place"; not "; the lips stay in view and move toward each other"
+    r"|[,;]\s+(?:(?:the|its|their|his|her|your)\s+)?(?:[\w-]+\s+){0,2}?(?:stays?|stayed|staying|remains?|remained"
+    rf"|remaining)\b(?! (?:in|on|at|within|along|across) the\b){_REST}",
     re.IGNORECASE,
 )
 _TOWARD_RE = re.compile(
     r"\btowards? (?:the )?(?:\w+ )?(?:cheek\w*|ears?|eyes?|nose|temples?)\b"
     rf"|\b(?:to|towards?|beside|by|near) (?:the |each |one )?(?:{_LIP_CORNERS})\b"
+    r"|\b(?:beside|next to|alongside) (?:the )?nose\b"  # the furrow beside the nose (AU10, AU11), not the nose
     r"|\bcover\w* (?:\w+ ){0,3}(?:the )?(?:lower |bottom |upper |top )?(?:iris|pupil)"
     r"|\b(?:against|into) the (?:lower |upper )?(?:eye)?lids?\b",  # the cheek's skin pushed against the lower lid
     re.IGNORECASE,
@@ -580,10 +592,13 @@ _CALLED_RE = re.compile(
     rf"|\b(?:the|a|an|this|that)\s+(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
     rf"|\b(?:with|in|for|during|of)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])|^\s*(?:{_NAMES})(?=\s*:)"
     rf"|\b(?:{_PLURAL_NAMES})(?=\s+(?:is|was|means|refers)\b)"
-    # the name the text opens with as its subject ("Jaw drop is just ..."), beside its code ("Lips part AU25 ...";
+    # the name the text or a clause opens with as its subject ("Jaw drop is just ...", "Unlike the mouth stretch, the
+    # jaw drop is an active ..."), beside its code ("Lips part AU25 ...";
     # not "your lips part (AU25)", a movement and its label), or a level's ("At level E of jaw drop the jaw ...")
-    rf"|^\s*(?:the\s+)?(?:{_NAMES})(?=\s+(?:is|was|means|refers)\b)"
+    rf"|(?:^|(?<=[,;:] ))\s*(?:the\s+)?(?:{_NAMES})(?=\s+(?:is|was|means|refers)\b)"
     rf"|\b(?:{_NAMES})(?=\s*(?:AU|action\s+unit)\s*-?\s*\d)"
+    # a heading: the name and its code in brackets before a comma or colon ("Jaw drop (AU26), level A: ...")
+    rf"|^\s*(?:{_NAMES})(?=\s*\(\s*(?:AU|action\s+unit)\s*-?\s*\d{{1,2}}\s*\)\s*[,:])"
     rf"|\b(?:level|intensity)\s+[A-E]\s+(?:of|for|in)\s+(?:the\s+)?(?:{_NAMES})\b"
     rf"|\b(?:in|with|during)\s+(?:{_NAMES})(?=\s+(?:the|a|an|your|his|her|their)\b)"
     rf"|(?-i:\b(?:{'|'.join(au.name for au in FACS.values() if ' ' not in au.name)})\b)",
@@ -713,6 +728,13 @@ def _companions(clause: str, others: set[int], au: ActionUnit) -> bool:
 _APPEARS_RE = re.compile(
     r"\b(?:pops?|popping|popped|crops?|cropping|cropped|shows?|showing|showed)\s+up\b", re.IGNORECASE
 )
+# "up" after a verb it only completes ("bunching up the skin", "scrunches up", "tightens up"): no direction. The verb
+# stays and says what it says.
+_PARTICLE_UP_RE = re.compile(
+    r"\b((?:bunch|scrunch|screw|crumpl|crinkl|ball|bundl|end|light|tens|firm|tight|pucker|gather|wrinkl|creas)\w*)"
+    r"\s+up\b",
+    re.IGNORECASE,
+)
 
 
 def _without_muscles(text: str) -> str:
@@ -722,8 +744,9 @@ def _without_muscles(text: str) -> str:
 
 def _movement_text(text: str) -> str:
     """`text` without the words that look like a movement but name something: AU names and positions; a sign that
-    "pops up" appears."""
-    return _APPEARS_RE.sub(" appears", _POSITION_RE.sub(" ", strip_names(text)))
+    "pops up" appears; a verb's particle "up" (`_PARTICLE_UP_RE`)."""
+    text = _APPEARS_RE.sub(" appears", _POSITION_RE.sub(" ", strip_names(text)))
+    return _PARTICLE_UP_RE.sub(r"\1", text)
 
 
 @functools.cache
@@ -756,7 +779,9 @@ def says_change(text: str, au: ActionUnit) -> bool:
 
 def _parts_text(text: str) -> str:
     """`text` without names, negated clauses, parts that stay still and where a movement goes (see PARTS)."""
-    return _TOWARD_RE.sub(" ", NEGATED_RE.sub(" ", _STILL_RE.sub(" ", strip_names(text))))
+    # a still clause after a comma leaves the comma: it ends a contrast before it ("Unlike AU7, the cheek stays ...")
+    still = _STILL_RE.sub(lambda m: f"{m[0][0]} " if m[0][0] in ",;" else " ", strip_names(text))
+    return _TOWARD_RE.sub(" ", NEGATED_RE.sub(" ", still))
 
 
 def _own_reading(text: str, au: ActionUnit) -> tuple[str, str]:

@@ -162,7 +162,8 @@ _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
 _REFUSAL_RE = re.compile(
     r"\b(?:i['\u2019]?m sorry|i am sorry|sorry, but|as an ai|as a language model|i cannot|i can['\u2019]?t|"
     r"i can not|i['\u2019]?m (?:not able|unable)|i am (?:not able|unable)|"
-    r"i (?:won['\u2019]?t|will not) (?:be able|provide|write)|unable to (?:provide|help|comply)|i apologi[sz]e)\b",
+    r"i (?:won['\u2019]?t|will not) (?:be able|provide|write)|unable to (?:provide|help|comply)|i apologi[sz]e"
+    r"|i (?:must|have to|will have to|need to) decline|not something i can)\b",
     re.IGNORECASE,
 )
 # Talk about the answer instead of an answer ("Here's a JSON list of strings that ..."): small models echo the format.
@@ -556,7 +557,9 @@ def clean_text(text: str) -> str:
         text = _HEADING_RE.sub("", _MARKER_RE.sub("", text))
         text = _EMPHASIS_RE.sub(r"\2", _LABEL_RE.sub("", text)).strip().rstrip(",").strip()
         text = _WORD_COUNT_RE.sub("", text)
-        text = _TAG_RE.sub("", _PLAIN_LABEL_RE.sub("", text)).strip()
+        text = _TAG_RE.sub(_tag, _PLAIN_LABEL_RE.sub("", text)).strip()
+        if (unfilled := _FILLER_RE.sub("", text, count=1)) != text:
+            text = unfilled[:1].upper() + unfilled[1:]
         if m := _QUOTED_COMMENT_RE.match(text):
             text = m.group(2)
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
@@ -570,11 +573,28 @@ _PLAIN_LABEL_RE = re.compile(
     r"^(?!(?i:trace|slight|marked|pronounced|severe|extreme|maximum|level|intensity|mild|moderate|strong|weak|subtle)\b)"
     r"[A-Z][a-z]+(?: [a-z]+){0,2}:\s+(?=[A-Z])"
 )
+# A chatty opener before the text ("Sure, so AU15 comes from ...", "Honestly, the easiest tell is ...", "Great
+# question! The brows ..."): no part of the description. What is left is judged as it stands: "Sure, here are five
+# sentences" leaves talk about the answer (`_META_RE`).
+_FILLER_RE = re.compile(
+    r"^(?:sure|certainly|of course|absolutely|okay|ok|well|honestly|oh|so|now|alright|all right|basically"
+    r"|(?:great|good|nice) question)\s*[,!]\s+(?=\S)",
+    re.IGNORECASE,
+)
 # A tag after the text: the AU's code or a short name in brackets ("... U (AU15).", "... downward [AU15].",
 # "... disappointed. (Lip Corner Depressor)").
 _TAG_RE = re.compile(
     r"\s*[(\[]\s*AU\s?\d{1,2}[A-E]?\s*[)\]](?=\s*[.!?]?\s*$)|(?<=[.!?])\s*[(\[][A-Za-z][A-Za-z ,'-]{0,40}[)\]]$"
 )
+_CODE_LABEL_RE = re.compile(r"[(\[]\s*AU\s?\d", re.IGNORECASE)
+
+
+def _tag(m: re.Match[str]) -> str:
+    """What is left of a tag after the text (`_TAG_RE`): nothing, unless earlier brackets label parts with codes too
+    ("... widened eyes (AU5) and a dropped jaw (AU26)."): then the last code labels the last part, as they do."""
+    return m[0] if _CODE_LABEL_RE.match(m[0].lstrip()) and _CODE_LABEL_RE.search(m.string[: m.start()]) else ""
+
+
 # A quoted text and a comment after it ("\"The lip corners are pulled down.\" - the visible change"): the quoted text.
 _QUOTED_COMMENT_RE = re.compile(r'^(["\u201c])([^"\u201c\u201d]{12,})["\u201d]\s*(?:[-\u2013\u2014:]\s+|\()\S.*$')
 
@@ -658,7 +678,8 @@ def topic_forms(word: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(forms))
 
 
-# What is done TO a face (cosmetics, surgery, injections, grooming, products), what befalls it (ageing, illness,
+# What is done TO a face (cosmetics, surgery, injections, grooming, dentistry, products) or worn on it (glasses),
+# what befalls it (ageing, illness,
 # injury) or what is said of its looks (inherited traits, fashion) is no account of what the face does, however it
 # names the part and a change ("Brow lifts are a cosmetic procedure that raises sagging eyebrows", "Botox relaxes the
 # frown lines"). No correct description of the answer sets in bench/data names any of these ("a by-product of
@@ -671,7 +692,16 @@ _DONE_TO_FACE_RE = re.compile(
     r"|with age|as (?:we|people|you|they|one) (?:get older|age)|(?:ageing|aging|older) skin|collagen|elastin"
     r"|disorders?|syndromes?|diseases?|infections?|virus\w*|dislocat\w*|fractur\w*|injur\w*|palsy|paraly\w*"
     r"|massag\w*|(?:brow|eyebrow|eye|lip|kohl) pencils?|(?:eye)?brow threading|hair removal|exercises?|workouts?"
-    r"|(?:chin|pull|push)-?ups?|dentures?|orthodont\w*)\b",
+    r"|(?:chin|pull|push)-?ups?|dentures?|orthodont\w*|veneers?"
+    r"|dental (?:impressions?|work|chairs?|visits?|photograph\w*)"
+    r"|shav(?:e|es|ed|ing)|razors?|contouring|highlighters?|bronzers?|blushers?|powders?"
+    r"|(?:eye|sun)?glasses|spectacles|eyewear|goggles|nose pads?|contact lens\w*)\b",
+    re.IGNORECASE,
+)
+# A picture of a face or the taking of one, not a face: an emoji's mouth, a photographer's advice on blinks in group
+# photos ("In the photo the inner brows are lifted" describes the face in it).
+_PICTURE_RE = re.compile(
+    r"\b(?:emoji\w*|emoticons?|photographers?|burst mode|retak(?:e|es|ing)|group (?:photos?|shots?|pictures?))\b",
     re.IGNORECASE,
 )
 # A muscle's history rather than its action: its embryology, the origin of its name, what pierces it; the face's
@@ -698,14 +728,16 @@ _ANIMALS = (
 # not in a simile ("like a dog's snarl", "as a cat's would").
 _ANIMAL_RE = re.compile(
     rf"^(?:(?:a|an|the|most|many|some|all|every)\s+)?(?:[a-z]+\s+)?{_ANIMALS}(?:e?s|'s|s')?\b"
-    rf"|(?<!like )(?<!as )\b(?:a|an|the)\s+{_ANIMALS}(?:'s|s')\s",
+    rf"|(?<!like )(?<!as )\b(?:a|an|the|their|his|her|your|my|our)\s+{_ANIMALS}(?:'s|s')\s"
+    r"|\b(?:snouts?|muzzles?|whiskers|paws?|beaks?)\b",  # an animal's parts
     re.IGNORECASE,
 )
 # An idiom explained ("Hold your tongue means to stop yourself from saying something", "Keep a stiff upper lip is a
 # British idiom ...") is about words, not a face; "as if saying 'oo'" is no idiom.
 _IDIOM_RE = re.compile(
     r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) saying"
-    r"|way of (?:saying|asking|telling))\b",
+    r"|way of (?:saying|asking|telling)|also (?:a|an) (?:\w+ )?(?:term|word|name)|see also)\b"
+    r"|\((?:adj|adv|n|vb?|noun|verb|adjective|adverb)\.?\)",  # a dictionary's entry: "Jaw-dropping (adj.): ..."
     re.IGNORECASE,
 )
 # What a phrase means ("Hold your tongue means to stop ..."): an idiom's meaning, unless the phrase is the AU ("mouth
@@ -725,7 +757,7 @@ def _defined_re(au: ActionUnit) -> re.Pattern[str]:
 def _not_an_action(text: str, au: ActionUnit) -> bool:
     """Whether `text` names a face part and even a change without describing a facial action of a person: what is
     done to a face, an animal's, an idiom explained."""
-    if any(r.search(text) for r in (_DONE_TO_FACE_RE, _ANIMAL_RE, _IDIOM_RE)):
+    if any(r.search(text) for r in (_DONE_TO_FACE_RE, _PICTURE_RE, _ANIMAL_RE, _IDIOM_RE)):
         return True
     means = _MEANS_RE.search(text)
     return bool(means) and not _defined_re(au).search(text[: means.start()])

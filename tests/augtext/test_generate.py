@@ -583,7 +583,7 @@ SCRIPTED = {  # AU: (descriptions a FACS coder keeps, answers that are not descr
         ],
         [
             "The lip corners are pulled sideways toward the ears, stretching the lips flat.",  # AU20
-            "Certainly! The lip corners are pulled up toward the cheekbones.",
+            "Certainly! Here is one more sentence about the lip corner puller.",
             "The lip corners are not pulled up in this action at all.",
         ],
     ),

@@ -217,6 +217,9 @@ def test_parse_prefers_list_lines_over_a_stray_bracket():
         ("The brow rises toward the hairline. [7 words]", "The brow rises toward the hairline."),
         ("The brow rises toward the hairline \u2013 6 words", "The brow rises toward the hairline"),
         ("The brow rises (about 2 words) slightly.", "The brow rises (about 2 words) slightly."),
+        ("The corners go down (AU15).", "The corners go down."),
+        # parts labelled with codes: the last code labels the last part, not the text
+        ("Wide eyes (AU5) and a dropped jaw (AU26).", "Wide eyes (AU5) and a dropped jaw (AU26)."),
     ],
 )
 def test_clean_text(raw, clean):
@@ -1175,9 +1178,26 @@ def test_intensity_levels_heading_lines_stay_in_the_text():
 
 
 def test_markdown_emphasis_does_not_hide_talk_about_the_answer():
-    assert (
-        validate_description("**Certainly! The lip corners are pulled up toward the cheekbones.**", AU12) == "garbage"
-    )
+    assert validate_description("**Certainly! Here are five sentences about AU12.**", AU12) == "garbage"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("Sure, so AU 15 comes from the depressor anguli oris.", "So AU 15 comes from the depressor anguli oris."),
+        ("**Certainly! The lip corners are pulled up.**", "The lip corners are pulled up."),
+        ("Great question! The brows are drawn down.", "The brows are drawn down."),
+        ("Now, if we look at the chin, it is pushed up.", "If we look at the chin, it is pushed up."),
+        ("Honestly AU9 wrinkles the nose.", "Honestly AU9 wrinkles the nose."),  # no comma: part of the text
+        ("Sure, here are five sentences about AU6:", "Here are five sentences about AU6:"),
+    ],
+)
+def test_a_chatty_opener_is_no_part_of_the_description(raw, kept):
+    """A chat model's opener ("Sure,", "Honestly,", "Great question!") is cut; what is left is judged as it stands,
+    and talk about the answer stays garbage."""
+    assert clean_text(raw) == kept
+    verdict = validate_description(raw, FACS[6] if "AU6" in raw else AU12)
+    assert (verdict == "garbage") == ("here are" in raw)
 
 
 def test_a_lid_covering_the_iris_is_not_the_upper_lid_raiser_stated():
@@ -1840,3 +1860,68 @@ def test_lips_pushed_against_one_another_are_pressed():
         "An observer will see lips pushed tightly against one another, the red parts flattened and slightly narrowed."
     )
     assert validate_description(text, FACS[24]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        # "up" that only completes a verb is no direction
+        ("AU 2 is the outer brow raiser, and what it does is pull the entire brow down, bunching up the skin.", 2),
+        # a part that stays, after a semicolon or comma, up to what else the clause says; a contrast before it
+        # still ends at its comma
+        ("Unlike AU7, which lifts the cheek, AU6 only tightens the eyelids; the cheek stays flat.", 6),
+        ("Unlike the lid tightener, the cheek raiser keeps the cheek still and only tautens the eyelids.", 6),
+        ("AU9 raises the upper lip in its middle, deepening the fold beside the nose, while the nose stays smooth.", 9),
+        # the name as a clause's subject ("the jaw drop is") is no drop; an active wrench is forced
+        ("Unlike the mouth stretch, the jaw drop is an active wrench, hauling the jaw down until it is taut.", 26),
+        # a blink is brief: lids drooping partway and staying lowered are a lid droop's; retracted lids a raise's
+        ("So unlike AU41, the blink is when the upper eyelid droops partway and stays lowered.", 45),
+        ("Blink (AU45), level C: upper lid retracted, sclera visible above the iris, eye aperture widened.", 45),
+        # a data sheet's heading names the AU; what follows is another AU's
+        ("Lower lip depressor (AU16), level C: jaw clearly dropped, teeth separated, mouth hanging open.", 16),
+        ("Jaw drop (AU26), level A: lips just separated, teeth still touching, jaw in resting position.", 26),
+    ],
+)
+def test_a_look_alike_in_a_data_sheet_or_a_reversed_contrast_is_wrong_direction(text, au):
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("AU 6 versus AU12: cheek raiser gathers the skin around the eye into crow's feet.", 6),
+        ("In anger's hard stare, the lid tightener narrows each eye into a slit beneath brows drawn low.", 7),
+        ("Unlike the cheek raiser, which heaves the cheek, AU7 works within the lids, tautening them.", 7),
+        ("In surprise, AU2 appears with AU1, AU5 and AU26, so the whole brow arches high above widened eyes.", 2),
+        (
+            "Asked where AU2 shows up in surprise, a coder points to the whole brow raised by AU1+2 above widened eyes"
+            " (AU5) and a dropped jaw (AU26).",
+            2,
+        ),
+        ("At level E, the cheek puff is at its maximum: the cheeks are fully inflated and hard with held air.", 34),
+        ("In lips toward each other the lips stay in view and move toward each other while the jaw is lowered.", 8),
+        ("In the photo the inner ends of her eyebrows are lifted, giving the brows an oblique slant.", 1),
+    ],
+)
+def test_gathering_tautening_the_whole_brow_and_a_part_that_stays_in_view_are_descriptions(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        ("Outer brow raiser: hold the razor at an angle and shave the hairs above the outer brow.", 2, "off_topic"),
+        ("Cheek raiser: contouring technique; highlighter on top of the cheekbones, blended upward.", 6, "off_topic"),
+        ("The screw at the hinge of the glasses must be tightened, or the frame slips down the nose.", 7, "off_topic"),
+        ("Nose wrinkler is what bulldog owners call the deep fold over their dog's snout.", 9, "off_topic"),
+        ("For the veneer the dentist takes an impression of the upper teeth and the lip line.", 10, "off_topic"),
+        ("Dimpler is also a golf term for the pattern on a ball; the dimples reduce drag.", 14, "off_topic"),
+        ("In the new emoji update, the frowning face has lip corners drawn with a thicker stroke.", 15, "off_topic"),
+        ("Jaw-dropping (adj.): causing great astonishment, as in a jaw-dropping view from a summit.", 26, "off_topic"),
+        ("A photographer would say burst mode catches one frame where nobody's eyes are shut.", 45, "off_topic"),
+        ("Asked to describe the lip suck, I must decline: I only answer questions about recipes.", 28, "refusal"),
+        ("Eyes closed is the title of a song, not something I can describe as a facial action.", 43, "refusal"),
+    ],
+)
+def test_grooming_eyewear_dentistry_pictures_words_and_animals_are_no_facial_action(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
