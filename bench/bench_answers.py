@@ -112,6 +112,13 @@ reference set:
   4-7, 9, 10, 12, 14-17, 20, 23, 24, 26, 43 x 6; 18 of AUs 8, 11, 13, 18, 22, 25, 27, 28, 45), 76 of a look-alike
   (many naming the labelled AU's correct name and muscle first), 24 wrong facts, 20 off-domain. Written blind and
   measured once, on 7d7860c's, abd8eac's and 4fce0dc's rules (see the README).
+- blind63_answers.json, blind63b_answers.json, blind63c_answers.json: three sets written blind in the same shape (126
+  correct texts, 76 of a look-alike, 24 wrong facts, 20 off-domain each), in twelve new voices: an acting coach's
+  imperatives, hedged academic prose, markdown labels, corrections first ("Not to be confused with AU2, AU1 ...");
+  questions answered in one sentence, semicolon chains, prose translated from German or Spanish, a data sheet's
+  fragments ("Jaw drop (AU26), level A: lips just separated, ..."); a chatty assistant ("Sure, so AU15 ..."), a
+  lecture, a formal specification, literary prose. All three measured once on 7d7860c's and 46eb6de's rules before
+  any was read; their misses gave the rules of c729717 (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -171,6 +178,9 @@ SETS = (
     "blind62e_answers",
     "blind62f_answers",
     "blind62g_answers",
+    "blind63_answers",
+    "blind63b_answers",
+    "blind63c_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")
