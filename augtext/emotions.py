@@ -15,7 +15,7 @@ from augtext.movement import NEGATED_RE, own_clauses
 
 EMOTION_WORDS: dict[str, str] = {
     "happiness": r"happ(?:y|ier|iest|ily|iness)|joy(?:s|ful|fully|ous)?|enjoy(?:ment|ing)|delight(?:ed|s)?"
-    r"|amuse(?:d|ment)|pleasure|pleased|cheer(?:ful|fulness)|glee(?:ful)?|elat(?:ed|ion)",
+    r"|amuse(?:d|ment)|pleasure|pleased|cheer(?:ful|fulness)|glee(?:ful)?|elat(?:ed|ion)|content(?:ed|ment)",
     "sadness": r"sad(?:ly|ness|der|dest)?|sorrow(?:s|ful)?|grie(?:f|fs|ve|ves|ved|ving)|unhapp(?:y|iness)"
     r"|melanchol(?:y|ic)|deject(?:ed|ion)|despair(?:ing)?|mis(?:ery|erable)|mourn(?:ful|ing)",
     "surprise": r"surpris(?:e|es|ed)|astonish(?:ed|ment)|amaze(?:d|ment)",

@@ -61,7 +61,8 @@ _NAMED_LEVEL_RE = re.compile(
 # The level phrase itself, whose words say the level, not the degree described: "(trace)", "(D - severe)", "at
 # maximum intensity", "level E".
 _LEVEL_PHRASE_RE = re.compile(
-    rf"\((?:[A-E]\b[^)]*|{LEVEL_WORD}[^)]*)\)|\b{LEVEL_WORD}\s+(?:level|intensity)\b|\b(?:level|intensity)\s+\(?[A-E]\)?"
+    rf"\((?:[A-E]\b[^)]*|{LEVEL_WORD}[^)]*)\)|\b{LEVEL_WORD}\s+(?:level|intensity)\b"
+    rf"|\b(?:level|intensity)\s+\(?[A-E]\)?(?:\s*[,\u2013\u2014-]\s*{LEVEL_WORD}\b)?"  # "level E, maximum,"
     rf"|\b{LEVEL_WORD}[\s,]*(?=\(?[A-E]\b)|\b(?:at|with|for)\s+(?:its|their)\s+(?:maximum|maximal)\b",
     re.IGNORECASE,
 )
@@ -92,7 +93,8 @@ _STRONG_RE = re.compile(
     r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*"
     r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard(?! to)|firm|firmly|tightly"
     r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest|fullest|widest|largest"
-    r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?))\b",
+    r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?)"
+    r"|as (?:far|much|high|wide) as (?:it|they)(?:['\u2019]ll| will| can)? go)\b",
     re.IGNORECASE,
 )
 

@@ -196,7 +196,7 @@ MOVES: dict[int, tuple[str, str]] = {
     # tongue out vs drawn back in (AU19), the neck tightened vs slack (AU21).
     9: (
         rf"wrinkl|crinkl|scrunch|crumpl|creas|furrow|fold|bunch|rais|lift|up\b|upward|{_RISE}|elevat|snarl|sneer",
-        r"flatten|smooth|relax|depress|dilat|flar|(?:nostrils?|wings?) (?:\w+ ){1,3}(?:down\b|downward)",
+        r"flatten|smooth|relax|depress|dilat|flar|(?:nostrils?|wings?) (?:\w+ ){0,3}(?:down\b|downward)",
     ),
     11: (
         rf"deepen|deeper|pronounced|sharper|etched|groove|crease|pull|draw|rais|lift|up\b|upward|{_RISE}",
@@ -474,6 +474,38 @@ REGIONS: dict[int, tuple[str, str]] = {
     1: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
     2: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
 }
+# Signs FACS says an AU never shows, whatever else a text says it does: an error of fact beside the AU's own
+# movement, which the checks above let pass, since a text may state both directions (a contrast, a companion). The
+# vertical furrows between the brows are the brow lowerer's (AU4), not a brow raise's; the cheek raiser lifts the
+# cheeks; the upper lip raiser, nasolabial deepener and lip corner puller deepen the nasolabial furrow; the lip
+# tightener, pressor and suck thin the lips' red parts; a jaw drop or mouth stretch lowers the jaw, apart from the
+# upper teeth, and neither juts it forward nor shifts it sideways. Read in the own clauses outside denials and
+# contrasts ("unlike AU4, no vertical furrows form").
+_VERTICAL_FURROWS = r"vertical (?:\w+ )?(?:wrinkles?|furrows?|lines?|creases?|folds?|grooves?)"
+_FURROW_SMOOTHED = (
+    r"(?:flatten|smooth)\w* (?:\w+ ){0,3}nasolabial|nasolabial (?:\w+ ){0,3}(?:flatten|smooth|fad|disappear|shallow)\w*"
+)
+_LIPS_FULLER = r"thicker|fuller|plumper"
+_JAW_RAISED = (
+    r"(?:jaw|mandible) (?:(?:is|are) )?(?:pull|swing|swung|mov|lift|rais|ris|rose|clos|snap|drawn|draw)\w* (?:\w+ )?"
+    r"(?:up\b|upward)|(?:lift|rais)\w* (?:the )?(?:jaw|mandible|it) (?:\w+ )?upward|clamp\w*"
+    r"|teeth (?:\w+ ){0,2}(?:shut|together)|(?:mouth|lips) (?:stays?|remains?) (?:\w+ )?(?:closed|shut)"
+    r"|(?:jaw|mandible) (?:\w+ ){0,3}(?:forward|sideways)"
+)
+WRONG_SIGNS: dict[int, str] = {
+    1: _VERTICAL_FURROWS,
+    2: _VERTICAL_FURROWS,
+    6: r"cheeks? (?:(?:are|is|get|gets|go|goes) )?(?:\w+ ){0,2}(?:down\b|downward|lowered|drop\w*|sag\w*|sink\w*)",
+    10: _FURROW_SMOOTHED,
+    11: _FURROW_SMOOTHED,
+    12: _FURROW_SMOOTHED,
+    23: _LIPS_FULLER,
+    24: _LIPS_FULLER,
+    28: _LIPS_FULLER,
+    26: _JAW_RAISED,
+    27: _JAW_RAISED,
+}
+_WRONG_SIGNS_RE = {au: re.compile(rf"\b(?:{words})", re.IGNORECASE) for au, words in WRONG_SIGNS.items()}
 _MOVES_RE, _PARTS_RE, _DEGREES_RE, _REGIONS_RE = (
     {au: tuple(re.compile(rf"\b(?:{words})", re.IGNORECASE) for words in pair) for au, pair in table.items()}
     for table in (MOVES, PARTS, DEGREES, REGIONS)
@@ -831,11 +863,14 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     the opposite of `au`'s movement and none of its own (MOVES; own words that say no direction, `_UNDIRECTED_RE`,
     do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), states only a neighbour's
     degree of it (DEGREES), names only the part of the face a lookalike of `au` moves and none of `au`'s own part
-    (PARTS), or names a lookalike's region and not `au`'s at all (REGIONS). `by_degree=False` leaves DEGREES out for
+    (PARTS), names a lookalike's region and not `au`'s at all (REGIONS), or states a sign `au` never shows, whatever
+    else it states (WRONG_SIGNS: "the cheeks are pulled downward" for AU6). `by_degree=False` leaves DEGREES out for
     the AUs whose neighbour's degree FACS scores as their own levels (`_LEVELLED_DEGREES`), for a text that states an
     intensity level: FACS 2002 scores AU43's lower levels as the lids lowered short of closure ("At level A, the upper
     lids sit just lower, the eyes still open"); a smile's shape (AU12 against AU13's sharp pull) is no level."""
     plain, where = _own_reading(text, au)
+    if (signs := _WRONG_SIGNS_RE.get(au.code)) and signs.search(plain):
+        return True
     moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
     if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
         return True

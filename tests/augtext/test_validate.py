@@ -1925,3 +1925,49 @@ def test_gathering_tautening_the_whole_brow_and_a_part_that_stays_in_view_are_de
 )
 def test_grooming_eyewear_dentistry_pictures_words_and_animals_are_no_facial_action(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("The medial frontalis raises the inner brows, creasing the forehead with deep vertical wrinkles.", 1),
+        ("AU2 lifts the outer brows and cuts vertical lines between them.", 2),
+        ("By AU6 the cheeks are pulled downward, and bags form under the eyes.", 6),
+        ("The levator labii superioris raises the upper lip and flattens the nasolabial furrow smooth.", 10),
+        ("AU23 tightens the orbicularis oris, which makes the red parts of the lips thicker and fuller.", 23),
+        ("Rather than lowering the mandible, AU26 lifts it upward as the masseter relaxes.", 26),
+        ("With the jaw drop, the masseter relaxes and the jaw swings upward, clamping the teeth shut.", 26),
+        ("AU26, produced by relaxation of the masseter, pushes the lower jaw forward past the upper teeth.", 26),
+    ],
+)
+def test_a_sign_facs_says_the_au_never_shows_is_wrong_beside_its_own_movement(text, au):
+    """One wrong detail beside the AU's own movement: the direction check lets a text that states both directions
+    pass (a contrast, a companion), the sign check does not."""
+    assert validate_description(text, FACS[au]) == "wrong_direction"
+
+
+@pytest.mark.parametrize(
+    ("text", "au"),
+    [
+        ("Unlike AU4, AU1 leaves no vertical furrows between the brows; the inner ends rise.", 1),
+        ("The temporalis and masseter stop holding the mandible up, so the jaw drops and the teeth part.", 26),
+        ("Whereas AU22 makes the lips fuller and pushes them out, AU23 thins and tightens them.", 23),
+        ("AU12 pulls the lip corners up and back, deepening the nasolabial furrow.", 12),
+    ],
+)
+def test_a_sign_the_au_never_shows_is_no_error_when_denied_or_another_aus(text, au):
+    assert validate_description(text, FACS[au]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Now, at level A, trace, AU1 throws the inner brows up as far as they'll go.", "wrong_level"),
+        ("So at level E, maximum, AU12 barely nudges the lip corners, a trace movement you'd miss.", "wrong_level"),
+        ("At level E, maximum, AU12 pulls the lip corners as far up as they will go.", None),
+        ("To portray calm contentment, stretch your lips horizontally with AU20.", "wrong_emotion"),
+    ],
+)
+def test_a_level_named_after_its_letter_and_contentment(text, reason):
+    au = FACS[int(text.split("AU")[1].split()[0].strip(",."))]
+    assert validate_description(text, au) == reason
