@@ -478,8 +478,8 @@ REGIONS: dict[int, tuple[str, str]] = {
 # movement, which the checks above let pass, since a text may state both directions (a contrast, a companion). The
 # vertical furrows between the brows are the brow lowerer's (AU4), not a brow raise's; the cheek raiser lifts the
 # cheeks; the upper lip raiser, nasolabial deepener and lip corner puller deepen the nasolabial furrow; the lip
-# tightener, pressor and suck thin the lips' red parts; a jaw drop or mouth stretch lowers the jaw, apart from the
-# upper teeth, and neither juts it forward nor shifts it sideways. Read in the own clauses outside denials and
+# tightener, pressor and suck thin the lips' red parts; a jaw drop or mouth stretch lowers the jaw, the lower teeth
+# away from the upper, and neither juts it forward nor shifts it sideways. Read in the own clauses outside denials and
 # contrasts ("unlike AU4, no vertical furrows form").
 _VERTICAL_FURROWS = r"vertical (?:\w+ )?(?:wrinkles?|furrows?|lines?|creases?|folds?|grooves?)"
 _FURROW_SMOOTHED = (
@@ -625,8 +625,8 @@ _CALLED_RE = re.compile(
     rf"|\b(?:with|in|for|during|of)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])|^\s*(?:{_NAMES})(?=\s*:)"
     rf"|\b(?:{_PLURAL_NAMES})(?=\s+(?:is|was|means|refers)\b)"
     # the name the text or a clause opens with as its subject ("Jaw drop is just ...", "Unlike the mouth stretch, the
-    # jaw drop is an active ..."), beside its code ("Lips part AU25 ...";
-    # not "your lips part (AU25)", a movement and its label), or a level's ("At level E of jaw drop the jaw ...")
+    # jaw drop is an active ..."), beside its code ("Lips part AU25 ..."; not "your lips part (AU25)", a movement and
+    # its label), or a level's ("At level E of jaw drop the jaw ...")
     rf"|(?:^|(?<=[,;:] ))\s*(?:the\s+)?(?:{_NAMES})(?=\s+(?:is|was|means|refers)\b)"
     rf"|\b(?:{_NAMES})(?=\s*(?:AU|action\s+unit)\s*-?\s*\d)"
     # a heading: the name and its code in brackets before a comma or colon ("Jaw drop (AU26), level A: ...")

@@ -679,11 +679,10 @@ def topic_forms(word: str) -> tuple[str, ...]:
 
 
 # What is done TO a face (cosmetics, surgery, injections, grooming, dentistry, products) or worn on it (glasses),
-# what befalls it (ageing, illness,
-# injury) or what is said of its looks (inherited traits, fashion) is no account of what the face does, however it
-# names the part and a change ("Brow lifts are a cosmetic procedure that raises sagging eyebrows", "Botox relaxes the
-# frown lines"). No correct description of the answer sets in bench/data names any of these ("a by-product of
-# wrinkling the nose" names no product).
+# what befalls it (ageing, illness, injury) or what is said of its looks (inherited traits, fashion) is no account of
+# what the face does, however it names the part and a change ("Brow lifts are a cosmetic procedure that raises
+# sagging eyebrows", "Botox relaxes the frown lines"). No correct description of the answer sets in bench/data names
+# any of these ("a by-product of wrinkling the nose" names no product).
 _DONE_TO_FACE_RE = re.compile(
     r"\b(?:cosmetic\w*|surg(?:ery|eries|ical|ically|eon|eons)|\w+plast(?:y|ies)|botox|botulinum|fillers?|"
     r"inject(?:s|ed|ing|ions?)?|implants?|(?<!ice )creams?|serums?|lotions?|retinol|moisturi[sz]\w*|make-?up|mascara|"
