@@ -474,13 +474,13 @@ REGIONS: dict[int, tuple[str, str]] = {
     1: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
     2: (rf"{_BROWS}|frontalis", _LIDS_WIDENED),
 }
-# Signs FACS says an AU never shows, whatever else a text says it does: an error of fact beside the AU's own
-# movement, which the checks above let pass, since a text may state both directions (a contrast, a companion). The
-# vertical furrows between the brows are the brow lowerer's (AU4), not a brow raise's; the cheek raiser lifts the
-# cheeks; the upper lip raiser, nasolabial deepener and lip corner puller deepen the nasolabial furrow; the lip
-# tightener, pressor and suck thin the lips' red parts; a jaw drop or mouth stretch lowers the jaw, the lower teeth
-# away from the upper, and neither juts it forward nor shifts it sideways. Read in the own clauses outside denials and
-# contrasts ("unlike AU4, no vertical furrows form").
+# Signs FACS says an AU never shows, whatever else a text says it does: an error of fact beside the AU's own movement,
+# which the checks above let pass, since a text may state both directions (a contrast, a companion). The vertical
+# furrows between the brows are the brow lowerer's (AU4), not a brow raise's; the cheek raiser lifts the cheeks; the
+# nose wrinkler raises no brow; the upper lip raiser, nasolabial deepener and lip corner puller deepen the nasolabial
+# furrow; the lip tightener, pressor and suck thin the lips' red parts; a jaw drop or mouth stretch lowers the jaw, the
+# lower teeth away from the upper, and neither juts it forward nor shifts it sideways. Read in the own clauses outside
+# denials and contrasts ("unlike AU4, no vertical furrows form").
 _VERTICAL_FURROWS = r"vertical (?:\w+ )?(?:wrinkles?|furrows?|lines?|creases?|folds?|grooves?)"
 _FURROW_SMOOTHED = (
     r"(?:flatten|smooth)\w* (?:\w+ ){0,3}nasolabial|nasolabial (?:\w+ ){0,3}(?:flatten|smooth|fad|disappear|shallow)\w*"
@@ -496,6 +496,7 @@ WRONG_SIGNS: dict[int, str] = {
     1: _VERTICAL_FURROWS,
     2: _VERTICAL_FURROWS,
     6: r"cheeks? (?:(?:are|is|get|gets|go|goes) )?(?:\w+ ){0,2}(?:down\b|downward|lowered|drop\w*|sag\w*|sink\w*)",
+    9: r"(?:rais|lift)\w* (?:the )?(?:inner )?(?:eye)?brows?|brows? (?:\w+ ){0,2}(?:rais|lift|up\b|upward)",
     10: _FURROW_SMOOTHED,
     11: _FURROW_SMOOTHED,
     12: _FURROW_SMOOTHED,

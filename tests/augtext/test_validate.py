@@ -1933,6 +1933,7 @@ def test_grooming_eyewear_dentistry_pictures_words_and_animals_are_no_facial_act
         ("The medial frontalis raises the inner brows, creasing the forehead with deep vertical wrinkles.", 1),
         ("AU2 lifts the outer brows and cuts vertical lines between them.", 2),
         ("By AU6 the cheeks are pulled downward, and bags form under the eyes.", 6),
+        ("AU9 wrinkles the nose and raises the inner brows, while the nostril wings lift.", 9),
         ("The levator labii superioris raises the upper lip and flattens the nasolabial furrow smooth.", 10),
         ("AU23 tightens the orbicularis oris, which makes the red parts of the lips thicker and fuller.", 23),
         ("Rather than lowering the mandible, AU26 lifts it upward as the masseter relaxes.", 26),
