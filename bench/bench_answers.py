@@ -118,7 +118,7 @@ reference set:
   questions answered in one sentence, semicolon chains, prose translated from German or Spanish, a data sheet's
   fragments ("Jaw drop (AU26), level A: lips just separated, ..."); a chatty assistant ("Sure, so AU15 ..."), a
   lecture, a formal specification, literary prose. All three measured once on 7d7860c's and 46eb6de's rules before
-  any was read; their misses gave the rules of c729717 and 7b7188e (see the README).
+  any was read; their misses gave the rules of c729717, 7b7188e and 6b62e5a (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
