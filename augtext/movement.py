@@ -516,12 +516,13 @@ _MOVES_RE, _PARTS_RE, _DEGREES_RE, _REGIONS_RE = (
 # movement goes ("toward the cheekbones", "toward the eyes", a lid "covering part of the iris"): not the part that
 # moves. Two parts can stay still together ("but the
 # chin and mandible remain at rest"): the "and" between them opens no clause.
+_DET = r"(?:the|its|their|his|her|your)"
 _OPENER = (
     r"\b(?:while|whereas|with|and|but|yet|though|which|leaving|keeping|keeps?"
-    r"|so(?= (?:that )?(?:the|its|their|his|her)\b))\b"  # "so the jaw stays", not "so far that"
+    rf"|so(?= (?:that )?{_DET}\b))\b"  # "so the jaw stays", not "so far that"
 )
 _STILL_PART = (
-    r"(?:\s+(?:the|its|their|his|her)\b)?(?:\s+(?:upper|lower|inner|outer|nasal))?\s+(?:chin|jaw|mandible|teeth|lips?"
+    rf"(?:\s+{_DET}\b)?(?:\s+(?:upper|lower|inner|outer|nasal))?\s+(?:chin|jaw|mandible|teeth|lips?"
     r"|brows?|eyebrows?|cheeks?|lids?|eyelids?|eyes?|nose|nostrils?|forehead|mouth|corners?|skin|root|bridge|wings?"
     r"|neck)\s+and\b"
 )
@@ -542,16 +543,16 @@ _STILL_RE = re.compile(
     rf"|(?:where|as) (?:they|it) (?:are|is|were|was))\b|{_NOT}){_REST}"
     # a part and its stillness after a comma, with no verb: ", the mouth itself unchanged", ", the jaw not moving",
     # ", outer brow unchanged", ", nose itself smooth"
-    rf"|,\s+(?:(?:the|its|their|his|her)\s+)?(?:(?!(?:they|it|AU\d*|is|are|stays?|remains?)\b)[\w-]+\s+){{0,3}}?"
+    rf"|,\s+(?:{_DET}\s+)?(?:(?!(?:they|it|AU\d*|is|are|stays?|remains?)\b)[\w-]+\s+){{0,3}}?"
     rf"(?:{_UNMOVED}|at rest|in place|still\b|not moving"
     rf"|not \w+ed\b|smooth\b){_REST}"
     # a part called still: "above an unlined nose", "the unmoved brows"
     rf"|\b(?:an?|the|its|their)\s+(?:{_UNMOVED})\s+[\w-]+"
     # a part that does not move, after a comma: ", cheeks do not move", ", the brows don't rise"
-    r"|,\s+(?:(?:the|its|their|his|her|your)\s+)?(?:[\w-]+\s+){0,2}?(?:do|does|did)(?:\s+not\b|n['\u2019]t\b)[^.,;:!?]*"
+    rf"|,\s+(?:{_DET}\s+)?(?:[\w-]+\s+){{0,2}}?(?:do|does|did)(?:\s+not\b|n['\u2019]t\b){_REST}"
     # a part that stays, after a comma or semicolon, up to what else the clause says: "; the cheek stays flat", ", the
     # jaw remaining in place"; not "; the lips stay in view and move toward each other"
-    r"|[,;]\s+(?:(?:the|its|their|his|her|your)\s+)?(?:[\w-]+\s+){0,2}?(?:stays?|stayed|staying|remains?|remained"
+    rf"|[,;]\s+(?:{_DET}\s+)?(?:[\w-]+\s+){{0,2}}?(?:stays?|stayed|staying|remains?|remained"
     rf"|remaining)\b(?! (?:in|on|at|within|along|across) the\b){_REST}",
     re.IGNORECASE,
 )
