@@ -42,7 +42,7 @@ _PAIRED_RE = re.compile(
 )
 
 # A level letter only in a level's context, upper case: "level B", "intensity (D)", "a C-level", "(E)", "scored as an
-# A", "B:" or "At E," at the start, "at D".
+# A", "B:" or "At E," at the start, "at D"; lower case after "level" where no noun follows.
 _LETTER_RES = (
     re.compile(r"\b[Ll]evel\s+\(?([A-E])\)?(?![\w'])"),
     re.compile(r"\b[Ii]ntensity\s+\(?([A-E])\)?(?![\w'])"),
@@ -51,6 +51,11 @@ _LETTER_RES = (
     re.compile(r"\b(?:[Ss]cor|[Cc]od|[Rr]at)(?:ed|es?|ing)\s+(?:(?:as|at|an?)\s+)*([A-E])(?![\w'])"),
     re.compile(r"^\s*(?:[Aa]t\s+)?([A-E])\s*(?=[(:,\u2013\u2014-])"),
     re.compile(r"\b[Aa]t\s+([A-E])(?![\w'\u2019])"),  # a capital A mid-sentence is no article
+    # a texting voice's lower-case letter after "level", where no noun follows ("level a au4:", "level e is just")
+    re.compile(
+        r"\b[Ll]evel\s+([a-e])(?=\s*[,:;)\u2013\u2014]|\s*$"
+        r"|\s+(?:au\s?\d|AU\s?\d|of|is|means|for|in|on|the|there|you|it|this|at)\b)"
+    ),
 )
 # A level named in words only: "at trace intensity", "at the maximum level", "at its maximum".
 _NAMED_LEVEL_RE = re.compile(
@@ -93,7 +98,8 @@ _STRONG_RE = re.compile(
     r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*"
     r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard(?! to)|firm|firmly|tightly"
     r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest|fullest|widest|largest"
-    r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|it can|they can|it will|they will|the \w+ allows?)"
+    r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|(?:it|they) (?:possibly )?can|it will|they will"
+    r"|the \w+ allows?)|to the max|(?<!the )way (?:up|down|open|out|back)"
     r"|as (?:far|much|high|wide) as (?:it|they)(?:['\u2019]ll| will| can)? go)\b",
     re.IGNORECASE,
 )
@@ -102,7 +108,7 @@ _STRONG_RE = re.compile(
 def stated_levels(text: str) -> set[str]:
     """The intensity levels `text` states ("At level B (slight) ...": {"B"}), by letter in a level's context, else by a
     level's name ("at trace intensity": {"A"})."""
-    found = {m.group(m.lastindex) for pattern in _LETTER_RES for m in pattern.finditer(text)}
+    found = {m.group(m.lastindex).upper() for pattern in _LETTER_RES for m in pattern.finditer(text)}
     return found or {_WORD_LEVEL[(m.group(1) or m.group(2)).lower()] for m in _NAMED_LEVEL_RE.finditer(text)}
 
 

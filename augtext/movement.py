@@ -169,7 +169,8 @@ MOVES: dict[int, tuple[str, str]] = {
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|hang|slack",
     ),
     18: (
-        r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|medial|toward the (?:midline|middle|cent)",
+        r"pucker|purs|forward|funnel|protrud|pout|kiss|round|push|medial|toward the (?:midline|middle|cent)"
+        r"|(?:to|into) an? (?:small |tight |narrow )?point",
         rf"stretch|sideways|thin|tighten|{_ROLLED_IN}",
     ),
     20: (
@@ -276,7 +277,10 @@ _BOTH_LIPS = (
     r"|(?:upper|top) and (?:lower|bottom) lips?\b"
 )
 _TEETH_APART = r"teeth (?:\w+ )?apart|(?:between|separat\w*) the (?:upper and lower )?teeth"
-_PUCKER = r"pucker|purs|kiss|knot|gather|draw\w* (?:\w+ )?(?:\w+ )?(?:toward|to) the (?:middle|midline|cent)"
+_PUCKER = (
+    r"pucker|purs|kiss|knot|gather|draw\w* (?:\w+ )?(?:\w+ )?(?:toward|to) the (?:middle|midline|cent)"
+    r"|(?:to|into) an? (?:small |tight |narrow )?point"
+)
 _FUNNEL = r"funnel|flar|evert|turn\w* (?:\w+ )?(?:\w+ )?out|trumpet"
 _PRESS = r"press|squeez|compress|clamp|clench"
 PARTS: dict[int, tuple[str, str]] = {
@@ -551,8 +555,8 @@ _STILL_RE = re.compile(
     # a part that does not move, after a comma: ", cheeks do not move", ", the brows don't rise"
     rf"|,\s+(?:{_DET}\s+)?(?:[\w-]+\s+){{0,2}}?(?:do|does|did)(?:\s+not\b|n['\u2019]t\b){_REST}"
     # a part that stays, after a comma or semicolon, up to what else the clause says: "; the cheek stays flat", ", the
-    # jaw remaining in place"; not "; the lips stay in view and move toward each other"
-    rf"|[,;]\s+(?:{_DET}\s+)?(?:[\w-]+\s+){{0,2}}?(?:stays?|stayed|staying|remains?|remained"
+    # jaw remaining in place", ", jaw and teeth stay closed"; not "; the lips stay in view and move toward each other"
+    rf"|[,;]\s+(?:{_DET}\s+)?(?:[\w-]+\s+and\s+)?(?:[\w-]+\s+){{0,2}}?(?:stays?|stayed|staying|remains?|remained"
     rf"|remaining)\b(?! (?:in|on|at|within|along|across) the\b){_REST}",
     re.IGNORECASE,
 )
@@ -624,12 +628,14 @@ _CALLED_RE = re.compile(
     rf"(?:the\s+|an?\s+)?(?:{_NAMES})\b(?:\s+(?:action|movement|unit))?"
     rf"|\b(?:the\s+|an?\s+)?(?:{_NAMES})\s+(?:action|movement|unit)\b"
     rf"|\b(?:the|a|an|this|that)\s+(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
-    rf"|\b(?:with|in|for|during|of)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])|^\s*(?:{_NAMES})(?=\s*:)"
+    rf"|\b(?:with|in|for|during|of)\s+(?:the\s+)?(?:{_NAMES})(?=\s*[,:])|\b(?:{_NAMES})(?=\s*:)"
     rf"|\b(?:{_PLURAL_NAMES})(?=\s+(?:is|was|means|refers)\b)"
     # the name the text or a clause opens with as its subject ("Jaw drop is just ...", "Unlike the mouth stretch, the
     # jaw drop is an active ..."), beside its code ("Lips part AU25 ..."; not "your lips part (AU25)", a movement and
     # its label), or a level's ("At level E of jaw drop the jaw ...")
     rf"|(?:^|(?<=[,;:] ))\s*(?:the\s+)?(?:{_NAMES})(?=\s+(?:is|was|means|refers)\b)"
+    # or a two-word name before its verb with no article ("Try it: lid droop raises your upper lids")
+    rf"|(?:^|(?<=[,;:] ))\s*(?:{_NOUN_NAMES})(?=\s+\w+[^s\W]s\b)"
     rf"|\b(?:{_NAMES})(?=\s*(?:AU|action\s+unit)\s*-?\s*\d)"
     # a heading: the name and its code in brackets before a comma or colon ("Jaw drop (AU26), level A: ...")
     rf"|^\s*(?:{_NAMES})(?=\s*\(\s*(?:AU|action\s+unit)\s*-?\s*\d{{1,2}}\s*\)\s*[,:])"
@@ -888,11 +894,29 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     # smile, AU12 raises the cheeks") is not the own part moving
     # a muscle's name is no part that moves: "produced by the medial frontalis, lifts the outer ends" (AU1) names no
     # inner brow
+    if parts and _denies_own_part(text, au, where, parts[0]):
+        return True
     return (
         bool(parts)
         and bool(parts[1].search(where))
         and not parts[0].search(_without_muscles(_SETTING_RE.sub(" ", where)))
     )
+
+
+# What a text says does not move: a denied clause ("the nose does not wrinkle", "with no creasing on the nose"), one
+# opened by "without" ("without lifting the cheek") and a part that stays still (`_STILL_RE`).
+_WITHOUT_RE = re.compile(r"\bwithout\b[^.,;:!?]*", re.IGNORECASE)
+
+
+def _denies_own_part(text: str, au: ActionUnit, where: str, own: re.Pattern[str]) -> bool:
+    """Whether `text`'s own clauses name `au`'s own part (`own`, PARTS' first pattern) only where they say it does not
+    move, and state no own movement elsewhere: "AU9 lifts the cheeks and gathers crow's-feet, with no creasing on the
+    nose" describes the cheek raiser."""
+    if _own_part(where, text, au, own) or states_own_movement(text, au):
+        return False
+    said = _without_muscles(strip_names(own_clauses(text, au)))
+    still = " ".join(m[0] for r in (_DENIED_RE, _WITHOUT_RE) for m in r.finditer(said))
+    return bool(own.search(still))
 
 
 def has_movement_words(au: ActionUnit) -> bool:
@@ -957,7 +981,10 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
                 acting.extend(m for m in muscles_named(part) if not (says_own and _companions_work(part, m, au)))
     if not acting:
         return False
-    named = named_aus(text) | {code for code, other in FACS.items() if _own_name_re(other).search(text)}
+    # an AU named only to be set aside ("unlike AU27, the jaw drop stretches the mouth through the pterygoids") lends
+    # the own clauses none of its muscles: they are credited with the action the text says is not this one
+    said = NEGATED_RE.sub(" ", text)
+    named = named_aus(said) | {code for code, other in FACS.items() if _own_name_re(other).search(said)}
     named.discard(au.code)
     # a muscle whose relaxation makes the AU is its own where the text says something relaxes, not contracting alone
     relaxed = frozenset() if _IDLE_RE.search(plain) else relaxed_muscles(au.code)

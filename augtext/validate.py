@@ -694,7 +694,9 @@ _DONE_TO_FACE_RE = re.compile(
     r"|(?:chin|pull|push)-?ups?|dentures?|orthodont\w*|veneers?"
     r"|dental (?:impressions?|work|chairs?|visits?|photograph\w*)"
     r"|shav(?:e|es|ed|ing)|razors?|contouring|highlighters?|bronzers?|blushers?|powders?"
-    r"|(?:eye|sun)?glasses|spectacles|eyewear|goggles|nose pads?|contact lens\w*)\b",
+    r"|(?:eye|sun)?glasses|spectacles|eyewear|goggles|nose pads?|contact lens\w*"
+    r"|pencil\w*|(?:lip )?liners?|blush (?:goes|on|onto|along|brush\w*)|tattoo\w*|microblad\w*|lip plates?"
+    r"|body modification\w*|(?:tongue|lip|nose|ear|eyebrow|brow|septum) piercings?|piercings|devices?)\b",
     re.IGNORECASE,
 )
 # A picture of a face or the taking of one, not a face: an emoji's mouth, a photographer's advice on blinks in group
@@ -734,7 +736,7 @@ _ANIMAL_RE = re.compile(
 # An idiom explained ("Hold your tongue means to stop yourself from saying something", "Keep a stiff upper lip is a
 # British idiom ...") is about words, not a face; "as if saying 'oo'" is no idiom.
 _IDIOM_RE = re.compile(
-    r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) saying"
+    r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) (?:saying|phrase)"
     r"|way of (?:saying|asking|telling)|also (?:a|an) (?:\w+ )?(?:term|word|name)|see also)\b"
     r"|\((?:adj|adv|n|vb?|noun|verb|adjective|adverb)\.?\)",  # a dictionary's entry: "Jaw-dropping (adj.): ..."
     re.IGNORECASE,
@@ -787,6 +789,12 @@ def names_other_au(text: str, au: ActionUnit) -> bool:
     return not (labels_only and states_own_movement(own_clauses(text, au), au))
 
 
+# Shorthand of a texting voice, read as the words it stands for ("jaw n teeth stay closed", "brows up w/ wrinkles"):
+# the rules read "and" as what opens a clause and "without" as a denial.
+_SHORTHAND = {"n": "and", "&": "and", "w/": "with", "w/o": "without", "b/c": "because", "u": "you", "ur": "your"}
+_SHORTHAND_RE = re.compile(r"(?<![\w/&-])(?:n|&|w/o|w/|b/c|u|ur)(?![\w/&-])")
+
+
 def validate_description(text: str, au: ActionUnit) -> str | None:
     """None if `text` is a usable description of `au`, else a reason code from TEXT_REASONS."""
     text = clean_text(text)
@@ -810,6 +818,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "too_short"
     if words > MAX_WORDS:
         return "too_long"
+    text = _SHORTHAND_RE.sub(lambda m: _SHORTHAND[m[0]], text)
     if names_other_au(text, au) or contrasts_itself(text, au):
         return "wrong_au"
     if not _topic_re(au).search(text) or _not_an_action(text, au):

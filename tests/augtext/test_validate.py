@@ -1972,3 +1972,62 @@ def test_a_sign_the_au_never_shows_is_no_error_when_denied_or_another_aus(text, 
 def test_a_level_named_after_its_letter_and_contentment(text, reason):
     au = FACS[int(text.split("AU")[1].split()[0].strip(",."))]
     assert validate_description(text, au) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        # a look-alike's muscles in the own clause of a reversed contrast
+        (
+            "Unlike AU27, the jaw drops in AU26 as the digastric pulls the mandible down.",
+            26,
+            "wrong_muscle",
+        ),
+        (
+            "Unlike AU7, AU6 comes from the palpebral part of the orbicularis oculi, tightening the lid margins.",
+            6,
+            "wrong_muscle",
+        ),
+        ("Unlike AU27, which needs the pterygoids, AU26 drops the jaw as the masseter relaxes.", 26, None),
+        # a two-word name as a clause's subject is a name, not the movement
+        ("Try it: lid droop raises your upper lids higher and widens the eye.", 41, "wrong_direction"),
+        ("AU18 vs AU22: lip pucker draws the lips together to a small point, while AU22 flares them.", 18, None),
+        # the own part named only where the text says it does not move
+        (
+            "AU9 lifts the cheeks and gathers crow's-feet at the eye corners, with no wrinkling of the nose.",
+            9,
+            "wrong_direction",
+        ),
+        ("AU22 opens the lips slightly, with no forward push or flaring of the lips at all.", 22, "wrong_direction"),
+        ("AU10 raises the upper lip without wrinkling the nose very much.", 10, None),
+        # a texting voice's shorthand
+        ("au26 jaw drop: the lips come apart a little, jaw n teeth stay closed", 26, "wrong_direction"),
+        ("au4 brows pulled down n together w/ short vertical lines between them", 4, None),
+        # a level letter in lower case, and strong degrees in other words
+        ("level a au4: brows pulled down as far as they go, deep furrows between them", 4, "wrong_level"),
+        ("au17 level e is just a trace, the chin barely moves", 17, "wrong_level"),
+        ("At level A of AU25, the lips are parted as wide as they possibly can be.", 25, "wrong_level"),
+        ("At level A, the cheek raiser pushes your cheeks way up toward the eyes.", 6, "wrong_level"),
+        ("At level B (slight), the blink brings the upper lids most of the way down and back up.", 45, None),
+        ("at level c the inner brows rise clearly, wrinkling the middle of the forehead", 1, None),
+    ],
+)
+def test_contrasted_muscles_a_name_as_subject_a_denied_own_part_shorthand_and_lower_case_levels(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        ("A high-arched brow is drawn with a pencil by extending the tail upward toward the temple.", 2, "off_topic"),
+        ("Blush goes on the apples of the cheeks, then blend it up toward the temples for a lift.", 6, "off_topic"),
+        ("Draw your lip liner slightly past the corners of the mouth so the lips look upturned.", 12, "off_topic"),
+        ("Microblading can set the tail of one eyebrow higher to even out an asymmetric brow.", 2, "off_topic"),
+        ("Lip plates worn for years gradually stretch the lower lip, a body modification.", 20, "off_topic"),
+        ("A dimple-making device pressed into the cheek claims to leave a lasting dimple.", 14, "off_topic"),
+        ("In reports the phrase 'raised eyebrows' just means that something surprised the writer.", 1, "off_topic"),
+        ("In anger AU7 tightens the lids beneath lowered brows, making the eyes look narrowed and piercing.", 7, None),
+    ],
+)
+def test_drawing_on_the_face_body_modification_devices_and_a_phrase_are_no_facial_action(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
