@@ -695,8 +695,9 @@ _DONE_TO_FACE_RE = re.compile(
     r"|dental (?:impressions?|work|chairs?|visits?|photograph\w*)"
     r"|shav(?:e|es|ed|ing)|razors?|contouring|highlighters?|bronzers?|blushers?|powders?"
     r"|(?:eye|sun)?glasses|spectacles|eyewear|goggles|nose pads?|contact lens\w*"
-    r"|pencil\w*|(?:lip )?liners?|blush (?:goes|on|onto|along|brush\w*)|tattoo\w*|microblad\w*|lip plates?"
-    r"|body modification\w*|(?:tongue|lip|nose|ear|eyebrow|brow|septum) piercings?|piercings|devices?)\b",
+    r"|pencil(?:s|led|ed|ing)?\b(?![- ]thin)|(?:lip )?liners?|blush (?:goes|on|onto|along|brush\w*)|tattoo\w*"
+    r"|microblad\w*|lip plates?|body modification\w*"
+    r"|(?:tongue|lip|nose|ear|eyebrow|brow|septum) piercings?|piercings|devices?)\b",
     re.IGNORECASE,
 )
 # A picture of a face or the taking of one, not a face: an emoji's mouth, a photographer's advice on blinks in group
@@ -736,7 +737,7 @@ _ANIMAL_RE = re.compile(
 # An idiom explained ("Hold your tongue means to stop yourself from saying something", "Keep a stiff upper lip is a
 # British idiom ...") is about words, not a face; "as if saying 'oo'" is no idiom.
 _IDIOM_RE = re.compile(
-    r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) (?:saying|phrase)"
+    r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) saying|clich(?:e|\u00e9)s?"
     r"|way of (?:saying|asking|telling)|also (?:a|an) (?:\w+ )?(?:term|word|name)|see also)\b"
     r"|\((?:adj|adv|n|vb?|noun|verb|adjective|adverb)\.?\)",  # a dictionary's entry: "Jaw-dropping (adj.): ..."
     re.IGNORECASE,
@@ -744,7 +745,7 @@ _IDIOM_RE = re.compile(
 # What a phrase means ("Hold your tongue means to stop ..."): an idiom's meaning, unless the phrase is the AU ("mouth
 # stretch means you're actively yanking your jaw down", "AU27 means ...").
 _MEANS_RE = re.compile(
-    r"\bmeans? (?:to|you|someone|somebody|treating|watching|being|doing|keeping|staying|that you)\b", re.IGNORECASE
+    r"\bmeans? (?:to|you|someone|somebody|treating|watching|being|doing|keeping|staying|that)\b", re.IGNORECASE
 )
 
 
