@@ -95,7 +95,7 @@ _FAINT_RE = re.compile(
 # Strong degree words; a comparative or a verb ("a deeper fold", "deepens": than at rest) says no degree, nor "hard to
 # see" (a weak one).
 _STRONG_RE = re.compile(
-    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*"
+    r"\b(?:maxim\w+|extreme\w*|fully|strongest|strong|strongly|severe\w*|intense\w*|dramatic\w*|forceful\w*|sharply"
     r"|deep|deeply|deepest|pronounced|marked\w*|(?<!the )very|greatly|far|powerful\w*|hard(?! to)|firm|firmly|tightly"
     r"|heavy|heavily|massive\w*|exaggerated|utmost|highest|greatest|fullest|widest|largest"
     r"|as (?:far|much|hard|high|wide|tightly) as (?:possible|(?:it|they) (?:possibly )?can|it will|they will"

@@ -69,7 +69,8 @@ _CODE_CONTRAST_RE = re.compile(_CODE_CONTRAST, re.IGNORECASE)
 NEGATED_RE = re.compile(
     rf"{_DENIAL}|{_CODE_CONTRAST}|\b(?:without|rather than|instead of|unlike|as opposed to|oppos\w*|opposite|counter\w*"
     r"|(?:separat|distinguish|tell|tells|set|sets)\w* (?:it|this|them) (?:apart )?from"
-    r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in)\b[^.,;:!?]*",
+    r"|than (?:in|with|when)|compared (?:with|to)|in contrast (?:with|to)|contrary to|whereas|while in|versus|vs)\b"
+    r"[^.,;:!?]*",
     re.IGNORECASE,
 )
 # Denied clauses only ("the inner brows do not rise"): a movement stated there is not one the face makes. Contrasts
@@ -143,7 +144,10 @@ MOVES: dict[int, tuple[str, str]] = {
         r"|draw|pull|orbicularis|contract|inward|toward the eyes?\b",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|sink|sank|sunk|fall|fell|puff\w* out",  # a cheek puff
     ),
-    7: (r"narrow|tight|squint|rais|tens|straighten|lift", r"widen|wide open|relax|sag|droop|larger|bigger"),
+    7: (
+        r"narrow|tight|squint|rais|tens|straighten|lift",
+        r"widen|wide open|relax|sag|droop|larger|bigger|down\b|downward",
+    ),
     10: (
         rf"rais|lift|{_RISE}|up\b|upward|elevat|curl|snarl|sneer|expos|bar(?:e|es|ed|ing)\b|show|deepen|arch|levator",
         r"lower(?:s|ed|ing)?\b|down\b|downward|drop|sag|droop|depress",
@@ -262,14 +266,14 @@ _CHEEKS = (
     r"|(?:outer )?eye corners?|corners? of the eyes|around the eyes?|orbital(?! part| portion)|infraorbital"
 )
 _LIDS = r"(?:eye)?lids?\b|lid margins?|lashes"
-_LIP_CORNERS = r"(?:lip|mouth) corners?|corners? of the (?:lips?|mouth)"
+_LIP_CORNERS = r"(?:lip|mouth) corners?|corners? of (?:the|your|his|her|their) (?:lips?|mouth)"
 _NOSE = r"nose|nostrils?|nasal|alae?\b|bridge"
 _UPPER_LIP = r"upper lip|upper teeth|philtrum"
 _LOWER_LIP = r"(?<!upper and )(?<!top and )(?:lower|bottom) (?:front )?(?:lip|teeth)|gums?\b"
 _CHIN = r"chin|mentalis"
 _JAW = r"jaw|mandible|masseter|temporalis|pterygoid"
 _LIPS = r"(?<!upper )(?<!lower )lips?\b"
-_OF_CORNERS = r"(?<!corners of the )(?<!corner of the )"
+_OF_CORNERS = r"(?<!corners of the )(?<!corner of the )(?<!corners of your )(?<!corner of your )"
 _LIPS_THEMSELVES = rf"{_OF_CORNERS}{_LIPS}(?! corners?)"  # the lips, not their corners (AU12's, AU15's part)
 # both lips, not "the lip" (the lower) nor their corners
 _BOTH_LIPS = (
@@ -509,6 +513,8 @@ WRONG_SIGNS: dict[int, str] = {
     28: _LIPS_FULLER,
     26: _JAW_RAISED,
     27: _JAW_RAISED,
+    7: r"more (?:of the )?(?:whites?|sclera)\b",  # the lids narrow the eye; more white is a widening (AU5)
+    43: r"(?:can|could) still see|see (?:out|through)\b",  # closed eyes see nothing
 }
 _WRONG_SIGNS_RE = {au: re.compile(rf"\b(?:{words})", re.IGNORECASE) for au, words in WRONG_SIGNS.items()}
 _MOVES_RE, _PARTS_RE, _DEGREES_RE, _REGIONS_RE = (
@@ -599,12 +605,21 @@ _AGENT_NAMES = [
     for au in _BY_LENGTH
     if " " in au.name and au.name.split()[-1].lower() in _AGENT_NOUNS
 ]
+_ACTION_NOUNS = [
+    _lower_name(au)[: -len(ending)] + noun
+    for au in _BY_LENGTH
+    for ending, noun in (("raiser", "raise"), ("puller", "pull"))
+    if " " in au.name and au.name.lower().endswith(ending)
+]
 _NAME_RE = re.compile(
     "|".join(
         [rf"\b{re.escape(au.name)}\b" for au in _BY_LENGTH if " " in au.name]
         + [
             rf"(?i:\b(?:{'|'.join(_AGENT_NAMES)})s?\b)",
             rf"(?i:\b(?:{'|'.join(map(_either_agent, _AGENT_NOUNS))})s?\b)",
+            # a name as the noun of its action in a heading: "Level C inner brow raise: ...", "lip corner pull - ..."
+            # (not "the upper lid raise uses the levator", which names the movement)
+            rf"(?i:\b(?:{'|'.join(_ACTION_NOUNS)})(?=\s*[:\u2013\u2014]|\s+-\s))",
         ]
     )
 )
@@ -896,11 +911,8 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     # inner brow
     if parts and _denies_own_part(text, au, where, parts[0]):
         return True
-    return (
-        bool(parts)
-        and bool(parts[1].search(where))
-        and not parts[0].search(_without_muscles(_SETTING_RE.sub(" ", where)))
-    )
+    setting_apart = _SETTING_RE.sub(" ", where)
+    return bool(parts) and bool(parts[1].search(setting_apart)) and not parts[0].search(_without_muscles(setting_apart))
 
 
 # What a text says does not move: a denied clause ("the nose does not wrinkle", "with no creasing on the nose"), one
@@ -947,9 +959,11 @@ def states_own_movement_in_words(text: str, au: ActionUnit) -> bool:
 _IDLE_RE = re.compile(
     r"\b(?:relax\w*|slack\w*|loosen\w*|releas\w*|eas(?:e|es|ed|ing)\b|let\w* go|(?:go|goes|went) limp|gives? way"
     r"|at rest|inactive|passive\w*|antagonis\w*|oppos\w*|los(?:e|es|ing) (?:\w+ ){0,3}tone|less (?:pull|tone)"
-    r"|stops? \w+ing|ceas\w*|no longer|keeps?|keeping|kept|holds?|holding|held)\b",
+    r"|stops? \w+ing|ceas\w*|no longer|keeps?|keeping|kept|holds?|holding|held|silen\w*|quiet\w*)\b",
     re.IGNORECASE,
 )
+# A muscle that "no longer" holds a part stops working (`_IDLE_RE`): not a denied clause to leave out.
+_NO_LONGER_RE = re.compile(r"\bno longer\b", re.IGNORECASE)
 # A clause of its own: what one muscle does ("the lids close as the levator relaxes"); an appositive ("its lifting
 # muscle, the levator palpebrae superioris, relaxes") stays in its clause.
 _PIECE_RE = re.compile(r"[.;:!?()]+|\b(?:and|while|whereas|but|yet|so|as|when|whilst)\b", re.IGNORECASE)
@@ -969,7 +983,7 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     own = own_muscles(au.code)
     if not own:
         return False
-    plain = NEGATED_RE.sub(" ", own_clauses(text, au))
+    plain = NEGATED_RE.sub(" ", _NO_LONGER_RE.sub("ceases", own_clauses(text, au)))
     acting, idle = [], []
     says_own = states_own_movement_in_words(plain, au)
     for piece in _PIECE_RE.split(plain):
@@ -994,7 +1008,7 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
 
 # An expression named as the setting ("in a Duchenne smile", "during a frown"): where, not what its muscle does.
 _SETTING_RE = re.compile(
-    r"\b(?:in|during|with|within|for|of)\s+(?:(?:a|an|the|this|that|such|his|her|their|its)\s+)?(?:[\w-]+\s+){0,2}?"
+    r"\b(?:in|during|with|within|for|of)\s+(?:(?:a|an|the|this|that|such|his|her|their|its)\s+)?(?:[\w-]+,?\s+){0,2}?"
     r"(?:smile|grin|laugh|frown|scowl|pout|sneer|grimace|expression|display)s?\b",
     re.IGNORECASE,
 )

@@ -545,8 +545,8 @@ def _dict_text(item: dict, any_field: bool = False) -> list[str]:
 
 def clean_text(text: str) -> str:
     """One line, single spaces, no list marker ("1.", "-", "*"), no bold heading ("**Appearance:**"), no label
-    ("AU12:", "Description 1:"), no markdown emphasis ("**", "*") and no wrapping quotes or trailing comma; HTML
-    entities decoded, control and invisible format characters removed."""
+    ("AU12:", "Description 1:"), no JSON field name ("\"text\": \"...\""), no markdown emphasis ("**", "*") and no
+    wrapping quotes or trailing comma; HTML entities decoded, control and invisible format characters removed."""
     text = _ENTITY_RE.sub(lambda m: html.unescape(m.group()), str(text))  # "&amp;", "&#39;": escaped, not text
     text = unicodedata.normalize("NFKC", text).replace("\u200b", " ")  # a zero-width space still parts two words
     text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
@@ -560,7 +560,7 @@ def clean_text(text: str) -> str:
         text = _TAG_RE.sub(_tag, _PLAIN_LABEL_RE.sub("", text)).strip()
         if (unfilled := _FILLER_RE.sub("", text, count=1)) != text:
             text = unfilled[:1].upper() + unfilled[1:]
-        if m := _QUOTED_COMMENT_RE.match(text):
+        if m := _QUOTED_COMMENT_RE.match(text) or _JSON_FIELD_RE.match(text):
             text = m.group(2)
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
@@ -595,6 +595,10 @@ def _tag(m: re.Match[str]) -> str:
     return m[0] if _CODE_LABEL_RE.match(m[0].lstrip()) and _CODE_LABEL_RE.search(m.string[: m.start()]) else ""
 
 
+# A JSON field left around the text ("\"text\": \"The lip corners ...\""): the text.
+_JSON_FIELD_RE = re.compile(
+    r'^(["\']?)(?:text|description|sentence|output|answer|content)\1\s*:\s*"(.+?)"?\s*,?$', re.IGNORECASE
+)
 # A quoted text and a comment after it ("\"The lip corners are pulled down.\" - the visible change"): the quoted text.
 _QUOTED_COMMENT_RE = re.compile(r'^(["\u201c])([^"\u201c\u201d]{12,})["\u201d]\s*(?:[-\u2013\u2014:]\s+|\()\S.*$')
 

@@ -2031,3 +2031,64 @@ def test_contrasted_muscles_a_name_as_subject_a_denied_own_part_shorthand_and_lo
 )
 def test_drawing_on_the_face_body_modification_devices_and_a_phrase_are_no_facial_action(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        ("The lid tightener pulls the lower lid down so that more white shows below the iris.", 7, "wrong_direction"),
+        ("AU7 tightens the lids and raises the lower lid, so less of the white shows.", 7, None),
+        ("When the eyes are closed, the upper eyelids come down and you can still see out.", 43, "wrong_direction"),
+        ("In AU43 the upper lids come fully down and the eyes stay closed for a moment.", 43, None),
+        (
+            "Level C inner brow raise: only the tails of the brows go up while the middle stays flat.",
+            1,
+            "wrong_direction",
+        ),
+        ("The upper lid raise uses the levator palpebrae, while the brows stay where they are.", 5, None),
+    ],
+)
+def test_a_lid_pulled_down_eyes_that_still_see_and_a_name_as_a_headings_noun(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        # a muscle that no longer holds a part, or falls silent, is idle
+        (
+            "At level E the lids are down and the eyes shut, the levator palpebrae no longer holding them open.",
+            43,
+            None,
+        ),
+        (
+            "Surprise pairs AU26, the masseter falling silent as the jaw drops, with AU1 and AU2 raising the brows.",
+            26,
+            None,
+        ),
+        # a smile named as the setting is no look-alike's part; the corners of your mouth are the lip corners
+        ("The orbital orbicularis oculi produces AU6, the marker of a felt, Duchenne smile.", 6, None),
+        ("In a fake smile, the cheek raiser alone pulls the corners of your mouth up.", 6, "wrong_direction"),
+        # a JSON field around the text; the other side of "versus"; "sharply" is strong
+        ('"text": "Unlike AU7, which narrows the eye, AU 5 widens the eye opening by raising the upper lid."', 5, None),
+        (
+            "AU12 moves the corners up and back rather than straight sideways: the smile versus the fear grimace.",
+            12,
+            None,
+        ),
+        (
+            "At level D the lower lids are pulled sharply up and straightened, bulging slightly, the eyes narrowed.",
+            7,
+            None,
+        ),
+    ],
+)
+def test_idle_muscles_a_smile_as_setting_a_json_field_versus_and_a_sharp_pull(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
+
+
+def test_a_json_field_name_around_the_text_is_cleaned_off():
+    assert clean_text('"text": "In AU20, the risorius pulls the lip corners toward the ears.",') == (
+        "In AU20, the risorius pulls the lip corners toward the ears."
+    )
+    assert clean_text('"name": "AU12"') == '"name": "AU12"'
