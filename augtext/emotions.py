@@ -49,14 +49,17 @@ _CLAUSE_RE = re.compile(r"[.;:!?]+|,\s+|\s+(?=(?:whereas|while|but|yet|although|
 def emotions_claimed(text: str, au: ActionUnit) -> set[str]:
     """The emotions `text` puts `au` in: those it names outside its negated and contrasting clauses ("unlike a happy
     face", "not a sign of joy", "rather than anger"), outside clauses about another AU it names by code (`own_clauses`)
-    and outside clauses where the face hides, fakes or is mistaken for the emotion."""
+    and outside clauses where the face hides, fakes or is mistaken for the emotion; none it also sets aside."""
     own, found = own_clauses(text, au), set()
     if _NOT_SHOWN_RE.search(own):
         return found
     for clause in _CLAUSE_RE.split(own):
         plain = NEGATED_RE.sub(" ", clause)
         found |= {emotion for emotion, pattern in _EMOTION_RES.items() if pattern.search(plain)}
-    return found
+    # an emotion the text sets aside is the contrast's other side wherever it comes back ("A frown is not the same as
+    # a surprised face: ... the brows go down, but in surprise they go up")
+    aside = " ".join(NEGATED_RE.findall(own))
+    return {emotion for emotion in found if not _EMOTION_RES[emotion].search(aside)}
 
 
 def wrong_emotion(text: str, au: ActionUnit) -> bool:

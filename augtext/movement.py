@@ -500,6 +500,11 @@ _JAW_RAISED = (
     r"|teeth (?:\w+ ){0,2}(?:shut|together)|(?:mouth|lips) (?:stays?|remains?) (?:\w+ )?(?:closed|shut)"
     r"|(?:jaw|mandible) (?:\w+ ){0,3}(?:forward|sideways)"
 )
+# the lips taken into the mouth, out of sight: the lip suck (AU28), not a tightening or a press
+_LIPS_SUCKED_IN = (
+    r"(?:suck|pull|drawn|draw|roll|tuck)\w* (?:\w+ ){0,3}(?:into|inside) (?:the|your|his|her|their) mouth"
+    r"|none of (?:the|their) red"
+)
 WRONG_SIGNS: dict[int, str] = {
     1: _VERTICAL_FURROWS,
     2: _VERTICAL_FURROWS,
@@ -508,8 +513,8 @@ WRONG_SIGNS: dict[int, str] = {
     10: _FURROW_SMOOTHED,
     11: _FURROW_SMOOTHED,
     12: _FURROW_SMOOTHED,
-    23: _LIPS_FULLER,
-    24: _LIPS_FULLER,
+    23: rf"{_LIPS_FULLER}|{_LIPS_SUCKED_IN}",
+    24: rf"{_LIPS_FULLER}|{_LIPS_SUCKED_IN}",
     28: _LIPS_FULLER,
     26: _JAW_RAISED,
     27: _JAW_RAISED,

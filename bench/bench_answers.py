@@ -119,6 +119,13 @@ reference set:
   fragments ("Jaw drop (AU26), level A: lips just separated, ..."); a chatty assistant ("Sure, so AU15 ..."), a
   lecture, a formal specification, literary prose. All three measured once on 7d7860c's and 46eb6de's rules before
   any was read; their misses gave the rules of c729717, 7b7188e and 6b62e5a (see the README).
+- blind64_answers.json, blind64b_answers.json, blind64c_answers.json: three more in the same shape, in twelve more
+  voices: a reasoning model's leftovers ("Okay, so AU4 -- let me recall -- ..."), wrapped output (list numbers,
+  "Sentence 4:", a JSON field's name), lower-case texting with shorthand ("jaw n teeth stay closed"), asides on
+  history and coding practice; measurements in mm and ms, facial-nerve and EMG talk, a children's book, live sports
+  commentary; a mirror exercise, comparison with the resting face, laterality ("R12", "a one-sided AU14"), a
+  forensic interviewer's micro-expressions. All three measured once on 7d7860c's and 6b62e5a's rules before any was
+  read; their misses gave the rules of 9b1c542, 36008b6 and 0780fd0 (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
@@ -181,6 +188,9 @@ SETS = (
     "blind63_answers",
     "blind63b_answers",
     "blind63c_answers",
+    "blind64_answers",
+    "blind64b_answers",
+    "blind64c_answers",
 )
 
 WRONG = ("wrong_au", "wrong_fact", "off_domain")

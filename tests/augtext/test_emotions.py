@@ -92,3 +92,9 @@ def test_no_correct_text_of_the_answer_sets_or_the_reference_set_is_dropped():
     assert len(texts) > 5000
     wrong = [(au, t) for au, t in texts if wrong_emotion(t, FACS[au])]
     assert wrong == []
+
+
+def test_an_emotion_set_aside_is_not_claimed_where_it_comes_back():
+    text = "A frown is not a surprised face: in a frown the brows go down and together, but in surprise they go up."
+    assert not wrong_emotion(text, FACS[4])
+    assert wrong_emotion("AU4 pulls the brows down and together, as in surprise.", FACS[4])

@@ -2092,3 +2092,19 @@ def test_a_json_field_name_around_the_text_is_cleaned_off():
         "In AU20, the risorius pulls the lip corners toward the ears."
     )
     assert clean_text('"name": "AU12"') == '"name": "AU12"'
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        (
+            "At level D the lip pressor pulls your lips into your mouth until none of their red part is visible.",
+            24,
+            "wrong_direction",
+        ),
+        ("AU23: the lips are tightened and sucked into the mouth, rolled over the teeth.", 23, "wrong_direction"),
+        ("At level D of AU24 the lips are pressed hard together, nearly vanishing into a thin line.", 24, None),
+    ],
+)
+def test_lips_taken_into_the_mouth_are_no_tightening_or_press(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
