@@ -892,7 +892,8 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     do not save a stated opposite, and where a muscle runs, `_COURSE_RE`, is no opposite), states only a neighbour's
     degree of it (DEGREES), names only the part of the face a lookalike of `au` moves and none of `au`'s own part
     (PARTS), names a lookalike's region and not `au`'s at all (REGIONS), or states a sign `au` never shows, whatever
-    else it states (WRONG_SIGNS: "the cheeks are pulled downward" for AU6). `by_degree=False` leaves DEGREES out for
+    else it states (WRONG_SIGNS: "the cheeks are pulled downward" for AU6), or names `au`'s own part only where it
+    says it does not move (`_denies_own_part`). `by_degree=False` leaves DEGREES out for
     the AUs whose neighbour's degree FACS scores as their own levels (`_LEVELLED_DEGREES`), for a text that states an
     intensity level: FACS 2002 scores AU43's lower levels as the lids lowered short of closure ("At level A, the upper
     lids sit just lower, the eyes still open"); a smile's shape (AU12 against AU13's sharp pull) is no level."""
@@ -920,8 +921,8 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     return bool(parts) and bool(parts[1].search(setting_apart)) and not parts[0].search(_without_muscles(setting_apart))
 
 
-# What a text says does not move: a denied clause ("the nose does not wrinkle", "with no creasing on the nose"), one
-# opened by "without" ("without lifting the cheek") and a part that stays still (`_STILL_RE`).
+# What a text says does not move: a denied clause ("the nose does not wrinkle", "with no creasing on the nose") and one
+# opened by "without" ("without lifting the cheek"); not a part that stays in a state ("the lids stay tense").
 _WITHOUT_RE = re.compile(r"\bwithout\b[^.,;:!?]*", re.IGNORECASE)
 
 

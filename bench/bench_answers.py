@@ -125,7 +125,7 @@ reference set:
   history and coding practice; measurements in mm and ms, facial-nerve and EMG talk, a children's book, live sports
   commentary; a mirror exercise, comparison with the resting face, laterality ("R12", "a one-sided AU14"), a
   forensic interviewer's micro-expressions. All three measured once on 7d7860c's and 6b62e5a's rules before any was
-  read; their misses gave the rules of 9b1c542, 36008b6 and 0780fd0 (see the README).
+  read; their misses gave the rules of 9b1c542, 36008b6, 0780fd0 and f94e7c1 (see the README).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
