@@ -770,6 +770,65 @@ is wrong (validate's `wrong_muscle`). The tongue's and "jaw muscles" are no name
 The last four make no AU (the neck's sternocleidomastoid, the ears' muscles, two jaw openers under the chin): credited
 with an AU's movement, they are always another muscle than its own."""
 
+NERVES: dict[str, str] = {
+    "facial nerve": r"facial nerve|(?:cranial nerve|CN)\s?(?:VII|7)\b|seventh cranial nerve",
+    "temporal branch": r"temporal (?:branch|division)|frontal branch|temporofrontal branch",
+    "zygomatic branch": r"zygomatic (?:branch|division)",
+    "buccal branch": r"buccal (?:branch|division)",
+    "marginal mandibular branch": r"marginal mandibular|mandibular branch",
+    "cervical branch": r"cervical (?:branch|division)",
+    "oculomotor nerve": r"oculomotor|(?:cranial nerve|CN)\s?(?:III|3)\b|third cranial nerve",
+    "trigeminal nerve": r"trigeminal|(?:cranial nerve|CN)\s?(?:V|5)\b|fifth cranial nerve|mandibular (?:nerve|division)"
+    r"|masseteric nerve|V3\b",
+}
+"""The motor nerves a description may name, each with the names it is called by: the facial nerve and its five
+branches, the oculomotor (the upper lid's levator) and the trigeminal (the jaw's muscles)."""
+_FACIAL = ("facial nerve",)
+_UPPER_FACE = (*_FACIAL, "temporal branch", "zygomatic branch")
+_MID_FACE = (*_FACIAL, "zygomatic branch", "buccal branch")
+_LOWER_FACE = (*_FACIAL, "buccal branch", "marginal mandibular branch")
+INNERVATION: dict[str, tuple[str, ...]] = {
+    "frontalis, medial part": (*_FACIAL, "temporal branch"),
+    "frontalis, lateral part": (*_FACIAL, "temporal branch"),
+    "corrugator supercilii": _UPPER_FACE,
+    "depressor supercilii": _UPPER_FACE,
+    "procerus": (*_UPPER_FACE, "buccal branch"),
+    "levator palpebrae superioris": ("oculomotor nerve",),
+    "orbicularis oculi, orbital part": _UPPER_FACE,
+    "orbicularis oculi, palpebral part": _UPPER_FACE,
+    "orbicularis oris": _LOWER_FACE,
+    "levator labii superioris alaeque nasi": _MID_FACE,
+    "levator labii superioris": _MID_FACE,
+    "zygomaticus minor": _MID_FACE,
+    "zygomaticus major": _MID_FACE,
+    "levator anguli oris": _MID_FACE,
+    "buccinator": (*_FACIAL, "buccal branch"),
+    "depressor anguli oris": _LOWER_FACE,
+    "depressor labii inferioris": (*_FACIAL, "marginal mandibular branch"),
+    "mentalis": (*_FACIAL, "marginal mandibular branch"),
+    "incisivus": _LOWER_FACE,
+    "risorius": _LOWER_FACE,
+    "platysma": (*_FACIAL, "cervical branch"),
+    "masseter": ("trigeminal nerve",),
+    "temporalis": ("trigeminal nerve",),
+    "pterygoid": ("trigeminal nerve",),
+    "digastric": ("trigeminal nerve", *_FACIAL),
+    "nasalis": _MID_FACE,
+    "depressor septi": _MID_FACE,
+}
+"""Which nerves serve each of `MUSCLES` (the usual textbook account, generous where the branches overlap: the
+zygomatic and buccal branches share the mid-face, the temporal and zygomatic the orbicularis oculi; the digastric's
+two bellies have two nerves). A description that names only nerves none of an AU's muscles has names the wrong
+supply ("the levator palpebrae, driven by the temporal branch of the facial nerve": AU5's is the oculomotor)."""
+NERVE_RE = re.compile("|".join(f"(?P<n{i}>{p})" for i, p in enumerate(NERVES.values())), re.IGNORECASE)
+
+
+def nerves_named(text: str) -> set[str]:
+    """The `NERVES` a text names."""
+    names = list(NERVES)
+    return {names[int(m.lastgroup[1:])] for m in NERVE_RE.finditer(text)}
+
+
 MUSCLE_GROUPS: dict[str, tuple[str, ...]] = {
     r"(?:occipito-?)?frontalis|epicranius": ("frontalis, medial part", "frontalis, lateral part"),
     r"zygomaticus(?! major| minor)|zygomatic muscles?": ("zygomaticus major", "zygomaticus minor"),

@@ -18,11 +18,13 @@ import re
 
 from augtext.facs import (
     FACS,
+    INNERVATION,
     MUSCLE_RE,
     ActionUnit,
     muscle_parts_as_named,
     muscle_words,
     muscles_named,
+    nerves_named,
     own_muscles,
     relaxed_muscles,
 )
@@ -1010,6 +1012,26 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     relaxed = frozenset() if _IDLE_RE.search(plain) else relaxed_muscles(au.code)
     allowed = (own - relaxed).union(*(own_muscles(code) for code in named))
     return not any(m & allowed for m in acting) and not any(m & own for m in idle)
+
+
+def names_other_nerve(text: str, au: ActionUnit) -> bool:
+    """Whether `text`'s own clauses, outside negated and contrasting clauses, name the nerve that drives the movement
+    and it serves none of the muscles in play (`facs.INNERVATION`): `au`'s own, those of an AU it names outside a
+    contrast, and those its own clauses name. A branch of the facial nerve is the claim, not the facial nerve it
+    belongs to: "AU9 ..., driven by the marginal mandibular branch to levator labii superioris alaeque nasi" and "AU5
+    ... through the temporal branch of the facial nerve acting on levator palpebrae superioris" (the oculomotor's)
+    are wrong; "the zygomatic branch of the facial nerve fires the zygomaticus major" (AU12) is not."""
+    plain = NEGATED_RE.sub(" ", own_clauses(text, au))
+    named = nerves_named(plain)
+    if len(named) > 1:
+        named.discard("facial nerve")
+    if not named:
+        return False
+    said = NEGATED_RE.sub(" ", text)
+    codes = {au.code} | named_aus(said) | {code for code, other in FACS.items() if _own_name_re(other).search(said)}
+    muscles = set().union(*(own_muscles(code) for code in codes), *muscles_named(plain))
+    served = {nerve for muscle in muscles for nerve in INNERVATION.get(muscle, ())}
+    return bool(served) and not named & served
 
 
 # An expression named as the setting ("in a Duchenne smile", "during a frown"): where, not what its muscle does.

@@ -34,6 +34,7 @@ from augtext.movement import (
     credits_other_muscle,
     named_aus,
     names_itself,
+    names_other_nerve,
     own_clauses,
     says_change,
     states_own_movement,
@@ -834,7 +835,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "no_change"
     if wrong_direction(text, au, by_degree=not stated_levels(text)):
         return "wrong_direction"
-    if credits_other_muscle(text, au):
+    if credits_other_muscle(text, au) or names_other_nerve(text, au):
         return "wrong_muscle"
     if wrong_emotion(text, au):
         return "wrong_emotion"

@@ -178,3 +178,12 @@ def test_labels():
             parse_au_label(bad)
     with pytest.raises(UserError, match="AU40"):
         get_au(40)
+
+
+def test_every_muscle_an_au_is_credited_to_has_its_nerves():
+    from augtext.facs import INNERVATION, NERVES, own_muscles
+
+    used = set().union(*(own_muscles(code) for code in FACS))
+    assert used <= set(INNERVATION)
+    assert all(set(nerves) <= set(NERVES) for nerves in INNERVATION.values())
+    assert INNERVATION["levator palpebrae superioris"] == ("oculomotor nerve",)  # not the facial nerve

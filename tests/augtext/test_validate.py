@@ -2108,3 +2108,26 @@ def test_a_json_field_name_around_the_text_is_cleaned_off():
 )
 def test_lips_taken_into_the_mouth_are_no_tightening_or_press(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        (
+            "AU5 retracts the upper lid through the temporal branch of the facial nerve acting on its levator.",
+            5,
+            "wrong_muscle",
+        ),
+        (
+            "AU9 wrinkles the nose and lifts the nostril wings, driven by the marginal mandibular branch.",
+            9,
+            "wrong_muscle",
+        ),
+        ("AU5 raises the upper lid as the oculomotor nerve drives the levator palpebrae superioris.", 5, None),
+        ("The zygomatic branch of the facial nerve fires the zygomaticus major, pulling the lip corners up.", 12, None),
+        ("AU17: the marginal mandibular branch drives the mentalis, which pushes the chin boss up.", 17, None),
+        ("In AU26 the jaw drops as the trigeminal nerve lets the masseter relax.", 26, None),
+    ],
+)
+def test_a_nerve_that_serves_none_of_the_muscles_in_play_is_a_wrong_muscle(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
