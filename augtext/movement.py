@@ -139,7 +139,8 @@ MOVES: dict[int, tuple[str, str]] = {
     ),
     5: (
         rf"rais|lift|wide|widen|open(?!ing\b)|opening (?:the|them|it|up)\b|retract|up\b|upward|{_WIDE_STARE}",
-        r"clos|shut|narrow|droop|sag|heavy|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover",
+        r"clos|shut|narrow|droop|sag|heavy|squint|lower(?:s|ed|ing)?\b|down\b|downward|cover"
+        r"|drop(?:s|ped|ping)? (?:the|its|their|your) (?:upper )?(?:eye)?lids?",
     ),
     6: (
         rf"rais|lift|{_RISE}|up\b|upward|push|bunch|puff(?!\w* out)|bulg|swell|crinkl|crow|wrinkl|bags?\b|narrow|squint"
@@ -668,10 +669,25 @@ _CALLED_RE = re.compile(
 )
 
 
+# What a text defines by its code before saying what it is ("Outer brow raising (AU 2) means ...", "A wrinkled nose,
+# AU 9, means ...", "Tightening the eyelids (AU 7) is different from ..."): the term, whose words are the AU's name in
+# other words, not the movement the text describes; an examiner's request ("Ask the patient to smile: ..."); a rig's
+# control.
+_DEFINED_TERM_RE = re.compile(
+    r"^[^,;:()]{3,40}?(?:\(\s*(?:AU|action\s+unit)\s*-?\s*\d{1,2}\s*\)|,\s*(?:AU|action\s+unit)\s*-?\s*\d{1,2}\s*,)"
+    r"(?=\s*(?:means|is|was|refers|describes|differs)\b)"
+    r"|^(?:ask|tell|have|instruct)\s+(?:the\s+)?(?:patient|subject|person|participant|them|him|her)\s+to\s+[^,;:]*[:;]"
+    # a rig's control or blendshape, named in code ("eyeSquintLeft", "browInnerUp", "mouthFunnel")
+    r"|(?-i:\b[a-z]+(?:[A-Z][a-z]+)+\b)",
+    re.IGNORECASE,
+)
+
+
 def strip_names(text: str) -> str:
     """`text` without the AUs' FACS names: as written (multi-word), agent nouns ("raiser", "depressor") and any name
-    where the text calls its movement by it (`_CALLED_RE`)."""
-    return _NAME_RE.sub(" ", _CALLED_RE.sub(" ", text))
+    where the text calls its movement by it (`_CALLED_RE`), nor a term it defines by code or an examiner's request
+    (`_DEFINED_TERM_RE`)."""
+    return _NAME_RE.sub(" ", _CALLED_RE.sub(" ", _DEFINED_TERM_RE.sub(" ", text)))
 
 
 _AU_CODE_RE = re.compile(r"\b(?:AU|action\s+unit)\s*-?\s*(\d{1,2})\b", re.IGNORECASE)

@@ -2131,3 +2131,44 @@ def test_lips_taken_into_the_mouth_are_no_tightening_or_press(text, au, reason):
 )
 def test_a_nerve_that_serves_none_of_the_muscles_in_play_is_a_wrong_muscle(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        # a term defined by its code is the AU's name in other words, not the movement described
+        (
+            "Outer brow raising (AU 2) means the inner ends of the eyebrows lift toward the middle of the forehead.",
+            2,
+            "wrong_direction",
+        ),
+        ("Lid droop (AU 41) means the eyes are shut completely and stay shut, as in sleep.", 41, "wrong_direction"),
+        (
+            "A wrinkled nose, AU 9, means the eyebrows come down and together, with vertical lines between them.",
+            9,
+            "wrong_direction",
+        ),
+        ("Outer brow raising (AU 2) means the outer ends of the eyebrows lift, arching the brows.", 2, None),
+        # an examiner's request is not the movement described
+        (
+            "Ask the patient to smile: AU12 pulls the lip corners straight sideways, flattening the mouth.",
+            12,
+            "wrong_direction",
+        ),
+        ("Ask the patient to smile: AU12 pulls the lip corners up and back toward the cheekbones.", 12, None),
+        # a rig's control named in code
+        (
+            "noseSneerLeft only deepens the nasolabial fold, the upper lip barely moving and the nose left smooth.",
+            9,
+            "wrong_direction",
+        ),
+        (
+            "eyeWideLeft, the AU5 shape, should drop the upper lid partway over the eye for a sleepy look.",
+            5,
+            "wrong_direction",
+        ),
+        ("Drive browInnerUp to 0.6 so the inner ends of the brows rise for AU1.", 1, None),
+    ],
+)
+def test_a_term_defined_by_code_an_examiners_request_and_a_rig_control_are_no_movement(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
