@@ -26,7 +26,9 @@ from augtext.emotions import wrong_emotion
 from augtext.facs import ActionUnit
 from augtext.levels import contradicts_level, stated_levels
 from augtext.movement import (
+    _AGENT_NAMES,
     _AU_CODE_RE,
+    _NAMES,
     NEGATED_RE,
     SELF_REF,
     _lower_name,
@@ -743,10 +745,13 @@ _ANIMAL_RE = re.compile(
 # British idiom ...") is about words, not a face; "as if saying 'oo'" is no idiom.
 _IDIOM_RE = re.compile(
     r"\b(?:idioms?|idiomatic|proverbs?|figures? of speech|(?:the|a|an old|common) saying|clich(?:e|\u00e9)s?"
-    r"|way of (?:saying|asking|telling)|also (?:a|an) (?:\w+ )?(?:term|word|name)|see also)\b"
-    r"|\((?:adj|adv|n|vb?|noun|verb|adjective|adverb)\.?\)",  # a dictionary's entry: "Jaw-dropping (adj.): ..."
+    r"|way of (?:saying|asking|telling)|also (?:a|an) (?:\w+ )?(?:term|word|name)|see also)\b",
     re.IGNORECASE,
 )
+# A dictionary's entry ("Jaw-dropping (adj.): ..."): words, unless its headword is an AU's code or FACS name, a FACS
+# glossary's entry ("lid tightener (n.): narrowing of the eye opening as the lids tense ...").
+_DICTIONARY_RE = re.compile(r"\((?:adj|adv|n|vb?|noun|verb|adjective|adverb)\.?\)", re.IGNORECASE)
+_AU_TERM_RE = re.compile(rf"{_AU_CODE_RE.pattern}|\b(?:{_NAMES}|{'|'.join(_AGENT_NAMES)})\b", re.IGNORECASE)
 # What a phrase means ("Hold your tongue means to stop ..."): an idiom's meaning, unless the phrase is the AU ("mouth
 # stretch means you're actively yanking your jaw down", "AU27 means ...").
 _MEANS_RE = re.compile(
@@ -765,6 +770,8 @@ def _not_an_action(text: str, au: ActionUnit) -> bool:
     """Whether `text` names a face part and even a change without describing a facial action of a person: what is
     done to a face, an animal's, an idiom explained."""
     if any(r.search(text) for r in (_DONE_TO_FACE_RE, _PICTURE_RE, _ANIMAL_RE, _IDIOM_RE)):
+        return True
+    if (entry := _DICTIONARY_RE.search(text)) and not _AU_TERM_RE.search(text[: entry.start()]):
         return True
     means = _MEANS_RE.search(text)
     return bool(means) and not _defined_re(au).search(text[: means.start()])
@@ -798,7 +805,7 @@ def names_other_au(text: str, au: ActionUnit) -> bool:
 # Shorthand of a texting voice, read as the words it stands for ("jaw n teeth stay closed", "brows up w/ wrinkles"):
 # the rules read "and" as what opens a clause and "without" as a denial.
 _SHORTHAND = {"n": "and", "&": "and", "w/": "with", "w/o": "without", "b/c": "because", "u": "you", "ur": "your"}
-_SHORTHAND_RE = re.compile(r"(?<![\w/&-])(?:n|&|w/o|w/|b/c|u|ur)(?![\w/&-])")
+_SHORTHAND_RE = re.compile(r"(?<![\w/&(-])(?:n|&|w/o|w/|b/c|u|ur)(?![\w/&.-])")  # not "(n.)", a noun's mark
 
 
 def validate_description(text: str, au: ActionUnit) -> str | None:

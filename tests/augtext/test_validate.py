@@ -2172,3 +2172,23 @@ def test_a_nerve_that_serves_none_of_the_muscles_in_play_is_a_wrong_muscle(text,
 )
 def test_a_term_defined_by_code_an_examiners_request_and_a_rig_control_are_no_movement(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        (
+            "lid tightener (n.): narrowing of the eye as the lids tense, the lower lid rising and straightening.",
+            7,
+            None,
+        ),
+        ("AU 17 (n.): the mentalis pushes the chin boss up, wrinkling the chin and raising the lower lip.", 17, None),
+        (
+            "Jaw-dropping (adj.): so surprising that your mouth falls open, as in 'a jaw-dropping view'.",
+            26,
+            "off_topic",
+        ),
+    ],
+)
+def test_a_facs_glossarys_entry_describes_the_au_and_a_dictionarys_is_words(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
