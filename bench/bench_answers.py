@@ -129,7 +129,7 @@ reference set:
 
 Not measured here: bench/data/once/blind64{d,e,f}_answers.json, a second batch in the same shape measured once on
 c386a96 (bench/results/answers_blind64_once.json), kept out of these sets so that a later session can measure its rules
-on them once more before using them for development (`python one.py`-style: validate_description and the gate per text).
+on them once more before using them for development (judged as `measure` judges a set: the rules, the gate, both).
 
 Texts cut short: the correct texts of the sets that pass the rules whole (nine words or more), each cut after a
 random word from the sixth to the last but one (`random.Random(0)`, full stop dropped), as an answer that reached
