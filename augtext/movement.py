@@ -919,7 +919,10 @@ def wrong_direction(text: str, au: ActionUnit, by_degree: bool = True) -> bool:
     if (signs := _WRONG_SIGNS_RE.get(au.code)) and signs.search(plain):
         return True
     moves, parts, degrees = _MOVES_RE.get(au.code), _PARTS_RE.get(au.code), _DEGREES_RE.get(au.code)
-    if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(_UNDIRECTED_RE.sub(" ", plain)):
+    # an expression the text opens with as its setting ("In a smile, AU 12, the corners are pulled straight out") is
+    # no own movement; one it ends on is what the movement makes ("the chin rises ... in a sulky pout")
+    own_moves = _UNDIRECTED_RE.sub(" ", _OPENING_SETTING_RE.sub(" ", plain))
+    if moves and moves[1].search(_COURSE_RE.sub(" ", plain)) and not moves[0].search(own_moves):
         return True
     if degrees and (by_degree or au.code not in _LEVELLED_DEGREES):
         said = _COMPARED_RE.sub(" ", plain)
@@ -1056,6 +1059,9 @@ _SETTING_RE = re.compile(
     r"(?:smile|grin|laugh|frown|scowl|pout|sneer|grimace|expression|display)s?\b",
     re.IGNORECASE,
 )
+
+
+_OPENING_SETTING_RE = re.compile(rf"^\s*(?:{_SETTING_RE.pattern})\s*,", re.IGNORECASE)
 
 
 def _companions_work(piece: str, muscles: frozenset[str], au: ActionUnit) -> bool:

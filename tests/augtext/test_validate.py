@@ -2192,3 +2192,18 @@ def test_a_term_defined_by_code_an_examiners_request_and_a_rig_control_are_no_mo
 )
 def test_a_facs_glossarys_entry_describes_the_au_and_a_dictionarys_is_words(text, au, reason):
     assert validate_description(text, FACS[au]) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "au", "reason"),
+    [
+        (
+            "In a smile, AU 12, the mouth corners are pulled straight out toward the ears, the lips long and flat.",
+            12,
+            "wrong_direction",
+        ),
+        ("In a smile, AU12 pulls the mouth corners up and back toward the cheekbones.", 12, None),
+    ],
+)
+def test_a_smile_named_as_the_setting_is_no_own_movement(text, au, reason):
+    assert validate_description(text, FACS[au]) == reason
