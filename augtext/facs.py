@@ -818,7 +818,7 @@ INNERVATION: dict[str, tuple[str, ...]] = {
 }
 """Which nerves serve each of `MUSCLES` (the usual textbook account, generous where the branches overlap: the
 zygomatic and buccal branches share the mid-face, the temporal and zygomatic the orbicularis oculi; the digastric's
-two bellies have two nerves). A description that names only nerves none of an AU's muscles has names the wrong
+two bellies have two nerves). A description naming only nerves that serve none of an AU's muscles names the wrong
 supply ("the levator palpebrae, driven by the temporal branch of the facial nerve": AU5's is the oculomotor)."""
 NERVE_RE = re.compile("|".join(f"(?P<n{i}>{p})" for i, p in enumerate(NERVES.values())), re.IGNORECASE)
 

@@ -489,9 +489,11 @@ REGIONS: dict[int, tuple[str, str]] = {
 # which the checks above let pass, since a text may state both directions (a contrast, a companion). The vertical
 # furrows between the brows are the brow lowerer's (AU4), not a brow raise's; the cheek raiser lifts the cheeks; the
 # nose wrinkler raises no brow; the upper lip raiser, nasolabial deepener and lip corner puller deepen the nasolabial
-# furrow; the lip tightener, pressor and suck thin the lips' red parts; a jaw drop or mouth stretch lowers the jaw, the
-# lower teeth away from the upper, and neither juts it forward nor shifts it sideways. Read in the own clauses outside
-# denials and contrasts ("unlike AU4, no vertical furrows form").
+# furrow; the lip tightener, pressor and suck thin the lips' red parts, and the tightener and pressor keep the lips in
+# view (taken into the mouth, they are the suck's); the lid tightener narrows the eye (more white is a widening); a jaw
+# drop or mouth stretch lowers the jaw, the lower teeth away from the upper, and neither juts it forward nor shifts it
+# sideways; closed eyes see nothing. Read in the own clauses outside denials and contrasts ("unlike AU4, no vertical
+# furrows form").
 _VERTICAL_FURROWS = r"vertical (?:\w+ )?(?:wrinkles?|furrows?|lines?|creases?|folds?|grooves?)"
 _FURROW_SMOOTHED = (
     r"(?:flatten|smooth)\w* (?:\w+ ){0,3}nasolabial|nasolabial (?:\w+ ){0,3}(?:flatten|smooth|fad|disappear|shallow)\w*"
@@ -512,6 +514,7 @@ WRONG_SIGNS: dict[int, str] = {
     1: _VERTICAL_FURROWS,
     2: _VERTICAL_FURROWS,
     6: r"cheeks? (?:(?:are|is|get|gets|go|goes) )?(?:\w+ ){0,2}(?:down\b|downward|lowered|drop\w*|sag\w*|sink\w*)",
+    7: r"more (?:of the )?(?:whites?|sclera)\b",  # the lids narrow the eye; more white is a widening (AU5)
     9: r"(?:rais|lift)\w* (?:the )?(?:inner )?(?:eye)?brows?|brows? (?:\w+ ){0,2}(?:rais|lift|up\b|upward)",
     10: _FURROW_SMOOTHED,
     11: _FURROW_SMOOTHED,
@@ -521,7 +524,6 @@ WRONG_SIGNS: dict[int, str] = {
     28: _LIPS_FULLER,
     26: _JAW_RAISED,
     27: _JAW_RAISED,
-    7: r"more (?:of the )?(?:whites?|sclera)\b",  # the lids narrow the eye; more white is a widening (AU5)
     43: r"(?:can|could) still see|see (?:out|through)\b",  # closed eyes see nothing
 }
 _WRONG_SIGNS_RE = {au: re.compile(rf"\b(?:{words})", re.IGNORECASE) for au, words in WRONG_SIGNS.items()}
@@ -996,6 +998,14 @@ _NO_LONGER_RE = re.compile(r"\bno longer\b", re.IGNORECASE)
 _PIECE_RE = re.compile(r"[.;:!?()]+|\b(?:and|while|whereas|but|yet|so|as|when|whilst)\b", re.IGNORECASE)
 
 
+def _named_outside_contrasts(text: str) -> set[int]:
+    """The AUs `text` names by code or FACS name outside its negated and contrasting clauses: companions whose muscles
+    (and nerves) it may credit. An AU named only to be set aside ("unlike AU27, the jaw drop stretches the mouth
+    through the pterygoids") lends none: they are credited with the action the text says is not this one."""
+    said = NEGATED_RE.sub(" ", text)
+    return named_aus(said) | {code for code, other in FACS.items() if _own_name_re(other).search(said)}
+
+
 def credits_other_muscle(text: str, au: ActionUnit) -> bool:
     """Whether `text` credits `au`'s action to muscles FACS credits it not to: outside its negated and contrasting
     clauses, its clauses about other AUs it names (`own_clauses`) and its clauses where a muscle relaxes, holds a part
@@ -1022,11 +1032,7 @@ def credits_other_muscle(text: str, au: ActionUnit) -> bool:
                 acting.extend(m for m in muscles_named(part) if not (says_own and _companions_work(part, m, au)))
     if not acting:
         return False
-    # an AU named only to be set aside ("unlike AU27, the jaw drop stretches the mouth through the pterygoids") lends
-    # the own clauses none of its muscles: they are credited with the action the text says is not this one
-    said = NEGATED_RE.sub(" ", text)
-    named = named_aus(said) | {code for code, other in FACS.items() if _own_name_re(other).search(said)}
-    named.discard(au.code)
+    named = _named_outside_contrasts(text) - {au.code}
     # a muscle whose relaxation makes the AU is its own where the text says something relaxes, not contracting alone
     relaxed = frozenset() if _IDLE_RE.search(plain) else relaxed_muscles(au.code)
     allowed = (own - relaxed).union(*(own_muscles(code) for code in named))
@@ -1046,8 +1052,7 @@ def names_other_nerve(text: str, au: ActionUnit) -> bool:
         named.discard("facial nerve")
     if not named:
         return False
-    said = NEGATED_RE.sub(" ", text)
-    codes = {au.code} | named_aus(said) | {code for code, other in FACS.items() if _own_name_re(other).search(said)}
+    codes = {au.code} | _named_outside_contrasts(text)
     muscles = set().union(*(own_muscles(code) for code in codes), *muscles_named(plain))
     served = {nerve for muscle in muscles for nerve in INNERVATION.get(muscle, ())}
     return bool(served) and not named & served
@@ -1060,7 +1065,7 @@ _SETTING_RE = re.compile(
     re.IGNORECASE,
 )
 
-
+# ... and one the text opens with ("In a smile, AU 12, ..."): the frame, not a movement the text states.
 _OPENING_SETTING_RE = re.compile(rf"^\s*(?:{_SETTING_RE.pattern})\s*,", re.IGNORECASE)
 
 
