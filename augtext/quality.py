@@ -14,13 +14,15 @@ embeddings (unit vectors, so a dot product is a cosine):
 
 `SemanticGate` keeps a description only if it is close enough to its own AU's reference text and its own AU ranks
 among the top k of all FACS AUs (not counting the AUs the text itself names: a context or contrast text is about them
-too), judged whole or, failing that, clause by clause. Its defaults were set by measuring the project's reference
-description set and real SmolLM2 answers (bench/bench_gate.py; README "Prior quality").
+too), judged whole or, failing that, clause by clause; last, a kept text that a discriminator trained on labelled
+descriptions reads as another AU is dropped (`lookalike`: augtext.discriminator). Its defaults were set by measuring the
+project's reference description set and real SmolLM2 answers (bench/bench_gate.py; README "Prior quality").
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import re
 import threading
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from augtext.discriminator import LOOKALIKE_MARGIN, Discriminator, shipped_discriminator
 from augtext.facs import FACS, ActionUnit, scored_as
 from augtext.levels import LEVEL_LEAD_RE
 from augtext.movement import contrasted_aus, has_movement_words, own_clauses, states_own_movement
@@ -41,7 +44,6 @@ GATE_MIN_SIMILARITY = 0.60
 (`far_from_au`). Set by measurement with all-MiniLM-L6-v2: bench/bench_gate.py, bench/results/gate.json."""
 GATE_TOP_K = 2
 """The own AU must be among the k FACS AUs whose reference texts are nearest (`other_au` otherwise)."""
-GATE_REASONS = ("far_from_au", "other_au")
 
 
 def facs_reference_text(au: ActionUnit) -> str:
@@ -143,6 +145,7 @@ class GateDecision:
     similarity: float  # the own AU's prototype similarity (mean of the best GATE_TOP_M)
     rank: int  # 1 = the own AU is the nearest
     clause: str | None = None  # the clause that was judged, where the whole text failed and one of its clauses passed
+    rival: int | None = None  # `lookalike`: the AU the discriminator reads the text as
 
 
 _CLAUSE_SPLIT_RE = re.compile(r",?\s+(?:while|whereas)\s+|;\s*|:\s+|,\s+(?:and|but)\s+", re.IGNORECASE)
@@ -218,7 +221,9 @@ class SemanticGate:
     movement it does not state (`_not_counted`), and AUs FACS 2002 scores as one action (`scored_as`) counting once
     (else `other_au`: a description of a different action, e.g. pressed lips labelled as a jaw drop). A text that fails
     whole is kept if one of its clauses passes, or what is left of it without its clauses about the AUs it names
-    (`_parts`).
+    (`_parts`). Last, a kept text is dropped as `lookalike` where `discriminator` (by default the package's for the
+    embedding model, none for another model; False: off) reads it, whole, as another AU by LOOKALIKE_MARGIN, not
+    counting the same AUs as above.
     """
 
     def __init__(
@@ -229,6 +234,7 @@ class SemanticGate:
         use_reference_set: bool = True,
         store: Path | None = None,
         judge_clauses: bool = True,
+        discriminator: Discriminator | bool = True,
     ) -> None:
         self._embedder = embedder
         self.store = store  # a folder to keep the prototype vectors in between runs (None: encode every run)
@@ -239,6 +245,7 @@ class SemanticGate:
         self.top_k = top_k
         self.use_reference_set = use_reference_set
         self.judge_clauses = judge_clauses
+        self._discriminator = discriminator  # True: the package's for the embedding model (none for another model)
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -247,6 +254,13 @@ class SemanticGate:
             if self._embedder is None:
                 self._embedder = default_embedder()
             return self._embedder
+
+    @property
+    def discriminator(self) -> Discriminator | None:
+        """The last check (`lookalike`): the given one, the package's for this embedding model, or None (off)."""
+        if self._discriminator is True:
+            self._discriminator = shipped_discriminator(self.embedder.name) or False
+        return self._discriminator or None
 
     def warm_up(self) -> threading.Thread:
         """Load the model and encode the prototypes in a background thread (generate starts this before its first
@@ -354,6 +368,21 @@ class SemanticGate:
             for (i, clause), d in zip(parts, self._judge(sims, [set()] * len(rows), au), strict=True):
                 if d.reason is None and out[i].reason is not None:
                     out[i] = GateDecision(None, d.similarity, d.rank, clause)
+        return self._discriminate(out, vectors, named, au)
+
+    def _discriminate(
+        self, out: list[GateDecision], vectors: np.ndarray, named: list[set[int]], au: int
+    ) -> list[GateDecision]:
+        """Kept texts that the discriminator reads as another AU by LOOKALIKE_MARGIN or more become `lookalike`; the
+        AUs not counted against a text here are those the similarity ranking does not count (`_not_counted`)."""
+        judge = self.discriminator
+        keep = [i for i, d in enumerate(out) if d.reason is None]
+        if judge is None or not keep:
+            return out
+        margins, rivals = judge.margins(vectors[keep], au, [named[i] for i in keep])
+        for i, margin, rival in zip(keep, margins.tolist(), rivals.tolist(), strict=True):
+            if margin < -LOOKALIKE_MARGIN:
+                out[i] = dataclasses.replace(out[i], reason="lookalike", rival=int(rival))
         return out
 
     def _judge(self, sims: np.ndarray, named: list[set[int]], au: int) -> list[GateDecision]:

@@ -79,9 +79,10 @@ FACS intensity level and describes the other end of the scale ("At level A (trac
 far as possible"; see levels.contradicts_level).
 `cut_off`: breaks off unfinished, on a word no sentence ends on ("... the inner brows are pulled up by the"), or is
 the text an answer cut at --max-tokens ended in (`descriptions.walk_pair`, from the server's finish_reason)."""
-GATE_REASONS = ("far_from_au", "other_au")
+GATE_REASONS = ("far_from_au", "other_au", "lookalike")
 """Why the semantic gate (augtext.quality.SemanticGate) drops a description that passed `validate_description`:
-too far from its own AU's FACS reference, or nearer to other AUs than to its own."""
+too far from its own AU's FACS reference, nearer to other AUs than to its own, or read as another AU by the
+discriminator trained on labelled descriptions (augtext.discriminator)."""
 
 DUPLICATE = "duplicate"
 REJECTION_REASONS = (*PARSE_REASONS, *TEXT_REASONS, *GATE_REASONS, DUPLICATE)

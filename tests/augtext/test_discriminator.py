@@ -1,0 +1,176 @@
+"""The semantic gate's last check: a discriminator trained on labelled descriptions (augtext.discriminator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from augtext.discriminator import (
+    LOOKALIKE_MARGIN,
+    Discriminator,
+    discriminator_path,
+    shipped_discriminator,
+    training_key,
+)
+from augtext.errors import UserError
+from augtext.facs import FACS
+from augtext.quality import SemanticGate, default_embedder, strip_labels
+from augtext.validate import GATE_REASONS, REJECTION_REASONS, validate_description
+from tests.hiva_core.benchscript import bench_script
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return default_embedder()
+
+
+def toy(classes=(1, 2, 4, 7, 44), own=0) -> Discriminator:
+    """A discriminator over 2-d vectors: class j's logit is 3 * x[0] * (j + 1) + bias, bias favouring class `own`."""
+    k = len(classes)
+    weights = np.zeros((k, 2), dtype=np.float32)
+    weights[:, 0] = 3.0 * np.arange(1, k + 1)
+    bias = np.zeros(k, dtype=np.float32)
+    bias[own] = 1.0
+    return Discriminator(MODEL, "k", np.asarray(classes), weights, bias)
+
+
+def test_the_shipped_discriminator_was_trained_on_todays_labelled_sets():
+    """Its key is that of the reference set and every answer set bench_answers measures: a set added, or a text
+    changed, without training again (`python bench/train_discriminator.py`) fails here."""
+    bench = bench_script("train_discriminator")
+    rows = bench.reference_rows() + [r for name in bench.SETS for r in bench.answer_rows(bench.DATA / f"{name}.json")]
+    judge = shipped_discriminator(MODEL)
+    assert judge is not None and discriminator_path(MODEL).exists()
+    assert judge.key == training_key(MODEL, bench.training_pairs(rows))
+    assert sorted(int(c) for c in judge.classes) == sorted(FACS)  # every FACS AU has texts to learn from
+    assert judge.weights.shape == (len(FACS), 384)
+
+
+def test_training_key_is_order_free_and_changes_with_any_row():
+    rows = [(1, "The inner brows rise."), (2, "The outer brows rise.")]
+    assert training_key(MODEL, rows) == training_key(MODEL, rows[::-1])
+    assert training_key(MODEL, rows) != training_key(
+        MODEL, [(1, "The inner brows rise."), (4, "The outer brows rise.")]
+    )
+    assert training_key(MODEL, rows) != training_key("another/model", rows)
+
+
+def test_margins_leave_out_the_aus_the_text_names_and_the_same_action():
+    judge = toy()
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    logp = judge.log_proba(x)
+    assert np.allclose(np.exp(logp).sum(axis=1), 1.0)
+    # text 0: class 44 (the largest weight) wins; text 1: all logits 0 but the own class's bias
+    margin, rival = judge.margins(x, 1, [set(), set()])
+    assert rival.tolist() == [44, 2] and margin[0] == pytest.approx(logp[0, 0] - logp[0, 4])
+    assert margin[1] == pytest.approx(1.0)  # own bias 1, the rivals 0
+    # 44 named by the text: the next one, 7, is the rival; 7 is scored as 44's action: neither rivals AU7 or AU44
+    margin, rival = judge.margins(x[:1], 1, [{44}])
+    assert rival.tolist() == [7]
+    assert judge.margins(x[:1], 7, [set()])[1].tolist() == [4]
+    assert judge.margins(x[:1], 44, [set()])[1].tolist() == [4]
+    # an AU it has no class for, or no rival left: never dropped
+    assert judge.margins(x, 12, [set(), set()])[0].tolist() == [np.inf, np.inf]
+    assert judge.margins(x[:1], 1, [{2, 4, 7, 44}])[0].tolist() == [np.inf]
+
+
+def test_a_discriminator_saves_loads_and_names_a_damaged_file(tmp_path):
+    judge = toy()
+    path = tmp_path / "d.npz"
+    judge.save(path)
+    back = Discriminator.load(path)
+    assert back.model == MODEL and back.key == "k" and back.classes.tolist() == [1, 2, 4, 7, 44]
+    assert np.allclose(back.log_proba(np.eye(2)), judge.log_proba(np.eye(2)), atol=1e-6)
+    path.write_bytes(b"not an npz")
+    with pytest.raises(UserError, match="d.npz"):
+        Discriminator.load(path)
+    np.savez(path, model=np.asarray(MODEL), key=np.asarray("k"), classes=np.arange(3), weights=np.zeros((2, 4)))
+    with pytest.raises(UserError, match="d.npz"):
+        Discriminator.load(path)  # no bias
+    np.savez(
+        path,
+        model=np.asarray(MODEL),
+        key=np.asarray("k"),
+        classes=np.arange(3),
+        weights=np.zeros((2, 4)),
+        bias=np.zeros(3),
+    )
+    with pytest.raises(UserError, match="damaged"):
+        Discriminator.load(path)  # 2 rows of weights for 3 classes
+
+
+def test_another_embedding_model_has_no_discriminator():
+    assert shipped_discriminator("BAAI/bge-small-en-v1.5") is None
+
+    class Other:
+        name = "BAAI/bge-small-en-v1.5"
+
+    assert SemanticGate(Other()).discriminator is None
+    assert SemanticGate(Other(), discriminator=False).discriminator is None
+    judge = toy()
+    assert SemanticGate(Other(), discriminator=judge).discriminator is judge
+
+
+def test_lookalike_is_a_gate_reason_and_a_rejection_reason():
+    assert "lookalike" in GATE_REASONS and "lookalike" in REJECTION_REASONS
+
+
+LOOKALIKES = [
+    # written blind (bench/data/once, never trained on), each a look-alike sent under the wrong code, each passing the
+    # rules and the similarity ranking of the gate
+    (25, 22, "Lips part corresponds to mouthFunnel in the rig, the lips turned out and pushed forward in a funnel."),
+    (26, 5, "A surprised baby's jaw drop appears as the upper lids lifting to expose white above the irises."),
+    (
+        4,
+        1,
+        "Ask the patient to frown, testing AU4: the inner brow corners lift upward and the centre of the forehead "
+        "creases horizontally.",
+    ),
+    (
+        4,
+        5,
+        "A person using the brow lowerer opens the upper eyelids wider, so you can see white above the colored part of "
+        "the eye.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("au", "rival", "text"), LOOKALIKES)
+def test_the_gate_drops_a_lookalike_the_similarity_ranking_keeps(embedder, au, rival, text):
+    assert validate_description(text, FACS[au]) is None
+    assert SemanticGate(embedder, discriminator=False).check([text], au)[0].reason is None
+    decision = SemanticGate(embedder).check([text], au)[0]
+    assert (decision.reason, decision.rival) == ("lookalike", rival)
+
+
+def test_the_gate_keeps_correct_texts_and_does_not_count_the_companions_they_name(embedder):
+    """Correct texts of the AUs above are kept; so are texts that describe a companion they name beside their own AU,
+    which the discriminator alone reads as that companion: what a text names does not count against it."""
+    gate = SemanticGate(embedder)
+    correct = {
+        12: [
+            "In a baby's social smile, the zygomaticus major pulls the lip corners up and back toward the cheekbones."
+        ],
+        4: [
+            "Ask the patient to frown: the brows are pulled down and together, and vertical furrows form between them."
+        ],
+        26: ["In a surprised baby the jaw drops, the lower jaw hanging loose so the mouth falls open."],
+    }
+    for au, texts in correct.items():
+        assert [validate_description(t, FACS[au]) for t in texts] == [None] * len(texts)
+        assert [d.reason for d in gate.check(texts, au)] == [None] * len(texts), au
+    companions = [
+        (
+            1,
+            5,
+            "Together with AU5, the inner brows are pulled up while the upper lids are raised so white shows above the "
+            "iris.",
+        ),
+        (25, 22, "Together with AU22, the lips part as they are turned out and pushed forward into a funnel."),
+    ]
+    for au, named, text in companions:
+        margin, rival = gate.discriminator.margins(embedder([strip_labels(text)]), au, [set()])
+        assert (rival[0], margin[0] < -LOOKALIKE_MARGIN) == (named, True)  # counted, the companion would win
+        assert validate_description(text, FACS[au]) is None and gate.check([text], au)[0].reason is None
