@@ -141,7 +141,10 @@ the same with the gate judging whole texts only (`judge_clauses=False`, where th
 style for the correct descriptions. `--package DIR` measures another checkout's augtext (an older commit: `git
 worktree add /tmp/before <rev>`), with these same sets.
 
-    python bench/bench_answers.py [--package DIR] [--out bench/results/answers.json]
+    python bench/bench_answers.py [--package DIR] [--out bench/results/answers.json] [--data bench/data/once]
+
+`--data DIR` measures every `*_answers.json` of another folder instead of SETS (bench/data/once: sets kept out of the
+development sets, to be measured once).
 """
 
 from __future__ import annotations
@@ -211,7 +214,17 @@ def kept(gate, items: list[tuple[int, str]]) -> np.ndarray:
     return out
 
 
-def measure(package: Path) -> dict:
+def answer_sets(data: Path) -> tuple[str, ...]:
+    """The sets measured from `data`: SETS from bench/data, every `*_answers.json` of any other folder."""
+    if data.resolve() == DATA.resolve():
+        return SETS
+    names = tuple(p.stem for p in sorted(data.glob("*_answers.json")))
+    if not names:
+        raise SystemExit(f"{data}: no *_answers.json to measure")
+    return names
+
+
+def measure(package: Path, data: Path = DATA) -> dict:
     sys.path.insert(0, str(package))
     from augtext.facs import FACS
     from augtext.quality import SemanticGate, default_embedder
@@ -222,12 +235,13 @@ def measure(package: Path) -> dict:
     gates = {"gate": SemanticGate(embedder)}
     if "judge_clauses" in inspect.signature(SemanticGate).parameters:
         gates["gate_whole"] = SemanticGate(embedder, judge_clauses=False)
+    sets = answer_sets(data)
     groups = {"reference_set": {"correct": [(au, t, style) for (au, style), ts in reference_set().items() for t in ts]}}
-    for name in SETS:
-        data = json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
+    for name in sets:
+        answers = json.loads((data / f"{name}.json").read_text(encoding="utf-8"))
         groups[name] = {
-            "correct": [(int(x["au"]), x["text"], x["style"]) for x in data["correct"]],
-            **{kind: [(int(x["au"]), x["text"], None) for x in data.get(kind, [])] for kind in WRONG},
+            "correct": [(int(x["au"]), x["text"], x["style"]) for x in answers["correct"]],
+            **{kind: [(int(x["au"]), x["text"], None) for x in answers.get(kind, [])] for kind in WRONG},
         }
     rev = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     result: dict = {"package": str(package), "commit": rev.stdout.strip() or None, "sets": {}}
@@ -247,7 +261,7 @@ def measure(package: Path) -> dict:
                     entry["kept_per_au"] = {f"AU{a}": float((rules & ok)[aus == a].mean()) for a in sorted(set(aus))}
                     entry["kept_per_style"] = {s: float((rules & ok)[styles == s].mean()) for s in sorted(set(styles))}
             result["sets"][f"{name}:{kind}"] = entry
-    result["cut_short"] = cut_short([(a, t) for name in SETS for a, t, _ in groups[name]["correct"]], FACS)
+    result["cut_short"] = cut_short([(a, t) for name in sets for a, t, _ in groups[name]["correct"]], FACS)
     return result
 
 
@@ -303,9 +317,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--package", type=Path, default=REPO, help="a checkout whose augtext is measured (default: this)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "answers.json")
+    ap.add_argument(
+        "--data", type=Path, default=DATA, help="measure every *_answers.json of this folder instead (bench/data/once)"
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = measure(args.package.resolve())
+    result = measure(args.package.resolve(), args.data)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     text = report(result)

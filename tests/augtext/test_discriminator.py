@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from augtext.cli import main
 from augtext.discriminator import (
     LOOKALIKE_MARGIN,
     Discriminator,
@@ -17,6 +21,7 @@ from augtext.facs import FACS
 from augtext.quality import SemanticGate, default_embedder, strip_labels
 from augtext.validate import GATE_REASONS, REJECTION_REASONS, validate_description
 from tests.hiva_core.benchscript import bench_script
+from tests.llm_server import generate_args
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -174,3 +179,20 @@ def test_the_gate_keeps_correct_texts_and_does_not_count_the_companions_they_nam
         margin, rival = gate.discriminator.margins(embedder([strip_labels(text)]), au, [set()])
         assert (rival[0], margin[0] < -LOOKALIKE_MARGIN) == (named, True)  # counted, the companion would win
         assert validate_description(text, FACS[au]) is None and gate.check([text], au)[0].reason is None
+
+
+def test_generate_records_a_lookalike_with_its_reason_and_keeps_the_rest(llm_server, tmp_path):
+    """Through `augtext generate` against a real loopback server: the look-alike is in rejected.parquet as `lookalike`,
+    counted in rejections.json, and the correct text beside it is kept."""
+    funnel = LOOKALIKES[0][2]
+    correct = "The lips come apart a little at rest, the jaw staying where it is, so a small gap shows between them."
+    llm_server.answer = lambda code, k: json.dumps([funnel, correct])
+    cache = tmp_path / "c"
+    args = generate_args(llm_server, str(cache), "25", "--styles", "appearance", "--n", "2", "--max-rounds", "1")
+    assert main(args) == 1  # one of two kept: the pair ends short
+    assert pq.read_table(cache / "descriptions.parquet").column("text").to_pylist() == [correct]
+    rejected = pq.read_table(cache / "rejected.parquet").to_pylist()
+    assert [(r["reason"], r["text"]) for r in rejected] == [("lookalike", funnel)]
+    assert rejected[0]["similarity"] is not None
+    counts = json.loads((cache / "rejections.json").read_text())["rejected_total"]
+    assert counts == {"lookalike": 1}
