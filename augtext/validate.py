@@ -179,9 +179,13 @@ _META_RE = re.compile(
 # Code, JSON and markup: braces, square brackets, angle-bracket tags, backticks, pipes, backslashes, snake_case or
 # dotted identifiers, assignments, URLs and call syntax. A description of a face has none of these.
 _MARKUP_RE = re.compile(
-    r"[{}\[\]<>`|\\]|[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z]\.[a-z]{2,}\(|\s=\s?|://|\b[a-z]+\(\)"
+    r"[{}\[\]<>`|\\]|[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z]\.[a-z]{2,}\(|://|\b[a-z]+\(\)"
+    r"|\s=(?!\s?[A-Za-z][\w'-]*\s+[A-Za-z])\s?"  # an assignment; not "AU9 = nose wrinkle", an equation in words
     r"|[\"\u201d]\s*:\s*[\"\u201c]"  # a JSON key-value pair: "name": "..."
 )
+# A face tracker's or rig's name for an AU in snake_case, given with the AU's code ("brow_down (AU 4) lowers the
+# brows", "eye_wide (AU5)"): a name, as camelCase controls are (movement._DEFINED_TERM_RE), not code.
+_TRACKED_NAME_RE = re.compile(r"\b[a-z]+(?:_[a-z]+)+(?=\s*\(\s*AU\s?-?\d)", re.IGNORECASE)
 _NAME_STOPWORDS = frozenset({"toward", "each", "other", "part"})
 # Function words: an English description has more English ones than French/Spanish/German/Italian/Portuguese
 # ones (which are kept to words that are rare in English, and never single letters).
@@ -548,9 +552,10 @@ def _dict_text(item: dict, any_field: bool = False) -> list[str]:
 
 
 def clean_text(text: str) -> str:
-    """One line, single spaces, no list marker ("1.", "-", "*"), no bold heading ("**Appearance:**"), no label
-    ("AU12:", "Description 1:"), no JSON field name ("\"text\": \"...\""), no markdown emphasis ("**", "*") and no
-    wrapping quotes or trailing comma; HTML entities decoded, control and invisible format characters removed."""
+    """One line, single spaces, a table's row as its cells (`_cells`), no list marker ("1.", "-", "*"), no bold heading
+    ("**Appearance:**"), no label ("AU12:", "Description 1:"), no JSON field name ("\"text\": \"...\""), no markdown
+    emphasis ("**", "*") and no wrapping quotes or trailing comma; HTML entities decoded, control and invisible format
+    characters removed."""
     text = _ENTITY_RE.sub(lambda m: html.unescape(m.group()), str(text))  # "&amp;", "&#39;": escaped, not text
     text = unicodedata.normalize("NFKC", text).replace("\u200b", " ")  # a zero-width space still parts two words
     text = "".join(c for c in text if c.isspace() or unicodedata.category(c) not in _INVISIBLE)
@@ -558,7 +563,7 @@ def clean_text(text: str) -> str:
     previous = None
     while text != previous:
         previous = text
-        text = _HEADING_RE.sub("", _MARKER_RE.sub("", text))
+        text = _HEADING_RE.sub("", _MARKER_RE.sub("", _cells(text)))
         text = _EMPHASIS_RE.sub(r"\2", _LABEL_RE.sub("", text)).strip().rstrip(",").strip()
         text = _WORD_COUNT_RE.sub("", text)
         text = _TAG_RE.sub(_tag, _PLAIN_LABEL_RE.sub("", text)).strip()
@@ -569,6 +574,16 @@ def clean_text(text: str) -> str:
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and not _has_quote(text[1:-1], text[0]):
             text = text[1:-1].strip()
     return text
+
+
+def _cells(text: str) -> str:
+    """A markdown table's row or a record whose fields are parted by pipes ("| AU 2 | Outer Brow Raiser | lateral brow
+    pulled upward |", "AU: 5 | name: Upper Lid Raiser | look: eye widened"), read as its cells joined by "; "; a rule
+    row ("|---|:---:|") leaves nothing. A text with fewer than two pipes is left as it is (one pipe is `markup`)."""
+    if text.count("|") < 2 or "||" in text:
+        return text
+    cells = [c.strip() for c in text.strip().strip("|").split("|")]
+    return "; ".join(c for c in cells if c.strip("-:= "))
 
 
 # A plain label before the text ("Visible change: The lip corners ..."): one to three words, the first capitalised,
@@ -816,7 +831,7 @@ def validate_description(text: str, au: ActionUnit) -> str | None:
         return "refusal"
     visible = [c for c in text if not c.isspace()]
     letters = [c for c in visible if c.isalpha()]
-    if _MARKUP_RE.search(text):
+    if _MARKUP_RE.search(_TRACKED_NAME_RE.sub("name", text)):
         return "markup"
     if not visible or len(letters) < 0.6 * len(visible) or _META_RE.search(text):
         return "garbage"

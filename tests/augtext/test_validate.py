@@ -600,10 +600,63 @@ def test_a_set_of_dicts_never_crashes_the_parser():
         "The lips <b>press</b> together and the skin around the mouth bunches.",
         "The lips press together, see https://example.org for pictures of the mouth.",
         "lip_press = True when the lips are pressed together at the mouth.",
+        "mouth_state = pressed lips, the skin around the mouth bunching.",  # snake_case without the AU's code
+        'press = "the lips are pressed together and bunch the skin around them"',
+        "The lips press together | the skin around the mouth bunches.",  # one pipe is no record
+        "pressed = lips == together so the skin around the mouth bunches",
     ],
 )
 def test_code_json_and_markup_are_rejected(text):
     assert validate_description(text, FACS[24]) == "markup"
+
+
+@pytest.mark.parametrize(
+    ("au", "text", "cleaned"),
+    [
+        (
+            2,
+            "| AU 2 | Outer Brow Raiser | frontalis, pars lateralis | lateral brow and forehead skin pulled upward |",
+            "AU 2; Outer Brow Raiser; frontalis, pars lateralis; lateral brow and forehead skin pulled upward",
+        ),
+        (
+            5,
+            "AU: 5 | name: Upper Lid Raiser | look: upper lid retracted, white of the eye exposed above the iris",
+            "AU: 5; name: Upper Lid Raiser; look: upper lid retracted, white of the eye exposed above the iris",
+        ),
+        (
+            28,
+            "| AU28 vs AU24 | AU28: lips sucked into the mouth, unseen | AU24: lips pressed together, still seen |",
+            "AU28 vs AU24; AU28: lips sucked into the mouth, unseen; AU24: lips pressed together, still seen",
+        ),
+    ],
+)
+def test_a_table_row_or_a_record_of_fields_is_read_as_its_cells(au, text, cleaned):
+    """A small model's table row or `key: value | key: value` record (a blind set's terse voice): its cells joined by
+    "; ", judged as words (these were `markup`, for the pipes); a table's rule row leaves nothing."""
+    assert clean_text(text) == cleaned
+    assert validate_description(text, FACS[au]) is None
+    assert clean_text("|---|:---:|---|") == "" and validate_description("| --- | --- |", FACS[au]) == "garbage"
+
+
+@pytest.mark.parametrize(
+    ("au", "text"),
+    [
+        (
+            9,
+            "AU9 = nose wrinkle. Skin on the bridge and sides of the nose bunches into creases, the nostrils hike up.",
+        ),
+        (
+            18,
+            "au18 lip pucker = lips pushed forward and drawn together into a kissy shape, little wrinkles around them",
+        ),
+        (4, "brow_down (AU 4) lowers and gathers the brows, leaving vertical lines at the glabella."),
+        (5, "eye_wide (AU5) raises the upper eyelid itself, so extra white shows above the iris."),
+    ],
+)
+def test_an_equation_in_words_and_a_trackers_name_beside_its_code_are_no_code(au, text):
+    """ "X = words" reads "X is words", not an assignment (a value of two words or more); a face tracker's snake_case
+    name given with the AU's code is a name (as a rig's camelCase control is), not an identifier of code."""
+    assert validate_description(text, FACS[au]) is None
 
 
 @pytest.mark.parametrize(
