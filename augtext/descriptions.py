@@ -69,7 +69,7 @@ REJECTED_SCHEMA = pa.schema(
         ("request_key", pa.string()),
         ("reason", pa.string()),  # validate.REJECTION_REASONS
         ("text", pa.string()),  # the description, or the whole answer (up to ANSWER_CHARS) when none was read in it
-        ("similarity", pa.float32()),  # to its own AU, for the gate's reasons (far_from_au, other_au); else null
+        ("similarity", pa.float32()),  # to its own AU, for the gate's reasons (GATE_REASONS); else null
     ]
 )
 ANSWER_CHARS = 2000
@@ -106,7 +106,7 @@ def walk_pair(
 
     The same answers always give the same kept texts, so planning and the final table agree. `lenient` is passed
     to `parse_response`; None means lenient for answers of the hf backend (small local models) only. `gate` drops
-    texts that passed the rule checks but are not about `au` (far_from_au, other_au). LLM texts that copy one of the
+    texts that passed the rule checks but are not about `au` (GATE_REASONS). LLM texts that copy one of the
     project's reference descriptions of the pair (e.g. a few-shot example) or the answer the prompt shows as its
     format example (`prompt_answers`: an LLM that echoes its prompt) count as duplicates. An answer logged as cut at
     its token limit (`"cut": true`) keeps the complete strings of the JSON it breaks off, and the text it breaks off in
