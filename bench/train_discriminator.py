@@ -60,6 +60,11 @@ def reference_rows() -> list[dict]:
     ]
 
 
+def labelled_rows() -> list[dict]:
+    """What the shipped discriminator learns from: the reference set and every set of SETS (bench/data/once not)."""
+    return reference_rows() + [r for name in SETS for r in answer_rows(DATA / f"{name}.json")]
+
+
 def training_pairs(rows: list[dict]) -> list[tuple[int, str]]:
     return [(r["true_au"], r["text"]) for r in rows if r["true_au"] is not None]
 
@@ -76,7 +81,7 @@ def write(embedder) -> None:
     from augtext.discriminator import discriminator_path
     from augtext.quality import strip_labels
 
-    rows = reference_rows() + [r for name in SETS for r in answer_rows(DATA / f"{name}.json")]
+    rows = labelled_rows()
     model = fit(embedder, rows, embedder([strip_labels(r["text"]) for r in rows]))
     path = discriminator_path(embedder.name)
     model.save(path)
