@@ -70,9 +70,12 @@ REJECTED_SCHEMA = pa.schema(
         ("reason", pa.string()),  # validate.REJECTION_REASONS
         ("text", pa.string()),  # the description, or the whole answer (up to ANSWER_CHARS) when none was read in it
         ("similarity", pa.float32()),  # to its own AU, for the gate's reasons (GATE_REASONS); else null
+        ("rival", pa.int16()),  # for `lookalike`: the AU the gate's discriminator read the text as; else null
     ]
 )
 ANSWER_CHARS = 2000
+ADDED_COLUMNS = frozenset({"rival"})
+"""Columns added to the tables above after caches were written: a cache's table without them is read with them null."""
 
 Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of one pair from one model in the cache
 
@@ -83,7 +86,8 @@ Source = tuple[int, str, str, str]  # (au, style, backend, model): the rows of o
 @dataclass
 class PairResult:
     kept: list[tuple[dict[str, Any], int, str]] = field(default_factory=list)  # (entry, position, text)
-    rejected: list[tuple[str, str, str, float | None]] = field(default_factory=list)  # (key, reason, text, similarity)
+    # (key, reason, text, similarity, rival): the columns of rejected.parquet
+    rejected: list[tuple[str, str, str, float | None, int | None]] = field(default_factory=list)
     answered: int = 0
     surplus: int = 0  # valid texts beyond the cap
     keys: frozenset[str] = frozenset()  # the answers it was computed from
@@ -92,7 +96,7 @@ class PairResult:
     @property
     def rejections(self) -> Counter:
         """How many of the rejected texts each reason dropped (in the order the reasons first occur)."""
-        return Counter(reason for _, reason, _, _ in self.rejected)
+        return Counter(row[1] for row in self.rejected)
 
 
 def walk_pair(
@@ -115,8 +119,10 @@ def walk_pair(
     result = PairResult(keys=frozenset(e["key"] for e in entries), cap=cap)
     unit = FACS[au]
 
-    def reject(entry: dict[str, Any], reason: str, text: str, similarity: float | None = None) -> None:
-        result.rejected.append((entry["key"], reason, text, similarity))
+    def reject(
+        entry: dict[str, Any], reason: str, text: str, similarity: float | None = None, rival: int | None = None
+    ) -> None:
+        result.rejected.append((entry["key"], reason, text, similarity, rival))
 
     candidates: list[tuple[dict[str, Any], int, str]] = []
     for entry in sorted(entries, key=lambda e: (e["sample_idx"], e["key"])):
@@ -141,7 +147,7 @@ def walk_pair(
     seen: dict[str, NearDuplicateFilter] = {}
     for i, (entry, pos, text) in enumerate(candidates):
         if decisions and decisions[i].reason is not None:
-            reject(entry, decisions[i].reason, text, decisions[i].similarity)
+            reject(entry, decisions[i].reason, text, decisions[i].similarity, decisions[i].rival)
             continue
         style = str(entry["style"])
         if style not in seen:
@@ -194,14 +200,22 @@ def _previous(cache: Path) -> tuple[dict[Source, dict[str, Any]], pa.Table | Non
 
 
 def _read_table(path: Path, schema: pa.Schema) -> pa.Table | None:
-    """The table at `path` if it reads with exactly `schema`, else None."""
+    """The table at `path` if it reads with exactly `schema`, or with `schema` less some of ADDED_COLUMNS (a cache
+    written before them: those columns come back null), else None."""
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException):
         return None
-    return table if table.schema.equals(schema) else None
+    missing = [f for f in schema if f.name not in table.schema.names]
+    if not table.schema.equals(pa.schema([f for f in schema if f not in missing])):
+        return None
+    if any(f.name not in ADDED_COLUMNS for f in missing):
+        return None
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names)
 
 
 def _of_source(table: pa.Table, source: Source) -> pa.Table:
@@ -216,7 +230,7 @@ def _of_source(table: pa.Table, source: Source) -> pa.Table:
 
 
 def _rejected_table(source: Source, res: PairResult) -> pa.Table:
-    columns = list(zip(*res.rejected, strict=True)) or [[], [], [], []]
+    columns = list(zip(*res.rejected, strict=True)) or [[]] * 5
     n = len(res.rejected)
     values = {
         "au": [source[0]] * n,
@@ -227,6 +241,7 @@ def _rejected_table(source: Source, res: PairResult) -> pa.Table:
         "reason": columns[1],
         "text": columns[2],
         "similarity": columns[3],
+        "rival": columns[4],
     }
     return pa.table({f.name: pa.array(values[f.name], type=f.type) for f in REJECTED_SCHEMA}, schema=REJECTED_SCHEMA)
 

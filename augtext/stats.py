@@ -97,8 +97,9 @@ def read_rejections(cache: Path) -> dict[str, Any] | None:
 def rejected_samples(cache: Path, per_reason: int) -> list[dict[str, Any]]:
     """Up to `per_reason` rows of the cache's rejected.parquet for each reason, the most frequent reason first and
     each reason's rows taken evenly through the file: `au`, `style`, `reason`, `similarity` (the gate's; None for
-    other reasons) and `text`. [] when the cache has no such file (one from before it); UserError when it is
-    corrupt."""
+    other reasons), `rival` (for `lookalike`, the AU the discriminator read it as; None for other reasons and in a
+    file from before the column) and `text`. [] when the cache has no such file (one from before it); UserError when
+    it is corrupt."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -108,17 +109,29 @@ def rejected_samples(cache: Path, per_reason: int) -> list[dict[str, Any]]:
     path = cache / REJECTED_NAME
     if per_reason < 1 or not path.is_file():
         return []
+    columns = ["au", "style", "reason", "similarity", "text"]
     try:
-        df = pq.read_table(path, columns=["au", "style", "reason", "similarity", "text"]).to_pandas()
+        names = pq.read_schema(path).names
+        df = pq.read_table(path, columns=columns + ["rival"] * ("rival" in names)).to_pandas()
     except (OSError, pa.ArrowException) as exc:
         raise UserError(f"{path} is corrupt ({exc}); rerun `augtext generate --cache {cache}` to rewrite it") from None
+    if "rival" not in df:
+        df["rival"] = None
     out = []
     for reason in df["reason"].value_counts(sort=True).index:
         group = df[df["reason"] == reason]
         for row in group.iloc[:: max(1, len(group) // per_reason)][:per_reason].itertuples():
             similarity = None if pd.isna(row.similarity) else float(row.similarity)
+            rival = None if pd.isna(row.rival) else int(row.rival)
             out.append(
-                {"au": int(row.au), "style": row.style, "reason": reason, "similarity": similarity, "text": row.text}
+                {
+                    "au": int(row.au),
+                    "style": row.style,
+                    "reason": reason,
+                    "similarity": similarity,
+                    "rival": rival,
+                    "text": row.text,
+                }
             )
     return out
 

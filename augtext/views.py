@@ -98,7 +98,8 @@ def run_stats(cache: Path, samples: int = 2) -> list[AUStats]:
         for d in dropped:
             sim = "" if d["similarity"] is None else f"{d['similarity']:.2f}"
             text = d["text"] if len(d["text"]) <= SHOWN_CHARS else d["text"][: SHOWN_CHARS - 1] + "…"
-            drp.add_row(au_label(d["au"]), d["reason"], sim, text)
+            reason = d["reason"] if d["rival"] is None else f"{d['reason']} (read as {au_label(d['rival'])})"
+            drp.add_row(au_label(d["au"]), reason, sim, text)
         console.print(drp)
 
     if samples > 0:

@@ -192,7 +192,33 @@ def test_generate_records_a_lookalike_with_its_reason_and_keeps_the_rest(llm_ser
     assert main(args) == 1  # one of two kept: the pair ends short
     assert pq.read_table(cache / "descriptions.parquet").column("text").to_pylist() == [correct]
     rejected = pq.read_table(cache / "rejected.parquet").to_pylist()
-    assert [(r["reason"], r["text"]) for r in rejected] == [("lookalike", funnel)]
+    assert [(r["reason"], r["rival"], r["text"]) for r in rejected] == [("lookalike", 22, funnel)]
     assert rejected[0]["similarity"] is not None
     counts = json.loads((cache / "rejections.json").read_text())["rejected_total"]
     assert counts == {"lookalike": 1}
+
+
+def test_stats_says_which_au_a_lookalike_was_read_as_and_reads_a_cache_from_before_the_column(
+    llm_server, tmp_path, capsys
+):
+    """rejected.parquet's `rival` is shown by `augtext stats`; a cache whose rejected.parquet predates the column
+    keeps its rows (rival null) when a later run rewrites the file for other pairs, and stats still reads it."""
+    funnel = LOOKALIKES[0][2]
+    correct = "The lips come apart a little at rest, the jaw staying where it is, so a small gap shows between them."
+    llm_server.answer = lambda code, k: json.dumps([funnel, correct])
+    cache = tmp_path / "c"
+    main(generate_args(llm_server, str(cache), "25", "--styles", "appearance", "--n", "2", "--max-rounds", "1"))
+    assert main(["stats", "--cache", str(cache), "--samples", "1"]) == 0
+    assert "lookalike (read as AU22)" in " ".join(capsys.readouterr().out.split())
+
+    path = cache / "rejected.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["rival"]), path)  # as an older augtext wrote it
+    assert main(["stats", "--cache", str(cache), "--samples", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "lookalike" in out and "read as" not in out
+    llm_server.answer = lambda code, k: json.dumps([correct])
+    main(generate_args(llm_server, str(cache), "26", "--styles", "appearance", "--n", "1", "--max-rounds", "1"))
+    rows = pq.read_table(path).to_pylist()
+    assert [(r["au"], r["reason"], r["rival"], r["text"]) for r in rows if r["au"] == 25] == [
+        (25, "lookalike", None, funnel)
+    ]

@@ -297,7 +297,7 @@ def test_the_gates_rejections_carry_its_similarity():
     }
     res = walk_pair([entry], 12, cap=5, lenient=False, gate=Gate())
     assert [t for _, _, t in res.kept] == [GOOD[0], GOOD[2]]
-    assert res.rejected == [("k1", "other_au", GOOD[1], 0.55)]
+    assert res.rejected == [("k1", "other_au", GOOD[1], 0.55, None)]
 
 
 def test_a_wrong_muscle_is_dropped_with_its_reason_and_nothing_else_is_lost(llm_server, tmp_path, capsys):
