@@ -4,14 +4,22 @@ The semantic gate ranks AUs by the cosine of a text to each AU's prototypes. A d
 the wrong code ("the outer ends of the brows lift into an arch" as AU1) sits near both AUs, and often passes with its
 own AU second. The discriminator is a multinomial logistic regression on the same sentence embeddings (the text with
 its AU labels stripped), trained on labelled descriptions: the project's reference set and the labelled answer sets of
-bench/data (each correct text under its AU, each look-alike under the AU it really describes). It learns the
-directions of the embedding that tell look-alikes apart rather than what is near on the whole.
+bench/data (each correct text under its AU, each look-alike under the AU it really describes, and each text that
+describes no facial movement at all under a class of its own, NOT_A_DESCRIPTION). It learns the directions of the
+embedding that tell look-alikes apart rather than what is near on the whole.
 
-A text is dropped when the discriminator finds another AU at least e**LOOKALIKE_MARGIN times as likely as its own
-(natural log odds), not counting the AUs the gate does not count against it (the ones it names, their look-alikes and
-the AUs whose movement it does not state: `quality._not_counted`) nor AUs FACS scores as the same action. The weights
-ship as package data for the embedding model they were trained on (`augtext/reference/discriminator-<model>.npz`);
-with any other model the check is off. `bench/train_discriminator.py` trains them again and measures them with each
+It overrules the similarity ranking both ways:
+- a text the ranking keeps is dropped (`lookalike`) when the discriminator finds another AU at least
+  e**LOOKALIKE_MARGIN times as likely as its own (natural log odds);
+- a text the ranking drops as `other_au`, or as `far_from_au` at a similarity of RESCUE_MIN_SIMILARITY or more, is
+  kept when it finds its own AU at least e**RESCUE_MARGIN times as likely as every other AU and as
+  NOT_A_DESCRIPTION: a correct description in a frame the prototypes do not hold ("At 02:05:18 the witness tightens
+  only the right mouth corner into a one-sided dimple", AU14) or in a voice they do not ("The lip corners are
+  pressed into the cheeks, giving a smug, tight-lipped look", AU14, nearer the smile).
+Neither counts the AUs the gate does not count against a text (the ones it names, their look-alikes and the AUs whose
+movement it does not state: `quality._not_counted`) nor AUs FACS scores as the same action. The weights ship as
+package data for the embedding model they were trained on (`augtext/reference/discriminator-<model>.npz`); with any
+other model the check is off. `bench/train_discriminator.py` trains them again and measures them with each
 answer set left out of its own training (README "Prior quality").
 """
 
@@ -30,8 +38,16 @@ from augtext.facs import scored_as
 from augtext.reference import REFERENCE_DIR
 
 LOOKALIKE_MARGIN = 2.0
-"""Natural log odds by which another AU must beat the own AU for the text to be dropped (e**2: 7.4 times as likely).
-Chosen on the answer sets each left out of training (bench/results/discriminator.json)."""
+"""Natural log odds by which another AU must beat the own AU for a kept text to be dropped (e**2: 7.4 times as likely).
+Chosen on the answer sets each left out of training (bench/results/discriminator.json), as are the two below."""
+RESCUE_MARGIN = 2.0
+"""Natural log odds by which the own AU must beat every other AU and NOT_A_DESCRIPTION for a text the ranking drops
+(`other_au`, or `far_from_au` at RESCUE_MIN_SIMILARITY or more) to be kept."""
+RESCUE_MIN_SIMILARITY = 0.40
+"""The lowest similarity to its own AU at which a `far_from_au` text may be kept by the discriminator (the gate's
+floor is 0.60; no correct text of the answer sets is below 0.40)."""
+NOT_A_DESCRIPTION = 0
+"""The discriminator's class of texts that describe no facial movement (the answer sets' `off_domain` texts)."""
 REGULARIZATION = 10.0
 """The inverse L2 strength of the logistic regression (scikit-learn's C)."""
 DISCRIMINATOR_KEYS = ("model", "key", "classes", "weights", "bias")
@@ -66,10 +82,12 @@ class Discriminator:
         logits -= logits.max(axis=1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
-    def margins(self, vectors: np.ndarray, au: int, not_counted: Sequence[set[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """Per text: (log p(au) minus the best rival's log p, that rival's code). Rivals: every class but `au`, the
-        AUs of `not_counted` (per text) and the AUs FACS scores as `au`'s action. +inf and 0 where `au` is no class or
-        no rival is left."""
+    def margins(
+        self, vectors: np.ndarray, au: int, not_counted: Sequence[set[int]], description: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: (log p(au) minus the best rival's log p, that rival's code). Rivals: every AU class but `au`,
+        the AUs of `not_counted` (per text) and the AUs FACS scores as `au`'s action; with `description`,
+        NOT_A_DESCRIPTION too. +inf and 0 where `au` is no class or no rival is left."""
         codes = [int(c) for c in self.classes]
         n = len(vectors)
         margin, rival = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
@@ -78,8 +96,14 @@ class Discriminator:
         logp = self.log_proba(vectors)
         own = logp[:, codes.index(au)]
         action = scored_as(au)
+
+        def rival_class(code: int, skip: set[int]) -> bool:
+            if code == NOT_A_DESCRIPTION:
+                return description
+            return code != au and code not in skip and scored_as(code) != action
+
         for i, skip in enumerate(not_counted):
-            cols = [j for j, c in enumerate(codes) if c != au and c not in skip and scored_as(c) != action]
+            cols = [j for j, c in enumerate(codes) if rival_class(c, skip)]
             if cols:
                 best = cols[int(np.argmax(logp[i, cols]))]
                 margin[i], rival[i] = own[i] - logp[i, best], codes[best]

@@ -14,8 +14,9 @@ embeddings (unit vectors, so a dot product is a cosine):
 
 `SemanticGate` keeps a description only if it is close enough to its own AU's reference text and its own AU ranks
 among the top k of all FACS AUs (not counting the AUs the text itself names: a context or contrast text is about them
-too), judged whole or, failing that, clause by clause; last, a kept text that a discriminator trained on labelled
-descriptions reads as another AU is dropped (`lookalike`: augtext.discriminator). Its defaults were set by measuring the
+too), judged whole or, failing that, clause by clause; last, a discriminator trained on labelled descriptions
+overrules it where it is sure: a kept text it reads as another AU is dropped (`lookalike`), a dropped text it reads as
+its own AU is kept (augtext.discriminator). Its defaults were set by measuring the
 project's reference description set and real SmolLM2 answers (bench/bench_gate.py; README "Prior quality").
 """
 
@@ -33,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from augtext.discriminator import LOOKALIKE_MARGIN, Discriminator, shipped_discriminator
+from augtext.discriminator import (
+    LOOKALIKE_MARGIN,
+    RESCUE_MARGIN,
+    RESCUE_MIN_SIMILARITY,
+    Discriminator,
+    shipped_discriminator,
+)
 from augtext.facs import FACS, ActionUnit, scored_as
 from augtext.levels import LEVEL_LEAD_RE
 from augtext.movement import contrasted_aus, has_movement_words, own_clauses, states_own_movement
@@ -146,6 +153,13 @@ class GateDecision:
     rank: int  # 1 = the own AU is the nearest
     clause: str | None = None  # the clause that was judged, where the whole text failed and one of its clauses passed
     rival: int | None = None  # `lookalike`: the AU the discriminator reads the text as
+    overruled: str | None = None  # kept: the reason the similarity ranking gave, which the discriminator overruled
+
+
+def _rescuable(decision: GateDecision) -> bool:
+    """Dropped by the similarity ranking, and near enough its AU for the discriminator to keep it."""
+    far = decision.reason == "far_from_au" and decision.similarity >= RESCUE_MIN_SIMILARITY
+    return far or decision.reason == "other_au"
 
 
 _CLAUSE_SPLIT_RE = re.compile(r",?\s+(?:while|whereas)\s+|;\s*|:\s+|,\s+(?:and|but)\s+", re.IGNORECASE)
@@ -221,9 +235,10 @@ class SemanticGate:
     movement it does not state (`_not_counted`), and AUs FACS 2002 scores as one action (`scored_as`) counting once
     (else `other_au`: a description of a different action, e.g. pressed lips labelled as a jaw drop). A text that fails
     whole is kept if one of its clauses passes, or what is left of it without its clauses about the AUs it names
-    (`_parts`). Last, a kept text is dropped as `lookalike` where `discriminator` (by default the package's for the
-    embedding model, none for another model; False: off) reads it, whole, as another AU by LOOKALIKE_MARGIN, not
-    counting the same AUs as above.
+    (`_parts`). Last, `discriminator` (by default the package's for the embedding model, none for another model;
+    False: off) reads each text whole, not counting the same AUs as above: a kept text it reads as another AU by
+    LOOKALIKE_MARGIN is dropped as `lookalike`; an `other_au` text, or a `far_from_au` one at RESCUE_MIN_SIMILARITY
+    or more, that it reads as its own AU by RESCUE_MARGIN over every other AU and over NOT_A_DESCRIPTION is kept.
     """
 
     def __init__(
@@ -373,16 +388,25 @@ class SemanticGate:
     def _discriminate(
         self, out: list[GateDecision], vectors: np.ndarray, named: list[set[int]], au: int
     ) -> list[GateDecision]:
-        """Kept texts that the discriminator reads as another AU by LOOKALIKE_MARGIN or more become `lookalike`; the
-        AUs not counted against a text here are those the similarity ranking does not count (`_not_counted`)."""
+        """Kept texts that the discriminator reads as another AU by LOOKALIKE_MARGIN or more become `lookalike`;
+        `other_au` texts, and `far_from_au` ones at RESCUE_MIN_SIMILARITY or more, that it reads as their own AU by
+        RESCUE_MARGIN over every rival and over NOT_A_DESCRIPTION are kept (`GateDecision.overruled`). The AUs not
+        counted against a text here are those the similarity ranking does not count (`_not_counted`)."""
         judge = self.discriminator
-        keep = [i for i, d in enumerate(out) if d.reason is None]
-        if judge is None or not keep:
+        if judge is None:
             return out
-        margins, rivals = judge.margins(vectors[keep], au, [named[i] for i in keep])
-        for i, margin, rival in zip(keep, margins.tolist(), rivals.tolist(), strict=True):
-            if margin < -LOOKALIKE_MARGIN:
-                out[i] = dataclasses.replace(out[i], reason="lookalike", rival=int(rival))
+        keep = [i for i, d in enumerate(out) if d.reason is None]
+        if keep:
+            margins, rivals = judge.margins(vectors[keep], au, [named[i] for i in keep])
+            for i, margin, rival in zip(keep, margins.tolist(), rivals.tolist(), strict=True):
+                if margin < -LOOKALIKE_MARGIN:
+                    out[i] = dataclasses.replace(out[i], reason="lookalike", rival=int(rival))
+        again = [i for i, d in enumerate(out) if _rescuable(d)]
+        if again:
+            margins, _ = judge.margins(vectors[again], au, [named[i] for i in again], description=True)
+            for i, margin in zip(again, margins.tolist(), strict=True):
+                if RESCUE_MARGIN <= margin < np.inf:
+                    out[i] = dataclasses.replace(out[i], reason=None, overruled=out[i].reason)
         return out
 
     def _judge(self, sims: np.ndarray, named: list[set[int]], au: int) -> list[GateDecision]:

@@ -2,15 +2,17 @@
 
 Training rows: the project's reference set (each text under its AU) and the labelled answer sets of bench_answers'
 SETS (each correct text under its AU, each `wrong_au` text that records the AU it really describes, `true_au`, under
-that AU), every text with its AU labels stripped as the gate strips them, embedded with the gate's model.
+that AU, each `off_domain` text under NOT_A_DESCRIPTION; `wrong_fact` texts are judged, never trained on), every text
+with its AU labels stripped as the gate strips them, embedded with the gate's model.
 
     python bench/train_discriminator.py             # writes augtext/reference/discriminator-<model>.npz
     python bench/train_discriminator.py --evaluate  # bench/results/discriminator.{json,md}
 
 `--evaluate` trains once per answer set without it (the reference set and the other sets), and scores that set's
-correct and `wrong_au` texts with it: of those the rules and the rest of the gate keep, how many the discriminator
-drops at several margins. bench/data/once (sets measured once, never trained on) is scored by the discriminator
-trained on every set. The figures are those of a discriminator that never saw the voice it judges.
+texts with it: of those the rules and the rest of the gate keep, how many the discriminator drops at several margins,
+and of those the similarity ranking drops, how many it keeps. bench/data/once (sets measured once, never trained
+on) is scored by the discriminator trained on every set. The figures are those of a discriminator that never saw
+the voice it judges.
 """
 
 from __future__ import annotations
@@ -30,16 +32,24 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_answers import DATA, SETS  # noqa: E402
 
 MARGINS = (1.0, 1.5, 2.0, 3.0)
+KINDS = ("correct", "wrong_au", "wrong_fact", "off_domain")
 ONCE = DATA / "once"
 
 
 def answer_rows(path: Path) -> list[dict]:
-    """A set's correct and wrong_au texts: set, kind, au (as sent), true_au (None where not recorded), text."""
+    """A set's texts: set, kind, au (as sent), true_au (the class it is trained under: None where not recorded and
+    for wrong_fact texts; NOT_A_DESCRIPTION for off_domain texts), text."""
+    from augtext.discriminator import NOT_A_DESCRIPTION
+
     data = json.loads(path.read_text(encoding="utf-8"))
     name = path.name.removesuffix("_answers.json")
     rows = [
         dict(set=name, kind="correct", au=int(x["au"]), true_au=int(x["au"]), text=x["text"]) for x in data["correct"]
     ]
+    for kind, true_au in (("wrong_fact", None), ("off_domain", NOT_A_DESCRIPTION)):
+        rows += [
+            dict(set=name, kind=kind, au=int(x["au"]), true_au=true_au, text=x["text"]) for x in data.get(kind, [])
+        ]
     for x in data.get("wrong_au", []):
         true = x.get("true_au")
         rows.append(
@@ -89,8 +99,9 @@ def write(embedder) -> None:
 
 
 def evaluate(embedder, out: Path) -> None:
+    from augtext.discriminator import LOOKALIKE_MARGIN, RESCUE_MARGIN, RESCUE_MIN_SIMILARITY
     from augtext.facs import FACS
-    from augtext.quality import SemanticGate, _not_counted, strip_labels
+    from augtext.quality import SemanticGate, _not_counted, _rescuable, strip_labels
     from augtext.validate import validate_description
 
     ref = reference_rows()
@@ -108,7 +119,10 @@ def evaluate(embedder, out: Path) -> None:
                 for r, d in zip(mine, gate.check([r["text"] for r in mine], au), strict=True):
                     rule = validate_description(r["text"], FACS[au])
                     r.update(
-                        group=group, kept=rule is None and d.reason is None, not_counted=_not_counted(r["text"], au)
+                        group=group,
+                        kept=rule is None and d.reason is None,
+                        rescuable=rule is None and _rescuable(d),
+                        not_counted=_not_counted(r["text"], au),
                     )
             judged += rows
         print(f"{group}: judged by the rules and the gate", flush=True)
@@ -116,9 +130,11 @@ def evaluate(embedder, out: Path) -> None:
     def margins(model, rows: list[dict]) -> None:
         for au in sorted({r["au"] for r in rows}):
             mine = [r for r in rows if r["au"] == au]
-            m, rival = model.margins(np.stack([vec[id(r)] for r in mine]), au, [r["not_counted"] for r in mine])
-            for r, x, y in zip(mine, m.tolist(), rival.tolist(), strict=True):
-                r.update(margin=x, rival=int(y))
+            x, skip = np.stack([vec[id(r)] for r in mine]), [r["not_counted"] for r in mine]
+            m, rival = model.margins(x, au, skip)
+            own, _ = model.margins(x, au, skip, description=True)
+            for r, a, b, c in zip(mine, m.tolist(), rival.tolist(), own.tolist(), strict=True):
+                r.update(margin=a, rival=int(b), rescued=r["rescuable"] and RESCUE_MARGIN <= c < np.inf)
 
     everything = ref + [r for rows in sets.values() for r in rows]
     for name, rows in sets.items():
@@ -131,30 +147,30 @@ def evaluate(embedder, out: Path) -> None:
 
     def tally(rows: list[dict]) -> dict:
         out: dict = {}
-        for kind in ("correct", "wrong_au"):
+        for kind in KINDS:
             mine = [r for r in rows if r["kind"] == kind]
             kept = [r for r in mine if r["kept"]]
-            out[kind] = {"n": len(mine), "kept_before": len(kept)}
+            out[kind] = {"n": len(mine), "kept_before": len(kept), "rescued": sum(r["rescued"] for r in mine)}
             for t in MARGINS:
                 out[kind][f"kept_at_{t}"] = sum(r["margin"] >= -t for r in kept)
+            out[kind]["kept_after"] = out[kind][f"kept_at_{LOOKALIKE_MARGIN}"] + out[kind]["rescued"]
         return out
 
     result = {
-        "margin": None,
+        "margin": LOOKALIKE_MARGIN,
+        "rescue": {"margin": RESCUE_MARGIN, "min_similarity": RESCUE_MIN_SIMILARITY},
         "sets": {name: tally(rows) for name, rows in {**sets, **once}.items()},
         "pooled": {
             "left out (35 sets)": tally([r for r in judged if r["group"] == "left out"]),
             "once (bench/data/once)": tally([r for r in judged if r["group"] == "once"]),
         },
+        "dropped": [
+            {k: r[k] for k in ("set", "kind", "au", "true_au", "rival", "margin", "text")}
+            for r in judged
+            if r["kept"] and r["margin"] < -LOOKALIKE_MARGIN
+        ],
+        "rescued": [{k: r[k] for k in ("set", "kind", "au", "true_au", "text")} for r in judged if r["rescued"]],
     }
-    from augtext.discriminator import LOOKALIKE_MARGIN
-
-    result["margin"] = LOOKALIKE_MARGIN
-    result["dropped"] = [
-        {k: r[k] for k in ("set", "kind", "au", "true_au", "rival", "margin", "text")}
-        for r in judged
-        if r["kept"] and r["margin"] < -LOOKALIKE_MARGIN
-    ]
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     out.with_suffix(".md").write_text(report(result) + "\n", encoding="utf-8")
     print(report(result))
@@ -162,18 +178,23 @@ def evaluate(embedder, out: Path) -> None:
 
 def report(result: dict) -> str:
     head = " | ".join(f"margin {t}" for t in MARGINS)
+    rescue = result["rescue"]
     lines = [
-        "Of the texts the rules and the rest of the gate keep: kept without the discriminator, then with it at each "
-        "margin",
+        "Of the texts the rules and the similarity ranking keep: kept without the discriminator, then with it at each "
+        f"margin; of those the ranking drops (`other_au`, `far_from_au` at similarity >= {rescue['min_similarity']}): "
+        f"kept by it (own AU ahead by {rescue['margin']}); kept in all at the default margin {result['margin']}",
         "",
-        f"| texts | kind | n | kept before | {head} |",
-        "|---|---|---:|---:|" + "---:|" * len(MARGINS),
+        f"| texts | kind | n | kept before | {head} | kept by it | kept after |",
+        "|---|---|---:|---:|" + "---:|" * (len(MARGINS) + 2),
     ]
     for name, entry in result["pooled"].items():
         for kind, e in entry.items():
             n = max(e["n"], 1)
             cells = " | ".join(f"{e[f'kept_at_{t}']} ({e[f'kept_at_{t}'] / n:.1%})" for t in MARGINS)
-            lines.append(f"| {name} | {kind} | {e['n']} | {e['kept_before']} ({e['kept_before'] / n:.1%}) | {cells} |")
+            lines.append(
+                f"| {name} | {kind} | {e['n']} | {e['kept_before']} ({e['kept_before'] / n:.1%}) | {cells} "
+                f"| {e['rescued']} | {e['kept_after']} ({e['kept_after'] / n:.1%}) |"
+            )
     return "\n".join(lines)
 
 

@@ -11,6 +11,9 @@ import pytest
 from augtext.cli import main
 from augtext.discriminator import (
     LOOKALIKE_MARGIN,
+    NOT_A_DESCRIPTION,
+    RESCUE_MARGIN,
+    RESCUE_MIN_SIMILARITY,
     Discriminator,
     discriminator_path,
     shipped_discriminator,
@@ -18,7 +21,7 @@ from augtext.discriminator import (
 )
 from augtext.errors import UserError
 from augtext.facs import FACS
-from augtext.quality import SemanticGate, default_embedder, strip_labels
+from augtext.quality import SemanticGate, _not_counted, default_embedder, strip_labels
 from augtext.validate import GATE_REASONS, REJECTION_REASONS, validate_description
 from tests.hiva_core.benchscript import bench_script
 from tests.llm_server import generate_args
@@ -49,8 +52,9 @@ def test_the_shipped_discriminator_was_trained_on_todays_labelled_sets():
     judge = shipped_discriminator(MODEL)
     assert judge is not None and discriminator_path(MODEL).exists()
     assert judge.key == training_key(MODEL, bench.training_pairs(rows))
-    assert sorted(int(c) for c in judge.classes) == sorted(FACS)  # every FACS AU has texts to learn from
-    assert judge.weights.shape == (len(FACS), 384)
+    # every FACS AU has texts to learn from, and so has the class of texts that describe no movement
+    assert sorted(int(c) for c in judge.classes) == sorted([NOT_A_DESCRIPTION, *FACS])
+    assert judge.weights.shape == (len(FACS) + 1, 384)
 
 
 def test_training_key_is_order_free_and_changes_with_any_row():
@@ -79,6 +83,19 @@ def test_margins_leave_out_the_aus_the_text_names_and_the_same_action():
     # an AU it has no class for, or no rival left: never dropped
     assert judge.margins(x, 12, [set(), set()])[0].tolist() == [np.inf, np.inf]
     assert judge.margins(x[:1], 1, [{2, 4, 7, 44}])[0].tolist() == [np.inf]
+
+
+def test_not_a_description_is_a_rival_only_where_asked():
+    """A lookalike is another AU, never "no description"; a text the ranking dropped is kept only if its own AU also
+    beats NOT_A_DESCRIPTION."""
+    judge = toy(classes=(1, 2, NOT_A_DESCRIPTION))  # logits 3, 6, 9 for x = (1, 0), +1 for AU1
+    x = np.array([[1.0, 0.0]])
+    margin, rival = judge.margins(x, 1, [set()])
+    assert (rival.tolist(), margin[0]) == ([2], pytest.approx(4.0 - 6.0))
+    margin, rival = judge.margins(x, 1, [set()], description=True)
+    assert (rival.tolist(), margin[0]) == ([NOT_A_DESCRIPTION], pytest.approx(4.0 - 9.0))
+    assert judge.margins(x, 1, [{2}])[0].tolist() == [np.inf]  # no AU rival left
+    assert judge.margins(x, 1, [{2}], description=True)[1].tolist() == [NOT_A_DESCRIPTION]
 
 
 def test_a_discriminator_saves_loads_and_names_a_damaged_file(tmp_path):
@@ -222,3 +239,65 @@ def test_stats_says_which_au_a_lookalike_was_read_as_and_reads_a_cache_from_befo
     assert [(r["au"], r["reason"], r["rival"], r["text"]) for r in rows if r["au"] == 25] == [
         (25, "lookalike", None, funnel)
     ]
+
+
+# Written blind (bench/data/once: measured once, never trained on): correct texts in a frame or voice the prototypes do
+# not hold (a chess player, a wedding photographer, a usability session, a film's audio description), which the
+# similarity ranking finds a little far from their AU.
+FRAMED = [
+    (
+        4,
+        "He leans over the chessboard, brows pulled low and drawn together, two vertical furrows cutting the skin "
+        "between them.",
+    ),
+    (
+        15,
+        "During the father-daughter speech your inner brows lifted and your lip corners sank down, a tender, sad face "
+        "that tells the whole story.",
+    ),
+    (
+        17,
+        "Reading the refund policy, P6 showed AU17 with AU15: chin raised and wrinkled, lower lip pushed up, lip "
+        "corners down, a doubtful, skeptical mouth.",
+    ),
+    (
+        45,
+        "She hears the lie and blinks rapidly, once, twice, her eyes flicking closed and open as she forces a smile.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("au", "text"), FRAMED)
+def test_the_discriminator_keeps_a_framed_text_the_ranking_finds_a_little_far(embedder, au, text):
+    assert validate_description(text, FACS[au]) is None
+    before = SemanticGate(embedder, discriminator=False).check([text], au)[0]
+    assert before.reason == "far_from_au" and RESCUE_MIN_SIMILARITY <= before.similarity
+    after = SemanticGate(embedder).check([text], au)[0]
+    assert (after.reason, after.overruled, after.similarity) == (None, "far_from_au", before.similarity)
+
+
+def test_the_discriminator_keeps_a_text_the_ranking_reads_as_a_look_alike(embedder):
+    """`other_au` overruled: an AU14 text nearer the smile by its words ("lip corners", "smug"); from an answer set
+    the shipped discriminator was trained on (none of the once sets has such a text)."""
+    text = "The lip corners are pressed into the cheeks, giving a smug, tight-lipped look when the muscle contracts."
+    assert SemanticGate(embedder, discriminator=False).check([text], 14)[0].reason == "other_au"
+    assert SemanticGate(embedder).check([text], 14)[0].overruled == "other_au"
+
+
+@pytest.mark.parametrize(
+    ("au", "text"),
+    [
+        (14, "A dimple on a golf ball is a small round dent, and a ball has around three hundred of them."),
+        (24, "key: AU24; value: 'Press Play Lips', a lip plumping gloss; volume: 6 ml; flavour: mint"),
+    ],
+)
+def test_a_text_about_no_movement_stays_dropped_though_no_other_au_beats_its_own(embedder, au, text):
+    """Off-domain texts written blind (bench/data/once): among the AUs, the discriminator reads their own AU; the
+    class of texts that describe no movement is what keeps them out."""
+    gate = SemanticGate(embedder)
+    decision = gate.check([text], au)[0]
+    assert decision.reason == "far_from_au" and decision.similarity >= RESCUE_MIN_SIMILARITY
+    vector, skip = embedder([strip_labels(text)]), [_not_counted(text, au)]
+    assert gate.discriminator.margins(vector, au, skip)[0][0] >= RESCUE_MARGIN
+    margin, rival = gate.discriminator.margins(vector, au, skip, description=True)
+    assert (rival[0], margin[0] < RESCUE_MARGIN) == (NOT_A_DESCRIPTION, True)
