@@ -53,6 +53,12 @@ REGULARIZATION = 10.0
 DISCRIMINATOR_KEYS = ("model", "key", "classes", "weights", "bias")
 
 
+def keeps(margin: float) -> bool:
+    """Whether a text the similarity ranking dropped is kept: its own AU ahead of every rival and NOT_A_DESCRIPTION by
+    RESCUE_MARGIN (`Discriminator.margins(..., description=True)`; +inf, no class or no rival: not kept)."""
+    return RESCUE_MARGIN <= margin < float("inf")
+
+
 def training_key(model: str, rows: Iterable[tuple[int, str]]) -> str:
     """sha256 of the embedding model's name and the training rows (AU, text), order-free: a set added to the training
     data, or a text changed, changes it."""

@@ -36,9 +36,9 @@ import numpy as np
 
 from augtext.discriminator import (
     LOOKALIKE_MARGIN,
-    RESCUE_MARGIN,
     RESCUE_MIN_SIMILARITY,
     Discriminator,
+    keeps,
     shipped_discriminator,
 )
 from augtext.facs import FACS, ActionUnit, scored_as
@@ -272,7 +272,8 @@ class SemanticGate:
 
     @property
     def discriminator(self) -> Discriminator | None:
-        """The last check (`lookalike`): the given one, the package's for this embedding model, or None (off)."""
+        """The last check (`lookalike`, and keeping what the ranking dropped): the given one, the package's for this
+        embedding model, or None (off)."""
         if self._discriminator is True:
             self._discriminator = shipped_discriminator(self.embedder.name) or False
         return self._discriminator or None
@@ -405,7 +406,7 @@ class SemanticGate:
         if again:
             margins, _ = judge.margins(vectors[again], au, [named[i] for i in again], description=True)
             for i, margin in zip(again, margins.tolist(), strict=True):
-                if RESCUE_MARGIN <= margin < np.inf:
+                if keeps(margin):
                     out[i] = dataclasses.replace(out[i], reason=None, overruled=out[i].reason)
         return out
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_answers import DATA, SETS  # noqa: E402
+from bench_answers import DATA, SETS, answer_sets  # noqa: E402
 
 MARGINS = (1.0, 1.5, 2.0, 3.0)
 KINDS = ("correct", "wrong_au", "wrong_fact", "off_domain")
@@ -99,14 +99,14 @@ def write(embedder) -> None:
 
 
 def evaluate(embedder, out: Path) -> None:
-    from augtext.discriminator import LOOKALIKE_MARGIN, RESCUE_MARGIN, RESCUE_MIN_SIMILARITY
+    from augtext.discriminator import LOOKALIKE_MARGIN, RESCUE_MARGIN, RESCUE_MIN_SIMILARITY, keeps
     from augtext.facs import FACS
     from augtext.quality import SemanticGate, _not_counted, _rescuable, strip_labels
     from augtext.validate import validate_description
 
     ref = reference_rows()
     sets = {name.removesuffix("_answers"): answer_rows(DATA / f"{name}.json") for name in SETS}
-    once = {p.name.removesuffix("_answers.json"): answer_rows(p) for p in sorted(ONCE.glob("*_answers.json"))}
+    once = {name.removesuffix("_answers"): answer_rows(ONCE / f"{name}.json") for name in answer_sets(ONCE)}
     gate = SemanticGate(embedder, discriminator=False)
     vec = {id(r): v for r, v in zip(ref, embedder([strip_labels(r["text"]) for r in ref]), strict=True)}
     judged: list[dict] = []
@@ -134,7 +134,7 @@ def evaluate(embedder, out: Path) -> None:
             m, rival = model.margins(x, au, skip)
             own, _ = model.margins(x, au, skip, description=True)
             for r, a, b, c in zip(mine, m.tolist(), rival.tolist(), own.tolist(), strict=True):
-                r.update(margin=a, rival=int(b), rescued=r["rescuable"] and RESCUE_MARGIN <= c < np.inf)
+                r.update(margin=a, rival=int(b), rescued=r["rescuable"] and keeps(c))
 
     everything = ref + [r for rows in sets.values() for r in rows]
     for name, rows in sets.items():
@@ -189,11 +189,14 @@ def report(result: dict) -> str:
     ]
     for name, entry in result["pooled"].items():
         for kind, e in entry.items():
-            n = max(e["n"], 1)
-            cells = " | ".join(f"{e[f'kept_at_{t}']} ({e[f'kept_at_{t}'] / n:.1%})" for t in MARGINS)
+
+            def share(count: int, n: int = max(e["n"], 1)) -> str:
+                return f"{count} ({count / n:.1%})"
+
+            cells = " | ".join(share(e[f"kept_at_{t}"]) for t in MARGINS)
             lines.append(
-                f"| {name} | {kind} | {e['n']} | {e['kept_before']} ({e['kept_before'] / n:.1%}) | {cells} "
-                f"| {e['rescued']} | {e['kept_after']} ({e['kept_after'] / n:.1%}) |"
+                f"| {name} | {kind} | {e['n']} | {share(e['kept_before'])} | {cells} | {e['rescued']} "
+                f"| {share(e['kept_after'])} |"
             )
     return "\n".join(lines)
 
